@@ -1,0 +1,57 @@
+/*
+ * main.c — pg_dbmigrator's entry point: parses the command word and hands
+ * off to the command. Owns process exit codes; nothing else calls exit().
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pgoutput.h"
+
+/* Exit codes (DESIGN.md). */
+enum
+{
+	EXIT_OK = 0,
+	EXIT_ERROR = 1,
+	EXIT_USAGE = 2,
+	EXIT_ABORTED = 3
+};
+
+/* Print the top-level usage to f. */
+static void
+usage(FILE *f)
+{
+	fprintf(f, "pg_dbmigrator moves a live PostgreSQL database to another server.\n"
+	           "\n"
+	           "Usage:\n"
+	           "  pg_dbmigrator --help       show this help\n"
+	           "  pg_dbmigrator --version    show the version\n"
+	           "\n"
+	           "The migration commands arrive with later releases of this tree.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2)
+	{
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+	{
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+	{
+		printf("pg_dbmigrator %s (pgoutput protocol %d-%d)\n", PACKAGE_VERSION,
+		       PGO_PROTO_VERSION_MIN, PGO_PROTO_VERSION_MAX);
+		return EXIT_OK;
+	}
+	fprintf(stderr,
+	        "pg_dbmigrator: unknown command or option \"%s\"\nTry \"pg_dbmigrator --help\".\n",
+	        argv[1]);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,13 @@
+#!/bin/sh
+# run-test.sh — LOG_COMPILER for make check: runs one test program, keeps its
+# whole output for the .log file, and copies Check's summary lines
+# ("100%: Checks: 12, Failures: 0, Errors: 0") to fd 9, the terminal.
+out=$(mktemp "${TMPDIR:-/tmp}/pgdbm-test.XXXXXX") || exit 99
+"$@" >"$out" 2>&1
+rc=$?
+cat "$out"
+if { true >&9; } 2>/dev/null; then
+	grep -E '^[0-9]+%: Checks:' "$out" | sed "s|^|  $(basename "$1"): |" >&9
+fi
+rm -f "$out"
+exit $rc
