@@ -136,8 +136,8 @@ pgo__get_tuple(pgo__cursor *c, const pgo_config *cfg, int natts, pgo_value *stor
 				break;
 			case PGO_COL_TEXT:
 			case PGO_COL_BINARY:
-				if (!pgo__get_len32(c, &v->len, "column value length") ||
-				    !pgo__get_bytes(c, v->len, &data, "column value"))
+				if (!pgo__get_len32(c, &v->len, "value length") ||
+				    !pgo__get_bytes(c, v->len, &data, "value"))
 				{
 					/* say which column: the getters named only the field */
 					char field[sizeof(c->err->detail)];
