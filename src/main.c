@@ -7,16 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd.h"
 #include "pgoutput.h"
-
-/* Exit codes (DESIGN.md). */
-enum
-{
-	EXIT_OK = 0,
-	EXIT_ERROR = 1,
-	EXIT_USAGE = 2,
-	EXIT_ABORTED = 3
-};
 
 /* Print the top-level usage to f. */
 static void
@@ -25,10 +17,13 @@ usage(FILE *f)
 	fprintf(f, "pg_dbmigrator moves a live PostgreSQL database to another server.\n"
 	           "\n"
 	           "Usage:\n"
+	           "  pg_dbmigrator decode --source CONNSTR --slot-name NAME --publication NAME [...]\n"
+	           "                             print the decoded changes of a replication slot\n"
 	           "  pg_dbmigrator --help       show this help\n"
 	           "  pg_dbmigrator --version    show the version\n"
 	           "\n"
-	           "The migration commands arrive with later releases of this tree.\n");
+	           "\"pg_dbmigrator COMMAND --help\" describes each command. The migration modes\n"
+	           "(--mode offline|online) arrive with later releases of this tree.\n");
 }
 
 int
@@ -39,6 +34,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (strcmp(argv[1], "decode") == 0)
+		return cmd_decode(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 	{
 		usage(stdout);

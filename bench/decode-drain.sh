@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# decode-drain.sh — how fast does `pg_dbmigrator decode` drain a slot's backlog,
+# next to PostgreSQL's own pg_recvlogical, in the same run on the same backlog?
+#
+# Starts a throwaway cluster, creates two pgoutput slots at the same point per
+# scenario, builds the backlog, then drains one slot with each tool up to the
+# same --endpos and writes to /dev/null. Scenarios:
+#   insert  ROWS rows inserted in one transaction         (default 1,000,000)
+#   update  UPDATES single-row updates by pgbench -c 4     (default 300,000)
+# Prints seconds, rows/s and the ratio (pg_recvlogical time / ours).
+#
+# Usage: bench/decode-drain.sh [--rows N] [--updates N] [--binary PATH]
+# Needs: initdb, pg_ctl, pg_recvlogical, pgbench, psql (scripts/setup installs them).
+set -euo pipefail
+
+ROWS=1000000
+UPDATES=300000
+here=$(cd "$(dirname "$0")" && pwd)
+BIN=${PGDBM_BIN:-$here/../build/pg_dbmigrator}
+while [ $# -gt 0 ]; do
+	case "$1" in
+		--rows) ROWS=$2; shift 2 ;;
+		--updates) UPDATES=$2; shift 2 ;;
+		--binary) BIN=$2; shift 2 ;;
+		-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+		*) echo "decode-drain.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+[ -x "$BIN" ] || { echo "decode-drain.sh: no pg_dbmigrator at $BIN (build first, or --binary PATH)" >&2; exit 2; }
+
+PGBIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+export PATH="$PGBIN:$PATH"
+RUNAS=()
+if [ "$(id -u)" = 0 ]; then RUNAS=(runuser -u postgres --); fi
+
+dir=$(mktemp -d /tmp/pgdbm-bench.XXXXXX)
+[ "$(id -u)" = 0 ] && chown postgres "$dir"
+cleanup() { "${RUNAS[@]}" pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
+trap cleanup EXIT INT TERM
+
+"${RUNAS[@]}" initdb -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
+port=$(( 20000 + RANDOM % 20000 ))
+cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+wal_level = logical
+max_replication_slots = 10
+max_wal_senders = 10
+fsync = off
+synchronous_commit = off
+shared_buffers = 256MB
+max_wal_size = 4GB
+CONF
+"${RUNAS[@]}" pg_ctl -D "$dir/data" -l "$dir/log" -w start >/dev/null
+CONN="host=127.0.0.1 port=$port user=postgres dbname=postgres"
+sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$CONN" -c "$1"; }
+
+sql "CREATE TABLE t (id bigint PRIMARY KEY, v int NOT NULL, pad text NOT NULL)"
+sql "CREATE PUBLICATION pub FOR ALL TABLES"
+
+# one scenario: make two slots, run the workload, drain each slot, print a row
+run() {
+	local name=$1 rows=$2 workload=$3
+	sql "SELECT pg_create_logical_replication_slot('${name}_recv', 'pgoutput')" >/dev/null
+	sql "SELECT pg_create_logical_replication_slot('${name}_ours', 'pgoutput')" >/dev/null
+	eval "$workload"
+	local endpos; endpos=$(sql "SELECT pg_current_wal_lsn()")
+	local t0 t1 t2
+	t0=$(date +%s.%N)
+	pg_recvlogical -d "$CONN" --slot "${name}_recv" --start --endpos "$endpos" -f /dev/null \
+		-o proto_version=1 -o publication_names=pub --no-loop
+	t1=$(date +%s.%N)
+	"$BIN" decode --source "$CONN" --slot-name "${name}_ours" --publication pub \
+		--endpos "$endpos" --output /dev/null --proto-version 1
+	t2=$(date +%s.%N)
+	awk -v n="$name" -v r="$rows" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
+		theirs = b - a; ours = c - b;
+		printf "| %-7s | %9d | %8.2f | %10.0f | %8.2f | %10.0f | %5.2fx |\n",
+		       n, r, theirs, r / theirs, ours, r / ours, theirs / ours }'
+}
+
+echo "| backlog | rows      | pg_recvlogical s | rows/s | pg_dbmigrator s | rows/s | ratio |"
+echo "|---------|-----------|----------|------------|----------|------------|-------|"
+run insert "$ROWS" 'sql "INSERT INTO t SELECT g, 0, md5(g::text) FROM generate_series(1, $ROWS) g"'
+per_client=$(( UPDATES / 4 ))
+cat >"$dir/update.sql" <<SQL
+\set id random(1, $ROWS)
+UPDATE t SET v = v + 1 WHERE id = :id;
+SQL
+run update "$(( per_client * 4 ))" 'pgbench -n -q -c 4 -j 2 -t $per_client -f "$dir/update.sql" "$CONN" >/dev/null'

@@ -1,0 +1,22 @@
+/*
+ * cmd.h — the commands of pg_dbmigrator and the process exit codes.
+ *
+ * Each command parses its own arguments (argv[0] is the command word) and
+ * returns an exit code; only main() calls exit.
+ */
+#ifndef CMD_H
+#define CMD_H
+
+/* Exit codes (DESIGN.md). */
+enum
+{
+	EXIT_OK = 0,
+	EXIT_ERROR = 1,
+	EXIT_USAGE = 2,
+	EXIT_ABORTED = 3 /* aborted, resumable */
+};
+
+/* pg_dbmigrator decode: print the decoded stream of a slot. */
+int cmd_decode(int argc, char **argv);
+
+#endif /* CMD_H */

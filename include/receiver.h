@@ -1,0 +1,59 @@
+/*
+ * receiver.h — the receiver thread: owns the replication connection once
+ * START_REPLICATION succeeded, copies each XLogData payload once into the
+ * ring, answers keepalives, and sends standby status updates.
+ *
+ * Owns: the thread. Borrows the replconn and the ring. Never: reports a
+ * flush position the consumer did not publish, or lets a full ring stop the
+ * status updates (a slow consumer must not make the walsender time out).
+ */
+#ifndef RECEIVER_H
+#define RECEIVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "pgoutput.h"
+#include "replconn.h"
+#include "ring.h"
+
+/* Record kinds the receiver puts into the ring (first payload byte is the pgoutput tag). */
+#define RECEIVER_REC_XLOGDATA 1  /* payload: a pgoutput message; tag: its WAL start */
+#define RECEIVER_REC_KEEPALIVE 2 /* payload: none; tag: the server's WAL end */
+
+typedef struct receiver
+{
+	replconn *rc;        /* borrowed: in COPY BOTH mode, used only by the thread */
+	ring *ring;          /* borrowed: the thread is its producer */
+	int status_interval_ms;
+	pthread_t thread;
+	bool started;
+
+	/* consumer → receiver */
+	_Atomic pgo_lsn flush_lsn; /* end LSN of the last transaction fully handled */
+	atomic_bool stop;          /* finish: final status update, CopyDone */
+
+	/* receiver → anyone (monitoring) */
+	_Atomic pgo_lsn received_lsn; /* WAL start of the last XLogData received */
+	_Atomic pgo_lsn server_wal_end;
+	_Atomic uint64_t bytes;      /* payload bytes received */
+	_Atomic uint64_t messages;   /* XLogData messages received */
+	_Atomic uint64_t status_sent;
+
+	/* set by the thread before it closes the ring; read after receiver_join */
+	bool failed;
+	char errmsg[1024];
+} receiver;
+
+/* Start the thread; rc must be streaming, ring initialised. */
+bool receiver_start(receiver *r, replconn *rc, ring *ring, int status_interval_ms, char *errbuf,
+                    size_t errlen);
+
+/* Publish the flush position (end LSN of a finished transaction). Never moves back. */
+void receiver_set_flush(receiver *r, pgo_lsn lsn);
+
+/* Ask the thread to send a final status update, end the stream and exit; then join it. */
+bool receiver_stop(receiver *r, char *errbuf, size_t errlen);
+
+#endif /* RECEIVER_H */

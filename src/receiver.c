@@ -1,0 +1,349 @@
+/*
+ * receiver.c — the receiver thread (see receiver.h).
+ *
+ * The loop reads like pg_recvlogical's: PQgetCopyData(conn, &buf, 1), and
+ * select() on the socket with a timeout taken from the next status update
+ * when nothing is buffered. CopyData headers go through pgo_copy_parse.
+ *
+ * Owns: the thread, the libpq buffer of the message in hand. Never: touches
+ * the decoded stream (the apply side does), reports a flush position the
+ * consumer did not publish, or blocks longer than a status interval.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+
+#include "receiver.h"
+
+/* While the ring is full, status updates go out at least this often. */
+#define RECEIVER_STALLED_STATUS_MS 1000
+/* The longest single wait, so a stop request is seen promptly. */
+#define RECEIVER_MAX_WAIT_MS 100
+/* How long the end of the stream may take after CopyDone. */
+#define RECEIVER_END_TIMEOUT_MS 10000
+
+/* Milliseconds of a monotonic clock. */
+static int64_t
+receiver_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Record the thread's failure (the first one wins): what, libpq's detail, positions. */
+static void
+receiver_fail(receiver *r, const char *what, const char *detail)
+{
+	char recv[PGO_LSN_STRLEN], flush[PGO_LSN_STRLEN];
+	size_t n = detail ? strlen(detail) : 0;
+
+	if (r->failed)
+		return;
+	while (n > 0 && (detail[n - 1] == '\n' || detail[n - 1] == ' '))
+		n--;
+	snprintf(r->errmsg, sizeof(r->errmsg), "%s%s%.*s (last received %s, last acknowledged %s)",
+	         what, n ? ": " : "", (int)n, n ? detail : "",
+	         pgo_lsn_format(atomic_load(&r->received_lsn), recv),
+	         pgo_lsn_format(atomic_load(&r->flush_lsn), flush));
+	r->failed = true;
+}
+
+/* Send a standby status update with the consumer's flush position. */
+static bool
+receiver_send_status(receiver *r, bool reply_requested)
+{
+	uint8_t msg[PGO_STATUS_UPDATE_SIZE];
+	pgo_lsn flush = atomic_load(&r->flush_lsn);
+	pgo_lsn received = atomic_load(&r->received_lsn);
+	PGconn *conn = r->rc->conn;
+
+	/* write: what is in the ring; flush and apply: only what the consumer finished */
+	pgo_copy_build_status(msg, received > flush ? received : flush, flush, flush, replconn_now(),
+	                      reply_requested);
+	if (PQputCopyData(conn, (const char *)msg, sizeof(msg)) <= 0 || PQflush(conn) != 0)
+	{
+		receiver_fail(r, "could not send a status update to the source", PQerrorMessage(conn));
+		return false;
+	}
+	atomic_fetch_add(&r->status_sent, 1);
+	return true;
+}
+
+/* Wait up to ms for the socket to be readable, then let libpq read it. */
+static bool
+receiver_wait_socket(receiver *r, int64_t ms)
+{
+	PGconn *conn = r->rc->conn;
+	int fd = PQsocket(conn);
+	fd_set rfds;
+	struct timeval tv;
+
+	if (fd < 0)
+	{
+		receiver_fail(r, "lost the replication connection", PQerrorMessage(conn));
+		return false;
+	}
+	FD_ZERO(&rfds);
+	FD_SET(fd, &rfds);
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
+	if (select(fd + 1, &rfds, NULL, NULL, &tv) < 0 && errno != EINTR)
+	{
+		receiver_fail(r, "select() on the replication connection failed", strerror(errno));
+		return false;
+	}
+	if (PQconsumeInput(conn) == 0)
+	{
+		receiver_fail(r, "lost the replication connection", PQerrorMessage(conn));
+		return false;
+	}
+	return true;
+}
+
+/* Report why the server ended the COPY (an error, or a clean end). */
+static void
+receiver_fail_copy_end(receiver *r)
+{
+	PGconn *conn = r->rc->conn;
+	PGresult *res = PQgetResult(conn);
+
+	if (res && PQresultStatus(res) == PGRES_FATAL_ERROR)
+		receiver_fail(r, "the source ended replication with an error",
+		              PQresultErrorMessage(res));
+	else
+		receiver_fail(r, "the source ended replication unexpectedly", NULL);
+	PQclear(res);
+}
+
+/* Milliseconds until the next status update is due (never negative). */
+static int64_t
+receiver_until_status(int64_t last, int64_t interval)
+{
+	int64_t left = last + interval - receiver_now_ms();
+
+	return left < 0 ? 0 : left;
+}
+
+/* Put one XLogData payload into the ring, waiting for space; false to end the loop. */
+static bool
+receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
+{
+	void *dst;
+
+	for (;;)
+	{
+		int64_t interval = r->status_interval_ms < RECEIVER_STALLED_STATUS_MS
+		                       ? r->status_interval_ms
+		                       : RECEIVER_STALLED_STATUS_MS;
+		int64_t wait = receiver_until_status(*last_status, interval);
+		ring_status st;
+
+		if (wait > RECEIVER_MAX_WAIT_MS)
+			wait = RECEIVER_MAX_WAIT_MS;
+		st = ring_reserve(r->ring, x->len, (int)wait, &dst);
+		if (st == RING_OK)
+			break;
+		if (st == RING_CLOSED)
+			return false; /* the consumer is gone */
+		if (st == RING_TOO_BIG)
+		{
+			char lsn[PGO_LSN_STRLEN], what[256];
+
+			snprintf(what, sizeof(what),
+			         "a %zu-byte message at %s does not fit in the ring; raise --ring-size",
+			         x->len, pgo_lsn_format(x->data_start, lsn));
+			receiver_fail(r, what, NULL);
+			return false;
+		}
+		/* RING_TIMEOUT: the consumer is slow; keep the walsender content */
+		if (atomic_load(&r->stop))
+			return false;
+		if (receiver_until_status(*last_status, interval) == 0)
+		{
+			if (!receiver_send_status(r, false))
+				return false;
+			*last_status = receiver_now_ms();
+		}
+	}
+	memcpy(dst, x->data, x->len);
+	ring_commit(r->ring, RECEIVER_REC_XLOGDATA, x->data_start);
+	atomic_store(&r->received_lsn, x->data_start);
+	atomic_fetch_add(&r->bytes, x->len);
+	atomic_fetch_add(&r->messages, 1);
+	return true;
+}
+
+/* End the stream politely: final status, CopyDone, drain what is in flight. */
+static void
+receiver_finish(receiver *r)
+{
+	PGconn *conn = r->rc->conn;
+	int64_t deadline = receiver_now_ms() + RECEIVER_END_TIMEOUT_MS;
+	PGresult *res;
+
+	if (!receiver_send_status(r, false))
+		return;
+	if (PQputCopyEnd(conn, NULL) <= 0 || PQflush(conn) != 0)
+	{
+		receiver_fail(r, "could not end the replication stream", PQerrorMessage(conn));
+		return;
+	}
+	/* discard what the server sent before it saw CopyDone: none of it is acknowledged */
+	for (;;)
+	{
+		char *buf = NULL;
+		int n = PQgetCopyData(conn, &buf, 1);
+
+		if (buf)
+			PQfreemem(buf);
+		if (n > 0)
+			continue;
+		if (n == -1)
+			break;
+		if (n == -2 || receiver_now_ms() > deadline || !receiver_wait_socket(r, RECEIVER_MAX_WAIT_MS))
+			return; /* the connection is closed by replconn_close anyway */
+	}
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+}
+
+/* The thread body. */
+static void *
+receiver_main(void *arg)
+{
+	receiver *r = arg;
+	PGconn *conn = r->rc->conn;
+	int64_t last_status = 0;
+
+	while (!atomic_load(&r->stop))
+	{
+		char *buf = NULL;
+		int n;
+		pgo_copymsg msg;
+		pgo_error perr;
+
+		if (receiver_until_status(last_status, r->status_interval_ms) == 0)
+		{
+			if (!receiver_send_status(r, false))
+				break;
+			last_status = receiver_now_ms();
+		}
+		n = PQgetCopyData(conn, &buf, 1);
+		if (n == 0)
+		{
+			int64_t wait = receiver_until_status(last_status, r->status_interval_ms);
+
+			if (!receiver_wait_socket(r, wait > RECEIVER_MAX_WAIT_MS ? RECEIVER_MAX_WAIT_MS : wait))
+				break;
+			continue;
+		}
+		if (n == -1)
+		{
+			receiver_fail_copy_end(r);
+			break;
+		}
+		if (n < 0)
+		{
+			receiver_fail(r, "lost the replication connection", PQerrorMessage(conn));
+			break;
+		}
+		if (pgo_copy_parse(buf, (size_t)n, &msg, &perr) != PGO_ERR_OK)
+		{
+			char line[256];
+
+			pgo_error_format(&perr, line, sizeof(line));
+			receiver_fail(r, "malformed replication message from the source", line);
+			PQfreemem(buf);
+			break;
+		}
+		if (msg.type == PGO_COPY_KEEPALIVE)
+		{
+			void *dst;
+
+			atomic_store(&r->server_wal_end, msg.u.keepalive.wal_end);
+			/* in order with the data, so the consumer knows when it is idle; skipped when full */
+			if (ring_try_reserve(r->ring, 0, &dst) == RING_OK)
+				ring_commit(r->ring, RECEIVER_REC_KEEPALIVE, msg.u.keepalive.wal_end);
+			PQfreemem(buf);
+			if (msg.u.keepalive.reply_requested)
+			{
+				if (!receiver_send_status(r, false))
+					break;
+				last_status = receiver_now_ms();
+			}
+			continue;
+		}
+		if (!receiver_push_xlogdata(r, &msg.u.xlog, &last_status))
+		{
+			PQfreemem(buf);
+			break;
+		}
+		PQfreemem(buf);
+	}
+	if (!r->failed)
+		receiver_finish(r);
+	ring_close(r->ring);
+	return NULL;
+}
+
+/* Start the receiver thread. */
+bool
+receiver_start(receiver *r, replconn *rc, ring *rg, int status_interval_ms, char *errbuf,
+               size_t errlen)
+{
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	r->rc = rc;
+	r->ring = rg;
+	r->status_interval_ms = status_interval_ms > 0 ? status_interval_ms : 10000;
+	atomic_init(&r->flush_lsn, 0);
+	atomic_init(&r->stop, false);
+	atomic_init(&r->received_lsn, 0);
+	atomic_init(&r->server_wal_end, 0);
+	atomic_init(&r->bytes, 0);
+	atomic_init(&r->messages, 0);
+	atomic_init(&r->status_sent, 0);
+	err = pthread_create(&r->thread, NULL, receiver_main, r);
+	if (err != 0)
+	{
+		snprintf(errbuf, errlen, "could not start the receiver thread: %s", strerror(err));
+		return false;
+	}
+	r->started = true;
+	return true;
+}
+
+/* Publish the flush position; it only moves forward. */
+void
+receiver_set_flush(receiver *r, pgo_lsn lsn)
+{
+	pgo_lsn cur = atomic_load(&r->flush_lsn);
+
+	while (lsn > cur && !atomic_compare_exchange_weak(&r->flush_lsn, &cur, lsn))
+		;
+}
+
+/* Stop and join the thread; false (with its error) if the thread failed. */
+bool
+receiver_stop(receiver *r, char *errbuf, size_t errlen)
+{
+	if (!r->started)
+		return true;
+	atomic_store(&r->stop, true);
+	ring_abort(r->ring); /* wake a producer blocked on a full ring */
+	pthread_join(r->thread, NULL);
+	r->started = false;
+	if (r->failed)
+	{
+		snprintf(errbuf, errlen, "%s", r->errmsg);
+		return false;
+	}
+	return true;
+}
