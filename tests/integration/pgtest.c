@@ -1,0 +1,434 @@
+/*
+ * pgtest.c — throwaway PostgreSQL clusters for the real-server tests
+ * (see pgtest.h).
+ *
+ * Owns: each cluster's directory, server and watchdog process. Never: runs
+ * the server as root, writes into the source or build tree, or leaves a
+ * server behind (the watchdog stops it when the test process goes away).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pgtest.h"
+
+static char pgt_scratch_dir[256];
+static pid_t pgt_scratch_owner;
+
+/* The OS user servers run as when we are root: postgres, else nobody. */
+static const struct passwd *
+pgt_server_user(void)
+{
+	const struct passwd *pw;
+
+	if (geteuid() != 0)
+		return NULL;
+	pw = getpwnam("postgres");
+	return pw ? pw : getpwnam("nobody");
+}
+
+/* Drop to the server user in a child that is about to exec. */
+static void
+pgt_drop_privileges(void)
+{
+	const struct passwd *pw = pgt_server_user();
+
+	if (pw == NULL)
+		return;
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+	{
+		fprintf(stderr, "pgtest: cannot switch to user %s: %s\n", pw->pw_name, strerror(errno));
+		_exit(127);
+	}
+}
+
+/* Run argv (as the server user when root), output to logfile; the exit status. */
+static int
+pgt_run(char *const argv[], const char *logfile)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0)
+	{
+		int fd = open(logfile ? logfile : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		pgt_drop_privileges();
+		if (fd >= 0)
+		{
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execv(argv[0], argv);
+		fprintf(stderr, "pgtest: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* nftw callback: remove one entry. */
+static int
+pgt_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* rm -rf dir. */
+static void
+pgt_rmtree(const char *dir)
+{
+	if (dir[0])
+		nftw(dir, pgt_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Path of a binary in PG_BINDIR. */
+static void
+pgt_bin(const char *name, char *buf, size_t size)
+{
+	const char *dir = getenv("PG_BINDIR");
+
+	snprintf(buf, size, "%s/%s", dir && dir[0] ? dir : PG_BINDIR, name);
+}
+
+/* pg_ctl stop -m immediate for dir (quietly). */
+static void
+pgt_pg_ctl_stop(const char *dir)
+{
+	char pg_ctl[512], data[300];
+	char *argv[] = {pg_ctl, "-D", data, "-m", "immediate", "-w", "stop", NULL};
+
+	pgt_bin("pg_ctl", pg_ctl, sizeof(pg_ctl));
+	snprintf(data, sizeof(data), "%s/data", dir);
+	pgt_run(argv, NULL);
+}
+
+/*
+ * Fork the watchdog: it waits for EOF on a pipe only the test process (and
+ * its forks) hold, then stops the server and removes the directory.
+ */
+static void
+pgt_start_watchdog(pgt_cluster *c)
+{
+	int fds[2];
+	pid_t pid;
+
+	if (pipe(fds) != 0)
+		ck_abort_msg("pgtest: pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		ck_abort_msg("pgtest: fork: %s", strerror(errno));
+	if (pid == 0)
+	{
+		char byte;
+
+		setsid();
+		signal(SIGINT, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		/* keep only our read end: inherited write ends of other clusters' watchdogs
+		 * would keep those waiting forever */
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != fds[0])
+				close(fd);
+		/* nothing is ever written: read returns when every writer is gone */
+		while (read(fds[0], &byte, 1) < 0 && errno == EINTR)
+			;
+		pgt_pg_ctl_stop(c->dir);
+		pgt_rmtree(c->dir);
+		_exit(0);
+	}
+	close(fds[0]);
+	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+	c->watchdog = pid;
+	c->watchdog_fd = fds[1];
+}
+
+/* A loopback port nobody listens on right now. */
+static int
+pgt_free_port(void)
+{
+	struct sockaddr_in addr = {0};
+	socklen_t len = sizeof(addr);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int port = 0;
+
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+		port = ntohs(addr.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* Print the tail of a file to stderr. */
+static void
+pgt_show_tail(const char *path)
+{
+	char *text = pgt_read_file(path);
+	size_t n = text ? strlen(text) : 0;
+
+	fprintf(stderr, "---- %s (last 3000 bytes) ----\n%s\n----\n", path,
+	        text ? text + (n > 3000 ? n - 3000 : 0) : "(missing)");
+	free(text);
+}
+
+/* Start a throwaway cluster. */
+void
+pgt_start(pgt_cluster *c, const char *extra_conf)
+{
+	const struct passwd *pw = pgt_server_user();
+	const char *tmp = getenv("TMPDIR");
+	char initdb[512], pg_ctl[512], data[300], log[300], conf[300];
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->watchdog_fd = -1;
+	snprintf(c->dir, sizeof(c->dir), "%s/pgdbm-test-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+	if (mkdtemp(c->dir) == NULL)
+		ck_abort_msg("pgtest: cannot create a directory under %s: %s", tmp ? tmp : "/tmp",
+		             strerror(errno));
+	if (pw && chown(c->dir, pw->pw_uid, pw->pw_gid) != 0)
+		ck_abort_msg("pgtest: chown %s: %s", c->dir, strerror(errno));
+	pgt_start_watchdog(c);
+
+	pgt_bin("initdb", initdb, sizeof(initdb));
+	pgt_bin("pg_ctl", pg_ctl, sizeof(pg_ctl));
+	snprintf(data, sizeof(data), "%s/data", c->dir);
+	snprintf(log, sizeof(log), "%s/server.log", c->dir);
+	snprintf(conf, sizeof(conf), "%s/postgresql.conf", data);
+	{
+		char *argv[] = {initdb,  "-D", data,   "-U",         "postgres",  "-A",
+		                "trust", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
+		char initlog[300];
+
+		snprintf(initlog, sizeof(initlog), "%s/initdb.log", c->dir);
+		if ((rc = pgt_run(argv, initlog)) != 0)
+		{
+			pgt_show_tail(initlog);
+			ck_abort_msg("pgtest: initdb failed with status %d (is PostgreSQL installed? run "
+			             "scripts/setup)",
+			             rc);
+		}
+	}
+	for (int attempt = 0; attempt < 5; attempt++)
+	{
+		FILE *f;
+		char *argv[] = {pg_ctl, "-D", data, "-l", log, "-w", "-t", "60", "start", NULL};
+
+		c->port = pgt_free_port();
+		/* later settings win: each attempt appends its port */
+		f = fopen(conf, "a");
+		if (f == NULL)
+			ck_abort_msg("pgtest: cannot write %s: %s", conf, strerror(errno));
+		fprintf(f,
+		        "\n# pgtest\nlisten_addresses = '127.0.0.1'\nport = %d\n"
+		        "unix_socket_directories = '%s'\nwal_level = logical\n"
+		        "max_replication_slots = 10\nmax_wal_senders = 10\nfsync = off\n"
+		        "full_page_writes = off\nlog_min_messages = warning\n%s\n",
+		        c->port, c->dir, extra_conf ? extra_conf : "");
+		fclose(f);
+		if (pgt_run(argv, NULL) == 0)
+		{
+			c->running = true;
+			return;
+		}
+	}
+	pgt_show_tail(log);
+	ck_abort_msg("pgtest: the server in %s did not start (log above)", c->dir);
+}
+
+/* Stop and remove the cluster. */
+void
+pgt_stop(pgt_cluster *c)
+{
+	const char *keep = getenv("PGDBM_TEST_KEEP");
+
+	if (c->dir[0] == '\0')
+		return;
+	if (keep && strcmp(keep, "1") == 0)
+	{
+		fprintf(stderr, "pgtest: keeping %s (port %d)\n", c->dir, c->port);
+		return;
+	}
+	if (c->running)
+		pgt_pg_ctl_stop(c->dir);
+	pgt_rmtree(c->dir);
+	if (c->watchdog_fd >= 0)
+	{
+		close(c->watchdog_fd); /* the watchdog finds nothing left and exits */
+		waitpid(c->watchdog, NULL, 0);
+	}
+	c->running = false;
+	c->dir[0] = '\0';
+	c->watchdog_fd = -1;
+}
+
+/* Restart the server. */
+void
+pgt_restart(pgt_cluster *c)
+{
+	char pg_ctl[512], data[300], log[300];
+	char *argv[] = {pg_ctl, "-D", data, "-l", log, "-m", "fast", "-w", "-t", "60", "restart", NULL};
+
+	pgt_bin("pg_ctl", pg_ctl, sizeof(pg_ctl));
+	snprintf(data, sizeof(data), "%s/data", c->dir);
+	snprintf(log, sizeof(log), "%s/server.log", c->dir);
+	if (pgt_run(argv, NULL) != 0)
+	{
+		pgt_show_tail(log);
+		ck_abort_msg("pgtest: restart of %s failed", c->dir);
+	}
+}
+
+/* Connection string for db. */
+const char *
+pgt_connstr(const pgt_cluster *c, const char *db, char *buf, size_t size)
+{
+	snprintf(buf, size, "host=127.0.0.1 port=%d user=postgres dbname=%s", c->port, db);
+	return buf;
+}
+
+/* Connect or fail the test. */
+PGconn *
+pgt_connect(const pgt_cluster *c, const char *db)
+{
+	char cs[256];
+	PGconn *conn = PQconnectdb(pgt_connstr(c, db, cs, sizeof(cs)));
+
+	if (PQstatus(conn) != CONNECTION_OK)
+		ck_abort_msg("pgtest: cannot connect with \"%s\": %s", cs, PQerrorMessage(conn));
+	return conn;
+}
+
+/* Run SQL or fail the test. */
+void
+pgt_exec(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+	{
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+		PQclear(res);
+		ck_abort_msg("pgtest: SQL failed: %s\n  in: %.400s", msg, sql);
+	}
+	PQclear(res);
+}
+
+/* One value or fail the test. */
+const char *
+pgt_value(PGconn *conn, const char *sql, char *buf, size_t size)
+{
+	PGresult *res = PQexec(conn, sql);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	{
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "%s (%d rows)", PQerrorMessage(conn), PQntuples(res));
+		PQclear(res);
+		ck_abort_msg("pgtest: query failed: %s\n  in: %.400s", msg, sql);
+	}
+	snprintf(buf, size, "%s", PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return buf;
+}
+
+/* The binary under test. */
+const char *
+pgt_tool(void)
+{
+	static char path[512];
+	const char *top = getenv("PGDBM_TOP_BUILDDIR");
+
+	snprintf(path, sizeof(path), "%s/pg_dbmigrator", top && top[0] ? top : ".");
+	return path;
+}
+
+/* Read a whole file. */
+char *
+pgt_read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	do
+	{
+		if (cap - len < 65536)
+		{
+			char *grown = realloc(buf, cap ? cap * 2 : 131072);
+
+			if (grown == NULL)
+				break;
+			buf = grown;
+			cap = cap ? cap * 2 : 131072;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	if (buf)
+		buf[len] = '\0';
+	return buf;
+}
+
+/* Remove the scratch directory when its creator exits. */
+static void
+pgt_scratch_cleanup(void)
+{
+	const char *keep = getenv("PGDBM_TEST_KEEP");
+
+	if (getpid() == pgt_scratch_owner && !(keep && strcmp(keep, "1") == 0))
+		pgt_rmtree(pgt_scratch_dir);
+}
+
+/* A path in this process's scratch directory. */
+const char *
+pgt_scratch(const char *name, char *buf, size_t size)
+{
+	if (pgt_scratch_dir[0] == '\0')
+	{
+		const char *tmp = getenv("TMPDIR");
+
+		snprintf(pgt_scratch_dir, sizeof(pgt_scratch_dir), "%s/pgdbm-scratch-XXXXXX",
+		         tmp && tmp[0] ? tmp : "/tmp");
+		if (mkdtemp(pgt_scratch_dir) == NULL)
+			ck_abort_msg("pgtest: mkdtemp: %s", strerror(errno));
+		pgt_scratch_owner = getpid();
+		atexit(pgt_scratch_cleanup);
+	}
+	snprintf(buf, size, "%s/%s", pgt_scratch_dir, name);
+	return buf;
+}

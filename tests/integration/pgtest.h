@@ -1,0 +1,62 @@
+/*
+ * pgtest.h — the real-server test harness: throwaway PostgreSQL clusters
+ * (initdb + pg_ctl on a free loopback port, wal_level=logical), run as an
+ * unprivileged OS user when the tests run as root, and removed however the
+ * test ends (a watchdog process cleans up after the test process dies, even
+ * by SIGKILL). Helpers to run SQL and the pg_dbmigrator binary.
+ *
+ * Owns: the cluster directory and its server. Never: touches a cluster it
+ * did not create, or writes inside the source tree.
+ */
+#ifndef PGTEST_H
+#define PGTEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <libpq-fe.h>
+
+typedef struct pgt_cluster
+{
+	char dir[256];   /* the cluster's temporary directory (data/, log, socket) */
+	int port;        /* loopback TCP port */
+	pid_t watchdog;  /* cleans up if the test process dies */
+	int watchdog_fd; /* write end of the watchdog's pipe; closing it triggers cleanup */
+	bool running;
+} pgt_cluster;
+
+/*
+ * Start a cluster with extra_conf (postgresql.conf lines, may be NULL).
+ * Fails the current Check test with the server log on error.
+ */
+void pgt_start(pgt_cluster *c, const char *extra_conf);
+
+/* Stop the cluster and remove its directory (safe to call twice). */
+void pgt_stop(pgt_cluster *c);
+
+/* Restart the cluster (pg_ctl restart -m fast). */
+void pgt_restart(pgt_cluster *c);
+
+/* "host=127.0.0.1 port=N user=postgres dbname=db" into buf. */
+const char *pgt_connstr(const pgt_cluster *c, const char *db, char *buf, size_t size);
+
+/* Connect to db; fails the test on error. */
+PGconn *pgt_connect(const pgt_cluster *c, const char *db);
+
+/* Run SQL; fails the test with the server's message and the SQL on error. */
+void pgt_exec(PGconn *conn, const char *sql);
+
+/* Run SQL returning one value; copies it into buf ("" for NULL); fails on error. */
+const char *pgt_value(PGconn *conn, const char *sql, char *buf, size_t size);
+
+/* The pg_dbmigrator binary under test ($PGDBM_TOP_BUILDDIR/pg_dbmigrator). */
+const char *pgt_tool(void);
+
+/* Read a whole file into a malloc'd NUL-terminated string (NULL if missing). */
+char *pgt_read_file(const char *path);
+
+/* A fresh scratch file path under the test's temporary area. */
+const char *pgt_scratch(const char *name, char *buf, size_t size);
+
+#endif /* PGTEST_H */
