@@ -116,9 +116,10 @@ setup(void)
 	pgt_exec(conn, "DELETE FROM t_types WHERE id = 2");
 	pgt_exec(conn, "INSERT INTO t_parent DEFAULT VALUES");
 	pgt_exec(conn, "TRUNCATE t_parent, t_child RESTART IDENTITY CASCADE");
+	/* a non-transactional message is not flushed by itself: the commit after it does */
+	pgt_exec(conn, "SELECT pg_logical_emit_message(false, 'pgdbm-nt', 'not transactional')");
 	pgt_exec(conn, "BEGIN; INSERT INTO t_full VALUES (9, 'z'); "
 	               "SELECT pg_logical_emit_message(true, 'pgdbm', 'in a transaction'); COMMIT");
-	pgt_exec(conn, "SELECT pg_logical_emit_message(false, 'pgdbm-nt', 'not transactional')");
 }
 
 static void

@@ -26,6 +26,8 @@
 
 #include "pgtest.h"
 
+#define PGT_PATH 1024 /* any path we build: dir + a file name */
+
 static char pgt_scratch_dir[256];
 static pid_t pgt_scratch_owner;
 
@@ -58,7 +60,7 @@ pgt_drop_privileges(void)
 
 /* Run argv (as the server user when root), output to logfile; the exit status. */
 static int
-pgt_run(char *const argv[], const char *logfile)
+pgt_run(const char *const argv[], const char *logfile)
 {
 	pid_t pid = fork();
 	int status;
@@ -75,7 +77,7 @@ pgt_run(char *const argv[], const char *logfile)
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 		}
-		execv(argv[0], argv);
+		execv(argv[0], (char *const *)argv);
 		fprintf(stderr, "pgtest: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
@@ -117,8 +119,8 @@ pgt_bin(const char *name, char *buf, size_t size)
 static void
 pgt_pg_ctl_stop(const char *dir)
 {
-	char pg_ctl[512], data[300];
-	char *argv[] = {pg_ctl, "-D", data, "-m", "immediate", "-w", "stop", NULL};
+	char pg_ctl[PGT_PATH], data[PGT_PATH];
+	const char *argv[] = {pg_ctl, "-D", data, "-m", "immediate", "-w", "stop", NULL};
 
 	pgt_bin("pg_ctl", pg_ctl, sizeof(pg_ctl));
 	snprintf(data, sizeof(data), "%s/data", dir);
@@ -156,8 +158,17 @@ pgt_start_watchdog(pgt_cluster *c)
 		/* nothing is ever written: read returns when every writer is gone */
 		while (read(fds[0], &byte, 1) < 0 && errno == EINTR)
 			;
-		pgt_pg_ctl_stop(c->dir);
-		pgt_rmtree(c->dir);
+		/* an initdb or server start of the dead test may still be running: retry */
+		for (int attempt = 0; attempt < 30; attempt++)
+		{
+			struct stat st;
+
+			pgt_pg_ctl_stop(c->dir);
+			pgt_rmtree(c->dir);
+			if (stat(c->dir, &st) != 0)
+				break;
+			sleep(1);
+		}
 		_exit(0);
 	}
 	close(fds[0]);
@@ -203,7 +214,7 @@ pgt_start(pgt_cluster *c, const char *extra_conf)
 {
 	const struct passwd *pw = pgt_server_user();
 	const char *tmp = getenv("TMPDIR");
-	char initdb[512], pg_ctl[512], data[300], log[300], conf[300];
+	char initdb[PGT_PATH], pg_ctl[PGT_PATH], data[PGT_PATH], log[PGT_PATH], conf[PGT_PATH];
 	int rc;
 
 	memset(c, 0, sizeof(*c));
@@ -220,11 +231,11 @@ pgt_start(pgt_cluster *c, const char *extra_conf)
 	pgt_bin("pg_ctl", pg_ctl, sizeof(pg_ctl));
 	snprintf(data, sizeof(data), "%s/data", c->dir);
 	snprintf(log, sizeof(log), "%s/server.log", c->dir);
-	snprintf(conf, sizeof(conf), "%s/postgresql.conf", data);
+	snprintf(conf, sizeof(conf), "%s/data/postgresql.conf", c->dir);
 	{
-		char *argv[] = {initdb,  "-D", data,   "-U",         "postgres",  "-A",
-		                "trust", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
-		char initlog[300];
+		const char *argv[] = {initdb,  "-D", data,   "-U",         "postgres",  "-A",
+		                      "trust", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
+		char initlog[PGT_PATH];
 
 		snprintf(initlog, sizeof(initlog), "%s/initdb.log", c->dir);
 		if ((rc = pgt_run(argv, initlog)) != 0)
@@ -238,7 +249,7 @@ pgt_start(pgt_cluster *c, const char *extra_conf)
 	for (int attempt = 0; attempt < 5; attempt++)
 	{
 		FILE *f;
-		char *argv[] = {pg_ctl, "-D", data, "-l", log, "-w", "-t", "60", "start", NULL};
+		const char *argv[] = {pg_ctl, "-D", data, "-l", log, "-w", "-t", "60", "start", NULL};
 
 		c->port = pgt_free_port();
 		/* later settings win: each attempt appends its port */
@@ -292,8 +303,9 @@ pgt_stop(pgt_cluster *c)
 void
 pgt_restart(pgt_cluster *c)
 {
-	char pg_ctl[512], data[300], log[300];
-	char *argv[] = {pg_ctl, "-D", data, "-l", log, "-m", "fast", "-w", "-t", "60", "restart", NULL};
+	char pg_ctl[PGT_PATH], data[PGT_PATH], log[PGT_PATH];
+	const char *argv[] = {pg_ctl, "-D", data, "-l", log,       "-m",
+	                      "fast", "-w", "-t", "60", "restart", NULL};
 
 	pgt_bin("pg_ctl", pg_ctl, sizeof(pg_ctl));
 	snprintf(data, sizeof(data), "%s/data", c->dir);
@@ -366,7 +378,7 @@ pgt_value(PGconn *conn, const char *sql, char *buf, size_t size)
 const char *
 pgt_tool(void)
 {
-	static char path[512];
+	static char path[PGT_PATH];
 	const char *top = getenv("PGDBM_TOP_BUILDDIR");
 
 	snprintf(path, sizeof(path), "%s/pg_dbmigrator", top && top[0] ? top : ".");
