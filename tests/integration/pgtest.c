@@ -444,3 +444,107 @@ pgt_scratch(const char *name, char *buf, size_t size)
 	snprintf(buf, size, "%s/%s", pgt_scratch_dir, name);
 	return buf;
 }
+
+/* Start a child with its stdout on a pipe and its stderr in a scratch file. */
+void
+pgt_spawn(pgt_proc *p, const char *const argv[], const char *const env_extra[])
+{
+	static int seq;
+	char name[64];
+	int pipefd[2];
+
+	snprintf(name, sizeof(name), "proc-%d.err", ++seq);
+	pgt_scratch(name, p->err_path, sizeof(p->err_path));
+	if (pipe(pipefd) != 0)
+		ck_abort_msg("pgtest: pipe: %s", strerror(errno));
+	fflush(NULL);
+	p->pid = fork();
+	if (p->pid < 0)
+		ck_abort_msg("pgtest: fork: %s", strerror(errno));
+	if (p->pid == 0)
+	{
+		int fd = open(p->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(pipefd[1], STDOUT_FILENO);
+		if (fd >= 0)
+			dup2(fd, STDERR_FILENO);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		for (int i = 0; env_extra && env_extra[i]; i++)
+			putenv((char *)env_extra[i]);
+		signal(SIGPIPE, SIG_DFL);
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "pgtest: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(pipefd[1]);
+	p->out_fd = pipefd[0];
+}
+
+/* Read the child's whole stdout. */
+char *
+pgt_slurp(pgt_proc *p)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (p->out_fd < 0)
+		return strdup("");
+	for (;;)
+	{
+		ssize_t n;
+
+		if (cap - len < 65536)
+		{
+			char *grown = realloc(buf, cap ? cap * 2 : 131072);
+
+			ck_assert_ptr_nonnull(grown);
+			buf = grown;
+			cap = cap ? cap * 2 : 131072;
+		}
+		n = read(p->out_fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	close(p->out_fd);
+	p->out_fd = -1;
+	return buf;
+}
+
+/* Wait with a deadline; SIGKILL the child past it. */
+int
+pgt_wait(pgt_proc *p, int timeout_s)
+{
+	int status;
+
+	for (int waited_ms = 0;; waited_ms += 50)
+	{
+		pid_t r = waitpid(p->pid, &status, WNOHANG);
+
+		if (r == p->pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (waited_ms >= timeout_s * 1000)
+		{
+			kill(p->pid, SIGKILL);
+			waitpid(p->pid, &status, 0);
+			return -1;
+		}
+		usleep(50 * 1000);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The child's stderr text. */
+char *
+pgt_stderr(const pgt_proc *p)
+{
+	char *s = pgt_read_file(p->err_path);
+
+	return s ? s : strdup("");
+}

@@ -59,4 +59,31 @@ char *pgt_read_file(const char *path);
 /* A fresh scratch file path under the test's temporary area. */
 const char *pgt_scratch(const char *name, char *buf, size_t size);
 
+/* A child process started by pgt_spawn (the tool under test, usually). */
+typedef struct pgt_proc
+{
+	pid_t pid;
+	int out_fd;        /* read end of the child's stdout pipe, or -1 */
+	char err_path[512]; /* the child's stderr goes to this scratch file */
+} pgt_proc;
+
+/*
+ * Start argv (argv[0] a path) as the current user, stdout to a pipe the test
+ * reads (or leaves unread, to stall the child), stderr to a scratch file.
+ * env_extra: "NAME=value" strings added to the environment (may be NULL).
+ */
+void pgt_spawn(pgt_proc *p, const char *const argv[], const char *const env_extra[]);
+
+/* Read the child's stdout until EOF into a malloc'd string; closes out_fd. */
+char *pgt_slurp(pgt_proc *p);
+
+/*
+ * Wait for the child to exit for up to timeout_s seconds, killing it
+ * (SIGKILL) after that; the exit code, 128+signal, or -1 on timeout.
+ */
+int pgt_wait(pgt_proc *p, int timeout_s);
+
+/* The child's stderr (malloc'd, "" when empty). */
+char *pgt_stderr(const pgt_proc *p);
+
 #endif /* PGTEST_H */
