@@ -66,26 +66,31 @@ run() {
 	sql "SELECT pg_create_logical_replication_slot('${name}_ours', 'pgoutput')" >/dev/null
 	eval "$workload"
 	local endpos; endpos=$(sql "SELECT pg_current_wal_lsn()")
-	local t0 t1 t2
+	local t0 t1 t2 cpu_theirs cpu_ours
+	# wall time, and the client's own CPU (user+sys) from bash's time keyword
+	TIMEFORMAT='%U %S'
 	t0=$(date +%s.%N)
-	pg_recvlogical -d "$CONN" --slot "${name}_recv" --start --endpos "$endpos" -f /dev/null \
-		-o proto_version=1 -o publication_names=pub --no-loop
+	cpu_theirs=$( { time pg_recvlogical -d "$CONN" --slot "${name}_recv" --start \
+		--endpos "$endpos" -f /dev/null -o proto_version=1 -o publication_names=pub \
+		--no-loop ; } 2>&1 | awk '{ print $1 + $2 }')
 	t1=$(date +%s.%N)
-	"$BIN" decode --source "$CONN" --slot-name "${name}_ours" --publication pub \
-		--endpos "$endpos" --output /dev/null --proto-version 1
+	cpu_ours=$( { time "$BIN" decode --source "$CONN" --slot-name "${name}_ours" \
+		--publication pub --endpos "$endpos" --output /dev/null --proto-version 1 ; } 2>&1 |
+		awk '{ print $1 + $2 }')
 	t2=$(date +%s.%N)
-	awk -v n="$name" -v r="$rows" -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {
+	awk -v n="$name" -v r="$rows" -v a="$t0" -v b="$t1" -v c="$t2" \
+		-v ct="$cpu_theirs" -v co="$cpu_ours" 'BEGIN {
 		theirs = b - a; ours = c - b;
-		printf "| %-7s | %9d | %8.2f | %10.0f | %8.2f | %10.0f | %5.2fx |\n",
-		       n, r, theirs, r / theirs, ours, r / ours, theirs / ours }'
+		printf "| %-7s | %9d | %8.2f | %9.0f | %6.2f | %8.2f | %9.0f | %6.2f | %5.2fx |\n",
+		       n, r, theirs, r / theirs, ct, ours, r / ours, co, theirs / ours }'
 }
 
-echo "| backlog | rows      | pg_recvlogical s | rows/s | pg_dbmigrator s | rows/s | ratio |"
-echo "|---------|-----------|----------|------------|----------|------------|-------|"
+echo "| backlog | rows | pg_recvlogical s | rows/s | client CPU s | pg_dbmigrator s | rows/s | client CPU s | ratio |"
+echo "|---|---|---|---|---|---|---|---|---|"
 run insert "$ROWS" 'sql "INSERT INTO t SELECT g, 0, md5(g::text) FROM generate_series(1, $ROWS) g"'
 per_client=$(( UPDATES / 4 ))
 cat >"$dir/update.sql" <<SQL
 \set id random(1, $ROWS)
 UPDATE t SET v = v + 1 WHERE id = :id;
 SQL
-run update "$(( per_client * 4 ))" 'pgbench -n -q -c 4 -j 2 -t $per_client -f "$dir/update.sql" "$CONN" >/dev/null'
+run update "$(( per_client * 4 ))" 'pgbench -n -c 4 -j 2 -t $per_client -f "$dir/update.sql" "$CONN" >/dev/null'

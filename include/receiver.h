@@ -37,6 +37,7 @@ typedef struct receiver
 	/* receiver → anyone (monitoring) */
 	_Atomic pgo_lsn received_lsn; /* WAL start of the last XLogData received */
 	_Atomic pgo_lsn server_wal_end;
+	size_t unnotified; /* receiver thread only: bytes published since the last ring_notify */
 	_Atomic uint64_t bytes;      /* payload bytes received */
 	_Atomic uint64_t messages;   /* XLogData messages received */
 	_Atomic uint64_t status_sent;

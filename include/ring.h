@@ -86,6 +86,17 @@ ring_status ring_try_reserve(ring *r, size_t len, void **dst);
 /* Producer: publish the reserved record with its kind and tag. */
 void ring_commit(ring *r, uint8_t kind, uint64_t tag);
 
+/*
+ * Producer: publish the reserved record without waking a sleeping consumer.
+ * The producer must call ring_notify before it blocks for any other reason
+ * (ring_reserve does so itself before it sleeps): one wakeup per burst of
+ * records instead of one per record.
+ */
+void ring_commit_quiet(ring *r, uint8_t kind, uint64_t tag);
+
+/* Producer: wake the consumer if it sleeps (after ring_commit_quiet). */
+void ring_notify(ring *r);
+
 /* Producer: no more records; the consumer reads what is left, then RING_CLOSED. */
 void ring_close(ring *r);
 

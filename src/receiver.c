@@ -19,6 +19,9 @@
 
 #include "receiver.h"
 
+/* Published bytes after which the consumer is woken even within a burst. */
+#define RECEIVER_NOTIFY_BYTES (256 * 1024)
+
 /* While the ring is full, status updates go out at least this often. */
 #define RECEIVER_STALLED_STATUS_MS 1000
 /* The longest single wait, so a stop request is seen promptly. */
@@ -172,7 +175,13 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 		}
 	}
 	memcpy(dst, x->data, x->len);
-	ring_commit(r->ring, RECEIVER_REC_XLOGDATA, x->data_start);
+	ring_commit_quiet(r->ring, RECEIVER_REC_XLOGDATA, x->data_start);
+	r->unnotified += x->len + 16;
+	if (r->unnotified >= RECEIVER_NOTIFY_BYTES)
+	{
+		ring_notify(r->ring);
+		r->unnotified = 0;
+	}
 	atomic_store(&r->received_lsn, x->data_start);
 	atomic_fetch_add(&r->bytes, x->len);
 	atomic_fetch_add(&r->messages, 1);
@@ -237,6 +246,12 @@ receiver_main(void *arg)
 		n = PQgetCopyData(conn, &buf, 1);
 		if (n == 0)
 		{
+			/* libpq has nothing more buffered: hand the burst to the consumer, then wait */
+			if (r->unnotified > 0)
+			{
+				ring_notify(r->ring);
+				r->unnotified = 0;
+			}
 			int64_t wait = receiver_until_status(last_status, r->status_interval_ms);
 
 			if (!receiver_wait_socket(r, wait > RECEIVER_MAX_WAIT_MS ? RECEIVER_MAX_WAIT_MS : wait))
@@ -269,7 +284,10 @@ receiver_main(void *arg)
 			atomic_store(&r->server_wal_end, msg.u.keepalive.wal_end);
 			/* in order with the data, so the consumer knows when it is idle; skipped when full */
 			if (ring_try_reserve(r->ring, 0, &dst) == RING_OK)
-				ring_commit(r->ring, RECEIVER_REC_KEEPALIVE, msg.u.keepalive.wal_end);
+			{
+				ring_commit_quiet(r->ring, RECEIVER_REC_KEEPALIVE, msg.u.keepalive.wal_end);
+				r->unnotified++;
+			}
 			PQfreemem(buf);
 			if (msg.u.keepalive.reply_requested)
 			{

@@ -19,13 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
 #include <time.h>
 
 #include "ring.h"
 
 #define RING_KIND_PAD 0xFF /* internal: skip to the start of the area */
-#define RING_SPIN     512  /* readiness checks before a thread sleeps */
+#define RING_SPIN     64   /* readiness checks before a thread sleeps */
 
 /* The on-ring record header. */
 typedef struct ring_header
@@ -113,6 +112,17 @@ ring_deadline(int timeout_ms)
 	return ts;
 }
 
+/* A hint to the CPU that we spin (no yield: on a small machine it starves the server). */
+static inline void
+ring_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
 /* Wake the other side if it sleeps (after a release store of head or tail). */
 static void
 ring_wake(ring *r, atomic_bool *waiting, pthread_cond_t *cv)
@@ -141,8 +151,7 @@ ring_sleep(ring *r, atomic_bool *waiting, pthread_cond_t *cv, const struct times
 	{
 		if (ready(r, arg))
 			return true;
-		if (i % 64 == 63)
-			sched_yield();
+		ring_cpu_relax();
 	}
 	pthread_mutex_lock(&r->lock);
 	atomic_store(waiting, true);
@@ -221,6 +230,8 @@ ring_reserve(ring *r, size_t len, int timeout_ms, void **dst)
 			size_t batch = r->capacity / 4 > want ? r->capacity / 4 : want;
 
 			atomic_store(&r->producer_need, batch);
+			/* records published quietly must reach the consumer before we wait on it */
+			ring_wake(r, &r->consumer_waiting, &r->consumer_cv);
 			if (!ring_sleep(r, &r->producer_waiting, &r->producer_cv, &deadline, ring_space_ready,
 			                batch))
 				return RING_TIMEOUT;
@@ -239,12 +250,26 @@ ring_try_reserve(ring *r, size_t len, void **dst)
 void
 ring_commit(ring *r, uint8_t kind, uint64_t tag)
 {
+	ring_commit_quiet(r, kind, tag);
+	ring_wake(r, &r->consumer_waiting, &r->consumer_cv);
+}
+
+/* Publish quietly. */
+void
+ring_commit_quiet(ring *r, uint8_t kind, uint64_t tag)
+{
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	ring_header h = {.len = (uint32_t)r->pending_len, .kind = kind, .tag = tag};
 
 	memcpy(r->base + head % r->capacity, &h, sizeof(h));
 	atomic_store_explicit(&r->head, head + r->pending, memory_order_release);
 	r->pending = 0;
+}
+
+/* Wake a sleeping consumer. */
+void
+ring_notify(ring *r)
+{
 	ring_wake(r, &r->consumer_waiting, &r->consumer_cv);
 }
 
