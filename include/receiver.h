@@ -37,7 +37,10 @@ typedef struct receiver
 	/* receiver → anyone (monitoring) */
 	_Atomic pgo_lsn received_lsn; /* WAL start of the last XLogData received */
 	_Atomic pgo_lsn server_wal_end;
-	size_t unnotified; /* receiver thread only: bytes published since the last ring_notify */
+	/* receiver thread only */
+	size_t unnotified;    /* bytes published since the last ring_notify */
+	bool got_since_wait; /* a message arrived since the last socket wait */
+	int lowat;           /* the SO_RCVLOWAT set on the socket (0: never set) */
 	_Atomic uint64_t bytes;      /* payload bytes received */
 	_Atomic uint64_t messages;   /* XLogData messages received */
 	_Atomic uint64_t status_sent;

@@ -15,9 +15,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "receiver.h"
+
+/* While data flows: wait this long for this many bytes before reading. */
+#define RECEIVER_BATCH_WAIT_MS 5
+#define RECEIVER_BATCH_LOWAT   (64 * 1024)
 
 /* Published bytes after which the consumer is woken even within a burst. */
 #define RECEIVER_NOTIFY_BYTES (256 * 1024)
@@ -80,7 +85,7 @@ receiver_send_status(receiver *r, bool reply_requested)
 
 /* Wait up to ms for the socket to be readable, then let libpq read it. */
 static bool
-receiver_wait_socket(receiver *r, int64_t ms)
+receiver_wait_socket(receiver *r, int64_t ms, int lowat)
 {
 	PGconn *conn = r->rc->conn;
 	int fd = PQsocket(conn);
@@ -91,6 +96,12 @@ receiver_wait_socket(receiver *r, int64_t ms)
 	{
 		receiver_fail(r, "lost the replication connection", PQerrorMessage(conn));
 		return false;
+	}
+	if (lowat != r->lowat)
+	{
+		/* best effort: without it we only read in smaller pieces */
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+		r->lowat = lowat;
 	}
 	FD_ZERO(&rfds);
 	FD_SET(fd, &rfds);
@@ -215,7 +226,7 @@ receiver_finish(receiver *r)
 			continue;
 		if (n == -1)
 			break;
-		if (n == -2 || receiver_now_ms() > deadline || !receiver_wait_socket(r, RECEIVER_MAX_WAIT_MS))
+		if (n == -2 || receiver_now_ms() > deadline || !receiver_wait_socket(r, RECEIVER_MAX_WAIT_MS, 1))
 			return; /* the connection is closed by replconn_close anyway */
 	}
 	while ((res = PQgetResult(conn)) != NULL)
@@ -254,7 +265,23 @@ receiver_main(void *arg)
 			}
 			int64_t wait = receiver_until_status(last_status, r->status_interval_ms);
 
-			if (!receiver_wait_socket(r, wait > RECEIVER_MAX_WAIT_MS ? RECEIVER_MAX_WAIT_MS : wait))
+			if (wait > RECEIVER_MAX_WAIT_MS)
+				wait = RECEIVER_MAX_WAIT_MS;
+			/*
+			 * The walsender flushes every message on its own. While data flows,
+			 * wait briefly for a socket-buffer's worth (SO_RCVLOWAT) so that one
+			 * read and one consumer wakeup carry many messages; once a short wait
+			 * brings nothing, the stream is idle and we wait normally.
+			 */
+			if (r->got_since_wait)
+			{
+				r->got_since_wait = false;
+				if (!receiver_wait_socket(r, wait < RECEIVER_BATCH_WAIT_MS ? wait
+				                                                            : RECEIVER_BATCH_WAIT_MS,
+				                          RECEIVER_BATCH_LOWAT))
+					break;
+			}
+			else if (!receiver_wait_socket(r, wait, 1))
 				break;
 			continue;
 		}
@@ -268,6 +295,7 @@ receiver_main(void *arg)
 			receiver_fail(r, "lost the replication connection", PQerrorMessage(conn));
 			break;
 		}
+		r->got_since_wait = true;
 		if (pgo_copy_parse(buf, (size_t)n, &msg, &perr) != PGO_ERR_OK)
 		{
 			char line[256];
