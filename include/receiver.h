@@ -19,7 +19,11 @@
 #include "ring.h"
 
 /* Record kinds the receiver puts into the ring (first payload byte is the pgoutput tag). */
-#define RECEIVER_REC_XLOGDATA 1  /* payload: a pgoutput message; tag: its WAL start */
+/*
+ * payload: a pgoutput message followed by one NUL byte (len = message + 1),
+ * so a consumer may NUL-terminate the last value in place; tag: its WAL start
+ */
+#define RECEIVER_REC_XLOGDATA 1
 #define RECEIVER_REC_KEEPALIVE 2 /* payload: none; tag: the server's WAL end */
 
 typedef struct receiver

@@ -57,6 +57,7 @@ typedef struct ring
 
 	/* consumer side */
 	alignas(64) _Atomic uint64_t tail; /* bytes ever released */
+	uint64_t read;                     /* consumer only: bytes ever read (held or released) */
 	atomic_bool aborted;
 
 	/* sleeping: only when a side must wait */
@@ -103,8 +104,23 @@ void ring_close(ring *r);
 /* Consumer: the next record, waiting up to timeout_ms (0: do not wait). */
 ring_status ring_peek(ring *r, int timeout_ms, ring_record *rec);
 
-/* Consumer: give the record's space back to the producer. */
+/* Consumer: give the record's space back, with every record held before it. */
 void ring_release(ring *r, const ring_record *rec);
+
+/*
+ * Consumer: keep the record (its data stays valid and writable) and move on;
+ * the next ring_peek returns the record after it. Held records are given
+ * back together by ring_release or ring_release_held. A consumer that holds
+ * records must release them before it waits on an empty ring, or the
+ * producer may wait for that space forever.
+ */
+void ring_hold(ring *r, const ring_record *rec);
+
+/* Consumer: give back every held record. */
+void ring_release_held(ring *r);
+
+/* Consumer: bytes held (read but not released). */
+size_t ring_held(const ring *r);
 
 /* Consumer: stop; a waiting or later reserve returns RING_CLOSED. */
 void ring_abort(ring *r);

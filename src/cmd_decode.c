@@ -432,7 +432,7 @@ decode_handle_message(decode_run *run, pgo_decoder *dec, relcache *cache, const 
 	pgo_message msg;
 	char line[512];
 
-	if (pgo_decode(dec, rec->data, rec->len, &msg) != PGO_ERR_OK)
+	if (pgo_decode(dec, rec->data, rec->len - 1, &msg) != PGO_ERR_OK)
 	{
 		char lsn[PGO_LSN_STRLEN];
 

@@ -160,7 +160,7 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 
 		if (wait > RECEIVER_MAX_WAIT_MS)
 			wait = RECEIVER_MAX_WAIT_MS;
-		st = ring_reserve(r->ring, x->len, (int)wait, &dst);
+		st = ring_reserve(r->ring, x->len + 1, (int)wait, &dst);
 		if (st == RING_OK)
 			break;
 		if (st == RING_CLOSED)
@@ -186,6 +186,7 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 		}
 	}
 	memcpy(dst, x->data, x->len);
+	((char *)dst)[x->len] = '\0';
 	ring_commit_quiet(r->ring, RECEIVER_REC_XLOGDATA, x->data_start);
 	r->unnotified += x->len + 16;
 	if (r->unnotified >= RECEIVER_NOTIFY_BYTES)

@@ -64,6 +64,7 @@ ring_init(ring *r, size_t size, char *errbuf, size_t errlen)
 	r->capacity = size;
 	atomic_init(&r->head, 0);
 	atomic_init(&r->tail, 0);
+	r->read = 0;
 	atomic_init(&r->closed, false);
 	atomic_init(&r->aborted, false);
 	atomic_init(&r->producer_waiting, false);
@@ -286,8 +287,7 @@ static bool
 ring_data_ready(ring *r, size_t unused)
 {
 	(void)unused;
-	return atomic_load(&r->closed) || atomic_load_explicit(&r->head, memory_order_acquire) !=
-	                                      atomic_load_explicit(&r->tail, memory_order_relaxed);
+	return atomic_load(&r->closed) || atomic_load_explicit(&r->head, memory_order_acquire) != r->read;
 }
 
 /* The next record; see ring.h. */
@@ -302,7 +302,7 @@ ring_peek(ring *r, int timeout_ms, ring_record *rec)
 		/* closed first: a producer closes only after its last commit */
 		bool closed = atomic_load(&r->closed);
 		uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-		uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+		uint64_t tail = r->read;
 
 		if (head != tail)
 		{
@@ -312,8 +312,13 @@ ring_peek(ring *r, int timeout_ms, ring_record *rec)
 			memcpy(&h, r->base + pos, sizeof(h));
 			if (h.kind == RING_KIND_PAD)
 			{
-				atomic_store_explicit(&r->tail, tail + (r->capacity - pos), memory_order_release);
-				ring_wake(r, &r->producer_waiting, &r->producer_cv);
+				r->read = tail + (r->capacity - pos);
+				if (atomic_load_explicit(&r->tail, memory_order_relaxed) == tail)
+				{
+					/* nothing held: give the pad back at once */
+					atomic_store_explicit(&r->tail, r->read, memory_order_release);
+					ring_wake(r, &r->producer_waiting, &r->producer_cv);
+				}
 				continue;
 			}
 			rec->data = r->base + pos + RING_HEADER_SIZE;
@@ -341,8 +346,36 @@ ring_peek(ring *r, int timeout_ms, ring_record *rec)
 void
 ring_release(ring *r, const ring_record *rec)
 {
-	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) + rec->size;
+	ring_hold(r, rec);
+	ring_release_held(r);
+}
 
+/* Keep a record and move past it. */
+void
+ring_hold(ring *r, const ring_record *rec)
+{
+	size_t pos = (size_t)((uint8_t *)rec->data - RING_HEADER_SIZE - r->base);
+
+	/* only the record at the read position may be held or released */
+	if (pos == (size_t)(r->read % r->capacity))
+		r->read += rec->size;
+}
+
+/* Bytes held. */
+size_t
+ring_held(const ring *r)
+{
+	return (size_t)(r->read - atomic_load_explicit(&r->tail, memory_order_relaxed));
+}
+
+/* Give back everything read. */
+void
+ring_release_held(ring *r)
+{
+	uint64_t tail = r->read;
+
+	if (atomic_load_explicit(&r->tail, memory_order_relaxed) == tail)
+		return;
 	atomic_store_explicit(&r->tail, tail, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load(&r->producer_waiting) &&

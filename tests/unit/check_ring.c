@@ -57,6 +57,44 @@ get(size_t len, uint8_t b, uint64_t tag)
 	ring_release(&r, &rec);
 }
 
+START_TEST(held_records_stay_intact_across_a_wrap_until_released)
+{
+	ring_record held[3], rec;
+	void *dst;
+
+	ring_setup_size(1024);
+	put(300, 1, 1);
+	put(300, 2, 2);
+	put(200, 3, 3);
+	for (int i = 0; i < 3; i++)
+	{
+		ck_assert_int_eq(ring_peek(&r, 0, &held[i]), RING_OK);
+		ck_assert_uint_eq(held[i].tag, (uint64_t)i + 1);
+		ring_hold(&r, &held[i]);
+	}
+	ck_assert_int_eq(ring_peek(&r, 0, &rec), RING_TIMEOUT);
+	ck_assert_uint_eq(ring_held(&r), ring_used(&r));
+	/* held space is not free: no room for another record */
+	ck_assert_int_eq(ring_try_reserve(&r, 300, &dst), RING_TIMEOUT);
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(held[i].data[held[i].len - 1], (uint8_t)(i + 1));
+	/* writable in place, as the apply thread NUL-terminates values */
+	held[0].data[0] = 0;
+	ring_release_held(&r);
+	/* what is left is the pad the refused reservation wrote up to the end */
+	ck_assert_uint_eq(ring_used(&r), 1024 - 864);
+	ck_assert_uint_eq(ring_held(&r), 0);
+	/* the next record starts at 0 after that pad and is read normally */
+	put(300, 4, 4);
+	put(300, 5, 5);
+	get(300, 4, 4);
+	ck_assert_int_eq(ring_peek(&r, 0, &rec), RING_OK);
+	ring_hold(&r, &rec);
+	ring_release(&r, &rec); /* releasing a held record gives back everything read */
+	ck_assert_uint_eq(ring_used(&r), 0);
+}
+END_TEST
+
 START_TEST(an_empty_ring_has_nothing_to_read)
 {
 	ring_record rec;
@@ -347,6 +385,7 @@ ring_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, an_empty_ring_has_nothing_to_read);
+	tcase_add_test(tc, held_records_stay_intact_across_a_wrap_until_released);
 	tcase_add_test(tc, a_full_ring_refuses_and_times_out);
 	tcase_add_test(tc, records_never_wrap_a_pad_restarts_at_zero);
 	tcase_add_test(tc, a_record_of_exactly_the_remaining_size_fills_to_the_end);
