@@ -19,4 +19,7 @@ enum
 /* pg_dbmigrator decode: print the decoded stream of a slot. */
 int cmd_decode(int argc, char **argv);
 
+/* pg_dbmigrator bench: apply a slot's backlog to a target and report throughput. */
+int cmd_bench(int argc, char **argv);
+
 #endif /* CMD_H */

@@ -28,6 +28,15 @@ typedef struct replconn
 	char dbname[REPLCONN_NAME_MAX];
 } replconn;
 
+/*
+ * Session settings that fix how values are written as text: set on the
+ * replication connection (the walsender's output functions) and on the
+ * apply session (the input functions), so values round-trip exactly.
+ */
+#define REPLCONN_FORMAT_SETTINGS                                                                   \
+	"SET datestyle TO 'ISO, YMD'; SET intervalstyle TO 'postgres'; SET extra_float_digits TO 3; " \
+	"SET timezone TO 'UTC'"
+
 /* A logical slot as created or found. */
 typedef struct replslot
 {
@@ -92,6 +101,15 @@ bool replconn_build_start(const replstart *opts, int server_version, char *buf, 
 
 /* START_REPLICATION: on success the connection is in COPY BOTH mode. */
 bool replconn_start(replconn *rc, const replstart *opts, char *errbuf, size_t errlen);
+
+/*
+ * Check that every table the publications publish updates or deletes of has
+ * a usable replica identity (a primary key, a valid REPLICA IDENTITY USING
+ * INDEX, or FULL); the error names each table that has none and what to do.
+ * Runs SQL on the replication connection (before START_REPLICATION).
+ */
+bool replconn_check_identity(replconn *rc, const char *const *publications, char *errbuf,
+                             size_t errlen);
 
 /* Microseconds since the PostgreSQL epoch, from the system clock. */
 pgo_timestamp replconn_now(void);

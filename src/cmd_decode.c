@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cmd.h"
 #include "decodefmt.h"
 #include "pgoutput.h"
@@ -75,16 +76,6 @@ decode_on_signal(int sig)
 	decode_interrupted = 1;
 }
 
-/* Milliseconds of a monotonic clock. */
-static int64_t
-decode_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Print decode's usage to f. */
 static void
 decode_usage(FILE *f)
@@ -113,57 +104,6 @@ decode_usage(FILE *f)
 	        "  --help                 show this help\n"
 	        "\n"
 	        "Only what has been written out is acknowledged to the source. Ctrl+C stops cleanly.\n");
-}
-
-/* Parse a size like 64MB, 512k, 1G or plain bytes. */
-static bool
-decode_parse_size(const char *text, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned long long mult = 1;
-
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno || end == text || text[0] == '-')
-		return false;
-	if (*end == 'k' || *end == 'K')
-		mult = 1024ULL;
-	else if (*end == 'm' || *end == 'M')
-		mult = 1024ULL * 1024;
-	else if (*end == 'g' || *end == 'G')
-		mult = 1024ULL * 1024 * 1024;
-	else if (*end != '\0')
-		return false;
-	if (*end != '\0')
-	{
-		end++;
-		if ((*end == 'b' || *end == 'B'))
-			end++;
-		if (*end == 'i' && (end[1] == 'B' || end[1] == 'b'))
-			end += 2;
-		if (*end != '\0')
-			return false;
-	}
-	if (v > SIZE_MAX / mult)
-		return false;
-	*out = (size_t)(v * mult);
-	return true;
-}
-
-/* Parse a whole non-negative int in [lo, hi]. */
-static bool
-decode_parse_int(const char *text, int lo, int hi, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (errno || end == text || *end != '\0' || v < lo || v > hi)
-		return false;
-	*out = (int)v;
-	return true;
 }
 
 /* Parse argv into opts; prints one error line and returns false on bad usage. */
@@ -266,7 +206,7 @@ decode_parse_args(int argc, char **argv, decode_opts *o, bool *help)
 				}
 				break;
 			case OPT_PROTO:
-				if (!decode_parse_int(optarg, PGO_PROTO_VERSION_MIN, PGO_PROTO_VERSION_MAX,
+				if (!cli_parse_int(optarg, PGO_PROTO_VERSION_MIN, PGO_PROTO_VERSION_MAX,
 				                      &o->proto_version))
 				{
 					fprintf(stderr,
@@ -276,7 +216,7 @@ decode_parse_args(int argc, char **argv, decode_opts *o, bool *help)
 				}
 				break;
 			case OPT_RING:
-				if (!decode_parse_size(optarg, &o->ring_size) || o->ring_size < 64 * 1024)
+				if (!cli_parse_size(optarg, &o->ring_size) || o->ring_size < 64 * 1024)
 				{
 					fprintf(stderr,
 					        "pg_dbmigrator decode: invalid --ring-size \"%s\": use a size of at "
@@ -286,7 +226,7 @@ decode_parse_args(int argc, char **argv, decode_opts *o, bool *help)
 				}
 				break;
 			case OPT_STATUS:
-				if (!decode_parse_int(optarg, 1, 3600, &secs))
+				if (!cli_parse_int(optarg, 1, 3600, &secs))
 				{
 					fprintf(stderr,
 					        "pg_dbmigrator decode: invalid --status-interval \"%s\": use 1 to 3600 "
@@ -372,7 +312,7 @@ decode_flush(decode_run *run, receiver *rcv, char *errbuf, size_t errlen)
 		receiver_set_flush(rcv, run->pending_ack);
 		run->acked = run->pending_ack;
 	}
-	run->last_flush_ms = decode_now_ms();
+	run->last_flush_ms = cli_now_ms();
 	return true;
 }
 
@@ -510,7 +450,7 @@ decode_loop(decode_run *run, receiver *rcv, ring *rg, pgo_decoder *dec, relcache
 		if (step == DECODE_DONE)
 			return decode_flush(run, rcv, errbuf, errlen);
 		if (strbuf_len(&run->out) >= DECODE_FLUSH_BYTES ||
-		    decode_now_ms() - run->last_flush_ms >= DECODE_FLUSH_MS)
+		    cli_now_ms() - run->last_flush_ms >= DECODE_FLUSH_MS)
 			if (!decode_flush(run, rcv, errbuf, errlen))
 				return false;
 	}
@@ -629,7 +569,7 @@ cmd_decode(int argc, char **argv)
 	}
 	if (!receiver_start(&rcv, &rc, &rg, opts.status_interval_ms, err, sizeof(err)))
 		goto error;
-	run.last_flush_ms = decode_now_ms();
+	run.last_flush_ms = cli_now_ms();
 	if (!decode_loop(&run, &rcv, &rg, &dec, &cache, err, sizeof(err)))
 		goto error;
 	if (!receiver_stop(&rcv, err, sizeof(err)))

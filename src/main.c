@@ -19,6 +19,9 @@ usage(FILE *f)
 	           "Usage:\n"
 	           "  pg_dbmigrator decode --source CONNSTR --slot-name NAME --publication NAME [...]\n"
 	           "                             print the decoded changes of a replication slot\n"
+	           "  pg_dbmigrator bench --source CONNSTR --target CONNSTR --slot-name NAME\n"
+	           "                      --publication NAME --endpos LSN [...]\n"
+	           "                             apply a slot's backlog to a target, report throughput\n"
 	           "  pg_dbmigrator --help       show this help\n"
 	           "  pg_dbmigrator --version    show the version\n"
 	           "\n"
@@ -36,6 +39,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "decode") == 0)
 		return cmd_decode(argc - 1, argv + 1);
+	if (strcmp(argv[1], "bench") == 0)
+		return cmd_bench(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 	{
 		usage(stdout);

@@ -141,6 +141,24 @@ error:
 	return ok;
 }
 
+/*
+ * Fix the text forms the walsender's output functions produce, whatever the
+ * source's defaults: the apply session reads them back with the same
+ * settings (REPLCONN_FORMAT_SETTINGS), as the native apply worker does.
+ */
+static bool
+replconn_set_formats(replconn *rc, char *errbuf, size_t errlen)
+{
+	PGresult *res = PQexec(rc->conn, REPLCONN_FORMAT_SETTINGS);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		snprintf(errbuf, errlen, "could not set the output formats on the source: %s",
+		         PQerrorMessage(rc->conn));
+	PQclear(res);
+	return ok;
+}
+
 /* Open a replication connection and identify the server. */
 bool
 replconn_open(replconn *rc, const char *conninfo, char *errbuf, size_t errlen)
@@ -170,7 +188,7 @@ replconn_open(replconn *rc, const char *conninfo, char *errbuf, size_t errlen)
 		replconn_close(rc);
 		return false;
 	}
-	if (!replconn_identify(rc, errbuf, errlen))
+	if (!replconn_identify(rc, errbuf, errlen) || !replconn_set_formats(rc, errbuf, errlen))
 	{
 		replconn_close(rc);
 		return false;
@@ -460,4 +478,87 @@ replconn_now(void)
 
 	gettimeofday(&tv, NULL);
 	return ((pgo_timestamp)tv.tv_sec - PGO_EPOCH_OFFSET_SECS) * 1000000 + tv.tv_usec;
+}
+
+/* Tables published for UPDATE/DELETE that have no usable replica identity. */
+bool
+replconn_check_identity(replconn *rc, const char *const *publications, char *errbuf,
+                        size_t errlen)
+{
+	static const char sql[] =
+	    "SELECT DISTINCT format('%I.%I', pt.schemaname, pt.tablename) "
+	    "FROM pg_catalog.pg_publication_tables pt "
+	    "JOIN pg_catalog.pg_publication p ON p.pubname = pt.pubname "
+	    "JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname "
+	    "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+	    "WHERE pt.pubname = ANY ($1::text[]) AND (p.pubupdate OR p.pubdelete) "
+	    "AND c.relkind = 'r' AND (c.relreplident = 'n' "
+	    " OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
+	    "     WHERE i.indrelid = c.oid AND i.indisprimary)) "
+	    " OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
+	    "     WHERE i.indrelid = c.oid AND i.indisreplident))) "
+	    "ORDER BY 1";
+	char array[4096];
+	size_t len = 0;
+	PGresult *res;
+	bool ok;
+
+	/* a text[] literal: {"a","b"} with " and \ escaped */
+	array[len++] = '{';
+	for (int i = 0; publications[i]; i++)
+	{
+		if (len + 2 * strlen(publications[i]) + 4 >= sizeof(array))
+		{
+			snprintf(errbuf, errlen, "too many publications");
+			return false;
+		}
+		if (i > 0)
+			array[len++] = ',';
+		array[len++] = '"';
+		for (const char *p = publications[i]; *p; p++)
+		{
+			if (*p == '"' || *p == '\\')
+				array[len++] = '\\';
+			array[len++] = *p;
+		}
+		array[len++] = '"';
+	}
+	array[len++] = '}';
+	array[len] = '\0';
+	/* a replication connection speaks the simple protocol only: quote the literal ourselves */
+	{
+		char *lit = PQescapeLiteral(rc->conn, array, len);
+		char query[sizeof(sql) + sizeof(array) * 2 + 16];
+		const char *at = strstr(sql, "$1");
+
+		if (lit == NULL)
+		{
+			snprintf(errbuf, errlen, "could not quote the publication names");
+			return false;
+		}
+		snprintf(query, sizeof(query), "%.*s%s%s", (int)(at - sql), sql, lit, at + 2);
+		PQfreemem(lit);
+		res = PQexec(rc->conn, query);
+	}
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		snprintf(errbuf, errlen, "could not check the replica identity of published tables: %s",
+		         PQerrorMessage(rc->conn));
+	else if (PQntuples(res) > 0)
+	{
+		size_t n = (size_t)snprintf(errbuf, errlen, "published table%s without a replica identity:",
+		                            PQntuples(res) > 1 ? "s" : "");
+
+		for (int i = 0; i < PQntuples(res) && n < errlen; i++)
+			n += (size_t)snprintf(errbuf + n, errlen - n, "%s %s", i ? "," : "",
+			                      PQgetvalue(res, i, 0));
+		if (n < errlen)
+			snprintf(errbuf + n, errlen - n,
+			         ". Their updates and deletes cannot be applied: add a primary key, or ALTER "
+			         "TABLE ... REPLICA IDENTITY FULL (or USING INDEX) on the source, or leave "
+			         "them out of the publication");
+		ok = false;
+	}
+	PQclear(res);
+	return ok;
 }

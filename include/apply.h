@@ -1,0 +1,164 @@
+/*
+ * apply.h — applies decoded pgoutput changes to the target over one libpq
+ * connection: prepared statements per (relation, operation, column set),
+ * multi-row INSERTs, libpq pipeline mode, several source transactions per
+ * target transaction, and the source position recorded in
+ * _pg_dbmigrator.apply_progress in the same target transaction (exactly once).
+ * (The schema is not "pg_dbmigrator": PostgreSQL reserves the pg_ prefix for
+ * system schemas.)
+ *
+ * Values are bound as text parameters pointing into the ring record they
+ * came in: the applier NUL-terminates each value in place (the byte after a
+ * value is the next column's kind byte, already decoded, or the NUL the
+ * receiver appends to each record). Rows of a pending multi-row INSERT keep
+ * pointing into their records until apply_send_pending: the caller holds
+ * those records (ring_hold) while apply_has_pending is true.
+ *
+ * Owns: the target connection, the statement cache (through relcache user
+ * pointers) and the in-flight result queue. Never: acknowledges anything
+ * itself: apply_committed_lsn says what the caller may report as flushed.
+ */
+#ifndef APPLY_H
+#define APPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "pgoutput.h"
+#include "relcache.h"
+#include "strbuf.h"
+
+#define APPLY_DEFAULT_GROUP_TXNS  1000
+#define APPLY_DEFAULT_GROUP_BYTES (8 * 1024 * 1024)
+#define APPLY_MAX_BATCH_ROWS      256 /* rows per multi-row INSERT (a power of two) */
+
+typedef struct apply_opts
+{
+	const char *target;    /* borrowed: libpq connection string or URI */
+	const char *slot_name; /* borrowed: the progress row's key */
+	int group_txns;        /* source transactions per target transaction (>= 1) */
+	size_t group_bytes;    /* ...or this many bytes of changes, whichever first */
+	bool skip_missing;     /* --on-missing-row skip: count, warn once, go on */
+	pgo_lsn skip_lsn;      /* --skip-lsn: the commit LSN of one transaction to skip (0: none) */
+	bool quiet;            /* no notices on stderr (tests) */
+} apply_opts;
+
+typedef struct apply_stats
+{
+	uint64_t inserts, updates, deletes, truncates; /* row changes applied */
+	uint64_t messages;                             /* logical messages (ignored) */
+	uint64_t origins;                              /* Origin messages seen */
+	uint64_t txns;                                 /* source transactions applied */
+	uint64_t skipped_txns;                         /* at or below the progress LSN, or --skip-lsn */
+	uint64_t missing_rows;                         /* with skip_missing */
+	uint64_t groups;                               /* target transactions committed */
+	uint64_t statements;                           /* statements sent */
+} apply_stats;
+
+/* One statement sent and not yet answered (see apply.c). */
+typedef struct apply_pending apply_pending;
+
+typedef struct applier
+{
+	apply_opts opts;
+	PGconn *conn;     /* owned: PQfinish in apply_close */
+	relcache *rels;   /* borrowed: the caller's relation cache (user pointers are ours) */
+	bool replica_role; /* session_replication_role = replica could be set */
+
+	/* where the target is */
+	pgo_lsn progress_lsn;  /* from apply_progress at open: skip transactions below it */
+	pgo_lsn committed_lsn; /* end LSN of the last source transaction whose target commit succeeded */
+	pgo_lsn progress_written; /* what the last group sent writes into the progress row */
+	char last_origin[64];
+
+	/* the source transaction being applied */
+	bool in_txn;        /* between Begin and Commit */
+	bool skipping;      /* this transaction is not applied */
+	pgo_lsn txn_lsn;    /* its commit LSN (Begin's final_lsn) */
+	pgo_xid txn_xid;
+	pgo_lsn change_lsn; /* WAL start of the change being applied, for errors */
+
+	/* the target transaction (group) being built */
+	bool group_open;      /* BEGIN sent */
+	int group_txns;       /* source transactions in it */
+	size_t group_bytes;   /* change bytes in it */
+	pgo_lsn group_end_lsn; /* end LSN of its last source transaction */
+
+	/* the multi-row INSERT being collected */
+	relcache_entry *batch_rel; /* NULL: none */
+	uint32_t batch_gen;
+	int batch_rows;
+	const char **batch_values; /* owned: APPLY_MAX_BATCH_ROWS * ncols value pointers */
+	size_t batch_cap;          /* entries in batch_values */
+
+	/* statements in flight, answered in order */
+	apply_pending *pending; /* owned: a ring of pending_cap entries */
+	size_t pending_cap, pending_head, pending_count;
+	bool awaiting_null;     /* the head entry got its result; NULL comes next */
+	size_t unflushed;       /* bytes queued since the last full flush */
+	uint64_t stmt_seq;      /* for unique statement names */
+	const char **params;    /* owned: scratch parameter array */
+	size_t params_cap;
+
+	/* a failure: the first one wins */
+	bool failed;
+	char errmsg[2048];
+
+	apply_stats stats;
+	strbuf sql; /* scratch for statement text */
+} applier;
+
+/*
+ * Connect to the target, set the session up (session_replication_role =
+ * replica when allowed, else a notice; text formats), create
+ * _pg_dbmigrator.apply_progress if needed, read this slot's progress, and
+ * enter pipeline mode. rels must outlive the applier; its user pointers
+ * become the applier's (relcache_init with apply_rel_free).
+ */
+PGO_MUSTCHECK bool apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf,
+                              size_t errlen);
+
+/* The relcache user_free callback for apply_open's cache. */
+void apply_rel_free(relcache_entry *entry);
+
+/* Close the connection (an open group is rolled back by the server). */
+void apply_close(applier *a);
+
+/*
+ * Apply one decoded message. msg's views point into a writable buffer the
+ * caller keeps valid while apply_has_pending is true. Relation and Type
+ * messages must already be in rels (relcache_update) before this call.
+ * False on failure: a->errmsg says what, where and what to do.
+ */
+PGO_MUSTCHECK bool apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start,
+                                 size_t msg_len);
+
+/* Is a multi-row INSERT collected and not yet sent (holding record memory)? */
+bool apply_has_pending(const applier *a);
+
+/* Send the collected INSERT rows (the caller may then release their records). */
+PGO_MUSTCHECK bool apply_send_pending(applier *a);
+
+/*
+ * End the open target transaction now, if any: record the progress, COMMIT,
+ * and ask the server to answer. Then read whatever answers have arrived,
+ * without waiting.
+ */
+PGO_MUSTCHECK bool apply_end_group(applier *a);
+
+/* Read answers that have arrived, without waiting. */
+PGO_MUSTCHECK bool apply_poll(applier *a);
+
+/* Wait until every statement sent is answered (at most timeout_ms; -1: no limit). */
+PGO_MUSTCHECK bool apply_wait(applier *a, int timeout_ms);
+
+/* The socket to wait on for answers (select for reading), or -1. */
+int apply_socket(const applier *a);
+
+/* Is anything received from the source not yet committed on the target? */
+bool apply_busy(const applier *a);
+
+#endif /* APPLY_H */

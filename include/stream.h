@@ -1,0 +1,47 @@
+/*
+ * stream.h — the apply thread's loop: ring records → decoder → relation
+ * cache → applier, with the flush position handed back to the receiver.
+ *
+ * Owns: nothing; it drives the receiver's ring, the decoder, the cache and
+ * the applier it is given. Never: reports a flush position beyond the
+ * applier's committed_lsn, except the WAL end of an idle keepalive when
+ * nothing received is uncommitted.
+ */
+#ifndef STREAM_H
+#define STREAM_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "apply.h"
+#include "pgoutput.h"
+#include "receiver.h"
+#include "relcache.h"
+#include "ring.h"
+
+typedef struct stream_opts
+{
+	pgo_lsn endpos;                   /* 0: none; else stop after the last transaction at or before it */
+	volatile sig_atomic_t *stop;      /* optional: stop cleanly once *stop is set */
+	void (*tick)(void *arg);          /* optional: called about every 100 ms (lag events) */
+	void *tick_arg;
+} stream_opts;
+
+typedef enum stream_end
+{
+	STREAM_ENDPOS,  /* --endpos reached */
+	STREAM_STOPPED, /* *stop was set */
+	STREAM_CLOSED,  /* the receiver ended (its error, if any, is in errbuf) */
+	STREAM_FAILED   /* decoding or applying failed: errbuf */
+} stream_end;
+
+/*
+ * Run until endpos, *stop, the end of the stream, or a failure. Whatever
+ * ends it, every group that can be committed is, and the receiver is told
+ * the final flush position.
+ */
+stream_end stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec,
+                        relcache *rels, applier *a, char *errbuf, size_t errlen);
+
+#endif /* STREAM_H */

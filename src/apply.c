@@ -1,0 +1,1427 @@
+/*
+ * apply.c — the apply engine (see apply.h).
+ *
+ * The target connection runs in libpq pipeline mode, nonblocking. One target
+ * transaction (a "group") carries one or more source transactions:
+ *
+ *   BEGIN; <changes>; <progress>; COMMIT; Sync
+ *
+ * and groups follow each other without waiting. <progress> moves this slot's
+ * row of _pg_dbmigrator.apply_progress from the LSN the previous group wrote
+ * to this group's last end LSN, and fails (rolling the group back) if the row
+ * does not hold the previous value: so a group never commits after one that
+ * failed, even when the failure was at COMMIT itself. Every statement sent is
+ * queued as an apply_pending entry and its answer checked in order; the end
+ * LSN of a group becomes committed_lsn only when its COMMIT answered OK.
+ *
+ * Owns: the connection, per-relation statement state (relcache_entry.user),
+ * the pending queue, the INSERT batch pointer array. Never: copies a value
+ * (they are bound from the ring), or reports a position it has not seen
+ * committed.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+
+#include "apply.h"
+#include "replconn.h"
+
+#define APPLY_FLUSH_BYTES (256 * 1024) /* flush libpq's buffer after this much */
+#define APPLY_MAX_PENDING 65536        /* statements in flight before we wait */
+#define APPLY_KEY_TEXT    160          /* key summary kept for error messages */
+
+/* What a pending entry waits for. */
+typedef enum apply_what
+{
+	AP_OTHER = 'X',    /* PREPARE, SET ...: must succeed */
+	AP_BEGIN = 'B',
+	AP_INSERT = 'I',
+	AP_UPDATE = 'U',
+	AP_DELETE = 'D',
+	AP_TRUNCATE = 'T',
+	AP_PROGRESS = 'P',
+	AP_COMMIT = 'C',   /* lsn: the group's last end LSN */
+	AP_SYNC = 'S',     /* the pipeline sync after COMMIT */
+	AP_ADVANCE = 'A'   /* no statement: committed_lsn = lsn once everything before is answered */
+} apply_what;
+
+struct apply_pending
+{
+	char what;
+	int rows;        /* INSERT: rows sent */
+	pgo_oid relid;   /* changes: the relation */
+	pgo_lsn lsn;     /* changes: WAL start of the change; COMMIT/ADVANCE: end LSN */
+	pgo_lsn txn_lsn; /* changes: commit LSN of the source transaction */
+	char key[APPLY_KEY_TEXT];
+};
+
+/* One prepared statement of a relation. */
+typedef struct apply_stmt
+{
+	struct apply_stmt *next;
+	char kind;      /* 'I', 'U', 'D' */
+	int rows;       /* 'I': rows per statement */
+	uint8_t *mask;  /* 'U'/'D': per column bits (owned); NULL for 'I' */
+	char name[40];
+} apply_stmt;
+
+#define MASK_SET   1 /* column is in SET */
+#define MASK_WHERE 2 /* column is matched in WHERE */
+
+/* The applier's state for one relation (relcache_entry.user). */
+typedef struct apply_rel
+{
+	char *qname;     /* owned: "nsp"."rel" */
+	char relkind;    /* on the target: 'r' or 'p' */
+	char **qcols;    /* owned: quoted name of each published column */
+	bool *text_eq;   /* owned: compare this column as text (its type has no '=') */
+	uint16_t ncols;
+	apply_stmt *stmts; /* owned list */
+} apply_rel;
+
+static bool apply_take_results(applier *a);
+
+/* ---------------------------------------------------------------- errors */
+
+static bool
+apply_fail(applier *a, const char *fmt, const char *detail)
+{
+	if (!a->failed)
+	{
+		a->failed = true;
+		snprintf(a->errmsg, sizeof(a->errmsg), "%s%s%s", fmt, detail ? ": " : "",
+		         detail ? detail : "");
+		/* libpq messages end with a newline */
+		for (size_t n = strlen(a->errmsg); n > 0 && a->errmsg[n - 1] == '\n'; n--)
+			a->errmsg[n - 1] = '\0';
+	}
+	return false;
+}
+
+static bool
+apply_fail_conn(applier *a, const char *what)
+{
+	return apply_fail(a, what, PQerrorMessage(a->conn));
+}
+
+/* ---------------------------------------------------------- relation state */
+
+void
+apply_rel_free(relcache_entry *entry)
+{
+	apply_rel *ar = entry->user;
+
+	if (ar == NULL)
+		return;
+	for (apply_stmt *s = ar->stmts, *next; s; s = next)
+	{
+		next = s->next;
+		free(s->mask);
+		free(s);
+	}
+	for (uint16_t i = 0; ar->qcols && i < ar->ncols; i++)
+		free(ar->qcols[i]);
+	free(ar->qcols);
+	free(ar->text_eq);
+	free(ar->qname);
+	free(ar);
+	entry->user = NULL;
+}
+
+/* A quoted identifier, malloc'd. */
+static char *
+apply_quote(applier *a, const char *name)
+{
+	char *q = PQescapeIdentifier(a->conn, name, strlen(name));
+	char *copy;
+
+	if (q == NULL)
+		return NULL;
+	copy = strdup(q);
+	PQfreemem(q);
+	return copy;
+}
+
+/* ------------------------------------------------------------ the pipeline */
+
+static bool
+apply_push(applier *a, char what, const relcache_entry *rel, int rows, const char *key)
+{
+	apply_pending *p;
+
+	if (a->pending_count == a->pending_cap)
+	{
+		size_t cap = a->pending_cap ? a->pending_cap * 2 : 1024;
+		apply_pending *grown = malloc(cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return apply_fail(a, "out of memory for the statement queue", NULL);
+		/* unroll the ring into the new array */
+		for (size_t i = 0; i < a->pending_count; i++)
+			grown[i] = a->pending[(a->pending_head + i) % a->pending_cap];
+		free(a->pending);
+		a->pending = grown;
+		a->pending_cap = cap;
+		a->pending_head = 0;
+	}
+	p = &a->pending[(a->pending_head + a->pending_count) % a->pending_cap];
+	p->what = what;
+	p->rows = rows;
+	p->relid = rel ? rel->relid : 0;
+	p->lsn = what == AP_COMMIT || what == AP_ADVANCE ? a->group_end_lsn : a->change_lsn;
+	p->txn_lsn = a->txn_lsn;
+	if (key)
+		snprintf(p->key, sizeof(p->key), "%s", key);
+	else
+		p->key[0] = '\0';
+	a->pending_count++;
+	if (what != AP_ADVANCE)
+		a->stats.statements++;
+	return true;
+}
+
+/* Wait for the socket to be readable (and writable when want_write). */
+static bool
+apply_wait_socket(applier *a, bool want_write, int timeout_ms)
+{
+	int fd = PQsocket(a->conn);
+	fd_set rfds, wfds;
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+
+	if (fd < 0)
+		return apply_fail_conn(a, "lost the connection to the target");
+	FD_ZERO(&rfds);
+	FD_ZERO(&wfds);
+	FD_SET(fd, &rfds);
+	if (want_write)
+		FD_SET(fd, &wfds);
+	if (select(fd + 1, &rfds, want_write ? &wfds : NULL, NULL, timeout_ms < 0 ? NULL : &tv) < 0 &&
+	    errno != EINTR)
+		return apply_fail(a, "select() on the target connection failed", strerror(errno));
+	return true;
+}
+
+/* Send everything libpq has buffered, reading answers meanwhile (no deadlock). */
+static bool
+apply_flush(applier *a)
+{
+	for (;;)
+	{
+		int f = PQflush(a->conn);
+
+		if (f < 0)
+			return apply_fail_conn(a, "lost the connection to the target");
+		if (!apply_take_results(a))
+			return false;
+		if (f == 0)
+			break;
+		if (!apply_wait_socket(a, true, 1000))
+			return false;
+	}
+	a->unflushed = 0;
+	return true;
+}
+
+/* After queueing a statement: keep libpq's buffer and the queue bounded. */
+static bool
+apply_after_send(applier *a, size_t bytes)
+{
+	a->unflushed += bytes + 32;
+	if (a->unflushed >= APPLY_FLUSH_BYTES && !apply_flush(a))
+		return false;
+	if (a->pending_count >= APPLY_MAX_PENDING && !apply_wait(a, -1))
+		return false;
+	return true;
+}
+
+static bool
+apply_send_sql(applier *a, char what, const char *sql, const relcache_entry *rel)
+{
+	if (!PQsendQueryParams(a->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+		return apply_fail_conn(a, "could not send a statement to the target");
+	return apply_push(a, what, rel, 0, NULL) && apply_after_send(a, strlen(sql));
+}
+
+static bool
+apply_send_prepared(applier *a, char what, const char *name, int nparams,
+                    const char *const *values, const relcache_entry *rel, int rows, const char *key,
+                    size_t bytes)
+{
+	if (!PQsendQueryPrepared(a->conn, name, nparams, values, NULL, NULL, 0))
+		return apply_fail_conn(a, "could not send a statement to the target");
+	return apply_push(a, what, rel, rows, key) && apply_after_send(a, bytes);
+}
+
+static bool
+apply_send_prepare(applier *a, const char *name, const char *sql, int nparams)
+{
+	if (!PQsendPrepare(a->conn, name, sql, nparams, NULL))
+		return apply_fail_conn(a, "could not prepare a statement on the target");
+	return apply_push(a, AP_OTHER, NULL, 0, NULL) && apply_after_send(a, strlen(sql));
+}
+
+/* The relation's "schema.table" for messages. */
+static void
+apply_relname(applier *a, pgo_oid relid, char *buf, size_t size)
+{
+	relcache_entry *e = relcache_get(a->rels, relid);
+
+	if (e)
+		snprintf(buf, size, "%s.%s", e->nspname, e->relname);
+	else
+		snprintf(buf, size, "relation %u", relid);
+}
+
+/* A failed answer: say what, where, and what to do. */
+static void
+apply_fail_answer(applier *a, const apply_pending *p, PGresult *res)
+{
+	char rel[256], lsn[PGO_LSN_STRLEN], txn[PGO_LSN_STRLEN], msg[1800];
+	const char *server = PQresultErrorMessage(res);
+	const char *hint = "fix the cause on the target and run again (it resumes after the last "
+	                   "committed transaction), or skip this source transaction with --skip-lsn";
+
+	apply_relname(a, p->relid, rel, sizeof(rel));
+	pgo_lsn_format(p->lsn, lsn);
+	pgo_lsn_format(p->txn_lsn, txn);
+	switch (p->what)
+	{
+		case AP_INSERT:
+		case AP_UPDATE:
+		case AP_DELETE:
+		case AP_TRUNCATE:
+			snprintf(msg, sizeof(msg), "the target rejected %s on %s%s%s (source change at %s, %s",
+			         p->what == AP_INSERT   ? "an INSERT"
+			         : p->what == AP_UPDATE ? "an UPDATE"
+			         : p->what == AP_DELETE ? "a DELETE"
+			                                : "a TRUNCATE",
+			         rel, p->key[0] ? " " : "", p->key, lsn, "");
+			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+			         "transaction committed at %s); %s", txn, hint);
+			break;
+		case AP_PROGRESS:
+			snprintf(msg, sizeof(msg),
+			         "the progress row of this slot in _pg_dbmigrator.apply_progress is not where "
+			         "this run left it: another pg_dbmigrator applies the same slot, or the "
+			         "previous target transaction did not commit");
+			break;
+		case AP_COMMIT:
+			snprintf(msg, sizeof(msg),
+			         "the target could not commit the transaction ending at source LSN %s; %s",
+			         pgo_lsn_format(p->lsn, lsn), hint);
+			break;
+		default:
+			snprintf(msg, sizeof(msg), "a statement failed on the target");
+			break;
+	}
+	apply_fail(a, msg, server && server[0] ? server : NULL);
+}
+
+/* A row the change was meant for is not on the target. */
+static bool
+apply_missing_row(applier *a, const apply_pending *p)
+{
+	char rel[256], lsn[PGO_LSN_STRLEN], txn[PGO_LSN_STRLEN], msg[1024];
+
+	if (a->opts.skip_missing)
+	{
+		if (a->stats.missing_rows++ == 0 && !a->opts.quiet)
+		{
+			apply_relname(a, p->relid, rel, sizeof(rel));
+			fprintf(stderr,
+			        "pg_dbmigrator: WARNING: %s on %s found no row %s; skipped "
+			        "(--on-missing-row skip; further ones are counted)\n",
+			        p->what == AP_UPDATE ? "an UPDATE" : "a DELETE", rel, p->key);
+		}
+		return true;
+	}
+	apply_relname(a, p->relid, rel, sizeof(rel));
+	snprintf(msg, sizeof(msg),
+	         "%s on %s found no row %s on the target (source change at %s, transaction committed "
+	         "at %s): the target differs from the source. Re-copy the table, or run with "
+	         "--on-missing-row skip, or skip this transaction with --skip-lsn %s",
+	         p->what == AP_UPDATE ? "an UPDATE" : "a DELETE", rel, p->key, pgo_lsn_format(p->lsn, lsn),
+	         pgo_lsn_format(p->txn_lsn, txn), txn);
+	return apply_fail(a, msg, NULL);
+}
+
+/* Check one answer against what it answers. */
+static bool
+apply_check_answer(applier *a, const apply_pending *p, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st == PGRES_PIPELINE_ABORTED)
+	{
+		if (!a->failed)
+			apply_fail(a, "the target skipped statements after an error", NULL);
+		return false;
+	}
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+	{
+		apply_fail_answer(a, p, res);
+		return false;
+	}
+	switch (p->what)
+	{
+		case AP_UPDATE:
+		case AP_DELETE:
+			if (strcmp(PQcmdTuples(res), "0") == 0 && !apply_missing_row(a, p))
+				return false;
+			if (p->what == AP_UPDATE)
+				a->stats.updates++;
+			else
+				a->stats.deletes++;
+			break;
+		case AP_INSERT:
+			a->stats.inserts += (uint64_t)p->rows;
+			break;
+		case AP_COMMIT:
+			a->committed_lsn = p->lsn;
+			a->stats.groups++;
+			break;
+		default:
+			break;
+	}
+	return true;
+}
+
+static void
+apply_pop(applier *a)
+{
+	a->pending_head = (a->pending_head + 1) % a->pending_cap;
+	a->pending_count--;
+	a->awaiting_null = false;
+}
+
+/* Read every answer that has arrived; never waits. */
+static bool
+apply_take_results(applier *a)
+{
+	if (!PQconsumeInput(a->conn))
+		return apply_fail_conn(a, "lost the connection to the target");
+	int nulls = 0;
+
+	while (a->pending_count > 0)
+	{
+		apply_pending *p = &a->pending[a->pending_head];
+		PGresult *res;
+
+		if (p->what == AP_ADVANCE)
+		{
+			if (!a->failed)
+				a->committed_lsn = p->lsn;
+			apply_pop(a);
+			continue;
+		}
+		if (PQisBusy(a->conn))
+			break;
+		res = PQgetResult(a->conn);
+		if (res == NULL)
+		{
+			if (a->awaiting_null)
+			{
+				apply_pop(a);
+				nulls = 0;
+				continue;
+			}
+			if (++nulls > 1)
+				break; /* nothing more to read now */
+			continue;  /* a NULL after a sync, before the next answer */
+		}
+		nulls = 0;
+		if (p->what == AP_SYNC)
+		{
+			/* a sync's answer; nothing follows it */
+			PQclear(res);
+			apply_pop(a);
+			continue;
+		}
+		if (!apply_check_answer(a, p, res) && !a->failed)
+			a->failed = true;
+		PQclear(res);
+		a->awaiting_null = true;
+	}
+	return !a->failed;
+}
+
+bool
+apply_poll(applier *a)
+{
+	if (a->failed)
+		return false;
+	if (a->unflushed > 0 && !apply_flush(a))
+		return false;
+	return apply_take_results(a);
+}
+
+bool
+apply_wait(applier *a, int timeout_ms)
+{
+	int waited = 0;
+
+	if (!apply_flush(a))
+		return false;
+	while (a->pending_count > 0)
+	{
+		if (!apply_take_results(a))
+			return false;
+		if (a->pending_count == 0)
+			break;
+		if (timeout_ms >= 0 && waited >= timeout_ms)
+			return apply_fail(a, "the target did not answer in time", NULL);
+		if (!apply_wait_socket(a, false, 100))
+			return false;
+		waited += 100;
+	}
+	return !a->failed;
+}
+
+int
+apply_socket(const applier *a)
+{
+	return a->conn ? PQsocket(a->conn) : -1;
+}
+
+bool
+apply_busy(const applier *a)
+{
+	if (a->in_txn || a->group_open || a->batch_rel)
+		return true;
+	for (size_t i = 0; i < a->pending_count; i++)
+	{
+		char w = a->pending[(a->pending_head + i) % a->pending_cap].what;
+
+		if (w == AP_COMMIT || w == AP_ADVANCE)
+			return true;
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------- session set-up */
+
+/* Run one statement outside pipeline mode. */
+static bool
+apply_exec(applier *a, const char *sql, int nparams, const char *const *values, PGresult **out)
+{
+	/* without parameters, the simple protocol (it allows several statements) */
+	PGresult *res = nparams == 0 ? PQexec(a->conn, sql)
+	                             : PQexecParams(a->conn, sql, nparams, NULL, values, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+	{
+		char what[512];
+
+		snprintf(what, sizeof(what), "the target refused \"%.200s\"", sql);
+		apply_fail(a, what, PQresultErrorMessage(res));
+		PQclear(res);
+		return false;
+	}
+	if (out)
+		*out = res;
+	else
+		PQclear(res);
+	return true;
+}
+
+/* Leave pipeline mode with nothing in flight (for catalog queries). */
+static bool
+apply_leave_pipeline(applier *a)
+{
+	if (PQpipelineStatus(a->conn) == PQ_PIPELINE_OFF)
+		return true;
+	if (!PQpipelineSync(a->conn) || !apply_push(a, AP_SYNC, NULL, 0, NULL))
+		return apply_fail_conn(a, "could not sync with the target");
+	if (!apply_wait(a, -1))
+		return false;
+	if (PQsetnonblocking(a->conn, 0) != 0 || !PQexitPipelineMode(a->conn))
+		return apply_fail_conn(a, "could not leave pipeline mode on the target");
+	return true;
+}
+
+static bool
+apply_enter_pipeline(applier *a)
+{
+	if (!PQenterPipelineMode(a->conn) || PQsetnonblocking(a->conn, 1) != 0)
+		return apply_fail_conn(a, "could not enter pipeline mode on the target");
+	return true;
+}
+
+static const char progress_ddl[] =
+    "CREATE SCHEMA IF NOT EXISTS _pg_dbmigrator; "
+    "CREATE TABLE IF NOT EXISTS _pg_dbmigrator.apply_progress ("
+    " slot_name text PRIMARY KEY, lsn pg_lsn NOT NULL, applied_at timestamptz NOT NULL)";
+
+/*
+ * Move the progress row from $3 to $2; a division by zero (rolling the group
+ * back) when the row is not at $3.
+ */
+static const char progress_sql[] =
+    "WITH moved AS (UPDATE _pg_dbmigrator.apply_progress SET lsn = $2::pg_lsn, applied_at = now() "
+    "WHERE slot_name = $1 AND lsn = $3::pg_lsn RETURNING 1) "
+    "SELECT 1 / (SELECT count(*)::int FROM moved)";
+
+bool
+apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, size_t errlen)
+{
+	const char *slot_param[1];
+	PGresult *res = NULL;
+
+	memset(a, 0, sizeof(*a));
+	a->opts = *opts;
+	if (a->opts.group_txns < 1)
+		a->opts.group_txns = APPLY_DEFAULT_GROUP_TXNS;
+	if (a->opts.group_bytes == 0)
+		a->opts.group_bytes = APPLY_DEFAULT_GROUP_BYTES;
+	a->rels = rels;
+	strbuf_init(&a->sql);
+	if (!replconn_check_conninfo(opts->target, errbuf, errlen))
+		return false;
+	a->conn = PQconnectdb(opts->target);
+	if (a->conn == NULL || PQstatus(a->conn) != CONNECTION_OK)
+	{
+		snprintf(errbuf, errlen, "could not connect to the target: %s",
+		         a->conn ? PQerrorMessage(a->conn) : "out of memory");
+		apply_close(a);
+		return false;
+	}
+	if (!apply_exec(a, REPLCONN_FORMAT_SETTINGS, 0, NULL, NULL))
+		goto error;
+	/* as the native apply worker: no triggers, no FK checks for replicated rows */
+	res = PQexec(a->conn, "SET session_replication_role TO replica");
+	a->replica_role = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	res = NULL;
+	if (!a->replica_role && !opts->quiet)
+		fprintf(stderr,
+		        "pg_dbmigrator: NOTICE: the target role may not set session_replication_role "
+		        "(it needs superuser): triggers and foreign keys on the target fire for every "
+		        "applied change, which is slower and may reject rows\n");
+	if (!apply_exec(a, progress_ddl, 0, NULL, NULL))
+		goto error;
+	slot_param[0] = opts->slot_name;
+	if (!apply_exec(a,
+	                "INSERT INTO _pg_dbmigrator.apply_progress VALUES ($1, '0/0', now()) "
+	                "ON CONFLICT (slot_name) DO NOTHING",
+	                1, slot_param, NULL) ||
+	    !apply_exec(a, "SELECT lsn FROM _pg_dbmigrator.apply_progress WHERE slot_name = $1", 1,
+	                slot_param, &res))
+		goto error;
+	if (PQntuples(res) != 1 || !pgo_lsn_parse(PQgetvalue(res, 0, 0), &a->progress_lsn))
+	{
+		apply_fail(a, "could not read _pg_dbmigrator.apply_progress on the target", NULL);
+		goto error;
+	}
+	PQclear(res);
+	res = NULL;
+	a->progress_written = a->progress_lsn;
+	a->committed_lsn = a->progress_lsn;
+	res = PQprepare(a->conn, "pgdbm_progress", progress_sql, 3, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		apply_fail(a, "could not prepare the progress statement on the target",
+		           PQresultErrorMessage(res));
+		goto error;
+	}
+	PQclear(res);
+	res = NULL;
+	if (!apply_enter_pipeline(a))
+		goto error;
+	return true;
+error:
+	PQclear(res);
+	snprintf(errbuf, errlen, "%s", a->errmsg);
+	apply_close(a);
+	return false;
+}
+
+void
+apply_close(applier *a)
+{
+	if (a->conn)
+		PQfinish(a->conn);
+	a->conn = NULL;
+	free(a->pending);
+	a->pending = NULL;
+	a->pending_cap = a->pending_count = 0;
+	free(a->batch_values);
+	a->batch_values = NULL;
+	free(a->params);
+	a->params = NULL;
+	strbuf_free(&a->sql);
+}
+
+/* --------------------------------------------------------- relation mapping */
+
+static const char map_sql[] =
+    "SELECT c.relkind, a.attname, "
+    "  NOT EXISTS (SELECT 1 FROM pg_catalog.pg_operator o "
+    "              WHERE o.oprname = '=' AND o.oprleft = b.t AND o.oprright = b.t) "
+    "FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid "
+    "CROSS JOIN LATERAL (SELECT CASE WHEN ty.typcategory = 'A' AND ty.typelem <> 0 THEN ty.typelem "
+    "  WHEN ty.typbasetype <> 0 THEN ty.typbasetype ELSE ty.oid END AS t) b "
+    "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')";
+
+/* Look the relation up on the target (once per Relation message). */
+static apply_rel *
+apply_map(applier *a, relcache_entry *e)
+{
+	const char *params[2] = {e->nspname, e->relname};
+	PGresult *res = NULL;
+	apply_rel *ar;
+	char msg[1024];
+
+	if (e->user)
+		return e->user;
+	if (!apply_send_pending(a) || !apply_leave_pipeline(a))
+		return NULL;
+	if (!apply_exec(a, map_sql, 2, params, &res))
+		return NULL;
+	ar = calloc(1, sizeof(*ar));
+	if (ar == NULL || (e->ncols && ((ar->qcols = calloc(e->ncols, sizeof(char *))) == NULL ||
+	                                (ar->text_eq = calloc(e->ncols, sizeof(bool))) == NULL)))
+	{
+		e->user = ar;
+		apply_rel_free(e);
+		PQclear(res);
+		apply_fail(a, "out of memory", NULL);
+		return NULL;
+	}
+	e->user = ar; /* freed with the entry from here on */
+	ar->ncols = e->ncols;
+	if (PQntuples(res) == 0)
+	{
+		snprintf(msg, sizeof(msg),
+		         "table %s.%s is published on the source but does not exist on the target: "
+		         "create it there (a schema restore does), or remove it from the publication",
+		         e->nspname, e->relname);
+		PQclear(res);
+		apply_fail(a, msg, NULL);
+		return NULL;
+	}
+	ar->relkind = PQgetvalue(res, 0, 0)[0];
+	for (uint16_t i = 0; i < e->ncols; i++)
+	{
+		int row = -1;
+
+		for (int t = 0; t < PQntuples(res); t++)
+			if (strcmp(PQgetvalue(res, t, 1), e->cols[i].name) == 0)
+				row = t;
+		if (row < 0)
+		{
+			snprintf(msg, sizeof(msg),
+			         "column \"%s\" of table %s.%s is published on the source but missing on the "
+			         "target: add it there (ALTER TABLE ... ADD COLUMN), then run again",
+			         e->cols[i].name, e->nspname, e->relname);
+			PQclear(res);
+			apply_fail(a, msg, NULL);
+			return NULL;
+		}
+		ar->text_eq[i] = PQgetvalue(res, row, 2)[0] == 't';
+		ar->qcols[i] = apply_quote(a, e->cols[i].name);
+		if (ar->qcols[i] == NULL)
+		{
+			PQclear(res);
+			apply_fail(a, "out of memory", NULL);
+			return NULL;
+		}
+	}
+	PQclear(res);
+	{
+		char *nsp = apply_quote(a, e->nspname), *rel = apply_quote(a, e->relname);
+
+		if (nsp && rel && (ar->qname = malloc(strlen(nsp) + strlen(rel) + 2)) != NULL)
+			sprintf(ar->qname, "%s.%s", nsp, rel);
+		free(nsp);
+		free(rel);
+		if (ar->qname == NULL)
+		{
+			apply_fail(a, "out of memory", NULL);
+			return NULL;
+		}
+	}
+	if (!apply_enter_pipeline(a))
+		return NULL;
+	return ar;
+}
+
+/* -------------------------------------------------------------- statements */
+
+/* Find or prepare a statement; the SQL is built by the caller into a->sql. */
+static apply_stmt *
+apply_find_stmt(apply_rel *ar, char kind, int rows, const uint8_t *mask, uint16_t ncols)
+{
+	for (apply_stmt *s = ar->stmts; s; s = s->next)
+		if (s->kind == kind && s->rows == rows &&
+		    (mask == NULL || memcmp(s->mask, mask, ncols) == 0))
+			return s;
+	return NULL;
+}
+
+static apply_stmt *
+apply_add_stmt(applier *a, apply_rel *ar, char kind, int rows, const uint8_t *mask, uint16_t ncols,
+               int nparams)
+{
+	apply_stmt *s = calloc(1, sizeof(*s));
+
+	if (s == NULL || (mask && ncols && (s->mask = malloc(ncols)) == NULL))
+	{
+		free(s);
+		apply_fail(a, "out of memory", NULL);
+		return NULL;
+	}
+	if (mask && ncols)
+		memcpy(s->mask, mask, ncols);
+	s->kind = kind;
+	s->rows = rows;
+	snprintf(s->name, sizeof(s->name), "pgdbm_%c%" PRIu64, kind, ++a->stmt_seq);
+	if (!apply_send_prepare(a, s->name, strbuf_data(&a->sql), nparams))
+	{
+		free(s->mask);
+		free(s);
+		return NULL;
+	}
+	s->next = ar->stmts;
+	ar->stmts = s;
+	return s;
+}
+
+#define SQL(...)                                                                                   \
+	do                                                                                             \
+	{                                                                                              \
+		if (!strbuf_appendf(&a->sql, __VA_ARGS__))                                                 \
+			return NULL;                                                                           \
+	} while (0)
+
+/* INSERT INTO t (c...) VALUES ($1..),(..) for rows rows. */
+static apply_stmt *
+apply_insert_stmt(applier *a, apply_rel *ar, int rows)
+{
+	apply_stmt *s = apply_find_stmt(ar, 'I', rows, NULL, 0);
+	int n = 0;
+
+	if (s)
+		return s;
+	strbuf_reset(&a->sql);
+	SQL("INSERT INTO %s (", ar->qname);
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		SQL("%s%s", i ? ", " : "", ar->qcols[i]);
+	SQL(") VALUES ");
+	for (int r = 0; r < rows; r++)
+	{
+		SQL("%s(", r ? ", " : "");
+		for (uint16_t i = 0; i < ar->ncols; i++)
+			SQL("%s$%d", i ? ", " : "", ++n);
+		SQL(")");
+	}
+	return apply_add_stmt(a, ar, 'I', rows, NULL, 0, n);
+}
+
+/* The WHERE clause for mask; parameters numbered from *n + 1. */
+static apply_stmt *
+apply_where(applier *a, const relcache_entry *e, apply_rel *ar, const uint8_t *mask, int *n,
+            void *ok)
+{
+	bool first = true;
+	bool full = e->replident == PGO_REPLIDENT_FULL;
+
+	if (full)
+	{
+		/* one row only, even among duplicates */
+		if (ar->relkind == 'p')
+			SQL(" WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM %s WHERE ", ar->qname);
+		else
+			SQL(" WHERE ctid = (SELECT ctid FROM %s WHERE ", ar->qname);
+	}
+	else
+		SQL(" WHERE ");
+	for (uint16_t i = 0; i < ar->ncols; i++)
+	{
+		if (!(mask[i] & MASK_WHERE))
+			continue;
+		if (!full)
+			SQL("%s%s = $%d", first ? "" : " AND ", ar->qcols[i], ++*n);
+		else if (ar->text_eq[i])
+			SQL("%s%s::text IS NOT DISTINCT FROM $%d::text", first ? "" : " AND ", ar->qcols[i],
+			    ++*n);
+		else
+			SQL("%s%s IS NOT DISTINCT FROM $%d", first ? "" : " AND ", ar->qcols[i], ++*n);
+		first = false;
+	}
+	if (first)
+		SQL("true");
+	if (full)
+		SQL(" LIMIT 1)");
+	return ok;
+}
+
+static apply_stmt *
+apply_update_stmt(applier *a, const relcache_entry *e, apply_rel *ar, const uint8_t *mask)
+{
+	apply_stmt *s = apply_find_stmt(ar, 'U', 0, mask, ar->ncols);
+	bool first = true;
+	int n = 0;
+
+	if (s)
+		return s;
+	strbuf_reset(&a->sql);
+	SQL("UPDATE %s SET ", ar->qname);
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		if (mask[i] & MASK_SET)
+		{
+			SQL("%s%s = $%d", first ? "" : ", ", ar->qcols[i], ++n);
+			first = false;
+		}
+	if (first)
+	{
+		/* nothing but unchanged TOAST: touch the row so that a missing one is seen */
+		SQL("%s = %s", ar->qcols[0], ar->qcols[0]);
+	}
+	if (apply_where(a, e, ar, mask, &n, a) == NULL)
+		return NULL;
+	return apply_add_stmt(a, ar, 'U', 0, mask, ar->ncols, n);
+}
+
+static apply_stmt *
+apply_delete_stmt(applier *a, const relcache_entry *e, apply_rel *ar, const uint8_t *mask)
+{
+	apply_stmt *s = apply_find_stmt(ar, 'D', 0, mask, ar->ncols);
+	int n = 0;
+
+	if (s)
+		return s;
+	strbuf_reset(&a->sql);
+	SQL("DELETE FROM %s", ar->qname);
+	if (apply_where(a, e, ar, mask, &n, a) == NULL)
+		return NULL;
+	return apply_add_stmt(a, ar, 'D', 0, mask, ar->ncols, n);
+}
+
+#undef SQL
+
+/* ------------------------------------------------------------------ values */
+
+/* NUL-terminate a text value in place and return it (NULL for SQL NULL). */
+static const char *
+apply_value(const pgo_value *v)
+{
+	if (v->kind != PGO_COL_TEXT)
+		return NULL;
+	((char *)v->data)[v->len] = '\0';
+	return v->data;
+}
+
+/* Check a tuple carries only what we can bind (text, NULL, and 'u' where allowed). */
+static bool
+apply_check_tuple(applier *a, const relcache_entry *e, const pgo_tuple *t, bool allow_unchanged)
+{
+	char msg[512];
+
+	if (t->ncols != e->ncols)
+	{
+		snprintf(msg, sizeof(msg),
+		         "a change for %s.%s has %u columns but its Relation message announced %u",
+		         e->nspname, e->relname, t->ncols, e->ncols);
+		return apply_fail(a, msg, NULL);
+	}
+	for (uint16_t i = 0; i < t->ncols; i++)
+	{
+		if (t->cols[i].kind == PGO_COL_BINARY)
+			return apply_fail(a,
+			                  "the source sent a binary column value, but the apply asks for "
+			                  "text (binary off)",
+			                  NULL);
+		if (t->cols[i].kind == PGO_COL_UNCHANGED && !allow_unchanged)
+		{
+			snprintf(msg, sizeof(msg),
+			         "a change for %s.%s carries an unchanged TOASTed value in column \"%s\", "
+			         "which is needed to find the row",
+			         e->nspname, e->relname, e->cols[i].name);
+			return apply_fail(a, msg, NULL);
+		}
+	}
+	return true;
+}
+
+/* "(id)=(5)" style summary of the matched columns, for error messages. */
+static void
+apply_key_text(const relcache_entry *e, const pgo_tuple *t, const uint8_t *mask, char *buf,
+               size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (uint16_t i = 0; i < t->ncols && len + 8 < size; i++)
+	{
+		const pgo_value *v = &t->cols[i];
+		int w;
+
+		if (!(mask[i] & MASK_WHERE))
+			continue;
+		if (v->kind == PGO_COL_TEXT)
+			w = snprintf(buf + len, size - len, "%s%s=%.*s", len ? ", " : "with ", e->cols[i].name,
+			             (int)(v->len > 40 ? 40 : v->len), v->data);
+		else
+			w = snprintf(buf + len, size - len, "%s%s=NULL", len ? ", " : "with ", e->cols[i].name);
+		if (w < 0)
+			break;
+		len += (size_t)w < size - len ? (size_t)w : size - len - 1;
+	}
+}
+
+static bool
+apply_params_room(applier *a, size_t n)
+{
+	if (n <= a->params_cap)
+		return true;
+	free(a->params);
+	a->params = malloc(n * sizeof(*a->params));
+	a->params_cap = a->params ? n : 0;
+	return a->params ? true : apply_fail(a, "out of memory", NULL);
+}
+
+/* ---------------------------------------------------------------- changes */
+
+static bool
+apply_open_group(applier *a)
+{
+	if (a->group_open)
+		return true;
+	a->group_open = true;
+	return apply_send_sql(a, AP_BEGIN, "BEGIN", NULL);
+}
+
+bool
+apply_has_pending(const applier *a)
+{
+	return a->batch_rel != NULL;
+}
+
+/* Send n collected rows starting at row first with one statement. */
+static bool
+apply_send_rows(applier *a, relcache_entry *e, apply_rel *ar, int first, int n)
+{
+	apply_stmt *s = apply_insert_stmt(a, ar, n);
+	size_t bytes = 0;
+	const char *const *values = a->batch_values + (size_t)first * ar->ncols;
+
+	if (s == NULL)
+		return false;
+	for (size_t i = 0; i < (size_t)n * ar->ncols; i++)
+		if (values[i])
+			bytes += strlen(values[i]) + 4;
+	return apply_send_prepared(a, AP_INSERT, s->name, n * ar->ncols, values, e, n, NULL, bytes);
+}
+
+bool
+apply_send_pending(applier *a)
+{
+	relcache_entry *e = a->batch_rel;
+	apply_rel *ar;
+	int done = 0;
+
+	if (e == NULL)
+		return !a->failed;
+	ar = e->user;
+	a->batch_rel = NULL;
+	/* as few statements as the binary digits of the row count: 256, 128, ... 1 */
+	for (int size = APPLY_MAX_BATCH_ROWS; size >= 1; size /= 2)
+		while (a->batch_rows - done >= size)
+		{
+			if (!apply_send_rows(a, e, ar, done, size))
+				return false;
+			done += size;
+		}
+	a->batch_rows = 0;
+	return true;
+}
+
+static bool
+apply_insert(applier *a, relcache_entry *e, const pgo_tuple *t)
+{
+	apply_rel *ar = apply_map(a, e);
+	size_t need;
+
+	if (ar == NULL || !apply_check_tuple(a, e, t, false))
+		return false;
+	if (a->batch_rel != e && !apply_send_pending(a))
+		return false;
+	if (ar->ncols == 0)
+		return apply_fail(a, "an INSERT into a table without published columns", NULL);
+	need = (size_t)APPLY_MAX_BATCH_ROWS * ar->ncols;
+	if (need > a->batch_cap)
+	{
+		free(a->batch_values);
+		a->batch_values = malloc(need * sizeof(*a->batch_values));
+		a->batch_cap = a->batch_values ? need : 0;
+		if (a->batch_values == NULL)
+			return apply_fail(a, "out of memory", NULL);
+	}
+	/* a statement may carry at most 65535 parameters */
+	if (a->batch_rows > 0 && (size_t)(a->batch_rows + 1) * ar->ncols > 65535 &&
+	    !apply_send_pending(a))
+		return false;
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		a->batch_values[(size_t)a->batch_rows * ar->ncols + i] = apply_value(&t->cols[i]);
+	a->batch_rel = e;
+	a->batch_rows++;
+	if (a->batch_rows == APPLY_MAX_BATCH_ROWS ||
+	    (size_t)(a->batch_rows + 1) * ar->ncols > 65535)
+		return apply_send_pending(a);
+	return true;
+}
+
+/* Columns to match: the key (from the old key, or the new row) or the whole old row. */
+static const pgo_tuple *
+apply_match_columns(applier *a, const relcache_entry *e, char old_kind, const pgo_tuple *oldtup,
+                    const pgo_tuple *newtup, uint8_t *mask)
+{
+	const pgo_tuple *m = old_kind ? oldtup : newtup;
+	char msg[512];
+
+	if (e->replident == PGO_REPLIDENT_FULL)
+	{
+		if (old_kind != 'O')
+		{
+			snprintf(msg, sizeof(msg),
+			         "a change for %s.%s (REPLICA IDENTITY FULL) came without the old row",
+			         e->nspname, e->relname);
+			apply_fail(a, msg, NULL);
+			return NULL;
+		}
+		for (uint16_t i = 0; i < e->ncols; i++)
+			if (oldtup->cols[i].kind != PGO_COL_UNCHANGED)
+				mask[i] |= MASK_WHERE;
+		return oldtup;
+	}
+	if (e->nkeys == 0)
+	{
+		snprintf(msg, sizeof(msg),
+		         "%s.%s has no replica identity key: give it a primary key, or ALTER TABLE ... "
+		         "REPLICA IDENTITY FULL / USING INDEX on the source",
+		         e->nspname, e->relname);
+		apply_fail(a, msg, NULL);
+		return NULL;
+	}
+	for (uint16_t i = 0; i < e->ncols; i++)
+		if (e->cols[i].key)
+		{
+			if (m->cols[i].kind == PGO_COL_UNCHANGED)
+			{
+				snprintf(msg, sizeof(msg),
+				         "a change for %s.%s carries an unchanged TOASTed key column \"%s\"",
+				         e->nspname, e->relname, e->cols[i].name);
+				apply_fail(a, msg, NULL);
+				return NULL;
+			}
+			mask[i] |= MASK_WHERE;
+		}
+	return m;
+}
+
+static bool
+apply_update(applier *a, relcache_entry *e, const pgo_update *u)
+{
+	apply_rel *ar = apply_map(a, e);
+	uint8_t stackmask[256];
+	uint8_t *mask;
+	const pgo_tuple *m;
+	apply_stmt *s;
+	char key[APPLY_KEY_TEXT];
+	size_t n = 0, bytes = 0;
+	bool ok = false;
+
+	if (ar == NULL || !apply_send_pending(a) || !apply_check_tuple(a, e, &u->newtup, true) ||
+	    (u->old_kind && !apply_check_tuple(a, e, &u->oldtup, true)))
+		return false;
+	mask = ar->ncols <= sizeof(stackmask) ? stackmask : calloc(ar->ncols, 1);
+	if (mask == NULL)
+		return apply_fail(a, "out of memory", NULL);
+	memset(mask, 0, ar->ncols);
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		if (u->newtup.cols[i].kind != PGO_COL_UNCHANGED)
+			mask[i] |= MASK_SET;
+	m = apply_match_columns(a, e, u->old_kind, &u->oldtup, &u->newtup, mask);
+	if (m == NULL || (s = apply_update_stmt(a, e, ar, mask)) == NULL ||
+	    !apply_params_room(a, (size_t)ar->ncols * 2))
+		goto done;
+	apply_key_text(e, m, mask, key, sizeof(key));
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		if (mask[i] & MASK_SET)
+		{
+			a->params[n] = apply_value(&u->newtup.cols[i]);
+			bytes += u->newtup.cols[i].len + 4;
+			n++;
+		}
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		if (mask[i] & MASK_WHERE)
+		{
+			a->params[n] = apply_value(&m->cols[i]);
+			bytes += m->cols[i].len + 4;
+			n++;
+		}
+	ok = apply_send_prepared(a, AP_UPDATE, s->name, (int)n, a->params, e, 1, key, bytes);
+done:
+	if (mask != stackmask)
+		free(mask);
+	return ok;
+}
+
+static bool
+apply_delete(applier *a, relcache_entry *e, const pgo_delete *d)
+{
+	apply_rel *ar = apply_map(a, e);
+	uint8_t stackmask[256];
+	uint8_t *mask;
+	const pgo_tuple *m;
+	apply_stmt *s;
+	char key[APPLY_KEY_TEXT];
+	size_t n = 0, bytes = 0;
+	bool ok = false;
+
+	if (ar == NULL || !apply_send_pending(a) || !apply_check_tuple(a, e, &d->oldtup, true))
+		return false;
+	mask = ar->ncols <= sizeof(stackmask) ? stackmask : calloc(ar->ncols, 1);
+	if (mask == NULL)
+		return apply_fail(a, "out of memory", NULL);
+	memset(mask, 0, ar->ncols);
+	m = apply_match_columns(a, e, d->old_kind, &d->oldtup, &d->oldtup, mask);
+	if (m == NULL || (s = apply_delete_stmt(a, e, ar, mask)) == NULL ||
+	    !apply_params_room(a, ar->ncols))
+		goto done;
+	apply_key_text(e, m, mask, key, sizeof(key));
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		if (mask[i] & MASK_WHERE)
+		{
+			a->params[n] = apply_value(&m->cols[i]);
+			bytes += m->cols[i].len + 4;
+			n++;
+		}
+	ok = apply_send_prepared(a, AP_DELETE, s->name, (int)n, a->params, e, 1, key, bytes);
+done:
+	if (mask != stackmask)
+		free(mask);
+	return ok;
+}
+
+static bool
+apply_truncate(applier *a, const pgo_truncate *t)
+{
+	relcache_entry *first = NULL;
+
+	if (!apply_send_pending(a))
+		return false;
+	strbuf_reset(&a->sql);
+	if (!strbuf_append_cstr(&a->sql, "TRUNCATE "))
+		return apply_fail(a, "out of memory", NULL);
+	for (uint32_t i = 0; i < t->nrelids; i++)
+	{
+		pgo_oid relid = pgo_truncate_relid(t, i);
+		relcache_entry *e = relcache_get(a->rels, relid);
+		apply_rel *ar;
+		char msg[256];
+
+		if (e == NULL)
+		{
+			snprintf(msg, sizeof(msg), "a TRUNCATE names relation %u, which no Relation message "
+			                           "described",
+			         relid);
+			return apply_fail(a, msg, NULL);
+		}
+		/* mapping may leave and re-enter the pipeline, which reuses a->sql: map first */
+		if ((ar = apply_map(a, e)) == NULL)
+			return false;
+		if (first == NULL)
+			first = e;
+	}
+	strbuf_reset(&a->sql);
+	if (!strbuf_append_cstr(&a->sql, "TRUNCATE "))
+		return apply_fail(a, "out of memory", NULL);
+	for (uint32_t i = 0; i < t->nrelids; i++)
+	{
+		relcache_entry *e = relcache_get(a->rels, pgo_truncate_relid(t, i));
+		apply_rel *ar = e->user;
+
+		/* ONLY: the source lists every table it truncated; a partitioned one needs its parts */
+		if (!strbuf_appendf(&a->sql, "%s%s%s", i ? ", " : "", ar->relkind == 'p' ? "" : "ONLY ",
+		                    ar->qname))
+			return apply_fail(a, "out of memory", NULL);
+	}
+	if ((t->options & PGO_TRUNCATE_RESTART_IDENTITY) &&
+	    !strbuf_append_cstr(&a->sql, " RESTART IDENTITY"))
+		return apply_fail(a, "out of memory", NULL);
+	if ((t->options & PGO_TRUNCATE_CASCADE) && !strbuf_append_cstr(&a->sql, " CASCADE"))
+		return apply_fail(a, "out of memory", NULL);
+	if (!apply_open_group(a))
+		return false;
+	a->stats.truncates += t->nrelids;
+	return apply_send_sql(a, AP_TRUNCATE, strbuf_data(&a->sql), first);
+}
+
+/* Write the progress row and COMMIT the open group; ask for the answers. */
+bool
+apply_end_group(applier *a)
+{
+	char lsn[PGO_LSN_STRLEN], prev[PGO_LSN_STRLEN];
+	const char *params[3];
+
+	if (a->failed || !apply_send_pending(a))
+		return false;
+	/* a group ends between source transactions only */
+	if (!a->group_open || a->in_txn)
+		return apply_poll(a);
+	params[0] = a->opts.slot_name;
+	params[1] = pgo_lsn_format(a->group_end_lsn, lsn);
+	params[2] = pgo_lsn_format(a->progress_written, prev);
+	if (!apply_send_prepared(a, AP_PROGRESS, "pgdbm_progress", 3, params, NULL, 0, NULL, 64) ||
+	    !apply_send_sql(a, AP_COMMIT, "COMMIT", NULL))
+		return false;
+	if (!PQpipelineSync(a->conn) || !apply_push(a, AP_SYNC, NULL, 0, NULL))
+		return apply_fail_conn(a, "could not sync with the target");
+	a->progress_written = a->group_end_lsn;
+	a->group_open = false;
+	a->group_txns = 0;
+	a->group_bytes = 0;
+	return apply_flush(a);
+}
+
+/* A source transaction that changed nothing here: acknowledge it in order. */
+static bool
+apply_advance(applier *a, pgo_lsn end_lsn)
+{
+	pgo_lsn saved = a->group_end_lsn;
+
+	if (a->group_open)
+	{
+		/* the open group's COMMIT covers it */
+		a->group_end_lsn = end_lsn;
+		return true;
+	}
+	a->group_end_lsn = end_lsn;
+	if (!apply_push(a, AP_ADVANCE, NULL, 0, NULL))
+		return false;
+	a->group_end_lsn = saved;
+	return true;
+}
+
+static bool
+apply_unsupported(applier *a, const pgo_message *msg)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text),
+	         "the source sent a %s message, but the apply asks for streaming off and no two-phase "
+	         "decoding: check that nothing else changed the slot's options",
+	         pgo_msgtype_name(msg->type));
+	return apply_fail(a, text, NULL);
+}
+
+bool
+apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start, size_t msg_len)
+{
+	relcache_entry *e = NULL;
+
+	if (a->failed)
+		return false;
+	a->change_lsn = wal_start;
+	switch (msg->type)
+	{
+		case PGO_MSG_BEGIN:
+			a->in_txn = true;
+			a->txn_lsn = msg->u.begin.final_lsn;
+			a->txn_xid = msg->u.begin.xid;
+			/* already applied before a restart, or skipped by the operator */
+			a->skipping = msg->u.begin.final_lsn < a->progress_lsn ||
+			              (a->opts.skip_lsn && msg->u.begin.final_lsn == a->opts.skip_lsn);
+			if (a->skipping && a->opts.skip_lsn == msg->u.begin.final_lsn && !a->opts.quiet)
+			{
+				char lsn[PGO_LSN_STRLEN];
+
+				fprintf(stderr,
+				        "pg_dbmigrator: NOTICE: skipping the source transaction %u committed at "
+				        "%s (--skip-lsn)\n",
+				        msg->u.begin.xid, pgo_lsn_format(msg->u.begin.final_lsn, lsn));
+			}
+			return true;
+		case PGO_MSG_COMMIT:
+			a->in_txn = false;
+			if (a->skipping)
+			{
+				a->skipping = false;
+				a->stats.skipped_txns++;
+				return apply_advance(a, msg->u.commit.end_lsn);
+			}
+			a->stats.txns++;
+			a->group_end_lsn = msg->u.commit.end_lsn;
+			if (!a->group_open)
+				return apply_advance(a, msg->u.commit.end_lsn);
+			a->group_txns++;
+			if (a->group_txns >= a->opts.group_txns || a->group_bytes >= a->opts.group_bytes)
+				return apply_end_group(a);
+			return true;
+		case PGO_MSG_ORIGIN:
+			a->stats.origins++;
+			snprintf(a->last_origin, sizeof(a->last_origin), "%.*s", (int)msg->u.origin.name.len,
+			         msg->u.origin.name.ptr);
+			return true;
+		case PGO_MSG_RELATION:
+		case PGO_MSG_TYPE:
+			return true; /* the caller's relcache has it; mapping happens at first use */
+		case PGO_MSG_MESSAGE:
+			a->stats.messages++;
+			return true;
+		case PGO_MSG_INSERT:
+		case PGO_MSG_UPDATE:
+		case PGO_MSG_DELETE:
+		case PGO_MSG_TRUNCATE:
+			break;
+		default:
+			return apply_unsupported(a, msg);
+	}
+	if (!a->in_txn)
+		return apply_fail(a, "the source sent a change outside a transaction", NULL);
+	if (a->skipping)
+		return true;
+	if (msg->type != PGO_MSG_TRUNCATE)
+	{
+		pgo_oid relid = msg->type == PGO_MSG_INSERT   ? msg->u.insert.relid
+		                : msg->type == PGO_MSG_UPDATE ? msg->u.update.relid
+		                                              : msg->u.del.relid;
+
+		e = relcache_get(a->rels, relid);
+		if (e == NULL)
+		{
+			char text[128];
+
+			snprintf(text, sizeof(text), "a change for relation %u came before its Relation message",
+			         relid);
+			return apply_fail(a, text, NULL);
+		}
+	}
+	/* mapping a relation leaves pipeline mode, so do it before BEGIN is queued */
+	if (e && apply_map(a, e) == NULL)
+		return false;
+	if (!apply_open_group(a))
+		return false;
+	a->group_bytes += msg_len;
+	switch (msg->type)
+	{
+		case PGO_MSG_INSERT:
+			return apply_insert(a, e, &msg->u.insert.newtup);
+		case PGO_MSG_UPDATE:
+			return apply_update(a, e, &msg->u.update);
+		case PGO_MSG_DELETE:
+			return apply_delete(a, e, &msg->u.del);
+		default:
+			return apply_truncate(a, &msg->u.truncate);
+	}
+}

@@ -1,0 +1,386 @@
+/*
+ * cmd_bench.c — `pg_dbmigrator bench`: drain a slot's backlog into a target
+ * with the apply engine, up to --endpos, and report the throughput.
+ *
+ * Owns: the run's replication connection, ring, receiver and applier.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "apply.h"
+#include "cli.h"
+#include "cmd.h"
+#include "receiver.h"
+#include "relcache.h"
+#include "replconn.h"
+#include "ring.h"
+#include "stream.h"
+
+#define BENCH_MAX_PUBLICATIONS 32
+#define BENCH_MAX_COLUMNS      1664
+
+typedef struct bench_opts
+{
+	const char *source, *target, *slot; /* borrowed from argv or the environment */
+	const char *publications[BENCH_MAX_PUBLICATIONS + 1];
+	int npublications;
+	pgo_lsn endpos;
+	bool json;
+	size_t ring_size;
+	int status_interval_ms;
+	int proto_version;
+	apply_opts apply;
+} bench_opts;
+
+static volatile sig_atomic_t bench_interrupted = 0;
+
+static void
+bench_on_signal(int sig)
+{
+	(void)sig;
+	bench_interrupted = 1;
+}
+
+static void
+bench_usage(FILE *f)
+{
+	fprintf(f,
+	        "pg_dbmigrator bench drains a replication slot's backlog into a target with\n"
+	        "pg_dbmigrator's apply engine, up to --endpos, and reports the throughput.\n"
+	        "\n"
+	        "Usage:\n"
+	        "  pg_dbmigrator bench --source CONNSTR --target CONNSTR --slot-name NAME\n"
+	        "                      --publication NAME --endpos LSN [options]\n"
+	        "\n"
+	        "Options:\n"
+	        "  --source CONNSTR        source (or PG_DBMIGRATOR_SOURCE)\n"
+	        "  --target CONNSTR        target (or PG_DBMIGRATOR_TARGET)\n"
+	        "  --slot-name NAME        an existing pgoutput slot on the source\n"
+	        "  --publication NAME      publication to read (repeatable)\n"
+	        "  --endpos LSN            stop after the last transaction committed at or before LSN\n"
+	        "  --json                  print the result as one JSON object\n"
+	        "  --group-commit N        source transactions per target transaction (default %d)\n"
+	        "  --on-missing-row MODE   error (default) or skip an UPDATE/DELETE that finds no row\n"
+	        "  --skip-lsn LSN          skip the source transaction committed at LSN\n"
+	        "  --ring-size SIZE        buffer between receiver and apply (default 64MB)\n"
+	        "  --status-interval SECS  standby status update interval (default 10)\n"
+	        "  --proto-version N       pgoutput protocol version (default: the highest)\n"
+	        "  --help                  show this help\n"
+	        "\n"
+	        "Progress is kept in _pg_dbmigrator.apply_progress on the target: a second run\n"
+	        "continues where the first one committed. Ctrl+C stops cleanly.\n",
+	        APPLY_DEFAULT_GROUP_TXNS);
+}
+
+static bool
+bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
+{
+	enum
+	{
+		OPT_SOURCE = 256,
+		OPT_TARGET,
+		OPT_SLOT,
+		OPT_PUB,
+		OPT_ENDPOS,
+		OPT_JSON,
+		OPT_GROUP,
+		OPT_MISSING,
+		OPT_SKIP,
+		OPT_RING,
+		OPT_STATUS,
+		OPT_PROTO,
+		OPT_HELP
+	};
+	static const struct option longopts[] = {
+	    {"source", required_argument, NULL, OPT_SOURCE},
+	    {"target", required_argument, NULL, OPT_TARGET},
+	    {"slot-name", required_argument, NULL, OPT_SLOT},
+	    {"publication", required_argument, NULL, OPT_PUB},
+	    {"endpos", required_argument, NULL, OPT_ENDPOS},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"group-commit", required_argument, NULL, OPT_GROUP},
+	    {"on-missing-row", required_argument, NULL, OPT_MISSING},
+	    {"skip-lsn", required_argument, NULL, OPT_SKIP},
+	    {"ring-size", required_argument, NULL, OPT_RING},
+	    {"status-interval", required_argument, NULL, OPT_STATUS},
+	    {"proto-version", required_argument, NULL, OPT_PROTO},
+	    {"help", no_argument, NULL, OPT_HELP},
+	    {NULL, 0, NULL, 0}};
+	int c, secs;
+
+	memset(o, 0, sizeof(*o));
+	*help = false;
+	o->source = getenv("PG_DBMIGRATOR_SOURCE");
+	o->target = getenv("PG_DBMIGRATOR_TARGET");
+	o->ring_size = 64 * 1024 * 1024;
+	o->status_interval_ms = 10000;
+	o->apply.group_txns = APPLY_DEFAULT_GROUP_TXNS;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case OPT_SOURCE:
+				o->source = optarg;
+				break;
+			case OPT_TARGET:
+				o->target = optarg;
+				break;
+			case OPT_SLOT:
+				o->slot = optarg;
+				break;
+			case OPT_PUB:
+				if (o->npublications == BENCH_MAX_PUBLICATIONS)
+				{
+					fprintf(stderr, "pg_dbmigrator bench: at most %d --publication\n",
+					        BENCH_MAX_PUBLICATIONS);
+					return false;
+				}
+				o->publications[o->npublications++] = optarg;
+				break;
+			case OPT_ENDPOS:
+			case OPT_SKIP:
+				if (!pgo_lsn_parse(optarg, c == OPT_ENDPOS ? &o->endpos : &o->apply.skip_lsn))
+				{
+					fprintf(stderr, "pg_dbmigrator bench: invalid LSN \"%s\" (use the form 0/16B3748)\n",
+					        optarg);
+					return false;
+				}
+				break;
+			case OPT_JSON:
+				o->json = true;
+				break;
+			case OPT_GROUP:
+				if (!cli_parse_int(optarg, 1, 1000000, &o->apply.group_txns))
+				{
+					fprintf(stderr, "pg_dbmigrator bench: invalid --group-commit \"%s\": use 1 to "
+					                "1000000\n",
+					        optarg);
+					return false;
+				}
+				break;
+			case OPT_MISSING:
+				if (strcmp(optarg, "error") == 0 || strcmp(optarg, "skip") == 0)
+					o->apply.skip_missing = strcmp(optarg, "skip") == 0;
+				else
+				{
+					fprintf(stderr, "pg_dbmigrator bench: invalid --on-missing-row \"%s\": use error "
+					                "or skip\n",
+					        optarg);
+					return false;
+				}
+				break;
+			case OPT_RING:
+				if (!cli_parse_size(optarg, &o->ring_size) || o->ring_size < 64 * 1024)
+				{
+					fprintf(stderr, "pg_dbmigrator bench: invalid --ring-size \"%s\": use a size of "
+					                "at least 64kB, e.g. 64MB\n",
+					        optarg);
+					return false;
+				}
+				break;
+			case OPT_STATUS:
+				if (!cli_parse_int(optarg, 1, 3600, &secs))
+				{
+					fprintf(stderr, "pg_dbmigrator bench: invalid --status-interval \"%s\": use 1 to "
+					                "3600 seconds\n",
+					        optarg);
+					return false;
+				}
+				o->status_interval_ms = secs * 1000;
+				break;
+			case OPT_PROTO:
+				if (!cli_parse_int(optarg, PGO_PROTO_VERSION_MIN, PGO_PROTO_VERSION_MAX,
+				                   &o->proto_version))
+				{
+					fprintf(stderr, "pg_dbmigrator bench: invalid --proto-version \"%s\"\n", optarg);
+					return false;
+				}
+				break;
+			case OPT_HELP:
+				*help = true;
+				return true;
+			default:
+				fprintf(stderr, "pg_dbmigrator bench: unknown or incomplete option \"%s\"\n",
+				        argv[optind - 1]);
+				return false;
+		}
+	}
+	if (optind < argc)
+	{
+		fprintf(stderr, "pg_dbmigrator bench: unexpected argument \"%s\"\n", argv[optind]);
+		return false;
+	}
+	if (!o->source || !o->target || !o->slot || o->npublications == 0 || !o->endpos)
+	{
+		fprintf(stderr, "pg_dbmigrator bench: --source, --target, --slot-name, --publication and "
+		                "--endpos are required (see --help)\n");
+		return false;
+	}
+	o->apply.target = o->target;
+	o->apply.slot_name = o->slot;
+	return true;
+}
+
+/* Print the result as a line or a JSON object. */
+static void
+bench_report(const bench_opts *o, const applier *a, double secs, pgo_lsn from, pgo_lsn to)
+{
+	struct rusage ru;
+	const apply_stats *st = &a->stats;
+	uint64_t rows = st->inserts + st->updates + st->deletes;
+	double wal_mib = to > from ? (double)(to - from) / (1024.0 * 1024.0) : 0;
+	char lsn[PGO_LSN_STRLEN];
+
+	getrusage(RUSAGE_SELF, &ru);
+	if (secs <= 0)
+		secs = 1e-6;
+	if (o->json)
+		printf("{\"seconds\":%.3f,\"row_changes\":%llu,\"row_changes_per_sec\":%.0f,"
+		       "\"transactions\":%llu,\"transactions_per_sec\":%.0f,\"wal_mib\":%.1f,"
+		       "\"wal_mib_per_sec\":%.2f,\"peak_rss_kb\":%ld,\"inserts\":%llu,\"updates\":%llu,"
+		       "\"deletes\":%llu,\"truncated_tables\":%llu,\"target_transactions\":%llu,"
+		       "\"skipped_transactions\":%llu,\"applied_lsn\":\"%s\"}\n",
+		       secs, (unsigned long long)rows, rows / secs, (unsigned long long)st->txns,
+		       st->txns / secs, wal_mib, wal_mib / secs, ru.ru_maxrss,
+		       (unsigned long long)st->inserts, (unsigned long long)st->updates,
+		       (unsigned long long)st->deletes, (unsigned long long)st->truncates,
+		       (unsigned long long)st->groups, (unsigned long long)st->skipped_txns,
+		       pgo_lsn_format(a->committed_lsn, lsn));
+	else
+		printf("applied %llu row changes in %llu transactions in %.2f s: %.0f rows/s, %.0f "
+		       "transactions/s, %.2f WAL MiB/s; peak RSS %ld kB; applied up to %s\n",
+		       (unsigned long long)rows, (unsigned long long)st->txns, secs, rows / secs,
+		       st->txns / secs, wal_mib / secs, ru.ru_maxrss,
+		       pgo_lsn_format(a->committed_lsn, lsn));
+	fflush(stdout);
+}
+
+int
+cmd_bench(int argc, char **argv)
+{
+	bench_opts opts;
+	replconn rc = {0};
+	relcache cache;
+	ring rg;
+	receiver rcv = {0};
+	applier app;
+	bool app_open = false, ring_ready = false, cache_ready = false, ok = false;
+	pgo_decoder dec;
+	pgo_config cfg = {0};
+	static pgo_value old_cols[BENCH_MAX_COLUMNS], new_cols[BENCH_MAX_COLUMNS];
+	static pgo_relcol rel_cols[BENCH_MAX_COLUMNS];
+	stream_opts so = {0};
+	replslot slot;
+	replstart start = {0};
+	bool found, help;
+	struct sigaction sa;
+	int64_t t0;
+	char err[2048] = "";
+	stream_end end;
+
+	if (!bench_parse_args(argc, argv, &opts, &help))
+		return EXIT_USAGE;
+	if (help)
+	{
+		bench_usage(stdout);
+		return EXIT_OK;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = bench_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (!relcache_init(&cache, apply_rel_free, err, sizeof(err)))
+		goto error;
+	cache_ready = true;
+	if (!replconn_open(&rc, opts.source, err, sizeof(err)))
+		goto error;
+	if (!replconn_find_slot(&rc, opts.slot, &found, &slot, err, sizeof(err)))
+		goto error;
+	if (!found)
+	{
+		snprintf(err, sizeof(err), "replication slot \"%s\" does not exist on the source",
+		         opts.slot);
+		goto error;
+	}
+	if (!replconn_check_identity(&rc, opts.publications, err, sizeof(err)))
+		goto error;
+	if (!apply_open(&app, &opts.apply, &cache, err, sizeof(err)))
+		goto error;
+	app_open = true;
+	if (!ring_init(&rg, opts.ring_size, err, sizeof(err)))
+		goto error;
+	ring_ready = true;
+	cfg.proto_version = opts.proto_version ? opts.proto_version
+	                                       : replconn_max_proto_version(rc.server_version);
+	cfg.max_columns = BENCH_MAX_COLUMNS;
+	cfg.old_cols = old_cols;
+	cfg.new_cols = new_cols;
+	cfg.rel_cols = rel_cols;
+	cfg.natts = relcache_natts;
+	cfg.natts_arg = &cache;
+	if (pgo_decoder_init(&dec, &cfg) != PGO_ERR_OK)
+	{
+		snprintf(err, sizeof(err), "could not set up the decoder");
+		goto error;
+	}
+	start.slot = opts.slot;
+	/* restart after what the target has (the slot may be behind it) */
+	start.start_lsn = app.progress_lsn;
+	start.proto_version = cfg.proto_version;
+	start.publications = opts.publications;
+	start.messages = true;
+	if (!replconn_start(&rc, &start, err, sizeof(err)))
+		goto error;
+	t0 = cli_now_ms();
+	if (!receiver_start(&rcv, &rc, &rg, opts.status_interval_ms, err, sizeof(err)))
+		goto error;
+	so.endpos = opts.endpos;
+	so.stop = &bench_interrupted;
+	end = stream_apply(&so, &rcv, &rg, &dec, &cache, &app, err, sizeof(err));
+	if (end == STREAM_FAILED || (end == STREAM_CLOSED && err[0]))
+		goto error;
+	if (end == STREAM_CLOSED)
+	{
+		snprintf(err, sizeof(err), "the source ended the replication stream before --endpos");
+		goto error;
+	}
+	if (!receiver_stop(&rcv, err, sizeof(err)))
+		goto error;
+	bench_report(&opts, &app, (double)(cli_now_ms() - t0) / 1000.0,
+	             slot.consistent_point > app.progress_lsn ? slot.consistent_point
+	                                                      : app.progress_lsn,
+	             app.committed_lsn);
+	ok = true;
+error:
+	if (!ok)
+	{
+		char ignored[256];
+
+		if (rcv.started)
+		{
+			receiver_stop(&rcv, ignored, sizeof(ignored));
+			if (rcv.failed && err[0] == '\0')
+				snprintf(err, sizeof(err), "%s", rcv.errmsg);
+		}
+		fprintf(stderr, "pg_dbmigrator bench: %s\n", err);
+	}
+	replconn_close(&rc);
+	if (app_open)
+		apply_close(&app);
+	if (ring_ready)
+		ring_free(&rg);
+	if (cache_ready)
+		relcache_free(&cache);
+	return ok ? EXIT_OK : EXIT_ERROR;
+}

@@ -1,0 +1,189 @@
+/*
+ * stream.c — the apply thread's loop (see stream.h).
+ *
+ * Records are held in the ring while the applier's multi-row INSERT points
+ * into them, and given back as soon as it has been sent; when the ring runs
+ * dry, the collected rows are sent and the open group committed, so a quiet
+ * source is never left waiting on an uncommitted target transaction.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "stream.h"
+
+#define STREAM_IDLE_WAIT_MS 10
+#define STREAM_TICK_MS      100
+
+typedef struct stream_state
+{
+	const stream_opts *o;
+	receiver *rcv;
+	ring *rg;
+	applier *a;
+	pgo_lsn acked;
+	int64_t last_tick;
+} stream_state;
+
+static int64_t
+stream_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+stream_ack(stream_state *s, pgo_lsn lsn)
+{
+	if (lsn > s->acked)
+	{
+		s->acked = lsn;
+		receiver_set_flush(s->rcv, lsn);
+	}
+}
+
+static void
+stream_tick(stream_state *s)
+{
+	int64_t now;
+
+	if (s->o->tick == NULL)
+		return;
+	now = stream_now_ms();
+	if (now - s->last_tick >= STREAM_TICK_MS)
+	{
+		s->last_tick = now;
+		s->o->tick(s->o->tick_arg);
+	}
+}
+
+/* Send what is collected and give the held records back. */
+static bool
+stream_release(stream_state *s)
+{
+	if (!apply_send_pending(s->a))
+		return false;
+	ring_release_held(s->rg);
+	return true;
+}
+
+/* Commit what can be committed, wait for every answer, acknowledge. */
+static bool
+stream_finish(stream_state *s)
+{
+	bool ok = stream_release(s) && apply_end_group(s->a) && apply_wait(s->a, -1);
+
+	stream_ack(s, s->a->committed_lsn);
+	return ok;
+}
+
+static stream_end
+stream_fail(stream_state *s, char *errbuf, size_t errlen)
+{
+	snprintf(errbuf, errlen, "%s", s->a->errmsg[0] ? s->a->errmsg : "apply failed");
+	stream_ack(s, s->a->committed_lsn);
+	return STREAM_FAILED;
+}
+
+stream_end
+stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, relcache *rels,
+             applier *a, char *errbuf, size_t errlen)
+{
+	stream_state s = {.o = o, .rcv = rcv, .rg = rg, .a = a, .acked = 0};
+
+	s.last_tick = stream_now_ms();
+	stream_ack(&s, a->committed_lsn);
+	for (;;)
+	{
+		ring_record rec;
+		ring_status st;
+		pgo_message msg;
+
+		if (o->stop && *o->stop)
+			return stream_finish(&s) ? STREAM_STOPPED : stream_fail(&s, errbuf, errlen);
+		stream_tick(&s);
+		st = ring_peek(rg, 0, &rec);
+		if (st == RING_TIMEOUT)
+		{
+			/* the ring ran dry: send, commit between transactions, acknowledge */
+			if (!stream_release(&s) || !apply_end_group(a))
+				return stream_fail(&s, errbuf, errlen);
+			stream_ack(&s, a->committed_lsn);
+			st = ring_peek(rg, STREAM_IDLE_WAIT_MS, &rec);
+			if (st == RING_TIMEOUT)
+			{
+				if (!apply_poll(a))
+					return stream_fail(&s, errbuf, errlen);
+				stream_ack(&s, a->committed_lsn);
+				continue;
+			}
+		}
+		if (st != RING_OK)
+		{
+			/* the receiver ended: commit what is complete */
+			if (!stream_finish(&s))
+				return stream_fail(&s, errbuf, errlen);
+			if (!receiver_stop(rcv, errbuf, errlen))
+				return STREAM_CLOSED;
+			errbuf[0] = '\0';
+			return STREAM_CLOSED;
+		}
+		if (rec.kind == RECEIVER_REC_KEEPALIVE)
+		{
+			pgo_lsn wal_end = rec.tag;
+
+			ring_hold(rg, &rec);
+			if (!apply_has_pending(a))
+				ring_release_held(rg);
+			if (o->endpos && wal_end > o->endpos)
+				wal_end = o->endpos;
+			/* nothing received is uncommitted: the server's WAL end may be acknowledged */
+			if (!apply_busy(a))
+				stream_ack(&s, wal_end > a->committed_lsn ? wal_end : a->committed_lsn);
+			if (o->endpos && rec.tag >= o->endpos && !a->in_txn)
+				return stream_finish(&s) ? STREAM_ENDPOS : stream_fail(&s, errbuf, errlen);
+			continue;
+		}
+		if (pgo_decode(dec, rec.data, rec.len - 1, &msg) != PGO_ERR_OK)
+		{
+			char where[PGO_LSN_STRLEN], detail[512];
+
+			pgo_error_format(&dec->error, detail, sizeof(detail));
+			/* commit what came before; nothing after the last good transaction is acknowledged */
+			if (!a->in_txn)
+				(void)stream_finish(&s);
+			else
+			{
+				/* the open group stays uncommitted; answers already here may commit earlier ones */
+				if (apply_poll(a))
+					stream_ack(&s, a->committed_lsn);
+			}
+			snprintf(errbuf, errlen, "malformed message from the source at %s: %s",
+			         pgo_lsn_format(rec.tag, where), detail);
+			return STREAM_FAILED;
+		}
+		if (msg.type == PGO_MSG_BEGIN && o->endpos && msg.u.begin.final_lsn > o->endpos)
+		{
+			/* the first transaction past endpos ends the run, unapplied */
+			return stream_finish(&s) ? STREAM_ENDPOS : stream_fail(&s, errbuf, errlen);
+		}
+		/* a changed Relation frees the statements a collected INSERT still uses */
+		if (msg.type == PGO_MSG_RELATION && !stream_release(&s))
+			return stream_fail(&s, errbuf, errlen);
+		if (!relcache_observe(rels, &msg, errbuf, errlen))
+			return STREAM_FAILED;
+		if (!apply_message(a, &msg, rec.tag, rec.len))
+			return stream_fail(&s, errbuf, errlen);
+		ring_hold(rg, &rec);
+		if (!apply_has_pending(a))
+			ring_release_held(rg);
+		else if (ring_held(rg) >= rg->capacity / 4 && !stream_release(&s))
+			return stream_fail(&s, errbuf, errlen);
+		if (msg.type == PGO_MSG_COMMIT)
+			stream_ack(&s, a->committed_lsn);
+	}
+}
