@@ -382,7 +382,14 @@ apply_check_answer(applier *a, const apply_pending *p, PGresult *res)
 			a->stats.inserts += (uint64_t)p->rows;
 			break;
 		case AP_COMMIT:
-			a->committed_lsn = p->lsn;
+			/* a transaction that failed answers COMMIT with ROLLBACK */
+			if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
+			{
+				apply_fail_answer(a, p, res);
+				return false;
+			}
+			if (!a->failed)
+				a->committed_lsn = p->lsn;
 			a->stats.groups++;
 			break;
 		default:
@@ -465,6 +472,9 @@ apply_wait(applier *a, int timeout_ms)
 {
 	int waited = 0;
 
+	/* answers of statements not followed by a sync come only on request */
+	if (a->pending_count > 0 && !PQsendFlushRequest(a->conn))
+		return apply_fail_conn(a, "could not send a flush request to the target");
 	if (!apply_flush(a))
 		return false;
 	while (a->pending_count > 0)
@@ -1280,6 +1290,13 @@ apply_end_group(applier *a)
 	/* a group ends between source transactions only */
 	if (!a->group_open || a->in_txn)
 		return apply_poll(a);
+	/*
+	 * An UPDATE or DELETE that found no row is not an error to the server:
+	 * see every answer of the group before committing it (one round trip
+	 * per group), unless missing rows are to be skipped anyway.
+	 */
+	if (!a->opts.skip_missing && !apply_wait(a, -1))
+		return false;
 	params[0] = a->opts.slot_name;
 	params[1] = pgo_lsn_format(a->group_end_lsn, lsn);
 	params[2] = pgo_lsn_format(a->progress_written, prev);

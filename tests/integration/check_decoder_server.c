@@ -24,37 +24,7 @@
 
 #define MAX_COLS 64
 
-/* The columns of t_types: name, type, SQL literal. */
-static const struct
-{
-	const char *name;
-	const char *type;
-	const char *literal;
-} columns[] = {
-    {"id", "int4", "1"},
-    {"i2", "int2", "-32768"},
-    {"i8", "int8", "9223372036854775807"},
-    {"num", "numeric", "12345.678900"},
-    {"num_nan", "numeric", "'NaN'"},
-    {"f8", "float8", "'-Infinity'"},
-    {"txt", "text",
-     "E'quote '' dq \" nl \\n tab \\t unicode \u00fcn\u00ef \u65e5\u672c \U0001F418'"},
-    {"by", "bytea", "'\\x00ff10'"},
-    {"b", "bool", "true"},
-    {"ts", "timestamptz", "'2026-11-24 14:00:00.123456+05:30'"},
-    {"iv", "interval", "'1 year 2 mons 3 days 04:05:06.789'"},
-    {"u", "uuid", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"},
-    {"js", "json", "'{\"k\": [1, 2, {\"x\": null}]}'"},
-    {"jb", "jsonb", "'{\"k\": [1, 2, {\"x\": null}]}'"},
-    {"ai", "int4[]", "'{1,NULL,3}'"},
-    {"at", "text[]", "'{\"a b\",\"c,d\",NULL}'"},
-    {"m", "mood", "'happy'"},
-    {"c", "pair", "ROW(7, 'seven')"},
-    {"r", "int4range", "'[1,10)'"},
-    {"tr", "tstzrange", "'[2026-01-01 00:00+00,2026-02-01 00:00+00)'"},
-    {"nul", "text", "NULL"},
-};
-#define NCOLUMNS (sizeof(columns) / sizeof(columns[0]))
+#include "coltypes.h"
 
 static pgt_cluster server;
 static PGconn *conn;
