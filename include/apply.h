@@ -87,12 +87,19 @@ typedef struct applier
 	size_t group_bytes;   /* change bytes in it */
 	pgo_lsn group_end_lsn; /* end LSN of its last source transaction */
 
-	/* the multi-row INSERT being collected */
+	/* the batch being collected: rows of one relation, one kind, one column set */
 	relcache_entry *batch_rel; /* NULL: none */
-	uint32_t batch_gen;
+	char batch_kind;           /* 'I', 'U' or 'D' */
+	size_t batch_width;        /* parameters per row */
 	int batch_rows;
-	const char **batch_values; /* owned: APPLY_MAX_BATCH_ROWS * ncols value pointers */
+	const char **batch_values; /* owned: APPLY_MAX_BATCH_ROWS * width value pointers (into the ring) */
 	size_t batch_cap;          /* entries in batch_values */
+	uint8_t *batch_mask;       /* owned: the column set of an UPDATE/DELETE batch */
+	size_t batch_mask_cap;
+	pgo_lsn batch_change_lsn;  /* WAL start of its first change */
+	strbuf batch_keys;         /* the first keys, for messages */
+	strbuf batch_diag;         /* per row: commit LSN and key values, to name a missing row */
+	uint64_t batch_hashes[1024]; /* keys in an UPDATE batch (0: free) */
 
 	/* statements in flight, answered in order */
 	apply_pending *pending; /* owned: a ring of pending_cap entries */

@@ -58,6 +58,8 @@ struct apply_pending
 	pgo_lsn lsn;     /* changes: WAL start of the change; COMMIT/ADVANCE: end LSN */
 	pgo_lsn txn_lsn; /* changes: commit LSN of the source transaction */
 	char key[APPLY_KEY_TEXT];
+	char *diag;      /* owned: a batched UPDATE/DELETE's rows (see apply_diag_add), or NULL */
+	size_t diag_len;
 };
 
 /* One prepared statement of a relation. */
@@ -80,6 +82,7 @@ typedef struct apply_rel
 	char relkind;    /* on the target: 'r' or 'p' */
 	char **qcols;    /* owned: quoted name of each published column */
 	bool *text_eq;   /* owned: compare this column as text (its type has no '=') */
+	char **qtypes;   /* owned: the target column's type, for casts in VALUES lists */
 	uint16_t ncols;
 	apply_stmt *stmts; /* owned list */
 } apply_rel;
@@ -126,7 +129,10 @@ apply_rel_free(relcache_entry *entry)
 	}
 	for (uint16_t i = 0; ar->qcols && i < ar->ncols; i++)
 		free(ar->qcols[i]);
+	for (uint16_t i = 0; ar->qtypes && i < ar->ncols; i++)
+		free(ar->qtypes[i]);
 	free(ar->qcols);
+	free(ar->qtypes);
 	free(ar->text_eq);
 	free(ar->qname);
 	free(ar);
@@ -173,8 +179,12 @@ apply_push(applier *a, char what, const relcache_entry *rel, int rows, const cha
 	p->what = what;
 	p->rows = rows;
 	p->relid = rel ? rel->relid : 0;
-	p->lsn = what == AP_COMMIT || what == AP_ADVANCE ? a->group_end_lsn : a->change_lsn;
+	p->lsn = what == AP_COMMIT || what == AP_ADVANCE ? a->group_end_lsn
+	         : a->batch_rel && a->batch_change_lsn        ? a->batch_change_lsn
+	                                                      : a->change_lsn;
 	p->txn_lsn = a->txn_lsn;
+	p->diag = NULL;
+	p->diag_len = 0;
 	if (key)
 		snprintf(p->key, sizeof(p->key), "%s", key);
 	else
@@ -322,31 +332,105 @@ apply_fail_answer(applier *a, const apply_pending *p, PGresult *res)
 	apply_fail(a, msg, server && server[0] ? server : NULL);
 }
 
-/* A row the change was meant for is not on the target. */
+/*
+ * Rows of a batched statement are kept in p->diag as records of
+ *   commit LSN (8 bytes) | key count (2) | per key: length (4) and text
+ * and the statement RETURNs the keys it found: the first row whose keys are
+ * not among them is the missing one, with its own source transaction.
+ */
 static bool
-apply_missing_row(applier *a, const apply_pending *p)
+apply_diag_find(const apply_pending *p, PGresult *res, pgo_lsn *txn_lsn, char *key, size_t keysize)
 {
-	char rel[256], lsn[PGO_LSN_STRLEN], txn[PGO_LSN_STRLEN], msg[1024];
+	size_t off = 0;
 
+	while (off + 10 <= p->diag_len)
+	{
+		pgo_lsn lsn;
+		uint16_t nkeys;
+		size_t start;
+		bool seen = false;
+
+		memcpy(&lsn, p->diag + off, 8);
+		memcpy(&nkeys, p->diag + off + 8, 2);
+		off += 10;
+		start = off;
+		for (int t = 0; t < PQntuples(res) && !seen; t++)
+		{
+			size_t o = start;
+
+			seen = PQnfields(res) == nkeys;
+			for (uint16_t k = 0; k < nkeys && seen; k++)
+			{
+				uint32_t len;
+
+				memcpy(&len, p->diag + o, 4);
+				seen = (size_t)PQgetlength(res, t, k) == len &&
+				       memcmp(PQgetvalue(res, t, k), p->diag + o + 4, len) == 0;
+				o += 4 + len;
+			}
+		}
+		if (!seen)
+		{
+			size_t n = 0;
+
+			*txn_lsn = lsn;
+			key[0] = '\0';
+			for (uint16_t k = 0; k < nkeys; k++)
+			{
+				uint32_t len;
+
+				memcpy(&len, p->diag + start, 4);
+				if (n + 8 < keysize)
+					n += (size_t)snprintf(key + n, keysize - n, "%s%s=%.*s", k ? ", " : "with ",
+					                      PQfname(res, k), (int)(len > 40 ? 40 : len),
+					                      p->diag + start + 4);
+				if (n >= keysize)
+					n = keysize - 1;
+				start += 4 + len;
+			}
+			return true;
+		}
+		for (uint16_t k = 0; k < nkeys; k++)
+		{
+			uint32_t len;
+
+			memcpy(&len, p->diag + off, 4);
+			off += 4 + len;
+		}
+	}
+	return false;
+}
+
+/* Rows the change was meant for are not on the target. */
+static bool
+apply_missing_row(applier *a, const apply_pending *p, PGresult *res, int missing)
+{
+	char rel[256], lsn[PGO_LSN_STRLEN], txn[PGO_LSN_STRLEN], msg[1024], key[APPLY_KEY_TEXT];
+	pgo_lsn txn_lsn = p->txn_lsn;
+
+	snprintf(key, sizeof(key), "%s", p->key);
+	if (p->diag)
+		(void)apply_diag_find(p, res, &txn_lsn, key, sizeof(key));
 	if (a->opts.skip_missing)
 	{
-		if (a->stats.missing_rows++ == 0 && !a->opts.quiet)
+		if (a->stats.missing_rows == 0 && !a->opts.quiet)
 		{
 			apply_relname(a, p->relid, rel, sizeof(rel));
 			fprintf(stderr,
 			        "pg_dbmigrator: WARNING: %s on %s found no row %s; skipped "
 			        "(--on-missing-row skip; further ones are counted)\n",
-			        p->what == AP_UPDATE ? "an UPDATE" : "a DELETE", rel, p->key);
+			        p->what == AP_UPDATE ? "an UPDATE" : "a DELETE", rel, key);
 		}
+		a->stats.missing_rows += (uint64_t)missing;
 		return true;
 	}
 	apply_relname(a, p->relid, rel, sizeof(rel));
 	snprintf(msg, sizeof(msg),
-	         "%s on %s found no row %s on the target (source change at %s, transaction committed "
-	         "at %s): the target differs from the source. Re-copy the table, or run with "
+	         "%s on %s found no row %s on the target (source changes from %s, transaction "
+	         "committed at %s): the target differs from the source. Re-copy the table, or run with "
 	         "--on-missing-row skip, or skip this transaction with --skip-lsn %s",
-	         p->what == AP_UPDATE ? "an UPDATE" : "a DELETE", rel, p->key, pgo_lsn_format(p->lsn, lsn),
-	         pgo_lsn_format(p->txn_lsn, txn), txn);
+	         p->what == AP_UPDATE ? "an UPDATE" : "a DELETE", rel, key, pgo_lsn_format(p->lsn, lsn),
+	         pgo_lsn_format(txn_lsn, txn), txn);
 	return apply_fail(a, msg, NULL);
 }
 
@@ -371,13 +455,17 @@ apply_check_answer(applier *a, const apply_pending *p, PGresult *res)
 	{
 		case AP_UPDATE:
 		case AP_DELETE:
-			if (strcmp(PQcmdTuples(res), "0") == 0 && !apply_missing_row(a, p))
+		{
+			int found = atoi(PQcmdTuples(res));
+
+			if (found < p->rows && !apply_missing_row(a, p, res, p->rows - found))
 				return false;
 			if (p->what == AP_UPDATE)
-				a->stats.updates++;
+				a->stats.updates += (uint64_t)found;
 			else
-				a->stats.deletes++;
+				a->stats.deletes += (uint64_t)found;
 			break;
+		}
 		case AP_INSERT:
 			a->stats.inserts += (uint64_t)p->rows;
 			break;
@@ -401,6 +489,8 @@ apply_check_answer(applier *a, const apply_pending *p, PGresult *res)
 static void
 apply_pop(applier *a)
 {
+	free(a->pending[a->pending_head].diag);
+	a->pending[a->pending_head].diag = NULL;
 	a->pending_head = (a->pending_head + 1) % a->pending_cap;
 	a->pending_count--;
 	a->awaiting_null = false;
@@ -591,6 +681,8 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 		a->opts.group_bytes = APPLY_DEFAULT_GROUP_BYTES;
 	a->rels = rels;
 	strbuf_init(&a->sql);
+	strbuf_init(&a->batch_keys);
+	strbuf_init(&a->batch_diag);
 	if (!replconn_check_conninfo(opts->target, errbuf, errlen))
 		return false;
 	a->conn = PQconnectdb(opts->target);
@@ -658,6 +750,8 @@ apply_close(applier *a)
 	if (a->conn)
 		PQfinish(a->conn);
 	a->conn = NULL;
+	while (a->pending_count > 0)
+		apply_pop(a);
 	free(a->pending);
 	a->pending = NULL;
 	a->pending_cap = a->pending_count = 0;
@@ -665,13 +759,17 @@ apply_close(applier *a)
 	a->batch_values = NULL;
 	free(a->params);
 	a->params = NULL;
+	free(a->batch_mask);
+	a->batch_mask = NULL;
 	strbuf_free(&a->sql);
+	strbuf_free(&a->batch_keys);
+	strbuf_free(&a->batch_diag);
 }
 
 /* --------------------------------------------------------- relation mapping */
 
 static const char map_sql[] =
-    "SELECT c.relkind, a.attname, "
+    "SELECT c.relkind, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
     "  NOT EXISTS (SELECT 1 FROM pg_catalog.pg_operator o "
     "              WHERE o.oprname = '=' AND o.oprleft = b.t AND o.oprright = b.t) "
     "FROM pg_catalog.pg_class c "
@@ -699,6 +797,7 @@ apply_map(applier *a, relcache_entry *e)
 		return NULL;
 	ar = calloc(1, sizeof(*ar));
 	if (ar == NULL || (e->ncols && ((ar->qcols = calloc(e->ncols, sizeof(char *))) == NULL ||
+	                                (ar->qtypes = calloc(e->ncols, sizeof(char *))) == NULL ||
 	                                (ar->text_eq = calloc(e->ncols, sizeof(bool))) == NULL)))
 	{
 		e->user = ar;
@@ -737,9 +836,10 @@ apply_map(applier *a, relcache_entry *e)
 			apply_fail(a, msg, NULL);
 			return NULL;
 		}
-		ar->text_eq[i] = PQgetvalue(res, row, 2)[0] == 't';
+		ar->text_eq[i] = PQgetvalue(res, row, 3)[0] == 't';
 		ar->qcols[i] = apply_quote(a, e->cols[i].name);
-		if (ar->qcols[i] == NULL)
+		ar->qtypes[i] = strdup(PQgetvalue(res, row, 2)); /* format_type quotes as needed */
+		if (ar->qcols[i] == NULL || ar->qtypes[i] == NULL)
 		{
 			PQclear(res);
 			apply_fail(a, "out of memory", NULL);
@@ -917,6 +1017,77 @@ apply_delete_stmt(applier *a, const relcache_entry *e, apply_rel *ar, const uint
 	return apply_add_stmt(a, ar, 'D', 0, mask, ar->ncols, n);
 }
 
+/*
+ * Several rows at once, keys distinct, matched through a typed VALUES list:
+ *   UPDATE t AS x SET c = v.s1, ... FROM (VALUES ($1::T, ..), ..) AS v(s1, .., w1, ..)
+ *   WHERE x.k = v.w1 ...      (DELETE FROM t AS x USING (VALUES ...) ... likewise)
+ */
+static apply_stmt *
+apply_multi_stmt(applier *a, apply_rel *ar, char kind, const uint8_t *mask, int rows)
+{
+	apply_stmt *s = apply_find_stmt(ar, kind, rows, mask, ar->ncols);
+	int n = 0, width = 0;
+	bool first = true;
+
+	if (s)
+		return s;
+	strbuf_reset(&a->sql);
+	if (kind == 'U')
+	{
+		SQL("UPDATE %s AS pgdbm_x SET ", ar->qname);
+		for (uint16_t i = 0; i < ar->ncols; i++)
+			if (mask[i] & MASK_SET)
+			{
+				SQL("%s%s = pgdbm_v.s%u", first ? "" : ", ", ar->qcols[i], i);
+				first = false;
+			}
+		if (first)
+			SQL("%s = pgdbm_x.%s", ar->qcols[0], ar->qcols[0]);
+		SQL(" FROM (VALUES ");
+	}
+	else
+		SQL("DELETE FROM %s AS pgdbm_x USING (VALUES ", ar->qname);
+	for (int r = 0; r < rows; r++)
+	{
+		bool col1 = true;
+
+		SQL("%s(", r ? ", " : "");
+		for (int pass = 0; pass < 2; pass++)
+			for (uint16_t i = 0; i < ar->ncols; i++)
+				if (mask[i] & (pass == 0 ? MASK_SET : MASK_WHERE))
+				{
+					SQL("%s$%d::%s", col1 ? "" : ", ", ++n, ar->qtypes[i]);
+					col1 = false;
+				}
+		SQL(")");
+	}
+	SQL(") AS pgdbm_v(");
+	for (int pass = 0; pass < 2; pass++)
+		for (uint16_t i = 0; i < ar->ncols; i++)
+			if (mask[i] & (pass == 0 ? MASK_SET : MASK_WHERE))
+			{
+				SQL("%s%c%u", width ? ", " : "", pass == 0 ? 's' : 'w', i);
+				width++;
+			}
+	SQL(") WHERE ");
+	first = true;
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		if (mask[i] & MASK_WHERE)
+		{
+			SQL("%spgdbm_x.%s = pgdbm_v.w%u", first ? "" : " AND ", ar->qcols[i], i);
+			first = false;
+		}
+	/* the keys found, to name a missing one */
+	first = true;
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		if (mask[i] & MASK_WHERE)
+		{
+			SQL("%spgdbm_v.w%u AS %s", first ? " RETURNING " : ", ", i, ar->qcols[i]);
+			first = false;
+		}
+	return apply_add_stmt(a, ar, kind, rows, mask, ar->ncols, n);
+}
+
 #undef SQL
 
 /* ------------------------------------------------------------------ values */
@@ -1017,20 +1188,63 @@ apply_has_pending(const applier *a)
 	return a->batch_rel != NULL;
 }
 
-/* Send n collected rows starting at row first with one statement. */
+/* Send rows [first, first + n) of the batch with one statement. */
 static bool
 apply_send_rows(applier *a, relcache_entry *e, apply_rel *ar, int first, int n)
 {
-	apply_stmt *s = apply_insert_stmt(a, ar, n);
-	size_t bytes = 0;
-	const char *const *values = a->batch_values + (size_t)first * ar->ncols;
+	char kind = a->batch_kind;
+	apply_stmt *s;
+	size_t bytes = 0, width = a->batch_width;
+	const char *const *values = a->batch_values + (size_t)first * width;
 
+	if (kind == 'I')
+		s = apply_insert_stmt(a, ar, n);
+	else if (n == 1)
+		s = kind == 'U' ? apply_update_stmt(a, e, ar, a->batch_mask)
+		                : apply_delete_stmt(a, e, ar, a->batch_mask);
+	else
+		s = apply_multi_stmt(a, ar, kind, a->batch_mask, n);
 	if (s == NULL)
 		return false;
-	for (size_t i = 0; i < (size_t)n * ar->ncols; i++)
+	for (size_t i = 0; i < (size_t)n * width; i++)
 		if (values[i])
 			bytes += strlen(values[i]) + 4;
-	return apply_send_prepared(a, AP_INSERT, s->name, n * ar->ncols, values, e, n, NULL, bytes);
+	if (!apply_send_prepared(a, kind == 'I' ? AP_INSERT : kind == 'U' ? AP_UPDATE : AP_DELETE,
+	                         s->name, (int)((size_t)n * width), values, e, n,
+	                         kind == 'I' ? NULL : strbuf_data(&a->batch_keys), bytes))
+		return false;
+	if (kind != 'I' && n > 1)
+	{
+		/* this statement's rows of the diagnostic records */
+		apply_pending *p = &a->pending[(a->pending_head + a->pending_count - 1) % a->pending_cap];
+		const char *d = strbuf_data(&a->batch_diag);
+		size_t off = 0, from = 0, to;
+
+		for (int r = 0; r < first + n; r++)
+		{
+			uint16_t nkeys;
+
+			if (r == first)
+				from = off;
+			memcpy(&nkeys, d + off + 8, 2);
+			off += 10;
+			for (uint16_t k = 0; k < nkeys; k++)
+			{
+				uint32_t len;
+
+				memcpy(&len, d + off, 4);
+				off += 4 + len;
+			}
+		}
+		to = off;
+		p->diag = malloc(to - from);
+		if (p->diag)
+		{
+			memcpy(p->diag, d + from, to - from);
+			p->diag_len = to - from;
+		}
+	}
+	return true;
 }
 
 bool
@@ -1053,22 +1267,61 @@ apply_send_pending(applier *a)
 			done += size;
 		}
 	a->batch_rows = 0;
+	a->batch_change_lsn = 0;
+	strbuf_reset(&a->batch_keys);
+	strbuf_reset(&a->batch_diag);
+	memset(a->batch_hashes, 0, sizeof(a->batch_hashes));
 	return true;
 }
 
-static bool
-apply_insert(applier *a, relcache_entry *e, const pgo_tuple *t)
+/* A hash of the row's key values, to keep one row per key in an UPDATE batch. */
+static uint64_t
+apply_key_hash(const pgo_tuple *m, const uint8_t *mask, uint16_t ncols)
 {
-	apply_rel *ar = apply_map(a, e);
-	size_t need;
+	uint64_t h = 1469598103934665603ULL;
 
-	if (ar == NULL || !apply_check_tuple(a, e, t, false))
+	for (uint16_t i = 0; i < ncols; i++)
+		if (mask[i] & MASK_WHERE)
+		{
+			for (uint32_t j = 0; j < m->cols[i].len; j++)
+				h = (h ^ (uint8_t)m->cols[i].data[j]) * 1099511628211ULL;
+			h = (h ^ 0xff) * 1099511628211ULL;
+		}
+	return h ? h : 1;
+}
+
+/*
+ * Start or continue a batch of kind for e; false on failure. Rows of one
+ * batch share the relation, the kind and (for UPDATE/DELETE) the column mask;
+ * an UPDATE batch never holds the same key twice (the later change must see
+ * the earlier one).
+ */
+static bool
+apply_batch_row(applier *a, relcache_entry *e, apply_rel *ar, char kind, const uint8_t *mask,
+                size_t width, uint64_t keyhash, const char **row_out[])
+{
+	size_t need = (size_t)APPLY_MAX_BATCH_ROWS * (width ? width : 1);
+	size_t slot = 0;
+
+	if (a->batch_rel && (a->batch_rel != e || a->batch_kind != kind ||
+	                     (mask && memcmp(a->batch_mask, mask, ar->ncols) != 0)))
+		if (!apply_send_pending(a))
+			return false;
+	if (keyhash)
+	{
+		slot = keyhash % (sizeof(a->batch_hashes) / sizeof(a->batch_hashes[0]));
+		while (a->batch_hashes[slot] && a->batch_hashes[slot] != keyhash)
+			slot = (slot + 1) % (sizeof(a->batch_hashes) / sizeof(a->batch_hashes[0]));
+		if (a->batch_hashes[slot] == keyhash)
+		{
+			if (!apply_send_pending(a))
+				return false;
+			slot = keyhash % (sizeof(a->batch_hashes) / sizeof(a->batch_hashes[0]));
+		}
+	}
+	/* a statement may carry at most 65535 parameters */
+	if (a->batch_rel && (size_t)(a->batch_rows + 1) * width > 65535 && !apply_send_pending(a))
 		return false;
-	if (a->batch_rel != e && !apply_send_pending(a))
-		return false;
-	if (ar->ncols == 0)
-		return apply_fail(a, "an INSERT into a table without published columns", NULL);
-	need = (size_t)APPLY_MAX_BATCH_ROWS * ar->ncols;
 	if (need > a->batch_cap)
 	{
 		free(a->batch_values);
@@ -1077,18 +1330,55 @@ apply_insert(applier *a, relcache_entry *e, const pgo_tuple *t)
 		if (a->batch_values == NULL)
 			return apply_fail(a, "out of memory", NULL);
 	}
-	/* a statement may carry at most 65535 parameters */
-	if (a->batch_rows > 0 && (size_t)(a->batch_rows + 1) * ar->ncols > 65535 &&
-	    !apply_send_pending(a))
-		return false;
-	for (uint16_t i = 0; i < ar->ncols; i++)
-		a->batch_values[(size_t)a->batch_rows * ar->ncols + i] = apply_value(&t->cols[i]);
-	a->batch_rel = e;
+	if (mask && ar->ncols > a->batch_mask_cap)
+	{
+		free(a->batch_mask);
+		a->batch_mask = malloc(ar->ncols);
+		a->batch_mask_cap = a->batch_mask ? ar->ncols : 0;
+		if (a->batch_mask == NULL)
+			return apply_fail(a, "out of memory", NULL);
+	}
+	if (a->batch_rel == NULL)
+	{
+		a->batch_rel = e;
+		a->batch_kind = kind;
+		a->batch_width = width;
+		a->batch_change_lsn = a->change_lsn;
+		if (mask)
+			memcpy(a->batch_mask, mask, ar->ncols);
+	}
+	if (keyhash)
+		a->batch_hashes[slot] = keyhash;
+	*row_out = a->batch_values + (size_t)a->batch_rows * width;
 	a->batch_rows++;
+	return true;
+}
+
+/* After a row was added: send a full batch. */
+static bool
+apply_batch_done(applier *a)
+{
 	if (a->batch_rows == APPLY_MAX_BATCH_ROWS ||
-	    (size_t)(a->batch_rows + 1) * ar->ncols > 65535)
+	    (size_t)(a->batch_rows + 1) * a->batch_width > 65535)
 		return apply_send_pending(a);
 	return true;
+}
+
+static bool
+apply_insert(applier *a, relcache_entry *e, const pgo_tuple *t)
+{
+	apply_rel *ar = apply_map(a, e);
+	const char **row;
+
+	if (ar == NULL || !apply_check_tuple(a, e, t, false))
+		return false;
+	if (ar->ncols == 0)
+		return apply_fail(a, "an INSERT into a table without published columns", NULL);
+	if (!apply_batch_row(a, e, ar, 'I', NULL, ar->ncols, 0, &row))
+		return false;
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		row[i] = apply_value(&t->cols[i]);
+	return apply_batch_done(a);
 }
 
 /* Columns to match: the key (from the old key, or the new row) or the whole old row. */
@@ -1139,48 +1429,111 @@ apply_match_columns(applier *a, const relcache_entry *e, char old_kind, const pg
 	return m;
 }
 
+/* Remember a batched row's key for error messages (the first few fit). */
+static void
+apply_batch_key(applier *a, const relcache_entry *e, const pgo_tuple *m, const uint8_t *mask)
+{
+	char key[APPLY_KEY_TEXT];
+
+	if (strbuf_len(&a->batch_keys) >= APPLY_KEY_TEXT - 1)
+		return;
+	apply_key_text(e, m, mask, key, sizeof(key));
+	if (strbuf_len(&a->batch_keys) > 0)
+	{
+		/* "with id=3" then "; id=7" */
+		memmove(key, key + 5, strlen(key + 5) + 1);
+		if (!strbuf_append_cstr(&a->batch_keys, "; "))
+			return;
+	}
+	if (!strbuf_append_cstr(&a->batch_keys, key))
+		strbuf_reset(&a->batch_keys); /* only a message is lost */
+}
+
+/* Record a batched row's commit LSN and key values (see apply_diag_find). */
 static bool
-apply_update(applier *a, relcache_entry *e, const pgo_update *u)
+apply_diag_add(applier *a, const pgo_tuple *m, const uint8_t *mask, uint16_t ncols)
+{
+	uint16_t nkeys = 0;
+	bool ok;
+
+	for (uint16_t i = 0; i < ncols; i++)
+		if (mask[i] & MASK_WHERE)
+			nkeys++;
+	ok = strbuf_append(&a->batch_diag, &a->txn_lsn, 8) && strbuf_append(&a->batch_diag, &nkeys, 2);
+	for (uint16_t i = 0; ok && i < ncols; i++)
+		if (mask[i] & MASK_WHERE)
+		{
+			uint32_t len = m->cols[i].len;
+
+			ok = strbuf_append(&a->batch_diag, &len, 4) &&
+			     strbuf_append(&a->batch_diag, m->cols[i].data, len);
+		}
+	return ok ? true : apply_fail(a, "out of memory", NULL);
+}
+
+/* UPDATE and DELETE: match by key (batched) or by the whole old row (one at a time). */
+static bool
+apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const pgo_tuple *oldtup,
+                 const pgo_tuple *newtup)
 {
 	apply_rel *ar = apply_map(a, e);
 	uint8_t stackmask[256];
 	uint8_t *mask;
 	const pgo_tuple *m;
-	apply_stmt *s;
-	char key[APPLY_KEY_TEXT];
-	size_t n = 0, bytes = 0;
+	const char **row;
+	size_t width = 0, n = 0;
 	bool ok = false;
 
-	if (ar == NULL || !apply_send_pending(a) || !apply_check_tuple(a, e, &u->newtup, true) ||
-	    (u->old_kind && !apply_check_tuple(a, e, &u->oldtup, true)))
+	if (ar == NULL || (newtup && !apply_check_tuple(a, e, newtup, true)) ||
+	    (old_kind && !apply_check_tuple(a, e, oldtup, true)))
 		return false;
 	mask = ar->ncols <= sizeof(stackmask) ? stackmask : calloc(ar->ncols, 1);
 	if (mask == NULL)
 		return apply_fail(a, "out of memory", NULL);
 	memset(mask, 0, ar->ncols);
-	for (uint16_t i = 0; i < ar->ncols; i++)
-		if (u->newtup.cols[i].kind != PGO_COL_UNCHANGED)
+	for (uint16_t i = 0; newtup && i < ar->ncols; i++)
+		if (newtup->cols[i].kind != PGO_COL_UNCHANGED)
 			mask[i] |= MASK_SET;
-	m = apply_match_columns(a, e, u->old_kind, &u->oldtup, &u->newtup, mask);
-	if (m == NULL || (s = apply_update_stmt(a, e, ar, mask)) == NULL ||
-	    !apply_params_room(a, (size_t)ar->ncols * 2))
+	m = apply_match_columns(a, e, old_kind, oldtup, newtup ? newtup : oldtup, mask);
+	if (m == NULL)
 		goto done;
-	apply_key_text(e, m, mask, key, sizeof(key));
 	for (uint16_t i = 0; i < ar->ncols; i++)
-		if (mask[i] & MASK_SET)
-		{
-			a->params[n] = apply_value(&u->newtup.cols[i]);
-			bytes += u->newtup.cols[i].len + 4;
-			n++;
-		}
-	for (uint16_t i = 0; i < ar->ncols; i++)
-		if (mask[i] & MASK_WHERE)
-		{
-			a->params[n] = apply_value(&m->cols[i]);
-			bytes += m->cols[i].len + 4;
-			n++;
-		}
-	ok = apply_send_prepared(a, AP_UPDATE, s->name, (int)n, a->params, e, 1, key, bytes);
+		width += (mask[i] & MASK_SET ? 1 : 0) + (mask[i] & MASK_WHERE ? 1 : 0);
+	if (e->replident == PGO_REPLIDENT_FULL || old_kind == 'K')
+	{
+		/*
+		 * One at a time: a row among duplicates, found by a subquery; or a
+		 * key that changes (batched, one row's new key could be another's old).
+		 */
+		char key[APPLY_KEY_TEXT];
+		apply_stmt *s;
+
+		if (!apply_send_pending(a) || !apply_params_room(a, width))
+			goto done;
+		s = kind == 'U' ? apply_update_stmt(a, e, ar, mask) : apply_delete_stmt(a, e, ar, mask);
+		if (s == NULL)
+			goto done;
+		apply_key_text(e, m, mask, key, sizeof(key));
+		row = a->params;
+		for (int pass = 0; pass < 2; pass++)
+			for (uint16_t i = 0; i < ar->ncols; i++)
+				if (mask[i] & (pass == 0 ? MASK_SET : MASK_WHERE))
+					row[n++] = apply_value(pass == 0 ? &newtup->cols[i] : &m->cols[i]);
+		ok = apply_send_prepared(a, kind == 'U' ? AP_UPDATE : AP_DELETE, s->name, (int)n,
+		                         a->params, e, 1, key, 0);
+		goto done;
+	}
+	if (!apply_batch_row(a, e, ar, kind, mask, width,
+	                     kind == 'U' ? apply_key_hash(m, mask, ar->ncols) : 0, &row))
+		goto done;
+	apply_batch_key(a, e, m, mask);
+	if (!apply_diag_add(a, m, mask, ar->ncols))
+		goto done;
+	for (int pass = 0; pass < 2; pass++)
+		for (uint16_t i = 0; i < ar->ncols; i++)
+			if (mask[i] & (pass == 0 ? MASK_SET : MASK_WHERE))
+				row[n++] = apply_value(pass == 0 ? &newtup->cols[i] : &m->cols[i]);
+	ok = apply_batch_done(a);
 done:
 	if (mask != stackmask)
 		free(mask);
@@ -1188,40 +1541,15 @@ done:
 }
 
 static bool
+apply_update(applier *a, relcache_entry *e, const pgo_update *u)
+{
+	return apply_change_row(a, e, 'U', u->old_kind, &u->oldtup, &u->newtup);
+}
+
+static bool
 apply_delete(applier *a, relcache_entry *e, const pgo_delete *d)
 {
-	apply_rel *ar = apply_map(a, e);
-	uint8_t stackmask[256];
-	uint8_t *mask;
-	const pgo_tuple *m;
-	apply_stmt *s;
-	char key[APPLY_KEY_TEXT];
-	size_t n = 0, bytes = 0;
-	bool ok = false;
-
-	if (ar == NULL || !apply_send_pending(a) || !apply_check_tuple(a, e, &d->oldtup, true))
-		return false;
-	mask = ar->ncols <= sizeof(stackmask) ? stackmask : calloc(ar->ncols, 1);
-	if (mask == NULL)
-		return apply_fail(a, "out of memory", NULL);
-	memset(mask, 0, ar->ncols);
-	m = apply_match_columns(a, e, d->old_kind, &d->oldtup, &d->oldtup, mask);
-	if (m == NULL || (s = apply_delete_stmt(a, e, ar, mask)) == NULL ||
-	    !apply_params_room(a, ar->ncols))
-		goto done;
-	apply_key_text(e, m, mask, key, sizeof(key));
-	for (uint16_t i = 0; i < ar->ncols; i++)
-		if (mask[i] & MASK_WHERE)
-		{
-			a->params[n] = apply_value(&m->cols[i]);
-			bytes += m->cols[i].len + 4;
-			n++;
-		}
-	ok = apply_send_prepared(a, AP_DELETE, s->name, (int)n, a->params, e, 1, key, bytes);
-done:
-	if (mask != stackmask)
-		free(mask);
-	return ok;
+	return apply_change_row(a, e, 'D', d->old_kind, &d->oldtup, NULL);
 }
 
 static bool
