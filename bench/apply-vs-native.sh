@@ -123,6 +123,7 @@ run() { # name rows tables workload-function
 		--publication "pub_$name" --endpos "$endpos" --json ${BENCH_ARGS:-} >"$dir/$name.json"
 	t3=$(now)
 	local rss; rss=$(sed -E 's/.*"peak_rss_kb":([0-9]+).*/\1/' "$dir/$name.json")
+	local cpu; cpu=$(sed -E 's/.*"cpu_seconds":([0-9.]+).*/\1/' "$dir/$name.json")
 
 	local ok=yes IFS=,
 	# shellcheck disable=SC2086
@@ -130,16 +131,16 @@ run() { # name rows tables workload-function
 	[ "$src_sum" = "$(checksum "$(tgt native)" $tables)" ] || ok="NO (native differs)"
 	[ "$src_sum" = "$(checksum "$(tgt ours)" $tables)" ] || ok="NO (ours differs)"
 	unset IFS
-	awk -v n="$name" -v r="$rows" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v ok="$ok" -v rss="$rss" 'BEGIN {
+	awk -v n="$name" -v r="$rows" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v ok="$ok" -v rss="$rss" -v cpu="$cpu" 'BEGIN {
 		native = b - a; ours = d - c;
-		printf "| %-7s | %9d | %8.2f | %9.0f | %8.2f | %9.0f | %5.2fx | %6.1f | %s |\n",
-		       n, r, native, r / native, ours, r / ours, native / ours, rss / 1024, ok }'
+		printf "| %-7s | %9d | %8.2f | %9.0f | %8.2f | %9.0f | %5.2fx | %6.1f | %5.2f | %s |\n",
+		       n, r, native, r / native, ours, r / ours, native / ours, rss / 1024, cpu, ok }'
 	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_native')" >/dev/null
 	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_ours')" >/dev/null
 }
 
-echo "| workload | row changes | native s | native rows/s | pg_dbmigrator s | rows/s | ratio | peak RSS MiB | checksums equal |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| workload | row changes | native s | native rows/s | pg_dbmigrator s | rows/s | ratio | peak RSS MiB | client CPU s | checksums equal |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 
 case ",$ONLY," in *,insert,*)
 	everywhere "CREATE TABLE bulk (id bigint PRIMARY KEY, v int NOT NULL, pad text NOT NULL)"

@@ -61,6 +61,31 @@ typedef struct apply_stats
 /* One statement sent and not yet answered (see apply.c). */
 typedef struct apply_pending apply_pending;
 
+#define APPLY_MAX_BATCHES 16
+
+/*
+ * Rows of one relation, one kind ('I', 'U', 'D') and one column set, to go
+ * as one statement. An UPDATE batch holds one row per key: a later update of
+ * the same key with the same columns replaces the earlier row's values.
+ */
+typedef struct apply_batch
+{
+	relcache_entry *rel; /* NULL: free */
+	char kind;
+	size_t width;         /* parameters per row */
+	int rows;
+	const char **values;  /* owned: APPLY_MAX_BATCH_ROWS * width value pointers (into the ring) */
+	size_t cap;           /* entries in values */
+	uint8_t *mask;        /* owned: the column set of an UPDATE/DELETE batch */
+	size_t mask_cap;
+	pgo_lsn change_lsn;   /* WAL start of its first change */
+	uint64_t seq;         /* opening order */
+	strbuf keys;          /* the first keys, for messages */
+	strbuf diag;          /* per row: commit LSN and key values, to name a missing row */
+	uint64_t hashes[1024]; /* keys of the rows (0: free) */
+	int16_t hash_row[1024];
+} apply_batch;
+
 typedef struct applier
 {
 	apply_opts opts;
@@ -87,19 +112,11 @@ typedef struct applier
 	size_t group_bytes;   /* change bytes in it */
 	pgo_lsn group_end_lsn; /* end LSN of its last source transaction */
 
-	/* the batch being collected: rows of one relation, one kind, one column set */
-	relcache_entry *batch_rel; /* NULL: none */
-	char batch_kind;           /* 'I', 'U' or 'D' */
-	size_t batch_width;        /* parameters per row */
-	int batch_rows;
-	const char **batch_values; /* owned: APPLY_MAX_BATCH_ROWS * width value pointers (into the ring) */
-	size_t batch_cap;          /* entries in batch_values */
-	uint8_t *batch_mask;       /* owned: the column set of an UPDATE/DELETE batch */
-	size_t batch_mask_cap;
-	pgo_lsn batch_change_lsn;  /* WAL start of its first change */
-	strbuf batch_keys;         /* the first keys, for messages */
-	strbuf batch_diag;         /* per row: commit LSN and key values, to name a missing row */
-	uint64_t batch_hashes[1024]; /* keys in an UPDATE batch (0: free) */
+	/* batches being collected (see apply_batch); with session_replication_role
+	 * = replica, one open batch per relation, sent in any order between them */
+	apply_batch batches[APPLY_MAX_BATCHES];
+	apply_batch *sending; /* the batch whose rows are being sent, or NULL */
+	uint64_t batch_seq;
 
 	/* statements in flight, answered in order */
 	apply_pending *pending; /* owned: a ring of pending_cap entries */

@@ -88,6 +88,7 @@ typedef struct apply_rel
 } apply_rel;
 
 static bool apply_take_results(applier *a);
+bool apply_has_pending(const applier *a);
 
 /* ---------------------------------------------------------------- errors */
 
@@ -180,7 +181,7 @@ apply_push(applier *a, char what, const relcache_entry *rel, int rows, const cha
 	p->rows = rows;
 	p->relid = rel ? rel->relid : 0;
 	p->lsn = what == AP_COMMIT || what == AP_ADVANCE ? a->group_end_lsn
-	         : a->batch_rel && a->batch_change_lsn        ? a->batch_change_lsn
+	         : a->sending && a->sending->change_lsn     ? a->sending->change_lsn
 	                                                      : a->change_lsn;
 	p->txn_lsn = a->txn_lsn;
 	p->diag = NULL;
@@ -460,10 +461,6 @@ apply_check_answer(applier *a, const apply_pending *p, PGresult *res)
 
 			if (found < p->rows && !apply_missing_row(a, p, res, p->rows - found))
 				return false;
-			if (p->what == AP_UPDATE)
-				a->stats.updates += (uint64_t)found;
-			else
-				a->stats.deletes += (uint64_t)found;
 			break;
 		}
 		case AP_INSERT:
@@ -591,7 +588,7 @@ apply_socket(const applier *a)
 bool
 apply_busy(const applier *a)
 {
-	if (a->in_txn || a->group_open || a->batch_rel)
+	if (a->in_txn || a->group_open || apply_has_pending(a))
 		return true;
 	for (size_t i = 0; i < a->pending_count; i++)
 	{
@@ -681,8 +678,11 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 		a->opts.group_bytes = APPLY_DEFAULT_GROUP_BYTES;
 	a->rels = rels;
 	strbuf_init(&a->sql);
-	strbuf_init(&a->batch_keys);
-	strbuf_init(&a->batch_diag);
+	for (int i = 0; i < APPLY_MAX_BATCHES; i++)
+	{
+		strbuf_init(&a->batches[i].keys);
+		strbuf_init(&a->batches[i].diag);
+	}
 	if (!replconn_check_conninfo(opts->target, errbuf, errlen))
 		return false;
 	a->conn = PQconnectdb(opts->target);
@@ -755,15 +755,21 @@ apply_close(applier *a)
 	free(a->pending);
 	a->pending = NULL;
 	a->pending_cap = a->pending_count = 0;
-	free(a->batch_values);
-	a->batch_values = NULL;
+	for (int i = 0; i < APPLY_MAX_BATCHES; i++)
+	{
+		apply_batch *b = &a->batches[i];
+
+		free(b->values);
+		free(b->mask);
+		b->values = NULL;
+		b->mask = NULL;
+		b->rel = NULL;
+		strbuf_free(&b->keys);
+		strbuf_free(&b->diag);
+	}
 	free(a->params);
 	a->params = NULL;
-	free(a->batch_mask);
-	a->batch_mask = NULL;
 	strbuf_free(&a->sql);
-	strbuf_free(&a->batch_keys);
-	strbuf_free(&a->batch_diag);
 }
 
 /* --------------------------------------------------------- relation mapping */
@@ -1185,25 +1191,28 @@ apply_open_group(applier *a)
 bool
 apply_has_pending(const applier *a)
 {
-	return a->batch_rel != NULL;
+	for (int i = 0; i < APPLY_MAX_BATCHES; i++)
+		if (a->batches[i].rel)
+			return true;
+	return false;
 }
 
-/* Send rows [first, first + n) of the batch with one statement. */
+/* Send rows [first, first + n) of batch b with one statement. */
 static bool
-apply_send_rows(applier *a, relcache_entry *e, apply_rel *ar, int first, int n)
+apply_send_rows(applier *a, apply_batch *b, apply_rel *ar, int first, int n)
 {
-	char kind = a->batch_kind;
+	char kind = b->kind;
+	relcache_entry *e = b->rel;
 	apply_stmt *s;
-	size_t bytes = 0, width = a->batch_width;
-	const char *const *values = a->batch_values + (size_t)first * width;
+	size_t bytes = 0, width = b->width;
+	const char *const *values = b->values + (size_t)first * width;
 
 	if (kind == 'I')
 		s = apply_insert_stmt(a, ar, n);
 	else if (n == 1)
-		s = kind == 'U' ? apply_update_stmt(a, e, ar, a->batch_mask)
-		                : apply_delete_stmt(a, e, ar, a->batch_mask);
+		s = kind == 'U' ? apply_update_stmt(a, e, ar, b->mask) : apply_delete_stmt(a, e, ar, b->mask);
 	else
-		s = apply_multi_stmt(a, ar, kind, a->batch_mask, n);
+		s = apply_multi_stmt(a, ar, kind, b->mask, n);
 	if (s == NULL)
 		return false;
 	for (size_t i = 0; i < (size_t)n * width; i++)
@@ -1211,13 +1220,13 @@ apply_send_rows(applier *a, relcache_entry *e, apply_rel *ar, int first, int n)
 			bytes += strlen(values[i]) + 4;
 	if (!apply_send_prepared(a, kind == 'I' ? AP_INSERT : kind == 'U' ? AP_UPDATE : AP_DELETE,
 	                         s->name, (int)((size_t)n * width), values, e, n,
-	                         kind == 'I' ? NULL : strbuf_data(&a->batch_keys), bytes))
+	                         kind == 'I' ? NULL : strbuf_data(&b->keys), bytes))
 		return false;
 	if (kind != 'I' && n > 1)
 	{
 		/* this statement's rows of the diagnostic records */
 		apply_pending *p = &a->pending[(a->pending_head + a->pending_count - 1) % a->pending_cap];
-		const char *d = strbuf_data(&a->batch_diag);
+		const char *d = strbuf_data(&b->diag);
 		size_t off = 0, from = 0, to;
 
 		for (int r = 0; r < first + n; r++)
@@ -1247,31 +1256,54 @@ apply_send_rows(applier *a, relcache_entry *e, apply_rel *ar, int first, int n)
 	return true;
 }
 
-bool
-apply_send_pending(applier *a)
+/* Send one batch and free its slot. */
+static bool
+apply_send_batch(applier *a, apply_batch *b)
 {
-	relcache_entry *e = a->batch_rel;
 	apply_rel *ar;
 	int done = 0;
 
-	if (e == NULL)
-		return !a->failed;
-	ar = e->user;
-	a->batch_rel = NULL;
+	if (b->rel == NULL)
+		return true;
+	ar = b->rel->user;
+	a->sending = b;
 	/* as few statements as the binary digits of the row count: 256, 128, ... 1 */
 	for (int size = APPLY_MAX_BATCH_ROWS; size >= 1; size /= 2)
-		while (a->batch_rows - done >= size)
+		while (b->rows - done >= size)
 		{
-			if (!apply_send_rows(a, e, ar, done, size))
+			if (!apply_send_rows(a, b, ar, done, size))
+			{
+				a->sending = NULL;
 				return false;
+			}
 			done += size;
 		}
-	a->batch_rows = 0;
-	a->batch_change_lsn = 0;
-	strbuf_reset(&a->batch_keys);
-	strbuf_reset(&a->batch_diag);
-	memset(a->batch_hashes, 0, sizeof(a->batch_hashes));
+	a->sending = NULL;
+	b->rel = NULL;
+	b->rows = 0;
+	b->change_lsn = 0;
+	strbuf_reset(&b->keys);
+	strbuf_reset(&b->diag);
+	memset(b->hashes, 0, sizeof(b->hashes));
 	return true;
+}
+
+/* Send every open batch, oldest first. */
+bool
+apply_send_pending(applier *a)
+{
+	for (;;)
+	{
+		apply_batch *oldest = NULL;
+
+		for (int i = 0; i < APPLY_MAX_BATCHES; i++)
+			if (a->batches[i].rel && (oldest == NULL || a->batches[i].seq < oldest->seq))
+				oldest = &a->batches[i];
+		if (oldest == NULL)
+			return !a->failed;
+		if (!apply_send_batch(a, oldest))
+			return false;
+	}
 }
 
 /* A hash of the row's key values, to keep one row per key in an UPDATE batch. */
@@ -1290,78 +1322,151 @@ apply_key_hash(const pgo_tuple *m, const uint8_t *mask, uint16_t ncols)
 	return h ? h : 1;
 }
 
-/*
- * Start or continue a batch of kind for e; false on failure. Rows of one
- * batch share the relation, the kind and (for UPDATE/DELETE) the column mask;
- * an UPDATE batch never holds the same key twice (the later change must see
- * the earlier one).
- */
+/* Do the key values of row r of b equal m's (both NUL-terminated in place)? */
 static bool
-apply_batch_row(applier *a, relcache_entry *e, apply_rel *ar, char kind, const uint8_t *mask,
-                size_t width, uint64_t keyhash, const char **row_out[])
+apply_same_key(const apply_batch *b, int r, const pgo_tuple *m, const uint16_t ncols)
 {
-	size_t need = (size_t)APPLY_MAX_BATCH_ROWS * (width ? width : 1);
-	size_t slot = 0;
+	const char *const *row = b->values + (size_t)r * b->width;
+	size_t k = 0;
 
-	if (a->batch_rel && (a->batch_rel != e || a->batch_kind != kind ||
-	                     (mask && memcmp(a->batch_mask, mask, ar->ncols) != 0)))
-		if (!apply_send_pending(a))
-			return false;
-	if (keyhash)
-	{
-		slot = keyhash % (sizeof(a->batch_hashes) / sizeof(a->batch_hashes[0]));
-		while (a->batch_hashes[slot] && a->batch_hashes[slot] != keyhash)
-			slot = (slot + 1) % (sizeof(a->batch_hashes) / sizeof(a->batch_hashes[0]));
-		if (a->batch_hashes[slot] == keyhash)
+	for (uint16_t i = 0; i < ncols; i++)
+		if (b->mask[i] & MASK_SET)
+			k++;
+	for (uint16_t i = 0; i < ncols; i++)
+		if (b->mask[i] & MASK_WHERE)
 		{
-			if (!apply_send_pending(a))
+			const char *v = row[k++];
+
+			if (v == NULL || m->cols[i].kind != PGO_COL_TEXT || strlen(v) != m->cols[i].len ||
+			    memcmp(v, m->cols[i].data, m->cols[i].len) != 0)
 				return false;
-			slot = keyhash % (sizeof(a->batch_hashes) / sizeof(a->batch_hashes[0]));
 		}
-	}
-	/* a statement may carry at most 65535 parameters */
-	if (a->batch_rel && (size_t)(a->batch_rows + 1) * width > 65535 && !apply_send_pending(a))
-		return false;
-	if (need > a->batch_cap)
-	{
-		free(a->batch_values);
-		a->batch_values = malloc(need * sizeof(*a->batch_values));
-		a->batch_cap = a->batch_values ? need : 0;
-		if (a->batch_values == NULL)
-			return apply_fail(a, "out of memory", NULL);
-	}
-	if (mask && ar->ncols > a->batch_mask_cap)
-	{
-		free(a->batch_mask);
-		a->batch_mask = malloc(ar->ncols);
-		a->batch_mask_cap = a->batch_mask ? ar->ncols : 0;
-		if (a->batch_mask == NULL)
-			return apply_fail(a, "out of memory", NULL);
-	}
-	if (a->batch_rel == NULL)
-	{
-		a->batch_rel = e;
-		a->batch_kind = kind;
-		a->batch_width = width;
-		a->batch_change_lsn = a->change_lsn;
-		if (mask)
-			memcpy(a->batch_mask, mask, ar->ncols);
-	}
-	if (keyhash)
-		a->batch_hashes[slot] = keyhash;
-	*row_out = a->batch_values + (size_t)a->batch_rows * width;
-	a->batch_rows++;
 	return true;
 }
 
-/* After a row was added: send a full batch. */
+/*
+ * Find room for a row of kind for e: *row_out points at its width value
+ * slots. For an UPDATE whose key is already in the batch, *replaced is set
+ * and *row_out is that row: the newer values replace the older ones. False
+ * on failure.
+ */
 static bool
-apply_batch_done(applier *a)
+apply_batch_row(applier *a, relcache_entry *e, apply_rel *ar, char kind, const uint8_t *mask,
+                size_t width, const pgo_tuple *key, const char **row_out[], bool *replaced)
 {
-	if (a->batch_rows == APPLY_MAX_BATCH_ROWS ||
-	    (size_t)(a->batch_rows + 1) * a->batch_width > 65535)
-		return apply_send_pending(a);
+	size_t need = (size_t)APPLY_MAX_BATCH_ROWS * (width ? width : 1);
+	const size_t nslots = sizeof(((apply_batch *)0)->hashes) / sizeof(uint64_t);
+	apply_batch *b = NULL, *free_slot = NULL;
+	uint64_t keyhash = 0;
+	size_t slot = 0;
+
+	*replaced = false;
+	for (int i = 0; i < APPLY_MAX_BATCHES; i++)
+	{
+		if (a->batches[i].rel == e)
+			b = &a->batches[i];
+		else if (a->batches[i].rel == NULL && free_slot == NULL)
+			free_slot = &a->batches[i];
+		else if (a->batches[i].rel && !a->replica_role && !apply_send_batch(a, &a->batches[i]))
+			return false; /* triggers may look at other tables: keep the source's order */
+	}
+	/* one relation's changes stay in order: a different kind or column set sends the batch */
+	if (b && (b->kind != kind || (mask && memcmp(b->mask, mask, ar->ncols) != 0) ||
+	          (size_t)(b->rows + 1) * width > 65535))
+	{
+		if (!apply_send_batch(a, b))
+			return false;
+		free_slot = b;
+		b = NULL;
+	}
+	if (b && key)
+	{
+		keyhash = apply_key_hash(key, mask, ar->ncols);
+		slot = keyhash % nslots;
+		while (b->hashes[slot])
+		{
+			if (b->hashes[slot] == keyhash && apply_same_key(b, b->hash_row[slot], key, ar->ncols))
+			{
+				*replaced = true;
+				*row_out = b->values + (size_t)b->hash_row[slot] * width;
+				return true;
+			}
+			slot = (slot + 1) % nslots;
+		}
+	}
+	if (b == NULL)
+	{
+		if (free_slot == NULL)
+		{
+			if (!apply_send_pending(a))
+				return false;
+			free_slot = &a->batches[0];
+		}
+		b = free_slot;
+		if (need > b->cap)
+		{
+			free(b->values);
+			b->values = malloc(need * sizeof(*b->values));
+			b->cap = b->values ? need : 0;
+			if (b->values == NULL)
+				return apply_fail(a, "out of memory", NULL);
+		}
+		if (mask && ar->ncols > b->mask_cap)
+		{
+			free(b->mask);
+			b->mask = malloc(ar->ncols);
+			b->mask_cap = b->mask ? ar->ncols : 0;
+			if (b->mask == NULL)
+				return apply_fail(a, "out of memory", NULL);
+		}
+		b->rel = e;
+		b->kind = kind;
+		b->width = width;
+		b->rows = 0;
+		b->change_lsn = a->change_lsn;
+		b->seq = ++a->batch_seq;
+		if (mask)
+			memcpy(b->mask, mask, ar->ncols);
+		if (key)
+		{
+			keyhash = apply_key_hash(key, mask, ar->ncols);
+			slot = keyhash % nslots;
+			while (b->hashes[slot])
+				slot = (slot + 1) % nslots;
+		}
+	}
+	if (key)
+	{
+		b->hashes[slot] = keyhash;
+		b->hash_row[slot] = (int16_t)b->rows;
+	}
+	*row_out = b->values + (size_t)b->rows * width;
+	b->rows++;
 	return true;
+}
+
+/* After a row was added to e's batch: send it when full. */
+static bool
+apply_batch_done(applier *a, relcache_entry *e)
+{
+	for (int i = 0; i < APPLY_MAX_BATCHES; i++)
+	{
+		apply_batch *b = &a->batches[i];
+
+		if (b->rel == e && (b->rows == APPLY_MAX_BATCH_ROWS || (size_t)(b->rows + 1) * b->width > 65535))
+			return apply_send_batch(a, b);
+	}
+	return true;
+}
+
+/* The open batch of e (NULL if none). */
+static apply_batch *
+apply_batch_of(applier *a, const relcache_entry *e)
+{
+	for (int i = 0; i < APPLY_MAX_BATCHES; i++)
+		if (a->batches[i].rel == e)
+			return &a->batches[i];
+	return NULL;
 }
 
 static bool
@@ -1369,16 +1474,17 @@ apply_insert(applier *a, relcache_entry *e, const pgo_tuple *t)
 {
 	apply_rel *ar = apply_map(a, e);
 	const char **row;
+	bool replaced;
 
 	if (ar == NULL || !apply_check_tuple(a, e, t, false))
 		return false;
 	if (ar->ncols == 0)
 		return apply_fail(a, "an INSERT into a table without published columns", NULL);
-	if (!apply_batch_row(a, e, ar, 'I', NULL, ar->ncols, 0, &row))
+	if (!apply_batch_row(a, e, ar, 'I', NULL, ar->ncols, NULL, &row, &replaced))
 		return false;
 	for (uint16_t i = 0; i < ar->ncols; i++)
 		row[i] = apply_value(&t->cols[i]);
-	return apply_batch_done(a);
+	return apply_batch_done(a, e);
 }
 
 /* Columns to match: the key (from the old key, or the new row) or the whole old row. */
@@ -1431,27 +1537,28 @@ apply_match_columns(applier *a, const relcache_entry *e, char old_kind, const pg
 
 /* Remember a batched row's key for error messages (the first few fit). */
 static void
-apply_batch_key(applier *a, const relcache_entry *e, const pgo_tuple *m, const uint8_t *mask)
+apply_batch_key(apply_batch *b, const relcache_entry *e, const pgo_tuple *m, const uint8_t *mask)
 {
 	char key[APPLY_KEY_TEXT];
 
-	if (strbuf_len(&a->batch_keys) >= APPLY_KEY_TEXT - 1)
+	if (strbuf_len(&b->keys) >= APPLY_KEY_TEXT - 1)
 		return;
 	apply_key_text(e, m, mask, key, sizeof(key));
-	if (strbuf_len(&a->batch_keys) > 0)
+	if (strbuf_len(&b->keys) > 0)
 	{
 		/* "with id=3" then "; id=7" */
 		memmove(key, key + 5, strlen(key + 5) + 1);
-		if (!strbuf_append_cstr(&a->batch_keys, "; "))
+		if (!strbuf_append_cstr(&b->keys, "; "))
 			return;
 	}
-	if (!strbuf_append_cstr(&a->batch_keys, key))
-		strbuf_reset(&a->batch_keys); /* only a message is lost */
+	if (!strbuf_append_cstr(&b->keys, key))
+		strbuf_reset(&b->keys); /* only a message is lost */
 }
 
 /* Record a batched row's commit LSN and key values (see apply_diag_find). */
 static bool
-apply_diag_add(applier *a, const pgo_tuple *m, const uint8_t *mask, uint16_t ncols)
+apply_diag_add(applier *a, apply_batch *b, const pgo_tuple *m, const uint8_t *mask,
+               uint16_t ncols)
 {
 	uint16_t nkeys = 0;
 	bool ok;
@@ -1459,14 +1566,13 @@ apply_diag_add(applier *a, const pgo_tuple *m, const uint8_t *mask, uint16_t nco
 	for (uint16_t i = 0; i < ncols; i++)
 		if (mask[i] & MASK_WHERE)
 			nkeys++;
-	ok = strbuf_append(&a->batch_diag, &a->txn_lsn, 8) && strbuf_append(&a->batch_diag, &nkeys, 2);
+	ok = strbuf_append(&b->diag, &a->txn_lsn, 8) && strbuf_append(&b->diag, &nkeys, 2);
 	for (uint16_t i = 0; ok && i < ncols; i++)
 		if (mask[i] & MASK_WHERE)
 		{
 			uint32_t len = m->cols[i].len;
 
-			ok = strbuf_append(&a->batch_diag, &len, 4) &&
-			     strbuf_append(&a->batch_diag, m->cols[i].data, len);
+			ok = strbuf_append(&b->diag, &len, 4) && strbuf_append(&b->diag, m->cols[i].data, len);
 		}
 	return ok ? true : apply_fail(a, "out of memory", NULL);
 }
@@ -1482,7 +1588,7 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 	const pgo_tuple *m;
 	const char **row;
 	size_t width = 0, n = 0;
-	bool ok = false;
+	bool ok = false, replaced;
 
 	if (ar == NULL || (newtup && !apply_check_tuple(a, e, newtup, true)) ||
 	    (old_kind && !apply_check_tuple(a, e, oldtup, true)))
@@ -1521,19 +1627,36 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 					row[n++] = apply_value(pass == 0 ? &newtup->cols[i] : &m->cols[i]);
 		ok = apply_send_prepared(a, kind == 'U' ? AP_UPDATE : AP_DELETE, s->name, (int)n,
 		                         a->params, e, 1, key, 0);
+		if (kind == 'U')
+			a->stats.updates++;
+		else
+			a->stats.deletes++;
 		goto done;
 	}
-	if (!apply_batch_row(a, e, ar, kind, mask, width,
-	                     kind == 'U' ? apply_key_hash(m, mask, ar->ncols) : 0, &row))
+	/* the key values are compared in place: terminate them first */
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		if (mask[i] & MASK_WHERE)
+			(void)apply_value(&m->cols[i]);
+	if (!apply_batch_row(a, e, ar, kind, mask, width, kind == 'U' ? m : NULL, &row, &replaced))
 		goto done;
-	apply_batch_key(a, e, m, mask);
-	if (!apply_diag_add(a, m, mask, ar->ncols))
-		goto done;
+	if (!replaced)
+	{
+		apply_batch *b = apply_batch_of(a, e);
+
+		apply_batch_key(b, e, m, mask);
+		if (!apply_diag_add(a, b, m, mask, ar->ncols))
+			goto done;
+	}
+	/* a replaced row keeps its key; its new values supersede the old ones */
 	for (int pass = 0; pass < 2; pass++)
 		for (uint16_t i = 0; i < ar->ncols; i++)
 			if (mask[i] & (pass == 0 ? MASK_SET : MASK_WHERE))
 				row[n++] = apply_value(pass == 0 ? &newtup->cols[i] : &m->cols[i]);
-	ok = apply_batch_done(a);
+	if (kind == 'U')
+		a->stats.updates++;
+	else
+		a->stats.deletes++;
+	ok = apply_batch_done(a, e);
 done:
 	if (mask != stackmask)
 		free(mask);

@@ -238,8 +238,11 @@ bench_report(const bench_opts *o, const applier *a, double secs, pgo_lsn from, p
 	uint64_t rows = st->inserts + st->updates + st->deletes;
 	double wal_mib = to > from ? (double)(to - from) / (1024.0 * 1024.0) : 0;
 	char lsn[PGO_LSN_STRLEN];
+	double cpu;
 
 	getrusage(RUSAGE_SELF, &ru);
+	cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	      ru.ru_stime.tv_usec / 1e6;
 	if (secs <= 0)
 		secs = 1e-6;
 	if (o->json)
@@ -247,12 +250,12 @@ bench_report(const bench_opts *o, const applier *a, double secs, pgo_lsn from, p
 		       "\"transactions\":%llu,\"transactions_per_sec\":%.0f,\"wal_mib\":%.1f,"
 		       "\"wal_mib_per_sec\":%.2f,\"peak_rss_kb\":%ld,\"inserts\":%llu,\"updates\":%llu,"
 		       "\"deletes\":%llu,\"truncated_tables\":%llu,\"target_transactions\":%llu,"
-		       "\"skipped_transactions\":%llu,\"applied_lsn\":\"%s\"}\n",
+		       "\"skipped_transactions\":%llu,\"cpu_seconds\":%.2f,\"applied_lsn\":\"%s\"}\n",
 		       secs, (unsigned long long)rows, rows / secs, (unsigned long long)st->txns,
 		       st->txns / secs, wal_mib, wal_mib / secs, ru.ru_maxrss,
 		       (unsigned long long)st->inserts, (unsigned long long)st->updates,
 		       (unsigned long long)st->deletes, (unsigned long long)st->truncates,
-		       (unsigned long long)st->groups, (unsigned long long)st->skipped_txns,
+		       (unsigned long long)st->groups, (unsigned long long)st->skipped_txns, cpu,
 		       pgo_lsn_format(a->committed_lsn, lsn));
 	else
 		printf("applied %llu row changes in %llu transactions in %.2f s: %.0f rows/s, %.0f "
