@@ -694,7 +694,9 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 		return false;
 	}
 	if (!apply_exec(a, REPLCONN_FORMAT_SETTINGS, 0, NULL, NULL) ||
-	    !apply_exec(a, "SET client_min_messages TO warning", 0, NULL, NULL))
+	    !apply_exec(a, "SET client_min_messages TO warning", 0, NULL, NULL) ||
+	    /* a commit reported to the source must be durable on the target, whatever its default */
+	    !apply_exec(a, "SET synchronous_commit TO on", 0, NULL, NULL))
 		goto error;
 	/* as the native apply worker: no triggers, no FK checks for replicated rows */
 	res = PQexec(a->conn, "SET session_replication_role TO replica");
