@@ -37,6 +37,7 @@ typedef struct receiver
 	/* consumer → receiver */
 	_Atomic pgo_lsn flush_lsn; /* end LSN of the last transaction fully handled */
 	atomic_bool stop;          /* finish: final status update, CopyDone */
+	atomic_bool want_reply;    /* send a status update asking for a keepalive */
 
 	/* receiver → anyone (monitoring) */
 	_Atomic pgo_lsn received_lsn; /* WAL start of the last XLogData received */
@@ -63,5 +64,11 @@ void receiver_set_flush(receiver *r, pgo_lsn lsn);
 
 /* Ask the thread to send a final status update, end the stream and exit; then join it. */
 bool receiver_stop(receiver *r, char *errbuf, size_t errlen);
+
+/* Ask the server to send a keepalive (with its WAL position) as soon as possible. */
+void receiver_request_reply(receiver *r);
+
+/* The flush position the consumer last set (what the source is told). */
+pgo_lsn receiver_flush_lsn(receiver *r);
 
 #endif /* RECEIVER_H */

@@ -17,6 +17,8 @@ usage(FILE *f)
 	fprintf(f, "pg_dbmigrator moves a live PostgreSQL database to another server.\n"
 	           "\n"
 	           "Usage:\n"
+	           "  pg_dbmigrator --mode offline|online --source URI --target URI [options]\n"
+	           "                             migrate (see the options below)\n"
 	           "  pg_dbmigrator decode --source CONNSTR --slot-name NAME --publication NAME [...]\n"
 	           "                             print the decoded changes of a replication slot\n"
 	           "  pg_dbmigrator bench --source CONNSTR --target CONNSTR --slot-name NAME\n"
@@ -25,8 +27,7 @@ usage(FILE *f)
 	           "  pg_dbmigrator --help       show this help\n"
 	           "  pg_dbmigrator --version    show the version\n"
 	           "\n"
-	           "\"pg_dbmigrator COMMAND --help\" describes each command. The migration modes\n"
-	           "(--mode offline|online) arrive with later releases of this tree.\n");
+	           "\"pg_dbmigrator COMMAND --help\" describes each command.\n");
 }
 
 int
@@ -44,7 +45,8 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 	{
 		usage(stdout);
-		return EXIT_OK;
+		printf("\n");
+		return cmd_migrate(argc, argv);
 	}
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
 	{
@@ -52,6 +54,8 @@ main(int argc, char **argv)
 		       PGO_PROTO_VERSION_MIN, PGO_PROTO_VERSION_MAX);
 		return EXIT_OK;
 	}
+	if (argv[1][0] == '-')
+		return cmd_migrate(argc, argv);
 	fprintf(stderr,
 	        "pg_dbmigrator: unknown command or option \"%s\"\nTry \"pg_dbmigrator --help\".\n",
 	        argv[1]);

@@ -249,9 +249,11 @@ receiver_main(void *arg)
 		pgo_copymsg msg;
 		pgo_error perr;
 
-		if (receiver_until_status(last_status, r->status_interval_ms) == 0)
+		if (receiver_until_status(last_status, r->status_interval_ms) == 0 ||
+		    atomic_load(&r->want_reply))
 		{
-			if (!receiver_send_status(r, false))
+			/* a requested reply comes back as a keepalive with the server's position */
+			if (!receiver_send_status(r, atomic_exchange(&r->want_reply, false)))
 				break;
 			last_status = receiver_now_ms();
 		}
@@ -352,6 +354,7 @@ receiver_start(receiver *r, replconn *rc, ring *rg, int status_interval_ms, char
 	r->status_interval_ms = status_interval_ms > 0 ? status_interval_ms : 10000;
 	atomic_init(&r->flush_lsn, 0);
 	atomic_init(&r->stop, false);
+	atomic_init(&r->want_reply, false);
 	atomic_init(&r->received_lsn, 0);
 	atomic_init(&r->server_wal_end, 0);
 	atomic_init(&r->bytes, 0);
@@ -393,4 +396,18 @@ receiver_stop(receiver *r, char *errbuf, size_t errlen)
 		return false;
 	}
 	return true;
+}
+
+/* Ask the server for a keepalive now (its current position). */
+void
+receiver_request_reply(receiver *r)
+{
+	atomic_store(&r->want_reply, true);
+}
+
+/* The flush position last reported. */
+pgo_lsn
+receiver_flush_lsn(receiver *r)
+{
+	return atomic_load(&r->flush_lsn);
 }

@@ -1,0 +1,38 @@
+/*
+ * child.h — pg_dump, pg_restore and friends as child processes: each in its
+ * own process group (an interrupt stops the whole group, workers included),
+ * the password only in the child's environment (PGPASSWORD), never in argv,
+ * stderr shown live and its error lines summarised by kind.
+ *
+ * Owns: the child while it runs. Never: leaves a child behind: on interrupt
+ * the group gets SIGTERM, then SIGKILL after a grace period.
+ */
+#ifndef CHILD_H
+#define CHILD_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "strbuf.h"
+
+typedef struct child_spec
+{
+	const char *const *argv;            /* argv[0]: the program's path; borrowed */
+	const char *password;               /* put in PGPASSWORD, or NULL; borrowed */
+	volatile sig_atomic_t *interrupted; /* stop the group once set (may be NULL) */
+	bool show_stderr;                   /* copy its stderr lines to ours as they come */
+} child_spec;
+
+typedef struct child_result
+{
+	int exit_code;    /* its exit status, or 128 + signal */
+	bool interrupted; /* stopped because *interrupted was set */
+	int error_lines;  /* stderr lines with "error:" */
+	strbuf summary;   /* "N x <kind>" lines of those errors; caller frees */
+} child_result;
+
+/* Run the child to its end (or interrupt). False only if it could not start. */
+bool child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen);
+
+#endif /* CHILD_H */

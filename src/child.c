@@ -1,0 +1,214 @@
+/*
+ * child.c — child processes in their own process group (see child.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "child.h"
+
+#define CHILD_GRACE_MS 5000
+#define CHILD_KINDS    16
+
+extern char **environ;
+
+typedef struct child_kinds
+{
+	char kind[CHILD_KINDS][160];
+	int count[CHILD_KINDS];
+	int n;
+} child_kinds;
+
+static int64_t
+child_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Count an error line under its kind: the text after "error: ", up to a quote or digit. */
+static void
+child_count_error(child_kinds *k, const char *line)
+{
+	const char *at = strstr(line, "error: ");
+	char kind[160];
+	size_t n = 0;
+
+	if (at == NULL)
+		return;
+	at += 7;
+	/* "could not execute query: ERROR:  relation "x" already exists" -> up to the quote */
+	while (at[n] && at[n] != '"' && at[n] != '\n' && n < sizeof(kind) - 1)
+		n++;
+	memcpy(kind, at, n);
+	while (n > 0 && (kind[n - 1] == ' ' || kind[n - 1] == ':'))
+		n--;
+	kind[n] = '\0';
+	for (int i = 0; i < k->n; i++)
+		if (strcmp(k->kind[i], kind) == 0)
+		{
+			k->count[i]++;
+			return;
+		}
+	if (k->n < CHILD_KINDS)
+	{
+		snprintf(k->kind[k->n], sizeof(k->kind[0]), "%s", kind);
+		k->count[k->n++] = 1;
+	}
+}
+
+/* The environment plus PGPASSWORD (replacing any), malloc'd array of borrowed strings. */
+static char **
+child_environ(const char *password, char **pwvar)
+{
+	size_t n = 0, j = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 2, sizeof(char *));
+	if (env == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!(password && strncmp(environ[i], "PGPASSWORD=", 11) == 0))
+			env[j++] = environ[i];
+	if (password)
+	{
+		*pwvar = malloc(strlen(password) + 12);
+		if (*pwvar == NULL)
+		{
+			free(env);
+			return NULL;
+		}
+		sprintf(*pwvar, "PGPASSWORD=%s", password);
+		env[j++] = *pwvar;
+	}
+	env[j] = NULL;
+	return env;
+}
+
+bool
+child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen)
+{
+	int pipefd[2];
+	pid_t pid;
+	char *pwvar = NULL;
+	char **env;
+	child_kinds kinds = {.n = 0};
+	char line[4096];
+	size_t linelen = 0;
+	int64_t term_at = 0;
+	int status = 0;
+	bool eof = false, reaped = false, group_killed = false;
+
+	memset(res, 0, sizeof(*res));
+	strbuf_init(&res->summary);
+	env = child_environ(spec->password, &pwvar);
+	if (env == NULL || pipe(pipefd) != 0)
+	{
+		snprintf(errbuf, errlen, "could not start %s: out of resources", spec->argv[0]);
+		free(env);
+		free(pwvar);
+		return false;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+	{
+		snprintf(errbuf, errlen, "could not start %s: %s", spec->argv[0], strerror(errno));
+		close(pipefd[0]);
+		close(pipefd[1]);
+		free(env);
+		free(pwvar);
+		return false;
+	}
+	if (pid == 0)
+	{
+		/* its own group: our terminal's Ctrl+C is ours to pass on */
+		setpgid(0, 0);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		dup2(pipefd[1], STDERR_FILENO);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		execve(spec->argv[0], (char *const *)spec->argv, env);
+		fprintf(stderr, "error: could not run %s: %s\n", spec->argv[0], strerror(errno));
+		_exit(127);
+	}
+	setpgid(pid, pid); /* also here: no race with the child's own call */
+	close(pipefd[1]);
+	free(env);
+	free(pwvar);
+	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	while (!reaped || !eof)
+	{
+		struct pollfd pfd = {.fd = pipefd[0], .events = POLLIN};
+
+		if (spec->interrupted && *spec->interrupted && term_at == 0)
+		{
+			kill(-pid, SIGTERM);
+			term_at = child_now_ms();
+			res->interrupted = true;
+		}
+		if (term_at && child_now_ms() - term_at > CHILD_GRACE_MS)
+			kill(-pid, SIGKILL);
+		if (!eof && poll(&pfd, 1, 100) > 0)
+		{
+			ssize_t n = read(pipefd[0], line + linelen, sizeof(line) - 1 - linelen);
+
+			if (n == 0)
+				eof = true;
+			else if (n > 0)
+			{
+				char *nl;
+
+				linelen += (size_t)n;
+				line[linelen] = '\0';
+				while ((nl = strchr(line, '\n')) != NULL || linelen == sizeof(line) - 1)
+				{
+					size_t len = nl ? (size_t)(nl - line) + 1 : linelen;
+					char saved = line[len];
+
+					line[len] = '\0';
+					if (spec->show_stderr)
+						fputs(line, stderr);
+					if (strstr(line, "error: "))
+					{
+						res->error_lines++;
+						child_count_error(&kinds, line);
+					}
+					line[len] = saved;
+					memmove(line, line + len, linelen - len + 1);
+					linelen -= len;
+				}
+			}
+		}
+		else if (eof)
+			usleep(20000); /* EOF before exit: wait for it */
+		if (!reaped && waitpid(pid, &status, WNOHANG) == pid)
+			reaped = true;
+		if (reaped && !group_killed)
+		{
+			/* the group may still hold workers of a killed leader */
+			kill(-pid, SIGKILL);
+			group_killed = true;
+		}
+	}
+	close(pipefd[0]);
+	res->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	for (int i = 0; i < kinds.n; i++)
+		if (!strbuf_appendf(&res->summary, "  %d x %s\n", kinds.count[i], kinds.kind[i]))
+			break;
+	return true;
+}

@@ -1,0 +1,1370 @@
+/*
+ * cmd_migrate.c — `pg_dbmigrator --mode offline|online`: the migration.
+ *
+ *   Validate → PrepareSnapshot → Dump → Restore → StreamApply → (Lag …)
+ *   → CaughtUp → Cutover → SequenceSync → Complete
+ *
+ * Offline runs Validate, Dump, Restore, Complete. Online keeps the
+ * replication connection that exported the snapshot idle until pg_dump is
+ * done with it, then streams from the slot's consistent point with the apply
+ * engine until the operator's Ctrl+C (or SIGTERM): the source's WAL flush
+ * position at that moment becomes the end position, everything up to it is
+ * applied and committed, sequences are synced, and what we created is
+ * dropped. A second Ctrl+C aborts at once, keeps the slot, and exits 3.
+ *
+ * Owns: the run's connections, slot and publication (when it created them),
+ * child processes, ring, receiver and applier.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "child.h"
+#include "cli.h"
+#include "cmd.h"
+#include "conninfo.h"
+#include "events.h"
+#include "receiver.h"
+#include "relcache.h"
+#include "replconn.h"
+#include "ring.h"
+#include "stream.h"
+
+#define MIG_MAX_LIST    64
+#define MIG_MAX_COLUMNS 1664
+
+typedef struct mig_opts
+{
+	bool online;
+	const char *source, *target; /* borrowed from argv or the environment */
+	int jobs;
+	bool drop_target_first;
+	const char *slot, *publication;
+	long long lag_threshold;
+	int poll_secs;
+	const char *schemas[MIG_MAX_LIST], *tables[MIG_MAX_LIST];
+	const char *ex_schemas[MIG_MAX_LIST], *ex_tables[MIG_MAX_LIST];
+	int nschemas, ntables, nex_schemas, nex_tables;
+	bool allow_restore_errors;
+	bool sequence_sync;
+	const char *dump_path;
+	int compress; /* -1: pg_dump's default */
+	bool json;
+	const char *scope; /* all, schema-only, data-only */
+	bool split_sections;
+	bool keep_slot;
+	bool auto_publication;
+	int max_runtime;
+	int cutover_timeout;
+	bool analyze;
+	bool verbose;
+	bool force_clean;
+	/* pg_dump defaults, each with a switch */
+	bool no_publications, no_subscriptions, no_sync, no_comments, no_security_labels;
+	bool no_table_access_method;
+	int group_commit;
+	size_t ring_size;
+} mig_opts;
+
+typedef struct mig
+{
+	mig_opts o;
+	conninfo src_ci, tgt_ci;
+	PGconn *src, *tgt; /* owned: regular connections */
+	replconn rc;       /* online: the replication connection */
+	replslot slot;
+	bool created_slot, created_publication;
+	int src_version;
+	char bindir[512];
+	/* streaming */
+	receiver *rcv;
+	applier *app;
+	stream_opts *so;
+	int64_t next_poll_ms, start_ms, cutover_ms;
+	bool caught_up, cutover, timed_out;
+	pgo_lsn cutover_lsn;
+} mig;
+
+static volatile sig_atomic_t mig_signals = 0; /* SIGINT/SIGTERM received */
+static volatile sig_atomic_t mig_abort = 0;   /* a second one: stop now */
+
+static void
+mig_on_signal(int sig)
+{
+	(void)sig;
+	if (++mig_signals >= 2)
+		mig_abort = 1;
+}
+
+static void
+mig_usage(FILE *f)
+{
+	fprintf(f,
+	        "pg_dbmigrator moves a PostgreSQL database to another server.\n"
+	        "\n"
+	        "Usage:\n"
+	        "  pg_dbmigrator --mode offline|online --source URI --target URI [options]\n"
+	        "\n"
+	        "Connections (any libpq connection string or URI; PG* variables and ~/.pgpass apply):\n"
+	        "  --source URI                  the database to migrate (or PG_DBMIGRATOR_SOURCE)\n"
+	        "  --target URI                  where it goes (or PG_DBMIGRATOR_TARGET)\n"
+	        "\n"
+	        "What to migrate:\n"
+	        "  --dump-scope all|schema-only|data-only   default all\n"
+	        "  --schema NAME, --exclude-schema NAME     (repeatable)\n"
+	        "  --table NAME, --exclude-table NAME       (repeatable; schema.table)\n"
+	        "\n"
+	        "Dump and restore:\n"
+	        "  --jobs N                      parallel pg_dump/pg_restore jobs (default 1)\n"
+	        "  --dump-path PATH              dump directory (default ./pg_dbmigrator_dump)\n"
+	        "  --compress N                  pg_dump compression level\n"
+	        "  --drop-target-first           drop existing objects on the target first\n"
+	        "  --allow-restore-errors        pg_restore errors are warnings when data was restored\n"
+	        "  --split-sections / --no-split-sections   restore pre-data, data, post-data\n"
+	        "                                separately (default on)\n"
+	        "  --with-publications, --with-subscriptions, --with-sync, --with-comments,\n"
+	        "  --with-security-labels        undo pg_dump's --no-... defaults\n"
+	        "  --no-table-access-method      pass --no-table-access-method to pg_dump\n"
+	        "  --skip-analyze                do not ANALYZE the target after restore\n"
+	        "  --force-clean                 remove a previous run's dump directory first\n"
+	        "\n"
+	        "Online mode:\n"
+	        "  --slot-name NAME              replication slot (default pg_dbmigrator)\n"
+	        "  --publication NAME            publication (default pg_dbmigrator_pub); created for\n"
+	        "                                the migrated tables when missing and dropped at the end\n"
+	        "  --no-auto-create-publication  require an existing publication\n"
+	        "  --keep-slot                   keep the slot after cutover\n"
+	        "  --lag-threshold-bytes N       CaughtUp when lag is at most N bytes (default 1048576)\n"
+	        "  --cutover-poll-secs N         Lag event interval (default 5)\n"
+	        "  --cutover-fast-poll-ms N      accepted for compatibility (lag is polled every 100 ms)\n"
+	        "  --cutover-timeout SECS        give up draining after SECS (default 300)\n"
+	        "  --max-runtime-seconds N       cut over by itself after N seconds of streaming\n"
+	        "  --no-sequence-sync            do not copy sequence values at cutover\n"
+	        "  --group-commit N              source transactions per target transaction\n"
+	        "  --ring-size SIZE              replication buffer (default 64MB)\n"
+	        "\n"
+	        "Output:\n"
+	        "  --json                        one JSON object per event on stdout\n"
+	        "  --verbose                     show pg_dump/pg_restore output as it comes\n"
+	        "  --help, --version\n"
+	        "\n"
+	        "Online: Ctrl+C (or SIGTERM) cuts over: everything written on the source before it\n"
+	        "is applied, sequences are synced, the slot and publication are dropped, exit 0.\n"
+	        "A second Ctrl+C aborts at once and keeps the slot (exit 3).\n"
+	        "Exit codes: 0 done, 1 error, 2 bad usage, 3 aborted.\n");
+}
+
+static bool
+mig_list_add(const char **list, int *n, const char *value, const char *flag)
+{
+	if (*n == MIG_MAX_LIST)
+	{
+		fprintf(stderr, "pg_dbmigrator: at most %d %s\n", MIG_MAX_LIST, flag);
+		return false;
+	}
+	list[(*n)++] = value;
+	return true;
+}
+
+static bool
+mig_int_arg(const char *flag, const char *text, int lo, int hi, int *out)
+{
+	if (!cli_parse_int(text, lo, hi, out))
+	{
+		fprintf(stderr, "pg_dbmigrator: invalid %s \"%s\": use a number from %d to %d\n", flag,
+		        text, lo, hi);
+		return false;
+	}
+	return true;
+}
+
+/* Parse argv (argv[0] is the program); false after one error line. */
+static bool
+mig_parse(int argc, char **argv, mig_opts *o, bool *help)
+{
+	enum
+	{
+		O_MODE = 256, O_SOURCE, O_TARGET, O_JOBS, O_DROP, O_SLOT, O_PUB, O_LAG, O_POLL, O_SCHEMA,
+		O_TABLE, O_XSCHEMA, O_XTABLE, O_ALLOWERR, O_NOSEQ, O_RESUME, O_FORCE, O_DUMPPATH, O_COMPRESS,
+		O_JSON, O_SCOPE, O_SPLIT, O_NOSPLIT, O_KEEPSLOT, O_NOAUTOPUB, O_MAXRUN, O_FASTPOLL,
+		O_SKIPANALYZE, O_RESUMEFILE, O_VERBOSE, O_TIMEOUT, O_WITHPUB, O_WITHSUB, O_WITHSYNC,
+		O_WITHCOMMENTS, O_WITHSECLABELS, O_NOTAM, O_GROUP, O_RING, O_HELP
+	};
+	static const struct option longopts[] = {
+	    {"mode", required_argument, NULL, O_MODE},
+	    {"source", required_argument, NULL, O_SOURCE},
+	    {"target", required_argument, NULL, O_TARGET},
+	    {"jobs", required_argument, NULL, O_JOBS},
+	    {"drop-target-first", no_argument, NULL, O_DROP},
+	    {"slot-name", required_argument, NULL, O_SLOT},
+	    {"publication", required_argument, NULL, O_PUB},
+	    {"lag-threshold-bytes", required_argument, NULL, O_LAG},
+	    {"cutover-poll-secs", required_argument, NULL, O_POLL},
+	    {"schema", required_argument, NULL, O_SCHEMA},
+	    {"table", required_argument, NULL, O_TABLE},
+	    {"exclude-schema", required_argument, NULL, O_XSCHEMA},
+	    {"exclude-table", required_argument, NULL, O_XTABLE},
+	    {"allow-restore-errors", no_argument, NULL, O_ALLOWERR},
+	    {"no-sequence-sync", no_argument, NULL, O_NOSEQ},
+	    {"resume", no_argument, NULL, O_RESUME},
+	    {"force-clean", no_argument, NULL, O_FORCE},
+	    {"dump-path", required_argument, NULL, O_DUMPPATH},
+	    {"compress", required_argument, NULL, O_COMPRESS},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"dump-scope", required_argument, NULL, O_SCOPE},
+	    {"split-sections", no_argument, NULL, O_SPLIT},
+	    {"no-split-sections", no_argument, NULL, O_NOSPLIT},
+	    {"keep-slot", no_argument, NULL, O_KEEPSLOT},
+	    {"no-auto-create-publication", no_argument, NULL, O_NOAUTOPUB},
+	    {"max-runtime-seconds", required_argument, NULL, O_MAXRUN},
+	    {"cutover-fast-poll-ms", required_argument, NULL, O_FASTPOLL},
+	    {"skip-analyze", no_argument, NULL, O_SKIPANALYZE},
+	    {"resume-file", required_argument, NULL, O_RESUMEFILE},
+	    {"verbose", no_argument, NULL, O_VERBOSE},
+	    {"cutover-timeout", required_argument, NULL, O_TIMEOUT},
+	    {"with-publications", no_argument, NULL, O_WITHPUB},
+	    {"with-subscriptions", no_argument, NULL, O_WITHSUB},
+	    {"with-sync", no_argument, NULL, O_WITHSYNC},
+	    {"with-comments", no_argument, NULL, O_WITHCOMMENTS},
+	    {"with-security-labels", no_argument, NULL, O_WITHSECLABELS},
+	    {"no-table-access-method", no_argument, NULL, O_NOTAM},
+	    {"group-commit", required_argument, NULL, O_GROUP},
+	    {"ring-size", required_argument, NULL, O_RING},
+	    {"help", no_argument, NULL, O_HELP},
+	    {NULL, 0, NULL, 0}};
+	const char *mode = NULL;
+	int c, v;
+	bool resume = false;
+
+	memset(o, 0, sizeof(*o));
+	*help = false;
+	o->source = getenv("PG_DBMIGRATOR_SOURCE");
+	o->target = getenv("PG_DBMIGRATOR_TARGET");
+	o->jobs = 1;
+	o->slot = "pg_dbmigrator";
+	o->publication = "pg_dbmigrator_pub";
+	o->lag_threshold = 1024 * 1024;
+	o->poll_secs = 5;
+	o->sequence_sync = true;
+	o->dump_path = "pg_dbmigrator_dump";
+	o->compress = -1;
+	o->scope = "all";
+	o->split_sections = true;
+	o->auto_publication = true;
+	o->cutover_timeout = 300;
+	o->analyze = true;
+	o->no_publications = o->no_subscriptions = o->no_sync = o->no_comments =
+	    o->no_security_labels = true;
+	o->group_commit = APPLY_DEFAULT_GROUP_TXNS;
+	o->ring_size = 64 * 1024 * 1024;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case O_MODE: mode = optarg; break;
+			case O_SOURCE: o->source = optarg; break;
+			case O_TARGET: o->target = optarg; break;
+			case O_JOBS:
+				if (!mig_int_arg("--jobs", optarg, 1, 128, &o->jobs))
+					return false;
+				break;
+			case O_DROP: o->drop_target_first = true; break;
+			case O_SLOT:
+			{
+				char err[256];
+
+				if (!replconn_valid_slot_name(optarg, err, sizeof(err)))
+				{
+					fprintf(stderr, "pg_dbmigrator: invalid --slot-name: %s\n", err);
+					return false;
+				}
+				o->slot = optarg;
+				break;
+			}
+			case O_PUB: o->publication = optarg; break;
+			case O_LAG:
+			{
+				char *end;
+
+				errno = 0;
+				o->lag_threshold = strtoll(optarg, &end, 10);
+				if (errno || *end || o->lag_threshold < 0)
+				{
+					fprintf(stderr, "pg_dbmigrator: invalid --lag-threshold-bytes \"%s\"\n", optarg);
+					return false;
+				}
+				break;
+			}
+			case O_POLL:
+				if (!mig_int_arg("--cutover-poll-secs", optarg, 1, 3600, &o->poll_secs))
+					return false;
+				break;
+			case O_SCHEMA:
+				if (!mig_list_add(o->schemas, &o->nschemas, optarg, "--schema"))
+					return false;
+				break;
+			case O_TABLE:
+				if (!mig_list_add(o->tables, &o->ntables, optarg, "--table"))
+					return false;
+				break;
+			case O_XSCHEMA:
+				if (!mig_list_add(o->ex_schemas, &o->nex_schemas, optarg, "--exclude-schema"))
+					return false;
+				break;
+			case O_XTABLE:
+				if (!mig_list_add(o->ex_tables, &o->nex_tables, optarg, "--exclude-table"))
+					return false;
+				break;
+			case O_ALLOWERR: o->allow_restore_errors = true; break;
+			case O_NOSEQ: o->sequence_sync = false; break;
+			case O_RESUME: resume = true; break;
+			case O_FORCE: o->force_clean = true; break;
+			case O_DUMPPATH: o->dump_path = optarg; break;
+			case O_COMPRESS:
+				if (!mig_int_arg("--compress", optarg, 0, 9, &o->compress))
+					return false;
+				break;
+			case O_JSON: o->json = true; break;
+			case O_SCOPE:
+				if (strcmp(optarg, "all") && strcmp(optarg, "schema-only") &&
+				    strcmp(optarg, "data-only"))
+				{
+					fprintf(stderr, "pg_dbmigrator: invalid --dump-scope \"%s\": use all, "
+					                "schema-only or data-only\n",
+					        optarg);
+					return false;
+				}
+				o->scope = optarg;
+				break;
+			case O_SPLIT: o->split_sections = true; break;
+			case O_NOSPLIT: o->split_sections = false; break;
+			case O_KEEPSLOT: o->keep_slot = true; break;
+			case O_NOAUTOPUB: o->auto_publication = false; break;
+			case O_MAXRUN:
+				if (!mig_int_arg("--max-runtime-seconds", optarg, 1, 100000000, &o->max_runtime))
+					return false;
+				break;
+			case O_FASTPOLL:
+				if (!mig_int_arg("--cutover-fast-poll-ms", optarg, 1, 60000, &v))
+					return false;
+				break;
+			case O_SKIPANALYZE: o->analyze = false; break;
+			case O_RESUMEFILE: break; /* see --resume */
+			case O_VERBOSE: o->verbose = true; break;
+			case O_TIMEOUT:
+				if (!mig_int_arg("--cutover-timeout", optarg, 1, 86400 * 7, &o->cutover_timeout))
+					return false;
+				break;
+			case O_WITHPUB: o->no_publications = false; break;
+			case O_WITHSUB: o->no_subscriptions = false; break;
+			case O_WITHSYNC: o->no_sync = false; break;
+			case O_WITHCOMMENTS: o->no_comments = false; break;
+			case O_WITHSECLABELS: o->no_security_labels = false; break;
+			case O_NOTAM: o->no_table_access_method = true; break;
+			case O_GROUP:
+				if (!mig_int_arg("--group-commit", optarg, 1, 1000000, &o->group_commit))
+					return false;
+				break;
+			case O_RING:
+				if (!cli_parse_size(optarg, &o->ring_size) || o->ring_size < 1024 * 1024)
+				{
+					fprintf(stderr, "pg_dbmigrator: invalid --ring-size \"%s\": use at least 1MB\n",
+					        optarg);
+					return false;
+				}
+				break;
+			case O_HELP: *help = true; return true;
+			default:
+				fprintf(stderr, "pg_dbmigrator: unknown or incomplete option \"%s\"\nTry "
+				                "\"pg_dbmigrator --help\".\n",
+				        argv[optind - 1]);
+				return false;
+		}
+	}
+	if (optind < argc)
+	{
+		fprintf(stderr, "pg_dbmigrator: unexpected argument \"%s\"\n", argv[optind]);
+		return false;
+	}
+	if (mode == NULL || (strcmp(mode, "online") && strcmp(mode, "offline")))
+	{
+		fprintf(stderr, "pg_dbmigrator: --mode offline or --mode online is required\n");
+		return false;
+	}
+	o->online = strcmp(mode, "online") == 0;
+	if (resume)
+	{
+		fprintf(stderr, "pg_dbmigrator: --resume is not supported by this release; start over "
+		                "with --force-clean --drop-target-first\n");
+		return false;
+	}
+	if (!o->source || !o->target)
+	{
+		fprintf(stderr, "pg_dbmigrator: --source and --target are required (or "
+		                "PG_DBMIGRATOR_SOURCE / PG_DBMIGRATOR_TARGET)\n");
+		return false;
+	}
+	if (o->online && strcmp(o->scope, "schema-only") == 0)
+	{
+		fprintf(stderr, "pg_dbmigrator: --dump-scope schema-only conflicts with --mode online "
+		                "(changes need the data)\n");
+		return false;
+	}
+	return true;
+}
+
+/* ----------------------------------------------------------------- helpers */
+
+/* Fail a check: one event, one message saying what to change. */
+static bool __attribute__((format(printf, 2, 0)))
+mig_check_failed(const char *check, const char *fmt, const char *arg)
+{
+	event e;
+	char msg[1024];
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(msg, sizeof(msg), fmt, arg ? arg : "");
+#pragma GCC diagnostic pop
+	event_begin(&e, "Validate");
+	event_level(&e, "error");
+	event_str(&e, "check", check);
+	event_end(&e, "%s", msg);
+	return false;
+}
+
+static PGconn *
+mig_connect(const char *connstr, const char *which, char *errbuf, size_t errlen)
+{
+	PGconn *c = PQconnectdb(connstr);
+
+	if (c == NULL || PQstatus(c) != CONNECTION_OK)
+	{
+		snprintf(errbuf, errlen, "cannot connect to the %s: %s", which,
+		         c ? PQerrorMessage(c) : "out of memory");
+		PQfinish(c);
+		return NULL;
+	}
+	PQclear(PQexec(c, "SET client_min_messages TO warning"));
+	return c;
+}
+
+/* One value of a query (copied into buf); false (with the server's message) on error. */
+static bool
+mig_value(PGconn *c, const char *sql, char *buf, size_t size, char *errbuf, size_t errlen)
+{
+	PGresult *res = PQexec(c, sql);
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+
+	if (ok)
+		snprintf(buf, size, "%s", PQgetvalue(res, 0, 0));
+	else
+		snprintf(errbuf, errlen, "\"%s\" failed: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+	return ok;
+}
+
+static bool
+mig_exec(PGconn *c, const char *sql, char *errbuf, size_t errlen)
+{
+	PGresult *res = PQexec(c, sql);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	if (!ok)
+		snprintf(errbuf, errlen, "\"%.200s\" failed: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+	return ok;
+}
+
+/* A SQL text[] literal of list, quoted for the connection. */
+static char *
+mig_array_literal(PGconn *c, const char *const *list, int n)
+{
+	strbuf sb;
+	char *lit = NULL;
+	bool ok = true;
+
+	strbuf_init(&sb);
+	ok = strbuf_append_char(&sb, '{');
+	for (int i = 0; ok && i < n; i++)
+	{
+		ok = (i == 0 || strbuf_append_char(&sb, ',')) && strbuf_append_char(&sb, '"');
+		for (const char *p = list[i]; ok && *p; p++)
+			ok = (*p == '"' || *p == '\\' ? strbuf_append_char(&sb, '\\') : true) &&
+			     strbuf_append_char(&sb, *p);
+		ok = ok && strbuf_append_char(&sb, '"');
+	}
+	ok = ok && strbuf_append_char(&sb, '}');
+	if (ok)
+		lit = PQescapeLiteral(c, strbuf_data(&sb), strbuf_len(&sb));
+	strbuf_free(&sb);
+	return lit;
+}
+
+/*
+ * The migrated tables as "schema"."table", comma-separated, from the filters
+ * (names match exactly: "schema.table" or a bare table name).
+ */
+static bool
+mig_tables(mig *m, strbuf *out, int *count, char *errbuf, size_t errlen)
+{
+	char *s = mig_array_literal(m->src, m->o.schemas, m->o.nschemas);
+	char *t = mig_array_literal(m->src, m->o.tables, m->o.ntables);
+	char *xs = mig_array_literal(m->src, m->o.ex_schemas, m->o.nex_schemas);
+	char *xt = mig_array_literal(m->src, m->o.ex_tables, m->o.nex_tables);
+	strbuf sql;
+	PGresult *res = NULL;
+	bool ok = s && t && xs && xt;
+
+	strbuf_init(&sql);
+	ok = ok &&
+	     strbuf_appendf(
+	         &sql,
+	         "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+	         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	         "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+	         "AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_pg_dbmigrator') "
+	         "AND n.nspname NOT LIKE 'pg\\_%%' "
+	         "AND (cardinality(%s::text[]) = 0 OR n.nspname = ANY (%s::text[])) "
+	         "AND (cardinality(%s::text[]) = 0 OR c.relname = ANY (%s::text[]) "
+	         "     OR n.nspname || '.' || c.relname = ANY (%s::text[])) "
+	         "AND NOT n.nspname = ANY (%s::text[]) "
+	         "AND NOT (c.relname = ANY (%s::text[]) OR n.nspname || '.' || c.relname = ANY (%s::text[])) "
+	         "ORDER BY 1",
+	         s, s, t, t, t, xs, xt, xt);
+	if (ok)
+	{
+		res = PQexec(m->src, strbuf_data(&sql));
+		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+		if (!ok)
+			snprintf(errbuf, errlen, "could not list the tables to migrate: %s",
+			         PQerrorMessage(m->src));
+	}
+	else
+		snprintf(errbuf, errlen, "out of memory");
+	*count = ok ? PQntuples(res) : 0;
+	for (int i = 0; ok && i < PQntuples(res); i++)
+		ok = strbuf_appendf(out, "%s%s", i ? ", " : "", PQgetvalue(res, i, 0));
+	PQclear(res);
+	PQfreemem(s);
+	PQfreemem(t);
+	PQfreemem(xs);
+	PQfreemem(xt);
+	strbuf_free(&sql);
+	return ok;
+}
+
+static bool
+mig_has_filters(const mig_opts *o)
+{
+	return o->nschemas || o->ntables || o->nex_schemas || o->nex_tables;
+}
+
+/* ---------------------------------------------------------------- Validate */
+
+/* A client tool's path, checked to exist. */
+static bool
+mig_tool(mig *m, const char *name, char *path, size_t size)
+{
+	snprintf(path, size, "%s/%s", m->bindir, name);
+	if (access(path, X_OK) != 0)
+		return mig_check_failed("client_tools",
+		                        "%s not found or not executable: install the PostgreSQL client "
+		                        "tools (scripts/setup does) or set PG_BINDIR",
+		                        path);
+	return true;
+}
+
+/* Major version of a client tool, from --version. */
+static int
+mig_tool_major(const char *path)
+{
+	char cmd[700], line[256];
+	FILE *p;
+	int major = 0;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --version", path);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return 0;
+	if (fgets(line, sizeof(line), p))
+	{
+		const char *d = strpbrk(line, "0123456789");
+
+		if (d)
+			major = atoi(d);
+	}
+	pclose(p);
+	return major;
+}
+
+static bool
+mig_validate(mig *m, char *errbuf, size_t errlen)
+{
+	char buf[256], path[600];
+	int major;
+	event e;
+
+	if (!mig_tool(m, "pg_dump", path, sizeof(path)))
+		return false;
+	major = mig_tool_major(path);
+	if (!mig_tool(m, "pg_restore", path, sizeof(path)))
+		return false;
+	if ((m->src = mig_connect(m->o.source, "source", errbuf, errlen)) == NULL)
+		return mig_check_failed("source_reachable", "%s", errbuf);
+	if ((m->tgt = mig_connect(m->o.target, "target", errbuf, errlen)) == NULL)
+		return mig_check_failed("target_reachable", "%s", errbuf);
+	m->src_version = PQserverVersion(m->src);
+	if (major && major < m->src_version / 10000)
+	{
+		snprintf(buf, sizeof(buf), "pg_dump %d is older than the source server (%d): install "
+		                           "client tools %d or newer, or set PG_BINDIR",
+		         major, m->src_version / 10000, m->src_version / 10000);
+		return mig_check_failed("client_tools", "%s", buf);
+	}
+	if (!mig_value(m->tgt, "SELECT pg_is_in_recovery()", buf, sizeof(buf), errbuf, errlen))
+		return mig_check_failed("target_not_in_recovery", "%s", errbuf);
+	if (strcmp(buf, "t") == 0)
+		return mig_check_failed("target_not_in_recovery",
+		                        "the target is a standby (in recovery): point --target at a "
+		                        "primary",
+		                        NULL);
+	if (!mig_value(m->tgt,
+	               "SELECT has_database_privilege(current_database(), 'CREATE') AND "
+	               "has_schema_privilege('public', 'CREATE') IS NOT FALSE",
+	               buf, sizeof(buf), errbuf, errlen) ||
+	    strcmp(buf, "t") != 0)
+		return mig_check_failed("target_privileges",
+		                        "the target role may not create schemas and tables in the target "
+		                        "database: GRANT CREATE ON DATABASE ... (and on schema public)",
+		                        NULL);
+	if (m->o.online)
+	{
+		if (!mig_value(m->src, "SHOW wal_level", buf, sizeof(buf), errbuf, errlen) ||
+		    strcmp(buf, "logical") != 0)
+			return mig_check_failed("source_wal_level",
+			                        "the source has wal_level = %s: set wal_level = logical in "
+			                        "postgresql.conf and restart it",
+			                        buf);
+		if (!mig_value(m->src, "SHOW max_replication_slots", buf, sizeof(buf), errbuf, errlen) ||
+		    atoi(buf) < 1)
+			return mig_check_failed("source_replication_slots",
+			                        "the source has max_replication_slots = %s: raise it and "
+			                        "restart",
+			                        buf);
+		if (!mig_value(m->src, "SHOW max_wal_senders", buf, sizeof(buf), errbuf, errlen) ||
+		    atoi(buf) < 1)
+			return mig_check_failed("source_wal_senders",
+			                        "the source has max_wal_senders = %s: raise it and restart",
+			                        buf);
+		if (!mig_value(m->src,
+		               "SELECT rolreplication OR rolsuper FROM pg_catalog.pg_roles "
+		               "WHERE rolname = current_user",
+		               buf, sizeof(buf), errbuf, errlen) ||
+		    strcmp(buf, "t") != 0)
+			return mig_check_failed("source_role_replication",
+			                        "the source role may not replicate: ALTER ROLE ... "
+			                        "REPLICATION (or use a role that may)",
+			                        NULL);
+	}
+	if (!m->o.drop_target_first && strcmp(m->o.scope, "data-only") != 0)
+	{
+		if (!mig_value(m->tgt,
+		               "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+		               "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT "
+		               "IN ('pg_catalog', 'information_schema', '_pg_dbmigrator') AND n.nspname "
+		               "NOT LIKE 'pg\\_%'",
+		               buf, sizeof(buf), errbuf, errlen))
+			return mig_check_failed("target_empty", "%s", errbuf);
+		if (atoi(buf) > 0)
+			return mig_check_failed("target_empty",
+			                        "the target database already has %s tables: migrate into an "
+			                        "empty database, or pass --drop-target-first",
+			                        buf);
+	}
+	event_begin(&e, "Validate");
+	event_str(&e, "mode", m->o.online ? "online" : "offline");
+	event_str(&e, "source", m->src_ci.safe);
+	event_str(&e, "target", m->tgt_ci.safe);
+	event_end(&e, "checks passed");
+	return true;
+}
+
+/* ------------------------------------------------------------ PrepareSnapshot */
+
+static bool
+mig_prepare_snapshot(mig *m, char *errbuf, size_t errlen)
+{
+	char buf[64], *lit;
+	bool found;
+	event e;
+
+	lit = PQescapeLiteral(m->src, m->o.publication, strlen(m->o.publication));
+	if (lit == NULL)
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
+	{
+		char sql[512];
+
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_catalog.pg_publication WHERE pubname = %s",
+		         lit);
+		PQfreemem(lit);
+		if (!mig_value(m->src, sql, buf, sizeof(buf), errbuf, errlen))
+			return false;
+	}
+	if (strcmp(buf, "0") == 0)
+	{
+		strbuf sql, tables;
+		char *qpub;
+		int count = 0;
+		bool ok;
+
+		if (!m->o.auto_publication)
+			return mig_check_failed("publication",
+			                        "publication \"%s\" does not exist on the source: create it, "
+			                        "or drop --no-auto-create-publication",
+			                        m->o.publication);
+		qpub = PQescapeIdentifier(m->src, m->o.publication, strlen(m->o.publication));
+		strbuf_init(&sql);
+		strbuf_init(&tables);
+		ok = qpub != NULL;
+		if (ok && mig_has_filters(&m->o))
+		{
+			ok = mig_tables(m, &tables, &count, errbuf, errlen);
+			if (ok && count == 0)
+			{
+				ok = false;
+				snprintf(errbuf, errlen, "the filters match no table on the source");
+			}
+			ok = ok && strbuf_appendf(&sql, "CREATE PUBLICATION %s FOR TABLE %s", qpub,
+			                          strbuf_data(&tables));
+		}
+		else if (ok)
+			ok = strbuf_appendf(&sql, "CREATE PUBLICATION %s FOR ALL TABLES", qpub);
+		ok = ok && mig_exec(m->src, strbuf_data(&sql), errbuf, errlen);
+		PQfreemem(qpub);
+		strbuf_free(&sql);
+		strbuf_free(&tables);
+		if (!ok)
+			return false;
+		m->created_publication = true;
+	}
+	if (!replconn_open(&m->rc, m->o.source, errbuf, errlen))
+		return false;
+	{
+		const char *pubs[2] = {m->o.publication, NULL};
+
+		if (!replconn_check_identity(&m->rc, pubs, errbuf, errlen))
+			return mig_check_failed("replica_identity", "%s", errbuf);
+	}
+	if (!replconn_find_slot(&m->rc, m->o.slot, &found, &m->slot, errbuf, errlen))
+		return false;
+	if (found)
+	{
+		snprintf(errbuf, errlen,
+		         "replication slot \"%s\" already exists on the source: a previous run left it; "
+		         "drop it (SELECT pg_drop_replication_slot('%s')) or choose another --slot-name",
+		         m->o.slot, m->o.slot);
+		return false;
+	}
+	if (!replconn_create_slot(&m->rc, m->o.slot, false, &m->slot, errbuf, errlen))
+		return false;
+	m->created_slot = true;
+	event_begin(&e, "PrepareSnapshot");
+	event_str(&e, "slot", m->slot.name);
+	event_str(&e, "snapshot", m->slot.snapshot);
+	event_str(&e, "consistent_lsn", pgo_lsn_format(m->slot.consistent_point, buf));
+	event_str(&e, "publication", m->o.publication);
+	event_end(&e, "slot created with an exported snapshot%s",
+	          m->created_publication ? ", publication created" : "");
+	return true;
+}
+
+/* --------------------------------------------------------------- Dump/Restore */
+
+static bool
+mig_run_child(mig *m, const char *stage, const char *const *argv, const char *password,
+              bool *warned, char *errbuf, size_t errlen)
+{
+	child_spec spec = {.argv = argv,
+	                   .password = password,
+	                   .interrupted = &mig_signals,
+	                   .show_stderr = m->o.verbose};
+	child_result res;
+	bool ok;
+
+	*warned = false;
+	if (!child_run(&spec, &res, errbuf, errlen))
+		return false;
+	if (res.interrupted)
+	{
+		snprintf(errbuf, errlen, "interrupted during %s", stage);
+		strbuf_free(&res.summary);
+		return false;
+	}
+	ok = res.exit_code == 0;
+	if (!ok && strcmp(stage, "Restore") == 0 && res.exit_code == 1 && m->o.allow_restore_errors)
+	{
+		event e;
+
+		event_begin(&e, stage);
+		event_level(&e, "warning");
+		event_int(&e, "errors", res.error_lines);
+		event_end(&e, "pg_restore reported %d errors (--allow-restore-errors):\n%s",
+		          res.error_lines, strbuf_data(&res.summary));
+		*warned = true;
+		ok = true;
+	}
+	else if (!ok)
+		snprintf(errbuf, errlen, "%s exited with %d%s%s%s", argv[0], res.exit_code,
+		         res.error_lines ? "; its errors by kind:\n" : "", strbuf_data(&res.summary),
+		         strcmp(stage, "Restore") == 0 && res.exit_code == 1
+		             ? "(--allow-restore-errors accepts them when the data was restored)"
+		             : "");
+	strbuf_free(&res.summary);
+	return ok;
+}
+
+static bool
+mig_dump(mig *m, char *errbuf, size_t errlen)
+{
+	const char *argv[64];
+	char path[600], dbname[2048], jobs[24], compress[24], snapshot[128];
+	int n = 0;
+	bool warned;
+	struct stat st;
+	event e;
+	int64_t t0 = cli_now_ms();
+
+	if (stat(m->o.dump_path, &st) == 0)
+	{
+		if (!m->o.force_clean)
+		{
+			snprintf(errbuf, errlen,
+			         "the dump path \"%s\" exists (a previous run's?): remove it or pass "
+			         "--force-clean",
+			         m->o.dump_path);
+			return false;
+		}
+		{
+			char cmd[700];
+
+			snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", m->o.dump_path);
+			if (strchr(m->o.dump_path, '\'') || system(cmd) != 0)
+			{
+				snprintf(errbuf, errlen, "could not remove \"%s\"", m->o.dump_path);
+				return false;
+			}
+		}
+	}
+	snprintf(path, sizeof(path), "%s/pg_dump", m->bindir);
+	snprintf(dbname, sizeof(dbname), "--dbname=%s", m->src_ci.safe);
+	snprintf(jobs, sizeof(jobs), "--jobs=%d", m->o.jobs);
+	argv[n++] = path;
+	argv[n++] = dbname;
+	argv[n++] = "--format=directory";
+	argv[n++] = jobs;
+	argv[n++] = "--file";
+	argv[n++] = m->o.dump_path;
+	if (m->o.online)
+	{
+		snprintf(snapshot, sizeof(snapshot), "--snapshot=%s", m->slot.snapshot);
+		argv[n++] = snapshot;
+	}
+	if (strcmp(m->o.scope, "schema-only") == 0)
+		argv[n++] = "--schema-only";
+	else if (strcmp(m->o.scope, "data-only") == 0)
+		argv[n++] = "--data-only";
+	if (m->o.compress >= 0)
+	{
+		snprintf(compress, sizeof(compress), "--compress=%d", m->o.compress);
+		argv[n++] = compress;
+	}
+	if (m->o.no_publications)
+		argv[n++] = "--no-publications";
+	if (m->o.no_subscriptions)
+		argv[n++] = "--no-subscriptions";
+	if (m->o.no_sync)
+		argv[n++] = "--no-sync";
+	if (m->o.no_comments)
+		argv[n++] = "--no-comments";
+	if (m->o.no_security_labels)
+		argv[n++] = "--no-security-labels";
+	if (m->o.no_table_access_method)
+		argv[n++] = "--no-table-access-method";
+	if (m->o.verbose)
+		argv[n++] = "--verbose";
+	for (int i = 0; i < m->o.nschemas && n < 56; i++)
+	{
+		argv[n++] = "--schema";
+		argv[n++] = m->o.schemas[i];
+	}
+	for (int i = 0; i < m->o.ntables && n < 56; i++)
+	{
+		argv[n++] = "--table";
+		argv[n++] = m->o.tables[i];
+	}
+	for (int i = 0; i < m->o.nex_schemas && n < 58; i++)
+	{
+		argv[n++] = "--exclude-schema";
+		argv[n++] = m->o.ex_schemas[i];
+	}
+	for (int i = 0; i < m->o.nex_tables && n < 60; i++)
+	{
+		argv[n++] = "--exclude-table";
+		argv[n++] = m->o.ex_tables[i];
+	}
+	argv[n] = NULL;
+	event_say("Dump", "info", "pg_dump to %s with %d job%s", m->o.dump_path, m->o.jobs,
+	          m->o.jobs > 1 ? "s" : "");
+	if (!mig_run_child(m, "Dump", argv, m->src_ci.password, &warned, errbuf, errlen))
+		return false;
+	event_begin(&e, "Dump");
+	event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
+	event_end(&e, "dump done");
+	return true;
+}
+
+static bool
+mig_restore(mig *m, char *errbuf, size_t errlen)
+{
+	static const char *const sections[] = {"--section=pre-data", "--section=data",
+	                                       "--section=post-data"};
+	char path[600], dbname[2048], jobs[24];
+	bool any_warning = false;
+	int64_t t0 = cli_now_ms();
+	event e;
+
+	snprintf(path, sizeof(path), "%s/pg_restore", m->bindir);
+	snprintf(dbname, sizeof(dbname), "--dbname=%s", m->tgt_ci.safe);
+	snprintf(jobs, sizeof(jobs), "--jobs=%d", m->o.jobs);
+	for (int s = 0; s < (m->o.split_sections ? 3 : 1); s++)
+	{
+		const char *argv[16];
+		int n = 0;
+		bool warned;
+
+		argv[n++] = path;
+		argv[n++] = dbname;
+		argv[n++] = jobs;
+		if (m->o.split_sections)
+			argv[n++] = sections[s];
+		if (m->o.drop_target_first && s == 0)
+		{
+			argv[n++] = "--clean";
+			argv[n++] = "--if-exists";
+		}
+		if (m->o.verbose)
+			argv[n++] = "--verbose";
+		argv[n++] = m->o.dump_path;
+		argv[n] = NULL;
+		event_say("Restore", "info", "pg_restore %s", m->o.split_sections ? sections[s] + 10 : "");
+		if (!mig_run_child(m, "Restore", argv, m->tgt_ci.password, &warned, errbuf, errlen))
+			return false;
+		any_warning |= warned;
+	}
+	if (m->o.analyze && strcmp(m->o.scope, "schema-only") != 0)
+	{
+		event_say("Restore", "info", "ANALYZE on the target");
+		if (!mig_exec(m->tgt, "ANALYZE", errbuf, errlen))
+			return false;
+	}
+	event_begin(&e, "Restore");
+	event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
+	event_end(&e, "restore done%s", any_warning ? " with errors (see above)" : "");
+	return true;
+}
+
+/* ------------------------------------------------------------- StreamApply */
+
+/* Called from the stream loop about every 100 ms: lag events, cutover, limits. */
+static void
+mig_tick(void *arg)
+{
+	mig *m = arg;
+	int64_t now = cli_now_ms();
+	char flush_text[64], err[512];
+	pgo_lsn flush = 0, applied, received;
+	char a[PGO_LSN_STRLEN], r[PGO_LSN_STRLEN], f[PGO_LSN_STRLEN];
+
+	if (mig_abort)
+	{
+		m->so->stop = &mig_abort;
+		return;
+	}
+	if (!m->cutover && (mig_signals || (m->o.max_runtime &&
+	                                    now - m->start_ms >= (int64_t)m->o.max_runtime * 1000)))
+	{
+		/* everything written on the source before now is applied, then we stop */
+		if (!mig_value(m->src, "SELECT pg_current_wal_flush_lsn()", flush_text,
+		               sizeof(flush_text), err, sizeof(err)) ||
+		    !pgo_lsn_parse(flush_text, &flush))
+		{
+			event_say("Cutover", "error", "cannot read the source's WAL position: %s", err);
+			return;
+		}
+		m->cutover = true;
+		m->cutover_ms = now;
+		m->cutover_lsn = flush;
+		m->so->endpos = flush;
+		receiver_request_reply(m->rcv);
+		event_say("Cutover", "info",
+		          "%s: applying everything up to the source's WAL position %s, then cutting over "
+		          "(Ctrl+C again aborts)",
+		          mig_signals ? "interrupt" : "--max-runtime-seconds reached", flush_text);
+		return;
+	}
+	if (m->cutover)
+	{
+		if (now - m->cutover_ms > (int64_t)m->o.cutover_timeout * 1000)
+		{
+			m->timed_out = true;
+			m->so->stop = &mig_signals; /* set: the loop stops */
+		}
+		else if ((now - m->cutover_ms) % 1000 < 100)
+			receiver_request_reply(m->rcv);
+		return;
+	}
+	if (now < m->next_poll_ms)
+		return;
+	m->next_poll_ms = now + (int64_t)m->o.poll_secs * 1000;
+	if (!mig_value(m->src, "SELECT pg_current_wal_flush_lsn()", flush_text, sizeof(flush_text),
+	               err, sizeof(err)) ||
+	    !pgo_lsn_parse(flush_text, &flush))
+		return;
+	applied = receiver_flush_lsn(m->rcv);
+	received = atomic_load(&m->rcv->received_lsn);
+	{
+		long long lag = flush > applied ? (long long)(flush - applied) : 0;
+		event e;
+
+		event_begin(&e, "Lag");
+		event_int(&e, "lag_bytes", lag);
+		event_str(&e, "source_lsn", pgo_lsn_format(flush, f));
+		event_str(&e, "received_lsn", pgo_lsn_format(received, r));
+		event_str(&e, "applied_lsn", pgo_lsn_format(applied, a));
+		event_int(&e, "row_changes", (int64_t)(m->app->stats.inserts + m->app->stats.updates +
+		                                       m->app->stats.deletes));
+		event_int(&e, "transactions", (int64_t)m->app->stats.txns);
+		event_end(&e, "replication lag %lld bytes", lag);
+		if (!m->caught_up && lag <= m->o.lag_threshold)
+		{
+			m->caught_up = true;
+			event_begin(&e, "CaughtUp");
+			event_int(&e, "lag_bytes", lag);
+			event_end(&e, "the target caught up (lag %lld bytes <= %lld): press Ctrl+C to cut over",
+			          lag, m->o.lag_threshold);
+		}
+	}
+}
+
+static int
+mig_stream(mig *m, char *errbuf, size_t errlen)
+{
+	relcache cache;
+	ring rg;
+	receiver rcv = {0};
+	applier app;
+	pgo_decoder dec;
+	pgo_config cfg = {0};
+	static pgo_value old_cols[MIG_MAX_COLUMNS], new_cols[MIG_MAX_COLUMNS];
+	static pgo_relcol rel_cols[MIG_MAX_COLUMNS];
+	stream_opts so = {0};
+	replstart start = {0};
+	apply_opts ao = {0};
+	const char *pubs[2] = {m->o.publication, NULL};
+	bool cache_ready = false, ring_ready = false, app_open = false;
+	int rc = EXIT_ERROR;
+	stream_end end;
+	static volatile sig_atomic_t never = 0;
+
+	if (!relcache_init(&cache, apply_rel_free, errbuf, errlen))
+		goto done;
+	cache_ready = true;
+	ao.target = m->o.target;
+	ao.slot_name = m->o.slot;
+	ao.group_txns = m->o.group_commit;
+	if (!apply_open(&app, &ao, &cache, errbuf, errlen))
+		goto done;
+	app_open = true;
+	if (!ring_init(&rg, m->o.ring_size, errbuf, errlen))
+		goto done;
+	ring_ready = true;
+	cfg.proto_version = replconn_max_proto_version(m->rc.server_version);
+	cfg.max_columns = MIG_MAX_COLUMNS;
+	cfg.old_cols = old_cols;
+	cfg.new_cols = new_cols;
+	cfg.rel_cols = rel_cols;
+	cfg.natts = relcache_natts;
+	cfg.natts_arg = &cache;
+	if (pgo_decoder_init(&dec, &cfg) != PGO_ERR_OK)
+	{
+		snprintf(errbuf, errlen, "could not set up the decoder");
+		goto done;
+	}
+	start.slot = m->o.slot;
+	start.start_lsn = app.progress_lsn > m->slot.consistent_point ? app.progress_lsn
+	                                                              : m->slot.consistent_point;
+	start.proto_version = cfg.proto_version;
+	start.publications = pubs;
+	start.messages = false;
+	if (!replconn_start(&m->rc, &start, errbuf, errlen))
+		goto done;
+	if (!receiver_start(&rcv, &m->rc, &rg, 10000, errbuf, errlen))
+		goto done;
+	m->rcv = &rcv;
+	m->app = &app;
+	m->so = &so;
+	m->start_ms = cli_now_ms();
+	m->next_poll_ms = m->start_ms;
+	so.stop = &never;
+	so.tick = mig_tick;
+	so.tick_arg = m;
+	event_say("StreamApply", "info", "streaming from %s%s", m->slot.name,
+	          app.replica_role ? "" : " (without session_replication_role = replica)");
+	end = stream_apply(&so, &rcv, &rg, &dec, &cache, &app, errbuf, errlen);
+	if (end == STREAM_FAILED || end == STREAM_CLOSED)
+	{
+		if (end == STREAM_CLOSED && errbuf[0] == '\0')
+			snprintf(errbuf, errlen, "the source ended the replication stream");
+		goto done;
+	}
+	if (!receiver_stop(&rcv, errbuf, errlen))
+		goto done;
+	if (end == STREAM_STOPPED)
+	{
+		char lsn[PGO_LSN_STRLEN];
+
+		if (m->timed_out)
+		{
+			snprintf(errbuf, errlen,
+			         "cutover timed out after %d s: applied up to %s of %s; nothing was cut over "
+			         "(the slot is kept); raise --cutover-timeout or check the target",
+			         m->o.cutover_timeout, pgo_lsn_format(app.committed_lsn, lsn),
+			         pgo_lsn_format(m->cutover_lsn, lsn));
+			goto done;
+		}
+		event_say("Cutover", "warning", "aborted: applied up to %s; the slot \"%s\" is kept",
+		          pgo_lsn_format(app.committed_lsn, lsn), m->o.slot);
+		rc = EXIT_ABORTED;
+		goto done;
+	}
+	{
+		event e;
+		char lsn[PGO_LSN_STRLEN];
+		double secs = (double)(cli_now_ms() - m->start_ms) / 1000.0;
+
+		event_begin(&e, "Cutover");
+		event_str(&e, "applied_lsn", pgo_lsn_format(app.committed_lsn, lsn));
+		event_int(&e, "row_changes",
+		          (int64_t)(app.stats.inserts + app.stats.updates + app.stats.deletes));
+		event_int(&e, "transactions", (int64_t)app.stats.txns);
+		event_num(&e, "seconds", secs);
+		event_end(&e, "everything up to the cutover position is applied");
+	}
+	rc = EXIT_OK;
+done:
+	if (rc != EXIT_OK && rcv.started)
+	{
+		char ignored[256];
+
+		receiver_stop(&rcv, ignored, sizeof(ignored));
+		if (rcv.failed && errbuf[0] == '\0')
+			snprintf(errbuf, errlen, "%s", rcv.errmsg);
+	}
+	m->rcv = NULL;
+	m->app = NULL;
+	m->so = NULL;
+	if (app_open)
+		apply_close(&app);
+	if (ring_ready)
+		ring_free(&rg);
+	if (cache_ready)
+		relcache_free(&cache);
+	return rc;
+}
+
+/* ------------------------------------------------------ SequenceSync, cleanup */
+
+static void
+mig_sequence_sync(mig *m)
+{
+	PGresult *res = PQexec(m->src, "SELECT format('%I.%I', schemaname, sequencename), last_value "
+	                               "FROM pg_catalog.pg_sequences WHERE last_value IS NOT NULL");
+	int done = 0, failed = 0;
+	event e;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		event_say("SequenceSync", "warning", "cannot read the source's sequences: %s",
+		          PQerrorMessage(m->src));
+		PQclear(res);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const char *params[2] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
+		PGresult *r = PQexecParams(m->tgt, "SELECT pg_catalog.setval($1::regclass, $2::bigint)", 2,
+		                           NULL, params, NULL, NULL, 0);
+
+		if (PQresultStatus(r) == PGRES_TUPLES_OK)
+			done++;
+		else
+		{
+			failed++;
+			event_say("SequenceSync", "warning", "setval(%s, %s) failed on the target: %s",
+			          params[0], params[1], PQerrorMessage(m->tgt));
+		}
+		PQclear(r);
+	}
+	PQclear(res);
+	event_begin(&e, "SequenceSync");
+	event_int(&e, "sequences", done);
+	event_int(&e, "failed", failed);
+	event_end(&e, "sequences set to the source's values");
+}
+
+/*
+ * Drop what this run created, best effort with warnings: the slot (after the
+ * replication connection is closed), the publication, the progress schema.
+ */
+static void
+mig_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress)
+{
+	char err[1024];
+
+	replconn_close(&m->rc);
+	if (m->src && m->created_slot && drop_slot)
+	{
+		const char *params[1] = {m->o.slot};
+		bool ok = false;
+
+		/* the walsender may take a moment to let go of the slot */
+		for (int i = 0; i < 50 && !ok; i++)
+		{
+			PGresult *res = PQexecParams(m->src, "SELECT pg_catalog.pg_drop_replication_slot($1)",
+			                             1, NULL, params, NULL, NULL, 0);
+
+			ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+			if (!ok)
+				snprintf(err, sizeof(err), "%s", PQerrorMessage(m->src));
+			PQclear(res);
+			if (!ok)
+				usleep(100 * 1000);
+		}
+		if (!ok)
+			event_say("Complete", "warning", "could not drop the slot \"%s\": %s", m->o.slot, err);
+	}
+	if (m->src && m->created_publication && drop_publication)
+	{
+		char *q = PQescapeIdentifier(m->src, m->o.publication, strlen(m->o.publication));
+		char sql[512];
+
+		snprintf(sql, sizeof(sql), "DROP PUBLICATION IF EXISTS %s", q ? q : "\"\"");
+		PQfreemem(q);
+		if (!mig_exec(m->src, sql, err, sizeof(err)))
+			event_say("Complete", "warning", "could not drop the publication: %s", err);
+	}
+	if (drop_progress && m->tgt && m->o.online &&
+	    !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
+		event_say("Complete", "warning", "could not drop _pg_dbmigrator on the target: %s", err);
+}
+
+/* ------------------------------------------------------------------ command */
+
+int
+cmd_migrate(int argc, char **argv)
+{
+	mig m;
+	bool help;
+	char err[4096] = "";
+	int rc = EXIT_ERROR;
+	struct sigaction sa;
+	int64_t t0 = cli_now_ms();
+	const char *bindir = getenv("PG_BINDIR");
+
+	memset(&m, 0, sizeof(m));
+	if (!mig_parse(argc, argv, &m.o, &help))
+		return EXIT_USAGE;
+	if (help)
+	{
+		mig_usage(stdout);
+		return EXIT_OK;
+	}
+	if (!conninfo_parse(m.o.source, &m.src_ci, err, sizeof(err)))
+	{
+		fprintf(stderr, "pg_dbmigrator: --source: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (!conninfo_parse(m.o.target, &m.tgt_ci, err, sizeof(err)))
+	{
+		fprintf(stderr, "pg_dbmigrator: --target: %s\n", err);
+		conninfo_free(&m.src_ci);
+		return EXIT_USAGE;
+	}
+	err[0] = '\0';
+	snprintf(m.bindir, sizeof(m.bindir), "%s", bindir && bindir[0] ? bindir : PG_BINDIR);
+	events_init(m.o.json);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = mig_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (!mig_validate(&m, err, sizeof(err)))
+		goto done;
+	if (m.o.online && !mig_prepare_snapshot(&m, err, sizeof(err)))
+		goto done;
+	if (!mig_dump(&m, err, sizeof(err)) || !mig_restore(&m, err, sizeof(err)))
+	{
+		if (mig_signals)
+			rc = EXIT_ABORTED;
+		goto done;
+	}
+	if (m.o.online)
+	{
+		rc = mig_stream(&m, err, sizeof(err));
+		if (rc != EXIT_OK)
+			goto done;
+		rc = EXIT_ERROR;
+		if (m.o.sequence_sync)
+			mig_sequence_sync(&m);
+	}
+	mig_cleanup(&m, !m.o.keep_slot, true, true);
+	{
+		event e;
+
+		event_begin(&e, "Complete");
+		event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
+		event_end(&e, "%s migration complete", m.o.online ? "online" : "offline");
+	}
+	rc = EXIT_OK;
+done:
+	if (rc != EXIT_OK)
+	{
+		if (err[0])
+			event_say(rc == EXIT_ABORTED ? "Aborted" : "Error", "error", "%s", err);
+		/* an error cannot be resumed by this release: leave no slot holding WAL */
+		if (rc == EXIT_ERROR)
+			mig_cleanup(&m, true, true, false);
+	}
+	replconn_close(&m.rc);
+	PQfinish(m.src);
+	PQfinish(m.tgt);
+	conninfo_free(&m.src_ci);
+	conninfo_free(&m.tgt_ci);
+	return rc;
+}
