@@ -1,0 +1,481 @@
+/*
+ * check_migrate.c — `pg_dbmigrator --mode online|offline` between real
+ * servers.
+ *
+ * The stories:
+ *  - an online migration while pgbench writes, cut over with Ctrl+C once
+ *    caught up: every table and sequence on the target equals the source, the
+ *    slot and publication are gone, and a new row on the target does not
+ *    collide with migrated ones;
+ *  - an offline migration of some tables only;
+ *  - a password given in the URI reaches pg_dump and pg_restore only through
+ *    their environment: never their argv, an event or a log line;
+ *  - Ctrl+C during a slow dump stops the dump's whole process group, exit 3;
+ *  - bad input: each gets its one clear message and exit code.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pgtest.h"
+
+static pgt_cluster src_server, tgt_server;
+static PGconn *src_admin, *tgt_admin;
+
+static void
+setup(void)
+{
+	pgt_start(&src_server, "max_replication_slots = 10\nmax_wal_senders = 10\n");
+	pgt_start(&tgt_server, NULL);
+	src_admin = pgt_connect(&src_server, "postgres");
+	tgt_admin = pgt_connect(&tgt_server, "postgres");
+}
+
+static void
+teardown(void)
+{
+	PQfinish(src_admin);
+	PQfinish(tgt_admin);
+	pgt_stop(&src_server);
+	pgt_stop(&tgt_server);
+}
+
+/* Fresh databases name on both servers. */
+static void
+fresh_databases(const char *name)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", name);
+	pgt_exec(src_admin, sql);
+	pgt_exec(tgt_admin, sql);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	pgt_exec(src_admin, sql);
+	pgt_exec(tgt_admin, sql);
+}
+
+static const char *
+pg_bin(const char *name, char *buf, size_t size)
+{
+	const char *dir = getenv("PG_BINDIR");
+
+	snprintf(buf, size, "%s/%s", dir && dir[0] ? dir : PG_BINDIR, name);
+	return buf;
+}
+
+/* Every row of table hashed in a canonical order: equal on both sides? */
+static void
+assert_same(PGconn *a, PGconn *b, const char *table)
+{
+	char sql[512], x[128], y[128];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), "
+	         "'-') FROM %s t",
+	         table);
+	pgt_value(a, sql, x, sizeof(x));
+	pgt_value(b, sql, y, sizeof(y));
+	ck_assert_msg(strcmp(x, y) == 0, "%s differs: source %s, target %s", table, x, y);
+}
+
+/* Wait until the file at path contains needle (seconds); true if it did. */
+static bool
+wait_for_text(const char *path, const char *needle, int seconds)
+{
+	for (int i = 0; i < seconds * 10; i++)
+	{
+		char *text = pgt_read_file(path);
+		bool found = text && strstr(text, needle);
+
+		free(text);
+		if (found)
+			return true;
+		usleep(100 * 1000);
+	}
+	return false;
+}
+
+START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
+{
+	char src[256], tgt[256], dump[512], script[512], buf[128], pgbench[512];
+	PGconn *s, *t;
+	pgt_proc writers, tool;
+	char *out, *err;
+	int rc;
+	FILE *f;
+
+	fresh_databases("shop");
+	pgt_connstr(&src_server, "shop", src, sizeof(src));
+	pgt_connstr(&tgt_server, "shop", tgt, sizeof(tgt));
+	s = pgt_connect(&src_server, "shop");
+	t = pgt_connect(&tgt_server, "shop");
+	{
+		const char *argv[] = {pg_bin("pgbench", pgbench, sizeof(pgbench)), "-i", "-q", "-s", "1",
+		                      src, NULL};
+		pgt_proc init;
+
+		pgt_spawn(&init, argv, NULL);
+		free(pgt_slurp(&init));
+		ck_assert_int_eq(pgt_wait(&init, 120), 0);
+	}
+	pgt_exec(s, "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY");
+	pgt_exec(s, "CREATE TABLE items (id serial PRIMARY KEY, name text, tags text[], "
+	            "price numeric(10,2), at timestamptz DEFAULT now())");
+	pgt_exec(s, "INSERT INTO items (name, tags, price) SELECT 'item ' || g, ARRAY['a', 'b'], g "
+	            "FROM generate_series(1, 500) g");
+	pgt_scratch("writers.sql", script, sizeof(script));
+	f = fopen(script, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("\\set aid random(1, 100000)\n"
+	      "\\set delta random(-5000, 5000)\n"
+	      "BEGIN;\n"
+	      "UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\n"
+	      "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, :delta, "
+	      "now());\n"
+	      "INSERT INTO items (name, price) VALUES ('new', :delta);\n"
+	      "DELETE FROM items WHERE id = (SELECT min(id) FROM items) AND :delta > 4000;\n"
+	      "END;\n",
+	      f);
+	fclose(f);
+	{
+		const char *argv[] = {pgbench, "-n", "-c", "4", "-T", "8", "-f", script, src, NULL};
+
+		pgt_spawn(&writers, argv, NULL);
+	}
+	pgt_scratch("shop-dump", dump, sizeof(dump));
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "online",      "--source",   src,
+		                      "--target", tgt,      "--dump-path", dump,         "--json",
+		                      "--cutover-poll-secs", "1",          "--jobs",     "2",
+		                      NULL};
+
+		pgt_spawn(&tool, argv, NULL);
+	}
+	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	/* the writers finish; then the operator cuts over */
+	free(pgt_slurp(&writers));
+	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
+	kill(tool.pid, SIGINT);
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, err);
+	ck_assert_msg(strstr(out, "\"stage\":\"Complete\"") && strstr(out, "\"stage\":\"Cutover\"") &&
+	                  strstr(out, "\"stage\":\"SequenceSync\""),
+	              "events missing: %s", out);
+	assert_same(s, t, "pgbench_accounts");
+	assert_same(s, t, "pgbench_branches");
+	assert_same(s, t, "pgbench_tellers");
+	assert_same(s, t, "pgbench_history");
+	assert_same(s, t, "items");
+	ck_assert_str_eq(pgt_value(t, "SELECT last_value FROM items_id_seq", buf, sizeof(buf)),
+	                 pgt_value(s, "SELECT last_value FROM items_id_seq", buf + 64, 64));
+	/* nothing left behind on the source or the target */
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
+	                 "0");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM pg_namespace WHERE nspname = "
+	                              "'_pg_dbmigrator'",
+	                           buf, sizeof(buf)),
+	                 "0");
+	/* the application moves to the target: new rows do not collide */
+	pgt_exec(t, "INSERT INTO items (name) VALUES ('after cutover')");
+	pgt_exec(t, "INSERT INTO pgbench_history (tid, bid, aid, delta) VALUES (1, 1, 1, 1)");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(offline_migration_of_some_tables)
+{
+	char src[256], tgt[256], dump[512], buf[64];
+	PGconn *s, *t;
+	char *out, *err;
+	pgt_proc tool;
+	int rc;
+
+	fresh_databases("filt");
+	pgt_connstr(&src_server, "filt", src, sizeof(src));
+	pgt_connstr(&tgt_server, "filt", tgt, sizeof(tgt));
+	s = pgt_connect(&src_server, "filt");
+	t = pgt_connect(&tgt_server, "filt");
+	pgt_exec(s, "CREATE SCHEMA app; CREATE SCHEMA scratch");
+	pgt_exec(s, "CREATE TABLE app.keep (id int PRIMARY KEY, v text)");
+	pgt_exec(s, "CREATE TABLE app.skip (id int PRIMARY KEY)");
+	pgt_exec(s, "CREATE TABLE scratch.junk (id int)");
+	pgt_exec(s, "INSERT INTO app.keep SELECT g, 'v' || g FROM generate_series(1, 1000) g");
+	pgt_exec(s, "INSERT INTO app.skip VALUES (1)");
+	pgt_scratch("filt-dump", dump, sizeof(dump));
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "offline", "--source", src, "--target", tgt,
+		                      "--dump-path", dump, "--schema", "app", "--exclude-table",
+		                      "app.skip", NULL};
+
+		pgt_spawn(&tool, argv, NULL);
+	}
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "offline migration exited %d: %s", rc, err);
+	ck_assert_msg(strstr(err, "stage=Complete"), "no Complete event: %s", err);
+	assert_same(s, t, "app.keep");
+	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM pg_tables WHERE schemaname IN ('app', "
+	                              "'scratch')",
+	                           buf, sizeof(buf)),
+	                 "1");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+/* A bin directory whose pg_dump and pg_restore record argv and PGPASSWORD, then run the real ones. */
+static void
+recording_bindir(char *dir, size_t size, const char *log, int sleep_secs)
+{
+	char path[600], real[512];
+	static const char *const tools[] = {"pg_dump", "pg_restore"};
+
+	pgt_scratch("bin", dir, size);
+	mkdir(dir, 0700);
+	for (int i = 0; i < 2; i++)
+	{
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, tools[i]);
+		f = fopen(path, "w");
+		ck_assert_ptr_nonnull(f);
+		fprintf(f,
+		        "#!/bin/sh\n"
+		        "# pgdbm-test-wrapper\n"
+		        "if [ \"$1\" = --version ]; then exec '%s' --version; fi\n"
+		        "echo \"argv: $*\" >> '%s'\n"
+		        "echo \"PGPASSWORD set: ${PGPASSWORD:+yes}\" >> '%s'\n"
+		        "sleep %d\n"
+		        "exec '%s' \"$@\"\n",
+		        pg_bin(tools[i], real, sizeof(real)), log, log, sleep_secs, real);
+		fclose(f);
+		chmod(path, 0700);
+	}
+}
+
+START_TEST(a_password_travels_only_in_the_environment)
+{
+	char src[512], tgt[512], dump[512], bindir[512], log[512], env[600], buf[64];
+	char *out, *err, *logged;
+	pgt_proc tool;
+	int rc;
+	const char *secret = "s3cret-Pa55";
+
+	fresh_databases("pw");
+	pgt_exec(src_admin, "DROP ROLE IF EXISTS migrator");
+	pgt_exec(src_admin, "CREATE ROLE migrator LOGIN SUPERUSER PASSWORD 's3cret-Pa55'");
+	snprintf(src, sizeof(src), "postgresql://migrator:%s@127.0.0.1:%d/pw", secret,
+	         src_server.port);
+	snprintf(tgt, sizeof(tgt), "postgresql://postgres:%s@127.0.0.1:%d/pw", secret,
+	         tgt_server.port);
+	{
+		PGconn *s = pgt_connect(&src_server, "pw");
+
+		pgt_exec(s, "CREATE TABLE t (id int PRIMARY KEY)");
+		pgt_exec(s, "INSERT INTO t SELECT generate_series(1, 10)");
+		PQfinish(s);
+	}
+	pgt_scratch("pw.log", log, sizeof(log));
+	recording_bindir(bindir, sizeof(bindir), log, 0);
+	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
+	pgt_scratch("pw-dump", dump, sizeof(dump));
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "offline", "--source", src, "--target", tgt,
+		                      "--dump-path", dump, "--json", NULL};
+		const char *envs[] = {env, NULL};
+
+		pgt_spawn(&tool, argv, envs);
+	}
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, err);
+	logged = pgt_read_file(log);
+	ck_assert_ptr_nonnull(logged);
+	ck_assert_msg(strstr(logged, "argv: ") && strstr(logged, "PGPASSWORD set: yes"),
+	              "the children did not run as expected: %s", logged);
+	ck_assert_msg(strstr(logged, secret) == NULL, "a child's argv holds the password: %s", logged);
+	ck_assert_msg(strstr(out, secret) == NULL, "an event holds the password: %s", out);
+	ck_assert_msg(strstr(err, secret) == NULL, "a log line holds the password: %s", err);
+	ck_assert_str_eq(pgt_value(tgt_admin, "SELECT 1", buf, sizeof(buf)), "1");
+	free(out);
+	free(err);
+	free(logged);
+}
+END_TEST
+
+START_TEST(ctrl_c_during_a_slow_dump_leaves_no_child_behind)
+{
+	char src[256], tgt[256], dump[512], bindir[512], log[512], env[600], buf[64];
+	char *out, *err;
+	pgt_proc tool;
+	int rc;
+	FILE *ps;
+
+	fresh_databases("slow");
+	pgt_connstr(&src_server, "slow", src, sizeof(src));
+	pgt_connstr(&tgt_server, "slow", tgt, sizeof(tgt));
+	pgt_scratch("slow.log", log, sizeof(log));
+	recording_bindir(bindir, sizeof(bindir), log, 60);
+	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
+	pgt_scratch("slow-dump", dump, sizeof(dump));
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
+		                      "--dump-path", dump, NULL};
+		const char *envs[] = {env, NULL};
+
+		pgt_spawn(&tool, argv, envs);
+	}
+	ck_assert_msg(wait_for_text(log, "argv:", 30), "pg_dump never started");
+	kill(tool.pid, SIGINT);
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 30);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 3, "interrupted migration exited %d: %s", rc, err);
+	/* the wrapper (and its sleep) are gone with their process group */
+	usleep(200 * 1000);
+	{
+		char cmd[700];
+
+		/* "[/]": the pattern must not match the shell that runs pgrep */
+		snprintf(cmd, sizeof(cmd), "pgrep -fc '%s[/]pg_dump'", bindir);
+		ps = popen(cmd, "r");
+	}
+	ck_assert_ptr_nonnull(ps);
+	ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), ps));
+	pclose(ps);
+	ck_assert_msg(atoi(buf) == 0, "%d wrapper processes left behind", atoi(buf));
+	free(out);
+	free(err);
+}
+END_TEST
+
+/* Run the tool with argv; its exit code, stderr into *err. */
+static int
+run_tool(const char *const argv[], char **err)
+{
+	pgt_proc p;
+	int rc;
+
+	pgt_spawn(&p, argv, NULL);
+	free(pgt_slurp(&p));
+	rc = pgt_wait(&p, 60);
+	*err = pgt_stderr(&p);
+	return rc;
+}
+
+START_TEST(bad_input_gets_one_clear_message)
+{
+	char src[256], tgt[256], dump[512];
+	char *err;
+	pgt_cluster replica_level;
+
+	fresh_databases("bad");
+	pgt_connstr(&src_server, "bad", src, sizeof(src));
+	pgt_connstr(&tgt_server, "bad", tgt, sizeof(tgt));
+	pgt_scratch("bad-dump", dump, sizeof(dump));
+
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--bogus",
+	                                                NULL},
+	                          &err),
+	                 2);
+	ck_assert_msg(strstr(err, "--bogus"), "%s", err);
+	free(err);
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--source", src, "--target", tgt,
+	                                                NULL},
+	                          &err),
+	                 2);
+	ck_assert_msg(strstr(err, "--mode"), "%s", err);
+	free(err);
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
+	                                                "host=x port=notaport =", "--target", tgt,
+	                                                NULL},
+	                          &err),
+	                 2);
+	ck_assert_msg(strstr(err, "--source") && strstr(err, "connection string"), "%s", err);
+	free(err);
+	/* an unreachable source */
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
+	                                                "host=127.0.0.1 port=1 connect_timeout=2",
+	                                                "--target", tgt, "--dump-path", dump, NULL},
+	                          &err),
+	                 1);
+	ck_assert_msg(strstr(err, "source_reachable"), "%s", err);
+	free(err);
+	/* a target that is not empty */
+	{
+		PGconn *t = pgt_connect(&tgt_server, "bad");
+
+		pgt_exec(t, "CREATE TABLE already_here (id int)");
+		PQfinish(t);
+	}
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
+	                                                src, "--target", tgt, "--dump-path", dump,
+	                                                NULL},
+	                          &err),
+	                 1);
+	ck_assert_msg(strstr(err, "target_empty") && strstr(err, "--drop-target-first"), "%s", err);
+	free(err);
+	/* online from a source without wal_level = logical */
+	pgt_start(&replica_level, "wal_level = replica\n");
+	{
+		char rsrc[256];
+
+		pgt_connstr(&replica_level, "postgres", rsrc, sizeof(rsrc));
+		ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online",
+		                                                "--source", rsrc, "--target", tgt,
+		                                                "--dump-path", dump,
+		                                                "--drop-target-first", NULL},
+		                          &err),
+		                 1);
+		ck_assert_msg(strstr(err, "source_wal_level") && strstr(err, "wal_level = logical"),
+		              "%s", err);
+		free(err);
+	}
+	pgt_stop(&replica_level);
+}
+END_TEST
+
+static Suite *
+migrate_suite(void)
+{
+	Suite *s = suite_create("migration");
+	TCase *tc = tcase_create("migrate");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, online_migration_with_writers_cut_over_by_ctrl_c);
+	tcase_add_test(tc, offline_migration_of_some_tables);
+	tcase_add_test(tc, a_password_travels_only_in_the_environment);
+	tcase_add_test(tc, ctrl_c_during_a_slow_dump_leaves_no_child_behind);
+	tcase_add_test(tc, bad_input_gets_one_clear_message);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(migrate_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
