@@ -35,8 +35,11 @@
 #include "receiver.h"
 #include "relcache.h"
 #include "replconn.h"
+#include "resume.h"
 #include "ring.h"
 #include "stream.h"
+
+#include <xxhash.h>
 
 #define MIG_MAX_LIST    64
 #define MIG_MAX_COLUMNS 1664
@@ -72,6 +75,8 @@ typedef struct mig_opts
 	bool no_table_access_method;
 	int group_commit;
 	size_t ring_size;
+	bool resume;
+	const char *resume_file; /* NULL: <dump_path>.resume.json */
 } mig_opts;
 
 typedef struct mig
@@ -91,6 +96,10 @@ typedef struct mig
 	int64_t next_poll_ms, start_ms, cutover_ms;
 	bool caught_up, cutover, timed_out;
 	pgo_lsn cutover_lsn;
+	/* resume */
+	char token_path[1100];
+	resume_token token;
+	bool have_token;
 } mig;
 
 static volatile sig_atomic_t mig_signals = 0; /* SIGINT/SIGTERM received */
@@ -242,7 +251,6 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
 	int c, v;
-	bool resume = false;
 
 	memset(o, 0, sizeof(*o));
 	*help = false;
@@ -327,7 +335,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 				break;
 			case O_ALLOWERR: o->allow_restore_errors = true; break;
 			case O_NOSEQ: o->sequence_sync = false; break;
-			case O_RESUME: resume = true; break;
+			case O_RESUME: o->resume = true; break;
 			case O_FORCE: o->force_clean = true; break;
 			case O_DUMPPATH: o->dump_path = optarg; break;
 			case O_COMPRESS:
@@ -359,7 +367,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 					return false;
 				break;
 			case O_SKIPANALYZE: o->analyze = false; break;
-			case O_RESUMEFILE: break; /* see --resume */
+			case O_RESUMEFILE: o->resume_file = optarg; break;
 			case O_VERBOSE: o->verbose = true; break;
 			case O_TIMEOUT:
 				if (!mig_int_arg("--cutover-timeout", optarg, 1, 86400 * 7, &o->cutover_timeout))
@@ -402,10 +410,15 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		return false;
 	}
 	o->online = strcmp(mode, "online") == 0;
-	if (resume)
+	if (o->resume && o->force_clean)
 	{
-		fprintf(stderr, "pg_dbmigrator: --resume is not supported by this release; start over "
-		                "with --force-clean --drop-target-first\n");
+		fprintf(stderr, "pg_dbmigrator: --resume and --force-clean conflict: continue the previous "
+		                "run, or start over\n");
+		return false;
+	}
+	if (strpbrk(o->publication, "\"\\"))
+	{
+		fprintf(stderr, "pg_dbmigrator: a --publication name with \" or \\ is not supported\n");
 		return false;
 	}
 	if (!o->source || !o->target)
@@ -677,7 +690,7 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 			                        "REPLICATION (or use a role that may)",
 			                        NULL);
 	}
-	if (!m->o.drop_target_first && strcmp(m->o.scope, "data-only") != 0)
+	if (!m->o.drop_target_first && !m->o.resume && strcmp(m->o.scope, "data-only") != 0)
 	{
 		if (!mig_value(m->tgt,
 		               "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
@@ -701,6 +714,31 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 }
 
 /* ------------------------------------------------------------ PrepareSnapshot */
+
+/* Resume: re-attach to the interrupted run's slot. */
+static bool
+mig_reattach(mig *m, char *errbuf, size_t errlen)
+{
+	bool found;
+	char lsn[PGO_LSN_STRLEN];
+
+	if (!replconn_open(&m->rc, m->o.source, errbuf, errlen) ||
+	    !replconn_find_slot(&m->rc, m->o.slot, &found, &m->slot, errbuf, errlen))
+		return false;
+	if (!found)
+	{
+		snprintf(errbuf, errlen,
+		         "cannot resume: the replication slot \"%s\" of the interrupted run is gone from the "
+		         "source, and with it the changes since the dump; start over with --force-clean",
+		         m->o.slot);
+		return false;
+	}
+	m->created_slot = true;
+	m->created_publication = m->token.created_publication;
+	event_say("PrepareSnapshot", "info", "resuming: slot %s found (confirmed up to %s)",
+	          m->slot.name, pgo_lsn_format(m->slot.consistent_point, lsn));
+	return true;
+}
 
 static bool
 mig_prepare_snapshot(mig *m, char *errbuf, size_t errlen)
@@ -961,7 +999,7 @@ mig_restore(mig *m, char *errbuf, size_t errlen)
 		argv[n++] = jobs;
 		if (m->o.split_sections)
 			argv[n++] = sections[s];
-		if (m->o.drop_target_first && s == 0)
+		if ((m->o.drop_target_first || m->o.resume) && s == 0)
 		{
 			argv[n++] = "--clean";
 			argv[n++] = "--if-exists";
@@ -1282,6 +1320,137 @@ mig_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress)
 		event_say("Complete", "warning", "could not drop _pg_dbmigrator on the target: %s", err);
 }
 
+/* ------------------------------------------------------------------ resume */
+
+/* A hash of what defines the migration (never the password). */
+static uint64_t
+mig_config_hash(const mig *m)
+{
+	XXH3_state_t *st = XXH3_createState();
+	uint64_t h;
+
+#define H(str) XXH3_64bits_update(st, (str), strlen(str) + 1)
+	XXH3_64bits_reset(st);
+	H(m->o.online ? "online" : "offline");
+	H(m->src_ci.safe);
+	H(m->tgt_ci.safe);
+	H(m->o.slot);
+	H(m->o.publication);
+	H(m->o.scope);
+	for (int i = 0; i < m->o.nschemas; i++)
+		H(m->o.schemas[i]);
+	H("|");
+	for (int i = 0; i < m->o.ntables; i++)
+		H(m->o.tables[i]);
+	H("|");
+	for (int i = 0; i < m->o.nex_schemas; i++)
+		H(m->o.ex_schemas[i]);
+	H("|");
+	for (int i = 0; i < m->o.nex_tables; i++)
+		H(m->o.ex_tables[i]);
+#undef H
+	h = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return h;
+}
+
+static bool
+mig_save_token(mig *m, resume_stage stage, char *errbuf, size_t errlen)
+{
+	m->token.version = RESUME_VERSION;
+	m->token.stage = stage;
+	m->token.config_hash = mig_config_hash(m);
+	m->token.online = m->o.online;
+	snprintf(m->token.slot, sizeof(m->token.slot), "%s", m->o.slot);
+	snprintf(m->token.publication, sizeof(m->token.publication), "%s", m->o.publication);
+	m->token.created_publication = m->created_publication;
+	m->token.consistent_lsn = m->slot.consistent_point;
+	m->have_token = true;
+	return resume_save(m->token_path, &m->token, errbuf, errlen);
+}
+
+/* Before Validate: what a previous run left, and whether we may go on. */
+static bool
+mig_check_token(mig *m, char *errbuf, size_t errlen)
+{
+	bool found;
+
+	if (!resume_load(m->token_path, &m->token, &found, errbuf, errlen))
+		return false;
+	m->have_token = found;
+	if (m->o.force_clean)
+		return true;
+	if (!found && m->o.resume)
+	{
+		snprintf(errbuf, errlen, "--resume: there is no resume token at %s (use the same "
+		                         "--dump-path as the interrupted run, or --resume-file)",
+		         m->token_path);
+		return false;
+	}
+	if (found && !m->o.resume)
+	{
+		snprintf(errbuf, errlen,
+		         "a previous run left %s (after its %s stage): pass --resume to continue it, or "
+		         "--force-clean to start over",
+		         m->token_path, resume_stage_name(m->token.stage));
+		return false;
+	}
+	if (!found)
+		return true;
+	if (m->token.config_hash != mig_config_hash(m) || m->token.online != m->o.online)
+	{
+		snprintf(errbuf, errlen,
+		         "cannot resume: the configuration differs from the interrupted run's (mode, "
+		         "source, target, slot, publication or filters); run with the same options, or "
+		         "start over with --force-clean");
+		return false;
+	}
+	if (m->token.stage < RESUME_DUMPED)
+	{
+		snprintf(errbuf, errlen,
+		         "cannot resume: the interrupted run had not finished its dump, and the snapshot "
+		         "it was taken at is gone; start over with --force-clean");
+		return false;
+	}
+	return true;
+}
+
+/* --force-clean: drop what the previous run left (after Validate connected). */
+static void
+mig_force_clean(mig *m)
+{
+	char err[1024], cmd[1200];
+
+	if (m->have_token && m->token.online)
+	{
+		const char *params[1] = {m->token.slot};
+		PGresult *res = PQexecParams(m->src,
+		                             "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM "
+		                             "pg_catalog.pg_replication_slots WHERE slot_name = $1",
+		                             1, NULL, params, NULL, NULL, 0);
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			event_say("Validate", "warning", "--force-clean: could not drop slot %s: %s",
+			          m->token.slot, PQerrorMessage(m->src));
+		PQclear(res);
+		if (m->token.created_publication)
+		{
+			char *q = PQescapeIdentifier(m->src, m->token.publication,
+			                             strlen(m->token.publication));
+
+			snprintf(cmd, sizeof(cmd), "DROP PUBLICATION IF EXISTS %s", q ? q : "\"\"");
+			PQfreemem(q);
+			if (!mig_exec(m->src, cmd, err, sizeof(err)))
+				event_say("Validate", "warning", "--force-clean: %s", err);
+		}
+	}
+	if (m->tgt && !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
+		event_say("Validate", "warning", "--force-clean: %s", err);
+	unlink(m->token_path);
+	m->have_token = false;
+	memset(&m->token, 0, sizeof(m->token));
+}
+
 /* ------------------------------------------------------------------ command */
 
 int
@@ -1324,16 +1493,49 @@ cmd_migrate(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (m.o.resume_file)
+		snprintf(m.token_path, sizeof(m.token_path), "%s", m.o.resume_file);
+	else
+		resume_path(m.o.dump_path, m.token_path, sizeof(m.token_path));
+	if (!mig_check_token(&m, err, sizeof(err)))
+		goto done;
 	if (!mig_validate(&m, err, sizeof(err)))
 		goto done;
-	if (m.o.online && !mig_prepare_snapshot(&m, err, sizeof(err)))
-		goto done;
-	if (!mig_dump(&m, err, sizeof(err)) || !mig_restore(&m, err, sizeof(err)))
+	if (m.o.force_clean)
+		mig_force_clean(&m);
+	if (m.o.resume)
 	{
-		if (mig_signals)
-			rc = EXIT_ABORTED;
-		goto done;
+		if (m.o.online && !mig_reattach(&m, err, sizeof(err)))
+			goto done;
 	}
+	else
+	{
+		if (m.o.online && !mig_prepare_snapshot(&m, err, sizeof(err)))
+			goto done;
+		if (!mig_save_token(&m, RESUME_SNAPSHOT, err, sizeof(err)))
+			goto done;
+		if (!mig_dump(&m, err, sizeof(err)))
+		{
+			if (mig_signals)
+				rc = EXIT_ABORTED;
+			goto done;
+		}
+		if (!mig_save_token(&m, RESUME_DUMPED, err, sizeof(err)))
+			goto done;
+	}
+	if (!m.o.resume || m.token.stage < RESUME_RESTORED)
+	{
+		if (!mig_restore(&m, err, sizeof(err)))
+		{
+			if (mig_signals)
+				rc = EXIT_ABORTED;
+			goto done;
+		}
+		if (!mig_save_token(&m, RESUME_RESTORED, err, sizeof(err)))
+			goto done;
+	}
+	else
+		event_say("Restore", "info", "resuming: dump and restore were done by the interrupted run");
 	if (m.o.online)
 	{
 		rc = mig_stream(&m, err, sizeof(err));
@@ -1344,6 +1546,7 @@ cmd_migrate(int argc, char **argv)
 			mig_sequence_sync(&m);
 	}
 	mig_cleanup(&m, !m.o.keep_slot, true, true);
+	unlink(m.token_path);
 	{
 		event e;
 
@@ -1357,9 +1560,23 @@ done:
 	{
 		if (err[0])
 			event_say(rc == EXIT_ABORTED ? "Aborted" : "Error", "error", "%s", err);
-		/* an error cannot be resumed by this release: leave no slot holding WAL */
-		if (rc == EXIT_ERROR)
+		if (rc == EXIT_ERROR && m.have_token && m.token.stage >= RESUME_DUMPED)
+			event_say("Error", "info",
+			          "the slot and the dump are kept: fix the cause and run again with --resume, "
+			          "or start over with --force-clean");
+		else if (rc == EXIT_ERROR && (m.created_slot || m.created_publication))
+		{
+			/* nothing to resume from: leave no slot holding WAL */
 			mig_cleanup(&m, true, true, false);
+			if (m.have_token)
+				unlink(m.token_path);
+		}
+		else if (rc == EXIT_ABORTED && m.have_token && m.token.stage < RESUME_DUMPED)
+		{
+			/* aborted before the dump finished: its snapshot is gone, nothing to resume */
+			mig_cleanup(&m, true, true, false);
+			unlink(m.token_path);
+		}
 	}
 	replconn_close(&m.rc);
 	PQfinish(m.src);

@@ -451,6 +451,165 @@ START_TEST(bad_input_gets_one_clear_message)
 }
 END_TEST
 
+/* Drop a slot once its walsender has let go of it. */
+static void
+drop_slot_when_free(PGconn *c, const char *slot)
+{
+	char sql[256], buf[64];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s' AND NOT active", slot);
+	for (int i = 0; i < 100; i++)
+	{
+		if (strcmp(pgt_value(c, sql, buf, sizeof(buf)), "1") == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	snprintf(sql, sizeof(sql), "SELECT pg_drop_replication_slot('%s')", slot);
+	pgt_exec(c, sql);
+}
+
+START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
+{
+	char src[256], tgt[256], other[256], dump[512], script[512], pgbench[512];
+	PGconn *s, *t;
+	pgt_proc writers, tool;
+	char *out, *err;
+	int rc;
+	FILE *f;
+
+	fresh_databases("res");
+	pgt_exec(tgt_admin, "DROP DATABASE IF EXISTS res_other");
+	pgt_exec(tgt_admin, "CREATE DATABASE res_other");
+	pgt_connstr(&src_server, "res", src, sizeof(src));
+	pgt_connstr(&tgt_server, "res", tgt, sizeof(tgt));
+	pgt_connstr(&tgt_server, "res_other", other, sizeof(other));
+	s = pgt_connect(&src_server, "res");
+	t = pgt_connect(&tgt_server, "res");
+	pgt_exec(s, "CREATE TABLE counters (id int PRIMARY KEY, n bigint NOT NULL)");
+	pgt_exec(s, "CREATE TABLE log (k bigserial PRIMARY KEY, note text)");
+	pgt_exec(s, "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 50) g");
+	pgt_scratch("res.sql", script, sizeof(script));
+	f = fopen(script, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("\\set id random(1, 50)\n"
+	      "BEGIN;\n"
+	      "UPDATE counters SET n = n + 1 WHERE id = :id;\n"
+	      "INSERT INTO log (note) VALUES ('c' || :client_id);\n"
+	      "END;\n",
+	      f);
+	fclose(f);
+	{
+		const char *argv[] = {pg_bin("pgbench", pgbench, sizeof(pgbench)), "-n", "-c", "2", "-T",
+		                      "10", "-f", script, src, NULL};
+
+		pgt_spawn(&writers, argv, NULL);
+	}
+	pgt_scratch("res-dump", dump, sizeof(dump));
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
+		                      "--dump-path", dump, "--cutover-poll-secs", "1", NULL};
+
+		pgt_spawn(&tool, argv, NULL);
+	}
+	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	usleep(700 * 1000);
+	kill(tool.pid, SIGKILL);
+	free(pgt_slurp(&tool));
+	pgt_wait(&tool, 30);
+
+	/* a rerun without --resume, or with another target, is refused */
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source",
+	                                                src, "--target", tgt, "--dump-path", dump,
+	                                                NULL},
+	                          &err),
+	                 1);
+	ck_assert_msg(strstr(err, "--resume") && strstr(err, "--force-clean"), "%s", err);
+	free(err);
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source",
+	                                                src, "--target", other, "--dump-path", dump,
+	                                                "--resume", NULL},
+	                          &err),
+	                 1);
+	ck_assert_msg(strstr(err, "configuration differs"), "%s", err);
+	free(err);
+
+	/* the real resume: no dump, no restore, the stream goes on from the target's progress */
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
+		                      "--dump-path", dump, "--cutover-poll-secs", "1", "--resume", NULL};
+
+		pgt_spawn(&tool, argv, NULL);
+	}
+	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "resumed run never caught up");
+	free(pgt_slurp(&writers));
+	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
+	kill(tool.pid, SIGINT);
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "resumed migration exited %d: %s", rc, err);
+	ck_assert_msg(strstr(err, "pg_dump to") == NULL && strstr(err, "resuming"),
+	              "the resumed run dumped again: %s", err);
+	assert_same(s, t, "counters");
+	assert_same(s, t, "log");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(resume_is_refused_when_the_slot_is_gone)
+{
+	char src[256], tgt[256], dump[512];
+	PGconn *s;
+	pgt_proc tool;
+	char *err;
+
+	fresh_databases("gone");
+	pgt_connstr(&src_server, "gone", src, sizeof(src));
+	pgt_connstr(&tgt_server, "gone", tgt, sizeof(tgt));
+	s = pgt_connect(&src_server, "gone");
+	pgt_exec(s, "CREATE TABLE t (id int PRIMARY KEY)");
+	pgt_scratch("gone-dump", dump, sizeof(dump));
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
+		                      "--dump-path", dump, "--slot-name", "gone_slot",
+		                      "--cutover-poll-secs", "1", NULL};
+
+		pgt_spawn(&tool, argv, NULL);
+	}
+	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	kill(tool.pid, SIGKILL);
+	free(pgt_slurp(&tool));
+	pgt_wait(&tool, 30);
+	drop_slot_when_free(s, "gone_slot");
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source",
+	                                                src, "--target", tgt, "--dump-path", dump,
+	                                                "--slot-name", "gone_slot", "--resume", NULL},
+	                          &err),
+	                 1);
+	ck_assert_msg(strstr(err, "gone_slot") && strstr(err, "is gone") &&
+	                  strstr(err, "--force-clean"),
+	              "%s", err);
+	free(err);
+	/* --force-clean starts over */
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
+		                      "--dump-path", dump, "--slot-name", "gone_slot", "--force-clean",
+		                      "--drop-target-first", "--cutover-poll-secs", "1", NULL};
+
+		pgt_spawn(&tool, argv, NULL);
+	}
+	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "restart never caught up");
+	kill(tool.pid, SIGINT);
+	free(pgt_slurp(&tool));
+	ck_assert_int_eq(pgt_wait(&tool, 60), 0);
+	PQfinish(s);
+}
+END_TEST
+
 static Suite *
 migrate_suite(void)
 {
@@ -464,6 +623,8 @@ migrate_suite(void)
 	tcase_add_test(tc, a_password_travels_only_in_the_environment);
 	tcase_add_test(tc, ctrl_c_during_a_slow_dump_leaves_no_child_behind);
 	tcase_add_test(tc, bad_input_gets_one_clear_message);
+	tcase_add_test(tc, resume_after_kill_9_during_apply_loses_and_doubles_nothing);
+	tcase_add_test(tc, resume_is_refused_when_the_slot_is_gone);
 	suite_add_tcase(s, tc);
 	return s;
 }
