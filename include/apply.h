@@ -44,6 +44,7 @@ typedef struct apply_opts
 	bool skip_missing;     /* --on-missing-row skip: count, warn once, go on */
 	pgo_lsn skip_lsn;      /* --skip-lsn: the commit LSN of one transaction to skip (0: none) */
 	bool quiet;            /* no notices on stderr (tests) */
+	bool no_copy;          /* long runs of inserts as multi-row INSERTs, not COPY */
 } apply_opts;
 
 typedef struct apply_stats
@@ -130,6 +131,13 @@ typedef struct applier
 	/* a failure: the first one wins */
 	bool failed;
 	char errmsg[2048];
+
+	/* a COPY in progress (long runs of inserts into one table): outside pipeline mode */
+	relcache_entry *copy_rel; /* NULL: none */
+	strbuf copy_buf;          /* rows not yet handed to libpq */
+	uint64_t copy_rows;
+	pgo_lsn copy_lsn;         /* WAL start of its first row */
+	pgo_lsn copy_txn_lsn;
 
 	apply_stats stats;
 	strbuf sql; /* scratch for statement text */

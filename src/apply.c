@@ -34,6 +34,7 @@
 #define APPLY_FLUSH_BYTES (256 * 1024) /* flush libpq's buffer after this much */
 #define APPLY_MAX_PENDING 65536        /* statements in flight before we wait */
 #define APPLY_KEY_TEXT    160          /* key summary kept for error messages */
+#define MIG_COPY_MAX_COLS 1664         /* columns a COPY row is converted with */
 
 /* What a pending entry waits for. */
 typedef enum apply_what
@@ -588,7 +589,7 @@ apply_socket(const applier *a)
 bool
 apply_busy(const applier *a)
 {
-	if (a->in_txn || a->group_open || apply_has_pending(a))
+	if (a->in_txn || a->group_open || apply_has_pending(a) || a->copy_rel)
 		return true;
 	for (size_t i = 0; i < a->pending_count; i++)
 	{
@@ -678,6 +679,7 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 		a->opts.group_bytes = APPLY_DEFAULT_GROUP_BYTES;
 	a->rels = rels;
 	strbuf_init(&a->sql);
+	strbuf_init(&a->copy_buf);
 	for (int i = 0; i < APPLY_MAX_BATCHES; i++)
 	{
 		strbuf_init(&a->batches[i].keys);
@@ -772,6 +774,7 @@ apply_close(applier *a)
 	free(a->params);
 	a->params = NULL;
 	strbuf_free(&a->sql);
+	strbuf_free(&a->copy_buf);
 }
 
 /* --------------------------------------------------------- relation mapping */
@@ -1290,10 +1293,136 @@ apply_send_batch(applier *a, apply_batch *b)
 	return true;
 }
 
+/* ------------------------------------------------------------------- COPY */
+
+#define APPLY_COPY_CHUNK (256 * 1024)
+
+/* Hand the buffered COPY rows to libpq (blocking: we are outside pipeline mode). */
+static bool
+apply_copy_flush(applier *a)
+{
+	if (strbuf_len(&a->copy_buf) == 0)
+		return true;
+	if (PQputCopyData(a->conn, strbuf_data(&a->copy_buf), (int)strbuf_len(&a->copy_buf)) != 1)
+		return apply_fail_conn(a, "could not send COPY data to the target");
+	strbuf_reset(&a->copy_buf);
+	return true;
+}
+
+/* One row in COPY's text format: tabs between columns, \N for NULL, escapes. */
+static bool
+apply_copy_row(applier *a, const pgo_tuple *t)
+{
+	strbuf *b = &a->copy_buf;
+
+	for (uint16_t i = 0; i < t->ncols; i++)
+	{
+		const pgo_value *v = &t->cols[i];
+
+		if (i > 0 && !strbuf_append_char(b, '\t'))
+			return apply_fail(a, "out of memory", NULL);
+		if (v->kind != PGO_COL_TEXT)
+		{
+			if (!strbuf_append(b, "\\N", 2))
+				return apply_fail(a, "out of memory", NULL);
+			continue;
+		}
+		if (!strbuf_reserve(b, (size_t)v->len * 2))
+			return apply_fail(a, "out of memory", NULL);
+		for (uint32_t j = 0, run = 0; j <= v->len; j++)
+		{
+			char c = j < v->len ? v->data[j] : '\0';
+			const char *esc = c == '\\'   ? "\\\\"
+			                  : c == '\n' ? "\\n"
+			                  : c == '\r' ? "\\r"
+			                  : c == '\t' ? "\\t"
+			                                : NULL;
+
+			if (esc || j == v->len)
+			{
+				/* plain bytes since the last escape, then the escape */
+				if (!strbuf_append(b, v->data + run, j - run) || (esc && !strbuf_append(b, esc, 2)))
+					return apply_fail(a, "out of memory", NULL);
+				run = j + 1;
+			}
+		}
+	}
+	if (!strbuf_append_char(b, '\n'))
+		return apply_fail(a, "out of memory", NULL);
+	a->copy_rows++;
+	a->stats.inserts++;
+	return strbuf_len(b) < APPLY_COPY_CHUNK || apply_copy_flush(a);
+}
+
+/* Leave pipeline mode and start COPY into e. */
+static bool
+apply_copy_begin(applier *a, relcache_entry *e, apply_rel *ar)
+{
+	PGresult *res;
+
+	if (!apply_leave_pipeline(a))
+		return false;
+	strbuf_reset(&a->sql);
+	if (!strbuf_appendf(&a->sql, "COPY %s (", ar->qname))
+		return apply_fail(a, "out of memory", NULL);
+	for (uint16_t i = 0; i < ar->ncols; i++)
+		if (!strbuf_appendf(&a->sql, "%s%s", i ? ", " : "", ar->qcols[i]))
+			return apply_fail(a, "out of memory", NULL);
+	if (!strbuf_append_cstr(&a->sql, ") FROM STDIN"))
+		return apply_fail(a, "out of memory", NULL);
+	res = PQexec(a->conn, strbuf_data(&a->sql));
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+	{
+		apply_fail(a, "the target refused COPY", PQresultErrorMessage(res));
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	a->copy_rel = e;
+	a->copy_rows = 0;
+	a->copy_lsn = a->change_lsn;
+	a->copy_txn_lsn = a->txn_lsn;
+	a->stats.statements++;
+	return true;
+}
+
+/* End the COPY, check it, and go back to pipeline mode. */
+static bool
+apply_copy_end(applier *a)
+{
+	PGresult *res;
+	bool ok = true;
+
+	if (a->copy_rel == NULL)
+		return true;
+	if (!apply_copy_flush(a) || PQputCopyEnd(a->conn, NULL) != 1)
+		ok = apply_fail_conn(a, "could not end COPY on the target");
+	while ((res = PQgetResult(a->conn)) != NULL)
+	{
+		if (ok && PQresultStatus(res) != PGRES_COMMAND_OK)
+		{
+			apply_pending p = {.what = AP_INSERT,
+			                   .rows = (int)a->copy_rows,
+			                   .relid = a->copy_rel->relid,
+			                   .lsn = a->copy_lsn,
+			                   .txn_lsn = a->copy_txn_lsn};
+
+			apply_fail_answer(a, &p, res);
+			ok = false;
+		}
+		PQclear(res);
+	}
+	a->copy_rel = NULL;
+	strbuf_reset(&a->copy_buf);
+	return ok && apply_enter_pipeline(a);
+}
+
 /* Send every open batch, oldest first. */
 bool
 apply_send_pending(applier *a)
 {
+	if (a->copy_rel && !apply_copy_end(a))
+		return false;
 	for (;;)
 	{
 		apply_batch *oldest = NULL;
@@ -1363,6 +1492,8 @@ apply_batch_row(applier *a, relcache_entry *e, apply_rel *ar, char kind, const u
 	size_t slot = 0;
 
 	*replaced = false;
+	if (a->copy_rel && !apply_copy_end(a))
+		return false;
 	for (int i = 0; i < APPLY_MAX_BATCHES; i++)
 	{
 		if (a->batches[i].rel == e)
@@ -1482,10 +1613,57 @@ apply_insert(applier *a, relcache_entry *e, const pgo_tuple *t)
 		return false;
 	if (ar->ncols == 0)
 		return apply_fail(a, "an INSERT into a table without published columns", NULL);
+	if (a->copy_rel == e)
+		return apply_copy_row(a, t);
 	if (!apply_batch_row(a, e, ar, 'I', NULL, ar->ncols, NULL, &row, &replaced))
 		return false;
 	for (uint16_t i = 0; i < ar->ncols; i++)
 		row[i] = apply_value(&t->cols[i]);
+	{
+		apply_batch *b = apply_batch_of(a, e);
+
+		/*
+		 * A full batch of inserts into one table: a long run is likely, and COPY
+		 * loads it faster than INSERT (the other batches go first: COPY leaves
+		 * pipeline mode).
+		 */
+		if (b && b->rows == APPLY_MAX_BATCH_ROWS && !a->opts.no_copy)
+		{
+			apply_batch keep = *b;
+			pgo_tuple tup;
+			bool ok = true;
+
+			b->rel = NULL; /* not sent as INSERT */
+			if (!apply_send_pending(a) || !apply_copy_begin(a, e, ar))
+				return false;
+			a->copy_lsn = keep.change_lsn;
+			/* the batch's rows, already NUL-terminated in the ring */
+			for (int r = 0; ok && r < keep.rows; r++)
+			{
+				pgo_value cols[MIG_COPY_MAX_COLS];
+				uint16_t n = ar->ncols;
+
+				if (n > MIG_COPY_MAX_COLS)
+					return apply_fail(a, "too many columns for COPY", NULL);
+				for (uint16_t i = 0; i < n; i++)
+				{
+					const char *v = keep.values[(size_t)r * keep.width + i];
+
+					cols[i].kind = v ? PGO_COL_TEXT : PGO_COL_NULL;
+					cols[i].data = v;
+					cols[i].len = v ? (uint32_t)strlen(v) : 0;
+				}
+				tup.ncols = n;
+				tup.cols = cols;
+				ok = apply_copy_row(a, &tup);
+			}
+			b->rows = 0;
+			strbuf_reset(&b->keys);
+			strbuf_reset(&b->diag);
+			memset(b->hashes, 0, sizeof(b->hashes));
+			return ok;
+		}
+	}
 	return apply_batch_done(a, e);
 }
 

@@ -71,6 +71,8 @@ bench_usage(FILE *f)
 	        "  --ring-size SIZE        buffer between receiver and apply (default 64MB)\n"
 	        "  --status-interval SECS  standby status update interval (default 10)\n"
 	        "  --proto-version N       pgoutput protocol version (default: the highest)\n"
+	        "  --insert-method M       long runs of inserts by copy (default) or values\n"
+	        "                          (multi-row INSERT)\n"
 	        "  --help                  show this help\n"
 	        "\n"
 	        "Progress is kept in _pg_dbmigrator.apply_progress on the target: a second run\n"
@@ -95,6 +97,7 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 		OPT_RING,
 		OPT_STATUS,
 		OPT_PROTO,
+		OPT_INSERT,
 		OPT_HELP
 	};
 	static const struct option longopts[] = {
@@ -110,6 +113,7 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 	    {"ring-size", required_argument, NULL, OPT_RING},
 	    {"status-interval", required_argument, NULL, OPT_STATUS},
 	    {"proto-version", required_argument, NULL, OPT_PROTO},
+	    {"insert-method", required_argument, NULL, OPT_INSERT},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0}};
 	int c, secs;
@@ -203,6 +207,16 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 					fprintf(stderr, "pg_dbmigrator bench: invalid --proto-version \"%s\"\n", optarg);
 					return false;
 				}
+				break;
+			case OPT_INSERT:
+				if (strcmp(optarg, "copy") && strcmp(optarg, "values"))
+				{
+					fprintf(stderr, "pg_dbmigrator bench: invalid --insert-method \"%s\": use copy "
+					                "or values\n",
+					        optarg);
+					return false;
+				}
+				o->apply.no_copy = strcmp(optarg, "values") == 0;
 				break;
 			case OPT_HELP:
 				*help = true;

@@ -180,6 +180,11 @@ START_TEST(every_column_type_arrives_identical)
 	snprintf(sql + n, sizeof(sql) - n, ")");
 	pgt_exec(src, sql);
 	pgt_exec(src, "INSERT INTO types (id) VALUES (2), (3)");
+	/* a long run of inserts goes by COPY: every type, escapes and NULLs through it too */
+	pgt_exec(src, "INSERT INTO types SELECT 1000 + g, i2, i8, num, num_nan, f8, "
+	              "txt || E'\\\\ back\\\\slash \\t tab \\r cr' || g, by, b, ts, iv, u, js, jb, ai, at, m, "
+	              "c, r, tr, CASE WHEN g % 3 = 0 THEN NULL ELSE 'n' END FROM types, "
+	              "generate_series(1, 600) g WHERE id = 1");
 	pgt_exec(src, "UPDATE types SET txt = E'new\\nline ''q'' \u00e9', num = 'NaN' WHERE id = 2");
 	pgt_exec(src, "UPDATE types SET id = 30 WHERE id = 3");
 	/* > 100 kB out of line, then updates that leave it alone (they carry 'u') */
