@@ -99,6 +99,7 @@ typedef struct applier
 	pgo_lsn committed_lsn; /* end LSN of the last source transaction whose target commit succeeded */
 	pgo_lsn progress_written; /* what the last group sent writes into the progress row */
 	char last_origin[64];
+	pgo_timestamp last_commit_time; /* commit time of the last source transaction received */
 
 	/* the source transaction being applied */
 	bool in_txn;        /* between Begin and Commit */

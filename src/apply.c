@@ -2003,6 +2003,7 @@ apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start, size_t msg_len)
 			return true;
 		case PGO_MSG_COMMIT:
 			a->in_txn = false;
+			a->last_commit_time = msg->u.commit.commit_time;
 			if (a->skipping)
 			{
 				a->skipping = false;

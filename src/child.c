@@ -110,6 +110,7 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 	int64_t term_at = 0;
 	int status = 0;
 	bool eof = false, reaped = false, group_killed = false;
+	int progress = 0;
 
 	memset(res, 0, sizeof(*res));
 	strbuf_init(&res->summary);
@@ -183,6 +184,13 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 					line[len] = '\0';
 					if (spec->show_stderr)
 						fputs(line, stderr);
+					if (spec->progress_match && strstr(line, spec->progress_match))
+					{
+						progress++;
+						fprintf(stderr, "\r%s: %d of %d tables", spec->progress_label, progress,
+						        spec->progress_total > progress ? spec->progress_total : progress);
+						fflush(stderr);
+					}
 					if (strstr(line, "error: "))
 					{
 						res->error_lines++;
@@ -206,6 +214,8 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 		}
 	}
 	close(pipefd[0]);
+	if (progress > 0)
+		fputc('\n', stderr);
 	res->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	for (int i = 0; i < kinds.n; i++)
 		if (!strbuf_appendf(&res->summary, "  %d x %s\n", kinds.count[i], kinds.kind[i]))

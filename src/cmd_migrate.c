@@ -100,6 +100,7 @@ typedef struct mig
 	char token_path[1100];
 	resume_token token;
 	bool have_token;
+	int ntables; /* tables in scope, for progress */
 } mig;
 
 static volatile sig_atomic_t mig_signals = 0; /* SIGINT/SIGTERM received */
@@ -705,8 +706,17 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 			                        "empty database, or pass --drop-target-first",
 			                        buf);
 	}
+	{
+		strbuf tables;
+
+		strbuf_init(&tables);
+		if (!mig_tables(m, &tables, &m->ntables, errbuf, errlen))
+			m->ntables = 0;
+		strbuf_free(&tables);
+	}
 	event_begin(&e, "Validate");
 	event_str(&e, "mode", m->o.online ? "online" : "offline");
+	event_int(&e, "tables", m->ntables);
 	event_str(&e, "source", m->src_ci.safe);
 	event_str(&e, "target", m->tgt_ci.safe);
 	event_end(&e, "checks passed");
@@ -832,6 +842,13 @@ mig_prepare_snapshot(mig *m, char *errbuf, size_t errlen)
 
 /* --------------------------------------------------------------- Dump/Restore */
 
+/* Progress lines on a terminal (from the children's --verbose output). */
+static bool
+mig_progress(const mig *m)
+{
+	return !m->o.verbose && !m->o.json && isatty(STDERR_FILENO) && m->ntables > 0;
+}
+
 static bool
 mig_run_child(mig *m, const char *stage, const char *const *argv, const char *password,
               bool *warned, char *errbuf, size_t errlen)
@@ -840,6 +857,14 @@ mig_run_child(mig *m, const char *stage, const char *const *argv, const char *pa
 	                   .password = password,
 	                   .interrupted = &mig_signals,
 	                   .show_stderr = m->o.verbose};
+
+	if (mig_progress(m))
+	{
+		spec.progress_match = strcmp(stage, "Dump") == 0 ? "dumping contents of table"
+		                                                 : "processing data for table";
+		spec.progress_label = stage;
+		spec.progress_total = m->ntables;
+	}
 	child_result res;
 	bool ok;
 
@@ -942,7 +967,7 @@ mig_dump(mig *m, char *errbuf, size_t errlen)
 		argv[n++] = "--no-security-labels";
 	if (m->o.no_table_access_method)
 		argv[n++] = "--no-table-access-method";
-	if (m->o.verbose)
+	if (m->o.verbose || mig_progress(m))
 		argv[n++] = "--verbose";
 	for (int i = 0; i < m->o.nschemas && n < 56; i++)
 	{
@@ -1004,7 +1029,7 @@ mig_restore(mig *m, char *errbuf, size_t errlen)
 			argv[n++] = "--clean";
 			argv[n++] = "--if-exists";
 		}
-		if (m->o.verbose)
+		if (m->o.verbose || (mig_progress(m) && s == (m->o.split_sections ? 1 : 0)))
 			argv[n++] = "--verbose";
 		argv[n++] = m->o.dump_path;
 		argv[n] = NULL;
@@ -1088,8 +1113,16 @@ mig_tick(void *arg)
 		long long lag = flush > applied ? (long long)(flush - applied) : 0;
 		event e;
 
+		double lag_secs = 0;
+
+		/* how old the oldest change not yet applied is, roughly: the last commit seen */
+		if (received > applied && m->app->last_commit_time > 0)
+			lag_secs = (double)(replconn_now() - m->app->last_commit_time) / 1e6;
+		if (lag_secs < 0)
+			lag_secs = 0;
 		event_begin(&e, "Lag");
 		event_int(&e, "lag_bytes", lag);
+		event_num(&e, "lag_seconds", lag_secs);
 		event_str(&e, "source_lsn", pgo_lsn_format(flush, f));
 		event_str(&e, "received_lsn", pgo_lsn_format(received, r));
 		event_str(&e, "applied_lsn", pgo_lsn_format(applied, a));
