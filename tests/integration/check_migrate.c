@@ -610,6 +610,69 @@ START_TEST(resume_is_refused_when_the_slot_is_gone)
 }
 END_TEST
 
+START_TEST(schema_then_data_and_a_self_timed_online_run_keeping_the_slot)
+{
+	char src[256], tgt[256], dump[512], buf[64];
+	PGconn *s, *t;
+	char *err;
+	pgt_proc tool;
+
+	fresh_databases("parts");
+	pgt_connstr(&src_server, "parts", src, sizeof(src));
+	pgt_connstr(&tgt_server, "parts", tgt, sizeof(tgt));
+	s = pgt_connect(&src_server, "parts");
+	t = pgt_connect(&tgt_server, "parts");
+	pgt_exec(s, "CREATE TABLE a (id int PRIMARY KEY, v text)");
+	pgt_exec(s, "INSERT INTO a SELECT g, 'x' FROM generate_series(1, 100) g");
+	pgt_scratch("parts-dump", dump, sizeof(dump));
+	/* the schema, then the data, offline */
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
+	                                                src, "--target", tgt, "--dump-path", dump,
+	                                                "--dump-scope", "schema-only", NULL},
+	                          &err),
+	                 0);
+	free(err);
+	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM a", buf, sizeof(buf)), "0");
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
+	                                                src, "--target", tgt, "--dump-path", dump,
+	                                                "--force-clean", "--dump-scope", "data-only",
+	                                                NULL},
+	                          &err),
+	                 0);
+	free(err);
+	assert_same(s, t, "a");
+	/* online into the same target, with an existing publication, cutting over by itself */
+	pgt_exec(s, "CREATE PUBLICATION mine FOR TABLE a");
+	pgt_exec(t, "TRUNCATE a");
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
+		                      "--dump-path", dump, "--force-clean", "--dump-scope", "data-only",
+		                      "--publication", "mine", "--no-auto-create-publication",
+		                      "--keep-slot", "--max-runtime-seconds", "3", NULL};
+
+		pgt_spawn(&tool, argv, NULL);
+	}
+	ck_assert_msg(wait_for_text(tool.err_path, "stage=StreamApply", 60), "never streamed");
+	pgt_exec(s, "INSERT INTO a VALUES (101, 'while streaming')");
+	free(pgt_slurp(&tool));
+	ck_assert_int_eq(pgt_wait(&tool, 60), 0);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(strstr(err, "--max-runtime-seconds reached"), "%s", err);
+	free(err);
+	assert_same(s, t, "a");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
+	                              "'pg_dbmigrator'",
+	                           buf, sizeof(buf)),
+	                 "1");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication WHERE pubname = 'mine'", buf,
+	                           sizeof(buf)),
+	                 "1");
+	pgt_exec(s, "SELECT pg_drop_replication_slot('pg_dbmigrator')");
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 static Suite *
 migrate_suite(void)
 {
@@ -625,6 +688,7 @@ migrate_suite(void)
 	tcase_add_test(tc, bad_input_gets_one_clear_message);
 	tcase_add_test(tc, resume_after_kill_9_during_apply_loses_and_doubles_nothing);
 	tcase_add_test(tc, resume_is_refused_when_the_slot_is_gone);
+	tcase_add_test(tc, schema_then_data_and_a_self_timed_online_run_keeping_the_slot);
 	suite_add_tcase(s, tc);
 	return s;
 }
