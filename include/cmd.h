@@ -22,6 +22,9 @@ int cmd_decode(int argc, char **argv);
 /* pg_dbmigrator bench: apply a slot's backlog to a target and report throughput. */
 int cmd_bench(int argc, char **argv);
 
+/* pg_dbmigrator verify: compare source and target. */
+int cmd_verify(int argc, char **argv);
+
 /* pg_dbmigrator --mode offline|online: the migration (argv[0] is the program). */
 int cmd_migrate(int argc, char **argv);
 

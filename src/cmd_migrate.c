@@ -36,12 +36,14 @@
 #include "relcache.h"
 #include "replconn.h"
 #include "resume.h"
+#include "scope.h"
 #include "ring.h"
 #include "stream.h"
+#include "verify.h"
 
 #include <xxhash.h>
 
-#define MIG_MAX_LIST    64
+#define MIG_MAX_LIST    64 /* one more slot holds the NULL of a scope list */
 #define MIG_MAX_COLUMNS 1664
 
 typedef struct mig_opts
@@ -53,8 +55,8 @@ typedef struct mig_opts
 	const char *slot, *publication;
 	long long lag_threshold;
 	int poll_secs;
-	const char *schemas[MIG_MAX_LIST], *tables[MIG_MAX_LIST];
-	const char *ex_schemas[MIG_MAX_LIST], *ex_tables[MIG_MAX_LIST];
+	const char *schemas[MIG_MAX_LIST + 1], *tables[MIG_MAX_LIST + 1];
+	const char *ex_schemas[MIG_MAX_LIST + 1], *ex_tables[MIG_MAX_LIST + 1];
 	int nschemas, ntables, nex_schemas, nex_tables;
 	bool allow_restore_errors;
 	bool sequence_sync;
@@ -77,6 +79,7 @@ typedef struct mig_opts
 	size_t ring_size;
 	bool resume;
 	const char *resume_file; /* NULL: <dump_path>.resume.json */
+	int verify;              /* 0 off, 1 warn, 2 strict */
 } mig_opts;
 
 typedef struct mig
@@ -161,6 +164,10 @@ mig_usage(FILE *f)
 	        "  --group-commit N              source transactions per target transaction\n"
 	        "  --ring-size SIZE              replication buffer (default 64MB)\n"
 	        "\n"
+	        "Verification:\n"
+	        "  --verify off|warn|strict      compare source and target before Complete (default\n"
+	        "                                warn; strict exits 1 on a difference)\n"
+	        "\n"
 	        "Output:\n"
 	        "  --json                        one JSON object per event on stdout\n"
 	        "  --verbose                     show pg_dump/pg_restore output as it comes\n"
@@ -206,7 +213,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		O_TABLE, O_XSCHEMA, O_XTABLE, O_ALLOWERR, O_NOSEQ, O_RESUME, O_FORCE, O_DUMPPATH, O_COMPRESS,
 		O_JSON, O_SCOPE, O_SPLIT, O_NOSPLIT, O_KEEPSLOT, O_NOAUTOPUB, O_MAXRUN, O_FASTPOLL,
 		O_SKIPANALYZE, O_RESUMEFILE, O_VERBOSE, O_TIMEOUT, O_WITHPUB, O_WITHSUB, O_WITHSYNC,
-		O_WITHCOMMENTS, O_WITHSECLABELS, O_NOTAM, O_GROUP, O_RING, O_HELP
+		O_WITHCOMMENTS, O_WITHSECLABELS, O_NOTAM, O_GROUP, O_RING, O_VERIFY, O_HELP
 	};
 	static const struct option longopts[] = {
 	    {"mode", required_argument, NULL, O_MODE},
@@ -248,6 +255,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    {"no-table-access-method", no_argument, NULL, O_NOTAM},
 	    {"group-commit", required_argument, NULL, O_GROUP},
 	    {"ring-size", required_argument, NULL, O_RING},
+	    {"verify", required_argument, NULL, O_VERIFY},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -274,6 +282,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    o->no_security_labels = true;
 	o->group_commit = APPLY_DEFAULT_GROUP_TXNS;
 	o->ring_size = 64 * 1024 * 1024;
+	o->verify = 1;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
@@ -392,6 +401,21 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 					return false;
 				}
 				break;
+			case O_VERIFY:
+				if (strcmp(optarg, "off") == 0)
+					o->verify = 0;
+				else if (strcmp(optarg, "warn") == 0)
+					o->verify = 1;
+				else if (strcmp(optarg, "strict") == 0)
+					o->verify = 2;
+				else
+				{
+					fprintf(stderr, "pg_dbmigrator: invalid --verify \"%s\": use off, warn or "
+					                "strict\n",
+					        optarg);
+					return false;
+				}
+				break;
 			case O_HELP: *help = true; return true;
 			default:
 				fprintf(stderr, "pg_dbmigrator: unknown or incomplete option \"%s\"\nTry "
@@ -500,81 +524,39 @@ mig_exec(PGconn *c, const char *sql, char *errbuf, size_t errlen)
 	return ok;
 }
 
-/* A SQL text[] literal of list, quoted for the connection. */
-static char *
-mig_array_literal(PGconn *c, const char *const *list, int n)
+/* The filters as scope lists (NULL-terminated copies of the option arrays). */
+static scope_filters
+mig_scope(mig *m)
 {
-	strbuf sb;
-	char *lit = NULL;
-	bool ok = true;
+	scope_filters f;
 
-	strbuf_init(&sb);
-	ok = strbuf_append_char(&sb, '{');
-	for (int i = 0; ok && i < n; i++)
-	{
-		ok = (i == 0 || strbuf_append_char(&sb, ',')) && strbuf_append_char(&sb, '"');
-		for (const char *p = list[i]; ok && *p; p++)
-			ok = (*p == '"' || *p == '\\' ? strbuf_append_char(&sb, '\\') : true) &&
-			     strbuf_append_char(&sb, *p);
-		ok = ok && strbuf_append_char(&sb, '"');
-	}
-	ok = ok && strbuf_append_char(&sb, '}');
-	if (ok)
-		lit = PQescapeLiteral(c, strbuf_data(&sb), strbuf_len(&sb));
-	strbuf_free(&sb);
-	return lit;
+	m->o.schemas[m->o.nschemas] = NULL;
+	m->o.tables[m->o.ntables] = NULL;
+	m->o.ex_schemas[m->o.nex_schemas] = NULL;
+	m->o.ex_tables[m->o.nex_tables] = NULL;
+	f.schemas = m->o.schemas;
+	f.tables = m->o.tables;
+	f.exclude_schemas = m->o.ex_schemas;
+	f.exclude_tables = m->o.ex_tables;
+	return f;
 }
 
-/*
- * The migrated tables as "schema"."table", comma-separated, from the filters
- * (names match exactly: "schema.table" or a bare table name).
- */
+/* The migrated tables as "schema"."table", comma-separated, and their count. */
 static bool
 mig_tables(mig *m, strbuf *out, int *count, char *errbuf, size_t errlen)
 {
-	char *s = mig_array_literal(m->src, m->o.schemas, m->o.nschemas);
-	char *t = mig_array_literal(m->src, m->o.tables, m->o.ntables);
-	char *xs = mig_array_literal(m->src, m->o.ex_schemas, m->o.nex_schemas);
-	char *xt = mig_array_literal(m->src, m->o.ex_tables, m->o.nex_tables);
-	strbuf sql;
-	PGresult *res = NULL;
-	bool ok = s && t && xs && xt;
+	scope_filters f = mig_scope(m);
+	char **names;
+	bool ok;
 
-	strbuf_init(&sql);
-	ok = ok &&
-	     strbuf_appendf(
-	         &sql,
-	         "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
-	         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-	         "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
-	         "AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_pg_dbmigrator') "
-	         "AND n.nspname NOT LIKE 'pg\\_%%' "
-	         "AND (cardinality(%s::text[]) = 0 OR n.nspname = ANY (%s::text[])) "
-	         "AND (cardinality(%s::text[]) = 0 OR c.relname = ANY (%s::text[]) "
-	         "     OR n.nspname || '.' || c.relname = ANY (%s::text[])) "
-	         "AND NOT n.nspname = ANY (%s::text[]) "
-	         "AND NOT (c.relname = ANY (%s::text[]) OR n.nspname || '.' || c.relname = ANY (%s::text[])) "
-	         "ORDER BY 1",
-	         s, s, t, t, t, xs, xt, xt);
-	if (ok)
-	{
-		res = PQexec(m->src, strbuf_data(&sql));
-		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-		if (!ok)
-			snprintf(errbuf, errlen, "could not list the tables to migrate: %s",
-			         PQerrorMessage(m->src));
-	}
-	else
+	if (!scope_list_tables(m->src, &f, &names, count, errbuf, errlen))
+		return false;
+	ok = true;
+	for (int i = 0; ok && i < *count; i++)
+		ok = strbuf_appendf(out, "%s%s", i ? ", " : "", names[i]);
+	scope_free(names, *count);
+	if (!ok)
 		snprintf(errbuf, errlen, "out of memory");
-	*count = ok ? PQntuples(res) : 0;
-	for (int i = 0; ok && i < PQntuples(res); i++)
-		ok = strbuf_appendf(out, "%s%s", i ? ", " : "", PQgetvalue(res, i, 0));
-	PQclear(res);
-	PQfreemem(s);
-	PQfreemem(t);
-	PQfreemem(xs);
-	PQfreemem(xt);
-	strbuf_free(&sql);
 	return ok;
 }
 
@@ -1353,6 +1335,59 @@ mig_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress)
 		event_say("Complete", "warning", "could not drop _pg_dbmigrator on the target: %s", err);
 }
 
+/* ------------------------------------------------------------------ Verify */
+
+/* Compare source and target; false when they differ (or could not be compared). */
+static bool
+mig_verify(mig *m, char *errbuf, size_t errlen)
+{
+	verify_opts vo = {0};
+	verify_result r;
+	scope_filters f = mig_scope(m);
+	event e;
+	bool equal;
+
+	vo.source = m->o.source;
+	vo.target = m->o.target;
+	vo.schemas = f.schemas;
+	vo.tables = f.tables;
+	vo.exclude_schemas = f.exclude_schemas;
+	vo.exclude_tables = f.exclude_tables;
+	vo.jobs = m->o.jobs;
+	if (!verify_run(&vo, &r, errbuf, errlen))
+	{
+		event_say("Verify", m->o.verify == 2 ? "error" : "warning", "could not verify: %s", errbuf);
+		return false;
+	}
+	equal = r.differences == 0;
+	event_begin(&e, "Verify");
+	if (!equal)
+		event_level(&e, m->o.verify == 2 ? "error" : "warning");
+	event_int(&e, "tables", r.ntables);
+	event_int(&e, "differences", r.differences);
+	event_num(&e, "seconds", r.seconds);
+	if (equal)
+		event_end(&e, "source and target are equal");
+	else
+	{
+		strbuf names;
+
+		strbuf_init(&names);
+		for (int i = 0; i < r.ntables; i++)
+			if (!r.tables[i].match &&
+			    !strbuf_appendf(&names, "%s%s", strbuf_len(&names) ? ", " : "", r.tables[i].name))
+				break;
+		event_end(&e, "source and target differ: %s%s%s", strbuf_data(&names),
+		          strbuf_len(&names) && r.details && r.details[0] ? "; " : "",
+		          r.details ? r.details : "");
+		snprintf(errbuf, errlen, "verification found %d difference%s (--verify strict)",
+		         r.differences, r.differences == 1 ? "" : "s");
+		strbuf_free(&names);
+	}
+	verify_free(&r);
+	return equal;
+}
+
 /* ------------------------------------------------------------------ resume */
 
 /* A hash of what defines the migration (never the password). */
@@ -1580,6 +1615,11 @@ cmd_migrate(int argc, char **argv)
 	}
 	mig_cleanup(&m, !m.o.keep_slot, true, true);
 	unlink(m.token_path);
+	if (m.o.verify && !mig_verify(&m, err, sizeof(err)) && m.o.verify == 2)
+	{
+		rc = EXIT_ERROR;
+		goto done;
+	}
 	{
 		event e;
 

@@ -24,6 +24,8 @@ usage(FILE *f)
 	           "  pg_dbmigrator bench --source CONNSTR --target CONNSTR --slot-name NAME\n"
 	           "                      --publication NAME --endpos LSN [...]\n"
 	           "                             apply a slot's backlog to a target, report throughput\n"
+	           "  pg_dbmigrator verify --source URI --target URI [...]\n"
+	           "                             compare every table, sequence and object\n"
 	           "  pg_dbmigrator --help       show this help\n"
 	           "  pg_dbmigrator --version    show the version\n"
 	           "\n"
@@ -42,6 +44,14 @@ main(int argc, char **argv)
 		return cmd_decode(argc - 1, argv + 1);
 	if (strcmp(argv[1], "bench") == 0)
 		return cmd_bench(argc - 1, argv + 1);
+	if (strcmp(argv[1], "verify") == 0)
+		return cmd_verify(argc - 1, argv + 1);
+	/* --mode verify, as in the tool this one re-implements */
+	for (int i = 1; i + 1 < argc; i++)
+		if (strcmp(argv[i], "--mode") == 0 && strcmp(argv[i + 1], "verify") == 0)
+			return cmd_verify(argc, argv);
+		else if (strcmp(argv[i], "--mode=verify") == 0)
+			return cmd_verify(argc, argv);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 	{
 		usage(stdout);

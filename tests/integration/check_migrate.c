@@ -153,7 +153,7 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 		const char *argv[] = {pgt_tool(), "--mode", "online",      "--source",   src,
 		                      "--target", tgt,      "--dump-path", dump,         "--json",
 		                      "--cutover-poll-secs", "1",          "--jobs",     "2",
-		                      NULL};
+		                      "--verify", "strict", NULL};
 
 		pgt_spawn(&tool, argv, NULL);
 	}
@@ -169,6 +169,8 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 	ck_assert_msg(strstr(out, "\"stage\":\"Complete\"") && strstr(out, "\"stage\":\"Cutover\"") &&
 	                  strstr(out, "\"stage\":\"SequenceSync\""),
 	              "events missing: %s", out);
+	ck_assert_msg(strstr(out, "\"stage\":\"Verify\"") && strstr(out, "\"differences\":0"),
+	              "no clean Verify event: %s", out);
 	assert_same(s, t, "pgbench_accounts");
 	assert_same(s, t, "pgbench_branches");
 	assert_same(s, t, "pgbench_tellers");
@@ -673,6 +675,73 @@ START_TEST(schema_then_data_and_a_self_timed_online_run_keeping_the_slot)
 }
 END_TEST
 
+START_TEST(verify_names_each_difference)
+{
+	char src[256], tgt[256];
+	PGconn *s, *t;
+	pgt_proc p;
+	char *out, *err;
+	int rc;
+
+	fresh_databases("ver");
+	pgt_connstr(&src_server, "ver", src, sizeof(src));
+	pgt_connstr(&tgt_server, "ver", tgt, sizeof(tgt));
+	s = pgt_connect(&src_server, "ver");
+	t = pgt_connect(&tgt_server, "ver");
+	for (int side = 0; side < 2; side++)
+	{
+		PGconn *c = side ? t : s;
+
+		pgt_exec(c, "CREATE TABLE same (id int PRIMARY KEY, v text, d timestamptz)");
+		pgt_exec(c, "CREATE TABLE changed (id int PRIMARY KEY, v text)");
+		pgt_exec(c, "CREATE SEQUENCE counter");
+		/* the same rows, inserted in a different order on each side */
+		pgt_exec(c, side ? "INSERT INTO same SELECT g, 'v' || g, '2026-01-01' FROM "
+		                   "generate_series(5000, 1, -1) g"
+		                 : "INSERT INTO same SELECT g, 'v' || g, '2026-01-01' FROM "
+		                   "generate_series(1, 5000) g");
+		pgt_exec(c, "INSERT INTO changed SELECT g, 'x' FROM generate_series(1, 100) g");
+	}
+	{
+		const char *argv[] = {pgt_tool(), "verify", "--source", src, "--target", tgt, "--jobs",
+		                      "2", NULL};
+
+		pgt_spawn(&p, argv, NULL);
+		out = pgt_slurp(&p);
+		rc = pgt_wait(&p, 60);
+		err = pgt_stderr(&p);
+		ck_assert_msg(rc == 0, "equal databases: verify exited %d: %s%s", rc, out, err);
+		free(out);
+		free(err);
+	}
+	pgt_exec(t, "UPDATE changed SET v = 'y' WHERE id = 50");
+	pgt_exec(t, "CREATE INDEX only_here ON same (v)");
+	pgt_exec(s, "SELECT nextval('counter')");
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "verify", "--source", src, "--target", tgt,
+		                      "--json", NULL};
+
+		pgt_spawn(&p, argv, NULL);
+		out = pgt_slurp(&p);
+		rc = pgt_wait(&p, 60);
+		err = pgt_stderr(&p);
+		ck_assert_int_eq(rc, 1);
+		ck_assert_msg(strstr(out, "\"table\":\"public.changed\",\"source_rows\":100,"
+		                          "\"target_rows\":100,\"match\":false"),
+		              "%s", out);
+		ck_assert_msg(strstr(out, "\"table\":\"public.same\",\"source_rows\":5000,"
+		                          "\"target_rows\":5000,\"match\":true"),
+		              "%s", out);
+		ck_assert_msg(strstr(out, "index public.only_here: only on the target"), "%s", out);
+		ck_assert_msg(strstr(out, "sequence public.counter=1: only on the source"), "%s", out);
+		free(out);
+		free(err);
+	}
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 static Suite *
 migrate_suite(void)
 {
@@ -689,6 +758,7 @@ migrate_suite(void)
 	tcase_add_test(tc, resume_after_kill_9_during_apply_loses_and_doubles_nothing);
 	tcase_add_test(tc, resume_is_refused_when_the_slot_is_gone);
 	tcase_add_test(tc, schema_then_data_and_a_self_timed_online_run_keeping_the_slot);
+	tcase_add_test(tc, verify_names_each_difference);
 	suite_add_tcase(s, tc);
 	return s;
 }

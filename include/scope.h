@@ -1,0 +1,39 @@
+/*
+ * scope.h — which tables a migration (or a verification) covers: every
+ * ordinary and partitioned table outside the system schemas, narrowed by
+ * --schema / --table and their --exclude-... counterparts. Names match
+ * exactly: a schema name, "schema.table", or a bare table name.
+ *
+ * Owns: the names it returns (scope_free). Never: matches system schemas or
+ * the tool's own _pg_dbmigrator.
+ */
+#ifndef SCOPE_H
+#define SCOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+typedef struct scope_filters
+{
+	const char *const *schemas; /* borrowed; each list NULL-terminated, or NULL */
+	const char *const *tables;
+	const char *const *exclude_schemas;
+	const char *const *exclude_tables;
+} scope_filters;
+
+/*
+ * The tables in scope on conn, as quoted "schema"."table", sorted; *names is
+ * malloc'd (scope_free). Partitions are left out when their root is in (they
+ * are reached through it).
+ */
+bool scope_list_tables(PGconn *conn, const scope_filters *f, char ***names, int *n, char *errbuf,
+                       size_t errlen);
+
+/* Does f narrow anything? */
+bool scope_filtered(const scope_filters *f);
+
+void scope_free(char **names, int n);
+
+#endif /* SCOPE_H */

@@ -1,0 +1,60 @@
+/*
+ * verify.h — compare a source and a target database: every table's row
+ * count and a content checksum, sequences' values, and the names of tables,
+ * indexes and constraints.
+ *
+ * Each side is read in one repeatable-read snapshot (exported by a
+ * coordinating connection and imported by every worker). A table is streamed
+ * with COPY ... TO STDOUT on both sides at once; each row (its text line) is
+ * hashed with XXH3 and the hashes are summed, so row order does not matter
+ * and the server sorts nothing. Tables are checked by --jobs worker threads.
+ *
+ * Owns: its connections and result arrays (verify_free). Never: writes to
+ * either database.
+ */
+#ifndef VERIFY_H
+#define VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct verify_opts
+{
+	const char *source, *target;        /* borrowed connection strings */
+	const char *const *schemas;         /* borrowed, NULL-terminated (may be NULL) */
+	const char *const *tables;          /* "schema.table" or "table" */
+	const char *const *exclude_schemas;
+	const char *const *exclude_tables;
+	int jobs;                           /* worker threads (>= 1) */
+} verify_opts;
+
+typedef struct verify_table
+{
+	char *name; /* malloc'd "schema"."table" */
+	int64_t src_rows, tgt_rows;
+	uint64_t src_sum, tgt_sum;
+	bool missing; /* not on the target */
+	bool match;
+	char *error;  /* malloc'd, or NULL */
+} verify_table;
+
+typedef struct verify_result
+{
+	verify_table *tables; /* malloc'd array */
+	int ntables;
+	int differences;      /* tables, sequences and objects that differ */
+	char *details;        /* malloc'd lines: sequence and object differences */
+	double seconds;
+	int64_t bytes;        /* COPY bytes read from both sides */
+} verify_result;
+
+/* Run the comparison; false with a message if it could not (connections, snapshots). */
+bool verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen);
+
+/* Print the table (and details) to f, or one JSON object when json. */
+void verify_print(const verify_result *r, bool json, FILE *f);
+
+void verify_free(verify_result *r);
+
+#endif /* VERIFY_H */

@@ -1,0 +1,479 @@
+/*
+ * verify.c — compare source and target (see verify.h).
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+#include <xxhash.h>
+
+#include "replconn.h"
+#include "scope.h"
+#include "strbuf.h"
+#include "verify.h"
+
+typedef struct verify_shared
+{
+	const verify_opts *o;
+	char src_snapshot[64], tgt_snapshot[64];
+	verify_result *r;
+	char **columns; /* per table: the source's column list, quoted */
+	atomic_int next;
+	_Atomic int64_t bytes;
+} verify_shared;
+
+static int64_t
+verify_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Connect, fix the text formats, and enter a read-only repeatable-read snapshot. */
+static PGconn *
+verify_connect(const char *connstr, const char *snapshot, char *errbuf, size_t errlen)
+{
+	PGconn *c = PQconnectdb(connstr);
+	char sql[256];
+	PGresult *res;
+
+	if (c == NULL || PQstatus(c) != CONNECTION_OK)
+	{
+		snprintf(errbuf, errlen, "cannot connect: %s", c ? PQerrorMessage(c) : "out of memory");
+		PQfinish(c);
+		return NULL;
+	}
+	res = PQexec(c, REPLCONN_FORMAT_SETTINGS);
+	PQclear(res);
+	res = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+	PQclear(res);
+	if (snapshot)
+	{
+		snprintf(sql, sizeof(sql), "SET TRANSACTION SNAPSHOT '%s'", snapshot);
+		res = PQexec(c, sql);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		{
+			snprintf(errbuf, errlen, "cannot import snapshot %s: %s", snapshot, PQerrorMessage(c));
+			PQclear(res);
+			PQfinish(c);
+			return NULL;
+		}
+		PQclear(res);
+	}
+	return c;
+}
+
+/* Start COPY ... TO STDOUT of table's columns. */
+static bool
+verify_copy_start(PGconn *c, const char *table, const char *cols, char **err)
+{
+	strbuf sql;
+	PGresult *res;
+	bool ok;
+
+	strbuf_init(&sql);
+	ok = strbuf_appendf(&sql, "COPY %s (%s) TO STDOUT", table, cols);
+	res = ok ? PQexec(c, strbuf_data(&sql)) : NULL;
+	ok = ok && PQresultStatus(res) == PGRES_COPY_OUT;
+	if (!ok && *err == NULL)
+	{
+		char buf[512];
+
+		snprintf(buf, sizeof(buf), "%s", PQerrorMessage(c));
+		*err = strdup(buf);
+	}
+	PQclear(res);
+	strbuf_free(&sql);
+	return ok;
+}
+
+/* Read what is there of one side's COPY; false once it ended. */
+static bool
+verify_drain(PGconn *c, int64_t *rows, uint64_t *sum, int64_t *bytes, char **err)
+{
+	for (;;)
+	{
+		char *buf = NULL;
+		int n = PQgetCopyData(c, &buf, 1);
+
+		if (n > 0)
+		{
+			*sum += XXH3_64bits(buf, (size_t)n);
+			(*rows)++;
+			*bytes += n;
+			PQfreemem(buf);
+			continue;
+		}
+		if (n == 0)
+			return true;
+		if (n == -2 && *err == NULL)
+		{
+			char msg[512];
+
+			snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+			*err = strdup(msg);
+		}
+		{
+			PGresult *res;
+
+			while ((res = PQgetResult(c)) != NULL)
+			{
+				if (PQresultStatus(res) != PGRES_COMMAND_OK && *err == NULL)
+				{
+					char msg[512];
+
+					snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+					*err = strdup(msg);
+				}
+				PQclear(res);
+			}
+		}
+		return false;
+	}
+}
+
+/* Both sides of one table at once. */
+static void
+verify_table_run(verify_shared *sh, PGconn *src, PGconn *tgt, int i)
+{
+	verify_table *t = &sh->r->tables[i];
+	bool src_on, tgt_on;
+	int64_t bytes = 0;
+
+	src_on = verify_copy_start(src, t->name, sh->columns[i], &t->error);
+	tgt_on = src_on && verify_copy_start(tgt, t->name, sh->columns[i], &t->error);
+	if (src_on && !tgt_on)
+	{
+		/* finish the source's COPY before the connection is used again */
+		while (verify_drain(src, &t->src_rows, &t->src_sum, &bytes, &t->error))
+			(void)PQconsumeInput(src);
+		src_on = false;
+	}
+	PQsetnonblocking(src, 1);
+	PQsetnonblocking(tgt, 1);
+	while (src_on || tgt_on)
+	{
+		fd_set rfds;
+		int maxfd = 0;
+
+		if (src_on)
+			src_on = verify_drain(src, &t->src_rows, &t->src_sum, &bytes, &t->error);
+		if (tgt_on)
+			tgt_on = verify_drain(tgt, &t->tgt_rows, &t->tgt_sum, &bytes, &t->error);
+		if (!src_on && !tgt_on)
+			break;
+		FD_ZERO(&rfds);
+		if (src_on)
+		{
+			FD_SET(PQsocket(src), &rfds);
+			maxfd = PQsocket(src);
+		}
+		if (tgt_on)
+		{
+			FD_SET(PQsocket(tgt), &rfds);
+			if (PQsocket(tgt) > maxfd)
+				maxfd = PQsocket(tgt);
+		}
+		(void)select(maxfd + 1, &rfds, NULL, NULL, NULL);
+		if (src_on && FD_ISSET(PQsocket(src), &rfds))
+			(void)PQconsumeInput(src);
+		if (tgt_on && FD_ISSET(PQsocket(tgt), &rfds))
+			(void)PQconsumeInput(tgt);
+	}
+	PQsetnonblocking(src, 0);
+	PQsetnonblocking(tgt, 0);
+	atomic_fetch_add(&sh->bytes, bytes);
+	t->match = t->error == NULL && !t->missing && t->src_rows == t->tgt_rows &&
+	           t->src_sum == t->tgt_sum;
+}
+
+static void *
+verify_worker(void *arg)
+{
+	verify_shared *sh = arg;
+	char err[512];
+	PGconn *src = verify_connect(sh->o->source, sh->src_snapshot, err, sizeof(err));
+	PGconn *tgt = src ? verify_connect(sh->o->target, sh->tgt_snapshot, err, sizeof(err)) : NULL;
+
+	for (;;)
+	{
+		int i = atomic_fetch_add(&sh->next, 1);
+
+		if (i >= sh->r->ntables)
+			break;
+		if (sh->r->tables[i].missing)
+			continue;
+		if (src == NULL || tgt == NULL)
+		{
+			sh->r->tables[i].error = strdup(err);
+			continue;
+		}
+		verify_table_run(sh, src, tgt, i);
+	}
+	PQfinish(src);
+	PQfinish(tgt);
+	return NULL;
+}
+
+/* Rows of a one-column-or-two query as "a=b" lines, sorted. */
+static bool
+verify_lines(PGconn *c, const char *sql, strbuf *out)
+{
+	PGresult *res = PQexec(c, sql);
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	for (int i = 0; ok && i < PQntuples(res); i++)
+		ok = strbuf_appendf(out, "%s%s%s\n", PQgetvalue(res, i, 0), PQnfields(res) > 1 ? "=" : "",
+		                    PQnfields(res) > 1 ? PQgetvalue(res, i, 1) : "");
+	PQclear(res);
+	return ok;
+}
+
+/* Compare two sorted line lists; differences go to details. */
+static int
+verify_compare_lines(const char *what, const char *a, const char *b, strbuf *details)
+{
+	int diffs = 0;
+
+	/* every line of a not in b, and of b not in a (lists are small) */
+	for (int pass = 0; pass < 2; pass++)
+	{
+		const char *x = pass == 0 ? a : b, *y = pass == 0 ? b : a;
+
+		for (const char *line = x; *line;)
+		{
+			const char *nl = strchr(line, '\n');
+			size_t len = nl ? (size_t)(nl - line) : strlen(line);
+			bool found = false;
+
+			for (const char *l2 = y; *l2 && !found;)
+			{
+				const char *nl2 = strchr(l2, '\n');
+				size_t len2 = nl2 ? (size_t)(nl2 - l2) : strlen(l2);
+
+				found = len == len2 && memcmp(line, l2, len) == 0;
+				l2 = nl2 ? nl2 + 1 : l2 + len2;
+			}
+			if (!found)
+			{
+				diffs++;
+				if (!strbuf_appendf(details, "%s %.*s: only on the %s\n", what, (int)len, line,
+				                    pass == 0 ? "source" : "target"))
+					return diffs;
+			}
+			line = nl ? nl + 1 : line + len;
+		}
+	}
+	return diffs;
+}
+
+bool
+verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen)
+{
+	verify_shared sh;
+	PGconn *csrc = NULL, *ctgt = NULL;
+	scope_filters f = {o->schemas, o->tables, o->exclude_schemas, o->exclude_tables};
+	char **names = NULL;
+	int n = 0, jobs = o->jobs > 0 ? o->jobs : 1;
+	pthread_t threads[64];
+	int started = 0;
+	strbuf details, a, b;
+	bool ok = false;
+	int64_t t0 = verify_now_ms();
+	PGresult *res;
+
+	memset(r, 0, sizeof(*r));
+	memset(&sh, 0, sizeof(sh));
+	strbuf_init(&details);
+	strbuf_init(&a);
+	strbuf_init(&b);
+	sh.o = o;
+	sh.r = r;
+	if ((csrc = verify_connect(o->source, NULL, errbuf, errlen)) == NULL ||
+	    (ctgt = verify_connect(o->target, NULL, errbuf, errlen)) == NULL)
+		goto done;
+	res = PQexec(csrc, "SELECT pg_export_snapshot()");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		snprintf(sh.src_snapshot, sizeof(sh.src_snapshot), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	res = PQexec(ctgt, "SELECT pg_export_snapshot()");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		snprintf(sh.tgt_snapshot, sizeof(sh.tgt_snapshot), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (!sh.src_snapshot[0] || !sh.tgt_snapshot[0])
+	{
+		snprintf(errbuf, errlen, "could not export a snapshot: %s%s", PQerrorMessage(csrc),
+		         PQerrorMessage(ctgt));
+		goto done;
+	}
+	if (!scope_list_tables(csrc, &f, &names, &n, errbuf, errlen))
+		goto done;
+	r->ntables = n;
+	r->tables = calloc((size_t)(n ? n : 1), sizeof(verify_table));
+	sh.columns = calloc((size_t)(n ? n : 1), sizeof(char *));
+	if (r->tables == NULL || sh.columns == NULL)
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		const char *params[1] = {names[i]};
+
+		r->tables[i].name = strdup(names[i]);
+		res = PQexecParams(csrc,
+		                   "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM "
+		                   "pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+		                   "AND NOT attisdropped",
+		                   1, NULL, params, NULL, NULL, 0);
+		sh.columns[i] = strdup(PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "");
+		PQclear(res);
+		res = PQexecParams(ctgt, "SELECT to_regclass($1) IS NULL", 1, NULL, params, NULL, NULL, 0);
+		r->tables[i].missing = PQresultStatus(res) != PGRES_TUPLES_OK ||
+		                       strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		if (r->tables[i].missing)
+			r->tables[i].tgt_rows = -1;
+	}
+	/* the tables, in parallel */
+	atomic_init(&sh.next, 0);
+	atomic_init(&sh.bytes, 0);
+	if (jobs > 64)
+		jobs = 64;
+	if (jobs > n)
+		jobs = n > 0 ? n : 1;
+	for (int j = 0; j < jobs; j++)
+		if (pthread_create(&threads[j], NULL, verify_worker, &sh) == 0)
+			started++;
+	if (started == 0)
+		verify_worker(&sh);
+	for (int j = 0; j < started; j++)
+		pthread_join(threads[j], NULL);
+	for (int i = 0; i < n; i++)
+		if (!r->tables[i].match)
+			r->differences++;
+
+	/* sequences and the names of tables, indexes and constraints */
+	{
+		static const char *const queries[][2] = {
+		    {"sequence", "SELECT format('%I.%I', schemaname, sequencename), "
+		                 "coalesce(last_value::text, 'unused') FROM pg_catalog.pg_sequences "
+		                 "WHERE schemaname NOT IN ('_pg_dbmigrator') ORDER BY 1"},
+		    {"table", "SELECT format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_tables "
+		              "WHERE schemaname NOT IN ('pg_catalog', 'information_schema', "
+		              "'_pg_dbmigrator') ORDER BY 1"},
+		    {"index", "SELECT format('%I.%I', schemaname, indexname) FROM pg_catalog.pg_indexes "
+		              "WHERE schemaname NOT IN ('pg_catalog', 'information_schema', "
+		              "'_pg_dbmigrator') ORDER BY 1"},
+		    {"constraint", "SELECT format('%I.%I', n.nspname, c.conname) FROM "
+		                   "pg_catalog.pg_constraint c JOIN pg_catalog.pg_namespace n ON n.oid = "
+		                   "c.connamespace WHERE n.nspname NOT IN ('pg_catalog', "
+		                   "'information_schema', '_pg_dbmigrator') ORDER BY 1"}};
+
+		for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++)
+		{
+			/* with filters, only sequences are compared beyond the tables in scope */
+			if (q > 0 && scope_filtered(&f))
+				break;
+			strbuf_reset(&a);
+			strbuf_reset(&b);
+			if (!verify_lines(csrc, queries[q][1], &a) || !verify_lines(ctgt, queries[q][1], &b))
+			{
+				snprintf(errbuf, errlen, "could not list %ss: %s%s", queries[q][0],
+				         PQerrorMessage(csrc), PQerrorMessage(ctgt));
+				goto done;
+			}
+			r->differences += verify_compare_lines(queries[q][0], strbuf_data(&a),
+			                                       strbuf_data(&b), &details);
+		}
+	}
+	r->details = strdup(strbuf_data(&details));
+	r->bytes = atomic_load(&sh.bytes);
+	r->seconds = (double)(verify_now_ms() - t0) / 1000.0;
+	ok = true;
+done:
+	for (int i = 0; sh.columns && i < n; i++)
+		free(sh.columns[i]);
+	free(sh.columns);
+	scope_free(names, n);
+	strbuf_free(&details);
+	strbuf_free(&a);
+	strbuf_free(&b);
+	PQfinish(csrc);
+	PQfinish(ctgt);
+	return ok;
+}
+
+void
+verify_print(const verify_result *r, bool json, FILE *f)
+{
+	if (json)
+	{
+		strbuf sb;
+
+		strbuf_init(&sb);
+		if (!strbuf_appendf(&sb, "{\"equal\":%s,\"differences\":%d,\"seconds\":%.3f,\"tables\":[",
+		                    r->differences ? "false" : "true", r->differences, r->seconds))
+			return;
+		for (int i = 0; i < r->ntables; i++)
+		{
+			const verify_table *t = &r->tables[i];
+
+			if (!strbuf_appendf(&sb, "%s{\"table\":", i ? "," : "") ||
+			    !strbuf_append_json_string(&sb, t->name, strlen(t->name)) ||
+			    !strbuf_appendf(&sb, ",\"source_rows\":%lld,\"target_rows\":%lld,\"match\":%s",
+			                    (long long)t->src_rows, (long long)t->tgt_rows,
+			                    t->match ? "true" : "false") ||
+			    (t->error && (!strbuf_append_cstr(&sb, ",\"error\":") ||
+			                  !strbuf_append_json_string(&sb, t->error, strlen(t->error)))) ||
+			    !strbuf_append_char(&sb, '}'))
+				break;
+		}
+		if (strbuf_append_cstr(&sb, "],\"details\":") &&
+		    strbuf_append_json_string(&sb, r->details ? r->details : "",
+		                              r->details ? strlen(r->details) : 0) &&
+		    strbuf_append_cstr(&sb, "}\n"))
+			fputs(strbuf_data(&sb), f);
+		strbuf_free(&sb);
+		return;
+	}
+	fprintf(f, "%-40s %14s %14s  %s\n", "table", "source rows", "target rows", "match");
+	for (int i = 0; i < r->ntables; i++)
+	{
+		const verify_table *t = &r->tables[i];
+		char tgt[32];
+
+		if (t->missing)
+			snprintf(tgt, sizeof(tgt), "missing");
+		else
+			snprintf(tgt, sizeof(tgt), "%lld", (long long)t->tgt_rows);
+		fprintf(f, "%-40s %14lld %14s  %s%s%s\n", t->name, (long long)t->src_rows, tgt,
+		        t->match ? "yes" : "NO", t->error ? ": " : "", t->error ? t->error : "");
+	}
+	if (r->details && r->details[0])
+		fputs(r->details, f);
+	fprintf(f, "%d difference%s; %d tables, %.1f MB compared in %.2f s\n", r->differences,
+	        r->differences == 1 ? "" : "s", r->ntables, (double)r->bytes / 1e6, r->seconds);
+}
+
+void
+verify_free(verify_result *r)
+{
+	for (int i = 0; r->tables && i < r->ntables; i++)
+	{
+		free(r->tables[i].name);
+		free(r->tables[i].error);
+	}
+	free(r->tables);
+	free(r->details);
+	memset(r, 0, sizeof(*r));
+}
