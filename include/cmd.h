@@ -25,6 +25,9 @@ int cmd_bench(int argc, char **argv);
 /* pg_dbmigrator verify: compare source and target. */
 int cmd_verify(int argc, char **argv);
 
+/* pg_dbmigrator status: where a migration is. */
+int cmd_status(int argc, char **argv);
+
 /* pg_dbmigrator --mode offline|online: the migration (argv[0] is the program). */
 int cmd_migrate(int argc, char **argv);
 

@@ -35,6 +35,8 @@ typedef struct resume_token
 	char publication[128];
 	bool created_publication;
 	pgo_lsn consistent_lsn;
+	char source[1024]; /* connection strings without their passwords (for status) */
+	char target[1024];
 } resume_token;
 
 /* <dump_path>.resume.json into buf. */

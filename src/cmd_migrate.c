@@ -441,11 +441,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		                "run, or start over\n");
 		return false;
 	}
-	if (strpbrk(o->publication, "\"\\"))
-	{
-		fprintf(stderr, "pg_dbmigrator: a --publication name with \" or \\ is not supported\n");
-		return false;
-	}
+
 	if (!o->source || !o->target)
 	{
 		fprintf(stderr, "pg_dbmigrator: --source and --target are required (or "
@@ -1433,6 +1429,8 @@ mig_save_token(mig *m, resume_stage stage, char *errbuf, size_t errlen)
 	snprintf(m->token.publication, sizeof(m->token.publication), "%s", m->o.publication);
 	m->token.created_publication = m->created_publication;
 	m->token.consistent_lsn = m->slot.consistent_point;
+	snprintf(m->token.source, sizeof(m->token.source), "%s", m->src_ci.safe);
+	snprintf(m->token.target, sizeof(m->token.target), "%s", m->tgt_ci.safe);
 	m->have_token = true;
 	return resume_save(m->token_path, &m->token, errbuf, errlen);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "resume.h"
+#include "strbuf.h"
 
 static const char *const stage_names[] = {"None", "PrepareSnapshot", "Dump", "Restore"};
 
@@ -34,29 +35,46 @@ resume_path(const char *dump_path, char *buf, size_t size)
 bool
 resume_save(const char *path, const resume_token *t, char *errbuf, size_t errlen)
 {
-	char tmp[1100], text[1024], lsn[PGO_LSN_STRLEN], dir[1100];
-	int fd, len;
+	char tmp[1100], lsn[PGO_LSN_STRLEN], dir[1100];
+	int fd;
 	char *slash;
+	strbuf sb;
+	bool ok;
 
-	/* names are a slot name and a publication name: no quotes to escape in a slot name;
-	 * a publication name with quotes or backslashes is refused earlier */
-	len = snprintf(text, sizeof(text),
-	               "{\"version\":%d,\"stage\":\"%s\",\"config_hash\":\"%016" PRIx64 "\","
-	               "\"mode\":\"%s\",\"slot\":\"%s\",\"publication\":\"%s\","
-	               "\"created_publication\":%s,\"consistent_lsn\":\"%s\"}\n",
-	               t->version, resume_stage_name(t->stage), t->config_hash,
-	               t->online ? "online" : "offline", t->slot, t->publication,
-	               t->created_publication ? "true" : "false", pgo_lsn_format(t->consistent_lsn, lsn));
+	strbuf_init(&sb);
+	ok = strbuf_appendf(&sb,
+	                    "{\"version\":%d,\"stage\":\"%s\",\"config_hash\":\"%016" PRIx64 "\","
+	                    "\"mode\":\"%s\",\"slot\":",
+	                    t->version, resume_stage_name(t->stage), t->config_hash,
+	                    t->online ? "online" : "offline") &&
+	     strbuf_append_json_string(&sb, t->slot, strlen(t->slot)) &&
+	     strbuf_append_cstr(&sb, ",\"publication\":") &&
+	     strbuf_append_json_string(&sb, t->publication, strlen(t->publication)) &&
+	     strbuf_appendf(&sb, ",\"created_publication\":%s,\"consistent_lsn\":\"%s\",\"source\":",
+	                    t->created_publication ? "true" : "false",
+	                    pgo_lsn_format(t->consistent_lsn, lsn)) &&
+	     strbuf_append_json_string(&sb, t->source, strlen(t->source)) &&
+	     strbuf_append_cstr(&sb, ",\"target\":") &&
+	     strbuf_append_json_string(&sb, t->target, strlen(t->target)) &&
+	     strbuf_append_cstr(&sb, "}\n");
+	if (!ok)
+	{
+		strbuf_free(&sb);
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) != 0 || close(fd) != 0 ||
-	    rename(tmp, path) != 0)
+	if (fd < 0 || write(fd, strbuf_data(&sb), strbuf_len(&sb)) != (ssize_t)strbuf_len(&sb) ||
+	    fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0)
 	{
 		snprintf(errbuf, errlen, "could not save the resume token %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			unlink(tmp);
+		strbuf_free(&sb);
 		return false;
 	}
+	strbuf_free(&sb);
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
 	if (slash)
@@ -86,12 +104,40 @@ resume_field(const char *text, const char *key, char *buf, size_t size)
 	at += strlen(pattern);
 	if (*at == '"')
 	{
-		at++;
-		end = strchr(at, '"');
+		size_t n = 0;
+
+		/* a JSON string: \" \\ \/ \n \r \t and \u00XX */
+		for (at++; *at && *at != '"'; at++)
+		{
+			char c = *at;
+
+			if (c == '\\')
+			{
+				at++;
+				c = *at == 'n' ? '\n' : *at == 'r' ? '\r' : *at == 't' ? '\t' : *at;
+				if (*at == 'u')
+				{
+					unsigned v;
+
+					if (sscanf(at + 1, "%4x", &v) != 1 || v > 0xff)
+						return false;
+					c = (char)v;
+					at += 4;
+				}
+				else if (*at == '\0')
+					return false;
+			}
+			if (n + 1 >= size)
+				return false;
+			buf[n++] = c;
+		}
+		if (*at != '"')
+			return false;
+		buf[n] = '\0';
+		return true;
 	}
-	else
-		end = at + strcspn(at, ",}");
-	if (end == NULL || (size_t)(end - at) >= size)
+	end = at + strcspn(at, ",}");
+	if ((size_t)(end - at) >= size)
 		return false;
 	memcpy(buf, at, (size_t)(end - at));
 	buf[end - at] = '\0';
@@ -101,7 +147,7 @@ resume_field(const char *text, const char *key, char *buf, size_t size)
 bool
 resume_load(const char *path, resume_token *t, bool *found, char *errbuf, size_t errlen)
 {
-	char text[2048], v[256];
+	char text[8192], v[256];
 	FILE *f = fopen(path, "r");
 	size_t n;
 
@@ -146,7 +192,9 @@ resume_load(const char *path, resume_token *t, bool *found, char *errbuf, size_t
 		goto bad;
 	t->created_publication = strcmp(v, "true") == 0;
 	if (!resume_field(text, "consistent_lsn", v, sizeof(v)) ||
-	    !pgo_lsn_parse(v, &t->consistent_lsn))
+	    !pgo_lsn_parse(v, &t->consistent_lsn) ||
+	    !resume_field(text, "source", t->source, sizeof(t->source)) ||
+	    !resume_field(text, "target", t->target, sizeof(t->target)))
 		goto bad;
 	return true;
 bad:

@@ -520,6 +520,23 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 	free(pgt_slurp(&tool));
 	pgt_wait(&tool, 30);
 
+	/* status after the crash: the stage, the slot kept, what the target has */
+	{
+		pgt_proc st;
+
+		{
+			const char *argv[] = {pgt_tool(), "status", "--dump-path", dump, NULL};
+
+			pgt_spawn(&st, argv, NULL);
+		}
+		out = pgt_slurp(&st);
+		ck_assert_int_eq(pgt_wait(&st, 30), 0);
+		ck_assert_msg(strstr(out, "last completed stage Restore") &&
+		                  strstr(out, "slot:         pg_dbmigrator present") &&
+		                  strstr(out, "applied:      up to "),
+		              "%s", out);
+		free(out);
+	}
 	/* a rerun without --resume, or with another target, is refused */
 	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source",
 	                                                src, "--target", tgt, "--dump-path", dump,
@@ -544,6 +561,19 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 		pgt_spawn(&tool, argv, NULL);
 	}
 	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "resumed run never caught up");
+	/* status from another terminal while it streams */
+	{
+		pgt_proc st;
+		const char *argv[] = {pgt_tool(), "status", "--dump-path", dump, "--json", NULL};
+
+		pgt_spawn(&st, argv, NULL);
+		out = pgt_slurp(&st);
+		ck_assert_int_eq(pgt_wait(&st, 30), 0);
+		ck_assert_msg(strstr(out, "\"slot_present\":true,\"slot_active\":true") &&
+		                  strstr(out, "\"applied_lsn\":"),
+		              "%s", out);
+		free(out);
+	}
 	free(pgt_slurp(&writers));
 	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
 	kill(tool.pid, SIGINT);
