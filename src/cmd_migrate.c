@@ -80,6 +80,7 @@ typedef struct mig_opts
 	bool resume;
 	const char *resume_file; /* NULL: <dump_path>.resume.json */
 	int verify;              /* 0 off, 1 warn, 2 strict */
+	bool dry_run;
 } mig_opts;
 
 typedef struct mig
@@ -168,6 +169,10 @@ mig_usage(FILE *f)
 	        "  --verify off|warn|strict      compare source and target before Complete (default\n"
 	        "                                warn; strict exits 1 on a difference)\n"
 	        "\n"
+	        "Planning:\n"
+	        "  --dry-run                     validate, print the plan and the exact commands,\n"
+	        "                                change nothing\n"
+	        "\n"
 	        "Output:\n"
 	        "  --json                        one JSON object per event on stdout\n"
 	        "  --verbose                     show pg_dump/pg_restore output as it comes\n"
@@ -213,7 +218,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		O_TABLE, O_XSCHEMA, O_XTABLE, O_ALLOWERR, O_NOSEQ, O_RESUME, O_FORCE, O_DUMPPATH, O_COMPRESS,
 		O_JSON, O_SCOPE, O_SPLIT, O_NOSPLIT, O_KEEPSLOT, O_NOAUTOPUB, O_MAXRUN, O_FASTPOLL,
 		O_SKIPANALYZE, O_RESUMEFILE, O_VERBOSE, O_TIMEOUT, O_WITHPUB, O_WITHSUB, O_WITHSYNC,
-		O_WITHCOMMENTS, O_WITHSECLABELS, O_NOTAM, O_GROUP, O_RING, O_VERIFY, O_HELP
+		O_WITHCOMMENTS, O_WITHSECLABELS, O_NOTAM, O_GROUP, O_RING, O_VERIFY, O_DRYRUN, O_HELP
 	};
 	static const struct option longopts[] = {
 	    {"mode", required_argument, NULL, O_MODE},
@@ -256,6 +261,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    {"group-commit", required_argument, NULL, O_GROUP},
 	    {"ring-size", required_argument, NULL, O_RING},
 	    {"verify", required_argument, NULL, O_VERIFY},
+	    {"dry-run", no_argument, NULL, O_DRYRUN},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -416,6 +422,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 					return false;
 				}
 				break;
+			case O_DRYRUN: o->dry_run = true; break;
 			case O_HELP: *help = true; return true;
 			default:
 				fprintf(stderr, "pg_dbmigrator: unknown or incomplete option \"%s\"\nTry "
@@ -847,6 +854,31 @@ mig_run_child(mig *m, const char *stage, const char *const *argv, const char *pa
 	bool ok;
 
 	*warned = false;
+	if (m->o.dry_run)
+	{
+		/* the exact command; the password would be in the child's environment only */
+		printf("  %s", password ? "PGPASSWORD=******** " : "");
+		for (int i = 0; argv[i]; i++)
+		{
+			bool plain = argv[i][strspn(argv[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			                                     "0123456789-_=./:,")] == '\0';
+
+			if (plain)
+				printf("%s%s", i ? " " : "", argv[i]);
+			else
+			{
+				printf("%s'", i ? " " : "");
+				for (const char *c = argv[i]; *c; c++)
+					if (*c == '\'')
+						fputs("'\\''", stdout);
+					else
+						putchar(*c);
+				putchar('\'');
+			}
+		}
+		putchar('\n');
+		return true;
+	}
 	if (!child_run(&spec, &res, errbuf, errlen))
 		return false;
 	if (res.interrupted)
@@ -889,7 +921,7 @@ mig_dump(mig *m, char *errbuf, size_t errlen)
 	event e;
 	int64_t t0 = cli_now_ms();
 
-	if (stat(m->o.dump_path, &st) == 0)
+	if (!m->o.dry_run && stat(m->o.dump_path, &st) == 0)
 	{
 		if (!m->o.force_clean)
 		{
@@ -921,7 +953,8 @@ mig_dump(mig *m, char *errbuf, size_t errlen)
 	argv[n++] = m->o.dump_path;
 	if (m->o.online)
 	{
-		snprintf(snapshot, sizeof(snapshot), "--snapshot=%s", m->slot.snapshot);
+		snprintf(snapshot, sizeof(snapshot), "--snapshot=%s",
+		         m->o.dry_run ? "<exported-at-run-time>" : m->slot.snapshot);
 		argv[n++] = snapshot;
 	}
 	if (strcmp(m->o.scope, "schema-only") == 0)
@@ -968,10 +1001,13 @@ mig_dump(mig *m, char *errbuf, size_t errlen)
 		argv[n++] = m->o.ex_tables[i];
 	}
 	argv[n] = NULL;
-	event_say("Dump", "info", "pg_dump to %s with %d job%s", m->o.dump_path, m->o.jobs,
-	          m->o.jobs > 1 ? "s" : "");
+	if (!m->o.dry_run)
+		event_say("Dump", "info", "pg_dump to %s with %d job%s", m->o.dump_path, m->o.jobs,
+		          m->o.jobs > 1 ? "s" : "");
 	if (!mig_run_child(m, "Dump", argv, m->src_ci.password, &warned, errbuf, errlen))
 		return false;
+	if (m->o.dry_run)
+		return true;
 	event_begin(&e, "Dump");
 	event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
 	event_end(&e, "dump done");
@@ -1011,10 +1047,18 @@ mig_restore(mig *m, char *errbuf, size_t errlen)
 			argv[n++] = "--verbose";
 		argv[n++] = m->o.dump_path;
 		argv[n] = NULL;
-		event_say("Restore", "info", "pg_restore %s", m->o.split_sections ? sections[s] + 10 : "");
+		if (!m->o.dry_run)
+			event_say("Restore", "info", "pg_restore %s",
+			          m->o.split_sections ? sections[s] + 10 : "");
 		if (!mig_run_child(m, "Restore", argv, m->tgt_ci.password, &warned, errbuf, errlen))
 			return false;
 		any_warning |= warned;
+	}
+	if (m->o.dry_run)
+	{
+		if (m->o.analyze && strcmp(m->o.scope, "schema-only") != 0)
+			printf("  ANALYZE (on the target)\n");
+		return true;
 	}
 	if (m->o.analyze && strcmp(m->o.scope, "schema-only") != 0)
 	{
@@ -1517,6 +1561,73 @@ mig_force_clean(mig *m)
 	memset(&m->token, 0, sizeof(m->token));
 }
 
+/* ----------------------------------------------------------------- dry run */
+
+/* Validated already: print the plan, change nothing. */
+static int
+mig_dry_run(mig *m, char *errbuf, size_t errlen)
+{
+	scope_filters f = mig_scope(m);
+	char **names;
+	int n;
+	char buf[64], *lit;
+	bool pub_exists = false;
+	PGresult *res;
+
+	printf("Plan (--dry-run: nothing is changed):\n");
+	printf("phases: Validate%s -> Dump -> Restore%s%s -> Complete\n",
+	       m->o.online ? " -> PrepareSnapshot" : "",
+	       m->o.online ? " -> StreamApply -> (Lag ...) -> CaughtUp -> Cutover on Ctrl+C" : "",
+	       m->o.online && m->o.sequence_sync ? " -> SequenceSync" : "");
+	if (m->o.verify)
+		printf("then: Verify (%s)\n", m->o.verify == 2 ? "strict" : "warn");
+	if (m->o.online)
+	{
+		lit = PQescapeLiteral(m->src, m->o.publication, strlen(m->o.publication));
+		if (lit)
+		{
+			char sql[512];
+
+			snprintf(sql, sizeof(sql),
+			         "SELECT count(*) FROM pg_catalog.pg_publication WHERE pubname = %s", lit);
+			PQfreemem(lit);
+			pub_exists = mig_value(m->src, sql, buf, sizeof(buf), errbuf, errlen) &&
+			             strcmp(buf, "0") != 0;
+		}
+		printf("on the source: %s publication %s; create logical slot %s (pgoutput) exporting a "
+		       "snapshot\n",
+		       pub_exists ? "use the existing" : m->o.auto_publication ? "create" : "MISSING",
+		       m->o.publication, m->o.slot);
+		printf("at cutover: drop slot %s%s%s; drop _pg_dbmigrator on the target\n",
+		       m->o.keep_slot ? "(no: --keep-slot)" : m->o.slot,
+		       pub_exists ? "" : ", drop publication ", pub_exists ? "" : m->o.publication);
+	}
+	printf("dump (%s):\n", m->o.dump_path);
+	if (!mig_dump(m, errbuf, errlen))
+		return EXIT_ERROR;
+	printf("restore:\n");
+	if (!mig_restore(m, errbuf, errlen))
+		return EXIT_ERROR;
+	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
+		return EXIT_ERROR;
+	printf("tables (%d):\n", n);
+	for (int i = 0; i < n; i++)
+		printf("  %s\n", names[i]);
+	scope_free(names, n);
+	res = PQexec(m->src, "SELECT format('%I.%I', schemaname, sequencename) FROM "
+	                     "pg_catalog.pg_sequences ORDER BY 1");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+	{
+		printf("sequences (%d)%s:\n", PQntuples(res),
+		       m->o.online && m->o.sequence_sync ? ", set to the source's values at cutover" : "");
+		for (int i = 0; i < PQntuples(res); i++)
+			printf("  %s\n", PQgetvalue(res, i, 0));
+	}
+	PQclear(res);
+	fflush(stdout);
+	return EXIT_OK;
+}
+
 /* ------------------------------------------------------------------ command */
 
 int
@@ -1567,6 +1678,11 @@ cmd_migrate(int argc, char **argv)
 		goto done;
 	if (!mig_validate(&m, err, sizeof(err)))
 		goto done;
+	if (m.o.dry_run)
+	{
+		rc = mig_dry_run(&m, err, sizeof(err));
+		goto done;
+	}
 	if (m.o.force_clean)
 		mig_force_clean(&m);
 	if (m.o.resume)

@@ -772,6 +772,46 @@ START_TEST(verify_names_each_difference)
 }
 END_TEST
 
+START_TEST(dry_run_prints_the_plan_and_changes_nothing)
+{
+	char src[512], tgt[256], dump[512], buf[64];
+	PGconn *s;
+	pgt_proc p;
+	char *out, *err;
+	struct stat st;
+
+	fresh_databases("dry");
+	snprintf(src, sizeof(src), "postgresql://postgres:hunter2-dry@127.0.0.1:%d/dry",
+	         src_server.port);
+	pgt_connstr(&tgt_server, "dry", tgt, sizeof(tgt));
+	s = pgt_connect(&src_server, "dry");
+	pgt_exec(s, "CREATE TABLE t (id serial PRIMARY KEY)");
+	pgt_scratch("dry-dump", dump, sizeof(dump));
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
+		                      "--dump-path", dump, "--dry-run", NULL};
+
+		pgt_spawn(&p, argv, NULL);
+	}
+	out = pgt_slurp(&p);
+	ck_assert_int_eq(pgt_wait(&p, 60), 0);
+	err = pgt_stderr(&p);
+	ck_assert_msg(strstr(out, "pg_dump") && strstr(out, "--snapshot=") && strstr(out, "pg_restore") &&
+	                  strstr(out, "PGPASSWORD=********") && strstr(out, "public.t") &&
+	                  strstr(out, "public.t_id_seq") && strstr(out, "create publication"),
+	              "%s", out);
+	ck_assert_msg(strstr(out, "hunter2-dry") == NULL && strstr(err, "hunter2-dry") == NULL,
+	              "the password shows: %s %s", out, err);
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
+	                 "0");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	ck_assert_int_ne(stat(dump, &st), 0);
+	free(out);
+	free(err);
+	PQfinish(s);
+}
+END_TEST
+
 static Suite *
 migrate_suite(void)
 {
@@ -789,6 +829,7 @@ migrate_suite(void)
 	tcase_add_test(tc, resume_is_refused_when_the_slot_is_gone);
 	tcase_add_test(tc, schema_then_data_and_a_self_timed_online_run_keeping_the_slot);
 	tcase_add_test(tc, verify_names_each_difference);
+	tcase_add_test(tc, dry_run_prints_the_plan_and_changes_nothing);
 	suite_add_tcase(s, tc);
 	return s;
 }
