@@ -22,6 +22,7 @@ typedef struct child_spec
 	const char *password;               /* put in PGPASSWORD, or NULL; borrowed */
 	volatile sig_atomic_t *interrupted; /* stop the group once set (may be NULL) */
 	bool show_stderr;                   /* copy its stderr lines to ours as they come */
+	const char *stdout_path;            /* its stdout into this new file (0600), or NULL */
 	/* progress on a terminal: count stderr lines containing this, out of total */
 	const char *progress_match; /* NULL: none */
 	const char *progress_label;

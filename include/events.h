@@ -25,6 +25,9 @@ typedef struct event
 /* Where events go: json on stdout (true) or human lines on stderr only. */
 void events_init(bool json);
 
+/* Tag every event with a database name (whole-server runs); NULL: none. */
+void events_set_tag(const char *tag);
+
 /* Start an event of stage (and level "info"). */
 void event_begin(event *e, const char *stage);
 void event_level(event *e, const char *level);

@@ -143,6 +143,19 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 		dup2(pipefd[1], STDERR_FILENO);
 		close(pipefd[0]);
 		close(pipefd[1]);
+		if (spec->stdout_path)
+		{
+			int out = open(spec->stdout_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+			if (out < 0)
+			{
+				fprintf(stderr, "error: could not create %s: %s\n", spec->stdout_path,
+				        strerror(errno));
+				_exit(127);
+			}
+			dup2(out, STDOUT_FILENO);
+			close(out);
+		}
 		execve(spec->argv[0], (char *const *)spec->argv, env);
 		fprintf(stderr, "error: could not run %s: %s\n", spec->argv[0], strerror(errno));
 		_exit(127);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "apply.h"
@@ -81,6 +82,13 @@ typedef struct mig_opts
 	const char *resume_file; /* NULL: <dump_path>.resume.json */
 	int verify;              /* 0 off, 1 warn, 2 strict */
 	bool dry_run;
+	/* whole server */
+	bool all_databases;
+	int max_parallel;
+	int migrate_globals; /* -1: default (on with --all-databases) */
+	bool with_role_passwords;
+	bool include_postgres;
+	const char *event_tag;
 } mig_opts;
 
 typedef struct mig
@@ -169,6 +177,16 @@ mig_usage(FILE *f)
 	        "  --verify off|warn|strict      compare source and target before Complete (default\n"
 	        "                                warn; strict exits 1 on a difference)\n"
 	        "\n"
+	        "Whole server:\n"
+	        "  --all-databases               every user database (not templates; postgres only\n"
+	        "                                with --include-postgres-db), created on the target as\n"
+	        "                                needed, each with its own slot; one Ctrl+C cuts all over\n"
+	        "  --max-parallel N              offline: databases at a time (default 2); online: all\n"
+	        "                                stream at once\n"
+	        "  --migrate-globals / --no-migrate-globals   roles and memberships (pg_dumpall\n"
+	        "                                --globals-only; default on with --all-databases)\n"
+	        "  --with-role-passwords         copy role passwords too\n"
+	        "\n"
 	        "Planning:\n"
 	        "  --dry-run                     validate, print the plan and the exact commands,\n"
 	        "                                change nothing\n"
@@ -218,7 +236,8 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		O_TABLE, O_XSCHEMA, O_XTABLE, O_ALLOWERR, O_NOSEQ, O_RESUME, O_FORCE, O_DUMPPATH, O_COMPRESS,
 		O_JSON, O_SCOPE, O_SPLIT, O_NOSPLIT, O_KEEPSLOT, O_NOAUTOPUB, O_MAXRUN, O_FASTPOLL,
 		O_SKIPANALYZE, O_RESUMEFILE, O_VERBOSE, O_TIMEOUT, O_WITHPUB, O_WITHSUB, O_WITHSYNC,
-		O_WITHCOMMENTS, O_WITHSECLABELS, O_NOTAM, O_GROUP, O_RING, O_VERIFY, O_DRYRUN, O_HELP
+		O_WITHCOMMENTS, O_WITHSECLABELS, O_NOTAM, O_GROUP, O_RING, O_VERIFY, O_DRYRUN, O_ALLDB, O_MAXPAR, O_GLOBALS, O_NOGLOBALS,
+		O_ROLEPW, O_INCLPG, O_TAG, O_HELP
 	};
 	static const struct option longopts[] = {
 	    {"mode", required_argument, NULL, O_MODE},
@@ -262,6 +281,13 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    {"ring-size", required_argument, NULL, O_RING},
 	    {"verify", required_argument, NULL, O_VERIFY},
 	    {"dry-run", no_argument, NULL, O_DRYRUN},
+	    {"all-databases", no_argument, NULL, O_ALLDB},
+	    {"max-parallel", required_argument, NULL, O_MAXPAR},
+	    {"migrate-globals", no_argument, NULL, O_GLOBALS},
+	    {"no-migrate-globals", no_argument, NULL, O_NOGLOBALS},
+	    {"with-role-passwords", no_argument, NULL, O_ROLEPW},
+	    {"include-postgres-db", no_argument, NULL, O_INCLPG},
+	    {"event-tag", required_argument, NULL, O_TAG},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -289,6 +315,8 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	o->group_commit = APPLY_DEFAULT_GROUP_TXNS;
 	o->ring_size = 64 * 1024 * 1024;
 	o->verify = 1;
+	o->max_parallel = 2;
+	o->migrate_globals = -1;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
@@ -423,6 +451,16 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 				}
 				break;
 			case O_DRYRUN: o->dry_run = true; break;
+			case O_ALLDB: o->all_databases = true; break;
+			case O_MAXPAR:
+				if (!mig_int_arg("--max-parallel", optarg, 1, 64, &o->max_parallel))
+					return false;
+				break;
+			case O_GLOBALS: o->migrate_globals = 1; break;
+			case O_NOGLOBALS: o->migrate_globals = 0; break;
+			case O_ROLEPW: o->with_role_passwords = true; break;
+			case O_INCLPG: o->include_postgres = true; break;
+			case O_TAG: o->event_tag = optarg; break;
 			case O_HELP: *help = true; return true;
 			default:
 				fprintf(stderr, "pg_dbmigrator: unknown or incomplete option \"%s\"\nTry "
@@ -1628,6 +1666,383 @@ mig_dry_run(mig *m, char *errbuf, size_t errlen)
 	return EXIT_OK;
 }
 
+/* ------------------------------------------------------------- whole server */
+
+/* Roles and memberships: pg_dumpall --globals-only, applied statement by statement. */
+static bool
+mig_globals(mig *m, char *errbuf, size_t errlen)
+{
+	char path[600], dbname[2048], out[1100], me[256];
+	const char *argv[8];
+	int n = 0, applied = 0, skipped = 0, failed = 0;
+	char *text, *line;
+	FILE *f;
+	size_t len = 0;
+	child_spec spec = {0};
+	child_result res;
+
+	snprintf(path, sizeof(path), "%s/pg_dumpall", m->bindir);
+	snprintf(dbname, sizeof(dbname), "--dbname=%s", m->src_ci.safe);
+	snprintf(out, sizeof(out), "%s.globals.sql", m->o.dump_path);
+	argv[n++] = path;
+	argv[n++] = dbname;
+	argv[n++] = "--globals-only";
+	argv[n++] = "--no-tablespaces";
+	if (!m->o.with_role_passwords)
+		argv[n++] = "--no-role-passwords";
+	argv[n] = NULL;
+	spec.argv = argv;
+	spec.password = m->src_ci.password;
+	spec.interrupted = &mig_signals;
+	spec.stdout_path = out;
+	if (!child_run(&spec, &res, errbuf, errlen))
+		return false;
+	strbuf_free(&res.summary);
+	if (res.exit_code != 0)
+	{
+		snprintf(errbuf, errlen, "pg_dumpall --globals-only exited with %d", res.exit_code);
+		return false;
+	}
+	if (!mig_value(m->tgt, "SELECT current_user", me, sizeof(me), errbuf, errlen))
+		return false;
+	f = fopen(out, "r");
+	if (f == NULL)
+	{
+		snprintf(errbuf, errlen, "could not read %s", out);
+		return false;
+	}
+	text = NULL;
+	{
+		char chunk[65536];
+		size_t got;
+
+		while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		{
+			char *grown = realloc(text, len + got + 1);
+
+			if (grown == NULL)
+				break;
+			text = grown;
+			memcpy(text + len, chunk, got);
+			len += got;
+			text[len] = '\0';
+		}
+	}
+	fclose(f);
+	unlink(out);
+	for (line = text; line && *line;)
+	{
+		char *nl = strchr(line, '\n');
+		char quoted[300];
+
+		if (nl)
+			*nl = '\0';
+		/* the role we connect as is never created, altered or dropped */
+		snprintf(quoted, sizeof(quoted), "ROLE %s", me);
+		if (line[0] == '\0' || strncmp(line, "--", 2) == 0 || strncmp(line, "SET ", 4) == 0 ||
+		    strncmp(line, "\\", 1) == 0)
+			;
+		else if (strstr(line, quoted) &&
+		         (strncmp(line, "CREATE ROLE", 11) == 0 || strncmp(line, "ALTER ROLE", 10) == 0 ||
+		          strncmp(line, "DROP ROLE", 9) == 0))
+			skipped++;
+		else
+		{
+			PGresult *r = PQexec(m->tgt, line);
+
+			if (PQresultStatus(r) == PGRES_COMMAND_OK)
+				applied++;
+			else if (strstr(PQresultErrorMessage(r), "already exists") ||
+			         strstr(PQresultErrorMessage(r), "is already a member"))
+				skipped++;
+			else
+			{
+				failed++;
+				event_say("Globals", "warning", "%s: %s", line, PQresultErrorMessage(r));
+			}
+			PQclear(r);
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	free(text);
+	{
+		event e;
+
+		event_begin(&e, "Globals");
+		event_int(&e, "applied", applied);
+		event_int(&e, "skipped", skipped);
+		event_int(&e, "failed", failed);
+		event_end(&e, "roles and memberships copied%s",
+		          m->o.with_role_passwords ? " with their passwords" : " (without passwords)");
+	}
+	return true;
+}
+
+/* A slot name for database db: pg_dbmigrator_ and the name's safe characters. */
+static void
+mig_slot_for(const char *db, char *buf, size_t size)
+{
+	size_t n = (size_t)snprintf(buf, size, "pg_dbmigrator_");
+
+	for (const char *p = db; *p && n + 1 < size && n < 50; p++)
+		buf[n++] = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ? *p
+		           : (*p >= 'A' && *p <= 'Z')                              ? (char)(*p + 32)
+		                                                                   : '_';
+	buf[n] = '\0';
+	/* different databases may map to one name: add a hash of the real one */
+	snprintf(buf + n, size - n, "_%08x", (unsigned)XXH3_64bits(db, strlen(db)));
+}
+
+/* A connection string for db, with the password (for a child's environment only). */
+static char *
+mig_conn_for(const conninfo *ci, const char *db)
+{
+	strbuf sb;
+	char *s = NULL;
+	bool ok;
+
+	strbuf_init(&sb);
+	ok = strbuf_appendf(&sb, "%s dbname='", ci->safe);
+	for (const char *p = db; ok && *p; p++)
+		ok = (*p == '\'' || *p == '\\' ? strbuf_append_char(&sb, '\\') : true) &&
+		     strbuf_append_char(&sb, *p);
+	ok = ok && strbuf_append_char(&sb, '\'');
+	if (ok && ci->password)
+	{
+		ok = strbuf_append_cstr(&sb, " password='");
+		for (const char *p = ci->password; ok && *p; p++)
+			ok = (*p == '\'' || *p == '\\' ? strbuf_append_char(&sb, '\\') : true) &&
+			     strbuf_append_char(&sb, *p);
+		ok = ok && strbuf_append_char(&sb, '\'');
+	}
+	if (ok)
+		s = strdup(strbuf_data(&sb));
+	strbuf_free(&sb);
+	return s;
+}
+
+typedef struct mig_child
+{
+	pid_t pid;
+	char db[128];
+	int status;
+	bool done;
+} mig_child;
+
+/* Start one child migration of db (connection strings in its environment, never argv). */
+static pid_t
+mig_spawn_db(mig *m, int argc, char **argv, const char *db, char *errbuf, size_t errlen)
+{
+	char *src = mig_conn_for(&m->src_ci, db), *tgt = mig_conn_for(&m->tgt_ci, db);
+	const char *cargv[160];
+	char slot[80], dump[700];
+	int n = 0;
+	pid_t pid;
+	static const char *const drop_with_value[] = {"--source", "--target", "--dump-path",
+	                                               "--slot-name", "--max-parallel", "--event-tag",
+	                                               "--resume-file", NULL};
+	static const char *const drop_flags[] = {"--all-databases", "--migrate-globals",
+	                                         "--no-migrate-globals", "--with-role-passwords",
+	                                         "--include-postgres-db", NULL};
+
+	if (src == NULL || tgt == NULL)
+	{
+		free(src);
+		free(tgt);
+		snprintf(errbuf, errlen, "out of memory");
+		return -1;
+	}
+	mig_slot_for(db, slot, sizeof(slot));
+	snprintf(dump, sizeof(dump), "%s/%s", m->o.dump_path, slot);
+	cargv[n++] = "/proc/self/exe";
+	for (int i = 1; i < argc && n < 150; i++)
+	{
+		bool skip = false;
+
+		for (int k = 0; drop_flags[k]; k++)
+			skip |= strcmp(argv[i], drop_flags[k]) == 0;
+		for (int k = 0; drop_with_value[k] && !skip; k++)
+		{
+			size_t l = strlen(drop_with_value[k]);
+
+			if (strcmp(argv[i], drop_with_value[k]) == 0)
+			{
+				skip = true;
+				i++; /* and its value */
+			}
+			else if (strncmp(argv[i], drop_with_value[k], l) == 0 && argv[i][l] == '=')
+				skip = true;
+		}
+		if (!skip)
+			cargv[n++] = argv[i];
+	}
+	cargv[n++] = "--dump-path";
+	cargv[n++] = dump;
+	cargv[n++] = "--slot-name";
+	cargv[n++] = slot;
+	cargv[n++] = "--event-tag";
+	cargv[n++] = db;
+	cargv[n] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+	{
+		/* its own group: a terminal's Ctrl+C reaches the parent only, which forwards it once */
+		setpgid(0, 0);
+		setenv("PG_DBMIGRATOR_SOURCE", src, 1);
+		setenv("PG_DBMIGRATOR_TARGET", tgt, 1);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		execv("/proc/self/exe", (char *const *)cargv);
+		fprintf(stderr, "pg_dbmigrator: could not start the migration of %s: %s\n", db,
+		        strerror(errno));
+		_exit(EXIT_ERROR);
+	}
+	memset(src, 0, strlen(src));
+	memset(tgt, 0, strlen(tgt));
+	free(src);
+	free(tgt);
+	if (pid < 0)
+		snprintf(errbuf, errlen, "could not fork: %s", strerror(errno));
+	return pid;
+}
+
+/* --all-databases: one child migration per database, one cutover for all. */
+static int
+mig_run_all(mig *m, int argc, char **argv, char *errbuf, size_t errlen)
+{
+	PGresult *res;
+	mig_child kids[256];
+	int nkids = 0, running = 0, next = 0, rc = EXIT_OK, forwarded = 0;
+	int64_t t0 = cli_now_ms();
+
+	if ((m->src = mig_connect(m->o.source, "source", errbuf, errlen)) == NULL)
+	{
+		mig_check_failed("source_reachable", "%s", errbuf);
+		return EXIT_ERROR;
+	}
+	if ((m->tgt = mig_connect(m->o.target, "target", errbuf, errlen)) == NULL)
+	{
+		mig_check_failed("target_reachable", "%s", errbuf);
+		return EXIT_ERROR;
+	}
+	res = PQexec(m->src, m->o.include_postgres
+	                         ? "SELECT datname FROM pg_catalog.pg_database WHERE NOT datistemplate "
+	                           "AND datallowconn ORDER BY 1"
+	                         : "SELECT datname FROM pg_catalog.pg_database WHERE NOT datistemplate "
+	                           "AND datallowconn AND datname <> 'postgres' ORDER BY 1");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		snprintf(errbuf, errlen, "could not list the source's databases: %s", PQerrorMessage(m->src));
+		PQclear(res);
+		return EXIT_ERROR;
+	}
+	for (int i = 0; i < PQntuples(res) && nkids < 256; i++)
+	{
+		memset(&kids[nkids], 0, sizeof(kids[nkids]));
+		snprintf(kids[nkids++].db, sizeof(kids[0].db), "%s", PQgetvalue(res, i, 0));
+	}
+	PQclear(res);
+	{
+		event e;
+
+		event_begin(&e, "Validate");
+		event_int(&e, "databases", nkids);
+		event_end(&e, "whole-server %s migration of %d database%s", m->o.online ? "online" : "offline",
+		          nkids, nkids == 1 ? "" : "s");
+	}
+	if (m->o.dry_run)
+	{
+		for (int i = 0; i < nkids; i++)
+			printf("database %s\n", kids[i].db);
+		return EXIT_OK;
+	}
+	if (m->o.migrate_globals != 0 && !mig_globals(m, errbuf, errlen))
+		return EXIT_ERROR;
+	mkdir(m->o.dump_path, 0700);
+	/* databases the target lacks */
+	for (int i = 0; i < nkids; i++)
+	{
+		const char *params[1] = {kids[i].db};
+		PGresult *r = PQexecParams(m->tgt,
+		                           "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = $1",
+		                           1, NULL, params, NULL, NULL, 0);
+		bool exists = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+
+		PQclear(r);
+		if (!exists)
+		{
+			char *q = PQescapeIdentifier(m->tgt, kids[i].db, strlen(kids[i].db));
+			char sql[400];
+
+			snprintf(sql, sizeof(sql), "CREATE DATABASE %s", q ? q : "\"\"");
+			PQfreemem(q);
+			if (!mig_exec(m->tgt, sql, errbuf, errlen))
+				return EXIT_ERROR;
+			event_say("Validate", "info", "created database %s on the target", kids[i].db);
+		}
+	}
+	/* online: every database streams at once (one cutover); offline: --max-parallel at a time */
+	while (next < nkids || running > 0)
+	{
+		int status;
+		pid_t pid;
+
+		while (next < nkids && (m->o.online || running < m->o.max_parallel) && !mig_signals)
+		{
+			kids[next].pid = mig_spawn_db(m, argc, argv, kids[next].db, errbuf, errlen);
+			if (kids[next].pid < 0)
+				return EXIT_ERROR;
+			running++;
+			next++;
+		}
+		if (mig_signals > forwarded)
+		{
+			/* Ctrl+C: every database cuts over (a second one: every database aborts) */
+			for (int i = 0; i < next; i++)
+				if (!kids[i].done)
+					kill(kids[i].pid, SIGINT);
+			forwarded = mig_signals;
+		}
+		pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+		{
+			usleep(100 * 1000);
+			if (next == nkids || !mig_signals)
+				continue;
+			break; /* interrupted before every database started */
+		}
+		for (int i = 0; i < next; i++)
+			if (kids[i].pid == pid)
+			{
+				int code = WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_ERROR;
+
+				kids[i].done = true;
+				kids[i].status = code;
+				running--;
+				if (code == EXIT_ABORTED && rc == EXIT_OK)
+					rc = EXIT_ABORTED;
+				else if (code != EXIT_OK && code != EXIT_ABORTED)
+					rc = EXIT_ERROR;
+				event_say("Complete", code == EXIT_OK ? "info" : "error",
+				          "database %s: %s", kids[i].db,
+				          code == EXIT_OK ? "done" : code == EXIT_ABORTED ? "aborted" : "failed");
+			}
+	}
+	if (rc == EXIT_OK)
+	{
+		event e;
+
+		event_begin(&e, "Complete");
+		event_int(&e, "databases", nkids);
+		event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
+		event_end(&e, "whole-server migration complete");
+	}
+	else
+		snprintf(errbuf, errlen, "not every database migrated (see above)");
+	return rc;
+}
+
 /* ------------------------------------------------------------------ command */
 
 int
@@ -1670,6 +2085,13 @@ cmd_migrate(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (m.o.event_tag)
+		events_set_tag(m.o.event_tag);
+	if (m.o.all_databases)
+	{
+		rc = mig_run_all(&m, argc, argv, err, sizeof(err));
+		goto done;
+	}
 	if (m.o.resume_file)
 		snprintf(m.token_path, sizeof(m.token_path), "%s", m.o.resume_file);
 	else

@@ -11,6 +11,13 @@
 #include "events.h"
 
 static bool events_json = false;
+static const char *events_tag = NULL; /* borrowed: the database of a whole-server run */
+
+void
+events_set_tag(const char *tag)
+{
+	events_tag = tag;
+}
 
 void
 events_init(bool json)
@@ -77,7 +84,8 @@ event_emit(event *e, const char *fmt, va_list ap)
 	for (i = 0; e->level[i] && i < sizeof(upper) - 1; i++)
 		upper[i] = (char)(e->level[i] >= 'a' && e->level[i] <= 'z' ? e->level[i] - 32 : e->level[i]);
 	upper[i] = '\0';
-	fprintf(stderr, "%s stage=%s %s%s\n", upper, e->stage, msg,
+	fprintf(stderr, "%s%s%s%s stage=%s %s%s\n", events_tag ? "[" : "", events_tag ? events_tag : "",
+	        events_tag ? "] " : "", upper, e->stage, msg,
 	        strbuf_len(&e->human) ? strbuf_data(&e->human) : "");
 	fflush(stderr);
 	if (events_json)
@@ -88,6 +96,8 @@ event_emit(event *e, const char *fmt, va_list ap)
 		if (strbuf_appendf(&line, "{\"ts\":\"%s\",\"stage\":\"%s\",\"level\":\"%s\",\"message\":",
 		                   ts, e->stage, e->level) &&
 		    strbuf_append_json_string(&line, msg, strlen(msg)) &&
+		    (!events_tag || (strbuf_append_cstr(&line, ",\"database\":") &&
+		                     strbuf_append_json_string(&line, events_tag, strlen(events_tag)))) &&
 		    strbuf_append(&line, strbuf_data(&e->json), strbuf_len(&e->json)) &&
 		    strbuf_append_cstr(&line, "}\n"))
 		{

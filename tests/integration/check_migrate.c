@@ -812,6 +812,103 @@ START_TEST(dry_run_prints_the_plan_and_changes_nothing)
 }
 END_TEST
 
+/* Occurrences of needle in the file at path. */
+static int
+count_in_file(const char *path, const char *needle)
+{
+	char *text = pgt_read_file(path);
+	int n = 0;
+
+	for (const char *p = text; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(text);
+	return n;
+}
+
+START_TEST(a_whole_server_online_with_roles_and_one_cutover)
+{
+	pgt_cluster s2, t2;
+	char src[256], tgt[256], dump[512], buf[128];
+	PGconn *admin;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	pgt_start(&s2, NULL);
+	pgt_start(&t2, NULL);
+	admin = pgt_connect(&s2, "postgres");
+	pgt_exec(admin, "CREATE ROLE app_reader LOGIN PASSWORD 'reader-secret'");
+	pgt_exec(admin, "CREATE ROLE app_group");
+	pgt_exec(admin, "GRANT app_group TO app_reader");
+	pgt_exec(admin, "CREATE DATABASE one");
+	pgt_exec(admin, "CREATE DATABASE \"Two Words\"");
+	for (int i = 0; i < 2; i++)
+	{
+		PGconn *c = pgt_connect(&s2, i ? "Two Words" : "one");
+
+		pgt_exec(c, "CREATE TABLE t (id serial PRIMARY KEY, v text)");
+		pgt_exec(c, "INSERT INTO t (v) SELECT 'v' || g FROM generate_series(1, 1000) g");
+		pgt_exec(c, "GRANT SELECT ON t TO app_group");
+		PQfinish(c);
+	}
+	snprintf(src, sizeof(src), "host=127.0.0.1 port=%d user=postgres", s2.port);
+	pgt_connstr(&t2, "postgres", tgt, sizeof(tgt));
+	pgt_scratch("all-dump", dump, sizeof(dump));
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "online", "--all-databases", "--source", src,
+		                      "--target", tgt, "--dump-path", dump, "--cutover-poll-secs", "1",
+		                      NULL};
+
+		pgt_spawn(&tool, argv, NULL);
+	}
+	for (int i = 0; i < 600 && count_in_file(tool.err_path, "stage=CaughtUp") < 2; i++)
+		usleep(100 * 1000);
+	ck_assert_int_eq(count_in_file(tool.err_path, "stage=CaughtUp"), 2);
+	{
+		PGconn *c = pgt_connect(&s2, "Two Words");
+
+		pgt_exec(c, "INSERT INTO t (v) VALUES ('just before the cutover')");
+		PQfinish(c);
+	}
+	kill(tool.pid, SIGINT);
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "whole-server migration exited %d: %s", rc, err);
+	ck_assert_msg(strstr(err, "whole-server migration complete"), "%s", err);
+	for (int i = 0; i < 2; i++)
+	{
+		PGconn *a = pgt_connect(&s2, i ? "Two Words" : "one");
+		PGconn *b = pgt_connect(&t2, i ? "Two Words" : "one");
+
+		assert_same(a, b, "t");
+		PQfinish(a);
+		PQfinish(b);
+	}
+	{
+		PGconn *c = pgt_connect(&t2, "postgres");
+
+		ck_assert_str_eq(pgt_value(c, "SELECT count(*) FROM pg_roles r JOIN pg_auth_members m ON "
+		                              "m.member = r.oid WHERE r.rolname = 'app_reader'",
+		                           buf, sizeof(buf)),
+		                 "1");
+		/* no password unless --with-role-passwords */
+		ck_assert_str_eq(pgt_value(c, "SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = "
+		                              "'app_reader'",
+		                           buf, sizeof(buf)),
+		                 "t");
+		PQfinish(c);
+	}
+	ck_assert_str_eq(pgt_value(admin, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
+	                 "0");
+	free(out);
+	free(err);
+	PQfinish(admin);
+	pgt_stop(&s2);
+	pgt_stop(&t2);
+}
+END_TEST
+
 static Suite *
 migrate_suite(void)
 {
@@ -830,6 +927,7 @@ migrate_suite(void)
 	tcase_add_test(tc, schema_then_data_and_a_self_timed_online_run_keeping_the_slot);
 	tcase_add_test(tc, verify_names_each_difference);
 	tcase_add_test(tc, dry_run_prints_the_plan_and_changes_nothing);
+	tcase_add_test(tc, a_whole_server_online_with_roles_and_one_cutover);
 	suite_add_tcase(s, tc);
 	return s;
 }

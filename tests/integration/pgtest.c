@@ -321,7 +321,18 @@ pgt_restart(pgt_cluster *c)
 const char *
 pgt_connstr(const pgt_cluster *c, const char *db, char *buf, size_t size)
 {
-	snprintf(buf, size, "host=127.0.0.1 port=%d user=postgres dbname=%s", c->port, db);
+	size_t n = (size_t)snprintf(buf, size, "host=127.0.0.1 port=%d user=postgres dbname='", c->port);
+
+	/* quoted: database names may have spaces and quotes */
+	for (const char *p = db; *p && n + 3 < size; p++)
+	{
+		if (*p == '\'' || *p == '\\')
+			buf[n++] = '\\';
+		buf[n++] = *p;
+	}
+	if (n + 1 < size)
+		buf[n++] = '\'';
+	buf[n < size ? n : size - 1] = '\0';
 	return buf;
 }
 
