@@ -89,6 +89,7 @@ typedef struct mig_opts
 	bool with_role_passwords;
 	bool include_postgres;
 	const char *event_tag;
+	bool fast_restore;
 } mig_opts;
 
 typedef struct mig
@@ -156,6 +157,10 @@ mig_usage(FILE *f)
 	        "  --with-security-labels        undo pg_dump's --no-... defaults\n"
 	        "  --no-table-access-method      pass --no-table-access-method to pg_dump\n"
 	        "  --skip-analyze                do not ANALYZE the target after restore\n"
+	        "  --fast-restore-settings       during the restore, run the target with fsync,\n"
+	        "                                full_page_writes and synchronous_commit off and a\n"
+	        "                                large max_wal_size (ALTER SYSTEM; superuser), and put\n"
+	        "                                the previous values back afterwards, also on failure\n"
 	        "  --force-clean                 remove a previous run's dump directory first\n"
 	        "\n"
 	        "Online mode:\n"
@@ -237,7 +242,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		O_JSON, O_SCOPE, O_SPLIT, O_NOSPLIT, O_KEEPSLOT, O_NOAUTOPUB, O_MAXRUN, O_FASTPOLL,
 		O_SKIPANALYZE, O_RESUMEFILE, O_VERBOSE, O_TIMEOUT, O_WITHPUB, O_WITHSUB, O_WITHSYNC,
 		O_WITHCOMMENTS, O_WITHSECLABELS, O_NOTAM, O_GROUP, O_RING, O_VERIFY, O_DRYRUN, O_ALLDB, O_MAXPAR, O_GLOBALS, O_NOGLOBALS,
-		O_ROLEPW, O_INCLPG, O_TAG, O_HELP
+		O_ROLEPW, O_INCLPG, O_TAG, O_FAST, O_HELP
 	};
 	static const struct option longopts[] = {
 	    {"mode", required_argument, NULL, O_MODE},
@@ -288,6 +293,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    {"with-role-passwords", no_argument, NULL, O_ROLEPW},
 	    {"include-postgres-db", no_argument, NULL, O_INCLPG},
 	    {"event-tag", required_argument, NULL, O_TAG},
+	    {"fast-restore-settings", no_argument, NULL, O_FAST},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -461,6 +467,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 			case O_ROLEPW: o->with_role_passwords = true; break;
 			case O_INCLPG: o->include_postgres = true; break;
 			case O_TAG: o->event_tag = optarg; break;
+			case O_FAST: o->fast_restore = true; break;
 			case O_HELP: *help = true; return true;
 			default:
 				fprintf(stderr, "pg_dbmigrator: unknown or incomplete option \"%s\"\nTry "
@@ -1052,8 +1059,146 @@ mig_dump(mig *m, char *errbuf, size_t errlen)
 	return true;
 }
 
+/*
+ * --fast-restore-settings. The previous values are saved next to the dump
+ * before anything changes, so that even after a crash the next run (any run
+ * with the same --dump-path) puts them back first.
+ */
+static const char *const fast_settings[][2] = {{"fsync", "off"},
+                                               {"full_page_writes", "off"},
+                                               {"synchronous_commit", "off"},
+                                               {"max_wal_size", "16GB"}};
+#define N_FAST_SETTINGS (sizeof(fast_settings) / sizeof(fast_settings[0]))
+
+static void
+mig_settings_path(const mig *m, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s.settings", m->o.dump_path);
+}
+
+/* Put back what a settings file records (one "name\tauto|default\tvalue" line each). */
+static bool
+mig_restore_settings(mig *m, char *errbuf, size_t errlen)
+{
+	char path[1100], line[512];
+	FILE *f;
+	bool ok = true;
+
+	mig_settings_path(m, path, sizeof(path));
+	f = fopen(path, "r");
+	if (f == NULL)
+		return true;
+	while (ok && fgets(line, sizeof(line), f))
+	{
+		char *name = strtok(line, "\t\n"), *how = strtok(NULL, "\t\n"), *value = strtok(NULL, "\n");
+		char *qv, sql[600];
+
+		if (name == NULL || how == NULL)
+			continue;
+		if (strcmp(how, "auto") == 0 && value)
+		{
+			qv = PQescapeLiteral(m->tgt, value, strlen(value));
+			snprintf(sql, sizeof(sql), "ALTER SYSTEM SET %s = %s", name, qv ? qv : "''");
+			PQfreemem(qv);
+		}
+		else
+			snprintf(sql, sizeof(sql), "ALTER SYSTEM RESET %s", name);
+		ok = mig_exec(m->tgt, sql, errbuf, errlen);
+	}
+	fclose(f);
+	if (ok && (ok = mig_exec(m->tgt, "SELECT pg_reload_conf()", errbuf, errlen)))
+	{
+		unlink(path);
+		event_say("Restore", "info", "target settings put back (fsync, full_page_writes, "
+		                             "synchronous_commit, max_wal_size)");
+	}
+	return ok;
+}
+
+static bool
+mig_fast_settings(mig *m, char *errbuf, size_t errlen)
+{
+	char path[1100];
+	FILE *f;
+
+	mig_settings_path(m, path, sizeof(path));
+	f = fopen(path, "w");
+	if (f == NULL)
+	{
+		snprintf(errbuf, errlen, "could not write %s", path);
+		return false;
+	}
+	for (size_t i = 0; i < N_FAST_SETTINGS; i++)
+	{
+		const char *params[1] = {fast_settings[i][0]};
+		/* from the files themselves (a session sees a reload only later) */
+		PGresult *res = PQexecParams(m->tgt,
+		                             "SELECT setting FROM pg_catalog.pg_file_settings WHERE name = $1 "
+		                             "AND sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno DESC "
+		                             "LIMIT 1",
+		                             1, NULL, params, NULL, NULL, 0);
+
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			fprintf(f, "%s\tauto\t%s\n", fast_settings[i][0], PQgetvalue(res, 0, 0));
+		else
+			fprintf(f, "%s\tdefault\n", fast_settings[i][0]);
+		PQclear(res);
+	}
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0)
+	{
+		snprintf(errbuf, errlen, "could not write %s", path);
+		return false;
+	}
+	for (size_t i = 0; i < N_FAST_SETTINGS; i++)
+	{
+		char sql[256];
+
+		snprintf(sql, sizeof(sql), "ALTER SYSTEM SET %s = '%s'", fast_settings[i][0],
+		         fast_settings[i][1]);
+		if (!mig_exec(m->tgt, sql, errbuf, errlen))
+		{
+			char ignored[256];
+
+			(void)mig_restore_settings(m, ignored, sizeof(ignored));
+			return false;
+		}
+	}
+	if (!mig_exec(m->tgt, "SELECT pg_reload_conf()", errbuf, errlen))
+		return false;
+	event_say("Restore", "warning",
+	          "target running with fsync = off and full_page_writes = off for the restore: do not "
+	          "use it for anything else until this says they are back");
+	return true;
+}
+
+static bool mig_restore_sections(mig *m, char *errbuf, size_t errlen);
+
 static bool
 mig_restore(mig *m, char *errbuf, size_t errlen)
+{
+	bool ok;
+	char err2[512];
+
+	if (!m->o.fast_restore || m->o.dry_run)
+		return mig_restore_sections(m, errbuf, errlen);
+	if (!mig_fast_settings(m, errbuf, errlen))
+		return false;
+	ok = mig_restore_sections(m, errbuf, errlen);
+	/* whatever happened, the previous values go back */
+	if (!mig_restore_settings(m, err2, sizeof(err2)))
+	{
+		event_say("Restore", "error", "could not put the target's settings back: %s", err2);
+		if (ok)
+			snprintf(errbuf, errlen, "could not put the target's settings back: %s", err2);
+		return false;
+	}
+	if (ok)
+		(void)mig_exec(m->tgt, "CHECKPOINT", err2, sizeof(err2));
+	return ok;
+}
+
+static bool
+mig_restore_sections(mig *m, char *errbuf, size_t errlen)
 {
 	static const char *const sections[] = {"--section=pre-data", "--section=data",
 	                                       "--section=post-data"};
@@ -2105,6 +2250,9 @@ cmd_migrate(int argc, char **argv)
 		rc = mig_dry_run(&m, err, sizeof(err));
 		goto done;
 	}
+	/* a crashed --fast-restore-settings run left the target fast and unsafe: fix that first */
+	if (!mig_restore_settings(&m, err, sizeof(err)))
+		goto done;
 	if (m.o.force_clean)
 		mig_force_clean(&m);
 	if (m.o.resume)

@@ -909,6 +909,79 @@ START_TEST(a_whole_server_online_with_roles_and_one_cutover)
 }
 END_TEST
 
+START_TEST(fast_restore_settings_always_come_back)
+{
+	char src[256], tgt[256], dump[512], bindir[512], log[512], env[600], buf[64];
+	PGconn *s;
+	pgt_proc tool;
+	char *err;
+
+	fresh_databases("fast");
+	pgt_connstr(&src_server, "fast", src, sizeof(src));
+	pgt_connstr(&tgt_server, "fast", tgt, sizeof(tgt));
+	s = pgt_connect(&src_server, "fast");
+	pgt_exec(s, "CREATE TABLE t (id int PRIMARY KEY)");
+	pgt_exec(s, "INSERT INTO t SELECT generate_series(1, 1000)");
+	pgt_scratch("fast-dump", dump, sizeof(dump));
+	/* killed in the middle of the restore: fsync is off on the target... */
+	pgt_scratch("fast.log", log, sizeof(log));
+	recording_bindir(bindir, sizeof(bindir), log, 60);
+	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
+	{
+		const char *argv[] = {pgt_tool(), "--mode", "offline", "--source", src, "--target", tgt,
+		                      "--dump-path", dump, "--fast-restore-settings", NULL};
+		const char *envs[] = {env, NULL};
+
+		pgt_spawn(&tool, argv, envs);
+	}
+	/* the dump's wrapper sleeps first: wait for the restore's */
+	for (int i = 0; i < 900 && count_in_file(log, "argv:") < 2; i++)
+		usleep(100 * 1000);
+	ck_assert_int_eq(count_in_file(log, "argv:"), 2);
+	/* (the test clusters run with fsync and full_page_writes off anyway: watch the other two) */
+	for (int i = 0; i < 50 && strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)),
+	                                 "16GB");
+	     i++)
+		usleep(100 * 1000);
+	ck_assert_str_eq(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "16GB");
+	ck_assert_str_eq(pgt_value(tgt_admin, "SHOW synchronous_commit", buf, sizeof(buf)), "off");
+	kill(tool.pid, SIGKILL);
+	free(pgt_slurp(&tool));
+	pgt_wait(&tool, 30);
+	{
+		char cmd[700];
+
+		snprintf(cmd, sizeof(cmd), "pkill -9 -f '%s[/]pg_'", bindir);
+		if (system(cmd) == -1)
+			ck_abort_msg("could not run pkill");
+	}
+	/* ...and the next run with that dump path puts it back before anything else */
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
+	                                                src, "--target", tgt, "--dump-path", dump,
+	                                                "--force-clean", "--drop-target-first",
+	                                                "--fast-restore-settings", NULL},
+	                          &err),
+	                 0);
+	ck_assert_msg(strstr(err, "settings put back"), "%s", err);
+	/* a reload reaches sessions a moment later */
+	for (int i = 0; i < 50 && strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)),
+	                                 "1GB");
+	     i++)
+		usleep(100 * 1000);
+	ck_assert_msg(strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB") == 0,
+	              "max_wal_size %s after: %s", buf, err);
+	free(err);
+	ck_assert_str_eq(pgt_value(tgt_admin, "SHOW synchronous_commit", buf, sizeof(buf)), "on");
+	ck_assert_str_eq(pgt_value(tgt_admin, "SELECT count(*) FROM pg_file_settings WHERE sourcefile "
+	                                      "LIKE '%auto.conf' AND name IN ('fsync', "
+	                                      "'full_page_writes', 'synchronous_commit', "
+	                                      "'max_wal_size')",
+	                           buf, sizeof(buf)),
+	                 "0");
+	PQfinish(s);
+}
+END_TEST
+
 static Suite *
 migrate_suite(void)
 {
@@ -928,6 +1001,7 @@ migrate_suite(void)
 	tcase_add_test(tc, verify_names_each_difference);
 	tcase_add_test(tc, dry_run_prints_the_plan_and_changes_nothing);
 	tcase_add_test(tc, a_whole_server_online_with_roles_and_one_cutover);
+	tcase_add_test(tc, fast_restore_settings_always_come_back);
 	suite_add_tcase(s, tc);
 	return s;
 }
