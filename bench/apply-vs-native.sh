@@ -19,7 +19,7 @@
 #
 # Usage: bench/apply-vs-native.sh [--rows N] [--updates N] [--tpcb N]
 #                                 [--only insert,update,delete,tpcb] [--binary PATH]
-#                                 [--args "extra pg_dbmigrator bench options"]
+#                                 [--args "extra pg_dbmigrator bench options"] [--ours-first]
 # Needs: initdb, pg_ctl, pgbench, psql (scripts/setup installs them).
 set -euo pipefail
 
@@ -37,7 +37,8 @@ while [ $# -gt 0 ]; do
 		--only) ONLY=$2; shift 2 ;;
 		--binary) BIN=$2; shift 2 ;;
 		--args) BENCH_ARGS=$2; shift 2 ;;
-		-h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+		--ours-first) ORDER=ours-first; shift ;;
+		-h|--help) sed -n '2,26p' "$0"; exit 0 ;;
 		*) echo "apply-vs-native.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -105,23 +106,27 @@ run() { # name rows tables workload-function
 	sql "$SRC" "INSERT INTO marker VALUES ($n)"
 	local endpos; endpos=$(sql "$SRC" "SELECT pg_current_wal_insert_lsn()")
 
-	# native apply worker
-	sql "$(tgt native)" "CREATE SUBSCRIPTION sub_$name CONNECTION '$SRC' PUBLICATION pub_$name
-		WITH (copy_data = false, create_slot = false, slot_name = '${name}_native', enabled = false)"
 	local t0 t1 t2 t3
-	t0=$(now)
-	sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name ENABLE"
-	until [ "$(sql "$(tgt native)" "SELECT count(*) FROM marker WHERE id = $n")" = 1 ]; do sleep 0.02; done
-	t1=$(now)
-	sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name DISABLE"
-	sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name SET (slot_name = NONE)"
-	sql "$(tgt native)" "DROP SUBSCRIPTION sub_$name"
-
-	# ours
-	t2=$(now)
-	"$BIN" bench --source "$SRC" --target "$(tgt ours)" --slot-name "${name}_ours" \
-		--publication "pub_$name" --endpos "$endpos" --json ${BENCH_ARGS:-} >"$dir/$name.json"
-	t3=$(now)
+	run_native() {
+		sql "$(tgt native)" "CREATE SUBSCRIPTION sub_$name CONNECTION '$SRC' PUBLICATION pub_$name
+			WITH (copy_data = false, create_slot = false, slot_name = '${name}_native', enabled = false)"
+		t0=$(now)
+		sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name ENABLE"
+		until [ "$(sql "$(tgt native)" "SELECT count(*) FROM marker WHERE id = $n")" = 1 ]; do sleep 0.02; done
+		t1=$(now)
+		sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name DISABLE"
+		sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name SET (slot_name = NONE)"
+		sql "$(tgt native)" "DROP SUBSCRIPTION sub_$name"
+	}
+	run_ours() {
+		t2=$(now)
+		"$BIN" bench --source "$SRC" --target "$(tgt ours)" --slot-name "${name}_ours" \
+			--publication "pub_$name" --endpos "$endpos" --json ${BENCH_ARGS:-} >"$dir/$name.json"
+		t3=$(now)
+	}
+	# each side once first and once second, over the workloads, so neither gains by its turn
+	if [ "${ORDER:-native-first}" = ours-first ]; then run_ours; sleep 2; run_native
+	else run_native; sleep 2; run_ours; fi
 	local rss; rss=$(sed -E 's/.*"peak_rss_kb":([0-9]+).*/\1/' "$dir/$name.json")
 	local cpu; cpu=$(sed -E 's/.*"cpu_seconds":([0-9.]+).*/\1/' "$dir/$name.json")
 

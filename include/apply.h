@@ -73,16 +73,16 @@ typedef struct apply_batch
 {
 	relcache_entry *rel; /* NULL: free */
 	char kind;
-	size_t width;         /* parameters per row */
+	size_t width; /* parameters per row */
 	int rows;
-	const char **values;  /* owned: APPLY_MAX_BATCH_ROWS * width value pointers (into the ring) */
-	size_t cap;           /* entries in values */
-	uint8_t *mask;        /* owned: the column set of an UPDATE/DELETE batch */
+	const char **values; /* owned: APPLY_MAX_BATCH_ROWS * width value pointers (into the ring) */
+	size_t cap;          /* entries in values */
+	uint8_t *mask;       /* owned: the column set of an UPDATE/DELETE batch */
 	size_t mask_cap;
-	pgo_lsn change_lsn;   /* WAL start of its first change */
-	uint64_t seq;         /* opening order */
-	strbuf keys;          /* the first keys, for messages */
-	strbuf diag;          /* per row: commit LSN and key values, to name a missing row */
+	pgo_lsn change_lsn;    /* WAL start of its first change */
+	uint64_t seq;          /* opening order */
+	strbuf keys;           /* the first keys, for messages */
+	strbuf diag;           /* per row: commit LSN and key values, to name a missing row */
 	uint64_t hashes[1024]; /* keys of the rows (0: free) */
 	int16_t hash_row[1024];
 } apply_batch;
@@ -90,28 +90,29 @@ typedef struct apply_batch
 typedef struct applier
 {
 	apply_opts opts;
-	PGconn *conn;     /* owned: PQfinish in apply_close */
-	relcache *rels;   /* borrowed: the caller's relation cache (user pointers are ours) */
+	PGconn *conn;      /* owned: PQfinish in apply_close */
+	relcache *rels;    /* borrowed: the caller's relation cache (user pointers are ours) */
 	bool replica_role; /* session_replication_role = replica could be set */
 
 	/* where the target is */
-	pgo_lsn progress_lsn;  /* from apply_progress at open: skip transactions below it */
-	pgo_lsn committed_lsn; /* end LSN of the last source transaction whose target commit succeeded */
+	pgo_lsn progress_lsn; /* from apply_progress at open: skip transactions below it */
+	pgo_lsn
+	    committed_lsn; /* end LSN of the last source transaction whose target commit succeeded */
 	pgo_lsn progress_written; /* what the last group sent writes into the progress row */
 	char last_origin[64];
 	pgo_timestamp last_commit_time; /* commit time of the last source transaction received */
 
 	/* the source transaction being applied */
-	bool in_txn;        /* between Begin and Commit */
-	bool skipping;      /* this transaction is not applied */
-	pgo_lsn txn_lsn;    /* its commit LSN (Begin's final_lsn) */
+	bool in_txn;     /* between Begin and Commit */
+	bool skipping;   /* this transaction is not applied */
+	pgo_lsn txn_lsn; /* its commit LSN (Begin's final_lsn) */
 	pgo_xid txn_xid;
 	pgo_lsn change_lsn; /* WAL start of the change being applied, for errors */
 
 	/* the target transaction (group) being built */
-	bool group_open;      /* BEGIN sent */
-	int group_txns;       /* source transactions in it */
-	size_t group_bytes;   /* change bytes in it */
+	bool group_open;       /* BEGIN sent */
+	int group_txns;        /* source transactions in it */
+	size_t group_bytes;    /* change bytes in it */
 	pgo_lsn group_end_lsn; /* end LSN of its last source transaction */
 
 	/* batches being collected (see apply_batch); with session_replication_role
@@ -123,10 +124,10 @@ typedef struct applier
 	/* statements in flight, answered in order */
 	apply_pending *pending; /* owned: a ring of pending_cap entries */
 	size_t pending_cap, pending_head, pending_count;
-	bool awaiting_null;     /* the head entry got its result; NULL comes next */
-	size_t unflushed;       /* bytes queued since the last full flush */
-	uint64_t stmt_seq;      /* for unique statement names */
-	const char **params;    /* owned: scratch parameter array */
+	bool awaiting_null;  /* the head entry got its result; NULL comes next */
+	size_t unflushed;    /* bytes queued since the last full flush */
+	uint64_t stmt_seq;   /* for unique statement names */
+	const char **params; /* owned: scratch parameter array */
 	size_t params_cap;
 
 	/* a failure: the first one wins */
@@ -137,7 +138,7 @@ typedef struct applier
 	relcache_entry *copy_rel; /* NULL: none */
 	strbuf copy_buf;          /* rows not yet handed to libpq */
 	uint64_t copy_rows;
-	pgo_lsn copy_lsn;         /* WAL start of its first row */
+	pgo_lsn copy_lsn; /* WAL start of its first row */
 	pgo_lsn copy_txn_lsn;
 
 	apply_stats stats;
@@ -166,8 +167,7 @@ void apply_close(applier *a);
  * messages must already be in rels (relcache_update) before this call.
  * False on failure: a->errmsg says what, where and what to do.
  */
-PGO_MUSTCHECK bool apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start,
-                                 size_t msg_len);
+PGO_MUSTCHECK bool apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start, size_t msg_len);
 
 /* Is a multi-row INSERT collected and not yet sent (holding record memory)? */
 bool apply_has_pending(const applier *a);

@@ -23,13 +23,13 @@
  * payload: a pgoutput message followed by one NUL byte (len = message + 1),
  * so a consumer may NUL-terminate the last value in place; tag: its WAL start
  */
-#define RECEIVER_REC_XLOGDATA 1
+#define RECEIVER_REC_XLOGDATA  1
 #define RECEIVER_REC_KEEPALIVE 2 /* payload: none; tag: the server's WAL end */
 
 typedef struct receiver
 {
-	replconn *rc;        /* borrowed: in COPY BOTH mode, used only by the thread */
-	ring *ring;          /* borrowed: the thread is its producer */
+	replconn *rc; /* borrowed: in COPY BOTH mode, used only by the thread */
+	ring *ring;   /* borrowed: the thread is its producer */
 	int status_interval_ms;
 	pthread_t thread;
 	bool started;
@@ -43,11 +43,11 @@ typedef struct receiver
 	_Atomic pgo_lsn received_lsn; /* WAL start of the last XLogData received */
 	_Atomic pgo_lsn server_wal_end;
 	/* receiver thread only */
-	size_t unnotified;    /* bytes published since the last ring_notify */
-	bool got_since_wait; /* a message arrived since the last socket wait */
-	int lowat;           /* the SO_RCVLOWAT set on the socket (0: never set) */
-	_Atomic uint64_t bytes;      /* payload bytes received */
-	_Atomic uint64_t messages;   /* XLogData messages received */
+	size_t unnotified;         /* bytes published since the last ring_notify */
+	bool got_since_wait;       /* a message arrived since the last socket wait */
+	int lowat;                 /* the SO_RCVLOWAT set on the socket (0: never set) */
+	_Atomic uint64_t bytes;    /* payload bytes received */
+	_Atomic uint64_t messages; /* XLogData messages received */
 	_Atomic uint64_t status_sent;
 
 	/* set by the thread before it closes the ring; read after receiver_join */

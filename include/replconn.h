@@ -33,7 +33,7 @@ typedef struct replconn
  * replication connection (the walsender's output functions) and on the
  * apply session (the input functions), so values round-trip exactly.
  */
-#define REPLCONN_FORMAT_SETTINGS                                                                   \
+#define REPLCONN_FORMAT_SETTINGS                                                                  \
 	"SET datestyle TO 'ISO, YMD'; SET intervalstyle TO 'postgres'; SET extra_float_digits TO 3; " \
 	"SET timezone TO 'UTC'"
 

@@ -20,11 +20,27 @@
 #include "relcache.h"
 #include "ring.h"
 
+#define STREAM_MAX_COLUMNS 1664 /* more than any PostgreSQL table can have */
+
+/* A decoder with its storage: big (about 100 kB), so callers allocate it. */
+typedef struct stream_decoder
+{
+	pgo_decoder dec;
+	pgo_config cfg;
+	pgo_value old_cols[STREAM_MAX_COLUMNS];
+	pgo_value new_cols[STREAM_MAX_COLUMNS];
+	pgo_relcol rel_cols[STREAM_MAX_COLUMNS];
+} stream_decoder;
+
+/* Set up sd for protocol version proto, checking column counts against cache. */
+bool stream_decoder_init(stream_decoder *sd, int proto, relcache *cache, char *errbuf,
+                         size_t errlen);
+
 typedef struct stream_opts
 {
-	pgo_lsn endpos;                   /* 0: none; else stop after the last transaction at or before it */
-	volatile sig_atomic_t *stop;      /* optional: stop cleanly once *stop is set */
-	void (*tick)(void *arg);          /* optional: called about every 100 ms (lag events) */
+	pgo_lsn endpos;              /* 0: none; else stop after the last transaction at or before it */
+	volatile sig_atomic_t *stop; /* optional: stop cleanly once *stop is set */
+	void (*tick)(void *arg);     /* optional: called about every 100 ms (lag events) */
 	void *tick_arg;
 } stream_opts;
 

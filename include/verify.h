@@ -21,12 +21,12 @@
 
 typedef struct verify_opts
 {
-	const char *source, *target;        /* borrowed connection strings */
-	const char *const *schemas;         /* borrowed, NULL-terminated (may be NULL) */
-	const char *const *tables;          /* "schema.table" or "table" */
+	const char *source, *target; /* borrowed connection strings */
+	const char *const *schemas;  /* borrowed, NULL-terminated (may be NULL) */
+	const char *const *tables;   /* "schema.table" or "table" */
 	const char *const *exclude_schemas;
 	const char *const *exclude_tables;
-	int jobs;                           /* worker threads (>= 1) */
+	int jobs; /* worker threads (>= 1) */
 } verify_opts;
 
 typedef struct verify_table
@@ -36,17 +36,17 @@ typedef struct verify_table
 	uint64_t src_sum, tgt_sum;
 	bool missing; /* not on the target */
 	bool match;
-	char *error;  /* malloc'd, or NULL */
+	char *error; /* malloc'd, or NULL */
 } verify_table;
 
 typedef struct verify_result
 {
 	verify_table *tables; /* malloc'd array */
 	int ntables;
-	int differences;      /* tables, sequences and objects that differ */
-	char *details;        /* malloc'd lines: sequence and object differences */
+	int differences; /* tables, sequences and objects that differ */
+	char *details;   /* malloc'd lines: sequence and object differences */
 	double seconds;
-	int64_t bytes;        /* COPY bytes read from both sides */
+	int64_t bytes; /* COPY bytes read from both sides */
 } verify_result;
 
 /* Run the comparison; false with a message if it could not (connections, snapshots). */

@@ -39,16 +39,16 @@
 /* What a pending entry waits for. */
 typedef enum apply_what
 {
-	AP_OTHER = 'X',    /* PREPARE, SET ...: must succeed */
+	AP_OTHER = 'X', /* PREPARE, SET ...: must succeed */
 	AP_BEGIN = 'B',
 	AP_INSERT = 'I',
 	AP_UPDATE = 'U',
 	AP_DELETE = 'D',
 	AP_TRUNCATE = 'T',
 	AP_PROGRESS = 'P',
-	AP_COMMIT = 'C',   /* lsn: the group's last end LSN */
-	AP_SYNC = 'S',     /* the pipeline sync after COMMIT */
-	AP_ADVANCE = 'A'   /* no statement: committed_lsn = lsn once everything before is answered */
+	AP_COMMIT = 'C', /* lsn: the group's last end LSN */
+	AP_SYNC = 'S',   /* the pipeline sync after COMMIT */
+	AP_ADVANCE = 'A' /* no statement: committed_lsn = lsn once everything before is answered */
 } apply_what;
 
 struct apply_pending
@@ -59,7 +59,7 @@ struct apply_pending
 	pgo_lsn lsn;     /* changes: WAL start of the change; COMMIT/ADVANCE: end LSN */
 	pgo_lsn txn_lsn; /* changes: commit LSN of the source transaction */
 	char key[APPLY_KEY_TEXT];
-	char *diag;      /* owned: a batched UPDATE/DELETE's rows (see apply_diag_add), or NULL */
+	char *diag; /* owned: a batched UPDATE/DELETE's rows (see apply_diag_add), or NULL */
 	size_t diag_len;
 };
 
@@ -67,9 +67,9 @@ struct apply_pending
 typedef struct apply_stmt
 {
 	struct apply_stmt *next;
-	char kind;      /* 'I', 'U', 'D' */
-	int rows;       /* 'I': rows per statement */
-	uint8_t *mask;  /* 'U'/'D': per column bits (owned); NULL for 'I' */
+	char kind;     /* 'I', 'U', 'D' */
+	int rows;      /* 'I': rows per statement */
+	uint8_t *mask; /* 'U'/'D': per column bits (owned); NULL for 'I' */
 	char name[40];
 } apply_stmt;
 
@@ -79,11 +79,11 @@ typedef struct apply_stmt
 /* The applier's state for one relation (relcache_entry.user). */
 typedef struct apply_rel
 {
-	char *qname;     /* owned: "nsp"."rel" */
-	char relkind;    /* on the target: 'r' or 'p' */
-	char **qcols;    /* owned: quoted name of each published column */
-	bool *text_eq;   /* owned: compare this column as text (its type has no '=') */
-	char **qtypes;   /* owned: the target column's type, for casts in VALUES lists */
+	char *qname;   /* owned: "nsp"."rel" */
+	char relkind;  /* on the target: 'r' or 'p' */
+	char **qcols;  /* owned: quoted name of each published column */
+	bool *text_eq; /* owned: compare this column as text (its type has no '=') */
+	char **qtypes; /* owned: the target column's type, for casts in VALUES lists */
 	uint16_t ncols;
 	apply_stmt *stmts; /* owned list */
 } apply_rel;
@@ -182,8 +182,8 @@ apply_push(applier *a, char what, const relcache_entry *rel, int rows, const cha
 	p->rows = rows;
 	p->relid = rel ? rel->relid : 0;
 	p->lsn = what == AP_COMMIT || what == AP_ADVANCE ? a->group_end_lsn
-	         : a->sending && a->sending->change_lsn     ? a->sending->change_lsn
-	                                                      : a->change_lsn;
+	         : a->sending && a->sending->change_lsn  ? a->sending->change_lsn
+	                                                 : a->change_lsn;
 	p->txn_lsn = a->txn_lsn;
 	p->diag = NULL;
 	p->diag_len = 0;
@@ -260,9 +260,8 @@ apply_send_sql(applier *a, char what, const char *sql, const relcache_entry *rel
 }
 
 static bool
-apply_send_prepared(applier *a, char what, const char *name, int nparams,
-                    const char *const *values, const relcache_entry *rel, int rows, const char *key,
-                    size_t bytes)
+apply_send_prepared(applier *a, char what, const char *name, int nparams, const char *const *values,
+                    const relcache_entry *rel, int rows, const char *key, size_t bytes)
 {
 	if (!PQsendQueryPrepared(a->conn, name, nparams, values, NULL, NULL, 0))
 		return apply_fail_conn(a, "could not send a statement to the target");
@@ -917,11 +916,11 @@ apply_add_stmt(applier *a, apply_rel *ar, char kind, int rows, const uint8_t *ma
 	return s;
 }
 
-#define SQL(...)                                                                                   \
-	do                                                                                             \
-	{                                                                                              \
-		if (!strbuf_appendf(&a->sql, __VA_ARGS__))                                                 \
-			return NULL;                                                                           \
+#define SQL(...)                                   \
+	do                                             \
+	{                                              \
+		if (!strbuf_appendf(&a->sql, __VA_ARGS__)) \
+			return NULL;                           \
 	} while (0)
 
 /* INSERT INTO t (c...) VALUES ($1..),(..) for rows rows. */
@@ -1215,7 +1214,8 @@ apply_send_rows(applier *a, apply_batch *b, apply_rel *ar, int first, int n)
 	if (kind == 'I')
 		s = apply_insert_stmt(a, ar, n);
 	else if (n == 1)
-		s = kind == 'U' ? apply_update_stmt(a, e, ar, b->mask) : apply_delete_stmt(a, e, ar, b->mask);
+		s = kind == 'U' ? apply_update_stmt(a, e, ar, b->mask)
+		                : apply_delete_stmt(a, e, ar, b->mask);
 	else
 		s = apply_multi_stmt(a, ar, kind, b->mask, n);
 	if (s == NULL)
@@ -1223,7 +1223,10 @@ apply_send_rows(applier *a, apply_batch *b, apply_rel *ar, int first, int n)
 	for (size_t i = 0; i < (size_t)n * width; i++)
 		if (values[i])
 			bytes += strlen(values[i]) + 4;
-	if (!apply_send_prepared(a, kind == 'I' ? AP_INSERT : kind == 'U' ? AP_UPDATE : AP_DELETE,
+	if (!apply_send_prepared(a,
+	                         kind == 'I'   ? AP_INSERT
+	                         : kind == 'U' ? AP_UPDATE
+	                                       : AP_DELETE,
 	                         s->name, (int)((size_t)n * width), values, e, n,
 	                         kind == 'I' ? NULL : strbuf_data(&b->keys), bytes))
 		return false;
@@ -1336,7 +1339,7 @@ apply_copy_row(applier *a, const pgo_tuple *t)
 			                  : c == '\n' ? "\\n"
 			                  : c == '\r' ? "\\r"
 			                  : c == '\t' ? "\\t"
-			                                : NULL;
+			                              : NULL;
 
 			if (esc || j == v->len)
 			{
@@ -1586,7 +1589,8 @@ apply_batch_done(applier *a, relcache_entry *e)
 	{
 		apply_batch *b = &a->batches[i];
 
-		if (b->rel == e && (b->rows == APPLY_MAX_BATCH_ROWS || (size_t)(b->rows + 1) * b->width > 65535))
+		if (b->rel == e &&
+		    (b->rows == APPLY_MAX_BATCH_ROWS || (size_t)(b->rows + 1) * b->width > 65535))
 			return apply_send_batch(a, b);
 	}
 	return true;
@@ -1737,8 +1741,7 @@ apply_batch_key(apply_batch *b, const relcache_entry *e, const pgo_tuple *m, con
 
 /* Record a batched row's commit LSN and key values (see apply_diag_find). */
 static bool
-apply_diag_add(applier *a, apply_batch *b, const pgo_tuple *m, const uint8_t *mask,
-               uint16_t ncols)
+apply_diag_add(applier *a, apply_batch *b, const pgo_tuple *m, const uint8_t *mask, uint16_t ncols)
 {
 	uint16_t nkeys = 0;
 	bool ok;
@@ -1805,8 +1808,8 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 			for (uint16_t i = 0; i < ar->ncols; i++)
 				if (mask[i] & (pass == 0 ? MASK_SET : MASK_WHERE))
 					row[n++] = apply_value(pass == 0 ? &newtup->cols[i] : &m->cols[i]);
-		ok = apply_send_prepared(a, kind == 'U' ? AP_UPDATE : AP_DELETE, s->name, (int)n,
-		                         a->params, e, 1, key, 0);
+		ok = apply_send_prepared(a, kind == 'U' ? AP_UPDATE : AP_DELETE, s->name, (int)n, a->params,
+		                         e, 1, key, 0);
 		if (kind == 'U')
 			a->stats.updates++;
 		else
@@ -1874,8 +1877,9 @@ apply_truncate(applier *a, const pgo_truncate *t)
 
 		if (e == NULL)
 		{
-			snprintf(msg, sizeof(msg), "a TRUNCATE names relation %u, which no Relation message "
-			                           "described",
+			snprintf(msg, sizeof(msg),
+			         "a TRUNCATE names relation %u, which no Relation message "
+			         "described",
 			         relid);
 			return apply_fail(a, msg, NULL);
 		}
@@ -2052,8 +2056,8 @@ apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start, size_t msg_len)
 		{
 			char text[128];
 
-			snprintf(text, sizeof(text), "a change for relation %u came before its Relation message",
-			         relid);
+			snprintf(text, sizeof(text),
+			         "a change for relation %u came before its Relation message", relid);
 			return apply_fail(a, text, NULL);
 		}
 	}

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "child.h"
 
 #define CHILD_GRACE_MS 5000
@@ -26,15 +27,6 @@ typedef struct child_kinds
 	int count[CHILD_KINDS];
 	int n;
 } child_kinds;
-
-static int64_t
-child_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Count an error line under its kind: the text after "error: ", up to a quote or digit. */
 static void
@@ -172,10 +164,10 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 		if (spec->interrupted && *spec->interrupted && term_at == 0)
 		{
 			kill(-pid, SIGTERM);
-			term_at = child_now_ms();
+			term_at = cli_now_ms();
 			res->interrupted = true;
 		}
-		if (term_at && child_now_ms() - term_at > CHILD_GRACE_MS)
+		if (term_at && cli_now_ms() - term_at > CHILD_GRACE_MS)
 			kill(-pid, SIGKILL);
 		if (!eof && poll(&pfd, 1, 100) > 0)
 		{

@@ -23,7 +23,6 @@
 #include "stream.h"
 
 #define BENCH_MAX_PUBLICATIONS 32
-#define BENCH_MAX_COLUMNS      1664
 
 typedef struct bench_opts
 {
@@ -153,7 +152,8 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 			case OPT_SKIP:
 				if (!pgo_lsn_parse(optarg, c == OPT_ENDPOS ? &o->endpos : &o->apply.skip_lsn))
 				{
-					fprintf(stderr, "pg_dbmigrator bench: invalid LSN \"%s\" (use the form 0/16B3748)\n",
+					fprintf(stderr,
+					        "pg_dbmigrator bench: invalid LSN \"%s\" (use the form 0/16B3748)\n",
 					        optarg);
 					return false;
 				}
@@ -164,8 +164,9 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 			case OPT_GROUP:
 				if (!cli_parse_int(optarg, 1, 1000000, &o->apply.group_txns))
 				{
-					fprintf(stderr, "pg_dbmigrator bench: invalid --group-commit \"%s\": use 1 to "
-					                "1000000\n",
+					fprintf(stderr,
+					        "pg_dbmigrator bench: invalid --group-commit \"%s\": use 1 to "
+					        "1000000\n",
 					        optarg);
 					return false;
 				}
@@ -175,8 +176,9 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 					o->apply.skip_missing = strcmp(optarg, "skip") == 0;
 				else
 				{
-					fprintf(stderr, "pg_dbmigrator bench: invalid --on-missing-row \"%s\": use error "
-					                "or skip\n",
+					fprintf(stderr,
+					        "pg_dbmigrator bench: invalid --on-missing-row \"%s\": use error "
+					        "or skip\n",
 					        optarg);
 					return false;
 				}
@@ -184,8 +186,9 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 			case OPT_RING:
 				if (!cli_parse_size(optarg, &o->ring_size) || o->ring_size < 64 * 1024)
 				{
-					fprintf(stderr, "pg_dbmigrator bench: invalid --ring-size \"%s\": use a size of "
-					                "at least 64kB, e.g. 64MB\n",
+					fprintf(stderr,
+					        "pg_dbmigrator bench: invalid --ring-size \"%s\": use a size of "
+					        "at least 64kB, e.g. 64MB\n",
 					        optarg);
 					return false;
 				}
@@ -193,8 +196,9 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 			case OPT_STATUS:
 				if (!cli_parse_int(optarg, 1, 3600, &secs))
 				{
-					fprintf(stderr, "pg_dbmigrator bench: invalid --status-interval \"%s\": use 1 to "
-					                "3600 seconds\n",
+					fprintf(stderr,
+					        "pg_dbmigrator bench: invalid --status-interval \"%s\": use 1 to "
+					        "3600 seconds\n",
 					        optarg);
 					return false;
 				}
@@ -204,15 +208,17 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 				if (!cli_parse_int(optarg, PGO_PROTO_VERSION_MIN, PGO_PROTO_VERSION_MAX,
 				                   &o->proto_version))
 				{
-					fprintf(stderr, "pg_dbmigrator bench: invalid --proto-version \"%s\"\n", optarg);
+					fprintf(stderr, "pg_dbmigrator bench: invalid --proto-version \"%s\"\n",
+					        optarg);
 					return false;
 				}
 				break;
 			case OPT_INSERT:
 				if (strcmp(optarg, "copy") && strcmp(optarg, "values"))
 				{
-					fprintf(stderr, "pg_dbmigrator bench: invalid --insert-method \"%s\": use copy "
-					                "or values\n",
+					fprintf(stderr,
+					        "pg_dbmigrator bench: invalid --insert-method \"%s\": use copy "
+					        "or values\n",
 					        optarg);
 					return false;
 				}
@@ -290,10 +296,7 @@ cmd_bench(int argc, char **argv)
 	receiver rcv = {0};
 	applier app;
 	bool app_open = false, ring_ready = false, cache_ready = false, ok = false;
-	pgo_decoder dec;
-	pgo_config cfg = {0};
-	static pgo_value old_cols[BENCH_MAX_COLUMNS], new_cols[BENCH_MAX_COLUMNS];
-	static pgo_relcol rel_cols[BENCH_MAX_COLUMNS];
+	static stream_decoder sd;
 	stream_opts so = {0};
 	replslot slot;
 	replstart start = {0};
@@ -338,23 +341,15 @@ cmd_bench(int argc, char **argv)
 	if (!ring_init(&rg, opts.ring_size, err, sizeof(err)))
 		goto error;
 	ring_ready = true;
-	cfg.proto_version = opts.proto_version ? opts.proto_version
-	                                       : replconn_max_proto_version(rc.server_version);
-	cfg.max_columns = BENCH_MAX_COLUMNS;
-	cfg.old_cols = old_cols;
-	cfg.new_cols = new_cols;
-	cfg.rel_cols = rel_cols;
-	cfg.natts = relcache_natts;
-	cfg.natts_arg = &cache;
-	if (pgo_decoder_init(&dec, &cfg) != PGO_ERR_OK)
-	{
-		snprintf(err, sizeof(err), "could not set up the decoder");
+	if (!stream_decoder_init(&sd,
+	                         opts.proto_version ? opts.proto_version
+	                                            : replconn_max_proto_version(rc.server_version),
+	                         &cache, err, sizeof(err)))
 		goto error;
-	}
 	start.slot = opts.slot;
 	/* restart after what the target has (the slot may be behind it) */
 	start.start_lsn = app.progress_lsn;
-	start.proto_version = cfg.proto_version;
+	start.proto_version = sd.cfg.proto_version;
 	start.publications = opts.publications;
 	start.messages = true;
 	if (!replconn_start(&rc, &start, err, sizeof(err)))
@@ -364,7 +359,7 @@ cmd_bench(int argc, char **argv)
 		goto error;
 	so.endpos = opts.endpos;
 	so.stop = &bench_interrupted;
-	end = stream_apply(&so, &rcv, &rg, &dec, &cache, &app, err, sizeof(err));
+	end = stream_apply(&so, &rcv, &rg, &sd.dec, &cache, &app, err, sizeof(err));
 	if (end == STREAM_FAILED || (end == STREAM_CLOSED && err[0]))
 		goto error;
 	if (end == STREAM_CLOSED)

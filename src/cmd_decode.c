@@ -31,21 +31,21 @@
 #include "ring.h"
 #include "strbuf.h"
 
-#define DECODE_MAX_COLUMNS 1664
-#define DECODE_FLUSH_BYTES (1024 * 1024)
-#define DECODE_FLUSH_MS 200
+#define DECODE_MAX_COLUMNS      1664
+#define DECODE_FLUSH_BYTES      (1024 * 1024)
+#define DECODE_FLUSH_MS         200
 #define DECODE_MAX_PUBLICATIONS 64
 
 typedef struct decode_opts
 {
-	const char *source;   /* borrowed: argv or environment */
-	const char *slot;     /* borrowed */
+	const char *source;                                    /* borrowed: argv or environment */
+	const char *slot;                                      /* borrowed */
 	const char *publications[DECODE_MAX_PUBLICATIONS + 1]; /* borrowed, NULL-terminated */
 	int npublications;
 	bool create_slot;
 	bool drop_slot;
 	pgo_lsn start;
-	pgo_lsn endpos; /* 0: none */
+	pgo_lsn endpos;     /* 0: none */
 	const char *output; /* borrowed; "-" is stdout */
 	decodefmt_format format;
 	int proto_version; /* 0: highest the server supports */
@@ -56,12 +56,12 @@ typedef struct decode_opts
 /* One run's state. */
 typedef struct decode_run
 {
-	decode_opts *opts;    /* borrowed */
-	int fd;               /* output; owned unless it is stdout */
-	bool fd_is_file;      /* regular file: fsync before acknowledging */
-	strbuf out;           /* owned: lines not yet written */
-	pgo_lsn pending_ack;  /* end LSN of the last transaction in out */
-	pgo_lsn acked;        /* what the receiver reports as flushed */
+	decode_opts *opts;   /* borrowed */
+	int fd;              /* output; owned unless it is stdout */
+	bool fd_is_file;     /* regular file: fsync before acknowledging */
+	strbuf out;          /* owned: lines not yet written */
+	pgo_lsn pending_ack; /* end LSN of the last transaction in out */
+	pgo_lsn acked;       /* what the receiver reports as flushed */
 	int64_t last_flush_ms;
 	bool in_txn;
 } decode_run;
@@ -80,30 +80,30 @@ decode_on_signal(int sig)
 static void
 decode_usage(FILE *f)
 {
-	fprintf(f,
-	        "pg_dbmigrator decode prints the changes of a logical replication slot, decoded\n"
-	        "by pg_dbmigrator's own pgoutput client (like pg_recvlogical).\n"
-	        "\n"
-	        "Usage:\n"
-	        "  pg_dbmigrator decode --source CONNSTR --slot-name NAME --publication NAME [options]\n"
-	        "\n"
-	        "Options:\n"
-	        "  --source CONNSTR       source connection string or URI (or PG_DBMIGRATOR_SOURCE)\n"
-	        "  --slot-name NAME       logical replication slot (pgoutput)\n"
-	        "  --publication NAME     publication to stream (repeatable)\n"
-	        "  --create-slot          create the slot first (error if it exists)\n"
-	        "  --drop-slot            drop the slot when done\n"
-	        "  --start LSN            start position (default: the slot's confirmed position)\n"
-	        "  --endpos LSN           stop after the last transaction committed at or before LSN\n"
-	        "  --output FILE|-        where to write (default -, standard output); a file is\n"
-	        "                         appended to and fsync'd before each acknowledgement\n"
-	        "  --format text|json     one line per message (default text)\n"
-	        "  --proto-version N      pgoutput protocol version (default: highest supported)\n"
-	        "  --ring-size SIZE       buffer between receiver and printer (default 64MB)\n"
-	        "  --status-interval SECS standby status update interval (default 10)\n"
-	        "  --help                 show this help\n"
-	        "\n"
-	        "Only what has been written out is acknowledged to the source. Ctrl+C stops cleanly.\n");
+	fprintf(
+	    f, "pg_dbmigrator decode prints the changes of a logical replication slot, decoded\n"
+	       "by pg_dbmigrator's own pgoutput client (like pg_recvlogical).\n"
+	       "\n"
+	       "Usage:\n"
+	       "  pg_dbmigrator decode --source CONNSTR --slot-name NAME --publication NAME [options]\n"
+	       "\n"
+	       "Options:\n"
+	       "  --source CONNSTR       source connection string or URI (or PG_DBMIGRATOR_SOURCE)\n"
+	       "  --slot-name NAME       logical replication slot (pgoutput)\n"
+	       "  --publication NAME     publication to stream (repeatable)\n"
+	       "  --create-slot          create the slot first (error if it exists)\n"
+	       "  --drop-slot            drop the slot when done\n"
+	       "  --start LSN            start position (default: the slot's confirmed position)\n"
+	       "  --endpos LSN           stop after the last transaction committed at or before LSN\n"
+	       "  --output FILE|-        where to write (default -, standard output); a file is\n"
+	       "                         appended to and fsync'd before each acknowledgement\n"
+	       "  --format text|json     one line per message (default text)\n"
+	       "  --proto-version N      pgoutput protocol version (default: highest supported)\n"
+	       "  --ring-size SIZE       buffer between receiver and printer (default 64MB)\n"
+	       "  --status-interval SECS standby status update interval (default 10)\n"
+	       "  --help                 show this help\n"
+	       "\n"
+	       "Only what has been written out is acknowledged to the source. Ctrl+C stops cleanly.\n");
 }
 
 /* Parse argv into opts; prints one error line and returns false on bad usage. */
@@ -126,21 +126,22 @@ decode_parse_args(int argc, char **argv, decode_opts *o, bool *help)
 		OPT_STATUS,
 		OPT_HELP
 	};
-	static const struct option longopts[] = {{"source", required_argument, NULL, OPT_SOURCE},
-	                                         {"slot-name", required_argument, NULL, OPT_SLOT},
-	                                         {"slot", required_argument, NULL, OPT_SLOT},
-	                                         {"publication", required_argument, NULL, OPT_PUB},
-	                                         {"create-slot", no_argument, NULL, OPT_CREATE},
-	                                         {"drop-slot", no_argument, NULL, OPT_DROP},
-	                                         {"start", required_argument, NULL, OPT_START},
-	                                         {"endpos", required_argument, NULL, OPT_ENDPOS},
-	                                         {"output", required_argument, NULL, OPT_OUTPUT},
-	                                         {"format", required_argument, NULL, OPT_FORMAT},
-	                                         {"proto-version", required_argument, NULL, OPT_PROTO},
-	                                         {"ring-size", required_argument, NULL, OPT_RING},
-	                                         {"status-interval", required_argument, NULL, OPT_STATUS},
-	                                         {"help", no_argument, NULL, OPT_HELP},
-	                                         {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+	    {"source", required_argument, NULL, OPT_SOURCE},
+	    {"slot-name", required_argument, NULL, OPT_SLOT},
+	    {"slot", required_argument, NULL, OPT_SLOT},
+	    {"publication", required_argument, NULL, OPT_PUB},
+	    {"create-slot", no_argument, NULL, OPT_CREATE},
+	    {"drop-slot", no_argument, NULL, OPT_DROP},
+	    {"start", required_argument, NULL, OPT_START},
+	    {"endpos", required_argument, NULL, OPT_ENDPOS},
+	    {"output", required_argument, NULL, OPT_OUTPUT},
+	    {"format", required_argument, NULL, OPT_FORMAT},
+	    {"proto-version", required_argument, NULL, OPT_PROTO},
+	    {"ring-size", required_argument, NULL, OPT_RING},
+	    {"status-interval", required_argument, NULL, OPT_STATUS},
+	    {"help", no_argument, NULL, OPT_HELP},
+	    {NULL, 0, NULL, 0}};
 	int c;
 	int secs;
 	char err[512];
@@ -207,7 +208,7 @@ decode_parse_args(int argc, char **argv, decode_opts *o, bool *help)
 				break;
 			case OPT_PROTO:
 				if (!cli_parse_int(optarg, PGO_PROTO_VERSION_MIN, PGO_PROTO_VERSION_MAX,
-				                      &o->proto_version))
+				                   &o->proto_version))
 				{
 					fprintf(stderr,
 					        "pg_dbmigrator decode: invalid --proto-version \"%s\": use %d to %d\n",
@@ -241,7 +242,8 @@ decode_parse_args(int argc, char **argv, decode_opts *o, bool *help)
 				return true;
 			default:
 				if (optopt)
-					fprintf(stderr, "pg_dbmigrator decode: option needs a value or is unknown: %s\n",
+					fprintf(stderr,
+					        "pg_dbmigrator decode: option needs a value or is unknown: %s\n",
 					        argv[optind - 1]);
 				else
 					fprintf(stderr, "pg_dbmigrator decode: unknown option \"%s\"\n",
@@ -259,7 +261,8 @@ decode_parse_args(int argc, char **argv, decode_opts *o, bool *help)
 		o->source = getenv("PG_DBMIGRATOR_SOURCE");
 	if (o->source == NULL || o->slot == NULL || o->npublications == 0)
 	{
-		fprintf(stderr, "pg_dbmigrator decode: %s is required\nTry \"pg_dbmigrator decode --help\".\n",
+		fprintf(stderr,
+		        "pg_dbmigrator decode: %s is required\nTry \"pg_dbmigrator decode --help\".\n",
 		        o->source == NULL ? "--source (or PG_DBMIGRATOR_SOURCE)"
 		        : o->slot == NULL ? "--slot-name"
 		                          : "--publication");
@@ -554,8 +557,8 @@ cmd_decode(int argc, char **argv)
 		goto error;
 	ring_ready = true;
 
-	cfg.proto_version = opts.proto_version ? opts.proto_version
-	                                       : replconn_max_proto_version(rc.server_version);
+	cfg.proto_version =
+	    opts.proto_version ? opts.proto_version : replconn_max_proto_version(rc.server_version);
 	cfg.max_columns = DECODE_MAX_COLUMNS;
 	cfg.old_cols = old_cols;
 	cfg.new_cols = new_cols;

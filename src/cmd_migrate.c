@@ -44,8 +44,7 @@
 
 #include <xxhash.h>
 
-#define MIG_MAX_LIST    64 /* one more slot holds the NULL of a scope list */
-#define MIG_MAX_COLUMNS 1664
+#define MIG_MAX_LIST 64 /* one more slot holds the NULL of a scope list */
 
 typedef struct mig_opts
 {
@@ -130,81 +129,82 @@ mig_on_signal(int sig)
 static void
 mig_usage(FILE *f)
 {
-	fprintf(f,
-	        "pg_dbmigrator moves a PostgreSQL database to another server.\n"
-	        "\n"
-	        "Usage:\n"
-	        "  pg_dbmigrator --mode offline|online --source URI --target URI [options]\n"
-	        "\n"
-	        "Connections (any libpq connection string or URI; PG* variables and ~/.pgpass apply):\n"
-	        "  --source URI                  the database to migrate (or PG_DBMIGRATOR_SOURCE)\n"
-	        "  --target URI                  where it goes (or PG_DBMIGRATOR_TARGET)\n"
-	        "\n"
-	        "What to migrate:\n"
-	        "  --dump-scope all|schema-only|data-only   default all\n"
-	        "  --schema NAME, --exclude-schema NAME     (repeatable)\n"
-	        "  --table NAME, --exclude-table NAME       (repeatable; schema.table)\n"
-	        "\n"
-	        "Dump and restore:\n"
-	        "  --jobs N                      parallel pg_dump/pg_restore jobs (default 1)\n"
-	        "  --dump-path PATH              dump directory (default ./pg_dbmigrator_dump)\n"
-	        "  --compress N                  pg_dump compression level\n"
-	        "  --drop-target-first           drop existing objects on the target first\n"
-	        "  --allow-restore-errors        pg_restore errors are warnings when data was restored\n"
-	        "  --split-sections / --no-split-sections   restore pre-data, data, post-data\n"
-	        "                                separately (default on)\n"
-	        "  --with-publications, --with-subscriptions, --with-sync, --with-comments,\n"
-	        "  --with-security-labels        undo pg_dump's --no-... defaults\n"
-	        "  --no-table-access-method      pass --no-table-access-method to pg_dump\n"
-	        "  --skip-analyze                do not ANALYZE the target after restore\n"
-	        "  --fast-restore-settings       during the restore, run the target with fsync,\n"
-	        "                                full_page_writes and synchronous_commit off and a\n"
-	        "                                large max_wal_size (ALTER SYSTEM; superuser), and put\n"
-	        "                                the previous values back afterwards, also on failure\n"
-	        "  --force-clean                 remove a previous run's dump directory first\n"
-	        "\n"
-	        "Online mode:\n"
-	        "  --slot-name NAME              replication slot (default pg_dbmigrator)\n"
-	        "  --publication NAME            publication (default pg_dbmigrator_pub); created for\n"
-	        "                                the migrated tables when missing and dropped at the end\n"
-	        "  --no-auto-create-publication  require an existing publication\n"
-	        "  --keep-slot                   keep the slot after cutover\n"
-	        "  --lag-threshold-bytes N       CaughtUp when lag is at most N bytes (default 1048576)\n"
-	        "  --cutover-poll-secs N         Lag event interval (default 5)\n"
-	        "  --cutover-fast-poll-ms N      accepted for compatibility (lag is polled every 100 ms)\n"
-	        "  --cutover-timeout SECS        give up draining after SECS (default 300)\n"
-	        "  --max-runtime-seconds N       cut over by itself after N seconds of streaming\n"
-	        "  --no-sequence-sync            do not copy sequence values at cutover\n"
-	        "  --group-commit N              source transactions per target transaction\n"
-	        "  --ring-size SIZE              replication buffer (default 64MB)\n"
-	        "\n"
-	        "Verification:\n"
-	        "  --verify off|warn|strict      compare source and target before Complete (default\n"
-	        "                                warn; strict exits 1 on a difference)\n"
-	        "\n"
-	        "Whole server:\n"
-	        "  --all-databases               every user database (not templates; postgres only\n"
-	        "                                with --include-postgres-db), created on the target as\n"
-	        "                                needed, each with its own slot; one Ctrl+C cuts all over\n"
-	        "  --max-parallel N              offline: databases at a time (default 2); online: all\n"
-	        "                                stream at once\n"
-	        "  --migrate-globals / --no-migrate-globals   roles and memberships (pg_dumpall\n"
-	        "                                --globals-only; default on with --all-databases)\n"
-	        "  --with-role-passwords         copy role passwords too\n"
-	        "\n"
-	        "Planning:\n"
-	        "  --dry-run                     validate, print the plan and the exact commands,\n"
-	        "                                change nothing\n"
-	        "\n"
-	        "Output:\n"
-	        "  --json                        one JSON object per event on stdout\n"
-	        "  --verbose                     show pg_dump/pg_restore output as it comes\n"
-	        "  --help, --version\n"
-	        "\n"
-	        "Online: Ctrl+C (or SIGTERM) cuts over: everything written on the source before it\n"
-	        "is applied, sequences are synced, the slot and publication are dropped, exit 0.\n"
-	        "A second Ctrl+C aborts at once and keeps the slot (exit 3).\n"
-	        "Exit codes: 0 done, 1 error, 2 bad usage, 3 aborted.\n");
+	fprintf(
+	    f,
+	    "pg_dbmigrator moves a PostgreSQL database to another server.\n"
+	    "\n"
+	    "Usage:\n"
+	    "  pg_dbmigrator --mode offline|online --source URI --target URI [options]\n"
+	    "\n"
+	    "Connections (any libpq connection string or URI; PG* variables and ~/.pgpass apply):\n"
+	    "  --source URI                  the database to migrate (or PG_DBMIGRATOR_SOURCE)\n"
+	    "  --target URI                  where it goes (or PG_DBMIGRATOR_TARGET)\n"
+	    "\n"
+	    "What to migrate:\n"
+	    "  --dump-scope all|schema-only|data-only   default all\n"
+	    "  --schema NAME, --exclude-schema NAME     (repeatable)\n"
+	    "  --table NAME, --exclude-table NAME       (repeatable; schema.table)\n"
+	    "\n"
+	    "Dump and restore:\n"
+	    "  --jobs N                      parallel pg_dump/pg_restore jobs (default 1)\n"
+	    "  --dump-path PATH              dump directory (default ./pg_dbmigrator_dump)\n"
+	    "  --compress N                  pg_dump compression level\n"
+	    "  --drop-target-first           drop existing objects on the target first\n"
+	    "  --allow-restore-errors        pg_restore errors are warnings when data was restored\n"
+	    "  --split-sections / --no-split-sections   restore pre-data, data, post-data\n"
+	    "                                separately (default on)\n"
+	    "  --with-publications, --with-subscriptions, --with-sync, --with-comments,\n"
+	    "  --with-security-labels        undo pg_dump's --no-... defaults\n"
+	    "  --no-table-access-method      pass --no-table-access-method to pg_dump\n"
+	    "  --skip-analyze                do not ANALYZE the target after restore\n"
+	    "  --fast-restore-settings       during the restore, run the target with fsync,\n"
+	    "                                full_page_writes and synchronous_commit off and a\n"
+	    "                                large max_wal_size (ALTER SYSTEM; superuser), and put\n"
+	    "                                the previous values back afterwards, also on failure\n"
+	    "  --force-clean                 remove a previous run's dump directory first\n"
+	    "\n"
+	    "Online mode:\n"
+	    "  --slot-name NAME              replication slot (default pg_dbmigrator)\n"
+	    "  --publication NAME            publication (default pg_dbmigrator_pub); created for\n"
+	    "                                the migrated tables when missing and dropped at the end\n"
+	    "  --no-auto-create-publication  require an existing publication\n"
+	    "  --keep-slot                   keep the slot after cutover\n"
+	    "  --lag-threshold-bytes N       CaughtUp when lag is at most N bytes (default 1048576)\n"
+	    "  --cutover-poll-secs N         Lag event interval (default 5)\n"
+	    "  --cutover-fast-poll-ms N      accepted for compatibility (lag is polled every 100 ms)\n"
+	    "  --cutover-timeout SECS        give up draining after SECS (default 300)\n"
+	    "  --max-runtime-seconds N       cut over by itself after N seconds of streaming\n"
+	    "  --no-sequence-sync            do not copy sequence values at cutover\n"
+	    "  --group-commit N              source transactions per target transaction\n"
+	    "  --ring-size SIZE              replication buffer (default 64MB)\n"
+	    "\n"
+	    "Verification:\n"
+	    "  --verify off|warn|strict      compare source and target before Complete (default\n"
+	    "                                warn; strict exits 1 on a difference)\n"
+	    "\n"
+	    "Whole server:\n"
+	    "  --all-databases               every user database (not templates; postgres only\n"
+	    "                                with --include-postgres-db), created on the target as\n"
+	    "                                needed, each with its own slot; one Ctrl+C cuts all over\n"
+	    "  --max-parallel N              offline: databases at a time (default 2); online: all\n"
+	    "                                stream at once\n"
+	    "  --migrate-globals / --no-migrate-globals   roles and memberships (pg_dumpall\n"
+	    "                                --globals-only; default on with --all-databases)\n"
+	    "  --with-role-passwords         copy role passwords too\n"
+	    "\n"
+	    "Planning:\n"
+	    "  --dry-run                     validate, print the plan and the exact commands,\n"
+	    "                                change nothing\n"
+	    "\n"
+	    "Output:\n"
+	    "  --json                        one JSON object per event on stdout\n"
+	    "  --verbose                     show pg_dump/pg_restore output as it comes\n"
+	    "  --help, --version\n"
+	    "\n"
+	    "Online: Ctrl+C (or SIGTERM) cuts over: everything written on the source before it\n"
+	    "is applied, sequences are synced, the slot and publication are dropped, exit 0.\n"
+	    "A second Ctrl+C aborts at once and keeps the slot (exit 3).\n"
+	    "Exit codes: 0 done, 1 error, 2 bad usage, 3 aborted.\n");
 }
 
 static bool
@@ -237,12 +237,56 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 {
 	enum
 	{
-		O_MODE = 256, O_SOURCE, O_TARGET, O_JOBS, O_DROP, O_SLOT, O_PUB, O_LAG, O_POLL, O_SCHEMA,
-		O_TABLE, O_XSCHEMA, O_XTABLE, O_ALLOWERR, O_NOSEQ, O_RESUME, O_FORCE, O_DUMPPATH, O_COMPRESS,
-		O_JSON, O_SCOPE, O_SPLIT, O_NOSPLIT, O_KEEPSLOT, O_NOAUTOPUB, O_MAXRUN, O_FASTPOLL,
-		O_SKIPANALYZE, O_RESUMEFILE, O_VERBOSE, O_TIMEOUT, O_WITHPUB, O_WITHSUB, O_WITHSYNC,
-		O_WITHCOMMENTS, O_WITHSECLABELS, O_NOTAM, O_GROUP, O_RING, O_VERIFY, O_DRYRUN, O_ALLDB, O_MAXPAR, O_GLOBALS, O_NOGLOBALS,
-		O_ROLEPW, O_INCLPG, O_TAG, O_FAST, O_HELP
+		O_MODE = 256,
+		O_SOURCE,
+		O_TARGET,
+		O_JOBS,
+		O_DROP,
+		O_SLOT,
+		O_PUB,
+		O_LAG,
+		O_POLL,
+		O_SCHEMA,
+		O_TABLE,
+		O_XSCHEMA,
+		O_XTABLE,
+		O_ALLOWERR,
+		O_NOSEQ,
+		O_RESUME,
+		O_FORCE,
+		O_DUMPPATH,
+		O_COMPRESS,
+		O_JSON,
+		O_SCOPE,
+		O_SPLIT,
+		O_NOSPLIT,
+		O_KEEPSLOT,
+		O_NOAUTOPUB,
+		O_MAXRUN,
+		O_FASTPOLL,
+		O_SKIPANALYZE,
+		O_RESUMEFILE,
+		O_VERBOSE,
+		O_TIMEOUT,
+		O_WITHPUB,
+		O_WITHSUB,
+		O_WITHSYNC,
+		O_WITHCOMMENTS,
+		O_WITHSECLABELS,
+		O_NOTAM,
+		O_GROUP,
+		O_RING,
+		O_VERIFY,
+		O_DRYRUN,
+		O_ALLDB,
+		O_MAXPAR,
+		O_GLOBALS,
+		O_NOGLOBALS,
+		O_ROLEPW,
+		O_INCLPG,
+		O_TAG,
+		O_FAST,
+		O_HELP
 	};
 	static const struct option longopts[] = {
 	    {"mode", required_argument, NULL, O_MODE},
@@ -316,8 +360,8 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	o->auto_publication = true;
 	o->cutover_timeout = 300;
 	o->analyze = true;
-	o->no_publications = o->no_subscriptions = o->no_sync = o->no_comments =
-	    o->no_security_labels = true;
+	o->no_publications = o->no_subscriptions = o->no_sync = o->no_comments = o->no_security_labels =
+	    true;
 	o->group_commit = APPLY_DEFAULT_GROUP_TXNS;
 	o->ring_size = 64 * 1024 * 1024;
 	o->verify = 1;
@@ -329,14 +373,22 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	{
 		switch (c)
 		{
-			case O_MODE: mode = optarg; break;
-			case O_SOURCE: o->source = optarg; break;
-			case O_TARGET: o->target = optarg; break;
+			case O_MODE:
+				mode = optarg;
+				break;
+			case O_SOURCE:
+				o->source = optarg;
+				break;
+			case O_TARGET:
+				o->target = optarg;
+				break;
 			case O_JOBS:
 				if (!mig_int_arg("--jobs", optarg, 1, 128, &o->jobs))
 					return false;
 				break;
-			case O_DROP: o->drop_target_first = true; break;
+			case O_DROP:
+				o->drop_target_first = true;
+				break;
 			case O_SLOT:
 			{
 				char err[256];
@@ -349,7 +401,9 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 				o->slot = optarg;
 				break;
 			}
-			case O_PUB: o->publication = optarg; break;
+			case O_PUB:
+				o->publication = optarg;
+				break;
 			case O_LAG:
 			{
 				char *end;
@@ -358,7 +412,8 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 				o->lag_threshold = strtoll(optarg, &end, 10);
 				if (errno || *end || o->lag_threshold < 0)
 				{
-					fprintf(stderr, "pg_dbmigrator: invalid --lag-threshold-bytes \"%s\"\n", optarg);
+					fprintf(stderr, "pg_dbmigrator: invalid --lag-threshold-bytes \"%s\"\n",
+					        optarg);
 					return false;
 				}
 				break;
@@ -383,31 +438,52 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 				if (!mig_list_add(o->ex_tables, &o->nex_tables, optarg, "--exclude-table"))
 					return false;
 				break;
-			case O_ALLOWERR: o->allow_restore_errors = true; break;
-			case O_NOSEQ: o->sequence_sync = false; break;
-			case O_RESUME: o->resume = true; break;
-			case O_FORCE: o->force_clean = true; break;
-			case O_DUMPPATH: o->dump_path = optarg; break;
+			case O_ALLOWERR:
+				o->allow_restore_errors = true;
+				break;
+			case O_NOSEQ:
+				o->sequence_sync = false;
+				break;
+			case O_RESUME:
+				o->resume = true;
+				break;
+			case O_FORCE:
+				o->force_clean = true;
+				break;
+			case O_DUMPPATH:
+				o->dump_path = optarg;
+				break;
 			case O_COMPRESS:
 				if (!mig_int_arg("--compress", optarg, 0, 9, &o->compress))
 					return false;
 				break;
-			case O_JSON: o->json = true; break;
+			case O_JSON:
+				o->json = true;
+				break;
 			case O_SCOPE:
 				if (strcmp(optarg, "all") && strcmp(optarg, "schema-only") &&
 				    strcmp(optarg, "data-only"))
 				{
-					fprintf(stderr, "pg_dbmigrator: invalid --dump-scope \"%s\": use all, "
-					                "schema-only or data-only\n",
+					fprintf(stderr,
+					        "pg_dbmigrator: invalid --dump-scope \"%s\": use all, "
+					        "schema-only or data-only\n",
 					        optarg);
 					return false;
 				}
 				o->scope = optarg;
 				break;
-			case O_SPLIT: o->split_sections = true; break;
-			case O_NOSPLIT: o->split_sections = false; break;
-			case O_KEEPSLOT: o->keep_slot = true; break;
-			case O_NOAUTOPUB: o->auto_publication = false; break;
+			case O_SPLIT:
+				o->split_sections = true;
+				break;
+			case O_NOSPLIT:
+				o->split_sections = false;
+				break;
+			case O_KEEPSLOT:
+				o->keep_slot = true;
+				break;
+			case O_NOAUTOPUB:
+				o->auto_publication = false;
+				break;
 			case O_MAXRUN:
 				if (!mig_int_arg("--max-runtime-seconds", optarg, 1, 100000000, &o->max_runtime))
 					return false;
@@ -416,19 +492,37 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 				if (!mig_int_arg("--cutover-fast-poll-ms", optarg, 1, 60000, &v))
 					return false;
 				break;
-			case O_SKIPANALYZE: o->analyze = false; break;
-			case O_RESUMEFILE: o->resume_file = optarg; break;
-			case O_VERBOSE: o->verbose = true; break;
+			case O_SKIPANALYZE:
+				o->analyze = false;
+				break;
+			case O_RESUMEFILE:
+				o->resume_file = optarg;
+				break;
+			case O_VERBOSE:
+				o->verbose = true;
+				break;
 			case O_TIMEOUT:
 				if (!mig_int_arg("--cutover-timeout", optarg, 1, 86400 * 7, &o->cutover_timeout))
 					return false;
 				break;
-			case O_WITHPUB: o->no_publications = false; break;
-			case O_WITHSUB: o->no_subscriptions = false; break;
-			case O_WITHSYNC: o->no_sync = false; break;
-			case O_WITHCOMMENTS: o->no_comments = false; break;
-			case O_WITHSECLABELS: o->no_security_labels = false; break;
-			case O_NOTAM: o->no_table_access_method = true; break;
+			case O_WITHPUB:
+				o->no_publications = false;
+				break;
+			case O_WITHSUB:
+				o->no_subscriptions = false;
+				break;
+			case O_WITHSYNC:
+				o->no_sync = false;
+				break;
+			case O_WITHCOMMENTS:
+				o->no_comments = false;
+				break;
+			case O_WITHSECLABELS:
+				o->no_security_labels = false;
+				break;
+			case O_NOTAM:
+				o->no_table_access_method = true;
+				break;
 			case O_GROUP:
 				if (!mig_int_arg("--group-commit", optarg, 1, 1000000, &o->group_commit))
 					return false;
@@ -450,28 +544,48 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 					o->verify = 2;
 				else
 				{
-					fprintf(stderr, "pg_dbmigrator: invalid --verify \"%s\": use off, warn or "
-					                "strict\n",
+					fprintf(stderr,
+					        "pg_dbmigrator: invalid --verify \"%s\": use off, warn or "
+					        "strict\n",
 					        optarg);
 					return false;
 				}
 				break;
-			case O_DRYRUN: o->dry_run = true; break;
-			case O_ALLDB: o->all_databases = true; break;
+			case O_DRYRUN:
+				o->dry_run = true;
+				break;
+			case O_ALLDB:
+				o->all_databases = true;
+				break;
 			case O_MAXPAR:
 				if (!mig_int_arg("--max-parallel", optarg, 1, 64, &o->max_parallel))
 					return false;
 				break;
-			case O_GLOBALS: o->migrate_globals = 1; break;
-			case O_NOGLOBALS: o->migrate_globals = 0; break;
-			case O_ROLEPW: o->with_role_passwords = true; break;
-			case O_INCLPG: o->include_postgres = true; break;
-			case O_TAG: o->event_tag = optarg; break;
-			case O_FAST: o->fast_restore = true; break;
-			case O_HELP: *help = true; return true;
+			case O_GLOBALS:
+				o->migrate_globals = 1;
+				break;
+			case O_NOGLOBALS:
+				o->migrate_globals = 0;
+				break;
+			case O_ROLEPW:
+				o->with_role_passwords = true;
+				break;
+			case O_INCLPG:
+				o->include_postgres = true;
+				break;
+			case O_TAG:
+				o->event_tag = optarg;
+				break;
+			case O_FAST:
+				o->fast_restore = true;
+				break;
+			case O_HELP:
+				*help = true;
+				return true;
 			default:
-				fprintf(stderr, "pg_dbmigrator: unknown or incomplete option \"%s\"\nTry "
-				                "\"pg_dbmigrator --help\".\n",
+				fprintf(stderr,
+				        "pg_dbmigrator: unknown or incomplete option \"%s\"\nTry "
+				        "\"pg_dbmigrator --help\".\n",
 				        argv[optind - 1]);
 				return false;
 		}
@@ -671,8 +785,9 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 	m->src_version = PQserverVersion(m->src);
 	if (major && major < m->src_version / 10000)
 	{
-		snprintf(buf, sizeof(buf), "pg_dump %d is older than the source server (%d): install "
-		                           "client tools %d or newer, or set PG_BINDIR",
+		snprintf(buf, sizeof(buf),
+		         "pg_dump %d is older than the source server (%d): install "
+		         "client tools %d or newer, or set PG_BINDIR",
 		         major, m->src_version / 10000, m->src_version / 10000);
 		return mig_check_failed("client_tools", "%s", buf);
 	}
@@ -767,10 +882,11 @@ mig_reattach(mig *m, char *errbuf, size_t errlen)
 		return false;
 	if (!found)
 	{
-		snprintf(errbuf, errlen,
-		         "cannot resume: the replication slot \"%s\" of the interrupted run is gone from the "
-		         "source, and with it the changes since the dump; start over with --force-clean",
-		         m->o.slot);
+		snprintf(
+		    errbuf, errlen,
+		    "cannot resume: the replication slot \"%s\" of the interrupted run is gone from the "
+		    "source, and with it the changes since the dump; start over with --force-clean",
+		    m->o.slot);
 		return false;
 	}
 	m->created_slot = true;
@@ -796,8 +912,8 @@ mig_prepare_snapshot(mig *m, char *errbuf, size_t errlen)
 	{
 		char sql[512];
 
-		snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_catalog.pg_publication WHERE pubname = %s",
-		         lit);
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM pg_catalog.pg_publication WHERE pubname = %s", lit);
 		PQfreemem(lit);
 		if (!mig_value(m->src, sql, buf, sizeof(buf), errbuf, errlen))
 			return false;
@@ -890,8 +1006,8 @@ mig_run_child(mig *m, const char *stage, const char *const *argv, const char *pa
 
 	if (mig_progress(m))
 	{
-		spec.progress_match = strcmp(stage, "Dump") == 0 ? "dumping contents of table"
-		                                                 : "processing data for table";
+		spec.progress_match =
+		    strcmp(stage, "Dump") == 0 ? "dumping contents of table" : "processing data for table";
 		spec.progress_label = stage;
 		spec.progress_total = m->ntables;
 	}
@@ -905,8 +1021,9 @@ mig_run_child(mig *m, const char *stage, const char *const *argv, const char *pa
 		printf("  %s", password ? "PGPASSWORD=******** " : "");
 		for (int i = 0; argv[i]; i++)
 		{
-			bool plain = argv[i][strspn(argv[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			                                     "0123456789-_=./:,")] == '\0';
+			bool plain =
+			    argv[i][strspn(argv[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			                            "0123456789-_=./:,")] == '\0';
 
 			if (plain)
 				printf("%s%s", i ? " " : "", argv[i]);
@@ -1109,8 +1226,9 @@ mig_restore_settings(mig *m, char *errbuf, size_t errlen)
 	if (ok && (ok = mig_exec(m->tgt, "SELECT pg_reload_conf()", errbuf, errlen)))
 	{
 		unlink(path);
-		event_say("Restore", "info", "target settings put back (fsync, full_page_writes, "
-		                             "synchronous_commit, max_wal_size)");
+		event_say("Restore", "info",
+		          "target settings put back (fsync, full_page_writes, "
+		          "synchronous_commit, max_wal_size)");
 	}
 	return ok;
 }
@@ -1132,11 +1250,12 @@ mig_fast_settings(mig *m, char *errbuf, size_t errlen)
 	{
 		const char *params[1] = {fast_settings[i][0]};
 		/* from the files themselves (a session sees a reload only later) */
-		PGresult *res = PQexecParams(m->tgt,
-		                             "SELECT setting FROM pg_catalog.pg_file_settings WHERE name = $1 "
-		                             "AND sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno DESC "
-		                             "LIMIT 1",
-		                             1, NULL, params, NULL, NULL, 0);
+		PGresult *res =
+		    PQexecParams(m->tgt,
+		                 "SELECT setting FROM pg_catalog.pg_file_settings WHERE name = $1 "
+		                 "AND sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno DESC "
+		                 "LIMIT 1",
+		                 1, NULL, params, NULL, NULL, 0);
 
 		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 			fprintf(f, "%s\tauto\t%s\n", fast_settings[i][0], PQgetvalue(res, 0, 0));
@@ -1276,8 +1395,8 @@ mig_tick(void *arg)
 	                                    now - m->start_ms >= (int64_t)m->o.max_runtime * 1000)))
 	{
 		/* everything written on the source before now is applied, then we stop */
-		if (!mig_value(m->src, "SELECT pg_current_wal_flush_lsn()", flush_text,
-		               sizeof(flush_text), err, sizeof(err)) ||
+		if (!mig_value(m->src, "SELECT pg_current_wal_flush_lsn()", flush_text, sizeof(flush_text),
+		               err, sizeof(err)) ||
 		    !pgo_lsn_parse(flush_text, &flush))
 		{
 			event_say("Cutover", "error", "cannot read the source's WAL position: %s", err);
@@ -1308,8 +1427,8 @@ mig_tick(void *arg)
 	if (now < m->next_poll_ms)
 		return;
 	m->next_poll_ms = now + (int64_t)m->o.poll_secs * 1000;
-	if (!mig_value(m->src, "SELECT pg_current_wal_flush_lsn()", flush_text, sizeof(flush_text),
-	               err, sizeof(err)) ||
+	if (!mig_value(m->src, "SELECT pg_current_wal_flush_lsn()", flush_text, sizeof(flush_text), err,
+	               sizeof(err)) ||
 	    !pgo_lsn_parse(flush_text, &flush))
 		return;
 	applied = receiver_flush_lsn(m->rcv);
@@ -1331,8 +1450,8 @@ mig_tick(void *arg)
 		event_str(&e, "source_lsn", pgo_lsn_format(flush, f));
 		event_str(&e, "received_lsn", pgo_lsn_format(received, r));
 		event_str(&e, "applied_lsn", pgo_lsn_format(applied, a));
-		event_int(&e, "row_changes", (int64_t)(m->app->stats.inserts + m->app->stats.updates +
-		                                       m->app->stats.deletes));
+		event_int(&e, "row_changes",
+		          (int64_t)(m->app->stats.inserts + m->app->stats.updates + m->app->stats.deletes));
 		event_int(&e, "transactions", (int64_t)m->app->stats.txns);
 		event_end(&e, "replication lag %lld bytes", lag);
 		if (!m->caught_up && lag <= m->o.lag_threshold)
@@ -1353,10 +1472,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	ring rg;
 	receiver rcv = {0};
 	applier app;
-	pgo_decoder dec;
-	pgo_config cfg = {0};
-	static pgo_value old_cols[MIG_MAX_COLUMNS], new_cols[MIG_MAX_COLUMNS];
-	static pgo_relcol rel_cols[MIG_MAX_COLUMNS];
+	static stream_decoder sd;
 	stream_opts so = {0};
 	replstart start = {0};
 	apply_opts ao = {0};
@@ -1378,22 +1494,13 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	if (!ring_init(&rg, m->o.ring_size, errbuf, errlen))
 		goto done;
 	ring_ready = true;
-	cfg.proto_version = replconn_max_proto_version(m->rc.server_version);
-	cfg.max_columns = MIG_MAX_COLUMNS;
-	cfg.old_cols = old_cols;
-	cfg.new_cols = new_cols;
-	cfg.rel_cols = rel_cols;
-	cfg.natts = relcache_natts;
-	cfg.natts_arg = &cache;
-	if (pgo_decoder_init(&dec, &cfg) != PGO_ERR_OK)
-	{
-		snprintf(errbuf, errlen, "could not set up the decoder");
+	if (!stream_decoder_init(&sd, replconn_max_proto_version(m->rc.server_version), &cache, errbuf,
+	                         errlen))
 		goto done;
-	}
 	start.slot = m->o.slot;
-	start.start_lsn = app.progress_lsn > m->slot.consistent_point ? app.progress_lsn
-	                                                              : m->slot.consistent_point;
-	start.proto_version = cfg.proto_version;
+	start.start_lsn =
+	    app.progress_lsn > m->slot.consistent_point ? app.progress_lsn : m->slot.consistent_point;
+	start.proto_version = sd.cfg.proto_version;
 	start.publications = pubs;
 	start.messages = false;
 	if (!replconn_start(&m->rc, &start, errbuf, errlen))
@@ -1410,7 +1517,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	so.tick_arg = m;
 	event_say("StreamApply", "info", "streaming from %s%s", m->slot.name,
 	          app.replica_role ? "" : " (without session_replication_role = replica)");
-	end = stream_apply(&so, &rcv, &rg, &dec, &cache, &app, errbuf, errlen);
+	end = stream_apply(&so, &rcv, &rg, &sd.dec, &cache, &app, errbuf, errlen);
 	if (end == STREAM_FAILED || end == STREAM_CLOSED)
 	{
 		if (end == STREAM_CLOSED && errbuf[0] == '\0')
@@ -1675,8 +1782,9 @@ mig_check_token(mig *m, char *errbuf, size_t errlen)
 		return true;
 	if (!found && m->o.resume)
 	{
-		snprintf(errbuf, errlen, "--resume: there is no resume token at %s (use the same "
-		                         "--dump-path as the interrupted run, or --resume-file)",
+		snprintf(errbuf, errlen,
+		         "--resume: there is no resume token at %s (use the same "
+		         "--dump-path as the interrupted run, or --resume-file)",
 		         m->token_path);
 		return false;
 	}
@@ -1728,8 +1836,8 @@ mig_force_clean(mig *m)
 		PQclear(res);
 		if (m->token.created_publication)
 		{
-			char *q = PQescapeIdentifier(m->src, m->token.publication,
-			                             strlen(m->token.publication));
+			char *q =
+			    PQescapeIdentifier(m->src, m->token.publication, strlen(m->token.publication));
 
 			snprintf(cmd, sizeof(cmd), "DROP PUBLICATION IF EXISTS %s", q ? q : "\"\"");
 			PQfreemem(q);
@@ -1737,7 +1845,8 @@ mig_force_clean(mig *m)
 				event_say("Validate", "warning", "--force-clean: %s", err);
 		}
 	}
-	if (m->tgt && !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
+	if (m->tgt &&
+	    !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
 		event_say("Validate", "warning", "--force-clean: %s", err);
 	unlink(m->token_path);
 	m->have_token = false;
@@ -1774,12 +1883,14 @@ mig_dry_run(mig *m, char *errbuf, size_t errlen)
 			snprintf(sql, sizeof(sql),
 			         "SELECT count(*) FROM pg_catalog.pg_publication WHERE pubname = %s", lit);
 			PQfreemem(lit);
-			pub_exists = mig_value(m->src, sql, buf, sizeof(buf), errbuf, errlen) &&
-			             strcmp(buf, "0") != 0;
+			pub_exists =
+			    mig_value(m->src, sql, buf, sizeof(buf), errbuf, errlen) && strcmp(buf, "0") != 0;
 		}
 		printf("on the source: %s publication %s; create logical slot %s (pgoutput) exporting a "
 		       "snapshot\n",
-		       pub_exists ? "use the existing" : m->o.auto_publication ? "create" : "MISSING",
+		       pub_exists              ? "use the existing"
+		       : m->o.auto_publication ? "create"
+		                               : "MISSING",
 		       m->o.publication, m->o.slot);
 		printf("at cutover: drop slot %s%s%s; drop _pg_dbmigrator on the target\n",
 		       m->o.keep_slot ? "(no: --keep-slot)" : m->o.slot,
@@ -1931,8 +2042,8 @@ mig_slot_for(const char *db, char *buf, size_t size)
 
 	for (const char *p = db; *p && n + 1 < size && n < 50; p++)
 		buf[n++] = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ? *p
-		           : (*p >= 'A' && *p <= 'Z')                              ? (char)(*p + 32)
-		                                                                   : '_';
+		           : (*p >= 'A' && *p <= 'Z')                           ? (char)(*p + 32)
+		                                                                : '_';
 	buf[n] = '\0';
 	/* different databases may map to one name: add a hash of the real one */
 	snprintf(buf + n, size - n, "_%08x", (unsigned)XXH3_64bits(db, strlen(db)));
@@ -1983,11 +2094,11 @@ mig_spawn_db(mig *m, int argc, char **argv, const char *db, char *errbuf, size_t
 	char slot[80], dump[700];
 	int n = 0;
 	pid_t pid;
-	static const char *const drop_with_value[] = {"--source", "--target", "--dump-path",
-	                                               "--slot-name", "--max-parallel", "--event-tag",
-	                                               "--resume-file", NULL};
-	static const char *const drop_flags[] = {"--all-databases", "--migrate-globals",
-	                                         "--no-migrate-globals", "--with-role-passwords",
+	static const char *const drop_with_value[] = {
+	    "--source",       "--target",    "--dump-path",   "--slot-name",
+	    "--max-parallel", "--event-tag", "--resume-file", NULL};
+	static const char *const drop_flags[] = {"--all-databases",       "--migrate-globals",
+	                                         "--no-migrate-globals",  "--with-role-passwords",
 	                                         "--include-postgres-db", NULL};
 
 	if (src == NULL || tgt == NULL)
@@ -2078,7 +2189,8 @@ mig_run_all(mig *m, int argc, char **argv, char *errbuf, size_t errlen)
 	                           "AND datallowconn AND datname <> 'postgres' ORDER BY 1");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
-		snprintf(errbuf, errlen, "could not list the source's databases: %s", PQerrorMessage(m->src));
+		snprintf(errbuf, errlen, "could not list the source's databases: %s",
+		         PQerrorMessage(m->src));
 		PQclear(res);
 		return EXIT_ERROR;
 	}
@@ -2093,8 +2205,8 @@ mig_run_all(mig *m, int argc, char **argv, char *errbuf, size_t errlen)
 
 		event_begin(&e, "Validate");
 		event_int(&e, "databases", nkids);
-		event_end(&e, "whole-server %s migration of %d database%s", m->o.online ? "online" : "offline",
-		          nkids, nkids == 1 ? "" : "s");
+		event_end(&e, "whole-server %s migration of %d database%s",
+		          m->o.online ? "online" : "offline", nkids, nkids == 1 ? "" : "s");
 	}
 	if (m->o.dry_run)
 	{
@@ -2109,9 +2221,9 @@ mig_run_all(mig *m, int argc, char **argv, char *errbuf, size_t errlen)
 	for (int i = 0; i < nkids; i++)
 	{
 		const char *params[1] = {kids[i].db};
-		PGresult *r = PQexecParams(m->tgt,
-		                           "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = $1",
-		                           1, NULL, params, NULL, NULL, 0);
+		PGresult *r =
+		    PQexecParams(m->tgt, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = $1",
+		                 1, NULL, params, NULL, NULL, 0);
 		bool exists = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
 
 		PQclear(r);
@@ -2169,9 +2281,11 @@ mig_run_all(mig *m, int argc, char **argv, char *errbuf, size_t errlen)
 					rc = EXIT_ABORTED;
 				else if (code != EXIT_OK && code != EXIT_ABORTED)
 					rc = EXIT_ERROR;
-				event_say("Complete", code == EXIT_OK ? "info" : "error",
-				          "database %s: %s", kids[i].db,
-				          code == EXIT_OK ? "done" : code == EXIT_ABORTED ? "aborted" : "failed");
+				event_say("Complete", code == EXIT_OK ? "info" : "error", "database %s: %s",
+				          kids[i].db,
+				          code == EXIT_OK        ? "done"
+				          : code == EXIT_ABORTED ? "aborted"
+				                                 : "failed");
 			}
 	}
 	if (rc == EXIT_OK)

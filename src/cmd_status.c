@@ -64,7 +64,8 @@ cmd_status(int argc, char **argv)
 	PGconn *src = NULL, *tgt = NULL;
 	/* what the servers say */
 	bool slot_present = false, slot_active = false, have_progress = false;
-	char confirmed[32] = "", lag[32] = "", wal_status[32] = "", applied[32] = "", applied_at[64] = "";
+	char confirmed[32] = "", lag[32] = "", wal_status[32] = "", applied[32] = "",
+	     applied_at[64] = "";
 
 	opterr = 0;
 	optind = 1;
@@ -72,10 +73,18 @@ cmd_status(int argc, char **argv)
 	{
 		switch (c)
 		{
-			case 'd': dump_path = optarg; break;
-			case 'r': file = optarg; break;
-			case 'j': json = true; break;
-			case 'h': status_usage(stdout); return EXIT_OK;
+			case 'd':
+				dump_path = optarg;
+				break;
+			case 'r':
+				file = optarg;
+				break;
+			case 'j':
+				json = true;
+				break;
+			case 'h':
+				status_usage(stdout);
+				return EXIT_OK;
 			default:
 				fprintf(stderr, "pg_dbmigrator status: unknown or incomplete option \"%s\"\n",
 				        argv[optind - 1]);
@@ -124,10 +133,11 @@ cmd_status(int argc, char **argv)
 	if ((tgt = status_connect(t.target, tgt_err, sizeof(tgt_err))) != NULL)
 	{
 		const char *params[1] = {t.slot};
-		PGresult *res = PQexecParams(tgt,
-		                             "SELECT lsn, applied_at FROM _pg_dbmigrator.apply_progress "
-		                             "WHERE slot_name = $1 AND to_regclass('_pg_dbmigrator.apply_progress') IS NOT NULL",
-		                             1, NULL, params, NULL, NULL, 0);
+		PGresult *res = PQexecParams(
+		    tgt,
+		    "SELECT lsn, applied_at FROM _pg_dbmigrator.apply_progress "
+		    "WHERE slot_name = $1 AND to_regclass('_pg_dbmigrator.apply_progress') IS NOT NULL",
+		    1, NULL, params, NULL, NULL, 0);
 
 		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 		{
@@ -142,9 +152,8 @@ cmd_status(int argc, char **argv)
 		strbuf sb;
 
 		strbuf_init(&sb);
-		if (strbuf_appendf(&sb,
-		                   "{\"mode\":\"%s\",\"stage\":\"%s\",\"slot\":", t.online ? "online" : "offline",
-		                   resume_stage_name(t.stage)) &&
+		if (strbuf_appendf(&sb, "{\"mode\":\"%s\",\"stage\":\"%s\",\"slot\":",
+		                   t.online ? "online" : "offline", resume_stage_name(t.stage)) &&
 		    strbuf_append_json_string(&sb, t.slot, strlen(t.slot)) &&
 		    strbuf_appendf(&sb, ",\"source_reachable\":%s,\"slot_present\":%s,\"slot_active\":%s",
 		                   src ? "true" : "false", slot_present ? "true" : "false",

@@ -41,7 +41,15 @@ cmd_verify(int argc, char **argv)
 {
 	enum
 	{
-		O_SOURCE = 256, O_TARGET, O_SCHEMA, O_TABLE, O_XSCHEMA, O_XTABLE, O_JOBS, O_JSON, O_HELP,
+		O_SOURCE = 256,
+		O_TARGET,
+		O_SCHEMA,
+		O_TABLE,
+		O_XSCHEMA,
+		O_XTABLE,
+		O_JOBS,
+		O_JSON,
+		O_HELP,
 		O_MODE
 	};
 	static const struct option longopts[] = {{"source", required_argument, NULL, O_SOURCE},
@@ -73,8 +81,12 @@ cmd_verify(int argc, char **argv)
 	{
 		switch (c)
 		{
-			case O_SOURCE: o.source = optarg; break;
-			case O_TARGET: o.target = optarg; break;
+			case O_SOURCE:
+				o.source = optarg;
+				break;
+			case O_TARGET:
+				o.target = optarg;
+				break;
 			case O_SCHEMA:
 			case O_TABLE:
 			case O_XSCHEMA:
@@ -98,7 +110,9 @@ cmd_verify(int argc, char **argv)
 					return EXIT_USAGE;
 				}
 				break;
-			case O_JSON: json = true; break;
+			case O_JSON:
+				json = true;
+				break;
 			case O_MODE:
 				if (strcmp(optarg, "verify") != 0)
 				{
@@ -106,7 +120,9 @@ cmd_verify(int argc, char **argv)
 					return EXIT_USAGE;
 				}
 				break;
-			case O_HELP: verify_usage(stdout); return EXIT_OK;
+			case O_HELP:
+				verify_usage(stdout);
+				return EXIT_OK;
 			default:
 				fprintf(stderr, "pg_dbmigrator verify: unknown or incomplete option \"%s\"\n",
 				        argv[optind - 1]);

@@ -26,8 +26,7 @@ conninfo_parse(const char *in, conninfo *out, char *errbuf, size_t errlen)
 	{
 		size_t n;
 
-		snprintf(errbuf, errlen, "invalid connection string: %s",
-		         perr ? perr : "out of memory");
+		snprintf(errbuf, errlen, "invalid connection string: %s", perr ? perr : "out of memory");
 		n = strlen(errbuf);
 		while (n > 0 && errbuf[n - 1] == '\n')
 			errbuf[--n] = '\0';

@@ -82,7 +82,8 @@ event_emit(event *e, const char *fmt, va_list ap)
 	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 	         (int)(now.tv_nsec / 1000000) % 1000);
 	for (i = 0; e->level[i] && i < sizeof(upper) - 1; i++)
-		upper[i] = (char)(e->level[i] >= 'a' && e->level[i] <= 'z' ? e->level[i] - 32 : e->level[i]);
+		upper[i] =
+		    (char)(e->level[i] >= 'a' && e->level[i] <= 'z' ? e->level[i] - 32 : e->level[i]);
 	upper[i] = '\0';
 	fprintf(stderr, "%s%s%s%s stage=%s %s%s\n", events_tag ? "[" : "", events_tag ? events_tag : "",
 	        events_tag ? "] " : "", upper, e->stage, msg,

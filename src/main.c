@@ -14,24 +14,25 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f, "pg_dbmigrator moves a live PostgreSQL database to another server.\n"
-	           "\n"
-	           "Usage:\n"
-	           "  pg_dbmigrator --mode offline|online --source URI --target URI [options]\n"
-	           "                             migrate (see the options below)\n"
-	           "  pg_dbmigrator decode --source CONNSTR --slot-name NAME --publication NAME [...]\n"
-	           "                             print the decoded changes of a replication slot\n"
-	           "  pg_dbmigrator bench --source CONNSTR --target CONNSTR --slot-name NAME\n"
-	           "                      --publication NAME --endpos LSN [...]\n"
-	           "                             apply a slot's backlog to a target, report throughput\n"
-	           "  pg_dbmigrator verify --source URI --target URI [...]\n"
-	           "                             compare every table, sequence and object\n"
-	           "  pg_dbmigrator status --dump-path PATH [--json]\n"
-	           "                             where a running or interrupted migration is\n"
-	           "  pg_dbmigrator --help       show this help\n"
-	           "  pg_dbmigrator --version    show the version\n"
-	           "\n"
-	           "\"pg_dbmigrator COMMAND --help\" describes each command.\n");
+	fprintf(f,
+	        "pg_dbmigrator moves a live PostgreSQL database to another server.\n"
+	        "\n"
+	        "Usage:\n"
+	        "  pg_dbmigrator --mode offline|online --source URI --target URI [options]\n"
+	        "                             migrate (see the options below)\n"
+	        "  pg_dbmigrator decode --source CONNSTR --slot-name NAME --publication NAME [...]\n"
+	        "                             print the decoded changes of a replication slot\n"
+	        "  pg_dbmigrator bench --source CONNSTR --target CONNSTR --slot-name NAME\n"
+	        "                      --publication NAME --endpos LSN [...]\n"
+	        "                             apply a slot's backlog to a target, report throughput\n"
+	        "  pg_dbmigrator verify --source URI --target URI [...]\n"
+	        "                             compare every table, sequence and object\n"
+	        "  pg_dbmigrator status --dump-path PATH [--json]\n"
+	        "                             where a running or interrupted migration is\n"
+	        "  pg_dbmigrator --help       show this help\n"
+	        "  pg_dbmigrator --version    show the version\n"
+	        "\n"
+	        "\"pg_dbmigrator COMMAND --help\" describes each command.\n");
 }
 
 int

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "cli.h"
 #include "receiver.h"
 
 /* While data flows: wait this long for this many bytes before reading. */
@@ -33,16 +34,6 @@
 #define RECEIVER_MAX_WAIT_MS 100
 /* How long the end of the stream may take after CopyDone. */
 #define RECEIVER_END_TIMEOUT_MS 10000
-
-/* Milliseconds of a monotonic clock. */
-static int64_t
-receiver_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Record the thread's failure (the first one wins): what, libpq's detail, positions. */
 static void
@@ -128,8 +119,7 @@ receiver_fail_copy_end(receiver *r)
 	PGresult *res = PQgetResult(conn);
 
 	if (res && PQresultStatus(res) == PGRES_FATAL_ERROR)
-		receiver_fail(r, "the source ended replication with an error",
-		              PQresultErrorMessage(res));
+		receiver_fail(r, "the source ended replication with an error", PQresultErrorMessage(res));
 	else
 		receiver_fail(r, "the source ended replication unexpectedly", NULL);
 	PQclear(res);
@@ -139,7 +129,7 @@ receiver_fail_copy_end(receiver *r)
 static int64_t
 receiver_until_status(int64_t last, int64_t interval)
 {
-	int64_t left = last + interval - receiver_now_ms();
+	int64_t left = last + interval - cli_now_ms();
 
 	return left < 0 ? 0 : left;
 }
@@ -170,8 +160,8 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 			char lsn[PGO_LSN_STRLEN], what[256];
 
 			snprintf(what, sizeof(what),
-			         "a %zu-byte message at %s does not fit in the ring; raise --ring-size",
-			         x->len, pgo_lsn_format(x->data_start, lsn));
+			         "a %zu-byte message at %s does not fit in the ring; raise --ring-size", x->len,
+			         pgo_lsn_format(x->data_start, lsn));
 			receiver_fail(r, what, NULL);
 			return false;
 		}
@@ -182,7 +172,7 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 		{
 			if (!receiver_send_status(r, false))
 				return false;
-			*last_status = receiver_now_ms();
+			*last_status = cli_now_ms();
 		}
 	}
 	memcpy(dst, x->data, x->len);
@@ -205,7 +195,7 @@ static void
 receiver_finish(receiver *r)
 {
 	PGconn *conn = r->rc->conn;
-	int64_t deadline = receiver_now_ms() + RECEIVER_END_TIMEOUT_MS;
+	int64_t deadline = cli_now_ms() + RECEIVER_END_TIMEOUT_MS;
 	PGresult *res;
 
 	if (!receiver_send_status(r, false))
@@ -227,7 +217,7 @@ receiver_finish(receiver *r)
 			continue;
 		if (n == -1)
 			break;
-		if (n == -2 || receiver_now_ms() > deadline || !receiver_wait_socket(r, RECEIVER_MAX_WAIT_MS, 1))
+		if (n == -2 || cli_now_ms() > deadline || !receiver_wait_socket(r, RECEIVER_MAX_WAIT_MS, 1))
 			return; /* the connection is closed by replconn_close anyway */
 	}
 	while ((res = PQgetResult(conn)) != NULL)
@@ -255,7 +245,7 @@ receiver_main(void *arg)
 			/* a requested reply comes back as a keepalive with the server's position */
 			if (!receiver_send_status(r, atomic_exchange(&r->want_reply, false)))
 				break;
-			last_status = receiver_now_ms();
+			last_status = cli_now_ms();
 		}
 		n = PQgetCopyData(conn, &buf, 1);
 		if (n == 0)
@@ -279,9 +269,9 @@ receiver_main(void *arg)
 			if (r->got_since_wait)
 			{
 				r->got_since_wait = false;
-				if (!receiver_wait_socket(r, wait < RECEIVER_BATCH_WAIT_MS ? wait
-				                                                            : RECEIVER_BATCH_WAIT_MS,
-				                          RECEIVER_BATCH_LOWAT))
+				if (!receiver_wait_socket(
+				        r, wait < RECEIVER_BATCH_WAIT_MS ? wait : RECEIVER_BATCH_WAIT_MS,
+				        RECEIVER_BATCH_LOWAT))
 					break;
 			}
 			else if (!receiver_wait_socket(r, wait, 1))
@@ -324,7 +314,7 @@ receiver_main(void *arg)
 			{
 				if (!receiver_send_status(r, false))
 					break;
-				last_status = receiver_now_ms();
+				last_status = cli_now_ms();
 			}
 			continue;
 		}

@@ -482,8 +482,7 @@ replconn_now(void)
 
 /* Tables published for UPDATE/DELETE that have no usable replica identity. */
 bool
-replconn_check_identity(replconn *rc, const char *const *publications, char *errbuf,
-                        size_t errlen)
+replconn_check_identity(replconn *rc, const char *const *publications, char *errbuf, size_t errlen)
 {
 	static const char sql[] =
 	    "SELECT DISTINCT format('%I.%I', pt.schemaname, pt.tablename) "

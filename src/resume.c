@@ -198,8 +198,9 @@ resume_load(const char *path, resume_token *t, bool *found, char *errbuf, size_t
 		goto bad;
 	return true;
 bad:
-	snprintf(errbuf, errlen, "%s is not a resume token this pg_dbmigrator can read: start over "
-	                         "with --force-clean",
+	snprintf(errbuf, errlen,
+	         "%s is not a resume token this pg_dbmigrator can read: start over "
+	         "with --force-clean",
 	         path);
 	return false;
 }

@@ -287,7 +287,8 @@ static bool
 ring_data_ready(ring *r, size_t unused)
 {
 	(void)unused;
-	return atomic_load(&r->closed) || atomic_load_explicit(&r->head, memory_order_acquire) != r->read;
+	return atomic_load(&r->closed) ||
+	       atomic_load_explicit(&r->head, memory_order_acquire) != r->read;
 }
 
 /* The next record; see ring.h. */

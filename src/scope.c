@@ -56,27 +56,28 @@ scope_list_tables(PGconn *conn, const scope_filters *f, char ***names, int *n, c
 	*names = NULL;
 	*n = 0;
 	strbuf_init(&sql);
-	ok = ok &&
-	     strbuf_appendf(
-	         &sql,
-	         "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
-	         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-	         "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
-	         "AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_pg_dbmigrator') "
-	         "AND n.nspname NOT LIKE 'pg\\_%%' "
-	         "AND (cardinality(%s::text[]) = 0 OR n.nspname = ANY (%s::text[])) "
-	         "AND (cardinality(%s::text[]) = 0 OR c.relname = ANY (%s::text[]) "
-	         "     OR n.nspname || '.' || c.relname = ANY (%s::text[])) "
-	         "AND NOT n.nspname = ANY (%s::text[]) "
-	         "AND NOT (c.relname = ANY (%s::text[]) OR n.nspname || '.' || c.relname = ANY (%s::text[])) "
-	         "ORDER BY 1",
-	         s, s, t, t, t, xs, xt, xt);
+	ok = ok && strbuf_appendf(
+	               &sql,
+	               "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+	               "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	               "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+	               "AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_pg_dbmigrator') "
+	               "AND n.nspname NOT LIKE 'pg\\_%%' "
+	               "AND (cardinality(%s::text[]) = 0 OR n.nspname = ANY (%s::text[])) "
+	               "AND (cardinality(%s::text[]) = 0 OR c.relname = ANY (%s::text[]) "
+	               "     OR n.nspname || '.' || c.relname = ANY (%s::text[])) "
+	               "AND NOT n.nspname = ANY (%s::text[]) "
+	               "AND NOT (c.relname = ANY (%s::text[]) OR n.nspname || '.' || c.relname = ANY "
+	               "(%s::text[])) "
+	               "ORDER BY 1",
+	               s, s, t, t, t, xs, xt, xt);
 	if (ok)
 	{
 		res = PQexec(conn, strbuf_data(&sql));
 		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 		if (!ok)
-			snprintf(errbuf, errlen, "could not list the tables in scope: %s", PQerrorMessage(conn));
+			snprintf(errbuf, errlen, "could not list the tables in scope: %s",
+			         PQerrorMessage(conn));
 	}
 	else
 		snprintf(errbuf, errlen, "out of memory");

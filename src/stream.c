@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "stream.h"
 
 #define STREAM_IDLE_WAIT_MS 10
@@ -26,15 +27,6 @@ typedef struct stream_state
 	pgo_lsn acked;
 	int64_t last_tick;
 } stream_state;
-
-static int64_t
-stream_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 stream_ack(stream_state *s, pgo_lsn lsn)
@@ -53,7 +45,7 @@ stream_tick(stream_state *s)
 
 	if (s->o->tick == NULL)
 		return;
-	now = stream_now_ms();
+	now = cli_now_ms();
 	if (now - s->last_tick >= STREAM_TICK_MS)
 	{
 		s->last_tick = now;
@@ -95,7 +87,7 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 {
 	stream_state s = {.o = o, .rcv = rcv, .rg = rg, .a = a, .acked = 0};
 
-	s.last_tick = stream_now_ms();
+	s.last_tick = cli_now_ms();
 	stream_ack(&s, a->committed_lsn);
 	for (;;)
 	{
@@ -186,4 +178,23 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 		if (msg.type == PGO_MSG_COMMIT)
 			stream_ack(&s, a->committed_lsn);
 	}
+}
+
+bool
+stream_decoder_init(stream_decoder *sd, int proto, relcache *cache, char *errbuf, size_t errlen)
+{
+	memset(&sd->cfg, 0, sizeof(sd->cfg));
+	sd->cfg.proto_version = proto;
+	sd->cfg.max_columns = STREAM_MAX_COLUMNS;
+	sd->cfg.old_cols = sd->old_cols;
+	sd->cfg.new_cols = sd->new_cols;
+	sd->cfg.rel_cols = sd->rel_cols;
+	sd->cfg.natts = relcache_natts;
+	sd->cfg.natts_arg = cache;
+	if (pgo_decoder_init(&sd->dec, &sd->cfg) != PGO_ERR_OK)
+	{
+		snprintf(errbuf, errlen, "could not set up the decoder for protocol version %d", proto);
+		return false;
+	}
+	return true;
 }

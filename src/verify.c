@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 #include <xxhash.h>
 
+#include "cli.h"
 #include "replconn.h"
 #include "scope.h"
 #include "strbuf.h"
@@ -28,15 +29,6 @@ typedef struct verify_shared
 	atomic_int next;
 	_Atomic int64_t bytes;
 } verify_shared;
-
-static int64_t
-verify_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Connect, fix the text formats, and enter a read-only repeatable-read snapshot. */
 static PGconn *
@@ -192,8 +184,8 @@ verify_table_run(verify_shared *sh, PGconn *src, PGconn *tgt, int i)
 	PQsetnonblocking(src, 0);
 	PQsetnonblocking(tgt, 0);
 	atomic_fetch_add(&sh->bytes, bytes);
-	t->match = t->error == NULL && !t->missing && t->src_rows == t->tgt_rows &&
-	           t->src_sum == t->tgt_sum;
+	t->match =
+	    t->error == NULL && !t->missing && t->src_rows == t->tgt_rows && t->src_sum == t->tgt_sum;
 }
 
 static void *
@@ -288,7 +280,7 @@ verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen)
 	int started = 0;
 	strbuf details, a, b;
 	bool ok = false;
-	int64_t t0 = verify_now_ms();
+	int64_t t0 = cli_now_ms();
 	PGresult *res;
 
 	memset(r, 0, sizeof(*r));
@@ -338,8 +330,8 @@ verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen)
 		sh.columns[i] = strdup(PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "");
 		PQclear(res);
 		res = PQexecParams(ctgt, "SELECT to_regclass($1) IS NULL", 1, NULL, params, NULL, NULL, 0);
-		r->tables[i].missing = PQresultStatus(res) != PGRES_TUPLES_OK ||
-		                       strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		r->tables[i].missing =
+		    PQresultStatus(res) != PGRES_TUPLES_OK || strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 		PQclear(res);
 		if (r->tables[i].missing)
 			r->tables[i].tgt_rows = -1;
@@ -392,13 +384,13 @@ verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen)
 				         PQerrorMessage(csrc), PQerrorMessage(ctgt));
 				goto done;
 			}
-			r->differences += verify_compare_lines(queries[q][0], strbuf_data(&a),
-			                                       strbuf_data(&b), &details);
+			r->differences +=
+			    verify_compare_lines(queries[q][0], strbuf_data(&a), strbuf_data(&b), &details);
 		}
 	}
 	r->details = strdup(strbuf_data(&details));
 	r->bytes = atomic_load(&sh.bytes);
-	r->seconds = (double)(verify_now_ms() - t0) / 1000.0;
+	r->seconds = (double)(cli_now_ms() - t0) / 1000.0;
 	ok = true;
 done:
 	for (int i = 0; sh.columns && i < n; i++)

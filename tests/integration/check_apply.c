@@ -94,8 +94,8 @@ endpos(char *buf, size_t size)
 static void
 bench_spawn(pgt_proc *p, const char *name, const char *upto, const char *const extra[])
 {
-	const char *argv[40] = {pgt_tool(),  "bench",       "--source", src_conn, "--target", tgt_conn,
-	                        "--slot-name", name,         "--publication", name, "--json"};
+	const char *argv[40] = {pgt_tool(),    "bench", "--source",      src_conn, "--target", tgt_conn,
+	                        "--slot-name", name,    "--publication", name,     "--json"};
 	int n = 11;
 
 	argv[n++] = "--endpos";
@@ -181,10 +181,12 @@ START_TEST(every_column_type_arrives_identical)
 	pgt_exec(src, sql);
 	pgt_exec(src, "INSERT INTO types (id) VALUES (2), (3)");
 	/* a long run of inserts goes by COPY: every type, escapes and NULLs through it too */
-	pgt_exec(src, "INSERT INTO types SELECT 1000 + g, i2, i8, num, num_nan, f8, "
-	              "txt || E'\\\\ back\\\\slash \\t tab \\r cr' || g, by, b, ts, iv, u, js, jb, ai, at, m, "
-	              "c, r, tr, CASE WHEN g % 3 = 0 THEN NULL ELSE 'n' END FROM types, "
-	              "generate_series(1, 600) g WHERE id = 1");
+	pgt_exec(
+	    src,
+	    "INSERT INTO types SELECT 1000 + g, i2, i8, num, num_nan, f8, "
+	    "txt || E'\\\\ back\\\\slash \\t tab \\r cr' || g, by, b, ts, iv, u, js, jb, ai, at, m, "
+	    "c, r, tr, CASE WHEN g % 3 = 0 THEN NULL ELSE 'n' END FROM types, "
+	    "generate_series(1, 600) g WHERE id = 1");
 	pgt_exec(src, "UPDATE types SET txt = E'new\\nline ''q'' \u00e9', num = 'NaN' WHERE id = 2");
 	pgt_exec(src, "UPDATE types SET id = 30 WHERE id = 3");
 	/* > 100 kB out of line, then updates that leave it alone (they carry 'u') */
@@ -251,8 +253,9 @@ START_TEST(a_table_without_identity_stops_before_anything_is_applied)
 	ck_assert_msg(strstr(err, "public.\"No Key\"") && strstr(err, "REPLICA IDENTITY FULL"),
 	              "unclear error: %s", err);
 	ck_assert_int_eq(count_rows(tgt, "ok_table"), 0);
-	pgt_value(src, "SELECT confirmed_flush_lsn < pg_current_wal_insert_lsn() FROM "
-	               "pg_replication_slots WHERE slot_name = 'nokey'",
+	pgt_value(src,
+	          "SELECT confirmed_flush_lsn < pg_current_wal_insert_lsn() FROM "
+	          "pg_replication_slots WHERE slot_name = 'nokey'",
 	          buf, sizeof(buf));
 	ck_assert_str_eq(buf, "t");
 	free(out);
@@ -296,8 +299,8 @@ START_TEST(concurrent_writers_applied_while_they_write)
 		snprintf(pgbench, sizeof(pgbench), "%s/pgbench", dir && dir[0] ? dir : PG_BINDIR);
 	}
 	{
-		const char *argv[] = {pgbench, "-n", "-c", clients, "-j", "2", "-T", "6", "-f", script,
-		                      src_conn, NULL};
+		const char *argv[] = {pgbench, "-n", "-c", clients, "-j",     "2",
+		                      "-T",    "6",  "-f", script,  src_conn, NULL};
 
 		pgt_spawn(&writers, argv, NULL);
 	}
@@ -340,8 +343,9 @@ START_TEST(columns_are_applied_by_name_and_target_defaults_kept)
 	pgt_exec(src, "UPDATE shape SET b = 20, c = '2026-02-02' WHERE id = 2");
 	pgt_exec(src, "DELETE FROM shape WHERE id = 1");
 	bench_ok("shape", NULL);
-	ck_assert_str_eq(pgt_value(tgt, "SELECT id || ' ' || a || ' ' || b || ' ' || c || ' ' || extra "
-	                                "FROM shape",
+	ck_assert_str_eq(pgt_value(tgt,
+	                           "SELECT id || ' ' || a || ' ' || b || ' ' || c || ' ' || extra "
+	                           "FROM shape",
 	                           buf, sizeof(buf)),
 	                 "2 two 20 2026-02-02 kept");
 	ck_assert_int_eq(count_rows(tgt, "shape"), 1);
@@ -368,9 +372,8 @@ START_TEST(truncate_of_linked_tables_with_and_without_restart_identity)
 	/* the target's own sequence was restarted too: a new row there gets id 1 */
 	pgt_exec(tgt, "BEGIN");
 	pgt_exec(tgt, "DELETE FROM parent");
-	ck_assert_str_eq(pgt_value(tgt, "INSERT INTO parent (v) VALUES ('t') RETURNING id", buf,
-	                           sizeof(buf)),
-	                 "1");
+	ck_assert_str_eq(
+	    pgt_value(tgt, "INSERT INTO parent (v) VALUES ('t') RETURNING id", buf, sizeof(buf)), "1");
 	pgt_exec(tgt, "ROLLBACK");
 }
 END_TEST

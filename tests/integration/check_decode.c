@@ -53,8 +53,8 @@ teardown(void)
 static int
 run_decode(const char *slot, const char *const extra[], char **out, char **err)
 {
-	const char *argv[32] = {pgt_tool(), "decode",      "--source", source, "--slot-name", slot,
-	                        "--publication", "pub", "--output",  "-"};
+	const char *argv[32] = {pgt_tool(), "decode",        "--source", source,     "--slot-name",
+	                        slot,       "--publication", "pub",      "--output", "-"};
 	int n = 10;
 	pgt_proc p;
 	int rc;
@@ -255,10 +255,9 @@ END_TEST
 START_TEST(a_stalled_reader_outlives_wal_sender_timeout)
 {
 	char endpos[32];
-	const char *argv[] = {pgt_tool(),   "decode",        "--source",    source,
-	                      "--slot-name", "stall",         "--publication", "pub",
-	                      "--endpos",   endpos,          "--ring-size", "64kB",
-	                      "--output",   "-",             NULL};
+	const char *argv[] = {pgt_tool(),    "decode",        "--source", source,     "--slot-name",
+	                      "stall",       "--publication", "pub",      "--endpos", endpos,
+	                      "--ring-size", "64kB",          "--output", "-",        NULL};
 	pgt_proc p;
 	char *out, *err;
 	int rc, rows = 20000;
@@ -293,9 +292,8 @@ END_TEST
 START_TEST(a_terminated_walsender_is_a_clear_error_and_nothing_is_overacknowledged)
 {
 	char file[512], buf[64];
-	const char *argv[] = {pgt_tool(), "decode",        "--source", source, "--slot-name", "term",
-	                      "--publication", "pub", "--output", file, "--create-slot",
-	                      NULL};
+	const char *argv[] = {pgt_tool(),      "decode", "--source", source, "--slot-name",   "term",
+	                      "--publication", "pub",    "--output", file,   "--create-slot", NULL};
 	pgt_proc p;
 	char *out, *err, *written = NULL;
 	pgo_lsn confirmed, printed;
@@ -336,8 +334,7 @@ START_TEST(a_terminated_walsender_is_a_clear_error_and_nothing_is_overacknowledg
 	ck_assert_msg(rc != 0 && rc != -1, "decode exited %d after its walsender was terminated", rc);
 	ck_assert_msg(strstr(err, "replication stream") != NULL || strstr(err, "connection") != NULL,
 	              "unclear error: %s", err);
-	ck_assert_msg(strstr(err, "last received") != NULL, "the error does not give the LSN: %s",
-	              err);
+	ck_assert_msg(strstr(err, "last received") != NULL, "the error does not give the LSN: %s", err);
 
 	written = pgt_read_file(file);
 	ck_assert_ptr_nonnull(written);

@@ -116,8 +116,8 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 	s = pgt_connect(&src_server, "shop");
 	t = pgt_connect(&tgt_server, "shop");
 	{
-		const char *argv[] = {pg_bin("pgbench", pgbench, sizeof(pgbench)), "-i", "-q", "-s", "1",
-		                      src, NULL};
+		const char *argv[] = {
+		    pg_bin("pgbench", pgbench, sizeof(pgbench)), "-i", "-q", "-s", "1", src, NULL};
 		pgt_proc init;
 
 		pgt_spawn(&init, argv, NULL);
@@ -150,10 +150,23 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 	}
 	pgt_scratch("shop-dump", dump, sizeof(dump));
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "online",      "--source",   src,
-		                      "--target", tgt,      "--dump-path", dump,         "--json",
-		                      "--cutover-poll-secs", "1",          "--jobs",     "2",
-		                      "--verify", "strict", NULL};
+		const char *argv[] = {pgt_tool(),
+		                      "--mode",
+		                      "online",
+		                      "--source",
+		                      src,
+		                      "--target",
+		                      tgt,
+		                      "--dump-path",
+		                      dump,
+		                      "--json",
+		                      "--cutover-poll-secs",
+		                      "1",
+		                      "--jobs",
+		                      "2",
+		                      "--verify",
+		                      "strict",
+		                      NULL};
 
 		pgt_spawn(&tool, argv, NULL);
 	}
@@ -182,8 +195,9 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
 	                 "0");
 	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
-	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM pg_namespace WHERE nspname = "
-	                              "'_pg_dbmigrator'",
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM pg_namespace WHERE nspname = "
+	                           "'_pg_dbmigrator'",
 	                           buf, sizeof(buf)),
 	                 "0");
 	/* the application moves to the target: new rows do not collide */
@@ -217,8 +231,9 @@ START_TEST(offline_migration_of_some_tables)
 	pgt_exec(s, "INSERT INTO app.skip VALUES (1)");
 	pgt_scratch("filt-dump", dump, sizeof(dump));
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "offline", "--source", src, "--target", tgt,
-		                      "--dump-path", dump, "--schema", "app", "--exclude-table",
+		const char *argv[] = {pgt_tool(), "--mode",   "offline", "--source",
+		                      src,        "--target", tgt,       "--dump-path",
+		                      dump,       "--schema", "app",     "--exclude-table",
 		                      "app.skip", NULL};
 
 		pgt_spawn(&tool, argv, NULL);
@@ -229,8 +244,9 @@ START_TEST(offline_migration_of_some_tables)
 	ck_assert_msg(rc == 0, "offline migration exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "stage=Complete"), "no Complete event: %s", err);
 	assert_same(s, t, "app.keep");
-	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM pg_tables WHERE schemaname IN ('app', "
-	                              "'scratch')",
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM pg_tables WHERE schemaname IN ('app', "
+	                           "'scratch')",
 	                           buf, sizeof(buf)),
 	                 "1");
 	free(out);
@@ -281,10 +297,8 @@ START_TEST(a_password_travels_only_in_the_environment)
 	fresh_databases("pw");
 	pgt_exec(src_admin, "DROP ROLE IF EXISTS migrator");
 	pgt_exec(src_admin, "CREATE ROLE migrator LOGIN SUPERUSER PASSWORD 's3cret-Pa55'");
-	snprintf(src, sizeof(src), "postgresql://migrator:%s@127.0.0.1:%d/pw", secret,
-	         src_server.port);
-	snprintf(tgt, sizeof(tgt), "postgresql://postgres:%s@127.0.0.1:%d/pw", secret,
-	         tgt_server.port);
+	snprintf(src, sizeof(src), "postgresql://migrator:%s@127.0.0.1:%d/pw", secret, src_server.port);
+	snprintf(tgt, sizeof(tgt), "postgresql://postgres:%s@127.0.0.1:%d/pw", secret, tgt_server.port);
 	{
 		PGconn *s = pgt_connect(&src_server, "pw");
 
@@ -297,8 +311,8 @@ START_TEST(a_password_travels_only_in_the_environment)
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
 	pgt_scratch("pw-dump", dump, sizeof(dump));
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "offline", "--source", src, "--target", tgt,
-		                      "--dump-path", dump, "--json", NULL};
+		const char *argv[] = {pgt_tool(), "--mode",      "offline", "--source", src, "--target",
+		                      tgt,        "--dump-path", dump,      "--json",   NULL};
 		const char *envs[] = {env, NULL};
 
 		pgt_spawn(&tool, argv, envs);
@@ -337,8 +351,8 @@ START_TEST(ctrl_c_during_a_slow_dump_leaves_no_child_behind)
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
 	pgt_scratch("slow-dump", dump, sizeof(dump));
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
-		                      "--dump-path", dump, NULL};
+		const char *argv[] = {pgt_tool(), "--mode", "online",      "--source", src,
+		                      "--target", tgt,      "--dump-path", dump,       NULL};
 		const char *envs[] = {env, NULL};
 
 		pgt_spawn(&tool, argv, envs);
@@ -392,23 +406,20 @@ START_TEST(bad_input_gets_one_clear_message)
 	pgt_connstr(&tgt_server, "bad", tgt, sizeof(tgt));
 	pgt_scratch("bad-dump", dump, sizeof(dump));
 
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--bogus",
-	                                                NULL},
-	                          &err),
-	                 2);
+	ck_assert_int_eq(
+	    run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--bogus", NULL}, &err), 2);
 	ck_assert_msg(strstr(err, "--bogus"), "%s", err);
 	free(err);
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--source", src, "--target", tgt,
-	                                                NULL},
-	                          &err),
-	                 2);
+	ck_assert_int_eq(
+	    run_tool((const char *const[]){pgt_tool(), "--source", src, "--target", tgt, NULL}, &err),
+	    2);
 	ck_assert_msg(strstr(err, "--mode"), "%s", err);
 	free(err);
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
-	                                                "host=x port=notaport =", "--target", tgt,
-	                                                NULL},
-	                          &err),
-	                 2);
+	ck_assert_int_eq(
+	    run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
+	                                   "host=x port=notaport =", "--target", tgt, NULL},
+	             &err),
+	    2);
 	ck_assert_msg(strstr(err, "--source") && strstr(err, "connection string"), "%s", err);
 	free(err);
 	/* an unreachable source */
@@ -426,11 +437,11 @@ START_TEST(bad_input_gets_one_clear_message)
 		pgt_exec(t, "CREATE TABLE already_here (id int)");
 		PQfinish(t);
 	}
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
-	                                                src, "--target", tgt, "--dump-path", dump,
-	                                                NULL},
-	                          &err),
-	                 1);
+	ck_assert_int_eq(
+	    run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source", src, "--target",
+	                                   tgt, "--dump-path", dump, NULL},
+	             &err),
+	    1);
 	ck_assert_msg(strstr(err, "target_empty") && strstr(err, "--drop-target-first"), "%s", err);
 	free(err);
 	/* online from a source without wal_level = logical */
@@ -439,14 +450,13 @@ START_TEST(bad_input_gets_one_clear_message)
 		char rsrc[256];
 
 		pgt_connstr(&replica_level, "postgres", rsrc, sizeof(rsrc));
-		ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online",
-		                                                "--source", rsrc, "--target", tgt,
-		                                                "--dump-path", dump,
+		ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source",
+		                                                rsrc, "--target", tgt, "--dump-path", dump,
 		                                                "--drop-target-first", NULL},
 		                          &err),
 		                 1);
-		ck_assert_msg(strstr(err, "source_wal_level") && strstr(err, "wal_level = logical"),
-		              "%s", err);
+		ck_assert_msg(strstr(err, "source_wal_level") && strstr(err, "wal_level = logical"), "%s",
+		              err);
 		free(err);
 	}
 	pgt_stop(&replica_level);
@@ -460,7 +470,8 @@ drop_slot_when_free(PGconn *c, const char *slot)
 	char sql[256], buf[64];
 
 	snprintf(sql, sizeof(sql),
-	         "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s' AND NOT active", slot);
+	         "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s' AND NOT active",
+	         slot);
 	for (int i = 0; i < 100; i++)
 	{
 		if (strcmp(pgt_value(c, sql, buf, sizeof(buf)), "1") == 0)
@@ -502,15 +513,25 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 	      f);
 	fclose(f);
 	{
-		const char *argv[] = {pg_bin("pgbench", pgbench, sizeof(pgbench)), "-n", "-c", "2", "-T",
-		                      "10", "-f", script, src, NULL};
+		const char *argv[] = {pg_bin("pgbench", pgbench, sizeof(pgbench)),
+		                      "-n",
+		                      "-c",
+		                      "2",
+		                      "-T",
+		                      "10",
+		                      "-f",
+		                      script,
+		                      src,
+		                      NULL};
 
 		pgt_spawn(&writers, argv, NULL);
 	}
 	pgt_scratch("res-dump", dump, sizeof(dump));
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
-		                      "--dump-path", dump, "--cutover-poll-secs", "1", NULL};
+		const char *argv[] = {
+		    pgt_tool(), "--mode", "online",      "--source", src,
+		    "--target", tgt,      "--dump-path", dump,       "--cutover-poll-secs",
+		    "1",        NULL};
 
 		pgt_spawn(&tool, argv, NULL);
 	}
@@ -538,29 +559,31 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 		free(out);
 	}
 	/* a rerun without --resume, or with another target, is refused */
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source",
-	                                                src, "--target", tgt, "--dump-path", dump,
-	                                                NULL},
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source", src,
+	                                                "--target", tgt, "--dump-path", dump, NULL},
 	                          &err),
 	                 1);
 	ck_assert_msg(strstr(err, "--resume") && strstr(err, "--force-clean"), "%s", err);
 	free(err);
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source",
-	                                                src, "--target", other, "--dump-path", dump,
-	                                                "--resume", NULL},
-	                          &err),
-	                 1);
+	ck_assert_int_eq(
+	    run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source", src, "--target",
+	                                   other, "--dump-path", dump, "--resume", NULL},
+	             &err),
+	    1);
 	ck_assert_msg(strstr(err, "configuration differs"), "%s", err);
 	free(err);
 
 	/* the real resume: no dump, no restore, the stream goes on from the target's progress */
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
-		                      "--dump-path", dump, "--cutover-poll-secs", "1", "--resume", NULL};
+		const char *argv[] = {
+		    pgt_tool(), "--mode",   "online",      "--source", src,
+		    "--target", tgt,        "--dump-path", dump,       "--cutover-poll-secs",
+		    "1",        "--resume", NULL};
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "resumed run never caught up");
+	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60),
+	              "resumed run never caught up");
 	/* status from another terminal while it streams */
 	{
 		pgt_proc st;
@@ -606,9 +629,10 @@ START_TEST(resume_is_refused_when_the_slot_is_gone)
 	pgt_exec(s, "CREATE TABLE t (id int PRIMARY KEY)");
 	pgt_scratch("gone-dump", dump, sizeof(dump));
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
-		                      "--dump-path", dump, "--slot-name", "gone_slot",
-		                      "--cutover-poll-secs", "1", NULL};
+		const char *argv[] = {pgt_tool(), "--mode",      "online",    "--source",
+		                      src,        "--target",    tgt,         "--dump-path",
+		                      dump,       "--slot-name", "gone_slot", "--cutover-poll-secs",
+		                      "1",        NULL};
 
 		pgt_spawn(&tool, argv, NULL);
 	}
@@ -617,8 +641,8 @@ START_TEST(resume_is_refused_when_the_slot_is_gone)
 	free(pgt_slurp(&tool));
 	pgt_wait(&tool, 30);
 	drop_slot_when_free(s, "gone_slot");
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source",
-	                                                src, "--target", tgt, "--dump-path", dump,
+	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source", src,
+	                                                "--target", tgt, "--dump-path", dump,
 	                                                "--slot-name", "gone_slot", "--resume", NULL},
 	                          &err),
 	                 1);
@@ -628,9 +652,22 @@ START_TEST(resume_is_refused_when_the_slot_is_gone)
 	free(err);
 	/* --force-clean starts over */
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
-		                      "--dump-path", dump, "--slot-name", "gone_slot", "--force-clean",
-		                      "--drop-target-first", "--cutover-poll-secs", "1", NULL};
+		const char *argv[] = {pgt_tool(),
+		                      "--mode",
+		                      "online",
+		                      "--source",
+		                      src,
+		                      "--target",
+		                      tgt,
+		                      "--dump-path",
+		                      dump,
+		                      "--slot-name",
+		                      "gone_slot",
+		                      "--force-clean",
+		                      "--drop-target-first",
+		                      "--cutover-poll-secs",
+		                      "1",
+		                      NULL};
 
 		pgt_spawn(&tool, argv, NULL);
 	}
@@ -665,22 +702,37 @@ START_TEST(schema_then_data_and_a_self_timed_online_run_keeping_the_slot)
 	                 0);
 	free(err);
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM a", buf, sizeof(buf)), "0");
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
-	                                                src, "--target", tgt, "--dump-path", dump,
-	                                                "--force-clean", "--dump-scope", "data-only",
-	                                                NULL},
-	                          &err),
-	                 0);
+	ck_assert_int_eq(
+	    run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source", src, "--target",
+	                                   tgt, "--dump-path", dump, "--force-clean", "--dump-scope",
+	                                   "data-only", NULL},
+	             &err),
+	    0);
 	free(err);
 	assert_same(s, t, "a");
 	/* online into the same target, with an existing publication, cutting over by itself */
 	pgt_exec(s, "CREATE PUBLICATION mine FOR TABLE a");
 	pgt_exec(t, "TRUNCATE a");
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
-		                      "--dump-path", dump, "--force-clean", "--dump-scope", "data-only",
-		                      "--publication", "mine", "--no-auto-create-publication",
-		                      "--keep-slot", "--max-runtime-seconds", "3", NULL};
+		const char *argv[] = {pgt_tool(),
+		                      "--mode",
+		                      "online",
+		                      "--source",
+		                      src,
+		                      "--target",
+		                      tgt,
+		                      "--dump-path",
+		                      dump,
+		                      "--force-clean",
+		                      "--dump-scope",
+		                      "data-only",
+		                      "--publication",
+		                      "mine",
+		                      "--no-auto-create-publication",
+		                      "--keep-slot",
+		                      "--max-runtime-seconds",
+		                      "3",
+		                      NULL};
 
 		pgt_spawn(&tool, argv, NULL);
 	}
@@ -692,8 +744,9 @@ START_TEST(schema_then_data_and_a_self_timed_online_run_keeping_the_slot)
 	ck_assert_msg(strstr(err, "--max-runtime-seconds reached"), "%s", err);
 	free(err);
 	assert_same(s, t, "a");
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
-	                              "'pg_dbmigrator'",
+	ck_assert_str_eq(pgt_value(s,
+	                           "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
+	                           "'pg_dbmigrator'",
 	                           buf, sizeof(buf)),
 	                 "1");
 	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication WHERE pubname = 'mine'", buf,
@@ -733,8 +786,8 @@ START_TEST(verify_names_each_difference)
 		pgt_exec(c, "INSERT INTO changed SELECT g, 'x' FROM generate_series(1, 100) g");
 	}
 	{
-		const char *argv[] = {pgt_tool(), "verify", "--source", src, "--target", tgt, "--jobs",
-		                      "2", NULL};
+		const char *argv[] = {pgt_tool(), "verify", "--source", src, "--target",
+		                      tgt,        "--jobs", "2",        NULL};
 
 		pgt_spawn(&p, argv, NULL);
 		out = pgt_slurp(&p);
@@ -748,8 +801,8 @@ START_TEST(verify_names_each_difference)
 	pgt_exec(t, "CREATE INDEX only_here ON same (v)");
 	pgt_exec(s, "SELECT nextval('counter')");
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "verify", "--source", src, "--target", tgt,
-		                      "--json", NULL};
+		const char *argv[] = {pgt_tool(), "--mode", "verify", "--source", src,
+		                      "--target", tgt,      "--json", NULL};
 
 		pgt_spawn(&p, argv, NULL);
 		out = pgt_slurp(&p);
@@ -788,17 +841,18 @@ START_TEST(dry_run_prints_the_plan_and_changes_nothing)
 	pgt_exec(s, "CREATE TABLE t (id serial PRIMARY KEY)");
 	pgt_scratch("dry-dump", dump, sizeof(dump));
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "online", "--source", src, "--target", tgt,
-		                      "--dump-path", dump, "--dry-run", NULL};
+		const char *argv[] = {pgt_tool(), "--mode",      "online", "--source",  src, "--target",
+		                      tgt,        "--dump-path", dump,     "--dry-run", NULL};
 
 		pgt_spawn(&p, argv, NULL);
 	}
 	out = pgt_slurp(&p);
 	ck_assert_int_eq(pgt_wait(&p, 60), 0);
 	err = pgt_stderr(&p);
-	ck_assert_msg(strstr(out, "pg_dump") && strstr(out, "--snapshot=") && strstr(out, "pg_restore") &&
-	                  strstr(out, "PGPASSWORD=********") && strstr(out, "public.t") &&
-	                  strstr(out, "public.t_id_seq") && strstr(out, "create publication"),
+	ck_assert_msg(strstr(out, "pg_dump") && strstr(out, "--snapshot=") &&
+	                  strstr(out, "pg_restore") && strstr(out, "PGPASSWORD=********") &&
+	                  strstr(out, "public.t") && strstr(out, "public.t_id_seq") &&
+	                  strstr(out, "create publication"),
 	              "%s", out);
 	ck_assert_msg(strstr(out, "hunter2-dry") == NULL && strstr(err, "hunter2-dry") == NULL,
 	              "the password shows: %s %s", out, err);
@@ -855,9 +909,9 @@ START_TEST(a_whole_server_online_with_roles_and_one_cutover)
 	pgt_connstr(&t2, "postgres", tgt, sizeof(tgt));
 	pgt_scratch("all-dump", dump, sizeof(dump));
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "online", "--all-databases", "--source", src,
-		                      "--target", tgt, "--dump-path", dump, "--cutover-poll-secs", "1",
-		                      NULL};
+		const char *argv[] = {
+		    pgt_tool(), "--mode",      "online", "--all-databases",     "--source", src, "--target",
+		    tgt,        "--dump-path", dump,     "--cutover-poll-secs", "1",        NULL};
 
 		pgt_spawn(&tool, argv, NULL);
 	}
@@ -888,19 +942,21 @@ START_TEST(a_whole_server_online_with_roles_and_one_cutover)
 	{
 		PGconn *c = pgt_connect(&t2, "postgres");
 
-		ck_assert_str_eq(pgt_value(c, "SELECT count(*) FROM pg_roles r JOIN pg_auth_members m ON "
-		                              "m.member = r.oid WHERE r.rolname = 'app_reader'",
+		ck_assert_str_eq(pgt_value(c,
+		                           "SELECT count(*) FROM pg_roles r JOIN pg_auth_members m ON "
+		                           "m.member = r.oid WHERE r.rolname = 'app_reader'",
 		                           buf, sizeof(buf)),
 		                 "1");
 		/* no password unless --with-role-passwords */
-		ck_assert_str_eq(pgt_value(c, "SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = "
-		                              "'app_reader'",
+		ck_assert_str_eq(pgt_value(c,
+		                           "SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = "
+		                           "'app_reader'",
 		                           buf, sizeof(buf)),
 		                 "t");
 		PQfinish(c);
 	}
-	ck_assert_str_eq(pgt_value(admin, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
-	                 "0");
+	ck_assert_str_eq(
+	    pgt_value(admin, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)), "0");
 	free(out);
 	free(err);
 	PQfinish(admin);
@@ -928,8 +984,10 @@ START_TEST(fast_restore_settings_always_come_back)
 	recording_bindir(bindir, sizeof(bindir), log, 60);
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
 	{
-		const char *argv[] = {pgt_tool(), "--mode", "offline", "--source", src, "--target", tgt,
-		                      "--dump-path", dump, "--fast-restore-settings", NULL};
+		const char *argv[] = {
+		    pgt_tool(), "--mode", "offline",     "--source", src,
+		    "--target", tgt,      "--dump-path", dump,       "--fast-restore-settings",
+		    NULL};
 		const char *envs[] = {env, NULL};
 
 		pgt_spawn(&tool, argv, envs);
@@ -939,9 +997,8 @@ START_TEST(fast_restore_settings_always_come_back)
 		usleep(100 * 1000);
 	ck_assert_int_eq(count_in_file(log, "argv:"), 2);
 	/* (the test clusters run with fsync and full_page_writes off anyway: watch the other two) */
-	for (int i = 0; i < 50 && strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)),
-	                                 "16GB");
-	     i++)
+	for (int i = 0;
+	     i < 50 && strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "16GB"); i++)
 		usleep(100 * 1000);
 	ck_assert_str_eq(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "16GB");
 	ck_assert_str_eq(pgt_value(tgt_admin, "SHOW synchronous_commit", buf, sizeof(buf)), "off");
@@ -956,26 +1013,26 @@ START_TEST(fast_restore_settings_always_come_back)
 			ck_abort_msg("could not run pkill");
 	}
 	/* ...and the next run with that dump path puts it back before anything else */
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
-	                                                src, "--target", tgt, "--dump-path", dump,
-	                                                "--force-clean", "--drop-target-first",
-	                                                "--fast-restore-settings", NULL},
-	                          &err),
-	                 0);
+	ck_assert_int_eq(
+	    run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source", src, "--target",
+	                                   tgt, "--dump-path", dump, "--force-clean",
+	                                   "--drop-target-first", "--fast-restore-settings", NULL},
+	             &err),
+	    0);
 	ck_assert_msg(strstr(err, "settings put back"), "%s", err);
 	/* a reload reaches sessions a moment later */
-	for (int i = 0; i < 50 && strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)),
-	                                 "1GB");
-	     i++)
+	for (int i = 0;
+	     i < 50 && strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB"); i++)
 		usleep(100 * 1000);
 	ck_assert_msg(strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB") == 0,
 	              "max_wal_size %s after: %s", buf, err);
 	free(err);
 	ck_assert_str_eq(pgt_value(tgt_admin, "SHOW synchronous_commit", buf, sizeof(buf)), "on");
-	ck_assert_str_eq(pgt_value(tgt_admin, "SELECT count(*) FROM pg_file_settings WHERE sourcefile "
-	                                      "LIKE '%auto.conf' AND name IN ('fsync', "
-	                                      "'full_page_writes', 'synchronous_commit', "
-	                                      "'max_wal_size')",
+	ck_assert_str_eq(pgt_value(tgt_admin,
+	                           "SELECT count(*) FROM pg_file_settings WHERE sourcefile "
+	                           "LIKE '%auto.conf' AND name IN ('fsync', "
+	                           "'full_page_writes', 'synchronous_commit', "
+	                           "'max_wal_size')",
 	                           buf, sizeof(buf)),
 	                 "0");
 	PQfinish(s);

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#define COLTYPES_DDL                                                                               \
+#define COLTYPES_DDL \
 	"CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE TYPE pair AS (a int, b text)"
 
 /* The columns of t_types: name, type, SQL literal. */

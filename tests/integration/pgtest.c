@@ -321,7 +321,8 @@ pgt_restart(pgt_cluster *c)
 const char *
 pgt_connstr(const pgt_cluster *c, const char *db, char *buf, size_t size)
 {
-	size_t n = (size_t)snprintf(buf, size, "host=127.0.0.1 port=%d user=postgres dbname='", c->port);
+	size_t n =
+	    (size_t)snprintf(buf, size, "host=127.0.0.1 port=%d user=postgres dbname='", c->port);
 
 	/* quoted: database names may have spaces and quotes */
 	for (const char *p = db; *p && n + 3 < size; p++)

@@ -63,7 +63,7 @@ const char *pgt_scratch(const char *name, char *buf, size_t size);
 typedef struct pgt_proc
 {
 	pid_t pid;
-	int out_fd;        /* read end of the child's stdout pipe, or -1 */
+	int out_fd;         /* read end of the child's stdout pipe, or -1 */
 	char err_path[512]; /* the child's stderr goes to this scratch file */
 } pgt_proc;
 
