@@ -258,7 +258,7 @@ END_TEST
 
 /* A bin directory whose pg_dump and pg_restore record argv and PGPASSWORD, then run the real ones. */
 static void
-recording_bindir(char *dir, size_t size, const char *log, int sleep_secs)
+recording_bindir(char *dir, size_t size, const char *log, int sleep_secs, bool restore_fails)
 {
 	char path[600], real[512];
 	static const char *const tools[] = {"pg_dump", "pg_restore"};
@@ -279,8 +279,14 @@ recording_bindir(char *dir, size_t size, const char *log, int sleep_secs)
 		        "echo \"argv: $*\" >> '%s'\n"
 		        "echo \"PGPASSWORD set: ${PGPASSWORD:+yes}\" >> '%s'\n"
 		        "sleep %d\n"
+		        "%s"
 		        "exec '%s' \"$@\"\n",
-		        pg_bin(tools[i], real, sizeof(real)), log, log, sleep_secs, real);
+		        pg_bin(tools[i], real, sizeof(real)), log, log, sleep_secs,
+		        restore_fails && i == 1
+		            ? "echo 'pg_restore: error: could not execute query: simulated failure' >&2; "
+		              "exit 1\n"
+		            : "",
+		        real);
 		fclose(f);
 		chmod(path, 0700);
 	}
@@ -307,7 +313,7 @@ START_TEST(a_password_travels_only_in_the_environment)
 		PQfinish(s);
 	}
 	pgt_scratch("pw.log", log, sizeof(log));
-	recording_bindir(bindir, sizeof(bindir), log, 0);
+	recording_bindir(bindir, sizeof(bindir), log, 0, false);
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
 	pgt_scratch("pw-dump", dump, sizeof(dump));
 	{
@@ -347,7 +353,7 @@ START_TEST(ctrl_c_during_a_slow_dump_leaves_no_child_behind)
 	pgt_connstr(&src_server, "slow", src, sizeof(src));
 	pgt_connstr(&tgt_server, "slow", tgt, sizeof(tgt));
 	pgt_scratch("slow.log", log, sizeof(log));
-	recording_bindir(bindir, sizeof(bindir), log, 60);
+	recording_bindir(bindir, sizeof(bindir), log, 60, false);
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
 	pgt_scratch("slow-dump", dump, sizeof(dump));
 	{
@@ -800,6 +806,19 @@ START_TEST(verify_names_each_difference)
 	pgt_exec(t, "UPDATE changed SET v = 'y' WHERE id = 50");
 	pgt_exec(t, "CREATE INDEX only_here ON same (v)");
 	pgt_exec(s, "SELECT nextval('counter')");
+	/* a missing row, an extra row, a missing index */
+	for (int side = 0; side < 2; side++)
+	{
+		PGconn *c = side ? t : s;
+
+		pgt_exec(c, "CREATE TABLE fewer (id int PRIMARY KEY)");
+		pgt_exec(c, "CREATE TABLE more (id int PRIMARY KEY)");
+		pgt_exec(c, "INSERT INTO fewer SELECT generate_series(1, 10)");
+		pgt_exec(c, "INSERT INTO more SELECT generate_series(1, 10)");
+	}
+	pgt_exec(t, "DELETE FROM fewer WHERE id = 3");
+	pgt_exec(t, "INSERT INTO more VALUES (11)");
+	pgt_exec(s, "CREATE INDEX only_there ON changed (v)");
 	{
 		const char *argv[] = {pgt_tool(), "--mode", "verify", "--source", src,
 		                      "--target", tgt,      "--json", NULL};
@@ -817,6 +836,13 @@ START_TEST(verify_names_each_difference)
 		              "%s", out);
 		ck_assert_msg(strstr(out, "index public.only_here: only on the target"), "%s", out);
 		ck_assert_msg(strstr(out, "sequence public.counter=1: only on the source"), "%s", out);
+		ck_assert_msg(strstr(out, "\"table\":\"public.fewer\",\"source_rows\":10,"
+		                          "\"target_rows\":9,\"match\":false"),
+		              "%s", out);
+		ck_assert_msg(strstr(out, "\"table\":\"public.more\",\"source_rows\":10,"
+		                          "\"target_rows\":11,\"match\":false"),
+		              "%s", out);
+		ck_assert_msg(strstr(out, "index public.only_there: only on the source"), "%s", out);
 		free(out);
 		free(err);
 	}
@@ -825,9 +851,17 @@ START_TEST(verify_names_each_difference)
 }
 END_TEST
 
+/* Both servers' catalogs, slots, publications and file settings, in one hash. */
+static const char dry_catalog[] =
+    "SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (SELECT oid::text || relname::text || "
+    "relkind::text AS "
+    "x FROM pg_class UNION ALL SELECT slot_name::text FROM pg_replication_slots UNION ALL SELECT "
+    "pubname::text FROM pg_publication UNION ALL SELECT name || setting FROM pg_settings WHERE "
+    "source IN ('configuration file', 'override')) c";
+
 START_TEST(dry_run_prints_the_plan_and_changes_nothing)
 {
-	char src[512], tgt[256], dump[512], buf[64];
+	char src[512], tgt[256], dump[512], buf[64], before_src[64], before_tgt[64];
 	PGconn *s;
 	pgt_proc p;
 	char *out, *err;
@@ -840,6 +874,13 @@ START_TEST(dry_run_prints_the_plan_and_changes_nothing)
 	s = pgt_connect(&src_server, "dry");
 	pgt_exec(s, "CREATE TABLE t (id serial PRIMARY KEY)");
 	pgt_scratch("dry-dump", dump, sizeof(dump));
+	{
+		PGconn *tc = pgt_connect(&tgt_server, "dry");
+
+		pgt_value(s, dry_catalog, before_src, sizeof(before_src));
+		pgt_value(tc, dry_catalog, before_tgt, sizeof(before_tgt));
+		PQfinish(tc);
+	}
 	{
 		const char *argv[] = {pgt_tool(), "--mode",      "online", "--source",  src, "--target",
 		                      tgt,        "--dump-path", dump,     "--dry-run", NULL};
@@ -860,6 +901,13 @@ START_TEST(dry_run_prints_the_plan_and_changes_nothing)
 	                 "0");
 	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
 	ck_assert_int_ne(stat(dump, &st), 0);
+	{
+		PGconn *tc = pgt_connect(&tgt_server, "dry");
+
+		ck_assert_str_eq(pgt_value(s, dry_catalog, buf, sizeof(buf)), before_src);
+		ck_assert_str_eq(pgt_value(tc, dry_catalog, buf, sizeof(buf)), before_tgt);
+		PQfinish(tc);
+	}
 	free(out);
 	free(err);
 	PQfinish(s);
@@ -896,9 +944,12 @@ START_TEST(a_whole_server_online_with_roles_and_one_cutover)
 	pgt_exec(admin, "GRANT app_group TO app_reader");
 	pgt_exec(admin, "CREATE DATABASE one");
 	pgt_exec(admin, "CREATE DATABASE \"Two Words\"");
-	for (int i = 0; i < 2; i++)
+	pgt_exec(admin, "CREATE DATABASE three");
+	/* the source has a role with the target login's name: the target's must not change */
+	pgt_exec(admin, "ALTER ROLE postgres CONNECTION LIMIT 42");
+	for (int i = 0; i < 3; i++)
 	{
-		PGconn *c = pgt_connect(&s2, i ? "Two Words" : "one");
+		PGconn *c = pgt_connect(&s2, i == 0 ? "one" : i == 1 ? "Two Words" : "three");
 
 		pgt_exec(c, "CREATE TABLE t (id serial PRIMARY KEY, v text)");
 		pgt_exec(c, "INSERT INTO t (v) SELECT 'v' || g FROM generate_series(1, 1000) g");
@@ -909,15 +960,27 @@ START_TEST(a_whole_server_online_with_roles_and_one_cutover)
 	pgt_connstr(&t2, "postgres", tgt, sizeof(tgt));
 	pgt_scratch("all-dump", dump, sizeof(dump));
 	{
-		const char *argv[] = {
-		    pgt_tool(), "--mode",      "online", "--all-databases",     "--source", src, "--target",
-		    tgt,        "--dump-path", dump,     "--cutover-poll-secs", "1",        NULL};
+		const char *argv[] = {pgt_tool(),
+		                      "--mode",
+		                      "online",
+		                      "--all-databases",
+		                      "--source",
+		                      src,
+		                      "--target",
+		                      tgt,
+		                      "--dump-path",
+		                      dump,
+		                      "--cutover-poll-secs",
+		                      "1",
+		                      "--verify",
+		                      "strict",
+		                      NULL};
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	for (int i = 0; i < 600 && count_in_file(tool.err_path, "stage=CaughtUp") < 2; i++)
+	for (int i = 0; i < 600 && count_in_file(tool.err_path, "stage=CaughtUp") < 3; i++)
 		usleep(100 * 1000);
-	ck_assert_int_eq(count_in_file(tool.err_path, "stage=CaughtUp"), 2);
+	ck_assert_int_eq(count_in_file(tool.err_path, "stage=CaughtUp"), 3);
 	{
 		PGconn *c = pgt_connect(&s2, "Two Words");
 
@@ -930,10 +993,12 @@ START_TEST(a_whole_server_online_with_roles_and_one_cutover)
 	err = pgt_stderr(&tool);
 	ck_assert_msg(rc == 0, "whole-server migration exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "whole-server migration complete"), "%s", err);
-	for (int i = 0; i < 2; i++)
+	ck_assert_int_eq(count_in_file(tool.err_path, "source and target are equal"), 3);
+	for (int i = 0; i < 3; i++)
 	{
-		PGconn *a = pgt_connect(&s2, i ? "Two Words" : "one");
-		PGconn *b = pgt_connect(&t2, i ? "Two Words" : "one");
+		const char *db = i == 0 ? "one" : i == 1 ? "Two Words" : "three";
+		PGconn *a = pgt_connect(&s2, db);
+		PGconn *b = pgt_connect(&t2, db);
 
 		assert_same(a, b, "t");
 		PQfinish(a);
@@ -947,6 +1012,10 @@ START_TEST(a_whole_server_online_with_roles_and_one_cutover)
 		                           "m.member = r.oid WHERE r.rolname = 'app_reader'",
 		                           buf, sizeof(buf)),
 		                 "1");
+		ck_assert_str_eq(pgt_value(c,
+		                           "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'postgres'",
+		                           buf, sizeof(buf)),
+		                 "-1");
 		/* no password unless --with-role-passwords */
 		ck_assert_str_eq(pgt_value(c,
 		                           "SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = "
@@ -981,7 +1050,7 @@ START_TEST(fast_restore_settings_always_come_back)
 	pgt_scratch("fast-dump", dump, sizeof(dump));
 	/* killed in the middle of the restore: fsync is off on the target... */
 	pgt_scratch("fast.log", log, sizeof(log));
-	recording_bindir(bindir, sizeof(bindir), log, 60);
+	recording_bindir(bindir, sizeof(bindir), log, 60, false);
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
 	{
 		const char *argv[] = {
@@ -1028,6 +1097,46 @@ START_TEST(fast_restore_settings_always_come_back)
 	              "max_wal_size %s after: %s", buf, err);
 	free(err);
 	ck_assert_str_eq(pgt_value(tgt_admin, "SHOW synchronous_commit", buf, sizeof(buf)), "on");
+	/* a restore that fails, and one interrupted by Ctrl+C: the settings come back too */
+	for (int variant = 0; variant < 2; variant++)
+	{
+		const char *envs[] = {env, NULL};
+		const char *argv[] = {pgt_tool(),
+		                      "--mode",
+		                      "offline",
+		                      "--source",
+		                      src,
+		                      "--target",
+		                      tgt,
+		                      "--dump-path",
+		                      dump,
+		                      "--force-clean",
+		                      "--drop-target-first",
+		                      "--fast-restore-settings",
+		                      NULL};
+		int rc;
+
+		unlink(log);
+		recording_bindir(bindir, sizeof(bindir), log, variant == 0 ? 0 : 60, variant == 0);
+		pgt_spawn(&tool, argv, envs);
+		if (variant == 1)
+		{
+			for (int i = 0; i < 900 && count_in_file(log, "argv:") < 2; i++)
+				usleep(100 * 1000);
+			kill(tool.pid, SIGINT);
+		}
+		free(pgt_slurp(&tool));
+		rc = pgt_wait(&tool, 180);
+		err = pgt_stderr(&tool);
+		ck_assert_msg(rc == (variant == 0 ? 1 : 3), "variant %d exited %d: %s", variant, rc, err);
+		ck_assert_msg(strstr(err, "settings put back"), "variant %d: %s", variant, err);
+		free(err);
+		for (int i = 0;
+		     i < 50 && strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB");
+		     i++)
+			usleep(100 * 1000);
+		ck_assert_str_eq(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB");
+	}
 	ck_assert_str_eq(pgt_value(tgt_admin,
 	                           "SELECT count(*) FROM pg_file_settings WHERE sourcefile "
 	                           "LIKE '%auto.conf' AND name IN ('fsync', "
