@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <time.h>
 
 #include <libpq-fe.h>
@@ -88,102 +87,86 @@ verify_copy_start(PGconn *c, const char *table, const char *cols, char **err)
 	return ok;
 }
 
-/* Read what is there of one side's COPY; false once it ended. */
-static bool
-verify_drain(PGconn *c, int64_t *rows, uint64_t *sum, int64_t *bytes, char **err)
+/* One side of one table: COPY it out, counting and hashing the rows. */
+typedef struct verify_side
 {
+	PGconn *conn;
+	const char *table, *cols;
+	int64_t rows, bytes;
+	uint64_t sum;
+	char *error; /* malloc'd, or NULL */
+} verify_side;
+
+static void *
+verify_side_run(void *arg)
+{
+	verify_side *v = arg;
+
+	if (!verify_copy_start(v->conn, v->table, v->cols, &v->error))
+		return NULL;
 	for (;;)
 	{
 		char *buf = NULL;
-		int n = PQgetCopyData(c, &buf, 1);
+		int n = PQgetCopyData(v->conn, &buf, 0);
 
 		if (n > 0)
 		{
-			*sum += XXH3_64bits(buf, (size_t)n);
-			(*rows)++;
-			*bytes += n;
+			v->sum += XXH3_64bits(buf, (size_t)n);
+			v->rows++;
+			v->bytes += n;
 			PQfreemem(buf);
 			continue;
 		}
-		if (n == 0)
-			return true;
-		if (n == -2 && *err == NULL)
+		if (n == -2 && v->error == NULL)
 		{
 			char msg[512];
 
-			snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
-			*err = strdup(msg);
+			snprintf(msg, sizeof(msg), "%s", PQerrorMessage(v->conn));
+			v->error = strdup(msg);
 		}
+		/* the COPY's own result says whether it ended well */
 		{
 			PGresult *res;
 
-			while ((res = PQgetResult(c)) != NULL)
+			while ((res = PQgetResult(v->conn)) != NULL)
 			{
-				if (PQresultStatus(res) != PGRES_COMMAND_OK && *err == NULL)
+				if (PQresultStatus(res) != PGRES_COMMAND_OK && v->error == NULL)
 				{
 					char msg[512];
 
 					snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
-					*err = strdup(msg);
+					v->error = strdup(msg);
 				}
 				PQclear(res);
 			}
 		}
-		return false;
+		return NULL;
 	}
 }
 
-/* Both sides of one table at once. */
+/* Both sides of one table at once, each on its own thread (two cores, as two COPYs). */
 static void
 verify_table_run(verify_shared *sh, PGconn *src, PGconn *tgt, int i)
 {
 	verify_table *t = &sh->r->tables[i];
-	bool src_on, tgt_on;
-	int64_t bytes = 0;
+	verify_side a = {.conn = src, .table = t->name, .cols = sh->columns[i]};
+	verify_side b = {.conn = tgt, .table = t->name, .cols = sh->columns[i]};
+	pthread_t other;
+	bool threaded = pthread_create(&other, NULL, verify_side_run, &b) == 0;
 
-	src_on = verify_copy_start(src, t->name, sh->columns[i], &t->error);
-	tgt_on = src_on && verify_copy_start(tgt, t->name, sh->columns[i], &t->error);
-	if (src_on && !tgt_on)
-	{
-		/* finish the source's COPY before the connection is used again */
-		while (verify_drain(src, &t->src_rows, &t->src_sum, &bytes, &t->error))
-			(void)PQconsumeInput(src);
-		src_on = false;
-	}
-	PQsetnonblocking(src, 1);
-	PQsetnonblocking(tgt, 1);
-	while (src_on || tgt_on)
-	{
-		fd_set rfds;
-		int maxfd = 0;
-
-		if (src_on)
-			src_on = verify_drain(src, &t->src_rows, &t->src_sum, &bytes, &t->error);
-		if (tgt_on)
-			tgt_on = verify_drain(tgt, &t->tgt_rows, &t->tgt_sum, &bytes, &t->error);
-		if (!src_on && !tgt_on)
-			break;
-		FD_ZERO(&rfds);
-		if (src_on)
-		{
-			FD_SET(PQsocket(src), &rfds);
-			maxfd = PQsocket(src);
-		}
-		if (tgt_on)
-		{
-			FD_SET(PQsocket(tgt), &rfds);
-			if (PQsocket(tgt) > maxfd)
-				maxfd = PQsocket(tgt);
-		}
-		(void)select(maxfd + 1, &rfds, NULL, NULL, NULL);
-		if (src_on && FD_ISSET(PQsocket(src), &rfds))
-			(void)PQconsumeInput(src);
-		if (tgt_on && FD_ISSET(PQsocket(tgt), &rfds))
-			(void)PQconsumeInput(tgt);
-	}
-	PQsetnonblocking(src, 0);
-	PQsetnonblocking(tgt, 0);
-	atomic_fetch_add(&sh->bytes, bytes);
+	verify_side_run(&a);
+	if (threaded)
+		pthread_join(other, NULL);
+	else
+		verify_side_run(&b);
+	t->src_rows = a.rows;
+	t->src_sum = a.sum;
+	t->tgt_rows = b.rows;
+	t->tgt_sum = b.sum;
+	t->error = a.error ? a.error : b.error;
+	if (a.error && b.error)
+		free(b.error);
+	atomic_fetch_add(&sh->bytes, a.bytes + b.bytes);
 	t->match =
 	    t->error == NULL && !t->missing && t->src_rows == t->tgt_rows && t->src_sum == t->tgt_sum;
 }
