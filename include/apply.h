@@ -133,6 +133,7 @@ typedef struct applier
 	/* a failure: the first one wins */
 	bool failed;
 	char errmsg[2048];
+	char sqlstate[6]; /* of the server error behind it, or "" */
 
 	/* a COPY in progress (long runs of inserts into one table): outside pipeline mode */
 	relcache_entry *copy_rel; /* NULL: none */
@@ -190,6 +191,12 @@ PGO_MUSTCHECK bool apply_wait(applier *a, int timeout_ms);
 
 /* The socket to wait on for answers (select for reading), or -1. */
 int apply_socket(const applier *a);
+
+/*
+ * Did the applier fail because the target went away (connection lost, server
+ * shutting down or restarting), so that reconnecting may help?
+ */
+bool apply_lost_target(const applier *a);
 
 /* Is anything received from the source not yet committed on the target? */
 bool apply_busy(const applier *a);

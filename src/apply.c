@@ -294,6 +294,10 @@ apply_fail_answer(applier *a, const apply_pending *p, PGresult *res)
 {
 	char rel[256], lsn[PGO_LSN_STRLEN], txn[PGO_LSN_STRLEN], msg[1800];
 	const char *server = PQresultErrorMessage(res);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (state && !a->failed)
+		snprintf(a->sqlstate, sizeof(a->sqlstate), "%s", state);
 	const char *hint = "fix the cause on the target and run again (it resumes after the last "
 	                   "committed transaction), or skip this source transaction with --skip-lsn";
 
@@ -2078,4 +2082,13 @@ apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start, size_t msg_len)
 		default:
 			return apply_truncate(a, &msg->u.truncate);
 	}
+}
+
+bool
+apply_lost_target(const applier *a)
+{
+	/* 08: connection exception; 57P01-57P03: shutdown, crash, cannot connect now */
+	return a->conn == NULL || PQstatus(a->conn) != CONNECTION_OK ||
+	       strncmp(a->sqlstate, "08", 2) == 0 || strncmp(a->sqlstate, "57P", 3) == 0 ||
+	       strstr(a->errmsg, "lost the connection to the target") != NULL;
 }

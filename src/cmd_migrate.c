@@ -89,6 +89,7 @@ typedef struct mig_opts
 	bool include_postgres;
 	const char *event_tag;
 	bool fast_restore;
+	int reconnect_max_wait;
 } mig_opts;
 
 typedef struct mig
@@ -286,6 +287,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		O_INCLPG,
 		O_TAG,
 		O_FAST,
+		O_RECONNECT,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -338,6 +340,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    {"include-postgres-db", no_argument, NULL, O_INCLPG},
 	    {"event-tag", required_argument, NULL, O_TAG},
 	    {"fast-restore-settings", no_argument, NULL, O_FAST},
+	    {"reconnect-max-wait", required_argument, NULL, O_RECONNECT},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -366,6 +369,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	o->ring_size = 64 * 1024 * 1024;
 	o->verify = 1;
 	o->max_parallel = 2;
+	o->reconnect_max_wait = 300;
 	o->migrate_globals = -1;
 	opterr = 0;
 	optind = 1;
@@ -657,6 +661,24 @@ mig_connect(const char *connstr, const char *which, char *errbuf, size_t errlen)
 	}
 	PQclear(PQexec(c, "SET client_min_messages TO warning"));
 	return c;
+}
+
+/* A regular connection that may have been cut (server restart): reset it if so. */
+static void
+mig_fresh(PGconn *c)
+{
+	PGresult *res;
+
+	if (c == NULL)
+		return;
+	res = PQexec(c, "SELECT 1");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		PQreset(c);
+		if (PQstatus(c) == CONNECTION_OK)
+			PQclear(PQexec(c, "SET client_min_messages TO warning"));
+	}
+	PQclear(res);
 }
 
 /* One value of a query (copied into buf); false (with the server's message) on error. */
@@ -1399,7 +1421,9 @@ mig_tick(void *arg)
 		               err, sizeof(err)) ||
 		    !pgo_lsn_parse(flush_text, &flush))
 		{
-			event_say("Cutover", "error", "cannot read the source's WAL position: %s", err);
+			/* tried again at the next tick, on a fresh connection */
+			event_say("Cutover", "warning", "cannot read the source's WAL position: %s", err);
+			mig_fresh(m->src);
 			return;
 		}
 		m->cutover = true;
@@ -1465,6 +1489,41 @@ mig_tick(void *arg)
 	}
 }
 
+/* Tear down one streaming attempt (keeps the slot and the target's progress). */
+static void
+mig_stream_teardown(mig *m, receiver *rcv, applier *app, bool *app_open, ring *rg, bool *ring_ready,
+                    relcache *cache, bool *cache_ready)
+{
+	char ignored[256];
+
+	if (rcv->started)
+		receiver_stop(rcv, ignored, sizeof(ignored));
+	memset(rcv, 0, sizeof(*rcv));
+	replconn_close(&m->rc);
+	if (*app_open)
+		apply_close(app);
+	*app_open = false;
+	if (*ring_ready)
+		ring_free(rg);
+	*ring_ready = false;
+	if (*cache_ready)
+		relcache_free(cache);
+	*cache_ready = false;
+}
+
+/* Wait ms for a reconnect, in small steps; false if the operator aborts meanwhile. */
+static bool
+mig_backoff(int ms)
+{
+	for (int waited = 0; waited < ms; waited += 100)
+	{
+		if (mig_abort)
+			return false;
+		usleep(100 * 1000);
+	}
+	return !mig_abort;
+}
+
 static int
 mig_stream(mig *m, char *errbuf, size_t errlen)
 {
@@ -1474,55 +1533,125 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	applier app;
 	static stream_decoder sd;
 	stream_opts so = {0};
-	replstart start = {0};
 	apply_opts ao = {0};
 	const char *pubs[2] = {m->o.publication, NULL};
 	bool cache_ready = false, ring_ready = false, app_open = false;
-	int rc = EXIT_ERROR;
-	stream_end end;
+	int rc = EXIT_ERROR, backoff_ms = 1000;
+	stream_end end = STREAM_FAILED;
 	static volatile sig_atomic_t never = 0;
+	int64_t failing_since = 0;
 
-	if (!relcache_init(&cache, apply_rel_free, errbuf, errlen))
-		goto done;
-	cache_ready = true;
 	ao.target = m->o.target;
 	ao.slot_name = m->o.slot;
 	ao.group_txns = m->o.group_commit;
-	if (!apply_open(&app, &ao, &cache, errbuf, errlen))
-		goto done;
-	app_open = true;
-	if (!ring_init(&rg, m->o.ring_size, errbuf, errlen))
-		goto done;
-	ring_ready = true;
-	if (!stream_decoder_init(&sd, replconn_max_proto_version(m->rc.server_version), &cache, errbuf,
-	                         errlen))
-		goto done;
-	start.slot = m->o.slot;
-	start.start_lsn =
-	    app.progress_lsn > m->slot.consistent_point ? app.progress_lsn : m->slot.consistent_point;
-	start.proto_version = sd.cfg.proto_version;
-	start.publications = pubs;
-	start.messages = false;
-	if (!replconn_start(&m->rc, &start, errbuf, errlen))
-		goto done;
-	if (!receiver_start(&rcv, &m->rc, &rg, 10000, errbuf, errlen))
-		goto done;
-	m->rcv = &rcv;
-	m->app = &app;
-	m->so = &so;
-	m->start_ms = cli_now_ms();
-	m->next_poll_ms = m->start_ms;
 	so.stop = &never;
 	so.tick = mig_tick;
 	so.tick_arg = m;
-	event_say("StreamApply", "info", "streaming from %s%s", m->slot.name,
-	          app.replica_role ? "" : " (without session_replication_role = replica)");
-	end = stream_apply(&so, &rcv, &rg, &sd.dec, &cache, &app, errbuf, errlen);
-	if (end == STREAM_FAILED || end == STREAM_CLOSED)
+	m->so = &so;
+	m->start_ms = cli_now_ms();
+	m->next_poll_ms = m->start_ms;
+	for (int attempt = 0;; attempt++)
 	{
+		replstart start = {0};
+		bool found;
+
+		if (attempt > 0)
+		{
+			/* a lost connection: start over from the slot and the target's progress row */
+			int64_t now = cli_now_ms();
+
+			mig_stream_teardown(m, &rcv, &app, &app_open, &rg, &ring_ready, &cache, &cache_ready);
+			m->rcv = NULL;
+			m->app = NULL;
+			if (failing_since == 0)
+				failing_since = now;
+			if (now - failing_since > (int64_t)m->o.reconnect_max_wait * 1000)
+			{
+				char why[1024];
+
+				snprintf(why, sizeof(why), "%s", errbuf);
+				snprintf(errbuf, errlen,
+				         "gave up reconnecting after %d s (--reconnect-max-wait): %s; the slot is "
+				         "kept: run again with --resume once the servers are back",
+				         m->o.reconnect_max_wait, why);
+				goto done;
+			}
+			event_say("Reconnect", "warning", "%s; reconnecting in %d s", errbuf,
+			          backoff_ms / 1000);
+			if (!mig_backoff(backoff_ms))
+			{
+				rc = EXIT_ABORTED;
+				snprintf(errbuf, errlen, "aborted while reconnecting; the slot \"%s\" is kept",
+				         m->o.slot);
+				goto done;
+			}
+			backoff_ms = backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2;
+			errbuf[0] = '\0';
+			if (!replconn_open(&m->rc, m->o.source, errbuf, errlen))
+				continue;
+			if (!replconn_find_slot(&m->rc, m->o.slot, &found, &m->slot, errbuf, errlen))
+				continue;
+			if (!found)
+			{
+				snprintf(errbuf, errlen,
+				         "the replication slot \"%s\" is gone from the source (dropped or "
+				         "invalidated): the changes since the dump are lost to this migration; "
+				         "start over with --force-clean",
+				         m->o.slot);
+				goto done;
+			}
+		}
+		if (!relcache_init(&cache, apply_rel_free, errbuf, errlen))
+			goto done;
+		cache_ready = true;
+		if (!apply_open(&app, &ao, &cache, errbuf, errlen))
+		{
+			if (attempt == 0)
+				goto done;
+			continue; /* the target is not back yet */
+		}
+		app_open = true;
+		if (!ring_init(&rg, m->o.ring_size, errbuf, errlen))
+			goto done;
+		ring_ready = true;
+		if (!stream_decoder_init(&sd, replconn_max_proto_version(m->rc.server_version), &cache,
+		                         errbuf, errlen))
+			goto done;
+		start.slot = m->o.slot;
+		start.start_lsn = app.progress_lsn > m->slot.consistent_point ? app.progress_lsn
+		                                                              : m->slot.consistent_point;
+		start.proto_version = sd.cfg.proto_version;
+		start.publications = pubs;
+		start.messages = false;
+		if (!replconn_start(&m->rc, &start, errbuf, errlen) ||
+		    !receiver_start(&rcv, &m->rc, &rg, 10000, errbuf, errlen))
+		{
+			if (attempt == 0)
+				goto done;
+			continue;
+		}
+		m->rcv = &rcv;
+		m->app = &app;
+		failing_since = 0;
+		backoff_ms = 1000;
+		if (attempt == 0)
+			event_say("StreamApply", "info", "streaming from %s%s", m->slot.name,
+			          app.replica_role ? "" : " (without session_replication_role = replica)");
+		else
+		{
+			char lsn[PGO_LSN_STRLEN];
+
+			event_say("Reconnect", "info", "reconnected: streaming from %s again at %s",
+			          m->slot.name, pgo_lsn_format(start.start_lsn, lsn));
+		}
+		end = stream_apply(&so, &rcv, &rg, &sd.dec, &cache, &app, errbuf, errlen);
+		if (end == STREAM_ENDPOS || end == STREAM_STOPPED)
+			break;
 		if (end == STREAM_CLOSED && errbuf[0] == '\0')
 			snprintf(errbuf, errlen, "the source ended the replication stream");
-		goto done;
+		/* a lost connection to either server is retried; anything else stops the run */
+		if (!(end == STREAM_CLOSED || (end == STREAM_FAILED && apply_lost_target(&app))))
+			goto done;
 	}
 	if (!receiver_stop(&rcv, errbuf, errlen))
 		goto done;
@@ -2405,6 +2534,9 @@ cmd_migrate(int argc, char **argv)
 	if (m.o.online)
 	{
 		rc = mig_stream(&m, err, sizeof(err));
+		/* either server may have restarted while streaming */
+		mig_fresh(m.src);
+		mig_fresh(m.tgt);
 		if (rc != EXIT_OK)
 			goto done;
 		rc = EXIT_ERROR;
