@@ -293,11 +293,7 @@ START_TEST(concurrent_writers_applied_while_they_write)
 	      "END;\n",
 	      f);
 	fclose(f);
-	{
-		const char *dir = getenv("PG_BINDIR");
-
-		snprintf(pgbench, sizeof(pgbench), "%s/pgbench", dir && dir[0] ? dir : PG_BINDIR);
-	}
+	pgt_bin("pgbench", pgbench, sizeof(pgbench));
 	{
 		const char *argv[] = {pgbench, "-n", "-c", clients, "-j",     "2",
 		                      "-T",    "6",  "-f", script,  src_conn, NULL};

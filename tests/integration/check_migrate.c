@@ -60,47 +60,6 @@ fresh_databases(const char *name)
 	pgt_exec(tgt_admin, sql);
 }
 
-static const char *
-pg_bin(const char *name, char *buf, size_t size)
-{
-	const char *dir = getenv("PG_BINDIR");
-
-	snprintf(buf, size, "%s/%s", dir && dir[0] ? dir : PG_BINDIR, name);
-	return buf;
-}
-
-/* Every row of table hashed in a canonical order: equal on both sides? */
-static void
-assert_same(PGconn *a, PGconn *b, const char *table)
-{
-	char sql[512], x[128], y[128];
-
-	snprintf(sql, sizeof(sql),
-	         "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), "
-	         "'-') FROM %s t",
-	         table);
-	pgt_value(a, sql, x, sizeof(x));
-	pgt_value(b, sql, y, sizeof(y));
-	ck_assert_msg(strcmp(x, y) == 0, "%s differs: source %s, target %s", table, x, y);
-}
-
-/* Wait until the file at path contains needle (seconds); true if it did. */
-static bool
-wait_for_text(const char *path, const char *needle, int seconds)
-{
-	for (int i = 0; i < seconds * 10; i++)
-	{
-		char *text = pgt_read_file(path);
-		bool found = text && strstr(text, needle);
-
-		free(text);
-		if (found)
-			return true;
-		usleep(100 * 1000);
-	}
-	return false;
-}
-
 START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 {
 	char src[256], tgt[256], dump[512], script[512], buf[128], pgbench[512];
@@ -117,7 +76,7 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 	t = pgt_connect(&tgt_server, "shop");
 	{
 		const char *argv[] = {
-		    pg_bin("pgbench", pgbench, sizeof(pgbench)), "-i", "-q", "-s", "1", src, NULL};
+		    pgt_bin("pgbench", pgbench, sizeof(pgbench)), "-i", "-q", "-s", "1", src, NULL};
 		pgt_proc init;
 
 		pgt_spawn(&init, argv, NULL);
@@ -170,7 +129,7 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
 	/* the writers finish; then the operator cuts over */
 	free(pgt_slurp(&writers));
 	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
@@ -184,11 +143,11 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 	              "events missing: %s", out);
 	ck_assert_msg(strstr(out, "\"stage\":\"Verify\"") && strstr(out, "\"differences\":0"),
 	              "no clean Verify event: %s", out);
-	assert_same(s, t, "pgbench_accounts");
-	assert_same(s, t, "pgbench_branches");
-	assert_same(s, t, "pgbench_tellers");
-	assert_same(s, t, "pgbench_history");
-	assert_same(s, t, "items");
+	pgt_assert_same(s, t, "pgbench_accounts");
+	pgt_assert_same(s, t, "pgbench_branches");
+	pgt_assert_same(s, t, "pgbench_tellers");
+	pgt_assert_same(s, t, "pgbench_history");
+	pgt_assert_same(s, t, "items");
 	ck_assert_str_eq(pgt_value(t, "SELECT last_value FROM items_id_seq", buf, sizeof(buf)),
 	                 pgt_value(s, "SELECT last_value FROM items_id_seq", buf + 64, 64));
 	/* nothing left behind on the source or the target */
@@ -243,7 +202,7 @@ START_TEST(offline_migration_of_some_tables)
 	err = pgt_stderr(&tool);
 	ck_assert_msg(rc == 0, "offline migration exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "stage=Complete"), "no Complete event: %s", err);
-	assert_same(s, t, "app.keep");
+	pgt_assert_same(s, t, "app.keep");
 	ck_assert_str_eq(pgt_value(t,
 	                           "SELECT count(*) FROM pg_tables WHERE schemaname IN ('app', "
 	                           "'scratch')",
@@ -281,7 +240,7 @@ recording_bindir(char *dir, size_t size, const char *log, int sleep_secs, bool r
 		        "sleep %d\n"
 		        "%s"
 		        "exec '%s' \"$@\"\n",
-		        pg_bin(tools[i], real, sizeof(real)), log, log, sleep_secs,
+		        pgt_bin(tools[i], real, sizeof(real)), log, log, sleep_secs,
 		        restore_fails && i == 1
 		            ? "echo 'pg_restore: error: could not execute query: simulated failure' >&2; "
 		              "exit 1\n"
@@ -363,7 +322,7 @@ START_TEST(ctrl_c_during_a_slow_dump_leaves_no_child_behind)
 
 		pgt_spawn(&tool, argv, envs);
 	}
-	ck_assert_msg(wait_for_text(log, "argv:", 30), "pg_dump never started");
+	ck_assert_msg(pgt_wait_for_text(log, "argv:", 30), "pg_dump never started");
 	kill(tool.pid, SIGINT);
 	out = pgt_slurp(&tool);
 	rc = pgt_wait(&tool, 30);
@@ -519,7 +478,7 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 	      f);
 	fclose(f);
 	{
-		const char *argv[] = {pg_bin("pgbench", pgbench, sizeof(pgbench)),
+		const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
 		                      "-n",
 		                      "-c",
 		                      "2",
@@ -541,7 +500,7 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
 	usleep(700 * 1000);
 	kill(tool.pid, SIGKILL);
 	free(pgt_slurp(&tool));
@@ -588,7 +547,7 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60),
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60),
 	              "resumed run never caught up");
 	/* status from another terminal while it streams */
 	{
@@ -612,8 +571,8 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 	ck_assert_msg(rc == 0, "resumed migration exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "pg_dump to") == NULL && strstr(err, "resuming"),
 	              "the resumed run dumped again: %s", err);
-	assert_same(s, t, "counters");
-	assert_same(s, t, "log");
+	pgt_assert_same(s, t, "counters");
+	pgt_assert_same(s, t, "log");
 	free(out);
 	free(err);
 	PQfinish(s);
@@ -642,7 +601,7 @@ START_TEST(resume_is_refused_when_the_slot_is_gone)
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
 	kill(tool.pid, SIGKILL);
 	free(pgt_slurp(&tool));
 	pgt_wait(&tool, 30);
@@ -677,7 +636,8 @@ START_TEST(resume_is_refused_when_the_slot_is_gone)
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "restart never caught up");
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60),
+	              "restart never caught up");
 	kill(tool.pid, SIGINT);
 	free(pgt_slurp(&tool));
 	ck_assert_int_eq(pgt_wait(&tool, 60), 0);
@@ -715,7 +675,7 @@ START_TEST(schema_then_data_and_a_self_timed_online_run_keeping_the_slot)
 	             &err),
 	    0);
 	free(err);
-	assert_same(s, t, "a");
+	pgt_assert_same(s, t, "a");
 	/* online into the same target, with an existing publication, cutting over by itself */
 	pgt_exec(s, "CREATE PUBLICATION mine FOR TABLE a");
 	pgt_exec(t, "TRUNCATE a");
@@ -742,14 +702,14 @@ START_TEST(schema_then_data_and_a_self_timed_online_run_keeping_the_slot)
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	ck_assert_msg(wait_for_text(tool.err_path, "stage=StreamApply", 60), "never streamed");
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60), "never streamed");
 	pgt_exec(s, "INSERT INTO a VALUES (101, 'while streaming')");
 	free(pgt_slurp(&tool));
 	ck_assert_int_eq(pgt_wait(&tool, 60), 0);
 	err = pgt_stderr(&tool);
 	ck_assert_msg(strstr(err, "--max-runtime-seconds reached"), "%s", err);
 	free(err);
-	assert_same(s, t, "a");
+	pgt_assert_same(s, t, "a");
 	ck_assert_str_eq(pgt_value(s,
 	                           "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
 	                           "'pg_dbmigrator'",
@@ -914,19 +874,6 @@ START_TEST(dry_run_prints_the_plan_and_changes_nothing)
 }
 END_TEST
 
-/* Occurrences of needle in the file at path. */
-static int
-count_in_file(const char *path, const char *needle)
-{
-	char *text = pgt_read_file(path);
-	int n = 0;
-
-	for (const char *p = text; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	free(text);
-	return n;
-}
-
 START_TEST(a_whole_server_online_with_roles_and_one_cutover)
 {
 	pgt_cluster s2, t2;
@@ -978,9 +925,9 @@ START_TEST(a_whole_server_online_with_roles_and_one_cutover)
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	for (int i = 0; i < 600 && count_in_file(tool.err_path, "stage=CaughtUp") < 3; i++)
+	for (int i = 0; i < 600 && pgt_count_in_file(tool.err_path, "stage=CaughtUp") < 3; i++)
 		usleep(100 * 1000);
-	ck_assert_int_eq(count_in_file(tool.err_path, "stage=CaughtUp"), 3);
+	ck_assert_int_eq(pgt_count_in_file(tool.err_path, "stage=CaughtUp"), 3);
 	{
 		PGconn *c = pgt_connect(&s2, "Two Words");
 
@@ -993,14 +940,14 @@ START_TEST(a_whole_server_online_with_roles_and_one_cutover)
 	err = pgt_stderr(&tool);
 	ck_assert_msg(rc == 0, "whole-server migration exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "whole-server migration complete"), "%s", err);
-	ck_assert_int_eq(count_in_file(tool.err_path, "source and target are equal"), 3);
+	ck_assert_int_eq(pgt_count_in_file(tool.err_path, "source and target are equal"), 3);
 	for (int i = 0; i < 3; i++)
 	{
 		const char *db = i == 0 ? "one" : i == 1 ? "Two Words" : "three";
 		PGconn *a = pgt_connect(&s2, db);
 		PGconn *b = pgt_connect(&t2, db);
 
-		assert_same(a, b, "t");
+		pgt_assert_same(a, b, "t");
 		PQfinish(a);
 		PQfinish(b);
 	}
@@ -1062,9 +1009,9 @@ START_TEST(fast_restore_settings_always_come_back)
 		pgt_spawn(&tool, argv, envs);
 	}
 	/* the dump's wrapper sleeps first: wait for the restore's */
-	for (int i = 0; i < 900 && count_in_file(log, "argv:") < 2; i++)
+	for (int i = 0; i < 900 && pgt_count_in_file(log, "argv:") < 2; i++)
 		usleep(100 * 1000);
-	ck_assert_int_eq(count_in_file(log, "argv:"), 2);
+	ck_assert_int_eq(pgt_count_in_file(log, "argv:"), 2);
 	/* (the test clusters run with fsync and full_page_writes off anyway: watch the other two) */
 	for (int i = 0;
 	     i < 50 && strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "16GB"); i++)
@@ -1121,7 +1068,7 @@ START_TEST(fast_restore_settings_always_come_back)
 		pgt_spawn(&tool, argv, envs);
 		if (variant == 1)
 		{
-			for (int i = 0; i < 900 && count_in_file(log, "argv:") < 2; i++)
+			for (int i = 0; i < 900 && pgt_count_in_file(log, "argv:") < 2; i++)
 				usleep(100 * 1000);
 			kill(tool.pid, SIGINT);
 		}
@@ -1177,7 +1124,7 @@ START_TEST(reconnects_after_the_walsender_is_killed_and_the_target_restarts)
 	      f);
 	fclose(f);
 	{
-		const char *argv[] = {pg_bin("pgbench", pgbench, sizeof(pgbench)),
+		const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
 		                      "-n",
 		                      "-c",
 		                      "2",
@@ -1199,16 +1146,16 @@ START_TEST(reconnects_after_the_walsender_is_killed_and_the_target_restarts)
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	ck_assert_msg(wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
 	/* the walsender is terminated */
 	pgt_exec(s, "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots");
-	ck_assert_msg(wait_for_text(tool.err_path, "reconnected: streaming", 60),
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "reconnected: streaming", 60),
 	              "no reconnect after the walsender was terminated");
 	/* the target restarts */
 	pgt_restart(&t3);
-	for (int i = 0; i < 600 && count_in_file(tool.err_path, "reconnected: streaming") < 2; i++)
+	for (int i = 0; i < 600 && pgt_count_in_file(tool.err_path, "reconnected: streaming") < 2; i++)
 		usleep(100 * 1000);
-	ck_assert_int_ge(count_in_file(tool.err_path, "reconnected: streaming"), 2);
+	ck_assert_int_ge(pgt_count_in_file(tool.err_path, "reconnected: streaming"), 2);
 	free(pgt_slurp(&writers));
 	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
 	kill(tool.pid, SIGINT);
@@ -1218,8 +1165,8 @@ START_TEST(reconnects_after_the_walsender_is_killed_and_the_target_restarts)
 	ck_assert_msg(rc == 0, "migration exited %d: ...%s", rc,
 	              strlen(err) > 2000 ? err + strlen(err) - 2000 : err);
 	t = pgt_connect(&t3, "postgres");
-	assert_same(s, t, "counters");
-	assert_same(s, t, "log");
+	pgt_assert_same(s, t, "counters");
+	pgt_assert_same(s, t, "log");
 	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
 	                 "0");
 	free(out);

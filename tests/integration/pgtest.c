@@ -107,12 +107,13 @@ pgt_rmtree(const char *dir)
 }
 
 /* Path of a binary in PG_BINDIR. */
-static void
+const char *
 pgt_bin(const char *name, char *buf, size_t size)
 {
 	const char *dir = getenv("PG_BINDIR");
 
 	snprintf(buf, size, "%s/%s", dir && dir[0] ? dir : PG_BINDIR, name);
+	return buf;
 }
 
 /* pg_ctl stop -m immediate for dir (quietly). */
@@ -559,4 +560,45 @@ pgt_stderr(const pgt_proc *p)
 	char *s = pgt_read_file(p->err_path);
 
 	return s ? s : strdup("");
+}
+
+/* Every row of table hashed in a canonical order: equal on both sides? */
+void
+pgt_assert_same(PGconn *a, PGconn *b, const char *table)
+{
+	char sql[1024], x[128], y[128];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), "
+	         "'-') FROM %s t",
+	         table);
+	pgt_value(a, sql, x, sizeof(x));
+	pgt_value(b, sql, y, sizeof(y));
+	ck_assert_msg(strcmp(x, y) == 0, "%s differs: source %s, target %s", table, x, y);
+}
+
+/* Wait until the file at path contains needle; true if it did in time. */
+bool
+pgt_wait_for_text(const char *path, const char *needle, int seconds)
+{
+	for (int i = 0; i < seconds * 10; i++)
+	{
+		if (pgt_count_in_file(path, needle) > 0)
+			return true;
+		usleep(100 * 1000);
+	}
+	return false;
+}
+
+/* Occurrences of needle in the file at path (0 when it is missing). */
+int
+pgt_count_in_file(const char *path, const char *needle)
+{
+	char *text = pgt_read_file(path);
+	int n = 0;
+
+	for (const char *p = text; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(text);
+	return n;
 }

@@ -86,4 +86,16 @@ int pgt_wait(pgt_proc *p, int timeout_s);
 /* The child's stderr (malloc'd, "" when empty). */
 char *pgt_stderr(const pgt_proc *p);
 
+/* Path of a PostgreSQL program ($PG_BINDIR, else the configured bindir) into buf. */
+const char *pgt_bin(const char *name, char *buf, size_t size);
+
+/* Fail the test unless table has the same rows on both connections (count and hash). */
+void pgt_assert_same(PGconn *a, PGconn *b, const char *table);
+
+/* Wait until the file at path contains needle, up to seconds; true if it did. */
+bool pgt_wait_for_text(const char *path, const char *needle, int seconds);
+
+/* Occurrences of needle in the file at path (0 when it is missing). */
+int pgt_count_in_file(const char *path, const char *needle);
+
 #endif /* PGTEST_H */
