@@ -2,7 +2,8 @@
  * child.h — pg_dump, pg_restore and friends as child processes: each in its
  * own process group (an interrupt stops the whole group, workers included),
  * the password only in the child's environment (PGPASSWORD), never in argv,
- * stderr shown live and its error lines summarised by kind.
+ * umask 077 (the files it writes are ours alone), stderr shown live and its
+ * error lines summarised by kind.
  *
  * Owns: the child while it runs. Never: leaves a child behind: on interrupt
  * the group gets SIGTERM, then SIGKILL after a grace period.

@@ -4,7 +4,7 @@
  * password in PGPASSWORD; logs and events get the rest only.
  *
  * Owns: the strings it makes (conninfo_free). Never: puts the password in
- * safe.
+ * safe, or in a message about a string that does not parse.
  */
 #ifndef CONNINFO_H
 #define CONNINFO_H
@@ -20,6 +20,14 @@ typedef struct conninfo
 
 /* Parse any libpq connection string or URI; false with a message if it does not parse. */
 bool conninfo_parse(const char *in, conninfo *out, char *errbuf, size_t errlen);
+
+/*
+ * Mask in msg (NUL-terminated, size bytes) every password that the raw
+ * connection string in spells out: libpq's parse errors quote pieces of the
+ * string, sometimes all of it. For any message about a string that did not
+ * parse.
+ */
+void conninfo_redact(const char *in, char *msg, size_t size);
 
 /* Free what conninfo_parse made (safe on a zeroed struct). */
 void conninfo_free(conninfo *ci);

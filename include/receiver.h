@@ -31,6 +31,7 @@ typedef struct receiver
 	replconn *rc; /* borrowed: in COPY BOTH mode, used only by the thread */
 	ring *ring;   /* borrowed: the thread is its producer */
 	int status_interval_ms;
+	int timeout_ms; /* silence after which the connection counts as lost (0: never) */
 	pthread_t thread;
 	bool started;
 
@@ -45,6 +46,8 @@ typedef struct receiver
 	/* receiver thread only */
 	size_t unnotified;         /* bytes published since the last ring_notify */
 	bool got_since_wait;       /* a message arrived since the last socket wait */
+	int64_t last_heard_ms;     /* when the server last sent anything */
+	bool pinged;               /* a reply was requested since then */
 	int lowat;                 /* the SO_RCVLOWAT set on the socket (0: never set) */
 	_Atomic uint64_t bytes;    /* payload bytes received */
 	_Atomic uint64_t messages; /* XLogData messages received */
@@ -55,9 +58,14 @@ typedef struct receiver
 	char errmsg[1024];
 } receiver;
 
-/* Start the thread; rc must be streaming, ring initialised. */
-bool receiver_start(receiver *r, replconn *rc, ring *ring, int status_interval_ms, char *errbuf,
-                    size_t errlen);
+/*
+ * Start the thread; rc must be streaming, ring initialised. timeout_ms: when
+ * the server has sent nothing for half of it, a reply is requested; for all of
+ * it, the connection counts as lost (the thread fails; 0: wait forever), like
+ * the walreceiver's wal_receiver_timeout.
+ */
+bool receiver_start(receiver *r, replconn *rc, ring *ring, int status_interval_ms, int timeout_ms,
+                    char *errbuf, size_t errlen);
 
 /* Publish the flush position (end LSN of a finished transaction). Never moves back. */
 void receiver_set_flush(receiver *r, pgo_lsn lsn);

@@ -26,6 +26,7 @@ typedef struct replconn
 	unsigned timeline;
 	pgo_lsn xlogpos; /* server's flush position at IDENTIFY_SYSTEM */
 	char dbname[REPLCONN_NAME_MAX];
+	bool slot_busy; /* the last replconn_start failed: the slot is active elsewhere (55006) */
 } replconn;
 
 /*
@@ -63,13 +64,13 @@ typedef struct replstart
  * (PG* variables and ~/.pgpass apply), then IDENTIFY_SYSTEM. Errors below
  * PostgreSQL 10. On failure *rc holds no connection.
  */
-bool replconn_open(replconn *rc, const char *conninfo, char *errbuf, size_t errlen);
+bool replconn_open(replconn *rc, const char *connstr, char *errbuf, size_t errlen);
 
 /* Close the connection (safe on a closed or never-opened replconn). */
 void replconn_close(replconn *rc);
 
 /* Check a connection string parses, without connecting. */
-bool replconn_check_conninfo(const char *conninfo, char *errbuf, size_t errlen);
+bool replconn_check_conninfo(const char *connstr, char *errbuf, size_t errlen);
 
 /* The highest pgoutput protocol version a server version supports. */
 int replconn_max_proto_version(int server_version);

@@ -20,9 +20,12 @@
 typedef enum resume_stage
 {
 	RESUME_NONE = 0,
+	RESUME_STARTED,  /* validated; the slot may be being created (named in the token) */
 	RESUME_SNAPSHOT, /* slot created; the dump has not finished */
 	RESUME_DUMPED,   /* the dump is complete */
 	RESUME_RESTORED, /* the restore is complete: streaming */
+	RESUME_CUTOVER,  /* every change is applied and the stream closed: finishing up */
+	RESUME_COMPLETE, /* done: kept so that a late --resume and status can say so */
 } resume_stage;
 
 typedef struct resume_token

@@ -690,7 +690,13 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 	}
 	if (!replconn_check_conninfo(opts->target, errbuf, errlen))
 		return false;
-	a->conn = PQconnectdb(opts->target);
+	{
+		/* named in pg_stat_activity unless the connection string names it */
+		const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+		const char *const vals[] = {opts->target, "pg_dbmigrator apply", NULL};
+
+		a->conn = PQconnectdbParams(keys, vals, 1);
+	}
 	if (a->conn == NULL || PQstatus(a->conn) != CONNECTION_OK)
 	{
 		snprintf(errbuf, errlen, "could not connect to the target: %s",
@@ -842,10 +848,31 @@ apply_map(applier *a, relcache_entry *e)
 				row = t;
 		if (row < 0)
 		{
+			/* usually a DDL change on the source: name the statement that fixes it */
+			char oid[16], typmod[16];
+			const char *tparams[2] = {oid, typmod};
+			PGresult *tr;
+			char *qt = apply_quote(a, e->nspname), *qr = apply_quote(a, e->relname),
+			     *qc = apply_quote(a, e->cols[i].name);
+
+			snprintf(oid, sizeof(oid), "%u", e->cols[i].type_oid);
+			snprintf(typmod, sizeof(typmod), "%d", (int)e->cols[i].typmod);
+			tr = PQexecParams(a->conn, "SELECT pg_catalog.format_type($1::oid, $2::int)", 2, NULL,
+			                  tparams, NULL, NULL, 0);
 			snprintf(msg, sizeof(msg),
 			         "column \"%s\" of table %s.%s is published on the source but missing on the "
-			         "target: add it there (ALTER TABLE ... ADD COLUMN), then run again",
-			         e->cols[i].name, e->nspname, e->relname);
+			         "target (a column added on the source during the migration?): add it on the "
+			         "target (ALTER TABLE %s.%s ADD COLUMN %s %s), then run again with --resume",
+			         e->cols[i].name, e->nspname, e->relname, qt ? qt : "?", qr ? qr : "?",
+			         qc ? qc : "?",
+			         PQresultStatus(tr) == PGRES_TUPLES_OK && PQntuples(tr) == 1 &&
+			                 !PQgetisnull(tr, 0, 0)
+			             ? PQgetvalue(tr, 0, 0)
+			             : "<its type on the source>");
+			PQclear(tr);
+			free(qt);
+			free(qr);
+			free(qc);
 			PQclear(res);
 			apply_fail(a, msg, NULL);
 			return NULL;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,7 +95,7 @@ bool
 child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen)
 {
 	int pipefd[2];
-	pid_t pid;
+	pid_t pid, parent;
 	char *pwvar = NULL;
 	char **env;
 	child_kinds kinds = {.n = 0};
@@ -115,6 +117,7 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 		return false;
 	}
 	fflush(NULL);
+	parent = getpid();
 	pid = fork();
 	if (pid < 0)
 	{
@@ -132,6 +135,16 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGPIPE, SIG_DFL);
+		/*
+		 * a kill -9 of the tool takes the child with it: an orphaned pg_restore
+		 * would go on writing into the target while a --resume run restores again
+		 */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		/* what it writes (the dump's files: table data) is for our user alone, whatever
+		 * umask we were started under */
+		umask(077);
 		dup2(pipefd[1], STDERR_FILENO);
 		close(pipefd[0]);
 		close(pipefd[1]);

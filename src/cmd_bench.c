@@ -355,7 +355,7 @@ cmd_bench(int argc, char **argv)
 	if (!replconn_start(&rc, &start, err, sizeof(err)))
 		goto error;
 	t0 = cli_now_ms();
-	if (!receiver_start(&rcv, &rc, &rg, opts.status_interval_ms, err, sizeof(err)))
+	if (!receiver_start(&rcv, &rc, &rg, opts.status_interval_ms, 0, err, sizeof(err)))
 		goto error;
 	so.endpos = opts.endpos;
 	so.stop = &bench_interrupted;

@@ -570,7 +570,7 @@ cmd_decode(int argc, char **argv)
 		snprintf(err, sizeof(err), "could not set up the decoder");
 		goto error;
 	}
-	if (!receiver_start(&rcv, &rc, &rg, opts.status_interval_ms, err, sizeof(err)))
+	if (!receiver_start(&rcv, &rc, &rg, opts.status_interval_ms, 0, err, sizeof(err)))
 		goto error;
 	run.last_flush_ms = cli_now_ms();
 	if (!decode_loop(&run, &rcv, &rg, &dec, &cache, err, sizeof(err)))

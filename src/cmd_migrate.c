@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -90,6 +91,7 @@ typedef struct mig_opts
 	const char *event_tag;
 	bool fast_restore;
 	int reconnect_max_wait;
+	int receiver_timeout; /* seconds of silence from the source before reconnecting (0: never) */
 } mig_opts;
 
 typedef struct mig
@@ -113,7 +115,9 @@ typedef struct mig
 	char token_path[1100];
 	resume_token token;
 	bool have_token;
-	int ntables; /* tables in scope, for progress */
+	bool wrote_token; /* this run saved the token (so it may remove it) */
+	bool slot_gone;   /* the slot was dropped or invalidated under us: nothing to resume */
+	int ntables;      /* tables in scope, for progress */
 } mig;
 
 static volatile sig_atomic_t mig_signals = 0; /* SIGINT/SIGTERM received */
@@ -178,6 +182,10 @@ mig_usage(FILE *f)
 	    "  --no-sequence-sync            do not copy sequence values at cutover\n"
 	    "  --group-commit N              source transactions per target transaction\n"
 	    "  --ring-size SIZE              replication buffer (default 64MB)\n"
+	    "  --reconnect-max-wait SECS     keep reconnecting to a lost source or target for\n"
+	    "                                up to SECS, resuming from the slot (default 300)\n"
+	    "  --wal-receiver-timeout SECS   a source silent this long counts as lost, and is\n"
+	    "                                reconnected (default 60; 0: never)\n"
 	    "\n"
 	    "Verification:\n"
 	    "  --verify off|warn|strict      compare source and target before Complete (default\n"
@@ -288,6 +296,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		O_TAG,
 		O_FAST,
 		O_RECONNECT,
+		O_RCVTIMEOUT,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -341,6 +350,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    {"event-tag", required_argument, NULL, O_TAG},
 	    {"fast-restore-settings", no_argument, NULL, O_FAST},
 	    {"reconnect-max-wait", required_argument, NULL, O_RECONNECT},
+	    {"wal-receiver-timeout", required_argument, NULL, O_RCVTIMEOUT},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -370,6 +380,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	o->verify = 1;
 	o->max_parallel = 2;
 	o->reconnect_max_wait = 300;
+	o->receiver_timeout = 60;
 	o->migrate_globals = -1;
 	opterr = 0;
 	optind = 1;
@@ -582,6 +593,15 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 				break;
 			case O_FAST:
 				o->fast_restore = true;
+				break;
+			case O_RECONNECT:
+				if (!mig_int_arg("--reconnect-max-wait", optarg, 0, 86400 * 7,
+				                 &o->reconnect_max_wait))
+					return false;
+				break;
+			case O_RCVTIMEOUT:
+				if (!mig_int_arg("--wal-receiver-timeout", optarg, 0, 86400, &o->receiver_timeout))
+					return false;
 				break;
 			case O_HELP:
 				*help = true;
@@ -892,6 +912,35 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 
 /* ------------------------------------------------------------ PrepareSnapshot */
 
+static bool mig_save_token(mig *m, resume_stage stage, char *errbuf, size_t errlen);
+
+/*
+ * Resume after the cutover: the target has every change; the slot (if the
+ * interrupted run had not dropped it yet) and the publication are dropped at
+ * the end as usual.
+ */
+static bool
+mig_reattach_after_cutover(mig *m, char *errbuf, size_t errlen)
+{
+	bool found;
+
+	if (!replconn_open(&m->rc, m->o.source, errbuf, errlen) ||
+	    !replconn_find_slot(&m->rc, m->o.slot, &found, &m->slot, errbuf, errlen))
+	{
+		/* a lost slot does not matter any more */
+		if (strcmp(m->slot.wal_status, "lost") != 0)
+			return false;
+		found = true;
+		errbuf[0] = '\0';
+	}
+	replconn_close(&m->rc);
+	m->created_slot = found;
+	m->created_publication = m->token.created_publication;
+	event_say("PrepareSnapshot", "info",
+	          "resuming after the cutover: every change was applied; finishing up");
+	return true;
+}
+
 /* Resume: re-attach to the interrupted run's slot. */
 static bool
 mig_reattach(mig *m, char *errbuf, size_t errlen)
@@ -907,7 +956,8 @@ mig_reattach(mig *m, char *errbuf, size_t errlen)
 		snprintf(
 		    errbuf, errlen,
 		    "cannot resume: the replication slot \"%s\" of the interrupted run is gone from the "
-		    "source, and with it the changes since the dump; start over with --force-clean",
+		    "source, and with it the changes since the dump; start over with --force-clean "
+		    "--drop-target-first",
 		    m->o.slot);
 		return false;
 	}
@@ -976,6 +1026,9 @@ mig_prepare_snapshot(mig *m, char *errbuf, size_t errlen)
 		if (!ok)
 			return false;
 		m->created_publication = true;
+		/* so that a kill before the slot exists still drops the publication on --resume */
+		if (!mig_save_token(m, RESUME_STARTED, errbuf, errlen))
+			return false;
 	}
 	if (!replconn_open(&m->rc, m->o.source, errbuf, errlen))
 		return false;
@@ -1260,12 +1313,17 @@ mig_fast_settings(mig *m, char *errbuf, size_t errlen)
 {
 	char path[1100];
 	FILE *f;
+	int fd;
 
 	mig_settings_path(m, path, sizeof(path));
-	f = fopen(path, "w");
+	/* for our user only, whatever the umask (and a file left by an older run too) */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	f = fd >= 0 && fchmod(fd, 0600) == 0 ? fdopen(fd, "w") : NULL;
 	if (f == NULL)
 	{
-		snprintf(errbuf, errlen, "could not write %s", path);
+		snprintf(errbuf, errlen, "could not write %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return false;
 	}
 	for (size_t i = 0; i < N_FAST_SETTINGS; i++)
@@ -1590,13 +1648,22 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 			if (!replconn_open(&m->rc, m->o.source, errbuf, errlen))
 				continue;
 			if (!replconn_find_slot(&m->rc, m->o.slot, &found, &m->slot, errbuf, errlen))
+			{
+				/* invalidated (max_slot_wal_keep_size): no reconnect brings the changes back */
+				if (strcmp(m->slot.wal_status, "lost") == 0)
+				{
+					m->slot_gone = true;
+					goto done;
+				}
 				continue;
+			}
 			if (!found)
 			{
+				m->slot_gone = true;
 				snprintf(errbuf, errlen,
 				         "the replication slot \"%s\" is gone from the source (dropped or "
 				         "invalidated): the changes since the dump are lost to this migration; "
-				         "start over with --force-clean",
+				         "start over with --force-clean --drop-target-first",
 				         m->o.slot);
 				goto done;
 			}
@@ -1624,9 +1691,9 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		start.publications = pubs;
 		start.messages = false;
 		if (!replconn_start(&m->rc, &start, errbuf, errlen) ||
-		    !receiver_start(&rcv, &m->rc, &rg, 10000, errbuf, errlen))
+		    !receiver_start(&rcv, &m->rc, &rg, 10000, m->o.receiver_timeout * 1000, errbuf, errlen))
 		{
-			if (attempt == 0)
+			if (attempt == 0 && !m->rc.slot_busy)
 				goto done;
 			continue;
 		}
@@ -1895,6 +1962,7 @@ mig_save_token(mig *m, resume_stage stage, char *errbuf, size_t errlen)
 	snprintf(m->token.source, sizeof(m->token.source), "%s", m->src_ci.safe);
 	snprintf(m->token.target, sizeof(m->token.target), "%s", m->tgt_ci.safe);
 	m->have_token = true;
+	m->wrote_token = true;
 	return resume_save(m->token_path, &m->token, errbuf, errlen);
 }
 
@@ -1911,9 +1979,30 @@ mig_check_token(mig *m, char *errbuf, size_t errlen)
 		return true;
 	if (!found && m->o.resume)
 	{
+		struct stat st;
+
+		if (m->o.dump_path && stat(m->o.dump_path, &st) == 0)
+		{
+			snprintf(errbuf, errlen,
+			         "--resume: there is no resume token at %s but the dump path exists (use the "
+			         "same --dump-path as the interrupted run, or --resume-file; or start over "
+			         "with --force-clean)",
+			         m->token_path);
+			return false;
+		}
+		/* killed before it had validated anything: nothing was created, so begin */
+		event_say("Validate", "warning",
+		          "--resume: no resume token at %s: the interrupted run had not started; "
+		          "starting from the beginning",
+		          m->token_path);
+		m->o.resume = false;
+		return true;
+	}
+	if (found && !m->o.resume && m->token.stage == RESUME_COMPLETE)
+	{
 		snprintf(errbuf, errlen,
-		         "--resume: there is no resume token at %s (use the same "
-		         "--dump-path as the interrupted run, or --resume-file)",
+		         "a migration with this dump path completed already (%s): use another "
+		         "--dump-path, or --force-clean to migrate again",
 		         m->token_path);
 		return false;
 	}
@@ -1937,10 +2026,12 @@ mig_check_token(mig *m, char *errbuf, size_t errlen)
 	}
 	if (m->token.stage < RESUME_DUMPED)
 	{
-		snprintf(errbuf, errlen,
-		         "cannot resume: the interrupted run had not finished its dump, and the snapshot "
-		         "it was taken at is gone; start over with --force-clean");
-		return false;
+		/* its snapshot died with it: the only way on is from the beginning */
+		event_say("Validate", "warning",
+		          "--resume: the interrupted run had not finished its dump (the snapshot it "
+		          "was taken at is gone): dropping what it left and starting from the beginning");
+		m->o.resume = false;
+		m->o.force_clean = true;
 	}
 	return true;
 }
@@ -2486,6 +2577,12 @@ cmd_migrate(int argc, char **argv)
 		resume_path(m.o.dump_path, m.token_path, sizeof(m.token_path));
 	if (!mig_check_token(&m, err, sizeof(err)))
 		goto done;
+	if (m.o.resume && m.token.stage == RESUME_COMPLETE)
+	{
+		event_say("Complete", "info", "the interrupted run had completed: nothing to resume");
+		rc = EXIT_OK;
+		goto done;
+	}
 	if (!mig_validate(&m, err, sizeof(err)))
 		goto done;
 	if (m.o.dry_run)
@@ -2498,13 +2595,22 @@ cmd_migrate(int argc, char **argv)
 		goto done;
 	if (m.o.force_clean)
 		mig_force_clean(&m);
-	if (m.o.resume)
+	if (m.o.resume && m.token.stage == RESUME_CUTOVER)
+	{
+		/* cut over already: only the finishing steps are left */
+		if (m.o.online && !mig_reattach_after_cutover(&m, err, sizeof(err)))
+			goto done;
+	}
+	else if (m.o.resume)
 	{
 		if (m.o.online && !mig_reattach(&m, err, sizeof(err)))
 			goto done;
 	}
 	else
 	{
+		/* from here on a kill leaves a token naming what to clean up */
+		if (!mig_save_token(&m, RESUME_STARTED, err, sizeof(err)))
+			goto done;
 		if (m.o.online && !mig_prepare_snapshot(&m, err, sizeof(err)))
 			goto done;
 		if (!mig_save_token(&m, RESUME_SNAPSHOT, err, sizeof(err)))
@@ -2518,7 +2624,9 @@ cmd_migrate(int argc, char **argv)
 		if (!mig_save_token(&m, RESUME_DUMPED, err, sizeof(err)))
 			goto done;
 	}
-	if (!m.o.resume || m.token.stage < RESUME_RESTORED)
+	if (m.o.resume && m.token.stage == RESUME_CUTOVER)
+		event_say("Restore", "info", "resuming: the interrupted run had cut over already");
+	else if (!m.o.resume || m.token.stage < RESUME_RESTORED)
 	{
 		if (!mig_restore(&m, err, sizeof(err)))
 		{
@@ -2533,23 +2641,30 @@ cmd_migrate(int argc, char **argv)
 		event_say("Restore", "info", "resuming: dump and restore were done by the interrupted run");
 	if (m.o.online)
 	{
-		rc = mig_stream(&m, err, sizeof(err));
-		/* either server may have restarted while streaming */
-		mig_fresh(m.src);
-		mig_fresh(m.tgt);
-		if (rc != EXIT_OK)
-			goto done;
-		rc = EXIT_ERROR;
+		if (!m.o.resume || m.token.stage < RESUME_CUTOVER)
+		{
+			rc = mig_stream(&m, err, sizeof(err));
+			/* either server may have restarted while streaming */
+			mig_fresh(m.src);
+			mig_fresh(m.tgt);
+			if (rc != EXIT_OK)
+				goto done;
+			rc = EXIT_ERROR;
+			/* every change is on the target: a kill from here on only needs the finishing */
+			if (!mig_save_token(&m, RESUME_CUTOVER, err, sizeof(err)))
+				goto done;
+		}
 		if (m.o.sequence_sync)
 			mig_sequence_sync(&m);
 	}
 	mig_cleanup(&m, !m.o.keep_slot, true, true);
-	unlink(m.token_path);
 	if (m.o.verify && !mig_verify(&m, err, sizeof(err)) && m.o.verify == 2)
 	{
 		rc = EXIT_ERROR;
 		goto done;
 	}
+	if (!m.o.dry_run && !mig_save_token(&m, RESUME_COMPLETE, err, sizeof(err)))
+		goto done;
 	{
 		event e;
 
@@ -2563,17 +2678,24 @@ done:
 	{
 		if (err[0])
 			event_say(rc == EXIT_ABORTED ? "Aborted" : "Error", "error", "%s", err);
-		if (rc == EXIT_ERROR && m.have_token && m.token.stage >= RESUME_DUMPED)
+		if (m.slot_gone)
+			event_say("Error", "info",
+			          "nothing was cut over; the target holds a partial copy: start over with "
+			          "--force-clean --drop-target-first");
+		else if (rc == EXIT_ERROR && m.have_token && m.token.stage >= RESUME_DUMPED)
 			event_say("Error", "info",
 			          "the slot and the dump are kept: fix the cause and run again with --resume, "
 			          "or start over with --force-clean");
-		else if (rc == EXIT_ERROR && (m.created_slot || m.created_publication))
+		else if (rc == EXIT_ERROR && m.wrote_token)
 		{
-			/* nothing to resume from: leave no slot holding WAL */
+			/* nothing to resume from: leave no slot holding WAL; --resume starts over */
 			mig_cleanup(&m, true, true, false);
-			if (m.have_token)
-				unlink(m.token_path);
+			event_say("Error", "info",
+			          "nothing could be kept (the dump had not finished): fix the cause and run "
+			          "again with --resume to start over, or with --force-clean");
 		}
+		else if (rc == EXIT_ERROR && (m.created_slot || m.created_publication))
+			mig_cleanup(&m, true, true, false);
 		else if (rc == EXIT_ABORTED && m.have_token && m.token.stage < RESUME_DUMPED)
 		{
 			/* aborted before the dump finished: its snapshot is gone, nothing to resume */

@@ -175,6 +175,8 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 			*last_status = cli_now_ms();
 		}
 	}
+	/* time spent waiting for the consumer is not the server's silence */
+	r->last_heard_ms = cli_now_ms();
 	memcpy(dst, x->data, x->len);
 	((char *)dst)[x->len] = '\0';
 	ring_commit_quiet(r->ring, RECEIVER_REC_XLOGDATA, x->data_start);
@@ -224,6 +226,39 @@ receiver_finish(receiver *r)
 		PQclear(res);
 }
 
+/*
+ * A silent server: ask for a reply at half the timeout, give the connection
+ * up at the whole (a stalled network or a stopped walsender looks like this,
+ * and TCP alone may not notice for hours). False once it is given up.
+ */
+static bool
+receiver_check_silence(receiver *r)
+{
+	int64_t quiet;
+
+	if (r->timeout_ms == 0)
+		return true;
+	quiet = cli_now_ms() - r->last_heard_ms;
+	if (quiet >= r->timeout_ms)
+	{
+		char what[160];
+
+		snprintf(what, sizeof(what),
+		         "no message from the source for %lld s: the replication connection is taken "
+		         "as lost",
+		         (long long)(quiet / 1000));
+		receiver_fail(r, what, NULL);
+		return false;
+	}
+	if (quiet >= r->timeout_ms / 2 && !r->pinged)
+	{
+		if (!receiver_send_status(r, true))
+			return false;
+		r->pinged = true;
+	}
+	return true;
+}
+
 /* The thread body. */
 static void *
 receiver_main(void *arg)
@@ -256,6 +291,8 @@ receiver_main(void *arg)
 				ring_notify(r->ring);
 				r->unnotified = 0;
 			}
+			if (!receiver_check_silence(r))
+				break;
 			int64_t wait = receiver_until_status(last_status, r->status_interval_ms);
 
 			if (wait > RECEIVER_MAX_WAIT_MS)
@@ -289,6 +326,8 @@ receiver_main(void *arg)
 			break;
 		}
 		r->got_since_wait = true;
+		r->last_heard_ms = cli_now_ms();
+		r->pinged = false;
 		if (pgo_copy_parse(buf, (size_t)n, &msg, &perr) != PGO_ERR_OK)
 		{
 			char line[256];
@@ -333,8 +372,8 @@ receiver_main(void *arg)
 
 /* Start the receiver thread. */
 bool
-receiver_start(receiver *r, replconn *rc, ring *rg, int status_interval_ms, char *errbuf,
-               size_t errlen)
+receiver_start(receiver *r, replconn *rc, ring *rg, int status_interval_ms, int timeout_ms,
+               char *errbuf, size_t errlen)
 {
 	int err;
 
@@ -342,6 +381,8 @@ receiver_start(receiver *r, replconn *rc, ring *rg, int status_interval_ms, char
 	r->rc = rc;
 	r->ring = rg;
 	r->status_interval_ms = status_interval_ms > 0 ? status_interval_ms : 10000;
+	r->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+	r->last_heard_ms = cli_now_ms();
 	atomic_init(&r->flush_lsn, 0);
 	atomic_init(&r->stop, false);
 	atomic_init(&r->want_reply, false);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "conninfo.h"
 #include "replconn.h"
 
 /* Copy libpq's error for conn, without its trailing newline, after a prefix. */
@@ -29,10 +30,10 @@ replconn_fail_pq(PGconn *conn, char *errbuf, size_t errlen, const char *what)
 
 /* Check a connection string parses, without connecting. */
 bool
-replconn_check_conninfo(const char *conninfo, char *errbuf, size_t errlen)
+replconn_check_conninfo(const char *connstr, char *errbuf, size_t errlen)
 {
 	char *err = NULL;
-	PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &err);
+	PQconninfoOption *opts = PQconninfoParse(connstr ? connstr : "", &err);
 
 	if (opts == NULL)
 	{
@@ -43,6 +44,8 @@ replconn_check_conninfo(const char *conninfo, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "invalid connection string: %.*s", (int)n,
 		         err ? err : "out of memory");
 		PQfreemem(err);
+		/* libpq quotes pieces of the string, sometimes all of it */
+		conninfo_redact(connstr, errbuf, errlen);
 		return false;
 	}
 	PQconninfoFree(opts);
@@ -161,14 +164,14 @@ replconn_set_formats(replconn *rc, char *errbuf, size_t errlen)
 
 /* Open a replication connection and identify the server. */
 bool
-replconn_open(replconn *rc, const char *conninfo, char *errbuf, size_t errlen)
+replconn_open(replconn *rc, const char *connstr, char *errbuf, size_t errlen)
 {
 	/* later keywords override what the expanded connection string says */
 	const char *const keys[] = {"dbname", "replication", "fallback_application_name", NULL};
-	const char *const vals[] = {conninfo, "database", "pg_dbmigrator", NULL};
+	const char *const vals[] = {connstr, "database", "pg_dbmigrator", NULL};
 
 	memset(rc, 0, sizeof(*rc));
-	if (!replconn_check_conninfo(conninfo, errbuf, errlen))
+	if (!replconn_check_conninfo(connstr, errbuf, errlen))
 		return false;
 	rc->conn = PQconnectdbParams(keys, vals, 1);
 	if (rc->conn == NULL || PQstatus(rc->conn) != CONNECTION_OK)
@@ -310,8 +313,10 @@ replconn_find_slot(replconn *rc, const char *slot, bool *found, replslot *out, c
 	if (strcmp(out->wal_status, "lost") == 0)
 	{
 		snprintf(errbuf, errlen,
-		         "replication slot \"%s\" has lost required WAL (wal_status = lost): the online "
-		         "migration must be restarted from the beginning",
+		         "replication slot \"%s\" has been invalidated and lost the WAL it needed "
+		         "(wal_status = lost, see max_slot_wal_keep_size): the changes since the dump "
+		         "are gone, so the online migration must start over (--force-clean "
+		         "--drop-target-first)",
 		         slot);
 		goto error;
 	}
@@ -459,10 +464,14 @@ replconn_start(replconn *rc, const replstart *opts, char *errbuf, size_t errlen)
 		return false;
 	res = PQexec(rc->conn, cmd);
 	ok = PQresultStatus(res) == PGRES_COPY_BOTH;
+	rc->slot_busy = false;
 	if (!ok)
 	{
 		char what[128];
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
+		/* e.g. the walsender of a killed run has not noticed yet: worth a retry */
+		rc->slot_busy = state && strcmp(state, "55006") == 0;
 		snprintf(what, sizeof(what), "could not start replication from slot \"%s\"", opts->slot);
 		replconn_fail_pq(rc->conn, errbuf, errlen, what);
 	}

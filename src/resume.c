@@ -14,12 +14,13 @@
 #include "resume.h"
 #include "strbuf.h"
 
-static const char *const stage_names[] = {"None", "PrepareSnapshot", "Dump", "Restore"};
+static const char *const stage_names[] = {"None",    "Validate", "PrepareSnapshot", "Dump",
+                                          "Restore", "Cutover",  "Complete"};
 
 const char *
 resume_stage_name(resume_stage s)
 {
-	return s <= RESUME_RESTORED ? stage_names[s] : "unknown";
+	return s <= RESUME_COMPLETE ? stage_names[s] : "unknown";
 }
 
 void
@@ -177,7 +178,7 @@ resume_load(const char *path, resume_token *t, bool *found, char *errbuf, size_t
 	}
 	if (!resume_field(text, "stage", v, sizeof(v)))
 		goto bad;
-	for (int s = RESUME_SNAPSHOT; s <= RESUME_RESTORED; s++)
+	for (int s = RESUME_STARTED; s <= RESUME_COMPLETE; s++)
 		if (strcmp(v, stage_names[s]) == 0)
 			t->stage = (resume_stage)s;
 	if (t->stage == RESUME_NONE || !resume_field(text, "config_hash", v, sizeof(v)))

@@ -1095,89 +1095,6 @@ START_TEST(fast_restore_settings_always_come_back)
 }
 END_TEST
 
-START_TEST(reconnects_after_the_walsender_is_killed_and_the_target_restarts)
-{
-	pgt_cluster s3, t3;
-	char src[256], tgt[256], dump[512], script[512], pgbench[512], buf[64];
-	PGconn *s, *t;
-	pgt_proc writers, tool;
-	char *out, *err;
-	int rc;
-	FILE *f;
-
-	pgt_start(&s3, NULL);
-	pgt_start(&t3, NULL);
-	pgt_connstr(&s3, "postgres", src, sizeof(src));
-	pgt_connstr(&t3, "postgres", tgt, sizeof(tgt));
-	s = pgt_connect(&s3, "postgres");
-	pgt_exec(s, "CREATE TABLE counters (id int PRIMARY KEY, n bigint NOT NULL)");
-	pgt_exec(s, "CREATE TABLE log (k bigserial PRIMARY KEY, note text)");
-	pgt_exec(s, "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 50) g");
-	pgt_scratch("fault.sql", script, sizeof(script));
-	f = fopen(script, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs("\\set id random(1, 50)\n"
-	      "BEGIN;\n"
-	      "UPDATE counters SET n = n + 1 WHERE id = :id;\n"
-	      "INSERT INTO log (note) VALUES ('c' || :client_id);\n"
-	      "END;\n",
-	      f);
-	fclose(f);
-	{
-		const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
-		                      "-n",
-		                      "-c",
-		                      "2",
-		                      "-T",
-		                      "14",
-		                      "-f",
-		                      script,
-		                      src,
-		                      NULL};
-
-		pgt_spawn(&writers, argv, NULL);
-	}
-	pgt_scratch("fault-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {
-		    pgt_tool(), "--mode",   "online",      "--source", src,
-		    "--target", tgt,        "--dump-path", dump,       "--cutover-poll-secs",
-		    "1",        "--verify", "strict",      NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
-	/* the walsender is terminated */
-	pgt_exec(s, "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots");
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "reconnected: streaming", 60),
-	              "no reconnect after the walsender was terminated");
-	/* the target restarts */
-	pgt_restart(&t3);
-	for (int i = 0; i < 600 && pgt_count_in_file(tool.err_path, "reconnected: streaming") < 2; i++)
-		usleep(100 * 1000);
-	ck_assert_int_ge(pgt_count_in_file(tool.err_path, "reconnected: streaming"), 2);
-	free(pgt_slurp(&writers));
-	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
-	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
-	ck_assert_msg(rc == 0, "migration exited %d: ...%s", rc,
-	              strlen(err) > 2000 ? err + strlen(err) - 2000 : err);
-	t = pgt_connect(&t3, "postgres");
-	pgt_assert_same(s, t, "counters");
-	pgt_assert_same(s, t, "log");
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
-	                 "0");
-	free(out);
-	free(err);
-	PQfinish(s);
-	PQfinish(t);
-	pgt_stop(&s3);
-	pgt_stop(&t3);
-}
-END_TEST
-
 static Suite *
 migrate_suite(void)
 {
@@ -1198,7 +1115,6 @@ migrate_suite(void)
 	tcase_add_test(tc, dry_run_prints_the_plan_and_changes_nothing);
 	tcase_add_test(tc, a_whole_server_online_with_roles_and_one_cutover);
 	tcase_add_test(tc, fast_restore_settings_always_come_back);
-	tcase_add_test(tc, reconnects_after_the_walsender_is_killed_and_the_target_restarts);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -318,6 +318,56 @@ pgt_restart(pgt_cluster *c)
 	}
 }
 
+/* Append conf, replace pg_hba.conf, restart. */
+void
+pgt_configure(pgt_cluster *c, const char *conf, const char *hba)
+{
+	char path[PGT_PATH];
+	FILE *f;
+
+	if (conf)
+	{
+		snprintf(path, sizeof(path), "%s/data/postgresql.conf", c->dir);
+		f = fopen(path, "a");
+		if (f == NULL)
+			ck_abort_msg("pgtest: cannot write %s: %s", path, strerror(errno));
+		fprintf(f, "\n# pgt_configure\n%s\n", conf);
+		fclose(f);
+	}
+	if (hba)
+	{
+		/* truncated in place: the file keeps its owner, the server's user */
+		snprintf(path, sizeof(path), "%s/data/pg_hba.conf", c->dir);
+		f = fopen(path, "w");
+		if (f == NULL)
+			ck_abort_msg("pgtest: cannot write %s: %s", path, strerror(errno));
+		fputs(hba, f);
+		fclose(f);
+	}
+	pgt_restart(c);
+}
+
+/* Copy from into the cluster's directory, owned like the directory (the server's user). */
+const char *
+pgt_server_file(const pgt_cluster *c, const char *from, const char *name, mode_t mode, char *buf,
+                size_t size)
+{
+	char *text = pgt_read_file(from);
+	struct stat st;
+	int fd;
+
+	if (text == NULL)
+		ck_abort_msg("pgtest: cannot read %s", from);
+	snprintf(buf, size, "%s/%s", c->dir, name);
+	fd = open(buf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
+	    stat(c->dir, &st) != 0 || fchown(fd, st.st_uid, st.st_gid) != 0 || fchmod(fd, mode) != 0)
+		ck_abort_msg("pgtest: cannot write %s: %s", buf, strerror(errno));
+	close(fd);
+	free(text);
+	return buf;
+}
+
 /* Connection string for db. */
 const char *
 pgt_connstr(const pgt_cluster *c, const char *db, char *buf, size_t size)
@@ -560,6 +610,38 @@ pgt_stderr(const pgt_proc *p)
 	char *s = pgt_read_file(p->err_path);
 
 	return s ? s : strdup("");
+}
+
+/* pg_dump and pg_restore wrappers that record their argv, then exec the real ones. */
+const char *
+pgt_recording_bindir(const char *name, const char *log, const char *before, char *buf, size_t size)
+{
+	static const char *const tools[] = {"pg_dump", "pg_restore"};
+	char path[PGT_PATH], real[PGT_PATH];
+
+	pgt_scratch(name, buf, size);
+	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		ck_abort_msg("pgtest: mkdir %s: %s", buf, strerror(errno));
+	for (int i = 0; i < 2; i++)
+	{
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s", buf, tools[i]);
+		f = fopen(path, "w");
+		if (f == NULL)
+			ck_abort_msg("pgtest: cannot write %s: %s", path, strerror(errno));
+		fprintf(f,
+		        "#!/bin/sh\n"
+		        "if [ \"$1\" = --version ]; then exec '%s' --version; fi\n"
+		        "echo \"argv: $*\" >> '%s'\n"
+		        "echo \"PGPASSWORD set: ${PGPASSWORD:+yes}\" >> '%s'\n"
+		        "%s\n"
+		        "exec '%s' \"$@\"\n",
+		        pgt_bin(tools[i], real, sizeof(real)), log, log, before ? before : "", real);
+		fclose(f);
+		chmod(path, 0700);
+	}
+	return buf;
 }
 
 /* Every row of table hashed in a canonical order: equal on both sides? */

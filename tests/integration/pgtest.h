@@ -38,6 +38,20 @@ void pgt_stop(pgt_cluster *c);
 /* Restart the cluster (pg_ctl restart -m fast). */
 void pgt_restart(pgt_cluster *c);
 
+/*
+ * Append conf (postgresql.conf lines, may be NULL), replace pg_hba.conf with
+ * hba (may be NULL: kept), then restart so that both are in force.
+ */
+void pgt_configure(pgt_cluster *c, const char *conf, const char *hba);
+
+/*
+ * Copy the file at from into the cluster's directory as name, owned by the
+ * server's OS user, with mode (a key file the server must read); its path
+ * into buf.
+ */
+const char *pgt_server_file(const pgt_cluster *c, const char *from, const char *name, mode_t mode,
+                            char *buf, size_t size);
+
 /* "host=127.0.0.1 port=N user=postgres dbname=db" into buf. */
 const char *pgt_connstr(const pgt_cluster *c, const char *db, char *buf, size_t size);
 
@@ -88,6 +102,15 @@ char *pgt_stderr(const pgt_proc *p);
 
 /* Path of a PostgreSQL program ($PG_BINDIR, else the configured bindir) into buf. */
 const char *pgt_bin(const char *name, char *buf, size_t size);
+
+/*
+ * A new scratch bin directory (named name) whose pg_dump and pg_restore
+ * append "argv: <their arguments>" and "PGPASSWORD set: yes|" to log, run
+ * the shell snippet before (may be NULL; $0 names the program), then exec
+ * the real programs. Give it to the tool as PG_BINDIR; its path into buf.
+ */
+const char *pgt_recording_bindir(const char *name, const char *log, const char *before, char *buf,
+                                 size_t size);
 
 /* Fail the test unless table has the same rows on both connections (count and hash). */
 void pgt_assert_same(PGconn *a, PGconn *b, const char *table);
