@@ -219,36 +219,13 @@ END_TEST
 static void
 recording_bindir(char *dir, size_t size, const char *log, int sleep_secs, bool restore_fails)
 {
-	char path[600], real[512];
-	static const char *const tools[] = {"pg_dump", "pg_restore"};
+	char before[256];
 
-	pgt_scratch("bin", dir, size);
-	mkdir(dir, 0700);
-	for (int i = 0; i < 2; i++)
-	{
-		FILE *f;
-
-		snprintf(path, sizeof(path), "%s/%s", dir, tools[i]);
-		f = fopen(path, "w");
-		ck_assert_ptr_nonnull(f);
-		fprintf(f,
-		        "#!/bin/sh\n"
-		        "# pgdbm-test-wrapper\n"
-		        "if [ \"$1\" = --version ]; then exec '%s' --version; fi\n"
-		        "echo \"argv: $*\" >> '%s'\n"
-		        "echo \"PGPASSWORD set: ${PGPASSWORD:+yes}\" >> '%s'\n"
-		        "sleep %d\n"
-		        "%s"
-		        "exec '%s' \"$@\"\n",
-		        pgt_bin(tools[i], real, sizeof(real)), log, log, sleep_secs,
-		        restore_fails && i == 1
-		            ? "echo 'pg_restore: error: could not execute query: simulated failure' >&2; "
-		              "exit 1\n"
-		            : "",
-		        real);
-		fclose(f);
-		chmod(path, 0700);
-	}
+	snprintf(before, sizeof(before), "sleep %d\n%s", sleep_secs,
+	         restore_fails ? "case \"$0\" in *pg_restore) echo 'pg_restore: error: could not "
+	                         "execute query: simulated failure' >&2; exit 1;; esac"
+	                       : "");
+	pgt_recording_bindir("bin", log, before, dir, size);
 }
 
 START_TEST(a_password_travels_only_in_the_environment)
