@@ -31,6 +31,14 @@ typedef struct scope_filters
 bool scope_list_tables(PGconn *conn, const scope_filters *f, char ***names, int *n, char *errbuf,
                        size_t errlen);
 
+/*
+ * A schema name (matched exactly) as a pg_dump --schema / --exclude-schema
+ * pattern that matches only it: in double quotes with quotes doubled, so
+ * case, '*', '?' and '.' are literal. malloc'd; NULL when out of memory.
+ * (For tables, the quoted names scope_list_tables returns are such patterns.)
+ */
+char *scope_schema_pattern(const char *name);
+
 /* Does f narrow anything? */
 bool scope_filtered(const scope_filters *f);
 

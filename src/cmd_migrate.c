@@ -1147,13 +1147,105 @@ mig_run_child(mig *m, const char *stage, const char *const *argv, const char *pa
 	return ok;
 }
 
+/*
+ * The filters as pg_dump arguments. pg_dump reads --schema and --table as
+ * patterns (unquoted names folded to lower case; '*', '?' and '.' special)
+ * while ours are exact names: schemas go quoted, tables as the quoted names
+ * they resolve to on the source. *fargv: malloc'd, NULL-terminated, pointing
+ * into *owned (malloc'd strings, scope_free) and the options.
+ */
+static bool
+mig_dump_filters(mig *m, const char ***fargv, char ***owned, int *nowned, char *errbuf,
+                 size_t errlen)
+{
+	char **inc = NULL, **exc = NULL;
+	int ninc = 0, nexc = 0, n = 0;
+	scope_filters f = mig_scope(m);
+	const char **av;
+	size_t cap;
+
+	*fargv = NULL;
+	*owned = NULL;
+	*nowned = 0;
+	if (m->o.ntables && !m->o.dry_run)
+	{
+		scope_filters t = {.tables = f.tables};
+
+		if (!scope_list_tables(m->src, &t, &inc, &ninc, errbuf, errlen))
+			return false;
+		if (ninc == 0)
+		{
+			scope_free(inc, ninc);
+			snprintf(errbuf, errlen, "no table on the source matches --table %s", m->o.tables[0]);
+			return false;
+		}
+	}
+	if (m->o.nex_tables && !m->o.dry_run)
+	{
+		scope_filters t = {.tables = f.exclude_tables};
+
+		if (!scope_list_tables(m->src, &t, &exc, &nexc, errbuf, errlen))
+		{
+			scope_free(inc, ninc);
+			return false;
+		}
+	}
+	/* a dry run looks nothing up: the names as given */
+	cap = (size_t)m->o.nschemas + (size_t)m->o.nex_schemas + (size_t)ninc + (size_t)nexc +
+	      (m->o.dry_run ? (size_t)m->o.ntables + (size_t)m->o.nex_tables : 0);
+	av = calloc(2 * cap + 1, sizeof(char *));
+	*owned = calloc(cap + 1, sizeof(char *));
+	if (av == NULL || *owned == NULL)
+		goto oom;
+	for (int i = 0; i < m->o.nschemas + m->o.nex_schemas; i++)
+	{
+		bool ex = i >= m->o.nschemas;
+		char *pat = scope_schema_pattern(ex ? m->o.ex_schemas[i - m->o.nschemas] : m->o.schemas[i]);
+
+		if (pat == NULL)
+			goto oom;
+		(*owned)[(*nowned)++] = pat;
+		av[n++] = ex ? "--exclude-schema" : "--schema";
+		av[n++] = pat;
+	}
+	for (int i = 0; m->o.dry_run && i < m->o.ntables + m->o.nex_tables; i++)
+	{
+		bool ex = i >= m->o.ntables;
+
+		av[n++] = ex ? "--exclude-table" : "--table";
+		av[n++] = ex ? m->o.ex_tables[i - m->o.ntables] : m->o.tables[i];
+	}
+	for (int i = 0; i < ninc + nexc; i++)
+	{
+		char *name = i < ninc ? inc[i] : exc[i - ninc];
+
+		(*owned)[(*nowned)++] = name; /* owned from here on */
+		av[n++] = i < ninc ? "--table" : "--exclude-table";
+		av[n++] = name;
+	}
+	free(inc);
+	free(exc);
+	*fargv = av;
+	return true;
+oom:
+	free(av);
+	scope_free(inc, ninc);
+	scope_free(exc, nexc);
+	scope_free(*owned, *nowned);
+	*owned = NULL;
+	*nowned = 0;
+	snprintf(errbuf, errlen, "out of memory");
+	return false;
+}
+
 static bool
 mig_dump(mig *m, char *errbuf, size_t errlen)
 {
-	const char *argv[64];
+	const char **argv, **fargv;
 	char path[600], dbname[2048], jobs[24], compress[24], snapshot[128];
-	int n = 0;
-	bool warned;
+	int n = 0, nowned = 0, nf = 0;
+	char **owned = NULL;
+	bool warned, ok;
 	struct stat st;
 	event e;
 	int64_t t0 = cli_now_ms();
@@ -1182,6 +1274,18 @@ mig_dump(mig *m, char *errbuf, size_t errlen)
 	snprintf(path, sizeof(path), "%s/pg_dump", m->bindir);
 	snprintf(dbname, sizeof(dbname), "--dbname=%s", m->src_ci.safe);
 	snprintf(jobs, sizeof(jobs), "--jobs=%d", m->o.jobs);
+	if (!mig_dump_filters(m, &fargv, &owned, &nowned, errbuf, errlen))
+		return false;
+	while (fargv[nf])
+		nf++;
+	argv = calloc(32 + (size_t)nf, sizeof(char *)); /* 32: the fixed options */
+	if (argv == NULL)
+	{
+		free(fargv);
+		scope_free(owned, nowned);
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
 	argv[n++] = path;
 	argv[n++] = dbname;
 	argv[n++] = "--format=directory";
@@ -1217,31 +1321,17 @@ mig_dump(mig *m, char *errbuf, size_t errlen)
 		argv[n++] = "--no-table-access-method";
 	if (m->o.verbose || mig_progress(m))
 		argv[n++] = "--verbose";
-	for (int i = 0; i < m->o.nschemas && n < 56; i++)
-	{
-		argv[n++] = "--schema";
-		argv[n++] = m->o.schemas[i];
-	}
-	for (int i = 0; i < m->o.ntables && n < 56; i++)
-	{
-		argv[n++] = "--table";
-		argv[n++] = m->o.tables[i];
-	}
-	for (int i = 0; i < m->o.nex_schemas && n < 58; i++)
-	{
-		argv[n++] = "--exclude-schema";
-		argv[n++] = m->o.ex_schemas[i];
-	}
-	for (int i = 0; i < m->o.nex_tables && n < 60; i++)
-	{
-		argv[n++] = "--exclude-table";
-		argv[n++] = m->o.ex_tables[i];
-	}
+	for (int i = 0; i < nf; i++)
+		argv[n++] = fargv[i];
 	argv[n] = NULL;
 	if (!m->o.dry_run)
 		event_say("Dump", "info", "pg_dump to %s with %d job%s", m->o.dump_path, m->o.jobs,
 		          m->o.jobs > 1 ? "s" : "");
-	if (!mig_run_child(m, "Dump", argv, m->src_ci.password, &warned, errbuf, errlen))
+	ok = mig_run_child(m, "Dump", argv, m->src_ci.password, &warned, errbuf, errlen);
+	free(argv);
+	free(fargv);
+	scope_free(owned, nowned);
+	if (!ok)
 		return false;
 	if (m->o.dry_run)
 		return true;

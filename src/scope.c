@@ -35,6 +35,29 @@ scope_array(PGconn *conn, const char *const *list)
 	return lit;
 }
 
+char *
+scope_schema_pattern(const char *name)
+{
+	size_t len = 2;
+	char *out, *q;
+
+	for (const char *p = name; *p; p++)
+		len += *p == '"' ? 2 : 1;
+	if ((out = malloc(len + 1)) == NULL)
+		return NULL;
+	q = out;
+	*q++ = '"';
+	for (const char *p = name; *p; p++)
+	{
+		if (*p == '"')
+			*q++ = '"';
+		*q++ = *p;
+	}
+	*q++ = '"';
+	*q = '\0';
+	return out;
+}
+
 bool
 scope_filtered(const scope_filters *f)
 {
