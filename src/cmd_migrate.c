@@ -1970,6 +1970,7 @@ mig_verify(mig *m, char *errbuf, size_t errlen)
 	vo.exclude_schemas = f.exclude_schemas;
 	vo.exclude_tables = f.exclude_tables;
 	vo.jobs = m->o.jobs;
+	event_say("Verify", "info", "comparing every table and sequence in scope");
 	if (!verify_run(&vo, &r, errbuf, errlen))
 	{
 		event_say("Verify", m->o.verify == 2 ? "error" : "warning", "could not verify: %s", errbuf);

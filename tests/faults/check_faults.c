@@ -13,8 +13,8 @@
  *    longer than wal_sender_timeout): the silence is noticed, the tool
  *    reconnects once the slot is free; a stalled target only waits;
  *  - kill -9 of the tool in every phase (Validate, PrepareSnapshot, Dump,
- *    Restore, StreamApply, while applying, during Cutover), then --resume:
- *    it completes;
+ *    Restore, StreamApply, while applying, Cutover, SequenceSync and the
+ *    cleanup, Verify), then --resume: it completes;
  *  - the slot is dropped, or invalidated by max_slot_wal_keep_size: a clear
  *    fatal error, exit 1, nothing cut over;
  *  - a column added on the source during apply: stop naming the table, the
@@ -25,7 +25,7 @@
  *    the relation, the key and the LSN.
  *
  * Modes (environment):
- *  PGDBM_FAULTS_LONG=1      kill -9 runs: 35 (5 per phase) instead of 7;
+ *  PGDBM_FAULTS_LONG=1      kill -9 runs: 45 (5 per phase) instead of 9;
  *  PGDBM_SOAK_MINUTES=N     soak: pgbench -c 8 for N minutes with faults 1-3
  *                           every PGDBM_SOAK_FAULT_SECS (default 120) seconds,
  *                           RSS and lag after each fault printed (and checked
@@ -438,7 +438,9 @@ static const kill_phase kill_phases[] = {
     {"Restore", "stage=Restore", 400, false},
     {"StreamApply", "stage=StreamApply", 300, false},
     {"applying", "stage=CaughtUp", 1500, false},
-    {"Cutover", "stage=Cutover", 600, true},
+    {"Cutover", "stage=Cutover", 150, true},
+    {"SequenceSync", "stage=SequenceSync", 60, true},
+    {"Verify", "stage=Verify", 60, true},
 };
 #define N_KILL_PHASES ((int)(sizeof(kill_phases) / sizeof(kill_phases[0])))
 
