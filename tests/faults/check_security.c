@@ -126,20 +126,6 @@ disconnect_admins(void)
 	PQfinish(tgt_admin);
 }
 
-/* Fresh databases name on both servers. */
-static void
-fresh_databases(const char *name)
-{
-	char sql[256];
-
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", name);
-	pgt_exec(src_admin, sql);
-	pgt_exec(tgt_admin, sql);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-	pgt_exec(src_admin, sql);
-	pgt_exec(tgt_admin, sql);
-}
-
 /* Run the tool to its end: exit code, stdout and stderr (malloc'd). */
 static int
 run_tool(const char *const argv[], const char *const env[], char **out, char **err)
@@ -251,7 +237,7 @@ START_TEST(verify_full_tls_on_every_connection_and_a_wrong_ca_fails_closed)
 	int rc, walsenders, clients, plain_ones;
 	FILE *f;
 
-	fresh_databases("tls");
+	pgt_fresh_database(src_admin, tgt_admin, "tls");
 	snprintf(ca, sizeof(ca), "%s/ca.crt", tls_dir);
 	snprintf(other_ca, sizeof(other_ca), "%s/other.crt", tls_dir);
 	s = pgt_connect(&src_server, "tls");
@@ -394,7 +380,7 @@ START_TEST(no_password_leaks_from_a_uri_pgpassword_or_a_pgpass_file)
 	int rc;
 	FILE *f;
 
-	fresh_databases("pw");
+	pgt_fresh_database(src_admin, tgt_admin, "pw");
 	pgt_exec(src_admin, "DROP ROLE IF EXISTS migrator");
 	pgt_exec(tgt_admin, "DROP ROLE IF EXISTS migrator");
 	pgt_exec(src_admin, "CREATE ROLE migrator LOGIN SUPERUSER REPLICATION");
@@ -593,7 +579,7 @@ START_TEST(files_it_writes_are_private_under_umask_022)
 	int rc;
 	struct stat st;
 
-	fresh_databases("modes");
+	pgt_fresh_database(src_admin, tgt_admin, "modes");
 	pgt_connstr(&src_server, "modes", src, sizeof(src));
 	pgt_connstr(&tgt_server, "modes", tgt, sizeof(tgt));
 	s = pgt_connect(&src_server, "modes");

@@ -139,15 +139,7 @@ bench_ok(const char *name, const char *const extra[])
 static void
 assert_same(const char *table)
 {
-	char sql[512], a[128], b[128];
-
-	snprintf(sql, sizeof(sql),
-	         "SELECT count(*) || ' ' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), "
-	         "'-') FROM %s x",
-	         table);
-	pgt_value(src, sql, a, sizeof(a));
-	pgt_value(tgt, sql, b, sizeof(b));
-	ck_assert_msg(strcmp(a, b) == 0, "%s differs: source %s, target %s", table, a, b);
+	pgt_assert_same(src, tgt, table);
 }
 
 static long

@@ -46,20 +46,6 @@ teardown(void)
 	pgt_stop(&tgt_server);
 }
 
-/* Fresh databases name on both servers. */
-static void
-fresh_databases(const char *name)
-{
-	char sql[256];
-
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", name);
-	pgt_exec(src_admin, sql);
-	pgt_exec(tgt_admin, sql);
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-	pgt_exec(src_admin, sql);
-	pgt_exec(tgt_admin, sql);
-}
-
 START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 {
 	char src[256], tgt[256], dump[512], script[512], buf[128], pgbench[512];
@@ -69,7 +55,7 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 	int rc;
 	FILE *f;
 
-	fresh_databases("shop");
+	pgt_fresh_database(src_admin, tgt_admin, "shop");
 	pgt_connstr(&src_server, "shop", src, sizeof(src));
 	pgt_connstr(&tgt_server, "shop", tgt, sizeof(tgt));
 	s = pgt_connect(&src_server, "shop");
@@ -177,7 +163,7 @@ START_TEST(offline_migration_of_some_tables)
 	pgt_proc tool;
 	int rc;
 
-	fresh_databases("filt");
+	pgt_fresh_database(src_admin, tgt_admin, "filt");
 	pgt_connstr(&src_server, "filt", src, sizeof(src));
 	pgt_connstr(&tgt_server, "filt", tgt, sizeof(tgt));
 	s = pgt_connect(&src_server, "filt");
@@ -236,7 +222,7 @@ START_TEST(a_password_travels_only_in_the_environment)
 	int rc;
 	const char *secret = "s3cret-Pa55";
 
-	fresh_databases("pw");
+	pgt_fresh_database(src_admin, tgt_admin, "pw");
 	pgt_exec(src_admin, "DROP ROLE IF EXISTS migrator");
 	pgt_exec(src_admin, "CREATE ROLE migrator LOGIN SUPERUSER PASSWORD 's3cret-Pa55'");
 	snprintf(src, sizeof(src), "postgresql://migrator:%s@127.0.0.1:%d/pw", secret, src_server.port);
@@ -285,7 +271,7 @@ START_TEST(ctrl_c_during_a_slow_dump_leaves_no_child_behind)
 	int rc;
 	FILE *ps;
 
-	fresh_databases("slow");
+	pgt_fresh_database(src_admin, tgt_admin, "slow");
 	pgt_connstr(&src_server, "slow", src, sizeof(src));
 	pgt_connstr(&tgt_server, "slow", tgt, sizeof(tgt));
 	pgt_scratch("slow.log", log, sizeof(log));
@@ -343,7 +329,7 @@ START_TEST(bad_input_gets_one_clear_message)
 	char *err;
 	pgt_cluster replica_level;
 
-	fresh_databases("bad");
+	pgt_fresh_database(src_admin, tgt_admin, "bad");
 	pgt_connstr(&src_server, "bad", src, sizeof(src));
 	pgt_connstr(&tgt_server, "bad", tgt, sizeof(tgt));
 	pgt_scratch("bad-dump", dump, sizeof(dump));
@@ -433,7 +419,7 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 	int rc;
 	FILE *f;
 
-	fresh_databases("res");
+	pgt_fresh_database(src_admin, tgt_admin, "res");
 	pgt_exec(tgt_admin, "DROP DATABASE IF EXISTS res_other");
 	pgt_exec(tgt_admin, "CREATE DATABASE res_other");
 	pgt_connstr(&src_server, "res", src, sizeof(src));
@@ -564,7 +550,7 @@ START_TEST(resume_is_refused_when_the_slot_is_gone)
 	pgt_proc tool;
 	char *err;
 
-	fresh_databases("gone");
+	pgt_fresh_database(src_admin, tgt_admin, "gone");
 	pgt_connstr(&src_server, "gone", src, sizeof(src));
 	pgt_connstr(&tgt_server, "gone", tgt, sizeof(tgt));
 	s = pgt_connect(&src_server, "gone");
@@ -629,7 +615,7 @@ START_TEST(schema_then_data_and_a_self_timed_online_run_keeping_the_slot)
 	char *err;
 	pgt_proc tool;
 
-	fresh_databases("parts");
+	pgt_fresh_database(src_admin, tgt_admin, "parts");
 	pgt_connstr(&src_server, "parts", src, sizeof(src));
 	pgt_connstr(&tgt_server, "parts", tgt, sizeof(tgt));
 	s = pgt_connect(&src_server, "parts");
@@ -709,7 +695,7 @@ START_TEST(verify_names_each_difference)
 	char *out, *err;
 	int rc;
 
-	fresh_databases("ver");
+	pgt_fresh_database(src_admin, tgt_admin, "ver");
 	pgt_connstr(&src_server, "ver", src, sizeof(src));
 	pgt_connstr(&tgt_server, "ver", tgt, sizeof(tgt));
 	s = pgt_connect(&src_server, "ver");
@@ -804,7 +790,7 @@ START_TEST(dry_run_prints_the_plan_and_changes_nothing)
 	char *out, *err;
 	struct stat st;
 
-	fresh_databases("dry");
+	pgt_fresh_database(src_admin, tgt_admin, "dry");
 	snprintf(src, sizeof(src), "postgresql://postgres:hunter2-dry@127.0.0.1:%d/dry",
 	         src_server.port);
 	pgt_connstr(&tgt_server, "dry", tgt, sizeof(tgt));
@@ -965,7 +951,7 @@ START_TEST(fast_restore_settings_always_come_back)
 	pgt_proc tool;
 	char *err;
 
-	fresh_databases("fast");
+	pgt_fresh_database(src_admin, tgt_admin, "fast");
 	pgt_connstr(&src_server, "fast", src, sizeof(src));
 	pgt_connstr(&tgt_server, "fast", tgt, sizeof(tgt));
 	s = pgt_connect(&src_server, "fast");

@@ -684,3 +684,17 @@ pgt_count_in_file(const char *path, const char *needle)
 	free(text);
 	return n;
 }
+
+/* Database name, dropped if there and created empty, on both connections' servers. */
+void
+pgt_fresh_database(PGconn *a, PGconn *b, const char *name)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+	pgt_exec(a, sql);
+	pgt_exec(b, sql);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	pgt_exec(a, sql);
+	pgt_exec(b, sql);
+}

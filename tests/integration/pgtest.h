@@ -118,6 +118,9 @@ void pgt_assert_same(PGconn *a, PGconn *b, const char *table);
 /* Wait until the file at path contains needle, up to seconds; true if it did. */
 bool pgt_wait_for_text(const char *path, const char *needle, int seconds);
 
+/* Database name (a plain identifier), dropped if there and created empty, on both servers. */
+void pgt_fresh_database(PGconn *a, PGconn *b, const char *name);
+
 /* Occurrences of needle in the file at path (0 when it is missing). */
 int pgt_count_in_file(const char *path, const char *needle);
 
