@@ -537,6 +537,8 @@ relcache_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
+	/* under sanitizers on a busy machine ten_thousand_relids takes seconds */
+	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, relation_is_copied_out_of_the_message);
 	tcase_add_test(tc, empty_namespace_means_pg_catalog);
 	tcase_add_test(tc, zero_column_relation);
