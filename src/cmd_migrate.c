@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -1147,6 +1148,80 @@ mig_run_child(mig *m, const char *stage, const char *const *argv, const char *pa
 	return ok;
 }
 
+/* Is name a file pg_dump's directory format writes (toc.dat, 1234.dat.gz, blob_5.dat...)? */
+static bool
+mig_dump_file_name(const char *name)
+{
+	const char *p = name;
+
+	if (strcmp(name, "toc.dat") == 0 || strcmp(name, "blobs.toc") == 0)
+		return true;
+	if (strncmp(p, "blob_", 5) == 0)
+		p += 5;
+	if (*p < '0' || *p > '9')
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return strcmp(p, ".dat") == 0 || strcmp(p, ".dat.gz") == 0 || strcmp(p, ".dat.lz4") == 0 ||
+	       strcmp(p, ".dat.zst") == 0;
+}
+
+/*
+ * --force-clean: remove a previous run's dump directory, but only when all it
+ * holds is what pg_dump writes there (a wrong --dump-path must not cost the
+ * operator a directory).
+ */
+static bool
+mig_remove_dump(const char *path, bool check_only, char *errbuf, size_t errlen)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	char file[1400];
+
+	if (d == NULL)
+	{
+		snprintf(errbuf, errlen, "cannot read the dump path \"%s\": %s", path, strerror(errno));
+		return false;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+		    !mig_dump_file_name(de->d_name))
+		{
+			snprintf(errbuf, errlen,
+			         "--force-clean: \"%s\" holds \"%s\", which pg_dump does not write: it does "
+			         "not look like a dump directory, so it is left alone; remove it yourself or "
+			         "choose another --dump-path",
+			         path, de->d_name);
+			closedir(d);
+			return false;
+		}
+	if (check_only)
+	{
+		closedir(d);
+		return true;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL)
+	{
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+		if (unlink(file) != 0)
+		{
+			snprintf(errbuf, errlen, "could not remove \"%s\": %s", file, strerror(errno));
+			closedir(d);
+			return false;
+		}
+	}
+	closedir(d);
+	if (rmdir(path) != 0)
+	{
+		snprintf(errbuf, errlen, "could not remove \"%s\": %s", path, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
 /*
  * The filters as pg_dump arguments. pg_dump reads --schema and --table as
  * patterns (unquoted names folded to lower case; '*', '?' and '.' special)
@@ -1260,16 +1335,8 @@ mig_dump(mig *m, char *errbuf, size_t errlen)
 			         m->o.dump_path);
 			return false;
 		}
-		{
-			char cmd[700];
-
-			snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", m->o.dump_path);
-			if (strchr(m->o.dump_path, '\'') || system(cmd) != 0)
-			{
-				snprintf(errbuf, errlen, "could not remove \"%s\"", m->o.dump_path);
-				return false;
-			}
-		}
+		if (!mig_remove_dump(m->o.dump_path, false, errbuf, errlen))
+			return false;
 	}
 	snprintf(path, sizeof(path), "%s/pg_dump", m->bindir);
 	snprintf(dbname, sizeof(dbname), "--dbname=%s", m->src_ci.safe);
@@ -2067,7 +2134,13 @@ mig_check_token(mig *m, char *errbuf, size_t errlen)
 		return false;
 	m->have_token = found;
 	if (m->o.force_clean)
-		return true;
+	{
+		struct stat st;
+
+		/* refuse a wrong --dump-path before anything is created */
+		return m->o.dump_path == NULL || stat(m->o.dump_path, &st) != 0 ||
+		       mig_remove_dump(m->o.dump_path, true, errbuf, errlen);
+	}
 	if (!found && m->o.resume)
 	{
 		struct stat st;

@@ -388,6 +388,32 @@ START_TEST(bad_input_gets_one_clear_message)
 		free(err);
 	}
 	pgt_stop(&replica_level);
+	/* --force-clean with a --dump-path that is not a dump: refused, nothing removed */
+	{
+		char notes[600], slots[32];
+		FILE *f;
+
+		mkdir(dump, 0700);
+		snprintf(notes, sizeof(notes), "%s/precious.txt", dump);
+		f = fopen(notes, "w");
+		ck_assert_ptr_nonnull(f);
+		fputs("keep me\n", f);
+		fclose(f);
+		ck_assert_int_eq(
+		    run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source", src,
+		                                   "--target", tgt, "--dump-path", dump,
+		                                   "--drop-target-first", "--force-clean", NULL},
+		             &err),
+		    1);
+		ck_assert_msg(strstr(err, "does not look like a dump directory") &&
+		                  strstr(err, "precious.txt"),
+		              "%s", err);
+		ck_assert_int_eq(access(notes, F_OK), 0);
+		ck_assert_str_eq(
+		    pgt_value(src_admin, "SELECT count(*) FROM pg_replication_slots", slots, sizeof(slots)),
+		    "0");
+		free(err);
+	}
 }
 END_TEST
 
