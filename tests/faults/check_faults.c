@@ -175,12 +175,18 @@ run_begin(run *r, const char *db, int clients)
 	fputs("\\set id random(1, 100)\n"
 	      "BEGIN;\n"
 	      "UPDATE counters SET n = n + 1 WHERE id = :id;\n"
-	      "INSERT INTO log (client, note) VALUES (:client_id, 'tx ' || :id);\n"
-	      "INSERT INTO notes VALUES (:client_id, md5(random()::text));\n"
-	      "DELETE FROM notes WHERE ctid = (SELECT min(ctid) FROM notes WHERE client = "
-	      ":client_id) AND random() < 0.4;\n"
-	      "END;\n",
+	      "INSERT INTO log (client, note) VALUES (:client_id, 'tx ' || :id);\n",
 	      f);
+	/*
+	 * notes has no key (REPLICA IDENTITY FULL): each delete scans it on both
+	 * sides, so it grows slower the longer it runs; the soak leaves it out
+	 */
+	if (clients < 8)
+		fputs("INSERT INTO notes VALUES (:client_id, md5(random()::text));\n"
+		      "DELETE FROM notes WHERE ctid = (SELECT min(ctid) FROM notes WHERE client = "
+		      ":client_id) AND random() < 0.4;\n",
+		      f);
+	fputs("END;\n", f);
 	fclose(f);
 	snprintf(sql, sizeof(sql), "%s-dump", db);
 	pgt_scratch(sql, r->dump, sizeof(r->dump));
