@@ -1952,8 +1952,18 @@ mig_sequence_sync(mig *m)
 	for (int i = 0; i < PQntuples(res); i++)
 	{
 		const char *params[2] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
-		PGresult *r = PQexecParams(m->tgt, "SELECT pg_catalog.setval($1::regclass, $2::bigint)", 2,
-		                           NULL, params, NULL, NULL, 0);
+		/*
+		 * never backwards: a run resumed after its cutover may find the
+		 * application already drawing values on the target
+		 */
+		PGresult *r = PQexecParams(
+		    m->tgt,
+		    "SELECT pg_catalog.setval(s.seqrelid, CASE WHEN s.seqincrement > 0 "
+		    "THEN greatest($2::bigint, coalesce(pg_catalog.pg_sequence_last_value(s.seqrelid), "
+		    "$2::bigint)) ELSE least($2::bigint, "
+		    "coalesce(pg_catalog.pg_sequence_last_value(s.seqrelid), $2::bigint)) END) "
+		    "FROM pg_catalog.pg_sequence s WHERE s.seqrelid = $1::regclass",
+		    2, NULL, params, NULL, NULL, 0);
 
 		if (PQresultStatus(r) == PGRES_TUPLES_OK)
 			done++;
