@@ -445,8 +445,8 @@ static const kill_phase kill_phases[] = {
     {"StreamApply", "stage=StreamApply", 300, false},
     {"applying", "stage=CaughtUp", 1500, false},
     {"Cutover", "stage=Cutover", 150, true},
-    {"SequenceSync", "stage=SequenceSync", 60, true},
-    {"Verify", "stage=Verify", 60, true},
+    {"SequenceSync", "stage=SequenceSync", 15, true},
+    {"Verify", "stage=Verify", 30, true},
 };
 #define N_KILL_PHASES ((int)(sizeof(kill_phases) / sizeof(kill_phases[0])))
 
