@@ -372,8 +372,14 @@ pgt_server_file(const pgt_cluster *c, const char *from, const char *name, mode_t
 const char *
 pgt_connstr(const pgt_cluster *c, const char *db, char *buf, size_t size)
 {
-	size_t n =
-	    (size_t)snprintf(buf, size, "host=127.0.0.1 port=%d user=postgres dbname='", c->port);
+	return pgt_connstr_as(c, db, "postgres", buf, size);
+}
+
+const char *
+pgt_connstr_as(const pgt_cluster *c, const char *db, const char *user, char *buf, size_t size)
+{
+	size_t n = (size_t)snprintf(buf, size, "host=127.0.0.1 port=%d user=%s dbname='", c->port,
+	                            user);
 
 	/* quoted: database names may have spaces and quotes */
 	for (const char *p = db; *p && n + 3 < size; p++)
@@ -697,4 +703,20 @@ pgt_fresh_database(PGconn *a, PGconn *b, const char *name)
 	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
 	pgt_exec(a, sql);
 	pgt_exec(b, sql);
+}
+
+void
+pgt_owned_database(PGconn *admin, const char *name, const char *role)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+	         "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN "
+	         "CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB; END IF; END$$",
+	         role, role);
+	pgt_exec(admin, sql);
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+	pgt_exec(admin, sql);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s OWNER %s", name, role);
+	pgt_exec(admin, sql);
 }

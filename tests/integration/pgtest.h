@@ -55,6 +55,17 @@ const char *pgt_server_file(const pgt_cluster *c, const char *from, const char *
 /* "host=127.0.0.1 port=N user=postgres dbname=db" into buf. */
 const char *pgt_connstr(const pgt_cluster *c, const char *db, char *buf, size_t size);
 
+/* The same as user (a role that logs in without a password: the clusters trust loopback). */
+const char *pgt_connstr_as(const pgt_cluster *c, const char *db, const char *user, char *buf,
+                           size_t size);
+
+/*
+ * A managed-service-shaped target: role (NOSUPERUSER NOCREATEROLE, LOGIN,
+ * created if missing) and database name, dropped if there and created owned
+ * by that role. admin is a superuser connection to the target cluster.
+ */
+void pgt_owned_database(PGconn *admin, const char *name, const char *role);
+
 /* Connect to db; fails the test on error. */
 PGconn *pgt_connect(const pgt_cluster *c, const char *db);
 
