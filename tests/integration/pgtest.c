@@ -378,8 +378,8 @@ pgt_connstr(const pgt_cluster *c, const char *db, char *buf, size_t size)
 const char *
 pgt_connstr_as(const pgt_cluster *c, const char *db, const char *user, char *buf, size_t size)
 {
-	size_t n = (size_t)snprintf(buf, size, "host=127.0.0.1 port=%d user=%s dbname='", c->port,
-	                            user);
+	size_t n =
+	    (size_t)snprintf(buf, size, "host=127.0.0.1 port=%d user=%s dbname='", c->port, user);
 
 	/* quoted: database names may have spaces and quotes */
 	for (const char *p = db; *p && n + 3 < size; p++)
