@@ -3,9 +3,10 @@
 # whole output for the .log file, and copies Check's summary lines
 # ("100%: Checks: 12, Failures: 0, Errors: 0") to fd 9, the terminal.
 # PGDBM_SKIP_FAULTS=1 (scripts/test sets it for distcheck, which runs the whole
-# suite a second time): the fault suites already ran in the sanitizer build.
+# suite a second time): the fault and production suites already ran in the
+# sanitizer build.
 case "$1" in
-*/faults/*)
+*/faults/* | */production/*)
 	if [ "${PGDBM_SKIP_FAULTS:-}" = 1 ]; then
 		echo "skipped: PGDBM_SKIP_FAULTS=1"
 		exit 77
