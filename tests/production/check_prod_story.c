@@ -1,0 +1,279 @@
+/*
+ * check_prod_story.c — online migrations of a production-shaped database
+ * (prodfix.h) onto a managed-service-shaped target: the target is reached
+ * as a NOSUPERUSER role that owns its database and nothing else.
+ *
+ * The stories:
+ *  - the whole migration while asynchronous writers touch every kind of
+ *    table, with a leftover progress row on the target and the source's
+ *    synchronous_standby_names = '*': the source's commits stay fast while
+ *    streaming, the Ctrl+C that follows the writers' last acknowledged
+ *    commit loses none of them, the target equals the source, its triggers,
+ *    foreign keys and identity columns are as on the source, and the
+ *    application can write to it at once;
+ *  - the same database killed (-9) while streaming, then --resume and a
+ *    Ctrl+C: nothing lost or doubled, the target whole again.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "pgtest.h"
+#include "prodfix.h"
+
+static pgt_cluster src_server, tgt_server;
+static PGconn *src_admin, *tgt_admin;
+
+static void
+setup(void)
+{
+	/* a slow WAL writer: asynchronous commits stay unflushed for seconds */
+	pgt_start(&src_server, "max_replication_slots = 10\nmax_wal_senders = 10\n"
+	                       "wal_writer_delay = 10s\nwal_writer_flush_after = 1GB\n");
+	pgt_start(&tgt_server, NULL);
+	src_admin = pgt_connect(&src_server, "postgres");
+	tgt_admin = pgt_connect(&tgt_server, "postgres");
+}
+
+static void
+teardown(void)
+{
+	PQfinish(src_admin);
+	PQfinish(tgt_admin);
+	pgt_stop(&src_server);
+	pgt_stop(&tgt_server);
+}
+
+static PGconn *
+connect_utf8(const pgt_cluster *c, const char *db, const char *user)
+{
+	char cs[256];
+	PGconn *conn = PQconnectdb(pgt_connstr_as(c, db, user, cs, sizeof(cs)));
+
+	ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "cannot connect: %s", PQerrorMessage(conn));
+	pgt_exec(conn, "SET client_encoding TO 'UTF8'");
+	return conn;
+}
+
+static void
+spawn_tool(pgt_proc *tool, const char *src, const char *tgt, const char *dump, bool resume)
+{
+	const char *argv[] = {pgt_tool(),    "--mode",   "online", "--source",
+	                      src,           "--target", tgt,      "--no-owner",
+	                      "--dump-path", dump,       "--json", "--cutover-poll-secs",
+	                      "1",           "--verify", "strict", resume ? "--resume" : NULL,
+	                      NULL};
+
+	pgt_spawn(tool, argv, NULL);
+}
+
+static double
+ms_since(const struct timeval *t0)
+{
+	struct timeval t1;
+
+	gettimeofday(&t1, NULL);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1000.0 + (double)(t1.tv_usec - t0->tv_usec) / 1000.0;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nothing of the tool's left on either side. */
+static void
+assert_nothing_left(PGconn *s, PGconn *t)
+{
+	char buf[64];
+
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
+	                 "0");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM pg_namespace WHERE nspname = "
+	                           "'_pg_dbmigrator'",
+	                           buf, sizeof(buf)),
+	                 "0");
+}
+
+/* The application moves to the target: identity, serial and triggers work there at once. */
+static void
+assert_application_can_write(PGconn *t)
+{
+	char before[32], after[32];
+
+	pgt_value(t, "SELECT count(*) FROM audit", before, sizeof(before));
+	pgt_exec(t, "INSERT INTO customers (name, city) VALUES ('après', 'Genève')");
+	pgt_exec(t, "INSERT INTO orders (customer_id, total) SELECT max(id), 1 FROM customers");
+	pgt_value(t, "SELECT count(*) - 2 FROM audit", after, sizeof(after));
+	ck_assert_msg(strcmp(before, after) == 0, "the audit trigger did not fire on the target");
+	/* the cascade is in force again */
+	pgt_exec(t, "DELETE FROM customers WHERE name = 'après'");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM orders o WHERE NOT EXISTS (SELECT FROM "
+	                           "customers c WHERE c.id = o.customer_id)",
+	                           before, sizeof(before)),
+	                 "0");
+}
+
+START_TEST(a_production_database_onto_a_managed_target_loses_nothing)
+{
+	char src[256], tgt[256], dump[512], script[512], buf[64];
+	PGconn *s, *t, *probe;
+	pgt_proc writers, tool;
+	double lat[40];
+	int nlat = 0, rc;
+	char *out, *err;
+
+	prodfix_source(src_admin, &src_server, "shop");
+	pgt_owned_database(tgt_admin, "shop", "app");
+	pgt_connstr(&src_server, "shop", src, sizeof(src));
+	pgt_connstr_as(&tgt_server, "shop", "app", tgt, sizeof(tgt));
+	s = connect_utf8(&src_server, "shop", "postgres");
+	t = connect_utf8(&tgt_server, "shop", "app");
+	pgt_exec(s, "CREATE TABLE latency_probe (at timestamptz DEFAULT now())");
+	/* an earlier attempt's progress row, far ahead, for the same slot name */
+	pgt_exec(t, "CREATE SCHEMA _pg_dbmigrator; CREATE TABLE _pg_dbmigrator.apply_progress "
+	            "(slot_name text PRIMARY KEY, lsn pg_lsn NOT NULL, applied_at timestamptz NOT "
+	            "NULL); INSERT INTO _pg_dbmigrator.apply_progress VALUES ('pg_dbmigrator', "
+	            "'FF/0', now())");
+	pgt_scratch("shop-dump", dump, sizeof(dump));
+	spawn_tool(&tool, src, tgt, dump, false);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 120), "never caught up: %s",
+	              pgt_stderr(&tool));
+	/* an HA primary: any walsender may be its synchronous standby, the tool's too */
+	pgt_exec(src_admin, "ALTER SYSTEM SET synchronous_standby_names = '*'");
+	pgt_exec(src_admin, "SELECT pg_reload_conf()");
+	pgt_scratch("writers.sql", script, sizeof(script));
+	prodfix_writers_script(script);
+	prodfix_start_writers(&writers, &src_server, "shop", 3, 8, script);
+	/* the application's synchronous commits while the tool streams */
+	probe = connect_utf8(&src_server, "shop", "postgres");
+	for (int i = 0; i < 20; i++)
+	{
+		struct timeval t0;
+
+		gettimeofday(&t0, NULL);
+		pgt_exec(probe, "INSERT INTO latency_probe DEFAULT VALUES");
+		lat[nlat++] = ms_since(&t0);
+		usleep(200 * 1000);
+	}
+	PQfinish(probe);
+	free(pgt_slurp(&writers));
+	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
+	/* the instant the last asynchronous commit is acknowledged: Ctrl+C */
+	kill(tool.pid, SIGINT);
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 180);
+	err = pgt_stderr(&tool);
+	pgt_exec(src_admin, "ALTER SYSTEM RESET synchronous_standby_names");
+	pgt_exec(src_admin, "SELECT pg_reload_conf()");
+	qsort(lat, (size_t)nlat, sizeof(lat[0]), cmp_double);
+	fprintf(stderr,
+	        "source commit latency while streaming (synchronous_standby_names = '*'): "
+	        "p50 %.1f ms, max %.1f ms\n",
+	        lat[nlat / 2], lat[nlat - 1]);
+	ck_assert_msg(lat[nlat / 2] < 500 && lat[nlat - 1] < 2000,
+	              "source commits waited for the tool: p50 %.0f ms, max %.0f ms", lat[nlat / 2],
+	              lat[nlat - 1]);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, err);
+	ck_assert_msg(strstr(out, "\"stage\":\"Complete\"") && strstr(out, "\"differences\":0"),
+	              "no clean Complete: %s", out);
+	/* Validate named what is copied once and never streamed */
+	ck_assert_msg(strstr(err, "scratch") && strstr(err, "large object"),
+	              "unlogged table and large objects not named: %s", err);
+	prodfix_assert_same(s, t);
+	pgt_assert_same(s, t, "latency_probe");
+	ck_assert_str_ne(
+	    pgt_value(s, "SELECT count(*) FROM customers WHERE city LIKE 'Málaga%'", buf, sizeof(buf)),
+	    "0");
+	prodfix_assert_target_intact(s, t);
+	assert_nothing_left(s, t);
+	assert_application_can_write(t);
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(killed_while_streaming_then_resumed_loses_and_doubles_nothing)
+{
+	char src[256], tgt[256], dump[512], script[512];
+	PGconn *s, *t;
+	pgt_proc writers, tool;
+	int rc;
+	char *err;
+
+	prodfix_source(src_admin, &src_server, "shop2");
+	pgt_owned_database(tgt_admin, "shop2", "app");
+	pgt_connstr(&src_server, "shop2", src, sizeof(src));
+	pgt_connstr_as(&tgt_server, "shop2", "app", tgt, sizeof(tgt));
+	s = connect_utf8(&src_server, "shop2", "postgres");
+	t = connect_utf8(&tgt_server, "shop2", "app");
+	pgt_scratch("shop2-dump", dump, sizeof(dump));
+	pgt_scratch("writers2.sql", script, sizeof(script));
+	prodfix_writers_script(script);
+	spawn_tool(&tool, src, tgt, dump, false);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 120), "never streamed: %s",
+	              pgt_stderr(&tool));
+	prodfix_start_writers(&writers, &src_server, "shop2", 3, 8, script);
+	sleep(4);
+	kill(tool.pid, SIGKILL);
+	pgt_wait(&tool, 30);
+	free(pgt_slurp(&tool));
+	free(pgt_slurp(&writers));
+	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
+	spawn_tool(&tool, src, tgt, dump, true);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 120), "never caught up: %s",
+	              pgt_stderr(&tool));
+	kill(tool.pid, SIGINT);
+	free(pgt_slurp(&tool));
+	rc = pgt_wait(&tool, 180);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "resumed migration exited %d: %s", rc, err);
+	prodfix_assert_same(s, t);
+	prodfix_assert_target_intact(s, t);
+	assert_nothing_left(s, t);
+	assert_application_can_write(t);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+static Suite *
+story_suite(void)
+{
+	Suite *s = suite_create("production");
+	TCase *tc = tcase_create("story");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 400);
+	tcase_add_test(tc, a_production_database_onto_a_managed_target_loses_nothing);
+	tcase_add_test(tc, killed_while_streaming_then_resumed_loses_and_doubles_nothing);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(story_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
