@@ -157,9 +157,15 @@ run_begin(run *r, const char *db, int clients)
 	exec_on(&tgt_server, "postgres", sql);
 	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
 	exec_on(&src_server, "postgres", sql);
-	exec_on(&tgt_server, "postgres", sql);
+	/* the target as on a managed service: a NOSUPERUSER role that owns its database */
+	{
+		PGconn *admin = pgt_connect(&tgt_server, "postgres");
+
+		pgt_owned_database(admin, db, "app");
+		PQfinish(admin);
+	}
 	pgt_connstr(&src_server, db, r->src, sizeof(r->src));
-	pgt_connstr(&tgt_server, db, r->tgt, sizeof(r->tgt));
+	pgt_connstr_as(&tgt_server, db, "app", r->tgt, sizeof(r->tgt));
 	r->s = pgt_connect(&src_server, db);
 	pgt_exec(r->s, "CREATE TABLE counters (id int PRIMARY KEY, n bigint NOT NULL)");
 	pgt_exec(r->s, "CREATE TABLE log (k bigserial PRIMARY KEY, client int, note text)");
@@ -244,8 +250,8 @@ tool_start(run *r, const char *const extra[])
 	                        "strict",   "--reconnect-max-wait",
 	                        "120",      "--wal-receiver-timeout",
 	                        "4",        "--group-commit",
-	                        "50"};
-	int n = 19;
+	                        "50",       "--no-owner"};
+	int n = 20;
 
 	for (int i = 0; extra && extra[i] && n < 39; i++)
 		argv[n++] = extra[i];

@@ -56,8 +56,10 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 	FILE *f;
 
 	pgt_fresh_database(src_admin, tgt_admin, "shop");
+	/* the target as on a managed service: a NOSUPERUSER role that owns its database */
+	pgt_owned_database(tgt_admin, "shop", "app");
 	pgt_connstr(&src_server, "shop", src, sizeof(src));
-	pgt_connstr(&tgt_server, "shop", tgt, sizeof(tgt));
+	pgt_connstr_as(&tgt_server, "shop", "app", tgt, sizeof(tgt));
 	s = pgt_connect(&src_server, "shop");
 	t = pgt_connect(&tgt_server, "shop");
 	{
@@ -111,6 +113,7 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 		                      "2",
 		                      "--verify",
 		                      "strict",
+		                      "--no-owner",
 		                      NULL};
 
 		pgt_spawn(&tool, argv, NULL);
@@ -446,11 +449,11 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 	FILE *f;
 
 	pgt_fresh_database(src_admin, tgt_admin, "res");
-	pgt_exec(tgt_admin, "DROP DATABASE IF EXISTS res_other");
-	pgt_exec(tgt_admin, "CREATE DATABASE res_other");
+	pgt_owned_database(tgt_admin, "res", "app");
+	pgt_owned_database(tgt_admin, "res_other", "app");
 	pgt_connstr(&src_server, "res", src, sizeof(src));
-	pgt_connstr(&tgt_server, "res", tgt, sizeof(tgt));
-	pgt_connstr(&tgt_server, "res_other", other, sizeof(other));
+	pgt_connstr_as(&tgt_server, "res", "app", tgt, sizeof(tgt));
+	pgt_connstr_as(&tgt_server, "res_other", "app", other, sizeof(other));
 	s = pgt_connect(&src_server, "res");
 	t = pgt_connect(&tgt_server, "res");
 	pgt_exec(s, "CREATE TABLE counters (id int PRIMARY KEY, n bigint NOT NULL)");
@@ -483,9 +486,9 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 	pgt_scratch("res-dump", dump, sizeof(dump));
 	{
 		const char *argv[] = {
-		    pgt_tool(), "--mode", "online",      "--source", src,
-		    "--target", tgt,      "--dump-path", dump,       "--cutover-poll-secs",
-		    "1",        NULL};
+		    pgt_tool(), "--mode",     "online",      "--source", src,
+		    "--target", tgt,          "--dump-path", dump,       "--cutover-poll-secs",
+		    "1",        "--no-owner", NULL};
 
 		pgt_spawn(&tool, argv, NULL);
 	}
@@ -513,15 +516,16 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 		free(out);
 	}
 	/* a rerun without --resume, or with another target, is refused */
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source", src,
-	                                                "--target", tgt, "--dump-path", dump, NULL},
-	                          &err),
-	                 1);
+	ck_assert_int_eq(
+	    run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source", src, "--target",
+	                                   tgt, "--dump-path", dump, "--no-owner", NULL},
+	             &err),
+	    1);
 	ck_assert_msg(strstr(err, "--resume") && strstr(err, "--force-clean"), "%s", err);
 	free(err);
 	ck_assert_int_eq(
 	    run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source", src, "--target",
-	                                   other, "--dump-path", dump, "--resume", NULL},
+	                                   other, "--dump-path", dump, "--resume", "--no-owner", NULL},
 	             &err),
 	    1);
 	ck_assert_msg(strstr(err, "configuration differs"), "%s", err);
@@ -532,7 +536,7 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 		const char *argv[] = {
 		    pgt_tool(), "--mode",   "online",      "--source", src,
 		    "--target", tgt,        "--dump-path", dump,       "--cutover-poll-secs",
-		    "1",        "--resume", NULL};
+		    "1",        "--resume", "--no-owner",  NULL};
 
 		pgt_spawn(&tool, argv, NULL);
 	}
