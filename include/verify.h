@@ -50,7 +50,7 @@ typedef struct verify_result
 	/* large objects on each side; -1: not compared (a filtered scope: pg_dump skips them) */
 	int64_t src_large_objects, tgt_large_objects;
 	int large_object_differences;
-	char *details;   /* malloc'd lines: sequence and object differences */
+	char *details; /* malloc'd lines: sequence and object differences */
 	double seconds;
 	int64_t bytes; /* COPY bytes read from both sides */
 } verify_result;

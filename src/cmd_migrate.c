@@ -185,13 +185,16 @@ mig_usage(FILE *f)
 	    "  --group-commit N              source transactions per target transaction\n"
 	    "  --ring-size SIZE              replication buffer (default 64MB)\n"
 	    "  --reconnect-max-wait SECS     keep reconnecting to a lost source or target for\n"
-	    "                                up to SECS, resuming from the slot (default 300)\n"
+	    "                                up to SECS after the last progress, resuming from\n"
+	    "                                the slot (default 300)\n"
 	    "  --wal-receiver-timeout SECS   a source silent this long counts as lost, and is\n"
 	    "                                reconnected (default 60; 0: never)\n"
 	    "\n"
 	    "Verification:\n"
 	    "  --verify off|warn|strict      compare source and target before Complete (default\n"
-	    "                                warn; strict exits 1 on a difference)\n"
+	    "                                warn: differences, or no comparison possible, exit 4\n"
+	    "                                with Complete verified=differences|unverified;\n"
+	    "                                strict: exit 1, not Complete)\n"
 	    "\n"
 	    "Whole server:\n"
 	    "  --all-databases               every user database (not templates; postgres only\n"
@@ -215,7 +218,8 @@ mig_usage(FILE *f)
 	    "Online: Ctrl+C (or SIGTERM) cuts over: everything written on the source before it\n"
 	    "is applied, sequences are synced, the slot and publication are dropped, exit 0.\n"
 	    "A second Ctrl+C aborts at once and keeps the slot (exit 3).\n"
-	    "Exit codes: 0 done, 1 error, 2 bad usage, 3 aborted.\n");
+	    "Exit codes: 0 done, 1 error, 2 bad usage, 3 aborted, 4 done and cut over but\n"
+	    "the verification found differences (or could not compare).\n");
 }
 
 static bool
@@ -851,13 +855,11 @@ mig_warn_unstreamed(mig *m)
 		event_level(&e, "warning");
 		event_int(&e, "unlogged_tables", found);
 		event_end(&e,
-		          "%d unlogged table%s: %s; the dump copies %s, but %s later changes are never "
-		          "streamed (unlogged tables write no WAL): stop writing to %s before the "
-		          "migration, make %s logged (ALTER TABLE ... SET LOGGED), or copy %s again "
-		          "after the cutover",
-		          found, found == 1 ? "" : "s", strbuf_data(&list), found == 1 ? "it" : "them",
-		          found == 1 ? "its" : "their", found == 1 ? "it" : "them",
-		          found == 1 ? "it" : "them", found == 1 ? "it" : "them");
+		          "unlogged tables are copied by the dump, but their later changes are never "
+		          "streamed (they write no WAL): %s; stop writing to them before the migration, "
+		          "make them logged (ALTER TABLE ... SET LOGGED), or copy them again after the "
+		          "cutover; the verification compares them",
+		          strbuf_data(&list));
 	}
 	strbuf_free(&list);
 	/* pg_dump copies large objects only when nothing is filtered */
@@ -873,11 +875,11 @@ mig_warn_unstreamed(mig *m)
 		event_level(&e, "warning");
 		event_int(&e, "large_objects", count);
 		event_end(&e,
-		          "%lld large object%s: the dump copies %s, but changes to large objects are "
+		          "%lld large object%s copied by the dump, but changes to large objects are "
 		          "never streamed (logical decoding does not carry them): stop changing them "
 		          "before the migration, or copy them again after the cutover; the verification "
 		          "compares them",
-		          count, count == 1 ? "" : "s", count == 1 ? "it" : "them");
+		          count, count == 1 ? "" : "s");
 	}
 }
 
@@ -1984,8 +1986,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 
 			if (app.committed_lsn > reached)
 				reached = app.committed_lsn;
-			if (reached > furthest ||
-			    now - attempt_ms >= (int64_t)m->o.reconnect_max_wait * 1000)
+			if (reached > furthest || now - attempt_ms >= (int64_t)m->o.reconnect_max_wait * 1000)
 			{
 				furthest = reached > furthest ? reached : furthest;
 				last_progress_ms = now;
@@ -2151,10 +2152,10 @@ mig_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress)
 /* What the comparison before Complete found. */
 typedef enum mig_verified
 {
-	MIG_VERIFY_OFF,        /* --verify off */
-	MIG_VERIFY_EQUAL,      /* source and target are equal */
-	MIG_VERIFY_DIFFERENCES /* they differ (named in the Verify event) */,
-	MIG_VERIFY_UNVERIFIED  /* the comparison could not be made */
+	MIG_VERIFY_OFF,         /* --verify off */
+	MIG_VERIFY_EQUAL,       /* source and target are equal */
+	MIG_VERIFY_DIFFERENCES, /* they differ (named in the Verify event) */
+	MIG_VERIFY_UNVERIFIED   /* the comparison could not be made */
 } mig_verified;
 
 /* The Complete event's "verified" field. */

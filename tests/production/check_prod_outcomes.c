@@ -152,12 +152,11 @@ story_end(story *st)
 
 /* Start the tool: --mode mode, the story's servers, then extra (NULL-terminated). */
 static void
-tool_start(story *st, const char *mode, const char *const extra[],
-           const char *const env_extra[])
+tool_start(story *st, const char *mode, const char *const extra[], const char *const env_extra[])
 {
-	const char *argv[40] = {pgt_tool(), "--mode",      mode,     "--source",
-	                        st->src,    "--target",    st->tgt,  "--dump-path",
-	                        st->dump,   "--cutover-poll-secs", "1"};
+	const char *argv[40] = {pgt_tool(), "--mode", mode,          "--source", st->src,
+	                        "--target", st->tgt,  "--dump-path", st->dump,   "--cutover-poll-secs",
+	                        "1"};
 	int n = 11;
 
 	for (int i = 0; extra && extra[i] && n < 39; i++)
@@ -187,14 +186,18 @@ tool_expect(story *st, const char *needle, int seconds)
 	}
 }
 
-/* Wait for the tool's exit: its code; its stdout and stderr (malloc'd). */
+/*
+ * Wait for the tool's exit (killed after seconds): its code; its stdout and
+ * stderr (malloc'd). Its stdout (a few events at most) stays in the pipe
+ * until then, so a tool that never exits cannot block the test on it.
+ */
 static int
 tool_wait(story *st, int seconds, char **out, char **err)
 {
 	int rc;
 
-	*out = pgt_slurp(&st->tool);
 	rc = pgt_wait(&st->tool, seconds);
+	*out = pgt_slurp(&st->tool);
 	*err = pgt_stderr(&st->tool);
 	return rc;
 }
