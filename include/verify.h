@@ -29,7 +29,8 @@ typedef struct verify_opts
 	const char *const *tables;   /* "schema.table" or "table" */
 	const char *const *exclude_schemas;
 	const char *const *exclude_tables;
-	int jobs; /* worker threads (>= 1) */
+	int jobs;         /* worker threads (>= 1) */
+	bool schema_only; /* only what a schema-only copy holds: names, no rows, values, objects */
 } verify_opts;
 
 typedef struct verify_table

@@ -2184,8 +2184,11 @@ mig_verify(mig *m, int *differences, char *errbuf, size_t errlen)
 	vo.exclude_schemas = f.exclude_schemas;
 	vo.exclude_tables = f.exclude_tables;
 	vo.jobs = m->o.jobs;
+	vo.schema_only = strcmp(m->o.scope, "schema-only") == 0;
 	*differences = 0;
-	event_say("Verify", "info", "comparing every table and sequence in scope");
+	event_say("Verify", "info", "%s",
+	          vo.schema_only ? "comparing the schema (--dump-scope schema-only: no rows)"
+	                         : "comparing every table and sequence in scope");
 	if (!verify_run(&vo, &r, errbuf, errlen))
 	{
 		char why[1024];
