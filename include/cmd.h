@@ -13,7 +13,12 @@ enum
 	EXIT_OK = 0,
 	EXIT_ERROR = 1,
 	EXIT_USAGE = 2,
-	EXIT_ABORTED = 3 /* aborted, resumable */
+	EXIT_ABORTED = 3, /* aborted, resumable */
+	/*
+	 * Done, but the comparison of source and target found differences or could
+	 * not be made: a migration cut over (with --verify warn), or `verify`.
+	 */
+	EXIT_DIFFERS = 4
 };
 
 /* pg_dbmigrator decode: print the decoded stream of a slot. */

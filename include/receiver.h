@@ -53,8 +53,9 @@ typedef struct receiver
 	_Atomic uint64_t messages; /* XLogData messages received */
 	_Atomic uint64_t status_sent;
 
-	/* set by the thread before it closes the ring; read after receiver_join */
+	/* set by the thread before it closes the ring; read after receiver_stop */
 	bool failed;
+	bool fatal; /* the failure would come again on a new connection: no point retrying */
 	char errmsg[1024];
 } receiver;
 

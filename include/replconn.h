@@ -26,7 +26,8 @@ typedef struct replconn
 	unsigned timeline;
 	pgo_lsn xlogpos; /* server's flush position at IDENTIFY_SYSTEM */
 	char dbname[REPLCONN_NAME_MAX];
-	bool slot_busy; /* the last replconn_start failed: the slot is active elsewhere (55006) */
+	bool slot_busy;    /* the last replconn_start failed: the slot is active elsewhere (55006) */
+	pgo_lsn start_lsn; /* where the last replconn_start asked to begin (0: the slot's position) */
 } replconn;
 
 /*

@@ -1,13 +1,16 @@
 /*
  * verify.h — compare a source and a target database: every table's row
- * count and a content checksum, sequences' values, and the names of tables,
- * indexes and constraints.
+ * count and a content checksum, sequences' values, the names of tables,
+ * indexes and constraints, and (when nothing is filtered, as pg_dump then
+ * copies them) every large object's content by OID.
  *
  * Each side is read in one repeatable-read snapshot (exported by a
  * coordinating connection and imported by every worker). A table is streamed
  * with COPY ... TO STDOUT on both sides at once; each row (its text line) is
  * hashed with XXH3 and the hashes are summed, so row order does not matter
  * and the server sorts nothing. Tables are checked by --jobs worker threads.
+ * Large objects are read in 1 MB pieces (lo_get) and hashed the same way, so
+ * neither side's objects are ever held whole in memory.
  *
  * Owns: its connections and result arrays (verify_free). Never: writes to
  * either database.
@@ -26,7 +29,8 @@ typedef struct verify_opts
 	const char *const *tables;   /* "schema.table" or "table" */
 	const char *const *exclude_schemas;
 	const char *const *exclude_tables;
-	int jobs; /* worker threads (>= 1) */
+	int jobs;         /* worker threads (>= 1) */
+	bool schema_only; /* only what a schema-only copy holds: names, no rows, values, objects */
 } verify_opts;
 
 typedef struct verify_table
@@ -43,8 +47,11 @@ typedef struct verify_result
 {
 	verify_table *tables; /* malloc'd array */
 	int ntables;
-	int differences; /* tables, sequences and objects that differ */
-	char *details;   /* malloc'd lines: sequence and object differences */
+	int differences; /* tables, sequences, objects and large objects that differ */
+	/* large objects on each side; -1: not compared (a filtered scope: pg_dump skips them) */
+	int64_t src_large_objects, tgt_large_objects;
+	int large_object_differences;
+	char *details; /* malloc'd lines: sequence and object differences */
 	double seconds;
 	int64_t bytes; /* COPY bytes read from both sides */
 } verify_result;

@@ -112,6 +112,7 @@ typedef struct mig
 	int64_t next_poll_ms, start_ms, cutover_ms;
 	bool caught_up, cutover, timed_out;
 	pgo_lsn cutover_lsn;
+	pgo_lsn stream_start_lsn; /* where streaming started: everything before is on the target */
 	/* resume */
 	char token_path[1100];
 	resume_token token;
@@ -184,13 +185,16 @@ mig_usage(FILE *f)
 	    "  --group-commit N              source transactions per target transaction\n"
 	    "  --ring-size SIZE              replication buffer (default 64MB)\n"
 	    "  --reconnect-max-wait SECS     keep reconnecting to a lost source or target for\n"
-	    "                                up to SECS, resuming from the slot (default 300)\n"
+	    "                                up to SECS after the last progress, resuming from\n"
+	    "                                the slot (default 300)\n"
 	    "  --wal-receiver-timeout SECS   a source silent this long counts as lost, and is\n"
 	    "                                reconnected (default 60; 0: never)\n"
 	    "\n"
 	    "Verification:\n"
 	    "  --verify off|warn|strict      compare source and target before Complete (default\n"
-	    "                                warn; strict exits 1 on a difference)\n"
+	    "                                warn: differences, or no comparison possible, exit 4\n"
+	    "                                with Complete verified=differences|unverified;\n"
+	    "                                strict: exit 1, not Complete)\n"
 	    "\n"
 	    "Whole server:\n"
 	    "  --all-databases               every user database (not templates; postgres only\n"
@@ -214,7 +218,8 @@ mig_usage(FILE *f)
 	    "Online: Ctrl+C (or SIGTERM) cuts over: everything written on the source before it\n"
 	    "is applied, sequences are synced, the slot and publication are dropped, exit 0.\n"
 	    "A second Ctrl+C aborts at once and keeps the slot (exit 3).\n"
-	    "Exit codes: 0 done, 1 error, 2 bad usage, 3 aborted.\n");
+	    "Exit codes: 0 done, 1 error, 2 bad usage, 3 aborted, 4 done and cut over but\n"
+	    "the verification found differences (or could not compare).\n");
 }
 
 static bool
@@ -809,6 +814,75 @@ mig_tool_major(const char *path)
 	return major;
 }
 
+/*
+ * Online: what the dump copies but the stream never carries. Unlogged tables
+ * write no WAL, and logical decoding does not decode large objects; their
+ * changes after the snapshot never reach the target. Said once, up front,
+ * with the way out; the verification compares both.
+ */
+static void
+mig_warn_unstreamed(mig *m)
+{
+	scope_filters f = mig_scope(m);
+	char **names = NULL, err[512], buf[64];
+	int n = 0, found = 0;
+	PGresult *res;
+	strbuf list;
+
+	strbuf_init(&list);
+	if (scope_list_tables(m->src, &f, &names, &n, err, sizeof(err)))
+	{
+		res = PQexec(m->src,
+		             "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+		             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+		             "WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') ORDER BY 1");
+		for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++)
+			for (int j = 0; j < n; j++)
+				if (strcmp(PQgetvalue(res, i, 0), names[j]) == 0)
+				{
+					if (!strbuf_appendf(&list, "%s%s", found ? ", " : "", names[j]))
+						break;
+					found++;
+				}
+		PQclear(res);
+		scope_free(names, n);
+	}
+	if (found > 0)
+	{
+		event e;
+
+		event_begin(&e, "Validate");
+		event_level(&e, "warning");
+		event_int(&e, "unlogged_tables", found);
+		event_end(&e,
+		          "unlogged tables are copied by the dump, but their later changes are never "
+		          "streamed (they write no WAL): %s; stop writing to them before the migration, "
+		          "make them logged (ALTER TABLE ... SET LOGGED), or copy them again after the "
+		          "cutover; the verification compares them",
+		          strbuf_data(&list));
+	}
+	strbuf_free(&list);
+	/* pg_dump copies large objects only when nothing is filtered */
+	if (!scope_filtered(&f) &&
+	    mig_value(m->src, "SELECT count(*) FROM pg_catalog.pg_largeobject_metadata", buf,
+	              sizeof(buf), err, sizeof(err)) &&
+	    atoll(buf) > 0)
+	{
+		event e;
+		long long count = atoll(buf);
+
+		event_begin(&e, "Validate");
+		event_level(&e, "warning");
+		event_int(&e, "large_objects", count);
+		event_end(&e,
+		          "%lld large object%s copied by the dump, but changes to large objects are "
+		          "never streamed (logical decoding does not carry them): stop changing them "
+		          "before the migration, or copy them again after the cutover; the verification "
+		          "compares them",
+		          count, count == 1 ? "" : "s");
+	}
+}
+
 static bool
 mig_validate(mig *m, char *errbuf, size_t errlen)
 {
@@ -902,6 +976,8 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 			m->ntables = 0;
 		strbuf_free(&tables);
 	}
+	if (m->o.online)
+		mig_warn_unstreamed(m);
 	event_begin(&e, "Validate");
 	event_str(&e, "mode", m->o.online ? "online" : "offline");
 	event_int(&e, "tables", m->ntables);
@@ -1726,6 +1802,17 @@ mig_stream_teardown(mig *m, receiver *rcv, applier *app, bool *app_open, ring *r
 	*cache_ready = false;
 }
 
+/*
+ * Where the target is: the end of the last source transaction committed on
+ * it, or, when this run applied nothing, where streaming started (the dump's
+ * snapshot or the progress row): never 0/0.
+ */
+static pgo_lsn
+mig_applied_lsn(const mig *m, const applier *app)
+{
+	return app->committed_lsn > m->stream_start_lsn ? app->committed_lsn : m->stream_start_lsn;
+}
+
 /* Wait ms for a reconnect, in small steps; false if the operator aborts meanwhile. */
 static bool
 mig_backoff(int ms)
@@ -1754,7 +1841,14 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	int rc = EXIT_ERROR, backoff_ms = 1000;
 	stream_end end = STREAM_FAILED;
 	static volatile sig_atomic_t never = 0;
-	int64_t failing_since = 0;
+	/*
+	 * --reconnect-max-wait counts from the last progress: WAL received or a
+	 * target commit past anything before, or a connection that held for the
+	 * whole window. A reconnect that succeeds and dies again before getting
+	 * anywhere does not start the window over.
+	 */
+	int64_t last_progress_ms = 0, attempt_ms = 0;
+	pgo_lsn furthest = 0;
 
 	ao.target = m->o.target;
 	ao.slot_name = m->o.slot;
@@ -1778,17 +1872,16 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 			mig_stream_teardown(m, &rcv, &app, &app_open, &rg, &ring_ready, &cache, &cache_ready);
 			m->rcv = NULL;
 			m->app = NULL;
-			if (failing_since == 0)
-				failing_since = now;
-			if (now - failing_since > (int64_t)m->o.reconnect_max_wait * 1000)
+			if (now - last_progress_ms > (int64_t)m->o.reconnect_max_wait * 1000)
 			{
 				char why[1024];
 
 				snprintf(why, sizeof(why), "%s", errbuf);
 				snprintf(errbuf, errlen,
-				         "gave up reconnecting after %d s (--reconnect-max-wait): %s; the slot is "
-				         "kept: run again with --resume once the servers are back",
-				         m->o.reconnect_max_wait, why);
+				         "gave up reconnecting: no progress for %lld s (--reconnect-max-wait %d): "
+				         "%s; the slot is kept: run again with --resume once the cause is fixed",
+				         (long long)((now - last_progress_ms) / 1000), m->o.reconnect_max_wait,
+				         why);
 				goto done;
 			}
 			event_say("Reconnect", "warning", "%s; reconnecting in %d s", errbuf,
@@ -1844,6 +1937,12 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		start.slot = m->o.slot;
 		start.start_lsn = app.progress_lsn > m->slot.consistent_point ? app.progress_lsn
 		                                                              : m->slot.consistent_point;
+		if (attempt == 0)
+		{
+			furthest = start.start_lsn;
+			last_progress_ms = cli_now_ms();
+		}
+		m->stream_start_lsn = start.start_lsn;
 		start.proto_version = sd.cfg.proto_version;
 		start.publications = pubs;
 		start.messages = false;
@@ -1856,8 +1955,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		}
 		m->rcv = &rcv;
 		m->app = &app;
-		failing_since = 0;
-		backoff_ms = 1000;
+		attempt_ms = cli_now_ms();
 		if (attempt == 0)
 			event_say("StreamApply", "info", "streaming from %s%s", m->slot.name,
 			          app.replica_role ? "" : " (without session_replication_role = replica)");
@@ -1873,37 +1971,58 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 			break;
 		if (end == STREAM_CLOSED && errbuf[0] == '\0')
 			snprintf(errbuf, errlen, "the source ended the replication stream");
-		/* a lost connection to either server is retried; anything else stops the run */
-		if (!(end == STREAM_CLOSED || (end == STREAM_FAILED && apply_lost_target(&app))))
+		/*
+		 * A lost connection to either server is retried; what no reconnect can
+		 * heal (a message larger than the ring, a malformed message, an error
+		 * of the walsender's that would come again) and anything else stops
+		 * the run at once.
+		 */
+		if (!(end == STREAM_CLOSED || (end == STREAM_FAILED && apply_lost_target(&app))) ||
+		    (end == STREAM_CLOSED && rcv.failed && rcv.fatal))
 			goto done;
+		{
+			int64_t now = cli_now_ms();
+			pgo_lsn reached = atomic_load(&rcv.received_lsn);
+
+			if (app.committed_lsn > reached)
+				reached = app.committed_lsn;
+			if (reached > furthest || now - attempt_ms >= (int64_t)m->o.reconnect_max_wait * 1000)
+			{
+				furthest = reached > furthest ? reached : furthest;
+				last_progress_ms = now;
+				backoff_ms = 1000;
+			}
+		}
 	}
 	if (!receiver_stop(&rcv, errbuf, errlen))
 		goto done;
 	if (end == STREAM_STOPPED)
 	{
-		char lsn[PGO_LSN_STRLEN];
+		char lsn[PGO_LSN_STRLEN], cut[PGO_LSN_STRLEN];
 
 		if (m->timed_out)
 		{
 			snprintf(errbuf, errlen,
 			         "cutover timed out after %d s: applied up to %s of %s; nothing was cut over "
 			         "(the slot is kept); raise --cutover-timeout or check the target",
-			         m->o.cutover_timeout, pgo_lsn_format(app.committed_lsn, lsn),
-			         pgo_lsn_format(m->cutover_lsn, lsn));
+			         m->o.cutover_timeout, pgo_lsn_format(mig_applied_lsn(m, &app), lsn),
+			         pgo_lsn_format(m->cutover_lsn, cut));
 			goto done;
 		}
 		event_say("Cutover", "warning", "aborted: applied up to %s; the slot \"%s\" is kept",
-		          pgo_lsn_format(app.committed_lsn, lsn), m->o.slot);
+		          pgo_lsn_format(mig_applied_lsn(m, &app), lsn), m->o.slot);
 		rc = EXIT_ABORTED;
 		goto done;
 	}
 	{
 		event e;
-		char lsn[PGO_LSN_STRLEN];
+		char lsn[PGO_LSN_STRLEN], cut[PGO_LSN_STRLEN];
 		double secs = (double)(cli_now_ms() - m->start_ms) / 1000.0;
 
 		event_begin(&e, "Cutover");
-		event_str(&e, "applied_lsn", pgo_lsn_format(app.committed_lsn, lsn));
+		event_str(&e, "applied_lsn", pgo_lsn_format(mig_applied_lsn(m, &app), lsn));
+		if (m->cutover_lsn)
+			event_str(&e, "cutover_lsn", pgo_lsn_format(m->cutover_lsn, cut));
 		event_int(&e, "row_changes",
 		          (int64_t)(app.stats.inserts + app.stats.updates + app.stats.deletes));
 		event_int(&e, "transactions", (int64_t)app.stats.txns);
@@ -2030,9 +2149,27 @@ mig_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress)
 
 /* ------------------------------------------------------------------ Verify */
 
-/* Compare source and target; false when they differ (or could not be compared). */
-static bool
-mig_verify(mig *m, char *errbuf, size_t errlen)
+/* What the comparison before Complete found. */
+typedef enum mig_verified
+{
+	MIG_VERIFY_OFF,         /* --verify off */
+	MIG_VERIFY_EQUAL,       /* source and target are equal */
+	MIG_VERIFY_DIFFERENCES, /* they differ (named in the Verify event) */
+	MIG_VERIFY_UNVERIFIED   /* the comparison could not be made */
+} mig_verified;
+
+/* The Complete event's "verified" field. */
+static const char *
+mig_verified_name(mig_verified v)
+{
+	static const char *const names[] = {"off", "equal", "differences", "unverified"};
+
+	return names[v];
+}
+
+/* Compare source and target; the outcome, and unless equal a message in errbuf. */
+static mig_verified
+mig_verify(mig *m, int *differences, char *errbuf, size_t errlen)
 {
 	verify_opts vo = {0};
 	verify_result r;
@@ -2047,17 +2184,30 @@ mig_verify(mig *m, char *errbuf, size_t errlen)
 	vo.exclude_schemas = f.exclude_schemas;
 	vo.exclude_tables = f.exclude_tables;
 	vo.jobs = m->o.jobs;
-	event_say("Verify", "info", "comparing every table and sequence in scope");
+	vo.schema_only = strcmp(m->o.scope, "schema-only") == 0;
+	*differences = 0;
+	event_say("Verify", "info", "%s",
+	          vo.schema_only ? "comparing the schema (--dump-scope schema-only: no rows)"
+	                         : "comparing every table and sequence in scope");
 	if (!verify_run(&vo, &r, errbuf, errlen))
 	{
-		event_say("Verify", m->o.verify == 2 ? "error" : "warning", "could not verify: %s", errbuf);
-		return false;
+		char why[1024];
+
+		snprintf(why, sizeof(why), "%s", errbuf);
+		event_say("Verify", m->o.verify == 2 ? "error" : "warning", "could not verify: %s", why);
+		snprintf(errbuf, errlen,
+		         "could not compare source and target (%s): check them with pg_dbmigrator verify",
+		         why);
+		return MIG_VERIFY_UNVERIFIED;
 	}
 	equal = r.differences == 0;
+	*differences = r.differences;
 	event_begin(&e, "Verify");
 	if (!equal)
 		event_level(&e, m->o.verify == 2 ? "error" : "warning");
 	event_int(&e, "tables", r.ntables);
+	if (r.src_large_objects >= 0)
+		event_int(&e, "large_objects", r.src_large_objects);
 	event_int(&e, "differences", r.differences);
 	event_num(&e, "seconds", r.seconds);
 	if (equal)
@@ -2074,12 +2224,14 @@ mig_verify(mig *m, char *errbuf, size_t errlen)
 		event_end(&e, "source and target differ: %s%s%s", strbuf_data(&names),
 		          strbuf_len(&names) && r.details && r.details[0] ? "; " : "",
 		          r.details ? r.details : "");
-		snprintf(errbuf, errlen, "verification found %d difference%s (--verify strict)",
+		snprintf(errbuf, errlen,
+		         "verification found %d difference%s: the target is not an exact copy (see the "
+		         "Verify event; pg_dbmigrator verify shows them again)",
 		         r.differences, r.differences == 1 ? "" : "s");
 		strbuf_free(&names);
 	}
 	verify_free(&r);
-	return equal;
+	return equal ? MIG_VERIFY_EQUAL : MIG_VERIFY_DIFFERENCES;
 }
 
 /* ------------------------------------------------------------------ resume */
@@ -2671,25 +2823,37 @@ mig_run_all(mig *m, int argc, char **argv, char *errbuf, size_t errlen)
 				kids[i].done = true;
 				kids[i].status = code;
 				running--;
-				if (code == EXIT_ABORTED && rc == EXIT_OK)
+				/* the worst wins: failed, then aborted, then done with differences */
+				if (code == EXIT_DIFFERS && rc == EXIT_OK)
+					rc = EXIT_DIFFERS;
+				else if (code == EXIT_ABORTED && (rc == EXIT_OK || rc == EXIT_DIFFERS))
 					rc = EXIT_ABORTED;
-				else if (code != EXIT_OK && code != EXIT_ABORTED)
+				else if (code != EXIT_OK && code != EXIT_ABORTED && code != EXIT_DIFFERS)
 					rc = EXIT_ERROR;
-				event_say("Complete", code == EXIT_OK ? "info" : "error", "database %s: %s",
-				          kids[i].db,
+				event_say("Complete",
+				          code == EXIT_OK        ? "info"
+				          : code == EXIT_DIFFERS ? "warning"
+				                                 : "error",
+				          "database %s: %s", kids[i].db,
 				          code == EXIT_OK        ? "done"
+				          : code == EXIT_DIFFERS ? "done, but verification found differences"
 				          : code == EXIT_ABORTED ? "aborted"
 				                                 : "failed");
 			}
 	}
-	if (rc == EXIT_OK)
+	if (rc == EXIT_OK || rc == EXIT_DIFFERS)
 	{
 		event e;
 
 		event_begin(&e, "Complete");
+		if (rc == EXIT_DIFFERS)
+			event_level(&e, "warning");
+		if (rc == EXIT_DIFFERS)
+			event_str(&e, "verified", "differences");
 		event_int(&e, "databases", nkids);
 		event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
-		event_end(&e, "whole-server migration complete");
+		event_end(&e, "whole-server migration complete%s",
+		          rc == EXIT_OK ? "" : ", but verification found differences (see above)");
 	}
 	else
 		snprintf(errbuf, errlen, "not every database migrated (see above)");
@@ -2708,6 +2872,9 @@ cmd_migrate(int argc, char **argv)
 	struct sigaction sa;
 	int64_t t0 = cli_now_ms();
 	const char *bindir = getenv("PG_BINDIR");
+	mig_verified verified = MIG_VERIFY_OFF;
+	int differences = 0;
+	bool verify_failed = false;
 
 	memset(&m, 0, sizeof(m));
 	if (!mig_parse(argc, argv, &m.o, &help))
@@ -2832,8 +2999,11 @@ cmd_migrate(int argc, char **argv)
 			mig_sequence_sync(&m);
 	}
 	mig_cleanup(&m, !m.o.keep_slot, true, true);
-	if (m.o.verify && !mig_verify(&m, err, sizeof(err)) && m.o.verify == 2)
+	verified = m.o.verify ? mig_verify(&m, &differences, err, sizeof(err)) : MIG_VERIFY_OFF;
+	if (m.o.verify == 2 && verified != MIG_VERIFY_EQUAL)
 	{
+		/* --verify strict: not Complete; a --resume verifies again */
+		verify_failed = true;
 		rc = EXIT_ERROR;
 		goto done;
 	}
@@ -2841,14 +3011,25 @@ cmd_migrate(int argc, char **argv)
 		goto done;
 	{
 		event e;
+		bool clean = verified == MIG_VERIFY_EQUAL || verified == MIG_VERIFY_OFF;
 
+		/* done and cut over; a target known (or not known) to differ is not a clean success */
 		event_begin(&e, "Complete");
+		if (!clean)
+			event_level(&e, "warning");
+		event_str(&e, "verified", mig_verified_name(verified));
+		if (verified == MIG_VERIFY_DIFFERENCES)
+			event_int(&e, "differences", differences);
 		event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
-		event_end(&e, "%s migration complete", m.o.online ? "online" : "offline");
+		if (clean)
+			event_end(&e, "%s migration complete", m.o.online ? "online" : "offline");
+		else
+			event_end(&e, "%s migration complete, but %s (exit %d)",
+			          m.o.online ? "online" : "offline", err, EXIT_DIFFERS);
+		rc = clean ? EXIT_OK : EXIT_DIFFERS;
 	}
-	rc = EXIT_OK;
 done:
-	if (rc != EXIT_OK)
+	if (rc != EXIT_OK && rc != EXIT_DIFFERS)
 	{
 		if (err[0])
 			event_say(rc == EXIT_ABORTED ? "Aborted" : "Error", "error", "%s", err);
@@ -2856,10 +3037,19 @@ done:
 			event_say("Error", "info",
 			          "nothing was cut over; the target holds a partial copy: start over with "
 			          "--force-clean --drop-target-first");
+		else if (verify_failed)
+			event_say("Error", "info",
+			          "the migration is done%s, but the target is not known to equal the source "
+			          "(--verify strict): fix the target, then run again with --resume to "
+			          "verify and complete",
+			          m.o.online ? " and cut over" : "");
 		else if (rc == EXIT_ERROR && m.have_token && m.token.stage >= RESUME_DUMPED)
 			event_say("Error", "info",
-			          "the slot and the dump are kept: fix the cause and run again with --resume, "
-			          "or start over with --force-clean");
+			          m.o.online ? "the slot and the dump are kept: fix the cause and run again "
+			                       "with --resume, or start over with --force-clean"
+			                     : "the dump is kept: fix the cause and run again with --resume "
+			                       "(the restore starts again from the dump), or start over with "
+			                       "--force-clean");
 		else if (rc == EXIT_ERROR && m.wrote_token)
 		{
 			/* nothing to resume from: leave no slot holding WAL; --resume starts over */

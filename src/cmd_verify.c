@@ -20,7 +20,8 @@ verify_usage(FILE *f)
 {
 	fprintf(f, "pg_dbmigrator verify compares a source and a target database: every table's row\n"
 	           "count and content checksum (COPY of both sides at once, rows hashed with XXH3,\n"
-	           "order-independent), sequences, and the names of tables, indexes and constraints.\n"
+	           "order-independent), sequences, the names of tables, indexes and constraints,\n"
+	           "and large objects.\n"
 	           "\n"
 	           "Usage:\n"
 	           "  pg_dbmigrator verify --source URI --target URI [options]\n"
@@ -33,7 +34,11 @@ verify_usage(FILE *f)
 	           "  --json                       one JSON object\n"
 	           "  --help\n"
 	           "\n"
-	           "Exit codes: 0 equal, 1 a difference (named), 2 bad usage.\n");
+	           "Large objects are compared too (by OID: size and content hash) unless the\n"
+	           "tables are filtered.\n"
+	           "\n"
+	           "Exit codes: 0 equal, 4 differences (each named), 1 could not compare (the\n"
+	           "message says why), 2 bad usage.\n");
 }
 
 int
@@ -158,7 +163,7 @@ cmd_verify(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	verify_print(&r, json, stdout);
-	c = r.differences ? EXIT_ERROR : EXIT_OK;
+	c = r.differences ? EXIT_DIFFERS : EXIT_OK;
 	verify_free(&r);
 	return c;
 }

@@ -35,22 +35,45 @@
 /* How long the end of the stream may take after CopyDone. */
 #define RECEIVER_END_TIMEOUT_MS 10000
 
-/* Record the thread's failure (the first one wins): what, libpq's detail, positions. */
+/*
+ * Record the thread's failure (the first one wins): what, libpq's detail, and
+ * the positions. Before anything arrives or is acknowledged in this stream,
+ * the position it started from stands for both (everything before it is on
+ * the consumer's side already), so no message says 0/0.
+ */
 static void
-receiver_fail(receiver *r, const char *what, const char *detail)
+receiver_fail_as(receiver *r, bool fatal, const char *what, const char *detail)
 {
-	char recv[PGO_LSN_STRLEN], flush[PGO_LSN_STRLEN];
+	char recv[PGO_LSN_STRLEN], flush[PGO_LSN_STRLEN], where[96];
 	size_t n = detail ? strlen(detail) : 0;
+	pgo_lsn received = atomic_load(&r->received_lsn), acked = atomic_load(&r->flush_lsn);
+	pgo_lsn start = r->rc->start_lsn;
 
 	if (r->failed)
 		return;
 	while (n > 0 && (detail[n - 1] == '\n' || detail[n - 1] == ' '))
 		n--;
-	snprintf(r->errmsg, sizeof(r->errmsg), "%s%s%.*s (last received %s, last acknowledged %s)",
-	         what, n ? ": " : "", (int)n, n ? detail : "",
-	         pgo_lsn_format(atomic_load(&r->received_lsn), recv),
-	         pgo_lsn_format(atomic_load(&r->flush_lsn), flush));
+	if (acked == 0)
+		acked = start;
+	if (received != 0)
+		snprintf(where, sizeof(where), "last received %s, last acknowledged %s",
+		         pgo_lsn_format(received, recv), pgo_lsn_format(acked, flush));
+	else if (start != 0)
+		snprintf(where, sizeof(where), "nothing received since streaming started at %s",
+		         pgo_lsn_format(start, recv));
+	else
+		snprintf(where, sizeof(where), "nothing received from the slot's confirmed position");
+	snprintf(r->errmsg, sizeof(r->errmsg), "%s%s%.*s (%s)", what, n ? ": " : "", (int)n,
+	         n ? detail : "", where);
+	r->fatal = fatal;
 	r->failed = true;
+}
+
+/* A failure a new connection may heal (a lost connection, a restarted server). */
+static void
+receiver_fail(receiver *r, const char *what, const char *detail)
+{
+	receiver_fail_as(r, false, what, detail);
 }
 
 /* Send a standby status update with the consumer's flush position. */
@@ -119,7 +142,20 @@ receiver_fail_copy_end(receiver *r)
 	PGresult *res = PQgetResult(conn);
 
 	if (res && PQresultStatus(res) == PGRES_FATAL_ERROR)
-		receiver_fail(r, "the source ended replication with an error", PQresultErrorMessage(res));
+	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		/*
+		 * What the walsender would say again on a new connection: a
+		 * publication missing (42704) or not permitted (42501), a value it
+		 * cannot convert (class 22), something unsupported (0A000). A
+		 * terminated walsender, a restart or a busy slot heals.
+		 */
+		bool fatal = state && (strcmp(state, "42704") == 0 || strcmp(state, "42501") == 0 ||
+		                       strncmp(state, "22", 2) == 0 || strcmp(state, "0A000") == 0);
+
+		receiver_fail_as(r, fatal, "the source ended replication with an error",
+		                 PQresultErrorMessage(res));
+	}
 	else
 		receiver_fail(r, "the source ended replication unexpectedly", NULL);
 	PQclear(res);
@@ -157,12 +193,15 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 			return false; /* the consumer is gone */
 		if (st == RING_TOO_BIG)
 		{
-			char lsn[PGO_LSN_STRLEN], what[256];
+			/* it comes again after every reconnect: only a larger ring gets past it */
+			char lsn[PGO_LSN_STRLEN], what[320];
+			size_t mb = (x->len + 1 + RING_HEADER_SIZE + (1u << 20) - 1) >> 20;
 
 			snprintf(what, sizeof(what),
-			         "a %zu-byte message at %s does not fit in the ring; raise --ring-size", x->len,
-			         pgo_lsn_format(x->data_start, lsn));
-			receiver_fail(r, what, NULL);
+			         "a %zu-byte message at %s does not fit in the %zu-byte ring: raise "
+			         "--ring-size to at least %zuMB and run again",
+			         x->len, pgo_lsn_format(x->data_start, lsn), r->ring->capacity, mb);
+			receiver_fail_as(r, true, what, NULL);
 			return false;
 		}
 		/* RING_TIMEOUT: the consumer is slow; keep the walsender content */
@@ -333,7 +372,8 @@ receiver_main(void *arg)
 			char line[256];
 
 			pgo_error_format(&perr, line, sizeof(line));
-			receiver_fail(r, "malformed replication message from the source", line);
+			/* the same bytes come again after a reconnect */
+			receiver_fail_as(r, true, "malformed replication message from the source", line);
 			PQfreemem(buf);
 			break;
 		}

@@ -465,6 +465,7 @@ replconn_start(replconn *rc, const replstart *opts, char *errbuf, size_t errlen)
 	res = PQexec(rc->conn, cmd);
 	ok = PQresultStatus(res) == PGRES_COPY_BOTH;
 	rc->slot_busy = false;
+	rc->start_lsn = opts->start_lsn;
 	if (!ok)
 	{
 		char what[128];

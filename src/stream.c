@@ -154,7 +154,9 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 				if (apply_poll(a))
 					stream_ack(&s, a->committed_lsn);
 			}
-			snprintf(errbuf, errlen, "malformed message from the source at %s: %s",
+			snprintf(errbuf, errlen,
+			         "malformed message from the source at %s: %s (the same message would come "
+			         "again after a reconnect: please report this)",
 			         pgo_lsn_format(rec.tag, where), detail);
 			return STREAM_FAILED;
 		}

@@ -306,6 +306,212 @@ static const char owned_sequences[] =
     "WHERE s.relkind = 'S' AND format('%I.%I', tn.nspname, t.relname) = ANY ($1::text[]) "
     "ORDER BY 1";
 
+/* ------------------------------------------------------------ large objects */
+
+#define VERIFY_LO_CHUNK   (1024 * 1024) /* bytes read per lo_get */
+#define VERIFY_LO_BATCH   "1000"        /* OIDs fetched at a time */
+#define VERIFY_LO_DETAILS 20            /* differences named one by one */
+
+/* One side's large objects: a cursor over their OIDs, in order. */
+typedef struct verify_lo_side
+{
+	PGconn *conn;   /* borrowed: in the side's snapshot */
+	PGresult *page; /* owned: the current batch of OIDs */
+	int row;        /* next row of page */
+	bool done;
+	int64_t count;
+} verify_lo_side;
+
+/* Open the cursor over the OIDs. */
+static bool
+verify_lo_open(verify_lo_side *v, PGconn *c)
+{
+	memset(v, 0, sizeof(*v));
+	v->conn = c;
+	return verify_command(c, "DECLARE pg_dbmigrator_lo NO SCROLL CURSOR FOR SELECT oid FROM "
+	                         "pg_catalog.pg_largeobject_metadata ORDER BY oid");
+}
+
+/* The next OID, in *oid; false at the end (or on an error: v->done and v->page NULL). */
+static bool
+verify_lo_next(verify_lo_side *v, unsigned long *oid)
+{
+	if (v->done)
+		return false;
+	if (v->page == NULL || v->row >= PQntuples(v->page))
+	{
+		PQclear(v->page);
+		v->page = PQexec(v->conn, "FETCH " VERIFY_LO_BATCH " FROM pg_dbmigrator_lo");
+		v->row = 0;
+		if (PQresultStatus(v->page) != PGRES_TUPLES_OK || PQntuples(v->page) == 0)
+		{
+			v->done = true;
+			return false;
+		}
+	}
+	*oid = strtoul(PQgetvalue(v->page, v->row++, 0), NULL, 10);
+	v->count++;
+	return true;
+}
+
+/* Did the cursor end because it failed? */
+static bool
+verify_lo_failed(const verify_lo_side *v)
+{
+	return v->page == NULL || PQresultStatus(v->page) != PGRES_TUPLES_OK;
+}
+
+/* Size and XXH3 hash of one large object, read in pieces; false with the server's message. */
+static bool
+verify_lo_hash(PGconn *c, unsigned long oid, int64_t *size, uint64_t *hash, char *err,
+               size_t errlen)
+{
+	XXH3_state_t *st = XXH3_createState();
+	char oidtext[24], offtext[24], lentext[24];
+	const char *params[3] = {oidtext, offtext, lentext};
+	bool ok = st != NULL;
+
+	*size = 0;
+	if (!ok)
+		snprintf(err, errlen, "out of memory");
+	else
+		XXH3_64bits_reset(st);
+	snprintf(oidtext, sizeof(oidtext), "%lu", oid);
+	snprintf(lentext, sizeof(lentext), "%d", VERIFY_LO_CHUNK);
+	while (ok)
+	{
+		PGresult *res;
+		int n;
+
+		snprintf(offtext, sizeof(offtext), "%lld", (long long)*size);
+		res = PQexecParams(c, "SELECT pg_catalog.lo_get($1::oid, $2::bigint, $3::int)", 3, NULL,
+		                   params, NULL, NULL, 1);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		{
+			snprintf(err, errlen, "%s", PQerrorMessage(c));
+			PQclear(res);
+			ok = false;
+			break;
+		}
+		n = PQgetlength(res, 0, 0);
+		XXH3_64bits_update(st, PQgetvalue(res, 0, 0), (size_t)n);
+		*size += n;
+		PQclear(res);
+		if (n < VERIFY_LO_CHUNK)
+			break;
+	}
+	if (ok)
+		*hash = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return ok;
+}
+
+/* Add a line to details; out of memory only loses the line (the counts stand). */
+static void
+verify_note(strbuf *details, const char *line)
+{
+	if (!strbuf_append_cstr(details, line))
+		return;
+}
+
+/* One large-object difference: named among the first few, counted always. */
+static void
+verify_lo_differs(verify_result *r, strbuf *details, unsigned long oid, const char *what)
+{
+	char line[128];
+
+	r->large_object_differences++;
+	r->differences++;
+	if (r->large_object_differences <= VERIFY_LO_DETAILS)
+	{
+		snprintf(line, sizeof(line), "large object %lu: %s\n", oid, what);
+		verify_note(details, line);
+	}
+}
+
+/*
+ * Compare the large objects of both sides by OID (a merge of two ordered
+ * cursors), each present on both by its size and content hash. A side that
+ * cannot be read (a role without SELECT on them) is a difference, not a
+ * silent pass.
+ */
+static void
+verify_large_objects(PGconn *src, PGconn *tgt, verify_result *r, strbuf *details)
+{
+	verify_lo_side a = {0}, b = {0};
+	unsigned long x = 0, y = 0;
+	bool have_x, have_y;
+	char err[512] = "";
+
+	if (!verify_lo_open(&a, src) || !verify_lo_open(&b, tgt))
+	{
+		snprintf(err, sizeof(err), "%s%s", PQerrorMessage(src), PQerrorMessage(tgt));
+		goto failed;
+	}
+	have_x = verify_lo_next(&a, &x);
+	have_y = verify_lo_next(&b, &y);
+	while (have_x || have_y)
+	{
+		if (have_x && (!have_y || x < y))
+		{
+			verify_lo_differs(r, details, x, "only on the source");
+			have_x = verify_lo_next(&a, &x);
+		}
+		else if (have_y && (!have_x || y < x))
+		{
+			verify_lo_differs(r, details, y, "only on the target");
+			have_y = verify_lo_next(&b, &y);
+		}
+		else
+		{
+			int64_t sa, sb;
+			uint64_t ha = 0, hb = 0;
+
+			if (!verify_lo_hash(src, x, &sa, &ha, err, sizeof(err)) ||
+			    !verify_lo_hash(tgt, y, &sb, &hb, err, sizeof(err)))
+				goto failed;
+			if (sa != sb || ha != hb)
+				verify_lo_differs(r, details, x, "content differs");
+			have_x = verify_lo_next(&a, &x);
+			have_y = verify_lo_next(&b, &y);
+		}
+	}
+	if (verify_lo_failed(&a) || verify_lo_failed(&b))
+	{
+		snprintf(err, sizeof(err), "%s%s", PQerrorMessage(src), PQerrorMessage(tgt));
+		goto failed;
+	}
+	if (r->large_object_differences > VERIFY_LO_DETAILS)
+	{
+		char line[128];
+
+		snprintf(line, sizeof(line), "... and %d more large objects differ\n",
+		         r->large_object_differences - VERIFY_LO_DETAILS);
+		verify_note(details, line);
+	}
+	r->src_large_objects = a.count;
+	r->tgt_large_objects = b.count;
+	PQclear(a.page);
+	PQclear(b.page);
+	return;
+failed:
+	r->differences++;
+	r->large_object_differences++;
+	r->src_large_objects = a.count;
+	r->tgt_large_objects = b.count;
+	{
+		size_t n = strlen(err);
+
+		while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+			err[--n] = '\0';
+	}
+	verify_note(details, "large objects: could not compare them: ");
+	verify_note(details, err);
+	verify_note(details, "\n");
+	PQclear(a.page);
+	PQclear(b.page);
+}
+
 bool
 verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen)
 {
@@ -382,10 +588,16 @@ verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen)
 		jobs = 64;
 	if (jobs > n)
 		jobs = n > 0 ? n : 1;
-	for (int j = 0; j < jobs; j++)
+	if (o->schema_only)
+	{
+		/* no rows to compare: a table matches when it is there */
+		for (int i = 0; i < n; i++)
+			r->tables[i].match = !r->tables[i].missing;
+	}
+	for (int j = 0; j < jobs && !o->schema_only; j++)
 		if (pthread_create(&threads[j], NULL, verify_worker, &sh) == 0)
 			started++;
-	if (started == 0)
+	if (started == 0 && !o->schema_only)
 		verify_worker(&sh);
 	for (int j = 0; j < started; j++)
 		pthread_join(threads[j], NULL);
@@ -434,6 +646,9 @@ verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen)
 			/* with filters, only the sequences of the tables in scope are compared beyond them */
 			if (q > 0 && scope_filtered(&f))
 				break;
+			/* a schema-only copy has no sequence values */
+			if (q == 0 && o->schema_only)
+				continue;
 			if (scope_filtered(&f))
 			{
 				sql = owned_sequences;
@@ -451,6 +666,10 @@ verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen)
 			    verify_compare_lines(queries[q][0], strbuf_data(&a), strbuf_data(&b), &details);
 		}
 	}
+	/* large objects last: a side that may not read them aborts its snapshot's transaction */
+	r->src_large_objects = r->tgt_large_objects = -1;
+	if (!scope_filtered(&f) && !o->schema_only)
+		verify_large_objects(csrc, ctgt, r, &details);
 	r->details = strdup(strbuf_data(&details));
 	r->bytes = atomic_load(&sh.bytes);
 	r->seconds = (double)(cli_now_ms() - t0) / 1000.0;
@@ -494,7 +713,14 @@ verify_print(const verify_result *r, bool json, FILE *f)
 			    !strbuf_append_char(&sb, '}'))
 				break;
 		}
-		if (strbuf_append_cstr(&sb, "],\"details\":") &&
+		if (strbuf_append_char(&sb, ']') &&
+		    (r->src_large_objects < 0 ||
+		     strbuf_appendf(&sb,
+		                    ",\"large_objects\":{\"source\":%lld,\"target\":%lld,"
+		                    "\"differences\":%d}",
+		                    (long long)r->src_large_objects, (long long)r->tgt_large_objects,
+		                    r->large_object_differences)) &&
+		    strbuf_append_cstr(&sb, ",\"details\":") &&
 		    strbuf_append_json_string(&sb, r->details ? r->details : "",
 		                              r->details ? strlen(r->details) : 0) &&
 		    strbuf_append_cstr(&sb, "}\n"))
@@ -515,6 +741,10 @@ verify_print(const verify_result *r, bool json, FILE *f)
 		fprintf(f, "%-40s %14lld %14s  %s%s%s\n", t->name, (long long)t->src_rows, tgt,
 		        t->match ? "yes" : "NO", t->error ? ": " : "", t->error ? t->error : "");
 	}
+	if (r->src_large_objects > 0 || r->tgt_large_objects > 0)
+		fprintf(f, "large objects: %lld on the source, %lld on the target, %d differ%s\n",
+		        (long long)r->src_large_objects, (long long)r->tgt_large_objects,
+		        r->large_object_differences, r->large_object_differences == 1 ? "s" : "");
 	if (r->details && r->details[0])
 		fputs(r->details, f);
 	fprintf(f, "%d difference%s; %d tables, %.1f MB compared in %.2f s\n", r->differences,
