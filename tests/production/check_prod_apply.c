@@ -93,9 +93,9 @@ static int
 bench(const char *name, const char *const extra[], char **out, char **err)
 {
 	char upto[32];
-	const char *argv[40] = {pgt_tool(),    "bench", "--source",      src_conn, "--target", tgt_conn,
-	                        "--slot-name", name,    "--publication", name,     "--json",   "--endpos",
-	                        upto};
+	const char *argv[40] = {pgt_tool(), "bench",       "--source", src_conn,        "--target",
+	                        tgt_conn,   "--slot-name", name,       "--publication", name,
+	                        "--json",   "--endpos",    upto};
 	int n = 13, rc;
 	pgt_proc p;
 
@@ -206,7 +206,8 @@ START_TEST(composite_domain_enum_and_array_keys_find_their_rows)
 	both("CREATE TABLE loose (p pair, d posint, m mood, a int[], pa pair[], note text)");
 	both("ALTER TABLE loose REPLICA IDENTITY FULL");
 	publish("kinds", "pairs, doms, loose");
-	pgt_exec(src, "INSERT INTO pairs SELECT ROW(g, 'x' || g)::pair, g FROM generate_series(1, 6) g");
+	pgt_exec(src,
+	         "INSERT INTO pairs SELECT ROW(g, 'x' || g)::pair, g FROM generate_series(1, 6) g");
 	pgt_exec(src, "INSERT INTO doms SELECT g, 'ok', ARRAY['t' || g, NULL], g "
 	              "FROM generate_series(1, 6) g");
 	pgt_exec(src, "INSERT INTO loose SELECT ROW(g, 'y')::pair, g, 'happy', ARRAY[g, g], "
@@ -289,9 +290,20 @@ migrate_online(const char *db, const char *const writes[], const char *const ext
                char **err)
 {
 	char s[256], t[256], dump[512];
-	const char *argv[40] = {pgt_tool(), "--mode", "online", "--source",         s,   "--target",
-	                        t,          "--json", "--dump-path", dump, "--cutover-poll-secs", "1",
-	                        "--slot-name", db};
+	const char *argv[40] = {pgt_tool(),
+	                        "--mode",
+	                        "online",
+	                        "--source",
+	                        s,
+	                        "--target",
+	                        t,
+	                        "--json",
+	                        "--dump-path",
+	                        dump,
+	                        "--cutover-poll-secs",
+	                        "1",
+	                        "--slot-name",
+	                        db};
 	int n = 14, rc;
 	pgt_proc tool;
 	PGconn *w;
@@ -339,13 +351,12 @@ utf8_hash(PGconn *conn, const char *table, char *buf, size_t size)
 
 START_TEST(a_latin1_source_streams_into_a_utf8_target)
 {
-	const char *writes[] = {
-	    "INSERT INTO menu VALUES (3, 'Ærø', 'smørrebrød')",
-	    "INSERT INTO \"größe\" VALUES (2, 'ß')",
-	    "UPDATE menu SET dish = 'crème brûlée' WHERE id = 1",
-	    "UPDATE \"größe\" SET \"maß\" = 'straße' WHERE id = 1",
-	    "DELETE FROM menu WHERE id = 2",
-	    NULL};
+	const char *writes[] = {"INSERT INTO menu VALUES (3, 'Ærø', 'smørrebrød')",
+	                        "INSERT INTO \"größe\" VALUES (2, 'ß')",
+	                        "UPDATE menu SET dish = 'crème brûlée' WHERE id = 1",
+	                        "UPDATE \"größe\" SET \"maß\" = 'straße' WHERE id = 1",
+	                        "DELETE FROM menu WHERE id = 2",
+	                        NULL};
 	char x[128], y[128], *out, *err;
 	PGconn *s, *t;
 	int rc;
@@ -380,8 +391,8 @@ END_TEST
 START_TEST(a_leftover_progress_row_of_an_earlier_run_is_not_trusted)
 {
 	const char *writes[] = {"INSERT INTO acct SELECT g, g FROM generate_series(11, 20) g",
-	                        "UPDATE acct SET bal = 0 WHERE id <= 5", "DELETE FROM acct WHERE id = 10",
-	                        NULL};
+	                        "UPDATE acct SET bal = 0 WHERE id <= 5",
+	                        "DELETE FROM acct WHERE id = 10", NULL};
 	char sql[512], ahead[64], *out, *err;
 	PGconn *s, *t;
 	int rc;
@@ -400,8 +411,7 @@ START_TEST(a_leftover_progress_row_of_an_earlier_run_is_not_trusted)
 	pgt_exec(t, "CREATE TABLE _pg_dbmigrator.apply_progress (slot_name text PRIMARY KEY, "
 	            "lsn pg_lsn NOT NULL, applied_at timestamptz NOT NULL)");
 	snprintf(sql, sizeof(sql),
-	         "INSERT INTO _pg_dbmigrator.apply_progress VALUES ('bank', '%s', now())",
-	         ahead);
+	         "INSERT INTO _pg_dbmigrator.apply_progress VALUES ('bank', '%s', now())", ahead);
 	pgt_exec(t, sql);
 	rc = migrate_online("bank", writes, NULL, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, tail(err));
@@ -425,9 +435,10 @@ prod_apply_suite(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 600);
 	/* PGDBM_PROD_ONLY=word: only the stories whose name has it (while developing) */
-#define ADD(test)                                                          \
-	do                                                                     \
-		if (only == NULL || strstr(#test, only)) tcase_add_test(tc, test); \
+#define ADD(test)                                \
+	do                                           \
+		if (only == NULL || strstr(#test, only)) \
+			tcase_add_test(tc, test);            \
 	while (0)
 	ADD(identity_columns_take_small_inserts_and_updates);
 	ADD(an_apply_error_names_the_table_the_statement_and_the_lsn);
