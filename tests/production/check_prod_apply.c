@@ -20,8 +20,13 @@
  *    streaming (they stopped the apply as invalid UTF-8);
  *  - online: a progress row left on the target by an earlier run with the same
  *    slot name is not trusted (it skipped every change below its LSN);
+ *  - online: a --resume whose progress row belongs to another run refuses,
+ *    and goes on once the row is its own again;
+ *  - online: the production-shaped schema (identity columns, composite,
+ *    domain and enum keys, a FULL identity table of them, a table with no
+ *    columns) migrated while written to, into the NOSUPERUSER target;
  *  - online: a migration stopped by a missing row goes on with --resume
- *    --on-missing-row skip (the option existed only in bench).
+ *    --skip-lsn, then --resume --on-missing-row skip (both only in bench).
  */
 #include "config.h"
 
@@ -281,15 +286,14 @@ END_TEST
 /* ---------------------------------------------------------------- online */
 
 /*
- * An online migration of db (source as a superuser, target as the owning
- * role app): once caught up, run writes on the source, then Ctrl+C. Returns
- * the exit code; out/err the tool's stdout and stderr.
+ * Start an online migration of db (source as a superuser, target as the
+ * owning role app; the dump path and the slot named after db, so that a
+ * --resume finds them).
  */
-static int
-migrate_online(const char *db, const char *const writes[], const char *const extra[], char **out,
-               char **err)
+static void
+mig_start(pgt_proc *tool, const char *db, const char *const extra[])
 {
-	char s[256], t[256], dump[512];
+	static char s[256], t[256], dump[512];
 	const char *argv[40] = {pgt_tool(),
 	                        "--mode",
 	                        "online",
@@ -304,9 +308,7 @@ migrate_online(const char *db, const char *const writes[], const char *const ext
 	                        "1",
 	                        "--slot-name",
 	                        db};
-	int n = 14, rc;
-	pgt_proc tool;
-	PGconn *w;
+	int n = 14;
 
 	pgt_connstr(&src_server, db, s, sizeof(s));
 	pgt_connstr_as(&tgt_server, db, "app", t, sizeof(t));
@@ -314,26 +316,63 @@ migrate_online(const char *db, const char *const writes[], const char *const ext
 	for (int i = 0; extra && extra[i]; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	pgt_spawn(&tool, argv, NULL);
-	if (!pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 90))
-	{
-		kill(tool.pid, SIGKILL);
-		*out = pgt_slurp(&tool);
-		pgt_wait(&tool, 30);
-		*err = pgt_stderr(&tool);
-		return -1;
-	}
-	w = pgt_connect(&src_server, db);
+	pgt_spawn(tool, argv, NULL);
+}
+
+/* Wait until the tool is caught up; false (the tool killed) if it never is. */
+static bool
+mig_caught_up(pgt_proc *tool)
+{
+	if (pgt_wait_for_text(tool->err_path, "stage=CaughtUp", 90))
+		return true;
+	kill(tool->pid, SIGKILL);
+	return false;
+}
+
+/* Run writes on the source's db (as UTF-8 text). */
+static void
+mig_writes(const char *db, const char *const writes[])
+{
+	PGconn *w = pgt_connect(&src_server, db);
+
 	pgt_exec(w, "SET client_encoding TO 'UTF8'");
 	for (int i = 0; writes && writes[i]; i++)
 		pgt_exec(w, writes[i]);
 	PQfinish(w);
-	sleep(2); /* streamed before the cutover */
-	kill(tool.pid, SIGINT);
-	*out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	*err = pgt_stderr(&tool);
+}
+
+/* Ctrl+C after the writes had time to stream (unless ctrl_c is false); the exit code. */
+static int
+mig_finish(pgt_proc *tool, bool ctrl_c, char **out, char **err)
+{
+	int rc;
+
+	if (ctrl_c)
+	{
+		sleep(2);
+		kill(tool->pid, SIGINT);
+	}
+	*out = pgt_slurp(tool);
+	rc = pgt_wait(tool, 120);
+	*err = pgt_stderr(tool);
 	return rc;
+}
+
+/* An online migration of db with writes once caught up, cut over by Ctrl+C. */
+static int
+migrate_online(const char *db, const char *const writes[], const char *const extra[], char **out,
+               char **err)
+{
+	pgt_proc tool;
+
+	mig_start(&tool, db, extra);
+	if (!mig_caught_up(&tool))
+	{
+		mig_finish(&tool, false, out, err);
+		return -1;
+	}
+	mig_writes(db, writes);
+	return mig_finish(&tool, true, out, err);
 }
 
 /* Rows of table in id order as UTF-8 bytes, hashed (equal whatever the database encoding). */
@@ -425,6 +464,192 @@ START_TEST(a_leftover_progress_row_of_an_earlier_run_is_not_trusted)
 }
 END_TEST
 
+START_TEST(a_production_schema_migrates_online_into_a_nosuperuser_target)
+{
+	const char *writes[] = {"INSERT INTO orders (note, m) VALUES ('w1', 'ok')",
+	                        "INSERT INTO orders (note, m) VALUES ('w2', 'sad')",
+	                        "UPDATE orders SET note = 'updated' WHERE id = 1",
+	                        "DELETE FROM orders WHERE id = 2",
+	                        "INSERT INTO notes (note) VALUES ('n')",
+	                        "UPDATE notes SET note = 'm' WHERE id = 1",
+	                        "UPDATE pairs SET v = v + 1",
+	                        "DELETE FROM pairs WHERE (k).a = 2",
+	                        "UPDATE pairs SET k = ROW(99, 'q')::pair WHERE (k).a = 3",
+	                        "UPDATE doms SET tags = ARRAY['x'] WHERE k = 1",
+	                        "DELETE FROM doms WHERE k = 2",
+	                        "UPDATE loose SET note = 'c' WHERE d = 1",
+	                        "DELETE FROM loose WHERE d = 2",
+	                        "INSERT INTO nothing DEFAULT VALUES",
+	                        "DELETE FROM nothing WHERE ctid = (SELECT min(ctid) FROM nothing)",
+	                        NULL};
+	const char *tables[] = {"orders", "notes", "pairs", "doms", "loose", NULL};
+	char x[64], y[64], *out, *err;
+	PGconn *s, *t;
+	int rc;
+
+	pgt_owned_database(src_admin, "shop", "app");
+	pgt_owned_database(tgt_admin, "shop", "app");
+	s = pgt_connect(&src_server, "shop");
+	pgt_exec(s, "SET ROLE app");
+	pgt_exec(s, "CREATE TYPE pair AS (a int, b text)");
+	pgt_exec(s, "CREATE DOMAIN posint AS int CHECK (VALUE > 0)");
+	pgt_exec(s, "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')");
+	pgt_exec(s, "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+	            "note text, m mood)");
+	pgt_exec(s, "CREATE TABLE notes (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "
+	            "note text)");
+	pgt_exec(s, "CREATE TABLE pairs (k pair PRIMARY KEY, v int)");
+	pgt_exec(s, "CREATE TABLE doms (k posint PRIMARY KEY, tags text[])");
+	pgt_exec(s, "CREATE TABLE loose (p pair, d posint, m mood, a int[], note text)");
+	pgt_exec(s, "ALTER TABLE loose REPLICA IDENTITY FULL");
+	pgt_exec(s, "CREATE TABLE nothing ()");
+	pgt_exec(s, "ALTER TABLE nothing REPLICA IDENTITY FULL");
+	pgt_exec(s,
+	         "INSERT INTO orders (note, m) SELECT 'o' || g, 'happy' FROM generate_series(1, 5) g");
+	pgt_exec(s, "INSERT INTO notes (note) SELECT 'n' || g FROM generate_series(1, 5) g");
+	pgt_exec(s, "INSERT INTO pairs SELECT ROW(g, 'p' || g)::pair, g FROM generate_series(1, 5) g");
+	pgt_exec(s, "INSERT INTO doms SELECT g, ARRAY['t'] FROM generate_series(1, 5) g");
+	pgt_exec(s, "INSERT INTO loose SELECT ROW(g, 'l')::pair, g, 'ok', ARRAY[g], 'n' "
+	            "FROM generate_series(1, 3) g");
+	pgt_exec(s, "INSERT INTO nothing SELECT FROM generate_series(1, 3)");
+	rc = migrate_online("shop", writes, NULL, &out, &err);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, tail(err));
+	t = pgt_connect(&tgt_server, "shop");
+	for (int i = 0; tables[i]; i++)
+		pgt_assert_same(s, t, tables[i]);
+	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM nothing", x, sizeof(x)),
+	                 pgt_value(s, "SELECT count(*) FROM nothing", y, sizeof(y)));
+	/* the application goes on on the target: the identity continues after the source's */
+	pgt_exec(t, "SET ROLE app");
+	pgt_exec(t, "INSERT INTO orders (note) VALUES ('after cutover')");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+/* The LSN after "--skip-lsn " in text, into buf. */
+static const char *
+skip_lsn_in(const char *text, char *buf, size_t size)
+{
+	const char *at = strstr(text, "--skip-lsn ");
+
+	ck_assert_msg(at != NULL, "no --skip-lsn in: %s", tail(text));
+	snprintf(buf, size, "%.*s", (int)strcspn(at + 11, " \n\"),;"), at + 11);
+	return buf;
+}
+
+START_TEST(a_migration_stopped_by_a_missing_row_goes_on_with_resume)
+{
+	const char *resume_skip[] = {"--resume", "--skip-lsn", NULL, "--verify", "off", NULL};
+	const char *resume_go_on[] = {"--resume", "--on-missing-row", "skip", "--verify", "off", NULL};
+	char lsn[64], *out, *err;
+	pgt_proc tool;
+	PGconn *s, *t;
+	int rc;
+
+	pgt_owned_database(src_admin, "ledger", "app");
+	pgt_owned_database(tgt_admin, "ledger", "app");
+	s = pgt_connect(&src_server, "ledger");
+	pgt_exec(s, "SET ROLE app");
+	pgt_exec(s, "CREATE TABLE acct (id int PRIMARY KEY, bal int)");
+	pgt_exec(s, "INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g");
+	mig_start(&tool, "ledger", NULL);
+	ck_assert(mig_caught_up(&tool));
+	/* the target loses a row the source still has, which the source then updates */
+	t = pgt_connect(&tgt_server, "ledger");
+	pgt_exec(t, "DELETE FROM acct WHERE id = 7");
+	mig_writes("ledger", (const char *const[]){"UPDATE acct SET bal = 0 WHERE id = 7",
+	                                           "UPDATE acct SET bal = 1 WHERE id = 8", NULL});
+	rc = mig_finish(&tool, false, &out, &err);
+	ck_assert_int_eq(rc, 1);
+	ck_assert_msg(strstr(err, "public.acct") && strstr(err, "id=7") &&
+	                  strstr(err, "--on-missing-row skip") && strstr(err, "--resume"),
+	              "unclear error: %s", tail(err));
+	/* the operator skips that one transaction, by the LSN the error gave */
+	resume_skip[2] = skip_lsn_in(err, lsn, sizeof(lsn));
+	free(out);
+	free(err);
+	mig_start(&tool, "ledger", resume_skip);
+	ck_assert(mig_caught_up(&tool));
+	pgt_exec(t, "DELETE FROM acct WHERE id = 9");
+	mig_writes("ledger", (const char *const[]){"UPDATE acct SET bal = 9 WHERE id = 9", NULL});
+	rc = mig_finish(&tool, false, &out, &err);
+	ck_assert_msg(rc == 1 && strstr(err, "id=9"), "exited %d: %s", rc, tail(err));
+	ck_assert_int_eq(count_rows(t, "acct WHERE id = 8 AND bal = 1"), 1);
+	free(out);
+	free(err);
+	/* or goes on past rows the target lacks, counting them */
+	mig_start(&tool, "ledger", resume_go_on);
+	ck_assert(mig_caught_up(&tool));
+	mig_writes("ledger", (const char *const[]){"UPDATE acct SET bal = 2 WHERE id = 2",
+	                                           "INSERT INTO acct VALUES (11, 11)", NULL});
+	rc = mig_finish(&tool, true, &out, &err);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, tail(err));
+	ck_assert_msg(strstr(err, "found no row"), "no warning: %s", tail(err));
+	pgt_assert_same(s, t, "(SELECT * FROM acct WHERE id NOT IN (7, 9))");
+	ck_assert_int_eq(count_rows(t, "acct WHERE id IN (7, 9)"), 0);
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(a_resumed_run_refuses_a_progress_row_of_another_run)
+{
+	const char *resume[] = {"--resume", NULL};
+	char run[64], sql[256], *out, *err;
+	pgt_proc tool;
+	PGconn *s, *t;
+	int rc;
+
+	pgt_owned_database(src_admin, "vault", "app");
+	pgt_owned_database(tgt_admin, "vault", "app");
+	s = pgt_connect(&src_server, "vault");
+	pgt_exec(s, "SET ROLE app");
+	pgt_exec(s, "CREATE TABLE box (id int PRIMARY KEY, v text)");
+	pgt_exec(s, "INSERT INTO box SELECT g, 'v' FROM generate_series(1, 10) g");
+	mig_start(&tool, "vault", NULL);
+	ck_assert(mig_caught_up(&tool));
+	mig_writes("vault", (const char *const[]){"INSERT INTO box VALUES (11, 'w')", NULL});
+	sleep(2);
+	kill(tool.pid, SIGKILL); /* a crash while streaming: the slot and the progress row stay */
+	free(pgt_slurp(&tool));
+	pgt_wait(&tool, 30);
+	/* meanwhile something else wrote this slot's row (another run with the same names) */
+	t = pgt_connect(&tgt_server, "vault");
+	pgt_value(t, "SELECT run_lsn FROM _pg_dbmigrator.apply_progress WHERE slot_name = 'vault'", run,
+	          sizeof(run));
+	pgt_exec(t, "UPDATE _pg_dbmigrator.apply_progress SET run_lsn = '0/1' "
+	            "WHERE slot_name = 'vault'");
+	pgt_exec(s, "INSERT INTO box VALUES (12, 'x')");
+	mig_start(&tool, "vault", resume);
+	rc = mig_finish(&tool, false, &out, &err);
+	ck_assert_int_eq(rc, 1);
+	ck_assert_msg(strstr(err, "another run") && strstr(err, "--force-clean"), "unclear error: %s",
+	              tail(err));
+	ck_assert_int_eq(count_rows(t, "box WHERE id = 12"), 0);
+	free(out);
+	free(err);
+	/* the row put back as its run left it: the resume goes on */
+	snprintf(sql, sizeof(sql),
+	         "UPDATE _pg_dbmigrator.apply_progress SET run_lsn = '%s' WHERE slot_name = 'vault'",
+	         run);
+	pgt_exec(t, sql);
+	mig_start(&tool, "vault", resume);
+	ck_assert(mig_caught_up(&tool));
+	rc = mig_finish(&tool, true, &out, &err);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, tail(err));
+	pgt_assert_same(s, t, "box");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 static Suite *
 prod_apply_suite(void)
 {
@@ -447,6 +672,9 @@ prod_apply_suite(void)
 	ADD(bench_refuses_a_progress_row_of_another_source);
 	ADD(a_latin1_source_streams_into_a_utf8_target);
 	ADD(a_leftover_progress_row_of_an_earlier_run_is_not_trusted);
+	ADD(a_resumed_run_refuses_a_progress_row_of_another_run);
+	ADD(a_production_schema_migrates_online_into_a_nosuperuser_target);
+	ADD(a_migration_stopped_by_a_missing_row_goes_on_with_resume);
 #undef ADD
 	suite_add_tcase(s, tc);
 	return s;
