@@ -1953,6 +1953,8 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		event_int(&e, "row_changes",
 		          (int64_t)(app.stats.inserts + app.stats.updates + app.stats.deletes));
 		event_int(&e, "transactions", (int64_t)app.stats.txns);
+		if (m->o.skip_missing)
+			event_int(&e, "missing_rows_skipped", (int64_t)app.stats.missing_rows);
 		event_num(&e, "seconds", secs);
 		event_end(&e, "everything up to the cutover position is applied");
 	}
