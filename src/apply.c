@@ -754,7 +754,8 @@ apply_read_progress(applier *a)
 		             : "another run of this slot name (slot created at ",
 		         sys == NULL                                                        ? ""
 		         : a->opts.source_system && strcmp(sys, a->opts.source_system) != 0 ? sys
-		                                                                            : row_run,
+		         : row_run[0]                                                       ? row_run
+		                                                                            : "unknown",
 		         sys == NULL ? "" : ", not ",
 		         sys == NULL ? ""
 		         : a->opts.source_system && strcmp(sys, a->opts.source_system) != 0

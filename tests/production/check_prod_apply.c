@@ -189,6 +189,8 @@ START_TEST(an_apply_error_names_the_table_the_statement_and_the_lsn)
 	pgt_exec(src, "UPDATE counters SET n = 2 WHERE name = 'a'");
 	rc = bench("errs", NULL, &out, &err);
 	ck_assert_int_eq(rc, 1);
+	if (getenv("PGDBM_PROD_SHOW"))
+		fprintf(stderr, "%s\n", err);
 	ck_assert_msg(strstr(err, "public.counters") && strstr(err, "UPDATE") &&
 	                  strstr(err, "can only be updated to DEFAULT") && strstr(err, "--skip-lsn 0/"),
 	              "unclear error: %s", err);
