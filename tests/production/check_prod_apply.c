@@ -422,6 +422,9 @@ START_TEST(a_latin1_source_streams_into_a_utf8_target)
 	                 utf8_hash(s, "\"größe\"", y, sizeof(y)));
 	ck_assert_str_eq(pgt_value(t, "SELECT dish FROM menu WHERE id = 1", x, sizeof(x)),
 	                 "crème brûlée");
+	/* and the tool's own comparison agrees (both sides read as UTF-8) */
+	ck_assert_msg(strstr(out, "\"stage\":\"Verify\"") && strstr(out, "\"differences\":0"),
+	              "no clean Verify event: %s", tail(out));
 	free(out);
 	free(err);
 	PQfinish(s);
