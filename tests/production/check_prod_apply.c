@@ -25,6 +25,7 @@
  *  - online: the production-shaped schema (identity columns, composite,
  *    domain and enum keys, a FULL identity table of them, a table with no
  *    columns) migrated while written to, into the NOSUPERUSER target;
+ *  - --skip-lsn and --on-missing-row are checked before anything starts;
  *  - online: a migration stopped by a missing row goes on with --resume
  *    --skip-lsn, then --resume --on-missing-row skip (both only in bench).
  */
@@ -655,6 +656,38 @@ START_TEST(a_resumed_run_refuses_a_progress_row_of_another_run)
 }
 END_TEST
 
+START_TEST(skip_options_are_checked_before_anything_starts)
+{
+	static const struct
+	{
+		const char *mode, *flag, *value, *says;
+	} cases[] = {
+	    {"offline", "--skip-lsn", "0/16B3748", "apply to the changes streamed by --mode online"},
+	    {"offline", "--on-missing-row", "skip", "apply to the changes streamed by --mode online"},
+	    {"online", "--skip-lsn", "yesterday", "invalid --skip-lsn \"yesterday\""},
+	    {"online", "--on-missing-row", "ignore", "use error or skip"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		const char *argv[] = {pgt_tool(), "--mode", cases[i].mode, "--source",     src_conn,
+		                      "--target", tgt_conn, cases[i].flag, cases[i].value, NULL};
+		pgt_proc p;
+		char *out, *err;
+		int rc;
+
+		pgt_spawn(&p, argv, NULL);
+		out = pgt_slurp(&p);
+		rc = pgt_wait(&p, 30);
+		err = pgt_stderr(&p);
+		ck_assert_msg(rc == 2 && strstr(err, cases[i].says), "%s %s: exit %d: %s", cases[i].flag,
+		              cases[i].value, rc, err);
+		free(out);
+		free(err);
+	}
+}
+END_TEST
+
 static Suite *
 prod_apply_suite(void)
 {
@@ -670,6 +703,7 @@ prod_apply_suite(void)
 		if (only == NULL || strstr(#test, only)) \
 			tcase_add_test(tc, test);            \
 	while (0)
+	ADD(skip_options_are_checked_before_anything_starts);
 	ADD(identity_columns_take_small_inserts_and_updates);
 	ADD(an_apply_error_names_the_table_the_statement_and_the_lsn);
 	ADD(composite_domain_enum_and_array_keys_find_their_rows);
