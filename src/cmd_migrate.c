@@ -1799,7 +1799,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	ao.skip_lsn = m->o.skip_lsn;
 	/* the progress row is this source's and this run's (the slot as created) */
 	ao.source_system = m->rc.system_id;
-	ao.run_lsn = m->o.resume ? m->token.consistent_lsn : m->slot.consistent_point;
+	ao.run_lsn = m->token.consistent_lsn;
 	so.stop = &never;
 	so.tick = mig_tick;
 	so.tick_arg = m;
@@ -2174,8 +2174,8 @@ mig_save_token(mig *m, resume_stage stage, char *errbuf, size_t errlen)
 	snprintf(m->token.slot, sizeof(m->token.slot), "%s", m->o.slot);
 	snprintf(m->token.publication, sizeof(m->token.publication), "%s", m->o.publication);
 	m->token.created_publication = m->created_publication;
-	/* where the slot was created: a resumed run finds its slot moved on, the run is the same */
-	if (!m->o.resume)
+	/* where the slot was created (it names the run): later stages keep it */
+	if (stage <= RESUME_SNAPSHOT)
 		m->token.consistent_lsn = m->slot.consistent_point;
 	snprintf(m->token.source, sizeof(m->token.source), "%s", m->src_ci.safe);
 	snprintf(m->token.target, sizeof(m->token.target), "%s", m->tgt_ci.safe);
