@@ -705,8 +705,10 @@ static const char progress_ddl[] =
     "CREATE TABLE IF NOT EXISTS _pg_dbmigrator.apply_progress ("
     " slot_name text PRIMARY KEY, lsn pg_lsn NOT NULL, applied_at timestamptz NOT NULL, "
     " source_system text, run_lsn pg_lsn); "
+    "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = "
+    "'_pg_dbmigrator.apply_progress'::pg_catalog.regclass AND attname = 'run_lsn') THEN "
     "ALTER TABLE _pg_dbmigrator.apply_progress ADD COLUMN IF NOT EXISTS source_system text, "
-    " ADD COLUMN IF NOT EXISTS run_lsn pg_lsn";
+    "ADD COLUMN IF NOT EXISTS run_lsn pg_lsn; END IF; END$$";
 
 /*
  * Read this slot's row (made if missing): trust it only if it is this

@@ -525,6 +525,8 @@ START_TEST(a_production_schema_migrates_online_into_a_nosuperuser_target)
 		pgt_assert_same(s, t, tables[i]);
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM nothing", x, sizeof(x)),
 	                 pgt_value(s, "SELECT count(*) FROM nothing", y, sizeof(y)));
+	ck_assert_msg(strstr(out, "\"stage\":\"Verify\"") && strstr(out, "\"differences\":0"),
+	              "no clean Verify event: %s", tail(out));
 	/* the application goes on on the target: the identity continues after the source's */
 	pgt_exec(t, "SET ROLE app");
 	pgt_exec(t, "INSERT INTO orders (note) VALUES ('after cutover')");
