@@ -111,9 +111,9 @@ typedef struct applier
 	pgo_lsn progress_written; /* what the last group sent writes into the progress row */
 	char last_origin[64];
 	pgo_timestamp last_commit_time; /* commit time of the last source transaction received */
-	char encoding[64];              /* the target database's encoding: the apply session's and the
-	                           * one to ask the source for (replstart.client_encoding) */
-	char progress_note[512];        /* set when apply_open reset a stranger's progress row */
+	/* the target database's encoding: the apply session's, and replstart.client_encoding */
+	char encoding[64];
+	char progress_note[512]; /* set when apply_open reset a stranger's progress row */
 
 	/* the source transaction being applied */
 	bool in_txn;     /* between Begin and Commit */
