@@ -7,7 +7,8 @@
  * (The schema is not "pg_dbmigrator": PostgreSQL reserves the pg_ prefix for
  * system schemas.)
  *
- * Values are bound as text parameters pointing into the ring record they
+ * Values are bound as text parameters (each typed with the target column's
+ * type, read from the target's catalog) pointing into the ring record they
  * came in: the applier NUL-terminates each value in place (the byte after a
  * value is the next column's kind byte, already decoded, or the NUL the
  * receiver appends to each record). Rows of a pending multi-row INSERT keep
