@@ -7,7 +7,8 @@
  * (The schema is not "pg_dbmigrator": PostgreSQL reserves the pg_ prefix for
  * system schemas.)
  *
- * Values are bound as text parameters pointing into the ring record they
+ * Values are bound as text parameters (each typed with the target column's
+ * type, read from the target's catalog) pointing into the ring record they
  * came in: the applier NUL-terminates each value in place (the byte after a
  * value is the next column's kind byte, already decoded, or the NUL the
  * receiver appends to each record). Rows of a pending multi-row INSERT keep
@@ -44,7 +45,17 @@ typedef struct apply_opts
 	bool skip_missing;     /* --on-missing-row skip: count, warn once, go on */
 	pgo_lsn skip_lsn;      /* --skip-lsn: the commit LSN of one transaction to skip (0: none) */
 	bool quiet;            /* no notices on stderr (tests) */
-	bool no_copy;          /* long runs of inserts as multi-row INSERTs, not COPY */
+	/*
+	 * Whose progress row this run may trust: the row records the source's
+	 * system identifier and the run (the slot's consistent point when it was
+	 * created). A row of another source or run (or of a version that did not
+	 * record them) is a stranger's: resuming refuses it, a fresh run resets
+	 * it (apply_open says so in progress_note).
+	 */
+	const char *source_system; /* borrowed: IDENTIFY_SYSTEM's systemid */
+	pgo_lsn run_lsn; /* the slot's consistent point at creation (0: any run of the slot) */
+	bool resuming;   /* a stranger's row is an error (else: reset, with a note) */
+	bool no_copy;    /* long runs of inserts as multi-row INSERTs, not COPY */
 } apply_opts;
 
 typedef struct apply_stats
@@ -101,6 +112,9 @@ typedef struct applier
 	pgo_lsn progress_written; /* what the last group sent writes into the progress row */
 	char last_origin[64];
 	pgo_timestamp last_commit_time; /* commit time of the last source transaction received */
+	/* the target database's encoding: the apply session's, and replstart.client_encoding */
+	char encoding[64];
+	char progress_note[512]; /* set when apply_open reset a stranger's progress row */
 
 	/* the source transaction being applied */
 	bool in_txn;     /* between Begin and Commit */
@@ -129,6 +143,8 @@ typedef struct applier
 	uint64_t stmt_seq;   /* for unique statement names */
 	const char **params; /* owned: scratch parameter array */
 	size_t params_cap;
+	Oid *ptypes; /* owned: scratch parameter types for PREPARE */
+	size_t ptypes_cap;
 
 	/* a failure: the first one wins */
 	bool failed;
@@ -148,9 +164,10 @@ typedef struct applier
 
 /*
  * Connect to the target, set the session up (session_replication_role =
- * replica when allowed, else a notice; text formats), create
- * _pg_dbmigrator.apply_progress if needed, read this slot's progress, and
- * enter pipeline mode. rels must outlive the applier; its user pointers
+ * replica when allowed, else a notice; text formats; client_encoding the
+ * database's own, kept in a->encoding), create _pg_dbmigrator.apply_progress
+ * if needed, read this slot's progress (see apply_opts.resuming), and enter
+ * pipeline mode. rels must outlive the applier; its user pointers
  * become the applier's (relcache_init with apply_rel_free).
  */
 PGO_MUSTCHECK bool apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf,

@@ -58,6 +58,12 @@ typedef struct replstart
 	const char *const *publications; /* borrowed: NULL-terminated list */
 	bool messages;                   /* logical decoding messages ('M') */
 	bool binary;                     /* binary column values ('b') */
+	/*
+	 * borrowed, NULL: the server's default. The encoding pgoutput converts
+	 * names and text values to: the target database's server encoding, as
+	 * PostgreSQL's own apply worker asks for the subscriber's.
+	 */
+	const char *client_encoding;
 } replstart;
 
 /*
@@ -101,7 +107,10 @@ bool replconn_drop_slot(replconn *rc, const char *slot, char *errbuf, size_t err
 bool replconn_build_start(const replstart *opts, int server_version, char *buf, size_t size,
                           char *errbuf, size_t errlen);
 
-/* START_REPLICATION: on success the connection is in COPY BOTH mode. */
+/*
+ * START_REPLICATION (after SET client_encoding when opts asks for one): on
+ * success the connection is in COPY BOTH mode.
+ */
 bool replconn_start(replconn *rc, const replstart *opts, char *errbuf, size_t errlen);
 
 /*

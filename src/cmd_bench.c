@@ -335,6 +335,9 @@ cmd_bench(int argc, char **argv)
 	}
 	if (!replconn_check_identity(&rc, opts.publications, err, sizeof(err)))
 		goto error;
+	/* bench does not know when the slot was made: its progress row is tied to the source only */
+	opts.apply.source_system = rc.system_id;
+	opts.apply.resuming = true;
 	if (!apply_open(&app, &opts.apply, &cache, err, sizeof(err)))
 		goto error;
 	app_open = true;
@@ -352,6 +355,7 @@ cmd_bench(int argc, char **argv)
 	start.proto_version = sd.cfg.proto_version;
 	start.publications = opts.publications;
 	start.messages = true;
+	start.client_encoding = app.encoding[0] ? app.encoding : NULL;
 	if (!replconn_start(&rc, &start, err, sizeof(err)))
 		goto error;
 	t0 = cli_now_ms();

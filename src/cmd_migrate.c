@@ -93,6 +93,8 @@ typedef struct mig_opts
 	bool fast_restore;
 	int reconnect_max_wait;
 	int receiver_timeout; /* seconds of silence from the source before reconnecting (0: never) */
+	bool skip_missing;    /* --on-missing-row skip */
+	pgo_lsn skip_lsn;     /* --skip-lsn: one source transaction not to apply (0: none) */
 } mig_opts;
 
 typedef struct mig
@@ -189,6 +191,10 @@ mig_usage(FILE *f)
 	    "                                the slot (default 300)\n"
 	    "  --wal-receiver-timeout SECS   a source silent this long counts as lost, and is\n"
 	    "                                reconnected (default 60; 0: never)\n"
+	    "  --skip-lsn LSN                with --resume: do not apply the source transaction\n"
+	    "                                committed at LSN (the one an apply error named)\n"
+	    "  --on-missing-row error|skip   an UPDATE/DELETE that finds no row on the target\n"
+	    "                                stops the run (default), or is counted and skipped\n"
 	    "\n"
 	    "Verification:\n"
 	    "  --verify off|warn|strict      compare source and target before Complete (default\n"
@@ -303,6 +309,8 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		O_FAST,
 		O_RECONNECT,
 		O_RCVTIMEOUT,
+		O_SKIPLSN,
+		O_MISSING,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -356,6 +364,8 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    {"event-tag", required_argument, NULL, O_TAG},
 	    {"fast-restore-settings", no_argument, NULL, O_FAST},
 	    {"reconnect-max-wait", required_argument, NULL, O_RECONNECT},
+	    {"skip-lsn", required_argument, NULL, O_SKIPLSN},
+	    {"on-missing-row", required_argument, NULL, O_MISSING},
 	    {"wal-receiver-timeout", required_argument, NULL, O_RCVTIMEOUT},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
@@ -609,6 +619,26 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 				if (!mig_int_arg("--wal-receiver-timeout", optarg, 0, 86400, &o->receiver_timeout))
 					return false;
 				break;
+			case O_SKIPLSN:
+				if (!pgo_lsn_parse(optarg, &o->skip_lsn) || o->skip_lsn == 0)
+				{
+					fprintf(stderr,
+					        "pg_dbmigrator: invalid --skip-lsn \"%s\": give the commit LSN an "
+					        "apply error named, like 0/1A2B3C4\n",
+					        optarg);
+					return false;
+				}
+				break;
+			case O_MISSING:
+				if (strcmp(optarg, "error") != 0 && strcmp(optarg, "skip") != 0)
+				{
+					fprintf(stderr,
+					        "pg_dbmigrator: invalid --on-missing-row \"%s\": use error or skip\n",
+					        optarg);
+					return false;
+				}
+				o->skip_missing = strcmp(optarg, "skip") == 0;
+				break;
 			case O_HELP:
 				*help = true;
 				return true;
@@ -631,6 +661,12 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		return false;
 	}
 	o->online = strcmp(mode, "online") == 0;
+	if (!o->online && (o->skip_lsn || o->skip_missing))
+	{
+		fprintf(stderr, "pg_dbmigrator: --skip-lsn and --on-missing-row skip apply to the changes "
+		                "streamed by --mode online\n");
+		return false;
+	}
 	if (o->resume && o->force_clean)
 	{
 		fprintf(stderr, "pg_dbmigrator: --resume and --force-clean conflict: continue the previous "
@@ -1853,6 +1889,11 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	ao.target = m->o.target;
 	ao.slot_name = m->o.slot;
 	ao.group_txns = m->o.group_commit;
+	ao.skip_missing = m->o.skip_missing;
+	ao.skip_lsn = m->o.skip_lsn;
+	/* the progress row is this source's and this run's (the slot as created) */
+	ao.source_system = m->rc.system_id;
+	ao.run_lsn = m->token.consistent_lsn;
 	so.stop = &never;
 	so.tick = mig_tick;
 	so.tick_arg = m;
@@ -1921,6 +1962,8 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		if (!relcache_init(&cache, apply_rel_free, errbuf, errlen))
 			goto done;
 		cache_ready = true;
+		/* a reconnect of this run finds its own row; a resumed run must find its own */
+		ao.resuming = m->o.resume || attempt > 0;
 		if (!apply_open(&app, &ao, &cache, errbuf, errlen))
 		{
 			if (attempt == 0)
@@ -1928,6 +1971,8 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 			continue; /* the target is not back yet */
 		}
 		app_open = true;
+		if (app.progress_note[0])
+			event_say("StreamApply", "warning", "%s", app.progress_note);
 		if (!ring_init(&rg, m->o.ring_size, errbuf, errlen))
 			goto done;
 		ring_ready = true;
@@ -1946,6 +1991,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		start.proto_version = sd.cfg.proto_version;
 		start.publications = pubs;
 		start.messages = false;
+		start.client_encoding = app.encoding[0] ? app.encoding : NULL;
 		if (!replconn_start(&m->rc, &start, errbuf, errlen) ||
 		    !receiver_start(&rcv, &m->rc, &rg, 10000, m->o.receiver_timeout * 1000, errbuf, errlen))
 		{
@@ -2026,6 +2072,8 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		event_int(&e, "row_changes",
 		          (int64_t)(app.stats.inserts + app.stats.updates + app.stats.deletes));
 		event_int(&e, "transactions", (int64_t)app.stats.txns);
+		if (m->o.skip_missing)
+			event_int(&e, "missing_rows_skipped", (int64_t)app.stats.missing_rows);
 		event_num(&e, "seconds", secs);
 		event_end(&e, "everything up to the cutover position is applied");
 	}
@@ -2278,7 +2326,9 @@ mig_save_token(mig *m, resume_stage stage, char *errbuf, size_t errlen)
 	snprintf(m->token.slot, sizeof(m->token.slot), "%s", m->o.slot);
 	snprintf(m->token.publication, sizeof(m->token.publication), "%s", m->o.publication);
 	m->token.created_publication = m->created_publication;
-	m->token.consistent_lsn = m->slot.consistent_point;
+	/* where the slot was created (it names the run): later stages keep it */
+	if (stage <= RESUME_SNAPSHOT)
+		m->token.consistent_lsn = m->slot.consistent_point;
 	snprintf(m->token.source, sizeof(m->token.source), "%s", m->src_ci.safe);
 	snprintf(m->token.target, sizeof(m->token.target), "%s", m->tgt_ci.safe);
 	m->have_token = true;

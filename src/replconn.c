@@ -462,6 +462,18 @@ replconn_start(replconn *rc, const replstart *opts, char *errbuf, size_t errlen)
 
 	if (!replconn_build_start(opts, rc->server_version, cmd, sizeof(cmd), errbuf, errlen))
 		return false;
+	/* the walsender converts what pgoutput sends (names, text values) to this encoding */
+	if (opts->client_encoding && PQsetClientEncoding(rc->conn, opts->client_encoding) != 0)
+	{
+		char what[160];
+
+		snprintf(what, sizeof(what),
+		         "the source cannot send its changes in the target's encoding %s (create the "
+		         "target database in an encoding that the source's encoding converts to)",
+		         opts->client_encoding);
+		replconn_fail_pq(rc->conn, errbuf, errlen, what);
+		return false;
+	}
 	res = PQexec(rc->conn, cmd);
 	ok = PQresultStatus(res) == PGRES_COPY_BOTH;
 	rc->slot_busy = false;

@@ -45,6 +45,8 @@ verify_connect(const char *connstr, const char *snapshot, char *errbuf, size_t e
 	}
 	res = PQexec(c, REPLCONN_FORMAT_SETTINGS);
 	PQclear(res);
+	/* both sides' names and rows as the same bytes, whatever each database's encoding */
+	PQsetClientEncoding(c, "UTF8");
 	res = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 	PQclear(res);
 	if (snapshot)
@@ -685,6 +687,8 @@ done:
 	strbuf_free(&b);
 	PQfinish(csrc);
 	PQfinish(ctgt);
+	if (!ok)
+		verify_free(r); /* the caller frees only a result it got */
 	return ok;
 }
 
