@@ -67,6 +67,9 @@ teardown(void)
 static void
 app_databases(const char *db, char *src, char *tgt, size_t size, PGconn **s, PGconn **t)
 {
+	/* a story that failed may have left its slot */
+	pgt_exec(src_admin, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+	                    "WHERE NOT active");
 	pgt_owned_database(src_admin, db, "app");
 	pgt_owned_database(tgt_admin, db, "app");
 	pgt_exec(src_admin, "ALTER ROLE app REPLICATION");
@@ -93,9 +96,18 @@ start_tool(pgt_proc *tool, const char *src, const char *tgt, const char *name,
            const char *const *extra)
 {
 	char dump[512];
-	const char *argv[40] = {pgt_tool(), "--mode",     "online", "--source", src,
-	                        "--target", tgt,          "--json", "--dump-path",
-	                        pgt_scratch(name, dump, sizeof(dump)), "--cutover-poll-secs", "1"};
+	const char *argv[40] = {pgt_tool(),
+	                        "--mode",
+	                        "online",
+	                        "--source",
+	                        src,
+	                        "--target",
+	                        tgt,
+	                        "--json",
+	                        "--dump-path",
+	                        pgt_scratch(name, dump, sizeof(dump)),
+	                        "--cutover-poll-secs",
+	                        "1"};
 	int n = 12;
 
 	for (int i = 0; extra && extra[i] && n < 39; i++)
@@ -116,10 +128,10 @@ assert_nothing_left(PGconn *s, PGconn *t, const char *publications)
 	    pgt_value(s, "SELECT string_agg(pubname, ',' ORDER BY pubname) FROM pg_publication", buf,
 	              sizeof(buf)),
 	    publications);
-	ck_assert_str_eq(
-	    pgt_value(t, "SELECT count(*) FROM pg_namespace WHERE nspname = '_pg_dbmigrator'", buf,
-	              sizeof(buf)),
-	    "0");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM pg_namespace WHERE nspname = '_pg_dbmigrator'",
+	                           buf, sizeof(buf)),
+	                 "0");
 }
 
 static int64_t
@@ -177,7 +189,7 @@ START_TEST(every_acknowledged_async_commit_reaches_the_target)
 	pid_t writers[3];
 	int64_t ctrl_c;
 	char *out, *err, *ids;
-	size_t len = 0, cap = 1 << 20;
+	size_t len = 0, cap = 1 << 22;
 	int rc, acked = 0;
 
 	app_databases("async", src, tgt, sizeof(src), &s, &t);
@@ -215,8 +227,13 @@ START_TEST(every_acknowledged_async_commit_reaches_the_target)
 
 		ck_assert_ptr_nonnull(f);
 		while (fscanf(f, "%lld %lld", &id, &at) == 2)
-			if (at < ctrl_c && len + 64 < cap)
+			if (at < ctrl_c)
 			{
+				if (len + 64 >= cap)
+				{
+					ids = realloc(ids, cap *= 2);
+					ck_assert_ptr_nonnull(ids);
+				}
 				len += (size_t)snprintf(ids + len, cap - len, ",%lld", id);
 				acked++;
 			}
@@ -229,11 +246,9 @@ START_TEST(every_acknowledged_async_commit_reaches_the_target)
 	ck_assert_msg(strcmp(pgt_value(t, ids, buf, sizeof(buf)), "0") == 0,
 	              "%s of %d rows acknowledged before the Ctrl+C are missing on the target", buf,
 	              acked);
-	/* and nothing the target has is unknown to the source */
-	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM acks", buf, sizeof(buf)),
-	                 pgt_value(s,
-	                           "SELECT count(*) FROM acks WHERE id IN (SELECT id FROM acks)",
-	                           buf + 32, 32));
+	/* and the target has no row the source lacks (the writers went on after the Ctrl+C) */
+	ck_assert_int_le(atoi(pgt_value(t, "SELECT count(*) FROM acks", buf, sizeof(buf))),
+	                 atoi(pgt_value(s, "SELECT count(*) FROM acks", buf, sizeof(buf))));
 	assert_nothing_left(s, t, "");
 	pgt_exec(src_admin, "ALTER SYSTEM RESET wal_writer_delay");
 	pgt_exec(src_admin, "SELECT pg_reload_conf()");
@@ -250,8 +265,13 @@ static void
 pgbench_init(const char *db)
 {
 	char conn[256], pgbench[512];
-	const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)), "-i", "-q", "-s", "1",
-	                      pgt_connstr_as(&src_server, db, "app", conn, sizeof(conn)), NULL};
+	const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
+	                      "-i",
+	                      "-q",
+	                      "-s",
+	                      "1",
+	                      pgt_connstr_as(&src_server, db, "app", conn, sizeof(conn)),
+	                      NULL};
 	pgt_proc init;
 
 	pgt_spawn(&init, argv, NULL);
@@ -270,8 +290,8 @@ START_TEST(pgbench_history_without_a_key_migrates_while_pgbench_runs)
 	app_databases("bench", src, tgt, sizeof(src), &s, &t);
 	pgbench_init("bench");
 	start_tool(&tool, src, tgt, "bench-dump", NULL);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
-	              "never streamed: %s", pgt_stderr(&tool));
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60), "never streamed: %s",
+	              pgt_stderr(&tool));
 	{
 		const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
 		                      "-n",
@@ -325,8 +345,8 @@ START_TEST(an_update_on_a_keyless_table_stops_the_run_before_cutover)
 	pgt_exec(s, "UPDATE events SET what = 'first' WHERE what = 'e1'");
 	pgt_exec(s, "SELECT pg_stat_force_next_flush()");
 	start_tool(&tool, src, tgt, "keyless-dump", NULL);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
-	              "never streamed: %s", pgt_stderr(&tool));
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60), "never streamed: %s",
+	              pgt_stderr(&tool));
 	/* the application keeps writing: inserts, and one UPDATE of a keyless table */
 	pgt_exec(s, "INSERT INTO events (what) VALUES ('streamed')");
 	pgt_exec(s, "UPDATE orders SET total = total + 1 WHERE id < 10");
@@ -341,9 +361,9 @@ START_TEST(an_update_on_a_keyless_table_stops_the_run_before_cutover)
 	ck_assert_msg(strstr(err, "events") && strstr(err, "--replica-identity-full"),
 	              "no message naming the table and the way out: %s", err);
 	ck_assert_msg(strstr(out, "\"stage\":\"Cutover\"") == NULL, "it cut over: %s", out);
-	ck_assert_str_eq(pgt_value(s, "SELECT what FROM events WHERE what = 'changed'", buf,
-	                           sizeof(buf)),
-	                 "changed");
+	ck_assert_str_eq(
+	    pgt_value(s, "SELECT what FROM events WHERE what = 'changed'", buf, sizeof(buf)),
+	    "changed");
 	/* it cannot be resumed (the update is lost to the stream): nothing left on the source */
 	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
 	                 "0");
@@ -364,16 +384,16 @@ START_TEST(replica_identity_full_all_keyless_migrates_updates_too)
 	int rc;
 	const char *extra[] = {"--replica-identity-full", "all-keyless", "--verify", "strict", NULL};
 
-	app_databases("full", src, tgt, sizeof(src), &s, &t);
+	app_databases("fullid", src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
 	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
 	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 100) g");
 	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g");
 	start_tool(&tool, src, tgt, "full-dump", extra);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
-	              "never streamed: %s", pgt_stderr(&tool));
-	ck_assert_str_eq(pgt_value(s, "SELECT relreplident FROM pg_class WHERE relname = 'events'",
-	                           buf, sizeof(buf)),
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60), "never streamed: %s",
+	              pgt_stderr(&tool));
+	ck_assert_str_eq(pgt_value(s, "SELECT relreplident FROM pg_class WHERE relname = 'events'", buf,
+	                           sizeof(buf)),
 	                 "f");
 	pgt_exec(s, "UPDATE events SET what = what || '!' WHERE what LIKE 'e1%'");
 	pgt_exec(s, "DELETE FROM events WHERE what LIKE 'e2%'");
@@ -430,6 +450,10 @@ START_TEST(a_user_publication_that_cannot_copy_exactly_is_refused)
 		if (strstr(cases[i].create, "ALL TABLES"))
 			pgt_exec(src_admin, "ALTER ROLE app NOSUPERUSER");
 		start_tool(&tool, src, tgt, "userpub-dump", extra);
+		ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=Error", 20) ||
+		                  pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 1),
+		              "%s: neither refused nor streamed", cases[i].create);
+		kill(tool.pid, SIGTERM);
 		out = pgt_slurp(&tool);
 		rc = pgt_wait(&tool, 60);
 		err = pgt_stderr(&tool);
@@ -452,8 +476,8 @@ START_TEST(a_user_publication_that_cannot_copy_exactly_is_refused)
 		pgt_proc tool;
 		char *out, *err;
 		int rc;
-		const char *extra[] = {"--publication", "mine", "--no-auto-create-publication",
-		                       "--max-runtime-seconds", "3", NULL};
+		const char *extra[] = {"--publication",         "mine", "--no-auto-create-publication",
+		                       "--max-runtime-seconds", "3",    NULL};
 
 		pgt_exec(s, "DROP PUBLICATION mine");
 		pgt_exec(s, "CREATE PUBLICATION mine FOR TABLE orders, customers");
@@ -513,8 +537,8 @@ START_TEST(a_synchronous_standby_setting_neither_hangs_nor_slows_the_source)
 		ms[i] = (double)(now_us() - t0) / 1000.0;
 	}
 	qsort(ms, 100, sizeof(ms[0]), cmp_double);
-	fprintf(stderr, "synchronous standby: source commit latency p50 %.1f ms, p99 %.1f ms\n",
-	        ms[49], ms[98]);
+	fprintf(stderr, "synchronous standby: source commit latency p50 %.1f ms, p99 %.1f ms\n", ms[49],
+	        ms[98]);
 	ck_assert_msg(ms[98] < 500, "the source's commits wait: p50 %.1f ms, p99 %.1f ms", ms[49],
 	              ms[98]);
 	kill(tool.pid, SIGINT);
