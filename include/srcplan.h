@@ -29,11 +29,11 @@
 
 typedef struct srcplan_table
 {
-	char *name;       /* malloc'd: schema.table as format('%I.%I') gives it */
-	bool keyless;     /* no usable replica identity (before set_full) */
-	bool owned;       /* the source role may publish and ALTER it */
-	bool covered;     /* in the operator's publication (when it exists) */
-	bool set_full;    /* keyless, and chosen by --replica-identity-full */
+	char *name;        /* malloc'd: schema.table as format('%I.%I') gives it */
+	bool keyless;      /* no usable replica identity (before set_full) */
+	bool owned;        /* the source role may publish and ALTER it */
+	bool covered;      /* in the operator's publication (when it exists) */
+	bool set_full;     /* keyless, and chosen by --replica-identity-full */
 	long long changes; /* n_tup_upd + n_tup_del when planned (before the snapshot) */
 	long long updates, deletes;
 } srcplan_table;
@@ -46,8 +46,9 @@ typedef struct srcplan
 	bool pub_exists;   /* the publication was there already: the operator's, checked */
 	bool all_tables;   /* create the main publication FOR ALL TABLES */
 	bool track_counts; /* the source counts row changes (else keyless tables cannot be watched) */
-	char publication[128];         /* the main publication */
-	char keyless_publication[128]; /* the insert-only one ("" when nkeyless == 0) */
+	char publication[128];          /* the main publication */
+	char keyless_publication[128];  /* the insert-only one ("" when nkeyless == 0) */
+	bool stale_main, stale_keyless; /* see srcplan_init */
 } srcplan;
 
 /*
@@ -60,6 +61,13 @@ typedef struct srcplan
 bool srcplan_build(srcplan *p, PGconn *src, char *const *scope, int nscope, const char *publication,
                    const char *const *ri_full, bool filtered, const char **check, char *errbuf,
                    size_t errlen);
+
+/*
+ * Before srcplan_build: publications an earlier run of the tool created and
+ * --force-clean is about to drop count as absent (main: the publication,
+ * keyless: its insert-only one).
+ */
+void srcplan_init(srcplan *p, bool stale_main, bool stale_keyless);
 
 /*
  * A resumed run: the tables of the insert-only publication keyless_pub an

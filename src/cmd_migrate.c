@@ -895,6 +895,9 @@ mig_validate_source(mig *m, char *errbuf, size_t errlen)
 	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
 		return mig_check_failed("source_tables", "%s", errbuf);
 	m->o.ri_full[m->o.nri_full] = NULL;
+	/* what a previous run left is dropped by --force-clean before anything is created */
+	srcplan_init(&m->plan, m->o.force_clean && m->have_token && m->token.created_publication,
+	             m->o.force_clean && m->have_token && m->token.created_keyless_publication);
 	ok = srcplan_build(&m->plan, m->src, names, n, m->o.publication, m->o.ri_full,
 	                   mig_has_filters(&m->o), &check, errbuf, errlen);
 	scope_free(names, n);

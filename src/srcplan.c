@@ -34,10 +34,10 @@ srcplan_array(strbuf *out, char *const *names, int n)
 }
 
 /* A table without a usable replica identity: UPDATE and DELETE cannot be published. */
-#define SRCPLAN_KEYLESS_SQL                                                                        \
-	"(c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (SELECT FROM "                  \
-	"pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) OR (c.relreplident = "    \
-	"'i' AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND "          \
+#define SRCPLAN_KEYLESS_SQL                                                                     \
+	"(c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (SELECT FROM "               \
+	"pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) OR (c.relreplident = " \
+	"'i' AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND "       \
 	"i.indisreplident)))"
 
 /* The leaves in scope with what the plan needs to know of each. */
@@ -119,12 +119,12 @@ srcplan_read_tables(srcplan *p, PGconn *src, const char *scope_array, char *errb
 
 /* One value of a query with one parameter (NULL: none) into buf; false with the server's error. */
 static bool
-srcplan_value(PGconn *src, const char *sql, const char *param, char *buf, size_t size,
-              char *errbuf, size_t errlen)
+srcplan_value(PGconn *src, const char *sql, const char *param, char *buf, size_t size, char *errbuf,
+              size_t errlen)
 {
 	const char *params[1] = {param};
-	PGresult *res = PQexecParams(src, sql, param ? 1 : 0, NULL, param ? params : NULL, NULL, NULL,
-	                             0);
+	PGresult *res =
+	    PQexecParams(src, sql, param ? 1 : 0, NULL, param ? params : NULL, NULL, NULL, 0);
 	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 
 	if (!ok)
@@ -252,8 +252,7 @@ srcplan_refuse(const srcplan *p, bool (*pick)(const srcplan_table *), const char
 
 /* The operator's publication: everything the dump copies, every change, no filter. */
 static bool
-srcplan_check_publication(srcplan *p, PGconn *src, const char **check, char *errbuf,
-                          size_t errlen)
+srcplan_check_publication(srcplan *p, PGconn *src, const char **check, char *errbuf, size_t errlen)
 {
 	int v = PQserverVersion(src);
 	char sql[512], actions[128] = "";
@@ -351,6 +350,14 @@ srcplan_check_publication(srcplan *p, PGconn *src, const char **check, char *err
 	return true;
 }
 
+void
+srcplan_init(srcplan *p, bool stale_main, bool stale_keyless)
+{
+	memset(p, 0, sizeof(*p));
+	p->stale_main = stale_main;
+	p->stale_keyless = stale_keyless;
+}
+
 bool
 srcplan_build(srcplan *p, PGconn *src, char *const *scope, int nscope, const char *publication,
               const char *const *ri_full, bool filtered, const char **check, char *errbuf,
@@ -360,19 +367,18 @@ srcplan_build(srcplan *p, PGconn *src, char *const *scope, int nscope, const cha
 	char buf[64];
 	bool ok, superuser;
 
-	memset(p, 0, sizeof(*p));
 	*check = "source_tables";
 	snprintf(p->publication, sizeof(p->publication), "%s", publication);
 	if (!srcplan_value(src, "SELECT count(*) FROM pg_catalog.pg_publication WHERE pubname = $1",
 	                   publication, buf, sizeof(buf), errbuf, errlen))
 		return false;
-	p->pub_exists = strcmp(buf, "0") != 0;
+	p->pub_exists = strcmp(buf, "0") != 0 && !p->stale_main;
 	if (!srcplan_value(src, "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
 	                   NULL, buf, sizeof(buf), errbuf, errlen))
 		return false;
 	superuser = strcmp(buf, "t") == 0;
-	if (!srcplan_value(src, "SELECT current_setting('track_counts')::bool", NULL, buf,
-	                   sizeof(buf), errbuf, errlen))
+	if (!srcplan_value(src, "SELECT current_setting('track_counts')::bool", NULL, buf, sizeof(buf),
+	                   errbuf, errlen))
 		return false;
 	p->track_counts = strcmp(buf, "t") == 0;
 	strbuf_init(&arr);
@@ -438,11 +444,10 @@ srcplan_build(srcplan *p, PGconn *src, char *const *scope, int nscope, const cha
 		/* NAMEDATALEN: 63 bytes */
 		snprintf(p->keyless_publication, sizeof(p->keyless_publication), "%.*s_keyless",
 		         (int)(strlen(publication) > 55 ? 55 : strlen(publication)), publication);
-		if (!srcplan_value(src,
-		                   "SELECT count(*) FROM pg_catalog.pg_publication WHERE pubname = $1",
+		if (!srcplan_value(src, "SELECT count(*) FROM pg_catalog.pg_publication WHERE pubname = $1",
 		                   p->keyless_publication, buf, sizeof(buf), errbuf, errlen))
 			return false;
-		if (strcmp(buf, "0") != 0)
+		if (strcmp(buf, "0") != 0 && !p->stale_keyless)
 		{
 			snprintf(errbuf, errlen,
 			         "publication \"%s\" (for the tables without a replica identity) already "

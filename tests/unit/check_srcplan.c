@@ -30,8 +30,7 @@ START_TEST(synchronous_standby_names_in_every_form)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		ck_assert_msg(srcplan_sync_standby_matches(cases[i].ssn, cases[i].app) ==
-		                  cases[i].matches,
+		ck_assert_msg(srcplan_sync_standby_matches(cases[i].ssn, cases[i].app) == cases[i].matches,
 		              "synchronous_standby_names '%s' with application_name %s: expected %s",
 		              cases[i].ssn, cases[i].app, cases[i].matches ? "a match" : "none");
 }
