@@ -43,7 +43,11 @@ typedef struct receiver
 	/* receiver → anyone (monitoring) */
 	_Atomic pgo_lsn received_lsn; /* WAL start of the last XLogData received */
 	_Atomic pgo_lsn server_wal_end;
+	/* the thread waits in select() on the socket and wake_fd[0]; set_flush writes to wake_fd[1] */
+	int wake_fd[2];
+	atomic_bool sleeping; /* the thread is (about to be) in select() */
 	/* receiver thread only */
+	pgo_lsn sent_flush;        /* the flush position of the last status update sent */
 	size_t unnotified;         /* bytes published since the last ring_notify */
 	bool got_since_wait;       /* a message arrived since the last socket wait */
 	int64_t last_heard_ms;     /* when the server last sent anything */
@@ -68,7 +72,12 @@ typedef struct receiver
 bool receiver_start(receiver *r, replconn *rc, ring *ring, int status_interval_ms, int timeout_ms,
                     char *errbuf, size_t errlen);
 
-/* Publish the flush position (end LSN of a finished transaction). Never moves back. */
+/*
+ * Publish the flush position (end LSN of a finished transaction). Never moves
+ * back. The thread reports it to the source at once (as PostgreSQL's apply
+ * worker does after each commit): a source waiting for a synchronous standby
+ * that is us releases its committers only then.
+ */
 void receiver_set_flush(receiver *r, pgo_lsn lsn);
 
 /* Ask the thread to send a final status update, end the stream and exit; then join it. */

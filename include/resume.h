@@ -37,6 +37,9 @@ typedef struct resume_token
 	char slot[64];
 	char publication[128];
 	bool created_publication;
+	/* the insert-only publication of the tables without a replica identity ("" if none) */
+	char keyless_publication[128];
+	bool created_keyless_publication;
 	pgo_lsn consistent_lsn;
 	char source[1024]; /* connection strings without their passwords (for status) */
 	char target[1024];

@@ -7,10 +7,11 @@
  * Offline runs Validate, Dump, Restore, Complete. Online keeps the
  * replication connection that exported the snapshot idle until pg_dump is
  * done with it, then streams from the slot's consistent point with the apply
- * engine until the operator's Ctrl+C (or SIGTERM): the source's WAL flush
- * position at that moment becomes the end position, everything up to it is
- * applied and committed, sequences are synced, and what we created is
- * dropped. A second Ctrl+C aborts at once, keeps the slot, and exits 3.
+ * engine until the operator's Ctrl+C (or SIGTERM): a WAL position past every
+ * commit acknowledged before that moment becomes the end position
+ * (mig_end_position), everything up to it is applied and committed,
+ * sequences are synced, and what we created is dropped. A second Ctrl+C
+ * aborts at once, keeps the slot, and exits 3.
  *
  * Owns: the run's connections, slot and publication (when it created them),
  * child processes, ring, receiver and applier.
@@ -40,6 +41,7 @@
 #include "replconn.h"
 #include "resume.h"
 #include "scope.h"
+#include "srcplan.h"
 #include "ring.h"
 #include "stream.h"
 #include "verify.h"
@@ -95,6 +97,8 @@ typedef struct mig_opts
 	int receiver_timeout; /* seconds of silence from the source before reconnecting (0: never) */
 	bool skip_missing;    /* --on-missing-row skip */
 	pgo_lsn skip_lsn;     /* --skip-lsn: one source transaction not to apply (0: none) */
+	const char *ri_full[MIG_MAX_LIST + 1]; /* --replica-identity-full TABLE|all-keyless */
+	int nri_full;
 } mig_opts;
 
 typedef struct mig
@@ -105,6 +109,10 @@ typedef struct mig
 	replconn rc;       /* online: the replication connection */
 	replslot slot;
 	bool created_slot, created_publication;
+	srcplan plan;                     /* online: publications, keyless tables (srcplan_free) */
+	bool created_keyless_publication; /* plan.keyless_publication is ours to drop */
+	bool restart;                     /* nothing can be resumed: drop what we made, start over */
+	char halt_msg[1024];              /* why the stream was halted (with restart) */
 	int src_version;
 	char bindir[512];
 	/* streaming */
@@ -126,6 +134,10 @@ typedef struct mig
 
 static volatile sig_atomic_t mig_signals = 0; /* SIGINT/SIGTERM received */
 static volatile sig_atomic_t mig_abort = 0;   /* a second one: stop now */
+static volatile sig_atomic_t mig_halt = 1;    /* always set: stream_opts.stop for a halt */
+
+/* Row-change counters reach pg_stat_user_tables up to about a second after a commit. */
+#define MIG_STATS_DELAY_MS 1500
 
 static void
 mig_on_signal(int sig)
@@ -177,6 +189,11 @@ mig_usage(FILE *f)
 	    "  --publication NAME            publication (default pg_dbmigrator_pub); created for\n"
 	    "                                the migrated tables when missing and dropped at the end\n"
 	    "  --no-auto-create-publication  require an existing publication\n"
+	    "  --replica-identity-full TABLE|all-keyless   set REPLICA IDENTITY FULL on these\n"
+	    "                                tables without a key (on the source, before the slot\n"
+	    "                                exists) so their updates and deletes migrate too\n"
+	    "                                (repeatable); else only their inserts and truncates\n"
+	    "                                stream, and an UPDATE or DELETE on one stops the run\n"
 	    "  --keep-slot                   keep the slot after cutover\n"
 	    "  --lag-threshold-bytes N       CaughtUp when lag is at most N bytes (default 1048576)\n"
 	    "  --cutover-poll-secs N         Lag event interval (default 5)\n"
@@ -311,6 +328,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		O_RCVTIMEOUT,
 		O_SKIPLSN,
 		O_MISSING,
+		O_RIFULL,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -367,6 +385,7 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    {"skip-lsn", required_argument, NULL, O_SKIPLSN},
 	    {"on-missing-row", required_argument, NULL, O_MISSING},
 	    {"wal-receiver-timeout", required_argument, NULL, O_RCVTIMEOUT},
+	    {"replica-identity-full", required_argument, NULL, O_RIFULL},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -638,6 +657,9 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 					return false;
 				}
 				o->skip_missing = strcmp(optarg, "skip") == 0;
+			case O_RIFULL:
+				if (!mig_list_add(o->ri_full, &o->nri_full, optarg, "--replica-identity-full"))
+					return false;
 				break;
 			case O_HELP:
 				*help = true;
@@ -722,12 +744,18 @@ mig_connect(const char *connstr, const char *which, char *errbuf, size_t errlen)
 		return NULL;
 	}
 	PQclear(PQexec(c, "SET client_min_messages TO warning"));
+	/*
+	 * our own source transactions (publications, the cutover position) never
+	 * wait for a synchronous standby, which may be this very migration
+	 */
+	if (strcmp(which, "source") == 0)
+		PQclear(PQexec(c, "SET synchronous_commit = local"));
 	return c;
 }
 
 /* A regular connection that may have been cut (server restart): reset it if so. */
 static void
-mig_fresh(PGconn *c)
+mig_fresh(PGconn *c, bool source)
 {
 	PGresult *res;
 
@@ -738,7 +766,9 @@ mig_fresh(PGconn *c)
 	{
 		PQreset(c);
 		if (PQstatus(c) == CONNECTION_OK)
-			PQclear(PQexec(c, "SET client_min_messages TO warning"));
+			PQclear(PQexec(c, source ? "SET client_min_messages TO warning; SET "
+			                           "synchronous_commit = local"
+			                         : "SET client_min_messages TO warning"));
 	}
 	PQclear(res);
 }
@@ -917,6 +947,90 @@ mig_warn_unstreamed(mig *m)
 		          "compares them",
 		          count, count == 1 ? "" : "s");
 	}
+/* Warn when the source would take this migration's walsender for a synchronous standby. */
+static void
+mig_check_sync_standby(mig *m)
+{
+	char ssn[1024], app[256], err[256];
+
+	if (!mig_value(m->src, "SHOW synchronous_standby_names", ssn, sizeof(ssn), err, sizeof(err)) ||
+	    ssn[0] == '\0')
+		return;
+	/* the replication connection's application_name: the connection string's, else ours */
+	if (!mig_value(m->src, "SELECT current_setting('application_name')", app, sizeof(app), err,
+	               sizeof(err)) ||
+	    app[0] == '\0')
+		snprintf(app, sizeof(app), "pg_dbmigrator");
+	if (srcplan_sync_standby_matches(ssn, app))
+		event_say(
+		    "Validate", "warning",
+		    "the source's synchronous_standby_names = '%s' matches this migration's "
+		    "walsender (application_name %s): while it streams it may be the synchronous "
+		    "standby, so the source's commits wait for the target's apply (it reports each "
+		    "target commit at once); to keep them off it, set application_name in --source to "
+		    "a name not listed there",
+		    ssn, app);
+}
+
+/*
+ * Online: what the run asks of the source, decided before anything is
+ * created there (srcplan): publications, keyless tables, the operator's
+ * publication checked.
+ */
+static bool
+mig_validate_source(mig *m, char *errbuf, size_t errlen)
+{
+	scope_filters f = mig_scope(m);
+	char **names, *list;
+	int n;
+	const char *check = "source_tables";
+	bool ok;
+
+	mig_check_sync_standby(m);
+	if (m->o.resume)
+	{
+		if (m->token.keyless_publication[0] == '\0')
+			return true;
+		if (!srcplan_resume(&m->plan, m->src, m->o.publication, m->token.keyless_publication,
+		                    errbuf, errlen))
+			return mig_check_failed("source_tables", "%s", errbuf);
+		event_say("Validate", "warning",
+		          "--resume: the tables without a replica identity are watched again from now; an "
+		          "UPDATE or DELETE on them while no run was watching cannot be detected");
+		return true;
+	}
+	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
+		return mig_check_failed("source_tables", "%s", errbuf);
+	m->o.ri_full[m->o.nri_full] = NULL;
+	/* what a previous run left is dropped by --force-clean before anything is created */
+	srcplan_init(&m->plan, m->o.force_clean && m->have_token && m->token.created_publication,
+	             m->o.force_clean && m->have_token && m->token.created_keyless_publication);
+	ok = srcplan_build(&m->plan, m->src, names, n, m->o.publication, m->o.ri_full,
+	                   mig_has_filters(&m->o), &check, errbuf, errlen);
+	scope_free(names, n);
+	if (!ok)
+		return mig_check_failed(check, "%s", errbuf);
+	if (!m->plan.pub_exists && !m->o.auto_publication)
+		return mig_check_failed("publication",
+		                        "publication \"%s\" does not exist on the source: create it, "
+		                        "or drop --no-auto-create-publication",
+		                        m->o.publication);
+	list = srcplan_keyless_list(&m->plan);
+	if (list && list[0] && m->plan.nkeyless > 0)
+		event_say("Validate", "warning",
+		          "tables without a primary key or replica identity: %s. Their inserts and "
+		          "truncates are streamed; an UPDATE or DELETE on one of them during the migration "
+		          "stops it before the cutover. To migrate their updates and deletes too: "
+		          "--replica-identity-full TABLE (or all-keyless), or add a primary key; or leave "
+		          "them out with --exclude-table%s",
+		          list,
+		          m->plan.track_counts ? ""
+		                               : ". WARNING: track_counts is off on the source, so such "
+		                                 "an UPDATE or DELETE cannot be detected");
+	else if (list && list[0])
+		event_say("Validate", "info", "tables without a primary key: %s", list);
+	free(list);
+	return true;
 }
 
 static bool
@@ -1012,6 +1126,8 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 			m->ntables = 0;
 		strbuf_free(&tables);
 	}
+	if (m->o.online && !mig_validate_source(m, errbuf, errlen))
+		return false;
 	if (m->o.online)
 		mig_warn_unstreamed(m);
 	event_begin(&e, "Validate");
@@ -1049,6 +1165,7 @@ mig_reattach_after_cutover(mig *m, char *errbuf, size_t errlen)
 	replconn_close(&m->rc);
 	m->created_slot = found;
 	m->created_publication = m->token.created_publication;
+	m->created_keyless_publication = m->token.created_keyless_publication;
 	event_say("PrepareSnapshot", "info",
 	          "resuming after the cutover: every change was applied; finishing up");
 	return true;
@@ -1076,6 +1193,7 @@ mig_reattach(mig *m, char *errbuf, size_t errlen)
 	}
 	m->created_slot = true;
 	m->created_publication = m->token.created_publication;
+	m->created_keyless_publication = m->token.created_keyless_publication;
 	event_say("PrepareSnapshot", "info", "resuming: slot %s found (confirmed up to %s)",
 	          m->slot.name, pgo_lsn_format(m->slot.consistent_point, lsn));
 	return true;
@@ -1084,70 +1202,29 @@ mig_reattach(mig *m, char *errbuf, size_t errlen)
 static bool
 mig_prepare_snapshot(mig *m, char *errbuf, size_t errlen)
 {
-	char buf[64], *lit;
-	bool found;
+	char buf[64];
+	bool found, created_main = false, created_keyless = false, ok;
 	event e;
 
-	lit = PQescapeLiteral(m->src, m->o.publication, strlen(m->o.publication));
-	if (lit == NULL)
-	{
-		snprintf(errbuf, errlen, "out of memory");
+	/* with the operator's consent, before the slot exists */
+	if (!srcplan_set_identity(&m->plan, m->src, errbuf, errlen))
 		return false;
-	}
-	{
-		char sql[512];
-
-		snprintf(sql, sizeof(sql),
-		         "SELECT count(*) FROM pg_catalog.pg_publication WHERE pubname = %s", lit);
-		PQfreemem(lit);
-		if (!mig_value(m->src, sql, buf, sizeof(buf), errbuf, errlen))
-			return false;
-	}
-	if (strcmp(buf, "0") == 0)
-	{
-		strbuf sql, tables;
-		char *qpub;
-		int count = 0;
-		bool ok;
-
-		if (!m->o.auto_publication)
-			return mig_check_failed("publication",
-			                        "publication \"%s\" does not exist on the source: create it, "
-			                        "or drop --no-auto-create-publication",
-			                        m->o.publication);
-		qpub = PQescapeIdentifier(m->src, m->o.publication, strlen(m->o.publication));
-		strbuf_init(&sql);
-		strbuf_init(&tables);
-		ok = qpub != NULL;
-		if (ok && mig_has_filters(&m->o))
-		{
-			ok = mig_tables(m, &tables, &count, errbuf, errlen);
-			if (ok && count == 0)
-			{
-				ok = false;
-				snprintf(errbuf, errlen, "the filters match no table on the source");
-			}
-			ok = ok && strbuf_appendf(&sql, "CREATE PUBLICATION %s FOR TABLE %s", qpub,
-			                          strbuf_data(&tables));
-		}
-		else if (ok)
-			ok = strbuf_appendf(&sql, "CREATE PUBLICATION %s FOR ALL TABLES", qpub);
-		ok = ok && mig_exec(m->src, strbuf_data(&sql), errbuf, errlen);
-		PQfreemem(qpub);
-		strbuf_free(&sql);
-		strbuf_free(&tables);
-		if (!ok)
-			return false;
-		m->created_publication = true;
-		/* so that a kill before the slot exists still drops the publication on --resume */
-		if (!mig_save_token(m, RESUME_STARTED, errbuf, errlen))
-			return false;
-	}
+	ok = srcplan_create_publications(&m->plan, m->src, &created_main, &created_keyless, errbuf,
+	                                 errlen);
+	m->created_publication = created_main;
+	m->created_keyless_publication = created_keyless;
+	/* so that a kill before the slot exists still drops the publications on --resume */
+	if ((created_main || created_keyless) && !mig_save_token(m, RESUME_STARTED, errbuf, errlen))
+		return false;
+	if (!ok)
+		return false;
 	if (!replconn_open(&m->rc, m->o.source, errbuf, errlen))
 		return false;
 	{
-		const char *pubs[2] = {m->o.publication, NULL};
+		const char *pubs[3] = {m->o.publication, NULL, NULL};
 
+		if (m->plan.nkeyless > 0)
+			pubs[1] = m->plan.keyless_publication;
 		if (!replconn_check_identity(&m->rc, pubs, errbuf, errlen))
 			return mig_check_failed("replica_identity", "%s", errbuf);
 	}
@@ -1169,8 +1246,13 @@ mig_prepare_snapshot(mig *m, char *errbuf, size_t errlen)
 	event_str(&e, "snapshot", m->slot.snapshot);
 	event_str(&e, "consistent_lsn", pgo_lsn_format(m->slot.consistent_point, buf));
 	event_str(&e, "publication", m->o.publication);
-	event_end(&e, "slot created with an exported snapshot%s",
-	          m->created_publication ? ", publication created" : "");
+	if (m->plan.nkeyless > 0)
+		event_str(&e, "keyless_publication", m->plan.keyless_publication);
+	event_end(&e, "slot created with an exported snapshot%s%s",
+	          m->created_publication ? ", publication created" : "",
+	          m->created_keyless_publication
+	              ? ", insert-only publication created for the tables without a key"
+	              : "");
 	return true;
 }
 
@@ -1725,6 +1807,66 @@ mig_restore_sections(mig *m, char *errbuf, size_t errlen)
 
 /* ------------------------------------------------------------- StreamApply */
 
+/*
+ * The end position of a cutover: past the commit record of every source
+ * transaction acknowledged to its client before now. The WAL flush position
+ * is not: a commit with synchronous_commit = off is acknowledged before its
+ * record is flushed. So read the insert position, then commit a transaction
+ * of our own that writes WAL (a transactional logical message, which pgoutput
+ * does not publish without its messages option) with synchronous_commit =
+ * local: its commit flushes WAL past the insert position, so the walsender
+ * can send everything below it. Never waits for a synchronous standby.
+ */
+static bool
+mig_end_position(mig *m, pgo_lsn *out, char *errbuf, size_t errlen)
+{
+	char text[64], flush_text[64];
+	pgo_lsn insert, flush = 0;
+	bool ok;
+
+	if (!mig_exec(m->src, "BEGIN", errbuf, errlen))
+		return false;
+	ok = mig_exec(m->src, "SET LOCAL synchronous_commit = local", errbuf, errlen) &&
+	     mig_value(m->src, "SELECT pg_catalog.pg_current_wal_insert_lsn()", text, sizeof(text),
+	               errbuf, errlen);
+	if (ok && !mig_exec(m->src,
+	                    "SELECT pg_catalog.pg_logical_emit_message(true, 'pg_dbmigrator', "
+	                    "'cutover')",
+	                    errbuf, errlen))
+	{
+		/* not allowed to this role: the WAL writer flushes by itself, we wait for it below */
+		PQclear(PQexec(m->src, "ROLLBACK"));
+		ok = mig_exec(m->src, "BEGIN", errbuf, errlen);
+	}
+	if (!ok || !mig_exec(m->src, "COMMIT", errbuf, errlen))
+	{
+		PQclear(PQexec(m->src, "ROLLBACK"));
+		return false;
+	}
+	if (!pgo_lsn_parse(text, &insert))
+	{
+		snprintf(errbuf, errlen, "the source returned an invalid WAL position \"%s\"", text);
+		return false;
+	}
+	/* flushed up to there (at once after our commit; else within wal_writer_delay) */
+	for (int i = 0; i < 300 && flush < insert; i++)
+	{
+		if (i > 0)
+			usleep(100 * 1000);
+		if (!mig_value(m->src, "SELECT pg_catalog.pg_current_wal_flush_lsn()", flush_text,
+		               sizeof(flush_text), errbuf, errlen) ||
+		    !pgo_lsn_parse(flush_text, &flush))
+			return false;
+	}
+	if (flush < insert)
+	{
+		snprintf(errbuf, errlen, "the source's WAL was not flushed up to %s within 30 s", text);
+		return false;
+	}
+	*out = insert;
+	return true;
+}
+
 /* Called from the stream loop about every 100 ms: lag events, cutover, limits. */
 static void
 mig_tick(void *arg)
@@ -1743,14 +1885,12 @@ mig_tick(void *arg)
 	if (!m->cutover && (mig_signals || (m->o.max_runtime &&
 	                                    now - m->start_ms >= (int64_t)m->o.max_runtime * 1000)))
 	{
-		/* everything written on the source before now is applied, then we stop */
-		if (!mig_value(m->src, "SELECT pg_current_wal_flush_lsn()", flush_text, sizeof(flush_text),
-		               err, sizeof(err)) ||
-		    !pgo_lsn_parse(flush_text, &flush))
+		/* everything committed on the source before now is applied, then we stop */
+		if (!mig_end_position(m, &flush, err, sizeof(err)))
 		{
 			/* tried again at the next tick, on a fresh connection */
 			event_say("Cutover", "warning", "cannot read the source's WAL position: %s", err);
-			mig_fresh(m->src);
+			mig_fresh(m->src, true);
 			return;
 		}
 		m->cutover = true;
@@ -1761,7 +1901,8 @@ mig_tick(void *arg)
 		event_say("Cutover", "info",
 		          "%s: applying everything up to the source's WAL position %s, then cutting over "
 		          "(Ctrl+C again aborts)",
-		          mig_signals ? "interrupt" : "--max-runtime-seconds reached", flush_text);
+		          mig_signals ? "interrupt" : "--max-runtime-seconds reached",
+		          pgo_lsn_format(flush, flush_text));
 		return;
 	}
 	if (m->cutover)
@@ -1778,6 +1919,14 @@ mig_tick(void *arg)
 	if (now < m->next_poll_ms)
 		return;
 	m->next_poll_ms = now + (int64_t)m->o.poll_secs * 1000;
+	if (m->plan.nkeyless > 0 && srcplan_watch(&m->plan, m->src, err, sizeof(err)) == 1)
+	{
+		/* an UPDATE or DELETE the stream cannot carry: stop before any cutover */
+		snprintf(m->halt_msg, sizeof(m->halt_msg), "%s", err);
+		m->restart = true;
+		m->so->stop = &mig_halt;
+		return;
+	}
 	if (!mig_value(m->src, "SELECT pg_current_wal_flush_lsn()", flush_text, sizeof(flush_text), err,
 	               sizeof(err)) ||
 	    !pgo_lsn_parse(flush_text, &flush))
@@ -1872,7 +2021,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	static stream_decoder sd;
 	stream_opts so = {0};
 	apply_opts ao = {0};
-	const char *pubs[2] = {m->o.publication, NULL};
+	const char *pubs[3] = {m->o.publication, NULL, NULL};
 	bool cache_ready = false, ring_ready = false, app_open = false;
 	int rc = EXIT_ERROR, backoff_ms = 1000;
 	stream_end end = STREAM_FAILED;
@@ -1886,6 +2035,8 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	int64_t last_progress_ms = 0, attempt_ms = 0;
 	pgo_lsn furthest = 0;
 
+	if (m->plan.nkeyless > 0)
+		pubs[1] = m->plan.keyless_publication;
 	ao.target = m->o.target;
 	ao.slot_name = m->o.slot;
 	ao.group_txns = m->o.group_commit;
@@ -2046,6 +2197,11 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	{
 		char lsn[PGO_LSN_STRLEN], cut[PGO_LSN_STRLEN];
 
+		if (m->restart)
+		{
+			snprintf(errbuf, errlen, "%s", m->halt_msg);
+			goto done;
+		}
 		if (m->timed_out)
 		{
 			snprintf(errbuf, errlen,
@@ -2059,6 +2215,21 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		          pgo_lsn_format(mig_applied_lsn(m, &app), lsn), m->o.slot);
 		rc = EXIT_ABORTED;
 		goto done;
+	}
+	if (m->plan.nkeyless > 0)
+	{
+		/* once more, counting every commit before the cutover moment */
+		int64_t wait = m->cutover_ms + MIG_STATS_DELAY_MS - cli_now_ms();
+		int changed;
+
+		if (wait > 0)
+			usleep((useconds_t)wait * 1000);
+		changed = srcplan_watch(&m->plan, m->src, errbuf, errlen);
+		if (changed != 0)
+		{
+			m->restart = changed == 1;
+			goto done;
+		}
 	}
 	{
 		event e;
@@ -2180,16 +2351,12 @@ mig_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress)
 		if (!ok)
 			event_say("Complete", "warning", "could not drop the slot \"%s\": %s", m->o.slot, err);
 	}
-	if (m->src && m->created_publication && drop_publication)
-	{
-		char *q = PQescapeIdentifier(m->src, m->o.publication, strlen(m->o.publication));
-		char sql[512];
-
-		snprintf(sql, sizeof(sql), "DROP PUBLICATION IF EXISTS %s", q ? q : "\"\"");
-		PQfreemem(q);
-		if (!mig_exec(m->src, sql, err, sizeof(err)))
-			event_say("Complete", "warning", "could not drop the publication: %s", err);
-	}
+	if (m->src && m->created_publication && drop_publication &&
+	    !srcplan_drop_publication(m->src, m->o.publication, err, sizeof(err)))
+		event_say("Complete", "warning", "could not drop the publication: %s", err);
+	if (m->src && m->created_keyless_publication && drop_publication &&
+	    !srcplan_drop_publication(m->src, m->plan.keyless_publication, err, sizeof(err)))
+		event_say("Complete", "warning", "could not drop the publication: %s", err);
 	if (drop_progress && m->tgt && m->o.online &&
 	    !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
 		event_say("Complete", "warning", "could not drop _pg_dbmigrator on the target: %s", err);
@@ -2326,6 +2493,9 @@ mig_save_token(mig *m, resume_stage stage, char *errbuf, size_t errlen)
 	snprintf(m->token.slot, sizeof(m->token.slot), "%s", m->o.slot);
 	snprintf(m->token.publication, sizeof(m->token.publication), "%s", m->o.publication);
 	m->token.created_publication = m->created_publication;
+	snprintf(m->token.keyless_publication, sizeof(m->token.keyless_publication), "%s",
+	         m->plan.keyless_publication);
+	m->token.created_keyless_publication = m->created_keyless_publication;
 	/* where the slot was created (it names the run): later stages keep it */
 	if (stage <= RESUME_SNAPSHOT)
 		m->token.consistent_lsn = m->slot.consistent_point;
@@ -2440,6 +2610,9 @@ mig_force_clean(mig *m)
 			if (!mig_exec(m->src, cmd, err, sizeof(err)))
 				event_say("Validate", "warning", "--force-clean: %s", err);
 		}
+		if (m->token.created_keyless_publication &&
+		    !srcplan_drop_publication(m->src, m->token.keyless_publication, err, sizeof(err)))
+			event_say("Validate", "warning", "--force-clean: %s", err);
 	}
 	if (m->tgt &&
 	    !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
@@ -2488,6 +2661,15 @@ mig_dry_run(mig *m, char *errbuf, size_t errlen)
 		       : m->o.auto_publication ? "create"
 		                               : "MISSING",
 		       m->o.publication, m->o.slot);
+		if (m->plan.nkeyless > 0)
+			printf("on the source: create publication %s WITH (publish = 'insert, truncate') "
+			       "for the %d table%s without a replica identity (watched for updates and "
+			       "deletes)\n",
+			       m->plan.keyless_publication, m->plan.nkeyless, m->plan.nkeyless == 1 ? "" : "s");
+		for (int i = 0; i < m->plan.ntables; i++)
+			if (m->plan.tables[i].set_full)
+				printf("on the source: ALTER TABLE %s REPLICA IDENTITY FULL\n",
+				       m->plan.tables[i].name);
 		printf("at cutover: drop slot %s%s%s; drop _pg_dbmigrator on the target\n",
 		       m->o.keep_slot ? "(no: --keep-slot)" : m->o.slot,
 		       pub_exists ? "" : ", drop publication ", pub_exists ? "" : m->o.publication);
@@ -3036,8 +3218,8 @@ cmd_migrate(int argc, char **argv)
 		{
 			rc = mig_stream(&m, err, sizeof(err));
 			/* either server may have restarted while streaming */
-			mig_fresh(m.src);
-			mig_fresh(m.tgt);
+			mig_fresh(m.src, true);
+			mig_fresh(m.tgt, false);
 			if (rc != EXIT_OK)
 				goto done;
 			rc = EXIT_ERROR;
@@ -3083,7 +3265,16 @@ done:
 	{
 		if (err[0])
 			event_say(rc == EXIT_ABORTED ? "Aborted" : "Error", "error", "%s", err);
-		if (m.slot_gone)
+		if (m.restart)
+		{
+			/* the stream lacks a change: resuming cannot help, so nothing is kept */
+			mig_cleanup(&m, true, true, false);
+			event_say("Error", "info",
+			          "nothing was cut over; the slot and publications are dropped and the "
+			          "target holds a partial copy: start over with --force-clean "
+			          "--drop-target-first");
+		}
+		else if (m.slot_gone)
 			event_say("Error", "info",
 			          "nothing was cut over; the target holds a partial copy: start over with "
 			          "--force-clean --drop-target-first");
@@ -3118,6 +3309,7 @@ done:
 		}
 	}
 	replconn_close(&m.rc);
+	srcplan_free(&m.plan);
 	PQfinish(m.src);
 	PQfinish(m.tgt);
 	conninfo_free(&m.src_ci);

@@ -12,11 +12,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "receiver.h"
@@ -93,8 +95,16 @@ receiver_send_status(receiver *r, bool reply_requested)
 		receiver_fail(r, "could not send a status update to the source", PQerrorMessage(conn));
 		return false;
 	}
+	r->sent_flush = flush;
 	atomic_fetch_add(&r->status_sent, 1);
 	return true;
+}
+
+/* Has the consumer finished more since the last status update? */
+static bool
+receiver_flush_moved(receiver *r)
+{
+	return atomic_load(&r->flush_lsn) != r->sent_flush;
 }
 
 /* Wait up to ms for the socket to be readable, then let libpq read it. */
@@ -119,12 +129,25 @@ receiver_wait_socket(receiver *r, int64_t ms, int lowat)
 	}
 	FD_ZERO(&rfds);
 	FD_SET(fd, &rfds);
+	FD_SET(r->wake_fd[0], &rfds);
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
-	if (select(fd + 1, &rfds, NULL, NULL, &tv) < 0 && errno != EINTR)
+	/* a flush position published after this store wakes us (receiver_set_flush) */
+	atomic_store(&r->sleeping, true);
+	if (!receiver_flush_moved(r) &&
+	    select((fd > r->wake_fd[0] ? fd : r->wake_fd[0]) + 1, &rfds, NULL, NULL, &tv) < 0 &&
+	    errno != EINTR)
 	{
+		atomic_store(&r->sleeping, false);
 		receiver_fail(r, "select() on the replication connection failed", strerror(errno));
 		return false;
+	}
+	atomic_store(&r->sleeping, false);
+	{
+		char drain[64];
+
+		while (read(r->wake_fd[0], drain, sizeof(drain)) > 0)
+			;
 	}
 	if (PQconsumeInput(conn) == 0)
 	{
@@ -207,7 +230,7 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 		/* RING_TIMEOUT: the consumer is slow; keep the walsender content */
 		if (atomic_load(&r->stop))
 			return false;
-		if (receiver_until_status(*last_status, interval) == 0)
+		if (receiver_until_status(*last_status, interval) == 0 || receiver_flush_moved(r))
 		{
 			if (!receiver_send_status(r, false))
 				return false;
@@ -314,7 +337,7 @@ receiver_main(void *arg)
 		pgo_error perr;
 
 		if (receiver_until_status(last_status, r->status_interval_ms) == 0 ||
-		    atomic_load(&r->want_reply))
+		    atomic_load(&r->want_reply) || receiver_flush_moved(r))
 		{
 			/* a requested reply comes back as a keepalive with the server's position */
 			if (!receiver_send_status(r, atomic_exchange(&r->want_reply, false)))
@@ -431,10 +454,21 @@ receiver_start(receiver *r, replconn *rc, ring *rg, int status_interval_ms, int 
 	atomic_init(&r->bytes, 0);
 	atomic_init(&r->messages, 0);
 	atomic_init(&r->status_sent, 0);
+	atomic_init(&r->sleeping, false);
+	if (pipe(r->wake_fd) != 0)
+	{
+		snprintf(errbuf, errlen, "could not create the receiver's wake-up pipe: %s",
+		         strerror(errno));
+		return false;
+	}
+	for (int i = 0; i < 2; i++)
+		(void)fcntl(r->wake_fd[i], F_SETFL, fcntl(r->wake_fd[i], F_GETFL) | O_NONBLOCK);
 	err = pthread_create(&r->thread, NULL, receiver_main, r);
 	if (err != 0)
 	{
 		snprintf(errbuf, errlen, "could not start the receiver thread: %s", strerror(err));
+		close(r->wake_fd[0]);
+		close(r->wake_fd[1]);
 		return false;
 	}
 	r->started = true;
@@ -449,6 +483,13 @@ receiver_set_flush(receiver *r, pgo_lsn lsn)
 
 	while (lsn > cur && !atomic_compare_exchange_weak(&r->flush_lsn, &cur, lsn))
 		;
+	/* after the store: either the thread sees the new position or we see it sleeping */
+	if (lsn > cur && atomic_load(&r->sleeping))
+	{
+		char one = 1;
+
+		(void)!write(r->wake_fd[1], &one, 1); /* a full pipe wakes it just as well */
+	}
 }
 
 /* Stop and join the thread; false (with its error) if the thread failed. */
@@ -461,6 +502,8 @@ receiver_stop(receiver *r, char *errbuf, size_t errlen)
 	ring_abort(r->ring); /* wake a producer blocked on a full ring */
 	pthread_join(r->thread, NULL);
 	r->started = false;
+	close(r->wake_fd[0]);
+	close(r->wake_fd[1]);
 	if (r->failed)
 	{
 		snprintf(errbuf, errlen, "%s", r->errmsg);

@@ -51,8 +51,13 @@ resume_save(const char *path, const resume_token *t, char *errbuf, size_t errlen
 	     strbuf_append_json_string(&sb, t->slot, strlen(t->slot)) &&
 	     strbuf_append_cstr(&sb, ",\"publication\":") &&
 	     strbuf_append_json_string(&sb, t->publication, strlen(t->publication)) &&
-	     strbuf_appendf(&sb, ",\"created_publication\":%s,\"consistent_lsn\":\"%s\",\"source\":",
-	                    t->created_publication ? "true" : "false",
+	     strbuf_appendf(&sb, ",\"created_publication\":%s,\"keyless_publication\":",
+	                    t->created_publication ? "true" : "false") &&
+	     strbuf_append_json_string(&sb, t->keyless_publication, strlen(t->keyless_publication)) &&
+	     strbuf_appendf(&sb,
+	                    ",\"created_keyless_publication\":%s,\"consistent_lsn\":\"%s\","
+	                    "\"source\":",
+	                    t->created_keyless_publication ? "true" : "false",
 	                    pgo_lsn_format(t->consistent_lsn, lsn)) &&
 	     strbuf_append_json_string(&sb, t->source, strlen(t->source)) &&
 	     strbuf_append_cstr(&sb, ",\"target\":") &&
@@ -192,6 +197,13 @@ resume_load(const char *path, resume_token *t, bool *found, char *errbuf, size_t
 	    !resume_field(text, "created_publication", v, sizeof(v)))
 		goto bad;
 	t->created_publication = strcmp(v, "true") == 0;
+	/* absent from tokens written before keyless tables were migrated */
+	if (resume_field(text, "keyless_publication", t->keyless_publication,
+	                 sizeof(t->keyless_publication)) &&
+	    resume_field(text, "created_keyless_publication", v, sizeof(v)))
+		t->created_keyless_publication = strcmp(v, "true") == 0;
+	else
+		t->keyless_publication[0] = '\0';
 	if (!resume_field(text, "consistent_lsn", v, sizeof(v)) ||
 	    !pgo_lsn_parse(v, &t->consistent_lsn) ||
 	    !resume_field(text, "source", t->source, sizeof(t->source)) ||

@@ -1,0 +1,594 @@
+/*
+ * check_prod_source.c — the source side of an online migration, on a source
+ * shaped like production ones: objects owned by an application role, the
+ * target a NOSUPERUSER role owning its database (as on a managed service).
+ *
+ * The stories:
+ *  - writers commit with synchronous_commit = off up to the instant of the
+ *    operator's Ctrl+C, on a source whose WAL writer flushes only every 10 s:
+ *    every row a writer was told is committed before the Ctrl+C is on the
+ *    target (the end position used to be the flush position, which such
+ *    commits lie past: acknowledged rows were silently left behind);
+ *  - pgbench_history has no key: it migrates while pgbench runs (the tool used
+ *    to refuse it, after its FOR ALL TABLES publication had already made
+ *    UPDATEs on such tables fail on the source);
+ *  - an UPDATE on a keyless table during streaming succeeds for the
+ *    application, and the tool stops before any cutover, saying why;
+ *  - --replica-identity-full all-keyless migrates a keyless table's updates
+ *    and deletes too;
+ *  - a publication the operator made (--no-auto-create-publication) that
+ *    cannot give an exact copy (row filter, column list, missing actions,
+ *    missing tables) is refused before anything is created, with the reason;
+ *  - a source with synchronous_standby_names = '*': the tool neither hangs
+ *    (its own CREATE/DROP PUBLICATION used to wait for a synchronous standby
+ *    that was the tool itself) nor slows the application's commits.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pgtest.h"
+
+static pgt_cluster src_server, tgt_server;
+static PGconn *src_admin, *tgt_admin;
+
+static void
+setup(void)
+{
+	pgt_start(&src_server, "max_replication_slots = 10\nmax_wal_senders = 10\n");
+	pgt_start(&tgt_server, NULL);
+	src_admin = pgt_connect(&src_server, "postgres");
+	tgt_admin = pgt_connect(&tgt_server, "postgres");
+}
+
+static void
+teardown(void)
+{
+	PQfinish(src_admin);
+	PQfinish(tgt_admin);
+	pgt_stop(&src_server);
+	pgt_stop(&tgt_server);
+}
+
+/*
+ * The database db on both servers owned by the application role "app" (the
+ * same role on both sides, so the restore's OWNER TO works for the target's
+ * NOSUPERUSER role); the tool reaches the source as its superuser, the
+ * target as app. Connection strings into src/tgt, app's own connections out.
+ */
+static void
+app_databases(const char *db, char *src, char *tgt, size_t size, PGconn **s, PGconn **t)
+{
+	/* a story that failed may have left its slot */
+	pgt_exec(src_admin, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+	                    "WHERE NOT active");
+	pgt_owned_database(src_admin, db, "app");
+	pgt_owned_database(tgt_admin, db, "app");
+	pgt_exec(src_admin, "ALTER ROLE app REPLICATION");
+	pgt_connstr(&src_server, db, src, size);
+	pgt_connstr_as(&tgt_server, db, "app", tgt, size);
+	{
+		char as_app[256];
+		PGconn *c;
+
+		pgt_connstr_as(&src_server, db, "app", as_app, sizeof(as_app));
+		c = PQconnectdb(as_app);
+		ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+		*s = c;
+		pgt_connstr_as(&tgt_server, db, "app", as_app, sizeof(as_app));
+		c = PQconnectdb(as_app);
+		ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+		*t = c;
+	}
+}
+
+/* Start the tool online from src to tgt with the common options and extra (NULL-terminated). */
+static void
+start_tool(pgt_proc *tool, const char *src, const char *tgt, const char *name,
+           const char *const *extra)
+{
+	char dump[512];
+	const char *argv[40] = {pgt_tool(),
+	                        "--mode",
+	                        "online",
+	                        "--source",
+	                        src,
+	                        "--target",
+	                        tgt,
+	                        "--json",
+	                        "--dump-path",
+	                        pgt_scratch(name, dump, sizeof(dump)),
+	                        "--cutover-poll-secs",
+	                        "1"};
+	int n = 12;
+
+	for (int i = 0; extra && extra[i] && n < 39; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	pgt_spawn(tool, argv, NULL);
+}
+
+/* Nothing of the tool's on either side: no slot, no publication, no _pg_dbmigrator. */
+static void
+assert_nothing_left(PGconn *s, PGconn *t, const char *publications)
+{
+	char buf[64];
+
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
+	                 "0");
+	ck_assert_str_eq(
+	    pgt_value(s, "SELECT string_agg(pubname, ',' ORDER BY pubname) FROM pg_publication", buf,
+	              sizeof(buf)),
+	    publications);
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM pg_namespace WHERE nspname = '_pg_dbmigrator'",
+	                           buf, sizeof(buf)),
+	                 "0");
+}
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * A writer process: INSERTs ids writer*10^7 + 1, 2, ... one per transaction
+ * with synchronous_commit = off, and after each acknowledged commit appends
+ * "id microseconds" to log. Runs until killed.
+ */
+static pid_t
+async_writer(const char *connstr, int writer, const char *log)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+	{
+		PGconn *c = PQconnectdb(connstr);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		PQclear(PQexec(c, "SET synchronous_commit = off"));
+		for (long i = 1;; i++)
+		{
+			char sql[128], line[64];
+			long long id = (long long)writer * 10000000LL + i;
+			PGresult *r;
+
+			snprintf(sql, sizeof(sql), "INSERT INTO acks VALUES (%lld, %d)", id, writer);
+			r = PQexec(c, sql);
+			if (PQresultStatus(r) == PGRES_COMMAND_OK)
+			{
+				int len = snprintf(line, sizeof(line), "%lld %lld\n", id, (long long)now_us());
+
+				if (write(fd, line, (size_t)len) != len)
+					_exit(1);
+			}
+			PQclear(r);
+		}
+	}
+	return pid;
+}
+
+START_TEST(every_acknowledged_async_commit_reaches_the_target)
+{
+	char src[256], tgt[256], as_app[256], logs[3][512], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	pid_t writers[3];
+	int64_t ctrl_c;
+	char *out, *err, *ids;
+	size_t len = 0, cap = 1 << 22;
+	int rc, acked = 0;
+
+	app_databases("async", src, tgt, sizeof(src), &s, &t);
+	pgt_exec(s, "CREATE TABLE acks (id bigint PRIMARY KEY, writer int)");
+	/* WAL reaches disk in pages; the last partial one only every 10 s */
+	pgt_exec(src_admin, "ALTER SYSTEM SET wal_writer_delay = '10s'");
+	pgt_exec(src_admin, "SELECT pg_reload_conf()");
+	start_tool(&tool, src, tgt, "async-dump", NULL);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	pgt_connstr_as(&src_server, "async", "app", as_app, sizeof(as_app));
+	for (int w = 0; w < 3; w++)
+		writers[w] = async_writer(as_app, w + 1, pgt_scratch("acks.log", logs[w], sizeof(logs[w])));
+	sleep(3);
+	/* the operator presses Ctrl+C while the writers are still committing */
+	ctrl_c = now_us();
+	kill(tool.pid, SIGINT);
+	usleep(300 * 1000);
+	for (int w = 0; w < 3; w++)
+	{
+		kill(writers[w], SIGKILL);
+		waitpid(writers[w], NULL, 0);
+	}
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "migration exited %d: %.3000s", rc, err);
+	/* every id acknowledged before the Ctrl+C */
+	ids = malloc(cap);
+	ck_assert_ptr_nonnull(ids);
+	len = (size_t)snprintf(ids, cap, "SELECT count(*) FROM unnest('{0");
+	for (int w = 0; w < 3; w++)
+	{
+		FILE *f = fopen(logs[w], "r");
+		long long id, at;
+
+		ck_assert_ptr_nonnull(f);
+		while (fscanf(f, "%lld %lld", &id, &at) == 2)
+			if (at < ctrl_c)
+			{
+				if (len + 64 >= cap)
+				{
+					ids = realloc(ids, cap *= 2);
+					ck_assert_ptr_nonnull(ids);
+				}
+				len += (size_t)snprintf(ids + len, cap - len, ",%lld", id);
+				acked++;
+			}
+		fclose(f);
+	}
+	snprintf(ids + len, cap - len,
+	         "}'::bigint[]) u(id) WHERE id <> 0 AND NOT EXISTS (SELECT FROM acks a WHERE a.id = "
+	         "u.id)");
+	ck_assert_int_gt(acked, 100);
+	ck_assert_msg(strcmp(pgt_value(t, ids, buf, sizeof(buf)), "0") == 0,
+	              "%s of %d rows acknowledged before the Ctrl+C are missing on the target", buf,
+	              acked);
+	/* and the target has no row the source lacks (the writers went on after the Ctrl+C) */
+	ck_assert_int_le(atoi(pgt_value(t, "SELECT count(*) FROM acks", buf, sizeof(buf))),
+	                 atoi(pgt_value(s, "SELECT count(*) FROM acks", buf, sizeof(buf))));
+	assert_nothing_left(s, t, "");
+	pgt_exec(src_admin, "ALTER SYSTEM RESET wal_writer_delay");
+	pgt_exec(src_admin, "SELECT pg_reload_conf()");
+	free(ids);
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+/* pgbench -i on the source as app (its tables owned by app). */
+static void
+pgbench_init(const char *db)
+{
+	char conn[256], pgbench[512];
+	const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
+	                      "-i",
+	                      "-q",
+	                      "-s",
+	                      "1",
+	                      pgt_connstr_as(&src_server, db, "app", conn, sizeof(conn)),
+	                      NULL};
+	pgt_proc init;
+
+	pgt_spawn(&init, argv, NULL);
+	free(pgt_slurp(&init));
+	ck_assert_int_eq(pgt_wait(&init, 120), 0);
+}
+
+START_TEST(pgbench_history_without_a_key_migrates_while_pgbench_runs)
+{
+	char src[256], tgt[256], as_app[256], pgbench[512];
+	PGconn *s, *t;
+	pgt_proc tool, bench;
+	char *out, *err;
+	int rc;
+
+	app_databases("bench", src, tgt, sizeof(src), &s, &t);
+	pgbench_init("bench");
+	start_tool(&tool, src, tgt, "bench-dump", NULL);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
+	              "never streamed: %.3000s", pgt_stderr(&tool));
+	{
+		const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
+		                      "-n",
+		                      "-c",
+		                      "3",
+		                      "-T",
+		                      "6",
+		                      pgt_connstr_as(&src_server, "bench", "app", as_app, sizeof(as_app)),
+		                      NULL};
+
+		pgt_spawn(&bench, argv, NULL);
+	}
+	free(pgt_slurp(&bench));
+	/* the application's updates and inserts all succeeded */
+	ck_assert_int_eq(pgt_wait(&bench, 60), 0);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	sleep(2);
+	kill(tool.pid, SIGINT);
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "migration exited %d: %.3000s", rc, err);
+	ck_assert_msg(strstr(err, "pgbench_history"),
+	              "Validate did not name the keyless table: %.3000s", err);
+	pgt_assert_same(s, t, "pgbench_accounts");
+	pgt_assert_same(s, t, "pgbench_branches");
+	pgt_assert_same(s, t, "pgbench_tellers");
+	pgt_assert_same(s, t, "pgbench_history");
+	assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(an_update_on_a_keyless_table_stops_the_run_before_cutover)
+{
+	char src[256], tgt[256], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	app_databases("keyless", src, tgt, sizeof(src), &s, &t);
+	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
+	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
+	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 100) g");
+	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g");
+	/* past activity, reported by Validate */
+	pgt_exec(s, "UPDATE events SET what = 'first' WHERE what = 'e1'");
+	pgt_exec(s, "SELECT pg_stat_force_next_flush()");
+	start_tool(&tool, src, tgt, "keyless-dump", NULL);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
+	              "never streamed: %.3000s", pgt_stderr(&tool));
+	/* the application keeps writing: inserts, and one UPDATE of a keyless table */
+	pgt_exec(s, "INSERT INTO events (what) VALUES ('streamed')");
+	pgt_exec(s, "UPDATE orders SET total = total + 1 WHERE id < 10");
+	pgt_exec(s, "UPDATE events SET what = 'changed' WHERE what = 'e2'"); /* must not fail */
+	pgt_exec(s, "SELECT pg_stat_force_next_flush()");
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 60);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 1, "migration exited %d (expected 1): %.3000s", rc, err);
+	ck_assert_msg(strstr(err, "public.events") && strstr(err, "1 update"),
+	              "Validate did not list the keyless table with its past update: %.3000s", err);
+	ck_assert_msg(strstr(err, "events") && strstr(err, "--replica-identity-full"),
+	              "no message naming the table and the way out: %.3000s", err);
+	ck_assert_msg(strstr(out, "\"stage\":\"Cutover\"") == NULL, "it cut over: %.3000s", out);
+	ck_assert_str_eq(
+	    pgt_value(s, "SELECT what FROM events WHERE what = 'changed'", buf, sizeof(buf)),
+	    "changed");
+	/* it cannot be resumed (the update is lost to the stream): nothing left on the source */
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
+	                 "0");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(replica_identity_full_all_keyless_migrates_updates_too)
+{
+	char src[256], tgt[256], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+	const char *extra[] = {"--replica-identity-full", "all-keyless", "--verify", "strict", NULL};
+
+	app_databases("fullid", src, tgt, sizeof(src), &s, &t);
+	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
+	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
+	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 100) g");
+	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g");
+	start_tool(&tool, src, tgt, "full-dump", extra);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
+	              "never streamed: %.3000s", pgt_stderr(&tool));
+	ck_assert_str_eq(pgt_value(s, "SELECT relreplident FROM pg_class WHERE relname = 'events'", buf,
+	                           sizeof(buf)),
+	                 "f");
+	pgt_exec(s, "UPDATE events SET what = what || '!' WHERE what LIKE 'e1%'");
+	pgt_exec(s, "DELETE FROM events WHERE what LIKE 'e2%'");
+	pgt_exec(s, "INSERT INTO events (what) VALUES ('streamed')");
+	pgt_exec(s, "UPDATE orders SET total = 0 WHERE id < 10");
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	sleep(2);
+	kill(tool.pid, SIGINT);
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "migration exited %d: %.3000s", rc, err);
+	pgt_assert_same(s, t, "events");
+	pgt_assert_same(s, t, "orders");
+	assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(a_user_publication_that_cannot_copy_exactly_is_refused)
+{
+	static const struct
+	{
+		const char *create, *reason;
+	} cases[] = {
+	    {"CREATE PUBLICATION mine FOR TABLE orders WHERE (id > 10), customers", "row filter"},
+	    {"CREATE PUBLICATION mine FOR TABLE orders (id), customers", "column list"},
+	    {"CREATE PUBLICATION mine FOR ALL TABLES WITH (publish = 'insert, update')",
+	     "does not publish delete, truncate"},
+	    {"CREATE PUBLICATION mine FOR TABLE orders", "public.customers"},
+	};
+	char src[256], tgt[256], buf[64];
+	PGconn *s, *t;
+
+	app_databases("userpub", src, tgt, sizeof(src), &s, &t);
+	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
+	pgt_exec(s, "CREATE TABLE customers (id int PRIMARY KEY, name text)");
+	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 20) g");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		pgt_proc tool;
+		char *out, *err;
+		int rc;
+		const char *extra[] = {"--publication", "mine", "--no-auto-create-publication", NULL};
+
+		pgt_exec(src_admin, "SELECT 1"); /* keep the admin connection warm */
+		pgt_exec(s, "DROP PUBLICATION IF EXISTS mine");
+		if (strstr(cases[i].create, "ALL TABLES"))
+			pgt_exec(src_admin, "ALTER ROLE app SUPERUSER");
+		pgt_exec(s, cases[i].create);
+		if (strstr(cases[i].create, "ALL TABLES"))
+			pgt_exec(src_admin, "ALTER ROLE app NOSUPERUSER");
+		start_tool(&tool, src, tgt, "userpub-dump", extra);
+		ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=Error", 20) ||
+		                  pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 1),
+		              "%s: neither refused nor streamed", cases[i].create);
+		kill(tool.pid, SIGTERM);
+		out = pgt_slurp(&tool);
+		rc = pgt_wait(&tool, 60);
+		err = pgt_stderr(&tool);
+		ck_assert_msg(rc == 1, "%s: exited %d (expected 1): %.3000s", cases[i].create, rc, err);
+		ck_assert_msg(strstr(err, "publication") && strstr(err, cases[i].reason),
+		              "%s: the refusal does not say \"%s\": %.3000s", cases[i].create,
+		              cases[i].reason, err);
+		/* nothing created on either side; the operator's publication is left alone */
+		assert_nothing_left(s, t, "mine");
+		ck_assert_str_eq(pgt_value(t,
+		                           "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+		                           "c.relnamespace WHERE n.nspname = 'public'",
+		                           buf, sizeof(buf)),
+		                 "0");
+		free(out);
+		free(err);
+	}
+	/* and a publication that can copy exactly is used as it is */
+	{
+		pgt_proc tool;
+		char *out, *err;
+		int rc;
+		const char *extra[] = {"--publication",         "mine", "--no-auto-create-publication",
+		                       "--max-runtime-seconds", "3",    NULL};
+
+		pgt_exec(s, "DROP PUBLICATION mine");
+		pgt_exec(s, "CREATE PUBLICATION mine FOR TABLE orders, customers");
+		start_tool(&tool, src, tgt, "userpub-ok-dump", extra);
+		out = pgt_slurp(&tool);
+		rc = pgt_wait(&tool, 120);
+		err = pgt_stderr(&tool);
+		ck_assert_msg(rc == 0, "exited %d: %.3000s", rc, err);
+		pgt_assert_same(s, t, "orders");
+		pgt_assert_same(s, t, "customers");
+		assert_nothing_left(s, t, "mine");
+		free(out);
+		free(err);
+	}
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+START_TEST(a_synchronous_standby_setting_neither_hangs_nor_slows_the_source)
+{
+	char src[256], tgt[256], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+	double ms[100];
+	const char *extra[] = {"--verify", "strict", NULL};
+
+	app_databases("syncrep", src, tgt, sizeof(src), &s, &t);
+	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
+	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g");
+	/* an HA primary: every commit waits for a synchronous standby (any walsender) */
+	pgt_exec(src_admin, "ALTER SYSTEM SET synchronous_standby_names = '*'");
+	pgt_exec(src_admin, "SELECT pg_reload_conf()");
+	start_tool(&tool, src, tgt, "syncrep-dump", extra);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 30),
+	              "hung before streaming: %.3000s", pgt_stderr(&tool));
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "synchronous_standby_names", 1),
+	              "Validate did not warn: %.3000s", pgt_stderr(&tool));
+	/* the application's commits while the tool streams: how long each waits */
+	for (int i = 0; i < 100; i++)
+	{
+		char sql[128];
+		int64_t t0 = now_us();
+
+		snprintf(sql, sizeof(sql), "INSERT INTO orders VALUES (%d, %d)", 1000 + i, i);
+		pgt_exec(s, sql);
+		ms[i] = (double)(now_us() - t0) / 1000.0;
+	}
+	qsort(ms, 100, sizeof(ms[0]), cmp_double);
+	fprintf(stderr, "synchronous standby: source commit latency p50 %.1f ms, p99 %.1f ms\n", ms[49],
+	        ms[98]);
+	ck_assert_msg(ms[98] < 500, "the source's commits wait: p50 %.1f ms, p99 %.1f ms", ms[49],
+	              ms[98]);
+	kill(tool.pid, SIGINT);
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 60);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "migration exited %d: %.3000s", rc, err);
+	pgt_exec(src_admin, "ALTER SYSTEM RESET synchronous_standby_names");
+	pgt_exec(src_admin, "SELECT pg_reload_conf()");
+	pgt_assert_same(s, t, "orders");
+	assert_nothing_left(s, t, "");
+	(void)buf;
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+static Suite *
+source_suite(void)
+{
+	Suite *s = suite_create("production source");
+	TCase *tc = tcase_create("source");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 300);
+	/* PGDBM_STORY=part-of-a-name runs only the matching stories */
+#define ADD_STORY(fn)                                                        \
+	if (getenv("PGDBM_STORY") == NULL || strstr(#fn, getenv("PGDBM_STORY"))) \
+	tcase_add_test(tc, fn)
+	ADD_STORY(every_acknowledged_async_commit_reaches_the_target);
+	ADD_STORY(pgbench_history_without_a_key_migrates_while_pgbench_runs);
+	ADD_STORY(an_update_on_a_keyless_table_stops_the_run_before_cutover);
+	ADD_STORY(replica_identity_full_all_keyless_migrates_updates_too);
+	ADD_STORY(a_user_publication_that_cannot_copy_exactly_is_refused);
+	ADD_STORY(a_synchronous_standby_setting_neither_hangs_nor_slows_the_source);
+#undef ADD_STORY
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(source_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
