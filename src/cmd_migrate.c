@@ -35,6 +35,7 @@
 #include "cmd.h"
 #include "conninfo.h"
 #include "events.h"
+#include "guard.h"
 #include "receiver.h"
 #include "relcache.h"
 #include "replconn.h"
@@ -93,6 +94,8 @@ typedef struct mig_opts
 	bool fast_restore;
 	int reconnect_max_wait;
 	int receiver_timeout; /* seconds of silence from the source before reconnecting (0: never) */
+	bool no_owner;        /* pg_restore --no-owner: every object owned by the target role */
+	bool no_privileges;   /* pg_restore --no-privileges: no GRANT/REVOKE */
 } mig_opts;
 
 typedef struct mig
@@ -119,6 +122,9 @@ typedef struct mig
 	bool wrote_token; /* this run saved the token (so it may remove it) */
 	bool slot_gone;   /* the slot was dropped or invalidated under us: nothing to resume */
 	int ntables;      /* tables in scope, for progress */
+	/* the guard (guard.h): triggers and foreign keys too when the apply cannot use replica */
+	bool guard_full;
+	bool guard_applied; /* this run put the guard in force (or found it in force) */
 } mig;
 
 static volatile sig_atomic_t mig_signals = 0; /* SIGINT/SIGTERM received */
@@ -168,6 +174,10 @@ mig_usage(FILE *f)
 	    "                                large max_wal_size (ALTER SYSTEM; superuser), and put\n"
 	    "                                the previous values back afterwards, also on failure\n"
 	    "  --force-clean                 remove a previous run's dump directory first\n"
+	    "  --no-owner                    restore every object owned by the target role\n"
+	    "                                (pg_restore --no-owner; for a target role that cannot\n"
+	    "                                become the source's owners, e.g. on a managed service)\n"
+	    "  --no-privileges               restore no GRANT/REVOKE (pg_restore --no-privileges)\n"
 	    "\n"
 	    "Online mode:\n"
 	    "  --slot-name NAME              replication slot (default pg_dbmigrator)\n"
@@ -298,6 +308,8 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		O_FAST,
 		O_RECONNECT,
 		O_RCVTIMEOUT,
+		O_NOOWNER,
+		O_NOPRIV,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -352,6 +364,8 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    {"fast-restore-settings", no_argument, NULL, O_FAST},
 	    {"reconnect-max-wait", required_argument, NULL, O_RECONNECT},
 	    {"wal-receiver-timeout", required_argument, NULL, O_RCVTIMEOUT},
+	    {"no-owner", no_argument, NULL, O_NOOWNER},
+	    {"no-privileges", no_argument, NULL, O_NOPRIV},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -604,6 +618,12 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 				if (!mig_int_arg("--wal-receiver-timeout", optarg, 0, 86400, &o->receiver_timeout))
 					return false;
 				break;
+			case O_NOOWNER:
+				o->no_owner = true;
+				break;
+			case O_NOPRIV:
+				o->no_privileges = true;
+				break;
 			case O_HELP:
 				*help = true;
 				return true;
@@ -655,7 +675,7 @@ static bool __attribute__((format(printf, 2, 0)))
 mig_check_failed(const char *check, const char *fmt, const char *arg)
 {
 	event e;
-	char msg[1024];
+	char msg[4096];
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
@@ -809,6 +829,73 @@ mig_tool_major(const char *path)
 	return major;
 }
 
+/*
+ * What the target role lacks, before anything is created: the source's
+ * owners it cannot become (refused, offering --no-owner), and, online,
+ * whether the apply may SET session_replication_role; if not, the guard
+ * will be used, which needs to own the migrated tables.
+ */
+static bool
+mig_validate_target_role(mig *m, char *errbuf, size_t errlen)
+{
+	scope_filters f = mig_scope(m);
+	char **names = NULL, role[256], msg[3072];
+	int n = 0, nforeign = 0;
+	bool can = true, ok;
+	strbuf foreign;
+
+	if (!mig_value(m->tgt, "SELECT current_user", role, sizeof(role), errbuf, errlen))
+		return mig_check_failed("target_role", "%s", errbuf);
+	if (m->o.online)
+	{
+		event e;
+
+		if (!guard_can_replica(m->tgt, &can, errbuf, errlen))
+			return mig_check_failed("target_replication_role", "%s", errbuf);
+		m->guard_full = !can;
+		if (!can)
+		{
+			event_begin(&e, "Validate");
+			event_level(&e, "warning");
+			event_str(&e, "check", "target_replication_role");
+			event_end(&e,
+			          "the target role %s may not SET session_replication_role (GRANT SET ON "
+			          "PARAMETER session_replication_role TO %s allows it, on PostgreSQL 15+): "
+			          "the guard will disable the user triggers and drop the foreign keys of the "
+			          "migrated tables on the target while streaming, and put them back at "
+			          "cutover; it needs to own those tables%s",
+			          role, role, m->o.no_owner ? " (it will: --no-owner)" : "");
+		}
+	}
+	if (m->o.no_owner || strcmp(m->o.scope, "data-only") == 0)
+		return true;
+	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
+		return mig_check_failed("target_owners", "%s", errbuf);
+	strbuf_init(&foreign);
+	/* online, the guard changes the tables: it needs their owners' privileges, not SET ROLE */
+	ok = guard_foreign_owners(m->src, m->tgt, (const char *const *)names, n, m->o.online, &foreign,
+	                          &nforeign, errbuf, errlen);
+	scope_free(names, n);
+	if (ok && nforeign > 0)
+	{
+		snprintf(msg, sizeof(msg),
+		         "the source's objects are owned by roles the target role %s cannot become: %s. "
+		         "Pass --no-owner to make %s the owner of everything restored (and "
+		         "--no-privileges when GRANTs name roles the target lacks), or create those "
+		         "roles on the target and GRANT them to %s%s",
+		         role, strbuf_data(&foreign), role, role,
+		         m->guard_full ? " (the guard must own the migrated tables, since the target "
+		                         "role may not SET session_replication_role)"
+		                       : "");
+		strbuf_free(&foreign);
+		return mig_check_failed("target_owners", "%s", msg);
+	}
+	strbuf_free(&foreign);
+	if (!ok)
+		return mig_check_failed("target_owners", "%s", errbuf);
+	return true;
+}
+
 static bool
 mig_validate(mig *m, char *errbuf, size_t errlen)
 {
@@ -902,6 +989,8 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 			m->ntables = 0;
 		strbuf_free(&tables);
 	}
+	if (!mig_validate_target_role(m, errbuf, errlen))
+		return false;
 	event_begin(&e, "Validate");
 	event_str(&e, "mode", m->o.online ? "online" : "offline");
 	event_int(&e, "tables", m->ntables);
@@ -1584,6 +1673,10 @@ mig_restore_sections(mig *m, char *errbuf, size_t errlen)
 		}
 		if (m->o.verbose || (mig_progress(m) && s == (m->o.split_sections ? 1 : 0)))
 			argv[n++] = "--verbose";
+		if (m->o.no_owner)
+			argv[n++] = "--no-owner";
+		if (m->o.no_privileges)
+			argv[n++] = "--no-privileges";
 		argv[n++] = m->o.dump_path;
 		argv[n] = NULL;
 		if (!m->o.dry_run)
@@ -2028,6 +2121,98 @@ mig_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress)
 		event_say("Complete", "warning", "could not drop _pg_dbmigrator on the target: %s", err);
 }
 
+/* ------------------------------------------------------------------- guard */
+
+/* Before streaming: the guard in force on the target (identity columns always). */
+static bool
+mig_guard_apply(mig *m, char *errbuf, size_t errlen)
+{
+	scope_filters f = mig_scope(m);
+	char **names, why[2048];
+	int n;
+	guard_counts c;
+	bool ok;
+	event e;
+
+	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
+		return false;
+	ok = guard_apply(m->tgt, (const char *const *)names, n, m->guard_full, &c, errbuf, errlen);
+	scope_free(names, n);
+	if (!ok)
+	{
+		snprintf(why, sizeof(why), "%s", errbuf);
+		snprintf(errbuf, errlen,
+		         "could not hold back the target's triggers, foreign keys or identity columns "
+		         "for the apply: %s (the target role needs to own the migrated tables: "
+		         "--no-owner restores them so)",
+		         why);
+		return false;
+	}
+	m->guard_applied = true;
+	event_begin(&e, "Guard");
+	event_int(&e, "triggers", c.triggers);
+	event_int(&e, "foreign_keys", c.foreign_keys);
+	event_int(&e, "identities", c.identities);
+	event_end(&e, "%s, recorded in _pg_dbmigrator.guard_ledger on the target",
+	          m->guard_full ? "user triggers disabled, foreign keys dropped and identity columns "
+	                          "BY DEFAULT on the target while streaming"
+	                        : "identity columns BY DEFAULT on the target while streaming");
+	return true;
+}
+
+/* At cutover (or to end a run): put back what the ledger records, foreign keys NOT VALID. */
+static bool
+mig_guard_undo(mig *m, const char *stage, char *errbuf, size_t errlen)
+{
+	guard_counts c;
+	char why[2048];
+	event e;
+
+	if (!guard_undo(m->tgt, &c, errbuf, errlen))
+	{
+		snprintf(why, sizeof(why), "%s", errbuf);
+		snprintf(errbuf, errlen,
+		         "could not put back what the guard changed on the target: %s; fix the cause "
+		         "and run again with --resume (_pg_dbmigrator.guard_ledger keeps what is left)",
+		         why);
+		return false;
+	}
+	if (c.triggers + c.foreign_keys + c.identities == 0)
+		return true;
+	event_begin(&e, stage);
+	event_int(&e, "triggers", c.triggers);
+	event_int(&e, "foreign_keys", c.foreign_keys);
+	event_int(&e, "identities", c.identities);
+	event_end(&e, "the target's triggers and identity columns are back as on the source, its "
+	              "foreign keys re-added NOT VALID (validated after the cutover)");
+	return true;
+}
+
+/* After the cutover: validate the re-added foreign keys; the ledger is then empty. */
+static bool
+mig_guard_validate(mig *m, const char *stage, char *errbuf, size_t errlen)
+{
+	guard_counts c;
+	char why[2048];
+	event e;
+
+	if (!guard_validate(m->tgt, &c, errbuf, errlen))
+	{
+		snprintf(why, sizeof(why), "%s", errbuf);
+		snprintf(errbuf, errlen,
+		         "could not validate a foreign key the guard re-added on the target: %s; fix the "
+		         "cause and run again with --resume",
+		         why);
+		return false;
+	}
+	if (c.validated == 0)
+		return true;
+	event_begin(&e, stage);
+	event_int(&e, "validated", c.validated);
+	event_end(&e, "foreign keys validated on the target (as on the source)");
+	return true;
+}
+
 /* ------------------------------------------------------------------ Verify */
 
 /* Compare source and target; false when they differ (or could not be compared). */
@@ -2239,6 +2424,24 @@ mig_force_clean(mig *m)
 				event_say("Validate", "warning", "--force-clean: %s", err);
 		}
 	}
+	if (m->tgt)
+	{
+		int rows = 0;
+		guard_counts u = {0}, v = {0};
+
+		/* the previous run's guard first: its ledger goes with the schema */
+		if (!guard_pending(m->tgt, &rows, err, sizeof(err)) ||
+		    (rows > 0 && (!guard_undo(m->tgt, &u, err, sizeof(err)) ||
+		                  !guard_validate(m->tgt, &v, err, sizeof(err)))))
+			event_say("Validate", "warning",
+			          "--force-clean: could not undo the guard of the previous run: %s", err);
+		else if (rows > 0)
+			event_say("Validate", "info",
+			          "--force-clean: the guard of the previous run is undone (%d triggers "
+			          "enabled, %d identity columns ALWAYS, %d foreign keys re-added, %d "
+			          "validated)",
+			          u.triggers, u.identities, u.foreign_keys, v.validated);
+	}
 	if (m->tgt &&
 	    !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
 		event_say("Validate", "warning", "--force-clean: %s", err);
@@ -2301,6 +2504,27 @@ mig_dry_run(mig *m, char *errbuf, size_t errlen)
 	printf("tables (%d):\n", n);
 	for (int i = 0; i < n; i++)
 		printf("  %s\n", names[i]);
+	if (m->o.online)
+	{
+		guard_counts p;
+
+		if (!guard_plan(m->src, (const char *const *)names, n, m->guard_full, &p, errbuf, errlen))
+		{
+			scope_free(names, n);
+			return EXIT_ERROR;
+		}
+		if (m->guard_full)
+			printf("guard on the target (its role may not SET session_replication_role): while "
+			       "streaming, disable %d trigger%s, drop %d foreign key%s, set %d identity "
+			       "column%s to BY DEFAULT; at cutover put them back (foreign keys NOT VALID, "
+			       "validated after the cutover)\n",
+			       p.triggers, p.triggers == 1 ? "" : "s", p.foreign_keys,
+			       p.foreign_keys == 1 ? "" : "s", p.identities, p.identities == 1 ? "" : "s");
+		else
+			printf("guard on the target: while streaming, set %d identity column%s to BY "
+			       "DEFAULT; ALWAYS again at cutover\n",
+			       p.identities, p.identities == 1 ? "" : "s");
+	}
 	scope_free(names, n);
 	res = PQexec(m->src, "SELECT format('%I.%I', schemaname, sequencename) FROM "
 	                     "pg_catalog.pg_sequences ORDER BY 1");
@@ -2817,6 +3041,8 @@ cmd_migrate(int argc, char **argv)
 	{
 		if (!m.o.resume || m.token.stage < RESUME_CUTOVER)
 		{
+			if (!mig_guard_apply(&m, err, sizeof(err)))
+				goto done;
 			rc = mig_stream(&m, err, sizeof(err));
 			/* either server may have restarted while streaming */
 			mig_fresh(m.src);
@@ -2828,10 +3054,17 @@ cmd_migrate(int argc, char **argv)
 			if (!mig_save_token(&m, RESUME_CUTOVER, err, sizeof(err)))
 				goto done;
 		}
+		/* the target's triggers and identity columns back, foreign keys NOT VALID */
+		if (!mig_guard_undo(&m, "Cutover", err, sizeof(err)))
+			goto done;
 		if (m.o.sequence_sync)
 			mig_sequence_sync(&m);
 	}
-	mig_cleanup(&m, !m.o.keep_slot, true, true);
+	mig_cleanup(&m, !m.o.keep_slot, true, false);
+	/* validated while the application may write already; before the ledger goes */
+	if (m.o.online && !mig_guard_validate(&m, "Guard", err, sizeof(err)))
+		goto done;
+	mig_cleanup(&m, false, false, true);
 	if (m.o.verify && !mig_verify(&m, err, sizeof(err)) && m.o.verify == 2)
 	{
 		rc = EXIT_ERROR;
@@ -2853,9 +3086,17 @@ done:
 		if (err[0])
 			event_say(rc == EXIT_ABORTED ? "Aborted" : "Error", "error", "%s", err);
 		if (m.slot_gone)
+		{
+			char gerr[2048];
+
+			/* this migration cannot go on: the target's triggers and keys come back */
+			if (m.tgt && (!mig_guard_undo(&m, "Error", gerr, sizeof(gerr)) ||
+			              !mig_guard_validate(&m, "Error", gerr, sizeof(gerr))))
+				event_say("Error", "warning", "%s", gerr);
 			event_say("Error", "info",
 			          "nothing was cut over; the target holds a partial copy: start over with "
 			          "--force-clean --drop-target-first");
+		}
 		else if (rc == EXIT_ERROR && m.have_token && m.token.stage >= RESUME_DUMPED)
 			event_say("Error", "info",
 			          "the slot and the dump are kept: fix the cause and run again with --resume, "
@@ -2875,6 +3116,19 @@ done:
 			/* aborted before the dump finished: its snapshot is gone, nothing to resume */
 			mig_cleanup(&m, true, true, false);
 			unlink(m.token_path);
+		}
+		if (!m.slot_gone && m.guard_applied && m.tgt)
+		{
+			int rows = 0;
+			char gerr[512];
+
+			if (guard_pending(m.tgt, &rows, gerr, sizeof(gerr)) && rows > 0)
+				event_say(rc == EXIT_ABORTED ? "Aborted" : "Error", "info",
+				          "the guard stays in force on the target (%d changes recorded in "
+				          "_pg_dbmigrator.guard_ledger: triggers disabled, foreign keys dropped, "
+				          "identity columns BY DEFAULT), as the resume needs it: --resume finishes "
+				          "the migration and puts them back; --force-clean puts them back too",
+				          rows);
 		}
 	}
 	replconn_close(&m.rc);
