@@ -1695,7 +1695,10 @@ mig_restore_sections(mig *m, char *errbuf, size_t errlen)
 	if (m->o.analyze && strcmp(m->o.scope, "schema-only") != 0)
 	{
 		event_say("Restore", "info", "ANALYZE on the target");
-		if (!mig_exec(m->tgt, "ANALYZE", errbuf, errlen))
+		/* a role that is not a superuser gets one warning per shared catalog it skips */
+		if (!mig_exec(m->tgt, "SET client_min_messages TO error", errbuf, errlen) ||
+		    !mig_exec(m->tgt, "ANALYZE", errbuf, errlen) ||
+		    !mig_exec(m->tgt, "SET client_min_messages TO warning", errbuf, errlen))
 			return false;
 	}
 	event_begin(&e, "Restore");
@@ -3055,7 +3058,7 @@ cmd_migrate(int argc, char **argv)
 				goto done;
 		}
 		/* the target's triggers and identity columns back, foreign keys NOT VALID */
-		if (!mig_guard_undo(&m, "Cutover", err, sizeof(err)))
+		if (!mig_guard_undo(&m, "Guard", err, sizeof(err)))
 			goto done;
 		if (m.o.sequence_sync)
 			mig_sequence_sync(&m);

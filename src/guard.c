@@ -141,11 +141,13 @@ static bool
 guard_exec(PGconn *c, const char *sql, int n, const char *const *params, char *errbuf,
            size_t errlen)
 {
-	PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	/* the simple protocol without parameters: the ledger's DDL is two statements */
+	PGresult *res = n ? PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0) : PQexec(c, sql);
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
 
 	if (!ok)
-		snprintf(errbuf, errlen, "%.300s: %s", sql, PQresultErrorMessage(res));
+		snprintf(errbuf, errlen, "%.160s%s: %s", sql, strlen(sql) > 160 ? "..." : "",
+		         PQresultErrorMessage(res));
 	PQclear(res);
 	return ok;
 }
