@@ -1651,11 +1651,19 @@ mig_restore_sections(mig *m, char *errbuf, size_t errlen)
 	bool any_warning = false;
 	int64_t t0 = cli_now_ms();
 	event e;
+	/*
+	 * pg_restore --clean drops only what the sections it restores hold: the
+	 * pre-data pass cannot drop a table that a foreign key or a trigger
+	 * (post-data) still depends on. A clean restore is one pass (pg_restore
+	 * still loads the data before the post-data).
+	 */
+	bool clean = m->o.drop_target_first || m->o.resume;
+	bool split = m->o.split_sections && !clean;
 
 	snprintf(path, sizeof(path), "%s/pg_restore", m->bindir);
 	snprintf(dbname, sizeof(dbname), "--dbname=%s", m->tgt_ci.safe);
 	snprintf(jobs, sizeof(jobs), "--jobs=%d", m->o.jobs);
-	for (int s = 0; s < (m->o.split_sections ? 3 : 1); s++)
+	for (int s = 0; s < (split ? 3 : 1); s++)
 	{
 		const char *argv[16];
 		int n = 0;
@@ -1664,14 +1672,14 @@ mig_restore_sections(mig *m, char *errbuf, size_t errlen)
 		argv[n++] = path;
 		argv[n++] = dbname;
 		argv[n++] = jobs;
-		if (m->o.split_sections)
+		if (split)
 			argv[n++] = sections[s];
-		if ((m->o.drop_target_first || m->o.resume) && s == 0)
+		if (clean)
 		{
 			argv[n++] = "--clean";
 			argv[n++] = "--if-exists";
 		}
-		if (m->o.verbose || (mig_progress(m) && s == (m->o.split_sections ? 1 : 0)))
+		if (m->o.verbose || (mig_progress(m) && s == (split ? 1 : 0)))
 			argv[n++] = "--verbose";
 		if (m->o.no_owner)
 			argv[n++] = "--no-owner";
@@ -1680,8 +1688,7 @@ mig_restore_sections(mig *m, char *errbuf, size_t errlen)
 		argv[n++] = m->o.dump_path;
 		argv[n] = NULL;
 		if (!m->o.dry_run)
-			event_say("Restore", "info", "pg_restore %s",
-			          m->o.split_sections ? sections[s] + 10 : "");
+			event_say("Restore", "info", "pg_restore %s", split ? sections[s] + 10 : "");
 		if (!mig_run_child(m, "Restore", argv, m->tgt_ci.password, &warned, errbuf, errlen))
 			return false;
 		any_warning |= warned;

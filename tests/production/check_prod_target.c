@@ -130,11 +130,12 @@ static const char *const shop_tables[] = {"customers", "orders",      "order_lin
 /* One row per trigger, foreign key and identity column, with its state. */
 static const char guard_state_sql[] =
     "SELECT concat_ws(E'\\n', "
-    "(SELECT string_agg(tgrelid::regclass || '.' || tgname || '=' || tgenabled, ',' ORDER BY "
+    "(SELECT string_agg(tgrelid::regclass || '.' || tgname || '=' || tgenabled::text, ',' ORDER BY "
     "tgname) FROM pg_trigger WHERE NOT tgisinternal), "
     "(SELECT string_agg(conname || '=' || convalidated || ':' || pg_get_constraintdef(oid), ',' "
     "ORDER BY conname) FROM pg_constraint WHERE contype = 'f'), "
-    "(SELECT string_agg(attrelid::regclass || '.' || attname || '=' || attidentity, ',' ORDER BY "
+    "(SELECT string_agg(attrelid::regclass || '.' || attname || '=' || attidentity::text, ',' "
+    "ORDER BY "
     "attrelid::regclass::text, attname) FROM pg_attribute a JOIN pg_class c ON c.oid = "
     "a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE attidentity <> '' AND "
     "n.nspname = 'public'))";
