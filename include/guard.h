@@ -9,7 +9,9 @@
  * session_replication_role) gets the guard instead: for the migrated tables,
  * every enabled user trigger is disabled and every foreign key dropped while
  * the stream runs. In every case GENERATED ALWAYS identity columns become BY
- * DEFAULT (an applied UPDATE or INSERT sets the column's value).
+ * DEFAULT (an applied UPDATE or INSERT sets the column's value), and the
+ * triggers that fire in replica mode too (ENABLE ALWAYS, ENABLE REPLICA) are
+ * disabled.
  *
  * Every change is recorded in _pg_dbmigrator.guard_ledger on the target in
  * the same transaction as the change itself, so that a crash never loses
@@ -60,8 +62,8 @@ typedef struct guard_item
 bool guard_can_replica(PGconn *conn, bool *can, char *errbuf, size_t errlen);
 
 /*
- * What the guard would change on conn for tables (quoted names): triggers
- * and foreign keys counted only when full. Read-only (the source for a
+ * What the guard would change on conn for tables (quoted names): all
+ * enabled triggers and foreign keys only when full. Read-only (the source for a
  * --dry-run plan, the target otherwise).
  */
 bool guard_plan(PGconn *conn, const char *const *tables, int ntables, bool full, guard_counts *plan,
@@ -69,7 +71,8 @@ bool guard_plan(PGconn *conn, const char *const *tables, int ntables, bool full,
 
 /*
  * Put the guard in force on tgt for tables (quoted names): identity columns
- * always, triggers and foreign keys when full. Idempotent: what is already
+ * and ALWAYS/REPLICA triggers always, every trigger and foreign key when
+ * full. Idempotent: what is already
  * changed is not listed again, and the ledger keeps its first record.
  */
 bool guard_apply(PGconn *tgt, const char *const *tables, int ntables, bool full, guard_counts *done,

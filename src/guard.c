@@ -31,8 +31,9 @@ static const char guard_ledger_ddl[] =
 /*
  * What the guard changes for the tables in $1 (quoted names; partitions of
  * partitioned ones too): enabled user triggers and foreign keys from or to
- * them when $2, identity ALWAYS columns always. One row per change: kind,
- * rel, name, detail, validated.
+ * them when $2; always identity ALWAYS columns, and the triggers that fire
+ * in replica mode too (ENABLE ALWAYS, ENABLE REPLICA). One row per change:
+ * kind, rel, name, detail, validated.
  */
 static const char guard_list_sql[] =
     "WITH named AS (SELECT to_regclass(x) AS oid FROM unnest($1::text[]) x), "
@@ -42,8 +43,8 @@ static const char guard_list_sql[] =
     "SELECT 'trigger', format('%I.%I', n.nspname, c.relname), t.tgname, t.tgenabled::text, false "
     "FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE $2 AND NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgrelid IN (SELECT oid FROM "
-    "rels) "
+    "WHERE ($2 OR t.tgenabled IN ('A', 'R')) AND NOT t.tgisinternal AND t.tgenabled <> 'D' "
+    "AND t.tgrelid IN (SELECT oid FROM rels) "
     "UNION ALL "
     "SELECT 'foreign_key', format('%I.%I', n.nspname, c.relname), k.conname, "
     "regexp_replace(pg_catalog.pg_get_constraintdef(k.oid), ' NOT VALID$', ''), k.convalidated "

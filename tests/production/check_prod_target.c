@@ -21,6 +21,11 @@
  *  - kill -9 while streaming: the guard stays in force (its ledger on the
  *    target), --resume streams on and undoes it at cutover;
  *  - --force-clean after a kill -9 undoes the guard before starting over;
+ *  - a target role granted SET ON PARAMETER session_replication_role keeps
+ *    its ordinary triggers and foreign keys while streaming; identity
+ *    columns and the ENABLE ALWAYS trigger (which fires in replica mode too:
+ *    before, audit_trail was doubled and Verify found it) are held; Ctrl+C
+ *    twice aborts with the guard kept and said so, and --resume finishes;
  *  - without --no-owner the run is refused before anything is created, with
  *    a message naming the role and the way out (before: pg_restore failed on
  *    "must be member of role"); --dry-run lists the guard's plan.
@@ -362,6 +367,75 @@ START_TEST(force_clean_undoes_the_guard_of_a_killed_run)
 }
 END_TEST
 
+START_TEST(a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_the_guard)
+{
+	char src[256], tgt[256], dump[512], buf[256];
+	PGconn *s, *t, *lock;
+	pgt_proc tool;
+	char *err;
+	int rc;
+
+	shop_databases("shop_grant", src, tgt, sizeof(src), &s, &t);
+	pgt_exec(tgt_admin, "GRANT SET ON PARAMETER session_replication_role TO app");
+	pgt_scratch("grant-dump", dump, sizeof(dump));
+	spawn_online(&tool, src, tgt, dump, "guard_grant", NULL, NULL);
+	ck_assert_msg(caught_up(&tool), "never caught up: %s", TAIL(pgt_stderr(&tool)));
+	/*
+	 * replica role: the foreign keys and ordinary triggers stay; identity is
+	 * held, and so is the ENABLE ALWAYS trigger (it fires in replica mode too:
+	 * before, it doubled audit_trail on such a target)
+	 */
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE NOT "
+	                           "tgisinternal AND tgenabled <> 'D'",
+	                           buf, sizeof(buf)),
+	                 "orders_audit");
+	ck_assert_str_eq(
+	    pgt_value(t, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'", buf, sizeof(buf)),
+	    "3");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT string_agg(kind || ':' || name, ',' ORDER BY kind) FROM "
+	                           "_pg_dbmigrator.guard_ledger",
+	                           buf, sizeof(buf)),
+	                 "identity:id,trigger:customers_trail");
+	shop_writes(s, 0);
+	wait_applied(s, t);
+	/*
+	 * Ctrl+C twice: abort, resumable, the guard stays and the message says so
+	 * (a lock on the target holds the cutover back until the second one)
+	 */
+	lock = pgt_connect(&tgt_server, "shop_grant");
+	pgt_exec(lock, "BEGIN");
+	pgt_exec(lock, "LOCK TABLE audit IN ACCESS EXCLUSIVE MODE");
+	shop_writes(s, 1);
+	kill(tool.pid, SIGINT);
+	ck_assert(pgt_wait_for_text(tool.err_path, "Ctrl+C again aborts", 30));
+	kill(tool.pid, SIGINT);
+	free(pgt_slurp(&tool));
+	rc = pgt_wait(&tool, 60);
+	pgt_exec(lock, "ROLLBACK");
+	PQfinish(lock);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 3, "exited %d: %s", rc, TAIL(err));
+	ck_assert_msg(strstr(err, "the guard stays in force") && strstr(err, "--resume"), "%s",
+	              TAIL(err));
+	free(err);
+	ck_assert_str_eq(
+	    pgt_value(t, "SELECT count(*) FROM _pg_dbmigrator.guard_ledger", buf, sizeof(buf)), "2");
+	shop_writes(s, 2);
+	spawn_online(&tool, src, tgt, dump, "guard_grant", "--resume", NULL);
+	ck_assert_msg(caught_up(&tool), "resumed run never caught up: %s", TAIL(pgt_stderr(&tool)));
+	shop_writes(s, 3);
+	wait_applied(s, t);
+	err = cut_over(&tool);
+	assert_shop_migrated(s, t);
+	pgt_exec(tgt_admin, "REVOKE SET ON PARAMETER session_replication_role FROM app");
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 START_TEST(objects_of_other_owners_are_refused_without_no_owner)
 {
 	char src[256], tgt[256], dump[512], buf[64];
@@ -437,6 +511,8 @@ target_suite(void)
 	tcase_add_test(tc, non_superuser_target_gets_the_source_data_and_its_triggers_and_keys_back);
 	tcase_add_test(tc, kill_9_while_streaming_keeps_the_guard_and_resume_undoes_it);
 	tcase_add_test(tc, force_clean_undoes_the_guard_of_a_killed_run);
+	tcase_add_test(tc,
+	               a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_the_guard);
 	suite_add_tcase(s, tc);
 	return s;
 }
