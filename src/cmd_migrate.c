@@ -36,6 +36,7 @@
 #include "cmd.h"
 #include "conninfo.h"
 #include "events.h"
+#include "guard.h"
 #include "receiver.h"
 #include "relcache.h"
 #include "replconn.h"
@@ -99,6 +100,8 @@ typedef struct mig_opts
 	pgo_lsn skip_lsn;     /* --skip-lsn: one source transaction not to apply (0: none) */
 	const char *ri_full[MIG_MAX_LIST + 1]; /* --replica-identity-full TABLE|all-keyless */
 	int nri_full;
+	bool no_owner;      /* pg_restore --no-owner: every object owned by the target role */
+	bool no_privileges; /* pg_restore --no-privileges: no GRANT/REVOKE */
 } mig_opts;
 
 typedef struct mig
@@ -130,6 +133,9 @@ typedef struct mig
 	bool wrote_token; /* this run saved the token (so it may remove it) */
 	bool slot_gone;   /* the slot was dropped or invalidated under us: nothing to resume */
 	int ntables;      /* tables in scope, for progress */
+	/* the guard (guard.h): triggers and foreign keys too when the apply cannot use replica */
+	bool guard_full;
+	bool guard_applied; /* this run put the guard in force (or found it in force) */
 } mig;
 
 static volatile sig_atomic_t mig_signals = 0; /* SIGINT/SIGTERM received */
@@ -183,6 +189,10 @@ mig_usage(FILE *f)
 	    "                                large max_wal_size (ALTER SYSTEM; superuser), and put\n"
 	    "                                the previous values back afterwards, also on failure\n"
 	    "  --force-clean                 remove a previous run's dump directory first\n"
+	    "  --no-owner                    restore every object owned by the target role\n"
+	    "                                (pg_restore --no-owner; for a target role that cannot\n"
+	    "                                become the source's owners, e.g. on a managed service)\n"
+	    "  --no-privileges               restore no GRANT/REVOKE (pg_restore --no-privileges)\n"
 	    "\n"
 	    "Online mode:\n"
 	    "  --slot-name NAME              replication slot (default pg_dbmigrator)\n"
@@ -329,6 +339,8 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		O_SKIPLSN,
 		O_MISSING,
 		O_RIFULL,
+		O_NOOWNER,
+		O_NOPRIV,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -386,6 +398,8 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 	    {"on-missing-row", required_argument, NULL, O_MISSING},
 	    {"wal-receiver-timeout", required_argument, NULL, O_RCVTIMEOUT},
 	    {"replica-identity-full", required_argument, NULL, O_RIFULL},
+	    {"no-owner", no_argument, NULL, O_NOOWNER},
+	    {"no-privileges", no_argument, NULL, O_NOPRIV},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -657,9 +671,16 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 					return false;
 				}
 				o->skip_missing = strcmp(optarg, "skip") == 0;
+				break;
 			case O_RIFULL:
 				if (!mig_list_add(o->ri_full, &o->nri_full, optarg, "--replica-identity-full"))
 					return false;
+				break;
+			case O_NOOWNER:
+				o->no_owner = true;
+				break;
+			case O_NOPRIV:
+				o->no_privileges = true;
 				break;
 			case O_HELP:
 				*help = true;
@@ -718,7 +739,7 @@ static bool __attribute__((format(printf, 2, 0)))
 mig_check_failed(const char *check, const char *fmt, const char *arg)
 {
 	event e;
-	char msg[1024];
+	char msg[4096];
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
@@ -947,6 +968,8 @@ mig_warn_unstreamed(mig *m)
 		          "compares them",
 		          count, count == 1 ? "" : "s");
 	}
+}
+
 /* Warn when the source would take this migration's walsender for a synchronous standby. */
 static void
 mig_check_sync_standby(mig *m)
@@ -1030,6 +1053,77 @@ mig_validate_source(mig *m, char *errbuf, size_t errlen)
 	else if (list && list[0])
 		event_say("Validate", "info", "tables without a primary key: %s", list);
 	free(list);
+	return true;
+}
+
+/*
+ * What the target role lacks, before anything is created: the source's
+ * owners it cannot become (refused, offering --no-owner), and, online,
+ * whether the apply may SET session_replication_role; if not, the guard
+ * will be used, which needs to own the migrated tables.
+ */
+static bool
+mig_validate_target_role(mig *m, char *errbuf, size_t errlen)
+{
+	scope_filters f = mig_scope(m);
+	char **names = NULL, role[256], msg[3072];
+	int n = 0, nforeign = 0;
+	bool can = true, ok;
+	strbuf foreign;
+
+	if (!mig_value(m->tgt, "SELECT current_user", role, sizeof(role), errbuf, errlen))
+		return mig_check_failed("target_role", "%s", errbuf);
+	if (m->o.online)
+	{
+		event e;
+
+		if (!guard_can_replica(m->tgt, &can, errbuf, errlen))
+			return mig_check_failed("target_replication_role", "%s", errbuf);
+		m->guard_full = !can;
+		if (!can)
+		{
+			event_begin(&e, "Validate");
+			event_level(&e, "warning");
+			event_str(&e, "check", "target_replication_role");
+			event_end(&e,
+			          "the target role %s may not SET session_replication_role (GRANT SET ON "
+			          "PARAMETER session_replication_role TO %s allows it, on PostgreSQL 15+): "
+			          "the guard will disable the user triggers and drop the foreign keys of the "
+			          "migrated tables on the target while streaming, and put them back at "
+			          "cutover; it needs to own those tables%s",
+			          role, role, m->o.no_owner ? " (it will: --no-owner)" : "");
+		}
+	}
+	if (m->o.no_owner || strcmp(m->o.scope, "data-only") == 0)
+		return true;
+	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
+		return mig_check_failed("target_owners", "%s", errbuf);
+	strbuf_init(&foreign);
+	/* online, the guard changes the tables: it needs their owners' privileges, not SET ROLE */
+	ok = guard_foreign_owners(m->src, m->tgt, (const char *const *)names, n, m->o.online, &foreign,
+	                          &nforeign, errbuf, errlen);
+	scope_free(names, n);
+	if (ok && nforeign > 0)
+	{
+		snprintf(msg, sizeof(msg),
+		         "the source's objects are owned by roles the target role %s cannot become: %s. "
+		         "Pass --no-owner to make %s the owner of everything restored (and "
+		         "--no-privileges when GRANTs name roles the target lacks), or create those "
+		         "roles on the target and GRANT them to %s%s",
+		         role, strbuf_data(&foreign), role, role,
+		         m->guard_full ? " (the guard must own the migrated tables, since the target "
+		                         "role may not SET session_replication_role)"
+		                       : "");
+		strbuf_free(&foreign);
+		if (!m->o.allow_restore_errors)
+			return mig_check_failed("target_owners", "%s", msg);
+		/* the operator accepts the restore's errors: its ALTER ... OWNER TO will fail */
+		event_say("Validate", "warning", "%s (--allow-restore-errors: going on)", msg);
+		return true;
+	}
+	strbuf_free(&foreign);
+	if (!ok)
+		return mig_check_failed("target_owners", "%s", errbuf);
 	return true;
 }
 
@@ -1130,6 +1224,8 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 		return false;
 	if (m->o.online)
 		mig_warn_unstreamed(m);
+	if (!mig_validate_target_role(m, errbuf, errlen))
+		return false;
 	event_begin(&e, "Validate");
 	event_str(&e, "mode", m->o.online ? "online" : "offline");
 	event_int(&e, "tables", m->ntables);
@@ -1183,12 +1279,12 @@ mig_reattach(mig *m, char *errbuf, size_t errlen)
 		return false;
 	if (!found)
 	{
-		snprintf(
-		    errbuf, errlen,
-		    "cannot resume: the replication slot \"%s\" of the interrupted run is gone from the "
-		    "source, and with it the changes since the dump; start over with --force-clean "
-		    "--drop-target-first",
-		    m->o.slot);
+		snprintf(errbuf, errlen,
+		         "cannot resume: the replication slot \"%s\" of the interrupted run is gone from "
+		         "the "
+		         "source, and with it the changes since the dump; start over with --force-clean "
+		         "--drop-target-first",
+		         m->o.slot);
 		return false;
 	}
 	m->created_slot = true;
@@ -1756,11 +1852,19 @@ mig_restore_sections(mig *m, char *errbuf, size_t errlen)
 	bool any_warning = false;
 	int64_t t0 = cli_now_ms();
 	event e;
+	/*
+	 * pg_restore --clean drops only what the sections it restores hold: the
+	 * pre-data pass cannot drop a table that a foreign key or a trigger
+	 * (post-data) still depends on. A clean restore is one pass (pg_restore
+	 * still loads the data before the post-data).
+	 */
+	bool clean = m->o.drop_target_first || m->o.resume;
+	bool split = m->o.split_sections && !clean;
 
 	snprintf(path, sizeof(path), "%s/pg_restore", m->bindir);
 	snprintf(dbname, sizeof(dbname), "--dbname=%s", m->tgt_ci.safe);
 	snprintf(jobs, sizeof(jobs), "--jobs=%d", m->o.jobs);
-	for (int s = 0; s < (m->o.split_sections ? 3 : 1); s++)
+	for (int s = 0; s < (split ? 3 : 1); s++)
 	{
 		const char *argv[16];
 		int n = 0;
@@ -1769,20 +1873,23 @@ mig_restore_sections(mig *m, char *errbuf, size_t errlen)
 		argv[n++] = path;
 		argv[n++] = dbname;
 		argv[n++] = jobs;
-		if (m->o.split_sections)
+		if (split)
 			argv[n++] = sections[s];
-		if ((m->o.drop_target_first || m->o.resume) && s == 0)
+		if (clean)
 		{
 			argv[n++] = "--clean";
 			argv[n++] = "--if-exists";
 		}
-		if (m->o.verbose || (mig_progress(m) && s == (m->o.split_sections ? 1 : 0)))
+		if (m->o.verbose || (mig_progress(m) && s == (split ? 1 : 0)))
 			argv[n++] = "--verbose";
+		if (m->o.no_owner)
+			argv[n++] = "--no-owner";
+		if (m->o.no_privileges)
+			argv[n++] = "--no-privileges";
 		argv[n++] = m->o.dump_path;
 		argv[n] = NULL;
 		if (!m->o.dry_run)
-			event_say("Restore", "info", "pg_restore %s",
-			          m->o.split_sections ? sections[s] + 10 : "");
+			event_say("Restore", "info", "pg_restore %s", split ? sections[s] + 10 : "");
 		if (!mig_run_child(m, "Restore", argv, m->tgt_ci.password, &warned, errbuf, errlen))
 			return false;
 		any_warning |= warned;
@@ -1796,7 +1903,10 @@ mig_restore_sections(mig *m, char *errbuf, size_t errlen)
 	if (m->o.analyze && strcmp(m->o.scope, "schema-only") != 0)
 	{
 		event_say("Restore", "info", "ANALYZE on the target");
-		if (!mig_exec(m->tgt, "ANALYZE", errbuf, errlen))
+		/* a role that is not a superuser gets one warning per shared catalog it skips */
+		if (!mig_exec(m->tgt, "SET client_min_messages TO error", errbuf, errlen) ||
+		    !mig_exec(m->tgt, "ANALYZE", errbuf, errlen) ||
+		    !mig_exec(m->tgt, "SET client_min_messages TO warning", errbuf, errlen))
 			return false;
 	}
 	event_begin(&e, "Restore");
@@ -2362,6 +2472,103 @@ mig_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress)
 		event_say("Complete", "warning", "could not drop _pg_dbmigrator on the target: %s", err);
 }
 
+/* ------------------------------------------------------------------- guard */
+
+/* Before streaming: the guard in force on the target (identity columns always). */
+static bool
+mig_guard_apply(mig *m, char *errbuf, size_t errlen)
+{
+	scope_filters f = mig_scope(m);
+	char **names, why[2048];
+	int n;
+	guard_counts c;
+	bool ok;
+	event e;
+
+	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
+		return false;
+	ok = guard_apply(m->tgt, (const char *const *)names, n, m->guard_full, &c, errbuf, errlen);
+	scope_free(names, n);
+	if (!ok)
+	{
+		snprintf(why, sizeof(why), "%s", errbuf);
+		snprintf(errbuf, errlen,
+		         "could not hold back the target's triggers, foreign keys or identity columns "
+		         "for the apply: %s (the target role needs to own the migrated tables: "
+		         "--no-owner restores them so)",
+		         why);
+		return false;
+	}
+	m->guard_applied = true;
+	event_begin(&e, "Guard");
+	event_int(&e, "triggers", c.triggers);
+	event_int(&e, "foreign_keys", c.foreign_keys);
+	event_int(&e, "identities", c.identities);
+	event_end(&e, "%s, recorded in _pg_dbmigrator.guard_ledger on the target",
+	          m->guard_full ? "user triggers disabled, foreign keys dropped and identity columns "
+	                          "BY DEFAULT on the target while streaming"
+	                        : "identity columns BY DEFAULT and ENABLE ALWAYS/REPLICA triggers "
+	                          "disabled on the target while streaming");
+	return true;
+}
+
+/* At cutover (or to end a run): put back what the ledger records, foreign keys NOT VALID. */
+static bool
+mig_guard_undo(mig *m, const char *stage, char *errbuf, size_t errlen)
+{
+	guard_counts c;
+	char why[2048];
+	event e;
+	int64_t t0 = cli_now_ms();
+
+	if (!guard_undo(m->tgt, &c, errbuf, errlen))
+	{
+		snprintf(why, sizeof(why), "%s", errbuf);
+		snprintf(errbuf, errlen,
+		         "could not put back what the guard changed on the target: %s; fix the cause "
+		         "and run again with --resume (_pg_dbmigrator.guard_ledger keeps what is left)",
+		         why);
+		return false;
+	}
+	if (c.triggers + c.foreign_keys + c.identities == 0)
+		return true;
+	event_begin(&e, stage);
+	event_int(&e, "triggers", c.triggers);
+	event_int(&e, "foreign_keys", c.foreign_keys);
+	event_int(&e, "identities", c.identities);
+	event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
+	event_end(&e, "the target's triggers and identity columns are back as on the source, its "
+	              "foreign keys re-added NOT VALID (validated after the cutover)");
+	return true;
+}
+
+/* After the cutover: validate the re-added foreign keys; the ledger is then empty. */
+static bool
+mig_guard_validate(mig *m, const char *stage, char *errbuf, size_t errlen)
+{
+	guard_counts c;
+	char why[2048];
+	event e;
+	int64_t t0 = cli_now_ms();
+
+	if (!guard_validate(m->tgt, &c, errbuf, errlen))
+	{
+		snprintf(why, sizeof(why), "%s", errbuf);
+		snprintf(errbuf, errlen,
+		         "could not validate a foreign key the guard re-added on the target: %s; fix the "
+		         "cause and run again with --resume",
+		         why);
+		return false;
+	}
+	if (c.validated == 0)
+		return true;
+	event_begin(&e, stage);
+	event_int(&e, "validated", c.validated);
+	event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
+	event_end(&e, "foreign keys validated on the target (as on the source)");
+	return true;
+}
+
 /* ------------------------------------------------------------------ Verify */
 
 /* What the comparison before Complete found. */
@@ -2614,6 +2821,24 @@ mig_force_clean(mig *m)
 		    !srcplan_drop_publication(m->src, m->token.keyless_publication, err, sizeof(err)))
 			event_say("Validate", "warning", "--force-clean: %s", err);
 	}
+	if (m->tgt)
+	{
+		int rows = 0;
+		guard_counts u = {0}, v = {0};
+
+		/* the previous run's guard first: its ledger goes with the schema */
+		if (!guard_pending(m->tgt, &rows, err, sizeof(err)) ||
+		    (rows > 0 && (!guard_undo(m->tgt, &u, err, sizeof(err)) ||
+		                  !guard_validate(m->tgt, &v, err, sizeof(err)))))
+			event_say("Validate", "warning",
+			          "--force-clean: could not undo the guard of the previous run: %s", err);
+		else if (rows > 0)
+			event_say("Validate", "info",
+			          "--force-clean: the guard of the previous run is undone (%d triggers "
+			          "enabled, %d identity columns ALWAYS, %d foreign keys re-added, %d "
+			          "validated)",
+			          u.triggers, u.identities, u.foreign_keys, v.validated);
+	}
 	if (m->tgt &&
 	    !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
 		event_say("Validate", "warning", "--force-clean: %s", err);
@@ -2685,6 +2910,29 @@ mig_dry_run(mig *m, char *errbuf, size_t errlen)
 	printf("tables (%d):\n", n);
 	for (int i = 0; i < n; i++)
 		printf("  %s\n", names[i]);
+	if (m->o.online)
+	{
+		guard_counts p;
+
+		if (!guard_plan(m->src, (const char *const *)names, n, m->guard_full, &p, errbuf, errlen))
+		{
+			scope_free(names, n);
+			return EXIT_ERROR;
+		}
+		if (m->guard_full)
+			printf("guard on the target (its role may not SET session_replication_role): while "
+			       "streaming, disable %d trigger%s, drop %d foreign key%s, set %d identity "
+			       "column%s to BY DEFAULT; at cutover put them back (foreign keys NOT VALID, "
+			       "validated after the cutover)\n",
+			       p.triggers, p.triggers == 1 ? "" : "s", p.foreign_keys,
+			       p.foreign_keys == 1 ? "" : "s", p.identities, p.identities == 1 ? "" : "s");
+		else
+			printf("guard on the target: while streaming, set %d identity column%s to BY "
+			       "DEFAULT and disable %d ENABLE ALWAYS/REPLICA trigger%s; put back at "
+			       "cutover\n",
+			       p.identities, p.identities == 1 ? "" : "s", p.triggers,
+			       p.triggers == 1 ? "" : "s");
+	}
 	scope_free(names, n);
 	res = PQexec(m->src, "SELECT format('%I.%I', schemaname, sequencename) FROM "
 	                     "pg_catalog.pg_sequences ORDER BY 1");
@@ -3216,6 +3464,8 @@ cmd_migrate(int argc, char **argv)
 	{
 		if (!m.o.resume || m.token.stage < RESUME_CUTOVER)
 		{
+			if (!mig_guard_apply(&m, err, sizeof(err)))
+				goto done;
 			rc = mig_stream(&m, err, sizeof(err));
 			/* either server may have restarted while streaming */
 			mig_fresh(m.src, true);
@@ -3227,10 +3477,17 @@ cmd_migrate(int argc, char **argv)
 			if (!mig_save_token(&m, RESUME_CUTOVER, err, sizeof(err)))
 				goto done;
 		}
+		/* the target's triggers and identity columns back, foreign keys NOT VALID */
+		if (!mig_guard_undo(&m, "Guard", err, sizeof(err)))
+			goto done;
 		if (m.o.sequence_sync)
 			mig_sequence_sync(&m);
 	}
-	mig_cleanup(&m, !m.o.keep_slot, true, true);
+	mig_cleanup(&m, !m.o.keep_slot, true, false);
+	/* validated while the application may write already; before the ledger goes */
+	if (m.o.online && !mig_guard_validate(&m, "Guard", err, sizeof(err)))
+		goto done;
+	mig_cleanup(&m, false, false, true);
 	verified = m.o.verify ? mig_verify(&m, &differences, err, sizeof(err)) : MIG_VERIFY_OFF;
 	if (m.o.verify == 2 && verified != MIG_VERIFY_EQUAL)
 	{
@@ -3265,19 +3522,28 @@ done:
 	{
 		if (err[0])
 			event_say(rc == EXIT_ABORTED ? "Aborted" : "Error", "error", "%s", err);
-		if (m.restart)
+		if (m.restart || m.slot_gone)
 		{
-			/* the stream lacks a change: resuming cannot help, so nothing is kept */
-			mig_cleanup(&m, true, true, false);
-			event_say("Error", "info",
-			          "nothing was cut over; the slot and publications are dropped and the "
-			          "target holds a partial copy: start over with --force-clean "
-			          "--drop-target-first");
+			char gerr[2048];
+
+			/* this migration cannot go on: the target's triggers and keys come back */
+			if (m.tgt && (!mig_guard_undo(&m, "Error", gerr, sizeof(gerr)) ||
+			              !mig_guard_validate(&m, "Error", gerr, sizeof(gerr))))
+				event_say("Error", "warning", "%s", gerr);
+			if (m.restart)
+			{
+				/* the stream lacks a change: resuming cannot help, so nothing is kept */
+				mig_cleanup(&m, true, true, false);
+				event_say("Error", "info",
+				          "nothing was cut over; the slot and publications are dropped and the "
+				          "target holds a partial copy: start over with --force-clean "
+				          "--drop-target-first");
+			}
+			else
+				event_say("Error", "info",
+				          "nothing was cut over; the target holds a partial copy: start over "
+				          "with --force-clean --drop-target-first");
 		}
-		else if (m.slot_gone)
-			event_say("Error", "info",
-			          "nothing was cut over; the target holds a partial copy: start over with "
-			          "--force-clean --drop-target-first");
 		else if (verify_failed)
 			event_say("Error", "info",
 			          "the migration is done%s, but the target is not known to equal the source "
@@ -3306,6 +3572,19 @@ done:
 			/* aborted before the dump finished: its snapshot is gone, nothing to resume */
 			mig_cleanup(&m, true, true, false);
 			unlink(m.token_path);
+		}
+		if (!m.slot_gone && m.guard_applied && m.tgt)
+		{
+			int rows = 0;
+			char gerr[512];
+
+			if (guard_pending(m.tgt, &rows, gerr, sizeof(gerr)) && rows > 0)
+				event_say(rc == EXIT_ABORTED ? "Aborted" : "Error", "info",
+				          "the guard stays in force on the target (%d changes recorded in "
+				          "_pg_dbmigrator.guard_ledger: triggers disabled, foreign keys dropped, "
+				          "identity columns BY DEFAULT), as the resume needs it: --resume finishes "
+				          "the migration and puts them back; --force-clean puts them back too",
+				          rows);
 		}
 	}
 	replconn_close(&m.rc);
