@@ -62,12 +62,18 @@ connect_utf8(const pgt_cluster *c, const char *db, const char *user)
 }
 
 static void
-spawn_tool(pgt_proc *tool, const char *src, const char *tgt, const char *dump, bool resume)
+spawn_tool(pgt_proc *tool, const char *src, const char *tgt, const char *dump, const char *slot,
+           bool resume)
 {
-	const char *argv[] = {pgt_tool(),    "--mode",   "online", "--source",
-	                      src,           "--target", tgt,      "--no-owner",
-	                      "--dump-path", dump,       "--json", "--cutover-poll-secs",
-	                      "1",           "--verify", "strict", resume ? "--resume" : NULL,
+	const char *argv[] = {pgt_tool(),    "--slot-name",
+	                      slot,          "--mode",
+	                      "online",      "--source",
+	                      src,           "--target",
+	                      tgt,           "--no-owner",
+	                      "--dump-path", dump,
+	                      "--json",      "--cutover-poll-secs",
+	                      "1",           "--verify",
+	                      "strict",      resume ? "--resume" : NULL,
 	                      NULL};
 
 	pgt_spawn(tool, argv, NULL);
@@ -145,10 +151,10 @@ START_TEST(a_production_database_onto_a_managed_target_loses_nothing)
 	/* an earlier attempt's progress row, far ahead, for the same slot name */
 	pgt_exec(t, "CREATE SCHEMA _pg_dbmigrator; CREATE TABLE _pg_dbmigrator.apply_progress "
 	            "(slot_name text PRIMARY KEY, lsn pg_lsn NOT NULL, applied_at timestamptz NOT "
-	            "NULL); INSERT INTO _pg_dbmigrator.apply_progress VALUES ('pg_dbmigrator', "
+	            "NULL); INSERT INTO _pg_dbmigrator.apply_progress VALUES ('shop', "
 	            "'FF/0', now())");
 	pgt_scratch("shop-dump", dump, sizeof(dump));
-	spawn_tool(&tool, src, tgt, dump, false);
+	spawn_tool(&tool, src, tgt, dump, "shop", false);
 	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 120), "never caught up: %s",
 	              pgt_stderr(&tool));
 	/* an HA primary: any walsender may be its synchronous standby, the tool's too */
@@ -224,7 +230,7 @@ START_TEST(killed_while_streaming_then_resumed_loses_and_doubles_nothing)
 	pgt_scratch("shop2-dump", dump, sizeof(dump));
 	pgt_scratch("writers2.sql", script, sizeof(script));
 	prodfix_writers_script(script);
-	spawn_tool(&tool, src, tgt, dump, false);
+	spawn_tool(&tool, src, tgt, dump, "shop2", false);
 	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 120), "never streamed: %s",
 	              pgt_stderr(&tool));
 	prodfix_start_writers(&writers, &src_server, "shop2", 3, 8, script);
@@ -234,7 +240,7 @@ START_TEST(killed_while_streaming_then_resumed_loses_and_doubles_nothing)
 	free(pgt_slurp(&tool));
 	free(pgt_slurp(&writers));
 	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
-	spawn_tool(&tool, src, tgt, dump, true);
+	spawn_tool(&tool, src, tgt, dump, "shop2", true);
 	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 120), "never caught up: %s",
 	              pgt_stderr(&tool));
 	kill(tool.pid, SIGINT);
