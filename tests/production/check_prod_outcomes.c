@@ -15,6 +15,8 @@
  *    and exits 4 with a Complete warning saying verified=differences (it
  *    used to exit 0, "Complete", as if all were well); `verify` exits 4; the
  *    Cutover event names a real position though nothing was streamed;
+ *  - the same with --verify strict: exit 1, and the way forward is to fix
+ *    the target and --resume (not "the slot is kept": it was dropped);
  *  - an unlogged table and a large object: Validate names them; changed on
  *    the source after the dump, they differ, and both the migration's
  *    verification and `verify` say so (nothing said so before);
@@ -294,6 +296,54 @@ START_TEST(test_differences_are_not_a_clean_success)
 END_TEST
 
 /*
+ * The same with --verify strict: exit 1, no Complete. The run has cut over
+ * and dropped its slot, so the way forward must not be "the slot and the
+ * dump are kept" (what it said): fix the target, --resume verifies again and
+ * completes.
+ */
+START_TEST(test_strict_verification_after_the_cutover_says_what_is_left)
+{
+	story st;
+	char *out, *err;
+	int rc;
+
+	story_begin(&st, "outcome_strict");
+	pgt_exec(st.s, "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)");
+	pgt_exec(st.s, "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 100) g");
+	{
+		const char *extra[] = {"--verify", "strict", NULL};
+
+		tool_start(&st, "online", extra, NULL);
+	}
+	tool_expect(&st, "stage=CaughtUp", 120);
+	pgt_exec(st.t, "DELETE FROM accounts WHERE id = 7");
+	kill(st.tool.pid, SIGINT);
+	rc = tool_wait(&st, 120, &out, &err);
+	free(out);
+	ck_assert_msg(rc == 1, "exit %d: ...%s", rc, tail(err));
+	ck_assert_msg(strstr(err, "stage=Complete") == NULL, "%s", tail(err));
+	ck_assert_msg(strstr(err, "slot and the dump are kept") == NULL &&
+	                  strstr(err, "fix the target, then run again with --resume"),
+	              "%s", tail(err));
+	ck_assert_int_eq(slots(), 0);
+	free(err);
+	pgt_exec(st.t, "INSERT INTO accounts VALUES (7, 100)");
+	{
+		const char *extra[] = {"--verify", "strict", "--resume", NULL};
+
+		tool_start(&st, "online", extra, NULL);
+	}
+	rc = tool_wait(&st, 120, &out, &err);
+	free(out);
+	ck_assert_msg(rc == 0 && strstr(err, "stage=Complete"), "the resumed run exited %d: ...%s", rc,
+	              tail(err));
+	free(err);
+	pgt_assert_same(st.s, st.t, "accounts");
+	story_end(&st);
+}
+END_TEST
+
+/*
  * An unlogged table of sessions and a large object: the dump copies both,
  * but neither is in the WAL that logical decoding reads, so their later
  * changes never reach the target. Validate must say so up front, and the
@@ -516,6 +566,7 @@ outcomes_suite(void)
 		const TTest *test;
 	} stories[] = {
 	    {"differences", test_differences_are_not_a_clean_success},
+	    {"strict", test_strict_verification_after_the_cutover_says_what_is_left},
 	    {"unstreamed", test_unlogged_tables_and_large_objects_are_named},
 	    {"oversized", test_a_message_larger_than_the_ring_stops_at_once},
 	    {"no_progress", test_reconnects_without_progress_give_up},
