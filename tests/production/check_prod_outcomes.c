@@ -17,6 +17,8 @@
  *    Cutover event names a real position though nothing was streamed;
  *  - the same with --verify strict: exit 1, and the way forward is to fix
  *    the target and --resume (not "the slot is kept": it was dropped);
+ *  - the verification cannot connect (a connection limit): exit 4 and
+ *    verified=unverified, not a clean Complete (it was exit 0);
  *  - an unlogged table and a large object: Validate names them; changed on
  *    the source after the dump, they differ, and both the migration's
  *    verification and `verify` say so (nothing said so before);
@@ -344,6 +346,40 @@ START_TEST(test_strict_verification_after_the_cutover_says_what_is_left)
 END_TEST
 
 /*
+ * A comparison that cannot be made is no proof either: the target stops
+ * taking new connections just as the run cuts over (a connection limit an
+ * operator set), so the verification cannot even connect. The run has cut
+ * over; it ends with exit 4 and verified=unverified, not a clean Complete.
+ */
+START_TEST(test_a_verification_that_cannot_run_is_not_clean)
+{
+	story st;
+	char *out, *err;
+	int rc;
+
+	story_begin(&st, "outcome_unverified");
+	pgt_exec(st.s, "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)");
+	pgt_exec(st.s, "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 100) g");
+	tool_start(&st, "online", NULL, NULL);
+	tool_expect(&st, "stage=CaughtUp", 120);
+	/* the tool's open sessions go on; any new one for app is refused */
+	pgt_exec(st.t, "ALTER DATABASE outcome_unverified CONNECTION LIMIT 0");
+	kill(st.tool.pid, SIGINT);
+	rc = tool_wait(&st, 120, &out, &err);
+	free(out);
+	pgt_exec(st.t, "ALTER DATABASE outcome_unverified CONNECTION LIMIT -1");
+	ck_assert_msg(rc == EXIT_DIFFERS, "exit %d (want %d): ...%s", rc, EXIT_DIFFERS, tail(err));
+	ck_assert_msg(strstr(err, "WARNING stage=Complete") && strstr(err, "verified=unverified") &&
+	                  strstr(err, "could not compare"),
+	              "%s", tail(err));
+	ck_assert_int_eq(slots(), 0);
+	free(err);
+	pgt_assert_same(st.s, st.t, "accounts");
+	story_end(&st);
+}
+END_TEST
+
+/*
  * An unlogged table of sessions and a large object: the dump copies both,
  * but neither is in the WAL that logical decoding reads, so their later
  * changes never reach the target. Validate must say so up front, and the
@@ -567,6 +603,7 @@ outcomes_suite(void)
 	} stories[] = {
 	    {"differences", test_differences_are_not_a_clean_success},
 	    {"strict", test_strict_verification_after_the_cutover_says_what_is_left},
+	    {"unverified", test_a_verification_that_cannot_run_is_not_clean},
 	    {"unstreamed", test_unlogged_tables_and_large_objects_are_named},
 	    {"oversized", test_a_message_larger_than_the_ring_stops_at_once},
 	    {"no_progress", test_reconnects_without_progress_give_up},
