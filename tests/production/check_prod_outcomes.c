@@ -8,11 +8,17 @@
  * database, as on a managed service; the source objects belong to a role of
  * the same name there, so the restore may give them to it.
  *
+ * PGDBM_DEBUG=1 prints the tool's log after each run.
+ *
  * The stories:
  *  - a target row changed by hand while streaming: the migration cuts over
  *    and exits 4 with a Complete warning saying verified=differences (it
  *    used to exit 0, "Complete", as if all were well); `verify` exits 4; the
  *    Cutover event names a real position though nothing was streamed;
+ *  - the same with --verify strict: exit 1, and the way forward is to fix
+ *    the target and --resume (not "the slot is kept": it was dropped);
+ *  - the verification cannot connect (a connection limit): exit 4 and
+ *    verified=unverified, not a clean Complete (it was exit 0);
  *  - an unlogged table and a large object: Validate names them; changed on
  *    the source after the dump, they differ, and both the migration's
  *    verification and `verify` say so (nothing said so before);
@@ -200,6 +206,8 @@ tool_wait(story *st, int seconds, char **out, char **err)
 	rc = pgt_wait(&st->tool, seconds);
 	*out = pgt_slurp(&st->tool);
 	*err = pgt_stderr(&st->tool);
+	if (getenv("PGDBM_DEBUG")) /* the tool's log, to read what an operator sees */
+		fprintf(stderr, "---- %s: exit %d\n%s", st->db, rc, *err);
 	return rc;
 }
 
@@ -290,6 +298,88 @@ START_TEST(test_differences_are_not_a_clean_success)
 END_TEST
 
 /*
+ * The same with --verify strict: exit 1, no Complete. The run has cut over
+ * and dropped its slot, so the way forward must not be "the slot and the
+ * dump are kept" (what it said): fix the target, --resume verifies again and
+ * completes.
+ */
+START_TEST(test_strict_verification_after_the_cutover_says_what_is_left)
+{
+	story st;
+	char *out, *err;
+	int rc;
+
+	story_begin(&st, "outcome_strict");
+	pgt_exec(st.s, "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)");
+	pgt_exec(st.s, "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 100) g");
+	{
+		const char *extra[] = {"--verify", "strict", NULL};
+
+		tool_start(&st, "online", extra, NULL);
+	}
+	tool_expect(&st, "stage=CaughtUp", 120);
+	pgt_exec(st.t, "DELETE FROM accounts WHERE id = 7");
+	kill(st.tool.pid, SIGINT);
+	rc = tool_wait(&st, 120, &out, &err);
+	free(out);
+	ck_assert_msg(rc == 1, "exit %d: ...%s", rc, tail(err));
+	ck_assert_msg(strstr(err, "stage=Complete") == NULL, "%s", tail(err));
+	ck_assert_msg(strstr(err, "slot and the dump are kept") == NULL &&
+	                  strstr(err, "fix the target, then run again with --resume"),
+	              "%s", tail(err));
+	ck_assert_int_eq(slots(), 0);
+	free(err);
+	pgt_exec(st.t, "INSERT INTO accounts VALUES (7, 100)");
+	{
+		const char *extra[] = {"--verify", "strict", "--resume", NULL};
+
+		tool_start(&st, "online", extra, NULL);
+	}
+	rc = tool_wait(&st, 120, &out, &err);
+	free(out);
+	ck_assert_msg(rc == 0 && strstr(err, "stage=Complete"), "the resumed run exited %d: ...%s", rc,
+	              tail(err));
+	free(err);
+	pgt_assert_same(st.s, st.t, "accounts");
+	story_end(&st);
+}
+END_TEST
+
+/*
+ * A comparison that cannot be made is no proof either: the target stops
+ * taking new connections just as the run cuts over (a connection limit an
+ * operator set), so the verification cannot even connect. The run has cut
+ * over; it ends with exit 4 and verified=unverified, not a clean Complete.
+ */
+START_TEST(test_a_verification_that_cannot_run_is_not_clean)
+{
+	story st;
+	char *out, *err;
+	int rc;
+
+	story_begin(&st, "outcome_unverified");
+	pgt_exec(st.s, "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)");
+	pgt_exec(st.s, "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 100) g");
+	tool_start(&st, "online", NULL, NULL);
+	tool_expect(&st, "stage=CaughtUp", 120);
+	/* the tool's open sessions go on; any new one for app is refused */
+	pgt_exec(st.t, "ALTER DATABASE outcome_unverified CONNECTION LIMIT 0");
+	kill(st.tool.pid, SIGINT);
+	rc = tool_wait(&st, 120, &out, &err);
+	free(out);
+	pgt_exec(st.t, "ALTER DATABASE outcome_unverified CONNECTION LIMIT -1");
+	ck_assert_msg(rc == EXIT_DIFFERS, "exit %d (want %d): ...%s", rc, EXIT_DIFFERS, tail(err));
+	ck_assert_msg(strstr(err, "WARNING stage=Complete") && strstr(err, "verified=unverified") &&
+	                  strstr(err, "could not compare"),
+	              "%s", tail(err));
+	ck_assert_int_eq(slots(), 0);
+	free(err);
+	pgt_assert_same(st.s, st.t, "accounts");
+	story_end(&st);
+}
+END_TEST
+
+/*
  * An unlogged table of sessions and a large object: the dump copies both,
  * but neither is in the WAL that logical decoding reads, so their later
  * changes never reach the target. Validate must say so up front, and the
@@ -306,6 +396,9 @@ START_TEST(test_unlogged_tables_and_large_objects_are_named)
 	pgt_exec(st.s, "INSERT INTO sessions SELECT g, 'session ' || g FROM generate_series(1, 10) g");
 	pgt_exec(st.s, "CREATE TABLE docs (id int PRIMARY KEY, body oid NOT NULL)");
 	pgt_exec(st.s, "INSERT INTO docs VALUES (1, lo_from_bytea(0, 'the first draft'))");
+	/* a scan of 2.5 MB, read in pieces on both sides: equal, so never named */
+	pgt_exec(st.s, "INSERT INTO docs VALUES (3, lo_from_bytea(0, convert_to(repeat('scan ', "
+	               "500000), 'UTF8')))");
 	pgt_value(st.s, "SELECT body FROM docs WHERE id = 1", oid, sizeof(oid));
 	tool_start(&st, "online", NULL, NULL);
 	tool_expect(&st, "stage=CaughtUp", 120);
@@ -318,7 +411,7 @@ START_TEST(test_unlogged_tables_and_large_objects_are_named)
 	free(out);
 	/* Validate named them before anything started */
 	ck_assert_msg(strstr(err, "WARNING stage=Validate") && strstr(err, "public.sessions") &&
-	                  strstr(err, "1 large object"),
+	                  strstr(err, "2 large objects"),
 	              "Validate did not name the unlogged table and the large object: %s", tail(err));
 	ck_assert_msg(rc == EXIT_DIFFERS, "exit %d (want %d): ...%s", rc, EXIT_DIFFERS, tail(err));
 	snprintf(line, sizeof(line), "large object %s: content differs", oid);
@@ -326,7 +419,8 @@ START_TEST(test_unlogged_tables_and_large_objects_are_named)
 	free(err);
 	/* and so does verify, on its own */
 	rc = run_verify(&st, &out);
-	ck_assert_msg(rc == EXIT_DIFFERS && strstr(out, line) && strstr(out, "only on the source"),
+	ck_assert_msg(rc == EXIT_DIFFERS && strstr(out, line) && strstr(out, "only on the source") &&
+	                  strstr(out, "large objects: 3 on the source, 2 on the target, 2 differ"),
 	              "verify exited %d: %s", rc, out);
 	free(out);
 	/* the logged table streamed; the others hold the dump's copy */
@@ -429,8 +523,6 @@ START_TEST(test_reconnects_without_progress_give_up)
 	PQfinish(admin);
 	rc = tool_wait(&st, 30, &out, &err);
 	free(out);
-	if (getenv("PGDBM_DEBUG"))
-		fprintf(stderr, "%s\n", err);
 	ck_assert_msg(rc == 1, "exit %d after %lld ms of a walsender killed every 200 ms: ...%s", rc,
 	              (long long)(now_ms() - t0), tail(err));
 	ck_assert_msg(strstr(err, "--reconnect-max-wait") && strstr(err, "stage=Reconnect"), "%s",
@@ -510,6 +602,8 @@ outcomes_suite(void)
 		const TTest *test;
 	} stories[] = {
 	    {"differences", test_differences_are_not_a_clean_success},
+	    {"strict", test_strict_verification_after_the_cutover_says_what_is_left},
+	    {"unverified", test_a_verification_that_cannot_run_is_not_clean},
 	    {"unstreamed", test_unlogged_tables_and_large_objects_are_named},
 	    {"oversized", test_a_message_larger_than_the_ring_stops_at_once},
 	    {"no_progress", test_reconnects_without_progress_give_up},
