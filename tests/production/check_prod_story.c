@@ -199,7 +199,8 @@ START_TEST(a_production_database_onto_a_managed_target_loses_nothing)
 	        "source commit latency while streaming (synchronous_standby_names = '*'): "
 	        "p50 %.1f ms, max %.1f ms\n",
 	        lat[nlat / 2], lat[nlat - 1]);
-	ck_assert_msg(lat[nlat / 2] < 500 && lat[nlat - 1] < 2000,
+	/* a commit waiting for the tool's 10 s status interval would show here */
+	ck_assert_msg(lat[nlat / 2] < 500 && lat[nlat - 1] < 3000,
 	              "source commits waited for the tool: p50 %.0f ms, max %.0f ms", lat[nlat / 2],
 	              lat[nlat - 1]);
 	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, err);

@@ -179,19 +179,21 @@ same_catalog(PGconn *src, PGconn *tgt, const char *what, const char *sql)
 void
 prodfix_assert_target_intact(PGconn *src, PGconn *tgt)
 {
-	same_catalog(src, tgt, "user triggers",
-	             "SELECT coalesce(string_agg(c.relname || '.' || t.tgname || '=' || t.tgenabled, "
-	             "', ' ORDER BY 1), '') FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-	             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-	             "WHERE NOT t.tgisinternal AND n.nspname = 'public'");
+	same_catalog(
+	    src, tgt, "user triggers",
+	    "SELECT coalesce(string_agg(c.relname || '.' || t.tgname || '=' || t.tgenabled::text, "
+	    "', ' ORDER BY 1), '') FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+	    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+	    "WHERE NOT t.tgisinternal AND n.nspname = 'public'");
 	same_catalog(
 	    src, tgt, "foreign keys",
 	    "SELECT coalesce(string_agg(conrelid::regclass || '.' || conname || ' ' || "
 	    "pg_get_constraintdef(oid) || ' validated=' || convalidated, ', ' ORDER BY 1), '') "
 	    "FROM pg_constraint WHERE contype = 'f'");
-	same_catalog(src, tgt, "identity columns",
-	             "SELECT coalesce(string_agg(a.attrelid::regclass || '.' || a.attname || '=' || "
-	             "a.attidentity, ', ' ORDER BY 1), '') FROM pg_attribute a JOIN pg_class c ON "
-	             "c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-	             "WHERE a.attidentity <> '' AND n.nspname = 'public'");
+	same_catalog(
+	    src, tgt, "identity columns",
+	    "SELECT coalesce(string_agg(a.attrelid::regclass || '.' || a.attname || '=' || "
+	    "a.attidentity::text, ', ' ORDER BY 1), '') FROM pg_attribute a JOIN pg_class c ON "
+	    "c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+	    "WHERE a.attidentity <> '' AND n.nspname = 'public'");
 }
