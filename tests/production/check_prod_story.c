@@ -172,7 +172,8 @@ START_TEST(a_production_database_onto_a_managed_target_loses_nothing)
 	pgt_exec(src_admin, "SELECT pg_reload_conf()");
 	pgt_scratch("writers.sql", script, sizeof(script));
 	prodfix_writers_script(script);
-	prodfix_start_writers(&writers, &src_server, "shop", 3, 8, script);
+	/* a steady load below the apply capacity: the source's commits wait on the tool's apply */
+	prodfix_start_writers(&writers, &src_server, "shop", 3, 8, 150, script);
 	/* the application's synchronous commits while the tool streams */
 	probe = connect_utf8(&src_server, "shop", "postgres");
 	for (int i = 0; i < 20; i++)
@@ -244,7 +245,7 @@ START_TEST(killed_while_streaming_then_resumed_loses_and_doubles_nothing)
 	spawn_tool(&tool, src, tgt, dump, "shop2", false);
 	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 120), "never streamed: %s",
 	              pgt_stderr(&tool));
-	prodfix_start_writers(&writers, &src_server, "shop2", 3, 8, script);
+	prodfix_start_writers(&writers, &src_server, "shop2", 3, 8, 0, script);
 	sleep(4);
 	kill(tool.pid, SIGKILL);
 	pgt_wait(&tool, 30);

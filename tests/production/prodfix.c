@@ -131,13 +131,14 @@ prodfix_writers_script(const char *path)
 
 void
 prodfix_start_writers(pgt_proc *writers, const pgt_cluster *src, const char *db, int clients,
-                      int seconds, const char *script)
+                      int seconds, int rate, const char *script)
 {
-	char conn[256], pgbench[512], nclients[16], secs[16];
+	char conn[256], pgbench[512], nclients[16], secs[16], tps[16];
 	const char *env[] = {"PGOPTIONS=-c synchronous_commit=off", "PGCLIENTENCODING=UTF8", NULL};
 
 	snprintf(nclients, sizeof(nclients), "%d", clients);
 	snprintf(secs, sizeof(secs), "%d", seconds);
+	snprintf(tps, sizeof(tps), "%d", rate > 0 ? rate : 1000000);
 	{
 		const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
 		                      "-n",
@@ -145,6 +146,8 @@ prodfix_start_writers(pgt_proc *writers, const pgt_cluster *src, const char *db,
 		                      nclients,
 		                      "-T",
 		                      secs,
+		                      "-R",
+		                      tps,
 		                      "-f",
 		                      script,
 		                      pgt_connstr(src, db, conn, sizeof(conn)),
@@ -179,21 +182,18 @@ same_catalog(PGconn *src, PGconn *tgt, const char *what, const char *sql)
 void
 prodfix_assert_target_intact(PGconn *src, PGconn *tgt)
 {
-	same_catalog(
-	    src, tgt, "user triggers",
-	    "SELECT coalesce(string_agg(c.relname || '.' || t.tgname || '=' || t.tgenabled::text, "
-	    "', ' ORDER BY 1), '') FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-	    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-	    "WHERE NOT t.tgisinternal AND n.nspname = 'public'");
-	same_catalog(
-	    src, tgt, "foreign keys",
-	    "SELECT coalesce(string_agg(conrelid::regclass || '.' || conname || ' ' || "
-	    "pg_get_constraintdef(oid) || ' validated=' || convalidated, ', ' ORDER BY 1), '') "
-	    "FROM pg_constraint WHERE contype = 'f'");
-	same_catalog(
-	    src, tgt, "identity columns",
-	    "SELECT coalesce(string_agg(a.attrelid::regclass || '.' || a.attname || '=' || "
-	    "a.attidentity::text, ', ' ORDER BY 1), '') FROM pg_attribute a JOIN pg_class c ON "
-	    "c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-	    "WHERE a.attidentity <> '' AND n.nspname = 'public'");
+	same_catalog(src, tgt, "user triggers",
+	             "SELECT coalesce(string_agg(x, ', ' ORDER BY x), '') FROM (SELECT c.relname "
+	             "|| '.' || t.tgname || '=' || t.tgenabled::text AS x FROM pg_trigger t JOIN "
+	             "pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+	             "WHERE NOT t.tgisinternal AND n.nspname = 'public') s");
+	same_catalog(src, tgt, "foreign keys",
+	             "SELECT coalesce(string_agg(x, ', ' ORDER BY x), '') FROM (SELECT "
+	             "conrelid::regclass || '.' || conname || ' ' || pg_get_constraintdef(oid) || "
+	             "' validated=' || convalidated AS x FROM pg_constraint WHERE contype = 'f') s");
+	same_catalog(src, tgt, "identity columns",
+	             "SELECT coalesce(string_agg(x, ', ' ORDER BY x), '') FROM (SELECT "
+	             "a.attrelid::regclass || '.' || a.attname || '=' || a.attidentity::text AS x "
+	             "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n "
+	             "ON n.oid = c.relnamespace WHERE a.attidentity <> '' AND n.nspname = 'public') s");
 }

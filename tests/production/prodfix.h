@@ -31,11 +31,12 @@ void prodfix_source(PGconn *src_admin, const pgt_cluster *src, const char *name)
 void prodfix_writers_script(const char *path);
 
 /*
- * Start pgbench on the source database with clients for seconds, every
- * commit asynchronous (PGOPTIONS=-c synchronous_commit=off).
+ * Start pgbench on the source database with clients for seconds at rate
+ * transactions per second (0: as fast as they go), every commit
+ * asynchronous (PGOPTIONS=-c synchronous_commit=off).
  */
 void prodfix_start_writers(pgt_proc *writers, const pgt_cluster *src, const char *db, int clients,
-                           int seconds, const char *script);
+                           int seconds, int rate, const char *script);
 
 /* Fail the test unless every fixture table is the same on both sides. */
 void prodfix_assert_same(PGconn *src, PGconn *tgt);
