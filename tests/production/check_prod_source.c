@@ -16,6 +16,8 @@
  *    application, and the tool stops before any cutover, saying why;
  *  - --replica-identity-full all-keyless migrates a keyless table's updates
  *    and deletes too;
+ *  - a run with a keyless table killed with -9, started over with
+ *    --force-clean, killed again and resumed: both publications are tracked;
  *  - a publication the operator made (--no-auto-create-publication) that
  *    cannot give an exact copy (row filter, column list, missing actions,
  *    missing tables) is refused before anything is created, with the reason;
@@ -416,6 +418,67 @@ START_TEST(replica_identity_full_all_keyless_migrates_updates_too)
 }
 END_TEST
 
+/*
+ * Both publications live in the resume token: a run killed while streaming is
+ * started over with --force-clean (which drops what it left, the keyless
+ * publication too), killed again, and resumed; the resumed run streams the
+ * keyless table again and drops both publications at the end.
+ */
+START_TEST(keyless_tables_survive_kill_9_force_clean_and_resume)
+{
+	char src[256], tgt[256], dump[512], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+	const char *again[] = {"--force-clean", "--drop-target-first", NULL};
+	const char *resume[] = {"--resume", NULL};
+
+	app_databases("resumed", src, tgt, sizeof(src), &s, &t);
+	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
+	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
+	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 100) g");
+	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g");
+	pgt_scratch("resumed-dump", dump, sizeof(dump));
+	for (int run = 0; run < 2; run++)
+	{
+		start_tool(&tool, src, tgt, "resumed-dump", run ? again : NULL);
+		ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
+		              "run %d never streamed: %.3000s", run, pgt_stderr(&tool));
+		pgt_exec(s, "INSERT INTO events (what) VALUES ('while streaming')");
+		pgt_exec(s, "UPDATE orders SET total = total + 1 WHERE id < 5");
+		sleep(1);
+		kill(tool.pid, SIGKILL);
+		free(pgt_slurp(&tool));
+		pgt_wait(&tool, 30);
+		ck_assert_str_eq(pgt_value(s,
+		                           "SELECT string_agg(pubname, ',' ORDER BY pubname) FROM "
+		                           "pg_publication",
+		                           buf, sizeof(buf)),
+		                 "pg_dbmigrator_pub,pg_dbmigrator_pub_keyless");
+	}
+	pgt_exec(s, "INSERT INTO events (what) VALUES ('while nobody streamed')");
+	pgt_exec(s, "DELETE FROM orders WHERE id > 90");
+	start_tool(&tool, src, tgt, "resumed-dump", resume);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60),
+	              "never caught up: %.3000s", pgt_stderr(&tool));
+	pgt_exec(s, "INSERT INTO events (what) VALUES ('after the resume')");
+	sleep(2);
+	kill(tool.pid, SIGINT);
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "resumed migration exited %d: %.3000s", rc, err);
+	pgt_assert_same(s, t, "events");
+	pgt_assert_same(s, t, "orders");
+	assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 START_TEST(a_user_publication_that_cannot_copy_exactly_is_refused)
 {
 	static const struct
@@ -574,6 +637,7 @@ source_suite(void)
 	ADD_STORY(pgbench_history_without_a_key_migrates_while_pgbench_runs);
 	ADD_STORY(an_update_on_a_keyless_table_stops_the_run_before_cutover);
 	ADD_STORY(replica_identity_full_all_keyless_migrates_updates_too);
+	ADD_STORY(keyless_tables_survive_kill_9_force_clean_and_resume);
 	ADD_STORY(a_user_publication_that_cannot_copy_exactly_is_refused);
 	ADD_STORY(a_synchronous_standby_setting_neither_hangs_nor_slows_the_source);
 #undef ADD_STORY
