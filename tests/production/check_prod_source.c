@@ -18,6 +18,8 @@
  *    and deletes too;
  *  - a run with a keyless table killed with -9, started over with
  *    --force-clean, killed again and resumed: both publications are tracked;
+ *  - a source role that is no superuser gets FOR TABLE publications of the
+ *    tables it owns, and a table it does not own is refused up front;
  *  - a publication the operator made (--no-auto-create-publication) that
  *    cannot give an exact copy (row filter, column list, missing actions,
  *    missing tables) is refused before anything is created, with the reason;
@@ -245,6 +247,7 @@ START_TEST(every_acknowledged_async_commit_reaches_the_target)
 	         "}'::bigint[]) u(id) WHERE id <> 0 AND NOT EXISTS (SELECT FROM acks a WHERE a.id = "
 	         "u.id)");
 	ck_assert_int_gt(acked, 100);
+	fprintf(stderr, "async commits: %d acknowledged before the Ctrl+C\n", acked);
 	ck_assert_msg(strcmp(pgt_value(t, ids, buf, sizeof(buf)), "0") == 0,
 	              "%s of %d rows acknowledged before the Ctrl+C are missing on the target", buf,
 	              acked);
@@ -479,6 +482,66 @@ START_TEST(keyless_tables_survive_kill_9_force_clean_and_resume)
 }
 END_TEST
 
+/*
+ * A source role that is no superuser (REPLICATION, owning the application's
+ * tables, as on a managed source) cannot create FOR ALL TABLES publications:
+ * the tool lists the tables instead; a table it does not own is refused in
+ * Validate, naming it, before anything is created.
+ */
+START_TEST(a_source_role_without_superuser_publishes_the_tables_it_owns)
+{
+	char src[256], tgt[256], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+	const char *extra[] = {"--max-runtime-seconds", "3", "--verify", "strict", NULL};
+
+	app_databases("owned", src, tgt, sizeof(src), &s, &t);
+	pgt_connstr_as(&src_server, "owned", "app", src, sizeof(src));
+	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
+	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
+	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 50) g");
+	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 50) g");
+	start_tool(&tool, src, tgt, "owned-dump", extra);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
+	              "never streamed: %.3000s", pgt_stderr(&tool));
+	pgt_exec(s, "INSERT INTO orders VALUES (100, 100)");
+	pgt_exec(s, "INSERT INTO events (what) VALUES ('streamed')");
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "migration exited %d: %.3000s", rc, err);
+	pgt_assert_same(s, t, "orders");
+	pgt_assert_same(s, t, "events");
+	assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	/* a table of another role's */
+	{
+		PGconn *admin = pgt_connect(&src_server, "owned");
+		const char *again[] = {"--force-clean", "--drop-target-first", NULL};
+
+		pgt_exec(admin, "CREATE TABLE audit (id int PRIMARY KEY)");
+		PQfinish(admin);
+		start_tool(&tool, src, tgt, "owned-dump", again);
+		out = pgt_slurp(&tool);
+		rc = pgt_wait(&tool, 60);
+		err = pgt_stderr(&tool);
+		ck_assert_msg(rc == 1 && strstr(err, "must own") && strstr(err, "public.audit"),
+		              "exited %d without naming the table it does not own: %.3000s", rc, err);
+		ck_assert_str_eq(
+		    pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)), "0");
+		ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)),
+		                 "0");
+		free(out);
+		free(err);
+	}
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 START_TEST(a_user_publication_that_cannot_copy_exactly_is_refused)
 {
 	static const struct
@@ -644,6 +707,7 @@ source_suite(void)
 	ADD_STORY(an_update_on_a_keyless_table_stops_the_run_before_cutover);
 	ADD_STORY(replica_identity_full_all_keyless_migrates_updates_too);
 	ADD_STORY(keyless_tables_survive_kill_9_force_clean_and_resume);
+	ADD_STORY(a_source_role_without_superuser_publishes_the_tables_it_owns);
 	ADD_STORY(a_user_publication_that_cannot_copy_exactly_is_refused);
 	ADD_STORY(a_synchronous_standby_setting_neither_hangs_nor_slows_the_source);
 #undef ADD_STORY
