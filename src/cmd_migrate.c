@@ -662,6 +662,12 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		                "PG_DBMIGRATOR_SOURCE / PG_DBMIGRATOR_TARGET)\n");
 		return false;
 	}
+	if (!o->online && o->nri_full > 0)
+	{
+		fprintf(stderr, "pg_dbmigrator: --replica-identity-full is for --mode online (an offline "
+		                "copy needs no replica identity)\n");
+		return false;
+	}
 	if (o->online && strcmp(o->scope, "schema-only") == 0)
 	{
 		fprintf(stderr, "pg_dbmigrator: --dump-scope schema-only conflicts with --mode online "
@@ -908,8 +914,8 @@ mig_validate_source(mig *m, char *errbuf, size_t errlen)
 		                        "publication \"%s\" does not exist on the source: create it, "
 		                        "or drop --no-auto-create-publication",
 		                        m->o.publication);
-	list = srcplan_keyless_list(&m->plan);
-	if (list && list[0] && m->plan.nkeyless > 0)
+	list = srcplan_keyless_list(&m->plan, false);
+	if (list && list[0])
 		event_say("Validate", "warning",
 		          "tables without a primary key or replica identity: %s. Their inserts and "
 		          "truncates are streamed; an UPDATE or DELETE on one of them during the migration "
@@ -920,8 +926,13 @@ mig_validate_source(mig *m, char *errbuf, size_t errlen)
 		          m->plan.track_counts ? ""
 		                               : ". WARNING: track_counts is off on the source, so such "
 		                                 "an UPDATE or DELETE cannot be detected");
-	else if (list && list[0])
-		event_say("Validate", "info", "tables without a primary key: %s", list);
+	free(list);
+	list = srcplan_keyless_list(&m->plan, true);
+	if (list && list[0])
+		event_say("Validate", "info",
+		          "tables without a primary key, set to REPLICA IDENTITY FULL on the source before "
+		          "the slot is created (--replica-identity-full): %s",
+		          list);
 	free(list);
 	return true;
 }

@@ -508,7 +508,7 @@ srcplan_resume(srcplan *p, PGconn *src, const char *publication, const char *key
 }
 
 char *
-srcplan_keyless_list(const srcplan *p)
+srcplan_keyless_list(const srcplan *p, bool set_full)
 {
 	strbuf sb;
 	bool ok = true;
@@ -520,12 +520,11 @@ srcplan_keyless_list(const srcplan *p)
 	{
 		const srcplan_table *t = &p->tables[i];
 
-		if (!t->keyless || ++n > 50)
+		if (!t->keyless || t->set_full != set_full || ++n > 50)
 			continue;
-		ok = strbuf_appendf(&sb, "%s%s (%lld update%s, %lld delete%s so far%s)", n > 1 ? ", " : "",
+		ok = strbuf_appendf(&sb, "%s%s (%lld update%s, %lld delete%s so far)", n > 1 ? ", " : "",
 		                    t->name, t->updates, t->updates == 1 ? "" : "s", t->deletes,
-		                    t->deletes == 1 ? "" : "s",
-		                    t->set_full ? "; set to REPLICA IDENTITY FULL" : "");
+		                    t->deletes == 1 ? "" : "s");
 	}
 	if (ok && n > 50)
 		ok = strbuf_appendf(&sb, " and %d more", n - 50);
