@@ -133,8 +133,12 @@ static volatile sig_atomic_t mig_signals = 0; /* SIGINT/SIGTERM received */
 static volatile sig_atomic_t mig_abort = 0;   /* a second one: stop now */
 static volatile sig_atomic_t mig_halt = 1;    /* always set: stream_opts.stop for a halt */
 
-/* Row-change counters reach pg_stat_user_tables up to about a second after a commit. */
-#define MIG_STATS_DELAY_MS 1500
+/*
+ * How late a commit's row-change counters may reach pg_stat_user_tables: a
+ * PostgreSQL 15+ backend that reported less than a second ago and then goes
+ * idle reports again only after PGSTAT_IDLE_INTERVAL (10 s).
+ */
+#define MIG_STATS_DELAY_MS(version) ((version) >= 150000 ? 11000 : 2000)
 
 static void
 mig_on_signal(int sig)
@@ -2069,12 +2073,21 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	}
 	if (m->plan.nkeyless > 0)
 	{
-		/* once more, counting every commit before the cutover moment */
-		int64_t wait = m->cutover_ms + MIG_STATS_DELAY_MS - cli_now_ms();
+		/* once more, once every commit before the cutover moment is counted */
+		if (m->cutover_ms + MIG_STATS_DELAY_MS(m->src_version) > cli_now_ms())
+			event_say("Cutover", "info",
+			          "waiting for the source's statistics to show every update and delete "
+			          "before the interrupt on the tables without a key");
+		int64_t wait = m->cutover_ms + MIG_STATS_DELAY_MS(m->src_version) - cli_now_ms();
 		int changed;
 
-		if (wait > 0)
-			usleep((useconds_t)wait * 1000);
+		if (wait > 0 && !mig_backoff((int)wait))
+		{
+			rc = EXIT_ABORTED;
+			snprintf(errbuf, errlen, "aborted before the cutover; the slot \"%s\" is kept",
+			         m->o.slot);
+			goto done;
+		}
 		changed = srcplan_watch(&m->plan, m->src, errbuf, errlen);
 		if (changed != 0)
 		{

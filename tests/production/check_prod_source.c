@@ -14,6 +14,8 @@
  *    UPDATEs on such tables fail on the source);
  *  - an UPDATE on a keyless table during streaming succeeds for the
  *    application, and the tool stops before any cutover, saying why;
+ *  - such an UPDATE just before the Ctrl+C, between two polls and before the
+ *    statistics show it, is caught by the last look before the cutover;
  *  - --replica-identity-full all-keyless migrates a keyless table's updates
  *    and deletes too;
  *  - a run with a keyless table killed with -9, started over with
@@ -380,6 +382,47 @@ START_TEST(an_update_on_a_keyless_table_stops_the_run_before_cutover)
 }
 END_TEST
 
+/*
+ * The last look before cutting over: an UPDATE of a keyless table committed
+ * just before the Ctrl+C, between two polls, and not yet in the statistics
+ * (they reach pg_stat_user_tables up to a second later), still stops the run.
+ */
+START_TEST(an_update_just_before_ctrl_c_is_caught_before_cutover)
+{
+	char src[256], tgt[256], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+	const char *extra[] = {"--cutover-poll-secs", "3600", NULL};
+
+	app_databases("lastlook", src, tgt, sizeof(src), &s, &t);
+	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
+	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 10) g");
+	start_tool(&tool, src, tgt, "lastlook-dump", extra);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
+	              "never streamed: %.3000s", pgt_stderr(&tool));
+	sleep(1);
+	/* this backend reports its statistics now, and then not again for a second */
+	pgt_exec(s, "INSERT INTO events (what) VALUES ('streamed')");
+	pgt_exec(s, "UPDATE events SET what = 'late' WHERE what = 'e3'");
+	kill(tool.pid, SIGINT);
+	out = pgt_slurp(&tool);
+	rc = pgt_wait(&tool, 60);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 1 && strstr(err, "public.events") && strstr(err, "nothing was cut over"),
+	              "exited %d without stopping for the late update: %.3000s", rc, err);
+	ck_assert_msg(strstr(out, "\"stage\":\"Complete\"") == NULL, "it completed: %.3000s", out);
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
+	                 "0");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 START_TEST(replica_identity_full_all_keyless_migrates_updates_too)
 {
 	char src[256], tgt[256], buf[64];
@@ -705,6 +748,7 @@ source_suite(void)
 	ADD_STORY(every_acknowledged_async_commit_reaches_the_target);
 	ADD_STORY(pgbench_history_without_a_key_migrates_while_pgbench_runs);
 	ADD_STORY(an_update_on_a_keyless_table_stops_the_run_before_cutover);
+	ADD_STORY(an_update_just_before_ctrl_c_is_caught_before_cutover);
 	ADD_STORY(replica_identity_full_all_keyless_migrates_updates_too);
 	ADD_STORY(keyless_tables_survive_kill_9_force_clean_and_resume);
 	ADD_STORY(a_source_role_without_superuser_publishes_the_tables_it_owns);
