@@ -195,6 +195,7 @@ mig_usage(FILE *f)
 	    "                                exists) so their updates and deletes migrate too\n"
 	    "                                (repeatable); else only their inserts and truncates\n"
 	    "                                stream, and an UPDATE or DELETE on one stops the run\n"
+	    "                                (ALTER TABLE locks each briefly: 2 s at most a try)\n"
 	    "  --keep-slot                   keep the slot after cutover\n"
 	    "  --lag-threshold-bytes N       CaughtUp when lag is at most N bytes (default 1048576)\n"
 	    "  --cutover-poll-secs N         Lag event interval (default 5)\n"
