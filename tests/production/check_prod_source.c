@@ -73,7 +73,10 @@ teardown(void)
 static void
 app_databases(const char *db, char *src, char *tgt, size_t size, PGconn **s, PGconn **t)
 {
-	/* a story that failed may have left its slot */
+	/* a story that failed may have left its settings and its slot */
+	pgt_exec(src_admin, "ALTER SYSTEM RESET synchronous_standby_names");
+	pgt_exec(src_admin, "ALTER SYSTEM RESET wal_writer_delay");
+	pgt_exec(src_admin, "SELECT pg_reload_conf()");
 	pgt_exec(src_admin, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
 	                    "WHERE NOT active");
 	pgt_owned_database(src_admin, db, "app");
