@@ -76,8 +76,11 @@ void srcplan_init(srcplan *p, bool stale_main, bool stale_keyless);
 bool srcplan_resume(srcplan *p, PGconn *src, const char *publication, const char *keyless_pub,
                     char *errbuf, size_t errlen);
 
-/* The keyless tables as one line ("a (1 update, 0 deletes so far), b (...)"); malloc'd. */
-char *srcplan_keyless_list(const srcplan *p);
+/*
+ * The keyless tables as one line ("a (1 update, 0 deletes so far), b (...)"):
+ * those watched, or (set_full) those getting REPLICA IDENTITY FULL; malloc'd.
+ */
+char *srcplan_keyless_list(const srcplan *p, bool set_full);
 
 /* ALTER TABLE ... REPLICA IDENTITY FULL on the set_full tables. */
 bool srcplan_set_identity(const srcplan *p, PGconn *src, char *errbuf, size_t errlen);

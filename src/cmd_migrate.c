@@ -142,8 +142,12 @@ static volatile sig_atomic_t mig_signals = 0; /* SIGINT/SIGTERM received */
 static volatile sig_atomic_t mig_abort = 0;   /* a second one: stop now */
 static volatile sig_atomic_t mig_halt = 1;    /* always set: stream_opts.stop for a halt */
 
-/* Row-change counters reach pg_stat_user_tables up to about a second after a commit. */
-#define MIG_STATS_DELAY_MS 1500
+/*
+ * How late a commit's row-change counters may reach pg_stat_user_tables: a
+ * PostgreSQL 15+ backend that reported less than a second ago and then goes
+ * idle reports again only after PGSTAT_IDLE_INTERVAL (10 s).
+ */
+#define MIG_STATS_DELAY_MS(version) ((version) >= 150000 ? 11000 : 2000)
 
 static void
 mig_on_signal(int sig)
@@ -204,6 +208,7 @@ mig_usage(FILE *f)
 	    "                                exists) so their updates and deletes migrate too\n"
 	    "                                (repeatable); else only their inserts and truncates\n"
 	    "                                stream, and an UPDATE or DELETE on one stops the run\n"
+	    "                                (ALTER TABLE locks each briefly: 2 s at most a try)\n"
 	    "  --keep-slot                   keep the slot after cutover\n"
 	    "  --lag-threshold-bytes N       CaughtUp when lag is at most N bytes (default 1048576)\n"
 	    "  --cutover-poll-secs N         Lag event interval (default 5)\n"
@@ -723,6 +728,12 @@ mig_parse(int argc, char **argv, mig_opts *o, bool *help)
 		                "PG_DBMIGRATOR_SOURCE / PG_DBMIGRATOR_TARGET)\n");
 		return false;
 	}
+	if (!o->online && o->nri_full > 0)
+	{
+		fprintf(stderr, "pg_dbmigrator: --replica-identity-full is for --mode online (an offline "
+		                "copy needs no replica identity)\n");
+		return false;
+	}
 	if (o->online && strcmp(o->scope, "schema-only") == 0)
 	{
 		fprintf(stderr, "pg_dbmigrator: --dump-scope schema-only conflicts with --mode online "
@@ -1038,8 +1049,8 @@ mig_validate_source(mig *m, char *errbuf, size_t errlen)
 		                        "publication \"%s\" does not exist on the source: create it, "
 		                        "or drop --no-auto-create-publication",
 		                        m->o.publication);
-	list = srcplan_keyless_list(&m->plan);
-	if (list && list[0] && m->plan.nkeyless > 0)
+	list = srcplan_keyless_list(&m->plan, false);
+	if (list && list[0])
 		event_say("Validate", "warning",
 		          "tables without a primary key or replica identity: %s. Their inserts and "
 		          "truncates are streamed; an UPDATE or DELETE on one of them during the migration "
@@ -1050,8 +1061,13 @@ mig_validate_source(mig *m, char *errbuf, size_t errlen)
 		          m->plan.track_counts ? ""
 		                               : ". WARNING: track_counts is off on the source, so such "
 		                                 "an UPDATE or DELETE cannot be detected");
-	else if (list && list[0])
-		event_say("Validate", "info", "tables without a primary key: %s", list);
+	free(list);
+	list = srcplan_keyless_list(&m->plan, true);
+	if (list && list[0])
+		event_say("Validate", "info",
+		          "tables without a primary key, set to REPLICA IDENTITY FULL on the source before "
+		          "the slot is created (--replica-identity-full): %s",
+		          list);
 	free(list);
 	return true;
 }
@@ -2328,12 +2344,21 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 	}
 	if (m->plan.nkeyless > 0)
 	{
-		/* once more, counting every commit before the cutover moment */
-		int64_t wait = m->cutover_ms + MIG_STATS_DELAY_MS - cli_now_ms();
+		/* once more, once every commit before the cutover moment is counted */
+		if (m->cutover_ms + MIG_STATS_DELAY_MS(m->src_version) > cli_now_ms())
+			event_say("Cutover", "info",
+			          "waiting for the source's statistics to show every update and delete "
+			          "before the interrupt on the tables without a key");
+		int64_t wait = m->cutover_ms + MIG_STATS_DELAY_MS(m->src_version) - cli_now_ms();
 		int changed;
 
-		if (wait > 0)
-			usleep((useconds_t)wait * 1000);
+		if (wait > 0 && !mig_backoff((int)wait))
+		{
+			rc = EXIT_ABORTED;
+			snprintf(errbuf, errlen, "aborted before the cutover; the slot \"%s\" is kept",
+			         m->o.slot);
+			goto done;
+		}
 		changed = srcplan_watch(&m->plan, m->src, errbuf, errlen);
 		if (changed != 0)
 		{

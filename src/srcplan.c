@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "srcplan.h"
 #include "strbuf.h"
@@ -508,7 +509,7 @@ srcplan_resume(srcplan *p, PGconn *src, const char *publication, const char *key
 }
 
 char *
-srcplan_keyless_list(const srcplan *p)
+srcplan_keyless_list(const srcplan *p, bool set_full)
 {
 	strbuf sb;
 	bool ok = true;
@@ -520,12 +521,11 @@ srcplan_keyless_list(const srcplan *p)
 	{
 		const srcplan_table *t = &p->tables[i];
 
-		if (!t->keyless || ++n > 50)
+		if (!t->keyless || t->set_full != set_full || ++n > 50)
 			continue;
-		ok = strbuf_appendf(&sb, "%s%s (%lld update%s, %lld delete%s so far%s)", n > 1 ? ", " : "",
+		ok = strbuf_appendf(&sb, "%s%s (%lld update%s, %lld delete%s so far)", n > 1 ? ", " : "",
 		                    t->name, t->updates, t->updates == 1 ? "" : "s", t->deletes,
-		                    t->deletes == 1 ? "" : "s",
-		                    t->set_full ? "; set to REPLICA IDENTITY FULL" : "");
+		                    t->deletes == 1 ? "" : "s");
 	}
 	if (ok && n > 50)
 		ok = strbuf_appendf(&sb, " and %d more", n - 50);
@@ -549,17 +549,41 @@ srcplan_exec(PGconn *src, const char *sql, char *errbuf, size_t errlen)
 bool
 srcplan_set_identity(const srcplan *p, PGconn *src, char *errbuf, size_t errlen)
 {
-	for (int i = 0; i < p->ntables; i++)
+	bool ok = true;
+
+	/*
+	 * ALTER TABLE takes an ACCESS EXCLUSIVE lock: the application's queries on
+	 * the table queue behind it while it waits, so it waits briefly, and again
+	 */
+	if (!srcplan_exec(src, "SET lock_timeout = '2s'", errbuf, errlen))
+		return false;
+	for (int i = 0; ok && i < p->ntables; i++)
 	{
 		char sql[512];
 
 		if (!p->tables[i].set_full)
 			continue;
 		snprintf(sql, sizeof(sql), "ALTER TABLE %s REPLICA IDENTITY FULL", p->tables[i].name);
-		if (!srcplan_exec(src, sql, errbuf, errlen))
-			return false;
+		for (int attempt = 0; attempt < 5; attempt++)
+		{
+			PGresult *res = PQexec(src, sql);
+			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+			bool busy = state && strcmp(state, "55P03") == 0; /* lock_not_available */
+
+			ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+			if (!ok)
+				snprintf(errbuf, errlen, "%s failed on the source: %s%s", sql, PQerrorMessage(src),
+				         busy ? "(the application holds the table: try again at a quieter "
+				                "moment)"
+				              : "");
+			PQclear(res);
+			if (ok || !busy)
+				break;
+			usleep(500 * 1000);
+		}
 	}
-	return true;
+	PQclear(PQexec(src, "RESET lock_timeout"));
+	return ok;
 }
 
 /* "CREATE PUBLICATION q FOR TABLE <tables pick selects>" (no FOR clause when none) + tail. */

@@ -16,6 +16,7 @@
 #include "stream.h"
 
 #define STREAM_IDLE_WAIT_MS 10
+#define STREAM_BUSY_WAIT_MS 1 /* while the target's answer to a commit is awaited */
 #define STREAM_TICK_MS      100
 
 typedef struct stream_state
@@ -105,7 +106,12 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 			if (!stream_release(&s) || !apply_end_group(a))
 				return stream_fail(&s, errbuf, errlen);
 			stream_ack(&s, a->committed_lsn);
-			st = ring_peek(rg, STREAM_IDLE_WAIT_MS, &rec);
+			/*
+			 * a commit in flight is acknowledged as soon as its answer is in
+			 * (a source waiting for us as its synchronous standby waits that long)
+			 */
+			st = ring_peek(
+			    rg, !a->in_txn && apply_busy(a) ? STREAM_BUSY_WAIT_MS : STREAM_IDLE_WAIT_MS, &rec);
 			if (st == RING_TIMEOUT)
 			{
 				if (!apply_poll(a))
