@@ -324,6 +324,17 @@ START_TEST(kill_9_while_streaming_keeps_the_guard_and_resume_undoes_it)
 	ck_assert_str_eq(
 	    pgt_value(t, "SELECT count(*) > 0 FROM _pg_dbmigrator.guard_ledger", buf, sizeof(buf)),
 	    "t");
+	/* and status says so */
+	{
+		const char *argv[] = {pgt_tool(), "status", "--dump-path", dump, NULL};
+		char *out;
+
+		pgt_spawn(&tool, argv, NULL);
+		out = pgt_slurp(&tool);
+		ck_assert_int_eq(pgt_wait(&tool, 30), 0);
+		ck_assert_msg(strstr(out, "guard:") && strstr(out, "changes in force"), "%s", out);
+		free(out);
+	}
 	shop_writes(s, 1);
 	spawn_online(&tool, src, tgt, dump, "guard_res", "--resume", NULL);
 	ck_assert_msg(caught_up(&tool), "resumed run never caught up: %s", TAIL(pgt_stderr(&tool)));
