@@ -21,6 +21,8 @@
  *  - kill -9 while streaming: the guard stays in force (its ledger on the
  *    target), --resume streams on and undoes it at cutover;
  *  - --force-clean after a kill -9 undoes the guard before starting over;
+ *  - kill -9 while the re-added foreign keys are validated (after the
+ *    cutover): --resume validates what is left and finishes;
  *  - a target role granted SET ON PARAMETER session_replication_role keeps
  *    its ordinary triggers and foreign keys while streaming; identity
  *    columns and the ENABLE ALWAYS trigger (which fires in replica mode too:
@@ -450,6 +452,78 @@ START_TEST(a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_t
 }
 END_TEST
 
+START_TEST(kill_9_while_validating_the_foreign_keys_is_finished_by_resume)
+{
+	char src[256], tgt[256], dump[512], buf[256];
+	PGconn *s, *t, *pub, *lock;
+	pgt_proc tool;
+	char *err;
+	int rc;
+	bool waiting = false;
+
+	shop_databases("shop_val", src, tgt, sizeof(src), &s, &t);
+	pgt_scratch("val-dump", dump, sizeof(dump));
+	spawn_online(&tool, src, tgt, dump, "guard_val", NULL, NULL);
+	ck_assert_msg(caught_up(&tool), "never caught up: %s", TAIL(pgt_stderr(&tool)));
+	shop_writes(s, 0);
+	wait_applied(s, t);
+	/*
+	 * Hold the cleanup (its DROP PUBLICATION waits for this transaction) until
+	 * the foreign keys are re-added, then hold their validation with a lock,
+	 * and kill the tool while it waits there.
+	 */
+	pub = pgt_connect(&src_server, "shop_val");
+	pgt_exec(pub, "BEGIN");
+	pgt_exec(pub, "ALTER PUBLICATION pg_dbmigrator_pub SET (publish = 'insert, update, delete, "
+	              "truncate')");
+	kill(tool.pid, SIGINT);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "re-added NOT VALID", 60), "%s",
+	              TAIL(pgt_stderr(&tool)));
+	lock = pgt_connect(&tgt_server, "shop_val");
+	pgt_exec(lock, "BEGIN");
+	pgt_exec(lock, "LOCK TABLE orders, order_lines IN SHARE UPDATE EXCLUSIVE MODE");
+	pgt_exec(pub, "ROLLBACK");
+	PQfinish(pub);
+	for (int i = 0; i < 100 && !waiting; i++)
+	{
+		waiting = strcmp(pgt_value(t,
+		                           "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+		                           "'%VALIDATE CONSTRAINT%' AND wait_event_type = 'Lock'",
+		                           buf, sizeof(buf)),
+		                 "1") == 0;
+		usleep(100 * 1000);
+	}
+	ck_assert_msg(waiting, "the validation never started: %s", TAIL(pgt_stderr(&tool)));
+	kill(tool.pid, SIGKILL);
+	free(pgt_slurp(&tool));
+	pgt_wait(&tool, 30);
+	pgt_exec(lock, "ROLLBACK");
+	PQfinish(lock);
+	/* the keys are back but not all validated: the ledger says which are left */
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) > 0 FROM _pg_dbmigrator.guard_ledger WHERE "
+	                           "kind = 'foreign_key' AND readded",
+	                           buf, sizeof(buf)),
+	                 "t");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT convalidated FROM pg_constraint WHERE conname = "
+	                           "'orders_customer_id_fkey'",
+	                           buf, sizeof(buf)),
+	                 "f");
+	/* the resume only finishes: it validates them and ends by itself */
+	spawn_online(&tool, src, tgt, dump, "guard_val", "--resume", NULL);
+	free(pgt_slurp(&tool));
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "resume exited %d: %s", rc, TAIL(err));
+	ck_assert_msg(strstr(err, "foreign keys validated"), "%s", TAIL(err));
+	assert_shop_migrated(s, t);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 START_TEST(objects_of_other_owners_are_refused_without_no_owner)
 {
 	char src[256], tgt[256], dump[512], buf[64];
@@ -525,6 +599,7 @@ target_suite(void)
 	tcase_add_test(tc, non_superuser_target_gets_the_source_data_and_its_triggers_and_keys_back);
 	tcase_add_test(tc, kill_9_while_streaming_keeps_the_guard_and_resume_undoes_it);
 	tcase_add_test(tc, force_clean_undoes_the_guard_of_a_killed_run);
+	tcase_add_test(tc, kill_9_while_validating_the_foreign_keys_is_finished_by_resume);
 	tcase_add_test(tc,
 	               a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_the_guard);
 	suite_add_tcase(s, tc);
