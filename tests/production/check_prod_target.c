@@ -29,8 +29,10 @@
  *    before, audit_trail was doubled and Verify found it) are held; Ctrl+C
  *    twice aborts with the guard kept and said so, and --resume finishes;
  *  - without --no-owner the run is refused before anything is created, with
- *    a message naming the role and the way out (before: pg_restore failed on
- *    "must be member of role"); --dry-run lists the guard's plan.
+ *    a message naming the role and the way out (before: the slot and the
+ *    publication were created, then pg_restore failed on "role does not
+ *    exist"); so is a data-only run into tables the target role does not
+ *    own; --dry-run lists the guard's plan.
  */
 #include "config.h"
 
@@ -562,6 +564,31 @@ START_TEST(objects_of_other_owners_are_refused_without_no_owner)
 	                           "SELECT count(*) FROM pg_namespace WHERE nspname = '_pg_dbmigrator'",
 	                           buf, sizeof(buf)),
 	                 "0");
+	/*
+	 * data only, into tables the target role does not own: the guard could not
+	 * change them; refused before anything is created
+	 */
+	pgt_exec(t, "CREATE TABLE customers (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name "
+	            "text NOT NULL)");
+	{
+		const char *argv[] = {pgt_tool(),  "--mode",      "online",      "--source", src,
+		                      "--target",  tgt,           "--dump-path", dump,       "--dump-scope",
+		                      "data-only", "--slot-name", "guard_ref",   NULL};
+
+		pgt_spawn(&tool, argv, NULL);
+	}
+	free(pgt_slurp(&tool));
+	rc = pgt_wait(&tool, 60);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 1, "exited %d: %s", rc, err);
+	ck_assert_msg(strstr(err, "check=target_owners") && strstr(err, "owned by roles") &&
+	                  strstr(err, "postgres"),
+	              "%s", err);
+	free(err);
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
+	                 "0");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	pgt_exec(t, "DROP TABLE customers");
 	/* the plan with --no-owner names what the guard will do */
 	{
 		const char *argv[] = {
