@@ -1988,7 +1988,9 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		backoff_ms = 1000;
 		if (attempt == 0)
 			event_say("StreamApply", "info", "streaming from %s%s", m->slot.name,
-			          app.replica_role ? "" : " (without session_replication_role = replica)");
+			          app.replica_role ? ""
+			                           : " (without session_replication_role = replica: the "
+			                             "guard holds the target's triggers and foreign keys)");
 		else
 		{
 			char lsn[PGO_LSN_STRLEN];
