@@ -108,6 +108,15 @@ bool guard_foreign_owners(PGconn *src, PGconn *tgt, const char *const *tables, i
                           size_t errlen);
 
 /*
+ * Owners of tables (quoted names) that exist on tgt whose privileges the
+ * role of tgt does not have (the guard changes those tables: it must own
+ * them), appended to names comma-separated; *count of them. Not checked for
+ * a superuser (*count 0).
+ */
+bool guard_unowned_tables(PGconn *tgt, const char *const *tables, int ntables, strbuf *names,
+                          int *count, char *errbuf, size_t errlen);
+
+/*
  * The statement that makes item's change (undo false) or undoes it (undo
  * true) into sql; not_valid: a foreign key re-added NOT VALID. False when
  * out of memory or the item is not one the guard makes.

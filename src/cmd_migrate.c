@@ -1110,6 +1110,27 @@ mig_validate_target_role(mig *m, char *errbuf, size_t errlen)
 			          role, role, m->o.no_owner ? " (it will: --no-owner)" : "");
 		}
 	}
+	if (m->o.online && strcmp(m->o.scope, "data-only") == 0)
+	{
+		/* the tables are there already: the guard changes them, so it must own them */
+		if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
+			return mig_check_failed("target_owners", "%s", errbuf);
+		strbuf_init(&foreign);
+		ok = guard_unowned_tables(m->tgt, (const char *const *)names, n, &foreign, &nforeign,
+		                          errbuf, errlen);
+		scope_free(names, n);
+		if (ok && nforeign > 0)
+			snprintf(msg, sizeof(msg),
+			         "the target's tables are owned by roles whose privileges the target role %s "
+			         "lacks: %s; the apply must change their identity columns (and, since %s may "
+			         "not SET session_replication_role, their triggers and foreign keys): GRANT "
+			         "those roles to %s, or make %s their owner",
+			         role, strbuf_data(&foreign), role, role, role);
+		strbuf_free(&foreign);
+		if (!ok)
+			return mig_check_failed("target_owners", "%s", errbuf);
+		return nforeign > 0 ? mig_check_failed("target_owners", "%s", msg) : true;
+	}
 	if (m->o.no_owner || strcmp(m->o.scope, "data-only") == 0)
 		return true;
 	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
@@ -2281,7 +2302,9 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		attempt_ms = cli_now_ms();
 		if (attempt == 0)
 			event_say("StreamApply", "info", "streaming from %s%s", m->slot.name,
-			          app.replica_role ? "" : " (without session_replication_role = replica)");
+			          app.replica_role ? ""
+			                           : " (without session_replication_role = replica: the "
+			                             "guard holds the target's triggers and foreign keys)");
 		else
 		{
 			char lsn[PGO_LSN_STRLEN];

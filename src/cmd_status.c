@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "cmd.h"
+#include "guard.h"
 #include "resume.h"
 #include "strbuf.h"
 
@@ -62,6 +63,7 @@ cmd_status(int argc, char **argv)
 	resume_token t;
 	int c;
 	PGconn *src = NULL, *tgt = NULL;
+	int guard_rows = 0;
 	/* what the servers say */
 	bool slot_present = false, slot_active = false, have_progress = false;
 	char confirmed[32] = "", lag[32] = "", wal_status[32] = "", applied[32] = "",
@@ -146,6 +148,8 @@ cmd_status(int argc, char **argv)
 			snprintf(applied_at, sizeof(applied_at), "%s", PQgetvalue(res, 0, 1));
 		}
 		PQclear(res);
+		if (!guard_pending(tgt, &guard_rows, tgt_err, sizeof(tgt_err)))
+			guard_rows = 0;
 	}
 	if (json)
 	{
@@ -164,6 +168,7 @@ cmd_status(int argc, char **argv)
 		    strbuf_appendf(&sb, ",\"target_reachable\":%s", tgt ? "true" : "false") &&
 		    (!have_progress || strbuf_appendf(&sb, ",\"applied_lsn\":\"%s\",\"applied_at\":\"%s\"",
 		                                      applied, applied_at)) &&
+		    strbuf_appendf(&sb, ",\"guard_changes\":%d", guard_rows) &&
 		    strbuf_append_cstr(&sb, "}\n"))
 			fputs(strbuf_data(&sb), stdout);
 		strbuf_free(&sb);
@@ -192,6 +197,11 @@ cmd_status(int argc, char **argv)
 			printf("applied:      up to %s at %s\n", applied, applied_at);
 		else
 			printf("applied:      nothing streamed yet\n");
+		if (guard_rows > 0)
+			printf("guard:        %d changes in force on the target (triggers, foreign keys, "
+			       "identity columns; _pg_dbmigrator.guard_ledger): --resume or --force-clean "
+			       "puts them back\n",
+			       guard_rows);
 	}
 	PQfinish(src);
 	PQfinish(tgt);

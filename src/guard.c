@@ -580,3 +580,43 @@ done:
 	strbuf_free(&owners);
 	return ok;
 }
+
+bool
+guard_unowned_tables(PGconn *tgt, const char *const *tables, int ntables, strbuf *names, int *count,
+                     char *errbuf, size_t errlen)
+{
+	strbuf arr;
+	const char *params[1];
+	PGresult *res;
+	bool ok;
+
+	*count = 0;
+	strbuf_init(&arr);
+	if (!guard_array_literal(tables, ntables, &arr))
+	{
+		strbuf_free(&arr);
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
+	params[0] = strbuf_data(&arr);
+	res = PQexecParams(tgt,
+	                   "SELECT DISTINCT pg_catalog.pg_get_userbyid(c.relowner) FROM "
+	                   "unnest($1::text[]) x JOIN pg_catalog.pg_class c ON c.oid = to_regclass(x) "
+	                   "WHERE NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = "
+	                   "current_user) AND NOT pg_catalog.pg_has_role(current_user, c.relowner, "
+	                   "'USAGE') ORDER BY 1",
+	                   1, NULL, params, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		snprintf(errbuf, errlen, "could not look up the owners of the target's tables: %s",
+		         PQresultErrorMessage(res));
+	for (int i = 0; ok && i < PQntuples(res); i++)
+		ok = strbuf_appendf(names, "%s%s", i ? ", " : "", PQgetvalue(res, i, 0));
+	if (ok)
+		*count = PQntuples(res);
+	else if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		snprintf(errbuf, errlen, "out of memory");
+	PQclear(res);
+	strbuf_free(&arr);
+	return ok;
+}

@@ -21,14 +21,18 @@
  *  - kill -9 while streaming: the guard stays in force (its ledger on the
  *    target), --resume streams on and undoes it at cutover;
  *  - --force-clean after a kill -9 undoes the guard before starting over;
+ *  - kill -9 while the re-added foreign keys are validated (after the
+ *    cutover): --resume validates what is left and finishes;
  *  - a target role granted SET ON PARAMETER session_replication_role keeps
  *    its ordinary triggers and foreign keys while streaming; identity
  *    columns and the ENABLE ALWAYS trigger (which fires in replica mode too:
  *    before, audit_trail was doubled and Verify found it) are held; Ctrl+C
  *    twice aborts with the guard kept and said so, and --resume finishes;
  *  - without --no-owner the run is refused before anything is created, with
- *    a message naming the role and the way out (before: pg_restore failed on
- *    "must be member of role"); --dry-run lists the guard's plan.
+ *    a message naming the role and the way out (before: the slot and the
+ *    publication were created, then pg_restore failed on "role does not
+ *    exist"); so is a data-only run into tables the target role does not
+ *    own; --dry-run lists the guard's plan.
  */
 #include "config.h"
 
@@ -324,6 +328,17 @@ START_TEST(kill_9_while_streaming_keeps_the_guard_and_resume_undoes_it)
 	ck_assert_str_eq(
 	    pgt_value(t, "SELECT count(*) > 0 FROM _pg_dbmigrator.guard_ledger", buf, sizeof(buf)),
 	    "t");
+	/* and status says so */
+	{
+		const char *argv[] = {pgt_tool(), "status", "--dump-path", dump, NULL};
+		char *out;
+
+		pgt_spawn(&tool, argv, NULL);
+		out = pgt_slurp(&tool);
+		ck_assert_int_eq(pgt_wait(&tool, 30), 0);
+		ck_assert_msg(strstr(out, "guard:") && strstr(out, "changes in force"), "%s", out);
+		free(out);
+	}
 	shop_writes(s, 1);
 	spawn_online(&tool, src, tgt, dump, "guard_res", "--resume", NULL);
 	ck_assert_msg(caught_up(&tool), "resumed run never caught up: %s", TAIL(pgt_stderr(&tool)));
@@ -402,19 +417,22 @@ START_TEST(a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_t
 	wait_applied(s, t);
 	/*
 	 * Ctrl+C twice: abort, resumable, the guard stays and the message says so
-	 * (a lock on the target holds the cutover back until the second one)
+	 * (a lock on the target holds the apply, so the cutover cannot finish
+	 * before the second one)
 	 */
 	lock = pgt_connect(&tgt_server, "shop_grant");
 	pgt_exec(lock, "BEGIN");
 	pgt_exec(lock, "LOCK TABLE audit IN ACCESS EXCLUSIVE MODE");
 	shop_writes(s, 1);
+	usleep(1000 * 1000);
 	kill(tool.pid, SIGINT);
-	ck_assert(pgt_wait_for_text(tool.err_path, "Ctrl+C again aborts", 30));
+	usleep(500 * 1000);
 	kill(tool.pid, SIGINT);
-	free(pgt_slurp(&tool));
-	rc = pgt_wait(&tool, 60);
+	usleep(500 * 1000);
 	pgt_exec(lock, "ROLLBACK");
 	PQfinish(lock);
+	free(pgt_slurp(&tool));
+	rc = pgt_wait(&tool, 60);
 	err = pgt_stderr(&tool);
 	ck_assert_msg(rc == 3, "exited %d: %s", rc, TAIL(err));
 	ck_assert_msg(strstr(err, "the guard stays in force") && strstr(err, "--resume"), "%s",
@@ -430,6 +448,78 @@ START_TEST(a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_t
 	err = cut_over(&tool);
 	assert_shop_migrated(s, t);
 	pgt_exec(tgt_admin, "REVOKE SET ON PARAMETER session_replication_role FROM app");
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(kill_9_while_validating_the_foreign_keys_is_finished_by_resume)
+{
+	char src[256], tgt[256], dump[512], buf[256];
+	PGconn *s, *t, *pub, *lock;
+	pgt_proc tool;
+	char *err;
+	int rc;
+	bool waiting = false;
+
+	shop_databases("shop_val", src, tgt, sizeof(src), &s, &t);
+	pgt_scratch("val-dump", dump, sizeof(dump));
+	spawn_online(&tool, src, tgt, dump, "guard_val", NULL, NULL);
+	ck_assert_msg(caught_up(&tool), "never caught up: %s", TAIL(pgt_stderr(&tool)));
+	shop_writes(s, 0);
+	wait_applied(s, t);
+	/*
+	 * Hold the cleanup (its DROP PUBLICATION waits for this transaction) until
+	 * the foreign keys are re-added, then hold their validation with a lock,
+	 * and kill the tool while it waits there.
+	 */
+	pub = pgt_connect(&src_server, "shop_val");
+	pgt_exec(pub, "BEGIN");
+	pgt_exec(pub, "ALTER PUBLICATION pg_dbmigrator_pub SET (publish = 'insert, update, delete, "
+	              "truncate')");
+	kill(tool.pid, SIGINT);
+	ck_assert_msg(pgt_wait_for_text(tool.err_path, "re-added NOT VALID", 60), "%s",
+	              TAIL(pgt_stderr(&tool)));
+	lock = pgt_connect(&tgt_server, "shop_val");
+	pgt_exec(lock, "BEGIN");
+	pgt_exec(lock, "LOCK TABLE orders, order_lines IN SHARE UPDATE EXCLUSIVE MODE");
+	pgt_exec(pub, "ROLLBACK");
+	PQfinish(pub);
+	for (int i = 0; i < 100 && !waiting; i++)
+	{
+		waiting = strcmp(pgt_value(t,
+		                           "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+		                           "'%VALIDATE CONSTRAINT%' AND wait_event_type = 'Lock'",
+		                           buf, sizeof(buf)),
+		                 "1") == 0;
+		usleep(100 * 1000);
+	}
+	ck_assert_msg(waiting, "the validation never started: %s", TAIL(pgt_stderr(&tool)));
+	kill(tool.pid, SIGKILL);
+	free(pgt_slurp(&tool));
+	pgt_wait(&tool, 30);
+	pgt_exec(lock, "ROLLBACK");
+	PQfinish(lock);
+	/* the keys are back but not all validated: the ledger says which are left */
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) > 0 FROM _pg_dbmigrator.guard_ledger WHERE "
+	                           "kind = 'foreign_key' AND readded",
+	                           buf, sizeof(buf)),
+	                 "t");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT convalidated FROM pg_constraint WHERE conname = "
+	                           "'orders_customer_id_fkey'",
+	                           buf, sizeof(buf)),
+	                 "f");
+	/* the resume only finishes: it validates them and ends by itself */
+	spawn_online(&tool, src, tgt, dump, "guard_val", "--resume", NULL);
+	free(pgt_slurp(&tool));
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 0, "resume exited %d: %s", rc, TAIL(err));
+	ck_assert_msg(strstr(err, "foreign keys validated"), "%s", TAIL(err));
+	assert_shop_migrated(s, t);
 	free(err);
 	PQfinish(s);
 	PQfinish(t);
@@ -474,6 +564,31 @@ START_TEST(objects_of_other_owners_are_refused_without_no_owner)
 	                           "SELECT count(*) FROM pg_namespace WHERE nspname = '_pg_dbmigrator'",
 	                           buf, sizeof(buf)),
 	                 "0");
+	/*
+	 * data only, into tables the target role does not own: the guard could not
+	 * change them; refused before anything is created
+	 */
+	pgt_exec(t, "CREATE TABLE customers (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name "
+	            "text NOT NULL)");
+	{
+		const char *argv[] = {pgt_tool(),  "--mode",      "online",      "--source", src,
+		                      "--target",  tgt,           "--dump-path", dump,       "--dump-scope",
+		                      "data-only", "--slot-name", "guard_ref",   NULL};
+
+		pgt_spawn(&tool, argv, NULL);
+	}
+	free(pgt_slurp(&tool));
+	rc = pgt_wait(&tool, 60);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 1, "exited %d: %s", rc, err);
+	ck_assert_msg(strstr(err, "check=target_owners") && strstr(err, "owned by roles") &&
+	                  strstr(err, "postgres"),
+	              "%s", err);
+	free(err);
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
+	                 "0");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	pgt_exec(t, "DROP TABLE customers");
 	/* the plan with --no-owner names what the guard will do */
 	{
 		const char *argv[] = {
@@ -511,6 +626,7 @@ target_suite(void)
 	tcase_add_test(tc, non_superuser_target_gets_the_source_data_and_its_triggers_and_keys_back);
 	tcase_add_test(tc, kill_9_while_streaming_keeps_the_guard_and_resume_undoes_it);
 	tcase_add_test(tc, force_clean_undoes_the_guard_of_a_killed_run);
+	tcase_add_test(tc, kill_9_while_validating_the_foreign_keys_is_finished_by_resume);
 	tcase_add_test(tc,
 	               a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_the_guard);
 	suite_add_tcase(s, tc);
