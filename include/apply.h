@@ -45,6 +45,7 @@ typedef struct apply_opts
 	bool skip_missing;     /* --on-missing-row skip: count, warn once, go on */
 	pgo_lsn skip_lsn;      /* --skip-lsn: the commit LSN of one transaction to skip (0: none) */
 	bool quiet;            /* no notices on stderr (tests) */
+	bool guarded;          /* the caller holds the target's triggers and foreign keys (guard.h) */
 	/*
 	 * Whose progress row this run may trust: the row records the source's
 	 * system identifier and the run (the slot's consistent point when it was

@@ -855,7 +855,7 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 	a->replica_role = PQresultStatus(res) == PGRES_COMMAND_OK;
 	PQclear(res);
 	res = NULL;
-	if (!a->replica_role && !opts->quiet)
+	if (!a->replica_role && !opts->quiet && !opts->guarded)
 		fprintf(stderr,
 		        "pg_dbmigrator: NOTICE: the target role may not set session_replication_role "
 		        "(it needs superuser): triggers and foreign keys on the target fire for every "

@@ -1164,6 +1164,89 @@ mig_validate_target_role(mig *m, char *errbuf, size_t errlen)
 	return true;
 }
 
+/*
+ * Roles the source's GRANTs name (schemas, tables, columns, functions,
+ * types, large objects, default privileges; owners' own entries aside) that
+ * the target lacks: the restore's GRANT would fail on each. Refused before
+ * anything is created, offering --no-privileges.
+ */
+static const char grantees_sql[] =
+    "WITH g AS ("
+    " SELECT (aclexplode(nspacl)).grantee, nspowner AS owner, nspname AS nsp"
+    "  FROM pg_catalog.pg_namespace"
+    " UNION ALL SELECT (aclexplode(c.relacl)).grantee, c.relowner, n.nspname"
+    "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " UNION ALL SELECT (aclexplode(a.attacl)).grantee, c.relowner, n.nspname"
+    "  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+    "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE a.attacl IS NOT NULL"
+    " UNION ALL SELECT (aclexplode(p.proacl)).grantee, p.proowner, n.nspname"
+    "  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+    " UNION ALL SELECT (aclexplode(t.typacl)).grantee, t.typowner, n.nspname"
+    "  FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace"
+    " UNION ALL SELECT (aclexplode(lomacl)).grantee, lomowner, 'public'"
+    "  FROM pg_catalog.pg_largeobject_metadata"
+    " UNION ALL SELECT (aclexplode(defaclacl)).grantee, defaclrole, 'public'"
+    "  FROM pg_catalog.pg_default_acl)"
+    " SELECT DISTINCT r.rolname FROM g JOIN pg_catalog.pg_roles r ON r.oid = g.grantee"
+    " WHERE g.grantee <> g.owner AND g.nsp NOT LIKE 'pg\\_%' AND g.nsp <> 'information_schema'"
+    " ORDER BY 1";
+
+static bool
+mig_validate_grantees(mig *m, char *errbuf, size_t errlen)
+{
+	PGresult *res;
+	strbuf missing;
+	int nmissing = 0;
+	bool ok = true;
+
+	if (m->o.no_privileges || strcmp(m->o.scope, "data-only") == 0)
+		return true;
+	res = PQexec(m->src, grantees_sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		snprintf(errbuf, errlen, "could not read the source's privileges: %s",
+		         PQerrorMessage(m->src));
+		PQclear(res);
+		return mig_check_failed("target_grantees", "%s", errbuf);
+	}
+	strbuf_init(&missing);
+	for (int i = 0; ok && i < PQntuples(res); i++)
+	{
+		const char *params[1] = {PQgetvalue(res, i, 0)};
+		PGresult *r = PQexecParams(m->tgt, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
+		                           1, NULL, params, NULL, NULL, 0);
+
+		ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+		if (!ok)
+			snprintf(errbuf, errlen, "could not read the target's roles: %s",
+			         PQerrorMessage(m->tgt));
+		else if (PQntuples(r) == 0 && nmissing++ < 20)
+			ok = strbuf_appendf(&missing, "%s%s", nmissing > 1 ? ", " : "", params[0]);
+		PQclear(r);
+	}
+	PQclear(res);
+	if (ok && nmissing > 0)
+	{
+		char msg[2048];
+
+		snprintf(msg, sizeof(msg),
+		         "the source GRANTs privileges to %d role%s the target lacks: %s%s. Pass "
+		         "--no-privileges to restore without the source's GRANT and REVOKE (then grant "
+		         "on the target what its roles need), or create those roles on the target first",
+		         nmissing, nmissing == 1 ? "" : "s", strbuf_data(&missing),
+		         nmissing > 20 ? ", ..." : "");
+		strbuf_free(&missing);
+		if (!m->o.allow_restore_errors)
+			return mig_check_failed("target_grantees", "%s", msg);
+		event_say("Validate", "warning", "%s (--allow-restore-errors: going on)", msg);
+		return true;
+	}
+	strbuf_free(&missing);
+	if (!ok)
+		return mig_check_failed("target_grantees", "%s", errbuf[0] ? errbuf : "out of memory");
+	return true;
+}
+
 static bool
 mig_validate(mig *m, char *errbuf, size_t errlen)
 {
@@ -1261,7 +1344,7 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 		return false;
 	if (m->o.online)
 		mig_warn_unstreamed(m);
-	if (!mig_validate_target_role(m, errbuf, errlen))
+	if (!mig_validate_target_role(m, errbuf, errlen) || !mig_validate_grantees(m, errbuf, errlen))
 		return false;
 	event_begin(&e, "Validate");
 	event_str(&e, "mode", m->o.online ? "online" : "offline");
@@ -2262,6 +2345,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		cache_ready = true;
 		/* a reconnect of this run finds its own row; a resumed run must find its own */
 		ao.resuming = m->o.resume || attempt > 0;
+		ao.guarded = m->guard_applied;
 		if (!apply_open(&app, &ao, &cache, errbuf, errlen))
 		{
 			if (attempt == 0)

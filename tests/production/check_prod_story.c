@@ -12,7 +12,9 @@
  *    foreign keys and identity columns are as on the source, and the
  *    application can write to it at once;
  *  - the same database killed (-9) while streaming, then --resume and a
- *    Ctrl+C: nothing lost or doubled, the target whole again.
+ *    Ctrl+C: nothing lost or doubled, the target whole again;
+ *  - GRANTs to a role the target lacks are refused in Validate, offering
+ *    --no-privileges, with nothing created on either side.
  */
 #include "config.h"
 
@@ -270,6 +272,51 @@ START_TEST(killed_while_streaming_then_resumed_loses_and_doubles_nothing)
 }
 END_TEST
 
+START_TEST(grants_to_roles_the_target_lacks_are_refused_before_anything_is_created)
+{
+	char src[256], tgt[256], dump[512], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *err;
+	int rc;
+
+	prodfix_source(src_admin, &src_server, "shop3");
+	pgt_owned_database(tgt_admin, "shop3", "app");
+	pgt_connstr(&src_server, "shop3", src, sizeof(src));
+	pgt_connstr_as(&tgt_server, "shop3", "app", tgt, sizeof(tgt));
+	pgt_scratch("shop3-dump", dump, sizeof(dump));
+	{
+		/* the operator took care of owners, not of the GRANT to prod_reader */
+		const char *argv[] = {pgt_tool(),    "--mode", "online",     "--source",    src,
+		                      "--target",    tgt,      "--no-owner", "--dump-path", dump,
+		                      "--slot-name", "shop3",  NULL};
+
+		pgt_spawn(&tool, argv, NULL);
+	}
+	free(pgt_slurp(&tool));
+	rc = pgt_wait(&tool, 120);
+	err = pgt_stderr(&tool);
+	ck_assert_msg(rc == 1, "exited %d: %s", rc, err);
+	ck_assert_msg(strstr(err, "prod_reader") && strstr(err, "--no-privileges") &&
+	                  strstr(err, "check=target_grantees"),
+	              "no clear refusal: %s", err);
+	s = pgt_connect(&src_server, "shop3");
+	t = pgt_connect(&tgt_server, "shop3");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
+	                 "0");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+	                           "c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', "
+	                           "'information_schema', 'pg_toast')",
+	                           buf, sizeof(buf)),
+	                 "0");
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 static Suite *
 story_suite(void)
 {
@@ -280,6 +327,7 @@ story_suite(void)
 	tcase_set_timeout(tc, 400);
 	tcase_add_test(tc, a_production_database_onto_a_managed_target_loses_nothing);
 	tcase_add_test(tc, killed_while_streaming_then_resumed_loses_and_doubles_nothing);
+	tcase_add_test(tc, grants_to_roles_the_target_lacks_are_refused_before_anything_is_created);
 	suite_add_tcase(s, tc);
 	return s;
 }
