@@ -766,7 +766,13 @@ mig_check_failed(const char *check, const char *fmt, const char *arg)
 static PGconn *
 mig_connect(const char *connstr, const char *which, char *errbuf, size_t errlen)
 {
-	PGconn *c = PQconnectdb(connstr);
+	/*
+	 * UTF-8 on both sides (kept by PQreset): names read from a LATIN1 source
+	 * are sent to a UTF8 target (guard, sequences) and back to the source
+	 */
+	const char *const keys[] = {"dbname", "client_encoding", NULL};
+	const char *const vals[] = {connstr, "UTF8", NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
 
 	if (c == NULL || PQstatus(c) != CONNECTION_OK)
 	{

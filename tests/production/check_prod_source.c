@@ -206,7 +206,11 @@ START_TEST(every_acknowledged_async_commit_reaches_the_target)
 	/* WAL reaches disk in pages; the last partial one only every 10 s */
 	pgt_exec(src_admin, "ALTER SYSTEM SET wal_writer_delay = '10s'");
 	pgt_exec(src_admin, "SELECT pg_reload_conf()");
-	start_tool(&tool, src, tgt, "async-dump", NULL);
+	/*
+	 * the writers go on after the Ctrl+C, so the source ends with rows the
+	 * cut-over target rightly lacks: a verification would say so (exit 4)
+	 */
+	start_tool(&tool, src, tgt, "async-dump", (const char *const[]){"--verify", "off", NULL});
 	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
 	pgt_connstr_as(&src_server, "async", "app", as_app, sizeof(as_app));
 	for (int w = 0; w < 3; w++)
