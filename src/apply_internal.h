@@ -57,9 +57,9 @@ typedef struct apply_rel
 typedef enum apply_mask_status
 {
 	APPLY_MASK_OK = 0,
-	APPLY_MASK_NO_OLD_ROW,     /* REPLICA IDENTITY FULL, yet no old row came */
-	APPLY_MASK_NO_KEY,         /* no replica identity key (identity NOTHING, or DEFAULT without one) */
-	APPLY_MASK_UNCHANGED_KEY   /* a key column came as unchanged TOAST */
+	APPLY_MASK_NO_OLD_ROW, /* REPLICA IDENTITY FULL, yet no old row came */
+	APPLY_MASK_NO_KEY,     /* no replica identity key (identity NOTHING, or DEFAULT without one) */
+	APPLY_MASK_UNCHANGED_KEY /* a key column came as unchanged TOAST */
 } apply_mask_status;
 
 /*
@@ -92,8 +92,8 @@ PGO_MUSTCHECK bool apply_sql_delete(strbuf *sql, const apply_rel *ar, bool full,
                                     const uint8_t *mask, int *nparams);
 
 /* rows rows' UPDATE ('U') or DELETE ('D') by distinct keys, through a typed VALUES list. */
-PGO_MUSTCHECK bool apply_sql_multi(strbuf *sql, const apply_rel *ar, char kind,
-                                   const uint8_t *mask, int rows, int *nparams);
+PGO_MUSTCHECK bool apply_sql_multi(strbuf *sql, const apply_rel *ar, char kind, const uint8_t *mask,
+                                   int rows, int *nparams);
 
 /* COPY t (c, ...) FROM STDIN */
 PGO_MUSTCHECK bool apply_sql_copy(strbuf *sql, const apply_rel *ar);

@@ -13,11 +13,11 @@
 #include "apply_internal.h"
 
 /* Append to sql or return false (out of memory). */
-#define SQL(...)                                 \
-	do                                           \
-	{                                            \
+#define SQL(...)                               \
+	do                                         \
+	{                                          \
 		if (!strbuf_appendf(sql, __VA_ARGS__)) \
-			return false;                        \
+			return false;                      \
 	} while (0)
 
 apply_mask_status

@@ -79,9 +79,8 @@ marks(void)
 }
 
 /* The source's side of the same table, with its key flags. */
-static relcache_column acc_cols[] = {{.type_oid = INT4OID, .key = true},
-                                     {.type_oid = NUMERICOID},
-                                     {.type_oid = TEXTOID}};
+static relcache_column acc_cols[] = {
+    {.type_oid = INT4OID, .key = true}, {.type_oid = NUMERICOID}, {.type_oid = TEXTOID}};
 
 static relcache_entry
 accounts_entry(char replident)
@@ -170,8 +169,8 @@ END_TEST
 START_TEST(three_inserted_rows_number_their_parameters_across_rows)
 {
 	apply_rel *ar = accounts();
-	const Oid want[] = {INT4OID, NUMERICOID, TEXTOID, INT4OID, NUMERICOID,
-	                    TEXTOID, INT4OID, NUMERICOID, TEXTOID};
+	const Oid want[] = {INT4OID, NUMERICOID, TEXTOID,    INT4OID, NUMERICOID,
+	                    TEXTOID, INT4OID,    NUMERICOID, TEXTOID};
 	int n = -1;
 
 	ck_assert(apply_sql_insert(&sql, ar, 3, &n));
@@ -189,8 +188,9 @@ START_TEST(rows_of_a_table_without_columns_are_inserted_without_values)
 	int n = -1;
 
 	ck_assert(apply_sql_insert(&sql, ar, 4, &n));
-	ck_assert_str_eq(strbuf_data(&sql),
-	                 "INSERT INTO \"public\".\"marks\" SELECT FROM pg_catalog.generate_series(1, 4)");
+	ck_assert_str_eq(
+	    strbuf_data(&sql),
+	    "INSERT INTO \"public\".\"marks\" SELECT FROM pg_catalog.generate_series(1, 4)");
 	ck_assert_int_eq(n, 0);
 	assert_types(ar, 'I', 4, NULL, NULL, 0);
 }
@@ -289,15 +289,17 @@ START_TEST(an_update_with_nothing_to_set_touches_the_row)
 	ck_assert_int_eq(apply_sql_mask(&e, 'U', 0, NULL, tuple_of(&nt, "tuu"), mask, &m, &bad),
 	                 APPLY_MASK_OK);
 	ck_assert(apply_sql_update(&sql, ar, false, mask, &n));
-	ck_assert_str_eq(strbuf_data(&sql),
-	                 "UPDATE \"public\".\"accounts\" SET \"balance\" = \"balance\" WHERE \"id\" = $1");
+	ck_assert_str_eq(
+	    strbuf_data(&sql),
+	    "UPDATE \"public\".\"accounts\" SET \"balance\" = \"balance\" WHERE \"id\" = $1");
 	ck_assert_int_eq(n, 1);
 	strbuf_reset(&sql);
 	ck_assert(apply_sql_multi(&sql, ar, 'U', mask, 2, &n));
-	ck_assert_str_eq(strbuf_data(&sql),
-	                 "UPDATE \"public\".\"accounts\" AS pgdbm_x SET \"balance\" = pgdbm_x.\"balance\" "
-	                 "FROM (VALUES ($1::integer), ($2::integer)) AS pgdbm_v(w0) "
-	                 "WHERE pgdbm_x.\"id\" = pgdbm_v.w0 RETURNING pgdbm_v.w0 AS \"id\"");
+	ck_assert_str_eq(
+	    strbuf_data(&sql),
+	    "UPDATE \"public\".\"accounts\" AS pgdbm_x SET \"balance\" = pgdbm_x.\"balance\" "
+	    "FROM (VALUES ($1::integer), ($2::integer)) AS pgdbm_v(w0) "
+	    "WHERE pgdbm_x.\"id\" = pgdbm_v.w0 RETURNING pgdbm_v.w0 AS \"id\"");
 	ck_assert_int_eq(n, 2);
 }
 END_TEST
@@ -305,8 +307,8 @@ END_TEST
 START_TEST(a_using_index_identity_matches_by_the_index_columns)
 {
 	/* REPLICA IDENTITY USING INDEX on (note): the key flags say which columns */
-	relcache_column cols[] = {{.type_oid = INT4OID}, {.type_oid = NUMERICOID},
-	                          {.type_oid = TEXTOID, .key = true}};
+	relcache_column cols[] = {
+	    {.type_oid = INT4OID}, {.type_oid = NUMERICOID}, {.type_oid = TEXTOID, .key = true}};
 	relcache_entry e = accounts_entry(PGO_REPLIDENT_INDEX);
 	apply_rel *ar = accounts();
 	tuple3 ot;
@@ -348,10 +350,11 @@ START_TEST(a_full_identity_matches_one_row_by_every_sent_old_column)
 	ck_assert_uint_eq(mask[0], MASK_SET | MASK_WHERE);
 	ck_assert_uint_eq(mask[2], MASK_SET);
 	ck_assert(apply_sql_update(&sql, ar, true, mask, &n));
-	ck_assert_str_eq(strbuf_data(&sql),
-	                 "UPDATE \"public\".\"accounts\" SET \"id\" = $1, \"balance\" = $2, \"note\" = $3 "
-	                 "WHERE ctid = (SELECT ctid FROM \"public\".\"accounts\" WHERE \"id\" IS NOT "
-	                 "DISTINCT FROM $4 AND \"balance\" IS NOT DISTINCT FROM $5 LIMIT 1)");
+	ck_assert_str_eq(
+	    strbuf_data(&sql),
+	    "UPDATE \"public\".\"accounts\" SET \"id\" = $1, \"balance\" = $2, \"note\" = $3 "
+	    "WHERE ctid = (SELECT ctid FROM \"public\".\"accounts\" WHERE \"id\" IS NOT "
+	    "DISTINCT FROM $4 AND \"balance\" IS NOT DISTINCT FROM $5 LIMIT 1)");
 	ck_assert_int_eq(n, 5);
 	assert_types(ar, 'U', 0, mask, want, 5);
 }
@@ -492,8 +495,7 @@ START_TEST(names_that_needed_quoting_are_written_as_the_target_quoted_them)
 	const char *const qtypes[] = {"\"My Schema\".\"Money\"", "text"};
 	const Oid types[] = {70000, TEXTOID};
 	const bool text_eq[] = {false, false};
-	apply_rel *ar =
-	    rel_new("\"Sales Q1\".\"select\"", 'r', 0, 2, qcols, qtypes, types, text_eq);
+	apply_rel *ar = rel_new("\"Sales Q1\".\"select\"", 'r', 0, 2, qcols, qtypes, types, text_eq);
 	const uint8_t mask[] = {MASK_WHERE, MASK_SET};
 	const Oid want[] = {TEXTOID, 70000, TEXTOID, 70000};
 	int n = -1;
