@@ -61,7 +61,7 @@ struct apply_pending
 	pgo_lsn lsn;     /* changes: WAL start of the change; COMMIT/ADVANCE: end LSN */
 	pgo_lsn txn_lsn; /* changes: commit LSN of the source transaction */
 	char key[APPLY_KEY_TEXT];
-	char *diag; /* owned: a batched UPDATE/DELETE's rows (see apply_diag_add), or NULL */
+	char *diag; /* owned: a batched UPDATE/DELETE's rows (see apply_diag_append), or NULL */
 	size_t diag_len;
 	char *stmt; /* owned: the start of a PREPARE's statement, for its error; or NULL */
 };
@@ -350,69 +350,53 @@ apply_fail_answer(applier *a, const apply_pending *p, PGresult *res)
 }
 
 /*
- * Rows of a batched statement are kept in p->diag as records of
- *   commit LSN (8 bytes) | key count (2) | per key: length (4) and text
- * and the statement RETURNs the keys it found: the first row whose keys are
- * not among them is the missing one, with its own source transaction.
+ * Rows of a batched statement are kept in p->diag as diagnostic records (see
+ * apply_diag_append), and the statement RETURNs the keys it found: the first
+ * row whose keys are not among them is the missing one, with its own source
+ * transaction.
  */
 static bool
 apply_diag_find(const apply_pending *p, PGresult *res, pgo_lsn *txn_lsn, char *key, size_t keysize)
 {
 	size_t off = 0;
+	apply_diag_row row;
 
-	while (off + 10 <= p->diag_len)
+	while (apply_diag_next(p->diag, p->diag_len, &off, &row))
 	{
-		pgo_lsn lsn;
-		uint16_t nkeys;
-		size_t start;
 		bool seen = false;
 
-		memcpy(&lsn, p->diag + off, 8);
-		memcpy(&nkeys, p->diag + off + 8, 2);
-		off += 10;
-		start = off;
 		for (int t = 0; t < PQntuples(res) && !seen; t++)
 		{
-			size_t o = start;
+			size_t koff = 0;
 
-			seen = PQnfields(res) == nkeys;
-			for (uint16_t k = 0; k < nkeys && seen; k++)
+			seen = PQnfields(res) == row.nkeys;
+			for (uint16_t k = 0; k < row.nkeys && seen; k++)
 			{
+				const char *value;
 				uint32_t len;
 
-				memcpy(&len, p->diag + o, 4);
-				seen = (size_t)PQgetlength(res, t, k) == len &&
-				       memcmp(PQgetvalue(res, t, k), p->diag + o + 4, len) == 0;
-				o += 4 + len;
+				seen = apply_diag_key(&row, &koff, &value, &len) &&
+				       (size_t)PQgetlength(res, t, k) == len &&
+				       memcmp(PQgetvalue(res, t, k), value, len) == 0;
 			}
 		}
 		if (!seen)
 		{
-			size_t n = 0;
-
-			*txn_lsn = lsn;
-			key[0] = '\0';
-			for (uint16_t k = 0; k < nkeys; k++)
-			{
-				uint32_t len;
-
-				memcpy(&len, p->diag + start, 4);
-				if (n + 8 < keysize)
-					n += (size_t)snprintf(key + n, keysize - n, "%s%s=%.*s", k ? ", " : "with ",
-					                      PQfname(res, k), (int)(len > 40 ? 40 : len),
-					                      p->diag + start + 4);
-				if (n >= keysize)
-					n = keysize - 1;
-				start += 4 + len;
-			}
-			return true;
-		}
-		for (uint16_t k = 0; k < nkeys; k++)
-		{
+			size_t n = 0, koff = 0;
+			const char *value;
 			uint32_t len;
 
-			memcpy(&len, p->diag + off, 4);
-			off += 4 + len;
+			*txn_lsn = row.txn_lsn;
+			key[0] = '\0';
+			for (uint16_t k = 0; k < row.nkeys && apply_diag_key(&row, &koff, &value, &len); k++)
+			{
+				if (n + 8 < keysize)
+					n += (size_t)snprintf(key + n, keysize - n, "%s%s=%.*s", k ? ", " : "with ",
+					                      PQfname(res, k), (int)(len > 40 ? 40 : len), value);
+				if (n >= keysize)
+					n = keysize - 1;
+			}
+			return true;
 		}
 	}
 	return false;
@@ -1272,22 +1256,14 @@ apply_send_rows(applier *a, apply_batch *b, apply_rel *ar, int first, int n)
 		apply_pending *p = &a->pending[(a->pending_head + a->pending_count - 1) % a->pending_cap];
 		const char *d = strbuf_data(&b->diag);
 		size_t off = 0, from = 0, to;
+		apply_diag_row row;
 
 		for (int r = 0; r < first + n; r++)
 		{
-			uint16_t nkeys;
-
 			if (r == first)
 				from = off;
-			memcpy(&nkeys, d + off + 8, 2);
-			off += 10;
-			for (uint16_t k = 0; k < nkeys; k++)
-			{
-				uint32_t len;
-
-				memcpy(&len, d + off, 4);
-				off += 4 + len;
-			}
+			if (!apply_diag_next(d, strbuf_len(&b->diag), &off, &row))
+				break; /* every batched row has its record */
 		}
 		to = off;
 		p->diag = malloc(to - from);
@@ -1761,27 +1737,6 @@ apply_batch_key(apply_batch *b, const relcache_entry *e, const pgo_tuple *m, con
 		strbuf_reset(&b->keys); /* only a message is lost */
 }
 
-/* Record a batched row's commit LSN and key values (see apply_diag_find). */
-static bool
-apply_diag_add(applier *a, apply_batch *b, const pgo_tuple *m, const uint8_t *mask, uint16_t ncols)
-{
-	uint16_t nkeys = 0;
-	bool ok;
-
-	for (uint16_t i = 0; i < ncols; i++)
-		if (mask[i] & MASK_WHERE)
-			nkeys++;
-	ok = strbuf_append(&b->diag, &a->txn_lsn, 8) && strbuf_append(&b->diag, &nkeys, 2);
-	for (uint16_t i = 0; ok && i < ncols; i++)
-		if (mask[i] & MASK_WHERE)
-		{
-			uint32_t len = m->cols[i].len;
-
-			ok = strbuf_append(&b->diag, &len, 4) && strbuf_append(&b->diag, m->cols[i].data, len);
-		}
-	return ok ? true : apply_fail(a, "out of memory", NULL);
-}
-
 /* UPDATE and DELETE: match by key (batched) or by the whole old row (one at a time). */
 static bool
 apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const pgo_tuple *oldtup,
@@ -1851,8 +1806,11 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 		apply_batch *b = apply_batch_of(a, e);
 
 		apply_batch_key(b, e, m, mask);
-		if (!apply_diag_add(a, b, m, mask, ar->ncols))
+		if (!apply_diag_append(&b->diag, a->txn_lsn, m, mask, ar->ncols))
+		{
+			apply_fail(a, "out of memory", NULL);
 			goto done;
+		}
 	}
 	/* a replaced row keeps its key; its new values supersede the old ones */
 	for (int pass = 0; pass < 2; pass++)

@@ -2,7 +2,8 @@
  * apply_internal.h — what the applier's parts share, kept out of the public
  * apply.h (as libuv keeps src/unix/internal.h apart from uv.h): the
  * per-relation target description and statement cache, the column masks,
- * and the pure statement-text generation of apply_sql.c.
+ * the pure statement-text generation of apply_sql.c, and the diagnostic
+ * records of apply_diag.c.
  *
  * Owns: nothing itself. Never: included outside src/apply*.c and their unit
  * tests; apply.h is the applier's contract.
@@ -106,5 +107,40 @@ PGO_MUSTCHECK bool apply_sql_copy(strbuf *sql, const apply_rel *ar);
  */
 size_t apply_sql_param_types(const apply_rel *ar, char kind, int rows, const uint8_t *mask,
                              Oid *types, size_t cap);
+
+/*
+ * The diagnostic record of a batched UPDATE/DELETE row, kept until its
+ * statement is answered so that a missing row can be named with its own key
+ * and source transaction. Records follow each other in a byte buffer:
+ *
+ *   commit LSN (8 bytes) | key count (2) | per key: length (4) and its bytes
+ *
+ * in host byte order (they never leave the process).
+ */
+typedef struct apply_diag_row
+{
+	pgo_lsn txn_lsn;  /* commit LSN of the row's source transaction */
+	uint16_t nkeys;   /* key values in the record */
+	const char *keys; /* borrowed from the buffer: the key area */
+	size_t keys_len;  /* bytes in the key area */
+} apply_diag_row;
+
+/* Append the record of a row: txn_lsn and the values of m's WHERE columns in mask. */
+PGO_MUSTCHECK bool apply_diag_append(strbuf *diag, pgo_lsn txn_lsn, const pgo_tuple *m,
+                                     const uint8_t *mask, uint16_t ncols);
+
+/*
+ * Read the record at *off of buf (len bytes) into *row and move *off past
+ * it. False, *off unchanged, at the end or when the record is cut short.
+ */
+PGO_MUSTCHECK bool apply_diag_next(const char *buf, size_t len, size_t *off, apply_diag_row *row);
+
+/*
+ * The next key value of row from *koff (0 for the first): *value borrows
+ * from the buffer, *vlen bytes. False, *koff unchanged, past the last key
+ * or when it is cut short.
+ */
+PGO_MUSTCHECK bool apply_diag_key(const apply_diag_row *row, size_t *koff, const char **value,
+                                  uint32_t *vlen);
 
 #endif /* APPLY_INTERNAL_H */
