@@ -18,6 +18,10 @@
  * the pending queue, the INSERT batch pointer array. Never: copies a value
  * (they are bound from the ring), or reports a position it has not seen
  * committed.
+ *
+ * Its parts (apply_internal.h): apply_sql.c writes the statement text and
+ * column masks from a relation's target description, with no connection;
+ * apply_diag.c encodes and reads the diagnostic records of batched rows.
  */
 #include "config.h"
 
