@@ -38,7 +38,6 @@
 
 #define APPLY_FLUSH_BYTES (256 * 1024) /* flush libpq's buffer after this much */
 #define APPLY_MAX_PENDING 65536        /* statements in flight before we wait */
-#define APPLY_KEY_TEXT    160          /* key summary kept for error messages */
 #define MIG_COPY_MAX_COLS 1664         /* columns a COPY row is converted with */
 
 /* What a pending entry waits for. */
@@ -1169,32 +1168,6 @@ apply_check_tuple(applier *a, const relcache_entry *e, const pgo_tuple *t, bool 
 	return true;
 }
 
-/* "(id)=(5)" style summary of the matched columns, for error messages. */
-static void
-apply_key_text(const relcache_entry *e, const pgo_tuple *t, const uint8_t *mask, char *buf,
-               size_t size)
-{
-	size_t len = 0;
-
-	buf[0] = '\0';
-	for (uint16_t i = 0; i < t->ncols && len + 8 < size; i++)
-	{
-		const pgo_value *v = &t->cols[i];
-		int w;
-
-		if (!(mask[i] & MASK_WHERE))
-			continue;
-		if (v->kind == PGO_COL_TEXT)
-			w = snprintf(buf + len, size - len, "%s%s=%.*s", len ? ", " : "with ", e->cols[i].name,
-			             (int)(v->len > 40 ? 40 : v->len), v->data);
-		else
-			w = snprintf(buf + len, size - len, "%s%s=NULL", len ? ", " : "with ", e->cols[i].name);
-		if (w < 0)
-			break;
-		len += (size_t)w < size - len ? (size_t)w : size - len - 1;
-	}
-}
-
 static bool
 apply_params_room(applier *a, size_t n)
 {
@@ -1721,26 +1694,6 @@ apply_match_columns(applier *a, const relcache_entry *e, char kind, char old_kin
 	return NULL;
 }
 
-/* Remember a batched row's key for error messages (the first few fit). */
-static void
-apply_batch_key(apply_batch *b, const relcache_entry *e, const pgo_tuple *m, const uint8_t *mask)
-{
-	char key[APPLY_KEY_TEXT];
-
-	if (strbuf_len(&b->keys) >= APPLY_KEY_TEXT - 1)
-		return;
-	apply_key_text(e, m, mask, key, sizeof(key));
-	if (strbuf_len(&b->keys) > 0)
-	{
-		/* "with id=3" then "; id=7" */
-		memmove(key, key + 5, strlen(key + 5) + 1);
-		if (!strbuf_append_cstr(&b->keys, "; "))
-			return;
-	}
-	if (!strbuf_append_cstr(&b->keys, key))
-		strbuf_reset(&b->keys); /* only a message is lost */
-}
-
 /* UPDATE and DELETE: match by key (batched) or by the whole old row (one at a time). */
 static bool
 apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const pgo_tuple *oldtup,
@@ -1785,7 +1738,7 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 		s = apply_row_stmt(a, e, ar, kind, mask);
 		if (s == NULL)
 			goto done;
-		apply_key_text(e, m, mask, key, sizeof(key));
+		apply_diag_key_text(e, m, mask, key, sizeof(key));
 		row = a->params;
 		for (int pass = 0; pass < 2; pass++)
 			for (uint16_t i = 0; i < ar->ncols; i++)
@@ -1809,7 +1762,7 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 	{
 		apply_batch *b = apply_batch_of(a, e);
 
-		apply_batch_key(b, e, m, mask);
+		apply_diag_keys_add(&b->keys, e, m, mask);
 		if (!apply_diag_append(&b->diag, a->txn_lsn, m, mask, ar->ncols))
 		{
 			apply_fail(a, "out of memory", NULL);
@@ -1848,12 +1801,11 @@ static bool
 apply_truncate(applier *a, const pgo_truncate *t)
 {
 	relcache_entry *first = NULL;
+	const apply_rel **rels;
+	bool ok;
 
 	if (!apply_send_pending(a))
 		return false;
-	strbuf_reset(&a->sql);
-	if (!strbuf_append_cstr(&a->sql, "TRUNCATE "))
-		return apply_fail(a, "out of memory", NULL);
 	for (uint32_t i = 0; i < t->nrelids; i++)
 	{
 		pgo_oid relid = pgo_truncate_relid(t, i);
@@ -1875,23 +1827,17 @@ apply_truncate(applier *a, const pgo_truncate *t)
 		if (first == NULL)
 			first = e;
 	}
-	strbuf_reset(&a->sql);
-	if (!strbuf_append_cstr(&a->sql, "TRUNCATE "))
+	rels = malloc((t->nrelids ? t->nrelids : 1) * sizeof(*rels));
+	if (rels == NULL)
 		return apply_fail(a, "out of memory", NULL);
 	for (uint32_t i = 0; i < t->nrelids; i++)
-	{
-		relcache_entry *e = relcache_get(a->rels, pgo_truncate_relid(t, i));
-		apply_rel *ar = e->user;
-
-		/* ONLY: the source lists every table it truncated; a partitioned one needs its parts */
-		if (!strbuf_appendf(&a->sql, "%s%s%s", i ? ", " : "", ar->relkind == 'p' ? "" : "ONLY ",
-		                    ar->qname))
-			return apply_fail(a, "out of memory", NULL);
-	}
-	if ((t->options & PGO_TRUNCATE_RESTART_IDENTITY) &&
-	    !strbuf_append_cstr(&a->sql, " RESTART IDENTITY"))
-		return apply_fail(a, "out of memory", NULL);
-	if ((t->options & PGO_TRUNCATE_CASCADE) && !strbuf_append_cstr(&a->sql, " CASCADE"))
+		rels[i] = relcache_get(a->rels, pgo_truncate_relid(t, i))->user;
+	strbuf_reset(&a->sql);
+	ok = apply_sql_truncate(&a->sql, rels, t->nrelids,
+	                        (t->options & PGO_TRUNCATE_RESTART_IDENTITY) != 0,
+	                        (t->options & PGO_TRUNCATE_CASCADE) != 0);
+	free(rels);
+	if (!ok)
 		return apply_fail(a, "out of memory", NULL);
 	if (!apply_open_group(a))
 		return false;

@@ -1,12 +1,14 @@
 /*
- * apply_diag.c — the diagnostic records of batched UPDATE/DELETE rows (see
- * apply_internal.h for the layout): one encoder, one decoder.
+ * apply_diag.c — what names a row in the applier's messages: the diagnostic
+ * records of batched UPDATE/DELETE rows (see apply_internal.h for the
+ * layout: one encoder, one decoder), and the key text of a row or a batch.
  *
  * Owns: nothing; records are appended to the caller's strbuf and read in
  * place. Never: reads past the buffer it is given, or talks to a server.
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "apply_internal.h"
@@ -81,4 +83,50 @@ apply_diag_key(const apply_diag_row *row, size_t *koff, const char **value, uint
 	*vlen = klen;
 	*koff = o + 4 + klen;
 	return true;
+}
+
+void
+apply_diag_key_text(const relcache_entry *e, const pgo_tuple *t, const uint8_t *mask, char *buf,
+                    size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (uint16_t i = 0; i < t->ncols && len + 8 < size; i++)
+	{
+		const pgo_value *v = &t->cols[i];
+		int w;
+
+		if (!(mask[i] & MASK_WHERE))
+			continue;
+		if (v->kind == PGO_COL_TEXT)
+			w = snprintf(buf + len, size - len, "%s%s=%.*s", len ? ", " : "with ", e->cols[i].name,
+			             (int)(v->len > 40 ? 40 : v->len), v->data);
+		else
+			w = snprintf(buf + len, size - len, "%s%s=NULL", len ? ", " : "with ", e->cols[i].name);
+		if (w < 0)
+			break;
+		len += (size_t)w < size - len ? (size_t)w : size - len - 1;
+	}
+}
+
+void
+apply_diag_keys_add(strbuf *keys, const relcache_entry *e, const pgo_tuple *m, const uint8_t *mask)
+{
+	char key[APPLY_KEY_TEXT];
+	const char *text = key;
+
+	if (strbuf_len(keys) >= APPLY_KEY_TEXT - 1)
+		return;
+	apply_diag_key_text(e, m, mask, key, sizeof(key));
+	if (strbuf_len(keys) > 0)
+	{
+		/* "with id=3" then "; id=7" */
+		if (strncmp(key, "with ", 5) == 0)
+			text = key + 5;
+		if (!strbuf_append_cstr(keys, "; "))
+			return;
+	}
+	if (!strbuf_append_cstr(keys, text))
+		strbuf_reset(keys); /* only a message is lost */
 }

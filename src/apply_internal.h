@@ -31,6 +31,8 @@ typedef struct apply_stmt
 	char name[40];
 } apply_stmt;
 
+#define APPLY_KEY_TEXT 160 /* key summary kept for error messages */
+
 /* Bits of a column mask: one byte per published column. */
 #define MASK_SET   1 /* column is in SET */
 #define MASK_WHERE 2 /* column is matched in WHERE */
@@ -96,6 +98,10 @@ PGO_MUSTCHECK bool apply_sql_delete(strbuf *sql, const apply_rel *ar, bool full,
 PGO_MUSTCHECK bool apply_sql_multi(strbuf *sql, const apply_rel *ar, char kind, const uint8_t *mask,
                                    int rows, int *nparams);
 
+/* TRUNCATE ONLY t1, t2 ... [RESTART IDENTITY] [CASCADE] (a partitioned table without ONLY). */
+PGO_MUSTCHECK bool apply_sql_truncate(strbuf *sql, const apply_rel *const *rels, uint32_t nrels,
+                                      bool restart_identity, bool cascade);
+
 /* COPY t (c, ...) FROM STDIN */
 PGO_MUSTCHECK bool apply_sql_copy(strbuf *sql, const apply_rel *ar);
 
@@ -142,5 +148,20 @@ PGO_MUSTCHECK bool apply_diag_next(const char *buf, size_t len, size_t *off, app
  */
 PGO_MUSTCHECK bool apply_diag_key(const apply_diag_row *row, size_t *koff, const char **value,
                                   uint32_t *vlen);
+
+/*
+ * The key of a row for messages, "with id=3, region=eu" (values cut at 40
+ * bytes): the WHERE columns of mask in t, named as in e; "" when none.
+ */
+void apply_diag_key_text(const relcache_entry *e, const pgo_tuple *t, const uint8_t *mask,
+                         char *buf, size_t size);
+
+/*
+ * Add a batched row's key to the batch's summary, "with id=3; id=7", while
+ * it is shorter than APPLY_KEY_TEXT; on failure the summary is emptied (only
+ * a message is lost).
+ */
+void apply_diag_keys_add(strbuf *keys, const relcache_entry *e, const pgo_tuple *m,
+                         const uint8_t *mask);
 
 #endif /* APPLY_INTERNAL_H */

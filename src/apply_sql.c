@@ -1,7 +1,7 @@
 /*
  * apply_sql.c — the applier's statement text (see apply_internal.h): which
  * columns a change sets and matches by (its column mask), and the INSERT,
- * UPDATE, DELETE and COPY statements for a relation's target description,
+ * UPDATE, DELETE, TRUNCATE and COPY statements for a relation's target description,
  * with the target type of every parameter.
  *
  * Owns: nothing; everything is written into the caller's strbuf or arrays.
@@ -245,6 +245,21 @@ apply_sql_copy(strbuf *sql, const apply_rel *ar)
 	for (uint16_t i = 0; i < ar->ncols; i++)
 		SQL("%s%s", i ? ", " : "", ar->qcols[i]);
 	SQL(") FROM STDIN");
+	return true;
+}
+
+bool
+apply_sql_truncate(strbuf *sql, const apply_rel *const *rels, uint32_t nrels, bool restart_identity,
+                   bool cascade)
+{
+	SQL("TRUNCATE ");
+	/* ONLY: the source lists every table it truncated; a partitioned one needs its parts */
+	for (uint32_t i = 0; i < nrels; i++)
+		SQL("%s%s%s", i ? ", " : "", rels[i]->relkind == 'p' ? "" : "ONLY ", rels[i]->qname);
+	if (restart_identity)
+		SQL(" RESTART IDENTITY");
+	if (cascade)
+		SQL(" CASCADE");
 	return true;
 }
 

@@ -2,7 +2,8 @@
  * check_apply_diag.c — the diagnostic records that name the missing row of a
  * batched UPDATE/DELETE: what is written is read back (keys, NULL keys, the
  * commit LSN of each row's own transaction), records follow each other, and
- * every record cut short is refused without moving the reader.
+ * every record cut short is refused without moving the reader; and the key
+ * text of a row and of a batch that messages quote.
  */
 #include <check.h>
 #include <stdint.h>
@@ -185,11 +186,67 @@ START_TEST(a_key_cut_short_inside_a_record_fails_cleanly)
 }
 END_TEST
 
+/* The source's side of the table: (id, region) is the key. */
+static char col_id[] = "id", col_region[] = "region", col_note[] = "note";
+static relcache_column cols[] = {
+    {.name = col_id, .key = true}, {.name = col_region, .key = true}, {.name = col_note}};
+static const relcache_entry rel = {.ncols = 3, .nkeys = 2, .cols = cols};
+
+START_TEST(a_rows_key_is_named_column_by_column)
+{
+	row3 r;
+	char buf[APPLY_KEY_TEXT];
+
+	apply_diag_key_text(&rel, row_of(&r, "42", "eu-west", "hello"), key_mask, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "with id=42, region=eu-west");
+	apply_diag_key_text(&rel, row_of(&r, "42", NULL, "hello"), key_mask, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "with id=42, region=NULL");
+}
+END_TEST
+
+START_TEST(a_long_key_value_is_cut_and_the_text_fits_its_buffer)
+{
+	const char *long_id = "0123456789012345678901234567890123456789-and-the-rest";
+	row3 r;
+	char buf[APPLY_KEY_TEXT], small[24];
+
+	apply_diag_key_text(&rel, row_of(&r, long_id, "x", NULL), key_mask, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "with id=0123456789012345678901234567890123456789, region=x");
+	apply_diag_key_text(&rel, row_of(&r, long_id, "x", NULL), key_mask, small, sizeof(small));
+	ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
+	ck_assert(strncmp(small, "with id=0123", 12) == 0);
+}
+END_TEST
+
+START_TEST(a_batchs_keys_are_listed_until_the_summary_is_full)
+{
+	/* "with id=1, region=us; id=2, region=us; ..." then no more once APPLY_KEY_TEXT is reached */
+	row3 r;
+	char id[16];
+	strbuf keys;
+
+	strbuf_init(&keys);
+	apply_diag_keys_add(&keys, &rel, row_of(&r, "1", "us", NULL), key_mask);
+	apply_diag_keys_add(&keys, &rel, row_of(&r, "2", "us", NULL), key_mask);
+	ck_assert_str_eq(strbuf_data(&keys), "with id=1, region=us; id=2, region=us");
+	for (int i = 3; i < 100; i++)
+	{
+		snprintf(id, sizeof(id), "%d", i);
+		apply_diag_keys_add(&keys, &rel, row_of(&r, id, "us", NULL), key_mask);
+	}
+	ck_assert_uint_ge(strbuf_len(&keys), APPLY_KEY_TEXT - 1);
+	ck_assert_uint_lt(strbuf_len(&keys), 2 * APPLY_KEY_TEXT);
+	ck_assert_ptr_null(strstr(strbuf_data(&keys), "id=99,"));
+	strbuf_free(&keys);
+}
+END_TEST
+
 static Suite *
 apply_diag_suite(void)
 {
 	Suite *s = suite_create("apply_diag");
 	TCase *tc = tcase_create("records");
+	TCase *text = tcase_create("key text");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, a_rows_keys_and_transaction_are_read_back);
@@ -199,6 +256,10 @@ apply_diag_suite(void)
 	tcase_add_test(tc, every_truncated_record_fails_cleanly);
 	tcase_add_test(tc, a_key_cut_short_inside_a_record_fails_cleanly);
 	suite_add_tcase(s, tc);
+	tcase_add_test(text, a_rows_key_is_named_column_by_column);
+	tcase_add_test(text, a_long_key_value_is_cut_and_the_text_fits_its_buffer);
+	tcase_add_test(text, a_batchs_keys_are_listed_until_the_summary_is_full);
+	suite_add_tcase(s, text);
 	return s;
 }
 

@@ -2,8 +2,9 @@
  * check_apply_sql.c — the statements the applier prepares, for each kind of
  * replica identity (primary key, USING INDEX, FULL, none), each column mask
  * (unchanged TOAST left out, the key left out of SET when no old key came),
- * multi-row INSERT / UPDATE / DELETE, tables without columns and names that
- * needed quoting; and the parameter types bound to them. No server: the
+ * multi-row INSERT / UPDATE / DELETE, TRUNCATE and COPY, tables without
+ * columns and names that needed quoting; and the parameter types bound to
+ * them. No server: the
  * target's description is written here as apply_map would read it.
  */
 #include <check.h>
@@ -193,6 +194,26 @@ START_TEST(rows_of_a_table_without_columns_are_inserted_without_values)
 	    "INSERT INTO \"public\".\"marks\" SELECT FROM pg_catalog.generate_series(1, 4)");
 	ck_assert_int_eq(n, 0);
 	assert_types(ar, 'I', 4, NULL, NULL, 0);
+}
+END_TEST
+
+START_TEST(truncate_names_only_the_tables_the_source_truncated)
+{
+	/* TRUNCATE accounts, events RESTART IDENTITY CASCADE on the source; events is partitioned */
+	const char *const qcols[] = {"\"id\""};
+	const char *const qtypes[] = {"integer"};
+	const Oid types[] = {INT4OID};
+	const bool text_eq[] = {false};
+	const apply_rel *rels[2];
+
+	rels[0] = accounts();
+	rels[1] = rel_new("\"public\".\"events\"", 'p', 0, 1, qcols, qtypes, types, text_eq);
+	ck_assert(apply_sql_truncate(&sql, rels, 1, false, false));
+	ck_assert_str_eq(strbuf_data(&sql), "TRUNCATE ONLY \"public\".\"accounts\"");
+	strbuf_reset(&sql);
+	ck_assert(apply_sql_truncate(&sql, rels, 2, true, true));
+	ck_assert_str_eq(strbuf_data(&sql), "TRUNCATE ONLY \"public\".\"accounts\", "
+	                                    "\"public\".\"events\" RESTART IDENTITY CASCADE");
 }
 END_TEST
 
@@ -585,6 +606,7 @@ apply_sql_suite(void)
 	tcase_add_test(ins, one_inserted_row_keeps_the_sources_identity_values);
 	tcase_add_test(ins, three_inserted_rows_number_their_parameters_across_rows);
 	tcase_add_test(ins, rows_of_a_table_without_columns_are_inserted_without_values);
+	tcase_add_test(ins, truncate_names_only_the_tables_the_source_truncated);
 	tcase_add_test(ins, copy_names_every_published_column);
 	suite_add_tcase(s, ins);
 
