@@ -18,6 +18,10 @@
  * the pending queue, the INSERT batch pointer array. Never: copies a value
  * (they are bound from the ring), or reports a position it has not seen
  * committed.
+ *
+ * Its parts (apply_internal.h): apply_sql.c writes the statement text and
+ * column masks from a relation's target description, with no connection;
+ * apply_diag.c encodes and reads the diagnostic records of batched rows.
  */
 #include "config.h"
 
@@ -29,11 +33,11 @@
 #include <sys/select.h>
 
 #include "apply.h"
+#include "apply_internal.h"
 #include "replconn.h"
 
 #define APPLY_FLUSH_BYTES (256 * 1024) /* flush libpq's buffer after this much */
 #define APPLY_MAX_PENDING 65536        /* statements in flight before we wait */
-#define APPLY_KEY_TEXT    160          /* key summary kept for error messages */
 #define MIG_COPY_MAX_COLS 1664         /* columns a COPY row is converted with */
 
 /* What a pending entry waits for. */
@@ -60,38 +64,10 @@ struct apply_pending
 	pgo_lsn lsn;     /* changes: WAL start of the change; COMMIT/ADVANCE: end LSN */
 	pgo_lsn txn_lsn; /* changes: commit LSN of the source transaction */
 	char key[APPLY_KEY_TEXT];
-	char *diag; /* owned: a batched UPDATE/DELETE's rows (see apply_diag_add), or NULL */
+	char *diag; /* owned: a batched UPDATE/DELETE's rows (see apply_diag_append), or NULL */
 	size_t diag_len;
 	char *stmt; /* owned: the start of a PREPARE's statement, for its error; or NULL */
 };
-
-/* One prepared statement of a relation. */
-typedef struct apply_stmt
-{
-	struct apply_stmt *next;
-	char kind;     /* 'I', 'U', 'D' */
-	int rows;      /* 'I': rows per statement */
-	uint8_t *mask; /* 'U'/'D': per column bits (owned); NULL for 'I' */
-	char name[40];
-} apply_stmt;
-
-#define MASK_SET   1 /* column is in SET */
-#define MASK_WHERE 2 /* column is matched in WHERE */
-
-/* The applier's state for one relation (relcache_entry.user). */
-typedef struct apply_rel
-{
-	pgo_oid relid; /* the source's, for messages */
-	char *qname;   /* owned: "nsp"."rel" */
-	char relkind;  /* on the target: 'r' or 'p' */
-	char **qcols;  /* owned: quoted name of each published column */
-	bool *text_eq; /* owned: compare this column as text (its type has no '=') */
-	char **qtypes; /* owned: the target column's type, for casts in VALUES lists */
-	Oid *types;    /* owned: the target column's type OID, for every parameter */
-	int touch;     /* a column "SET c = c" may name (not GENERATED ALWAYS), or -1 */
-	uint16_t ncols;
-	apply_stmt *stmts; /* owned list */
-} apply_rel;
 
 static bool apply_take_results(applier *a);
 bool apply_has_pending(const applier *a);
@@ -377,69 +353,53 @@ apply_fail_answer(applier *a, const apply_pending *p, PGresult *res)
 }
 
 /*
- * Rows of a batched statement are kept in p->diag as records of
- *   commit LSN (8 bytes) | key count (2) | per key: length (4) and text
- * and the statement RETURNs the keys it found: the first row whose keys are
- * not among them is the missing one, with its own source transaction.
+ * Rows of a batched statement are kept in p->diag as diagnostic records (see
+ * apply_diag_append), and the statement RETURNs the keys it found: the first
+ * row whose keys are not among them is the missing one, with its own source
+ * transaction.
  */
 static bool
 apply_diag_find(const apply_pending *p, PGresult *res, pgo_lsn *txn_lsn, char *key, size_t keysize)
 {
 	size_t off = 0;
+	apply_diag_row row;
 
-	while (off + 10 <= p->diag_len)
+	while (apply_diag_next(p->diag, p->diag_len, &off, &row))
 	{
-		pgo_lsn lsn;
-		uint16_t nkeys;
-		size_t start;
 		bool seen = false;
 
-		memcpy(&lsn, p->diag + off, 8);
-		memcpy(&nkeys, p->diag + off + 8, 2);
-		off += 10;
-		start = off;
 		for (int t = 0; t < PQntuples(res) && !seen; t++)
 		{
-			size_t o = start;
+			size_t koff = 0;
 
-			seen = PQnfields(res) == nkeys;
-			for (uint16_t k = 0; k < nkeys && seen; k++)
+			seen = PQnfields(res) == row.nkeys;
+			for (uint16_t k = 0; k < row.nkeys && seen; k++)
 			{
+				const char *value;
 				uint32_t len;
 
-				memcpy(&len, p->diag + o, 4);
-				seen = (size_t)PQgetlength(res, t, k) == len &&
-				       memcmp(PQgetvalue(res, t, k), p->diag + o + 4, len) == 0;
-				o += 4 + len;
+				seen = apply_diag_key(&row, &koff, &value, &len) &&
+				       (size_t)PQgetlength(res, t, k) == len &&
+				       memcmp(PQgetvalue(res, t, k), value, len) == 0;
 			}
 		}
 		if (!seen)
 		{
-			size_t n = 0;
-
-			*txn_lsn = lsn;
-			key[0] = '\0';
-			for (uint16_t k = 0; k < nkeys; k++)
-			{
-				uint32_t len;
-
-				memcpy(&len, p->diag + start, 4);
-				if (n + 8 < keysize)
-					n += (size_t)snprintf(key + n, keysize - n, "%s%s=%.*s", k ? ", " : "with ",
-					                      PQfname(res, k), (int)(len > 40 ? 40 : len),
-					                      p->diag + start + 4);
-				if (n >= keysize)
-					n = keysize - 1;
-				start += 4 + len;
-			}
-			return true;
-		}
-		for (uint16_t k = 0; k < nkeys; k++)
-		{
+			size_t n = 0, koff = 0;
+			const char *value;
 			uint32_t len;
 
-			memcpy(&len, p->diag + off, 4);
-			off += 4 + len;
+			*txn_lsn = row.txn_lsn;
+			key[0] = '\0';
+			for (uint16_t k = 0; k < row.nkeys && apply_diag_key(&row, &koff, &value, &len); k++)
+			{
+				if (n + 8 < keysize)
+					n += (size_t)snprintf(key + n, keysize - n, "%s%s=%.*s", k ? ", " : "with ",
+					                      PQfname(res, k), (int)(len > 40 ? 40 : len), value);
+				if (n >= keysize)
+					n = keysize - 1;
+			}
+			return true;
 		}
 	}
 	return false;
@@ -1062,16 +1022,12 @@ apply_find_stmt(apply_rel *ar, char kind, int rows, const uint8_t *mask, uint16_
 	return NULL;
 }
 
-/*
- * The target type of each of a statement's parameters, in the order the
- * statement builders number them: per row, every column (INSERT) or the SET
- * columns then the WHERE columns (UPDATE, DELETE).
- */
+/* The target type of each of a statement's parameters into a->ptypes (see apply_sql_param_types). */
 static bool
 apply_param_types(applier *a, const apply_rel *ar, char kind, int rows, const uint8_t *mask,
                   int nparams)
 {
-	size_t n = 0;
+	size_t n;
 
 	if ((size_t)nparams > a->ptypes_cap)
 	{
@@ -1081,20 +1037,15 @@ apply_param_types(applier *a, const apply_rel *ar, char kind, int rows, const ui
 		if (a->ptypes == NULL)
 			return apply_fail(a, "out of memory", NULL);
 	}
-	for (int r = 0; r < (rows > 0 ? rows : 1); r++)
-		for (int pass = 0; pass < 2; pass++)
-			for (uint16_t i = 0; i < ar->ncols; i++)
-				if (kind == 'I' ? pass == 0 : (mask[i] & (pass == 0 ? MASK_SET : MASK_WHERE)) != 0)
-				{
-					if (n == (size_t)nparams)
-						return apply_fail(a, "internal error: more parameters than numbered", NULL);
-					a->ptypes[n++] = ar->types[i];
-				}
+	n = apply_sql_param_types(ar, kind, rows, mask, a->ptypes, (size_t)nparams);
+	if (n > (size_t)nparams)
+		return apply_fail(a, "internal error: more parameters than numbered", NULL);
 	return n == (size_t)nparams
 	           ? true
 	           : apply_fail(a, "internal error: fewer parameters than numbered", NULL);
 }
 
+/* Prepare the statement built into a->sql and add it to ar's cache. */
 static apply_stmt *
 apply_add_stmt(applier *a, apply_rel *ar, char kind, int rows, const uint8_t *mask, uint16_t ncols,
                int nparams)
@@ -1126,198 +1077,52 @@ apply_add_stmt(applier *a, apply_rel *ar, char kind, int rows, const uint8_t *ma
 	return s;
 }
 
-#define SQL(...)                                   \
-	do                                             \
-	{                                              \
-		if (!strbuf_appendf(&a->sql, __VA_ARGS__)) \
-			return NULL;                           \
-	} while (0)
-
-/* INSERT INTO t (c...) VALUES ($1..),(..) for rows rows. */
+/* The cached or newly prepared multi-row INSERT of rows rows. */
 static apply_stmt *
 apply_insert_stmt(applier *a, apply_rel *ar, int rows)
 {
 	apply_stmt *s = apply_find_stmt(ar, 'I', rows, NULL, 0);
-	int n = 0;
+	int n;
 
 	if (s)
 		return s;
 	strbuf_reset(&a->sql);
-	if (ar->ncols == 0)
-	{
-		/* a table without columns: rows without values */
-		SQL("INSERT INTO %s SELECT FROM pg_catalog.generate_series(1, %d)", ar->qname, rows);
-		return apply_add_stmt(a, ar, 'I', rows, NULL, 0, 0);
-	}
-	/* the source's values for identity columns too, GENERATED ALWAYS or not */
-	SQL("INSERT INTO %s (", ar->qname);
-	for (uint16_t i = 0; i < ar->ncols; i++)
-		SQL("%s%s", i ? ", " : "", ar->qcols[i]);
-	SQL(") OVERRIDING SYSTEM VALUE VALUES ");
-	for (int r = 0; r < rows; r++)
-	{
-		SQL("%s(", r ? ", " : "");
-		for (uint16_t i = 0; i < ar->ncols; i++)
-			SQL("%s$%d", i ? ", " : "", ++n);
-		SQL(")");
-	}
+	if (!apply_sql_insert(&a->sql, ar, rows, &n))
+		return NULL;
 	return apply_add_stmt(a, ar, 'I', rows, NULL, 0, n);
 }
 
-/* The WHERE clause for mask; parameters numbered from *n + 1. */
+/* The cached or newly prepared single-row UPDATE ('U') or DELETE ('D') for mask. */
 static apply_stmt *
-apply_where(applier *a, const relcache_entry *e, apply_rel *ar, const uint8_t *mask, int *n,
-            void *ok)
+apply_row_stmt(applier *a, const relcache_entry *e, apply_rel *ar, char kind, const uint8_t *mask)
 {
-	bool first = true;
+	apply_stmt *s = apply_find_stmt(ar, kind, 0, mask, ar->ncols);
 	bool full = e->replident == PGO_REPLIDENT_FULL;
-
-	if (full)
-	{
-		/* one row only, even among duplicates */
-		if (ar->relkind == 'p')
-			SQL(" WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM %s WHERE ", ar->qname);
-		else
-			SQL(" WHERE ctid = (SELECT ctid FROM %s WHERE ", ar->qname);
-	}
-	else
-		SQL(" WHERE ");
-	for (uint16_t i = 0; i < ar->ncols; i++)
-	{
-		if (!(mask[i] & MASK_WHERE))
-			continue;
-		if (!full)
-			SQL("%s%s = $%d", first ? "" : " AND ", ar->qcols[i], ++*n);
-		else if (ar->text_eq[i])
-			SQL("%s%s::text IS NOT DISTINCT FROM $%d::text", first ? "" : " AND ", ar->qcols[i],
-			    ++*n);
-		else
-			SQL("%s%s IS NOT DISTINCT FROM $%d", first ? "" : " AND ", ar->qcols[i], ++*n);
-		first = false;
-	}
-	if (first)
-		SQL("true");
-	if (full)
-		SQL(" LIMIT 1)");
-	return ok;
-}
-
-static apply_stmt *
-apply_update_stmt(applier *a, const relcache_entry *e, apply_rel *ar, const uint8_t *mask)
-{
-	apply_stmt *s = apply_find_stmt(ar, 'U', 0, mask, ar->ncols);
-	bool first = true;
-	int n = 0;
+	int n;
 
 	if (s)
 		return s;
 	strbuf_reset(&a->sql);
-	SQL("UPDATE %s SET ", ar->qname);
-	for (uint16_t i = 0; i < ar->ncols; i++)
-		if (mask[i] & MASK_SET)
-		{
-			SQL("%s%s = $%d", first ? "" : ", ", ar->qcols[i], ++n);
-			first = false;
-		}
-	if (first)
-	{
-		/* nothing but unchanged TOAST or the key: touch the row so that a missing one is seen */
-		SQL("%s = %s", ar->qcols[ar->touch < 0 ? 0 : ar->touch],
-		    ar->qcols[ar->touch < 0 ? 0 : ar->touch]);
-	}
-	if (apply_where(a, e, ar, mask, &n, a) == NULL)
+	if (!(kind == 'U' ? apply_sql_update(&a->sql, ar, full, mask, &n)
+	                  : apply_sql_delete(&a->sql, ar, full, mask, &n)))
 		return NULL;
-	return apply_add_stmt(a, ar, 'U', 0, mask, ar->ncols, n);
+	return apply_add_stmt(a, ar, kind, 0, mask, ar->ncols, n);
 }
 
-static apply_stmt *
-apply_delete_stmt(applier *a, const relcache_entry *e, apply_rel *ar, const uint8_t *mask)
-{
-	apply_stmt *s = apply_find_stmt(ar, 'D', 0, mask, ar->ncols);
-	int n = 0;
-
-	if (s)
-		return s;
-	strbuf_reset(&a->sql);
-	SQL("DELETE FROM %s", ar->qname);
-	if (apply_where(a, e, ar, mask, &n, a) == NULL)
-		return NULL;
-	return apply_add_stmt(a, ar, 'D', 0, mask, ar->ncols, n);
-}
-
-/*
- * Several rows at once, keys distinct, matched through a typed VALUES list:
- *   UPDATE t AS x SET c = v.s1, ... FROM (VALUES ($1::T, ..), ..) AS v(s1, .., w1, ..)
- *   WHERE x.k = v.w1 ...      (DELETE FROM t AS x USING (VALUES ...) ... likewise)
- */
+/* The cached or newly prepared UPDATE/DELETE of rows rows by distinct keys. */
 static apply_stmt *
 apply_multi_stmt(applier *a, apply_rel *ar, char kind, const uint8_t *mask, int rows)
 {
 	apply_stmt *s = apply_find_stmt(ar, kind, rows, mask, ar->ncols);
-	int n = 0, width = 0;
-	bool first = true;
+	int n;
 
 	if (s)
 		return s;
 	strbuf_reset(&a->sql);
-	if (kind == 'U')
-	{
-		SQL("UPDATE %s AS pgdbm_x SET ", ar->qname);
-		for (uint16_t i = 0; i < ar->ncols; i++)
-			if (mask[i] & MASK_SET)
-			{
-				SQL("%s%s = pgdbm_v.s%u", first ? "" : ", ", ar->qcols[i], i);
-				first = false;
-			}
-		if (first)
-			SQL("%s = pgdbm_x.%s", ar->qcols[ar->touch < 0 ? 0 : ar->touch],
-			    ar->qcols[ar->touch < 0 ? 0 : ar->touch]);
-		SQL(" FROM (VALUES ");
-	}
-	else
-		SQL("DELETE FROM %s AS pgdbm_x USING (VALUES ", ar->qname);
-	for (int r = 0; r < rows; r++)
-	{
-		bool col1 = true;
-
-		SQL("%s(", r ? ", " : "");
-		for (int pass = 0; pass < 2; pass++)
-			for (uint16_t i = 0; i < ar->ncols; i++)
-				if (mask[i] & (pass == 0 ? MASK_SET : MASK_WHERE))
-				{
-					SQL("%s$%d::%s", col1 ? "" : ", ", ++n, ar->qtypes[i]);
-					col1 = false;
-				}
-		SQL(")");
-	}
-	SQL(") AS pgdbm_v(");
-	for (int pass = 0; pass < 2; pass++)
-		for (uint16_t i = 0; i < ar->ncols; i++)
-			if (mask[i] & (pass == 0 ? MASK_SET : MASK_WHERE))
-			{
-				SQL("%s%c%u", width ? ", " : "", pass == 0 ? 's' : 'w', i);
-				width++;
-			}
-	SQL(") WHERE ");
-	first = true;
-	for (uint16_t i = 0; i < ar->ncols; i++)
-		if (mask[i] & MASK_WHERE)
-		{
-			SQL("%spgdbm_x.%s = pgdbm_v.w%u", first ? "" : " AND ", ar->qcols[i], i);
-			first = false;
-		}
-	/* the keys found, to name a missing one */
-	first = true;
-	for (uint16_t i = 0; i < ar->ncols; i++)
-		if (mask[i] & MASK_WHERE)
-		{
-			SQL("%spgdbm_v.w%u AS %s", first ? " RETURNING " : ", ", i, ar->qcols[i]);
-			first = false;
-		}
+	if (!apply_sql_multi(&a->sql, ar, kind, mask, rows, &n))
+		return NULL;
 	return apply_add_stmt(a, ar, kind, rows, mask, ar->ncols, n);
 }
-
-#undef SQL
 
 /* ------------------------------------------------------------------ values */
 
@@ -1361,32 +1166,6 @@ apply_check_tuple(applier *a, const relcache_entry *e, const pgo_tuple *t, bool 
 		}
 	}
 	return true;
-}
-
-/* "(id)=(5)" style summary of the matched columns, for error messages. */
-static void
-apply_key_text(const relcache_entry *e, const pgo_tuple *t, const uint8_t *mask, char *buf,
-               size_t size)
-{
-	size_t len = 0;
-
-	buf[0] = '\0';
-	for (uint16_t i = 0; i < t->ncols && len + 8 < size; i++)
-	{
-		const pgo_value *v = &t->cols[i];
-		int w;
-
-		if (!(mask[i] & MASK_WHERE))
-			continue;
-		if (v->kind == PGO_COL_TEXT)
-			w = snprintf(buf + len, size - len, "%s%s=%.*s", len ? ", " : "with ", e->cols[i].name,
-			             (int)(v->len > 40 ? 40 : v->len), v->data);
-		else
-			w = snprintf(buf + len, size - len, "%s%s=NULL", len ? ", " : "with ", e->cols[i].name);
-		if (w < 0)
-			break;
-		len += (size_t)w < size - len ? (size_t)w : size - len - 1;
-	}
 }
 
 static bool
@@ -1433,8 +1212,7 @@ apply_send_rows(applier *a, apply_batch *b, apply_rel *ar, int first, int n)
 	if (kind == 'I')
 		s = apply_insert_stmt(a, ar, n);
 	else if (n == 1)
-		s = kind == 'U' ? apply_update_stmt(a, e, ar, b->mask)
-		                : apply_delete_stmt(a, e, ar, b->mask);
+		s = apply_row_stmt(a, e, ar, kind, b->mask);
 	else
 		s = apply_multi_stmt(a, ar, kind, b->mask, n);
 	if (s == NULL)
@@ -1455,22 +1233,14 @@ apply_send_rows(applier *a, apply_batch *b, apply_rel *ar, int first, int n)
 		apply_pending *p = &a->pending[(a->pending_head + a->pending_count - 1) % a->pending_cap];
 		const char *d = strbuf_data(&b->diag);
 		size_t off = 0, from = 0, to;
+		apply_diag_row row;
 
 		for (int r = 0; r < first + n; r++)
 		{
-			uint16_t nkeys;
-
 			if (r == first)
 				from = off;
-			memcpy(&nkeys, d + off + 8, 2);
-			off += 10;
-			for (uint16_t k = 0; k < nkeys; k++)
-			{
-				uint32_t len;
-
-				memcpy(&len, d + off, 4);
-				off += 4 + len;
-			}
+			if (!apply_diag_next(d, strbuf_len(&b->diag), &off, &row))
+				break; /* every batched row has its record */
 		}
 		to = off;
 		p->diag = malloc(to - from);
@@ -1585,12 +1355,7 @@ apply_copy_begin(applier *a, relcache_entry *e, apply_rel *ar)
 	if (!apply_leave_pipeline(a))
 		return false;
 	strbuf_reset(&a->sql);
-	if (!strbuf_appendf(&a->sql, "COPY %s (", ar->qname))
-		return apply_fail(a, "out of memory", NULL);
-	for (uint16_t i = 0; i < ar->ncols; i++)
-		if (!strbuf_appendf(&a->sql, "%s%s", i ? ", " : "", ar->qcols[i]))
-			return apply_fail(a, "out of memory", NULL);
-	if (!strbuf_append_cstr(&a->sql, ") FROM STDIN"))
+	if (!apply_sql_copy(&a->sql, ar))
 		return apply_fail(a, "out of memory", NULL);
 	res = PQexec(a->conn, strbuf_data(&a->sql));
 	if (PQresultStatus(res) != PGRES_COPY_IN)
@@ -1888,93 +1653,45 @@ apply_insert(applier *a, relcache_entry *e, const pgo_tuple *t)
 	return apply_batch_done(a, e);
 }
 
-/* Columns to match: the key (from the old key, or the new row) or the whole old row. */
+/*
+ * The column mask of a change (see apply_sql_mask) and the tuple its key
+ * values come from; NULL, with the reason in a->errmsg, when it has none.
+ */
 static const pgo_tuple *
-apply_match_columns(applier *a, const relcache_entry *e, char old_kind, const pgo_tuple *oldtup,
-                    const pgo_tuple *newtup, uint8_t *mask)
+apply_match_columns(applier *a, const relcache_entry *e, char kind, char old_kind,
+                    const pgo_tuple *oldtup, const pgo_tuple *newtup, uint8_t *mask)
 {
-	const pgo_tuple *m = old_kind ? oldtup : newtup;
+	const pgo_tuple *m = NULL;
+	uint16_t bad = 0;
 	char msg[512];
 
-	if (e->replident == PGO_REPLIDENT_FULL)
+	switch (apply_sql_mask(e, kind, old_kind, oldtup, newtup, mask, &m, &bad))
 	{
-		if (old_kind != 'O')
-		{
+		case APPLY_MASK_OK:
+			return m;
+		case APPLY_MASK_NO_OLD_ROW:
 			snprintf(msg, sizeof(msg),
 			         "a change for %s.%s (REPLICA IDENTITY FULL) came without the old row",
 			         e->nspname, e->relname);
-			apply_fail(a, msg, NULL);
-			return NULL;
-		}
-		for (uint16_t i = 0; i < e->ncols; i++)
-			if (oldtup->cols[i].kind != PGO_COL_UNCHANGED)
-				mask[i] |= MASK_WHERE;
-		return oldtup;
+			break;
+		case APPLY_MASK_NO_KEY:
+			snprintf(msg, sizeof(msg),
+			         "%s.%s has no replica identity key: give it a primary key, or ALTER TABLE ... "
+			         "REPLICA IDENTITY FULL / USING INDEX on the source",
+			         e->nspname, e->relname);
+			break;
+		case APPLY_MASK_UNCHANGED_KEY:
+			snprintf(msg, sizeof(msg),
+			         "a change for %s.%s carries an unchanged TOASTed key column \"%s\"",
+			         e->nspname, e->relname, e->cols[bad].name);
+			break;
+		default:
+			snprintf(msg, sizeof(msg), "internal error: no column mask for %s.%s", e->nspname,
+			         e->relname);
+			break;
 	}
-	if (e->nkeys == 0)
-	{
-		snprintf(msg, sizeof(msg),
-		         "%s.%s has no replica identity key: give it a primary key, or ALTER TABLE ... "
-		         "REPLICA IDENTITY FULL / USING INDEX on the source",
-		         e->nspname, e->relname);
-		apply_fail(a, msg, NULL);
-		return NULL;
-	}
-	for (uint16_t i = 0; i < e->ncols; i++)
-		if (e->cols[i].key)
-		{
-			if (m->cols[i].kind == PGO_COL_UNCHANGED)
-			{
-				snprintf(msg, sizeof(msg),
-				         "a change for %s.%s carries an unchanged TOASTed key column \"%s\"",
-				         e->nspname, e->relname, e->cols[i].name);
-				apply_fail(a, msg, NULL);
-				return NULL;
-			}
-			mask[i] |= MASK_WHERE;
-		}
-	return m;
-}
-
-/* Remember a batched row's key for error messages (the first few fit). */
-static void
-apply_batch_key(apply_batch *b, const relcache_entry *e, const pgo_tuple *m, const uint8_t *mask)
-{
-	char key[APPLY_KEY_TEXT];
-
-	if (strbuf_len(&b->keys) >= APPLY_KEY_TEXT - 1)
-		return;
-	apply_key_text(e, m, mask, key, sizeof(key));
-	if (strbuf_len(&b->keys) > 0)
-	{
-		/* "with id=3" then "; id=7" */
-		memmove(key, key + 5, strlen(key + 5) + 1);
-		if (!strbuf_append_cstr(&b->keys, "; "))
-			return;
-	}
-	if (!strbuf_append_cstr(&b->keys, key))
-		strbuf_reset(&b->keys); /* only a message is lost */
-}
-
-/* Record a batched row's commit LSN and key values (see apply_diag_find). */
-static bool
-apply_diag_add(applier *a, apply_batch *b, const pgo_tuple *m, const uint8_t *mask, uint16_t ncols)
-{
-	uint16_t nkeys = 0;
-	bool ok;
-
-	for (uint16_t i = 0; i < ncols; i++)
-		if (mask[i] & MASK_WHERE)
-			nkeys++;
-	ok = strbuf_append(&b->diag, &a->txn_lsn, 8) && strbuf_append(&b->diag, &nkeys, 2);
-	for (uint16_t i = 0; ok && i < ncols; i++)
-		if (mask[i] & MASK_WHERE)
-		{
-			uint32_t len = m->cols[i].len;
-
-			ok = strbuf_append(&b->diag, &len, 4) && strbuf_append(&b->diag, m->cols[i].data, len);
-		}
-	return ok ? true : apply_fail(a, "out of memory", NULL);
+	apply_fail(a, msg, NULL);
+	return NULL;
 }
 
 /* UPDATE and DELETE: match by key (batched) or by the whole old row (one at a time). */
@@ -2002,22 +1719,9 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 	mask = ar->ncols <= sizeof(stackmask) ? stackmask : calloc(ar->ncols, 1);
 	if (mask == NULL)
 		return apply_fail(a, "out of memory", NULL);
-	memset(mask, 0, ar->ncols);
-	for (uint16_t i = 0; newtup && i < ar->ncols; i++)
-		if (newtup->cols[i].kind != PGO_COL_UNCHANGED)
-			mask[i] |= MASK_SET;
-	m = apply_match_columns(a, e, old_kind, oldtup, newtup ? newtup : oldtup, mask);
+	m = apply_match_columns(a, e, kind, old_kind, oldtup, newtup, mask);
 	if (m == NULL)
 		goto done;
-	/*
-	 * Without an old key the key did not change (pgoutput sends one when any
-	 * key column's bytes did): setting it again would be a no-op that a
-	 * GENERATED ALWAYS identity key refuses.
-	 */
-	if (kind == 'U' && old_kind == 0 && e->replident != PGO_REPLIDENT_FULL)
-		for (uint16_t i = 0; i < ar->ncols; i++)
-			if (mask[i] & MASK_WHERE)
-				mask[i] &= (uint8_t)~MASK_SET;
 	for (uint16_t i = 0; i < ar->ncols; i++)
 		width += (mask[i] & MASK_SET ? 1 : 0) + (mask[i] & MASK_WHERE ? 1 : 0);
 	if (e->replident == PGO_REPLIDENT_FULL || old_kind == 'K')
@@ -2031,10 +1735,10 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 
 		if (!apply_send_pending(a) || !apply_params_room(a, width))
 			goto done;
-		s = kind == 'U' ? apply_update_stmt(a, e, ar, mask) : apply_delete_stmt(a, e, ar, mask);
+		s = apply_row_stmt(a, e, ar, kind, mask);
 		if (s == NULL)
 			goto done;
-		apply_key_text(e, m, mask, key, sizeof(key));
+		apply_diag_key_text(e, m, mask, key, sizeof(key));
 		row = a->params;
 		for (int pass = 0; pass < 2; pass++)
 			for (uint16_t i = 0; i < ar->ncols; i++)
@@ -2058,9 +1762,12 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 	{
 		apply_batch *b = apply_batch_of(a, e);
 
-		apply_batch_key(b, e, m, mask);
-		if (!apply_diag_add(a, b, m, mask, ar->ncols))
+		apply_diag_keys_add(&b->keys, e, m, mask);
+		if (!apply_diag_append(&b->diag, a->txn_lsn, m, mask, ar->ncols))
+		{
+			apply_fail(a, "out of memory", NULL);
 			goto done;
+		}
 	}
 	/* a replaced row keeps its key; its new values supersede the old ones */
 	for (int pass = 0; pass < 2; pass++)
@@ -2094,12 +1801,11 @@ static bool
 apply_truncate(applier *a, const pgo_truncate *t)
 {
 	relcache_entry *first = NULL;
+	const apply_rel **rels;
+	bool ok;
 
 	if (!apply_send_pending(a))
 		return false;
-	strbuf_reset(&a->sql);
-	if (!strbuf_append_cstr(&a->sql, "TRUNCATE "))
-		return apply_fail(a, "out of memory", NULL);
 	for (uint32_t i = 0; i < t->nrelids; i++)
 	{
 		pgo_oid relid = pgo_truncate_relid(t, i);
@@ -2121,23 +1827,17 @@ apply_truncate(applier *a, const pgo_truncate *t)
 		if (first == NULL)
 			first = e;
 	}
-	strbuf_reset(&a->sql);
-	if (!strbuf_append_cstr(&a->sql, "TRUNCATE "))
+	rels = malloc((t->nrelids ? t->nrelids : 1) * sizeof(*rels));
+	if (rels == NULL)
 		return apply_fail(a, "out of memory", NULL);
 	for (uint32_t i = 0; i < t->nrelids; i++)
-	{
-		relcache_entry *e = relcache_get(a->rels, pgo_truncate_relid(t, i));
-		apply_rel *ar = e->user;
-
-		/* ONLY: the source lists every table it truncated; a partitioned one needs its parts */
-		if (!strbuf_appendf(&a->sql, "%s%s%s", i ? ", " : "", ar->relkind == 'p' ? "" : "ONLY ",
-		                    ar->qname))
-			return apply_fail(a, "out of memory", NULL);
-	}
-	if ((t->options & PGO_TRUNCATE_RESTART_IDENTITY) &&
-	    !strbuf_append_cstr(&a->sql, " RESTART IDENTITY"))
-		return apply_fail(a, "out of memory", NULL);
-	if ((t->options & PGO_TRUNCATE_CASCADE) && !strbuf_append_cstr(&a->sql, " CASCADE"))
+		rels[i] = relcache_get(a->rels, pgo_truncate_relid(t, i))->user;
+	strbuf_reset(&a->sql);
+	ok = apply_sql_truncate(&a->sql, rels, t->nrelids,
+	                        (t->options & PGO_TRUNCATE_RESTART_IDENTITY) != 0,
+	                        (t->options & PGO_TRUNCATE_CASCADE) != 0);
+	free(rels);
+	if (!ok)
 		return apply_fail(a, "out of memory", NULL);
 	if (!apply_open_group(a))
 		return false;
