@@ -16,7 +16,6 @@
 #include <stddef.h>
 
 #include "pgdbm_attr.h"
-
 #include "strbuf.h"
 
 typedef struct child_spec

@@ -39,7 +39,6 @@
 #include <stddef.h>
 
 #include "pgdbm_attr.h"
-
 #include "pgoutput.h"
 #include "relcache.h"
 #include "strbuf.h"

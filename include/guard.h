@@ -33,7 +33,6 @@
 #include <libpq-fe.h>
 
 #include "pgdbm_attr.h"
-
 #include "strbuf.h"
 
 /* What a guard call changed (or, for guard_plan, would change). */

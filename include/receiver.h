@@ -15,7 +15,6 @@
 #include <stdbool.h>
 
 #include "pgdbm_attr.h"
-
 #include "pgoutput.h"
 #include "replconn.h"
 #include "ring.h"

@@ -22,7 +22,6 @@
 #include <stdint.h>
 
 #include "pgdbm_attr.h"
-
 #include "pgoutput.h"
 
 /* One column of a relation, as the last Relation message described it. */

@@ -15,7 +15,6 @@
 #include <libpq-fe.h>
 
 #include "pgdbm_attr.h"
-
 #include "pgoutput.h"
 
 #define REPLCONN_NAME_MAX 64 /* NAMEDATALEN */

@@ -14,7 +14,6 @@
 #include <stdint.h>
 
 #include "pgdbm_attr.h"
-
 #include "pgoutput.h"
 
 #define RESUME_VERSION 1

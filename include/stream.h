@@ -15,7 +15,6 @@
 #include <stddef.h>
 
 #include "pgdbm_attr.h"
-
 #include "apply.h"
 #include "pgoutput.h"
 #include "receiver.h"
