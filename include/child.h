@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "pgdbm_attr.h"
 #include "strbuf.h"
 
 typedef struct child_spec
@@ -39,6 +40,7 @@ typedef struct child_result
 } child_result;
 
 /* Run the child to its end (or interrupt). False only if it could not start. */
-bool child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool child_run(const child_spec *spec, child_result *res, char *errbuf,
+                                size_t errlen);
 
 #endif /* CHILD_H */

@@ -11,11 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pgdbm_attr.h"
+
 /* A size like 64MB, 512k, 1G, 16MiB or plain bytes. */
-bool cli_parse_size(const char *text, size_t *out);
+PGDBM_MUST_CHECK bool cli_parse_size(const char *text, size_t *out);
 
 /* A whole integer in [lo, hi]. */
-bool cli_parse_int(const char *text, int lo, int hi, int *out);
+PGDBM_MUST_CHECK bool cli_parse_int(const char *text, int lo, int hi, int *out);
 
 /* Milliseconds of a monotonic clock. */
 int64_t cli_now_ms(void);

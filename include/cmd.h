@@ -7,6 +7,8 @@
 #ifndef CMD_H
 #define CMD_H
 
+#include "pgdbm_attr.h"
+
 /* Exit codes (DESIGN.md). */
 enum
 {
@@ -22,18 +24,18 @@ enum
 };
 
 /* pg_dbmigrator decode: print the decoded stream of a slot. */
-int cmd_decode(int argc, char **argv);
+PGDBM_MUST_CHECK int cmd_decode(int argc, char **argv);
 
 /* pg_dbmigrator bench: apply a slot's backlog to a target and report throughput. */
-int cmd_bench(int argc, char **argv);
+PGDBM_MUST_CHECK int cmd_bench(int argc, char **argv);
 
 /* pg_dbmigrator verify: compare source and target. */
-int cmd_verify(int argc, char **argv);
+PGDBM_MUST_CHECK int cmd_verify(int argc, char **argv);
 
 /* pg_dbmigrator status: where a migration is. */
-int cmd_status(int argc, char **argv);
+PGDBM_MUST_CHECK int cmd_status(int argc, char **argv);
 
 /* pg_dbmigrator --mode offline|online: the migration (argv[0] is the program). */
-int cmd_migrate(int argc, char **argv);
+PGDBM_MUST_CHECK int cmd_migrate(int argc, char **argv);
 
 #endif /* CMD_H */

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "pgdbm_attr.h"
+
 typedef struct conninfo
 {
 	char *safe;     /* malloc'd: "key='value' ..." without the password */
@@ -19,7 +21,7 @@ typedef struct conninfo
 } conninfo;
 
 /* Parse any libpq connection string or URI; false with a message if it does not parse. */
-bool conninfo_parse(const char *in, conninfo *out, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool conninfo_parse(const char *in, conninfo *out, char *errbuf, size_t errlen);
 
 /*
  * Mask in msg (NUL-terminated, size bytes) every password that the raw

@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "pgdbm_attr.h"
 #include "pgoutput.h"
 #include "relcache.h"
 #include "strbuf.h"
@@ -59,8 +60,8 @@ typedef enum decodefmt_format
  * count disagrees with its relation, or memory runs out; out is then as it
  * was before the call.
  */
-PGO_MUSTCHECK bool decodefmt_handle(strbuf *out, decodefmt_format fmt, const pgo_message *msg,
-                                    pgo_lsn lsn, relcache *rc, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool decodefmt_handle(strbuf *out, decodefmt_format fmt, const pgo_message *msg,
+                                       pgo_lsn lsn, relcache *rc, char *errbuf, size_t errlen);
 
 /*
  * Format a pgoutput timestamp (microseconds since 2000-01-01 UTC) in UTC:

@@ -32,6 +32,7 @@
 
 #include <libpq-fe.h>
 
+#include "pgdbm_attr.h"
 #include "strbuf.h"
 
 /* What a guard call changed (or, for guard_plan, would change). */
@@ -59,15 +60,15 @@ typedef struct guard_item
  * GRANT SET ON PARAMETER on PostgreSQL 15+)? Tried in a transaction rolled
  * back. False (with the server's message) only when conn fails.
  */
-bool guard_can_replica(PGconn *conn, bool *can, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool guard_can_replica(PGconn *conn, bool *can, char *errbuf, size_t errlen);
 
 /*
  * What the guard would change on conn for tables (quoted names): all
  * enabled triggers and foreign keys only when full. Read-only (the source for a
  * --dry-run plan, the target otherwise).
  */
-bool guard_plan(PGconn *conn, const char *const *tables, int ntables, bool full, guard_counts *plan,
-                char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool guard_plan(PGconn *conn, const char *const *tables, int ntables, bool full,
+                                 guard_counts *plan, char *errbuf, size_t errlen);
 
 /*
  * Put the guard in force on tgt for tables (quoted names): identity columns
@@ -75,8 +76,8 @@ bool guard_plan(PGconn *conn, const char *const *tables, int ntables, bool full,
  * full. Idempotent: what is already
  * changed is not listed again, and the ledger keeps its first record.
  */
-bool guard_apply(PGconn *tgt, const char *const *tables, int ntables, bool full, guard_counts *done,
-                 char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool guard_apply(PGconn *tgt, const char *const *tables, int ntables, bool full,
+                                  guard_counts *done, char *errbuf, size_t errlen);
 
 /*
  * Undo what the ledger on tgt records, each step with its ledger update in
@@ -84,16 +85,16 @@ bool guard_apply(PGconn *tgt, const char *const *tables, int ntables, bool full,
  * NOT VALID. Idempotent; nothing to do without a ledger. On a failure the
  * ledger keeps the steps not done and errbuf names the statement.
  */
-bool guard_undo(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool guard_undo(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen);
 
 /*
  * VALIDATE CONSTRAINT each re-added foreign key that the source had
  * validated; the ledger is then empty. Call after guard_undo.
  */
-bool guard_validate(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool guard_validate(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen);
 
 /* Rows in the ledger on tgt (0 without one). */
-bool guard_pending(PGconn *tgt, int *rows, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool guard_pending(PGconn *tgt, int *rows, char *errbuf, size_t errlen);
 
 /*
  * Owners of the source's objects for tables (the tables, their schemas, the
@@ -103,9 +104,9 @@ bool guard_pending(PGconn *tgt, int *rows, char *errbuf, size_t errlen);
  * ROLE). Appended to names as "role (why)", comma-separated; *count of them.
  * Not checked for a superuser on tgt (*count 0).
  */
-bool guard_foreign_owners(PGconn *src, PGconn *tgt, const char *const *tables, int ntables,
-                          bool use_privileges, strbuf *names, int *count, char *errbuf,
-                          size_t errlen);
+PGDBM_MUST_CHECK bool guard_foreign_owners(PGconn *src, PGconn *tgt, const char *const *tables,
+                                           int ntables, bool use_privileges, strbuf *names,
+                                           int *count, char *errbuf, size_t errlen);
 
 /*
  * Owners of tables (quoted names) that exist on tgt whose privileges the
@@ -113,17 +114,17 @@ bool guard_foreign_owners(PGconn *src, PGconn *tgt, const char *const *tables, i
  * them), appended to names comma-separated; *count of them. Not checked for
  * a superuser (*count 0).
  */
-bool guard_unowned_tables(PGconn *tgt, const char *const *tables, int ntables, strbuf *names,
-                          int *count, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool guard_unowned_tables(PGconn *tgt, const char *const *tables, int ntables,
+                                           strbuf *names, int *count, char *errbuf, size_t errlen);
 
 /*
  * The statement that makes item's change (undo false) or undoes it (undo
  * true) into sql; not_valid: a foreign key re-added NOT VALID. False when
  * out of memory or the item is not one the guard makes.
  */
-bool guard_sql(const guard_item *item, bool undo, bool not_valid, strbuf *sql);
+PGDBM_MUST_CHECK bool guard_sql(const guard_item *item, bool undo, bool not_valid, strbuf *sql);
 
 /* An array literal ({"a","b"}) of n strings, for a text[] parameter. */
-bool guard_array_literal(const char *const *items, int n, strbuf *out);
+PGDBM_MUST_CHECK bool guard_array_literal(const char *const *items, int n, strbuf *out);
 
 #endif /* GUARD_H */

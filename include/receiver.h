@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "pgdbm_attr.h"
 #include "pgoutput.h"
 #include "replconn.h"
 #include "ring.h"
@@ -69,8 +70,8 @@ typedef struct receiver
  * it, the connection counts as lost (the thread fails; 0: wait forever), like
  * the walreceiver's wal_receiver_timeout.
  */
-bool receiver_start(receiver *r, replconn *rc, ring *ring, int status_interval_ms, int timeout_ms,
-                    char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool receiver_start(receiver *r, replconn *rc, ring *ring, int status_interval_ms,
+                                     int timeout_ms, char *errbuf, size_t errlen);
 
 /*
  * Publish the flush position (end LSN of a finished transaction). Never moves
@@ -81,7 +82,13 @@ bool receiver_start(receiver *r, replconn *rc, ring *ring, int status_interval_m
 void receiver_set_flush(receiver *r, pgo_lsn lsn);
 
 /* Ask the thread to send a final status update, end the stream and exit; then join it. */
-bool receiver_stop(receiver *r, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool receiver_stop(receiver *r, char *errbuf, size_t errlen);
+
+/*
+ * receiver_stop on a path that has already failed: the thread's own error, if
+ * it had one, stays in r->errmsg (r->failed) for the caller to report.
+ */
+void receiver_abandon(receiver *r);
 
 /* Ask the server to send a keepalive (with its WAL position) as soon as possible. */
 void receiver_request_reply(receiver *r);

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pgdbm_attr.h"
 #include "pgoutput.h"
 
 /* One column of a relation, as the last Relation message described it. */
@@ -90,8 +91,8 @@ typedef struct relcache
  * user pointer is set, before the entry is replaced or freed. On failure the
  * cache holds nothing, and relcache_free is still safe.
  */
-PGO_MUSTCHECK bool relcache_init(relcache *rc, relcache_user_free_fn user_free, char *errbuf,
-                                 size_t errlen);
+PGDBM_MUST_CHECK bool relcache_init(relcache *rc, relcache_user_free_fn user_free, char *errbuf,
+                                    size_t errlen);
 
 /* Free every entry (calling user_free), type and table; safe to call twice. */
 void relcache_free(relcache *rc);
@@ -103,8 +104,8 @@ void relcache_free(relcache *rc);
  * message on allocation failure or an invalid message (type oid 0); the
  * cache is then as it was.
  */
-PGO_MUSTCHECK bool relcache_observe(relcache *rc, const pgo_message *msg, char *errbuf,
-                                    size_t errlen);
+PGDBM_MUST_CHECK bool relcache_observe(relcache *rc, const pgo_message *msg, char *errbuf,
+                                       size_t errlen);
 
 /*
  * Store a Relation message. An unknown relid gets a new entry (generation
@@ -112,15 +113,15 @@ PGO_MUSTCHECK bool relcache_observe(relcache *rc, const pgo_message *msg, char *
  * freed through user_free and set to NULL); an identical re-send, which
  * pgoutput makes after every relcache invalidation, changes nothing.
  */
-PGO_MUSTCHECK bool relcache_update_relation(relcache *rc, const pgo_relation *rel, char *errbuf,
-                                            size_t errlen);
+PGDBM_MUST_CHECK bool relcache_update_relation(relcache *rc, const pgo_relation *rel, char *errbuf,
+                                               size_t errlen);
 
 /* Store a Type message's "nsp.name" for its oid (replacing an earlier one). */
-PGO_MUSTCHECK bool relcache_update_type(relcache *rc, const pgo_type *typ, char *errbuf,
-                                        size_t errlen);
+PGDBM_MUST_CHECK bool relcache_update_type(relcache *rc, const pgo_type *typ, char *errbuf,
+                                           size_t errlen);
 
 /* The entry for relid, or NULL if no Relation message named it. O(1). */
-relcache_entry *relcache_get(const relcache *rc, pgo_oid relid);
+PGDBM_MUST_CHECK relcache_entry *relcache_get(const relcache *rc, pgo_oid relid);
 
 /* Number of cached relations. */
 size_t relcache_count(const relcache *rc);
@@ -129,25 +130,25 @@ size_t relcache_count(const relcache *rc);
  * Column count of relid, or -1 when unknown: a pgo_natts_fn for the
  * decoder's column-count check (arg is the relcache).
  */
-int relcache_natts(void *arg, pgo_oid relid);
+PGDBM_MUST_CHECK int relcache_natts(void *arg, pgo_oid relid);
 
 /*
  * Set the display name of a type (as format_type(oid, NULL) gives it, e.g.
  * "integer", "character varying"), copied; replaces an earlier one. Meant to
  * be filled from the server at startup.
  */
-PGO_MUSTCHECK bool relcache_set_type_name(relcache *rc, pgo_oid oid, const char *name, char *errbuf,
-                                          size_t errlen);
+PGDBM_MUST_CHECK bool relcache_set_type_name(relcache *rc, pgo_oid oid, const char *name,
+                                             char *errbuf, size_t errlen);
 
 /*
  * The name of a type: the one set by relcache_set_type_name, else the
  * "nsp.name" of its Type message, else NULL. Valid until that oid's name
  * is set again or the cache is freed.
  */
-const char *relcache_type_name(const relcache *rc, pgo_oid oid);
+PGDBM_MUST_CHECK const char *relcache_type_name(const relcache *rc, pgo_oid oid);
 
 /* As relcache_type_name, also giving the length (*len untouched on NULL). */
-const char *relcache_type_name_len(const relcache *rc, pgo_oid oid, size_t *len);
+PGDBM_MUST_CHECK const char *relcache_type_name_len(const relcache *rc, pgo_oid oid, size_t *len);
 
 /*
  * The xid a message belongs to, as known before it is observed: its own
@@ -155,7 +156,8 @@ const char *relcache_type_name_len(const relcache *rc, pgo_oid oid, size_t *len)
  * open transaction's for changes and Commit. False when unknown (e.g. a
  * non-transactional logical message outside any transaction).
  */
-bool relcache_message_xid(const relcache *rc, const pgo_message *msg, pgo_xid *xid);
+PGDBM_MUST_CHECK bool relcache_message_xid(const relcache *rc, const pgo_message *msg,
+                                           pgo_xid *xid);
 
 /* Human name of a replica identity: "default", "nothing", "full", "index". */
 const char *relcache_replident_name(char replident);

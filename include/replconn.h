@@ -14,6 +14,7 @@
 
 #include <libpq-fe.h>
 
+#include "pgdbm_attr.h"
 #include "pgoutput.h"
 
 #define REPLCONN_NAME_MAX 64 /* NAMEDATALEN */
@@ -71,47 +72,49 @@ typedef struct replstart
  * (PG* variables and ~/.pgpass apply), then IDENTIFY_SYSTEM. Errors below
  * PostgreSQL 10. On failure *rc holds no connection.
  */
-bool replconn_open(replconn *rc, const char *connstr, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool replconn_open(replconn *rc, const char *connstr, char *errbuf, size_t errlen);
 
 /* Close the connection (safe on a closed or never-opened replconn). */
 void replconn_close(replconn *rc);
 
 /* Check a connection string parses, without connecting. */
-bool replconn_check_conninfo(const char *connstr, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool replconn_check_conninfo(const char *connstr, char *errbuf, size_t errlen);
 
 /* The highest pgoutput protocol version a server version supports. */
 int replconn_max_proto_version(int server_version);
 
 /* Check a slot name is one PostgreSQL accepts ([a-z0-9_], 1-63 chars). */
-bool replconn_valid_slot_name(const char *name, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool replconn_valid_slot_name(const char *name, char *errbuf, size_t errlen);
 
 /*
  * CREATE_REPLICATION_SLOT ... LOGICAL pgoutput exporting a snapshot, in the
  * syntax the server accepts. The snapshot stays valid until the next command
  * on this connection: keep it idle until the dump has its snapshot.
  */
-bool replconn_create_slot(replconn *rc, const char *slot, bool temporary, replslot *out,
-                          char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool replconn_create_slot(replconn *rc, const char *slot, bool temporary,
+                                           replslot *out, char *errbuf, size_t errlen);
 
 /* Look up an existing slot; *found false (and true returned) if absent. */
-bool replconn_find_slot(replconn *rc, const char *slot, bool *found, replslot *out, char *errbuf,
-                        size_t errlen);
+PGDBM_MUST_CHECK bool replconn_find_slot(replconn *rc, const char *slot, bool *found, replslot *out,
+                                         char *errbuf, size_t errlen);
 
 /* DROP_REPLICATION_SLOT. */
-bool replconn_drop_slot(replconn *rc, const char *slot, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool replconn_drop_slot(replconn *rc, const char *slot, char *errbuf,
+                                         size_t errlen);
 
 /*
  * Build the START_REPLICATION command text into buf (for tests and logs).
  * Returns false if it does not fit or an argument is invalid.
  */
-bool replconn_build_start(const replstart *opts, int server_version, char *buf, size_t size,
-                          char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool replconn_build_start(const replstart *opts, int server_version, char *buf,
+                                           size_t size, char *errbuf, size_t errlen);
 
 /*
  * START_REPLICATION (after SET client_encoding when opts asks for one): on
  * success the connection is in COPY BOTH mode.
  */
-bool replconn_start(replconn *rc, const replstart *opts, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool replconn_start(replconn *rc, const replstart *opts, char *errbuf,
+                                     size_t errlen);
 
 /*
  * Check that every table the publications publish updates or deletes of has
@@ -119,8 +122,8 @@ bool replconn_start(replconn *rc, const replstart *opts, char *errbuf, size_t er
  * INDEX, or FULL); the error names each table that has none and what to do.
  * Runs SQL on the replication connection (before START_REPLICATION).
  */
-bool replconn_check_identity(replconn *rc, const char *const *publications, char *errbuf,
-                             size_t errlen);
+PGDBM_MUST_CHECK bool replconn_check_identity(replconn *rc, const char *const *publications,
+                                              char *errbuf, size_t errlen);
 
 /* Microseconds since the PostgreSQL epoch, from the system clock. */
 pgo_timestamp replconn_now(void);

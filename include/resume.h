@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pgdbm_attr.h"
 #include "pgoutput.h"
 
 #define RESUME_VERSION 1
@@ -49,10 +50,12 @@ typedef struct resume_token
 void resume_path(const char *dump_path, char *buf, size_t size);
 
 /* Save atomically; false with a message. */
-bool resume_save(const char *path, const resume_token *t, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool resume_save(const char *path, const resume_token *t, char *errbuf,
+                                  size_t errlen);
 
 /* Load; *found false (and true returned) when there is no token. */
-bool resume_load(const char *path, resume_token *t, bool *found, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool resume_load(const char *path, resume_token *t, bool *found, char *errbuf,
+                                  size_t errlen);
 
 /* The stage's name ("Dump" ...). */
 const char *resume_stage_name(resume_stage s);

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pgdbm_attr.h"
+
 #define RING_HEADER_SIZE 16
 #define RING_ALIGN       16
 #define RING_MIN_SIZE    (4 * RING_ALIGN)
@@ -70,7 +72,7 @@ typedef struct ring
 } ring;
 
 /* Allocate a ring of about size bytes (rounded down to RING_ALIGN). */
-bool ring_init(ring *r, size_t size, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool ring_init(ring *r, size_t size, char *errbuf, size_t errlen);
 
 /* Free the data area; no thread may use the ring any more. */
 void ring_free(ring *r);
@@ -79,10 +81,10 @@ void ring_free(ring *r);
 size_t ring_max_record(const ring *r);
 
 /* Producer: reserve len bytes, waiting up to timeout_ms (0: do not wait). */
-ring_status ring_reserve(ring *r, size_t len, int timeout_ms, void **dst);
+PGDBM_MUST_CHECK ring_status ring_reserve(ring *r, size_t len, int timeout_ms, void **dst);
 
 /* Producer: reserve without waiting. */
-ring_status ring_try_reserve(ring *r, size_t len, void **dst);
+PGDBM_MUST_CHECK ring_status ring_try_reserve(ring *r, size_t len, void **dst);
 
 /* Producer: publish the reserved record with its kind and tag. */
 void ring_commit(ring *r, uint8_t kind, uint64_t tag);
@@ -102,7 +104,7 @@ void ring_notify(ring *r);
 void ring_close(ring *r);
 
 /* Consumer: the next record, waiting up to timeout_ms (0: do not wait). */
-ring_status ring_peek(ring *r, int timeout_ms, ring_record *rec);
+PGDBM_MUST_CHECK ring_status ring_peek(ring *r, int timeout_ms, ring_record *rec);
 
 /* Consumer: give the record's space back, with every record held before it. */
 void ring_release(ring *r, const ring_record *rec);

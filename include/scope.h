@@ -15,6 +15,8 @@
 
 #include <libpq-fe.h>
 
+#include "pgdbm_attr.h"
+
 typedef struct scope_filters
 {
 	const char *const *schemas; /* borrowed; each list NULL-terminated, or NULL */
@@ -28,8 +30,8 @@ typedef struct scope_filters
  * malloc'd (scope_free). Partitions are left out when their root is in (they
  * are reached through it).
  */
-bool scope_list_tables(PGconn *conn, const scope_filters *f, char ***names, int *n, char *errbuf,
-                       size_t errlen);
+PGDBM_MUST_CHECK bool scope_list_tables(PGconn *conn, const scope_filters *f, char ***names, int *n,
+                                        char *errbuf, size_t errlen);
 
 /*
  * A schema name (matched exactly) as a pg_dump --schema / --exclude-schema
@@ -37,7 +39,7 @@ bool scope_list_tables(PGconn *conn, const scope_filters *f, char ***names, int 
  * case, '*', '?' and '.' are literal. malloc'd; NULL when out of memory.
  * (For tables, the quoted names scope_list_tables returns are such patterns.)
  */
-char *scope_schema_pattern(const char *name);
+PGDBM_MUST_CHECK char *scope_schema_pattern(const char *name);
 
 /* Does f narrow anything? */
 bool scope_filtered(const scope_filters *f);

@@ -25,6 +25,8 @@
 
 #include <libpq-fe.h>
 
+#include "pgdbm_attr.h"
+
 #define SRCPLAN_ALL_KEYLESS "all-keyless" /* --replica-identity-full all-keyless */
 
 typedef struct srcplan_table
@@ -58,9 +60,9 @@ typedef struct srcplan
  * whether filters narrowed the scope. False with a message naming what to
  * change, and *check the name of the failed check (for the Validate event).
  */
-bool srcplan_build(srcplan *p, PGconn *src, char *const *scope, int nscope, const char *publication,
-                   const char *const *ri_full, bool filtered, const char **check, char *errbuf,
-                   size_t errlen);
+PGDBM_MUST_CHECK bool srcplan_build(srcplan *p, PGconn *src, char *const *scope, int nscope,
+                                    const char *publication, const char *const *ri_full,
+                                    bool filtered, const char **check, char *errbuf, size_t errlen);
 
 /*
  * Before srcplan_build: publications an earlier run of the tool created and
@@ -73,35 +75,38 @@ void srcplan_init(srcplan *p, bool stale_main, bool stale_keyless);
  * A resumed run: the tables of the insert-only publication keyless_pub an
  * interrupted run created are watched again, from their counters now.
  */
-bool srcplan_resume(srcplan *p, PGconn *src, const char *publication, const char *keyless_pub,
-                    char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool srcplan_resume(srcplan *p, PGconn *src, const char *publication,
+                                     const char *keyless_pub, char *errbuf, size_t errlen);
 
 /*
  * The keyless tables as one line ("a (1 update, 0 deletes so far), b (...)"):
  * those watched, or (set_full) those getting REPLICA IDENTITY FULL; malloc'd.
  */
-char *srcplan_keyless_list(const srcplan *p, bool set_full);
+PGDBM_MUST_CHECK char *srcplan_keyless_list(const srcplan *p, bool set_full);
 
 /* ALTER TABLE ... REPLICA IDENTITY FULL on the set_full tables. */
-bool srcplan_set_identity(const srcplan *p, PGconn *src, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool srcplan_set_identity(const srcplan *p, PGconn *src, char *errbuf,
+                                           size_t errlen);
 
 /*
  * Create the main publication (unless it exists) and the insert-only one
  * (when there are keyless tables). *created_main / *created_keyless say what
  * was created, also on failure (the caller records them for cleanup).
  */
-bool srcplan_create_publications(const srcplan *p, PGconn *src, bool *created_main,
-                                 bool *created_keyless, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool srcplan_create_publications(const srcplan *p, PGconn *src, bool *created_main,
+                                                  bool *created_keyless, char *errbuf,
+                                                  size_t errlen);
 
 /* DROP PUBLICATION IF EXISTS name. */
-bool srcplan_drop_publication(PGconn *src, const char *name, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool srcplan_drop_publication(PGconn *src, const char *name, char *errbuf,
+                                               size_t errlen);
 
 /*
  * Compare the keyless tables' update and delete counters with the plan's:
  * 1 (and a message naming the tables and the way out) when one rose or was
  * reset, 0 when none did, -1 when they could not be read (errbuf).
  */
-int srcplan_watch(const srcplan *p, PGconn *src, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK int srcplan_watch(const srcplan *p, PGconn *src, char *errbuf, size_t errlen);
 
 /*
  * Would synchronous_standby_names (its value ssn) make a walsender whose

@@ -17,11 +17,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "pgdbm_attr.h"
+
 #if defined(__GNUC__) || defined(__clang__)
-#define STRBUF_MUSTCHECK        __attribute__((warn_unused_result))
 #define STRBUF_PRINTF(fmt, arg) __attribute__((format(printf, fmt, arg)))
 #else
-#define STRBUF_MUSTCHECK
 #define STRBUF_PRINTF(fmt, arg)
 #endif
 
@@ -51,19 +51,19 @@ const char *strbuf_data(const strbuf *sb);
 size_t strbuf_len(const strbuf *sb);
 
 /* Make room for extra more bytes (plus the NUL) without further allocation. */
-STRBUF_MUSTCHECK bool strbuf_reserve(strbuf *sb, size_t extra);
+PGDBM_MUST_CHECK bool strbuf_reserve(strbuf *sb, size_t extra);
 
 /* Append len raw bytes. */
-STRBUF_MUSTCHECK bool strbuf_append(strbuf *sb, const void *data, size_t len);
+PGDBM_MUST_CHECK bool strbuf_append(strbuf *sb, const void *data, size_t len);
 
 /* Append one byte. */
-STRBUF_MUSTCHECK bool strbuf_append_char(strbuf *sb, char c);
+PGDBM_MUST_CHECK bool strbuf_append_char(strbuf *sb, char c);
 
 /* Append a NUL-terminated string. */
-STRBUF_MUSTCHECK bool strbuf_append_cstr(strbuf *sb, const char *s);
+PGDBM_MUST_CHECK bool strbuf_append_cstr(strbuf *sb, const char *s);
 
 /* Append printf-style formatted text; false also on a format error. */
-STRBUF_MUSTCHECK bool strbuf_appendf(strbuf *sb, const char *fmt, ...) STRBUF_PRINTF(2, 3);
+PGDBM_MUST_CHECK bool strbuf_appendf(strbuf *sb, const char *fmt, ...) STRBUF_PRINTF(2, 3);
 
 /*
  * Append len bytes as an SQL string literal with single quotes doubled:
@@ -73,7 +73,7 @@ STRBUF_MUSTCHECK bool strbuf_appendf(strbuf *sb, const char *fmt, ...) STRBUF_PR
  * back as the same value: quotes doubled, backslashes doubled, \n \r \t \b
  * \f, other control bytes as \xHH. Bytes >= 0x80 pass through.
  */
-STRBUF_MUSTCHECK bool strbuf_append_sql_literal(strbuf *sb, const char *data, size_t len);
+PGDBM_MUST_CHECK bool strbuf_append_sql_literal(strbuf *sb, const char *data, size_t len);
 
 /*
  * Append len bytes as a JSON string, quotes included. " and \ are escaped,
@@ -83,7 +83,7 @@ STRBUF_MUSTCHECK bool strbuf_append_sql_literal(strbuf *sb, const char *data, si
  * value, i.e. is read as Latin-1: the output is always valid JSON and
  * nothing is silently dropped.
  */
-STRBUF_MUSTCHECK bool strbuf_append_json_string(strbuf *sb, const char *data, size_t len);
+PGDBM_MUST_CHECK bool strbuf_append_json_string(strbuf *sb, const char *data, size_t len);
 
 /*
  * Append len bytes as C-style escaped text without quotes, for a human
@@ -91,10 +91,10 @@ STRBUF_MUSTCHECK bool strbuf_append_json_string(strbuf *sb, const char *data, si
  * control bytes, DEL and bytes that are not valid UTF-8; everything else
  * (printable ASCII, valid UTF-8) as is.
  */
-STRBUF_MUSTCHECK bool strbuf_append_escaped(strbuf *sb, const char *data, size_t len);
+PGDBM_MUST_CHECK bool strbuf_append_escaped(strbuf *sb, const char *data, size_t len);
 
 /* Append len bytes as lowercase hex digits, two per byte. */
-STRBUF_MUSTCHECK bool strbuf_append_hex(strbuf *sb, const void *data, size_t len);
+PGDBM_MUST_CHECK bool strbuf_append_hex(strbuf *sb, const void *data, size_t len);
 
 /*
  * Length of the valid UTF-8 sequence starting at s (at most len bytes long),

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "pgdbm_attr.h"
 #include "apply.h"
 #include "pgoutput.h"
 #include "receiver.h"
@@ -33,8 +34,8 @@ typedef struct stream_decoder
 } stream_decoder;
 
 /* Set up sd for protocol version proto, checking column counts against cache. */
-bool stream_decoder_init(stream_decoder *sd, int proto, relcache *cache, char *errbuf,
-                         size_t errlen);
+PGDBM_MUST_CHECK bool stream_decoder_init(stream_decoder *sd, int proto, relcache *cache,
+                                          char *errbuf, size_t errlen);
 
 typedef struct stream_opts
 {
@@ -57,7 +58,8 @@ typedef enum stream_end
  * ends it, every group that can be committed is, and the receiver is told
  * the final flush position.
  */
-stream_end stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec,
-                        relcache *rels, applier *a, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK stream_end stream_apply(const stream_opts *o, receiver *rcv, ring *rg,
+                                         pgo_decoder *dec, relcache *rels, applier *a, char *errbuf,
+                                         size_t errlen);
 
 #endif /* STREAM_H */

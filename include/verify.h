@@ -21,6 +21,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "pgdbm_attr.h"
 
 typedef struct verify_opts
 {
@@ -57,7 +60,8 @@ typedef struct verify_result
 } verify_result;
 
 /* Run the comparison; false with a message if it could not (connections, snapshots). */
-bool verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen);
+PGDBM_MUST_CHECK bool verify_run(const verify_opts *o, verify_result *r, char *errbuf,
+                                 size_t errlen);
 
 /* Print the table (and details) to f, or one JSON object when json. */
 void verify_print(const verify_result *r, bool json, FILE *f);

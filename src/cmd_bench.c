@@ -381,11 +381,9 @@ cmd_bench(int argc, char **argv)
 error:
 	if (!ok)
 	{
-		char ignored[256];
-
 		if (rcv.started)
 		{
-			receiver_stop(&rcv, ignored, sizeof(ignored));
+			receiver_abandon(&rcv);
 			if (rcv.failed && err[0] == '\0')
 				snprintf(err, sizeof(err), "%s", rcv.errmsg);
 		}

@@ -583,12 +583,10 @@ cmd_decode(int argc, char **argv)
 error:
 	if (!ok)
 	{
-		char ignored[256];
-
 		if (rcv.started)
 		{
 			/* keep the thread's own error if the loop failed because of it */
-			receiver_stop(&rcv, ignored, sizeof(ignored));
+			receiver_abandon(&rcv);
 			if (rcv.failed && err[0] == '\0')
 				snprintf(err, sizeof(err), "%s", rcv.errmsg);
 		}

@@ -2206,10 +2206,8 @@ static void
 mig_stream_teardown(mig *m, receiver *rcv, applier *app, bool *app_open, ring *rg, bool *ring_ready,
                     relcache *cache, bool *cache_ready)
 {
-	char ignored[256];
-
 	if (rcv->started)
-		receiver_stop(rcv, ignored, sizeof(ignored));
+		receiver_abandon(rcv);
 	memset(rcv, 0, sizeof(*rcv));
 	replconn_close(&m->rc);
 	if (*app_open)
@@ -2500,9 +2498,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 done:
 	if (rc != EXIT_OK && rcv.started)
 	{
-		char ignored[256];
-
-		receiver_stop(&rcv, ignored, sizeof(ignored));
+		receiver_abandon(&rcv);
 		if (rcv.failed && errbuf[0] == '\0')
 			snprintf(errbuf, errlen, "%s", rcv.errmsg);
 	}

@@ -512,6 +512,18 @@ receiver_stop(receiver *r, char *errbuf, size_t errlen)
 	return true;
 }
 
+/* Stop the thread after a failure elsewhere; its own error stays in r->errmsg. */
+void
+receiver_abandon(receiver *r)
+{
+	char ignored[sizeof(r->errmsg)];
+
+	if (!receiver_stop(r, ignored, sizeof(ignored)))
+	{
+		/* the same message is in r->errmsg, where the failing caller reads it */
+	}
+}
+
 /* Ask the server for a keepalive now (its current position). */
 void
 receiver_request_reply(receiver *r)
