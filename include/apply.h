@@ -28,6 +28,7 @@
 
 #include <libpq-fe.h>
 
+#include "pgdbm_attr.h"
 #include "pgoutput.h"
 #include "relcache.h"
 #include "strbuf.h"
@@ -171,8 +172,8 @@ typedef struct applier
  * pipeline mode. rels must outlive the applier; its user pointers
  * become the applier's (relcache_init with apply_rel_free).
  */
-PGO_MUSTCHECK bool apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf,
-                              size_t errlen);
+PGDBM_MUST_CHECK bool apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf,
+                                 size_t errlen);
 
 /* The relcache user_free callback for apply_open's cache. */
 void apply_rel_free(relcache_entry *entry);
@@ -186,26 +187,27 @@ void apply_close(applier *a);
  * messages must already be in rels (relcache_update) before this call.
  * False on failure: a->errmsg says what, where and what to do.
  */
-PGO_MUSTCHECK bool apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start, size_t msg_len);
+PGDBM_MUST_CHECK bool apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start,
+                                    size_t msg_len);
 
 /* Is a multi-row INSERT collected and not yet sent (holding record memory)? */
 bool apply_has_pending(const applier *a);
 
 /* Send the collected INSERT rows (the caller may then release their records). */
-PGO_MUSTCHECK bool apply_send_pending(applier *a);
+PGDBM_MUST_CHECK bool apply_send_pending(applier *a);
 
 /*
  * End the open target transaction now, if any: record the progress, COMMIT,
  * and ask the server to answer. Then read whatever answers have arrived,
  * without waiting.
  */
-PGO_MUSTCHECK bool apply_end_group(applier *a);
+PGDBM_MUST_CHECK bool apply_end_group(applier *a);
 
 /* Read answers that have arrived, without waiting. */
-PGO_MUSTCHECK bool apply_poll(applier *a);
+PGDBM_MUST_CHECK bool apply_poll(applier *a);
 
 /* Wait until every statement sent is answered (at most timeout_ms; -1: no limit). */
-PGO_MUSTCHECK bool apply_wait(applier *a, int timeout_ms);
+PGDBM_MUST_CHECK bool apply_wait(applier *a, int timeout_ms);
 
 /* The socket to wait on for answers (select for reading), or -1. */
 int apply_socket(const applier *a);
