@@ -14,7 +14,8 @@
  * aborts at once, keeps the slot, and exits 3.
  *
  * Owns: the run's connections, slot and publication (when it created them),
- * child processes, ring, receiver and applier.
+ * child processes, ring, receiver and applier. The command line (flags,
+ * usage, the config hash, a whole-server child's argv) is migopts.c's.
  */
 #include "config.h"
 
