@@ -14,14 +14,14 @@
  * aborts at once, keeps the slot, and exits 3.
  *
  * Owns: the run's connections, slot and publication (when it created them),
- * child processes, ring, receiver and applier.
+ * child processes, ring, receiver and applier. The command line (flags,
+ * usage, the config hash, a whole-server child's argv) is migopts.c's.
  */
 #include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +37,7 @@
 #include "conninfo.h"
 #include "events.h"
 #include "guard.h"
+#include "migopts.h"
 #include "receiver.h"
 #include "relcache.h"
 #include "replconn.h"
@@ -47,66 +48,9 @@
 #include "stream.h"
 #include "verify.h"
 
-#include <xxhash.h>
-
-#define MIG_MAX_LIST 64 /* one more slot holds the NULL of a scope list */
-
-typedef struct mig_opts
-{
-	bool online;
-	const char *source, *target; /* borrowed from argv or the environment */
-	int jobs;
-	bool drop_target_first;
-	const char *slot, *publication;
-	long long lag_threshold;
-	int poll_secs;
-	const char *schemas[MIG_MAX_LIST + 1], *tables[MIG_MAX_LIST + 1];
-	const char *ex_schemas[MIG_MAX_LIST + 1], *ex_tables[MIG_MAX_LIST + 1];
-	int nschemas, ntables, nex_schemas, nex_tables;
-	bool allow_restore_errors;
-	bool sequence_sync;
-	const char *dump_path;
-	int compress; /* -1: pg_dump's default */
-	bool json;
-	const char *scope; /* all, schema-only, data-only */
-	bool split_sections;
-	bool keep_slot;
-	bool auto_publication;
-	int max_runtime;
-	int cutover_timeout;
-	bool analyze;
-	bool verbose;
-	bool force_clean;
-	/* pg_dump defaults, each with a switch */
-	bool no_publications, no_subscriptions, no_sync, no_comments, no_security_labels;
-	bool no_table_access_method;
-	int group_commit;
-	size_t ring_size;
-	bool resume;
-	const char *resume_file; /* NULL: <dump_path>.resume.json */
-	int verify;              /* 0 off, 1 warn, 2 strict */
-	bool dry_run;
-	/* whole server */
-	bool all_databases;
-	int max_parallel;
-	int migrate_globals; /* -1: default (on with --all-databases) */
-	bool with_role_passwords;
-	bool include_postgres;
-	const char *event_tag;
-	bool fast_restore;
-	int reconnect_max_wait;
-	int receiver_timeout; /* seconds of silence from the source before reconnecting (0: never) */
-	bool skip_missing;    /* --on-missing-row skip */
-	pgo_lsn skip_lsn;     /* --skip-lsn: one source transaction not to apply (0: none) */
-	const char *ri_full[MIG_MAX_LIST + 1]; /* --replica-identity-full TABLE|all-keyless */
-	int nri_full;
-	bool no_owner;      /* pg_restore --no-owner: every object owned by the target role */
-	bool no_privileges; /* pg_restore --no-privileges: no GRANT/REVOKE */
-} mig_opts;
-
 typedef struct mig
 {
-	mig_opts o;
+	migopts o;
 	conninfo src_ci, tgt_ci;
 	PGconn *src, *tgt; /* owned: regular connections */
 	replconn rc;       /* online: the replication connection */
@@ -155,592 +99,6 @@ mig_on_signal(int sig)
 	(void)sig;
 	if (++mig_signals >= 2)
 		mig_abort = 1;
-}
-
-static void
-mig_usage(FILE *f)
-{
-	fprintf(
-	    f,
-	    "pg_dbmigrator moves a PostgreSQL database to another server.\n"
-	    "\n"
-	    "Usage:\n"
-	    "  pg_dbmigrator --mode offline|online --source URI --target URI [options]\n"
-	    "\n"
-	    "Connections (any libpq connection string or URI; PG* variables and ~/.pgpass apply):\n"
-	    "  --source URI                  the database to migrate (or PG_DBMIGRATOR_SOURCE)\n"
-	    "  --target URI                  where it goes (or PG_DBMIGRATOR_TARGET)\n"
-	    "\n"
-	    "What to migrate:\n"
-	    "  --dump-scope all|schema-only|data-only   default all\n"
-	    "  --schema NAME, --exclude-schema NAME     (repeatable)\n"
-	    "  --table NAME, --exclude-table NAME       (repeatable; schema.table)\n"
-	    "\n"
-	    "Dump and restore:\n"
-	    "  --jobs N                      parallel pg_dump/pg_restore jobs (default 1)\n"
-	    "  --dump-path PATH              dump directory (default ./pg_dbmigrator_dump)\n"
-	    "  --compress N                  pg_dump compression level\n"
-	    "  --drop-target-first           drop existing objects on the target first\n"
-	    "  --allow-restore-errors        pg_restore errors are warnings when data was restored\n"
-	    "  --split-sections / --no-split-sections   restore pre-data, data, post-data\n"
-	    "                                separately (default on)\n"
-	    "  --with-publications, --with-subscriptions, --with-sync, --with-comments,\n"
-	    "  --with-security-labels        undo pg_dump's --no-... defaults\n"
-	    "  --no-table-access-method      pass --no-table-access-method to pg_dump\n"
-	    "  --skip-analyze                do not ANALYZE the target after restore\n"
-	    "  --fast-restore-settings       during the restore, run the target with fsync,\n"
-	    "                                full_page_writes and synchronous_commit off and a\n"
-	    "                                large max_wal_size (ALTER SYSTEM; superuser), and put\n"
-	    "                                the previous values back afterwards, also on failure\n"
-	    "  --force-clean                 remove a previous run's dump directory first\n"
-	    "  --no-owner                    restore every object owned by the target role\n"
-	    "                                (pg_restore --no-owner; for a target role that cannot\n"
-	    "                                become the source's owners, e.g. on a managed service)\n"
-	    "  --no-privileges               restore no GRANT/REVOKE (pg_restore --no-privileges)\n"
-	    "\n"
-	    "Online mode:\n"
-	    "  --slot-name NAME              replication slot (default pg_dbmigrator)\n"
-	    "  --publication NAME            publication (default pg_dbmigrator_pub); created for\n"
-	    "                                the migrated tables when missing and dropped at the end\n"
-	    "  --no-auto-create-publication  require an existing publication\n"
-	    "  --replica-identity-full TABLE|all-keyless   set REPLICA IDENTITY FULL on these\n"
-	    "                                tables without a key (on the source, before the slot\n"
-	    "                                exists) so their updates and deletes migrate too\n"
-	    "                                (repeatable); else only their inserts and truncates\n"
-	    "                                stream, and an UPDATE or DELETE on one stops the run\n"
-	    "                                (ALTER TABLE locks each briefly: 2 s at most a try)\n"
-	    "  --keep-slot                   keep the slot after cutover\n"
-	    "  --lag-threshold-bytes N       CaughtUp when lag is at most N bytes (default 1048576)\n"
-	    "  --cutover-poll-secs N         Lag event interval (default 5)\n"
-	    "  --cutover-fast-poll-ms N      accepted for compatibility (lag is polled every 100 ms)\n"
-	    "  --cutover-timeout SECS        give up draining after SECS (default 300)\n"
-	    "  --max-runtime-seconds N       cut over by itself after N seconds of streaming\n"
-	    "  --no-sequence-sync            do not copy sequence values at cutover\n"
-	    "  --group-commit N              source transactions per target transaction\n"
-	    "  --ring-size SIZE              replication buffer (default 64MB)\n"
-	    "  --reconnect-max-wait SECS     keep reconnecting to a lost source or target for\n"
-	    "                                up to SECS after the last progress, resuming from\n"
-	    "                                the slot (default 300)\n"
-	    "  --wal-receiver-timeout SECS   a source silent this long counts as lost, and is\n"
-	    "                                reconnected (default 60; 0: never)\n"
-	    "  --skip-lsn LSN                with --resume: do not apply the source transaction\n"
-	    "                                committed at LSN (the one an apply error named)\n"
-	    "  --on-missing-row error|skip   an UPDATE/DELETE that finds no row on the target\n"
-	    "                                stops the run (default), or is counted and skipped\n"
-	    "\n"
-	    "Verification:\n"
-	    "  --verify off|warn|strict      compare source and target before Complete (default\n"
-	    "                                warn: differences, or no comparison possible, exit 4\n"
-	    "                                with Complete verified=differences|unverified;\n"
-	    "                                strict: exit 1, not Complete)\n"
-	    "\n"
-	    "Whole server:\n"
-	    "  --all-databases               every user database (not templates; postgres only\n"
-	    "                                with --include-postgres-db), created on the target as\n"
-	    "                                needed, each with its own slot; one Ctrl+C cuts all over\n"
-	    "  --max-parallel N              offline: databases at a time (default 2); online: all\n"
-	    "                                stream at once\n"
-	    "  --migrate-globals / --no-migrate-globals   roles and memberships (pg_dumpall\n"
-	    "                                --globals-only; default on with --all-databases)\n"
-	    "  --with-role-passwords         copy role passwords too\n"
-	    "\n"
-	    "Planning:\n"
-	    "  --dry-run                     validate, print the plan and the exact commands,\n"
-	    "                                change nothing\n"
-	    "\n"
-	    "Output:\n"
-	    "  --json                        one JSON object per event on stdout\n"
-	    "  --verbose                     show pg_dump/pg_restore output as it comes\n"
-	    "  --help, --version\n"
-	    "\n"
-	    "Online: Ctrl+C (or SIGTERM) cuts over: everything written on the source before it\n"
-	    "is applied, sequences are synced, the slot and publication are dropped, exit 0.\n"
-	    "A second Ctrl+C aborts at once and keeps the slot (exit 3).\n"
-	    "Exit codes: 0 done, 1 error, 2 bad usage, 3 aborted, 4 done and cut over but\n"
-	    "the verification found differences (or could not compare).\n");
-}
-
-static bool
-mig_list_add(const char **list, int *n, const char *value, const char *flag)
-{
-	if (*n == MIG_MAX_LIST)
-	{
-		fprintf(stderr, "pg_dbmigrator: at most %d %s\n", MIG_MAX_LIST, flag);
-		return false;
-	}
-	list[(*n)++] = value;
-	return true;
-}
-
-static bool
-mig_int_arg(const char *flag, const char *text, int lo, int hi, int *out)
-{
-	if (!cli_parse_int(text, lo, hi, out))
-	{
-		fprintf(stderr, "pg_dbmigrator: invalid %s \"%s\": use a number from %d to %d\n", flag,
-		        text, lo, hi);
-		return false;
-	}
-	return true;
-}
-
-/* Parse argv (argv[0] is the program); false after one error line. */
-static bool
-mig_parse(int argc, char **argv, mig_opts *o, bool *help)
-{
-	enum
-	{
-		O_MODE = 256,
-		O_SOURCE,
-		O_TARGET,
-		O_JOBS,
-		O_DROP,
-		O_SLOT,
-		O_PUB,
-		O_LAG,
-		O_POLL,
-		O_SCHEMA,
-		O_TABLE,
-		O_XSCHEMA,
-		O_XTABLE,
-		O_ALLOWERR,
-		O_NOSEQ,
-		O_RESUME,
-		O_FORCE,
-		O_DUMPPATH,
-		O_COMPRESS,
-		O_JSON,
-		O_SCOPE,
-		O_SPLIT,
-		O_NOSPLIT,
-		O_KEEPSLOT,
-		O_NOAUTOPUB,
-		O_MAXRUN,
-		O_FASTPOLL,
-		O_SKIPANALYZE,
-		O_RESUMEFILE,
-		O_VERBOSE,
-		O_TIMEOUT,
-		O_WITHPUB,
-		O_WITHSUB,
-		O_WITHSYNC,
-		O_WITHCOMMENTS,
-		O_WITHSECLABELS,
-		O_NOTAM,
-		O_GROUP,
-		O_RING,
-		O_VERIFY,
-		O_DRYRUN,
-		O_ALLDB,
-		O_MAXPAR,
-		O_GLOBALS,
-		O_NOGLOBALS,
-		O_ROLEPW,
-		O_INCLPG,
-		O_TAG,
-		O_FAST,
-		O_RECONNECT,
-		O_RCVTIMEOUT,
-		O_SKIPLSN,
-		O_MISSING,
-		O_RIFULL,
-		O_NOOWNER,
-		O_NOPRIV,
-		O_HELP
-	};
-	static const struct option longopts[] = {
-	    {"mode", required_argument, NULL, O_MODE},
-	    {"source", required_argument, NULL, O_SOURCE},
-	    {"target", required_argument, NULL, O_TARGET},
-	    {"jobs", required_argument, NULL, O_JOBS},
-	    {"drop-target-first", no_argument, NULL, O_DROP},
-	    {"slot-name", required_argument, NULL, O_SLOT},
-	    {"publication", required_argument, NULL, O_PUB},
-	    {"lag-threshold-bytes", required_argument, NULL, O_LAG},
-	    {"cutover-poll-secs", required_argument, NULL, O_POLL},
-	    {"schema", required_argument, NULL, O_SCHEMA},
-	    {"table", required_argument, NULL, O_TABLE},
-	    {"exclude-schema", required_argument, NULL, O_XSCHEMA},
-	    {"exclude-table", required_argument, NULL, O_XTABLE},
-	    {"allow-restore-errors", no_argument, NULL, O_ALLOWERR},
-	    {"no-sequence-sync", no_argument, NULL, O_NOSEQ},
-	    {"resume", no_argument, NULL, O_RESUME},
-	    {"force-clean", no_argument, NULL, O_FORCE},
-	    {"dump-path", required_argument, NULL, O_DUMPPATH},
-	    {"compress", required_argument, NULL, O_COMPRESS},
-	    {"json", no_argument, NULL, O_JSON},
-	    {"dump-scope", required_argument, NULL, O_SCOPE},
-	    {"split-sections", no_argument, NULL, O_SPLIT},
-	    {"no-split-sections", no_argument, NULL, O_NOSPLIT},
-	    {"keep-slot", no_argument, NULL, O_KEEPSLOT},
-	    {"no-auto-create-publication", no_argument, NULL, O_NOAUTOPUB},
-	    {"max-runtime-seconds", required_argument, NULL, O_MAXRUN},
-	    {"cutover-fast-poll-ms", required_argument, NULL, O_FASTPOLL},
-	    {"skip-analyze", no_argument, NULL, O_SKIPANALYZE},
-	    {"resume-file", required_argument, NULL, O_RESUMEFILE},
-	    {"verbose", no_argument, NULL, O_VERBOSE},
-	    {"cutover-timeout", required_argument, NULL, O_TIMEOUT},
-	    {"with-publications", no_argument, NULL, O_WITHPUB},
-	    {"with-subscriptions", no_argument, NULL, O_WITHSUB},
-	    {"with-sync", no_argument, NULL, O_WITHSYNC},
-	    {"with-comments", no_argument, NULL, O_WITHCOMMENTS},
-	    {"with-security-labels", no_argument, NULL, O_WITHSECLABELS},
-	    {"no-table-access-method", no_argument, NULL, O_NOTAM},
-	    {"group-commit", required_argument, NULL, O_GROUP},
-	    {"ring-size", required_argument, NULL, O_RING},
-	    {"verify", required_argument, NULL, O_VERIFY},
-	    {"dry-run", no_argument, NULL, O_DRYRUN},
-	    {"all-databases", no_argument, NULL, O_ALLDB},
-	    {"max-parallel", required_argument, NULL, O_MAXPAR},
-	    {"migrate-globals", no_argument, NULL, O_GLOBALS},
-	    {"no-migrate-globals", no_argument, NULL, O_NOGLOBALS},
-	    {"with-role-passwords", no_argument, NULL, O_ROLEPW},
-	    {"include-postgres-db", no_argument, NULL, O_INCLPG},
-	    {"event-tag", required_argument, NULL, O_TAG},
-	    {"fast-restore-settings", no_argument, NULL, O_FAST},
-	    {"reconnect-max-wait", required_argument, NULL, O_RECONNECT},
-	    {"skip-lsn", required_argument, NULL, O_SKIPLSN},
-	    {"on-missing-row", required_argument, NULL, O_MISSING},
-	    {"wal-receiver-timeout", required_argument, NULL, O_RCVTIMEOUT},
-	    {"replica-identity-full", required_argument, NULL, O_RIFULL},
-	    {"no-owner", no_argument, NULL, O_NOOWNER},
-	    {"no-privileges", no_argument, NULL, O_NOPRIV},
-	    {"help", no_argument, NULL, O_HELP},
-	    {NULL, 0, NULL, 0}};
-	const char *mode = NULL;
-	int c, v;
-
-	memset(o, 0, sizeof(*o));
-	*help = false;
-	o->source = getenv("PG_DBMIGRATOR_SOURCE");
-	o->target = getenv("PG_DBMIGRATOR_TARGET");
-	o->jobs = 1;
-	o->slot = "pg_dbmigrator";
-	o->publication = "pg_dbmigrator_pub";
-	o->lag_threshold = 1024 * 1024;
-	o->poll_secs = 5;
-	o->sequence_sync = true;
-	o->dump_path = "pg_dbmigrator_dump";
-	o->compress = -1;
-	o->scope = "all";
-	o->split_sections = true;
-	o->auto_publication = true;
-	o->cutover_timeout = 300;
-	o->analyze = true;
-	o->no_publications = o->no_subscriptions = o->no_sync = o->no_comments = o->no_security_labels =
-	    true;
-	o->group_commit = APPLY_DEFAULT_GROUP_TXNS;
-	o->ring_size = 64 * 1024 * 1024;
-	o->verify = 1;
-	o->max_parallel = 2;
-	o->reconnect_max_wait = 300;
-	o->receiver_timeout = 60;
-	o->migrate_globals = -1;
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
-	{
-		switch (c)
-		{
-			case O_MODE:
-				mode = optarg;
-				break;
-			case O_SOURCE:
-				o->source = optarg;
-				break;
-			case O_TARGET:
-				o->target = optarg;
-				break;
-			case O_JOBS:
-				if (!mig_int_arg("--jobs", optarg, 1, 128, &o->jobs))
-					return false;
-				break;
-			case O_DROP:
-				o->drop_target_first = true;
-				break;
-			case O_SLOT:
-			{
-				char err[256];
-
-				if (!replconn_valid_slot_name(optarg, err, sizeof(err)))
-				{
-					fprintf(stderr, "pg_dbmigrator: invalid --slot-name: %s\n", err);
-					return false;
-				}
-				o->slot = optarg;
-				break;
-			}
-			case O_PUB:
-				o->publication = optarg;
-				break;
-			case O_LAG:
-			{
-				char *end;
-
-				errno = 0;
-				o->lag_threshold = strtoll(optarg, &end, 10);
-				if (errno || *end || o->lag_threshold < 0)
-				{
-					fprintf(stderr, "pg_dbmigrator: invalid --lag-threshold-bytes \"%s\"\n",
-					        optarg);
-					return false;
-				}
-				break;
-			}
-			case O_POLL:
-				if (!mig_int_arg("--cutover-poll-secs", optarg, 1, 3600, &o->poll_secs))
-					return false;
-				break;
-			case O_SCHEMA:
-				if (!mig_list_add(o->schemas, &o->nschemas, optarg, "--schema"))
-					return false;
-				break;
-			case O_TABLE:
-				if (!mig_list_add(o->tables, &o->ntables, optarg, "--table"))
-					return false;
-				break;
-			case O_XSCHEMA:
-				if (!mig_list_add(o->ex_schemas, &o->nex_schemas, optarg, "--exclude-schema"))
-					return false;
-				break;
-			case O_XTABLE:
-				if (!mig_list_add(o->ex_tables, &o->nex_tables, optarg, "--exclude-table"))
-					return false;
-				break;
-			case O_ALLOWERR:
-				o->allow_restore_errors = true;
-				break;
-			case O_NOSEQ:
-				o->sequence_sync = false;
-				break;
-			case O_RESUME:
-				o->resume = true;
-				break;
-			case O_FORCE:
-				o->force_clean = true;
-				break;
-			case O_DUMPPATH:
-				o->dump_path = optarg;
-				break;
-			case O_COMPRESS:
-				if (!mig_int_arg("--compress", optarg, 0, 9, &o->compress))
-					return false;
-				break;
-			case O_JSON:
-				o->json = true;
-				break;
-			case O_SCOPE:
-				if (strcmp(optarg, "all") && strcmp(optarg, "schema-only") &&
-				    strcmp(optarg, "data-only"))
-				{
-					fprintf(stderr,
-					        "pg_dbmigrator: invalid --dump-scope \"%s\": use all, "
-					        "schema-only or data-only\n",
-					        optarg);
-					return false;
-				}
-				o->scope = optarg;
-				break;
-			case O_SPLIT:
-				o->split_sections = true;
-				break;
-			case O_NOSPLIT:
-				o->split_sections = false;
-				break;
-			case O_KEEPSLOT:
-				o->keep_slot = true;
-				break;
-			case O_NOAUTOPUB:
-				o->auto_publication = false;
-				break;
-			case O_MAXRUN:
-				if (!mig_int_arg("--max-runtime-seconds", optarg, 1, 100000000, &o->max_runtime))
-					return false;
-				break;
-			case O_FASTPOLL:
-				if (!mig_int_arg("--cutover-fast-poll-ms", optarg, 1, 60000, &v))
-					return false;
-				break;
-			case O_SKIPANALYZE:
-				o->analyze = false;
-				break;
-			case O_RESUMEFILE:
-				o->resume_file = optarg;
-				break;
-			case O_VERBOSE:
-				o->verbose = true;
-				break;
-			case O_TIMEOUT:
-				if (!mig_int_arg("--cutover-timeout", optarg, 1, 86400 * 7, &o->cutover_timeout))
-					return false;
-				break;
-			case O_WITHPUB:
-				o->no_publications = false;
-				break;
-			case O_WITHSUB:
-				o->no_subscriptions = false;
-				break;
-			case O_WITHSYNC:
-				o->no_sync = false;
-				break;
-			case O_WITHCOMMENTS:
-				o->no_comments = false;
-				break;
-			case O_WITHSECLABELS:
-				o->no_security_labels = false;
-				break;
-			case O_NOTAM:
-				o->no_table_access_method = true;
-				break;
-			case O_GROUP:
-				if (!mig_int_arg("--group-commit", optarg, 1, 1000000, &o->group_commit))
-					return false;
-				break;
-			case O_RING:
-				if (!cli_parse_size(optarg, &o->ring_size) || o->ring_size < 1024 * 1024)
-				{
-					fprintf(stderr, "pg_dbmigrator: invalid --ring-size \"%s\": use at least 1MB\n",
-					        optarg);
-					return false;
-				}
-				break;
-			case O_VERIFY:
-				if (strcmp(optarg, "off") == 0)
-					o->verify = 0;
-				else if (strcmp(optarg, "warn") == 0)
-					o->verify = 1;
-				else if (strcmp(optarg, "strict") == 0)
-					o->verify = 2;
-				else
-				{
-					fprintf(stderr,
-					        "pg_dbmigrator: invalid --verify \"%s\": use off, warn or "
-					        "strict\n",
-					        optarg);
-					return false;
-				}
-				break;
-			case O_DRYRUN:
-				o->dry_run = true;
-				break;
-			case O_ALLDB:
-				o->all_databases = true;
-				break;
-			case O_MAXPAR:
-				if (!mig_int_arg("--max-parallel", optarg, 1, 64, &o->max_parallel))
-					return false;
-				break;
-			case O_GLOBALS:
-				o->migrate_globals = 1;
-				break;
-			case O_NOGLOBALS:
-				o->migrate_globals = 0;
-				break;
-			case O_ROLEPW:
-				o->with_role_passwords = true;
-				break;
-			case O_INCLPG:
-				o->include_postgres = true;
-				break;
-			case O_TAG:
-				o->event_tag = optarg;
-				break;
-			case O_FAST:
-				o->fast_restore = true;
-				break;
-			case O_RECONNECT:
-				if (!mig_int_arg("--reconnect-max-wait", optarg, 0, 86400 * 7,
-				                 &o->reconnect_max_wait))
-					return false;
-				break;
-			case O_RCVTIMEOUT:
-				if (!mig_int_arg("--wal-receiver-timeout", optarg, 0, 86400, &o->receiver_timeout))
-					return false;
-				break;
-			case O_SKIPLSN:
-				if (!pgo_lsn_parse(optarg, &o->skip_lsn) || o->skip_lsn == 0)
-				{
-					fprintf(stderr,
-					        "pg_dbmigrator: invalid --skip-lsn \"%s\": give the commit LSN an "
-					        "apply error named, like 0/1A2B3C4\n",
-					        optarg);
-					return false;
-				}
-				break;
-			case O_MISSING:
-				if (strcmp(optarg, "error") != 0 && strcmp(optarg, "skip") != 0)
-				{
-					fprintf(stderr,
-					        "pg_dbmigrator: invalid --on-missing-row \"%s\": use error or skip\n",
-					        optarg);
-					return false;
-				}
-				o->skip_missing = strcmp(optarg, "skip") == 0;
-				break;
-			case O_RIFULL:
-				if (!mig_list_add(o->ri_full, &o->nri_full, optarg, "--replica-identity-full"))
-					return false;
-				break;
-			case O_NOOWNER:
-				o->no_owner = true;
-				break;
-			case O_NOPRIV:
-				o->no_privileges = true;
-				break;
-			case O_HELP:
-				*help = true;
-				return true;
-			default:
-				fprintf(stderr,
-				        "pg_dbmigrator: unknown or incomplete option \"%s\"\nTry "
-				        "\"pg_dbmigrator --help\".\n",
-				        argv[optind - 1]);
-				return false;
-		}
-	}
-	if (optind < argc)
-	{
-		fprintf(stderr, "pg_dbmigrator: unexpected argument \"%s\"\n", argv[optind]);
-		return false;
-	}
-	if (mode == NULL || (strcmp(mode, "online") && strcmp(mode, "offline")))
-	{
-		fprintf(stderr, "pg_dbmigrator: --mode offline or --mode online is required\n");
-		return false;
-	}
-	o->online = strcmp(mode, "online") == 0;
-	if (!o->online && (o->skip_lsn || o->skip_missing))
-	{
-		fprintf(stderr, "pg_dbmigrator: --skip-lsn and --on-missing-row skip apply to the changes "
-		                "streamed by --mode online\n");
-		return false;
-	}
-	if (o->resume && o->force_clean)
-	{
-		fprintf(stderr, "pg_dbmigrator: --resume and --force-clean conflict: continue the previous "
-		                "run, or start over\n");
-		return false;
-	}
-
-	if (!o->source || !o->target)
-	{
-		fprintf(stderr, "pg_dbmigrator: --source and --target are required (or "
-		                "PG_DBMIGRATOR_SOURCE / PG_DBMIGRATOR_TARGET)\n");
-		return false;
-	}
-	if (!o->online && o->nri_full > 0)
-	{
-		fprintf(stderr, "pg_dbmigrator: --replica-identity-full is for --mode online (an offline "
-		                "copy needs no replica identity)\n");
-		return false;
-	}
-	if (o->online && strcmp(o->scope, "schema-only") == 0)
-	{
-		fprintf(stderr, "pg_dbmigrator: --dump-scope schema-only conflicts with --mode online "
-		                "(changes need the data)\n");
-		return false;
-	}
-	return true;
 }
 
 /* ----------------------------------------------------------------- helpers */
@@ -872,12 +230,6 @@ mig_tables(mig *m, strbuf *out, int *count, char *errbuf, size_t errlen)
 	if (!ok)
 		snprintf(errbuf, errlen, "out of memory");
 	return ok;
-}
-
-static bool
-mig_has_filters(const mig_opts *o)
-{
-	return o->nschemas || o->ntables || o->nex_schemas || o->nex_tables;
 }
 
 /* ---------------------------------------------------------------- Validate */
@@ -1046,7 +398,7 @@ mig_validate_source(mig *m, char *errbuf, size_t errlen)
 	srcplan_init(&m->plan, m->o.force_clean && m->have_token && m->token.created_publication,
 	             m->o.force_clean && m->have_token && m->token.created_keyless_publication);
 	ok = srcplan_build(&m->plan, m->src, names, n, m->o.publication, m->o.ri_full,
-	                   mig_has_filters(&m->o), &check, errbuf, errlen);
+	                   migopts_has_filters(&m->o), &check, errbuf, errlen);
 	scope_free(names, n);
 	if (!ok)
 		return mig_check_failed(check, "%s", errbuf);
@@ -2792,44 +2144,12 @@ mig_verify(mig *m, int *differences, char *errbuf, size_t errlen)
 
 /* ------------------------------------------------------------------ resume */
 
-/* A hash of what defines the migration (never the password). */
-static uint64_t
-mig_config_hash(const mig *m)
-{
-	XXH3_state_t *st = XXH3_createState();
-	uint64_t h;
-
-#define H(str) XXH3_64bits_update(st, (str), strlen(str) + 1)
-	XXH3_64bits_reset(st);
-	H(m->o.online ? "online" : "offline");
-	H(m->src_ci.safe);
-	H(m->tgt_ci.safe);
-	H(m->o.slot);
-	H(m->o.publication);
-	H(m->o.scope);
-	for (int i = 0; i < m->o.nschemas; i++)
-		H(m->o.schemas[i]);
-	H("|");
-	for (int i = 0; i < m->o.ntables; i++)
-		H(m->o.tables[i]);
-	H("|");
-	for (int i = 0; i < m->o.nex_schemas; i++)
-		H(m->o.ex_schemas[i]);
-	H("|");
-	for (int i = 0; i < m->o.nex_tables; i++)
-		H(m->o.ex_tables[i]);
-#undef H
-	h = XXH3_64bits_digest(st);
-	XXH3_freeState(st);
-	return h;
-}
-
 static bool
 mig_save_token(mig *m, resume_stage stage, char *errbuf, size_t errlen)
 {
 	m->token.version = RESUME_VERSION;
 	m->token.stage = stage;
-	m->token.config_hash = mig_config_hash(m);
+	m->token.config_hash = migopts_config_hash(&m->o, m->src_ci.safe, m->tgt_ci.safe);
 	m->token.online = m->o.online;
 	snprintf(m->token.slot, sizeof(m->token.slot), "%s", m->o.slot);
 	snprintf(m->token.publication, sizeof(m->token.publication), "%s", m->o.publication);
@@ -2903,7 +2223,8 @@ mig_check_token(mig *m, char *errbuf, size_t errlen)
 	}
 	if (!found)
 		return true;
-	if (m->token.config_hash != mig_config_hash(m) || m->token.online != m->o.online)
+	if (m->token.config_hash != migopts_config_hash(&m->o, m->src_ci.safe, m->tgt_ci.safe) ||
+	    m->token.online != m->o.online)
 	{
 		snprintf(errbuf, errlen,
 		         "cannot resume: the configuration differs from the interrupted run's (mode, "
@@ -3194,21 +2515,6 @@ mig_globals(mig *m, char *errbuf, size_t errlen)
 	return true;
 }
 
-/* A slot name for database db: pg_dbmigrator_ and the name's safe characters. */
-static void
-mig_slot_for(const char *db, char *buf, size_t size)
-{
-	size_t n = (size_t)snprintf(buf, size, "pg_dbmigrator_");
-
-	for (const char *p = db; *p && n + 1 < size && n < 50; p++)
-		buf[n++] = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ? *p
-		           : (*p >= 'A' && *p <= 'Z')                           ? (char)(*p + 32)
-		                                                                : '_';
-	buf[n] = '\0';
-	/* different databases may map to one name: add a hash of the real one */
-	snprintf(buf + n, size - n, "_%08x", (unsigned)XXH3_64bits(db, strlen(db)));
-}
-
 /* A connection string for db, with the password (for a child's environment only). */
 static char *
 mig_conn_for(const conninfo *ci, const char *db)
@@ -3250,16 +2556,8 @@ static pid_t
 mig_spawn_db(mig *m, int argc, char **argv, const char *db, char *errbuf, size_t errlen)
 {
 	char *src = mig_conn_for(&m->src_ci, db), *tgt = mig_conn_for(&m->tgt_ci, db);
-	const char *cargv[160];
-	char slot[80], dump[700];
-	int n = 0;
+	migopts_child child;
 	pid_t pid;
-	static const char *const drop_with_value[] = {
-	    "--source",       "--target",    "--dump-path",   "--slot-name",
-	    "--max-parallel", "--event-tag", "--resume-file", NULL};
-	static const char *const drop_flags[] = {"--all-databases",       "--migrate-globals",
-	                                         "--no-migrate-globals",  "--with-role-passwords",
-	                                         "--include-postgres-db", NULL};
 
 	if (src == NULL || tgt == NULL)
 	{
@@ -3268,37 +2566,7 @@ mig_spawn_db(mig *m, int argc, char **argv, const char *db, char *errbuf, size_t
 		snprintf(errbuf, errlen, "out of memory");
 		return -1;
 	}
-	mig_slot_for(db, slot, sizeof(slot));
-	snprintf(dump, sizeof(dump), "%s/%s", m->o.dump_path, slot);
-	cargv[n++] = "/proc/self/exe";
-	for (int i = 1; i < argc && n < 150; i++)
-	{
-		bool skip = false;
-
-		for (int k = 0; drop_flags[k]; k++)
-			skip |= strcmp(argv[i], drop_flags[k]) == 0;
-		for (int k = 0; drop_with_value[k] && !skip; k++)
-		{
-			size_t l = strlen(drop_with_value[k]);
-
-			if (strcmp(argv[i], drop_with_value[k]) == 0)
-			{
-				skip = true;
-				i++; /* and its value */
-			}
-			else if (strncmp(argv[i], drop_with_value[k], l) == 0 && argv[i][l] == '=')
-				skip = true;
-		}
-		if (!skip)
-			cargv[n++] = argv[i];
-	}
-	cargv[n++] = "--dump-path";
-	cargv[n++] = dump;
-	cargv[n++] = "--slot-name";
-	cargv[n++] = slot;
-	cargv[n++] = "--event-tag";
-	cargv[n++] = db;
-	cargv[n] = NULL;
+	migopts_child_init(&child, &m->o, argc, argv, db);
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0)
@@ -3309,7 +2577,7 @@ mig_spawn_db(mig *m, int argc, char **argv, const char *db, char *errbuf, size_t
 		setenv("PG_DBMIGRATOR_TARGET", tgt, 1);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
-		execv("/proc/self/exe", (char *const *)cargv);
+		execv("/proc/self/exe", (char *const *)child.argv);
 		fprintf(stderr, "pg_dbmigrator: could not start the migration of %s: %s\n", db,
 		        strerror(errno));
 		_exit(EXIT_ERROR);
@@ -3491,11 +2759,14 @@ cmd_migrate(int argc, char **argv)
 	bool verify_failed = false;
 
 	memset(&m, 0, sizeof(m));
-	if (!mig_parse(argc, argv, &m.o, &help))
+	if (!migopts_parse(argc, argv, &m.o, &help, err, sizeof(err)))
+	{
+		fprintf(stderr, "pg_dbmigrator: %s\n", err);
 		return EXIT_USAGE;
+	}
 	if (help)
 	{
-		mig_usage(stdout);
+		migopts_usage(stdout);
 		return EXIT_OK;
 	}
 	if (!conninfo_parse(m.o.source, &m.src_ci, err, sizeof(err)))
