@@ -18,13 +18,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "pgdbm_attr.h"
 #include "pgoutput.h"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define MIGOPTS_MUSTCHECK __attribute__((warn_unused_result))
-#else
-#define MIGOPTS_MUSTCHECK
-#endif
 
 #define MIGOPTS_MAX_LIST 64 /* one more slot holds the NULL of a scope list */
 
@@ -88,8 +83,8 @@ typedef struct migopts
  * usage, with one message in errbuf to print after "pg_dbmigrator: " (exit
  * EXIT_USAGE). Uses getopt_long: not reentrant.
  */
-MIGOPTS_MUSTCHECK bool migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf,
-                                     size_t errlen);
+PGDBM_MUST_CHECK bool migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf,
+                                    size_t errlen);
 
 /* The --help text, to f. */
 void migopts_usage(FILE *f);
