@@ -35,6 +35,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "conninfo.h"
+#include "dumprestore.h"
 #include "events.h"
 #include "guard.h"
 #include "migopts.h"
@@ -916,24 +917,6 @@ mig_run_child(mig *m, const char *stage, const char *const *argv, const char *pa
 	return ok;
 }
 
-/* Is name a file pg_dump's directory format writes (toc.dat, 1234.dat.gz, blob_5.dat...)? */
-static bool
-mig_dump_file_name(const char *name)
-{
-	const char *p = name;
-
-	if (strcmp(name, "toc.dat") == 0 || strcmp(name, "blobs.toc") == 0)
-		return true;
-	if (strncmp(p, "blob_", 5) == 0)
-		p += 5;
-	if (*p < '0' || *p > '9')
-		return false;
-	while (*p >= '0' && *p <= '9')
-		p++;
-	return strcmp(p, ".dat") == 0 || strcmp(p, ".dat.gz") == 0 || strcmp(p, ".dat.lz4") == 0 ||
-	       strcmp(p, ".dat.zst") == 0;
-}
-
 /*
  * --force-clean: remove a previous run's dump directory, but only when all it
  * holds is what pg_dump writes there (a wrong --dump-path must not cost the
@@ -953,7 +936,7 @@ mig_remove_dump(const char *path, bool check_only, char *errbuf, size_t errlen)
 	}
 	while ((de = readdir(d)) != NULL)
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
-		    !mig_dump_file_name(de->d_name))
+		    !dumprestore_is_dump_file(de->d_name))
 		{
 			snprintf(errbuf, errlen,
 			         "--force-clean: \"%s\" holds \"%s\", which pg_dump does not write: it does "
@@ -991,34 +974,25 @@ mig_remove_dump(const char *path, bool check_only, char *errbuf, size_t errlen)
 }
 
 /*
- * The filters as pg_dump arguments. pg_dump reads --schema and --table as
- * patterns (unquoted names folded to lower case; '*', '?' and '.' special)
- * while ours are exact names: schemas go quoted, tables as the quoted names
- * they resolve to on the source. *fargv: malloc'd, NULL-terminated, pointing
- * into *owned (malloc'd strings, scope_free) and the options.
+ * --table and --exclude-table as the quoted names they resolve to on the
+ * source (a dry run looks nothing up): *inc and *exc are malloc'd
+ * (scope_free), also after a failure.
  */
 static bool
-mig_dump_filters(mig *m, const char ***fargv, char ***owned, int *nowned, char *errbuf,
-                 size_t errlen)
+mig_dump_tables(mig *m, char ***inc, int *ninc, char ***exc, int *nexc, char *errbuf, size_t errlen)
 {
-	char **inc = NULL, **exc = NULL;
-	int ninc = 0, nexc = 0, n = 0;
 	scope_filters f = mig_scope(m);
-	const char **av;
-	size_t cap;
 
-	*fargv = NULL;
-	*owned = NULL;
-	*nowned = 0;
+	*inc = *exc = NULL;
+	*ninc = *nexc = 0;
 	if (m->o.ntables && !m->o.dry_run)
 	{
 		scope_filters t = {.tables = f.tables};
 
-		if (!scope_list_tables(m->src, &t, &inc, &ninc, errbuf, errlen))
+		if (!scope_list_tables(m->src, &t, inc, ninc, errbuf, errlen))
 			return false;
-		if (ninc == 0)
+		if (*ninc == 0)
 		{
-			scope_free(inc, ninc);
 			snprintf(errbuf, errlen, "no table on the source matches --table %s", m->o.tables[0]);
 			return false;
 		}
@@ -1027,67 +1001,22 @@ mig_dump_filters(mig *m, const char ***fargv, char ***owned, int *nowned, char *
 	{
 		scope_filters t = {.tables = f.exclude_tables};
 
-		if (!scope_list_tables(m->src, &t, &exc, &nexc, errbuf, errlen))
-		{
-			scope_free(inc, ninc);
+		if (!scope_list_tables(m->src, &t, exc, nexc, errbuf, errlen))
 			return false;
-		}
 	}
-	/* a dry run looks nothing up: the names as given */
-	cap = (size_t)m->o.nschemas + (size_t)m->o.nex_schemas + (size_t)ninc + (size_t)nexc +
-	      (m->o.dry_run ? (size_t)m->o.ntables + (size_t)m->o.nex_tables : 0);
-	av = calloc(2 * cap + 1, sizeof(char *));
-	*owned = calloc(cap + 1, sizeof(char *));
-	if (av == NULL || *owned == NULL)
-		goto oom;
-	for (int i = 0; i < m->o.nschemas + m->o.nex_schemas; i++)
-	{
-		bool ex = i >= m->o.nschemas;
-		char *pat = scope_schema_pattern(ex ? m->o.ex_schemas[i - m->o.nschemas] : m->o.schemas[i]);
-
-		if (pat == NULL)
-			goto oom;
-		(*owned)[(*nowned)++] = pat;
-		av[n++] = ex ? "--exclude-schema" : "--schema";
-		av[n++] = pat;
-	}
-	for (int i = 0; m->o.dry_run && i < m->o.ntables + m->o.nex_tables; i++)
-	{
-		bool ex = i >= m->o.ntables;
-
-		av[n++] = ex ? "--exclude-table" : "--table";
-		av[n++] = ex ? m->o.ex_tables[i - m->o.ntables] : m->o.tables[i];
-	}
-	for (int i = 0; i < ninc + nexc; i++)
-	{
-		char *name = i < ninc ? inc[i] : exc[i - ninc];
-
-		(*owned)[(*nowned)++] = name; /* owned from here on */
-		av[n++] = i < ninc ? "--table" : "--exclude-table";
-		av[n++] = name;
-	}
-	free(inc);
-	free(exc);
-	*fargv = av;
 	return true;
-oom:
-	free(av);
-	scope_free(inc, ninc);
-	scope_free(exc, nexc);
-	scope_free(*owned, *nowned);
-	*owned = NULL;
-	*nowned = 0;
-	snprintf(errbuf, errlen, "out of memory");
-	return false;
 }
 
 static bool
 mig_dump(mig *m, char *errbuf, size_t errlen)
 {
-	const char **argv, **fargv;
-	char path[600], dbname[2048], jobs[24], compress[24], snapshot[128];
-	int n = 0, nowned = 0, nf = 0;
-	char **owned = NULL;
+	dumprestore_source src = {.bindir = m->bindir,
+	                          .conninfo = m->src_ci.safe,
+	                          .snapshot = m->slot.snapshot,
+	                          .progress = mig_progress(m)};
+	dumprestore_dump d;
+	char **inc, **exc;
+	int ninc, nexc;
 	bool warned, ok;
 	struct stat st;
 	event e;
@@ -1106,66 +1035,25 @@ mig_dump(mig *m, char *errbuf, size_t errlen)
 		if (!mig_remove_dump(m->o.dump_path, false, errbuf, errlen))
 			return false;
 	}
-	snprintf(path, sizeof(path), "%s/pg_dump", m->bindir);
-	snprintf(dbname, sizeof(dbname), "--dbname=%s", m->src_ci.safe);
-	snprintf(jobs, sizeof(jobs), "--jobs=%d", m->o.jobs);
-	if (!mig_dump_filters(m, &fargv, &owned, &nowned, errbuf, errlen))
-		return false;
-	while (fargv[nf])
-		nf++;
-	argv = calloc(32 + (size_t)nf, sizeof(char *)); /* 32: the fixed options */
-	if (argv == NULL)
+	ok = mig_dump_tables(m, &inc, &ninc, &exc, &nexc, errbuf, errlen);
+	if (ok)
 	{
-		free(fargv);
-		scope_free(owned, nowned);
-		snprintf(errbuf, errlen, "out of memory");
-		return false;
+		src.tables = inc;
+		src.ntables = ninc;
+		src.ex_tables = exc;
+		src.nex_tables = nexc;
+		ok = dumprestore_dump_argv(&d, &m->o, &src, errbuf, errlen);
+		if (ok)
+		{
+			if (!m->o.dry_run)
+				event_say("Dump", "info", "pg_dump to %s with %d job%s", m->o.dump_path, m->o.jobs,
+				          m->o.jobs > 1 ? "s" : "");
+			ok = mig_run_child(m, "Dump", d.argv, m->src_ci.password, &warned, errbuf, errlen);
+		}
+		dumprestore_dump_free(&d);
 	}
-	argv[n++] = path;
-	argv[n++] = dbname;
-	argv[n++] = "--format=directory";
-	argv[n++] = jobs;
-	argv[n++] = "--file";
-	argv[n++] = m->o.dump_path;
-	if (m->o.online)
-	{
-		snprintf(snapshot, sizeof(snapshot), "--snapshot=%s",
-		         m->o.dry_run ? "<exported-at-run-time>" : m->slot.snapshot);
-		argv[n++] = snapshot;
-	}
-	if (strcmp(m->o.scope, "schema-only") == 0)
-		argv[n++] = "--schema-only";
-	else if (strcmp(m->o.scope, "data-only") == 0)
-		argv[n++] = "--data-only";
-	if (m->o.compress >= 0)
-	{
-		snprintf(compress, sizeof(compress), "--compress=%d", m->o.compress);
-		argv[n++] = compress;
-	}
-	if (m->o.no_publications)
-		argv[n++] = "--no-publications";
-	if (m->o.no_subscriptions)
-		argv[n++] = "--no-subscriptions";
-	if (m->o.no_sync)
-		argv[n++] = "--no-sync";
-	if (m->o.no_comments)
-		argv[n++] = "--no-comments";
-	if (m->o.no_security_labels)
-		argv[n++] = "--no-security-labels";
-	if (m->o.no_table_access_method)
-		argv[n++] = "--no-table-access-method";
-	if (m->o.verbose || mig_progress(m))
-		argv[n++] = "--verbose";
-	for (int i = 0; i < nf; i++)
-		argv[n++] = fargv[i];
-	argv[n] = NULL;
-	if (!m->o.dry_run)
-		event_say("Dump", "info", "pg_dump to %s with %d job%s", m->o.dump_path, m->o.jobs,
-		          m->o.jobs > 1 ? "s" : "");
-	ok = mig_run_child(m, "Dump", argv, m->src_ci.password, &warned, errbuf, errlen);
-	free(argv);
-	free(fargv);
-	scope_free(owned, nowned);
+	scope_free(inc, ninc);
+	scope_free(exc, nexc);
 	if (!ok)
 		return false;
 	if (m->o.dry_run)
@@ -1324,51 +1212,19 @@ mig_restore(mig *m, char *errbuf, size_t errlen)
 static bool
 mig_restore_sections(mig *m, char *errbuf, size_t errlen)
 {
-	static const char *const sections[] = {"--section=pre-data", "--section=data",
-	                                       "--section=post-data"};
-	char path[600], dbname[2048], jobs[24];
+	dumprestore_restore r;
 	bool any_warning = false;
 	int64_t t0 = cli_now_ms();
 	event e;
-	/*
-	 * pg_restore --clean drops only what the sections it restores hold: the
-	 * pre-data pass cannot drop a table that a foreign key or a trigger
-	 * (post-data) still depends on. A clean restore is one pass (pg_restore
-	 * still loads the data before the post-data).
-	 */
-	bool clean = m->o.drop_target_first || m->o.resume;
-	bool split = m->o.split_sections && !clean;
 
-	snprintf(path, sizeof(path), "%s/pg_restore", m->bindir);
-	snprintf(dbname, sizeof(dbname), "--dbname=%s", m->tgt_ci.safe);
-	snprintf(jobs, sizeof(jobs), "--jobs=%d", m->o.jobs);
-	for (int s = 0; s < (split ? 3 : 1); s++)
+	dumprestore_restore_argv(&r, &m->o, m->bindir, m->tgt_ci.safe, mig_progress(m));
+	for (int s = 0; s < r.npasses; s++)
 	{
-		const char *argv[16];
-		int n = 0;
 		bool warned;
 
-		argv[n++] = path;
-		argv[n++] = dbname;
-		argv[n++] = jobs;
-		if (split)
-			argv[n++] = sections[s];
-		if (clean)
-		{
-			argv[n++] = "--clean";
-			argv[n++] = "--if-exists";
-		}
-		if (m->o.verbose || (mig_progress(m) && s == (split ? 1 : 0)))
-			argv[n++] = "--verbose";
-		if (m->o.no_owner)
-			argv[n++] = "--no-owner";
-		if (m->o.no_privileges)
-			argv[n++] = "--no-privileges";
-		argv[n++] = m->o.dump_path;
-		argv[n] = NULL;
 		if (!m->o.dry_run)
-			event_say("Restore", "info", "pg_restore %s", split ? sections[s] + 10 : "");
-		if (!mig_run_child(m, "Restore", argv, m->tgt_ci.password, &warned, errbuf, errlen))
+			event_say("Restore", "info", "pg_restore %s", r.section[s]);
+		if (!mig_run_child(m, "Restore", r.argv[s], m->tgt_ci.password, &warned, errbuf, errlen))
 			return false;
 		any_warning |= warned;
 	}
