@@ -2,7 +2,8 @@
  * cmd_bench.c — `pg_dbmigrator bench`: drain a slot's backlog into a target
  * with the apply engine, up to --endpos, and report the throughput.
  *
- * Owns: the run's replication connection, ring, receiver and applier.
+ * Owns: the run's replication connection and its pipeline (ring, receiver,
+ * applier: see pipeline.h).
  */
 #include "config.h"
 
@@ -16,11 +17,8 @@
 #include "apply.h"
 #include "cli.h"
 #include "cmd.h"
-#include "receiver.h"
-#include "relcache.h"
+#include "pipeline.h"
 #include "replconn.h"
-#include "ring.h"
-#include "stream.h"
 
 #define BENCH_MAX_PUBLICATIONS 32
 
@@ -291,12 +289,8 @@ cmd_bench(int argc, char **argv)
 {
 	bench_opts opts;
 	replconn rc = {0};
-	relcache cache;
-	ring rg;
-	receiver rcv = {0};
-	applier app;
-	bool app_open = false, ring_ready = false, cache_ready = false, ok = false;
-	static stream_decoder sd;
+	static pipeline pl; /* big: the decoder's column storage */
+	bool ok = false;
 	stream_opts so = {0};
 	replslot slot;
 	replstart start = {0};
@@ -320,9 +314,8 @@ cmd_bench(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (!relcache_init(&cache, apply_rel_free, err, sizeof(err)))
+	if (!pipeline_init(&pl, apply_rel_free, err, sizeof(err)))
 		goto error;
-	cache_ready = true;
 	if (!replconn_open(&rc, opts.source, err, sizeof(err)))
 		goto error;
 	if (!replconn_find_slot(&rc, opts.slot, &found, &slot, err, sizeof(err)))
@@ -338,32 +331,28 @@ cmd_bench(int argc, char **argv)
 	/* bench does not know when the slot was made: its progress row is tied to the source only */
 	opts.apply.source_system = rc.system_id;
 	opts.apply.resuming = true;
-	if (!apply_open(&app, &opts.apply, &cache, err, sizeof(err)))
+	if (!pipeline_open_applier(&pl, &opts.apply, err, sizeof(err)))
 		goto error;
-	app_open = true;
-	if (!ring_init(&rg, opts.ring_size, err, sizeof(err)))
-		goto error;
-	ring_ready = true;
-	if (!stream_decoder_init(&sd,
-	                         opts.proto_version ? opts.proto_version
-	                                            : replconn_max_proto_version(rc.server_version),
-	                         &cache, err, sizeof(err)))
+	if (!pipeline_prepare(&pl, opts.ring_size,
+	                      opts.proto_version ? opts.proto_version
+	                                         : replconn_max_proto_version(rc.server_version),
+	                      err, sizeof(err)))
 		goto error;
 	start.slot = opts.slot;
 	/* restart after what the target has (the slot may be behind it) */
-	start.start_lsn = app.progress_lsn;
-	start.proto_version = sd.cfg.proto_version;
+	start.start_lsn = pl.app.progress_lsn;
+	start.proto_version = pipeline_proto_version(&pl);
 	start.publications = opts.publications;
 	start.messages = true;
-	start.client_encoding = app.encoding[0] ? app.encoding : NULL;
+	start.client_encoding = pl.app.encoding[0] ? pl.app.encoding : NULL;
 	if (!replconn_start(&rc, &start, err, sizeof(err)))
 		goto error;
 	t0 = cli_now_ms();
-	if (!receiver_start(&rcv, &rc, &rg, opts.status_interval_ms, 0, err, sizeof(err)))
+	if (!pipeline_start(&pl, &rc, opts.status_interval_ms, 0, err, sizeof(err)))
 		goto error;
 	so.endpos = opts.endpos;
 	so.stop = &bench_interrupted;
-	end = stream_apply(&so, &rcv, &rg, &sd.dec, &cache, &app, err, sizeof(err));
+	end = pipeline_apply(&pl, &so, err, sizeof(err));
 	if (end == STREAM_FAILED || (end == STREAM_CLOSED && err[0]))
 		goto error;
 	if (end == STREAM_CLOSED)
@@ -371,30 +360,21 @@ cmd_bench(int argc, char **argv)
 		snprintf(err, sizeof(err), "the source ended the replication stream before --endpos");
 		goto error;
 	}
-	if (!receiver_stop(&rcv, err, sizeof(err)))
+	if (!pipeline_stop(&pl, err, sizeof(err)))
 		goto error;
-	bench_report(&opts, &app, (double)(cli_now_ms() - t0) / 1000.0,
-	             slot.consistent_point > app.progress_lsn ? slot.consistent_point
-	                                                      : app.progress_lsn,
-	             app.committed_lsn);
+	bench_report(&opts, &pl.app, (double)(cli_now_ms() - t0) / 1000.0,
+	             slot.consistent_point > pl.app.progress_lsn ? slot.consistent_point
+	                                                         : pl.app.progress_lsn,
+	             pl.app.committed_lsn);
 	ok = true;
 error:
 	if (!ok)
 	{
-		if (rcv.started)
-		{
-			receiver_abandon(&rcv);
-			if (rcv.failed && err[0] == '\0')
-				snprintf(err, sizeof(err), "%s", rcv.errmsg);
-		}
+		pipeline_abandon(&pl, err, sizeof(err));
 		fprintf(stderr, "pg_dbmigrator bench: %s\n", err);
 	}
+	pipeline_abandon(&pl, NULL, 0);
 	replconn_close(&rc);
-	if (app_open)
-		apply_close(&app);
-	if (ring_ready)
-		ring_free(&rg);
-	if (cache_ready)
-		relcache_free(&cache);
+	pipeline_free(&pl);
 	return ok ? EXIT_OK : EXIT_ERROR;
 }

@@ -2,8 +2,8 @@
  * cmd_decode.c — `pg_dbmigrator decode`: print the decoded stream of a slot,
  * like pg_recvlogical, through our own replication client and decoder.
  *
- * Owns: the output file, the ring, the relation cache and the decoder state
- * of one run. The receiver thread owns the connection while streaming.
+ * Owns: the output file and the pipeline (ring, relation cache, decoder
+ * state, receiver: see pipeline.h) of one run. The receiver thread owns the connection while streaming.
  * Never: acknowledges a transaction before its lines are written out (and
  * fsync'd when the output is a file), prints anything past --endpos, or
  * exits without telling why.
@@ -25,13 +25,13 @@
 #include "cmd.h"
 #include "decodefmt.h"
 #include "pgoutput.h"
+#include "pipeline.h"
 #include "receiver.h"
 #include "relcache.h"
 #include "replconn.h"
 #include "ring.h"
 #include "strbuf.h"
 
-#define DECODE_MAX_COLUMNS      1664
 #define DECODE_FLUSH_BYTES      (1024 * 1024)
 #define DECODE_FLUSH_MS         200
 #define DECODE_MAX_PUBLICATIONS 64
@@ -517,17 +517,10 @@ cmd_decode(int argc, char **argv)
 	decode_opts opts;
 	decode_run run = {0};
 	replconn rc = {0};
-	relcache cache;
-	ring rg;
-	receiver rcv = {0};
-	pgo_decoder dec;
-	pgo_config cfg = {0};
-	static pgo_value old_cols[DECODE_MAX_COLUMNS], new_cols[DECODE_MAX_COLUMNS];
-	static pgo_relcol rel_cols[DECODE_MAX_COLUMNS];
+	static pipeline pl; /* big: the decoder's column storage */
 	struct sigaction sa;
 	bool help;
 	bool ok = false;
-	bool ring_ready = false;
 	char err[2048] = "";
 
 	if (!decode_parse_args(argc, argv, &opts, &help))
@@ -547,35 +540,24 @@ cmd_decode(int argc, char **argv)
 	run.opts = &opts;
 	run.fd = -1;
 	strbuf_init(&run.out);
-	if (!relcache_init(&cache, NULL, err, sizeof(err)))
+	if (!pipeline_init(&pl, NULL, err, sizeof(err)))
 		goto error;
 	if (!decode_open_output(&run, err, sizeof(err)))
 		goto error;
-	if (!decode_connect(&opts, &rc, &cache, err, sizeof(err)))
+	if (!decode_connect(&opts, &rc, &pl.cache, err, sizeof(err)))
 		goto error;
-	if (!ring_init(&rg, opts.ring_size, err, sizeof(err)))
+	/* the protocol version is checked by decode_parse_args, or the server's highest */
+	if (!pipeline_prepare(&pl, opts.ring_size,
+	                      opts.proto_version ? opts.proto_version
+	                                         : replconn_max_proto_version(rc.server_version),
+	                      err, sizeof(err)))
 		goto error;
-	ring_ready = true;
-
-	cfg.proto_version =
-	    opts.proto_version ? opts.proto_version : replconn_max_proto_version(rc.server_version);
-	cfg.max_columns = DECODE_MAX_COLUMNS;
-	cfg.old_cols = old_cols;
-	cfg.new_cols = new_cols;
-	cfg.rel_cols = rel_cols;
-	cfg.natts = relcache_natts;
-	cfg.natts_arg = &cache;
-	if (pgo_decoder_init(&dec, &cfg) != PGO_ERR_OK)
-	{
-		snprintf(err, sizeof(err), "could not set up the decoder");
-		goto error;
-	}
-	if (!receiver_start(&rcv, &rc, &rg, opts.status_interval_ms, 0, err, sizeof(err)))
+	if (!pipeline_start(&pl, &rc, opts.status_interval_ms, 0, err, sizeof(err)))
 		goto error;
 	run.last_flush_ms = cli_now_ms();
-	if (!decode_loop(&run, &rcv, &rg, &dec, &cache, err, sizeof(err)))
+	if (!decode_loop(&run, &pl.rcv, &pl.ring, &pl.sd.dec, &pl.cache, err, sizeof(err)))
 		goto error;
-	if (!receiver_stop(&rcv, err, sizeof(err)))
+	if (!pipeline_stop(&pl, err, sizeof(err)))
 		goto error;
 	if (opts.drop_slot && !decode_drop_slot(&opts, &rc, err, sizeof(err)))
 		goto error;
@@ -583,19 +565,13 @@ cmd_decode(int argc, char **argv)
 error:
 	if (!ok)
 	{
-		if (rcv.started)
-		{
-			/* keep the thread's own error if the loop failed because of it */
-			receiver_abandon(&rcv);
-			if (rcv.failed && err[0] == '\0')
-				snprintf(err, sizeof(err), "%s", rcv.errmsg);
-		}
+		/* keep the thread's own error if the loop failed because of it */
+		pipeline_abandon(&pl, err, sizeof(err));
 		fprintf(stderr, "pg_dbmigrator decode: %s\n", err);
 	}
+	pipeline_abandon(&pl, NULL, 0);
 	replconn_close(&rc);
-	if (ring_ready)
-		ring_free(&rg);
-	relcache_free(&cache);
+	pipeline_free(&pl);
 	strbuf_free(&run.out);
 	if (run.fd > STDOUT_FILENO)
 		close(run.fd);

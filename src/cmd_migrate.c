@@ -39,6 +39,7 @@
 #include "events.h"
 #include "guard.h"
 #include "migopts.h"
+#include "pipeline.h"
 #include "receiver.h"
 #include "relcache.h"
 #include "replconn.h"
@@ -1411,22 +1412,11 @@ mig_tick(void *arg)
 
 /* Tear down one streaming attempt (keeps the slot and the target's progress). */
 static void
-mig_stream_teardown(mig *m, receiver *rcv, applier *app, bool *app_open, ring *rg, bool *ring_ready,
-                    relcache *cache, bool *cache_ready)
+mig_stream_teardown(mig *m, pipeline *pl)
 {
-	if (rcv->started)
-		receiver_abandon(rcv);
-	memset(rcv, 0, sizeof(*rcv));
+	pipeline_abandon(pl, NULL, 0);
 	replconn_close(&m->rc);
-	if (*app_open)
-		apply_close(app);
-	*app_open = false;
-	if (*ring_ready)
-		ring_free(rg);
-	*ring_ready = false;
-	if (*cache_ready)
-		relcache_free(cache);
-	*cache_ready = false;
+	pipeline_free(pl);
 }
 
 /*
@@ -1456,15 +1446,10 @@ mig_backoff(int ms)
 static int
 mig_stream(mig *m, char *errbuf, size_t errlen)
 {
-	relcache cache;
-	ring rg;
-	receiver rcv = {0};
-	applier app;
-	static stream_decoder sd;
+	static pipeline pl; /* big: the decoder's column storage */
 	stream_opts so = {0};
 	apply_opts ao = {0};
 	const char *pubs[3] = {m->o.publication, NULL, NULL};
-	bool cache_ready = false, ring_ready = false, app_open = false;
 	int rc = EXIT_ERROR, backoff_ms = 1000;
 	stream_end end = STREAM_FAILED;
 	static volatile sig_atomic_t never = 0;
@@ -1503,7 +1488,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 			/* a lost connection: start over from the slot and the target's progress row */
 			int64_t now = cli_now_ms();
 
-			mig_stream_teardown(m, &rcv, &app, &app_open, &rg, &ring_ready, &cache, &cache_ready);
+			mig_stream_teardown(m, &pl);
 			m->rcv = NULL;
 			m->app = NULL;
 			if (now - last_progress_ms > (int64_t)m->o.reconnect_max_wait * 1000)
@@ -1552,55 +1537,50 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 				goto done;
 			}
 		}
-		if (!relcache_init(&cache, apply_rel_free, errbuf, errlen))
+		if (!pipeline_init(&pl, apply_rel_free, errbuf, errlen))
 			goto done;
-		cache_ready = true;
 		/* a reconnect of this run finds its own row; a resumed run must find its own */
 		ao.resuming = m->o.resume || attempt > 0;
 		ao.guarded = m->guard_applied;
-		if (!apply_open(&app, &ao, &cache, errbuf, errlen))
+		if (!pipeline_open_applier(&pl, &ao, errbuf, errlen))
 		{
 			if (attempt == 0)
 				goto done;
 			continue; /* the target is not back yet */
 		}
-		app_open = true;
-		if (app.progress_note[0])
-			event_say("StreamApply", "warning", "%s", app.progress_note);
-		if (!ring_init(&rg, m->o.ring_size, errbuf, errlen))
-			goto done;
-		ring_ready = true;
-		if (!stream_decoder_init(&sd, replconn_max_proto_version(m->rc.server_version), &cache,
-		                         errbuf, errlen))
+		if (pl.app.progress_note[0])
+			event_say("StreamApply", "warning", "%s", pl.app.progress_note);
+		if (!pipeline_prepare(&pl, m->o.ring_size, replconn_max_proto_version(m->rc.server_version),
+		                      errbuf, errlen))
 			goto done;
 		start.slot = m->o.slot;
-		start.start_lsn = app.progress_lsn > m->slot.consistent_point ? app.progress_lsn
-		                                                              : m->slot.consistent_point;
+		start.start_lsn = pl.app.progress_lsn > m->slot.consistent_point ? pl.app.progress_lsn
+		                                                                 : m->slot.consistent_point;
 		if (attempt == 0)
 		{
 			furthest = start.start_lsn;
 			last_progress_ms = cli_now_ms();
 		}
 		m->stream_start_lsn = start.start_lsn;
-		start.proto_version = sd.cfg.proto_version;
+		start.proto_version = pipeline_proto_version(&pl);
 		start.publications = pubs;
 		start.messages = false;
-		start.client_encoding = app.encoding[0] ? app.encoding : NULL;
+		start.client_encoding = pl.app.encoding[0] ? pl.app.encoding : NULL;
 		if (!replconn_start(&m->rc, &start, errbuf, errlen) ||
-		    !receiver_start(&rcv, &m->rc, &rg, 10000, m->o.receiver_timeout * 1000, errbuf, errlen))
+		    !pipeline_start(&pl, &m->rc, 10000, m->o.receiver_timeout * 1000, errbuf, errlen))
 		{
 			if (attempt == 0 && !m->rc.slot_busy)
 				goto done;
 			continue;
 		}
-		m->rcv = &rcv;
-		m->app = &app;
+		m->rcv = &pl.rcv;
+		m->app = &pl.app;
 		attempt_ms = cli_now_ms();
 		if (attempt == 0)
 			event_say("StreamApply", "info", "streaming from %s%s", m->slot.name,
-			          app.replica_role ? ""
-			                           : " (without session_replication_role = replica: the "
-			                             "guard holds the target's triggers and foreign keys)");
+			          pl.app.replica_role ? ""
+			                              : " (without session_replication_role = replica: the "
+			                                "guard holds the target's triggers and foreign keys)");
 		else
 		{
 			char lsn[PGO_LSN_STRLEN];
@@ -1608,7 +1588,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 			event_say("Reconnect", "info", "reconnected: streaming from %s again at %s",
 			          m->slot.name, pgo_lsn_format(start.start_lsn, lsn));
 		}
-		end = stream_apply(&so, &rcv, &rg, &sd.dec, &cache, &app, errbuf, errlen);
+		end = pipeline_apply(&pl, &so, errbuf, errlen);
 		if (end == STREAM_ENDPOS || end == STREAM_STOPPED)
 			break;
 		if (end == STREAM_CLOSED && errbuf[0] == '\0')
@@ -1619,15 +1599,15 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		 * of the walsender's that would come again) and anything else stops
 		 * the run at once.
 		 */
-		if (!(end == STREAM_CLOSED || (end == STREAM_FAILED && apply_lost_target(&app))) ||
-		    (end == STREAM_CLOSED && rcv.failed && rcv.fatal))
+		if (!(end == STREAM_CLOSED || (end == STREAM_FAILED && apply_lost_target(&pl.app))) ||
+		    (end == STREAM_CLOSED && pl.rcv.failed && pl.rcv.fatal))
 			goto done;
 		{
 			int64_t now = cli_now_ms();
-			pgo_lsn reached = atomic_load(&rcv.received_lsn);
+			pgo_lsn reached = atomic_load(&pl.rcv.received_lsn);
 
-			if (app.committed_lsn > reached)
-				reached = app.committed_lsn;
+			if (pl.app.committed_lsn > reached)
+				reached = pl.app.committed_lsn;
 			if (reached > furthest || now - attempt_ms >= (int64_t)m->o.reconnect_max_wait * 1000)
 			{
 				furthest = reached > furthest ? reached : furthest;
@@ -1636,7 +1616,7 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 			}
 		}
 	}
-	if (!receiver_stop(&rcv, errbuf, errlen))
+	if (!pipeline_stop(&pl, errbuf, errlen))
 		goto done;
 	if (end == STREAM_STOPPED)
 	{
@@ -1652,12 +1632,12 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 			snprintf(errbuf, errlen,
 			         "cutover timed out after %d s: applied up to %s of %s; nothing was cut over "
 			         "(the slot is kept); raise --cutover-timeout or check the target",
-			         m->o.cutover_timeout, pgo_lsn_format(mig_applied_lsn(m, &app), lsn),
+			         m->o.cutover_timeout, pgo_lsn_format(mig_applied_lsn(m, &pl.app), lsn),
 			         pgo_lsn_format(m->cutover_lsn, cut));
 			goto done;
 		}
 		event_say("Cutover", "warning", "aborted: applied up to %s; the slot \"%s\" is kept",
-		          pgo_lsn_format(mig_applied_lsn(m, &app), lsn), m->o.slot);
+		          pgo_lsn_format(mig_applied_lsn(m, &pl.app), lsn), m->o.slot);
 		rc = EXIT_ABORTED;
 		goto done;
 	}
@@ -1691,34 +1671,25 @@ mig_stream(mig *m, char *errbuf, size_t errlen)
 		double secs = (double)(cli_now_ms() - m->start_ms) / 1000.0;
 
 		event_begin(&e, "Cutover");
-		event_str(&e, "applied_lsn", pgo_lsn_format(mig_applied_lsn(m, &app), lsn));
+		event_str(&e, "applied_lsn", pgo_lsn_format(mig_applied_lsn(m, &pl.app), lsn));
 		if (m->cutover_lsn)
 			event_str(&e, "cutover_lsn", pgo_lsn_format(m->cutover_lsn, cut));
 		event_int(&e, "row_changes",
-		          (int64_t)(app.stats.inserts + app.stats.updates + app.stats.deletes));
-		event_int(&e, "transactions", (int64_t)app.stats.txns);
+		          (int64_t)(pl.app.stats.inserts + pl.app.stats.updates + pl.app.stats.deletes));
+		event_int(&e, "transactions", (int64_t)pl.app.stats.txns);
 		if (m->o.skip_missing)
-			event_int(&e, "missing_rows_skipped", (int64_t)app.stats.missing_rows);
+			event_int(&e, "missing_rows_skipped", (int64_t)pl.app.stats.missing_rows);
 		event_num(&e, "seconds", secs);
 		event_end(&e, "everything up to the cutover position is applied");
 	}
 	rc = EXIT_OK;
 done:
-	if (rc != EXIT_OK && rcv.started)
-	{
-		receiver_abandon(&rcv);
-		if (rcv.failed && errbuf[0] == '\0')
-			snprintf(errbuf, errlen, "%s", rcv.errmsg);
-	}
+	if (rc != EXIT_OK)
+		pipeline_abandon(&pl, errbuf, errlen);
 	m->rcv = NULL;
 	m->app = NULL;
 	m->so = NULL;
-	if (app_open)
-		apply_close(&app);
-	if (ring_ready)
-		ring_free(&rg);
-	if (cache_ready)
-		relcache_free(&cache);
+	pipeline_free(&pl);
 	return rc;
 }
 

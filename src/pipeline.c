@@ -1,0 +1,104 @@
+/*
+ * pipeline.c — assembles and tears down the streaming pipeline (relation
+ * cache, applier, ring, decoder, receiver) for bench, decode and migrate.
+ *
+ * Owns: the parts inside struct pipeline. Never: touches the replication
+ * connection beyond handing it to the receiver, or reports events.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pipeline.h"
+
+/* Start from nothing and set up the relation cache. */
+bool
+pipeline_init(pipeline *p, relcache_user_free_fn user_free, char *errbuf, size_t errlen)
+{
+	p->cache_ready = false;
+	p->app_open = false;
+	p->ring_ready = false;
+	memset(&p->rcv, 0, sizeof(p->rcv));
+	if (!relcache_init(&p->cache, user_free, errbuf, errlen))
+		return false;
+	p->cache_ready = true;
+	return true;
+}
+
+/* Open the applier; it borrows the relation cache. */
+bool
+pipeline_open_applier(pipeline *p, const apply_opts *o, char *errbuf, size_t errlen)
+{
+	if (!apply_open(&p->app, o, &p->cache, errbuf, errlen))
+		return false;
+	p->app_open = true;
+	return true;
+}
+
+/* Set up the ring and the decoder. */
+bool
+pipeline_prepare(pipeline *p, size_t ring_size, int proto, char *errbuf, size_t errlen)
+{
+	if (!ring_init(&p->ring, ring_size, errbuf, errlen))
+		return false;
+	p->ring_ready = true;
+	return stream_decoder_init(&p->sd, proto, &p->cache, errbuf, errlen);
+}
+
+/* The protocol version the decoder was set up for. */
+int
+pipeline_proto_version(const pipeline *p)
+{
+	return p->sd.cfg.proto_version;
+}
+
+/* Start the receiver thread on a streaming connection. */
+bool
+pipeline_start(pipeline *p, replconn *rc, int status_interval_ms, int timeout_ms, char *errbuf,
+               size_t errlen)
+{
+	return receiver_start(&p->rcv, rc, &p->ring, status_interval_ms, timeout_ms, errbuf, errlen);
+}
+
+/* Run the applier on the stream. */
+stream_end
+pipeline_apply(pipeline *p, const stream_opts *o, char *errbuf, size_t errlen)
+{
+	return stream_apply(o, &p->rcv, &p->ring, &p->sd.dec, &p->cache, &p->app, errbuf, errlen);
+}
+
+/* Stop the receiver cleanly. */
+bool
+pipeline_stop(pipeline *p, char *errbuf, size_t errlen)
+{
+	return receiver_stop(&p->rcv, errbuf, errlen);
+}
+
+/* Stop the receiver on a failed path, keeping its own error if errbuf has none. */
+void
+pipeline_abandon(pipeline *p, char *errbuf, size_t errlen)
+{
+	if (!p->rcv.started)
+		return;
+	receiver_abandon(&p->rcv);
+	if (errbuf != NULL && p->rcv.failed && errbuf[0] == '\0')
+		snprintf(errbuf, errlen, "%s", p->rcv.errmsg);
+}
+
+/* Free whatever was set up, in the reverse order of the set-up. */
+void
+pipeline_free(pipeline *p)
+{
+	pipeline_abandon(p, NULL, 0);
+	memset(&p->rcv, 0, sizeof(p->rcv));
+	if (p->app_open)
+		apply_close(&p->app);
+	p->app_open = false;
+	if (p->ring_ready)
+		ring_free(&p->ring);
+	p->ring_ready = false;
+	if (p->cache_ready)
+		relcache_free(&p->cache);
+	p->cache_ready = false;
+}
