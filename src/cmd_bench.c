@@ -21,6 +21,7 @@
 #include "replconn.h"
 #include "ring.h"
 #include "stream.h"
+#include "pgdbm_schema.h"
 
 #define BENCH_MAX_PUBLICATIONS 32
 
@@ -74,7 +75,7 @@ bench_usage(FILE *f)
 	        "                          (multi-row INSERT)\n"
 	        "  --help                  show this help\n"
 	        "\n"
-	        "Progress is kept in _pg_dbmigrator.apply_progress on the target: a second run\n"
+	        "Progress is kept in " PGDBM_PROGRESS " on the target: a second run\n"
 	        "continues where the first one committed. Ctrl+C stops cleanly.\n",
 	        APPLY_DEFAULT_GROUP_TXNS);
 }

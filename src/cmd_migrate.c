@@ -47,6 +47,7 @@
 #include "ring.h"
 #include "stream.h"
 #include "verify.h"
+#include "pgdbm_schema.h"
 
 typedef struct mig
 {
@@ -680,7 +681,7 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 		if (!mig_value(m->tgt,
 		               "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
 		               "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT "
-		               "IN ('pg_catalog', 'information_schema', '_pg_dbmigrator') AND n.nspname "
+		               "IN ('pg_catalog', 'information_schema', '" PGDBM_SCHEMA "') AND n.nspname "
 		               "NOT LIKE 'pg\\_%'",
 		               buf, sizeof(buf), errbuf, errlen))
 			return mig_check_failed("target_empty", "%s", errbuf);
@@ -1954,8 +1955,8 @@ mig_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress)
 	    !srcplan_drop_publication(m->src, m->plan.keyless_publication, err, sizeof(err)))
 		event_say("Complete", "warning", "could not drop the publication: %s", err);
 	if (drop_progress && m->tgt && m->o.online &&
-	    !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
-		event_say("Complete", "warning", "could not drop _pg_dbmigrator on the target: %s", err);
+	    !mig_exec(m->tgt, PGDBM_SCHEMA_DROP_SQL, err, sizeof(err)))
+		event_say("Complete", "warning", "could not drop " PGDBM_SCHEMA " on the target: %s", err);
 }
 
 /* ------------------------------------------------------------------- guard */
@@ -1990,7 +1991,7 @@ mig_guard_apply(mig *m, char *errbuf, size_t errlen)
 	event_int(&e, "triggers", c.triggers);
 	event_int(&e, "foreign_keys", c.foreign_keys);
 	event_int(&e, "identities", c.identities);
-	event_end(&e, "%s, recorded in _pg_dbmigrator.guard_ledger on the target",
+	event_end(&e, "%s, recorded in " PGDBM_LEDGER " on the target",
 	          m->guard_full ? "user triggers disabled, foreign keys dropped and identity columns "
 	                          "BY DEFAULT on the target while streaming"
 	                        : "identity columns BY DEFAULT and ENABLE ALWAYS/REPLICA triggers "
@@ -2012,7 +2013,7 @@ mig_guard_undo(mig *m, const char *stage, char *errbuf, size_t errlen)
 		snprintf(why, sizeof(why), "%s", errbuf);
 		snprintf(errbuf, errlen,
 		         "could not put back what the guard changed on the target: %s; fix the cause "
-		         "and run again with --resume (_pg_dbmigrator.guard_ledger keeps what is left)",
+		         "and run again with --resume (" PGDBM_LEDGER " keeps what is left)",
 		         why);
 		return false;
 	}
@@ -2294,8 +2295,7 @@ mig_force_clean(mig *m)
 			          "validated)",
 			          u.triggers, u.identities, u.foreign_keys, v.validated);
 	}
-	if (m->tgt &&
-	    !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
+	if (m->tgt && !mig_exec(m->tgt, PGDBM_SCHEMA_DROP_SQL, err, sizeof(err)))
 		event_say("Validate", "warning", "--force-clean: %s", err);
 	unlink(m->token_path);
 	m->have_token = false;
@@ -2350,7 +2350,7 @@ mig_dry_run(mig *m, char *errbuf, size_t errlen)
 			if (m->plan.tables[i].set_full)
 				printf("on the source: ALTER TABLE %s REPLICA IDENTITY FULL\n",
 				       m->plan.tables[i].name);
-		printf("at cutover: drop slot %s%s%s; drop _pg_dbmigrator on the target\n",
+		printf("at cutover: drop slot %s%s%s; drop " PGDBM_SCHEMA " on the target\n",
 		       m->o.keep_slot ? "(no: --keep-slot)" : m->o.slot,
 		       pub_exists ? "" : ", drop publication ", pub_exists ? "" : m->o.publication);
 	}
@@ -2984,12 +2984,13 @@ done:
 			char gerr[512];
 
 			if (guard_pending(m.tgt, &rows, gerr, sizeof(gerr)) && rows > 0)
-				event_say(rc == EXIT_ABORTED ? "Aborted" : "Error", "info",
-				          "the guard stays in force on the target (%d changes recorded in "
-				          "_pg_dbmigrator.guard_ledger: triggers disabled, foreign keys dropped, "
-				          "identity columns BY DEFAULT), as the resume needs it: --resume finishes "
-				          "the migration and puts them back; --force-clean puts them back too",
-				          rows);
+				event_say(
+				    rc == EXIT_ABORTED ? "Aborted" : "Error", "info",
+				    "the guard stays in force on the target (%d changes recorded in " PGDBM_LEDGER
+				    ": triggers disabled, foreign keys dropped, "
+				    "identity columns BY DEFAULT), as the resume needs it: --resume finishes "
+				    "the migration and puts them back; --force-clean puts them back too",
+				    rows);
 		}
 	}
 	replconn_close(&m.rc);
