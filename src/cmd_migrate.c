@@ -48,6 +48,7 @@
 #include "stream.h"
 #include "verify.h"
 #include "pgdbm_schema.h"
+#include "pgsession.h"
 
 typedef struct mig
 {
@@ -129,45 +130,17 @@ mig_connect(const char *connstr, const char *which, char *errbuf, size_t errlen)
 	 * UTF-8 on both sides (kept by PQreset): names read from a LATIN1 source
 	 * are sent to a UTF8 target (guard, sequences) and back to the source
 	 */
-	const char *const keys[] = {"dbname", "client_encoding", NULL};
-	const char *const vals[] = {connstr, "UTF8", NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	const pgsession_opts o = {.conninfo = connstr,
+	                          .role = strcmp(which, "source") == 0 ? PGSESSION_SOURCE
+	                                                               : PGSESSION_TARGET,
+	                          .client_encoding = "UTF8"};
+	char why[4096];
+	PGconn *c = pgsession_open(&o, why, sizeof(why));
 
-	if (c == NULL || PQstatus(c) != CONNECTION_OK)
-	{
-		snprintf(errbuf, errlen, "cannot connect to the %s: %s", which,
-		         c ? PQerrorMessage(c) : "out of memory");
-		PQfinish(c);
-		return NULL;
-	}
-	PQclear(PQexec(c, "SET client_min_messages TO warning"));
-	/*
-	 * our own source transactions (publications, the cutover position) never
-	 * wait for a synchronous standby, which may be this very migration
-	 */
-	if (strcmp(which, "source") == 0)
-		PQclear(PQexec(c, "SET synchronous_commit = local"));
+	/* a long reason is cut to errbuf (the result says so, and is not needed) */
+	if (c == NULL && snprintf(errbuf, errlen, "cannot connect to the %s: %s", which, why) < 0)
+		errbuf[0] = '\0';
 	return c;
-}
-
-/* A regular connection that may have been cut (server restart): reset it if so. */
-static void
-mig_fresh(PGconn *c, bool source)
-{
-	PGresult *res;
-
-	if (c == NULL)
-		return;
-	res = PQexec(c, "SELECT 1");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		PQreset(c);
-		if (PQstatus(c) == CONNECTION_OK)
-			PQclear(PQexec(c, source ? "SET client_min_messages TO warning; SET "
-			                           "synchronous_commit = local"
-			                         : "SET client_min_messages TO warning"));
-	}
-	PQclear(res);
 }
 
 /* One value of a query (copied into buf); false (with the server's message) on error. */
@@ -1479,7 +1452,7 @@ mig_tick(void *arg)
 		{
 			/* tried again at the next tick, on a fresh connection */
 			event_say("Cutover", "warning", "cannot read the source's WAL position: %s", err);
-			mig_fresh(m->src, true);
+			pgsession_refresh(m->src, PGSESSION_SOURCE);
 			return;
 		}
 		m->cutover = true;
@@ -2873,8 +2846,8 @@ cmd_migrate(int argc, char **argv)
 				goto done;
 			rc = mig_stream(&m, err, sizeof(err));
 			/* either server may have restarted while streaming */
-			mig_fresh(m.src, true);
-			mig_fresh(m.tgt, false);
+			pgsession_refresh(m.src, PGSESSION_SOURCE);
+			pgsession_refresh(m.tgt, PGSESSION_TARGET);
 			if (rc != EXIT_OK)
 				goto done;
 			rc = EXIT_ERROR;

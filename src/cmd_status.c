@@ -17,6 +17,7 @@
 #include "resume.h"
 #include "strbuf.h"
 #include "pgdbm_schema.h"
+#include "pgsession.h"
 
 static void
 status_usage(FILE *f)
@@ -35,16 +36,13 @@ status_usage(FILE *f)
 static PGconn *
 status_connect(const char *connstr, char *err, size_t errlen)
 {
-	const char *keys[] = {"dbname", "connect_timeout", NULL};
-	const char *vals[] = {connstr, "5", NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	const pgsession_opts o = {.conninfo = connstr, .connect_timeout = "5"};
+	PGconn *c = pgsession_open(&o, err, errlen);
 
-	if (c == NULL || PQstatus(c) != CONNECTION_OK)
+	if (c == NULL)
 	{
-		snprintf(err, errlen, "%s", c ? PQerrorMessage(c) : "out of memory");
 		for (size_t n = strlen(err); n > 0 && err[n - 1] == '\n'; n--)
 			err[n - 1] = '\0';
-		PQfinish(c);
 		return NULL;
 	}
 	return c;
