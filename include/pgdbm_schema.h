@@ -21,32 +21,32 @@
 #define PGDBM_LEDGER PGDBM_SCHEMA ".guard_ledger"
 
 #define PGDBM_SCHEMA_CREATE_SQL "CREATE SCHEMA IF NOT EXISTS " PGDBM_SCHEMA "; "
-#define PGDBM_SCHEMA_DROP_SQL "DROP SCHEMA IF EXISTS " PGDBM_SCHEMA " CASCADE"
+#define PGDBM_SCHEMA_DROP_SQL   "DROP SCHEMA IF EXISTS " PGDBM_SCHEMA " CASCADE"
 
 /*
  * The progress table: slot, position, when, and whose rows they are (the
  * source system and the run). A table of an older version gets the new
  * columns, NULL: its rows are strangers'.
  */
-#define PGDBM_PROGRESS_DDL                                                                         \
-	PGDBM_SCHEMA_CREATE_SQL                                                                        \
-	"CREATE TABLE IF NOT EXISTS " PGDBM_PROGRESS " ("                                              \
-	" slot_name text PRIMARY KEY, lsn pg_lsn NOT NULL, applied_at timestamptz NOT NULL, "          \
-	" source_system text, run_lsn pg_lsn); "                                                       \
-	"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = "              \
-	"'" PGDBM_PROGRESS "'::pg_catalog.regclass AND attname = 'run_lsn') THEN "                     \
-	"ALTER TABLE " PGDBM_PROGRESS " ADD COLUMN IF NOT EXISTS source_system text, "                 \
+#define PGDBM_PROGRESS_DDL                                                                \
+	PGDBM_SCHEMA_CREATE_SQL                                                               \
+	"CREATE TABLE IF NOT EXISTS " PGDBM_PROGRESS " ("                                     \
+	" slot_name text PRIMARY KEY, lsn pg_lsn NOT NULL, applied_at timestamptz NOT NULL, " \
+	" source_system text, run_lsn pg_lsn); "                                              \
+	"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = "     \
+	"'" PGDBM_PROGRESS "'::pg_catalog.regclass AND attname = 'run_lsn') THEN "            \
+	"ALTER TABLE " PGDBM_PROGRESS " ADD COLUMN IF NOT EXISTS source_system text, "        \
 	"ADD COLUMN IF NOT EXISTS run_lsn pg_lsn; END IF; END$$"
 
 /* The guard ledger: what was changed, so that a resumed run can put it back. */
-#define PGDBM_LEDGER_DDL                                                                           \
-	PGDBM_SCHEMA_CREATE_SQL                                                                        \
-	"CREATE TABLE IF NOT EXISTS " PGDBM_LEDGER " ("                                                \
-	" kind text NOT NULL CHECK (kind IN ('trigger', 'foreign_key', 'identity')),"                  \
-	" rel text NOT NULL, name text NOT NULL, detail text NOT NULL,"                                \
-	" validated boolean NOT NULL DEFAULT false,"                                                   \
-	" readded boolean NOT NULL DEFAULT false,"                                                     \
-	" changed_at timestamptz NOT NULL DEFAULT now(),"                                              \
+#define PGDBM_LEDGER_DDL                                                          \
+	PGDBM_SCHEMA_CREATE_SQL                                                       \
+	"CREATE TABLE IF NOT EXISTS " PGDBM_LEDGER " ("                               \
+	" kind text NOT NULL CHECK (kind IN ('trigger', 'foreign_key', 'identity'))," \
+	" rel text NOT NULL, name text NOT NULL, detail text NOT NULL,"               \
+	" validated boolean NOT NULL DEFAULT false,"                                  \
+	" readded boolean NOT NULL DEFAULT false,"                                    \
+	" changed_at timestamptz NOT NULL DEFAULT now(),"                             \
 	" PRIMARY KEY (kind, rel, name))"
 
 #endif /* PGDBM_SCHEMA_H */
