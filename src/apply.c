@@ -35,6 +35,7 @@
 #include "apply.h"
 #include "apply_internal.h"
 #include "replconn.h"
+#include "pgdbm_schema.h"
 
 #define APPLY_FLUSH_BYTES (256 * 1024) /* flush libpq's buffer after this much */
 #define APPLY_MAX_PENDING 65536        /* statements in flight before we wait */
@@ -335,7 +336,7 @@ apply_fail_answer(applier *a, const apply_pending *p, PGresult *res)
 			break;
 		case AP_PROGRESS:
 			snprintf(msg, sizeof(msg),
-			         "the progress row of this slot in _pg_dbmigrator.apply_progress is not where "
+			         "the progress row of this slot in " PGDBM_PROGRESS " is not where "
 			         "this run left it: another pg_dbmigrator applies the same slot, or the "
 			         "previous target transaction did not commit");
 			break;
@@ -660,15 +661,7 @@ apply_enter_pipeline(applier *a)
  * are (the source system and the run, see apply_opts). A table of an older
  * version gets the new columns, NULL: its rows are strangers'.
  */
-static const char progress_ddl[] =
-    "CREATE SCHEMA IF NOT EXISTS _pg_dbmigrator; "
-    "CREATE TABLE IF NOT EXISTS _pg_dbmigrator.apply_progress ("
-    " slot_name text PRIMARY KEY, lsn pg_lsn NOT NULL, applied_at timestamptz NOT NULL, "
-    " source_system text, run_lsn pg_lsn); "
-    "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = "
-    "'_pg_dbmigrator.apply_progress'::pg_catalog.regclass AND attname = 'run_lsn') THEN "
-    "ALTER TABLE _pg_dbmigrator.apply_progress ADD COLUMN IF NOT EXISTS source_system text, "
-    "ADD COLUMN IF NOT EXISTS run_lsn pg_lsn; END IF; END$$";
+static const char progress_ddl[] = PGDBM_PROGRESS_DDL;
 
 /*
  * Read this slot's row (made if missing): trust it only if it is this
@@ -685,18 +678,18 @@ apply_read_progress(applier *a)
 	bool mine;
 
 	if (!apply_exec(a,
-	                "INSERT INTO _pg_dbmigrator.apply_progress VALUES ($1, '0/0', now(), $2, $3) "
+	                "INSERT INTO " PGDBM_PROGRESS " VALUES ($1, '0/0', now(), $2, $3) "
 	                "ON CONFLICT (slot_name) DO NOTHING",
 	                3, params, NULL) ||
 	    !apply_exec(a,
-	                "SELECT lsn, source_system, run_lsn FROM _pg_dbmigrator.apply_progress "
+	                "SELECT lsn, source_system, run_lsn FROM " PGDBM_PROGRESS " "
 	                "WHERE slot_name = $1",
 	                1, params, &res))
 		return false;
 	if (PQntuples(res) != 1 || !pgo_lsn_parse(PQgetvalue(res, 0, 0), &a->progress_lsn))
 	{
 		PQclear(res);
-		return apply_fail(a, "could not read _pg_dbmigrator.apply_progress on the target", NULL);
+		return apply_fail(a, "could not read " PGDBM_PROGRESS " on the target", NULL);
 	}
 	sys = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
 	snprintf(row_run, sizeof(row_run), "%s", PQgetisnull(res, 0, 2) ? "" : PQgetvalue(res, 0, 2));
@@ -707,7 +700,7 @@ apply_read_progress(applier *a)
 		char lsn[PGO_LSN_STRLEN];
 
 		snprintf(msg, sizeof(msg),
-		         "the progress row of slot \"%s\" in _pg_dbmigrator.apply_progress on the target "
+		         "the progress row of slot \"%s\" in " PGDBM_PROGRESS " on the target "
 		         "(applied up to %s) belongs to %s%s%s%s%s",
 		         a->opts.slot_name, pgo_lsn_format(a->progress_lsn, lsn),
 		         sys == NULL ? "an earlier run of an older version"
@@ -730,8 +723,8 @@ apply_read_progress(applier *a)
 			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
 			         ": its position means nothing for this slot, so this run cannot continue from "
 			         "it. Start over with --force-clean --drop-target-first, or, if the target "
-			         "really holds this slot's changes up to there, record that with UPDATE "
-			         "_pg_dbmigrator.apply_progress SET source_system = '%s'%s%s%s WHERE "
+			         "really holds this slot's changes up to there, record that with "
+			         "UPDATE " PGDBM_PROGRESS " SET source_system = '%s'%s%s%s WHERE "
 			         "slot_name = '%s'",
 			         a->opts.source_system ? a->opts.source_system : "",
 			         a->opts.run_lsn ? ", run_lsn = '" : "", a->opts.run_lsn ? run : "",
@@ -739,7 +732,7 @@ apply_read_progress(applier *a)
 			return apply_fail(a, msg, NULL);
 		}
 		if (!apply_exec(a,
-		                "UPDATE _pg_dbmigrator.apply_progress SET lsn = '0/0', applied_at = now(), "
+		                "UPDATE " PGDBM_PROGRESS " SET lsn = '0/0', applied_at = now(), "
 		                "source_system = $2, run_lsn = $3 WHERE slot_name = $1",
 		                3, params, NULL))
 			return false;
@@ -757,7 +750,7 @@ apply_read_progress(applier *a)
  * back) when the row is not at $3.
  */
 static const char progress_sql[] =
-    "WITH moved AS (UPDATE _pg_dbmigrator.apply_progress SET lsn = $2::pg_lsn, applied_at = now() "
+    "WITH moved AS (UPDATE " PGDBM_PROGRESS " SET lsn = $2::pg_lsn, applied_at = now() "
     "WHERE slot_name = $1 AND lsn = $3::pg_lsn RETURNING 1) "
     "SELECT 1 / (SELECT count(*)::int FROM moved)";
 

@@ -19,6 +19,7 @@
 #include "cmd.h"
 #include "pipeline.h"
 #include "replconn.h"
+#include "pgdbm_schema.h"
 
 #define BENCH_MAX_PUBLICATIONS 32
 
@@ -72,7 +73,7 @@ bench_usage(FILE *f)
 	        "                          (multi-row INSERT)\n"
 	        "  --help                  show this help\n"
 	        "\n"
-	        "Progress is kept in _pg_dbmigrator.apply_progress on the target: a second run\n"
+	        "Progress is kept in " PGDBM_PROGRESS " on the target: a second run\n"
 	        "continues where the first one committed. Ctrl+C stops cleanly.\n",
 	        APPLY_DEFAULT_GROUP_TXNS);
 }

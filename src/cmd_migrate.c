@@ -49,6 +49,8 @@
 #include "ring.h"
 #include "stream.h"
 #include "verify.h"
+#include "pgdbm_schema.h"
+#include "pgsession.h"
 
 typedef struct mig
 {
@@ -130,45 +132,17 @@ mig_connect(const char *connstr, const char *which, char *errbuf, size_t errlen)
 	 * UTF-8 on both sides (kept by PQreset): names read from a LATIN1 source
 	 * are sent to a UTF8 target (guard, sequences) and back to the source
 	 */
-	const char *const keys[] = {"dbname", "client_encoding", NULL};
-	const char *const vals[] = {connstr, "UTF8", NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	const pgsession_opts o = {.conninfo = connstr,
+	                          .role = strcmp(which, "source") == 0 ? PGSESSION_SOURCE
+	                                                               : PGSESSION_TARGET,
+	                          .client_encoding = "UTF8"};
+	char why[4096];
+	PGconn *c = pgsession_open(&o, why, sizeof(why));
 
-	if (c == NULL || PQstatus(c) != CONNECTION_OK)
-	{
-		snprintf(errbuf, errlen, "cannot connect to the %s: %s", which,
-		         c ? PQerrorMessage(c) : "out of memory");
-		PQfinish(c);
-		return NULL;
-	}
-	PQclear(PQexec(c, "SET client_min_messages TO warning"));
-	/*
-	 * our own source transactions (publications, the cutover position) never
-	 * wait for a synchronous standby, which may be this very migration
-	 */
-	if (strcmp(which, "source") == 0)
-		PQclear(PQexec(c, "SET synchronous_commit = local"));
+	/* a long reason is cut to errbuf (the result says so, and is not needed) */
+	if (c == NULL && snprintf(errbuf, errlen, "cannot connect to the %s: %s", which, why) < 0)
+		errbuf[0] = '\0';
 	return c;
-}
-
-/* A regular connection that may have been cut (server restart): reset it if so. */
-static void
-mig_fresh(PGconn *c, bool source)
-{
-	PGresult *res;
-
-	if (c == NULL)
-		return;
-	res = PQexec(c, "SELECT 1");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		PQreset(c);
-		if (PQstatus(c) == CONNECTION_OK)
-			PQclear(PQexec(c, source ? "SET client_min_messages TO warning; SET "
-			                           "synchronous_commit = local"
-			                         : "SET client_min_messages TO warning"));
-	}
-	PQclear(res);
 }
 
 /* One value of a query (copied into buf); false (with the server's message) on error. */
@@ -682,7 +656,7 @@ mig_validate(mig *m, char *errbuf, size_t errlen)
 		if (!mig_value(m->tgt,
 		               "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
 		               "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT "
-		               "IN ('pg_catalog', 'information_schema', '_pg_dbmigrator') AND n.nspname "
+		               "IN ('pg_catalog', 'information_schema', '" PGDBM_SCHEMA "') AND n.nspname "
 		               "NOT LIKE 'pg\\_%'",
 		               buf, sizeof(buf), errbuf, errlen))
 			return mig_check_failed("target_empty", "%s", errbuf);
@@ -1335,7 +1309,7 @@ mig_tick(void *arg)
 		{
 			/* tried again at the next tick, on a fresh connection */
 			event_say("Cutover", "warning", "cannot read the source's WAL position: %s", err);
-			mig_fresh(m->src, true);
+			pgsession_refresh(m->src, PGSESSION_SOURCE);
 			return;
 		}
 		m->cutover = true;
@@ -1781,8 +1755,8 @@ mig_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress)
 	    !srcplan_drop_publication(m->src, m->plan.keyless_publication, err, sizeof(err)))
 		event_say("Complete", "warning", "could not drop the publication: %s", err);
 	if (drop_progress && m->tgt && m->o.online &&
-	    !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
-		event_say("Complete", "warning", "could not drop _pg_dbmigrator on the target: %s", err);
+	    !mig_exec(m->tgt, PGDBM_SCHEMA_DROP_SQL, err, sizeof(err)))
+		event_say("Complete", "warning", "could not drop " PGDBM_SCHEMA " on the target: %s", err);
 }
 
 /* ------------------------------------------------------------------- guard */
@@ -1817,7 +1791,7 @@ mig_guard_apply(mig *m, char *errbuf, size_t errlen)
 	event_int(&e, "triggers", c.triggers);
 	event_int(&e, "foreign_keys", c.foreign_keys);
 	event_int(&e, "identities", c.identities);
-	event_end(&e, "%s, recorded in _pg_dbmigrator.guard_ledger on the target",
+	event_end(&e, "%s, recorded in " PGDBM_LEDGER " on the target",
 	          m->guard_full ? "user triggers disabled, foreign keys dropped and identity columns "
 	                          "BY DEFAULT on the target while streaming"
 	                        : "identity columns BY DEFAULT and ENABLE ALWAYS/REPLICA triggers "
@@ -1839,7 +1813,7 @@ mig_guard_undo(mig *m, const char *stage, char *errbuf, size_t errlen)
 		snprintf(why, sizeof(why), "%s", errbuf);
 		snprintf(errbuf, errlen,
 		         "could not put back what the guard changed on the target: %s; fix the cause "
-		         "and run again with --resume (_pg_dbmigrator.guard_ledger keeps what is left)",
+		         "and run again with --resume (" PGDBM_LEDGER " keeps what is left)",
 		         why);
 		return false;
 	}
@@ -2121,8 +2095,7 @@ mig_force_clean(mig *m)
 			          "validated)",
 			          u.triggers, u.identities, u.foreign_keys, v.validated);
 	}
-	if (m->tgt &&
-	    !mig_exec(m->tgt, "DROP SCHEMA IF EXISTS _pg_dbmigrator CASCADE", err, sizeof(err)))
+	if (m->tgt && !mig_exec(m->tgt, PGDBM_SCHEMA_DROP_SQL, err, sizeof(err)))
 		event_say("Validate", "warning", "--force-clean: %s", err);
 	unlink(m->token_path);
 	m->have_token = false;
@@ -2177,7 +2150,7 @@ mig_dry_run(mig *m, char *errbuf, size_t errlen)
 			if (m->plan.tables[i].set_full)
 				printf("on the source: ALTER TABLE %s REPLICA IDENTITY FULL\n",
 				       m->plan.tables[i].name);
-		printf("at cutover: drop slot %s%s%s; drop _pg_dbmigrator on the target\n",
+		printf("at cutover: drop slot %s%s%s; drop " PGDBM_SCHEMA " on the target\n",
 		       m->o.keep_slot ? "(no: --keep-slot)" : m->o.slot,
 		       pub_exists ? "" : ", drop publication ", pub_exists ? "" : m->o.publication);
 	}
@@ -2700,8 +2673,8 @@ cmd_migrate(int argc, char **argv)
 				goto done;
 			rc = mig_stream(&m, err, sizeof(err));
 			/* either server may have restarted while streaming */
-			mig_fresh(m.src, true);
-			mig_fresh(m.tgt, false);
+			pgsession_refresh(m.src, PGSESSION_SOURCE);
+			pgsession_refresh(m.tgt, PGSESSION_TARGET);
 			if (rc != EXIT_OK)
 				goto done;
 			rc = EXIT_ERROR;
@@ -2811,12 +2784,13 @@ done:
 			char gerr[512];
 
 			if (guard_pending(m.tgt, &rows, gerr, sizeof(gerr)) && rows > 0)
-				event_say(rc == EXIT_ABORTED ? "Aborted" : "Error", "info",
-				          "the guard stays in force on the target (%d changes recorded in "
-				          "_pg_dbmigrator.guard_ledger: triggers disabled, foreign keys dropped, "
-				          "identity columns BY DEFAULT), as the resume needs it: --resume finishes "
-				          "the migration and puts them back; --force-clean puts them back too",
-				          rows);
+				event_say(
+				    rc == EXIT_ABORTED ? "Aborted" : "Error", "info",
+				    "the guard stays in force on the target (%d changes recorded in " PGDBM_LEDGER
+				    ": triggers disabled, foreign keys dropped, "
+				    "identity columns BY DEFAULT), as the resume needs it: --resume finishes "
+				    "the migration and puts them back; --force-clean puts them back too",
+				    rows);
 		}
 	}
 	replconn_close(&m.rc);

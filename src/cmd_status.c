@@ -16,6 +16,8 @@
 #include "guard.h"
 #include "resume.h"
 #include "strbuf.h"
+#include "pgdbm_schema.h"
+#include "pgsession.h"
 
 static void
 status_usage(FILE *f)
@@ -34,16 +36,13 @@ status_usage(FILE *f)
 static PGconn *
 status_connect(const char *connstr, char *err, size_t errlen)
 {
-	const char *keys[] = {"dbname", "connect_timeout", NULL};
-	const char *vals[] = {connstr, "5", NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	const pgsession_opts o = {.conninfo = connstr, .connect_timeout = "5"};
+	PGconn *c = pgsession_open(&o, err, errlen);
 
-	if (c == NULL || PQstatus(c) != CONNECTION_OK)
+	if (c == NULL)
 	{
-		snprintf(err, errlen, "%s", c ? PQerrorMessage(c) : "out of memory");
 		for (size_t n = strlen(err); n > 0 && err[n - 1] == '\n'; n--)
 			err[n - 1] = '\0';
-		PQfinish(c);
 		return NULL;
 	}
 	return c;
@@ -135,11 +134,11 @@ cmd_status(int argc, char **argv)
 	if ((tgt = status_connect(t.target, tgt_err, sizeof(tgt_err))) != NULL)
 	{
 		const char *params[1] = {t.slot};
-		PGresult *res = PQexecParams(
-		    tgt,
-		    "SELECT lsn, applied_at FROM _pg_dbmigrator.apply_progress "
-		    "WHERE slot_name = $1 AND to_regclass('_pg_dbmigrator.apply_progress') IS NOT NULL",
-		    1, NULL, params, NULL, NULL, 0);
+		PGresult *res =
+		    PQexecParams(tgt,
+		                 "SELECT lsn, applied_at FROM " PGDBM_PROGRESS " "
+		                 "WHERE slot_name = $1 AND to_regclass('" PGDBM_PROGRESS "') IS NOT NULL",
+		                 1, NULL, params, NULL, NULL, 0);
 
 		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 		{
@@ -199,7 +198,7 @@ cmd_status(int argc, char **argv)
 			printf("applied:      nothing streamed yet\n");
 		if (guard_rows > 0)
 			printf("guard:        %d changes in force on the target (triggers, foreign keys, "
-			       "identity columns; _pg_dbmigrator.guard_ledger): --resume or --force-clean "
+			       "identity columns; " PGDBM_LEDGER "): --resume or --force-clean "
 			       "puts them back\n",
 			       guard_rows);
 	}

@@ -17,16 +17,9 @@
 #include <string.h>
 
 #include "guard.h"
+#include "pgdbm_schema.h"
 
-static const char guard_ledger_ddl[] =
-    "CREATE SCHEMA IF NOT EXISTS _pg_dbmigrator; "
-    "CREATE TABLE IF NOT EXISTS _pg_dbmigrator.guard_ledger ("
-    " kind text NOT NULL CHECK (kind IN ('trigger', 'foreign_key', 'identity')),"
-    " rel text NOT NULL, name text NOT NULL, detail text NOT NULL,"
-    " validated boolean NOT NULL DEFAULT false,"
-    " readded boolean NOT NULL DEFAULT false,"
-    " changed_at timestamptz NOT NULL DEFAULT now(),"
-    " PRIMARY KEY (kind, rel, name))";
+static const char guard_ledger_ddl[] = PGDBM_LEDGER_DDL;
 
 /*
  * What the guard changes for the tables in $1 (quoted names; partitions of
@@ -267,7 +260,7 @@ guard_apply(PGconn *tgt, const char *const *tables, int ntables, bool full, guar
 		ok = guard_exec(tgt, "BEGIN", 0, NULL, errbuf, errlen);
 		ok =
 		    ok && guard_exec(tgt,
-		                     "INSERT INTO _pg_dbmigrator.guard_ledger (kind, rel, name, detail, "
+		                     "INSERT INTO " PGDBM_LEDGER " (kind, rel, name, detail, "
 		                     "validated) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, rel, name) "
 		                     "DO UPDATE SET readded = false",
 		                     5, params, errbuf, errlen);
@@ -287,7 +280,7 @@ guard_apply(PGconn *tgt, const char *const *tables, int ntables, bool full, guar
 static bool
 guard_has_ledger(PGconn *tgt, bool *has, char *errbuf, size_t errlen)
 {
-	PGresult *res = PQexec(tgt, "SELECT to_regclass('_pg_dbmigrator.guard_ledger') IS NOT NULL");
+	PGresult *res = PQexec(tgt, "SELECT to_regclass('" PGDBM_LEDGER "') IS NOT NULL");
 	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
 
 	if (ok)
@@ -310,7 +303,7 @@ guard_pending(PGconn *tgt, int *rows, char *errbuf, size_t errlen)
 		return false;
 	if (!has)
 		return true;
-	res = PQexec(tgt, "SELECT count(*) FROM _pg_dbmigrator.guard_ledger");
+	res = PQexec(tgt, "SELECT count(*) FROM " PGDBM_LEDGER);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		snprintf(errbuf, errlen, "could not read the guard's ledger on the target: %s",
@@ -370,7 +363,7 @@ guard_undo(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen)
 		return false;
 	if (!has)
 		return true;
-	res = PQexec(tgt, "SELECT kind, rel, name, detail, validated FROM _pg_dbmigrator.guard_ledger "
+	res = PQexec(tgt, "SELECT kind, rel, name, detail, validated FROM " PGDBM_LEDGER " "
 	                  "WHERE NOT readded ORDER BY kind DESC, rel, name");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
@@ -404,11 +397,10 @@ guard_undo(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen)
 			ok = false;
 		/* a foreign key stays in the ledger until it is validated */
 		ok = ok && guard_exec(tgt,
-		                      fk && !partitioned
-		                          ? "UPDATE _pg_dbmigrator.guard_ledger SET readded = true "
-		                            "WHERE kind = $1 AND rel = $2 AND name = $3"
-		                          : "DELETE FROM _pg_dbmigrator.guard_ledger "
-		                            "WHERE kind = $1 AND rel = $2 AND name = $3",
+		                      fk && !partitioned ? "UPDATE " PGDBM_LEDGER " SET readded = true "
+		                                           "WHERE kind = $1 AND rel = $2 AND name = $3"
+		                                         : "DELETE FROM " PGDBM_LEDGER " "
+		                                           "WHERE kind = $1 AND rel = $2 AND name = $3",
 		                      3, params, errbuf, errlen);
 		ok = ok && guard_exec(tgt, "COMMIT", 0, NULL, errbuf, errlen);
 		if (!ok)
@@ -436,7 +428,7 @@ guard_validate(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen)
 	/* only what the undo re-added: whatever is not re-added yet waits for guard_undo */
 	res = PQexec(tgt,
 	             "SELECT l.rel, l.name, l.validated AND k.oid IS NOT NULL AND NOT k.convalidated "
-	             "FROM _pg_dbmigrator.guard_ledger l LEFT JOIN pg_catalog.pg_constraint k ON "
+	             "FROM " PGDBM_LEDGER " l LEFT JOIN pg_catalog.pg_constraint k ON "
 	             "k.conrelid = to_regclass(l.rel) AND k.conname = l.name "
 	             "WHERE l.kind = 'foreign_key' AND l.readded ORDER BY 1, 2");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -461,7 +453,7 @@ guard_validate(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen)
 		if (ok && validate && !guard_exec(tgt, strbuf_data(&sql), 0, NULL, errbuf, errlen))
 			ok = false;
 		ok = ok && guard_exec(tgt,
-		                      "DELETE FROM _pg_dbmigrator.guard_ledger WHERE kind = 'foreign_key' "
+		                      "DELETE FROM " PGDBM_LEDGER " WHERE kind = 'foreign_key' "
 		                      "AND rel = $1 AND name = $2",
 		                      2, params, errbuf, errlen);
 		ok = ok && guard_exec(tgt, "COMMIT", 0, NULL, errbuf, errlen);

@@ -9,6 +9,7 @@
 
 #include "scope.h"
 #include "strbuf.h"
+#include "pgdbm_schema.h"
 
 /* A text[] literal of list (NULL-terminated), quoted for conn; PQfreemem it. */
 static char *
@@ -84,7 +85,7 @@ scope_list_tables(PGconn *conn, const scope_filters *f, char ***names, int *n, c
 	               "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
 	               "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 	               "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
-	               "AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_pg_dbmigrator') "
+	               "AND n.nspname NOT IN ('pg_catalog', 'information_schema', '" PGDBM_SCHEMA "') "
 	               "AND n.nspname NOT LIKE 'pg\\_%%' "
 	               "AND (cardinality(%s::text[]) = 0 OR n.nspname = ANY (%s::text[])) "
 	               "AND (cardinality(%s::text[]) = 0 OR c.relname = ANY (%s::text[]) "

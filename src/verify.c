@@ -18,6 +18,7 @@
 #include "scope.h"
 #include "strbuf.h"
 #include "verify.h"
+#include "pgdbm_schema.h"
 
 typedef struct verify_shared
 {
@@ -629,17 +630,17 @@ verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen)
 		static const char *const queries[][2] = {
 		    {"sequence", "SELECT format('%I.%I', schemaname, sequencename), "
 		                 "coalesce(last_value::text, 'unused') FROM pg_catalog.pg_sequences "
-		                 "WHERE schemaname NOT IN ('_pg_dbmigrator') ORDER BY 1"},
+		                 "WHERE schemaname NOT IN ('" PGDBM_SCHEMA "') ORDER BY 1"},
 		    {"table", "SELECT format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_tables "
 		              "WHERE schemaname NOT IN ('pg_catalog', 'information_schema', "
-		              "'_pg_dbmigrator') ORDER BY 1"},
+		              "'" PGDBM_SCHEMA "') ORDER BY 1"},
 		    {"index", "SELECT format('%I.%I', schemaname, indexname) FROM pg_catalog.pg_indexes "
 		              "WHERE schemaname NOT IN ('pg_catalog', 'information_schema', "
-		              "'_pg_dbmigrator') ORDER BY 1"},
+		              "'" PGDBM_SCHEMA "') ORDER BY 1"},
 		    {"constraint", "SELECT format('%I.%I', n.nspname, c.conname) FROM "
 		                   "pg_catalog.pg_constraint c JOIN pg_catalog.pg_namespace n ON n.oid = "
 		                   "c.connamespace WHERE n.nspname NOT IN ('pg_catalog', "
-		                   "'information_schema', '_pg_dbmigrator') ORDER BY 1"}};
+		                   "'information_schema', '" PGDBM_SCHEMA "') ORDER BY 1"}};
 
 		for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++)
 		{
