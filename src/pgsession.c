@@ -59,7 +59,7 @@ pgsession_refresh(PGconn *c, pgsession_role role)
 		PQreset(c);
 		if (PQstatus(c) == CONNECTION_OK && role != PGSESSION_PLAIN)
 			PQclear(PQexec(c, role == PGSESSION_SOURCE ? PGSESSION_QUIET_SQL
-			                                           "; " PGSESSION_SOURCE_SQL
+			                      "; " PGSESSION_SOURCE_SQL
 			                                           : PGSESSION_QUIET_SQL));
 	}
 	PQclear(res);
