@@ -9,7 +9,7 @@
 
 #include "pgdbm_attr.h"
 
-/* Exit codes (DESIGN.md). */
+/* Exit codes (docs/ARCHITECTURE.md, man page EXIT STATUS). */
 enum
 {
 	EXIT_OK = 0,
