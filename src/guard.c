@@ -351,27 +351,47 @@ guard_in_force(PGconn *tgt, const guard_item *it, bool *in_force, bool *partitio
 	return ok;
 }
 
+/*
+ * The ledger rows sql selects into *res (NULL when there is no ledger: the
+ * guard never ran or was fully undone); false with a message on error.
+ */
+static bool
+guard_read_ledger(PGconn *tgt, const char *sql, PGresult **res, char *errbuf, size_t errlen)
+{
+	bool has;
+
+	*res = NULL;
+	if (!guard_has_ledger(tgt, &has, errbuf, errlen))
+		return false;
+	if (!has)
+		return true;
+	*res = PQexec(tgt, sql);
+	if (PQresultStatus(*res) != PGRES_TUPLES_OK)
+	{
+		snprintf(errbuf, errlen, "could not read the guard's ledger on the target: %s",
+		         PQresultErrorMessage(*res));
+		PQclear(*res);
+		*res = NULL;
+		return false;
+	}
+	return true;
+}
+
 bool
 guard_undo(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen)
 {
 	PGresult *res;
 	strbuf sql;
-	bool has, ok = true;
+	bool ok = true;
 
 	memset(done, 0, sizeof(*done));
-	if (!guard_has_ledger(tgt, &has, errbuf, errlen))
+	if (!guard_read_ledger(tgt,
+	                       "SELECT kind, rel, name, detail, validated FROM " PGDBM_LEDGER " "
+	                       "WHERE NOT readded ORDER BY kind DESC, rel, name",
+	                       &res, errbuf, errlen))
 		return false;
-	if (!has)
+	if (res == NULL)
 		return true;
-	res = PQexec(tgt, "SELECT kind, rel, name, detail, validated FROM " PGDBM_LEDGER " "
-	                  "WHERE NOT readded ORDER BY kind DESC, rel, name");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		snprintf(errbuf, errlen, "could not read the guard's ledger on the target: %s",
-		         PQresultErrorMessage(res));
-		PQclear(res);
-		return false;
-	}
 	strbuf_init(&sql);
 	for (int i = 0; ok && i < PQntuples(res); i++)
 	{
@@ -418,26 +438,20 @@ guard_validate(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen)
 {
 	PGresult *res;
 	strbuf sql;
-	bool has, ok = true;
+	bool ok = true;
 
 	memset(done, 0, sizeof(*done));
-	if (!guard_has_ledger(tgt, &has, errbuf, errlen))
-		return false;
-	if (!has)
-		return true;
 	/* only what the undo re-added: whatever is not re-added yet waits for guard_undo */
-	res = PQexec(tgt,
-	             "SELECT l.rel, l.name, l.validated AND k.oid IS NOT NULL AND NOT k.convalidated "
-	             "FROM " PGDBM_LEDGER " l LEFT JOIN pg_catalog.pg_constraint k ON "
-	             "k.conrelid = to_regclass(l.rel) AND k.conname = l.name "
-	             "WHERE l.kind = 'foreign_key' AND l.readded ORDER BY 1, 2");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		snprintf(errbuf, errlen, "could not read the guard's ledger on the target: %s",
-		         PQresultErrorMessage(res));
-		PQclear(res);
+	if (!guard_read_ledger(tgt,
+	                       "SELECT l.rel, l.name, l.validated AND k.oid IS NOT NULL AND NOT "
+	                       "k.convalidated FROM " PGDBM_LEDGER " l LEFT JOIN "
+	                       "pg_catalog.pg_constraint k ON k.conrelid = to_regclass(l.rel) AND "
+	                       "k.conname = l.name WHERE l.kind = 'foreign_key' AND l.readded "
+	                       "ORDER BY 1, 2",
+	                       &res, errbuf, errlen))
 		return false;
-	}
+	if (res == NULL)
+		return true;
 	strbuf_init(&sql);
 	for (int i = 0; ok && i < PQntuples(res); i++)
 	{
