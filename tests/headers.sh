@@ -1,6 +1,6 @@
 #!/bin/sh
 # headers.sh — every public header compiles on its own: each header under
-# include/ and decoder/ is the only thing a translation unit includes (twice,
+# include/, decoder/ and src/ (the internal ones) is the only thing a translation unit includes (twice,
 # so its include guard is tested too), built with the project's warning flags.
 # A header that leans on something its includer happened to include first
 # (FILE without <stdio.h>, a type from a sibling header) fails here.
@@ -17,14 +17,14 @@ trap 'rm -rf "$tmp"' EXIT
 
 total=0
 failed=0
-for h in "$top"/include/*.h "$top"/decoder/*.h; do
+for h in "$top"/include/*.h "$top"/decoder/*.h "$top"/src/*.h; do
 	[ -f "$h" ] || continue
 	name=${h#"$top"/}
 	total=$((total + 1))
 	base=$(basename "$h")
 	printf '#include "%s"\n#include "%s"\n' "$base" "$base" >"$tmp/alone.c"
 	# shellcheck disable=SC2086 # the flags are a list of words
-	if $cc $cflags -I"$top/include" -I"$top/decoder" -fsyntax-only "$tmp/alone.c" \
+	if $cc $cflags -I"$top/include" -I"$top/decoder" -I"$top/src" -fsyntax-only "$tmp/alone.c" \
 		>"$tmp/out" 2>&1; then
 		echo "ok: $name compiles on its own"
 	else

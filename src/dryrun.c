@@ -1,0 +1,121 @@
+/*
+ * dryrun.c — --dry-run: after Validate, prints the plan (phases, what is
+ * created and dropped on each side, the exact pg_dump and pg_restore
+ * commands, tables, guard, sequences) and changes nothing.
+ *
+ * Owns: nothing. Never: writes to either server.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "migrate_internal.h"
+
+/* Validated already: print the plan, change nothing. */
+int
+dryrun_print(mig *m, char *errbuf, size_t errlen)
+{
+	scope_filters f = mig_scope(m);
+	char **names;
+	int n;
+	char buf[64], *lit;
+	bool pub_exists = false;
+	PGresult *res;
+
+	printf("Plan (--dry-run: nothing is changed):\n");
+	printf("phases: Validate%s -> Dump -> Restore%s%s -> Complete\n",
+	       m->o.online ? " -> PrepareSnapshot" : "",
+	       m->o.online ? " -> StreamApply -> (Lag ...) -> CaughtUp -> Cutover on Ctrl+C" : "",
+	       m->o.online && m->o.sequence_sync ? " -> SequenceSync" : "");
+	if (m->o.verify)
+		printf("then: Verify (%s)\n", m->o.verify == 2 ? "strict" : "warn");
+	if (m->o.online)
+	{
+		lit = PQescapeLiteral(m->src, m->o.publication, strlen(m->o.publication));
+		if (lit)
+		{
+			char sql[512];
+
+			snprintf(sql, sizeof(sql),
+			         "SELECT count(*) FROM pg_catalog.pg_publication WHERE pubname = %s", lit);
+			PQfreemem(lit);
+			pub_exists =
+			    mig_value(m->src, sql, buf, sizeof(buf), errbuf, errlen) && strcmp(buf, "0") != 0;
+		}
+		printf("on the source: %s publication %s; create logical slot %s (pgoutput) exporting a "
+		       "snapshot\n",
+		       pub_exists              ? "use the existing"
+		       : m->o.auto_publication ? "create"
+		                               : "MISSING",
+		       m->o.publication, m->o.slot);
+		if (m->plan.nkeyless > 0)
+			printf("on the source: create publication %s WITH (publish = 'insert, truncate') "
+			       "for the %d table%s without a replica identity (watched for updates and "
+			       "deletes)\n",
+			       m->plan.keyless_publication, m->plan.nkeyless, m->plan.nkeyless == 1 ? "" : "s");
+		for (int i = 0; i < m->plan.ntables; i++)
+			if (m->plan.tables[i].set_full)
+				printf("on the source: ALTER TABLE %s REPLICA IDENTITY FULL\n",
+				       m->plan.tables[i].name);
+		printf("at cutover: drop slot %s%s%s; drop " PGDBM_SCHEMA " on the target\n",
+		       m->o.keep_slot ? "(no: --keep-slot)" : m->o.slot,
+		       pub_exists ? "" : ", drop publication ", pub_exists ? "" : m->o.publication);
+	}
+	printf("dump (%s):\n", m->o.dump_path);
+	if (!dumprun_dump(m, errbuf, errlen))
+		return EXIT_ERROR;
+	printf("restore:\n");
+	if (!dumprun_restore(m, errbuf, errlen))
+		return EXIT_ERROR;
+	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
+		return EXIT_ERROR;
+	printf("tables (%d):\n", n);
+	for (int i = 0; i < n; i++)
+		printf("  %s\n", names[i]);
+	if (m->o.online)
+	{
+		guard_counts p;
+
+		if (!guard_plan(m->src, (const char *const *)names, n, m->guard_full, &p, errbuf, errlen))
+		{
+			scope_free(names, n);
+			return EXIT_ERROR;
+		}
+		if (m->guard_full)
+			printf("guard on the target (its role may not SET session_replication_role): while "
+			       "streaming, disable %d trigger%s, drop %d foreign key%s, set %d identity "
+			       "column%s to BY DEFAULT; at cutover put them back (foreign keys NOT VALID, "
+			       "validated after the cutover)\n",
+			       p.triggers, p.triggers == 1 ? "" : "s", p.foreign_keys,
+			       p.foreign_keys == 1 ? "" : "s", p.identities, p.identities == 1 ? "" : "s");
+		else
+			printf("guard on the target: while streaming, set %d identity column%s to BY "
+			       "DEFAULT and disable %d ENABLE ALWAYS/REPLICA trigger%s; put back at "
+			       "cutover\n",
+			       p.identities, p.identities == 1 ? "" : "s", p.triggers,
+			       p.triggers == 1 ? "" : "s");
+	}
+	scope_free(names, n);
+	res = PQexec(m->src, "SELECT format('%I.%I', schemaname, sequencename) FROM "
+	                     "pg_catalog.pg_sequences ORDER BY 1");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+	{
+		printf("sequences (%d)%s:\n", PQntuples(res),
+		       m->o.online && m->o.sequence_sync ? ", set to the source's values at cutover" : "");
+		for (int i = 0; i < PQntuples(res); i++)
+			printf("  %s\n", PQgetvalue(res, i, 0));
+	}
+	PQclear(res);
+	fflush(stdout);
+	return EXIT_OK;
+}

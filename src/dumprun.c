@@ -1,0 +1,319 @@
+/*
+ * dumprun.c — the Dump and Restore phases: runs pg_dump and pg_restore
+ * (argv from dumprestore.c) as children, progress on a terminal, --force-
+ * clean's removal of a dump directory, ANALYZE.
+ *
+ * Owns: nothing past a call. Never: builds an argv itself (dumprestore.c
+ * does).
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "migrate_internal.h"
+
+/* Progress lines on a terminal (from the children's --verbose output). */
+static bool
+dumprun_progress(const mig *m)
+{
+	return !m->o.verbose && !m->o.json && isatty(STDERR_FILENO) && m->ntables > 0;
+}
+
+static bool
+dumprun_child(mig *m, const char *stage, const char *const *argv, const char *password,
+              bool *warned, char *errbuf, size_t errlen)
+{
+	child_spec spec = {.argv = argv,
+	                   .password = password,
+	                   .interrupted = &mig_signals,
+	                   .show_stderr = m->o.verbose};
+
+	if (dumprun_progress(m))
+	{
+		spec.progress_match =
+		    strcmp(stage, "Dump") == 0 ? "dumping contents of table" : "processing data for table";
+		spec.progress_label = stage;
+		spec.progress_total = m->ntables;
+	}
+	child_result res;
+	bool ok;
+
+	*warned = false;
+	if (m->o.dry_run)
+	{
+		/* the exact command; the password would be in the child's environment only */
+		printf("  %s", password ? "PGPASSWORD=******** " : "");
+		for (int i = 0; argv[i]; i++)
+		{
+			bool plain =
+			    argv[i][strspn(argv[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			                            "0123456789-_=./:,")] == '\0';
+
+			if (plain)
+				printf("%s%s", i ? " " : "", argv[i]);
+			else
+			{
+				printf("%s'", i ? " " : "");
+				for (const char *c = argv[i]; *c; c++)
+					if (*c == '\'')
+						fputs("'\\''", stdout);
+					else
+						putchar(*c);
+				putchar('\'');
+			}
+		}
+		putchar('\n');
+		return true;
+	}
+	if (!child_run(&spec, &res, errbuf, errlen))
+		return false;
+	if (res.interrupted)
+	{
+		snprintf(errbuf, errlen, "interrupted during %s", stage);
+		strbuf_free(&res.summary);
+		return false;
+	}
+	ok = res.exit_code == 0;
+	if (!ok && strcmp(stage, "Restore") == 0 && res.exit_code == 1 && m->o.allow_restore_errors)
+	{
+		event e;
+
+		event_begin(&e, stage);
+		event_level(&e, "warning");
+		event_int(&e, "errors", res.error_lines);
+		event_end(&e, "pg_restore reported %d errors (--allow-restore-errors):\n%s",
+		          res.error_lines, strbuf_data(&res.summary));
+		*warned = true;
+		ok = true;
+	}
+	else if (!ok)
+		snprintf(errbuf, errlen, "%s exited with %d%s%s%s", argv[0], res.exit_code,
+		         res.error_lines ? "; its errors by kind:\n" : "", strbuf_data(&res.summary),
+		         strcmp(stage, "Restore") == 0 && res.exit_code == 1
+		             ? "(--allow-restore-errors accepts them when the data was restored)"
+		             : "");
+	strbuf_free(&res.summary);
+	return ok;
+}
+
+/*
+ * --force-clean: remove a previous run's dump directory, but only when all it
+ * holds is what pg_dump writes there (a wrong --dump-path must not cost the
+ * operator a directory).
+ */
+bool
+dumprun_remove_dump(const char *path, bool check_only, char *errbuf, size_t errlen)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	char file[1400];
+
+	if (d == NULL)
+	{
+		snprintf(errbuf, errlen, "cannot read the dump path \"%s\": %s", path, strerror(errno));
+		return false;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+		    !dumprestore_is_dump_file(de->d_name))
+		{
+			snprintf(errbuf, errlen,
+			         "--force-clean: \"%s\" holds \"%s\", which pg_dump does not write: it does "
+			         "not look like a dump directory, so it is left alone; remove it yourself or "
+			         "choose another --dump-path",
+			         path, de->d_name);
+			closedir(d);
+			return false;
+		}
+	if (check_only)
+	{
+		closedir(d);
+		return true;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL)
+	{
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+		if (unlink(file) != 0)
+		{
+			snprintf(errbuf, errlen, "could not remove \"%s\": %s", file, strerror(errno));
+			closedir(d);
+			return false;
+		}
+	}
+	closedir(d);
+	if (rmdir(path) != 0)
+	{
+		snprintf(errbuf, errlen, "could not remove \"%s\": %s", path, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * --table and --exclude-table as the quoted names they resolve to on the
+ * source (a dry run looks nothing up): *inc and *exc are malloc'd
+ * (scope_free), also after a failure.
+ */
+static bool
+dumprun_dump_tables(mig *m, char ***inc, int *ninc, char ***exc, int *nexc, char *errbuf,
+                    size_t errlen)
+{
+	scope_filters f = mig_scope(m);
+
+	*inc = *exc = NULL;
+	*ninc = *nexc = 0;
+	if (m->o.ntables && !m->o.dry_run)
+	{
+		scope_filters t = {.tables = f.tables};
+
+		if (!scope_list_tables(m->src, &t, inc, ninc, errbuf, errlen))
+			return false;
+		if (*ninc == 0)
+		{
+			snprintf(errbuf, errlen, "no table on the source matches --table %s", m->o.tables[0]);
+			return false;
+		}
+	}
+	if (m->o.nex_tables && !m->o.dry_run)
+	{
+		scope_filters t = {.tables = f.exclude_tables};
+
+		if (!scope_list_tables(m->src, &t, exc, nexc, errbuf, errlen))
+			return false;
+	}
+	return true;
+}
+
+bool
+dumprun_dump(mig *m, char *errbuf, size_t errlen)
+{
+	dumprestore_source src = {.bindir = m->bindir,
+	                          .conninfo = m->src_ci.safe,
+	                          .snapshot = m->slot.snapshot,
+	                          .progress = dumprun_progress(m)};
+	dumprestore_dump d;
+	char **inc, **exc;
+	int ninc, nexc;
+	bool warned, ok;
+	struct stat st;
+	event e;
+	int64_t t0 = cli_now_ms();
+
+	if (!m->o.dry_run && stat(m->o.dump_path, &st) == 0)
+	{
+		if (!m->o.force_clean)
+		{
+			snprintf(errbuf, errlen,
+			         "the dump path \"%s\" exists (a previous run's?): remove it or pass "
+			         "--force-clean",
+			         m->o.dump_path);
+			return false;
+		}
+		if (!dumprun_remove_dump(m->o.dump_path, false, errbuf, errlen))
+			return false;
+	}
+	ok = dumprun_dump_tables(m, &inc, &ninc, &exc, &nexc, errbuf, errlen);
+	if (ok)
+	{
+		src.tables = inc;
+		src.ntables = ninc;
+		src.ex_tables = exc;
+		src.nex_tables = nexc;
+		ok = dumprestore_dump_argv(&d, &m->o, &src, errbuf, errlen);
+		if (ok)
+		{
+			if (!m->o.dry_run)
+				event_say("Dump", "info", "pg_dump to %s with %d job%s", m->o.dump_path, m->o.jobs,
+				          m->o.jobs > 1 ? "s" : "");
+			ok = dumprun_child(m, "Dump", d.argv, m->src_ci.password, &warned, errbuf, errlen);
+		}
+		dumprestore_dump_free(&d);
+	}
+	scope_free(inc, ninc);
+	scope_free(exc, nexc);
+	if (!ok)
+		return false;
+	if (m->o.dry_run)
+		return true;
+	event_begin(&e, "Dump");
+	event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
+	event_end(&e, "dump done");
+	return true;
+}
+
+static bool
+dumprun_restore_sections(mig *m, char *errbuf, size_t errlen)
+{
+	dumprestore_restore r;
+	bool any_warning = false;
+	int64_t t0 = cli_now_ms();
+	event e;
+
+	dumprestore_restore_argv(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m));
+	for (int s = 0; s < r.npasses; s++)
+	{
+		bool warned;
+
+		if (!m->o.dry_run)
+			event_say("Restore", "info", "pg_restore %s", r.section[s]);
+		if (!dumprun_child(m, "Restore", r.argv[s], m->tgt_ci.password, &warned, errbuf, errlen))
+			return false;
+		any_warning |= warned;
+	}
+	if (m->o.dry_run)
+	{
+		if (m->o.analyze && strcmp(m->o.scope, "schema-only") != 0)
+			printf("  ANALYZE (on the target)\n");
+		return true;
+	}
+	if (m->o.analyze && strcmp(m->o.scope, "schema-only") != 0)
+	{
+		event_say("Restore", "info", "ANALYZE on the target");
+		/* a role that is not a superuser gets one warning per shared catalog it skips */
+		if (!mig_exec(m->tgt, "SET client_min_messages TO error", errbuf, errlen) ||
+		    !mig_exec(m->tgt, "ANALYZE", errbuf, errlen) ||
+		    !mig_exec(m->tgt, "SET client_min_messages TO warning", errbuf, errlen))
+			return false;
+	}
+	event_begin(&e, "Restore");
+	event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
+	event_end(&e, "restore done%s", any_warning ? " with errors (see above)" : "");
+	return true;
+}
+
+bool
+dumprun_restore(mig *m, char *errbuf, size_t errlen)
+{
+	bool ok;
+	char err2[512];
+
+	if (!m->o.fast_restore || m->o.dry_run)
+		return dumprun_restore_sections(m, errbuf, errlen);
+	if (!fastrestore_set(m, errbuf, errlen))
+		return false;
+	ok = dumprun_restore_sections(m, errbuf, errlen);
+	/* whatever happened, the previous values go back */
+	if (!fastrestore_put_back(m, err2, sizeof(err2)))
+	{
+		event_say("Restore", "error", "could not put the target's settings back: %s", err2);
+		if (ok)
+			snprintf(errbuf, errlen, "could not put the target's settings back: %s", err2);
+		return false;
+	}
+	if (ok && !mig_exec(m->tgt, "CHECKPOINT", err2, sizeof(err2)))
+		event_say("Restore", "warning", "CHECKPOINT after the restore failed: %s", err2);
+	return ok;
+}

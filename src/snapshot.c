@@ -1,0 +1,136 @@
+/*
+ * snapshot.c — the PrepareSnapshot phase and its resume counterparts:
+ * REPLICA IDENTITY FULL with consent, the publications, the slot with an
+ * exported snapshot; or re-attaching to an interrupted run's slot.
+ *
+ * Owns: the replication connection m->rc while the dump needs its snapshot.
+ * Never: drops what it created (finish.c and the runner do).
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "migrate_internal.h"
+
+/*
+ * Resume after the cutover: the target has every change; the slot (if the
+ * interrupted run had not dropped it yet) and the publication are dropped at
+ * the end as usual.
+ */
+bool
+snapshot_reattach_after_cutover(mig *m, char *errbuf, size_t errlen)
+{
+	bool found;
+
+	if (!replconn_open(&m->rc, m->o.source, errbuf, errlen) ||
+	    !replconn_find_slot(&m->rc, m->o.slot, &found, &m->slot, errbuf, errlen))
+	{
+		/* a lost slot does not matter any more */
+		if (strcmp(m->slot.wal_status, "lost") != 0)
+			return false;
+		found = true;
+		errbuf[0] = '\0';
+	}
+	replconn_close(&m->rc);
+	m->created_slot = found;
+	m->created_publication = m->token.created_publication;
+	m->created_keyless_publication = m->token.created_keyless_publication;
+	event_say("PrepareSnapshot", "info",
+	          "resuming after the cutover: every change was applied; finishing up");
+	return true;
+}
+
+/* Resume: re-attach to the interrupted run's slot. */
+bool
+snapshot_reattach(mig *m, char *errbuf, size_t errlen)
+{
+	bool found;
+	char lsn[PGO_LSN_STRLEN];
+
+	if (!replconn_open(&m->rc, m->o.source, errbuf, errlen) ||
+	    !replconn_find_slot(&m->rc, m->o.slot, &found, &m->slot, errbuf, errlen))
+		return false;
+	if (!found)
+	{
+		snprintf(errbuf, errlen,
+		         "cannot resume: the replication slot \"%s\" of the interrupted run is gone from "
+		         "the "
+		         "source, and with it the changes since the dump; start over with --force-clean "
+		         "--drop-target-first",
+		         m->o.slot);
+		return false;
+	}
+	m->created_slot = true;
+	m->created_publication = m->token.created_publication;
+	m->created_keyless_publication = m->token.created_keyless_publication;
+	event_say("PrepareSnapshot", "info", "resuming: slot %s found (confirmed up to %s)",
+	          m->slot.name, pgo_lsn_format(m->slot.consistent_point, lsn));
+	return true;
+}
+
+bool
+snapshot_prepare(mig *m, char *errbuf, size_t errlen)
+{
+	char buf[64];
+	bool found, created_main = false, created_keyless = false, ok;
+	event e;
+
+	/* with the operator's consent, before the slot exists */
+	if (!srcplan_set_identity(&m->plan, m->src, errbuf, errlen))
+		return false;
+	ok = srcplan_create_publications(&m->plan, m->src, &created_main, &created_keyless, errbuf,
+	                                 errlen);
+	m->created_publication = created_main;
+	m->created_keyless_publication = created_keyless;
+	/* so that a kill before the slot exists still drops the publications on --resume */
+	if ((created_main || created_keyless) && !runtoken_save(m, RESUME_STARTED, errbuf, errlen))
+		return false;
+	if (!ok)
+		return false;
+	if (!replconn_open(&m->rc, m->o.source, errbuf, errlen))
+		return false;
+	{
+		const char *pubs[3] = {m->o.publication, NULL, NULL};
+
+		if (m->plan.nkeyless > 0)
+			pubs[1] = m->plan.keyless_publication;
+		if (!replconn_check_identity(&m->rc, pubs, errbuf, errlen))
+			return mig_check_failed("replica_identity", "%s", errbuf);
+	}
+	if (!replconn_find_slot(&m->rc, m->o.slot, &found, &m->slot, errbuf, errlen))
+		return false;
+	if (found)
+	{
+		snprintf(errbuf, errlen,
+		         "replication slot \"%s\" already exists on the source: a previous run left it; "
+		         "drop it (SELECT pg_drop_replication_slot('%s')) or choose another --slot-name",
+		         m->o.slot, m->o.slot);
+		return false;
+	}
+	if (!replconn_create_slot(&m->rc, m->o.slot, false, &m->slot, errbuf, errlen))
+		return false;
+	m->created_slot = true;
+	event_begin(&e, "PrepareSnapshot");
+	event_str(&e, "slot", m->slot.name);
+	event_str(&e, "snapshot", m->slot.snapshot);
+	event_str(&e, "consistent_lsn", pgo_lsn_format(m->slot.consistent_point, buf));
+	event_str(&e, "publication", m->o.publication);
+	if (m->plan.nkeyless > 0)
+		event_str(&e, "keyless_publication", m->plan.keyless_publication);
+	event_end(&e, "slot created with an exported snapshot%s%s",
+	          m->created_publication ? ", publication created" : "",
+	          m->created_keyless_publication
+	              ? ", insert-only publication created for the tables without a key"
+	              : "");
+	return true;
+}
