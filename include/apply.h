@@ -72,7 +72,7 @@ typedef struct apply_stats
 	uint64_t statements;                           /* statements sent */
 } apply_stats;
 
-/* One statement sent and not yet answered (see apply.c). */
+/* One statement sent and not yet answered (see apply_internal.h). */
 typedef struct apply_pending apply_pending;
 
 #define APPLY_MAX_BATCHES 16

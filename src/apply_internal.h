@@ -1,9 +1,16 @@
 /*
  * apply_internal.h — what the applier's parts share, kept out of the public
- * apply.h (as libuv keeps src/unix/internal.h apart from uv.h): the
- * per-relation target description and statement cache, the column masks,
- * the pure statement-text generation of apply_sql.c, and the diagnostic
- * records of apply_diag.c.
+ * apply.h (as libuv keeps src/unix/internal.h apart from uv.h):
+ *
+ *   apply.c         dispatch of decoded changes, transaction grouping, COMMIT
+ *   apply_session.c the target session: connect, settings, the progress row
+ *   apply_pipe.c    the transport: pipeline mode and the queue of statements
+ *   apply_answer.c  what an answer means: counts, missing rows, errors
+ *   apply_map.c     the target's description of a relation, statement cache
+ *   apply_sql.c     statement text and column masks (pure)
+ *   apply_batch.c   batches of rows, one row per key in an UPDATE batch
+ *   apply_copy.c    long runs of inserts as COPY
+ *   apply_diag.c    the diagnostic records of batched rows (pure)
  *
  * Owns: nothing itself. Never: included outside src/apply*.c and their unit
  * tests; apply.h is the applier's contract.
@@ -17,6 +24,8 @@
 
 #include <libpq-fe.h>
 
+#include "apply.h"
+#include "pgdbm_attr.h"
 #include "pgoutput.h"
 #include "relcache.h"
 #include "strbuf.h"
@@ -163,5 +172,161 @@ void apply_diag_key_text(const relcache_entry *e, const pgo_tuple *t, const uint
  */
 void apply_diag_keys_add(strbuf *keys, const relcache_entry *e, const pgo_tuple *m,
                          const uint8_t *mask);
+
+/* ------------------------------------------------------------ failures (apply.c) */
+
+/* Record the first failure (fmt, then ": detail"); always false. */
+bool apply_fail(applier *a, const char *fmt, const char *detail);
+
+/* apply_fail with libpq's message for the connection. */
+bool apply_fail_conn(applier *a, const char *what);
+
+/* ------------------------------------------------ the transport (apply_pipe.c) */
+
+/* What a queued entry answers for (the transport reads only AP_SYNC and AP_ADVANCE). */
+typedef enum apply_what
+{
+	AP_OTHER = 'X',   /* SET ...: must succeed */
+	AP_PREPARE = 'R', /* a relation's statement: stmt holds its text */
+	AP_BEGIN = 'B',
+	AP_INSERT = 'I',
+	AP_UPDATE = 'U',
+	AP_DELETE = 'D',
+	AP_TRUNCATE = 'T',
+	AP_PROGRESS = 'P',
+	AP_COMMIT = 'C', /* lsn: the group's last end LSN */
+	AP_SYNC = 'S',   /* the pipeline sync after COMMIT: the transport's own */
+	AP_ADVANCE = 'A' /* a mark, no statement: handed up once everything before is answered */
+} apply_what;
+
+/* One statement sent and not yet answered, as its sender described it. */
+struct apply_pending
+{
+	char what;
+	int rows;        /* INSERT: rows sent */
+	pgo_oid relid;   /* changes: the relation */
+	pgo_lsn lsn;     /* changes: WAL start of the change; COMMIT/ADVANCE: end LSN */
+	pgo_lsn txn_lsn; /* changes: commit LSN of the source transaction */
+	char key[APPLY_KEY_TEXT];
+	char *diag; /* owned: a batched UPDATE/DELETE's rows (see apply_diag_append), or NULL */
+	size_t diag_len;
+	char *stmt; /* owned: the start of a PREPARE's statement, for its error; or NULL */
+};
+
+/*
+ * The applier's side of the transport (apply_answer.c): each answer, in the
+ * order the statements were sent, with the entry that describes it; res is
+ * NULL for a mark. False when the answer is a failure (recorded in a).
+ */
+bool apply_answer(applier *a, const apply_pending *p, PGresult *res);
+
+/*
+ * Send a statement (simple text, an execution of a prepared statement, or a
+ * PREPARE) and queue d, its description, to be answered in order. The queue
+ * takes d's diag and stmt buffers, whether the statement could be sent or
+ * not. bytes: roughly what was sent, to flush libpq's buffer in time.
+ */
+PGDBM_MUST_CHECK bool apply_pipe_send_sql(applier *a, apply_pending *d, const char *sql);
+PGDBM_MUST_CHECK bool apply_pipe_send_prepared(applier *a, apply_pending *d, const char *name,
+                                               int nparams, const char *const *values,
+                                               size_t bytes);
+PGDBM_MUST_CHECK bool apply_pipe_send_prepare(applier *a, apply_pending *d, const char *name,
+                                              const char *sql, int nparams, const Oid *types);
+
+/* A pipeline sync: the server ends its implicit transaction block and answers. */
+PGDBM_MUST_CHECK bool apply_pipe_sync(applier *a);
+
+/* Queue d as a mark (AP_ADVANCE): no statement, answered once everything before it is. */
+PGDBM_MUST_CHECK bool apply_pipe_mark(applier *a, apply_pending *d);
+
+/* Send everything libpq has buffered, taking the answers that arrive meanwhile. */
+PGDBM_MUST_CHECK bool apply_pipe_flush(applier *a);
+
+/* Is an entry tagged what still waiting for its answer? */
+bool apply_pipe_holds(const applier *a, char what);
+
+/* Forget every queued entry and free the queue (apply_close). */
+void apply_pipe_free(applier *a);
+
+/* Run one statement outside pipeline mode (*out, if given, is the caller's to PQclear). */
+PGDBM_MUST_CHECK bool apply_pipe_exec(applier *a, const char *sql, int nparams,
+                                      const char *const *values, PGresult **out);
+
+/* Leave pipeline mode with nothing in flight (for catalog queries and COPY). */
+PGDBM_MUST_CHECK bool apply_pipe_leave(applier *a);
+
+/* Enter pipeline mode, nonblocking. */
+PGDBM_MUST_CHECK bool apply_pipe_enter(applier *a);
+
+/* ---------------------------------------------- answers (apply_answer.c) */
+
+/* A failed answer to p: say what, where, and what to do (the first failure wins). */
+void apply_fail_answer(applier *a, const apply_pending *p, PGresult *res);
+
+/* ---------------------------------------------------- statements (apply.c) */
+
+/* Describe a statement sent now: the change being applied, or the batch being sent. */
+void apply_describe(applier *a, apply_pending *d, char what, const relcache_entry *rel, int rows,
+                    const char *key);
+
+/* ------------------------------------- relation mapping and cache (apply_map.c) */
+
+/* The name of the prepared statement that moves the progress row (apply_session.c). */
+#define APPLY_PROGRESS_STMT "pgdbm_progress"
+
+/* The target's description of e, looked up on first use (leaves and re-enters the pipeline). */
+apply_rel *apply_map(applier *a, relcache_entry *e);
+
+/* The cached or newly prepared multi-row INSERT of rows rows. */
+apply_stmt *apply_insert_stmt(applier *a, apply_rel *ar, int rows);
+
+/* The cached or newly prepared single-row UPDATE ('U') or DELETE ('D') for mask. */
+apply_stmt *apply_row_stmt(applier *a, const relcache_entry *e, apply_rel *ar, char kind,
+                           const uint8_t *mask);
+
+/* The cached or newly prepared UPDATE/DELETE of rows rows by distinct keys. */
+apply_stmt *apply_multi_stmt(applier *a, apply_rel *ar, char kind, const uint8_t *mask, int rows);
+
+/* ------------------------------------------------------ batches (apply_batch.c) */
+
+/*
+ * Find room for a row of kind for e: *row_out points at its width value
+ * slots. For an UPDATE (key: the tuple its key values come from, already
+ * NUL-terminated in place) whose key is already in the batch, *replaced is
+ * set and *row_out is that row: the newer values replace the older ones.
+ */
+PGDBM_MUST_CHECK bool apply_batch_row(applier *a, relcache_entry *e, apply_rel *ar, char kind,
+                                      const uint8_t *mask, size_t width, const pgo_tuple *key,
+                                      const char **row_out[], bool *replaced);
+
+/* After a row was added to e's batch: send it when full. */
+PGDBM_MUST_CHECK bool apply_batch_done(applier *a, relcache_entry *e);
+
+/* The open batch of e (NULL if none). */
+apply_batch *apply_batch_of(applier *a, const relcache_entry *e);
+
+/* Empty a batch whose rows went another way (COPY); its slot stays taken until rel is NULL. */
+void apply_batch_clear(apply_batch *b);
+
+/* A hash of the WHERE values of m in mask (never 0: 0 marks a free slot). */
+uint64_t apply_batch_key_hash(const pgo_tuple *m, const uint8_t *mask, uint16_t ncols);
+
+/* Do the key values of row r of b equal m's (both NUL-terminated in place)? */
+bool apply_batch_same_key(const apply_batch *b, int r, const pgo_tuple *m, uint16_t ncols);
+
+/* --------------------------------------------------------- COPY (apply_copy.c) */
+
+/* Append one row in COPY's text format: tabs between columns, \N for NULL, escapes. */
+PGDBM_MUST_CHECK bool apply_copy_encode(strbuf *b, const pgo_tuple *t);
+
+/* One more row of the COPY in progress (counted as an insert). */
+PGDBM_MUST_CHECK bool apply_copy_row(applier *a, const pgo_tuple *t);
+
+/* End the COPY in progress, if any, check it, and go back to pipeline mode. */
+PGDBM_MUST_CHECK bool apply_copy_end(applier *a);
+
+/* Leave pipeline mode and load e's full INSERT batch b with COPY, which stays open. */
+PGDBM_MUST_CHECK bool apply_copy_take_batch(applier *a, relcache_entry *e, apply_rel *ar,
+                                            apply_batch *b);
 
 #endif /* APPLY_INTERNAL_H */

@@ -1,0 +1,232 @@
+/*
+ * apply_session.c — the applier's target session: connect (named "pg_dbmigrator
+ * apply" in pg_stat_activity unless the connection string names it), set
+ * the session up, make and read this slot's row of the progress table, and
+ * close it all again.
+ *
+ * Owns: the connection (a->conn) and what apply_open allocates. Never:
+ * trusts a progress row of another source or run (apply_opts).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "apply_internal.h"
+#include "events.h"
+#include "pgdbm_schema.h"
+#include "pgsession.h"
+#include "replconn.h"
+
+/*
+ * One row per slot: how far this slot's changes are applied, and whose they
+ * are (the source system and the run, see apply_opts). A table of an older
+ * version gets the new columns, NULL: its rows are strangers'.
+ */
+static const char progress_ddl[] = PGDBM_PROGRESS_DDL;
+
+/*
+ * Read this slot's row (made if missing): trust it only if it is this
+ * source's and this run's; else refuse (resuming) or start it over.
+ */
+static bool
+apply_read_progress(applier *a)
+{
+	char run[PGO_LSN_STRLEN], row_run[PGO_LSN_STRLEN], msg[1024];
+	const char *params[3] = {a->opts.slot_name, a->opts.source_system,
+	                         a->opts.run_lsn ? pgo_lsn_format(a->opts.run_lsn, run) : NULL};
+	PGresult *res = NULL;
+	const char *sys;
+	bool mine;
+
+	if (!apply_pipe_exec(a,
+	                "INSERT INTO " PGDBM_PROGRESS " VALUES ($1, '0/0', now(), $2, $3) "
+	                "ON CONFLICT (slot_name) DO NOTHING",
+	                3, params, NULL) ||
+	    !apply_pipe_exec(a,
+	                "SELECT lsn, source_system, run_lsn FROM " PGDBM_PROGRESS " "
+	                "WHERE slot_name = $1",
+	                1, params, &res))
+		return false;
+	if (PQntuples(res) != 1 || !pgo_lsn_parse(PQgetvalue(res, 0, 0), &a->progress_lsn))
+	{
+		PQclear(res);
+		return apply_fail(a, "could not read " PGDBM_PROGRESS " on the target", NULL);
+	}
+	sys = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+	snprintf(row_run, sizeof(row_run), "%s", PQgetisnull(res, 0, 2) ? "" : PQgetvalue(res, 0, 2));
+	mine = sys && (a->opts.source_system == NULL || strcmp(sys, a->opts.source_system) == 0) &&
+	       (a->opts.run_lsn == 0 || strcmp(row_run, run) == 0);
+	if (!mine)
+	{
+		char lsn[PGO_LSN_STRLEN];
+
+		snprintf(msg, sizeof(msg),
+		         "the progress row of slot \"%s\" in " PGDBM_PROGRESS " on the target "
+		         "(applied up to %s) belongs to %s%s%s%s%s",
+		         a->opts.slot_name, pgo_lsn_format(a->progress_lsn, lsn),
+		         sys == NULL ? "an earlier run of an older version"
+		         : a->opts.source_system && strcmp(sys, a->opts.source_system) != 0
+		             ? "another source (system identifier "
+		             : "another run of this slot name (slot created at ",
+		         sys == NULL                                                        ? ""
+		         : a->opts.source_system && strcmp(sys, a->opts.source_system) != 0 ? sys
+		         : row_run[0]                                                       ? row_run
+		                                                                            : "unknown",
+		         sys == NULL ? "" : ", not ",
+		         sys == NULL ? ""
+		         : a->opts.source_system && strcmp(sys, a->opts.source_system) != 0
+		             ? (a->opts.source_system ? a->opts.source_system : "?")
+		             : run,
+		         sys == NULL ? "" : ")");
+		PQclear(res);
+		if (a->opts.resuming)
+		{
+			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+			         ": its position means nothing for this slot, so this run cannot continue from "
+			         "it. Start over with --force-clean --drop-target-first, or, if the target "
+			         "really holds this slot's changes up to there, record that with "
+			         "UPDATE " PGDBM_PROGRESS " SET source_system = '%s'%s%s%s WHERE "
+			         "slot_name = '%s'",
+			         a->opts.source_system ? a->opts.source_system : "",
+			         a->opts.run_lsn ? ", run_lsn = '" : "", a->opts.run_lsn ? run : "",
+			         a->opts.run_lsn ? "'" : "", a->opts.slot_name);
+			return apply_fail(a, msg, NULL);
+		}
+		if (!apply_pipe_exec(a,
+		                "UPDATE " PGDBM_PROGRESS " SET lsn = '0/0', applied_at = now(), "
+		                "source_system = $2, run_lsn = $3 WHERE slot_name = $1",
+		                3, params, NULL))
+			return false;
+		snprintf(a->progress_note, sizeof(a->progress_note),
+		         "%.400s: not trusted, reset to this run", msg);
+		a->progress_lsn = 0;
+		return true;
+	}
+	PQclear(res);
+	return true;
+}
+
+/*
+ * Move the progress row from $3 to $2; a division by zero (rolling the group
+ * back) when the row is not at $3.
+ */
+static const char progress_sql[] =
+    "WITH moved AS (UPDATE " PGDBM_PROGRESS " SET lsn = $2::pg_lsn, applied_at = now() "
+    "WHERE slot_name = $1 AND lsn = $3::pg_lsn RETURNING 1) "
+    "SELECT 1 / (SELECT count(*)::int FROM moved)";
+
+bool
+apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, size_t errlen)
+{
+	PGresult *res = NULL;
+	const char *enc, *app;
+
+	memset(a, 0, sizeof(*a));
+	a->opts = *opts;
+	if (a->opts.group_txns < 1)
+		a->opts.group_txns = APPLY_DEFAULT_GROUP_TXNS;
+	if (a->opts.group_bytes == 0)
+		a->opts.group_bytes = APPLY_DEFAULT_GROUP_BYTES;
+	a->rels = rels;
+	strbuf_init(&a->sql);
+	strbuf_init(&a->copy_buf);
+	for (int i = 0; i < APPLY_MAX_BATCHES; i++)
+	{
+		strbuf_init(&a->batches[i].keys);
+		strbuf_init(&a->batches[i].diag);
+	}
+	if (!replconn_check_conninfo(opts->target, errbuf, errlen))
+		return false;
+	{
+		/* the target's session settings (client_min_messages), as every target session */
+		pgsession_opts so = {.conninfo = opts->target, .role = PGSESSION_TARGET};
+		char why[1024];
+
+		a->conn = pgsession_open(&so, why, sizeof(why));
+		if (a->conn == NULL)
+		{
+			snprintf(errbuf, errlen, "could not connect to the target: %s", why);
+			apply_close(a);
+			return false;
+		}
+	}
+	/* named in pg_stat_activity unless the connection string (or PGAPPNAME) names it */
+	app = PQparameterStatus(a->conn, "application_name");
+	if ((app == NULL || app[0] == '\0') &&
+	    !apply_pipe_exec(a, "SET application_name TO 'pg_dbmigrator apply'", 0, NULL, NULL))
+		goto error;
+	/* values arrive in the database's encoding (replstart.client_encoding): take them as such */
+	enc = PQparameterStatus(a->conn, "server_encoding");
+	snprintf(a->encoding, sizeof(a->encoding), "%s", enc ? enc : "");
+	if (a->encoding[0] && PQsetClientEncoding(a->conn, a->encoding) != 0)
+	{
+		apply_fail_conn(a, "could not set the target's client_encoding");
+		goto error;
+	}
+	if (!apply_pipe_exec(a, REPLCONN_FORMAT_SETTINGS, 0, NULL, NULL) ||
+	    /* a commit reported to the source must be durable on the target, whatever its default */
+	    !apply_pipe_exec(a, "SET synchronous_commit TO on", 0, NULL, NULL))
+		goto error;
+	/* as the native apply worker: no triggers, no FK checks for replicated rows */
+	res = PQexec(a->conn, "SET session_replication_role TO replica");
+	a->replica_role = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	res = NULL;
+	if (!a->replica_role && !opts->quiet && !opts->guarded)
+		event_say("StreamApply", "info",
+		          "the target role may not set session_replication_role "
+		          "(it needs superuser): triggers and foreign keys on the target fire for every "
+		          "applied change, which is slower and may reject rows");
+	if (!apply_pipe_exec(a, progress_ddl, 0, NULL, NULL) || !apply_read_progress(a))
+		goto error;
+	a->progress_written = a->progress_lsn;
+	a->committed_lsn = a->progress_lsn;
+	res = PQprepare(a->conn, APPLY_PROGRESS_STMT, progress_sql, 3, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		apply_fail(a, "could not prepare the progress statement on the target",
+		           PQresultErrorMessage(res));
+		goto error;
+	}
+	PQclear(res);
+	res = NULL;
+	if (!apply_pipe_enter(a))
+		goto error;
+	return true;
+error:
+	PQclear(res);
+	snprintf(errbuf, errlen, "%s", a->errmsg);
+	apply_close(a);
+	return false;
+}
+
+void
+apply_close(applier *a)
+{
+	if (a->conn)
+		PQfinish(a->conn);
+	a->conn = NULL;
+	apply_pipe_free(a);
+	for (int i = 0; i < APPLY_MAX_BATCHES; i++)
+	{
+		apply_batch *b = &a->batches[i];
+
+		free(b->values);
+		free(b->mask);
+		b->values = NULL;
+		b->mask = NULL;
+		b->rel = NULL;
+		strbuf_free(&b->keys);
+		strbuf_free(&b->diag);
+	}
+	free(a->params);
+	a->params = NULL;
+	free(a->ptypes);
+	a->ptypes = NULL;
+	a->ptypes_cap = 0;
+	strbuf_free(&a->sql);
+	strbuf_free(&a->copy_buf);
+}
