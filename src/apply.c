@@ -56,8 +56,6 @@ apply_fail_conn(applier *a, const char *what)
 	return apply_fail(a, what, PQerrorMessage(a->conn));
 }
 
-/* ---------------------------------------------------------- relation state */
-
 /* ------------------------------------------------------------- statements */
 
 void
@@ -76,6 +74,7 @@ apply_describe(applier *a, apply_pending *d, char what, const relcache_entry *re
 		snprintf(d->key, sizeof(d->key), "%s", key);
 }
 
+/* Send a statement of text, described as what (for rel). */
 static bool
 apply_send_sql(applier *a, char what, const char *sql, const relcache_entry *rel)
 {
@@ -85,6 +84,7 @@ apply_send_sql(applier *a, char what, const char *sql, const relcache_entry *rel
 	return apply_pipe_send_sql(a, &d, sql);
 }
 
+/* Execute a prepared statement, described as what (rows of rel, the first keys key). */
 static bool
 apply_send_prepared(applier *a, char what, const char *name, int nparams, const char *const *values,
                     const relcache_entry *rel, int rows, const char *key, size_t bytes)
@@ -94,6 +94,8 @@ apply_send_prepared(applier *a, char what, const char *name, int nparams, const 
 	apply_describe(a, &d, what, rel, rows, key);
 	return apply_pipe_send_prepared(a, &d, name, nparams, values, bytes);
 }
+
+/* ------------------------------------------------------------------ values */
 
 /* NUL-terminate a text value in place and return it (NULL for SQL NULL). */
 static const char *
@@ -137,6 +139,7 @@ apply_check_tuple(applier *a, const relcache_entry *e, const pgo_tuple *t, bool 
 	return true;
 }
 
+/* Room for n parameters in a->params. */
 static bool
 apply_params_room(applier *a, size_t n)
 {
@@ -150,6 +153,7 @@ apply_params_room(applier *a, size_t n)
 
 /* ---------------------------------------------------------------- changes */
 
+/* Open the target transaction (group), if none is open. */
 static bool
 apply_open_group(applier *a)
 {
@@ -159,6 +163,7 @@ apply_open_group(applier *a)
 	return apply_send_sql(a, AP_BEGIN, "BEGIN", NULL);
 }
 
+/* An INSERT: into its relation's batch, or the COPY in progress. */
 static bool
 apply_insert(applier *a, relcache_entry *e, const pgo_tuple *t)
 {
@@ -320,18 +325,21 @@ done:
 	return ok;
 }
 
+/* An UPDATE (see apply_change_row). */
 static bool
 apply_update(applier *a, relcache_entry *e, const pgo_update *u)
 {
 	return apply_change_row(a, e, 'U', u->old_kind, &u->oldtup, &u->newtup);
 }
 
+/* A DELETE (see apply_change_row). */
 static bool
 apply_delete(applier *a, relcache_entry *e, const pgo_delete *d)
 {
 	return apply_change_row(a, e, 'D', d->old_kind, &d->oldtup, NULL);
 }
 
+/* A TRUNCATE of one or more relations, as one statement. */
 static bool
 apply_truncate(applier *a, const pgo_truncate *t)
 {
@@ -435,6 +443,7 @@ apply_advance(applier *a, pgo_lsn end_lsn)
 	return true;
 }
 
+/* A message the options asked for should never come. */
 static bool
 apply_unsupported(applier *a, const pgo_message *msg)
 {

@@ -243,4 +243,3 @@ apply_answer(applier *a, const apply_pending *p, PGresult *res)
 	}
 	return true;
 }
-

@@ -117,7 +117,6 @@ apply_batch_clear(apply_batch *b)
 	memset(b->hashes, 0, sizeof(b->hashes));
 }
 
-
 /* Send every open batch, oldest first. */
 bool
 apply_send_pending(applier *a)
@@ -219,7 +218,8 @@ apply_batch_row(applier *a, relcache_entry *e, apply_rel *ar, char kind, const u
 		slot = keyhash % nslots;
 		while (b->hashes[slot])
 		{
-			if (b->hashes[slot] == keyhash && apply_batch_same_key(b, b->hash_row[slot], key, ar->ncols))
+			if (b->hashes[slot] == keyhash &&
+			    apply_batch_same_key(b, b->hash_row[slot], key, ar->ncols))
 			{
 				*replaced = true;
 				*row_out = b->values + (size_t)b->hash_row[slot] * width;

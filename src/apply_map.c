@@ -57,7 +57,6 @@ apply_quote(applier *a, const char *name)
 	return copy;
 }
 
-
 /*
  * The target's columns: name, type (as text for casts, and its OID to type
  * every parameter: the source's OIDs of user types mean nothing here),

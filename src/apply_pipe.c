@@ -298,8 +298,7 @@ apply_pipe_free(applier *a)
 /* ------------------------------------------------------ outside the pipeline */
 
 bool
-apply_pipe_exec(applier *a, const char *sql, int nparams, const char *const *values,
-                PGresult **out)
+apply_pipe_exec(applier *a, const char *sql, int nparams, const char *const *values, PGresult **out)
 {
 	/* without parameters, the simple protocol (it allows several statements) */
 	PGresult *res = nparams == 0 ? PQexec(a->conn, sql)

@@ -42,13 +42,13 @@ apply_read_progress(applier *a)
 	bool mine;
 
 	if (!apply_pipe_exec(a,
-	                "INSERT INTO " PGDBM_PROGRESS " VALUES ($1, '0/0', now(), $2, $3) "
-	                "ON CONFLICT (slot_name) DO NOTHING",
-	                3, params, NULL) ||
+	                     "INSERT INTO " PGDBM_PROGRESS " VALUES ($1, '0/0', now(), $2, $3) "
+	                     "ON CONFLICT (slot_name) DO NOTHING",
+	                     3, params, NULL) ||
 	    !apply_pipe_exec(a,
-	                "SELECT lsn, source_system, run_lsn FROM " PGDBM_PROGRESS " "
-	                "WHERE slot_name = $1",
-	                1, params, &res))
+	                     "SELECT lsn, source_system, run_lsn FROM " PGDBM_PROGRESS " "
+	                     "WHERE slot_name = $1",
+	                     1, params, &res))
 		return false;
 	if (PQntuples(res) != 1 || !pgo_lsn_parse(PQgetvalue(res, 0, 0), &a->progress_lsn))
 	{
@@ -96,9 +96,9 @@ apply_read_progress(applier *a)
 			return apply_fail(a, msg, NULL);
 		}
 		if (!apply_pipe_exec(a,
-		                "UPDATE " PGDBM_PROGRESS " SET lsn = '0/0', applied_at = now(), "
-		                "source_system = $2, run_lsn = $3 WHERE slot_name = $1",
-		                3, params, NULL))
+		                     "UPDATE " PGDBM_PROGRESS " SET lsn = '0/0', applied_at = now(), "
+		                     "source_system = $2, run_lsn = $3 WHERE slot_name = $1",
+		                     3, params, NULL))
 			return false;
 		snprintf(a->progress_note, sizeof(a->progress_note),
 		         "%.400s: not trusted, reset to this run", msg);
