@@ -232,7 +232,12 @@ decodefmt__wanted(const relcache_entry *e, const pgo_tuple *tup, uint16_t i, dec
 static bool
 decodefmt_key(decodefmt_ctx *c, const char *name)
 {
-	return strbuf_appendf(c->out, c->json ? ",\"%s\":" : " %s=", name);
+	/* no printf: every line has a few */
+	if (c->json)
+		return strbuf_append_cstr(c->out, ",\"") && strbuf_append_cstr(c->out, name) &&
+		       strbuf_append_cstr(c->out, "\":");
+	return strbuf_append_char(c->out, ' ') && strbuf_append_cstr(c->out, name) &&
+	       strbuf_append_char(c->out, '=');
 }
 
 /* " name=16/B374D848" or ,"name":"16/B374D848" */

@@ -111,7 +111,8 @@ decodefmt_text_change(decodefmt_ctx *c, const char *verb)
 		return false;
 	both = ch.oldtup != NULL && ch.newtup != NULL;
 	if (!strbuf_append_cstr(c->out, "table ") || !decodefmt__relname(c, ch.e) ||
-	    !strbuf_appendf(c->out, ": %s:", verb))
+	    !strbuf_append_cstr(c->out, ": ") || !strbuf_append_cstr(c->out, verb) ||
+	    !strbuf_append_char(c->out, ':'))
 		return false;
 	if (ch.oldtup != NULL &&
 	    ((both && !strbuf_append_cstr(c->out, ch.old_is_key ? " old-key:" : " old-tuple:")) ||

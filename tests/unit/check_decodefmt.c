@@ -1158,6 +1158,26 @@ typedef struct quote_case
 		in, sizeof(in) - 1, want \
 	}
 
+/* Each case through quote; with utf8_out, the result must also be valid UTF-8. */
+static void
+check_quoting(const quote_case *cases, size_t n, bool (*quote)(strbuf *, const char *, size_t),
+              bool utf8_out)
+{
+	strbuf sb;
+
+	strbuf_init(&sb);
+	for (size_t i = 0; i < n; i++)
+	{
+		strbuf_reset(&sb);
+		ck_assert(quote(&sb, cases[i].in, cases[i].len));
+		ck_assert_msg(strcmp(strbuf_data(&sb), cases[i].want) == 0, "case %zu: got %s want %s", i,
+		              strbuf_data(&sb), cases[i].want);
+		if (utf8_out)
+			ck_assert(strbuf_utf8_valid(strbuf_data(&sb), strbuf_len(&sb)));
+	}
+	strbuf_free(&sb);
+}
+
 START_TEST(strbuf_sql_literals)
 {
 	static const quote_case cases[] = {
@@ -1172,17 +1192,8 @@ START_TEST(strbuf_sql_literals)
 	    QC("\x01\x7f", "E'\\x01\\x7f'"),
 	    QC("\xc3\xa9\xff", "'\xc3\xa9\xff'"), /* high bytes pass through */
 	};
-	strbuf sb;
 
-	strbuf_init(&sb);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		strbuf_reset(&sb);
-		ck_assert(strbuf_append_sql_literal(&sb, cases[i].in, cases[i].len));
-		ck_assert_msg(strcmp(strbuf_data(&sb), cases[i].want) == 0, "case %zu: got %s want %s", i,
-		              strbuf_data(&sb), cases[i].want);
-	}
-	strbuf_free(&sb);
+	check_quoting(cases, NVALS(cases), strbuf_append_sql_literal, false);
 }
 END_TEST
 
@@ -1207,18 +1218,8 @@ START_TEST(strbuf_json_strings)
 	    QC("\xe2\x82", "\"\\u00e2\\u0082\""),
 	    QC("a\xe2\x82z", "\"a\\u00e2\\u0082z\""),
 	};
-	strbuf sb;
 
-	strbuf_init(&sb);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		strbuf_reset(&sb);
-		ck_assert(strbuf_append_json_string(&sb, cases[i].in, cases[i].len));
-		ck_assert_msg(strcmp(strbuf_data(&sb), cases[i].want) == 0, "case %zu: got %s want %s", i,
-		              strbuf_data(&sb), cases[i].want);
-		ck_assert(strbuf_utf8_valid(strbuf_data(&sb), strbuf_len(&sb)));
-	}
-	strbuf_free(&sb);
+	check_quoting(cases, NVALS(cases), strbuf_append_json_string, true);
 }
 END_TEST
 
@@ -1232,17 +1233,8 @@ START_TEST(strbuf_escaped_text)
 	    QC("\xc3", "\\xc3"),
 	    QC("\xed\xa0\x80!", "\\xed\\xa0\\x80!"),
 	};
-	strbuf sb;
 
-	strbuf_init(&sb);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		strbuf_reset(&sb);
-		ck_assert(strbuf_append_escaped(&sb, cases[i].in, cases[i].len));
-		ck_assert_msg(strcmp(strbuf_data(&sb), cases[i].want) == 0, "case %zu: got %s want %s", i,
-		              strbuf_data(&sb), cases[i].want);
-	}
-	strbuf_free(&sb);
+	check_quoting(cases, NVALS(cases), strbuf_append_escaped, false);
 }
 END_TEST
 
