@@ -153,6 +153,42 @@ guard_rollback(PGconn *c)
 	PQclear(PQexec(c, "ROLLBACK"));
 }
 
+/* One statement of a guard step: sql NULL is skipped, n parameters unless 0. */
+typedef struct guard_stmt
+{
+	const char *sql;
+	int n;
+	const char *const *params;
+} guard_stmt;
+
+/*
+ * One change with its ledger row, in a transaction of its own: BEGIN, first,
+ * second, COMMIT. False with a message; the caller rolls back.
+ */
+static bool
+guard_step(PGconn *tgt, guard_stmt first, guard_stmt second, char *errbuf, size_t errlen)
+{
+	return guard_exec(tgt, "BEGIN", 0, NULL, errbuf, errlen) &&
+	       (first.sql == NULL ||
+	        guard_exec(tgt, first.sql, first.n, first.params, errbuf, errlen)) &&
+	       (second.sql == NULL ||
+	        guard_exec(tgt, second.sql, second.n, second.params, errbuf, errlen)) &&
+	       guard_exec(tgt, "COMMIT", 0, NULL, errbuf, errlen);
+}
+
+/* A change as the guard's list and its ledger give it: kind, rel, name, detail, validated. */
+static guard_item
+guard_item_of(const PGresult *res, int row)
+{
+	guard_item it = {.kind = PQgetvalue(res, row, 0),
+	                 .rel = PQgetvalue(res, row, 1),
+	                 .name = PQgetvalue(res, row, 2),
+	                 .detail = PQgetvalue(res, row, 3),
+	                 .validated = strcmp(PQgetvalue(res, row, 4), "t") == 0};
+
+	return it;
+}
+
 bool
 guard_can_replica(PGconn *conn, bool *can, char *errbuf, size_t errlen)
 {
@@ -167,6 +203,18 @@ guard_can_replica(PGconn *conn, bool *can, char *errbuf, size_t errlen)
 	return guard_exec(conn, "ROLLBACK", 0, NULL, errbuf, errlen);
 }
 
+/* The text[] parameter of the tables in arr (to strbuf_free); false when out of memory. */
+static bool
+guard_tables_param(const char *const *tables, int ntables, strbuf *arr, char *errbuf, size_t errlen)
+{
+	strbuf_init(arr);
+	if (guard_array_literal(tables, ntables, arr))
+		return true;
+	strbuf_free(arr);
+	snprintf(errbuf, errlen, "out of memory");
+	return false;
+}
+
 /* The guard's list for tables on conn (see guard_list_sql); *res to PQclear. */
 static bool
 guard_list(PGconn *conn, const char *const *tables, int ntables, bool full, PGresult **res,
@@ -177,13 +225,8 @@ guard_list(PGconn *conn, const char *const *tables, int ntables, bool full, PGre
 	bool ok;
 
 	*res = NULL;
-	strbuf_init(&arr);
-	if (!guard_array_literal(tables, ntables, &arr))
-	{
-		strbuf_free(&arr);
-		snprintf(errbuf, errlen, "out of memory");
+	if (!guard_tables_param(tables, ntables, &arr, errbuf, errlen))
 		return false;
-	}
 	params[0] = strbuf_data(&arr);
 	params[1] = full ? "true" : "false";
 	*res = PQexecParams(conn, guard_list_sql, 2, NULL, params, NULL, NULL, 0);
@@ -200,15 +243,15 @@ guard_list(PGconn *conn, const char *const *tables, int ntables, bool full, PGre
 	return ok;
 }
 
-static void
-guard_count(guard_counts *c, const char *kind)
+/* The count of kind's changes in c. */
+static int *
+guard_counter(guard_counts *c, const char *kind)
 {
 	if (strcmp(kind, "trigger") == 0)
-		c->triggers++;
-	else if (strcmp(kind, "foreign_key") == 0)
-		c->foreign_keys++;
-	else
-		c->identities++;
+		return &c->triggers;
+	if (strcmp(kind, "foreign_key") == 0)
+		return &c->foreign_keys;
+	return &c->identities;
 }
 
 bool
@@ -221,7 +264,7 @@ guard_plan(PGconn *conn, const char *const *tables, int ntables, bool full, guar
 	if (!guard_list(conn, tables, ntables, full, &res, errbuf, errlen))
 		return false;
 	for (int i = 0; i < PQntuples(res); i++)
-		guard_count(plan, PQgetvalue(res, i, 0));
+		(*guard_counter(plan, PQgetvalue(res, i, 0)))++;
 	PQclear(res);
 	return true;
 }
@@ -242,12 +285,12 @@ guard_apply(PGconn *tgt, const char *const *tables, int ntables, bool full, guar
 	strbuf_init(&sql);
 	for (int i = 0; ok && i < PQntuples(res); i++)
 	{
-		guard_item it = {.kind = PQgetvalue(res, i, 0),
-		                 .rel = PQgetvalue(res, i, 1),
-		                 .name = PQgetvalue(res, i, 2),
-		                 .detail = PQgetvalue(res, i, 3),
-		                 .validated = strcmp(PQgetvalue(res, i, 4), "t") == 0};
+		guard_item it = guard_item_of(res, i);
 		const char *params[5] = {it.kind, it.rel, it.name, it.detail, it.validated ? "t" : "f"};
+		const guard_stmt record = {"INSERT INTO " PGDBM_LEDGER " (kind, rel, name, detail, "
+		                           "validated) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, "
+		                           "rel, name) DO UPDATE SET readded = false",
+		                           5, params};
 
 		strbuf_reset(&sql);
 		if (!guard_sql(&it, false, false, &sql))
@@ -257,19 +300,11 @@ guard_apply(PGconn *tgt, const char *const *tables, int ntables, bool full, guar
 			break;
 		}
 		/* the record first, in the change's own transaction */
-		ok = guard_exec(tgt, "BEGIN", 0, NULL, errbuf, errlen);
-		ok =
-		    ok && guard_exec(tgt,
-		                     "INSERT INTO " PGDBM_LEDGER " (kind, rel, name, detail, "
-		                     "validated) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, rel, name) "
-		                     "DO UPDATE SET readded = false",
-		                     5, params, errbuf, errlen);
-		ok = ok && guard_exec(tgt, strbuf_data(&sql), 0, NULL, errbuf, errlen);
-		ok = ok && guard_exec(tgt, "COMMIT", 0, NULL, errbuf, errlen);
+		ok = guard_step(tgt, record, (guard_stmt){strbuf_data(&sql), 0, NULL}, errbuf, errlen);
 		if (!ok)
 			guard_rollback(tgt);
 		else
-			guard_count(done, it.kind);
+			(*guard_counter(done, it.kind))++;
 	}
 	strbuf_free(&sql);
 	PQclear(res);
@@ -290,30 +325,6 @@ guard_has_ledger(PGconn *tgt, bool *has, char *errbuf, size_t errlen)
 		         PQresultErrorMessage(res));
 	PQclear(res);
 	return ok;
-}
-
-bool
-guard_pending(PGconn *tgt, int *rows, char *errbuf, size_t errlen)
-{
-	bool has;
-	PGresult *res;
-
-	*rows = 0;
-	if (!guard_has_ledger(tgt, &has, errbuf, errlen))
-		return false;
-	if (!has)
-		return true;
-	res = PQexec(tgt, "SELECT count(*) FROM " PGDBM_LEDGER);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		snprintf(errbuf, errlen, "could not read the guard's ledger on the target: %s",
-		         PQresultErrorMessage(res));
-		PQclear(res);
-		return false;
-	}
-	*rows = atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return true;
 }
 
 /*
@@ -378,107 +389,143 @@ guard_read_ledger(PGconn *tgt, const char *sql, PGresult **res, char *errbuf, si
 }
 
 bool
-guard_undo(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen)
+guard_pending(PGconn *tgt, int *rows, char *errbuf, size_t errlen)
+{
+	PGresult *res;
+
+	*rows = 0;
+	if (!guard_read_ledger(tgt, "SELECT count(*) FROM " PGDBM_LEDGER, &res, errbuf, errlen))
+		return false;
+	if (res != NULL)
+		*rows = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return true;
+}
+
+/* What one ledger row asks for: a change (or none), the ledger statement, what to count. */
+typedef struct guard_todo
+{
+	strbuf *sql;           /* borrowed: the change, built by the row function */
+	bool change;           /* sql holds a change to run; else only the ledger is updated */
+	guard_stmt ledger;     /* the ledger row deleted or marked, after the change */
+	const char *params[3]; /* the ledger statement's parameters, borrowed from the rows */
+	int *counter;          /* borrowed from the caller's counts: one more on success, or NULL */
+} guard_todo;
+
+/* Decide what row of the ledger rows res asks for; false with a message. */
+typedef bool (*guard_row_fn)(PGconn *tgt, const PGresult *res, int row, guard_counts *done,
+                             guard_todo *todo, char *errbuf, size_t errlen);
+
+/*
+ * Walk the ledger rows select reads, each as one guard_step (its change,
+ * then its ledger row); stop at the first failure, rolled back.
+ */
+static bool
+guard_walk_ledger(PGconn *tgt, const char *select, guard_row_fn row_fn, guard_counts *done,
+                  char *errbuf, size_t errlen)
 {
 	PGresult *res;
 	strbuf sql;
 	bool ok = true;
 
 	memset(done, 0, sizeof(*done));
-	if (!guard_read_ledger(tgt,
-	                       "SELECT kind, rel, name, detail, validated FROM " PGDBM_LEDGER " "
-	                       "WHERE NOT readded ORDER BY kind DESC, rel, name",
-	                       &res, errbuf, errlen))
+	if (!guard_read_ledger(tgt, select, &res, errbuf, errlen))
 		return false;
 	if (res == NULL)
 		return true;
 	strbuf_init(&sql);
 	for (int i = 0; ok && i < PQntuples(res); i++)
 	{
-		guard_item it = {.kind = PQgetvalue(res, i, 0),
-		                 .rel = PQgetvalue(res, i, 1),
-		                 .name = PQgetvalue(res, i, 2),
-		                 .detail = PQgetvalue(res, i, 3),
-		                 .validated = strcmp(PQgetvalue(res, i, 4), "t") == 0};
-		const char *params[3] = {it.kind, it.rel, it.name};
-		bool fk = strcmp(it.kind, "foreign_key") == 0, in_force, partitioned;
+		guard_todo todo = {.sql = &sql};
 
-		ok = guard_in_force(tgt, &it, &in_force, &partitioned, errbuf, errlen);
 		strbuf_reset(&sql);
-		/* a partitioned table takes no NOT VALID foreign key: validated at once */
-		if (ok && in_force && !guard_sql(&it, true, !partitioned, &sql))
-		{
-			snprintf(errbuf, errlen, "the guard's ledger holds an unknown change: %s %s %s=%s",
-			         it.kind, it.rel, it.name, it.detail);
-			ok = false;
-		}
-		ok = ok && guard_exec(tgt, "BEGIN", 0, NULL, errbuf, errlen);
-		if (ok && in_force && !guard_exec(tgt, strbuf_data(&sql), 0, NULL, errbuf, errlen))
-			ok = false;
-		/* a foreign key stays in the ledger until it is validated */
-		ok = ok && guard_exec(tgt,
-		                      fk && !partitioned ? "UPDATE " PGDBM_LEDGER " SET readded = true "
-		                                           "WHERE kind = $1 AND rel = $2 AND name = $3"
-		                                         : "DELETE FROM " PGDBM_LEDGER " "
-		                                           "WHERE kind = $1 AND rel = $2 AND name = $3",
-		                      3, params, errbuf, errlen);
-		ok = ok && guard_exec(tgt, "COMMIT", 0, NULL, errbuf, errlen);
+		todo.ledger.params = todo.params;
+		ok = row_fn(tgt, res, i, done, &todo, errbuf, errlen) &&
+		     guard_step(tgt, (guard_stmt){todo.change ? strbuf_data(&sql) : NULL, 0, NULL},
+		                todo.ledger, errbuf, errlen);
 		if (!ok)
 			guard_rollback(tgt);
-		else if (in_force)
-			guard_count(done, it.kind);
+		else if (todo.counter != NULL)
+			(*todo.counter)++;
 	}
 	strbuf_free(&sql);
 	PQclear(res);
 	return ok;
 }
 
+/* Undo one change still in force; a foreign key stays in the ledger until it is validated. */
+static bool
+guard_undo_row(PGconn *tgt, const PGresult *res, int row, guard_counts *done, guard_todo *todo,
+               char *errbuf, size_t errlen)
+{
+	guard_item it = guard_item_of(res, row);
+	bool in_force, partitioned;
+
+	if (!guard_in_force(tgt, &it, &in_force, &partitioned, errbuf, errlen))
+		return false;
+	/* a partitioned table takes no NOT VALID foreign key: validated at once */
+	if (in_force && !guard_sql(&it, true, !partitioned, todo->sql))
+	{
+		snprintf(errbuf, errlen, "the guard's ledger holds an unknown change: %s %s %s=%s", it.kind,
+		         it.rel, it.name, it.detail);
+		return false;
+	}
+	todo->change = in_force;
+	todo->ledger.sql = strcmp(it.kind, "foreign_key") == 0 && !partitioned
+	                       ? "UPDATE " PGDBM_LEDGER " SET readded = true "
+	                         "WHERE kind = $1 AND rel = $2 AND name = $3"
+	                       : "DELETE FROM " PGDBM_LEDGER " "
+	                         "WHERE kind = $1 AND rel = $2 AND name = $3";
+	todo->ledger.n = 3;
+	todo->params[0] = it.kind;
+	todo->params[1] = it.rel;
+	todo->params[2] = it.name;
+	todo->counter = in_force ? guard_counter(done, it.kind) : NULL;
+	return true;
+}
+
+bool
+guard_undo(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen)
+{
+	return guard_walk_ledger(tgt,
+	                         "SELECT kind, rel, name, detail, validated FROM " PGDBM_LEDGER " "
+	                         "WHERE NOT readded ORDER BY kind DESC, rel, name",
+	                         guard_undo_row, done, errbuf, errlen);
+}
+
+/* Validate one re-added foreign key (unless already valid or gone), then forget it. */
+static bool
+guard_validate_row(PGconn *tgt, const PGresult *res, int row, guard_counts *done, guard_todo *todo,
+                   char *errbuf, size_t errlen)
+{
+	(void)tgt;
+	todo->params[0] = PQgetvalue(res, row, 0);
+	todo->params[1] = PQgetvalue(res, row, 1);
+	todo->change = strcmp(PQgetvalue(res, row, 2), "t") == 0;
+	if (!strbuf_appendf(todo->sql, "ALTER TABLE %s VALIDATE CONSTRAINT ", todo->params[0]) ||
+	    !guard_quote(todo->sql, todo->params[1]))
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
+	todo->ledger.sql = "DELETE FROM " PGDBM_LEDGER " WHERE kind = 'foreign_key' "
+	                   "AND rel = $1 AND name = $2";
+	todo->ledger.n = 2;
+	todo->counter = todo->change ? &done->validated : NULL;
+	return true;
+}
+
 bool
 guard_validate(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen)
 {
-	PGresult *res;
-	strbuf sql;
-	bool ok = true;
-
-	memset(done, 0, sizeof(*done));
 	/* only what the undo re-added: whatever is not re-added yet waits for guard_undo */
-	if (!guard_read_ledger(tgt,
-	                       "SELECT l.rel, l.name, l.validated AND k.oid IS NOT NULL AND NOT "
-	                       "k.convalidated FROM " PGDBM_LEDGER " l LEFT JOIN "
-	                       "pg_catalog.pg_constraint k ON k.conrelid = to_regclass(l.rel) AND "
-	                       "k.conname = l.name WHERE l.kind = 'foreign_key' AND l.readded "
-	                       "ORDER BY 1, 2",
-	                       &res, errbuf, errlen))
-		return false;
-	if (res == NULL)
-		return true;
-	strbuf_init(&sql);
-	for (int i = 0; ok && i < PQntuples(res); i++)
-	{
-		const char *params[2] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
-		bool validate = strcmp(PQgetvalue(res, i, 2), "t") == 0;
-
-		strbuf_reset(&sql);
-		ok = strbuf_appendf(&sql, "ALTER TABLE %s VALIDATE CONSTRAINT ", params[0]) &&
-		     guard_quote(&sql, params[1]);
-		if (!ok)
-			snprintf(errbuf, errlen, "out of memory");
-		ok = ok && guard_exec(tgt, "BEGIN", 0, NULL, errbuf, errlen);
-		if (ok && validate && !guard_exec(tgt, strbuf_data(&sql), 0, NULL, errbuf, errlen))
-			ok = false;
-		ok = ok && guard_exec(tgt,
-		                      "DELETE FROM " PGDBM_LEDGER " WHERE kind = 'foreign_key' "
-		                      "AND rel = $1 AND name = $2",
-		                      2, params, errbuf, errlen);
-		ok = ok && guard_exec(tgt, "COMMIT", 0, NULL, errbuf, errlen);
-		if (!ok)
-			guard_rollback(tgt);
-		else if (validate)
-			done->validated++;
-	}
-	strbuf_free(&sql);
-	PQclear(res);
-	return ok;
+	return guard_walk_ledger(tgt,
+	                         "SELECT l.rel, l.name, l.validated AND k.oid IS NOT NULL AND NOT "
+	                         "k.convalidated FROM " PGDBM_LEDGER " l LEFT JOIN "
+	                         "pg_catalog.pg_constraint k ON k.conrelid = to_regclass(l.rel) AND "
+	                         "k.conname = l.name WHERE l.kind = 'foreign_key' AND l.readded "
+	                         "ORDER BY 1, 2",
+	                         guard_validate_row, done, errbuf, errlen);
 }
 
 /* The distinct owners of what pg_dump writes for the tables in $1 (see guard.h). */
@@ -597,13 +644,8 @@ guard_unowned_tables(PGconn *tgt, const char *const *tables, int ntables, strbuf
 	bool ok;
 
 	*count = 0;
-	strbuf_init(&arr);
-	if (!guard_array_literal(tables, ntables, &arr))
-	{
-		strbuf_free(&arr);
-		snprintf(errbuf, errlen, "out of memory");
+	if (!guard_tables_param(tables, ntables, &arr, errbuf, errlen))
 		return false;
-	}
 	params[0] = strbuf_data(&arr);
 	res = PQexecParams(tgt,
 	                   "SELECT DISTINCT pg_catalog.pg_get_userbyid(c.relowner) FROM "

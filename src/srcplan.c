@@ -17,21 +17,24 @@
 #include "srcplan.h"
 #include "strbuf.h"
 
-/* A text[] literal (unquoted: for a query parameter) of names. */
+/* Append name to the text[] literal being built in out (unquoted: for a query parameter). */
 static bool
-srcplan_array(strbuf *out, char *const *names, int n)
+srcplan_array_add(strbuf *out, const char *name)
 {
-	bool ok = strbuf_append_char(out, '{');
+	bool ok =
+	    strbuf_append_char(out, strbuf_len(out) == 0 ? '{' : ',') && strbuf_append_char(out, '"');
 
-	for (int i = 0; ok && i < n; i++)
-	{
-		ok = (i == 0 || strbuf_append_char(out, ',')) && strbuf_append_char(out, '"');
-		for (const char *c = names[i]; ok && *c; c++)
-			ok = (*c == '"' || *c == '\\' ? strbuf_append_char(out, '\\') : true) &&
-			     strbuf_append_char(out, *c);
-		ok = ok && strbuf_append_char(out, '"');
-	}
-	return ok && strbuf_append_char(out, '}');
+	for (const char *c = name; ok && *c; c++)
+		ok = (*c == '"' || *c == '\\' ? strbuf_append_char(out, '\\') : true) &&
+		     strbuf_append_char(out, *c);
+	return ok && strbuf_append_char(out, '"');
+}
+
+/* Close the text[] literal in out ("{}" when nothing was added). */
+static bool
+srcplan_array_end(strbuf *out)
+{
+	return (strbuf_len(out) > 0 || strbuf_append_char(out, '{')) && strbuf_append_char(out, '}');
 }
 
 /* A table without a usable replica identity: UPDATE and DELETE cannot be published. */
@@ -40,6 +43,37 @@ srcplan_array(strbuf *out, char *const *names, int n)
 	"pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) OR (c.relreplident = " \
 	"'i' AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND "       \
 	"i.indisreplident)))"
+
+/*
+ * The plan's tables from res, which it clears; a row per table: name,
+ * keyless, owned, updates, deletes, covered. False when out of memory.
+ */
+static bool
+srcplan_take_tables(srcplan *p, PGresult *res, char *errbuf, size_t errlen)
+{
+	bool ok;
+
+	p->ntables = PQntuples(res);
+	p->tables = calloc((size_t)(p->ntables ? p->ntables : 1), sizeof(srcplan_table));
+	ok = p->tables != NULL;
+	for (int i = 0; ok && i < p->ntables; i++)
+	{
+		srcplan_table *t = &p->tables[i];
+
+		t->name = strdup(PQgetvalue(res, i, 0));
+		ok = t->name != NULL;
+		t->keyless = strcmp(PQgetvalue(res, i, 1), "t") == 0;
+		t->owned = strcmp(PQgetvalue(res, i, 2), "t") == 0;
+		t->updates = atoll(PQgetvalue(res, i, 3));
+		t->deletes = atoll(PQgetvalue(res, i, 4));
+		t->changes = t->updates + t->deletes;
+		t->covered = strcmp(PQgetvalue(res, i, 5), "t") == 0;
+	}
+	PQclear(res);
+	if (!ok)
+		snprintf(errbuf, errlen, "out of memory");
+	return ok;
+}
 
 /* The leaves in scope with what the plan needs to know of each. */
 static bool
@@ -96,26 +130,7 @@ srcplan_read_tables(srcplan *p, PGconn *src, const char *scope_array, char *errb
 		PQclear(res);
 		return false;
 	}
-	p->ntables = PQntuples(res);
-	p->tables = calloc((size_t)(p->ntables ? p->ntables : 1), sizeof(srcplan_table));
-	ok = p->tables != NULL;
-	for (int i = 0; ok && i < p->ntables; i++)
-	{
-		srcplan_table *t = &p->tables[i];
-
-		t->name = strdup(PQgetvalue(res, i, 0));
-		ok = t->name != NULL;
-		t->keyless = strcmp(PQgetvalue(res, i, 1), "t") == 0;
-		t->owned = strcmp(PQgetvalue(res, i, 2), "t") == 0;
-		t->updates = atoll(PQgetvalue(res, i, 3));
-		t->deletes = atoll(PQgetvalue(res, i, 4));
-		t->changes = t->updates + t->deletes;
-		t->covered = strcmp(PQgetvalue(res, i, 5), "t") == 0;
-	}
-	PQclear(res);
-	if (!ok)
-		snprintf(errbuf, errlen, "out of memory");
-	return ok;
+	return srcplan_take_tables(p, res, errbuf, errlen);
 }
 
 /* One value of a query with one parameter (NULL: none) into buf; false with the server's error. */
@@ -195,49 +210,66 @@ srcplan_choose_full(srcplan *p, PGconn *src, const char *const *ri_full, char *e
 	return true;
 }
 
+/* Which of the plan's tables a message or a publication names. */
+typedef enum srcplan_pick
+{
+	SRCPLAN_UNCOVERED,      /* not in the operator's publication */
+	SRCPLAN_WATCHED,        /* no replica identity and not set FULL: only inserts published */
+	SRCPLAN_PUBLISHED,      /* all the others: every change published */
+	SRCPLAN_NOT_OWNED,      /* the source role does not own it */
+	SRCPLAN_FULL_NOT_OWNED, /* to be set FULL, but the source role does not own it */
+} srcplan_pick;
+
+/* Whether pick selects t. */
+static bool
+srcplan_picks(const srcplan_table *t, srcplan_pick pick)
+{
+	switch (pick)
+	{
+		case SRCPLAN_UNCOVERED:
+			return !t->covered;
+		case SRCPLAN_WATCHED:
+			return t->keyless && !t->set_full;
+		case SRCPLAN_PUBLISHED:
+			return !(t->keyless && !t->set_full);
+		case SRCPLAN_NOT_OWNED:
+			return !t->owned;
+		case SRCPLAN_FULL_NOT_OWNED:
+			return t->set_full && !t->owned;
+	}
+	return false;
+}
+
+/* How many of the plan's tables pick selects. */
+static int
+srcplan_count(const srcplan *p, srcplan_pick pick)
+{
+	int n = 0;
+
+	for (int i = 0; i < p->ntables; i++)
+		n += srcplan_picks(&p->tables[i], pick);
+	return n;
+}
+
 /* Append ", name" for each table where pick says so (at most 20, then "and N more"). */
 static bool
-srcplan_names(strbuf *sb, const srcplan *p, bool (*pick)(const srcplan_table *), int *count)
+srcplan_names(strbuf *sb, const srcplan *p, srcplan_pick pick, int *count)
 {
 	bool ok = true;
 
 	*count = 0;
 	for (int i = 0; ok && i < p->ntables; i++)
-		if (pick(&p->tables[i]) && ++*count <= 20)
+		if (srcplan_picks(&p->tables[i], pick) && ++*count <= 20)
 			ok = strbuf_appendf(sb, "%s%s", *count > 1 ? ", " : "", p->tables[i].name);
 	if (ok && *count > 20)
 		ok = strbuf_appendf(sb, " and %d more", *count - 20);
 	return ok;
 }
 
-static bool
-srcplan_pick_uncovered(const srcplan_table *t)
-{
-	return !t->covered;
-}
-
-static bool
-srcplan_pick_watched(const srcplan_table *t)
-{
-	return t->keyless && !t->set_full;
-}
-
-static bool
-srcplan_pick_not_owned(const srcplan_table *t)
-{
-	return !t->owned;
-}
-
-static bool
-srcplan_pick_full_not_owned(const srcplan_table *t)
-{
-	return t->set_full && !t->owned;
-}
-
 /* Refuse with "<what>: <names><after>" (names of the tables pick selects). */
 static bool
-srcplan_refuse(const srcplan *p, bool (*pick)(const srcplan_table *), const char *what,
-               const char *after, char *errbuf, size_t errlen)
+srcplan_refuse(const srcplan *p, srcplan_pick pick, const char *what, const char *after,
+               char *errbuf, size_t errlen)
 {
 	strbuf sb;
 	int n;
@@ -251,13 +283,28 @@ srcplan_refuse(const srcplan *p, bool (*pick)(const srcplan_table *), const char
 	return false;
 }
 
+/* Run sql with the publication name as $1 into *res (to PQclear); false with the error. */
+static bool
+srcplan_query_pub(PGconn *src, const char *sql, const char *name, bool one_row, PGresult **res,
+                  char *errbuf, size_t errlen)
+{
+	const char *params[1] = {name};
+
+	*res = PQexecParams(src, sql, 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(*res) == PGRES_TUPLES_OK && (!one_row || PQntuples(*res) == 1))
+		return true;
+	snprintf(errbuf, errlen, "could not read publication \"%s\": %s", name, PQerrorMessage(src));
+	PQclear(*res);
+	*res = NULL;
+	return false;
+}
+
 /* The operator's publication: everything the dump copies, every change, no filter. */
 static bool
 srcplan_check_publication(srcplan *p, PGconn *src, const char **check, char *errbuf, size_t errlen)
 {
 	int v = PQserverVersion(src);
 	char sql[512], actions[128] = "";
-	const char *params[1] = {p->publication};
 	PGresult *res;
 	static const char *const names[] = {"insert", "update", "delete", "truncate"};
 
@@ -266,14 +313,8 @@ srcplan_check_publication(srcplan *p, PGconn *src, const char **check, char *err
 	         "SELECT pubinsert, pubupdate, pubdelete, %s FROM pg_catalog.pg_publication WHERE "
 	         "pubname = $1",
 	         v >= 110000 ? "pubtruncate" : "true");
-	res = PQexecParams(src, sql, 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-	{
-		snprintf(errbuf, errlen, "could not read publication \"%s\": %s", p->publication,
-		         PQerrorMessage(src));
-		PQclear(res);
+	if (!srcplan_query_pub(src, sql, p->publication, true, &res, errbuf, errlen))
 		return false;
-	}
 	for (int i = 0; i < 4; i++)
 		if (strcmp(PQgetvalue(res, 0, i), "t") != 0)
 			snprintf(actions + strlen(actions), sizeof(actions) - strlen(actions), "%s%s",
@@ -292,21 +333,15 @@ srcplan_check_publication(srcplan *p, PGconn *src, const char **check, char *err
 	if (v >= 150000)
 	{
 		/* a row filter or a column list copies only part of a table */
-		res = PQexecParams(
-		    src,
-		    "SELECT format('%I.%I', n.nspname, c.relname), pr.prqual IS NOT NULL FROM "
-		    "pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication p ON p.oid = "
-		    "pr.prpubid JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid JOIN "
-		    "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = $1 AND "
-		    "(pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL) ORDER BY 1",
-		    1, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		{
-			snprintf(errbuf, errlen, "could not read publication \"%s\": %s", p->publication,
-			         PQerrorMessage(src));
-			PQclear(res);
+		if (!srcplan_query_pub(
+		        src,
+		        "SELECT format('%I.%I', n.nspname, c.relname), pr.prqual IS NOT NULL FROM "
+		        "pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication p ON p.oid = "
+		        "pr.prpubid JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid JOIN "
+		        "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = $1 AND "
+		        "(pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL) ORDER BY 1",
+		        p->publication, false, &res, errbuf, errlen))
 			return false;
-		}
 		if (PQntuples(res) > 0)
 		{
 			bool filter = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
@@ -323,31 +358,29 @@ srcplan_check_publication(srcplan *p, PGconn *src, const char **check, char *err
 		}
 		PQclear(res);
 	}
-	for (int i = 0; i < p->ntables; i++)
-		if (!p->tables[i].covered)
-		{
-			char what[600];
+	if (srcplan_count(p, SRCPLAN_UNCOVERED) > 0)
+	{
+		char what[600];
 
-			snprintf(what, sizeof(what),
-			         "publication \"%s\" does not cover every table the dump copies, so their "
-			         "later changes would be lost; add them (ALTER PUBLICATION %s ADD TABLE ...), "
-			         "narrow the migration (--table, --exclude-table), or let the tool create its "
-			         "own publication. Missing",
-			         p->publication, p->publication);
-			return srcplan_refuse(p, srcplan_pick_uncovered, what, "", errbuf, errlen);
-		}
-	for (int i = 0; i < p->ntables; i++)
-		if (srcplan_pick_watched(&p->tables[i]))
-		{
-			*check = "replica_identity";
-			return srcplan_refuse(
-			    p, srcplan_pick_watched,
-			    "publication publishes updates and deletes of tables without a replica identity "
-			    "(the source refuses their UPDATE and DELETE)",
-			    ". Give them a primary key or REPLICA IDENTITY FULL (--replica-identity-full "
-			    "TABLE or all-keyless does that), or let the tool create its own publications",
-			    errbuf, errlen);
-		}
+		snprintf(what, sizeof(what),
+		         "publication \"%s\" does not cover every table the dump copies, so their "
+		         "later changes would be lost; add them (ALTER PUBLICATION %s ADD TABLE ...), "
+		         "narrow the migration (--table, --exclude-table), or let the tool create its "
+		         "own publication. Missing",
+		         p->publication, p->publication);
+		return srcplan_refuse(p, SRCPLAN_UNCOVERED, what, "", errbuf, errlen);
+	}
+	if (srcplan_count(p, SRCPLAN_WATCHED) > 0)
+	{
+		*check = "replica_identity";
+		return srcplan_refuse(
+		    p, SRCPLAN_WATCHED,
+		    "publication publishes updates and deletes of tables without a replica identity "
+		    "(the source refuses their UPDATE and DELETE)",
+		    ". Give them a primary key or REPLICA IDENTITY FULL (--replica-identity-full "
+		    "TABLE or all-keyless does that), or let the tool create its own publications",
+		    errbuf, errlen);
+	}
 	return true;
 }
 
@@ -383,7 +416,10 @@ srcplan_build(srcplan *p, PGconn *src, char *const *scope, int nscope, const cha
 		return false;
 	p->track_counts = strcmp(buf, "t") == 0;
 	strbuf_init(&arr);
-	if (!srcplan_array(&arr, scope, nscope))
+	ok = true;
+	for (int i = 0; ok && i < nscope; i++)
+		ok = srcplan_array_add(&arr, scope[i]);
+	if (!ok || !srcplan_array_end(&arr))
 	{
 		strbuf_free(&arr);
 		snprintf(errbuf, errlen, "out of memory");
@@ -394,23 +430,20 @@ srcplan_build(srcplan *p, PGconn *src, char *const *scope, int nscope, const cha
 	strbuf_free(&arr);
 	if (!ok)
 		return false;
-	for (int i = 0; i < p->ntables; i++)
-		if (srcplan_pick_watched(&p->tables[i]))
-			p->nkeyless++;
+	p->nkeyless = srcplan_count(p, SRCPLAN_WATCHED);
 	if (filtered && nscope == 0)
 	{
 		snprintf(errbuf, errlen, "the filters match no table on the source");
 		return false;
 	}
-	for (int i = 0; i < p->ntables; i++)
-		if (srcplan_pick_full_not_owned(&p->tables[i]))
-		{
-			*check = "replica_identity";
-			return srcplan_refuse(p, srcplan_pick_full_not_owned,
-			                      "--replica-identity-full needs the source role to own the "
-			                      "tables (ALTER TABLE), and it does not own",
-			                      ": connect as their owner or a superuser", errbuf, errlen);
-		}
+	if (srcplan_count(p, SRCPLAN_FULL_NOT_OWNED) > 0)
+	{
+		*check = "replica_identity";
+		return srcplan_refuse(p, SRCPLAN_FULL_NOT_OWNED,
+		                      "--replica-identity-full needs the source role to own the "
+		                      "tables (ALTER TABLE), and it does not own",
+		                      ": connect as their owner or a superuser", errbuf, errlen);
+	}
 	if (p->pub_exists)
 		return srcplan_check_publication(p, src, check, errbuf, errlen);
 
@@ -430,15 +463,14 @@ srcplan_build(srcplan *p, PGconn *src, char *const *scope, int nscope, const cha
 	if (!p->all_tables)
 	{
 		/* FOR TABLE needs ownership of each table */
-		for (int i = 0; i < p->ntables; i++)
-			if (!p->tables[i].owned)
-				return srcplan_refuse(
-				    p, srcplan_pick_not_owned,
-				    "the source role must own the tables it publishes (or be a superuser), and it "
-				    "does not own",
-				    ": connect as their owner or a superuser, or create the publication yourself "
-				    "and pass --publication NAME --no-auto-create-publication",
-				    errbuf, errlen);
+		if (srcplan_count(p, SRCPLAN_NOT_OWNED) > 0)
+			return srcplan_refuse(
+			    p, SRCPLAN_NOT_OWNED,
+			    "the source role must own the tables it publishes (or be a superuser), and it "
+			    "does not own",
+			    ": connect as their owner or a superuser, or create the publication yourself "
+			    "and pass --publication NAME --no-auto-create-publication",
+			    errbuf, errlen);
 	}
 	if (p->nkeyless > 0)
 	{
@@ -465,47 +497,25 @@ bool
 srcplan_resume(srcplan *p, PGconn *src, const char *publication, const char *keyless_pub,
                char *errbuf, size_t errlen)
 {
-	const char *params[1] = {keyless_pub};
 	PGresult *res;
-	bool ok;
 
 	memset(p, 0, sizeof(*p));
 	p->pub_exists = true;
 	p->track_counts = true;
 	snprintf(p->publication, sizeof(p->publication), "%s", publication);
 	snprintf(p->keyless_publication, sizeof(p->keyless_publication), "%s", keyless_pub);
-	res = PQexecParams(src,
-	                   "SELECT format('%I.%I', pt.schemaname, pt.tablename), "
-	                   "coalesce(st.n_tup_upd, 0), coalesce(st.n_tup_del, 0) FROM "
-	                   "pg_catalog.pg_publication_tables pt LEFT JOIN "
-	                   "pg_catalog.pg_stat_user_tables st ON st.schemaname = pt.schemaname AND "
-	                   "st.relname = pt.tablename WHERE pt.pubname = $1 ORDER BY 1",
-	                   1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		snprintf(errbuf, errlen, "could not read publication \"%s\": %s", keyless_pub,
-		         PQerrorMessage(src));
-		PQclear(res);
+	/* every table of the keyless publication is keyless, owned and covered */
+	if (!srcplan_query_pub(src,
+	                       "SELECT format('%I.%I', pt.schemaname, pt.tablename), true, true, "
+	                       "coalesce(st.n_tup_upd, 0), coalesce(st.n_tup_del, 0), true FROM "
+	                       "pg_catalog.pg_publication_tables pt LEFT JOIN "
+	                       "pg_catalog.pg_stat_user_tables st ON st.schemaname = pt.schemaname "
+	                       "AND st.relname = pt.tablename WHERE pt.pubname = $1 ORDER BY 1",
+	                       keyless_pub, false, &res, errbuf, errlen) ||
+	    !srcplan_take_tables(p, res, errbuf, errlen))
 		return false;
-	}
-	p->ntables = PQntuples(res);
-	p->tables = calloc((size_t)(p->ntables ? p->ntables : 1), sizeof(srcplan_table));
-	ok = p->tables != NULL;
-	for (int i = 0; ok && i < p->ntables; i++)
-	{
-		srcplan_table *t = &p->tables[i];
-
-		ok = (t->name = strdup(PQgetvalue(res, i, 0))) != NULL;
-		t->keyless = t->owned = t->covered = true;
-		t->updates = atoll(PQgetvalue(res, i, 1));
-		t->deletes = atoll(PQgetvalue(res, i, 2));
-		t->changes = t->updates + t->deletes;
-		p->nkeyless++;
-	}
-	PQclear(res);
-	if (!ok)
-		snprintf(errbuf, errlen, "out of memory");
-	return ok;
+	p->nkeyless = p->ntables;
+	return true;
 }
 
 char *
@@ -544,6 +554,24 @@ srcplan_exec(PGconn *src, const char *sql, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "\"%.200s\" failed on the source: %s", sql, PQerrorMessage(src));
 	PQclear(res);
 	return ok;
+}
+
+/* Run "<head><name quoted as an identifier><tail>". */
+static bool
+srcplan_exec_named(PGconn *src, const char *head, const char *name, const char *tail, char *errbuf,
+                   size_t errlen)
+{
+	char *q = PQescapeIdentifier(src, name, strlen(name));
+	char sql[300];
+
+	if (q == NULL)
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
+	snprintf(sql, sizeof(sql), "%s%s%s", head, q, tail);
+	PQfreemem(q);
+	return srcplan_exec(src, sql, errbuf, errlen);
 }
 
 bool
@@ -588,9 +616,8 @@ srcplan_set_identity(const srcplan *p, PGconn *src, char *errbuf, size_t errlen)
 
 /* "CREATE PUBLICATION q FOR TABLE <tables pick selects>" (no FOR clause when none) + tail. */
 static bool
-srcplan_create_one(const srcplan *p, PGconn *src, const char *name,
-                   bool (*pick)(const srcplan_table *), const char *tail, char *errbuf,
-                   size_t errlen)
+srcplan_create_one(const srcplan *p, PGconn *src, const char *name, srcplan_pick pick,
+                   const char *tail, char *errbuf, size_t errlen)
 {
 	char *q = PQescapeIdentifier(src, name, strlen(name));
 	strbuf sql;
@@ -600,7 +627,7 @@ srcplan_create_one(const srcplan *p, PGconn *src, const char *name,
 	strbuf_init(&sql);
 	ok = q != NULL && strbuf_appendf(&sql, "CREATE PUBLICATION %s", q);
 	for (int i = 0; ok && i < p->ntables; i++)
-		if (pick == NULL || pick(&p->tables[i]))
+		if (srcplan_picks(&p->tables[i], pick))
 			ok = strbuf_appendf(&sql, "%s%s", n++ ? ", " : " FOR TABLE ", p->tables[i].name);
 	ok = ok && strbuf_append_cstr(&sql, tail);
 	PQfreemem(q);
@@ -612,12 +639,6 @@ srcplan_create_one(const srcplan *p, PGconn *src, const char *name,
 	return ok;
 }
 
-static bool
-srcplan_pick_published(const srcplan_table *t)
-{
-	return !srcplan_pick_watched(t);
-}
-
 bool
 srcplan_create_publications(const srcplan *p, PGconn *src, bool *created_main,
                             bool *created_keyless, char *errbuf, size_t errlen)
@@ -625,30 +646,17 @@ srcplan_create_publications(const srcplan *p, PGconn *src, bool *created_main,
 	*created_main = *created_keyless = false;
 	if (!p->pub_exists)
 	{
-		if (p->all_tables)
-		{
-			char *q = PQescapeIdentifier(src, p->publication, strlen(p->publication));
-			char sql[300];
-
-			if (q == NULL)
-			{
-				snprintf(errbuf, errlen, "out of memory");
-				return false;
-			}
-			snprintf(sql, sizeof(sql), "CREATE PUBLICATION %s FOR ALL TABLES", q);
-			PQfreemem(q);
-			if (!srcplan_exec(src, sql, errbuf, errlen))
-				return false;
-		}
-		else if (!srcplan_create_one(p, src, p->publication, srcplan_pick_published, "", errbuf,
-		                             errlen))
+		if (!(p->all_tables ? srcplan_exec_named(src, "CREATE PUBLICATION ", p->publication,
+		                                         " FOR ALL TABLES", errbuf, errlen)
+		                    : srcplan_create_one(p, src, p->publication, SRCPLAN_PUBLISHED, "",
+		                                         errbuf, errlen)))
 			return false;
 		*created_main = true;
 	}
 	if (p->nkeyless > 0)
 	{
 		/* their updates and deletes are not published: the source never refuses them */
-		if (!srcplan_create_one(p, src, p->keyless_publication, srcplan_pick_watched,
+		if (!srcplan_create_one(p, src, p->keyless_publication, SRCPLAN_WATCHED,
 		                        PQserverVersion(src) >= 110000
 		                            ? " WITH (publish = 'insert, truncate')"
 		                            : " WITH (publish = 'insert')",
@@ -662,48 +670,30 @@ srcplan_create_publications(const srcplan *p, PGconn *src, bool *created_main,
 bool
 srcplan_drop_publication(PGconn *src, const char *name, char *errbuf, size_t errlen)
 {
-	char *q = PQescapeIdentifier(src, name, strlen(name));
-	char sql[300];
-
-	if (q == NULL)
-	{
-		snprintf(errbuf, errlen, "out of memory");
-		return false;
-	}
-	snprintf(sql, sizeof(sql), "DROP PUBLICATION IF EXISTS %s", q);
-	PQfreemem(q);
-	return srcplan_exec(src, sql, errbuf, errlen);
+	return srcplan_exec_named(src, "DROP PUBLICATION IF EXISTS ", name, "", errbuf, errlen);
 }
 
 int
 srcplan_watch(const srcplan *p, PGconn *src, char *errbuf, size_t errlen)
 {
 	strbuf arr, names;
-	char **watched;
-	int n = 0, changed = 0;
+	int changed = 0;
 	PGresult *res;
 	const char *params[1];
+	bool ok = true;
 
 	if (p->nkeyless == 0)
 		return 0;
-	watched = calloc((size_t)p->nkeyless, sizeof(char *));
-	if (watched == NULL)
-	{
-		snprintf(errbuf, errlen, "out of memory");
-		return -1;
-	}
-	for (int i = 0; i < p->ntables; i++)
-		if (srcplan_pick_watched(&p->tables[i]))
-			watched[n++] = p->tables[i].name;
 	strbuf_init(&arr);
-	if (!srcplan_array(&arr, watched, n))
+	for (int i = 0; ok && i < p->ntables; i++)
+		if (srcplan_picks(&p->tables[i], SRCPLAN_WATCHED))
+			ok = srcplan_array_add(&arr, p->tables[i].name);
+	if (!ok || !srcplan_array_end(&arr))
 	{
-		free(watched);
 		strbuf_free(&arr);
 		snprintf(errbuf, errlen, "out of memory");
 		return -1;
 	}
-	free(watched);
 	params[0] = strbuf_data(&arr);
 	res = PQexecParams(src,
 	                   "SELECT format('%I.%I', schemaname, relname), n_tup_upd + n_tup_del FROM "
@@ -727,7 +717,7 @@ srcplan_watch(const srcplan *p, PGconn *src, char *errbuf, size_t errlen)
 			const srcplan_table *t = &p->tables[i];
 			long long now = atoll(PQgetvalue(res, r, 1));
 
-			if (!srcplan_pick_watched(t) || strcmp(t->name, PQgetvalue(res, r, 0)) != 0 ||
+			if (!srcplan_picks(t, SRCPLAN_WATCHED) || strcmp(t->name, PQgetvalue(res, r, 0)) != 0 ||
 			    now == t->changes)
 				continue;
 			if (changed++ < 10 &&

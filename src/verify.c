@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "cli.h"
+#include "pgsession.h"
 #include "replconn.h"
 #include "scope.h"
 #include "strbuf.h"
@@ -30,24 +31,28 @@ typedef struct verify_shared
 	_Atomic int64_t bytes;
 } verify_shared;
 
-/* Connect, fix the text formats, and enter a read-only repeatable-read snapshot. */
+/*
+ * Connect (a plain session, in UTF8: both sides' names and rows as the same
+ * bytes, whatever each database's encoding), fix the text formats, and enter
+ * a read-only repeatable-read snapshot.
+ */
 static PGconn *
 verify_connect(const char *connstr, const char *snapshot, char *errbuf, size_t errlen)
 {
-	PGconn *c = PQconnectdb(connstr);
+	const pgsession_opts so = {
+	    .conninfo = connstr, .role = PGSESSION_PLAIN, .client_encoding = "UTF8"};
+	char why[512];
+	PGconn *c = pgsession_open(&so, why, sizeof(why));
 	char sql[256];
 	PGresult *res;
 
-	if (c == NULL || PQstatus(c) != CONNECTION_OK)
+	if (c == NULL)
 	{
-		snprintf(errbuf, errlen, "cannot connect: %s", c ? PQerrorMessage(c) : "out of memory");
-		PQfinish(c);
+		snprintf(errbuf, errlen, "cannot connect: %s", why);
 		return NULL;
 	}
 	res = PQexec(c, REPLCONN_FORMAT_SETTINGS);
 	PQclear(res);
-	/* both sides' names and rows as the same bytes, whatever each database's encoding */
-	PQsetClientEncoding(c, "UTF8");
 	res = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 	PQclear(res);
 	if (snapshot)

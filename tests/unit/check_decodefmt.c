@@ -790,75 +790,100 @@ mb_prepare(msgbuf *b, char type, const char *gid)
 	mb_str(b, gid);
 }
 
+/* Commit Prepared ('K') of gid: at 0/400, ending at 0/480, xid 950. */
+static void
+mb_commit_prepared(msgbuf *b, const char *gid)
+{
+	mb_start(b, 'K');
+	mb_u8(b, 0);
+	mb_u64(b, 0x400);
+	mb_u64(b, 0x480);
+	mb_u64(b, 0);
+	mb_u32(b, 950);
+	mb_str(b, gid);
+}
+
+/* Rollback Prepared ('r') of gid: prepared up to 0/380, rolled back up to 0/500, xid 950. */
+static void
+mb_rollback_prepared(msgbuf *b, const char *gid)
+{
+	mb_start(b, 'r');
+	mb_u8(b, 0);
+	mb_u64(b, 0x380);
+	mb_u64(b, 0x500);
+	mb_u64(b, 0);
+	mb_u64(b, 1);
+	mb_u32(b, 950);
+	mb_str(b, gid);
+}
+
+/* One two-phase message, one form, the line it prints. */
+typedef struct two_phase_case
+{
+	char type; /* 'b', 'P', 'p' (the Prepares), 'K' (Commit Prepared), 'r' (Rollback Prepared) */
+	const char *gid;
+	decodefmt_format fmt;
+	const char *want;
+	bool closes; /* no transaction is open after it */
+} two_phase_case;
+
+static const two_phase_case two_phase_cases[] = {
+    {'b', "g1", DECODEFMT_TEXT,
+     "BEGIN PREPARE 950 gid='g1' lsn=0/300 end_lsn=0/380 "
+     "prepare_time=2000-01-01 00:00:00.000000+00\n",
+     false},
+    {'P', "g1", DECODEFMT_TEXT,
+     "PREPARE 950 gid='g1' lsn=0/300 end_lsn=0/380 "
+     "prepare_time=2000-01-01 00:00:00.000000+00\n",
+     true},
+    {'p', "it's", DECODEFMT_TEXT,
+     "STREAM PREPARE 950 gid='it''s' lsn=0/300 end_lsn=0/380 "
+     "prepare_time=2000-01-01 00:00:00.000000+00\n",
+     false},
+    {'P', "g\"1", DECODEFMT_JSON,
+     "{\"kind\":\"prepare\",\"lsn\":\"0/10\",\"xid\":950,\"gid\":\"g\\\"1\","
+     "\"prepare_lsn\":\"0/300\",\"end_lsn\":\"0/380\",\"prepare_time\":"
+     "\"2000-01-01T00:00:00.000000Z\"}\n",
+     false},
+    {'K', "g1", DECODEFMT_TEXT,
+     "COMMIT PREPARED 950 gid='g1' lsn=0/400 end_lsn=0/480 "
+     "commit_time=2000-01-01 00:00:00.000000+00\n",
+     false},
+    {'K', "g1", DECODEFMT_JSON,
+     "{\"kind\":\"commit_prepared\",\"lsn\":\"0/10\",\"xid\":950,\"gid\":\"g1\","
+     "\"commit_lsn\":\"0/400\",\"end_lsn\":\"0/480\",\"commit_time\":"
+     "\"2000-01-01T00:00:00.000000Z\"}\n",
+     false},
+    {'r', "g1", DECODEFMT_TEXT,
+     "ROLLBACK PREPARED 950 gid='g1' prepare_end_lsn=0/380 rollback_end_lsn=0/500 "
+     "prepare_time=2000-01-01 00:00:00.000000+00 "
+     "rollback_time=2000-01-01 00:00:00.000001+00\n",
+     false},
+    {'r', "g1", DECODEFMT_JSON,
+     "{\"kind\":\"rollback_prepared\",\"lsn\":\"0/10\",\"xid\":950,\"gid\":\"g1\","
+     "\"prepare_end_lsn\":\"0/380\",\"rollback_end_lsn\":\"0/500\","
+     "\"prepare_time\":\"2000-01-01T00:00:00.000000Z\","
+     "\"rollback_time\":\"2000-01-01T00:00:00.000001Z\"}\n",
+     false},
+};
+
 START_TEST(two_phase_messages)
 {
-	msgbuf b;
+	for (size_t i = 0; i < NVALS(two_phase_cases); i++)
+	{
+		const two_phase_case *tc = &two_phase_cases[i];
+		msgbuf b;
 
-	mb_prepare(&b, 'b', "g1");
-	ck_assert_str_eq(handle(&b, DECODEFMT_TEXT),
-	                 "BEGIN PREPARE 950 gid='g1' lsn=0/300 end_lsn=0/380 "
-	                 "prepare_time=2000-01-01 00:00:00.000000+00\n");
-	mb_prepare(&b, 'P', "g1");
-	ck_assert_str_eq(handle(&b, DECODEFMT_TEXT), "PREPARE 950 gid='g1' lsn=0/300 end_lsn=0/380 "
-	                                             "prepare_time=2000-01-01 00:00:00.000000+00\n");
-	ck_assert(!rc.in_txn);
-	mb_prepare(&b, 'p', "it's");
-	ck_assert_str_eq(handle(&b, DECODEFMT_TEXT),
-	                 "STREAM PREPARE 950 gid='it''s' lsn=0/300 end_lsn=0/380 "
-	                 "prepare_time=2000-01-01 00:00:00.000000+00\n");
-	mb_prepare(&b, 'P', "g\"1");
-	ck_assert_str_eq(handle(&b, DECODEFMT_JSON),
-	                 "{\"kind\":\"prepare\",\"lsn\":\"0/10\",\"xid\":950,\"gid\":\"g\\\"1\","
-	                 "\"prepare_lsn\":\"0/300\",\"end_lsn\":\"0/380\",\"prepare_time\":"
-	                 "\"2000-01-01T00:00:00.000000Z\"}\n");
-
-	mb_start(&b, 'K');
-	mb_u8(&b, 0);
-	mb_u64(&b, 0x400);
-	mb_u64(&b, 0x480);
-	mb_u64(&b, 0);
-	mb_u32(&b, 950);
-	mb_str(&b, "g1");
-	ck_assert_str_eq(handle(&b, DECODEFMT_TEXT),
-	                 "COMMIT PREPARED 950 gid='g1' lsn=0/400 end_lsn=0/480 "
-	                 "commit_time=2000-01-01 00:00:00.000000+00\n");
-	mb_start(&b, 'K');
-	mb_u8(&b, 0);
-	mb_u64(&b, 0x400);
-	mb_u64(&b, 0x480);
-	mb_u64(&b, 0);
-	mb_u32(&b, 950);
-	mb_str(&b, "g1");
-	ck_assert_str_eq(handle(&b, DECODEFMT_JSON),
-	                 "{\"kind\":\"commit_prepared\",\"lsn\":\"0/10\",\"xid\":950,\"gid\":\"g1\","
-	                 "\"commit_lsn\":\"0/400\",\"end_lsn\":\"0/480\",\"commit_time\":"
-	                 "\"2000-01-01T00:00:00.000000Z\"}\n");
-
-	mb_start(&b, 'r');
-	mb_u8(&b, 0);
-	mb_u64(&b, 0x380);
-	mb_u64(&b, 0x500);
-	mb_u64(&b, 0);
-	mb_u64(&b, 1);
-	mb_u32(&b, 950);
-	mb_str(&b, "g1");
-	ck_assert_str_eq(handle(&b, DECODEFMT_TEXT),
-	                 "ROLLBACK PREPARED 950 gid='g1' prepare_end_lsn=0/380 rollback_end_lsn=0/500 "
-	                 "prepare_time=2000-01-01 00:00:00.000000+00 "
-	                 "rollback_time=2000-01-01 00:00:00.000001+00\n");
-	mb_start(&b, 'r');
-	mb_u8(&b, 0);
-	mb_u64(&b, 0x380);
-	mb_u64(&b, 0x500);
-	mb_u64(&b, 0);
-	mb_u64(&b, 1);
-	mb_u32(&b, 950);
-	mb_str(&b, "g1");
-	ck_assert_str_eq(handle(&b, DECODEFMT_JSON),
-	                 "{\"kind\":\"rollback_prepared\",\"lsn\":\"0/10\",\"xid\":950,\"gid\":\"g1\","
-	                 "\"prepare_end_lsn\":\"0/380\",\"rollback_end_lsn\":\"0/500\","
-	                 "\"prepare_time\":\"2000-01-01T00:00:00.000000Z\","
-	                 "\"rollback_time\":\"2000-01-01T00:00:00.000001Z\"}\n");
+		if (tc->type == 'K')
+			mb_commit_prepared(&b, tc->gid);
+		else if (tc->type == 'r')
+			mb_rollback_prepared(&b, tc->gid);
+		else
+			mb_prepare(&b, tc->type, tc->gid);
+		ck_assert_str_eq(handle(&b, tc->fmt), tc->want);
+		if (tc->closes)
+			ck_assert(!rc.in_txn);
+	}
 }
 END_TEST
 
@@ -1133,6 +1158,26 @@ typedef struct quote_case
 		in, sizeof(in) - 1, want \
 	}
 
+/* Each case through quote; with utf8_out, the result must also be valid UTF-8. */
+static void
+check_quoting(const quote_case *cases, size_t n, bool (*quote)(strbuf *, const char *, size_t),
+              bool utf8_out)
+{
+	strbuf sb;
+
+	strbuf_init(&sb);
+	for (size_t i = 0; i < n; i++)
+	{
+		strbuf_reset(&sb);
+		ck_assert(quote(&sb, cases[i].in, cases[i].len));
+		ck_assert_msg(strcmp(strbuf_data(&sb), cases[i].want) == 0, "case %zu: got %s want %s", i,
+		              strbuf_data(&sb), cases[i].want);
+		if (utf8_out)
+			ck_assert(strbuf_utf8_valid(strbuf_data(&sb), strbuf_len(&sb)));
+	}
+	strbuf_free(&sb);
+}
+
 START_TEST(strbuf_sql_literals)
 {
 	static const quote_case cases[] = {
@@ -1147,17 +1192,8 @@ START_TEST(strbuf_sql_literals)
 	    QC("\x01\x7f", "E'\\x01\\x7f'"),
 	    QC("\xc3\xa9\xff", "'\xc3\xa9\xff'"), /* high bytes pass through */
 	};
-	strbuf sb;
 
-	strbuf_init(&sb);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		strbuf_reset(&sb);
-		ck_assert(strbuf_append_sql_literal(&sb, cases[i].in, cases[i].len));
-		ck_assert_msg(strcmp(strbuf_data(&sb), cases[i].want) == 0, "case %zu: got %s want %s", i,
-		              strbuf_data(&sb), cases[i].want);
-	}
-	strbuf_free(&sb);
+	check_quoting(cases, NVALS(cases), strbuf_append_sql_literal, false);
 }
 END_TEST
 
@@ -1182,18 +1218,8 @@ START_TEST(strbuf_json_strings)
 	    QC("\xe2\x82", "\"\\u00e2\\u0082\""),
 	    QC("a\xe2\x82z", "\"a\\u00e2\\u0082z\""),
 	};
-	strbuf sb;
 
-	strbuf_init(&sb);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		strbuf_reset(&sb);
-		ck_assert(strbuf_append_json_string(&sb, cases[i].in, cases[i].len));
-		ck_assert_msg(strcmp(strbuf_data(&sb), cases[i].want) == 0, "case %zu: got %s want %s", i,
-		              strbuf_data(&sb), cases[i].want);
-		ck_assert(strbuf_utf8_valid(strbuf_data(&sb), strbuf_len(&sb)));
-	}
-	strbuf_free(&sb);
+	check_quoting(cases, NVALS(cases), strbuf_append_json_string, true);
 }
 END_TEST
 
@@ -1207,17 +1233,8 @@ START_TEST(strbuf_escaped_text)
 	    QC("\xc3", "\\xc3"),
 	    QC("\xed\xa0\x80!", "\\xed\\xa0\\x80!"),
 	};
-	strbuf sb;
 
-	strbuf_init(&sb);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		strbuf_reset(&sb);
-		ck_assert(strbuf_append_escaped(&sb, cases[i].in, cases[i].len));
-		ck_assert_msg(strcmp(strbuf_data(&sb), cases[i].want) == 0, "case %zu: got %s want %s", i,
-		              strbuf_data(&sb), cases[i].want);
-	}
-	strbuf_free(&sb);
+	check_quoting(cases, NVALS(cases), strbuf_append_escaped, false);
 }
 END_TEST
 
