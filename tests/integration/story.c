@@ -47,6 +47,13 @@ story_connstrs(const story_servers *sv, const char *db, char *src, char *tgt, si
 	pgt_connstr_as(&sv->tgt, db, "app", tgt, size);
 }
 
+void
+story_app_databases(const story_servers *sv, const char *db)
+{
+	pgt_owned_database(sv->src_admin, db, "app");
+	pgt_owned_database(sv->tgt_admin, db, "app");
+}
+
 /* argv: first, then the words of a and of b (each NULL-terminated, may be NULL). */
 static void
 story_argv(const char *argv[STORY_MAX_ARGS], const char *first, const char *const a[],
@@ -76,6 +83,16 @@ story_tool_start(pgt_proc *p, const char *const args[], const char *const more[]
 
 	story_argv(argv, pgt_tool(), args, more);
 	pgt_spawn(p, argv, env);
+}
+
+void
+story_migrate(pgt_proc *p, const char *mode, const char *src, const char *tgt, const char *dump,
+              const char *const more[], const char *const env[])
+{
+	const char *const args[] = {"--mode", mode,          "--source", src, "--target",
+	                            tgt,      "--dump-path", dump,       NULL};
+
+	story_tool_start(p, args, more, env);
 }
 
 /* Read what fd has within wait_ms into *buf: 1 read, 0 nothing yet, -1 at its end. */
@@ -178,6 +195,7 @@ story_expect(const pgt_proc *p, const char *needle, int seconds)
 	{
 		char *log = pgt_stderr(p);
 
+		kill(p->pid, SIGKILL); /* a failed story leaves no run behind */
 		ck_abort_msg("%s \"%s\" from the tool: ...%s",
 		             ended ? "the run ended without" : "waited in vain for", needle,
 		             story_tail(log));
@@ -347,6 +365,44 @@ story_add(TCase *tc, const TTest *test, const char *only_env)
 
 	if (only == NULL || only[0] == '\0' || strstr(test->name, only))
 		tcase_add_test(tc, test);
+}
+
+/* The plan of the suite being run (Check's fixtures take no argument; one suite runs at a time). */
+static const story_plan *story_running;
+
+static void
+story_fixture_setup(void)
+{
+	if (story_running->servers)
+		story_servers_start(story_running->servers, story_running->src_conf);
+	if (story_running->setup)
+		story_running->setup();
+}
+
+static void
+story_fixture_teardown(void)
+{
+	if (story_running->teardown)
+		story_running->teardown();
+	if (story_running->servers)
+		story_servers_stop(story_running->servers);
+}
+
+Suite *
+story_suite(const story_plan *plan, const TTest *const stories[])
+{
+	Suite *s = suite_create(plan->suite);
+	TCase *tc = tcase_create(plan->tcase);
+
+	story_running = plan;
+	tcase_add_unchecked_fixture(tc, story_fixture_setup, story_fixture_teardown);
+	if (plan->before || plan->after)
+		tcase_add_checked_fixture(tc, plan->before, plan->after);
+	tcase_set_timeout(tc, plan->timeout_s);
+	for (int i = 0; stories[i]; i++)
+		story_add(tc, stories[i], plan->only_env);
+	suite_add_tcase(s, tc);
+	return s;
 }
 
 int

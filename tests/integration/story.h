@@ -46,12 +46,22 @@ void story_servers_stop(story_servers *sv);
  */
 void story_connstrs(const story_servers *sv, const char *db, char *src, char *tgt, size_t size);
 
+/* Database db dropped if there and created on both servers, owned by "app" on each. */
+void story_app_databases(const story_servers *sv, const char *db);
+
 /*
  * Start pg_dbmigrator with the words of args, then of more (each
  * NULL-terminated; more may be NULL), and env (may be NULL).
  */
 void story_tool_start(pgt_proc *p, const char *const args[], const char *const more[],
                       const char *const env[]);
+
+/*
+ * Start `pg_dbmigrator --mode mode --source src --target tgt --dump-path dump`
+ * and the words of more (NULL-terminated, may be NULL), with env (may be NULL).
+ */
+void story_migrate(pgt_proc *p, const char *mode, const char *src, const char *tgt,
+                   const char *dump, const char *const more[], const char *const env[]);
 
 /*
  * The end of a run: its stdout read until it closes and its exit waited
@@ -69,7 +79,8 @@ void story_kill_9(pgt_proc *p);
 
 /*
  * Wait up to seconds for needle in the run's log; fail the test with the end
- * of the log if it never comes, or as soon as the run ends without it.
+ * of the log if it never comes, or as soon as the run ends without it (the
+ * run killed, so that a failed story leaves none behind).
  */
 void story_expect(const pgt_proc *p, const char *needle, int seconds);
 
@@ -121,6 +132,25 @@ void story_sort(double *values, size_t n);
 
 /* Add test to tc unless the environment variable only_env names a part its name lacks. */
 void story_add(TCase *tc, const TTest *test, const char *only_env);
+
+/* How a suite of stories runs: one case, its servers, its fixtures, its time limit. */
+typedef struct story_plan
+{
+	const char *suite;      /* the suite's name */
+	const char *tcase;      /* its one case's name */
+	int timeout_s;          /* each story's limit */
+	story_servers *servers; /* started before the stories and stopped after them, or NULL */
+	const char *src_conf;   /* the source's conf for story_servers_start (may be NULL) */
+	SFun setup, teardown;   /* once around the stories, inside the servers' life (may be NULL) */
+	SFun before, after;     /* around each story (may be NULL) */
+	const char *only_env;   /* a variable that picks stories by a part of their name, or NULL */
+} story_plan;
+
+/*
+ * The suite of stories (NULL-terminated) as plan says; plan is borrowed
+ * until the suite has run (Check's fixtures take no argument).
+ */
+Suite *story_suite(const story_plan *plan, const TTest *const stories[]);
 
 /* Run the suite (CK_NORMAL); EXIT_SUCCESS when every test passed. */
 int story_run_suite(Suite *s);
