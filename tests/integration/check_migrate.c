@@ -28,18 +28,6 @@
 
 static story_servers sv;
 
-static void
-setup(void)
-{
-	story_servers_start(&sv, STORY_SOURCE_CONF);
-}
-
-static void
-teardown(void)
-{
-	story_servers_stop(&sv);
-}
-
 START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 {
 	char src[256], tgt[256], dump[512], script[512], buf[128];
@@ -75,28 +63,10 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 	story_pgbench_start(
 	    &writers, (const char *const[]){"-n", "-c", "4", "-T", "8", "-f", script, src, NULL}, NULL);
 	pgt_scratch("shop-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(),
-		                      "--mode",
-		                      "online",
-		                      "--source",
-		                      src,
-		                      "--target",
-		                      tgt,
-		                      "--dump-path",
-		                      dump,
-		                      "--json",
-		                      "--cutover-poll-secs",
-		                      "1",
-		                      "--jobs",
-		                      "2",
-		                      "--verify",
-		                      "strict",
-		                      "--no-owner",
-		                      NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--json", "--cutover-poll-secs", "1", "--jobs", "2",
+	                                    "--verify", "strict", "--no-owner", NULL},
+	              NULL);
 	story_expect(&tool, "stage=CaughtUp", 60);
 	/* the writers finish; then the operator cuts over */
 	story_pgbench_done(&writers, 60);
@@ -147,14 +117,9 @@ START_TEST(offline_migration_of_some_tables)
 	pgt_exec(s, "INSERT INTO app.keep SELECT g, 'v' || g FROM generate_series(1, 1000) g");
 	pgt_exec(s, "INSERT INTO app.skip VALUES (1)");
 	pgt_scratch("filt-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(), "--mode",   "offline", "--source",
-		                      src,        "--target", tgt,       "--dump-path",
-		                      dump,       "--schema", "app",     "--exclude-table",
-		                      "app.skip", NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
+	story_migrate(&tool, "offline", src, tgt, dump,
+	              (const char *const[]){"--schema", "app", "--exclude-table", "app.skip", NULL},
+	              NULL);
 	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "offline migration exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "stage=Complete"), "no Complete event: %s", err);
@@ -208,13 +173,8 @@ START_TEST(a_password_travels_only_in_the_environment)
 	recording_bindir(bindir, sizeof(bindir), log, 0, false);
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
 	pgt_scratch("pw-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(), "--mode",      "offline", "--source", src, "--target",
-		                      tgt,        "--dump-path", dump,      "--json",   NULL};
-		const char *envs[] = {env, NULL};
-
-		pgt_spawn(&tool, argv, envs);
-	}
+	story_migrate(&tool, "offline", src, tgt, dump, (const char *const[]){"--json", NULL},
+	              (const char *const[]){env, NULL});
 	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, err);
 	logged = pgt_read_file(log);
@@ -246,13 +206,7 @@ START_TEST(ctrl_c_during_a_slow_dump_leaves_no_child_behind)
 	recording_bindir(bindir, sizeof(bindir), log, 60, false);
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
 	pgt_scratch("slow-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(), "--mode", "online",      "--source", src,
-		                      "--target", tgt,      "--dump-path", dump,       NULL};
-		const char *envs[] = {env, NULL};
-
-		pgt_spawn(&tool, argv, envs);
-	}
+	story_migrate(&tool, "online", src, tgt, dump, NULL, (const char *const[]){env, NULL});
 	ck_assert_msg(pgt_wait_for_text(log, "argv:", 30), "pg_dump never started");
 	kill(tool.pid, SIGINT);
 	rc = story_finish(&tool, 30, &out, &err);
@@ -417,14 +371,8 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 	                    (const char *const[]){"-n", "-c", "2", "-T", "10", "-f", script, src, NULL},
 	                    NULL);
 	pgt_scratch("res-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {
-		    pgt_tool(), "--mode",     "online",      "--source", src,
-		    "--target", tgt,          "--dump-path", dump,       "--cutover-poll-secs",
-		    "1",        "--no-owner", NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", NULL}, NULL);
 	story_expect(&tool, "stage=CaughtUp", 60);
 	usleep(700 * 1000);
 	story_kill_9(&tool);
@@ -462,14 +410,9 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 	free(err);
 
 	/* the real resume: no dump, no restore, the stream goes on from the target's progress */
-	{
-		const char *argv[] = {
-		    pgt_tool(), "--mode",   "online",      "--source", src,
-		    "--target", tgt,        "--dump-path", dump,       "--cutover-poll-secs",
-		    "1",        "--resume", "--no-owner",  NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--cutover-poll-secs", "1", "--resume", "--no-owner", NULL},
+	              NULL);
 	story_expect(&tool, "stage=CaughtUp", 60);
 	/* status from another terminal while it streams */
 	{
@@ -511,14 +454,9 @@ START_TEST(resume_is_refused_when_the_slot_is_gone)
 	s = pgt_connect(&sv.src, "gone");
 	pgt_exec(s, "CREATE TABLE t (id int PRIMARY KEY)");
 	pgt_scratch("gone-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(), "--mode",      "online",    "--source",
-		                      src,        "--target",    tgt,         "--dump-path",
-		                      dump,       "--slot-name", "gone_slot", "--cutover-poll-secs",
-		                      "1",        NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
+	story_migrate(
+	    &tool, "online", src, tgt, dump,
+	    (const char *const[]){"--slot-name", "gone_slot", "--cutover-poll-secs", "1", NULL}, NULL);
 	story_expect(&tool, "stage=CaughtUp", 60);
 	story_kill_9(&tool);
 	drop_slot_when_free(s, "gone_slot");
@@ -532,26 +470,10 @@ START_TEST(resume_is_refused_when_the_slot_is_gone)
 	              "%s", err);
 	free(err);
 	/* --force-clean starts over */
-	{
-		const char *argv[] = {pgt_tool(),
-		                      "--mode",
-		                      "online",
-		                      "--source",
-		                      src,
-		                      "--target",
-		                      tgt,
-		                      "--dump-path",
-		                      dump,
-		                      "--slot-name",
-		                      "gone_slot",
-		                      "--force-clean",
-		                      "--drop-target-first",
-		                      "--cutover-poll-secs",
-		                      "1",
-		                      NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--slot-name", "gone_slot", "--force-clean",
+	                                    "--drop-target-first", "--cutover-poll-secs", "1", NULL},
+	              NULL);
 	story_expect(&tool, "stage=CaughtUp", 60);
 	kill(tool.pid, SIGINT);
 	ck_assert_int_eq(story_finish(&tool, 60, NULL, NULL), 0);
@@ -593,29 +515,11 @@ START_TEST(schema_then_data_and_a_self_timed_online_run_keeping_the_slot)
 	/* online into the same target, with an existing publication, cutting over by itself */
 	pgt_exec(s, "CREATE PUBLICATION mine FOR TABLE a");
 	pgt_exec(t, "TRUNCATE a");
-	{
-		const char *argv[] = {pgt_tool(),
-		                      "--mode",
-		                      "online",
-		                      "--source",
-		                      src,
-		                      "--target",
-		                      tgt,
-		                      "--dump-path",
-		                      dump,
-		                      "--force-clean",
-		                      "--dump-scope",
-		                      "data-only",
-		                      "--publication",
-		                      "mine",
-		                      "--no-auto-create-publication",
-		                      "--keep-slot",
-		                      "--max-runtime-seconds",
-		                      "3",
-		                      NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--force-clean", "--dump-scope", "data-only",
+	                                    "--publication", "mine", "--no-auto-create-publication",
+	                                    "--keep-slot", "--max-runtime-seconds", "3", NULL},
+	              NULL);
 	story_expect(&tool, "stage=StreamApply", 60);
 	pgt_exec(s, "INSERT INTO a VALUES (101, 'while streaming')");
 	ck_assert_int_eq(story_finish(&tool, 60, NULL, NULL), 0);
@@ -903,15 +807,9 @@ START_TEST(fast_restore_settings_always_come_back)
 	pgt_scratch("fast.log", log, sizeof(log));
 	recording_bindir(bindir, sizeof(bindir), log, 60, false);
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
-	{
-		const char *argv[] = {
-		    pgt_tool(), "--mode", "offline",     "--source", src,
-		    "--target", tgt,      "--dump-path", dump,       "--fast-restore-settings",
-		    NULL};
-		const char *envs[] = {env, NULL};
-
-		pgt_spawn(&tool, argv, envs);
-	}
+	story_migrate(&tool, "offline", src, tgt, dump,
+	              (const char *const[]){"--fast-restore-settings", NULL},
+	              (const char *const[]){env, NULL});
 	/* the dump's wrapper sleeps first: wait for the restore's */
 	for (int i = 0; i < 900 && pgt_count_in_file(log, "argv:") < 2; i++)
 		usleep(100 * 1000);
@@ -999,32 +897,23 @@ START_TEST(fast_restore_settings_always_come_back)
 }
 END_TEST
 
-static Suite *
-migrate_suite(void)
-{
-	Suite *s = suite_create("migration");
-	TCase *tc = tcase_create("migrate");
-
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, online_migration_with_writers_cut_over_by_ctrl_c);
-	tcase_add_test(tc, offline_migration_of_some_tables);
-	tcase_add_test(tc, a_password_travels_only_in_the_environment);
-	tcase_add_test(tc, ctrl_c_during_a_slow_dump_leaves_no_child_behind);
-	tcase_add_test(tc, bad_input_gets_one_clear_message);
-	tcase_add_test(tc, resume_after_kill_9_during_apply_loses_and_doubles_nothing);
-	tcase_add_test(tc, resume_is_refused_when_the_slot_is_gone);
-	tcase_add_test(tc, schema_then_data_and_a_self_timed_online_run_keeping_the_slot);
-	tcase_add_test(tc, verify_names_each_difference);
-	tcase_add_test(tc, dry_run_prints_the_plan_and_changes_nothing);
-	tcase_add_test(tc, a_whole_server_online_with_roles_and_one_cutover);
-	tcase_add_test(tc, fast_restore_settings_always_come_back);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int
 main(void)
 {
-	return story_run_suite(migrate_suite());
+	const story_plan plan = {"migration", "migrate", 300, &sv, STORY_SOURCE_CONF};
+	const TTest *const stories[] = {online_migration_with_writers_cut_over_by_ctrl_c,
+	                                offline_migration_of_some_tables,
+	                                a_password_travels_only_in_the_environment,
+	                                ctrl_c_during_a_slow_dump_leaves_no_child_behind,
+	                                bad_input_gets_one_clear_message,
+	                                resume_after_kill_9_during_apply_loses_and_doubles_nothing,
+	                                resume_is_refused_when_the_slot_is_gone,
+	                                schema_then_data_and_a_self_timed_online_run_keeping_the_slot,
+	                                verify_names_each_difference,
+	                                dry_run_prints_the_plan_and_changes_nothing,
+	                                a_whole_server_online_with_roles_and_one_cutover,
+	                                fast_restore_settings_always_come_back,
+	                                NULL};
+
+	return story_run_suite(story_suite(&plan, stories));
 }
