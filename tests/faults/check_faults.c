@@ -47,12 +47,13 @@
 #include <unistd.h>
 
 #include "pgtest.h"
+#include "story.h"
 
 #define SOURCE_CONF                                                               \
 	"max_replication_slots = 10\nmax_wal_senders = 10\nwal_sender_timeout = 3s\n" \
 	"max_wal_size = 64MB\nmin_wal_size = 32MB\n"
 
-static pgt_cluster src_server, tgt_server;
+static story_servers sv;
 static unsigned fault_seed;
 
 /* One migration under test: its databases, writers and tool. */
@@ -67,23 +68,15 @@ typedef struct run
 	int clients;
 } run;
 
+/* The random seed of this run, said so that it can be repeated. */
 static void
-setup(void)
+seed(void)
 {
 	const char *seed = getenv("PGDBM_FAULTS_SEED");
 
 	fault_seed = seed && seed[0] ? (unsigned)strtoul(seed, NULL, 10) : (unsigned)time(NULL);
 	printf("faults: seed %u (PGDBM_FAULTS_SEED=%u repeats this run)\n", fault_seed, fault_seed);
 	srandom(fault_seed);
-	pgt_start(&src_server, SOURCE_CONF);
-	pgt_start(&tgt_server, NULL);
-}
-
-static void
-teardown(void)
-{
-	pgt_stop(&src_server);
-	pgt_stop(&tgt_server);
 }
 
 static bool
@@ -135,38 +128,22 @@ run_begin(run *r, const char *db, int clients)
 	memset(r, 0, sizeof(*r));
 	snprintf(r->db, sizeof(r->db), "%s", db);
 	/* a story that failed half-way may have left its slot behind */
-	for (int i = 0; i < 50; i++)
-	{
-		PGconn *c = pgt_connect(&src_server, "postgres");
-		PGresult *res = PQexec(c, "SELECT pg_terminate_backend(active_pid) FROM "
-		                          "pg_replication_slots WHERE active_pid IS NOT NULL");
-		bool done;
-
-		PQclear(res);
-		res = PQexec(c, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots");
-		done = PQresultStatus(res) == PGRES_TUPLES_OK;
-		PQclear(res);
-		PQfinish(c);
-		if (done)
-			break;
-		sleep_ms(100);
-	}
+	story_drop_slots(&sv.src);
 	r->clients = clients;
 	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
-	exec_on(&src_server, "postgres", sql);
-	exec_on(&tgt_server, "postgres", sql);
+	exec_on(&sv.src, "postgres", sql);
+	exec_on(&sv.tgt, "postgres", sql);
 	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
-	exec_on(&src_server, "postgres", sql);
+	exec_on(&sv.src, "postgres", sql);
 	/* the target as on a managed service: a NOSUPERUSER role that owns its database */
 	{
-		PGconn *admin = pgt_connect(&tgt_server, "postgres");
+		PGconn *admin = pgt_connect(&sv.tgt, "postgres");
 
 		pgt_owned_database(admin, db, "app");
 		PQfinish(admin);
 	}
-	pgt_connstr(&src_server, db, r->src, sizeof(r->src));
-	pgt_connstr_as(&tgt_server, db, "app", r->tgt, sizeof(r->tgt));
-	r->s = pgt_connect(&src_server, db);
+	story_connstrs(&sv, db, r->src, r->tgt, sizeof(r->src));
+	r->s = pgt_connect(&sv.src, db);
 	pgt_exec(r->s, "CREATE TABLE counters (id int PRIMARY KEY, n bigint NOT NULL)");
 	pgt_exec(r->s, "CREATE TABLE log (k bigserial PRIMARY KEY, client int, note text)");
 	pgt_exec(r->s, "CREATE TABLE notes (client int, body text)");
@@ -202,21 +179,12 @@ run_begin(run *r, const char *db, int clients)
 static void
 writers_start(run *r, int secs)
 {
-	char pgbench[512], c[16], t[16];
-	const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
-	                      "-n",
-	                      "-c",
-	                      c,
-	                      "-T",
-	                      t,
-	                      "-f",
-	                      r->script,
-	                      r->src,
-	                      NULL};
+	char c[16], t[16];
+	const char *const args[] = {"-n", "-c", c, "-T", t, "-f", r->script, r->src, NULL};
 
 	snprintf(c, sizeof(c), "%d", r->clients);
 	snprintf(t, sizeof(t), "%d", secs);
-	pgt_spawn(&r->write, argv, NULL);
+	story_pgbench_start(&r->write, args, NULL);
 	r->writing = true;
 }
 
@@ -229,9 +197,7 @@ writers_wait(run *r, bool may_abort)
 
 	if (!r->writing)
 		return;
-	free(pgt_slurp(&r->write));
-	rc = pgt_wait(&r->write, 600);
-	err = pgt_stderr(&r->write);
+	rc = story_finish(&r->write, 600, NULL, &err);
 	r->writing = false;
 	ck_assert_msg(rc == 0 || (may_abort && rc == 2), "pgbench exited %d: %s", rc, err);
 	free(err);
@@ -241,55 +207,35 @@ writers_wait(run *r, bool may_abort)
 static void
 tool_start(run *r, const char *const extra[])
 {
-	const char *argv[40] = {pgt_tool(), "--mode",
-	                        "online",   "--source",
-	                        r->src,     "--target",
-	                        r->tgt,     "--dump-path",
-	                        r->dump,    "--cutover-poll-secs",
-	                        "1",        "--verify",
-	                        "strict",   "--reconnect-max-wait",
-	                        "120",      "--wal-receiver-timeout",
-	                        "4",        "--group-commit",
-	                        "50",       "--no-owner"};
-	int n = 20;
+	const char *const args[] = {"--mode",
+	                            "online",
+	                            "--source",
+	                            r->src,
+	                            "--target",
+	                            r->tgt,
+	                            "--dump-path",
+	                            r->dump,
+	                            "--cutover-poll-secs",
+	                            "1",
+	                            "--verify",
+	                            "strict",
+	                            "--reconnect-max-wait",
+	                            "120",
+	                            "--wal-receiver-timeout",
+	                            "4",
+	                            "--group-commit",
+	                            "50",
+	                            "--no-owner",
+	                            NULL};
 
-	for (int i = 0; extra && extra[i] && n < 39; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	pgt_spawn(&r->tool, argv, NULL);
-}
-
-/* The last lines of text (a long log tail for failure messages). */
-static const char *
-tail(const char *text)
-{
-	size_t n = strlen(text);
-
-	return n > 3000 ? text + n - 3000 : text;
-}
-
-/* Wait for needle in the tool's stderr; fail with its log if it never comes. */
-static void
-tool_expect(run *r, const char *needle, int seconds)
-{
-	if (!pgt_wait_for_text(r->tool.err_path, needle, seconds))
-	{
-		char *err = pgt_stderr(&r->tool);
-
-		ck_abort_msg("waited %d s for \"%s\" from the tool: ...%s", seconds, needle, tail(err));
-	}
+	story_tool_start(&r->tool, args, extra, NULL);
 }
 
 /* Wait for the tool to exit; its exit code, its stderr in *err (malloc'd). */
 static int
 tool_wait(run *r, int seconds, char **err)
 {
-	int rc;
-
-	free(pgt_slurp(&r->tool));
-	rc = pgt_wait(&r->tool, seconds);
-	*err = pgt_stderr(&r->tool);
-	return rc;
+	return story_finish(&r->tool, seconds, NULL, err);
 }
 
 /* Once caught up and the writers are done: Ctrl+C, expect a clean exit. */
@@ -299,11 +245,11 @@ cut_over(run *r)
 	char *err;
 	int rc;
 
-	tool_expect(r, "stage=CaughtUp", 120);
+	story_expect(&r->tool, "stage=CaughtUp", 120);
 	writers_wait(r, false);
 	kill(r->tool.pid, SIGINT);
 	rc = tool_wait(r, 300, &err);
-	ck_assert_msg(rc == 0, "the cutover exited %d: ...%s", rc, tail(err));
+	ck_assert_msg(rc == 0, "the cutover exited %d: ...%s", rc, story_tail(err));
 	free(err);
 }
 
@@ -311,11 +257,11 @@ cut_over(run *r)
 static void
 run_check_and_end(run *r)
 {
-	PGconn *t = pgt_connect(&tgt_server, r->db);
+	PGconn *t = pgt_connect(&sv.tgt, r->db);
 	char buf[64];
 
 	PQfinish(r->s);
-	r->s = pgt_connect(&src_server, r->db);
+	r->s = pgt_connect(&sv.src, r->db);
 	pgt_assert_same(r->s, t, "counters");
 	pgt_assert_same(r->s, t, "log");
 	pgt_assert_same(r->s, t, "notes");
@@ -333,7 +279,7 @@ static pid_t
 walsender_pid(run *r)
 {
 	char buf[32];
-	PGconn *c = pgt_connect(&src_server, "postgres");
+	PGconn *c = pgt_connect(&sv.src, "postgres");
 
 	pgt_value(c, "SELECT coalesce(max(active_pid), 0) FROM pg_replication_slots", buf, sizeof(buf));
 	PQfinish(c);
@@ -351,12 +297,12 @@ START_TEST(the_walsender_is_terminated_and_the_tool_carries_on)
 	run_begin(&r, "f_walsender", 2);
 	writers_start(&r, 8);
 	tool_start(&r, NULL);
-	tool_expect(&r, "stage=CaughtUp", 120);
+	story_expect(&r.tool, "stage=CaughtUp", 120);
 	pgt_exec(r.s, "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots");
-	tool_expect(&r, "reconnected: streaming", 60);
+	story_expect(&r.tool, "reconnected: streaming", 60);
 	cut_over(&r);
 	err = pgt_stderr(&r.tool);
-	ck_assert_msg(strstr(err, "stage=Reconnect"), "no Reconnect event: %s", tail(err));
+	ck_assert_msg(strstr(err, "stage=Reconnect"), "no Reconnect event: %s", story_tail(err));
 	free(err);
 	run_check_and_end(&r);
 }
@@ -369,10 +315,10 @@ START_TEST(the_target_restarts_mid_group_and_nothing_is_applied_twice)
 	run_begin(&r, "f_target", 2);
 	writers_start(&r, 10);
 	tool_start(&r, NULL);
-	tool_expect(&r, "stage=CaughtUp", 120);
+	story_expect(&r.tool, "stage=CaughtUp", 120);
 	sleep_ms(500 + rand_ms(1000));
-	pgt_restart(&tgt_server);
-	tool_expect(&r, "reconnected: streaming", 90);
+	pgt_restart(&sv.tgt);
+	story_expect(&r.tool, "reconnected: streaming", 90);
 	cut_over(&r);
 	run_check_and_end(&r);
 }
@@ -385,12 +331,12 @@ START_TEST(the_source_restarts_and_the_tool_reattaches_to_its_slot)
 	run_begin(&r, "f_source", 2);
 	writers_start(&r, 4);
 	tool_start(&r, NULL);
-	tool_expect(&r, "stage=CaughtUp", 120);
+	story_expect(&r.tool, "stage=CaughtUp", 120);
 	/* pgbench's sessions die with the server: it may end with "Run was aborted" */
-	pgt_restart(&src_server);
+	pgt_restart(&sv.src);
 	writers_wait(&r, true);
 	writers_start(&r, 4);
-	tool_expect(&r, "reconnected: streaming", 90);
+	story_expect(&r.tool, "reconnected: streaming", 90);
 	cut_over(&r);
 	run_check_and_end(&r);
 }
@@ -406,17 +352,17 @@ START_TEST(a_stalled_source_is_noticed_and_a_stalled_target_only_waits)
 	run_begin(&r, "f_stall", 2);
 	writers_start(&r, 14);
 	tool_start(&r, NULL);
-	tool_expect(&r, "stage=CaughtUp", 120);
+	story_expect(&r.tool, "stage=CaughtUp", 120);
 	/* the source side goes silent, longer than wal_sender_timeout (3 s) and the tool's 4 s */
 	ws = walsender_pid(&r);
 	ck_assert_int_gt(ws, 0);
 	kill(ws, SIGSTOP);
-	tool_expect(&r, "no message from the source", 30);
+	story_expect(&r.tool, "no message from the source", 30);
 	sleep_ms(2000);
 	kill(ws, SIGCONT);
-	tool_expect(&r, "reconnected: streaming", 90);
+	story_expect(&r.tool, "reconnected: streaming", 90);
 	/* the target's apply session stalls for a while: the tool waits, keeps the source content */
-	t = pgt_connect(&tgt_server, r.db);
+	t = pgt_connect(&sv.tgt, r.db);
 	snprintf(sql, sizeof(sql),
 	         "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = "
 	         "'pg_dbmigrator apply' AND datname = '%s'",
@@ -475,7 +421,7 @@ START_TEST(kill_9_in_every_phase_then_resume_completes)
 		tool_start(&r, NULL);
 		if (ph->cutover_first)
 		{
-			tool_expect(&r, "stage=CaughtUp", 120);
+			story_expect(&r.tool, "stage=CaughtUp", 120);
 			writers_wait(&r, false);
 			kill(r.tool.pid, SIGINT);
 		}
@@ -509,7 +455,7 @@ START_TEST(kill_9_in_every_phase_then_resume_completes)
 			}
 			rc = tool_wait(&r, 300, &err);
 			ck_assert_msg(rc == 0, "run %d (killed in %s): --resume exited %d: ...%s", i + 1,
-			              ph->name, rc, tail(err));
+			              ph->name, rc, story_tail(err));
 			free(err);
 		}
 		writers_wait(&r, false);
@@ -532,7 +478,7 @@ START_TEST(a_dropped_slot_is_a_clear_fatal_error)
 	run_begin(&r, "f_dropslot", 1);
 	writers_start(&r, 3);
 	tool_start(&r, NULL);
-	tool_expect(&r, "stage=CaughtUp", 120);
+	story_expect(&r.tool, "stage=CaughtUp", 120);
 	writers_wait(&r, false);
 	/* between the walsender's end and the tool's reconnect, the slot goes */
 	for (int i = 0; i < 200 && !dropped; i++)
@@ -549,11 +495,11 @@ START_TEST(a_dropped_slot_is_a_clear_fatal_error)
 	}
 	ck_assert_msg(dropped, "could not drop the slot");
 	rc = tool_wait(&r, 120, &err);
-	ck_assert_msg(rc == 1, "exit %d: %s", rc, tail(err));
+	ck_assert_msg(rc == 1, "exit %d: %s", rc, story_tail(err));
 	ck_assert_msg(strstr(err, "is gone from the source") && strstr(err, "--force-clean"),
-	              "unclear error: %s", tail(err));
+	              "unclear error: %s", story_tail(err));
 	ck_assert_msg(!strstr(err, "stage=Cutover") && !strstr(err, "stage=SequenceSync"),
-	              "a partial cutover: %s", tail(err));
+	              "a partial cutover: %s", story_tail(err));
 	free(err);
 	PQfinish(r.s);
 }
@@ -567,7 +513,7 @@ START_TEST(an_invalidated_slot_is_a_clear_fatal_error)
 
 	run_begin(&r, "f_lostslot", 1);
 	tool_start(&r, NULL);
-	tool_expect(&r, "stage=CaughtUp", 120);
+	story_expect(&r.tool, "stage=CaughtUp", 120);
 	/* the tool stalls (as a stuck client would) while the source writes past the limit */
 	kill(r.tool.pid, SIGSTOP);
 	pgt_exec(r.s, "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
@@ -588,11 +534,11 @@ START_TEST(an_invalidated_slot_is_a_clear_fatal_error)
 	rc = tool_wait(&r, 180, &err);
 	pgt_exec(r.s, "ALTER SYSTEM RESET max_slot_wal_keep_size");
 	pgt_exec(r.s, "SELECT pg_reload_conf()");
-	ck_assert_msg(rc == 1, "exit %d: %s", rc, tail(err));
+	ck_assert_msg(rc == 1, "exit %d: %s", rc, story_tail(err));
 	ck_assert_msg(strstr(err, "invalidated") && strstr(err, "max_slot_wal_keep_size") &&
 	                  strstr(err, "start over"),
-	              "unclear error: %s", tail(err));
-	ck_assert_msg(!strstr(err, "stage=Cutover"), "a partial cutover: %s", tail(err));
+	              "unclear error: %s", story_tail(err));
+	ck_assert_msg(!strstr(err, "stage=Cutover"), "a partial cutover: %s", story_tail(err));
 	free(err);
 	pgt_exec(r.s, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots");
 	PQfinish(r.s);
@@ -609,7 +555,7 @@ START_TEST(a_column_added_on_the_source_stops_the_apply_with_the_fix)
 
 	run_begin(&r, "f_ddl", 1);
 	tool_start(&r, NULL);
-	tool_expect(&r, "stage=CaughtUp", 120);
+	story_expect(&r.tool, "stage=CaughtUp", 120);
 	pgt_exec(r.s, "INSERT INTO log (client, note) VALUES (1, 'before the DDL')");
 	pgt_exec(r.s, "ALTER TABLE counters ADD COLUMN \"Last Seen\" timestamptz DEFAULT now()");
 	/*
@@ -620,11 +566,11 @@ START_TEST(a_column_added_on_the_source_stops_the_apply_with_the_fix)
 	pgt_exec(r.s, "UPDATE counters SET n = n + 1 WHERE id = 1");
 	pgt_exec(r.s, "INSERT INTO log (client, note) VALUES (1, 'after the DDL')");
 	rc = tool_wait(&r, 120, &err);
-	ck_assert_msg(rc == 1, "exit %d: %s", rc, tail(err));
+	ck_assert_msg(rc == 1, "exit %d: %s", rc, story_tail(err));
 	ck_assert_msg(strstr(err, "Last Seen") && strstr(err, "counters") &&
 	                  strstr(err, "ADD COLUMN \"Last Seen\" timestamp with time zone") &&
 	                  strstr(err, "--resume"),
-	              "unclear error: %s", tail(err));
+	              "unclear error: %s", story_tail(err));
 	free(err);
 	/* nothing from the update on was acknowledged (the update and the later insert) */
 	pgt_value(r.s, "SELECT confirmed_flush_lsn FROM pg_replication_slots", confirmed,
@@ -632,7 +578,7 @@ START_TEST(a_column_added_on_the_source_stops_the_apply_with_the_fix)
 	snprintf(buf, sizeof(buf), "SELECT '%s'::pg_lsn <= '%s'::pg_lsn", confirmed, lsn_before);
 	ck_assert_str_eq(pgt_value(r.s, buf, buf, sizeof(buf)), "t");
 	/* the operator does what the message says, and resumes */
-	t = pgt_connect(&tgt_server, r.db);
+	t = pgt_connect(&sv.tgt, r.db);
 	pgt_exec(t, "ALTER TABLE counters ADD COLUMN \"Last Seen\" timestamp with time zone");
 	PQfinish(t);
 	writers_start(&r, 3);
@@ -652,15 +598,16 @@ START_TEST(a_row_the_target_rejects_stops_with_relation_key_and_lsn)
 
 	run_begin(&r, "f_reject", 1);
 	tool_start(&r, NULL);
-	tool_expect(&r, "stage=CaughtUp", 120);
-	t = pgt_connect(&tgt_server, r.db);
+	story_expect(&r.tool, "stage=CaughtUp", 120);
+	t = pgt_connect(&sv.tgt, r.db);
 	pgt_exec(t, "ALTER TABLE counters ADD CONSTRAINT small CHECK (n < 1000)");
 	pgt_exec(r.s, "UPDATE counters SET n = 5000 WHERE id = 42");
 	rc = tool_wait(&r, 120, &err);
-	ck_assert_msg(rc == 1, "exit %d: %s", rc, tail(err));
+	ck_assert_msg(rc == 1, "exit %d: %s", rc, story_tail(err));
 	ck_assert_msg(strstr(err, "counters") && strstr(err, "id=42") && strstr(err, "small") &&
 	                  strstr(err, "committed at 0/"),
-	              "the error does not name the relation, key, constraint and LSN: %s", tail(err));
+	              "the error does not name the relation, key, constraint and LSN: %s",
+	              story_tail(err));
 	free(err);
 	/* the operator drops the target's extra constraint and resumes */
 	pgt_exec(t, "ALTER TABLE counters DROP CONSTRAINT small");
@@ -697,9 +644,9 @@ START_TEST(a_full_disk_during_the_dump_is_a_clear_error_and_resume_works)
 	snprintf(r.dump, sizeof(r.dump), "%s/dump", dir);
 	tool_start(&r, NULL);
 	rc = tool_wait(&r, 120, &err);
-	ck_assert_msg(rc == 1, "exit %d: %s", rc, tail(err));
+	ck_assert_msg(rc == 1, "exit %d: %s", rc, story_tail(err));
 	ck_assert_msg(strstr(err, "No space left on device") && strstr(err, "stage=Dump"),
-	              "unclear error: %s", tail(err));
+	              "unclear error: %s", story_tail(err));
 	free(err);
 	snprintf(token, sizeof(token), "%s.resume.json", r.dump);
 	text = pgt_read_file(token);
@@ -744,7 +691,7 @@ static long long
 lag_bytes(void)
 {
 	char buf[64];
-	PGconn *c = pgt_connect(&src_server, "postgres");
+	PGconn *c = pgt_connect(&sv.src, "postgres");
 
 	pgt_value(c,
 	          "SELECT coalesce(max(pg_current_wal_lsn() - confirmed_flush_lsn), 0)::bigint FROM "
@@ -769,7 +716,7 @@ START_TEST(soak_with_faults_every_few_minutes)
 	run_begin(&r, "f_soak", 8);
 	writers_start(&r, minutes * 60);
 	tool_start(&r, NULL);
-	tool_expect(&r, "stage=CaughtUp", 300);
+	story_expect(&r.tool, "stage=CaughtUp", 300);
 	start = time(NULL);
 	next = start + every;
 	while (time(NULL) < start + minutes * 60 - 30)
@@ -782,12 +729,12 @@ START_TEST(soak_with_faults_every_few_minutes)
 			long long lag;
 
 			if (kind == 0)
-				exec_on(&src_server, "postgres",
+				exec_on(&sv.src, "postgres",
 				        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots");
 			else if (kind == 1)
-				pgt_restart(&tgt_server);
+				pgt_restart(&sv.tgt);
 			else
-				pgt_restart(&src_server); /* pgbench clients die with it: start new ones */
+				pgt_restart(&sv.src); /* pgbench clients die with it: start new ones */
 			for (int w = 0;
 			     w < 1200 && pgt_count_in_file(r.tool.err_path, "reconnected: streaming") <= before;
 			     w++)
@@ -833,51 +780,30 @@ START_TEST(soak_with_faults_every_few_minutes)
 }
 END_TEST
 
-/* PGDBM_FAULTS_ONLY=text runs only the stories whose name contains text. */
-#define FAULT_ADD(tc, fn)                               \
-	do                                                  \
-	{                                                   \
-		const char *only = getenv("PGDBM_FAULTS_ONLY"); \
-		if (!only || !only[0] || strstr(#fn, only))     \
-			tcase_add_test(tc, fn);                     \
-	} while (0)
-
-static Suite *
-faults_suite(void)
-{
-	Suite *s = suite_create("faults");
-	TCase *tc = tcase_create("faults");
-	int minutes = soak_minutes();
-
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, minutes > 0 ? minutes * 60 + 900 : 900);
-	if (minutes > 0)
-		tcase_add_test(tc, soak_with_faults_every_few_minutes);
-	else
-	{
-		FAULT_ADD(tc, the_walsender_is_terminated_and_the_tool_carries_on);
-		FAULT_ADD(tc, the_target_restarts_mid_group_and_nothing_is_applied_twice);
-		FAULT_ADD(tc, the_source_restarts_and_the_tool_reattaches_to_its_slot);
-		FAULT_ADD(tc, a_stalled_source_is_noticed_and_a_stalled_target_only_waits);
-		FAULT_ADD(tc, kill_9_in_every_phase_then_resume_completes);
-		FAULT_ADD(tc, a_dropped_slot_is_a_clear_fatal_error);
-		FAULT_ADD(tc, an_invalidated_slot_is_a_clear_fatal_error);
-		FAULT_ADD(tc, a_column_added_on_the_source_stops_the_apply_with_the_fix);
-		FAULT_ADD(tc, a_row_the_target_rejects_stops_with_relation_key_and_lsn);
-		FAULT_ADD(tc, a_full_disk_during_the_dump_is_a_clear_error_and_resume_works);
-	}
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int
 main(void)
 {
-	SRunner *sr = srunner_create(faults_suite());
-	int failed;
+	int minutes = soak_minutes();
+	/* PGDBM_FAULTS_ONLY=text runs only the stories whose name contains text */
+	const story_plan plan = {"faults",
+	                         "faults",
+	                         minutes > 0 ? minutes * 60 + 900 : 900,
+	                         &sv,
+	                         SOURCE_CONF,
+	                         seed,
+	                         .only_env = minutes > 0 ? NULL : "PGDBM_FAULTS_ONLY"};
+	const TTest *const soak[] = {soak_with_faults_every_few_minutes, NULL};
+	const TTest *const stories[] = {the_walsender_is_terminated_and_the_tool_carries_on,
+	                                the_target_restarts_mid_group_and_nothing_is_applied_twice,
+	                                the_source_restarts_and_the_tool_reattaches_to_its_slot,
+	                                a_stalled_source_is_noticed_and_a_stalled_target_only_waits,
+	                                kill_9_in_every_phase_then_resume_completes,
+	                                a_dropped_slot_is_a_clear_fatal_error,
+	                                an_invalidated_slot_is_a_clear_fatal_error,
+	                                a_column_added_on_the_source_stops_the_apply_with_the_fix,
+	                                a_row_the_target_rejects_stops_with_relation_key_and_lsn,
+	                                a_full_disk_during_the_dump_is_a_clear_error_and_resume_works,
+	                                NULL};
 
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return story_run_suite(story_suite(&plan, minutes > 0 ? soak : stories));
 }

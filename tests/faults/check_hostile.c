@@ -32,72 +32,9 @@
 
 #include "pgtest.h"
 #include "proxy.h"
+#include "story.h"
 
-static pgt_cluster src_server, tgt_server;
-static PGconn *src_admin, *tgt_admin;
-
-static void
-setup(void)
-{
-	pgt_start(&src_server, NULL);
-	pgt_start(&tgt_server, NULL);
-	src_admin = pgt_connect(&src_server, "postgres");
-	tgt_admin = pgt_connect(&tgt_server, "postgres");
-}
-
-static void
-teardown(void)
-{
-	PQfinish(src_admin);
-	PQfinish(tgt_admin);
-	pgt_stop(&src_server);
-	pgt_stop(&tgt_server);
-}
-
-/* Write text to a scratch file; its path into buf. */
-static const char *
-scratch_file(const char *name, const char *text, char *buf, size_t size)
-{
-	FILE *f;
-
-	pgt_scratch(name, buf, size);
-	f = fopen(buf, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
-	return buf;
-}
-
-/* Start pgbench with script on connstr; extra arguments before the script. */
-static void
-spawn_writers(pgt_proc *p, const char *connstr, const char *script, const char *const opts[])
-{
-	char pgbench[512];
-	const char *argv[24] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)), "-n"};
-	int n = 2;
-
-	for (int i = 0; opts[i]; i++)
-		argv[n++] = opts[i];
-	argv[n++] = "-f";
-	argv[n++] = script;
-	argv[n++] = connstr;
-	argv[n] = NULL;
-	pgt_spawn(p, argv, NULL);
-}
-
-/* Wait for pgbench to finish successfully. */
-static void
-wait_writers(pgt_proc *p)
-{
-	char *err;
-	int rc;
-
-	free(pgt_slurp(p));
-	rc = pgt_wait(p, 60);
-	err = pgt_stderr(p);
-	ck_assert_msg(rc == 0, "pgbench exited %d: %s", rc, err);
-	free(err);
-}
+static story_servers sv;
 
 /*
  * The hostile schema. "t" in public is the canary of the injection-looking
@@ -195,41 +132,27 @@ START_TEST(hostile_names_survive_an_online_migration_with_writers)
 	int rc;
 
 	ck_assert_int_eq((int)strlen(slot), 63);
-	pgt_exec(src_admin, "CREATE DATABASE " HOSTILE_DB_SQL);
-	pgt_exec(tgt_admin, "CREATE DATABASE " HOSTILE_DB_SQL);
-	pgt_connstr(&src_server, HOSTILE_DB, src, sizeof(src));
-	pgt_connstr(&tgt_server, HOSTILE_DB, tgt, sizeof(tgt));
-	s = pgt_connect(&src_server, HOSTILE_DB);
-	t = pgt_connect(&tgt_server, HOSTILE_DB);
+	pgt_exec(sv.src_admin, "CREATE DATABASE " HOSTILE_DB_SQL);
+	pgt_exec(sv.tgt_admin, "CREATE DATABASE " HOSTILE_DB_SQL);
+	pgt_connstr(&sv.src, HOSTILE_DB, src, sizeof(src));
+	pgt_connstr(&sv.tgt, HOSTILE_DB, tgt, sizeof(tgt));
+	s = pgt_connect(&sv.src, HOSTILE_DB);
+	t = pgt_connect(&sv.tgt, HOSTILE_DB);
 	pgt_exec(s, hostile_ddl);
-	scratch_file("hostile.sql", hostile_writers, script, sizeof(script));
-	spawn_writers(&writers, src, script, (const char *const[]){"-c", "2", "-T", "4", NULL});
+	story_file("hostile.sql", hostile_writers, script, sizeof(script));
+	story_pgbench_start(
+	    &writers, (const char *const[]){"-n", "-c", "2", "-T", "4", "-f", script, src, NULL}, NULL);
 	pgt_scratch("hostile-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(),    "--mode",      "online",
-		                      "--source",    src,           "--target",
-		                      tgt,           "--dump-path", dump,
-		                      "--slot-name", slot,          "--publication",
-		                      pub,           "--json",      "--cutover-poll-secs",
-		                      "1",           "--verify",    "strict",
-		                      NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	if (!pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60))
-	{
-		err = pgt_stderr(&tool);
-		kill(tool.pid, SIGKILL);
-		pgt_wait(&tool, 10);
-		ck_abort_msg("never caught up: %s", err);
-	}
-	wait_writers(&writers);
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--slot-name", slot, "--publication", pub, "--json",
+	                                    "--cutover-poll-secs", "1", "--verify", "strict", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	story_pgbench_done(&writers, 60);
 	pgt_exec(s, "TRUNCATE \"Zürich ☃\".\"Trunc;ate \"\"me\"\"\"");
 	pgt_exec(s, "INSERT INTO \"Zürich ☃\".\"Trunc;ate \"\"me\"\"\" VALUES (42)");
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, err);
 	ck_assert_msg(strstr(out, "\"stage\":\"Complete\"") &&
 	                  strstr(out, "\"stage\":\"SequenceSync\""),
@@ -265,14 +188,11 @@ START_TEST(hostile_names_survive_an_online_migration_with_writers)
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM public.t", buf, sizeof(buf)), "1");
 	/* verify, narrowed to hostile names: they match exactly, their sequences come along */
 	{
-		const char *argv[] = {pgt_tool(), "verify",   "--source",           src, "--target",
-		                      tgt,        "--schema", "we\"ird 'sch\\ema;", NULL};
-		pgt_proc v;
+		const char *const args[] = {"verify",   "--source",           src, "--target", tgt,
+		                            "--schema", "we\"ird 'sch\\ema;", NULL};
 
 		free(out);
-		pgt_spawn(&v, argv, NULL);
-		out = pgt_slurp(&v);
-		rc = pgt_wait(&v, 60);
+		rc = story_run(args, NULL, 60, &out, NULL);
 		ck_assert_msg(rc == 0 && strstr(out, "0 differences; 1 tables"), "verify exited %d: %s", rc,
 		              out);
 	}
@@ -323,19 +243,19 @@ START_TEST(a_malformed_message_stops_the_apply_before_it_is_acknowledged)
 	long k;
 	int rc;
 
-	pgt_exec(src_admin, "CREATE DATABASE faulty");
-	pgt_exec(tgt_admin, "CREATE DATABASE faulty");
-	s = pgt_connect(&src_server, "faulty");
-	t = pgt_connect(&tgt_server, "faulty");
+	pgt_exec(sv.src_admin, "CREATE DATABASE faulty");
+	pgt_exec(sv.tgt_admin, "CREATE DATABASE faulty");
+	s = pgt_connect(&sv.src, "faulty");
+	t = pgt_connect(&sv.tgt, "faulty");
 	pgt_exec(s, both);
 	pgt_exec(t, both);
 	pgt_exec(s, "CREATE EXTENSION pg_walinspect");
 	pgt_exec(s, "CREATE PUBLICATION victim FOR TABLE log, counters");
 	pgt_value(s, "SELECT lsn FROM pg_create_logical_replication_slot('victim', 'pgoutput')", start,
 	          sizeof(start));
-	pgt_connstr(&src_server, "faulty", src, sizeof(src));
-	pgt_connstr(&tgt_server, "faulty", tgt, sizeof(tgt));
-	proxy = pgt_proxy_start(src_server.port);
+	pgt_connstr(&sv.src, "faulty", src, sizeof(src));
+	pgt_connstr(&sv.tgt, "faulty", tgt, sizeof(tgt));
+	proxy = pgt_proxy_start(sv.src.port);
 	snprintf(via_proxy, sizeof(via_proxy),
 	         "host=127.0.0.1 port=%d user=postgres dbname=faulty sslmode=disable "
 	         "gssencmode=disable",
@@ -343,9 +263,11 @@ START_TEST(a_malformed_message_stops_the_apply_before_it_is_acknowledged)
 	pgt_proxy_corrupt_after_commits(proxy, CORRUPT_AFTER);
 
 	/* one writer, 200 small transactions a second; the apply follows through the proxy */
-	scratch_file("log.sql", log_writer, script, sizeof(script));
-	spawn_writers(&writers, src, script,
-	              (const char *const[]){"-c", "1", "-R", "200", "-t", "300", NULL});
+	story_file("log.sql", log_writer, script, sizeof(script));
+	story_pgbench_start(
+	    &writers,
+	    (const char *const[]){"-n", "-c", "1", "-R", "200", "-t", "300", "-f", script, src, NULL},
+	    NULL);
 	{
 		const char *argv[] = {pgt_tool(),       "bench",  "--source",    via_proxy,
 		                      "--target",       tgt,      "--slot-name", "victim",
@@ -354,16 +276,14 @@ START_TEST(a_malformed_message_stops_the_apply_before_it_is_acknowledged)
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 60);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 60, &out, &err);
 	ck_assert_msg(pgt_proxy_corrupted(proxy), "the proxy never damaged an INSERT: %s", err);
 	ck_assert_msg(rc == 1, "bench exited %d on a malformed message: %s", rc, err);
 	ck_assert_msg(strstr(err, "malformed message"), "unclear error: %s", err);
 	free(out);
 	free(err);
 	pgt_proxy_stop(proxy);
-	wait_writers(&writers);
+	story_pgbench_done(&writers, 60);
 
 	/* the target has transactions 1..k, no gaps, and not the damaged one */
 	k = atol(pgt_value(t, "SELECT count(*) FROM log", buf, sizeof(buf)));
@@ -396,9 +316,7 @@ START_TEST(a_malformed_message_stops_the_apply_before_it_is_acknowledged)
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 60);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 60, &out, &err);
 	ck_assert_msg(rc == 0, "bench without the proxy exited %d: %s", rc, err);
 	pgt_assert_same(s, t, "log");
 	pgt_assert_same(s, t, "counters");
@@ -419,41 +337,22 @@ START_TEST(hostile_names_in_filters_select_exactly_those_objects)
 	char *err;
 	int rc;
 
-	pgt_exec(src_admin, "CREATE DATABASE filters");
-	pgt_exec(tgt_admin, "CREATE DATABASE filters");
-	pgt_connstr(&src_server, "filters", src, sizeof(src));
-	pgt_connstr(&tgt_server, "filters", tgt, sizeof(tgt));
-	s = pgt_connect(&src_server, "filters");
-	t = pgt_connect(&tgt_server, "filters");
+	pgt_exec(sv.src_admin, "CREATE DATABASE filters");
+	pgt_exec(sv.tgt_admin, "CREATE DATABASE filters");
+	pgt_connstr(&sv.src, "filters", src, sizeof(src));
+	pgt_connstr(&sv.tgt, "filters", tgt, sizeof(tgt));
+	s = pgt_connect(&sv.src, "filters");
+	t = pgt_connect(&sv.tgt, "filters");
 	pgt_exec(s, hostile_ddl);
 	/* a schema whose lower-cased, unquoted spelling exists too: it must stay behind */
 	pgt_exec(s, "CREATE SCHEMA \"zürich ☃\"; CREATE TABLE \"zürich ☃\".decoy (id int)");
 	pgt_scratch("filters-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(),
-		                      "--mode",
-		                      "offline",
-		                      "--source",
-		                      src,
-		                      "--target",
-		                      tgt,
-		                      "--dump-path",
-		                      dump,
-		                      "--schema",
-		                      "Zürich ☃",
-		                      "--schema",
-		                      "we\"ird 'sch\\ema;",
-		                      "--exclude-table",
-		                      "Zürich ☃.Trunc;ate \"me\"",
-		                      "--verify",
-		                      "off",
-		                      NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	free(pgt_slurp(&tool));
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	story_migrate(&tool, "offline", src, tgt, dump,
+	              (const char *const[]){"--schema", "Zürich ☃", "--schema", "we\"ird 'sch\\ema;",
+	                                    "--exclude-table", "Zürich ☃.Trunc;ate \"me\"", "--verify",
+	                                    "off", NULL},
+	              NULL);
+	rc = story_finish(&tool, 120, NULL, &err);
 	ck_assert_msg(rc == 0, "offline migration with hostile filters exited %d: %s", rc, err);
 	free(err);
 	pgt_assert_same(s, t, "\"Zürich ☃\".\"MixedCase Table\"");
@@ -471,20 +370,10 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("hostile input");
-	TCase *tc = tcase_create("hostile");
-	SRunner *sr;
-	int failed;
+	const story_plan plan = {"hostile input", "hostile", 240, &sv, NULL};
+	const TTest *const stories[] = {hostile_names_survive_an_online_migration_with_writers,
+	                                a_malformed_message_stops_the_apply_before_it_is_acknowledged,
+	                                hostile_names_in_filters_select_exactly_those_objects, NULL};
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 240);
-	tcase_add_test(tc, hostile_names_survive_an_online_migration_with_writers);
-	tcase_add_test(tc, a_malformed_message_stops_the_apply_before_it_is_acknowledged);
-	tcase_add_test(tc, hostile_names_in_filters_select_exactly_those_objects);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return story_run_suite(story_suite(&plan, stories));
 }

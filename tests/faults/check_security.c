@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "pgtest.h"
+#include "story.h"
 
 static pgt_cluster src_server, tgt_server;
 static PGconn *src_admin, *tgt_admin;
@@ -131,13 +132,9 @@ static int
 run_tool(const char *const argv[], const char *const env[], char **out, char **err)
 {
 	pgt_proc p;
-	int rc;
 
 	pgt_spawn(&p, argv, env);
-	*out = pgt_slurp(&p);
-	rc = pgt_wait(&p, 120);
-	*err = pgt_stderr(&p);
-	return rc;
+	return story_finish(&p, 120, out, err);
 }
 
 /* Does the file at path hold needle anywhere (binary files too)? */
@@ -230,12 +227,11 @@ set_password(const char *password)
 START_TEST(verify_full_tls_on_every_connection_and_a_wrong_ca_fails_closed)
 {
 	char src[1024], tgt[1024], plain[256], ca[600], other_ca[600], dump[512], script[512];
-	char pgbench[512], buf[128];
+	char buf[128];
 	PGconn *s, *t, *c;
 	pgt_proc writers, tool;
 	char *out, *err;
 	int rc, walsenders, clients, plain_ones;
-	FILE *f;
 
 	pgt_fresh_database(src_admin, tgt_admin, "tls");
 	snprintf(ca, sizeof(ca), "%s/ca.crt", tls_dir);
@@ -252,31 +248,19 @@ START_TEST(verify_full_tls_on_every_connection_and_a_wrong_ca_fails_closed)
 	pgt_exec(s, "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL)");
 	pgt_exec(s, "CREATE TABLE history (id bigserial PRIMARY KEY, aid int, delta int)");
 	pgt_exec(s, "INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 100) g");
-	pgt_scratch("tls.sql", script, sizeof(script));
-	f = fopen(script, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs("\\set aid random(1, 100)\n"
-	      "\\set delta random(-500, 500)\n"
-	      "BEGIN;\n"
-	      "UPDATE accounts SET balance = balance + :delta WHERE id = :aid;\n"
-	      "INSERT INTO history (aid, delta) VALUES (:aid, :delta);\n"
-	      "END;\n",
-	      f);
-	fclose(f);
-	{
-		const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
-		                      "-n",
-		                      "-c",
-		                      "2",
-		                      "-T",
-		                      "6",
-		                      "-f",
-		                      script,
-		                      pgt_connstr(&src_server, "tls", buf, sizeof(buf)),
-		                      NULL};
-
-		pgt_spawn(&writers, argv, NULL);
-	}
+	story_file("tls.sql",
+	           "\\set aid random(1, 100)\n"
+	           "\\set delta random(-500, 500)\n"
+	           "BEGIN;\n"
+	           "UPDATE accounts SET balance = balance + :delta WHERE id = :aid;\n"
+	           "INSERT INTO history (aid, delta) VALUES (:aid, :delta);\n"
+	           "END;\n",
+	           script, sizeof(script));
+	story_pgbench_start(&writers,
+	                    (const char *const[]){"-n", "-c", "2", "-T", "6", "-f", script,
+	                                          pgt_connstr(&src_server, "tls", buf, sizeof(buf)),
+	                                          NULL},
+	                    NULL);
 	/* host=localhost: the name the certificate is checked against */
 	snprintf(src, sizeof(src),
 	         "host=localhost port=%d user=postgres dbname=tls sslmode=verify-full "
@@ -287,15 +271,9 @@ START_TEST(verify_full_tls_on_every_connection_and_a_wrong_ca_fails_closed)
 	         "sslrootcert='%s' application_name=pgdbm_tls",
 	         tgt_server.port, ca);
 	pgt_scratch("tls-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {
-		    pgt_tool(), "--mode", "online",      "--source", src,
-		    "--target", tgt,      "--dump-path", dump,       "--cutover-poll-secs",
-		    "1",        NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--cutover-poll-secs", "1", NULL}, NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
 	/* while it streams: every connection of the tool runs over TLS */
 	pgt_value(s,
 	          "SELECT format('%s %s %s', count(*) FILTER (WHERE a.backend_type = 'walsender' AND "
@@ -314,12 +292,9 @@ START_TEST(verify_full_tls_on_every_connection_and_a_wrong_ca_fails_closed)
 	ck_assert_msg(sscanf(buf, "%d %d", &clients, &plain_ones) == 2 && clients >= 1 &&
 	                  plain_ones == 0,
 	              "on the target, clients over TLS, connections without: %s", buf);
-	free(pgt_slurp(&writers));
-	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
+	story_pgbench_done(&writers, 60);
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, err);
 	pgt_assert_same(s, t, "accounts");
 	pgt_assert_same(s, t, "history");
@@ -356,10 +331,7 @@ START_TEST(verify_full_tls_on_every_connection_and_a_wrong_ca_fails_closed)
 		              "a wrong CA for the %s, no word of the "
 		              "certificate: %s",
 		              where, err);
-		ck_assert_str_eq(
-		    pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)), "0");
-		ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)),
-		                 "0");
+		story_assert_source_clean(s);
 		free(out);
 		free(err);
 	}
@@ -420,7 +392,7 @@ START_TEST(no_password_leaks_from_a_uri_pgpassword_or_a_pgpass_file)
 
 		pgt_spawn(&tool, argv, env);
 	}
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	story_expect(&tool, "stage=CaughtUp", 60);
 	pgt_exec(s, "INSERT INTO t SELECT g, 'streamed' FROM generate_series(101, 200) g");
 	/* the children's argv, as their wrappers saw it: what /proc/<pid>/cmdline showed */
 	text = pgt_read_file(argv_log);
@@ -458,9 +430,7 @@ START_TEST(no_password_leaks_from_a_uri_pgpassword_or_a_pgpass_file)
 	}
 	usleep(500 * 1000);
 	kill(tool.pid, SIGKILL);
-	out = pgt_slurp(&tool);
-	pgt_wait(&tool, 30);
-	err = pgt_stderr(&tool);
+	story_finish(&tool, 30, &out, &err);
 	assert_clean("an event", out, in_uri);
 	assert_clean("a log line", err, in_uri);
 	free(out);
@@ -484,12 +454,9 @@ START_TEST(no_password_leaks_from_a_uri_pgpassword_or_a_pgpass_file)
 
 		pgt_spawn(&tool, argv, env);
 	}
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60),
-	              "the resumed run never caught up");
+	story_expect(&tool, "stage=CaughtUp", 60);
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "the resumed migration exited %d: %s", rc, err);
 	assert_clean("an event", out, in_env);
 	assert_clean("a log line", err, in_env);
@@ -647,9 +614,7 @@ START_TEST(files_it_writes_are_private_under_umask_022)
 		ck_assert_ptr_nonnull(f);
 		fclose(f);
 	}
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, err);
 	free(out);
 	free(err);
@@ -660,21 +625,11 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("security");
-	TCase *tc = tcase_create("security");
-	SRunner *sr;
-	int failed;
+	const story_plan plan = {"security",     "security",       180, NULL, NULL, setup, teardown,
+	                         connect_admins, disconnect_admins};
+	const TTest *const stories[] = {verify_full_tls_on_every_connection_and_a_wrong_ca_fails_closed,
+	                                no_password_leaks_from_a_uri_pgpassword_or_a_pgpass_file,
+	                                files_it_writes_are_private_under_umask_022, NULL};
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_add_checked_fixture(tc, connect_admins, disconnect_admins);
-	tcase_set_timeout(tc, 180);
-	tcase_add_test(tc, verify_full_tls_on_every_connection_and_a_wrong_ca_fails_closed);
-	tcase_add_test(tc, no_password_leaks_from_a_uri_pgpassword_or_a_pgpass_file);
-	tcase_add_test(tc, files_it_writes_are_private_under_umask_022);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return story_run_suite(story_suite(&plan, stories));
 }

@@ -35,31 +35,25 @@
 #include "coltypes.h"
 #include "pgoutput.h"
 #include "pgtest.h"
+#include "story.h"
 
-static pgt_cluster src_server, tgt_server;
-static PGconn *src, *tgt;
+/* many slots: each story publishes its own */
+#define SOURCE_CONF "max_replication_slots = 20\nmax_wal_senders = 20\n"
+
+static story_servers sv;
+static PGconn *src, *tgt; /* the postgres databases as postgres: sv's admin sessions */
 static char src_conn[256], tgt_conn[256];
 
+/* The column types' tables on both sides; the stories' sessions. */
 static void
-setup(void)
+coltypes_tables(void)
 {
-	pgt_start(&src_server, "max_replication_slots = 20\nmax_wal_senders = 20\n");
-	pgt_start(&tgt_server, NULL);
-	src = pgt_connect(&src_server, "postgres");
-	tgt = pgt_connect(&tgt_server, "postgres");
-	pgt_connstr(&src_server, "postgres", src_conn, sizeof(src_conn));
-	pgt_connstr(&tgt_server, "postgres", tgt_conn, sizeof(tgt_conn));
+	src = sv.src_admin;
+	tgt = sv.tgt_admin;
+	pgt_connstr(&sv.src, "postgres", src_conn, sizeof(src_conn));
+	pgt_connstr(&sv.tgt, "postgres", tgt_conn, sizeof(tgt_conn));
 	pgt_exec(src, COLTYPES_DDL);
 	pgt_exec(tgt, COLTYPES_DDL);
-}
-
-static void
-teardown(void)
-{
-	PQfinish(src);
-	PQfinish(tgt);
-	pgt_stop(&src_server);
-	pgt_stop(&tgt_server);
 }
 
 /* The same SQL on both sides. */
@@ -68,19 +62,6 @@ both(const char *sql)
 {
 	pgt_exec(src, sql);
 	pgt_exec(tgt, sql);
-}
-
-/* A publication of tables and a slot, both named name. */
-static void
-publish(const char *name, const char *tables, const char *with)
-{
-	char sql[512];
-
-	snprintf(sql, sizeof(sql), "CREATE PUBLICATION %s FOR TABLE %s%s%s", name, tables,
-	         with ? " WITH " : "", with ? with : "");
-	pgt_exec(src, sql);
-	snprintf(sql, sizeof(sql), "SELECT pg_create_logical_replication_slot('%s', 'pgoutput')", name);
-	pgt_exec(src, sql);
 }
 
 /* The source's insert position: with it as --endpos, everything written so far applies. */
@@ -94,30 +75,20 @@ endpos(char *buf, size_t size)
 static void
 bench_spawn(pgt_proc *p, const char *name, const char *upto, const char *const extra[])
 {
-	const char *argv[40] = {pgt_tool(),    "bench", "--source",      src_conn, "--target", tgt_conn,
-	                        "--slot-name", name,    "--publication", name,     "--json"};
-	int n = 11;
+	const char *const args[] = {"bench",    "--source",      src_conn,
+	                            "--target", tgt_conn,        "--slot-name",
+	                            name,       "--publication", name,
+	                            "--json",   "--endpos",      upto ? upto : "FFFFFFFF/FFFFFFFF",
+	                            NULL};
 
-	argv[n++] = "--endpos";
-	argv[n++] = upto ? upto : "FFFFFFFF/FFFFFFFF";
-	for (int i = 0; extra && extra[i]; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	pgt_spawn(p, argv, NULL);
+	story_tool_start(p, args, extra, NULL);
 }
 
 /* Run `bench` to its end; its exit code, stdout and stderr. */
 static int
 bench(const char *name, const char *upto, const char *const extra[], char **out, char **err)
 {
-	pgt_proc p;
-	int rc;
-
-	bench_spawn(&p, name, upto, extra);
-	*out = pgt_slurp(&p);
-	rc = pgt_wait(&p, 300);
-	*err = pgt_stderr(&p);
-	return rc;
+	return story_bench(src_conn, tgt_conn, name, upto, extra, out, err);
 }
 
 /* Run `bench` and require success. */
@@ -142,15 +113,6 @@ assert_same(const char *table)
 	pgt_assert_same(src, tgt, table);
 }
 
-static long
-count_rows(PGconn *conn, const char *table)
-{
-	char sql[256], buf[32];
-
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
-	return atol(pgt_value(conn, sql, buf, sizeof(buf)));
-}
-
 START_TEST(every_column_type_arrives_identical)
 {
 	char sql[4096];
@@ -164,7 +126,7 @@ START_TEST(every_column_type_arrives_identical)
 	both(sql);
 	both("CREATE TABLE toast (id int PRIMARY KEY, big text, n int)");
 	pgt_exec(src, "ALTER TABLE toast ALTER big SET STORAGE EXTERNAL");
-	publish("types", "types, toast", NULL);
+	story_publish(src, "types", "types, toast", NULL);
 
 	n = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO types VALUES (");
 	for (size_t i = 0; i < NCOLUMNS; i++)
@@ -189,7 +151,7 @@ START_TEST(every_column_type_arrives_identical)
 	bench_ok("types", NULL);
 	assert_same("types");
 	assert_same("toast");
-	ck_assert_int_eq(count_rows(tgt, "toast WHERE length(big) = 128000 AND n = 2"), 1);
+	ck_assert_int_eq(story_count(tgt, "toast WHERE length(big) = 128000 AND n = 2"), 1);
 }
 END_TEST
 
@@ -201,7 +163,7 @@ START_TEST(every_replica_identity_finds_its_row)
 	both("ALTER TABLE k_idx REPLICA IDENTITY USING INDEX k_idx_ab");
 	both("CREATE TABLE k_full (a int, b text, js json, p point)");
 	both("ALTER TABLE k_full REPLICA IDENTITY FULL");
-	publish("keys", "k_pk, k_idx, k_full", NULL);
+	story_publish(src, "keys", "k_pk, k_idx, k_full", NULL);
 
 	pgt_exec(src, "INSERT INTO k_pk SELECT g, 'v' || g FROM generate_series(1, 100) g");
 	pgt_exec(src, "UPDATE k_pk SET v = 'changed' WHERE id % 10 = 0");
@@ -222,10 +184,10 @@ START_TEST(every_replica_identity_finds_its_row)
 	bench_ok("keys", NULL);
 	assert_same("k_pk");
 	assert_same("k_idx");
-	ck_assert_int_eq(count_rows(tgt, "k_full"), 3);
-	ck_assert_int_eq(count_rows(tgt, "k_full WHERE b = 'dup'"), 1);
-	ck_assert_int_eq(count_rows(tgt, "k_full WHERE b = 'one'"), 1);
-	ck_assert_int_eq(count_rows(tgt, "k_full WHERE b = 'was null'"), 1);
+	ck_assert_int_eq(story_count(tgt, "k_full"), 3);
+	ck_assert_int_eq(story_count(tgt, "k_full WHERE b = 'dup'"), 1);
+	ck_assert_int_eq(story_count(tgt, "k_full WHERE b = 'one'"), 1);
+	ck_assert_int_eq(story_count(tgt, "k_full WHERE b = 'was null'"), 1);
 }
 END_TEST
 
@@ -237,14 +199,14 @@ START_TEST(a_table_without_identity_stops_before_anything_is_applied)
 
 	both("CREATE TABLE ok_table (id int PRIMARY KEY)");
 	both("CREATE TABLE \"No Key\" (v int)");
-	publish("nokey", "ok_table, \"No Key\"", NULL);
+	story_publish(src, "nokey", "ok_table, \"No Key\"", NULL);
 	pgt_exec(src, "INSERT INTO ok_table VALUES (1)");
 	pgt_exec(src, "INSERT INTO \"No Key\" VALUES (1)");
 	rc = bench("nokey", endpos(upto, sizeof(upto)), NULL, &out, &err);
 	ck_assert_int_eq(rc, 1);
 	ck_assert_msg(strstr(err, "public.\"No Key\"") && strstr(err, "REPLICA IDENTITY FULL"),
 	              "unclear error: %s", err);
-	ck_assert_int_eq(count_rows(tgt, "ok_table"), 0);
+	ck_assert_int_eq(story_count(tgt, "ok_table"), 0);
 	pgt_value(src,
 	          "SELECT confirmed_flush_lsn < pg_current_wal_insert_lsn() FROM "
 	          "pg_replication_slots WHERE slot_name = 'nokey'",
@@ -258,56 +220,42 @@ END_TEST
 START_TEST(concurrent_writers_applied_while_they_write)
 {
 	char script[512], clients[] = "8", upto[32];
-	char pgbench[512];
 	pgt_proc writers, apply;
 	char *out, *err;
 	int rc;
-	FILE *f;
 
 	both("CREATE TABLE w1 (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0)");
 	both("CREATE TABLE w2 (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0, note text)");
 	both("CREATE TABLE w3 (id bigserial PRIMARY KEY, client int, at timestamptz)");
 	pgt_exec(src, "INSERT INTO w1 SELECT g FROM generate_series(1, 200) g");
 	pgt_exec(tgt, "INSERT INTO w1 SELECT g FROM generate_series(1, 200) g");
-	publish("writers", "w1, w2, w3", NULL);
-	pgt_scratch("writers.sql", script, sizeof(script));
-	f = fopen(script, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs("\\set id random(1, 200)\n"
-	      "\\set r random(0, 999)\n"
-	      "BEGIN;\n"
-	      "UPDATE w1 SET n = n + 1 WHERE id = :id;\n"
-	      "INSERT INTO w2 VALUES (:id * 100000 + :client_id * 1000 + :r, 1, 'x') "
-	      "ON CONFLICT (id) DO UPDATE SET n = w2.n + 1;\n"
-	      "INSERT INTO w3 (client, at) VALUES (:client_id, now());\n"
-	      "DELETE FROM w3 WHERE id = (SELECT min(id) FROM w3 WHERE client = :client_id) "
-	      "AND random() < 0.3;\n"
-	      "END;\n",
-	      f);
-	fclose(f);
-	pgt_bin("pgbench", pgbench, sizeof(pgbench));
-	{
-		const char *argv[] = {pgbench, "-n", "-c", clients, "-j",     "2",
-		                      "-T",    "6",  "-f", script,  src_conn, NULL};
-
-		pgt_spawn(&writers, argv, NULL);
-	}
+	story_publish(src, "writers", "w1, w2, w3", NULL);
+	story_file("writers.sql",
+	           "\\set id random(1, 200)\n"
+	           "\\set r random(0, 999)\n"
+	           "BEGIN;\n"
+	           "UPDATE w1 SET n = n + 1 WHERE id = :id;\n"
+	           "INSERT INTO w2 VALUES (:id * 100000 + :client_id * 1000 + :r, 1, 'x') "
+	           "ON CONFLICT (id) DO UPDATE SET n = w2.n + 1;\n"
+	           "INSERT INTO w3 (client, at) VALUES (:client_id, now());\n"
+	           "DELETE FROM w3 WHERE id = (SELECT min(id) FROM w3 WHERE client = :client_id) "
+	           "AND random() < 0.3;\n"
+	           "END;\n",
+	           script, sizeof(script));
+	story_pgbench_start(&writers,
+	                    (const char *const[]){"-n", "-c", clients, "-j", "2", "-T", "6", "-f",
+	                                          script, src_conn, NULL},
+	                    NULL);
 	/* apply while they write, stop with Ctrl+C, then resume to the end */
 	sleep(1);
 	bench_spawn(&apply, "writers", NULL, NULL);
 	sleep(3);
 	kill(apply.pid, SIGINT);
-	out = pgt_slurp(&apply);
-	rc = pgt_wait(&apply, 60);
-	err = pgt_stderr(&apply);
+	rc = story_finish(&apply, 60, &out, &err);
 	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
 	free(out);
 	free(err);
-	free(pgt_slurp(&writers));
-	rc = pgt_wait(&writers, 60);
-	err = pgt_stderr(&writers);
-	ck_assert_msg(rc == 0, "pgbench exited %d: %s", rc, err);
-	free(err);
+	story_pgbench_done(&writers, 60);
 	rc = bench("writers", endpos(upto, sizeof(upto)), NULL, &out, &err);
 	ck_assert_msg(rc == 0, "resumed bench exited %d: %s", rc, err);
 	free(out);
@@ -315,7 +263,7 @@ START_TEST(concurrent_writers_applied_while_they_write)
 	assert_same("w1");
 	assert_same("w2");
 	assert_same("w3");
-	ck_assert_int_gt(count_rows(tgt, "w2"), 100);
+	ck_assert_int_gt(story_count(tgt, "w2"), 100);
 }
 END_TEST
 
@@ -326,7 +274,7 @@ START_TEST(columns_are_applied_by_name_and_target_defaults_kept)
 	pgt_exec(src, "CREATE TABLE shape (id int PRIMARY KEY, a text, b int, c date)");
 	pgt_exec(tgt, "CREATE TABLE shape (c date, extra text NOT NULL DEFAULT 'kept', b int, "
 	              "id int PRIMARY KEY, a text)");
-	publish("shape", "shape", NULL);
+	story_publish(src, "shape", "shape", NULL);
 	pgt_exec(src, "INSERT INTO shape VALUES (1, 'one', 1, '2026-01-01'), (2, 'two', 2, NULL)");
 	pgt_exec(src, "UPDATE shape SET b = 20, c = '2026-02-02' WHERE id = 2");
 	pgt_exec(src, "DELETE FROM shape WHERE id = 1");
@@ -336,7 +284,7 @@ START_TEST(columns_are_applied_by_name_and_target_defaults_kept)
 	                           "FROM shape",
 	                           buf, sizeof(buf)),
 	                 "2 two 20 2026-02-02 kept");
-	ck_assert_int_eq(count_rows(tgt, "shape"), 1);
+	ck_assert_int_eq(story_count(tgt, "shape"), 1);
 }
 END_TEST
 
@@ -346,7 +294,7 @@ START_TEST(truncate_of_linked_tables_with_and_without_restart_identity)
 
 	both("CREATE TABLE parent (id serial PRIMARY KEY, v text)");
 	both("CREATE TABLE child (id serial PRIMARY KEY, p int REFERENCES parent)");
-	publish("trunc", "parent, child", NULL);
+	story_publish(src, "trunc", "parent, child", NULL);
 	pgt_exec(src, "INSERT INTO parent (v) SELECT 'p' FROM generate_series(1, 5)");
 	pgt_exec(src, "INSERT INTO child (p) SELECT g FROM generate_series(1, 5) g");
 	pgt_exec(src, "TRUNCATE parent, child");
@@ -381,7 +329,7 @@ START_TEST(partitioned_tables_via_leaves_and_via_root)
 		         "CREATE TABLE %s_2 PARTITION OF %s FOR VALUES IN (2)",
 		         table, table, table, table, table);
 		both(sql);
-		publish(name, table, root ? "(publish_via_partition_root = true)" : NULL);
+		story_publish(src, name, table, root ? "(publish_via_partition_root = true)" : NULL);
 		snprintf(sql, sizeof(sql),
 		         "INSERT INTO %s SELECT g, 1 + g %% 2, 'v' FROM generate_series(1, 20) g", table);
 		pgt_exec(src, sql);
@@ -409,11 +357,11 @@ START_TEST(a_transaction_larger_than_the_ring_applies_with_flat_memory)
 	int rc;
 
 	both("CREATE TABLE huge (id int PRIMARY KEY, pad text)");
-	publish("huge", "huge", NULL);
+	story_publish(src, "huge", "huge", NULL);
 	pgt_exec(src, "INSERT INTO huge SELECT g, md5(g::text) FROM generate_series(1, 2000000) g");
 	rc = bench("huge", endpos(upto, sizeof(upto)), extra, &out, &err);
 	ck_assert_msg(rc == 0, "bench exited %d: %s", rc, err);
-	ck_assert_int_eq(count_rows(tgt, "huge"), 2000000);
+	ck_assert_int_eq(story_count(tgt, "huge"), 2000000);
 	rss = strstr(out, "\"peak_rss_kb\":");
 	ck_assert_ptr_nonnull(rss);
 	rss_kb = atol(rss + strlen("\"peak_rss_kb\":"));
@@ -443,7 +391,7 @@ START_TEST(kill_9_at_random_moments_loses_and_doubles_nothing)
 	both("ALTER TABLE log REPLICA IDENTITY FULL");
 	pgt_exec(src, "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 100) g");
 	pgt_exec(tgt, "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 100) g");
-	publish("crash", "counters, log", NULL);
+	story_publish(src, "crash", "counters, log", NULL);
 	/* a double-applied increment or insert shows; a lost one too */
 	pgt_exec(src, "DO $$ BEGIN FOR i IN 1..3000 LOOP "
 	              "INSERT INTO log SELECT i, md5(g::text) FROM generate_series(1, 40) g; "
@@ -460,14 +408,12 @@ START_TEST(kill_9_at_random_moments_loses_and_doubles_nothing)
 
 		bench_spawn(&p, "crash", upto, (const char *const[]){"--group-commit", "7", NULL});
 		usleep(delay);
-		kill(p.pid, SIGKILL);
-		free(pgt_slurp(&p));
-		pgt_wait(&p, 30);
+		story_kill_9(&p);
 	}
 	bench_ok("crash", NULL);
 	assert_same("counters");
 	assert_same("log");
-	ck_assert_int_eq(count_rows(tgt, "log"), 3000 * 40);
+	ck_assert_int_eq(story_count(tgt, "log"), 3000 * 40);
 }
 END_TEST
 
@@ -478,7 +424,7 @@ START_TEST(a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged)
 	int rc;
 
 	both("CREATE TABLE acct (id int PRIMARY KEY, bal int)");
-	publish("missing", "acct", NULL);
+	story_publish(src, "missing", "acct", NULL);
 	pgt_exec(src, "INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g");
 	bench_ok("missing", NULL);
 	/* the target loses a row the source still has */
@@ -492,7 +438,7 @@ START_TEST(a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged)
 	              "unclear error: %s", err);
 	free(out);
 	/* nothing after it is applied (the one before may share its rolled-back group) */
-	ck_assert_int_eq(count_rows(tgt, "acct WHERE id = 8 AND bal = 1"), 0);
+	ck_assert_int_eq(story_count(tgt, "acct WHERE id = 8 AND bal = 1"), 0);
 	{
 		char sql[256], applied[64];
 
@@ -511,9 +457,9 @@ START_TEST(a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged)
 	free(err);
 	rc = bench("missing", upto, (const char *const[]){"--skip-lsn", skip, NULL}, &out, &err);
 	ck_assert_msg(rc == 0, "bench --skip-lsn %s exited %d: %s", skip, rc, err);
-	ck_assert_int_eq(count_rows(tgt, "acct WHERE id = 8 AND bal = 1"), 1);
-	ck_assert_int_eq(count_rows(tgt, "acct WHERE id = 3 AND bal = 50"), 1);
-	ck_assert_int_eq(count_rows(tgt, "acct WHERE id = 7"), 0);
+	ck_assert_int_eq(story_count(tgt, "acct WHERE id = 8 AND bal = 1"), 1);
+	ck_assert_int_eq(story_count(tgt, "acct WHERE id = 3 AND bal = 50"), 1);
+	ck_assert_int_eq(story_count(tgt, "acct WHERE id = 7"), 0);
 	free(out);
 	free(err);
 	/* or goes on past missing rows, counting them */
@@ -524,42 +470,27 @@ START_TEST(a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged)
 	           (const char *const[]){"--on-missing-row", "skip", NULL}, &out, &err);
 	ck_assert_msg(rc == 0, "bench --on-missing-row skip exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "found no row"), "no warning: %s", err);
-	ck_assert_int_eq(count_rows(tgt, "acct WHERE id = 2 AND bal = 2"), 1);
+	ck_assert_int_eq(story_count(tgt, "acct WHERE id = 2 AND bal = 2"), 1);
 	free(out);
 	free(err);
 }
 END_TEST
 
-static Suite *
-apply_suite(void)
-{
-	Suite *s = suite_create("apply engine");
-	TCase *tc = tcase_create("apply");
-
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, every_column_type_arrives_identical);
-	tcase_add_test(tc, every_replica_identity_finds_its_row);
-	tcase_add_test(tc, a_table_without_identity_stops_before_anything_is_applied);
-	tcase_add_test(tc, concurrent_writers_applied_while_they_write);
-	tcase_add_test(tc, columns_are_applied_by_name_and_target_defaults_kept);
-	tcase_add_test(tc, truncate_of_linked_tables_with_and_without_restart_identity);
-	tcase_add_test(tc, partitioned_tables_via_leaves_and_via_root);
-	tcase_add_test(tc, a_transaction_larger_than_the_ring_applies_with_flat_memory);
-	tcase_add_test(tc, kill_9_at_random_moments_loses_and_doubles_nothing);
-	tcase_add_test(tc, a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int
 main(void)
 {
-	SRunner *sr = srunner_create(apply_suite());
-	int failed;
+	const story_plan plan = {"apply engine", "apply", 600, &sv, SOURCE_CONF, coltypes_tables};
+	const TTest *const stories[] = {every_column_type_arrives_identical,
+	                                every_replica_identity_finds_its_row,
+	                                a_table_without_identity_stops_before_anything_is_applied,
+	                                concurrent_writers_applied_while_they_write,
+	                                columns_are_applied_by_name_and_target_defaults_kept,
+	                                truncate_of_linked_tables_with_and_without_restart_identity,
+	                                partitioned_tables_via_leaves_and_via_root,
+	                                a_transaction_larger_than_the_ring_applies_with_flat_memory,
+	                                kill_9_at_random_moments_loses_and_doubles_nothing,
+	                                a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged,
+	                                NULL};
 
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return story_run_suite(story_suite(&plan, stories));
 }

@@ -24,108 +24,54 @@
 #include <unistd.h>
 
 #include "pgtest.h"
+#include "story.h"
 
-static pgt_cluster src_server, tgt_server;
-static PGconn *src_admin, *tgt_admin;
-
-static void
-setup(void)
-{
-	pgt_start(&src_server, "max_replication_slots = 10\nmax_wal_senders = 10\n");
-	pgt_start(&tgt_server, NULL);
-	src_admin = pgt_connect(&src_server, "postgres");
-	tgt_admin = pgt_connect(&tgt_server, "postgres");
-}
-
-static void
-teardown(void)
-{
-	PQfinish(src_admin);
-	PQfinish(tgt_admin);
-	pgt_stop(&src_server);
-	pgt_stop(&tgt_server);
-}
+static story_servers sv;
 
 START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 {
-	char src[256], tgt[256], dump[512], script[512], buf[128], pgbench[512];
+	char src[256], tgt[256], dump[512], script[512], buf[128];
 	PGconn *s, *t;
 	pgt_proc writers, tool;
 	char *out, *err;
 	int rc;
-	FILE *f;
 
-	pgt_fresh_database(src_admin, tgt_admin, "shop");
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "shop");
 	/* the target as on a managed service: a NOSUPERUSER role that owns its database */
-	pgt_owned_database(tgt_admin, "shop", "app");
-	pgt_connstr(&src_server, "shop", src, sizeof(src));
-	pgt_connstr_as(&tgt_server, "shop", "app", tgt, sizeof(tgt));
-	s = pgt_connect(&src_server, "shop");
-	t = pgt_connect(&tgt_server, "shop");
-	{
-		const char *argv[] = {
-		    pgt_bin("pgbench", pgbench, sizeof(pgbench)), "-i", "-q", "-s", "1", src, NULL};
-		pgt_proc init;
-
-		pgt_spawn(&init, argv, NULL);
-		free(pgt_slurp(&init));
-		ck_assert_int_eq(pgt_wait(&init, 120), 0);
-	}
+	pgt_owned_database(sv.tgt_admin, "shop", "app");
+	story_connstrs(&sv, "shop", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "shop");
+	t = pgt_connect(&sv.tgt, "shop");
+	story_pgbench_init(src);
 	pgt_exec(s, "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY");
 	pgt_exec(s, "CREATE TABLE items (id serial PRIMARY KEY, name text, tags text[], "
 	            "price numeric(10,2), at timestamptz DEFAULT now())");
 	pgt_exec(s, "INSERT INTO items (name, tags, price) SELECT 'item ' || g, ARRAY['a', 'b'], g "
 	            "FROM generate_series(1, 500) g");
-	pgt_scratch("writers.sql", script, sizeof(script));
-	f = fopen(script, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs("\\set aid random(1, 100000)\n"
-	      "\\set delta random(-5000, 5000)\n"
-	      "BEGIN;\n"
-	      "UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\n"
-	      "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, :delta, "
-	      "now());\n"
-	      "INSERT INTO items (name, price) VALUES ('new', :delta);\n"
-	      "DELETE FROM items WHERE id = (SELECT min(id) FROM items) AND :delta > 4000;\n"
-	      "END;\n",
-	      f);
-	fclose(f);
-	{
-		const char *argv[] = {pgbench, "-n", "-c", "4", "-T", "8", "-f", script, src, NULL};
-
-		pgt_spawn(&writers, argv, NULL);
-	}
+	story_file(
+	    "writers.sql",
+	    "\\set aid random(1, 100000)\n"
+	    "\\set delta random(-5000, 5000)\n"
+	    "BEGIN;\n"
+	    "UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\n"
+	    "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, :delta, "
+	    "now());\n"
+	    "INSERT INTO items (name, price) VALUES ('new', :delta);\n"
+	    "DELETE FROM items WHERE id = (SELECT min(id) FROM items) AND :delta > 4000;\n"
+	    "END;\n",
+	    script, sizeof(script));
+	story_pgbench_start(
+	    &writers, (const char *const[]){"-n", "-c", "4", "-T", "8", "-f", script, src, NULL}, NULL);
 	pgt_scratch("shop-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(),
-		                      "--mode",
-		                      "online",
-		                      "--source",
-		                      src,
-		                      "--target",
-		                      tgt,
-		                      "--dump-path",
-		                      dump,
-		                      "--json",
-		                      "--cutover-poll-secs",
-		                      "1",
-		                      "--jobs",
-		                      "2",
-		                      "--verify",
-		                      "strict",
-		                      "--no-owner",
-		                      NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--json", "--cutover-poll-secs", "1", "--jobs", "2",
+	                                    "--verify", "strict", "--no-owner", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
 	/* the writers finish; then the operator cuts over */
-	free(pgt_slurp(&writers));
-	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
+	story_pgbench_done(&writers, 60);
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, err);
 	ck_assert_msg(strstr(out, "\"stage\":\"Complete\"") && strstr(out, "\"stage\":\"Cutover\"") &&
 	                  strstr(out, "\"stage\":\"SequenceSync\""),
@@ -140,14 +86,7 @@ START_TEST(online_migration_with_writers_cut_over_by_ctrl_c)
 	ck_assert_str_eq(pgt_value(t, "SELECT last_value FROM items_id_seq", buf, sizeof(buf)),
 	                 pgt_value(s, "SELECT last_value FROM items_id_seq", buf + 64, 64));
 	/* nothing left behind on the source or the target */
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
-	                 "0");
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
-	ck_assert_str_eq(pgt_value(t,
-	                           "SELECT count(*) FROM pg_namespace WHERE nspname = "
-	                           "'_pg_dbmigrator'",
-	                           buf, sizeof(buf)),
-	                 "0");
+	story_assert_nothing_left(s, t, "");
 	/* the application moves to the target: new rows do not collide */
 	pgt_exec(t, "INSERT INTO items (name) VALUES ('after cutover')");
 	pgt_exec(t, "INSERT INTO pgbench_history (tid, bid, aid, delta) VALUES (1, 1, 1, 1)");
@@ -166,11 +105,11 @@ START_TEST(offline_migration_of_some_tables)
 	pgt_proc tool;
 	int rc;
 
-	pgt_fresh_database(src_admin, tgt_admin, "filt");
-	pgt_connstr(&src_server, "filt", src, sizeof(src));
-	pgt_connstr(&tgt_server, "filt", tgt, sizeof(tgt));
-	s = pgt_connect(&src_server, "filt");
-	t = pgt_connect(&tgt_server, "filt");
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "filt");
+	pgt_connstr(&sv.src, "filt", src, sizeof(src));
+	pgt_connstr(&sv.tgt, "filt", tgt, sizeof(tgt));
+	s = pgt_connect(&sv.src, "filt");
+	t = pgt_connect(&sv.tgt, "filt");
 	pgt_exec(s, "CREATE SCHEMA app; CREATE SCHEMA scratch");
 	pgt_exec(s, "CREATE TABLE app.keep (id int PRIMARY KEY, v text)");
 	pgt_exec(s, "CREATE TABLE app.skip (id int PRIMARY KEY)");
@@ -178,17 +117,10 @@ START_TEST(offline_migration_of_some_tables)
 	pgt_exec(s, "INSERT INTO app.keep SELECT g, 'v' || g FROM generate_series(1, 1000) g");
 	pgt_exec(s, "INSERT INTO app.skip VALUES (1)");
 	pgt_scratch("filt-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(), "--mode",   "offline", "--source",
-		                      src,        "--target", tgt,       "--dump-path",
-		                      dump,       "--schema", "app",     "--exclude-table",
-		                      "app.skip", NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	story_migrate(&tool, "offline", src, tgt, dump,
+	              (const char *const[]){"--schema", "app", "--exclude-table", "app.skip", NULL},
+	              NULL);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "offline migration exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "stage=Complete"), "no Complete event: %s", err);
 	pgt_assert_same(s, t, "app.keep");
@@ -225,13 +157,13 @@ START_TEST(a_password_travels_only_in_the_environment)
 	int rc;
 	const char *secret = "s3cret-Pa55";
 
-	pgt_fresh_database(src_admin, tgt_admin, "pw");
-	pgt_exec(src_admin, "DROP ROLE IF EXISTS migrator");
-	pgt_exec(src_admin, "CREATE ROLE migrator LOGIN SUPERUSER PASSWORD 's3cret-Pa55'");
-	snprintf(src, sizeof(src), "postgresql://migrator:%s@127.0.0.1:%d/pw", secret, src_server.port);
-	snprintf(tgt, sizeof(tgt), "postgresql://postgres:%s@127.0.0.1:%d/pw", secret, tgt_server.port);
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "pw");
+	pgt_exec(sv.src_admin, "DROP ROLE IF EXISTS migrator");
+	pgt_exec(sv.src_admin, "CREATE ROLE migrator LOGIN SUPERUSER PASSWORD 's3cret-Pa55'");
+	snprintf(src, sizeof(src), "postgresql://migrator:%s@127.0.0.1:%d/pw", secret, sv.src.port);
+	snprintf(tgt, sizeof(tgt), "postgresql://postgres:%s@127.0.0.1:%d/pw", secret, sv.tgt.port);
 	{
-		PGconn *s = pgt_connect(&src_server, "pw");
+		PGconn *s = pgt_connect(&sv.src, "pw");
 
 		pgt_exec(s, "CREATE TABLE t (id int PRIMARY KEY)");
 		pgt_exec(s, "INSERT INTO t SELECT generate_series(1, 10)");
@@ -241,16 +173,9 @@ START_TEST(a_password_travels_only_in_the_environment)
 	recording_bindir(bindir, sizeof(bindir), log, 0, false);
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
 	pgt_scratch("pw-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(), "--mode",      "offline", "--source", src, "--target",
-		                      tgt,        "--dump-path", dump,      "--json",   NULL};
-		const char *envs[] = {env, NULL};
-
-		pgt_spawn(&tool, argv, envs);
-	}
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	story_migrate(&tool, "offline", src, tgt, dump, (const char *const[]){"--json", NULL},
+	              (const char *const[]){env, NULL});
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, err);
 	logged = pgt_read_file(log);
 	ck_assert_ptr_nonnull(logged);
@@ -259,7 +184,7 @@ START_TEST(a_password_travels_only_in_the_environment)
 	ck_assert_msg(strstr(logged, secret) == NULL, "a child's argv holds the password: %s", logged);
 	ck_assert_msg(strstr(out, secret) == NULL, "an event holds the password: %s", out);
 	ck_assert_msg(strstr(err, secret) == NULL, "a log line holds the password: %s", err);
-	ck_assert_str_eq(pgt_value(tgt_admin, "SELECT 1", buf, sizeof(buf)), "1");
+	ck_assert_str_eq(pgt_value(sv.tgt_admin, "SELECT 1", buf, sizeof(buf)), "1");
 	free(out);
 	free(err);
 	free(logged);
@@ -274,25 +199,17 @@ START_TEST(ctrl_c_during_a_slow_dump_leaves_no_child_behind)
 	int rc;
 	FILE *ps;
 
-	pgt_fresh_database(src_admin, tgt_admin, "slow");
-	pgt_connstr(&src_server, "slow", src, sizeof(src));
-	pgt_connstr(&tgt_server, "slow", tgt, sizeof(tgt));
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "slow");
+	pgt_connstr(&sv.src, "slow", src, sizeof(src));
+	pgt_connstr(&sv.tgt, "slow", tgt, sizeof(tgt));
 	pgt_scratch("slow.log", log, sizeof(log));
 	recording_bindir(bindir, sizeof(bindir), log, 60, false);
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
 	pgt_scratch("slow-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(), "--mode", "online",      "--source", src,
-		                      "--target", tgt,      "--dump-path", dump,       NULL};
-		const char *envs[] = {env, NULL};
-
-		pgt_spawn(&tool, argv, envs);
-	}
+	story_migrate(&tool, "online", src, tgt, dump, NULL, (const char *const[]){env, NULL});
 	ck_assert_msg(pgt_wait_for_text(log, "argv:", 30), "pg_dump never started");
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 30);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 30, &out, &err);
 	ck_assert_msg(rc == 3, "interrupted migration exited %d: %s", rc, err);
 	/* the wrapper (and its sleep) are gone with their process group */
 	usleep(200 * 1000);
@@ -312,67 +229,53 @@ START_TEST(ctrl_c_during_a_slow_dump_leaves_no_child_behind)
 }
 END_TEST
 
-/* Run the tool with argv; its exit code, stderr into *err. */
-static int
-run_tool(const char *const argv[], char **err)
-{
-	pgt_proc p;
-	int rc;
-
-	pgt_spawn(&p, argv, NULL);
-	free(pgt_slurp(&p));
-	rc = pgt_wait(&p, 60);
-	*err = pgt_stderr(&p);
-	return rc;
-}
-
 START_TEST(bad_input_gets_one_clear_message)
 {
 	char src[256], tgt[256], dump[512];
 	char *err;
 	pgt_cluster replica_level;
 
-	pgt_fresh_database(src_admin, tgt_admin, "bad");
-	pgt_connstr(&src_server, "bad", src, sizeof(src));
-	pgt_connstr(&tgt_server, "bad", tgt, sizeof(tgt));
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "bad");
+	pgt_connstr(&sv.src, "bad", src, sizeof(src));
+	pgt_connstr(&sv.tgt, "bad", tgt, sizeof(tgt));
 	pgt_scratch("bad-dump", dump, sizeof(dump));
 
 	ck_assert_int_eq(
-	    run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--bogus", NULL}, &err), 2);
+	    story_run((const char *const[]){"--mode", "online", "--bogus", NULL}, NULL, 60, NULL, &err),
+	    2);
 	ck_assert_msg(strstr(err, "--bogus"), "%s", err);
 	free(err);
-	ck_assert_int_eq(
-	    run_tool((const char *const[]){pgt_tool(), "--source", src, "--target", tgt, NULL}, &err),
-	    2);
+	ck_assert_int_eq(story_run((const char *const[]){"--source", src, "--target", tgt, NULL}, NULL,
+	                           60, NULL, &err),
+	                 2);
 	ck_assert_msg(strstr(err, "--mode"), "%s", err);
 	free(err);
 	ck_assert_int_eq(
-	    run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
-	                                   "host=x port=notaport =", "--target", tgt, NULL},
-	             &err),
+	    story_run((const char *const[]){"--mode", "offline", "--source",
+	                                    "host=x port=notaport =", "--target", tgt, NULL},
+	              NULL, 60, NULL, &err),
 	    2);
 	ck_assert_msg(strstr(err, "--source") && strstr(err, "connection string"), "%s", err);
 	free(err);
 	/* an unreachable source */
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
-	                                                "host=127.0.0.1 port=1 connect_timeout=2",
-	                                                "--target", tgt, "--dump-path", dump, NULL},
-	                          &err),
+	ck_assert_int_eq(story_run((const char *const[]){"--mode", "offline", "--source",
+	                                                 "host=127.0.0.1 port=1 connect_timeout=2",
+	                                                 "--target", tgt, "--dump-path", dump, NULL},
+	                           NULL, 60, NULL, &err),
 	                 1);
 	ck_assert_msg(strstr(err, "source_reachable"), "%s", err);
 	free(err);
 	/* a target that is not empty */
 	{
-		PGconn *t = pgt_connect(&tgt_server, "bad");
+		PGconn *t = pgt_connect(&sv.tgt, "bad");
 
 		pgt_exec(t, "CREATE TABLE already_here (id int)");
 		PQfinish(t);
 	}
-	ck_assert_int_eq(
-	    run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source", src, "--target",
-	                                   tgt, "--dump-path", dump, NULL},
-	             &err),
-	    1);
+	ck_assert_int_eq(story_run((const char *const[]){"--mode", "offline", "--source", src,
+	                                                 "--target", tgt, "--dump-path", dump, NULL},
+	                           NULL, 60, NULL, &err),
+	                 1);
 	ck_assert_msg(strstr(err, "target_empty") && strstr(err, "--drop-target-first"), "%s", err);
 	free(err);
 	/* online from a source without wal_level = logical */
@@ -381,11 +284,11 @@ START_TEST(bad_input_gets_one_clear_message)
 		char rsrc[256];
 
 		pgt_connstr(&replica_level, "postgres", rsrc, sizeof(rsrc));
-		ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source",
-		                                                rsrc, "--target", tgt, "--dump-path", dump,
-		                                                "--drop-target-first", NULL},
-		                          &err),
-		                 1);
+		ck_assert_int_eq(
+		    story_run((const char *const[]){"--mode", "online", "--source", rsrc, "--target", tgt,
+		                                    "--dump-path", dump, "--drop-target-first", NULL},
+		              NULL, 60, NULL, &err),
+		    1);
 		ck_assert_msg(strstr(err, "source_wal_level") && strstr(err, "wal_level = logical"), "%s",
 		              err);
 		free(err);
@@ -403,18 +306,18 @@ START_TEST(bad_input_gets_one_clear_message)
 		fputs("keep me\n", f);
 		fclose(f);
 		ck_assert_int_eq(
-		    run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source", src,
-		                                   "--target", tgt, "--dump-path", dump,
-		                                   "--drop-target-first", "--force-clean", NULL},
-		             &err),
+		    story_run((const char *const[]){"--mode", "online", "--source", src, "--target", tgt,
+		                                    "--dump-path", dump, "--drop-target-first",
+		                                    "--force-clean", NULL},
+		              NULL, 60, NULL, &err),
 		    1);
 		ck_assert_msg(strstr(err, "does not look like a dump directory") &&
 		                  strstr(err, "precious.txt"),
 		              "%s", err);
 		ck_assert_int_eq(access(notes, F_OK), 0);
-		ck_assert_str_eq(
-		    pgt_value(src_admin, "SELECT count(*) FROM pg_replication_slots", slots, sizeof(slots)),
-		    "0");
+		ck_assert_str_eq(pgt_value(sv.src_admin, "SELECT count(*) FROM pg_replication_slots", slots,
+		                           sizeof(slots)),
+		                 "0");
 		free(err);
 	}
 }
@@ -441,62 +344,38 @@ drop_slot_when_free(PGconn *c, const char *slot)
 
 START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 {
-	char src[256], tgt[256], other[256], dump[512], script[512], pgbench[512];
+	char src[256], tgt[256], other[256], dump[512], script[512];
 	PGconn *s, *t;
 	pgt_proc writers, tool;
 	char *out, *err;
 	int rc;
-	FILE *f;
 
-	pgt_fresh_database(src_admin, tgt_admin, "res");
-	pgt_owned_database(tgt_admin, "res", "app");
-	pgt_owned_database(tgt_admin, "res_other", "app");
-	pgt_connstr(&src_server, "res", src, sizeof(src));
-	pgt_connstr_as(&tgt_server, "res", "app", tgt, sizeof(tgt));
-	pgt_connstr_as(&tgt_server, "res_other", "app", other, sizeof(other));
-	s = pgt_connect(&src_server, "res");
-	t = pgt_connect(&tgt_server, "res");
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "res");
+	pgt_owned_database(sv.tgt_admin, "res", "app");
+	pgt_owned_database(sv.tgt_admin, "res_other", "app");
+	story_connstrs(&sv, "res", src, tgt, sizeof(src));
+	pgt_connstr_as(&sv.tgt, "res_other", "app", other, sizeof(other));
+	s = pgt_connect(&sv.src, "res");
+	t = pgt_connect(&sv.tgt, "res");
 	pgt_exec(s, "CREATE TABLE counters (id int PRIMARY KEY, n bigint NOT NULL)");
 	pgt_exec(s, "CREATE TABLE log (k bigserial PRIMARY KEY, note text)");
 	pgt_exec(s, "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 50) g");
-	pgt_scratch("res.sql", script, sizeof(script));
-	f = fopen(script, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs("\\set id random(1, 50)\n"
-	      "BEGIN;\n"
-	      "UPDATE counters SET n = n + 1 WHERE id = :id;\n"
-	      "INSERT INTO log (note) VALUES ('c' || :client_id);\n"
-	      "END;\n",
-	      f);
-	fclose(f);
-	{
-		const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
-		                      "-n",
-		                      "-c",
-		                      "2",
-		                      "-T",
-		                      "10",
-		                      "-f",
-		                      script,
-		                      src,
-		                      NULL};
-
-		pgt_spawn(&writers, argv, NULL);
-	}
+	story_file("res.sql",
+	           "\\set id random(1, 50)\n"
+	           "BEGIN;\n"
+	           "UPDATE counters SET n = n + 1 WHERE id = :id;\n"
+	           "INSERT INTO log (note) VALUES ('c' || :client_id);\n"
+	           "END;\n",
+	           script, sizeof(script));
+	story_pgbench_start(&writers,
+	                    (const char *const[]){"-n", "-c", "2", "-T", "10", "-f", script, src, NULL},
+	                    NULL);
 	pgt_scratch("res-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {
-		    pgt_tool(), "--mode",     "online",      "--source", src,
-		    "--target", tgt,          "--dump-path", dump,       "--cutover-poll-secs",
-		    "1",        "--no-owner", NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", NULL}, NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
 	usleep(700 * 1000);
-	kill(tool.pid, SIGKILL);
-	free(pgt_slurp(&tool));
-	pgt_wait(&tool, 30);
+	story_kill_9(&tool);
 
 	/* status after the crash: the stage, the slot kept, what the target has */
 	{
@@ -507,8 +386,7 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 
 			pgt_spawn(&st, argv, NULL);
 		}
-		out = pgt_slurp(&st);
-		ck_assert_int_eq(pgt_wait(&st, 30), 0);
+		ck_assert_int_eq(story_finish(&st, 30, &out, NULL), 0);
 		ck_assert_msg(strstr(out, "last completed stage Restore") &&
 		                  strstr(out, "slot:         pg_dbmigrator present") &&
 		                  strstr(out, "applied:      up to "),
@@ -517,50 +395,40 @@ START_TEST(resume_after_kill_9_during_apply_loses_and_doubles_nothing)
 	}
 	/* a rerun without --resume, or with another target, is refused */
 	ck_assert_int_eq(
-	    run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source", src, "--target",
-	                                   tgt, "--dump-path", dump, "--no-owner", NULL},
-	             &err),
+	    story_run((const char *const[]){"--mode", "online", "--source", src, "--target", tgt,
+	                                    "--dump-path", dump, "--no-owner", NULL},
+	              NULL, 60, NULL, &err),
 	    1);
 	ck_assert_msg(strstr(err, "--resume") && strstr(err, "--force-clean"), "%s", err);
 	free(err);
 	ck_assert_int_eq(
-	    run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source", src, "--target",
-	                                   other, "--dump-path", dump, "--resume", "--no-owner", NULL},
-	             &err),
+	    story_run((const char *const[]){"--mode", "online", "--source", src, "--target", other,
+	                                    "--dump-path", dump, "--resume", "--no-owner", NULL},
+	              NULL, 60, NULL, &err),
 	    1);
 	ck_assert_msg(strstr(err, "configuration differs"), "%s", err);
 	free(err);
 
 	/* the real resume: no dump, no restore, the stream goes on from the target's progress */
-	{
-		const char *argv[] = {
-		    pgt_tool(), "--mode",   "online",      "--source", src,
-		    "--target", tgt,        "--dump-path", dump,       "--cutover-poll-secs",
-		    "1",        "--resume", "--no-owner",  NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60),
-	              "resumed run never caught up");
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--cutover-poll-secs", "1", "--resume", "--no-owner", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
 	/* status from another terminal while it streams */
 	{
 		pgt_proc st;
 		const char *argv[] = {pgt_tool(), "status", "--dump-path", dump, "--json", NULL};
 
 		pgt_spawn(&st, argv, NULL);
-		out = pgt_slurp(&st);
-		ck_assert_int_eq(pgt_wait(&st, 30), 0);
+		ck_assert_int_eq(story_finish(&st, 30, &out, NULL), 0);
 		ck_assert_msg(strstr(out, "\"slot_present\":true,\"slot_active\":true") &&
 		                  strstr(out, "\"applied_lsn\":"),
 		              "%s", out);
 		free(out);
 	}
-	free(pgt_slurp(&writers));
-	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
+	story_pgbench_done(&writers, 60);
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "resumed migration exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "pg_dump to") == NULL && strstr(err, "resuming"),
 	              "the resumed run dumped again: %s", err);
@@ -580,60 +448,35 @@ START_TEST(resume_is_refused_when_the_slot_is_gone)
 	pgt_proc tool;
 	char *err;
 
-	pgt_fresh_database(src_admin, tgt_admin, "gone");
-	pgt_connstr(&src_server, "gone", src, sizeof(src));
-	pgt_connstr(&tgt_server, "gone", tgt, sizeof(tgt));
-	s = pgt_connect(&src_server, "gone");
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "gone");
+	pgt_connstr(&sv.src, "gone", src, sizeof(src));
+	pgt_connstr(&sv.tgt, "gone", tgt, sizeof(tgt));
+	s = pgt_connect(&sv.src, "gone");
 	pgt_exec(s, "CREATE TABLE t (id int PRIMARY KEY)");
 	pgt_scratch("gone-dump", dump, sizeof(dump));
-	{
-		const char *argv[] = {pgt_tool(), "--mode",      "online",    "--source",
-		                      src,        "--target",    tgt,         "--dump-path",
-		                      dump,       "--slot-name", "gone_slot", "--cutover-poll-secs",
-		                      "1",        NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
-	kill(tool.pid, SIGKILL);
-	free(pgt_slurp(&tool));
-	pgt_wait(&tool, 30);
+	story_migrate(
+	    &tool, "online", src, tgt, dump,
+	    (const char *const[]){"--slot-name", "gone_slot", "--cutover-poll-secs", "1", NULL}, NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	story_kill_9(&tool);
 	drop_slot_when_free(s, "gone_slot");
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "online", "--source", src,
-	                                                "--target", tgt, "--dump-path", dump,
-	                                                "--slot-name", "gone_slot", "--resume", NULL},
-	                          &err),
+	ck_assert_int_eq(story_run((const char *const[]){"--mode", "online", "--source", src,
+	                                                 "--target", tgt, "--dump-path", dump,
+	                                                 "--slot-name", "gone_slot", "--resume", NULL},
+	                           NULL, 60, NULL, &err),
 	                 1);
 	ck_assert_msg(strstr(err, "gone_slot") && strstr(err, "is gone") &&
 	                  strstr(err, "--force-clean"),
 	              "%s", err);
 	free(err);
 	/* --force-clean starts over */
-	{
-		const char *argv[] = {pgt_tool(),
-		                      "--mode",
-		                      "online",
-		                      "--source",
-		                      src,
-		                      "--target",
-		                      tgt,
-		                      "--dump-path",
-		                      dump,
-		                      "--slot-name",
-		                      "gone_slot",
-		                      "--force-clean",
-		                      "--drop-target-first",
-		                      "--cutover-poll-secs",
-		                      "1",
-		                      NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60),
-	              "restart never caught up");
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--slot-name", "gone_slot", "--force-clean",
+	                                    "--drop-target-first", "--cutover-poll-secs", "1", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
 	kill(tool.pid, SIGINT);
-	free(pgt_slurp(&tool));
-	ck_assert_int_eq(pgt_wait(&tool, 60), 0);
+	ck_assert_int_eq(story_finish(&tool, 60, NULL, NULL), 0);
 	PQfinish(s);
 }
 END_TEST
@@ -645,60 +488,41 @@ START_TEST(schema_then_data_and_a_self_timed_online_run_keeping_the_slot)
 	char *err;
 	pgt_proc tool;
 
-	pgt_fresh_database(src_admin, tgt_admin, "parts");
-	pgt_connstr(&src_server, "parts", src, sizeof(src));
-	pgt_connstr(&tgt_server, "parts", tgt, sizeof(tgt));
-	s = pgt_connect(&src_server, "parts");
-	t = pgt_connect(&tgt_server, "parts");
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "parts");
+	pgt_connstr(&sv.src, "parts", src, sizeof(src));
+	pgt_connstr(&sv.tgt, "parts", tgt, sizeof(tgt));
+	s = pgt_connect(&sv.src, "parts");
+	t = pgt_connect(&sv.tgt, "parts");
 	pgt_exec(s, "CREATE TABLE a (id int PRIMARY KEY, v text)");
 	pgt_exec(s, "INSERT INTO a SELECT g, 'x' FROM generate_series(1, 100) g");
 	pgt_scratch("parts-dump", dump, sizeof(dump));
 	/* the schema, then the data, offline */
-	ck_assert_int_eq(run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source",
-	                                                src, "--target", tgt, "--dump-path", dump,
-	                                                "--dump-scope", "schema-only", NULL},
-	                          &err),
-	                 0);
+	ck_assert_int_eq(
+	    story_run((const char *const[]){"--mode", "offline", "--source", src, "--target", tgt,
+	                                    "--dump-path", dump, "--dump-scope", "schema-only", NULL},
+	              NULL, 60, NULL, &err),
+	    0);
 	free(err);
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM a", buf, sizeof(buf)), "0");
 	ck_assert_int_eq(
-	    run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source", src, "--target",
-	                                   tgt, "--dump-path", dump, "--force-clean", "--dump-scope",
-	                                   "data-only", NULL},
-	             &err),
+	    story_run((const char *const[]){"--mode", "offline", "--source", src, "--target", tgt,
+	                                    "--dump-path", dump, "--force-clean", "--dump-scope",
+	                                    "data-only", NULL},
+	              NULL, 60, NULL, &err),
 	    0);
 	free(err);
 	pgt_assert_same(s, t, "a");
 	/* online into the same target, with an existing publication, cutting over by itself */
 	pgt_exec(s, "CREATE PUBLICATION mine FOR TABLE a");
 	pgt_exec(t, "TRUNCATE a");
-	{
-		const char *argv[] = {pgt_tool(),
-		                      "--mode",
-		                      "online",
-		                      "--source",
-		                      src,
-		                      "--target",
-		                      tgt,
-		                      "--dump-path",
-		                      dump,
-		                      "--force-clean",
-		                      "--dump-scope",
-		                      "data-only",
-		                      "--publication",
-		                      "mine",
-		                      "--no-auto-create-publication",
-		                      "--keep-slot",
-		                      "--max-runtime-seconds",
-		                      "3",
-		                      NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60), "never streamed");
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--force-clean", "--dump-scope", "data-only",
+	                                    "--publication", "mine", "--no-auto-create-publication",
+	                                    "--keep-slot", "--max-runtime-seconds", "3", NULL},
+	              NULL);
+	story_expect(&tool, "stage=StreamApply", 60);
 	pgt_exec(s, "INSERT INTO a VALUES (101, 'while streaming')");
-	free(pgt_slurp(&tool));
-	ck_assert_int_eq(pgt_wait(&tool, 60), 0);
+	ck_assert_int_eq(story_finish(&tool, 60, NULL, NULL), 0);
 	err = pgt_stderr(&tool);
 	ck_assert_msg(strstr(err, "--max-runtime-seconds reached"), "%s", err);
 	free(err);
@@ -725,11 +549,11 @@ START_TEST(verify_names_each_difference)
 	char *out, *err;
 	int rc;
 
-	pgt_fresh_database(src_admin, tgt_admin, "ver");
-	pgt_connstr(&src_server, "ver", src, sizeof(src));
-	pgt_connstr(&tgt_server, "ver", tgt, sizeof(tgt));
-	s = pgt_connect(&src_server, "ver");
-	t = pgt_connect(&tgt_server, "ver");
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "ver");
+	pgt_connstr(&sv.src, "ver", src, sizeof(src));
+	pgt_connstr(&sv.tgt, "ver", tgt, sizeof(tgt));
+	s = pgt_connect(&sv.src, "ver");
+	t = pgt_connect(&sv.tgt, "ver");
 	for (int side = 0; side < 2; side++)
 	{
 		PGconn *c = side ? t : s;
@@ -749,9 +573,7 @@ START_TEST(verify_names_each_difference)
 		                      tgt,        "--jobs", "2",        NULL};
 
 		pgt_spawn(&p, argv, NULL);
-		out = pgt_slurp(&p);
-		rc = pgt_wait(&p, 60);
-		err = pgt_stderr(&p);
+		rc = story_finish(&p, 60, &out, &err);
 		ck_assert_msg(rc == 0, "equal databases: verify exited %d: %s%s", rc, out, err);
 		free(out);
 		free(err);
@@ -777,9 +599,7 @@ START_TEST(verify_names_each_difference)
 		                      "--target", tgt,      "--json", NULL};
 
 		pgt_spawn(&p, argv, NULL);
-		out = pgt_slurp(&p);
-		rc = pgt_wait(&p, 60);
-		err = pgt_stderr(&p);
+		rc = story_finish(&p, 60, &out, &err);
 		ck_assert_int_eq(rc, 4); /* differences (1: could not compare) */
 		ck_assert_msg(strstr(out, "\"table\":\"public.changed\",\"source_rows\":100,"
 		                          "\"target_rows\":100,\"match\":false"),
@@ -820,15 +640,14 @@ START_TEST(dry_run_prints_the_plan_and_changes_nothing)
 	char *out, *err;
 	struct stat st;
 
-	pgt_fresh_database(src_admin, tgt_admin, "dry");
-	snprintf(src, sizeof(src), "postgresql://postgres:hunter2-dry@127.0.0.1:%d/dry",
-	         src_server.port);
-	pgt_connstr(&tgt_server, "dry", tgt, sizeof(tgt));
-	s = pgt_connect(&src_server, "dry");
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "dry");
+	snprintf(src, sizeof(src), "postgresql://postgres:hunter2-dry@127.0.0.1:%d/dry", sv.src.port);
+	pgt_connstr(&sv.tgt, "dry", tgt, sizeof(tgt));
+	s = pgt_connect(&sv.src, "dry");
 	pgt_exec(s, "CREATE TABLE t (id serial PRIMARY KEY)");
 	pgt_scratch("dry-dump", dump, sizeof(dump));
 	{
-		PGconn *tc = pgt_connect(&tgt_server, "dry");
+		PGconn *tc = pgt_connect(&sv.tgt, "dry");
 
 		pgt_value(s, dry_catalog, before_src, sizeof(before_src));
 		pgt_value(tc, dry_catalog, before_tgt, sizeof(before_tgt));
@@ -840,9 +659,7 @@ START_TEST(dry_run_prints_the_plan_and_changes_nothing)
 
 		pgt_spawn(&p, argv, NULL);
 	}
-	out = pgt_slurp(&p);
-	ck_assert_int_eq(pgt_wait(&p, 60), 0);
-	err = pgt_stderr(&p);
+	ck_assert_int_eq(story_finish(&p, 60, &out, &err), 0);
 	ck_assert_msg(strstr(out, "pg_dump") && strstr(out, "--snapshot=") &&
 	                  strstr(out, "pg_restore") && strstr(out, "PGPASSWORD=********") &&
 	                  strstr(out, "public.t") && strstr(out, "public.t_id_seq") &&
@@ -855,7 +672,7 @@ START_TEST(dry_run_prints_the_plan_and_changes_nothing)
 	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
 	ck_assert_int_ne(stat(dump, &st), 0);
 	{
-		PGconn *tc = pgt_connect(&tgt_server, "dry");
+		PGconn *tc = pgt_connect(&sv.tgt, "dry");
 
 		ck_assert_str_eq(pgt_value(s, dry_catalog, buf, sizeof(buf)), before_src);
 		ck_assert_str_eq(pgt_value(tc, dry_catalog, buf, sizeof(buf)), before_tgt);
@@ -928,9 +745,7 @@ START_TEST(a_whole_server_online_with_roles_and_one_cutover)
 		PQfinish(c);
 	}
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "whole-server migration exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "whole-server migration complete"), "%s", err);
 	ck_assert_int_eq(pgt_count_in_file(tool.err_path, "source and target are equal"), 3);
@@ -981,10 +796,10 @@ START_TEST(fast_restore_settings_always_come_back)
 	pgt_proc tool;
 	char *err;
 
-	pgt_fresh_database(src_admin, tgt_admin, "fast");
-	pgt_connstr(&src_server, "fast", src, sizeof(src));
-	pgt_connstr(&tgt_server, "fast", tgt, sizeof(tgt));
-	s = pgt_connect(&src_server, "fast");
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "fast");
+	pgt_connstr(&sv.src, "fast", src, sizeof(src));
+	pgt_connstr(&sv.tgt, "fast", tgt, sizeof(tgt));
+	s = pgt_connect(&sv.src, "fast");
 	pgt_exec(s, "CREATE TABLE t (id int PRIMARY KEY)");
 	pgt_exec(s, "INSERT INTO t SELECT generate_series(1, 1000)");
 	pgt_scratch("fast-dump", dump, sizeof(dump));
@@ -992,28 +807,21 @@ START_TEST(fast_restore_settings_always_come_back)
 	pgt_scratch("fast.log", log, sizeof(log));
 	recording_bindir(bindir, sizeof(bindir), log, 60, false);
 	snprintf(env, sizeof(env), "PG_BINDIR=%s", bindir);
-	{
-		const char *argv[] = {
-		    pgt_tool(), "--mode", "offline",     "--source", src,
-		    "--target", tgt,      "--dump-path", dump,       "--fast-restore-settings",
-		    NULL};
-		const char *envs[] = {env, NULL};
-
-		pgt_spawn(&tool, argv, envs);
-	}
+	story_migrate(&tool, "offline", src, tgt, dump,
+	              (const char *const[]){"--fast-restore-settings", NULL},
+	              (const char *const[]){env, NULL});
 	/* the dump's wrapper sleeps first: wait for the restore's */
 	for (int i = 0; i < 900 && pgt_count_in_file(log, "argv:") < 2; i++)
 		usleep(100 * 1000);
 	ck_assert_int_eq(pgt_count_in_file(log, "argv:"), 2);
 	/* (the test clusters run with fsync and full_page_writes off anyway: watch the other two) */
 	for (int i = 0;
-	     i < 50 && strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "16GB"); i++)
+	     i < 50 && strcmp(pgt_value(sv.tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "16GB");
+	     i++)
 		usleep(100 * 1000);
-	ck_assert_str_eq(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "16GB");
-	ck_assert_str_eq(pgt_value(tgt_admin, "SHOW synchronous_commit", buf, sizeof(buf)), "off");
-	kill(tool.pid, SIGKILL);
-	free(pgt_slurp(&tool));
-	pgt_wait(&tool, 30);
+	ck_assert_str_eq(pgt_value(sv.tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "16GB");
+	ck_assert_str_eq(pgt_value(sv.tgt_admin, "SHOW synchronous_commit", buf, sizeof(buf)), "off");
+	story_kill_9(&tool);
 	{
 		char cmd[700];
 
@@ -1023,20 +831,22 @@ START_TEST(fast_restore_settings_always_come_back)
 	}
 	/* ...and the next run with that dump path puts it back before anything else */
 	ck_assert_int_eq(
-	    run_tool((const char *const[]){pgt_tool(), "--mode", "offline", "--source", src, "--target",
-	                                   tgt, "--dump-path", dump, "--force-clean",
-	                                   "--drop-target-first", "--fast-restore-settings", NULL},
-	             &err),
+	    story_run((const char *const[]){"--mode", "offline", "--source", src, "--target", tgt,
+	                                    "--dump-path", dump, "--force-clean", "--drop-target-first",
+	                                    "--fast-restore-settings", NULL},
+	              NULL, 60, NULL, &err),
 	    0);
 	ck_assert_msg(strstr(err, "settings put back"), "%s", err);
 	/* a reload reaches sessions a moment later */
 	for (int i = 0;
-	     i < 50 && strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB"); i++)
+	     i < 50 && strcmp(pgt_value(sv.tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB");
+	     i++)
 		usleep(100 * 1000);
-	ck_assert_msg(strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB") == 0,
+	ck_assert_msg(strcmp(pgt_value(sv.tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB") ==
+	                  0,
 	              "max_wal_size %s after: %s", buf, err);
 	free(err);
-	ck_assert_str_eq(pgt_value(tgt_admin, "SHOW synchronous_commit", buf, sizeof(buf)), "on");
+	ck_assert_str_eq(pgt_value(sv.tgt_admin, "SHOW synchronous_commit", buf, sizeof(buf)), "on");
 	/* a restore that fails, and one interrupted by Ctrl+C: the settings come back too */
 	for (int variant = 0; variant < 2; variant++)
 	{
@@ -1065,19 +875,18 @@ START_TEST(fast_restore_settings_always_come_back)
 				usleep(100 * 1000);
 			kill(tool.pid, SIGINT);
 		}
-		free(pgt_slurp(&tool));
-		rc = pgt_wait(&tool, 180);
-		err = pgt_stderr(&tool);
+		rc = story_finish(&tool, 180, NULL, &err);
 		ck_assert_msg(rc == (variant == 0 ? 1 : 3), "variant %d exited %d: %s", variant, rc, err);
 		ck_assert_msg(strstr(err, "settings put back"), "variant %d: %s", variant, err);
 		free(err);
 		for (int i = 0;
-		     i < 50 && strcmp(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB");
+		     i < 50 &&
+		     strcmp(pgt_value(sv.tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB");
 		     i++)
 			usleep(100 * 1000);
-		ck_assert_str_eq(pgt_value(tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB");
+		ck_assert_str_eq(pgt_value(sv.tgt_admin, "SHOW max_wal_size", buf, sizeof(buf)), "1GB");
 	}
-	ck_assert_str_eq(pgt_value(tgt_admin,
+	ck_assert_str_eq(pgt_value(sv.tgt_admin,
 	                           "SELECT count(*) FROM pg_file_settings WHERE sourcefile "
 	                           "LIKE '%auto.conf' AND name IN ('fsync', "
 	                           "'full_page_writes', 'synchronous_commit', "
@@ -1088,38 +897,23 @@ START_TEST(fast_restore_settings_always_come_back)
 }
 END_TEST
 
-static Suite *
-migrate_suite(void)
-{
-	Suite *s = suite_create("migration");
-	TCase *tc = tcase_create("migrate");
-
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, online_migration_with_writers_cut_over_by_ctrl_c);
-	tcase_add_test(tc, offline_migration_of_some_tables);
-	tcase_add_test(tc, a_password_travels_only_in_the_environment);
-	tcase_add_test(tc, ctrl_c_during_a_slow_dump_leaves_no_child_behind);
-	tcase_add_test(tc, bad_input_gets_one_clear_message);
-	tcase_add_test(tc, resume_after_kill_9_during_apply_loses_and_doubles_nothing);
-	tcase_add_test(tc, resume_is_refused_when_the_slot_is_gone);
-	tcase_add_test(tc, schema_then_data_and_a_self_timed_online_run_keeping_the_slot);
-	tcase_add_test(tc, verify_names_each_difference);
-	tcase_add_test(tc, dry_run_prints_the_plan_and_changes_nothing);
-	tcase_add_test(tc, a_whole_server_online_with_roles_and_one_cutover);
-	tcase_add_test(tc, fast_restore_settings_always_come_back);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int
 main(void)
 {
-	SRunner *sr = srunner_create(migrate_suite());
-	int failed;
+	const story_plan plan = {"migration", "migrate", 300, &sv, STORY_SOURCE_CONF};
+	const TTest *const stories[] = {online_migration_with_writers_cut_over_by_ctrl_c,
+	                                offline_migration_of_some_tables,
+	                                a_password_travels_only_in_the_environment,
+	                                ctrl_c_during_a_slow_dump_leaves_no_child_behind,
+	                                bad_input_gets_one_clear_message,
+	                                resume_after_kill_9_during_apply_loses_and_doubles_nothing,
+	                                resume_is_refused_when_the_slot_is_gone,
+	                                schema_then_data_and_a_self_timed_online_run_keeping_the_slot,
+	                                verify_names_each_difference,
+	                                dry_run_prints_the_plan_and_changes_nothing,
+	                                a_whole_server_online_with_roles_and_one_cutover,
+	                                fast_restore_settings_always_come_back,
+	                                NULL};
 
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return story_run_suite(story_suite(&plan, stories));
 }

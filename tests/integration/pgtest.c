@@ -398,8 +398,15 @@ pgt_connstr_as(const pgt_cluster *c, const char *db, const char *user, char *buf
 PGconn *
 pgt_connect(const pgt_cluster *c, const char *db)
 {
+	return pgt_connect_as(c, db, "postgres");
+}
+
+/* Connect as user or fail the test. */
+PGconn *
+pgt_connect_as(const pgt_cluster *c, const char *db, const char *user)
+{
 	char cs[256];
-	PGconn *conn = PQconnectdb(pgt_connstr(c, db, cs, sizeof(cs)));
+	PGconn *conn = PQconnectdb(pgt_connstr_as(c, db, user, cs, sizeof(cs)));
 
 	if (PQstatus(conn) != CONNECTION_OK)
 		ck_abort_msg("pgtest: cannot connect with \"%s\": %s", cs, PQerrorMessage(conn));

@@ -69,6 +69,9 @@ void pgt_owned_database(PGconn *admin, const char *name, const char *role);
 /* Connect to db; fails the test on error. */
 PGconn *pgt_connect(const pgt_cluster *c, const char *db);
 
+/* Connect to db as user; fails the test on error. */
+PGconn *pgt_connect_as(const pgt_cluster *c, const char *db, const char *user);
+
 /* Run SQL; fails the test with the server's message and the SQL on error. */
 void pgt_exec(PGconn *conn, const char *sql);
 

@@ -42,16 +42,15 @@
 #include <unistd.h>
 
 #include "pgtest.h"
-
-#define SOURCE_CONF "max_replication_slots = 10\nmax_wal_senders = 10\n"
+#include "story.h"
 
 /* pg_dbmigrator's exit codes (include/cmd.h) */
 #define EXIT_DIFFERS 4
 
-static pgt_cluster src_server, tgt_server;
+static story_servers sv;
 
 /* One migration under test. */
-typedef struct story
+typedef struct run
 {
 	char db[64];
 	char src[256];  /* the source as postgres (it replicates) */
@@ -60,16 +59,14 @@ typedef struct story
 	PGconn *s;      /* the source as app: the application */
 	PGconn *t;      /* the target as postgres: the test's eyes */
 	pgt_proc tool;
-} story;
+} run;
 
 /* One pair of servers for every story (each story is its own case, for CK_RUN_CASE). */
 static void
 setup(void)
 {
-	if (!src_server.running)
-		pgt_start(&src_server, SOURCE_CONF);
-	if (!tgt_server.running)
-		pgt_start(&tgt_server, NULL);
+	if (!sv.src.running)
+		story_servers_start(&sv, STORY_SOURCE_CONF);
 }
 
 static void
@@ -86,126 +83,60 @@ sleep_ms(int ms)
 static int64_t
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return story_now_us() / 1000;
 }
 
-/* A connection as role to db on c; fails the test on error. */
-static PGconn *
-connect_as(const pgt_cluster *c, const char *db, const char *role)
-{
-	char conn[256];
-	PGconn *p = PQconnectdb(pgt_connstr_as(c, db, role, conn, sizeof(conn)));
-
-	ck_assert_msg(PQstatus(p) == CONNECTION_OK, "connect as %s: %s", role, PQerrorMessage(p));
-	return p;
-}
-
-/* Slots a failed story left behind, dropped (their walsenders first). */
+/* Database db owned by app on both servers (a failed story's slots dropped); connections, paths. */
 static void
-drop_slots(void)
+run_begin(run *st, const char *db)
 {
-	for (int i = 0; i < 50; i++)
-	{
-		PGconn *c = pgt_connect(&src_server, "postgres");
-		PGresult *res = PQexec(c, "SELECT pg_terminate_backend(active_pid) FROM "
-		                          "pg_replication_slots WHERE active_pid IS NOT NULL");
-		bool done;
-
-		PQclear(res);
-		res = PQexec(c, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots");
-		done = PQresultStatus(res) == PGRES_TUPLES_OK;
-		PQclear(res);
-		PQfinish(c);
-		if (done)
-			return;
-		sleep_ms(100);
-	}
-}
-
-/* Database db owned by app on both servers; the connections and paths. */
-static void
-story_begin(story *st, const char *db)
-{
-	PGconn *admin;
 	char name[128];
 
 	memset(st, 0, sizeof(*st));
 	snprintf(st->db, sizeof(st->db), "%s", db);
-	drop_slots();
-	admin = pgt_connect(&src_server, "postgres");
-	pgt_owned_database(admin, db, "app");
-	PQfinish(admin);
-	admin = pgt_connect(&tgt_server, "postgres");
-	pgt_owned_database(admin, db, "app");
-	PQfinish(admin);
-	pgt_connstr(&src_server, db, st->src, sizeof(st->src));
-	pgt_connstr_as(&tgt_server, db, "app", st->tgt, sizeof(st->tgt));
-	st->s = connect_as(&src_server, db, "app");
-	st->t = pgt_connect(&tgt_server, db);
+	story_drop_slots(&sv.src);
+	story_app_databases(&sv, db);
+	story_connstrs(&sv, db, st->src, st->tgt, sizeof(st->src));
+	st->s = pgt_connect_as(&sv.src, db, "app");
+	st->t = pgt_connect(&sv.tgt, db);
 	snprintf(name, sizeof(name), "%s-dump", db);
 	pgt_scratch(name, st->dump, sizeof(st->dump));
 }
 
 static void
-story_end(story *st)
+run_end(run *st)
 {
 	PQfinish(st->s);
 	PQfinish(st->t);
 	st->s = st->t = NULL;
 }
 
+/* The application's accounts on the source: 100 of them, 100 each. */
+static void
+accounts(run *st)
+{
+	pgt_exec(st->s, "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)");
+	pgt_exec(st->s, "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 100) g");
+}
+
 /* Start the tool: --mode mode, the story's servers, then extra (NULL-terminated). */
 static void
-tool_start(story *st, const char *mode, const char *const extra[], const char *const env_extra[])
+tool_start(run *st, const char *mode, const char *const extra[], const char *const env_extra[])
 {
-	const char *argv[40] = {pgt_tool(), "--mode", mode,          "--source", st->src,
-	                        "--target", st->tgt,  "--dump-path", st->dump,   "--cutover-poll-secs",
-	                        "1"};
-	int n = 11;
+	const char *const args[] = {"--mode",      mode,       "--source",
+	                            st->src,       "--target", st->tgt,
+	                            "--dump-path", st->dump,   "--cutover-poll-secs",
+	                            "1",           NULL};
 
-	for (int i = 0; extra && extra[i] && n < 39; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	pgt_spawn(&st->tool, argv, env_extra);
+	story_tool_start(&st->tool, args, extra, env_extra);
 }
 
-/* The last part of a long log, for failure messages. */
-static const char *
-tail(const char *text)
-{
-	size_t n = strlen(text);
-
-	return n > 3000 ? text + n - 3000 : text;
-}
-
-/* Wait for needle on the tool's stderr; fail with its log if it never comes. */
-static void
-tool_expect(story *st, const char *needle, int seconds)
-{
-	if (!pgt_wait_for_text(st->tool.err_path, needle, seconds))
-	{
-		char *err = pgt_stderr(&st->tool);
-
-		ck_abort_msg("waited %d s for \"%s\" from the tool: ...%s", seconds, needle, tail(err));
-	}
-}
-
-/*
- * Wait for the tool's exit (killed after seconds): its code; its stdout and
- * stderr (malloc'd). Its stdout (a few events at most) stays in the pipe
- * until then, so a tool that never exits cannot block the test on it.
- */
+/* Wait for the tool's exit (killed after seconds): its code; its stdout and stderr (malloc'd). */
 static int
-tool_wait(story *st, int seconds, char **out, char **err)
+tool_wait(run *st, int seconds, char **out, char **err)
 {
-	int rc;
+	int rc = story_finish(&st->tool, seconds, out, err);
 
-	rc = pgt_wait(&st->tool, seconds);
-	*out = pgt_slurp(&st->tool);
-	*err = pgt_stderr(&st->tool);
 	if (getenv("PGDBM_DEBUG")) /* the tool's log, to read what an operator sees */
 		fprintf(stderr, "---- %s: exit %d\n%s", st->db, rc, *err);
 	return rc;
@@ -213,21 +144,18 @@ tool_wait(story *st, int seconds, char **out, char **err)
 
 /* Run `pg_dbmigrator verify` on the story's servers: its exit code, its output. */
 static int
-run_verify(story *st, char **out)
+run_verify(run *st, char **out)
 {
-	const char *argv[] = {pgt_tool(), "verify", "--source", st->src, "--target", st->tgt, NULL};
-	pgt_proc p;
+	const char *const args[] = {"verify", "--source", st->src, "--target", st->tgt, NULL};
 
-	pgt_spawn(&p, argv, NULL);
-	*out = pgt_slurp(&p);
-	return pgt_wait(&p, 60);
+	return story_run(args, NULL, 60, out, NULL);
 }
 
 /* The number of replication slots on the source. */
 static int
 slots(void)
 {
-	PGconn *c = pgt_connect(&src_server, "postgres");
+	PGconn *c = pgt_connect(&sv.src, "postgres");
 	char buf[32];
 	int n = atoi(pgt_value(c, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)));
 
@@ -245,29 +173,24 @@ slots(void)
  */
 START_TEST(test_differences_are_not_a_clean_success)
 {
-	story st;
+	run st;
 	char *out, *err;
 	int rc;
 
-	story_begin(&st, "outcome_differs");
-	pgt_exec(st.s, "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)");
-	pgt_exec(st.s, "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 100) g");
-	{
-		const char *extra[] = {"--json", NULL};
-
-		tool_start(&st, "online", extra, NULL);
-	}
-	tool_expect(&st, "stage=CaughtUp", 120);
+	run_begin(&st, "outcome_differs");
+	accounts(&st);
+	tool_start(&st, "online", (const char *const[]){"--json", NULL}, NULL);
+	story_expect(&st.tool, "stage=CaughtUp", 120);
 	pgt_exec(st.t, "UPDATE accounts SET balance = -1 WHERE id = 7");
 	kill(st.tool.pid, SIGINT);
 	rc = tool_wait(&st, 120, &out, &err);
 	ck_assert_msg(rc == EXIT_DIFFERS, "exit %d (want %d: cut over, target differs): ...%s", rc,
-	              EXIT_DIFFERS, tail(err));
+	              EXIT_DIFFERS, story_tail(err));
 	ck_assert_msg(strstr(out, "\"stage\":\"Complete\",\"level\":\"warning\"") &&
 	                  strstr(out, "\"verified\":\"differences\""),
-	              "the Complete event does not say the target differs: %s", tail(out));
+	              "the Complete event does not say the target differs: %s", story_tail(out));
 	ck_assert_msg(strstr(err, "WARNING stage=Verify") && strstr(err, "public.accounts"), "%s",
-	              tail(err));
+	              story_tail(err));
 	/* cut over: the slot is gone */
 	ck_assert_int_eq(slots(), 0);
 	/* the Cutover event names the position the target holds, not 0/0 */
@@ -275,7 +198,7 @@ START_TEST(test_differences_are_not_a_clean_success)
 		const char *cut = strstr(err, "stage=Cutover everything");
 		const char *eol = cut ? strchr(cut, '\n') : NULL;
 
-		ck_assert_msg(cut != NULL, "%s", tail(err));
+		ck_assert_msg(cut != NULL, "%s", story_tail(err));
 		ck_assert_msg(memmem(cut, (size_t)(eol - cut), "0/0 ", 4) == NULL &&
 		                  memmem(cut, (size_t)(eol - cut), "=0/0", 4) == NULL,
 		              "the Cutover event names no real position: %.*s", (int)(eol - cut), cut);
@@ -293,7 +216,7 @@ START_TEST(test_differences_are_not_a_clean_success)
 	ck_assert_msg(rc == 0, "verify exited %d: %s", rc, out);
 	free(out);
 	pgt_assert_same(st.s, st.t, "accounts");
-	story_end(&st);
+	run_end(&st);
 }
 END_TEST
 
@@ -305,43 +228,34 @@ END_TEST
  */
 START_TEST(test_strict_verification_after_the_cutover_says_what_is_left)
 {
-	story st;
+	run st;
 	char *out, *err;
 	int rc;
 
-	story_begin(&st, "outcome_strict");
-	pgt_exec(st.s, "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)");
-	pgt_exec(st.s, "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 100) g");
-	{
-		const char *extra[] = {"--verify", "strict", NULL};
-
-		tool_start(&st, "online", extra, NULL);
-	}
-	tool_expect(&st, "stage=CaughtUp", 120);
+	run_begin(&st, "outcome_strict");
+	accounts(&st);
+	tool_start(&st, "online", (const char *const[]){"--verify", "strict", NULL}, NULL);
+	story_expect(&st.tool, "stage=CaughtUp", 120);
 	pgt_exec(st.t, "DELETE FROM accounts WHERE id = 7");
 	kill(st.tool.pid, SIGINT);
 	rc = tool_wait(&st, 120, &out, &err);
 	free(out);
-	ck_assert_msg(rc == 1, "exit %d: ...%s", rc, tail(err));
-	ck_assert_msg(strstr(err, "stage=Complete") == NULL, "%s", tail(err));
+	ck_assert_msg(rc == 1, "exit %d: ...%s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "stage=Complete") == NULL, "%s", story_tail(err));
 	ck_assert_msg(strstr(err, "slot and the dump are kept") == NULL &&
 	                  strstr(err, "fix the target, then run again with --resume"),
-	              "%s", tail(err));
+	              "%s", story_tail(err));
 	ck_assert_int_eq(slots(), 0);
 	free(err);
 	pgt_exec(st.t, "INSERT INTO accounts VALUES (7, 100)");
-	{
-		const char *extra[] = {"--verify", "strict", "--resume", NULL};
-
-		tool_start(&st, "online", extra, NULL);
-	}
+	tool_start(&st, "online", (const char *const[]){"--verify", "strict", "--resume", NULL}, NULL);
 	rc = tool_wait(&st, 120, &out, &err);
 	free(out);
 	ck_assert_msg(rc == 0 && strstr(err, "stage=Complete"), "the resumed run exited %d: ...%s", rc,
-	              tail(err));
+	              story_tail(err));
 	free(err);
 	pgt_assert_same(st.s, st.t, "accounts");
-	story_end(&st);
+	run_end(&st);
 }
 END_TEST
 
@@ -353,29 +267,29 @@ END_TEST
  */
 START_TEST(test_a_verification_that_cannot_run_is_not_clean)
 {
-	story st;
+	run st;
 	char *out, *err;
 	int rc;
 
-	story_begin(&st, "outcome_unverified");
-	pgt_exec(st.s, "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)");
-	pgt_exec(st.s, "INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 100) g");
+	run_begin(&st, "outcome_unverified");
+	accounts(&st);
 	tool_start(&st, "online", NULL, NULL);
-	tool_expect(&st, "stage=CaughtUp", 120);
+	story_expect(&st.tool, "stage=CaughtUp", 120);
 	/* the tool's open sessions go on; any new one for app is refused */
 	pgt_exec(st.t, "ALTER DATABASE outcome_unverified CONNECTION LIMIT 0");
 	kill(st.tool.pid, SIGINT);
 	rc = tool_wait(&st, 120, &out, &err);
 	free(out);
 	pgt_exec(st.t, "ALTER DATABASE outcome_unverified CONNECTION LIMIT -1");
-	ck_assert_msg(rc == EXIT_DIFFERS, "exit %d (want %d): ...%s", rc, EXIT_DIFFERS, tail(err));
+	ck_assert_msg(rc == EXIT_DIFFERS, "exit %d (want %d): ...%s", rc, EXIT_DIFFERS,
+	              story_tail(err));
 	ck_assert_msg(strstr(err, "WARNING stage=Complete") && strstr(err, "verified=unverified") &&
 	                  strstr(err, "could not compare"),
-	              "%s", tail(err));
+	              "%s", story_tail(err));
 	ck_assert_int_eq(slots(), 0);
 	free(err);
 	pgt_assert_same(st.s, st.t, "accounts");
-	story_end(&st);
+	run_end(&st);
 }
 END_TEST
 
@@ -387,11 +301,11 @@ END_TEST
  */
 START_TEST(test_unlogged_tables_and_large_objects_are_named)
 {
-	story st;
+	run st;
 	char *out, *err, oid[32], line[128];
 	int rc;
 
-	story_begin(&st, "outcome_unstreamed");
+	run_begin(&st, "outcome_unstreamed");
 	pgt_exec(st.s, "CREATE UNLOGGED TABLE sessions (id int PRIMARY KEY, data text)");
 	pgt_exec(st.s, "INSERT INTO sessions SELECT g, 'session ' || g FROM generate_series(1, 10) g");
 	pgt_exec(st.s, "CREATE TABLE docs (id int PRIMARY KEY, body oid NOT NULL)");
@@ -401,7 +315,7 @@ START_TEST(test_unlogged_tables_and_large_objects_are_named)
 	               "500000), 'UTF8')))");
 	pgt_value(st.s, "SELECT body FROM docs WHERE id = 1", oid, sizeof(oid));
 	tool_start(&st, "online", NULL, NULL);
-	tool_expect(&st, "stage=CaughtUp", 120);
+	story_expect(&st.tool, "stage=CaughtUp", 120);
 	/* the application goes on: a new session, the document edited */
 	pgt_exec(st.s, "INSERT INTO sessions VALUES (11, 'session 11')");
 	pgt_exec(st.s, "SELECT lo_put(body, 4, '\\x4649525354'::bytea) FROM docs WHERE id = 1");
@@ -412,10 +326,12 @@ START_TEST(test_unlogged_tables_and_large_objects_are_named)
 	/* Validate named them before anything started */
 	ck_assert_msg(strstr(err, "WARNING stage=Validate") && strstr(err, "public.sessions") &&
 	                  strstr(err, "2 large objects"),
-	              "Validate did not name the unlogged table and the large object: %s", tail(err));
-	ck_assert_msg(rc == EXIT_DIFFERS, "exit %d (want %d): ...%s", rc, EXIT_DIFFERS, tail(err));
+	              "Validate did not name the unlogged table and the large object: %s",
+	              story_tail(err));
+	ck_assert_msg(rc == EXIT_DIFFERS, "exit %d (want %d): ...%s", rc, EXIT_DIFFERS,
+	              story_tail(err));
 	snprintf(line, sizeof(line), "large object %s: content differs", oid);
-	ck_assert_msg(strstr(err, line) && strstr(err, "public.sessions"), "%s", tail(err));
+	ck_assert_msg(strstr(err, line) && strstr(err, "public.sessions"), "%s", story_tail(err));
 	free(err);
 	/* and so does verify, on its own */
 	rc = run_verify(&st, &out);
@@ -429,7 +345,7 @@ START_TEST(test_unlogged_tables_and_large_objects_are_named)
 	ck_assert_str_eq(pgt_value(st.t, "SELECT encode(lo_get(body), 'escape') FROM docs WHERE id = 1",
 	                           line, sizeof(line)),
 	                 "the first draft");
-	story_end(&st);
+	run_end(&st);
 }
 END_TEST
 
@@ -441,47 +357,39 @@ END_TEST
  */
 START_TEST(test_a_message_larger_than_the_ring_stops_at_once)
 {
-	story st;
+	run st;
 	char *out, *err;
 	int rc;
 	int64_t t0;
 
-	story_begin(&st, "outcome_bigrow");
+	run_begin(&st, "outcome_bigrow");
 	pgt_exec(st.s, "CREATE TABLE attachments (id int PRIMARY KEY, body text)");
 	pgt_exec(st.s, "INSERT INTO attachments VALUES (1, 'small')");
-	{
-		const char *extra[] = {"--ring-size", "1MB", NULL};
-
-		tool_start(&st, "online", extra, NULL);
-	}
-	tool_expect(&st, "stage=CaughtUp", 120);
+	tool_start(&st, "online", (const char *const[]){"--ring-size", "1MB", NULL}, NULL);
+	story_expect(&st.tool, "stage=CaughtUp", 120);
 	pgt_exec(st.s, "INSERT INTO attachments VALUES (2, repeat('x', 3000000))");
 	t0 = now_ms();
 	rc = tool_wait(&st, 40, &out, &err);
 	free(out);
 	ck_assert_msg(rc == 1, "exit %d after %lld ms (want 1 at once): ...%s", rc,
-	              (long long)(now_ms() - t0), tail(err));
+	              (long long)(now_ms() - t0), story_tail(err));
 	ck_assert_msg(now_ms() - t0 < 20000, "took %lld ms", (long long)(now_ms() - t0));
-	ck_assert_msg(strstr(err, "raise --ring-size to at least 3MB"), "%s", tail(err));
-	ck_assert_msg(strstr(err, "stage=Reconnect") == NULL, "retried: %s", tail(err));
-	ck_assert_msg(strstr(err, " 0/0") == NULL, "a position printed as 0/0: %s", tail(err));
+	ck_assert_msg(strstr(err, "raise --ring-size to at least 3MB"), "%s", story_tail(err));
+	ck_assert_msg(strstr(err, "stage=Reconnect") == NULL, "retried: %s", story_tail(err));
+	ck_assert_msg(strstr(err, " 0/0") == NULL, "a position printed as 0/0: %s", story_tail(err));
 	ck_assert_int_eq(slots(), 1);
 	free(err);
 	/* as told: a larger ring, --resume */
-	{
-		const char *extra[] = {"--ring-size", "3MB", "--resume", NULL};
-
-		tool_start(&st, "online", extra, NULL);
-	}
-	tool_expect(&st, "stage=CaughtUp", 120);
+	tool_start(&st, "online", (const char *const[]){"--ring-size", "3MB", "--resume", NULL}, NULL);
+	story_expect(&st.tool, "stage=CaughtUp", 120);
 	kill(st.tool.pid, SIGINT);
 	rc = tool_wait(&st, 120, &out, &err);
-	ck_assert_msg(rc == 0, "the resumed run exited %d: ...%s", rc, tail(err));
+	ck_assert_msg(rc == 0, "the resumed run exited %d: ...%s", rc, story_tail(err));
 	free(out);
 	free(err);
 	ck_assert_int_eq(slots(), 0);
 	pgt_assert_same(st.s, st.t, "attachments");
-	story_end(&st);
+	run_end(&st);
 }
 END_TEST
 
@@ -493,22 +401,18 @@ END_TEST
  */
 START_TEST(test_reconnects_without_progress_give_up)
 {
-	story st;
+	run st;
 	char *out, *err;
 	int rc = -1;
 	int64_t t0;
 	PGconn *admin;
 
-	story_begin(&st, "outcome_noprogress");
+	run_begin(&st, "outcome_noprogress");
 	pgt_exec(st.s, "CREATE TABLE orders (id int PRIMARY KEY, note text)");
 	pgt_exec(st.s, "INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 100) g");
-	{
-		const char *extra[] = {"--reconnect-max-wait", "5", NULL};
-
-		tool_start(&st, "online", extra, NULL);
-	}
-	tool_expect(&st, "stage=CaughtUp", 120);
-	admin = pgt_connect(&src_server, "postgres");
+	tool_start(&st, "online", (const char *const[]){"--reconnect-max-wait", "5", NULL}, NULL);
+	story_expect(&st.tool, "stage=CaughtUp", 120);
+	admin = pgt_connect(&sv.src, "postgres");
 	t0 = now_ms();
 	while (now_ms() - t0 < 60000)
 	{
@@ -524,27 +428,23 @@ START_TEST(test_reconnects_without_progress_give_up)
 	rc = tool_wait(&st, 30, &out, &err);
 	free(out);
 	ck_assert_msg(rc == 1, "exit %d after %lld ms of a walsender killed every 200 ms: ...%s", rc,
-	              (long long)(now_ms() - t0), tail(err));
+	              (long long)(now_ms() - t0), story_tail(err));
 	ck_assert_msg(strstr(err, "--reconnect-max-wait") && strstr(err, "stage=Reconnect"), "%s",
-	              tail(err));
+	              story_tail(err));
 	ck_assert_msg(now_ms() - t0 < 40000, "gave up only after %lld ms", (long long)(now_ms() - t0));
 	ck_assert_int_eq(slots(), 1);
 	free(err);
 	/* the source calm again: --resume, cut over, equal */
 	pgt_exec(st.s, "UPDATE orders SET note = 'paid' WHERE id <= 10");
-	{
-		const char *extra[] = {"--resume", NULL};
-
-		tool_start(&st, "online", extra, NULL);
-	}
-	tool_expect(&st, "stage=CaughtUp", 120);
+	tool_start(&st, "online", (const char *const[]){"--resume", NULL}, NULL);
+	story_expect(&st.tool, "stage=CaughtUp", 120);
 	kill(st.tool.pid, SIGINT);
 	rc = tool_wait(&st, 120, &out, &err);
-	ck_assert_msg(rc == 0, "the resumed run exited %d: ...%s", rc, tail(err));
+	ck_assert_msg(rc == 0, "the resumed run exited %d: ...%s", rc, story_tail(err));
 	free(out);
 	free(err);
 	pgt_assert_same(st.s, st.t, "orders");
-	story_end(&st);
+	run_end(&st);
 }
 END_TEST
 
@@ -554,11 +454,11 @@ END_TEST
  */
 START_TEST(test_an_offline_failure_does_not_speak_of_a_slot)
 {
-	story st;
+	run st;
 	char *out, *err, log[512], bindir[512], env[600];
 	int rc;
 
-	story_begin(&st, "outcome_offline");
+	run_begin(&st, "outcome_offline");
 	pgt_exec(st.s, "CREATE TABLE items (id int PRIMARY KEY, name text)");
 	pgt_exec(st.s, "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g");
 	pgt_scratch("offline-tools.log", log, sizeof(log));
@@ -574,22 +474,19 @@ START_TEST(test_an_offline_failure_does_not_speak_of_a_slot)
 	}
 	rc = tool_wait(&st, 120, &out, &err);
 	free(out);
-	ck_assert_msg(rc == 1, "exit %d: %s", rc, tail(err));
-	ck_assert_msg(strstr(err, "--resume"), "%s", tail(err));
-	ck_assert_msg(strstr(err, "slot") == NULL, "an offline run speaks of a slot: %s", tail(err));
+	ck_assert_msg(rc == 1, "exit %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "--resume"), "%s", story_tail(err));
+	ck_assert_msg(strstr(err, "slot") == NULL, "an offline run speaks of a slot: %s",
+	              story_tail(err));
 	free(err);
 	/* the cause fixed: --resume restores the kept dump */
-	{
-		const char *extra[] = {"--resume", NULL};
-
-		tool_start(&st, "offline", extra, NULL);
-	}
+	tool_start(&st, "offline", (const char *const[]){"--resume", NULL}, NULL);
 	rc = tool_wait(&st, 120, &out, &err);
-	ck_assert_msg(rc == 0, "the resumed run exited %d: ...%s", rc, tail(err));
+	ck_assert_msg(rc == 0, "the resumed run exited %d: ...%s", rc, story_tail(err));
 	free(out);
 	free(err);
 	pgt_assert_same(st.s, st.t, "items");
-	story_end(&st);
+	run_end(&st);
 }
 END_TEST
 
@@ -626,13 +523,8 @@ outcomes_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(outcomes_suite());
-	int failed;
+	int rc = story_run_suite(outcomes_suite());
 
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	pgt_stop(&src_server);
-	pgt_stop(&tgt_server);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	story_servers_stop(&sv);
+	return rc;
 }

@@ -42,27 +42,9 @@
 #include <unistd.h>
 
 #include "pgtest.h"
+#include "story.h"
 
-static pgt_cluster src_server, tgt_server;
-static PGconn *src_admin, *tgt_admin;
-
-static void
-setup(void)
-{
-	pgt_start(&src_server, "max_replication_slots = 10\nmax_wal_senders = 10\n");
-	pgt_start(&tgt_server, NULL);
-	src_admin = pgt_connect(&src_server, "postgres");
-	tgt_admin = pgt_connect(&tgt_server, "postgres");
-}
-
-static void
-teardown(void)
-{
-	PQfinish(src_admin);
-	PQfinish(tgt_admin);
-	pgt_stop(&src_server);
-	pgt_stop(&tgt_server);
-}
+static story_servers sv;
 
 /*
  * The database db on both servers owned by the application role "app" (the
@@ -74,29 +56,26 @@ static void
 app_databases(const char *db, char *src, char *tgt, size_t size, PGconn **s, PGconn **t)
 {
 	/* a story that failed may have left its settings and its slot */
-	pgt_exec(src_admin, "ALTER SYSTEM RESET synchronous_standby_names");
-	pgt_exec(src_admin, "ALTER SYSTEM RESET wal_writer_delay");
-	pgt_exec(src_admin, "SELECT pg_reload_conf()");
-	pgt_exec(src_admin, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-	                    "WHERE NOT active");
-	pgt_owned_database(src_admin, db, "app");
-	pgt_owned_database(tgt_admin, db, "app");
-	pgt_exec(src_admin, "ALTER ROLE app REPLICATION");
-	pgt_connstr(&src_server, db, src, size);
-	pgt_connstr_as(&tgt_server, db, "app", tgt, size);
-	{
-		char as_app[256];
-		PGconn *c;
+	pgt_exec(sv.src_admin, "ALTER SYSTEM RESET synchronous_standby_names");
+	pgt_exec(sv.src_admin, "ALTER SYSTEM RESET wal_writer_delay");
+	pgt_exec(sv.src_admin, "SELECT pg_reload_conf()");
+	pgt_exec(sv.src_admin, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+	                       "WHERE NOT active");
+	story_app_databases(&sv, db);
+	pgt_exec(sv.src_admin, "ALTER ROLE app REPLICATION");
+	story_connstrs(&sv, db, src, tgt, size);
+	*s = pgt_connect_as(&sv.src, db, "app");
+	*t = pgt_connect_as(&sv.tgt, db, "app");
+}
 
-		pgt_connstr_as(&src_server, db, "app", as_app, sizeof(as_app));
-		c = PQconnectdb(as_app);
-		ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
-		*s = c;
-		pgt_connstr_as(&tgt_server, db, "app", as_app, sizeof(as_app));
-		c = PQconnectdb(as_app);
-		ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
-		*t = c;
-	}
+/* An application's keyless events (100 rows) beside its keyed orders (100 rows). */
+static void
+keyless_events_and_keyed_orders(PGconn *s)
+{
+	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
+	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
+	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 100) g");
+	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g");
 }
 
 /* Start the tool online from src to tgt with the common options and extra (NULL-terminated). */
@@ -105,51 +84,20 @@ start_tool(pgt_proc *tool, const char *src, const char *tgt, const char *name,
            const char *const *extra)
 {
 	char dump[512];
-	const char *argv[40] = {pgt_tool(),
-	                        "--mode",
-	                        "online",
-	                        "--source",
-	                        src,
-	                        "--target",
-	                        tgt,
-	                        "--json",
-	                        "--dump-path",
-	                        pgt_scratch(name, dump, sizeof(dump)),
-	                        "--cutover-poll-secs",
-	                        "1"};
-	int n = 12;
+	const char *const args[] = {"--mode",
+	                            "online",
+	                            "--source",
+	                            src,
+	                            "--target",
+	                            tgt,
+	                            "--json",
+	                            "--dump-path",
+	                            pgt_scratch(name, dump, sizeof(dump)),
+	                            "--cutover-poll-secs",
+	                            "1",
+	                            NULL};
 
-	for (int i = 0; extra && extra[i] && n < 39; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	pgt_spawn(tool, argv, NULL);
-}
-
-/* Nothing of the tool's on either side: no slot, no publication, no _pg_dbmigrator. */
-static void
-assert_nothing_left(PGconn *s, PGconn *t, const char *publications)
-{
-	char buf[64];
-
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
-	                 "0");
-	ck_assert_str_eq(
-	    pgt_value(s, "SELECT string_agg(pubname, ',' ORDER BY pubname) FROM pg_publication", buf,
-	              sizeof(buf)),
-	    publications);
-	ck_assert_str_eq(pgt_value(t,
-	                           "SELECT count(*) FROM pg_namespace WHERE nspname = '_pg_dbmigrator'",
-	                           buf, sizeof(buf)),
-	                 "0");
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	story_tool_start(tool, args, extra, NULL);
 }
 
 /*
@@ -179,7 +127,8 @@ async_writer(const char *connstr, int writer, const char *log)
 			r = PQexec(c, sql);
 			if (PQresultStatus(r) == PGRES_COMMAND_OK)
 			{
-				int len = snprintf(line, sizeof(line), "%lld %lld\n", id, (long long)now_us());
+				int len =
+				    snprintf(line, sizeof(line), "%lld %lld\n", id, (long long)story_now_us());
 
 				if (write(fd, line, (size_t)len) != len)
 					_exit(1);
@@ -204,20 +153,20 @@ START_TEST(every_acknowledged_async_commit_reaches_the_target)
 	app_databases("async", src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "CREATE TABLE acks (id bigint PRIMARY KEY, writer int)");
 	/* WAL reaches disk in pages; the last partial one only every 10 s */
-	pgt_exec(src_admin, "ALTER SYSTEM SET wal_writer_delay = '10s'");
-	pgt_exec(src_admin, "SELECT pg_reload_conf()");
+	pgt_exec(sv.src_admin, "ALTER SYSTEM SET wal_writer_delay = '10s'");
+	pgt_exec(sv.src_admin, "SELECT pg_reload_conf()");
 	/*
 	 * the writers go on after the Ctrl+C, so the source ends with rows the
 	 * cut-over target rightly lacks: a verification would say so (exit 4)
 	 */
 	start_tool(&tool, src, tgt, "async-dump", (const char *const[]){"--verify", "off", NULL});
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
-	pgt_connstr_as(&src_server, "async", "app", as_app, sizeof(as_app));
+	story_expect(&tool, "stage=CaughtUp", 60);
+	pgt_connstr_as(&sv.src, "async", "app", as_app, sizeof(as_app));
 	for (int w = 0; w < 3; w++)
 		writers[w] = async_writer(as_app, w + 1, pgt_scratch("acks.log", logs[w], sizeof(logs[w])));
 	sleep(3);
 	/* the operator presses Ctrl+C while the writers are still committing */
-	ctrl_c = now_us();
+	ctrl_c = story_now_us();
 	kill(tool.pid, SIGINT);
 	usleep(300 * 1000);
 	for (int w = 0; w < 3; w++)
@@ -225,9 +174,7 @@ START_TEST(every_acknowledged_async_commit_reaches_the_target)
 		kill(writers[w], SIGKILL);
 		waitpid(writers[w], NULL, 0);
 	}
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %.3000s", rc, err);
 	/* every id acknowledged before the Ctrl+C */
 	ids = malloc(cap);
@@ -263,9 +210,9 @@ START_TEST(every_acknowledged_async_commit_reaches_the_target)
 	/* and the target has no row the source lacks (the writers went on after the Ctrl+C) */
 	ck_assert_int_le(atoi(pgt_value(t, "SELECT count(*) FROM acks", buf, sizeof(buf))),
 	                 atoi(pgt_value(s, "SELECT count(*) FROM acks", buf, sizeof(buf))));
-	assert_nothing_left(s, t, "");
-	pgt_exec(src_admin, "ALTER SYSTEM RESET wal_writer_delay");
-	pgt_exec(src_admin, "SELECT pg_reload_conf()");
+	story_assert_nothing_left(s, t, "");
+	pgt_exec(sv.src_admin, "ALTER SYSTEM RESET wal_writer_delay");
+	pgt_exec(sv.src_admin, "SELECT pg_reload_conf()");
 	free(ids);
 	free(out);
 	free(err);
@@ -274,59 +221,27 @@ START_TEST(every_acknowledged_async_commit_reaches_the_target)
 }
 END_TEST
 
-/* pgbench -i on the source as app (its tables owned by app). */
-static void
-pgbench_init(const char *db)
-{
-	char conn[256], pgbench[512];
-	const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
-	                      "-i",
-	                      "-q",
-	                      "-s",
-	                      "1",
-	                      pgt_connstr_as(&src_server, db, "app", conn, sizeof(conn)),
-	                      NULL};
-	pgt_proc init;
-
-	pgt_spawn(&init, argv, NULL);
-	free(pgt_slurp(&init));
-	ck_assert_int_eq(pgt_wait(&init, 120), 0);
-}
-
 START_TEST(pgbench_history_without_a_key_migrates_while_pgbench_runs)
 {
-	char src[256], tgt[256], as_app[256], pgbench[512];
+	char src[256], tgt[256], as_app[256];
 	PGconn *s, *t;
 	pgt_proc tool, bench;
 	char *out, *err;
 	int rc;
 
 	app_databases("bench", src, tgt, sizeof(src), &s, &t);
-	pgbench_init("bench");
+	/* pgbench's tables, owned by app */
+	story_pgbench_init(pgt_connstr_as(&sv.src, "bench", "app", as_app, sizeof(as_app)));
 	start_tool(&tool, src, tgt, "bench-dump", NULL);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
-	              "never streamed: %.3000s", pgt_stderr(&tool));
-	{
-		const char *argv[] = {pgt_bin("pgbench", pgbench, sizeof(pgbench)),
-		                      "-n",
-		                      "-c",
-		                      "3",
-		                      "-T",
-		                      "6",
-		                      pgt_connstr_as(&src_server, "bench", "app", as_app, sizeof(as_app)),
-		                      NULL};
-
-		pgt_spawn(&bench, argv, NULL);
-	}
-	free(pgt_slurp(&bench));
+	story_expect(&tool, "stage=StreamApply", 60);
+	story_pgbench_start(&bench, (const char *const[]){"-n", "-c", "3", "-T", "6", as_app, NULL},
+	                    NULL);
 	/* the application's updates and inserts all succeeded */
-	ck_assert_int_eq(pgt_wait(&bench, 60), 0);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	story_pgbench_done(&bench, 60);
+	story_expect(&tool, "stage=CaughtUp", 60);
 	sleep(2);
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %.3000s", rc, err);
 	ck_assert_msg(strstr(err, "pgbench_history"),
 	              "Validate did not name the keyless table: %.3000s", err);
@@ -334,7 +249,7 @@ START_TEST(pgbench_history_without_a_key_migrates_while_pgbench_runs)
 	pgt_assert_same(s, t, "pgbench_branches");
 	pgt_assert_same(s, t, "pgbench_tellers");
 	pgt_assert_same(s, t, "pgbench_history");
-	assert_nothing_left(s, t, "");
+	story_assert_nothing_left(s, t, "");
 	free(out);
 	free(err);
 	PQfinish(s);
@@ -351,24 +266,18 @@ START_TEST(an_update_on_a_keyless_table_stops_the_run_before_cutover)
 	int rc;
 
 	app_databases("keyless", src, tgt, sizeof(src), &s, &t);
-	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
-	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
-	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 100) g");
-	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g");
+	keyless_events_and_keyed_orders(s);
 	/* past activity, reported by Validate */
 	pgt_exec(s, "UPDATE events SET what = 'first' WHERE what = 'e1'");
 	pgt_exec(s, "SELECT pg_stat_force_next_flush()");
 	start_tool(&tool, src, tgt, "keyless-dump", NULL);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
-	              "never streamed: %.3000s", pgt_stderr(&tool));
+	story_expect(&tool, "stage=StreamApply", 60);
 	/* the application keeps writing: inserts, and one UPDATE of a keyless table */
 	pgt_exec(s, "INSERT INTO events (what) VALUES ('streamed')");
 	pgt_exec(s, "UPDATE orders SET total = total + 1 WHERE id < 10");
 	pgt_exec(s, "UPDATE events SET what = 'changed' WHERE what = 'e2'"); /* must not fail */
 	pgt_exec(s, "SELECT pg_stat_force_next_flush()");
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 60);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 60, &out, &err);
 	ck_assert_msg(rc == 1, "migration exited %d (expected 1): %.3000s", rc, err);
 	ck_assert_msg(strstr(err, "public.events") && strstr(err, "1 update"),
 	              "Validate did not list the keyless table with its past update: %.3000s", err);
@@ -379,9 +288,7 @@ START_TEST(an_update_on_a_keyless_table_stops_the_run_before_cutover)
 	    pgt_value(s, "SELECT what FROM events WHERE what = 'changed'", buf, sizeof(buf)),
 	    "changed");
 	/* it cannot be resumed (the update is lost to the stream): nothing left on the source */
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
-	                 "0");
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	story_assert_source_clean(s);
 	free(out);
 	free(err);
 	PQfinish(s);
@@ -396,7 +303,7 @@ END_TEST
  */
 START_TEST(an_update_just_before_ctrl_c_is_caught_before_cutover)
 {
-	char src[256], tgt[256], buf[64];
+	char src[256], tgt[256];
 	PGconn *s, *t;
 	pgt_proc tool;
 	char *out, *err;
@@ -407,22 +314,17 @@ START_TEST(an_update_just_before_ctrl_c_is_caught_before_cutover)
 	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
 	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 10) g");
 	start_tool(&tool, src, tgt, "lastlook-dump", extra);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
-	              "never streamed: %.3000s", pgt_stderr(&tool));
+	story_expect(&tool, "stage=StreamApply", 60);
 	sleep(1);
 	/* this backend reports its statistics now, and then not again for a second */
 	pgt_exec(s, "INSERT INTO events (what) VALUES ('streamed')");
 	pgt_exec(s, "UPDATE events SET what = 'late' WHERE what = 'e3'");
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 60);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 60, &out, &err);
 	ck_assert_msg(rc == 1 && strstr(err, "public.events") && strstr(err, "nothing was cut over"),
 	              "exited %d without stopping for the late update: %.3000s", rc, err);
 	ck_assert_msg(strstr(out, "\"stage\":\"Complete\"") == NULL, "it completed: %.3000s", out);
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
-	                 "0");
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	story_assert_source_clean(s);
 	free(out);
 	free(err);
 	PQfinish(s);
@@ -440,13 +342,9 @@ START_TEST(replica_identity_full_all_keyless_migrates_updates_too)
 	const char *extra[] = {"--replica-identity-full", "all-keyless", "--verify", "strict", NULL};
 
 	app_databases("fullid", src, tgt, sizeof(src), &s, &t);
-	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
-	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
-	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 100) g");
-	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g");
+	keyless_events_and_keyed_orders(s);
 	start_tool(&tool, src, tgt, "full-dump", extra);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
-	              "never streamed: %.3000s", pgt_stderr(&tool));
+	story_expect(&tool, "stage=StreamApply", 60);
 	ck_assert_str_eq(pgt_value(s, "SELECT relreplident FROM pg_class WHERE relname = 'events'", buf,
 	                           sizeof(buf)),
 	                 "f");
@@ -454,16 +352,14 @@ START_TEST(replica_identity_full_all_keyless_migrates_updates_too)
 	pgt_exec(s, "DELETE FROM events WHERE what LIKE 'e2%'");
 	pgt_exec(s, "INSERT INTO events (what) VALUES ('streamed')");
 	pgt_exec(s, "UPDATE orders SET total = 0 WHERE id < 10");
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60), "never caught up");
+	story_expect(&tool, "stage=CaughtUp", 60);
 	sleep(2);
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %.3000s", rc, err);
 	pgt_assert_same(s, t, "events");
 	pgt_assert_same(s, t, "orders");
-	assert_nothing_left(s, t, "");
+	story_assert_nothing_left(s, t, "");
 	free(out);
 	free(err);
 	PQfinish(s);
@@ -488,22 +384,16 @@ START_TEST(keyless_tables_survive_kill_9_force_clean_and_resume)
 	const char *resume[] = {"--resume", NULL};
 
 	app_databases("resumed", src, tgt, sizeof(src), &s, &t);
-	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
-	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
-	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 100) g");
-	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g");
+	keyless_events_and_keyed_orders(s);
 	pgt_scratch("resumed-dump", dump, sizeof(dump));
 	for (int run = 0; run < 2; run++)
 	{
 		start_tool(&tool, src, tgt, "resumed-dump", run ? again : NULL);
-		ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
-		              "run %d never streamed: %.3000s", run, pgt_stderr(&tool));
+		story_expect(&tool, "stage=StreamApply", 60);
 		pgt_exec(s, "INSERT INTO events (what) VALUES ('while streaming')");
 		pgt_exec(s, "UPDATE orders SET total = total + 1 WHERE id < 5");
 		sleep(1);
-		kill(tool.pid, SIGKILL);
-		free(pgt_slurp(&tool));
-		pgt_wait(&tool, 30);
+		story_kill_9(&tool);
 		ck_assert_str_eq(pgt_value(s,
 		                           "SELECT string_agg(pubname, ',' ORDER BY pubname) FROM "
 		                           "pg_publication",
@@ -513,18 +403,15 @@ START_TEST(keyless_tables_survive_kill_9_force_clean_and_resume)
 	pgt_exec(s, "INSERT INTO events (what) VALUES ('while nobody streamed')");
 	pgt_exec(s, "DELETE FROM orders WHERE id > 90");
 	start_tool(&tool, src, tgt, "resumed-dump", resume);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 60),
-	              "never caught up: %.3000s", pgt_stderr(&tool));
+	story_expect(&tool, "stage=CaughtUp", 60);
 	pgt_exec(s, "INSERT INTO events (what) VALUES ('after the resume')");
 	sleep(2);
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "resumed migration exited %d: %.3000s", rc, err);
 	pgt_assert_same(s, t, "events");
 	pgt_assert_same(s, t, "orders");
-	assert_nothing_left(s, t, "");
+	story_assert_nothing_left(s, t, "");
 	free(out);
 	free(err);
 	PQfinish(s);
@@ -540,7 +427,7 @@ END_TEST
  */
 START_TEST(a_source_role_without_superuser_publishes_the_tables_it_owns)
 {
-	char src[256], tgt[256], buf[64];
+	char src[256], tgt[256];
 	PGconn *s, *t;
 	pgt_proc tool;
 	char *out, *err;
@@ -548,42 +435,34 @@ START_TEST(a_source_role_without_superuser_publishes_the_tables_it_owns)
 	const char *extra[] = {"--max-runtime-seconds", "3", "--verify", "strict", NULL};
 
 	app_databases("owned", src, tgt, sizeof(src), &s, &t);
-	pgt_connstr_as(&src_server, "owned", "app", src, sizeof(src));
+	pgt_connstr_as(&sv.src, "owned", "app", src, sizeof(src));
 	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
 	pgt_exec(s, "CREATE TABLE events (at timestamptz DEFAULT now(), what text)");
 	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 50) g");
 	pgt_exec(s, "INSERT INTO events (what) SELECT 'e' || g FROM generate_series(1, 50) g");
 	start_tool(&tool, src, tgt, "owned-dump", extra);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 60),
-	              "never streamed: %.3000s", pgt_stderr(&tool));
+	story_expect(&tool, "stage=StreamApply", 60);
 	pgt_exec(s, "INSERT INTO orders VALUES (100, 100)");
 	pgt_exec(s, "INSERT INTO events (what) VALUES ('streamed')");
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %.3000s", rc, err);
 	pgt_assert_same(s, t, "orders");
 	pgt_assert_same(s, t, "events");
-	assert_nothing_left(s, t, "");
+	story_assert_nothing_left(s, t, "");
 	free(out);
 	free(err);
 	/* a table of another role's */
 	{
-		PGconn *admin = pgt_connect(&src_server, "owned");
+		PGconn *admin = pgt_connect(&sv.src, "owned");
 		const char *again[] = {"--force-clean", "--drop-target-first", NULL};
 
 		pgt_exec(admin, "CREATE TABLE audit (id int PRIMARY KEY)");
 		PQfinish(admin);
 		start_tool(&tool, src, tgt, "owned-dump", again);
-		out = pgt_slurp(&tool);
-		rc = pgt_wait(&tool, 60);
-		err = pgt_stderr(&tool);
+		rc = story_finish(&tool, 60, &out, &err);
 		ck_assert_msg(rc == 1 && strstr(err, "must own") && strstr(err, "public.audit"),
 		              "exited %d without naming the table it does not own: %.3000s", rc, err);
-		ck_assert_str_eq(
-		    pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)), "0");
-		ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)),
-		                 "0");
+		story_assert_source_clean(s);
 		free(out);
 		free(err);
 	}
@@ -618,27 +497,25 @@ START_TEST(a_user_publication_that_cannot_copy_exactly_is_refused)
 		int rc;
 		const char *extra[] = {"--publication", "mine", "--no-auto-create-publication", NULL};
 
-		pgt_exec(src_admin, "SELECT 1"); /* keep the admin connection warm */
+		pgt_exec(sv.src_admin, "SELECT 1"); /* keep the admin connection warm */
 		pgt_exec(s, "DROP PUBLICATION IF EXISTS mine");
 		if (strstr(cases[i].create, "ALL TABLES"))
-			pgt_exec(src_admin, "ALTER ROLE app SUPERUSER");
+			pgt_exec(sv.src_admin, "ALTER ROLE app SUPERUSER");
 		pgt_exec(s, cases[i].create);
 		if (strstr(cases[i].create, "ALL TABLES"))
-			pgt_exec(src_admin, "ALTER ROLE app NOSUPERUSER");
+			pgt_exec(sv.src_admin, "ALTER ROLE app NOSUPERUSER");
 		start_tool(&tool, src, tgt, "userpub-dump", extra);
 		ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=Error", 20) ||
 		                  pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 1),
 		              "%s: neither refused nor streamed", cases[i].create);
 		kill(tool.pid, SIGTERM);
-		out = pgt_slurp(&tool);
-		rc = pgt_wait(&tool, 60);
-		err = pgt_stderr(&tool);
+		rc = story_finish(&tool, 60, &out, &err);
 		ck_assert_msg(rc == 1, "%s: exited %d (expected 1): %.3000s", cases[i].create, rc, err);
 		ck_assert_msg(strstr(err, "publication") && strstr(err, cases[i].reason),
 		              "%s: the refusal does not say \"%s\": %.3000s", cases[i].create,
 		              cases[i].reason, err);
 		/* nothing created on either side; the operator's publication is left alone */
-		assert_nothing_left(s, t, "mine");
+		story_assert_nothing_left(s, t, "mine");
 		ck_assert_str_eq(pgt_value(t,
 		                           "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
 		                           "c.relnamespace WHERE n.nspname = 'public'",
@@ -658,13 +535,11 @@ START_TEST(a_user_publication_that_cannot_copy_exactly_is_refused)
 		pgt_exec(s, "DROP PUBLICATION mine");
 		pgt_exec(s, "CREATE PUBLICATION mine FOR TABLE orders, customers");
 		start_tool(&tool, src, tgt, "userpub-ok-dump", extra);
-		out = pgt_slurp(&tool);
-		rc = pgt_wait(&tool, 120);
-		err = pgt_stderr(&tool);
+		rc = story_finish(&tool, 120, &out, &err);
 		ck_assert_msg(rc == 0, "exited %d: %.3000s", rc, err);
 		pgt_assert_same(s, t, "orders");
 		pgt_assert_same(s, t, "customers");
-		assert_nothing_left(s, t, "mine");
+		story_assert_nothing_left(s, t, "mine");
 		free(out);
 		free(err);
 	}
@@ -672,14 +547,6 @@ START_TEST(a_user_publication_that_cannot_copy_exactly_is_refused)
 	PQfinish(t);
 }
 END_TEST
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 START_TEST(a_synchronous_standby_setting_neither_hangs_nor_slows_the_source)
 {
@@ -696,42 +563,39 @@ START_TEST(a_synchronous_standby_setting_neither_hangs_nor_slows_the_source)
 	pgt_exec(s, "CREATE TABLE orders (id int PRIMARY KEY, total int)");
 	pgt_exec(s, "INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g");
 	/* an HA primary: every commit waits for a synchronous standby (any walsender) */
-	pgt_exec(src_admin, "ALTER SYSTEM SET synchronous_standby_names = '*'");
-	pgt_exec(src_admin, "SELECT pg_reload_conf()");
+	pgt_exec(sv.src_admin, "ALTER SYSTEM SET synchronous_standby_names = '*'");
+	pgt_exec(sv.src_admin, "SELECT pg_reload_conf()");
 	start_tool(&tool, src, tgt, "syncrep-dump", extra);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 30),
-	              "hung before streaming: %.3000s", pgt_stderr(&tool));
+	story_expect(&tool, "stage=StreamApply", 30);
 	ck_assert_msg(pgt_wait_for_text(tool.err_path, "synchronous_standby_names", 1),
 	              "Validate did not warn: %.3000s", pgt_stderr(&tool));
 	/* the application's commits while the tool streams: how long each waits (30 s at most) */
 	{
-		int64_t start = now_us();
+		int64_t start = story_now_us();
 
-		while (n < 100 && now_us() - start < 30 * 1000000LL)
+		while (n < 100 && story_now_us() - start < 30 * 1000000LL)
 		{
 			char sql[128];
-			int64_t t0 = now_us();
+			int64_t t0 = story_now_us();
 
 			snprintf(sql, sizeof(sql), "INSERT INTO orders VALUES (%d, %d)", 1000 + n, n);
 			pgt_exec(s, sql);
-			ms[n++] = (double)(now_us() - t0) / 1000.0;
+			ms[n++] = (double)(story_now_us() - t0) / 1000.0;
 		}
 	}
-	qsort(ms, (size_t)n, sizeof(ms[0]), cmp_double);
+	story_sort(ms, (size_t)n);
 	fprintf(stderr, "synchronous standby: %d source commits, latency p50 %.1f ms, p99 %.1f ms\n", n,
 	        ms[n / 2], ms[n * 99 / 100]);
 	ck_assert_msg(n == 100 && ms[98] < 500,
 	              "the source's commits wait: %d commits in 30 s, p50 %.1f ms, p99 %.1f ms", n,
 	              ms[n / 2], ms[n * 99 / 100]);
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 60);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 60, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %.3000s", rc, err);
-	pgt_exec(src_admin, "ALTER SYSTEM RESET synchronous_standby_names");
-	pgt_exec(src_admin, "SELECT pg_reload_conf()");
+	pgt_exec(sv.src_admin, "ALTER SYSTEM RESET synchronous_standby_names");
+	pgt_exec(sv.src_admin, "SELECT pg_reload_conf()");
 	pgt_assert_same(s, t, "orders");
-	assert_nothing_left(s, t, "");
+	story_assert_nothing_left(s, t, "");
 	(void)buf;
 	free(out);
 	free(err);
@@ -740,40 +604,23 @@ START_TEST(a_synchronous_standby_setting_neither_hangs_nor_slows_the_source)
 }
 END_TEST
 
-static Suite *
-source_suite(void)
-{
-	Suite *s = suite_create("production source");
-	TCase *tc = tcase_create("source");
-
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 300);
-	/* PGDBM_STORY=part-of-a-name runs only the matching stories */
-#define ADD_STORY(fn)                                                        \
-	if (getenv("PGDBM_STORY") == NULL || strstr(#fn, getenv("PGDBM_STORY"))) \
-	tcase_add_test(tc, fn)
-	ADD_STORY(every_acknowledged_async_commit_reaches_the_target);
-	ADD_STORY(pgbench_history_without_a_key_migrates_while_pgbench_runs);
-	ADD_STORY(an_update_on_a_keyless_table_stops_the_run_before_cutover);
-	ADD_STORY(an_update_just_before_ctrl_c_is_caught_before_cutover);
-	ADD_STORY(replica_identity_full_all_keyless_migrates_updates_too);
-	ADD_STORY(keyless_tables_survive_kill_9_force_clean_and_resume);
-	ADD_STORY(a_source_role_without_superuser_publishes_the_tables_it_owns);
-	ADD_STORY(a_user_publication_that_cannot_copy_exactly_is_refused);
-	ADD_STORY(a_synchronous_standby_setting_neither_hangs_nor_slows_the_source);
-#undef ADD_STORY
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int
 main(void)
 {
-	SRunner *sr = srunner_create(source_suite());
-	int failed;
+	/* PGDBM_STORY=part-of-a-name runs only the matching stories */
+	const story_plan plan = {"production source",      "source", 300, &sv, STORY_SOURCE_CONF,
+	                         .only_env = "PGDBM_STORY"};
+	const TTest *const stories[] = {
+	    every_acknowledged_async_commit_reaches_the_target,
+	    pgbench_history_without_a_key_migrates_while_pgbench_runs,
+	    an_update_on_a_keyless_table_stops_the_run_before_cutover,
+	    an_update_just_before_ctrl_c_is_caught_before_cutover,
+	    replica_identity_full_all_keyless_migrates_updates_too,
+	    keyless_tables_survive_kill_9_force_clean_and_resume,
+	    a_source_role_without_superuser_publishes_the_tables_it_owns,
+	    a_user_publication_that_cannot_copy_exactly_is_refused,
+	    a_synchronous_standby_setting_neither_hangs_nor_slows_the_source,
+	    NULL};
 
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return story_run_suite(story_suite(&plan, stories));
 }

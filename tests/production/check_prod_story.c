@@ -23,42 +23,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "pgtest.h"
 #include "prodfix.h"
+#include "story.h"
 
-static pgt_cluster src_server, tgt_server;
-static PGconn *src_admin, *tgt_admin;
+static story_servers sv;
 
-static void
-setup(void)
-{
-	/* a slow WAL writer: asynchronous commits stay unflushed for seconds */
-	pgt_start(&src_server, "max_replication_slots = 10\nmax_wal_senders = 10\n"
-	                       "wal_writer_delay = 10s\nwal_writer_flush_after = 1GB\n");
-	pgt_start(&tgt_server, NULL);
-	src_admin = pgt_connect(&src_server, "postgres");
-	tgt_admin = pgt_connect(&tgt_server, "postgres");
-}
+/* a slow WAL writer: asynchronous commits stay unflushed for seconds */
+#define SOURCE_CONF STORY_SOURCE_CONF "wal_writer_delay = 10s\nwal_writer_flush_after = 1GB\n"
 
-static void
-teardown(void)
-{
-	PQfinish(src_admin);
-	PQfinish(tgt_admin);
-	pgt_stop(&src_server);
-	pgt_stop(&tgt_server);
-}
-
+/* A session as user that speaks UTF-8 (the fixture's strings are). */
 static PGconn *
 connect_utf8(const pgt_cluster *c, const char *db, const char *user)
 {
-	char cs[256];
-	PGconn *conn = PQconnectdb(pgt_connstr_as(c, db, user, cs, sizeof(cs)));
+	PGconn *conn = pgt_connect_as(c, db, user);
 
-	ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "cannot connect: %s", PQerrorMessage(conn));
 	pgt_exec(conn, "SET client_encoding TO 'UTF8'");
 	return conn;
 }
@@ -67,61 +48,18 @@ static void
 spawn_tool(pgt_proc *tool, const char *src, const char *tgt, const char *dump, const char *slot,
            bool resume)
 {
-	const char *argv[] = {pgt_tool(),
-	                      "--slot-name",
-	                      slot,
-	                      "--mode",
-	                      "online",
-	                      "--source",
-	                      src,
-	                      "--target",
-	                      tgt,
-	                      "--no-owner",
-	                      "--no-privileges",
-	                      "--dump-path",
-	                      dump,
-	                      "--json",
-	                      "--cutover-poll-secs",
-	                      "1",
-	                      "--verify",
-	                      "strict",
-	                      resume ? "--resume" : NULL,
-	                      NULL};
+	const char *const args[] = {"--slot-name", slot,
+	                            "--mode",      "online",
+	                            "--source",    src,
+	                            "--target",    tgt,
+	                            "--no-owner",  "--no-privileges",
+	                            "--dump-path", dump,
+	                            "--json",      "--cutover-poll-secs",
+	                            "1",           "--verify",
+	                            "strict",      resume ? "--resume" : NULL,
+	                            NULL};
 
-	pgt_spawn(tool, argv, NULL);
-}
-
-static double
-ms_since(const struct timeval *t0)
-{
-	struct timeval t1;
-
-	gettimeofday(&t1, NULL);
-	return (double)(t1.tv_sec - t0->tv_sec) * 1000.0 + (double)(t1.tv_usec - t0->tv_usec) / 1000.0;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nothing of the tool's left on either side. */
-static void
-assert_nothing_left(PGconn *s, PGconn *t)
-{
-	char buf[64];
-
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
-	                 "0");
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
-	ck_assert_str_eq(pgt_value(t,
-	                           "SELECT count(*) FROM pg_namespace WHERE nspname = "
-	                           "'_pg_dbmigrator'",
-	                           buf, sizeof(buf)),
-	                 "0");
+	story_tool_start(tool, args, NULL, NULL);
 }
 
 /* The application moves to the target: identity, serial and triggers work there at once. */
@@ -153,12 +91,11 @@ START_TEST(a_production_database_onto_a_managed_target_loses_nothing)
 	int nlat = 0, rc;
 	char *out, *err;
 
-	prodfix_source(src_admin, &src_server, "shop");
-	pgt_owned_database(tgt_admin, "shop", "app");
-	pgt_connstr(&src_server, "shop", src, sizeof(src));
-	pgt_connstr_as(&tgt_server, "shop", "app", tgt, sizeof(tgt));
-	s = connect_utf8(&src_server, "shop", "postgres");
-	t = connect_utf8(&tgt_server, "shop", "app");
+	prodfix_source(sv.src_admin, &sv.src, "shop");
+	pgt_owned_database(sv.tgt_admin, "shop", "app");
+	story_connstrs(&sv, "shop", src, tgt, sizeof(src));
+	s = connect_utf8(&sv.src, "shop", "postgres");
+	t = connect_utf8(&sv.tgt, "shop", "app");
 	pgt_exec(s, "CREATE TABLE latency_probe (at timestamptz DEFAULT now())");
 	/* an earlier attempt's progress row, far ahead, for the same slot name */
 	pgt_exec(t, "CREATE SCHEMA _pg_dbmigrator; CREATE TABLE _pg_dbmigrator.apply_progress "
@@ -167,37 +104,32 @@ START_TEST(a_production_database_onto_a_managed_target_loses_nothing)
 	            "'FF/0', now())");
 	pgt_scratch("shop-dump", dump, sizeof(dump));
 	spawn_tool(&tool, src, tgt, dump, "shop", false);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 120), "never caught up: %s",
-	              pgt_stderr(&tool));
+	story_expect(&tool, "stage=CaughtUp", 120);
 	/* an HA primary: any walsender may be its synchronous standby, the tool's too */
-	pgt_exec(src_admin, "ALTER SYSTEM SET synchronous_standby_names = '*'");
-	pgt_exec(src_admin, "SELECT pg_reload_conf()");
+	pgt_exec(sv.src_admin, "ALTER SYSTEM SET synchronous_standby_names = '*'");
+	pgt_exec(sv.src_admin, "SELECT pg_reload_conf()");
 	pgt_scratch("writers.sql", script, sizeof(script));
 	prodfix_writers_script(script);
 	/* a steady load below the apply capacity: the source's commits wait on the tool's apply */
-	prodfix_start_writers(&writers, &src_server, "shop", 3, 8, 150, script);
+	prodfix_start_writers(&writers, &sv.src, "shop", 3, 8, 150, script);
 	/* the application's synchronous commits while the tool streams */
-	probe = connect_utf8(&src_server, "shop", "postgres");
+	probe = connect_utf8(&sv.src, "shop", "postgres");
 	for (int i = 0; i < 20; i++)
 	{
-		struct timeval t0;
+		int64_t t0 = story_now_us();
 
-		gettimeofday(&t0, NULL);
 		pgt_exec(probe, "INSERT INTO latency_probe DEFAULT VALUES");
-		lat[nlat++] = ms_since(&t0);
+		lat[nlat++] = (double)(story_now_us() - t0) / 1000.0;
 		usleep(200 * 1000);
 	}
 	PQfinish(probe);
-	free(pgt_slurp(&writers));
-	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
+	story_pgbench_done(&writers, 60);
 	/* the instant the last asynchronous commit is acknowledged: Ctrl+C */
 	kill(tool.pid, SIGINT);
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 180);
-	err = pgt_stderr(&tool);
-	pgt_exec(src_admin, "ALTER SYSTEM RESET synchronous_standby_names");
-	pgt_exec(src_admin, "SELECT pg_reload_conf()");
-	qsort(lat, (size_t)nlat, sizeof(lat[0]), cmp_double);
+	rc = story_finish(&tool, 180, &out, &err);
+	pgt_exec(sv.src_admin, "ALTER SYSTEM RESET synchronous_standby_names");
+	pgt_exec(sv.src_admin, "SELECT pg_reload_conf()");
+	story_sort(lat, (size_t)nlat);
 	fprintf(stderr,
 	        "source commit latency while streaming (synchronous_standby_names = '*'): "
 	        "p50 %.1f ms, max %.1f ms\n",
@@ -218,7 +150,7 @@ START_TEST(a_production_database_onto_a_managed_target_loses_nothing)
 	    pgt_value(s, "SELECT count(*) FROM customers WHERE city LIKE 'Málaga%'", buf, sizeof(buf)),
 	    "0");
 	prodfix_assert_target_intact(s, t);
-	assert_nothing_left(s, t);
+	story_assert_nothing_left(s, t, "");
 	assert_application_can_write(t);
 	free(out);
 	free(err);
@@ -235,36 +167,28 @@ START_TEST(killed_while_streaming_then_resumed_loses_and_doubles_nothing)
 	int rc;
 	char *err;
 
-	prodfix_source(src_admin, &src_server, "shop2");
-	pgt_owned_database(tgt_admin, "shop2", "app");
-	pgt_connstr(&src_server, "shop2", src, sizeof(src));
-	pgt_connstr_as(&tgt_server, "shop2", "app", tgt, sizeof(tgt));
-	s = connect_utf8(&src_server, "shop2", "postgres");
-	t = connect_utf8(&tgt_server, "shop2", "app");
+	prodfix_source(sv.src_admin, &sv.src, "shop2");
+	pgt_owned_database(sv.tgt_admin, "shop2", "app");
+	story_connstrs(&sv, "shop2", src, tgt, sizeof(src));
+	s = connect_utf8(&sv.src, "shop2", "postgres");
+	t = connect_utf8(&sv.tgt, "shop2", "app");
 	pgt_scratch("shop2-dump", dump, sizeof(dump));
 	pgt_scratch("writers2.sql", script, sizeof(script));
 	prodfix_writers_script(script);
 	spawn_tool(&tool, src, tgt, dump, "shop2", false);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=StreamApply", 120), "never streamed: %s",
-	              pgt_stderr(&tool));
-	prodfix_start_writers(&writers, &src_server, "shop2", 3, 8, 0, script);
+	story_expect(&tool, "stage=StreamApply", 120);
+	prodfix_start_writers(&writers, &sv.src, "shop2", 3, 8, 0, script);
 	sleep(4);
-	kill(tool.pid, SIGKILL);
-	pgt_wait(&tool, 30);
-	free(pgt_slurp(&tool));
-	free(pgt_slurp(&writers));
-	ck_assert_int_eq(pgt_wait(&writers, 60), 0);
+	story_kill_9(&tool);
+	story_pgbench_done(&writers, 60);
 	spawn_tool(&tool, src, tgt, dump, "shop2", true);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "stage=CaughtUp", 120), "never caught up: %s",
-	              pgt_stderr(&tool));
+	story_expect(&tool, "stage=CaughtUp", 120);
 	kill(tool.pid, SIGINT);
-	free(pgt_slurp(&tool));
-	rc = pgt_wait(&tool, 180);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 180, NULL, &err);
 	ck_assert_msg(rc == 0, "resumed migration exited %d: %s", rc, err);
 	prodfix_assert_same(s, t);
 	prodfix_assert_target_intact(s, t);
-	assert_nothing_left(s, t);
+	story_assert_nothing_left(s, t, "");
 	assert_application_can_write(t);
 	free(err);
 	PQfinish(s);
@@ -280,10 +204,9 @@ START_TEST(grants_to_roles_the_target_lacks_are_refused_before_anything_is_creat
 	char *err;
 	int rc;
 
-	prodfix_source(src_admin, &src_server, "shop3");
-	pgt_owned_database(tgt_admin, "shop3", "app");
-	pgt_connstr(&src_server, "shop3", src, sizeof(src));
-	pgt_connstr_as(&tgt_server, "shop3", "app", tgt, sizeof(tgt));
+	prodfix_source(sv.src_admin, &sv.src, "shop3");
+	pgt_owned_database(sv.tgt_admin, "shop3", "app");
+	story_connstrs(&sv, "shop3", src, tgt, sizeof(src));
 	pgt_scratch("shop3-dump", dump, sizeof(dump));
 	{
 		/* the operator took care of owners, not of the GRANT to prod_reader */
@@ -293,18 +216,14 @@ START_TEST(grants_to_roles_the_target_lacks_are_refused_before_anything_is_creat
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	free(pgt_slurp(&tool));
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 120, NULL, &err);
 	ck_assert_msg(rc == 1, "exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "prod_reader") && strstr(err, "--no-privileges") &&
 	                  strstr(err, "check=target_grantees"),
 	              "no clear refusal: %s", err);
-	s = pgt_connect(&src_server, "shop3");
-	t = pgt_connect(&tgt_server, "shop3");
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
-	                 "0");
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	s = pgt_connect(&sv.src, "shop3");
+	t = pgt_connect(&sv.tgt, "shop3");
+	story_assert_source_clean(s);
 	ck_assert_str_eq(pgt_value(t,
 	                           "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
 	                           "c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', "
@@ -317,29 +236,14 @@ START_TEST(grants_to_roles_the_target_lacks_are_refused_before_anything_is_creat
 }
 END_TEST
 
-static Suite *
-story_suite(void)
-{
-	Suite *s = suite_create("production");
-	TCase *tc = tcase_create("story");
-
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 400);
-	tcase_add_test(tc, a_production_database_onto_a_managed_target_loses_nothing);
-	tcase_add_test(tc, killed_while_streaming_then_resumed_loses_and_doubles_nothing);
-	tcase_add_test(tc, grants_to_roles_the_target_lacks_are_refused_before_anything_is_created);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int
 main(void)
 {
-	SRunner *sr = srunner_create(story_suite());
-	int failed;
+	const story_plan plan = {"production", "story", 400, &sv, SOURCE_CONF};
+	const TTest *const stories[] = {
+	    a_production_database_onto_a_managed_target_loses_nothing,
+	    killed_while_streaming_then_resumed_loses_and_doubles_nothing,
+	    grants_to_roles_the_target_lacks_are_refused_before_anything_is_created, NULL};
 
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return story_run_suite(story_suite(&plan, stories));
 }

@@ -45,30 +45,15 @@
 #include <unistd.h>
 
 #include "pgtest.h"
+#include "story.h"
 
-/* The end of a long text (Check truncates long messages from the start). */
-#define TAIL(s) ((s) + (strlen(s) > 1500 ? strlen(s) - 1500 : 0))
+static story_servers sv;
 
-static pgt_cluster src_server, tgt_server;
-static PGconn *src_admin, *tgt_admin;
-
+/* The role that owns the shop's objects on the source; the target does not have it. */
 static void
-setup(void)
+shopowner_role(void)
 {
-	pgt_start(&src_server, "max_replication_slots = 10\nmax_wal_senders = 10\n");
-	pgt_start(&tgt_server, NULL);
-	src_admin = pgt_connect(&src_server, "postgres");
-	tgt_admin = pgt_connect(&tgt_server, "postgres");
-	pgt_exec(src_admin, "CREATE ROLE shopowner NOLOGIN");
-}
-
-static void
-teardown(void)
-{
-	PQfinish(src_admin);
-	PQfinish(tgt_admin);
-	pgt_stop(&src_server);
-	pgt_stop(&tgt_server);
+	pgt_exec(sv.src_admin, "CREATE ROLE shopowner NOLOGIN");
 }
 
 /* The shop's schema and data on the source, every object owned by shopowner. */
@@ -181,64 +166,42 @@ assert_shop_migrated(PGconn *s, PGconn *t)
 static void
 shop_databases(const char *db, char *src, char *tgt, size_t size, PGconn **s, PGconn **t)
 {
-	pgt_fresh_database(src_admin, tgt_admin, db);
-	pgt_owned_database(tgt_admin, db, "app");
-	pgt_connstr(&src_server, db, src, size);
-	pgt_connstr_as(&tgt_server, db, "app", tgt, size);
-	*s = pgt_connect(&src_server, db);
-	*t = pgt_connect(&tgt_server, db);
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, db);
+	pgt_owned_database(sv.tgt_admin, db, "app");
+	story_connstrs(&sv, db, src, tgt, size);
+	*s = pgt_connect(&sv.src, db);
+	*t = pgt_connect(&sv.tgt, db);
 	shop_source(*s);
 }
 
+/* The online run of these stories (the slot named, verified strictly), then extra1 and extra2. */
 static void
 spawn_online(pgt_proc *tool, const char *src, const char *tgt, const char *dump, const char *slot,
              const char *extra1, const char *extra2)
 {
-	const char *argv[24];
-	int n = 0;
+	const char *const args[] = {"--mode",
+	                            "online",
+	                            "--source",
+	                            src,
+	                            "--target",
+	                            tgt,
+	                            "--dump-path",
+	                            dump,
+	                            "--slot-name",
+	                            slot,
+	                            "--cutover-poll-secs",
+	                            "1",
+	                            "--verify",
+	                            "strict",
+	                            "--no-owner",
+	                            "--no-privileges",
+	                            NULL};
+	const char *const extra[] = {extra1, extra2, NULL};
 
-	argv[n++] = pgt_tool();
-	argv[n++] = "--mode";
-	argv[n++] = "online";
-	argv[n++] = "--source";
-	argv[n++] = src;
-	argv[n++] = "--target";
-	argv[n++] = tgt;
-	argv[n++] = "--dump-path";
-	argv[n++] = dump;
-	argv[n++] = "--slot-name";
-	argv[n++] = slot;
-	argv[n++] = "--cutover-poll-secs";
-	argv[n++] = "1";
-	argv[n++] = "--verify";
-	argv[n++] = "strict";
-	argv[n++] = "--no-owner";
-	argv[n++] = "--no-privileges";
-	if (extra1)
-		argv[n++] = extra1;
-	if (extra2)
-		argv[n++] = extra2;
-	argv[n] = NULL;
-	pgt_spawn(tool, argv, NULL);
+	story_tool_start(tool, args, extra, NULL);
 }
 
-/* Wait for the CaughtUp event; false as soon as the tool exits without one. */
-static bool
-caught_up(pgt_proc *tool)
-{
-	for (int i = 0; i < 90; i++)
-	{
-		int status;
-
-		if (pgt_wait_for_text(tool->err_path, "stage=CaughtUp", 1))
-			return true;
-		if (waitpid(tool->pid, &status, WNOHANG) == tool->pid)
-			return false;
-	}
-	return false;
-}
-
-/* Ctrl+C, and the run must end with exit 0. */
+/* Ctrl+C, and the run must end with exit 0; its log. */
 static char *
 cut_over(pgt_proc *tool)
 {
@@ -246,10 +209,8 @@ cut_over(pgt_proc *tool)
 	int rc;
 
 	kill(tool->pid, SIGINT);
-	free(pgt_slurp(tool));
-	rc = pgt_wait(tool, 120);
-	err = pgt_stderr(tool);
-	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, TAIL(err));
+	rc = story_finish(tool, 120, NULL, &err);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
 	return err;
 }
 
@@ -278,7 +239,7 @@ START_TEST(non_superuser_target_gets_the_source_data_and_its_triggers_and_keys_b
 	shop_databases("shop_cut", src, tgt, sizeof(src), &s, &t);
 	pgt_scratch("cut-dump", dump, sizeof(dump));
 	spawn_online(&tool, src, tgt, dump, "guard_cut", NULL, NULL);
-	ck_assert_msg(caught_up(&tool), "never caught up: %s", TAIL(pgt_stderr(&tool)));
+	story_expect(&tool, "stage=CaughtUp", 90);
 	/* while it streams, the guard is in force on the target */
 	ck_assert_str_eq(pgt_value(t,
 	                           "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND "
@@ -292,7 +253,7 @@ START_TEST(non_superuser_target_gets_the_source_data_and_its_triggers_and_keys_b
 		shop_writes(s, round);
 	wait_applied(s, t);
 	err = cut_over(&tool);
-	ck_assert_msg(strstr(err, "stage=Guard") && strstr(err, "validated"), "%s", TAIL(err));
+	ck_assert_msg(strstr(err, "stage=Guard") && strstr(err, "validated"), "%s", story_tail(err));
 	ck_assert_msg(strstr(err, "session_replication_role") &&
 	                  strstr(err, "GRANT SET ON PARAMETER session_replication_role"),
 	              "the preflight did not say what the role lacks: %s", err);
@@ -313,12 +274,10 @@ START_TEST(kill_9_while_streaming_keeps_the_guard_and_resume_undoes_it)
 	shop_databases("shop_res", src, tgt, sizeof(src), &s, &t);
 	pgt_scratch("res-dump", dump, sizeof(dump));
 	spawn_online(&tool, src, tgt, dump, "guard_res", NULL, NULL);
-	ck_assert_msg(caught_up(&tool), "never caught up: %s", TAIL(pgt_stderr(&tool)));
+	story_expect(&tool, "stage=CaughtUp", 90);
 	shop_writes(s, 0);
 	wait_applied(s, t);
-	kill(tool.pid, SIGKILL);
-	free(pgt_slurp(&tool));
-	pgt_wait(&tool, 30);
+	story_kill_9(&tool);
 	/* the crash left the guard in force, and its ledger says how to undo it */
 	ck_assert_str_eq(pgt_value(t,
 	                           "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND "
@@ -334,14 +293,13 @@ START_TEST(kill_9_while_streaming_keeps_the_guard_and_resume_undoes_it)
 		char *out;
 
 		pgt_spawn(&tool, argv, NULL);
-		out = pgt_slurp(&tool);
-		ck_assert_int_eq(pgt_wait(&tool, 30), 0);
+		ck_assert_int_eq(story_finish(&tool, 30, &out, NULL), 0);
 		ck_assert_msg(strstr(out, "guard:") && strstr(out, "changes in force"), "%s", out);
 		free(out);
 	}
 	shop_writes(s, 1);
 	spawn_online(&tool, src, tgt, dump, "guard_res", "--resume", NULL);
-	ck_assert_msg(caught_up(&tool), "resumed run never caught up: %s", TAIL(pgt_stderr(&tool)));
+	story_expect(&tool, "stage=CaughtUp", 90);
 	shop_writes(s, 2);
 	wait_applied(s, t);
 	err = cut_over(&tool);
@@ -363,14 +321,12 @@ START_TEST(force_clean_undoes_the_guard_of_a_killed_run)
 	shop_databases("shop_fc", src, tgt, sizeof(src), &s, &t);
 	pgt_scratch("fc-dump", dump, sizeof(dump));
 	spawn_online(&tool, src, tgt, dump, "guard_fc", NULL, NULL);
-	ck_assert_msg(caught_up(&tool), "never caught up: %s", TAIL(pgt_stderr(&tool)));
+	story_expect(&tool, "stage=CaughtUp", 90);
 	shop_writes(s, 0);
-	kill(tool.pid, SIGKILL);
-	free(pgt_slurp(&tool));
-	pgt_wait(&tool, 30);
+	story_kill_9(&tool);
 	/* start over: the previous run's guard is undone first, then a new migration */
 	spawn_online(&tool, src, tgt, dump, "guard_fc", "--force-clean", "--drop-target-first");
-	ck_assert_msg(caught_up(&tool), "the new run never caught up: %s", TAIL(pgt_stderr(&tool)));
+	story_expect(&tool, "stage=CaughtUp", 90);
 	shop_writes(s, 1);
 	wait_applied(s, t);
 	err = cut_over(&tool);
@@ -391,10 +347,10 @@ START_TEST(a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_t
 	int rc;
 
 	shop_databases("shop_grant", src, tgt, sizeof(src), &s, &t);
-	pgt_exec(tgt_admin, "GRANT SET ON PARAMETER session_replication_role TO app");
+	pgt_exec(sv.tgt_admin, "GRANT SET ON PARAMETER session_replication_role TO app");
 	pgt_scratch("grant-dump", dump, sizeof(dump));
 	spawn_online(&tool, src, tgt, dump, "guard_grant", NULL, NULL);
-	ck_assert_msg(caught_up(&tool), "never caught up: %s", TAIL(pgt_stderr(&tool)));
+	story_expect(&tool, "stage=CaughtUp", 90);
 	/*
 	 * replica role: the foreign keys and ordinary triggers stay; identity is
 	 * held, and so is the ENABLE ALWAYS trigger (it fires in replica mode too:
@@ -420,7 +376,7 @@ START_TEST(a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_t
 	 * (a lock on the target holds the apply, so the cutover cannot finish
 	 * before the second one)
 	 */
-	lock = pgt_connect(&tgt_server, "shop_grant");
+	lock = pgt_connect(&sv.tgt, "shop_grant");
 	pgt_exec(lock, "BEGIN");
 	pgt_exec(lock, "LOCK TABLE audit IN ACCESS EXCLUSIVE MODE");
 	shop_writes(s, 1);
@@ -431,23 +387,21 @@ START_TEST(a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_t
 	usleep(500 * 1000);
 	pgt_exec(lock, "ROLLBACK");
 	PQfinish(lock);
-	free(pgt_slurp(&tool));
-	rc = pgt_wait(&tool, 60);
-	err = pgt_stderr(&tool);
-	ck_assert_msg(rc == 3, "exited %d: %s", rc, TAIL(err));
+	rc = story_finish(&tool, 60, NULL, &err);
+	ck_assert_msg(rc == 3, "exited %d: %s", rc, story_tail(err));
 	ck_assert_msg(strstr(err, "the guard stays in force") && strstr(err, "--resume"), "%s",
-	              TAIL(err));
+	              story_tail(err));
 	free(err);
 	ck_assert_str_eq(
 	    pgt_value(t, "SELECT count(*) FROM _pg_dbmigrator.guard_ledger", buf, sizeof(buf)), "2");
 	shop_writes(s, 2);
 	spawn_online(&tool, src, tgt, dump, "guard_grant", "--resume", NULL);
-	ck_assert_msg(caught_up(&tool), "resumed run never caught up: %s", TAIL(pgt_stderr(&tool)));
+	story_expect(&tool, "stage=CaughtUp", 90);
 	shop_writes(s, 3);
 	wait_applied(s, t);
 	err = cut_over(&tool);
 	assert_shop_migrated(s, t);
-	pgt_exec(tgt_admin, "REVOKE SET ON PARAMETER session_replication_role FROM app");
+	pgt_exec(sv.tgt_admin, "REVOKE SET ON PARAMETER session_replication_role FROM app");
 	free(err);
 	PQfinish(s);
 	PQfinish(t);
@@ -466,7 +420,7 @@ START_TEST(kill_9_while_validating_the_foreign_keys_is_finished_by_resume)
 	shop_databases("shop_val", src, tgt, sizeof(src), &s, &t);
 	pgt_scratch("val-dump", dump, sizeof(dump));
 	spawn_online(&tool, src, tgt, dump, "guard_val", NULL, NULL);
-	ck_assert_msg(caught_up(&tool), "never caught up: %s", TAIL(pgt_stderr(&tool)));
+	story_expect(&tool, "stage=CaughtUp", 90);
 	shop_writes(s, 0);
 	wait_applied(s, t);
 	/*
@@ -474,14 +428,13 @@ START_TEST(kill_9_while_validating_the_foreign_keys_is_finished_by_resume)
 	 * the foreign keys are re-added, then hold their validation with a lock,
 	 * and kill the tool while it waits there.
 	 */
-	pub = pgt_connect(&src_server, "shop_val");
+	pub = pgt_connect(&sv.src, "shop_val");
 	pgt_exec(pub, "BEGIN");
 	pgt_exec(pub, "ALTER PUBLICATION pg_dbmigrator_pub SET (publish = 'insert, update, delete, "
 	              "truncate')");
 	kill(tool.pid, SIGINT);
-	ck_assert_msg(pgt_wait_for_text(tool.err_path, "re-added NOT VALID", 60), "%s",
-	              TAIL(pgt_stderr(&tool)));
-	lock = pgt_connect(&tgt_server, "shop_val");
+	story_expect(&tool, "re-added NOT VALID", 60);
+	lock = pgt_connect(&sv.tgt, "shop_val");
 	pgt_exec(lock, "BEGIN");
 	pgt_exec(lock, "LOCK TABLE orders, order_lines IN SHARE UPDATE EXCLUSIVE MODE");
 	pgt_exec(pub, "ROLLBACK");
@@ -495,10 +448,8 @@ START_TEST(kill_9_while_validating_the_foreign_keys_is_finished_by_resume)
 		                 "1") == 0;
 		usleep(100 * 1000);
 	}
-	ck_assert_msg(waiting, "the validation never started: %s", TAIL(pgt_stderr(&tool)));
-	kill(tool.pid, SIGKILL);
-	free(pgt_slurp(&tool));
-	pgt_wait(&tool, 30);
+	ck_assert_msg(waiting, "the validation never started: %s", story_tail(pgt_stderr(&tool)));
+	story_kill_9(&tool);
 	pgt_exec(lock, "ROLLBACK");
 	PQfinish(lock);
 	/* the keys are back but not all validated: the ledger says which are left */
@@ -514,11 +465,9 @@ START_TEST(kill_9_while_validating_the_foreign_keys_is_finished_by_resume)
 	                 "f");
 	/* the resume only finishes: it validates them and ends by itself */
 	spawn_online(&tool, src, tgt, dump, "guard_val", "--resume", NULL);
-	free(pgt_slurp(&tool));
-	rc = pgt_wait(&tool, 120);
-	err = pgt_stderr(&tool);
-	ck_assert_msg(rc == 0, "resume exited %d: %s", rc, TAIL(err));
-	ck_assert_msg(strstr(err, "foreign keys validated"), "%s", TAIL(err));
+	rc = story_finish(&tool, 120, NULL, &err);
+	ck_assert_msg(rc == 0, "resume exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "foreign keys validated"), "%s", story_tail(err));
 	assert_shop_migrated(s, t);
 	free(err);
 	PQfinish(s);
@@ -543,18 +492,14 @@ START_TEST(objects_of_other_owners_are_refused_without_no_owner)
 
 		pgt_spawn(&tool, argv, NULL);
 	}
-	free(pgt_slurp(&tool));
-	rc = pgt_wait(&tool, 60);
-	err = pgt_stderr(&tool);
+	rc = story_finish(&tool, 60, NULL, &err);
 	ck_assert_msg(rc == 1, "exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "shopowner") && strstr(err, "--no-owner") &&
 	                  strstr(err, "check=target_owners"),
 	              "%s", err);
 	free(err);
 	/* nothing was created on either side */
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
-	                 "0");
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	story_assert_source_clean(s);
 	ck_assert_str_eq(pgt_value(t,
 	                           "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
 	                           "c.relnamespace WHERE n.nspname IN ('public', '_pg_dbmigrator')",
@@ -570,36 +515,21 @@ START_TEST(objects_of_other_owners_are_refused_without_no_owner)
 	 */
 	pgt_exec(t, "CREATE TABLE customers (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name "
 	            "text NOT NULL)");
-	{
-		const char *argv[] = {pgt_tool(),  "--mode",      "online",      "--source", src,
-		                      "--target",  tgt,           "--dump-path", dump,       "--dump-scope",
-		                      "data-only", "--slot-name", "guard_ref",   NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	free(pgt_slurp(&tool));
-	rc = pgt_wait(&tool, 60);
-	err = pgt_stderr(&tool);
+	story_migrate(
+	    &tool, "online", src, tgt, dump,
+	    (const char *const[]){"--dump-scope", "data-only", "--slot-name", "guard_ref", NULL}, NULL);
+	rc = story_finish(&tool, 60, NULL, &err);
 	ck_assert_msg(rc == 1, "exited %d: %s", rc, err);
 	ck_assert_msg(strstr(err, "check=target_owners") && strstr(err, "owned by roles") &&
 	                  strstr(err, "postgres"),
 	              "%s", err);
 	free(err);
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", buf, sizeof(buf)),
-	                 "0");
-	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", buf, sizeof(buf)), "0");
+	story_assert_source_clean(s);
 	pgt_exec(t, "DROP TABLE customers");
 	/* the plan with --no-owner names what the guard will do */
-	{
-		const char *argv[] = {
-		    pgt_tool(),    "--mode", "online",     "--source",        src,         "--target", tgt,
-		    "--dump-path", dump,     "--no-owner", "--no-privileges", "--dry-run", NULL};
-
-		pgt_spawn(&tool, argv, NULL);
-	}
-	out = pgt_slurp(&tool);
-	rc = pgt_wait(&tool, 60);
-	err = pgt_stderr(&tool);
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--no-owner", "--no-privileges", "--dry-run", NULL}, NULL);
+	rc = story_finish(&tool, 60, &out, &err);
 	ck_assert_msg(rc == 0, "dry run exited %d: %s", rc, err);
 	ck_assert_msg(strstr(out, "guard") && strstr(out, "disable 2 triggers") &&
 	                  strstr(out, "drop 3 foreign keys") && strstr(out, "1 identity column") &&
@@ -614,33 +544,19 @@ START_TEST(objects_of_other_owners_are_refused_without_no_owner)
 }
 END_TEST
 
-static Suite *
-target_suite(void)
-{
-	Suite *s = suite_create("non-superuser target");
-	TCase *tc = tcase_create("target");
-
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, objects_of_other_owners_are_refused_without_no_owner);
-	tcase_add_test(tc, non_superuser_target_gets_the_source_data_and_its_triggers_and_keys_back);
-	tcase_add_test(tc, kill_9_while_streaming_keeps_the_guard_and_resume_undoes_it);
-	tcase_add_test(tc, force_clean_undoes_the_guard_of_a_killed_run);
-	tcase_add_test(tc, kill_9_while_validating_the_foreign_keys_is_finished_by_resume);
-	tcase_add_test(tc,
-	               a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_the_guard);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int
 main(void)
 {
-	SRunner *sr = srunner_create(target_suite());
-	int failed;
+	const story_plan plan = {"non-superuser target", "target",      300, &sv,
+	                         STORY_SOURCE_CONF,      shopowner_role};
+	const TTest *const stories[] = {
+	    objects_of_other_owners_are_refused_without_no_owner,
+	    non_superuser_target_gets_the_source_data_and_its_triggers_and_keys_back,
+	    kill_9_while_streaming_keeps_the_guard_and_resume_undoes_it,
+	    force_clean_undoes_the_guard_of_a_killed_run,
+	    kill_9_while_validating_the_foreign_keys_is_finished_by_resume,
+	    a_role_granted_replica_keeps_its_triggers_and_a_double_ctrl_c_keeps_the_guard,
+	    NULL};
 
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return story_run_suite(story_suite(&plan, stories));
 }
