@@ -54,14 +54,12 @@ dryrun_print_argv(const char *const *argv, const char *password)
 static bool
 dryrun_print_commands(mig *m, char *errbuf, size_t errlen)
 {
-	dumprestore_source src = {.bindir = m->bindir,
-	                          .conninfo = m->src_ci.safe,
-	                          .snapshot = m->slot.snapshot,
-	                          .progress = dumprun_progress(m)};
+	dumprestore_source src;
 	dumprestore_dump d;
 	dumprestore_restore r;
 	bool ok;
 
+	dumprun_source(m, &src);
 	printf("dump (%s):\n", m->o.dump_path);
 	ok = dumprestore_dump_argv(&d, &m->o, &src, errbuf, errlen);
 	if (ok)

@@ -80,6 +80,17 @@ dumprun_child(mig *m, const char *stage, const char *const *argv, const char *pa
 	return ok;
 }
 
+/* What pg_dump reads beyond the options (the same for the run and its dry run). */
+void
+dumprun_source(const mig *m, dumprestore_source *src)
+{
+	memset(src, 0, sizeof(*src));
+	src->bindir = m->bindir;
+	src->conninfo = m->src_ci.safe;
+	src->snapshot = m->slot.snapshot;
+	src->progress = dumprun_progress(m);
+}
+
 /*
  * --force-clean: remove a previous run's dump directory, but only when all it
  * holds is what pg_dump writes there (a wrong --dump-path must not cost the
@@ -173,10 +184,7 @@ dumprun_dump_tables(mig *m, char ***inc, int *ninc, char ***exc, int *nexc, char
 bool
 dumprun_dump(mig *m, char *errbuf, size_t errlen)
 {
-	dumprestore_source src = {.bindir = m->bindir,
-	                          .conninfo = m->src_ci.safe,
-	                          .snapshot = m->slot.snapshot,
-	                          .progress = dumprun_progress(m)};
+	dumprestore_source src;
 	dumprestore_dump d;
 	char **inc, **exc;
 	int ninc, nexc;
@@ -185,6 +193,7 @@ dumprun_dump(mig *m, char *errbuf, size_t errlen)
 	event e;
 	int64_t t0 = cli_now_ms();
 
+	dumprun_source(m, &src);
 	if (stat(m->o.dump_path, &st) == 0)
 	{
 		if (!m->o.force_clean)

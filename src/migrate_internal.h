@@ -131,6 +131,8 @@ PGDBM_MUST_CHECK bool dumprun_remove_dump(const char *path, bool check_only, cha
                                           size_t errlen);
 /* Do pg_dump and pg_restore report progress (their --verbose output, on a terminal)? */
 bool dumprun_progress(const mig *m);
+/* What pg_dump reads beyond the options into *src (caller-allocated; borrows from m). */
+void dumprun_source(const mig *m, dumprestore_source *src);
 
 /* ---- fastrestore.c: --fast-restore-settings */
 PGDBM_MUST_CHECK bool fastrestore_set(mig *m, char *errbuf, size_t errlen);

@@ -351,205 +351,158 @@ END_TEST
 
 /* ---- the outcome of a failed run */
 
-START_TEST(a_run_that_completed_or_found_differences_has_no_failure_to_handle)
+#define HINT_RESTART                                                                              \
+	"nothing was cut over; the slot and publications are dropped and the target holds a partial " \
+	"copy: start over with --force-clean --drop-target-first"
+#define HINT_SLOT_GONE                                                                      \
+	"nothing was cut over; the target holds a partial copy: start over with --force-clean " \
+	"--drop-target-first"
+#define HINT_VERIFY_ONLINE                                                                 \
+	"the migration is done and cut over, but the target is not known to equal the source " \
+	"(--verify strict): fix the target, then run again with --resume to verify and complete"
+#define HINT_VERIFY_OFFLINE                                                                      \
+	"the migration is done, but the target is not known to equal the source (--verify strict): " \
+	"fix the target, then run again with --resume to verify and complete"
+#define HINT_KEPT_ONLINE                                                                        \
+	"the slot and the dump are kept: fix the cause and run again with --resume, or start over " \
+	"with --force-clean"
+#define HINT_KEPT_OFFLINE                                                                         \
+	"the dump is kept: fix the cause and run again with --resume (the restore starts again from " \
+	"the dump), or start over with --force-clean"
+#define HINT_NOTHING_KEPT                                                                  \
+	"nothing could be kept (the dump had not finished): fix the cause and run again with " \
+	"--resume to start over, or with --force-clean"
+
+/* Each way a run ends: what the runner cleans up and says. */
+static const struct
 {
-	migplan_failure f = {.exit_code = EXIT_OK, .wrote_token = true, .created_slot = true};
+	const char *story;
+	migplan_failure f;
+	migplan_outcome o; /* stage compared as a string, hint too (or NULL) */
+} outcomes[] = {
+    {"a run that completed has nothing to handle",
+     {.exit_code = EXIT_OK, .online = true, .wrote_token = true, .created_slot = true},
+     {.failed = false, .stage = "Error"}},
+    {"a run that found differences has nothing to handle",
+     {.exit_code = EXIT_DIFFERS, .have_token = true, .token_stage = RESUME_COMPLETE},
+     {.failed = false, .stage = "Error"}},
+    {"a stream that lost a change puts the target back and drops the slot and publications",
+     {.exit_code = EXIT_ERROR,
+      .online = true,
+      .have_token = true,
+      .token_stage = RESUME_RESTORED,
+      .wrote_token = true,
+      .restart = true,
+      .created_slot = true,
+      .guard_applied = true},
+     {.failed = true,
+      .stage = "Error",
+      .undo_guard = true,
+      .drop_created = true,
+      .hint = HINT_RESTART,
+      .guard_note = true}},
+    {"a slot dropped under the run puts the target back and says start over",
+     {.exit_code = EXIT_ERROR,
+      .online = true,
+      .have_token = true,
+      .token_stage = RESUME_RESTORED,
+      .slot_gone = true,
+      .created_slot = true,
+      .guard_applied = true},
+     {.failed = true, .stage = "Error", .undo_guard = true, .hint = HINT_SLOT_GONE}},
+    {"a strict verify that failed online says fix the target and resume",
+     {.exit_code = EXIT_ERROR,
+      .online = true,
+      .have_token = true,
+      .token_stage = RESUME_CUTOVER,
+      .verify_failed = true},
+     {.failed = true, .stage = "Error", .hint = HINT_VERIFY_ONLINE}},
+    {"a strict verify that failed offline says fix the target and resume",
+     {.exit_code = EXIT_ERROR,
+      .have_token = true,
+      .token_stage = RESUME_RESTORED,
+      .wrote_token = true,
+      .verify_failed = true},
+     {.failed = true, .stage = "Error", .hint = HINT_VERIFY_OFFLINE}},
+    {"an online error after the dump keeps the slot, the dump and the guard",
+     {.exit_code = EXIT_ERROR,
+      .online = true,
+      .have_token = true,
+      .token_stage = RESUME_DUMPED,
+      .wrote_token = true,
+      .created_slot = true,
+      .created_publication = true,
+      .guard_applied = true},
+     {.failed = true, .stage = "Error", .hint = HINT_KEPT_ONLINE, .guard_note = true}},
+    {"an offline error after the restore keeps the dump",
+     {.exit_code = EXIT_ERROR, .have_token = true, .token_stage = RESUME_RESTORED},
+     {.failed = true, .stage = "Error", .hint = HINT_KEPT_OFFLINE}},
+    {"an error before the dump finished drops the slot and says a resume starts over",
+     {.exit_code = EXIT_ERROR,
+      .online = true,
+      .have_token = true,
+      .token_stage = RESUME_SNAPSHOT,
+      .wrote_token = true,
+      .created_slot = true},
+     {.failed = true, .stage = "Error", .drop_created = true, .hint = HINT_NOTHING_KEPT}},
+    {"an error before any token drops the publication the run created",
+     {.exit_code = EXIT_ERROR, .online = true, .created_publication = true},
+     {.failed = true, .stage = "Error", .drop_created = true}},
+    {"a failed Validate created nothing and only says its error",
+     {.exit_code = EXIT_ERROR, .online = true},
+     {.failed = true, .stage = "Error"}},
+    {"an earlier run's token (found, not written) before its dump is left alone",
+     {.exit_code = EXIT_ERROR, .have_token = true, .token_stage = RESUME_SNAPSHOT},
+     {.failed = true, .stage = "Error"}},
+    {"Ctrl+C during the dump drops the slot and the token",
+     {.exit_code = EXIT_ABORTED,
+      .online = true,
+      .have_token = true,
+      .token_stage = RESUME_SNAPSHOT,
+      .wrote_token = true,
+      .created_slot = true},
+     {.failed = true, .stage = "Aborted", .drop_created = true, .remove_token = true}},
+    {"Ctrl+C while streaming keeps everything and says the guard stays",
+     {.exit_code = EXIT_ABORTED,
+      .online = true,
+      .have_token = true,
+      .token_stage = RESUME_RESTORED,
+      .wrote_token = true,
+      .created_slot = true,
+      .guard_applied = true},
+     {.failed = true, .stage = "Aborted", .guard_note = true}},
+    {"Ctrl+C before anything was saved leaves nothing to remove",
+     {.exit_code = EXIT_ABORTED, .online = true, .created_slot = true},
+     {.failed = true, .stage = "Aborted"}},
+    {"another exit code only says its error and the guard",
+     {.exit_code = EXIT_USAGE,
+      .online = true,
+      .have_token = true,
+      .token_stage = RESUME_SNAPSHOT,
+      .wrote_token = true,
+      .created_slot = true,
+      .guard_applied = true},
+     {.failed = true, .stage = "Error", .guard_note = true}},
+};
+
+START_TEST(each_way_a_run_ends_gets_its_cleanup_and_hint)
+{
+	const migplan_outcome *want = &outcomes[_i].o;
 	migplan_outcome o;
 
-	migplan_outcome_of(&f, &o);
-	ck_assert(!o.failed && !o.drop_created && !o.remove_token && !o.undo_guard && !o.hint);
-	f.exit_code = EXIT_DIFFERS;
-	migplan_outcome_of(&f, &o);
-	ck_assert(!o.failed && !o.drop_created && !o.hint);
-}
-END_TEST
-
-START_TEST(a_stream_that_lost_a_change_puts_the_target_back_and_drops_everything)
-{
-	migplan_failure f = {.exit_code = EXIT_ERROR,
-	                     .online = true,
-	                     .have_token = true,
-	                     .token_stage = RESUME_RESTORED,
-	                     .wrote_token = true,
-	                     .restart = true,
-	                     .created_slot = true,
-	                     .guard_applied = true};
-	migplan_outcome o;
-
-	migplan_outcome_of(&f, &o);
-	ck_assert(o.failed);
-	ck_assert_str_eq(o.stage, "Error");
-	ck_assert(o.undo_guard && o.drop_created && !o.remove_token);
-	ck_assert_str_eq(o.hint, "nothing was cut over; the slot and publications are dropped and "
-	                         "the target holds a partial copy: start over with --force-clean "
-	                         "--drop-target-first");
-	/* the guard's note follows its undo: said only if the ledger still records changes */
-	ck_assert(o.guard_note);
-}
-END_TEST
-
-START_TEST(a_slot_dropped_under_the_run_puts_the_target_back_and_says_start_over)
-{
-	migplan_failure f = {.exit_code = EXIT_ERROR,
-	                     .online = true,
-	                     .have_token = true,
-	                     .token_stage = RESUME_RESTORED,
-	                     .slot_gone = true,
-	                     .created_slot = true,
-	                     .guard_applied = true};
-	migplan_outcome o;
-
-	migplan_outcome_of(&f, &o);
-	ck_assert(o.undo_guard && !o.drop_created && !o.remove_token);
-	ck_assert_str_eq(o.hint, "nothing was cut over; the target holds a partial copy: start over "
-	                         "with --force-clean --drop-target-first");
-	ck_assert(!o.guard_note);
-}
-END_TEST
-
-START_TEST(a_strict_verify_that_failed_says_fix_the_target_and_resume)
-{
-	migplan_failure f = {.exit_code = EXIT_ERROR,
-	                     .online = true,
-	                     .have_token = true,
-	                     .token_stage = RESUME_CUTOVER,
-	                     .verify_failed = true};
-	migplan_outcome o;
-
-	migplan_outcome_of(&f, &o);
-	ck_assert(!o.undo_guard && !o.drop_created && !o.remove_token);
-	ck_assert_str_eq(o.hint, "the migration is done and cut over, but the target is not known "
-	                         "to equal the source (--verify strict): fix the target, then run "
-	                         "again with --resume to verify and complete");
-	f.online = false;
-	f.token_stage = RESUME_RESTORED;
-	migplan_outcome_of(&f, &o);
-	ck_assert_str_eq(o.hint, "the migration is done, but the target is not known to equal the "
-	                         "source (--verify strict): fix the target, then run again with "
-	                         "--resume to verify and complete");
-}
-END_TEST
-
-START_TEST(an_error_after_the_dump_keeps_what_a_resume_needs)
-{
-	migplan_failure f = {.exit_code = EXIT_ERROR,
-	                     .online = true,
-	                     .have_token = true,
-	                     .token_stage = RESUME_DUMPED,
-	                     .wrote_token = true,
-	                     .created_slot = true,
-	                     .created_publication = true,
-	                     .guard_applied = true};
-	migplan_outcome o;
-
-	migplan_outcome_of(&f, &o);
-	ck_assert(!o.undo_guard && !o.drop_created && !o.remove_token);
-	ck_assert_str_eq(o.hint, "the slot and the dump are kept: fix the cause and run again with "
-	                         "--resume, or start over with --force-clean");
-	ck_assert(o.guard_note);
-	f.online = false;
-	f.token_stage = RESUME_RESTORED;
-	f.created_slot = f.created_publication = f.guard_applied = false;
-	migplan_outcome_of(&f, &o);
-	ck_assert_str_eq(o.hint, "the dump is kept: fix the cause and run again with --resume (the "
-	                         "restore starts again from the dump), or start over with "
-	                         "--force-clean");
-	ck_assert(!o.guard_note);
-}
-END_TEST
-
-START_TEST(an_error_before_the_dump_finished_drops_the_slot_and_says_resume_starts_over)
-{
-	migplan_failure f = {.exit_code = EXIT_ERROR,
-	                     .online = true,
-	                     .have_token = true,
-	                     .token_stage = RESUME_SNAPSHOT,
-	                     .wrote_token = true,
-	                     .created_slot = true};
-	migplan_outcome o;
-
-	migplan_outcome_of(&f, &o);
-	ck_assert(o.drop_created && !o.remove_token && !o.undo_guard);
-	ck_assert_str_eq(o.hint, "nothing could be kept (the dump had not finished): fix the cause "
-	                         "and run again with --resume to start over, or with --force-clean");
-}
-END_TEST
-
-START_TEST(an_error_before_any_token_drops_what_the_run_created_and_nothing_else)
-{
-	migplan_failure f = {.exit_code = EXIT_ERROR, .online = true, .created_publication = true};
-	migplan_outcome o;
-
-	migplan_outcome_of(&f, &o);
-	ck_assert(o.failed && o.drop_created && !o.remove_token && !o.hint);
-	/* a failed Validate created nothing: it only says its error */
-	f.created_publication = false;
-	migplan_outcome_of(&f, &o);
-	ck_assert(o.failed && !o.drop_created && !o.remove_token && !o.hint && !o.undo_guard);
-	/* a token of an earlier run (found, not written) with no dump is left as it is */
-	f.have_token = true;
-	f.token_stage = RESUME_SNAPSHOT;
-	migplan_outcome_of(&f, &o);
-	ck_assert(!o.drop_created && !o.remove_token && !o.hint);
-}
-END_TEST
-
-START_TEST(ctrl_c_during_the_dump_drops_the_slot_and_the_token)
-{
-	migplan_failure f = {.exit_code = EXIT_ABORTED,
-	                     .online = true,
-	                     .have_token = true,
-	                     .token_stage = RESUME_SNAPSHOT,
-	                     .wrote_token = true,
-	                     .created_slot = true};
-	migplan_outcome o;
-
-	migplan_outcome_of(&f, &o);
-	ck_assert(o.failed);
-	ck_assert_str_eq(o.stage, "Aborted");
-	ck_assert(o.drop_created && o.remove_token && !o.hint && !o.undo_guard);
-}
-END_TEST
-
-START_TEST(ctrl_c_after_the_dump_keeps_everything_and_the_guard)
-{
-	migplan_failure f = {.exit_code = EXIT_ABORTED,
-	                     .online = true,
-	                     .have_token = true,
-	                     .token_stage = RESUME_RESTORED,
-	                     .wrote_token = true,
-	                     .created_slot = true,
-	                     .guard_applied = true};
-	migplan_outcome o;
-
-	migplan_outcome_of(&f, &o);
-	ck_assert_str_eq(o.stage, "Aborted");
-	ck_assert(!o.drop_created && !o.remove_token && !o.hint && !o.undo_guard);
-	ck_assert(o.guard_note);
-	/* Ctrl+C before anything was saved leaves nothing to remove */
-	f.have_token = f.wrote_token = false;
-	f.token_stage = RESUME_NONE;
-	migplan_outcome_of(&f, &o);
-	ck_assert(!o.drop_created && !o.remove_token && !o.hint);
-}
-END_TEST
-
-START_TEST(another_exit_code_only_says_its_error_and_the_guard)
-{
-	/* e.g. the usage code: none of the error-only branches apply */
-	migplan_failure f = {.exit_code = EXIT_USAGE,
-	                     .online = true,
-	                     .have_token = true,
-	                     .token_stage = RESUME_SNAPSHOT,
-	                     .wrote_token = true,
-	                     .created_slot = true,
-	                     .guard_applied = true};
-	migplan_outcome o;
-
-	migplan_outcome_of(&f, &o);
-	ck_assert(o.failed);
-	ck_assert_str_eq(o.stage, "Error");
-	ck_assert(!o.drop_created && !o.remove_token && !o.hint && !o.undo_guard && o.guard_note);
+	migplan_outcome_of(&outcomes[_i].f, &o);
+	ck_assert_msg(o.failed == want->failed && o.undo_guard == want->undo_guard &&
+	                  o.drop_created == want->drop_created &&
+	                  o.remove_token == want->remove_token && o.guard_note == want->guard_note,
+	              "%s: failed %d undo_guard %d drop_created %d remove_token %d guard_note %d",
+	              outcomes[_i].story, o.failed, o.undo_guard, o.drop_created, o.remove_token,
+	              o.guard_note);
+	ck_assert_msg(strcmp(o.stage, want->stage) == 0, "%s: %s", outcomes[_i].story, o.stage);
+	if (want->hint)
+		ck_assert_msg(o.hint && strcmp(o.hint, want->hint) == 0, "%s: %s", outcomes[_i].story,
+		              o.hint ? o.hint : "(no hint)");
+	else
+		ck_assert_msg(o.hint == NULL, "%s: %s", outcomes[_i].story, o.hint);
 }
 END_TEST
 
@@ -625,17 +578,8 @@ main(void)
 	                    (int)(sizeof(resumes) / sizeof(resumes[0])));
 	tcase_add_test(plan, the_options_add_and_leave_out_their_phases);
 	tcase_add_test(plan, a_dry_run_lists_the_phases_of_its_mode);
-	tcase_add_test(outcome, a_run_that_completed_or_found_differences_has_no_failure_to_handle);
-	tcase_add_test(outcome, a_stream_that_lost_a_change_puts_the_target_back_and_drops_everything);
-	tcase_add_test(outcome, a_slot_dropped_under_the_run_puts_the_target_back_and_says_start_over);
-	tcase_add_test(outcome, a_strict_verify_that_failed_says_fix_the_target_and_resume);
-	tcase_add_test(outcome, an_error_after_the_dump_keeps_what_a_resume_needs);
-	tcase_add_test(outcome,
-	               an_error_before_the_dump_finished_drops_the_slot_and_says_resume_starts_over);
-	tcase_add_test(outcome, an_error_before_any_token_drops_what_the_run_created_and_nothing_else);
-	tcase_add_test(outcome, ctrl_c_during_the_dump_drops_the_slot_and_the_token);
-	tcase_add_test(outcome, ctrl_c_after_the_dump_keeps_everything_and_the_guard);
-	tcase_add_test(outcome, another_exit_code_only_says_its_error_and_the_guard);
+	tcase_add_loop_test(outcome, each_way_a_run_ends_gets_its_cleanup_and_hint, 0,
+	                    (int)(sizeof(outcomes) / sizeof(outcomes[0])));
 	tcase_add_loop_test(token, each_token_found_at_the_start_gets_its_verdict, 0,
 	                    (int)(sizeof(tokens) / sizeof(tokens[0])));
 	suite_add_tcase(s, plan);
