@@ -25,23 +25,23 @@
 /* The phases, in the order a run walks them. */
 typedef enum migplan_phase
 {
-	MIGPLAN_VALIDATE,         /* the checks (both servers connected) */
-	MIGPLAN_PLAN,             /* --dry-run: print the plan; the run ends there */
-	MIGPLAN_RECOVER,          /* put back a crashed run's fast-restore settings; --force-clean */
-	MIGPLAN_PREPARE_SNAPSHOT, /* online: publications, the slot and its exported snapshot */
-	MIGPLAN_REATTACH,         /* online --resume before the cutover: the slot again */
-	MIGPLAN_REATTACH_AFTER_CUTOVER, /* online --resume after the cutover: what finishing needs */
+	MIGPLAN_VALIDATE,               /* the checks (both servers connected) */
+	MIGPLAN_PLAN,                   /* --dry-run: print the plan; the run ends there */
+	MIGPLAN_RECOVER,                /* a crashed run's settings put back; --force-clean */
+	MIGPLAN_PREPARE_SNAPSHOT,       /* online: publications, slot, exported snapshot */
+	MIGPLAN_REATTACH,               /* online --resume before the cutover: the slot again */
+	MIGPLAN_REATTACH_AFTER_CUTOVER, /* online --resume after it: what finishing needs */
 	MIGPLAN_DUMP,                   /* pg_dump into the dump directory */
 	MIGPLAN_RESTORE,                /* pg_restore (and ANALYZE) on the target */
-	MIGPLAN_GUARD,                  /* online: the target's triggers, keys, identities held back */
+	MIGPLAN_GUARD,                  /* online: triggers, keys, identities held back */
 	MIGPLAN_STREAM_APPLY,           /* online: stream and apply until the cutover */
-	MIGPLAN_GUARD_UNDO,             /* online: what the guard held back is put back */
+	MIGPLAN_GUARD_UNDO,             /* online: what the guard held back put back */
 	MIGPLAN_SEQUENCE_SYNC,          /* online: the sequences set to the source's values */
-	MIGPLAN_CLEANUP,                /* the slot (but with --keep-slot) and publications dropped */
+	MIGPLAN_CLEANUP,                /* the slot (but --keep-slot) and publications dropped */
 	MIGPLAN_GUARD_VALIDATE,         /* online: the re-added foreign keys validated */
-	MIGPLAN_DROP_PROGRESS, /* the progress schema (of an online run) dropped on the target */
-	MIGPLAN_VERIFY,        /* --verify: source and target compared */
-	MIGPLAN_COMPLETE,      /* the token says Complete; the Complete event */
+	MIGPLAN_DROP_PROGRESS,          /* an online run's progress schema dropped */
+	MIGPLAN_VERIFY,                 /* --verify: source and target compared */
+	MIGPLAN_COMPLETE,               /* the token says Complete; the Complete event */
 	MIGPLAN_NPHASES
 } migplan_phase;
 
