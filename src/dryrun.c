@@ -1,9 +1,11 @@
 /*
- * dryrun.c — --dry-run: after Validate, prints the plan (phases, what is
- * created and dropped on each side, the exact pg_dump and pg_restore
- * commands, tables, guard, sequences) and changes nothing.
+ * dryrun.c — --dry-run: after Validate, prints the plan (the phases from the
+ * run's phase table, what is created and dropped on each side, the exact
+ * pg_dump and pg_restore commands from the argv builders the run uses,
+ * tables, guard, sequences) and changes nothing.
  *
- * Owns: nothing. Never: writes to either server.
+ * Owns: nothing. Never: writes to either server, runs a child, or prints a
+ * password.
  */
 #include "config.h"
 
@@ -19,11 +21,64 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "migplan.h"
 #include "migrate_internal.h"
+
+/* One command as a shell would take it; the password would be in the child's environment only. */
+static void
+dryrun_print_argv(const char *const *argv, const char *password)
+{
+	printf("  %s", password ? "PGPASSWORD=******** " : "");
+	for (int i = 0; argv[i]; i++)
+	{
+		bool plain = argv[i][strspn(argv[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                                     "0123456789-_=./:,")] == '\0';
+
+		if (plain)
+			printf("%s%s", i ? " " : "", argv[i]);
+		else
+		{
+			printf("%s'", i ? " " : "");
+			for (const char *c = argv[i]; *c; c++)
+				if (*c == '\'')
+					fputs("'\\''", stdout);
+				else
+					putchar(*c);
+			putchar('\'');
+		}
+	}
+	putchar('\n');
+}
+
+/* The pg_dump and pg_restore commands the run would start (the filters as given). */
+static bool
+dryrun_print_commands(mig *m, char *errbuf, size_t errlen)
+{
+	dumprestore_source src;
+	dumprestore_dump d;
+	dumprestore_restore r;
+	bool ok;
+
+	dumprun_source(m, &src);
+	printf("dump (%s):\n", m->o.dump_path);
+	ok = dumprestore_dump_argv(&d, &m->o, &src, errbuf, errlen);
+	if (ok)
+		dryrun_print_argv(d.argv, m->src_ci.password);
+	dumprestore_dump_free(&d);
+	if (!ok)
+		return false;
+	printf("restore:\n");
+	dumprestore_restore_argv(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m));
+	for (int s = 0; s < r.npasses; s++)
+		dryrun_print_argv(r.argv[s], m->tgt_ci.password);
+	if (m->o.analyze && strcmp(m->o.scope, "schema-only") != 0)
+		printf("  ANALYZE (on the target)\n");
+	return true;
+}
 
 /* Validated already: print the plan, change nothing. */
 int
-dryrun_print(mig *m, char *errbuf, size_t errlen)
+dryrun_print(mig *m, const migplan *plan, char *errbuf, size_t errlen)
 {
 	scope_filters f = mig_scope(m);
 	char **names;
@@ -31,13 +86,16 @@ dryrun_print(mig *m, char *errbuf, size_t errlen)
 	char buf[64], *lit;
 	bool pub_exists = false;
 	PGresult *res;
+	char phases[512];
 
+	if (!migplan_phases_line(plan, phases, sizeof(phases)))
+	{
+		snprintf(errbuf, errlen, "the plan's phases do not fit in %zu bytes", sizeof(phases));
+		return EXIT_ERROR;
+	}
 	printf("Plan (--dry-run: nothing is changed):\n");
-	printf("phases: Validate%s -> Dump -> Restore%s%s -> Complete\n",
-	       m->o.online ? " -> PrepareSnapshot" : "",
-	       m->o.online ? " -> StreamApply -> (Lag ...) -> CaughtUp -> Cutover on Ctrl+C" : "",
-	       m->o.online && m->o.sequence_sync ? " -> SequenceSync" : "");
-	if (m->o.verify)
+	printf("phases: %s\n", phases);
+	if (plan->steps[MIGPLAN_VERIFY].action != MIGPLAN_LEFT_OUT)
 		printf("then: Verify (%s)\n", m->o.verify == 2 ? "strict" : "warn");
 	if (m->o.online)
 	{
@@ -71,11 +129,7 @@ dryrun_print(mig *m, char *errbuf, size_t errlen)
 		       m->o.keep_slot ? "(no: --keep-slot)" : m->o.slot,
 		       pub_exists ? "" : ", drop publication ", pub_exists ? "" : m->o.publication);
 	}
-	printf("dump (%s):\n", m->o.dump_path);
-	if (!dumprun_dump(m, errbuf, errlen))
-		return EXIT_ERROR;
-	printf("restore:\n");
-	if (!dumprun_restore(m, errbuf, errlen))
+	if (!dryrun_print_commands(m, errbuf, errlen))
 		return EXIT_ERROR;
 	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
 		return EXIT_ERROR;

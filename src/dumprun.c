@@ -23,7 +23,7 @@
 #include "migrate_internal.h"
 
 /* Progress lines on a terminal (from the children's --verbose output). */
-static bool
+bool
 dumprun_progress(const mig *m)
 {
 	return !m->o.verbose && !m->o.json && isatty(STDERR_FILENO) && m->ntables > 0;
@@ -49,32 +49,6 @@ dumprun_child(mig *m, const char *stage, const char *const *argv, const char *pa
 	bool ok;
 
 	*warned = false;
-	if (m->o.dry_run)
-	{
-		/* the exact command; the password would be in the child's environment only */
-		printf("  %s", password ? "PGPASSWORD=******** " : "");
-		for (int i = 0; argv[i]; i++)
-		{
-			bool plain =
-			    argv[i][strspn(argv[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			                            "0123456789-_=./:,")] == '\0';
-
-			if (plain)
-				printf("%s%s", i ? " " : "", argv[i]);
-			else
-			{
-				printf("%s'", i ? " " : "");
-				for (const char *c = argv[i]; *c; c++)
-					if (*c == '\'')
-						fputs("'\\''", stdout);
-					else
-						putchar(*c);
-				putchar('\'');
-			}
-		}
-		putchar('\n');
-		return true;
-	}
 	if (!child_run(&spec, &res, errbuf, errlen))
 		return false;
 	if (res.interrupted)
@@ -104,6 +78,17 @@ dumprun_child(mig *m, const char *stage, const char *const *argv, const char *pa
 		             : "");
 	strbuf_free(&res.summary);
 	return ok;
+}
+
+/* What pg_dump reads beyond the options (the same for the run and its dry run). */
+void
+dumprun_source(const mig *m, dumprestore_source *src)
+{
+	memset(src, 0, sizeof(*src));
+	src->bindir = m->bindir;
+	src->conninfo = m->src_ci.safe;
+	src->snapshot = m->slot.snapshot;
+	src->progress = dumprun_progress(m);
 }
 
 /*
@@ -164,8 +149,7 @@ dumprun_remove_dump(const char *path, bool check_only, char *errbuf, size_t errl
 
 /*
  * --table and --exclude-table as the quoted names they resolve to on the
- * source (a dry run looks nothing up): *inc and *exc are malloc'd
- * (scope_free), also after a failure.
+ * source: *inc and *exc are malloc'd (scope_free), also after a failure.
  */
 static bool
 dumprun_dump_tables(mig *m, char ***inc, int *ninc, char ***exc, int *nexc, char *errbuf,
@@ -175,7 +159,7 @@ dumprun_dump_tables(mig *m, char ***inc, int *ninc, char ***exc, int *nexc, char
 
 	*inc = *exc = NULL;
 	*ninc = *nexc = 0;
-	if (m->o.ntables && !m->o.dry_run)
+	if (m->o.ntables)
 	{
 		scope_filters t = {.tables = f.tables};
 
@@ -187,7 +171,7 @@ dumprun_dump_tables(mig *m, char ***inc, int *ninc, char ***exc, int *nexc, char
 			return false;
 		}
 	}
-	if (m->o.nex_tables && !m->o.dry_run)
+	if (m->o.nex_tables)
 	{
 		scope_filters t = {.tables = f.exclude_tables};
 
@@ -200,10 +184,7 @@ dumprun_dump_tables(mig *m, char ***inc, int *ninc, char ***exc, int *nexc, char
 bool
 dumprun_dump(mig *m, char *errbuf, size_t errlen)
 {
-	dumprestore_source src = {.bindir = m->bindir,
-	                          .conninfo = m->src_ci.safe,
-	                          .snapshot = m->slot.snapshot,
-	                          .progress = dumprun_progress(m)};
+	dumprestore_source src;
 	dumprestore_dump d;
 	char **inc, **exc;
 	int ninc, nexc;
@@ -212,7 +193,8 @@ dumprun_dump(mig *m, char *errbuf, size_t errlen)
 	event e;
 	int64_t t0 = cli_now_ms();
 
-	if (!m->o.dry_run && stat(m->o.dump_path, &st) == 0)
+	dumprun_source(m, &src);
+	if (stat(m->o.dump_path, &st) == 0)
 	{
 		if (!m->o.force_clean)
 		{
@@ -235,9 +217,8 @@ dumprun_dump(mig *m, char *errbuf, size_t errlen)
 		ok = dumprestore_dump_argv(&d, &m->o, &src, errbuf, errlen);
 		if (ok)
 		{
-			if (!m->o.dry_run)
-				event_say("Dump", "info", "pg_dump to %s with %d job%s", m->o.dump_path, m->o.jobs,
-				          m->o.jobs > 1 ? "s" : "");
+			event_say("Dump", "info", "pg_dump to %s with %d job%s", m->o.dump_path, m->o.jobs,
+			          m->o.jobs > 1 ? "s" : "");
 			ok = dumprun_child(m, "Dump", d.argv, m->src_ci.password, &warned, errbuf, errlen);
 		}
 		dumprestore_dump_free(&d);
@@ -246,8 +227,6 @@ dumprun_dump(mig *m, char *errbuf, size_t errlen)
 	scope_free(exc, nexc);
 	if (!ok)
 		return false;
-	if (m->o.dry_run)
-		return true;
 	event_begin(&e, "Dump");
 	event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
 	event_end(&e, "dump done");
@@ -267,17 +246,10 @@ dumprun_restore_sections(mig *m, char *errbuf, size_t errlen)
 	{
 		bool warned;
 
-		if (!m->o.dry_run)
-			event_say("Restore", "info", "pg_restore %s", r.section[s]);
+		event_say("Restore", "info", "pg_restore %s", r.section[s]);
 		if (!dumprun_child(m, "Restore", r.argv[s], m->tgt_ci.password, &warned, errbuf, errlen))
 			return false;
 		any_warning |= warned;
-	}
-	if (m->o.dry_run)
-	{
-		if (m->o.analyze && strcmp(m->o.scope, "schema-only") != 0)
-			printf("  ANALYZE (on the target)\n");
-		return true;
 	}
 	if (m->o.analyze && strcmp(m->o.scope, "schema-only") != 0)
 	{
@@ -300,7 +272,7 @@ dumprun_restore(mig *m, char *errbuf, size_t errlen)
 	bool ok;
 	char err2[512];
 
-	if (!m->o.fast_restore || m->o.dry_run)
+	if (!m->o.fast_restore)
 		return dumprun_restore_sections(m, errbuf, errlen);
 	if (!fastrestore_set(m, errbuf, errlen))
 		return false;

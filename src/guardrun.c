@@ -59,59 +59,72 @@ guardrun_apply(mig *m, char *errbuf, size_t errlen)
 	return true;
 }
 
-/* At cutover (or to end a run): put back what the ledger records, foreign keys NOT VALID. */
-bool
-guardrun_undo(mig *m, const char *stage, char *errbuf, size_t errlen)
+/* One way the guard is put back: what it runs, what it says if that fails and when done. */
+typedef struct guardrun_put_back
+{
+	bool (*run)(PGconn *tgt, guard_counts *done, char *errbuf, size_t errlen);
+	bool validates;     /* counts validated foreign keys (else what it re-enabled) */
+	const char *cannot; /* the error, before the server's message */
+	const char *go_on;  /* after it: how to go on */
+	const char *done;   /* the event's message */
+} guardrun_put_back;
+
+static const guardrun_put_back guardrun_undo_step = {
+    .run = guard_undo,
+    .validates = false,
+    .cannot = "could not put back what the guard changed on the target",
+    .go_on = "; fix the cause and run again with --resume (" PGDBM_LEDGER " keeps what is left)",
+    .done = "the target's triggers and identity columns are back as on the source, its foreign "
+            "keys re-added NOT VALID (validated after the cutover)"};
+
+static const guardrun_put_back guardrun_validate_step = {
+    .run = guard_validate,
+    .validates = true,
+    .cannot = "could not validate a foreign key the guard re-added on the target",
+    .go_on = "; fix the cause and run again with --resume",
+    .done = "foreign keys validated on the target (as on the source)"};
+
+/* Run one way of putting the guard back; an event at stage if it did anything. */
+static bool
+guardrun_put(mig *m, const char *stage, const guardrun_put_back *how, char *errbuf, size_t errlen)
 {
 	guard_counts c;
 	char why[2048];
 	event e;
 	int64_t t0 = cli_now_ms();
 
-	if (!guard_undo(m->tgt, &c, errbuf, errlen))
+	if (!how->run(m->tgt, &c, errbuf, errlen))
 	{
 		snprintf(why, sizeof(why), "%s", errbuf);
-		snprintf(errbuf, errlen,
-		         "could not put back what the guard changed on the target: %s; fix the cause "
-		         "and run again with --resume (" PGDBM_LEDGER " keeps what is left)",
-		         why);
+		snprintf(errbuf, errlen, "%s: %s%s", how->cannot, why, how->go_on);
 		return false;
 	}
-	if (c.triggers + c.foreign_keys + c.identities == 0)
+	if ((how->validates ? c.validated : c.triggers + c.foreign_keys + c.identities) == 0)
 		return true;
 	event_begin(&e, stage);
-	event_int(&e, "triggers", c.triggers);
-	event_int(&e, "foreign_keys", c.foreign_keys);
-	event_int(&e, "identities", c.identities);
+	if (how->validates)
+		event_int(&e, "validated", c.validated);
+	else
+	{
+		event_int(&e, "triggers", c.triggers);
+		event_int(&e, "foreign_keys", c.foreign_keys);
+		event_int(&e, "identities", c.identities);
+	}
 	event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
-	event_end(&e, "the target's triggers and identity columns are back as on the source, its "
-	              "foreign keys re-added NOT VALID (validated after the cutover)");
+	event_end(&e, "%s", how->done);
 	return true;
+}
+
+/* At cutover (or to end a run): put back what the ledger records, foreign keys NOT VALID. */
+bool
+guardrun_undo(mig *m, const char *stage, char *errbuf, size_t errlen)
+{
+	return guardrun_put(m, stage, &guardrun_undo_step, errbuf, errlen);
 }
 
 /* After the cutover: validate the re-added foreign keys; the ledger is then empty. */
 bool
 guardrun_validate(mig *m, const char *stage, char *errbuf, size_t errlen)
 {
-	guard_counts c;
-	char why[2048];
-	event e;
-	int64_t t0 = cli_now_ms();
-
-	if (!guard_validate(m->tgt, &c, errbuf, errlen))
-	{
-		snprintf(why, sizeof(why), "%s", errbuf);
-		snprintf(errbuf, errlen,
-		         "could not validate a foreign key the guard re-added on the target: %s; fix the "
-		         "cause and run again with --resume",
-		         why);
-		return false;
-	}
-	if (c.validated == 0)
-		return true;
-	event_begin(&e, stage);
-	event_int(&e, "validated", c.validated);
-	event_num(&e, "seconds", (double)(cli_now_ms() - t0) / 1000.0);
-	event_end(&e, "foreign keys validated on the target (as on the source)");
-	return true;
+	return guardrun_put(m, stage, &guardrun_validate_step, errbuf, errlen);
 }

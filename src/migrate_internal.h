@@ -123,12 +123,16 @@ PGDBM_MUST_CHECK bool snapshot_prepare(mig *m, char *errbuf, size_t errlen);
 PGDBM_MUST_CHECK bool snapshot_reattach(mig *m, char *errbuf, size_t errlen);
 PGDBM_MUST_CHECK bool snapshot_reattach_after_cutover(mig *m, char *errbuf, size_t errlen);
 
-/* ---- dumprun.c: Dump and Restore (a dry run prints the commands) */
+/* ---- dumprun.c: Dump and Restore */
 PGDBM_MUST_CHECK bool dumprun_dump(mig *m, char *errbuf, size_t errlen);
 PGDBM_MUST_CHECK bool dumprun_restore(mig *m, char *errbuf, size_t errlen);
 /* --force-clean: remove a dump directory (or only check it may be removed). */
 PGDBM_MUST_CHECK bool dumprun_remove_dump(const char *path, bool check_only, char *errbuf,
                                           size_t errlen);
+/* Do pg_dump and pg_restore report progress (their --verbose output, on a terminal)? */
+bool dumprun_progress(const mig *m);
+/* What pg_dump reads beyond the options into *src (caller-allocated; borrows from m). */
+void dumprun_source(const mig *m, dumprestore_source *src);
 
 /* ---- fastrestore.c: --fast-restore-settings */
 PGDBM_MUST_CHECK bool fastrestore_set(mig *m, char *errbuf, size_t errlen);
@@ -159,8 +163,9 @@ PGDBM_MUST_CHECK bool runtoken_save(mig *m, resume_stage stage, char *errbuf, si
 PGDBM_MUST_CHECK bool runtoken_check(mig *m, char *errbuf, size_t errlen);
 void runtoken_force_clean(mig *m);
 
-/* ---- dryrun.c: the plan, after Validate; an exit code */
-PGDBM_MUST_CHECK int dryrun_print(mig *m, char *errbuf, size_t errlen);
+/* ---- dryrun.c: the plan (migplan.h), after Validate; an exit code */
+struct migplan;
+PGDBM_MUST_CHECK int dryrun_print(mig *m, const struct migplan *plan, char *errbuf, size_t errlen);
 
 /* ---- wholeserver.c: --all-databases; an exit code */
 PGDBM_MUST_CHECK int wholeserver_run(mig *m, int argc, char **argv, char *errbuf, size_t errlen);

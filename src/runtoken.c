@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "migplan.h"
 #include "migrate_internal.h"
 
 bool
@@ -45,81 +46,71 @@ runtoken_save(mig *m, resume_stage stage, char *errbuf, size_t errlen)
 	return resume_save(m->token_path, &m->token, errbuf, errlen);
 }
 
-/* Before Validate: what a previous run left, and whether we may go on. */
+/* Before Validate: what a previous run left, and whether we may go on (migplan_check_token). */
 bool
 runtoken_check(mig *m, char *errbuf, size_t errlen)
 {
-	bool found;
+	migplan_token_input in = {.resume = m->o.resume, .force_clean = m->o.force_clean};
+	struct stat st;
 
-	if (!resume_load(m->token_path, &m->token, &found, errbuf, errlen))
+	if (!resume_load(m->token_path, &m->token, &in.found, errbuf, errlen))
 		return false;
-	m->have_token = found;
-	if (m->o.force_clean)
+	m->have_token = in.found;
+	in.token_stage = m->token.stage;
+	in.same_config =
+	    m->token.config_hash == migopts_config_hash(&m->o, m->src_ci.safe, m->tgt_ci.safe) &&
+	    m->token.online == m->o.online;
+	in.dump_exists = m->o.dump_path && stat(m->o.dump_path, &st) == 0;
+	switch (migplan_check_token(&in))
 	{
-		struct stat st;
-
-		/* refuse a wrong --dump-path before anything is created */
-		return m->o.dump_path == NULL || stat(m->o.dump_path, &st) != 0 ||
-		       dumprun_remove_dump(m->o.dump_path, true, errbuf, errlen);
-	}
-	if (!found && m->o.resume)
-	{
-		struct stat st;
-
-		if (m->o.dump_path && stat(m->o.dump_path, &st) == 0)
-		{
+		case MIGPLAN_TOKEN_GO:
+			return true;
+		case MIGPLAN_TOKEN_CLEAN:
+			/* refuse a wrong --dump-path before anything is created */
+			return !in.dump_exists || dumprun_remove_dump(m->o.dump_path, true, errbuf, errlen);
+		case MIGPLAN_TOKEN_BEGIN:
+			event_say("Validate", "warning",
+			          "--resume: no resume token at %s: the interrupted run had not started; "
+			          "starting from the beginning",
+			          m->token_path);
+			m->o.resume = false;
+			return true;
+		case MIGPLAN_TOKEN_START_OVER:
+			event_say("Validate", "warning",
+			          "--resume: the interrupted run had not finished its dump (the snapshot it "
+			          "was taken at is gone): dropping what it left and starting from the "
+			          "beginning");
+			m->o.resume = false;
+			m->o.force_clean = true;
+			return true;
+		case MIGPLAN_TOKEN_DUMP_EXISTS:
 			snprintf(errbuf, errlen,
 			         "--resume: there is no resume token at %s but the dump path exists (use the "
 			         "same --dump-path as the interrupted run, or --resume-file; or start over "
 			         "with --force-clean)",
 			         m->token_path);
 			return false;
-		}
-		/* killed before it had validated anything: nothing was created, so begin */
-		event_say("Validate", "warning",
-		          "--resume: no resume token at %s: the interrupted run had not started; "
-		          "starting from the beginning",
-		          m->token_path);
-		m->o.resume = false;
-		return true;
+		case MIGPLAN_TOKEN_COMPLETED:
+			snprintf(errbuf, errlen,
+			         "a migration with this dump path completed already (%s): use another "
+			         "--dump-path, or --force-clean to migrate again",
+			         m->token_path);
+			return false;
+		case MIGPLAN_TOKEN_LEFT:
+			snprintf(errbuf, errlen,
+			         "a previous run left %s (after its %s stage): pass --resume to continue it, "
+			         "or --force-clean to start over",
+			         m->token_path, resume_stage_name(m->token.stage));
+			return false;
+		case MIGPLAN_TOKEN_DIFFERS:
+			snprintf(errbuf, errlen,
+			         "cannot resume: the configuration differs from the interrupted run's (mode, "
+			         "source, target, slot, publication or filters); run with the same options, "
+			         "or start over with --force-clean");
+			return false;
 	}
-	if (found && !m->o.resume && m->token.stage == RESUME_COMPLETE)
-	{
-		snprintf(errbuf, errlen,
-		         "a migration with this dump path completed already (%s): use another "
-		         "--dump-path, or --force-clean to migrate again",
-		         m->token_path);
-		return false;
-	}
-	if (found && !m->o.resume)
-	{
-		snprintf(errbuf, errlen,
-		         "a previous run left %s (after its %s stage): pass --resume to continue it, or "
-		         "--force-clean to start over",
-		         m->token_path, resume_stage_name(m->token.stage));
-		return false;
-	}
-	if (!found)
-		return true;
-	if (m->token.config_hash != migopts_config_hash(&m->o, m->src_ci.safe, m->tgt_ci.safe) ||
-	    m->token.online != m->o.online)
-	{
-		snprintf(errbuf, errlen,
-		         "cannot resume: the configuration differs from the interrupted run's (mode, "
-		         "source, target, slot, publication or filters); run with the same options, or "
-		         "start over with --force-clean");
-		return false;
-	}
-	if (m->token.stage < RESUME_DUMPED)
-	{
-		/* its snapshot died with it: the only way on is from the beginning */
-		event_say("Validate", "warning",
-		          "--resume: the interrupted run had not finished its dump (the snapshot it "
-		          "was taken at is gone): dropping what it left and starting from the beginning");
-		m->o.resume = false;
-		m->o.force_clean = true;
-	}
-	return true;
+	snprintf(errbuf, errlen, "internal error: an unknown verdict on the resume token");
+	return false;
 }
 
 /* --force-clean: drop what the previous run left (after Validate connected). */
