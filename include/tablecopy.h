@@ -1,0 +1,126 @@
+/*
+ * tablecopy.h — the initial copy without a dump file: every table's rows
+ * streamed from the source to the target by COPY, inside one exported
+ * snapshot, by N workers that share one queue, largest first, with large
+ * tables split into ranges of pages so that one huge table keeps every
+ * worker busy.
+ *
+ * Three steps, each usable alone:
+ *   tablecopy_describe  reads, on the source, what each table's copy needs
+ *                       (its leaf tables, the columns COPY carries, its size);
+ *   tablecopy_plan      splits the tables into work items (pure);
+ *   tablecopy_run       copies the items with N worker threads, each with one
+ *                       source session in the snapshot and one target
+ *                       session; the COPY data passes through, never parsed.
+ *
+ * Owns: the worker threads and their connections for the length of
+ * tablecopy_run. Never: creates or drops anything on either server, reports
+ * events (progress goes to the caller's callback), or prints.
+ */
+#ifndef TABLECOPY_H
+#define TABLECOPY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "pgdbm_attr.h"
+#include "strbuf.h"
+
+/* One table whose rows are copied (a leaf: partitioned tables are copied by their leaves). */
+typedef struct tablecopy_table
+{
+	char *qname;    /* owned: "schema"."table", quoted */
+	char *columns;  /* owned: the quoted columns COPY carries, comma-separated (no generated
+	                  columns); "" when the table has none */
+	bool binary_ok; /* every column's type reads back in binary on another server: built in
+	                   (OID below 16384), an enum, or a domain over a built-in type (a user
+	                   composite or array carries its type's OID, which differs) */
+	int64_t pages;  /* the source's size in pages when described */
+	int64_t bytes;  /* the source's size in bytes when described */
+} tablecopy_table;
+
+/* One unit of work: a table, or a range of its pages. */
+typedef struct tablecopy_item
+{
+	int table;          /* index into the tables */
+	int64_t first_page; /* the range's first page; 0 for a whole table */
+	int64_t end_page;   /* one past its last page; 0: to the end of the table */
+	int64_t bytes;      /* the expected size, for the order and the progress */
+} tablecopy_item;
+
+/*
+ * The described tables, in the order given: the leaves of each name in
+ * names (quoted "schema"."table" as scope_list_tables gives them), with
+ * their columns and sizes. *tables is malloc'd (tablecopy_free_tables).
+ */
+PGDBM_MUST_CHECK bool tablecopy_describe(PGconn *src, const char *const *names, int nnames,
+                                         tablecopy_table **tables, int *ntables, char *errbuf,
+                                         size_t errlen);
+void tablecopy_free_tables(tablecopy_table *tables, int ntables);
+
+/*
+ * The work items, largest first: a table of more than range_pages pages is
+ * split into ranges of range_pages pages (the last one open-ended, so rows
+ * past the size read when described are copied too); range_pages 0 never
+ * splits. *items is malloc'd (free). Pure.
+ */
+PGDBM_MUST_CHECK bool tablecopy_plan(const tablecopy_table *tables, int ntables,
+                                     int64_t range_pages, tablecopy_item **items, int *nitems);
+
+/*
+ * The statements of an item: the source's COPY ... TO STDOUT (a range reads
+ * through a TID range condition, which PostgreSQL 14+ scans in place) and
+ * the target's COPY ... FROM STDIN; binary only when asked and the table's
+ * types allow it (binary_ok). Pure.
+ */
+PGDBM_MUST_CHECK bool tablecopy_source_sql(const tablecopy_table *t, const tablecopy_item *it,
+                                           bool binary, strbuf *out);
+PGDBM_MUST_CHECK bool tablecopy_target_sql(const tablecopy_table *t, bool binary, strbuf *out);
+
+/* What a worker reports after each item (called from the worker threads, serialised). */
+typedef struct tablecopy_progress
+{
+	const char *table; /* borrowed: the item's table */
+	int items_done;    /* items finished so far, of items_total */
+	int items_total;
+	int64_t rows;        /* rows copied so far, all items */
+	int64_t bytes;       /* COPY data bytes passed through so far */
+	int64_t bytes_total; /* the expected total (sizes on the source) */
+	double seconds;      /* since the start */
+} tablecopy_progress;
+
+typedef struct tablecopy_opts
+{
+	const char *source;   /* borrowed: connection string of the source (with its password) */
+	const char *target;   /* borrowed: connection string of the target */
+	const char *snapshot; /* borrowed: the exported snapshot every source session imports */
+	int jobs;             /* worker threads (>= 1) */
+	bool binary;          /* COPY (FORMAT binary): only between the same major versions */
+	volatile sig_atomic_t *interrupted; /* optional: stop at the next chunk once set */
+	void (*progress)(void *arg, const tablecopy_progress *p); /* optional */
+	void *progress_arg;
+} tablecopy_opts;
+
+typedef struct tablecopy_result
+{
+	int64_t rows;  /* rows copied (the target's COPY counts) */
+	int64_t bytes; /* COPY data bytes passed through */
+	int items;     /* items copied */
+	double seconds;
+	bool interrupted; /* stopped by *interrupted */
+} tablecopy_result;
+
+/*
+ * Copy every item. false at the first failure (the other workers stop at
+ * their next chunk), with a message naming the table; a table half copied
+ * is never reported as done: the caller must start the copy over.
+ */
+PGDBM_MUST_CHECK bool tablecopy_run(const tablecopy_opts *o, const tablecopy_table *tables,
+                                    const tablecopy_item *items, int nitems, tablecopy_result *r,
+                                    char *errbuf, size_t errlen);
+
+#endif /* TABLECOPY_H */

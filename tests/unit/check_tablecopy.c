@@ -1,0 +1,202 @@
+/*
+ * check_tablecopy.c — the plan and the statements of the direct copy,
+ * without a server: which work items a set of tables becomes (largest first,
+ * big tables split into page ranges, the last range open-ended), and the
+ * COPY statements each side runs.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tablecopy.h"
+
+static tablecopy_table
+table(const char *name, const char *cols, int64_t pages)
+{
+	tablecopy_table t = {.qname = (char *)name,
+	                     .columns = (char *)cols,
+	                     .binary_ok = true,
+	                     .pages = pages,
+	                     .bytes = pages * 8192};
+
+	return t;
+}
+
+START_TEST(small_tables_are_copied_whole_largest_first)
+{
+	tablecopy_table t[3] = {table("a", "x", 10), table("b", "x", 30), table("c", "x", 20)};
+	tablecopy_item *items;
+	int n;
+
+	ck_assert(tablecopy_plan(t, 3, 1000, &items, &n));
+	ck_assert_int_eq(n, 3);
+	ck_assert_int_eq(items[0].table, 1);
+	ck_assert_int_eq(items[1].table, 2);
+	ck_assert_int_eq(items[2].table, 0);
+	for (int i = 0; i < n; i++)
+		ck_assert(items[i].first_page == 0 && items[i].end_page == 0);
+	free(items);
+}
+END_TEST
+
+START_TEST(one_huge_table_is_split_so_every_worker_has_a_range)
+{
+	tablecopy_table t[2] = {table("small", "x", 5), table("huge", "x", 250)};
+	tablecopy_item *items;
+	int n, ranges = 0;
+	bool saw_open_end = false;
+	int64_t covered = 0;
+
+	ck_assert(tablecopy_plan(t, 2, 100, &items, &n));
+	ck_assert_int_eq(n, 4); /* 3 ranges of the huge table, the small one whole */
+	for (int i = 0; i < n; i++)
+	{
+		if (items[i].table != 1)
+			continue;
+		ranges++;
+		if (items[i].end_page == 0)
+		{
+			/* the last range reads to the end: rows past the size read are not lost */
+			ck_assert_int_eq(items[i].first_page, 200);
+			saw_open_end = true;
+			covered += 250 - items[i].first_page;
+		}
+		else
+			covered += items[i].end_page - items[i].first_page;
+	}
+	ck_assert_int_eq(ranges, 3);
+	ck_assert(saw_open_end);
+	ck_assert_int_eq(covered, 250);
+	/* the small table comes last */
+	ck_assert_int_eq(items[n - 1].table, 0);
+	free(items);
+}
+END_TEST
+
+START_TEST(range_size_zero_never_splits)
+{
+	tablecopy_table t[1] = {table("huge", "x", 1000000)};
+	tablecopy_item *items;
+	int n;
+
+	ck_assert(tablecopy_plan(t, 1, 0, &items, &n));
+	ck_assert_int_eq(n, 1);
+	ck_assert(items[0].first_page == 0 && items[0].end_page == 0);
+	free(items);
+}
+END_TEST
+
+START_TEST(no_tables_make_no_items)
+{
+	tablecopy_item *items;
+	int n = -1;
+
+	ck_assert(tablecopy_plan(NULL, 0, 100, &items, &n));
+	ck_assert_int_eq(n, 0);
+	free(items);
+}
+END_TEST
+
+START_TEST(a_whole_table_is_copied_by_its_columns)
+{
+	tablecopy_table t = table("\"s\".\"My Table\"", "id, \"Name\"", 1);
+	tablecopy_item it = {0};
+	strbuf sb;
+
+	strbuf_init(&sb);
+	ck_assert(tablecopy_source_sql(&t, &it, false, &sb));
+	ck_assert_str_eq(strbuf_data(&sb), "COPY \"s\".\"My Table\" (id, \"Name\") TO STDOUT");
+	ck_assert(tablecopy_target_sql(&t, false, &sb));
+	ck_assert_str_eq(strbuf_data(&sb), "COPY \"s\".\"My Table\" (id, \"Name\") FROM STDIN");
+	ck_assert(tablecopy_source_sql(&t, &it, true, &sb));
+	ck_assert_str_eq(strbuf_data(&sb),
+	                 "COPY \"s\".\"My Table\" (id, \"Name\") TO STDOUT (FORMAT binary)");
+	ck_assert(tablecopy_target_sql(&t, true, &sb));
+	ck_assert_str_eq(strbuf_data(&sb),
+	                 "COPY \"s\".\"My Table\" (id, \"Name\") FROM STDIN (FORMAT binary)");
+	strbuf_free(&sb);
+}
+END_TEST
+
+START_TEST(a_range_reads_its_pages_by_ctid)
+{
+	tablecopy_table t = table("public.big", "id, v", 300);
+	tablecopy_item mid = {.table = 0, .first_page = 100, .end_page = 200};
+	tablecopy_item last = {.table = 0, .first_page = 200, .end_page = 0};
+	strbuf sb;
+
+	strbuf_init(&sb);
+	ck_assert(tablecopy_source_sql(&t, &mid, false, &sb));
+	ck_assert_str_eq(strbuf_data(&sb),
+	                 "COPY (SELECT id, v FROM ONLY public.big WHERE ctid >= '(100,0)'::tid AND "
+	                 "ctid < '(200,0)'::tid) TO STDOUT");
+	ck_assert(tablecopy_source_sql(&t, &last, true, &sb));
+	ck_assert_str_eq(strbuf_data(&sb),
+	                 "COPY (SELECT id, v FROM ONLY public.big WHERE ctid >= '(200,0)'::tid) TO "
+	                 "STDOUT (FORMAT binary)");
+	strbuf_free(&sb);
+}
+END_TEST
+
+START_TEST(a_table_of_user_composites_is_copied_as_text_even_when_binary_is_asked)
+{
+	tablecopy_table t = table("public.p", "id, c", 1);
+	tablecopy_item it = {0};
+	strbuf sb;
+
+	t.binary_ok = false;
+	strbuf_init(&sb);
+	ck_assert(tablecopy_source_sql(&t, &it, true, &sb));
+	ck_assert_str_eq(strbuf_data(&sb), "COPY public.p (id, c) TO STDOUT");
+	ck_assert(tablecopy_target_sql(&t, true, &sb));
+	ck_assert_str_eq(strbuf_data(&sb), "COPY public.p (id, c) FROM STDIN");
+	strbuf_free(&sb);
+}
+END_TEST
+
+START_TEST(a_table_without_columns_is_copied_without_a_column_list)
+{
+	tablecopy_table t = table("public.z", "", 1);
+	tablecopy_item it = {0};
+	strbuf sb;
+
+	strbuf_init(&sb);
+	ck_assert(tablecopy_source_sql(&t, &it, false, &sb));
+	ck_assert_str_eq(strbuf_data(&sb), "COPY public.z TO STDOUT");
+	ck_assert(tablecopy_target_sql(&t, false, &sb));
+	ck_assert_str_eq(strbuf_data(&sb), "COPY public.z FROM STDIN");
+	strbuf_free(&sb);
+}
+END_TEST
+
+static Suite *
+tablecopy_suite(void)
+{
+	Suite *s = suite_create("tablecopy");
+	TCase *tc = tcase_create("plan and statements");
+
+	tcase_add_test(tc, small_tables_are_copied_whole_largest_first);
+	tcase_add_test(tc, one_huge_table_is_split_so_every_worker_has_a_range);
+	tcase_add_test(tc, range_size_zero_never_splits);
+	tcase_add_test(tc, no_tables_make_no_items);
+	tcase_add_test(tc, a_whole_table_is_copied_by_its_columns);
+	tcase_add_test(tc, a_range_reads_its_pages_by_ctid);
+	tcase_add_test(tc, a_table_of_user_composites_is_copied_as_text_even_when_binary_is_asked);
+	tcase_add_test(tc, a_table_without_columns_is_copied_without_a_column_list);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(tablecopy_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
