@@ -1,7 +1,7 @@
 /*
  * dumprestore.h — the pg_dump and pg_restore command lines of a migration,
  * built from the options without running anything: the directory format,
- * --jobs, the snapshot of an online run, the scope, compression, the
+ * --jobs, the snapshot of an online run (or of a direct copy), the scope, compression, the
  * pg_dump switches the operator turned off, the filters as exact names,
  * the restore's sections, --clean, --no-owner and --no-privileges. Also
  * which file names pg_dump's directory format writes (what --force-clean
@@ -41,6 +41,12 @@ typedef struct dumprestore_source
 	int ntables;
 	char *const *ex_tables;
 	int nex_tables;
+	/*
+	 * borrowed: --copy-method direct: the tables whose rows the Copy phase
+	 * carries, as quoted names (each an --exclude-table-data)
+	 */
+	char *const *no_data;
+	int nno_data;
 } dumprestore_source;
 
 typedef struct dumprestore_dump
@@ -81,6 +87,16 @@ typedef struct dumprestore_restore
  */
 void dumprestore_restore_argv(dumprestore_restore *r, const migopts *o, const char *bindir,
                               const char *conninfo, bool progress);
+
+/*
+ * --copy-method direct: the one pg_restore pass before the Copy phase
+ * (schema: pre-data, and the data section, which then holds only sequence
+ * values and large objects; --clean --if-exists with clean) or after it (the
+ * post-data: indexes, constraints, triggers; --clean --if-exists when
+ * resuming). Into *r as dumprestore_restore_argv does, one pass.
+ */
+void dumprestore_restore_direct(dumprestore_restore *r, const migopts *o, const char *bindir,
+                                const char *conninfo, bool progress, bool schema, bool clean);
 
 /* Is name a file pg_dump's directory format writes (toc.dat, 1234.dat.gz, blob_5.dat...)? */
 bool dumprestore_is_dump_file(const char *name);

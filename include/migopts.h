@@ -75,6 +75,8 @@ typedef struct migopts
 	int nri_full;
 	bool no_owner;      /* pg_restore --no-owner: every object owned by the target role */
 	bool no_privileges; /* pg_restore --no-privileges: no GRANT/REVOKE */
+	bool copy_direct; /* --copy-method direct: rows by COPY between the servers, no dump of them */
+	size_t split_bytes; /* --split-tables-larger-than: direct copy ranges (0: never split) */
 } migopts;
 
 /*

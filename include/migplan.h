@@ -32,16 +32,17 @@ typedef enum migplan_phase
 	MIGPLAN_REATTACH,               /* online --resume before the cutover: the slot again */
 	MIGPLAN_REATTACH_AFTER_CUTOVER, /* online --resume after it: what finishing needs */
 	MIGPLAN_DUMP,                   /* pg_dump into the dump directory */
-	MIGPLAN_RESTORE,                /* pg_restore (and ANALYZE) on the target */
-	MIGPLAN_GUARD,                  /* online: triggers, keys, identities held back */
-	MIGPLAN_STREAM_APPLY,           /* online: stream and apply until the cutover */
-	MIGPLAN_GUARD_UNDO,             /* online: what the guard held back put back */
-	MIGPLAN_SEQUENCE_SYNC,          /* online: the sequences set to the source's values */
-	MIGPLAN_CLEANUP,                /* the slot (but --keep-slot) and publications dropped */
-	MIGPLAN_GUARD_VALIDATE,         /* online: the re-added foreign keys validated */
-	MIGPLAN_DROP_PROGRESS,          /* an online run's progress schema dropped */
-	MIGPLAN_VERIFY,                 /* --verify: source and target compared */
-	MIGPLAN_COMPLETE,               /* the token says Complete; the Complete event */
+	MIGPLAN_COPY,           /* --copy-method direct: the schema restored, the rows copied by COPY */
+	MIGPLAN_RESTORE,        /* pg_restore (and ANALYZE) on the target */
+	MIGPLAN_GUARD,          /* online: triggers, keys, identities held back */
+	MIGPLAN_STREAM_APPLY,   /* online: stream and apply until the cutover */
+	MIGPLAN_GUARD_UNDO,     /* online: what the guard held back put back */
+	MIGPLAN_SEQUENCE_SYNC,  /* online: the sequences set to the source's values */
+	MIGPLAN_CLEANUP,        /* the slot (but --keep-slot) and publications dropped */
+	MIGPLAN_GUARD_VALIDATE, /* online: the re-added foreign keys validated */
+	MIGPLAN_DROP_PROGRESS,  /* an online run's progress schema dropped */
+	MIGPLAN_VERIFY,         /* --verify: source and target compared */
+	MIGPLAN_COMPLETE,       /* the token says Complete; the Complete event */
 	MIGPLAN_NPHASES
 } migplan_phase;
 
@@ -59,8 +60,9 @@ typedef struct migplan_input
 	bool online;
 	bool dry_run;
 	bool sequence_sync;
-	bool verify; /* --verify warn or strict */
-	bool resume; /* --resume, with a token found */
+	bool verify;      /* --verify warn or strict */
+	bool copy_direct; /* --copy-method direct: the Copy phase, the dump holds no rows */
+	bool resume;      /* --resume, with a token found */
 	/*
 	 * the token's stage when resuming (ignored otherwise); a token before
 	 * RESUME_DUMPED cannot be resumed: the run starts from the beginning

@@ -67,8 +67,24 @@ dryrun_print_commands(mig *m, char *errbuf, size_t errlen)
 	dumprestore_dump_free(&d);
 	if (!ok)
 		return false;
-	printf("restore:\n");
-	dumprestore_restore_argv(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m));
+	if (m->o.copy_direct)
+	{
+		printf("copy (--copy-method direct):\n");
+		dumprestore_restore_direct(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m), true,
+		                           m->o.drop_target_first);
+		dryrun_print_argv(r.argv[0], m->tgt_ci.password);
+		printf("  COPY every table from the source to the target in the dump's snapshot, %d "
+		       "job%s, tables larger than %zu MB in ranges\n",
+		       m->o.jobs, m->o.jobs == 1 ? "" : "s", m->o.split_bytes / 1048576);
+		printf("restore:\n");
+		dumprestore_restore_direct(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m), false,
+		                           false);
+	}
+	else
+	{
+		printf("restore:\n");
+		dumprestore_restore_argv(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m));
+	}
 	for (int s = 0; s < r.npasses; s++)
 		dryrun_print_argv(r.argv[s], m->tgt_ci.password);
 	if (m->o.analyze && strcmp(m->o.scope, "schema-only") != 0)

@@ -47,6 +47,17 @@ dump_filters(dumprestore_dump *d, const migopts *o, const dumprestore_source *sr
 		d->argv[(*n)++] = ex ? "--exclude-table" : "--table";
 		d->argv[(*n)++] = ex ? src->ex_tables[i - src->ntables] : src->tables[i];
 	}
+	/* the rows the Copy phase carries (a dry run looks nothing up: one placeholder) */
+	if (o->copy_direct && o->dry_run)
+	{
+		d->argv[(*n)++] = "--exclude-table-data";
+		d->argv[(*n)++] = "<each-table-copied-directly>";
+	}
+	for (int i = 0; i < src->nno_data; i++)
+	{
+		d->argv[(*n)++] = "--exclude-table-data";
+		d->argv[(*n)++] = src->no_data[i];
+	}
 	return true;
 }
 
@@ -55,7 +66,7 @@ dumprestore_dump_argv(dumprestore_dump *d, const migopts *o, const dumprestore_s
                       char *errbuf, size_t errlen)
 {
 	size_t nfilters = (size_t)o->nschemas + (size_t)o->nex_schemas + (size_t)src->ntables +
-	                  (size_t)src->nex_tables +
+	                  (size_t)src->nex_tables + (size_t)src->nno_data + 1 +
 	                  (o->dry_run ? (size_t)o->ntables + (size_t)o->nex_tables : 0);
 	int n = 0;
 
@@ -73,8 +84,9 @@ dumprestore_dump_argv(dumprestore_dump *d, const migopts *o, const dumprestore_s
 	d->argv[n++] = d->jobs;
 	d->argv[n++] = "--file";
 	d->argv[n++] = o->dump_path;
-	if (o->online)
+	if (o->online || o->copy_direct)
 	{
+		/* a direct copy reads the rows in the snapshot the schema is dumped in */
 		snprintf(d->snapshot, sizeof(d->snapshot), "--snapshot=%s",
 		         o->dry_run ? DUMPRESTORE_DRY_SNAPSHOT : src->snapshot);
 		d->argv[n++] = d->snapshot;
@@ -168,6 +180,44 @@ dumprestore_restore_argv(dumprestore_restore *r, const migopts *o, const char *b
 		argv[n++] = o->dump_path;
 		argv[n] = NULL;
 	}
+}
+
+void
+dumprestore_restore_direct(dumprestore_restore *r, const migopts *o, const char *bindir,
+                           const char *conninfo, bool progress, bool schema, bool clean)
+{
+	const char **argv = r->argv[0];
+	int n = 0;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->path, sizeof(r->path), "%s/pg_restore", bindir);
+	snprintf(r->dbname, sizeof(r->dbname), "--dbname=%s", conninfo);
+	snprintf(r->jobs, sizeof(r->jobs), "--jobs=%d", o->jobs);
+	r->npasses = 1;
+	r->section[0] = schema ? "pre-data" : "post-data";
+	argv[n++] = r->path;
+	argv[n++] = r->dbname;
+	argv[n++] = r->jobs;
+	if (schema)
+	{
+		argv[n++] = "--section=pre-data";
+		argv[n++] = "--section=data";
+	}
+	else
+		argv[n++] = "--section=post-data";
+	if (schema ? clean : o->resume)
+	{
+		argv[n++] = "--clean";
+		argv[n++] = "--if-exists";
+	}
+	if (o->verbose || (progress && !schema))
+		argv[n++] = "--verbose";
+	if (o->no_owner)
+		argv[n++] = "--no-owner";
+	if (o->no_privileges)
+		argv[n++] = "--no-privileges";
+	argv[n++] = o->dump_path;
+	argv[n] = NULL;
 }
 
 bool

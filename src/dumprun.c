@@ -29,7 +29,7 @@ dumprun_progress(const mig *m)
 	return !m->o.verbose && !m->o.json && isatty(STDERR_FILENO) && m->ntables > 0;
 }
 
-static bool
+bool
 dumprun_child(mig *m, const char *stage, const char *const *argv, const char *password,
               bool *warned, char *errbuf, size_t errlen)
 {
@@ -186,14 +186,29 @@ dumprun_dump(mig *m, char *errbuf, size_t errlen)
 {
 	dumprestore_source src;
 	dumprestore_dump d;
-	char **inc, **exc;
+	char **inc, **exc, **no_data = NULL;
 	int ninc, nexc;
 	bool warned, ok;
 	struct stat st;
 	event e;
 	int64_t t0 = cli_now_ms();
 
+	if (m->o.copy_direct && !copyrun_prepare(m, errbuf, errlen))
+		return false;
 	dumprun_source(m, &src);
+	if (m->o.copy_direct)
+	{
+		no_data = calloc((size_t)m->ncopy_tables + 1, sizeof(char *));
+		if (no_data == NULL)
+		{
+			snprintf(errbuf, errlen, "out of memory");
+			return false;
+		}
+		for (int i = 0; i < m->ncopy_tables; i++)
+			no_data[i] = m->copy_tables[i].qname;
+		src.no_data = no_data;
+		src.nno_data = m->ncopy_tables;
+	}
 	if (stat(m->o.dump_path, &st) == 0)
 	{
 		if (!m->o.force_clean)
@@ -202,10 +217,14 @@ dumprun_dump(mig *m, char *errbuf, size_t errlen)
 			         "the dump path \"%s\" exists (a previous run's?): remove it or pass "
 			         "--force-clean",
 			         m->o.dump_path);
+			free(no_data);
 			return false;
 		}
 		if (!dumprun_remove_dump(m->o.dump_path, false, errbuf, errlen))
+		{
+			free(no_data);
 			return false;
+		}
 	}
 	ok = dumprun_dump_tables(m, &inc, &ninc, &exc, &nexc, errbuf, errlen);
 	if (ok)
@@ -225,6 +244,7 @@ dumprun_dump(mig *m, char *errbuf, size_t errlen)
 	}
 	scope_free(inc, ninc);
 	scope_free(exc, nexc);
+	free(no_data);
 	if (!ok)
 		return false;
 	event_begin(&e, "Dump");
@@ -241,7 +261,11 @@ dumprun_restore_sections(mig *m, char *errbuf, size_t errlen)
 	int64_t t0 = cli_now_ms();
 	event e;
 
-	dumprestore_restore_argv(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m));
+	if (m->o.copy_direct) /* the rows are in: the post-data is what is left */
+		dumprestore_restore_direct(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m), false,
+		                           false);
+	else
+		dumprestore_restore_argv(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m));
 	for (int s = 0; s < r.npasses; s++)
 	{
 		bool warned;

@@ -42,7 +42,14 @@ migopts_usage(FILE *f)
 	    "  --table NAME, --exclude-table NAME       (repeatable; schema.table)\n"
 	    "\n"
 	    "Dump and restore:\n"
-	    "  --jobs N                      parallel pg_dump/pg_restore jobs (default 1)\n"
+	    "  --copy-method dump|direct     dump: pg_dump's data into --dump-path, restored by\n"
+	    "                                pg_restore (default); direct: the schema by pg_dump and\n"
+	    "                                pg_restore, every table's rows by COPY from the source\n"
+	    "                                to the target in the same snapshot, no data file\n"
+	    "  --split-tables-larger-than SIZE   direct: copy a larger table in ranges of SIZE by\n"
+	    "                                several jobs at once (default 256MB; 0: never)\n"
+	    "  --jobs N                      parallel pg_dump/pg_restore jobs and copy workers\n"
+	    "                                (default 1)\n"
 	    "  --dump-path PATH              dump directory (default ./pg_dbmigrator_dump)\n"
 	    "  --compress N                  pg_dump compression level\n"
 	    "  --drop-target-first           drop existing objects on the target first\n"
@@ -215,6 +222,8 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		O_RIFULL,
 		O_NOOWNER,
 		O_NOPRIV,
+		O_COPYMETHOD,
+		O_SPLITSIZE,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -274,6 +283,8 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	    {"replica-identity-full", required_argument, NULL, O_RIFULL},
 	    {"no-owner", no_argument, NULL, O_NOOWNER},
 	    {"no-privileges", no_argument, NULL, O_NOPRIV},
+	    {"copy-method", required_argument, NULL, O_COPYMETHOD},
+	    {"split-tables-larger-than", required_argument, NULL, O_SPLITSIZE},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -293,6 +304,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	o->compress = -1;
 	o->scope = "all";
 	o->split_sections = true;
+	o->split_bytes = (size_t)256 * 1024 * 1024;
 	o->auto_publication = true;
 	o->cutover_timeout = 300;
 	o->analyze = true;
@@ -564,6 +576,27 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 			case O_NOPRIV:
 				o->no_privileges = true;
 				break;
+			case O_COPYMETHOD:
+				if (strcmp(optarg, "direct") != 0 && strcmp(optarg, "dump") != 0)
+				{
+					snprintf(errbuf, errlen, "invalid --copy-method \"%s\": use dump or direct",
+					         optarg);
+					return false;
+				}
+				o->copy_direct = strcmp(optarg, "direct") == 0;
+				break;
+			case O_SPLITSIZE:
+				if (strcmp(optarg, "0") == 0)
+					o->split_bytes = 0;
+				else if (!cli_parse_size(optarg, &o->split_bytes) || o->split_bytes < 1024 * 1024)
+				{
+					snprintf(errbuf, errlen,
+					         "invalid --split-tables-larger-than \"%s\": use a size of at least "
+					         "1MB (such as 256MB or 2GB), or 0 to never split",
+					         optarg);
+					return false;
+				}
+				break;
 			case O_HELP:
 				*help = true;
 				return true;
@@ -615,6 +648,21 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		         "copy needs no replica identity)");
 		return false;
 	}
+	if (o->copy_direct && strcmp(o->scope, "all") != 0)
+	{
+		snprintf(errbuf, errlen,
+		         "--copy-method direct copies the schema and the rows: use it with --dump-scope "
+		         "all, or --copy-method dump for --dump-scope %s",
+		         o->scope);
+		return false;
+	}
+	if (o->copy_direct && o->fast_restore)
+	{
+		snprintf(errbuf, errlen,
+		         "--fast-restore-settings is for --copy-method dump (the direct copy already "
+		         "writes with synchronous_commit off)");
+		return false;
+	}
 	if (o->online && strcmp(o->scope, "schema-only") == 0)
 	{
 		snprintf(errbuf, errlen,
@@ -649,6 +697,8 @@ migopts_config_hash(const migopts *o, const char *source_safe, const char *targe
 	H(o->slot);
 	H(o->publication);
 	H(o->scope);
+	if (o->copy_direct) /* only then: a token of an older version still resumes */
+		H("direct");
 	for (int i = 0; i < o->nschemas; i++)
 		H(o->schemas[i]);
 	H("|");

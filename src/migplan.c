@@ -27,6 +27,7 @@
 #define W_DRY_RUN 0x04u /* only in a dry run */
 #define W_SEQSYNC 0x08u /* only with the sequence sync */
 #define W_VERIFY  0x10u /* only with --verify */
+#define W_DIRECT  0x20u /* only with --copy-method direct */
 
 typedef struct migplan_def
 {
@@ -50,6 +51,7 @@ static const migplan_def migplan_table[MIGPLAN_NPHASES] = {
 	{MIGPLAN_REATTACH,               "Reattach",             NULL,              W_ONLINE,             RESUME_DUMPED,  RESUME_CUTOVER,  N,               N},
 	{MIGPLAN_REATTACH_AFTER_CUTOVER, "ReattachAfterCutover", NULL,              W_ONLINE,             RESUME_CUTOVER, RESUME_COMPLETE, N,               N},
 	{MIGPLAN_DUMP,                   "Dump",                 "Dump",            W_ANY,                N,              RESUME_DUMPED,   RESUME_SNAPSHOT, RESUME_DUMPED},
+	{MIGPLAN_COPY,                   "Copy",                 "Copy",            W_ANY | W_DIRECT,     N,              RESUME_DUMPED,   N,               RESUME_DUMPED},
 	{MIGPLAN_RESTORE,                "Restore",              "Restore",         W_ANY,                N,              RESUME_RESTORED, N,               RESUME_RESTORED},
 	{MIGPLAN_GUARD,                  "Guard",                NULL,              W_ONLINE,             N,              RESUME_CUTOVER,  N,               N},
 	{MIGPLAN_STREAM_APPLY,           "StreamApply",          STREAMING,         W_ONLINE,             N,              RESUME_CUTOVER,  N,               RESUME_CUTOVER},
@@ -77,7 +79,7 @@ migplan_wanted(const migplan_input *in, unsigned when)
 {
 	return (when & (in->online ? W_ONLINE : W_OFFLINE)) != 0 &&
 	       (!(when & W_DRY_RUN) || in->dry_run) && (!(when & W_SEQSYNC) || in->sequence_sync) &&
-	       (!(when & W_VERIFY) || in->verify);
+	       (!(when & W_VERIFY) || in->verify) && (!(when & W_DIRECT) || in->copy_direct);
 }
 
 /* The info a resumed run gives when it reaches phase, skipped at stage. */
@@ -118,6 +120,12 @@ migplan_build(const migplan_input *in, migplan *out)
 		{
 			s->save_before = d->save_before > at ? d->save_before : RESUME_NONE;
 			s->save_after = d->save_after > at ? d->save_after : RESUME_NONE;
+			/*
+			 * a direct copy's dump holds no rows: the run is resumable (Dumped)
+			 * only once the Copy phase has put them on the target
+			 */
+			if (in->copy_direct && d->phase == MIGPLAN_DUMP)
+				s->save_after = RESUME_NONE;
 		}
 		if (s->action == MIGPLAN_RESUMED)
 			s->note = migplan_note(d->phase, at);

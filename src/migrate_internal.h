@@ -42,6 +42,7 @@
 #include "ring.h"
 #include "stream.h"
 #include "strbuf.h"
+#include "tablecopy.h"
 #include "verify.h"
 
 /* The run context of one migration: one per run, on the runner's stack. */
@@ -77,6 +78,13 @@ typedef struct mig
 	/* the guard (guard.h): triggers and foreign keys too when the apply cannot use replica */
 	bool guard_full;
 	bool guard_applied; /* this run put the guard in force (or found it in force) */
+	/* --copy-method direct (copyrun.c) */
+	tablecopy_table *copy_tables; /* owned (tablecopy_free_tables): the leaves the Copy phase
+	                                 carries, described at the Dump */
+	int ncopy_tables;
+	PGconn *snap_conn; /* owned: offline, the session whose exported snapshot
+	                      (slot.snapshot) the dump and the copy read in */
+	bool clean_target; /* the Copy phase's schema pass drops what is there first */
 } mig;
 
 /* What the comparison before Complete found. */
@@ -133,6 +141,25 @@ PGDBM_MUST_CHECK bool dumprun_remove_dump(const char *path, bool check_only, cha
 bool dumprun_progress(const mig *m);
 /* What pg_dump reads beyond the options into *src (caller-allocated; borrows from m). */
 void dumprun_source(const mig *m, dumprestore_source *src);
+/*
+ * Run pg_dump/pg_restore (argv) as a child for stage ("Dump" or "Restore"),
+ * password in its environment; *warned when --allow-restore-errors accepted
+ * its errors.
+ */
+PGDBM_MUST_CHECK bool dumprun_child(mig *m, const char *stage, const char *const *argv,
+                                    const char *password, bool *warned, char *errbuf,
+                                    size_t errlen);
+
+/* ---- copyrun.c: --copy-method direct */
+/*
+ * At the Dump: offline, export the snapshot the dump and the copy share;
+ * describe the tables whose rows the Copy phase carries (m->copy_tables).
+ */
+PGDBM_MUST_CHECK bool copyrun_prepare(mig *m, char *errbuf, size_t errlen);
+/* The Copy phase: the schema restored (pre-data), the rows copied, the snapshot released. */
+PGDBM_MUST_CHECK bool copyrun_copy(mig *m, char *errbuf, size_t errlen);
+/* What copyrun_prepare holds, released (safe twice). */
+void copyrun_release(mig *m);
 
 /* ---- fastrestore.c: --fast-restore-settings */
 PGDBM_MUST_CHECK bool fastrestore_set(mig *m, char *errbuf, size_t errlen);

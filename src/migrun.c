@@ -129,6 +129,8 @@ migrun_phase(mig *m, migrun_state *s, migplan_phase phase, char *errbuf, size_t 
 			return migrun_go_on(snapshot_reattach_after_cutover(m, errbuf, errlen));
 		case MIGPLAN_DUMP:
 			return migrun_child_rc(dumprun_dump(m, errbuf, errlen));
+		case MIGPLAN_COPY:
+			return migrun_child_rc(copyrun_copy(m, errbuf, errlen));
 		case MIGPLAN_RESTORE:
 			return migrun_child_rc(dumprun_restore(m, errbuf, errlen));
 		case MIGPLAN_GUARD:
@@ -253,6 +255,7 @@ migrun_run(mig *m, int argc, char **argv)
 			                    .dry_run = m->o.dry_run,
 			                    .sequence_sync = m->o.sequence_sync,
 			                    .verify = m->o.verify != 0,
+			                    .copy_direct = m->o.copy_direct,
 			                    .resume = m->o.resume,
 			                    .token_stage = m->token.stage};
 
@@ -261,6 +264,7 @@ migrun_run(mig *m, int argc, char **argv)
 		}
 	}
 	migrun_failed(m, &s, rc, err);
+	copyrun_release(m);
 	replconn_close(&m->rc);
 	srcplan_free(&m->plan);
 	PQfinish(m->src);

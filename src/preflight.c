@@ -463,7 +463,8 @@ preflight_run(mig *m, char *errbuf, size_t errlen)
 			                        "REPLICATION (or use a role that may)",
 			                        NULL);
 	}
-	if (!m->o.drop_target_first && !m->o.resume && strcmp(m->o.scope, "data-only") != 0)
+	if (!m->o.drop_target_first && !m->clean_target && !m->o.resume &&
+	    strcmp(m->o.scope, "data-only") != 0)
 	{
 		if (!mig_value(m->tgt,
 		               "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "

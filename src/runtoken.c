@@ -82,6 +82,8 @@ runtoken_check(mig *m, char *errbuf, size_t errlen)
 			          "beginning");
 			m->o.resume = false;
 			m->o.force_clean = true;
+			/* a direct copy may have put rows on the target: its tables are dropped first */
+			m->clean_target = m->o.copy_direct;
 			return true;
 		case MIGPLAN_TOKEN_DUMP_EXISTS:
 			snprintf(errbuf, errlen,

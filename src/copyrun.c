@@ -1,0 +1,213 @@
+/*
+ * copyrun.c — --copy-method direct as phases of the run (tablecopy.c does
+ * the copying): at the Dump, the snapshot of an offline run exported and the
+ * tables described, so that pg_dump leaves their rows out; then the Copy
+ * phase: the schema restored without its post-data, every table's rows
+ * copied by COPY from the source in that snapshot, and the snapshot let go.
+ * The Restore phase that follows builds the post-data (indexes, constraints,
+ * triggers) on the copied rows.
+ *
+ * A run killed before the Copy phase ends has saved no Dumped stage: its
+ * --resume starts over (the snapshot is gone), and the schema pass of the
+ * new run drops what the killed one had copied (clean_target), so a half
+ * copied table is never taken for done.
+ *
+ * Owns: m->copy_tables and m->snap_conn (copyrun_release). Never: copies a
+ * row outside the snapshot the schema was dumped in.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "migrate_internal.h"
+
+/* Offline: a session exports the snapshot, and holds it until the copy is done. */
+static bool
+copyrun_export(mig *m, char *errbuf, size_t errlen)
+{
+	if ((m->snap_conn = mig_connect(m->o.source, "source", errbuf, errlen)) == NULL)
+		return false;
+	return mig_exec(m->snap_conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", errbuf,
+	                errlen) &&
+	       mig_value(m->snap_conn, "SELECT pg_catalog.pg_export_snapshot()", m->slot.snapshot,
+	                 sizeof(m->slot.snapshot), errbuf, errlen);
+}
+
+bool
+copyrun_prepare(mig *m, char *errbuf, size_t errlen)
+{
+	scope_filters f = mig_scope(m);
+	char **names;
+	int n;
+	bool ok;
+	int64_t bytes = 0;
+
+	if (!m->o.online && m->snap_conn == NULL && !copyrun_export(m, errbuf, errlen))
+		return false;
+	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
+		return false;
+	tablecopy_free_tables(m->copy_tables, m->ncopy_tables);
+	m->copy_tables = NULL;
+	ok = tablecopy_describe(m->src, (const char *const *)names, n, &m->copy_tables,
+	                        &m->ncopy_tables, errbuf, errlen);
+	scope_free(names, n);
+	if (!ok)
+		return false;
+	for (int i = 0; i < m->ncopy_tables; i++)
+		bytes += m->copy_tables[i].bytes;
+	event_say("Dump", "info",
+	          "--copy-method direct: the dump holds the schema; the rows of %d table%s (%.1f MB on "
+	          "the source) are copied by COPY in the same snapshot",
+	          m->ncopy_tables, m->ncopy_tables == 1 ? "" : "s", (double)bytes / 1048576.0);
+	return true;
+}
+
+void
+copyrun_release(mig *m)
+{
+	if (m->snap_conn)
+	{
+		PQclear(PQexec(m->snap_conn, "COMMIT"));
+		PQfinish(m->snap_conn);
+		m->snap_conn = NULL;
+	}
+	tablecopy_free_tables(m->copy_tables, m->ncopy_tables);
+	m->copy_tables = NULL;
+	m->ncopy_tables = 0;
+}
+
+/*
+ * Before a clean schema pass: the target's foreign keys that name a
+ * migrated table (either end) are dropped, so that pg_restore --clean can
+ * drop the tables (the dump's foreign keys come back with the post-data).
+ */
+static bool
+copyrun_drop_foreign_keys(mig *m, char *errbuf, size_t errlen)
+{
+	scope_filters f = mig_scope(m);
+	char **names;
+	int n, dropped = 0;
+	bool ok = true;
+
+	if (!scope_list_tables(m->src, &f, &names, &n, errbuf, errlen))
+		return false;
+	for (int i = 0; ok && i < n; i++)
+	{
+		const char *params[1] = {names[i]};
+		PGresult *res = PQexecParams(
+		    m->tgt,
+		    "SELECT format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', c.conrelid::regclass, "
+		    "c.conname) FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND "
+		    "c.conparentid = 0 AND (c.conrelid = pg_catalog.to_regclass($1) OR c.confrelid = "
+		    "pg_catalog.to_regclass($1))",
+		    1, NULL, params, NULL, NULL, 0);
+
+		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+		if (!ok)
+			snprintf(errbuf, errlen, "could not read the target's foreign keys: %s",
+			         PQerrorMessage(m->tgt));
+		for (int r = 0; ok && r < PQntuples(res); r++)
+			if ((ok = mig_exec(m->tgt, PQgetvalue(res, r, 0), errbuf, errlen)))
+				dropped++;
+		PQclear(res);
+	}
+	scope_free(names, n);
+	if (ok && dropped > 0)
+		event_say("Copy", "info",
+		          "dropped %d foreign key%s on the target that name a migrated table, so that "
+		          "its tables can be dropped and restored (the dump's come back with the "
+		          "post-data)",
+		          dropped, dropped == 1 ? "" : "s");
+	return ok;
+}
+
+/* Progress: one Copy event a second at most (called serialised by tablecopy). */
+typedef struct copyrun_meter
+{
+	int64_t last_ms;
+} copyrun_meter;
+
+static void
+copyrun_progress(void *arg, const tablecopy_progress *p)
+{
+	copyrun_meter *meter = arg;
+	int64_t now = cli_now_ms();
+	double rate = p->seconds > 0 ? (double)p->bytes / p->seconds : 0;
+	event e;
+
+	if (p->items_done < p->items_total && now - meter->last_ms < 1000)
+		return;
+	meter->last_ms = now;
+	event_begin(&e, "Copy");
+	event_str(&e, "table", p->table);
+	event_int(&e, "parts_done", p->items_done);
+	event_int(&e, "parts", p->items_total);
+	event_int(&e, "rows", p->rows);
+	event_int(&e, "bytes", p->bytes);
+	event_num(&e, "mb_per_second", rate / 1048576.0);
+	if (rate > 0 && p->bytes_total > p->bytes)
+		event_num(&e, "eta_seconds", (double)(p->bytes_total - p->bytes) / rate);
+	event_end(&e, "copied %d of %d parts (%s done), %.1f MB/s", p->items_done, p->items_total,
+	          p->table, rate / 1048576.0);
+}
+
+bool
+copyrun_copy(mig *m, char *errbuf, size_t errlen)
+{
+	dumprestore_restore r;
+	tablecopy_item *items = NULL;
+	int nitems = 0;
+	tablecopy_result res;
+	copyrun_meter meter = {0};
+	bool clean = m->clean_target || m->o.drop_target_first, warned, ok;
+	tablecopy_opts to = {.source = m->o.source,
+	                     .target = m->o.target,
+	                     .snapshot = m->slot.snapshot,
+	                     .jobs = m->o.jobs,
+	                     /* binary COPY between servers of the same major version only */
+	                     .binary =
+	                         PQserverVersion(m->src) / 10000 == PQserverVersion(m->tgt) / 10000,
+	                     .interrupted = &mig_signals,
+	                     .progress = copyrun_progress,
+	                     .progress_arg = &meter};
+	event e;
+
+	if (m->copy_tables == NULL && !copyrun_prepare(m, errbuf, errlen))
+		return false;
+	if (clean && !copyrun_drop_foreign_keys(m, errbuf, errlen))
+		return false;
+	dumprestore_restore_direct(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m), true,
+	                           clean);
+	event_say("Copy", "info", "pg_restore pre-data%s",
+	          clean ? " (dropping what is there first)" : "");
+	if (!dumprun_child(m, "Restore", r.argv[0], m->tgt_ci.password, &warned, errbuf, errlen))
+		return false;
+	if (!tablecopy_plan(m->copy_tables, m->ncopy_tables, (int64_t)(m->o.split_bytes / 8192), &items,
+	                    &nitems))
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
+	event_say("Copy", "info", "copying %d table%s in %d part%s with %d job%s%s", m->ncopy_tables,
+	          m->ncopy_tables == 1 ? "" : "s", nitems, nitems == 1 ? "" : "s", m->o.jobs,
+	          m->o.jobs == 1 ? "" : "s", to.binary ? " (binary where the types allow)" : "");
+	ok = tablecopy_run(&to, m->copy_tables, items, nitems, &res, errbuf, errlen);
+	free(items);
+	if (!ok)
+		return false;
+	event_begin(&e, "Copy");
+	event_int(&e, "tables", m->ncopy_tables);
+	event_int(&e, "parts", res.items);
+	event_int(&e, "rows", res.rows);
+	event_int(&e, "bytes", res.bytes);
+	event_num(&e, "seconds", res.seconds);
+	event_num(&e, "mb_per_second",
+	          res.seconds > 0 ? (double)res.bytes / 1048576.0 / res.seconds : 0);
+	event_end(&e, "copy done: %lld rows", (long long)res.rows);
+	/* the exported snapshot is no longer needed: an offline run lets it go */
+	copyrun_release(m);
+	return true;
+}

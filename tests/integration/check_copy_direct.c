@@ -1,0 +1,322 @@
+/*
+ * check_copy_direct.c — migrations with --copy-method direct: the schema by
+ * pg_dump and pg_restore, every table's rows by COPY from the source to the
+ * target in the dump's snapshot. The target is reached as the NOSUPERUSER
+ * role "app" that owns its database.
+ *
+ * The stories:
+ *  - offline: every column type, a table larger than the range size (copied
+ *    in ranges by three jobs), a partitioned table, generated and identity
+ *    columns, hostile names, foreign keys and a trigger (built after the
+ *    rows), a sequence, a materialized view and a large object: the target
+ *    equals the source, and then --drop-target-first copies it all again;
+ *  - online with writers, cut over by Ctrl+C: equal, nothing left behind;
+ *  - kill -9 during the copy, then --resume: the copy starts over and the
+ *    target ends equal, no row twice;
+ *  - Ctrl+C during the copy: exit 3, no session of the copy left running.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coltypes.h"
+#include "pgtest.h"
+#include "story.h"
+
+static story_servers sv;
+
+/* The source's schema and rows: what users have, in the shapes the copy must carry. */
+static void
+build_source(PGconn *s, int big_rows)
+{
+	char sql[8192];
+	size_t len = 0;
+
+	pgt_exec(s, COLTYPES_DDL);
+	len += (size_t)snprintf(sql + len, sizeof(sql) - len, "CREATE TABLE t_types (");
+	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s%s %s", i ? ", " : "",
+		                        columns[i].name, columns[i].type);
+	snprintf(sql + len, sizeof(sql) - len, ")");
+	pgt_exec(s, sql);
+	len = 0;
+	len += (size_t)snprintf(sql + len, sizeof(sql) - len, "INSERT INTO t_types VALUES (");
+	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s%s", i ? ", " : "",
+		                        columns[i].literal);
+	snprintf(sql + len, sizeof(sql) - len, ")");
+	pgt_exec(s, sql);
+	pgt_exec(s, "INSERT INTO t_types (id) VALUES (2)");
+	snprintf(sql, sizeof(sql),
+	         "CREATE TABLE big (id int PRIMARY KEY, pad text);"
+	         "INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, %d) g",
+	         big_rows);
+	pgt_exec(s, sql);
+	pgt_exec(s, "CREATE TABLE parts (id int, region text, v numeric) PARTITION BY LIST (region);"
+	            "CREATE TABLE parts_eu PARTITION OF parts FOR VALUES IN ('eu');"
+	            "CREATE TABLE parts_rest PARTITION OF parts DEFAULT;"
+	            "INSERT INTO parts SELECT g, (ARRAY['eu','us'])[g % 2 + 1], g / 3.0 "
+	            "FROM generate_series(1, 2000) g");
+	pgt_exec(s, "CREATE TABLE gen (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a int,"
+	            " doubled int GENERATED ALWAYS AS (a * 2) STORED);"
+	            "INSERT INTO gen (a) SELECT g FROM generate_series(1, 100) g");
+	pgt_exec(s, "CREATE SCHEMA \"Sch ema\";"
+	            "CREATE TABLE \"Sch ema\".\"we\"\"ird ta.ble\" (\"Col\" text PRIMARY KEY);"
+	            "INSERT INTO \"Sch ema\".\"we\"\"ird ta.ble\" VALUES ('a''b'), ('c')");
+	pgt_exec(s, "CREATE TABLE customers (id serial PRIMARY KEY, name text);"
+	            "CREATE TABLE orders (id serial PRIMARY KEY, customer int NOT NULL REFERENCES "
+	            "customers ON DELETE CASCADE, total numeric);"
+	            "CREATE TABLE audit (id serial PRIMARY KEY, what text);"
+	            "CREATE FUNCTION audit_order() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+	            "INSERT INTO audit (what) VALUES ('order ' || NEW.id); RETURN NEW; END$$;"
+	            "CREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW EXECUTE "
+	            "FUNCTION audit_order();"
+	            "INSERT INTO customers (name) SELECT 'c' || g FROM generate_series(1, 300) g;"
+	            "INSERT INTO orders (customer, total) SELECT 1 + g % 300, g FROM "
+	            "generate_series(1, 3000) g;"
+	            "CREATE INDEX orders_customer ON orders (customer);"
+	            "CREATE MATERIALIZED VIEW order_totals AS SELECT customer, sum(total) AS total "
+	            "FROM orders GROUP BY customer;"
+	            "CREATE SEQUENCE invoice_no START 1000; SELECT setval('invoice_no', 4242);"
+	            "SELECT lo_from_bytea(0, 'a large object')");
+}
+
+static const char *const tables[] = {
+    "t_types",   "big",    "parts", "gen",         "\"Sch ema\".\"we\"\"ird ta.ble\"",
+    "customers", "orders", "audit", "order_totals"};
+
+static void
+assert_equal(PGconn *s, PGconn *t)
+{
+	char a[64], b[64];
+
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		pgt_assert_same(s, t, tables[i]);
+	ck_assert_str_eq(pgt_value(t, "SELECT last_value FROM invoice_no", a, sizeof(a)), "4242");
+	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM pg_largeobject_metadata", a, sizeof(a)),
+	                 pgt_value(s, "SELECT count(*) FROM pg_largeobject_metadata", b, sizeof(b)));
+	/* the post-data was built on the copied rows: the foreign key is there and valid */
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND "
+	                           "convalidated AND conrelid = 'orders'::regclass",
+	                           a, sizeof(a)),
+	                 "1");
+}
+
+/* The number of "Copy" events of a part done (one per part, at most one a second). */
+static void
+assert_copied_in_ranges(const char *err)
+{
+	const char *done = strstr(err, "stage=Copy");
+
+	ck_assert_msg(done && strstr(err, "copy done"), "no Copy events: %s", story_tail(err));
+	/* big is about 700 pages: with 1MB ranges it is copied in several parts */
+	ck_assert_msg(strstr(err, "parts=") != NULL, "no parts in the Copy events: %s",
+	              story_tail(err));
+}
+
+START_TEST(an_offline_direct_copy_equals_the_source_and_copies_again_over_it)
+{
+	char src[256], tgt[256], dump[512], dump2[512];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_off");
+	story_connstrs(&sv, "direct_off", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_off");
+	build_source(s, 20000);
+	pgt_scratch("direct-off-dump", dump, sizeof(dump));
+	story_migrate(&tool, "offline", src, tgt, dump,
+	              (const char *const[]){"--copy-method", "direct", "--jobs", "3",
+	                                    "--split-tables-larger-than", "1MB", "--no-owner",
+	                                    "--verify", "strict", NULL},
+	              NULL);
+	rc = story_finish(&tool, 240, &out, &err);
+	ck_assert_msg(rc == 0, "direct offline migration exited %d: %s", rc, story_tail(err));
+	assert_copied_in_ranges(err);
+	ck_assert_msg(strstr(err, "verified=equal"), "not verified equal: %s", story_tail(err));
+	t = pgt_connect_as(&sv.tgt, "direct_off", "app");
+	assert_equal(s, t);
+	/* the cascade and the trigger work on the target */
+	pgt_exec(t, "INSERT INTO orders (customer, total) VALUES (1, 1); DELETE FROM customers "
+	            "WHERE id = 1");
+	free(out);
+	free(err);
+
+	/* again, over what is there: --drop-target-first */
+	pgt_exec(s, "INSERT INTO big VALUES (-1, 'second run')");
+	pgt_scratch("direct-off-dump2", dump2, sizeof(dump2));
+	story_migrate(&tool, "offline", src, tgt, dump2,
+	              (const char *const[]){"--copy-method", "direct", "--jobs", "2",
+	                                    "--drop-target-first", "--no-owner", NULL},
+	              NULL);
+	rc = story_finish(&tool, 240, &out, &err);
+	ck_assert_msg(rc == 0, "second direct migration exited %d: %s", rc, story_tail(err));
+	PQfinish(t);
+	t = pgt_connect_as(&sv.tgt, "direct_off", "app");
+	assert_equal(s, t);
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(an_online_direct_copy_with_writers_cut_over_by_ctrl_c)
+{
+	char src[256], tgt[256], dump[512], script[512];
+	PGconn *s, *t;
+	pgt_proc writers, tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_on");
+	story_connstrs(&sv, "direct_on", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_on");
+	story_pgbench_init(src);
+	pgt_exec(s, "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY");
+	story_file("direct-writers.sql",
+	           "\\set aid random(1, 100000)\n"
+	           "\\set delta random(-5000, 5000)\n"
+	           "BEGIN;\n"
+	           "UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\n"
+	           "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, "
+	           ":delta, now());\n"
+	           "END;\n",
+	           script, sizeof(script));
+	story_pgbench_start(
+	    &writers, (const char *const[]){"-n", "-c", "3", "-T", "8", "-f", script, src, NULL}, NULL);
+	pgt_scratch("direct-on-dump", dump, sizeof(dump));
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--copy-method", "direct", "--jobs", "2",
+	                                    "--split-tables-larger-than", "1MB", "--no-owner",
+	                                    "--cutover-poll-secs", "1", "--verify", "strict", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 120);
+	story_pgbench_done(&writers, 60);
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "direct online migration exited %d: %s", rc, story_tail(err));
+	assert_copied_in_ranges(err);
+	t = pgt_connect_as(&sv.tgt, "direct_on", "app");
+	pgt_assert_same(s, t, "pgbench_accounts");
+	pgt_assert_same(s, t, "pgbench_branches");
+	pgt_assert_same(s, t, "pgbench_tellers");
+	pgt_assert_same(s, t, "pgbench_history");
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(killed_during_the_copy_the_resume_starts_the_copy_over)
+{
+	char src[256], tgt[256], dump[512];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_kill");
+	story_connstrs(&sv, "direct_kill", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_kill");
+	build_source(s, 400000);
+	pgt_scratch("direct-kill-dump", dump, sizeof(dump));
+	/* one job, small ranges: the kill lands with part of big copied */
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--copy-method", "direct", "--jobs", "1",
+	                                    "--split-tables-larger-than", "1MB", "--no-owner", NULL},
+	              NULL);
+	story_expect(&tool, "stage=Copy", 120);
+	story_expect(&tool, "parts_done=", 120);
+	story_kill_9(&tool);
+	/* the application goes on meanwhile */
+	pgt_exec(s, "INSERT INTO big VALUES (-7, 'while nobody ran'); UPDATE gen SET a = -1 "
+	            "WHERE id < 5");
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--copy-method", "direct", "--jobs", "1",
+	                                    "--split-tables-larger-than", "1MB", "--no-owner",
+	                                    "--resume", "--cutover-poll-secs", "1", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 180);
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "the resumed run exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "starting from the beginning"), "not started over: %s",
+	              story_tail(err));
+	t = pgt_connect_as(&sv.tgt, "direct_kill", "app");
+	assert_equal(s, t);
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(ctrl_c_during_the_copy_exits_3_and_leaves_no_session_running)
+{
+	char src[256], tgt[256], dump[512], n[64];
+	PGconn *s;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_stop");
+	story_connstrs(&sv, "direct_stop", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_stop");
+	build_source(s, 400000);
+	pgt_scratch("direct-stop-dump", dump, sizeof(dump));
+	story_migrate(&tool, "offline", src, tgt, dump,
+	              (const char *const[]){"--copy-method", "direct", "--jobs", "2",
+	                                    "--split-tables-larger-than", "1MB", "--no-owner", NULL},
+	              NULL);
+	story_expect(&tool, "copying", 120);
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 60, &out, &err);
+	ck_assert_msg(rc == 3, "Ctrl+C during the copy exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "interrupted"), "no word of the interrupt: %s", story_tail(err));
+	/* no COPY left running on either side */
+	for (int i = 0; i < 50; i++)
+	{
+		pgt_value(sv.src_admin,
+		          "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY%' AND pid <> "
+		          "pg_backend_pid()",
+		          n, sizeof(n));
+		if (strcmp(n, "0") == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	ck_assert_str_eq(n, "0");
+	ck_assert_str_eq(pgt_value(sv.tgt_admin,
+	                           "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY%' "
+	                           "AND state = 'active'",
+	                           n, sizeof(n)),
+	                 "0");
+	free(out);
+	free(err);
+	PQfinish(s);
+}
+END_TEST
+
+int
+main(void)
+{
+	const story_plan plan = {"copy_direct", "direct", 400, &sv, STORY_SOURCE_CONF};
+	const TTest *const stories[] = {
+	    an_offline_direct_copy_equals_the_source_and_copies_again_over_it,
+	    an_online_direct_copy_with_writers_cut_over_by_ctrl_c,
+	    killed_during_the_copy_the_resume_starts_the_copy_over,
+	    ctrl_c_during_the_copy_exits_3_and_leaves_no_session_running, NULL};
+
+	return story_run_suite(story_suite(&plan, stories));
+}
