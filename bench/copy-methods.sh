@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# copy-methods.sh — how long does the initial copy of a whole database take,
+# by each method, on the same source, into fresh targets, in the same run?
+#
+# Starts two throwaway clusters. The source gets pgbench at --scale (its
+# pgbench_accounts holds most of the data: one big table) and a table of
+# --rows rows of text, jsonb, bytea, timestamptz and numeric with a
+# secondary index. Then, each into a fresh target database, timed as a whole
+# command:
+#   pg_dump|pg_restore  pg_dump -Fc | pg_restore (one stream, no file)
+#   pg_dump|psql        pg_dump | psql
+#   ours dump           pg_dbmigrator --mode offline --copy-method dump --verify off
+#   ours direct         pg_dbmigrator --mode offline --copy-method direct --verify off
+#   ours direct+verify  the same with --verify warn (the default)
+# ours run with --jobs (default 2). Every target is then compared with the
+# source by `pg_dbmigrator verify` (not timed). Prints seconds, the ratio
+# against pg_dump|pg_restore, the client CPU seconds of each command, and how
+# many parts the direct copy split the tables into.
+#
+# Usage: bench/copy-methods.sh [--scale N] [--rows N] [--jobs N] [--repeat N]
+#                              [--binary PATH]
+# Needs: initdb, pg_ctl, pgbench, pg_dump, pg_restore, psql (scripts/setup
+# installs them).
+set -euo pipefail
+
+SCALE=20
+ROWS=200000
+JOBS=2
+REPEAT=1
+here=$(cd "$(dirname "$0")" && pwd)
+BIN=${PGDBM_BIN:-$here/../build/pg_dbmigrator}
+while [ $# -gt 0 ]; do
+	case "$1" in
+		--scale) SCALE=$2; shift 2 ;;
+		--rows) ROWS=$2; shift 2 ;;
+		--jobs) JOBS=$2; shift 2 ;;
+		--repeat) REPEAT=$2; shift 2 ;;
+		--binary) BIN=$2; shift 2 ;;
+		-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+		*) echo "copy-methods.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+[ -x "$BIN" ] || { echo "copy-methods.sh: no pg_dbmigrator at $BIN (build first, or --binary PATH)" >&2; exit 2; }
+
+PGBIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+export PATH="$PGBIN:$PATH"
+RUNAS=()
+if [ "$(id -u)" = 0 ]; then RUNAS=(runuser -u postgres --); fi
+
+dir=$(mktemp -d /tmp/pgdbm-copybench.XXXXXX)
+chmod 777 "$dir"
+[ "$(id -u)" = 0 ] && chown postgres "$dir"
+cleanup() {
+	for c in src tgt; do "${RUNAS[@]}" pg_ctl -D "$dir/$c" -m immediate stop >/dev/null 2>&1 || true; done
+	rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+start_cluster() { # name port
+	"${RUNAS[@]}" initdb -D "$dir/$1" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
+	cat >>"$dir/$1/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $2
+unix_socket_directories = '$dir'
+wal_level = logical
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+shared_buffers = 256MB
+maintenance_work_mem = 256MB
+CONF
+	"${RUNAS[@]}" pg_ctl -D "$dir/$1" -l "$dir/$1.log" -w start >/dev/null
+}
+sport=$(( 20000 + RANDOM % 20000 )); tport=$(( sport + 1 ))
+start_cluster src $sport
+start_cluster tgt $tport
+SRC="host=127.0.0.1 port=$sport user=postgres dbname=postgres"
+tgt() { echo "host=127.0.0.1 port=$tport user=postgres dbname=$1"; }
+sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+
+echo "building the source: pgbench scale $SCALE, $ROWS wide rows ..." >&2
+pgbench -i -q -s "$SCALE" "$SRC" >/dev/null 2>&1
+sql "$SRC" "CREATE TABLE wide (id bigint PRIMARY KEY, note text, doc jsonb, blob bytea,
+	at timestamptz, amount numeric(14,4));
+	INSERT INTO wide SELECT g, md5(g::text) || repeat(' lorem', 8),
+	  jsonb_build_object('id', g, 'tags', jsonb_build_array('a', 'b', g % 7), 'ok', g % 2 = 0),
+	  decode(md5(g::text), 'hex'), '2026-01-01'::timestamptz + g * interval '1 second',
+	  g * 1.2345 FROM generate_series(1, $ROWS) g;
+	CREATE INDEX wide_at ON wide (at)"
+sql "$SRC" "VACUUM ANALYZE"
+size=$(sql "$SRC" "SELECT pg_size_pretty(pg_database_size('postgres'))")
+echo "source: $size" >&2
+
+TIMEFORMAT='%R %U %S'
+n=0
+results=()
+timed() { # name command...
+	local name=$1; shift
+	n=$((n + 1))
+	local db="t$n"
+	sql "$(tgt postgres)" "CREATE DATABASE $db" >/dev/null
+	local t
+	t=$( { time "$@" "$(tgt "$db")" >"$dir/$db.out" 2>"$dir/$db.err" ; } 2>&1 ) || {
+		echo "copy-methods.sh: $name failed:" >&2; tail -5 "$dir/$db.err" >&2; exit 1; }
+	local ok=equal
+	"$BIN" verify --source "$SRC" --target "$(tgt "$db")" >"$dir/$db.verify" 2>&1 || ok="DIFFERS"
+	local parts=""
+	parts=$(grep -o 'copying [0-9]* tables\? in [0-9]* parts\?' "$dir/$db.err" | head -1 || true)
+	results+=("$name;$t;$ok;$parts")
+	sql "$(tgt postgres)" "DROP DATABASE $db" >/dev/null
+}
+
+dump_restore() { pg_dump -Fc "$SRC" | pg_restore --no-owner -d "$1"; }
+dump_psql() { pg_dump "$SRC" | psql -X -q -d "$1" >/dev/null; }
+ours() { # method verify target
+	rm -rf "$dir/dump" "$dir/dump.resume.json"
+	"$BIN" --mode offline --source "$SRC" --target "$3" --copy-method "$1" --verify "$2" \
+		--jobs "$JOBS" --dump-path "$dir/dump"
+}
+ours_dump() { ours dump off "$1"; }
+ours_direct() { ours direct off "$1"; }
+ours_direct_verify() { ours direct warn "$1"; }
+
+for r in $(seq 1 "$REPEAT"); do
+	timed "pg_dump|pg_restore" dump_restore
+	timed "pg_dump|psql" dump_psql
+	timed "ours dump (--jobs $JOBS)" ours_dump
+	timed "ours direct (--jobs $JOBS)" ours_direct
+	timed "ours direct+verify (--jobs $JOBS)" ours_direct_verify
+done
+
+echo
+echo "source $size (pgbench scale $SCALE + $ROWS wide rows), $(nproc) CPUs, run of $(date -u +%F)"
+printf '%-34s %9s %9s %10s  %-7s %s\n' method seconds ratio client_cpu target parts
+base=""
+for line in "${results[@]}"; do
+	IFS=';' read -r name t ok parts <<<"$line"
+	read -r real user sys <<<"$t"
+	case "$name" in "pg_dump|pg_restore") base=$real ;; esac
+	ratio=$(awk -v b="$base" -v r="$real" 'BEGIN { if (b > 0) printf "%.2fx", b / r; else print "-" }')
+	cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.1f", u + s }')
+	printf '%-34s %9s %9s %10s  %-7s %s\n' "$name" "$real" "$ratio" "$cpu" "$ok" "$parts"
+done
+echo "(ratio: pg_dump|pg_restore seconds / this method's seconds, in the same repeat; >1 is faster)"
