@@ -36,9 +36,7 @@ typedef enum follow_next
 static void
 follow_teardown(mig *m, pipeline *pl)
 {
-	pipeline_abandon(pl, NULL, 0);
-	replconn_close(&m->rc);
-	pipeline_free(pl);
+	pipeline_close(pl, &m->rc, NULL, 0);
 }
 
 /*
@@ -196,12 +194,9 @@ follow_start(mig *m, pipeline *pl, apply_opts *ao, const char **pubs, int attemp
 	if (attempt == 0)
 		follow_retry_init(retry, m->o.reconnect_max_wait, start.start_lsn, cli_now_ms());
 	m->stream_start_lsn = start.start_lsn;
-	start.proto_version = pipeline_proto_version(pl);
 	start.publications = pubs;
 	start.messages = false;
-	start.client_encoding = pl->app.encoding[0] ? pl->app.encoding : NULL;
-	if (!replconn_start(&m->rc, &start, errbuf, errlen) ||
-	    !pipeline_start(pl, &m->rc, 10000, m->o.receiver_timeout * 1000, errbuf, errlen))
+	if (!pipeline_stream(pl, &m->rc, &start, 10000, m->o.receiver_timeout * 1000, errbuf, errlen))
 		return attempt == 0 && !m->rc.slot_busy ? FOLLOW_FAILED : FOLLOW_RETRY;
 	m->rcv = &pl->rcv;
 	m->app = &pl->app;
