@@ -325,6 +325,7 @@ follow_run(mig *m, char *errbuf, size_t errlen)
 	apply_opts ao = {0};
 	const char *pubs[3] = {m->o.publication, NULL, NULL};
 	follow_retry retry = {0};
+	cutover_monitor monitor; /* the source's queries of the tick, off the apply thread */
 	stream_end end = STREAM_FAILED;
 	int rc = EXIT_ERROR;
 
@@ -338,6 +339,8 @@ follow_run(mig *m, char *errbuf, size_t errlen)
 	/* the progress row is this source's and this run's (the slot as created) */
 	ao.source_system = m->rc.system_id;
 	ao.run_lsn = m->token.consistent_lsn;
+	if (!cutover_monitor_start(&monitor, m, errbuf, errlen))
+		return EXIT_ERROR;
 	m->start_ms = cli_now_ms();
 	m->next_poll_ms = m->start_ms;
 	for (int attempt = 0;; attempt++)
@@ -363,8 +366,11 @@ follow_run(mig *m, char *errbuf, size_t errlen)
 			goto done;
 		follow_retry_attempt_ended(&retry, follow_reached(&pl), cli_now_ms());
 	}
+	/* m->src is follow_finish's again */
+	cutover_monitor_stop(&monitor, m);
 	rc = follow_finish(m, &pl, end, errbuf, errlen);
 done:
+	cutover_monitor_stop(&monitor, m);
 	if (rc != EXIT_OK)
 		pipeline_abandon(&pl, errbuf, errlen);
 	m->rcv = NULL;

@@ -62,6 +62,7 @@ typedef struct mig
 	/* streaming */
 	receiver *rcv; /* borrowed from follow_run's pipeline while a stream runs, else NULL */
 	applier *app;  /* likewise */
+	struct cutover_monitor *monitor; /* borrowed from follow_run while it runs, else NULL */
 	int64_t next_poll_ms, start_ms, cutover_ms;
 	bool caught_up, cutover, timed_out;
 	pgo_lsn cutover_lsn;
@@ -195,6 +196,56 @@ typedef enum cutover_step
 
 /* The step for what the tick sees (pure: no clock, no signal, no query of its own). */
 cutover_step cutover_decide(const cutover_view *v);
+
+/* A job of the monitor thread. */
+typedef enum cutover_job
+{
+	CUTOVER_JOB_NONE,
+	CUTOVER_JOB_POLL, /* the keyless watch, then the source's WAL flush position */
+	CUTOVER_JOB_END   /* the cutover's end position (see cutover.c) */
+} cutover_job;
+
+/* What a job of the monitor found. */
+typedef struct cutover_result
+{
+	bool ok;          /* it succeeded ... */
+	bool halt;        /* ... the keyless watch saw what the stream cannot carry (err) */
+	pgo_lsn lsn;      /* ... the flush position (poll) or the end position (end) */
+	int64_t begun_ms; /* ... when the thread began it */
+	char err[1024];   /* ... or why not */
+} cutover_result;
+
+/*
+ * The monitor: a thread that runs the tick's queries on the source, so that
+ * the apply thread never waits for them. The tick asks for one job at a
+ * time and takes its result at a later tick. The fields are cutover.c's
+ * (pthread and the atomics come with receiver.h).
+ */
+typedef struct cutover_monitor
+{
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock; /* guards what follows, never held across a query */
+	pthread_cond_t wake;
+	bool quit;             /* cutover_monitor_stop: end the thread */
+	cutover_job asked;     /* the tick's job, until the thread takes it */
+	cutover_job running;   /* the thread's job */
+	cutover_job done;      /* the job whose result is in result, until the tick takes it */
+	bool refresh;          /* the last end position failed: refresh the connection first */
+	cutover_result result; /* done's */
+	atomic_bool quitting;  /* quit, readable without the lock (the flush wait checks it) */
+	PGconn *src;           /* borrowed: m->src, the apply thread leaves it alone meanwhile */
+	const srcplan *plan;   /* borrowed: m->plan */
+} cutover_monitor;
+
+/*
+ * Start the monitor on m->src for the length of follow_run (m->monitor =
+ * mon); until cutover_monitor_stop, nothing else may use m->src.
+ */
+PGDBM_MUST_CHECK bool cutover_monitor_start(cutover_monitor *mon, mig *m, char *errbuf,
+                                            size_t errlen);
+/* Stop the monitor: waits for a job that runs (the end position's wait is cut short). */
+void cutover_monitor_stop(cutover_monitor *mon, mig *m);
 
 /* The stream loop's tick (stream_tick_fn): acts on cutover_decide's step. */
 stream_action cutover_tick(void *arg, pgo_lsn *endpos);
