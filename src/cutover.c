@@ -130,6 +130,9 @@ cutover_monitor_run(cutover_monitor *mon, cutover_job job, cutover_result *r)
 	{
 		/* everything committed on the source before now is applied, then we stop */
 		r->ok = cutover_end_position(mon, &r->lsn, r->err, sizeof(r->err));
+		/* tried again at a later tick, on a fresh connection */
+		if (!r->ok && !atomic_load(&mon->quitting))
+			pgsession_refresh(mon->src, PGSESSION_SOURCE);
 		return;
 	}
 	if (mon->plan->nkeyless > 0 && srcplan_watch(mon->plan, mon->src, r->err, sizeof(r->err)) == 1)
@@ -155,25 +158,19 @@ cutover_monitor_main(void *arg)
 	for (;;)
 	{
 		cutover_job job;
-		bool refresh;
 
 		while (!mon->quit && mon->asked == CUTOVER_JOB_NONE)
 			pthread_cond_wait(&mon->wake, &mon->lock);
 		if (mon->quit)
 			break;
 		job = mon->asked;
-		refresh = job == CUTOVER_JOB_END && mon->refresh;
 		mon->asked = CUTOVER_JOB_NONE;
 		mon->running = job;
 		pthread_mutex_unlock(&mon->lock);
-		/* the last try failed (and said so): tried again on a fresh connection */
-		if (refresh)
-			pgsession_refresh(mon->src, PGSESSION_SOURCE);
 		cutover_monitor_run(mon, job, &r);
 		pthread_mutex_lock(&mon->lock);
 		mon->running = CUTOVER_JOB_NONE;
 		mon->done = job;
-		mon->refresh = job == CUTOVER_JOB_END && !r.ok;
 		mon->result = r;
 	}
 	pthread_mutex_unlock(&mon->lock);
@@ -358,7 +355,7 @@ cutover_tick(void *arg, pgo_lsn *endpos)
 				return STREAM_SET_ENDPOS;
 			}
 			if (took == CUTOVER_JOB_END)
-				/* tried again at the next tick, on a fresh connection */
+				/* the monitor refreshed its connection: asked again at the next tick */
 				event_say("Cutover", "warning", "cannot read the source's WAL position: %s", r.err);
 			else
 				(void)cutover_monitor_ask(m->monitor, CUTOVER_JOB_END);

@@ -231,7 +231,6 @@ typedef struct cutover_monitor
 	cutover_job asked;     /* the tick's job, until the thread takes it */
 	cutover_job running;   /* the thread's job */
 	cutover_job done;      /* the job whose result is in result, until the tick takes it */
-	bool refresh;          /* the last end position failed: refresh the connection first */
 	cutover_result result; /* done's */
 	atomic_bool quitting;  /* quit, readable without the lock (the flush wait checks it) */
 	PGconn *src;           /* borrowed: m->src, the apply thread leaves it alone meanwhile */
