@@ -338,8 +338,11 @@ cutover_tick(void *arg, pgo_lsn *endpos)
 		m->restart = true;
 		return STREAM_STOP;
 	}
-	/* a poll that was under way when the cutover began is of no more interest */
-	if (took == CUTOVER_JOB_POLL && r.ok && !m->cutover)
+	/*
+	 * Jobs run one at a time and the end position is asked for only once the
+	 * last poll's result is taken: no poll result arrives during the cutover.
+	 */
+	if (took == CUTOVER_JOB_POLL && r.ok)
 		cutover_report_lag(m, r.lsn);
 	switch (step)
 	{
