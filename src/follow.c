@@ -67,7 +67,7 @@ follow_backoff(int ms)
 void
 follow_retry_init(follow_retry *r, int max_wait_secs, pgo_lsn start_lsn, int64_t now_ms)
 {
-	r->max_wait_ms = max_wait_secs * 1000;
+	r->max_wait_ms = (int64_t)max_wait_secs * 1000;
 	r->backoff_ms = 1000;
 	r->last_progress_ms = now_ms;
 	r->attempt_ms = now_ms;
@@ -78,7 +78,7 @@ follow_retry_init(follow_retry *r, int max_wait_secs, pgo_lsn start_lsn, int64_t
 bool
 follow_retry_gives_up(const follow_retry *r, int64_t now_ms)
 {
-	return now_ms - r->last_progress_ms > (int64_t)r->max_wait_ms;
+	return now_ms - r->last_progress_ms > r->max_wait_ms;
 }
 
 /* The wait before the next reconnect, doubling up to 10 s. */
@@ -95,7 +95,7 @@ follow_retry_next_backoff(follow_retry *r)
 void
 follow_retry_attempt_ended(follow_retry *r, pgo_lsn reached, int64_t now_ms)
 {
-	if (reached > r->furthest || now_ms - r->attempt_ms >= (int64_t)r->max_wait_ms)
+	if (reached > r->furthest || now_ms - r->attempt_ms >= r->max_wait_ms)
 	{
 		if (reached > r->furthest)
 			r->furthest = reached;

@@ -151,7 +151,7 @@ PGDBM_MUST_CHECK int follow_run(mig *m, char *errbuf, size_t errlen);
  */
 typedef struct follow_retry
 {
-	int max_wait_ms;          /* --reconnect-max-wait */
+	int64_t max_wait_ms;      /* --reconnect-max-wait */
 	int backoff_ms;           /* the next wait before a reconnect: 1 s, doubling up to 10 s */
 	int64_t last_progress_ms; /* when the stream last got further */
 	int64_t attempt_ms;       /* when the current connection started streaming */
