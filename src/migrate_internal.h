@@ -98,7 +98,6 @@ typedef enum mig_verified
 /* ---- mig.c: signal flags and SQL helpers */
 extern volatile sig_atomic_t mig_signals; /* SIGINT/SIGTERM received */
 extern volatile sig_atomic_t mig_abort;   /* a second one: stop now */
-extern volatile sig_atomic_t mig_halt;    /* always set: stream_opts.stop for a halt */
 
 /* Fail a check: one Validate event at level error; always false. */
 bool __attribute__((format(printf, 2, 0)))
