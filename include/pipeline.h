@@ -4,14 +4,16 @@
  * the applier, set up step by step and torn down in one call.
  *
  * Owns: everything in struct pipeline. Borrows: the replication connection
- * (the caller opens it, sends START_REPLICATION and closes it). Never: opens
- * or closes a connection to the source, or reports an event; the callers
- * keep their own messages, events and retry decisions.
+ * (the caller opens it; pipeline_stream starts streaming on it with what the
+ * pipeline was set up for; pipeline_close closes it). Never: opens a
+ * connection to the source, or reports an event; the callers keep their own
+ * messages, events and retry decisions.
  *
  * Order of use: pipeline_init → [pipeline_open_applier] → pipeline_prepare →
- * (the caller's replconn_start) → pipeline_start → pipeline_apply or the
- * caller's own loop → pipeline_stop; on any path pipeline_abandon (before the
- * caller closes the replication connection), then pipeline_free.
+ * pipeline_stream (or the caller's replconn_start, then pipeline_start) →
+ * pipeline_apply or the caller's own loop → pipeline_stop; on any path
+ * pipeline_close (or pipeline_abandon before the caller closes the
+ * replication connection, then pipeline_free).
  */
 #ifndef PIPELINE_H
 #define PIPELINE_H
@@ -63,6 +65,15 @@ int pipeline_proto_version(const pipeline *p);
 PGDBM_MUST_CHECK bool pipeline_start(pipeline *p, replconn *rc, int status_interval_ms,
                                      int timeout_ms, char *errbuf, size_t errlen);
 
+/*
+ * Start streaming on rc: START_REPLICATION for start, with the decoder's
+ * protocol version and, when there is an applier, the target's client
+ * encoding, then the receiver thread (see pipeline_start).
+ */
+PGDBM_MUST_CHECK bool pipeline_stream(pipeline *p, replconn *rc, const replstart *start,
+                                      int status_interval_ms, int timeout_ms, char *errbuf,
+                                      size_t errlen);
+
 /* Run the applier on the stream (see stream_apply); needs pipeline_open_applier. */
 PGDBM_MUST_CHECK stream_end pipeline_apply(pipeline *p, const stream_opts *o, char *errbuf,
                                            size_t errlen);
@@ -78,5 +89,12 @@ void pipeline_abandon(pipeline *p, char *errbuf, size_t errlen);
 
 /* Free whatever was set up (safe after any partial init, and twice); p can be set up again. */
 void pipeline_free(pipeline *p);
+
+/*
+ * The end of a command's (or a connection attempt's) streaming, on any path:
+ * pipeline_abandon (with errbuf: see there; NULL on a path that succeeded),
+ * close rc, pipeline_free. Safe after any partial set-up.
+ */
+void pipeline_close(pipeline *p, replconn *rc, char *errbuf, size_t errlen);
 
 #endif /* PIPELINE_H */

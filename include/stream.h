@@ -37,24 +37,41 @@ typedef struct stream_decoder
 PGDBM_MUST_CHECK bool stream_decoder_init(stream_decoder *sd, int proto, relcache *cache,
                                           char *errbuf, size_t errlen);
 
+/* What the loop does after a tick (see stream_tick_fn). */
+typedef enum stream_action
+{
+	STREAM_GO_ON,      /* nothing: keep streaming */
+	STREAM_SET_ENDPOS, /* from now on, stop after the last transaction at or before *endpos */
+	STREAM_STOP        /* stop cleanly now: STREAM_STOPPED */
+} stream_action;
+
+/*
+ * Called by the loop about every 100 ms, between messages, on the apply
+ * thread; it must not block for long (the applier waits meanwhile). It sets
+ * *endpos when it returns STREAM_SET_ENDPOS, and nothing else of the loop's.
+ */
+typedef stream_action (*stream_tick_fn)(void *arg, pgo_lsn *endpos);
+
+/* What a run of the loop is asked to do; the loop never writes into it. */
 typedef struct stream_opts
 {
 	pgo_lsn endpos;              /* 0: none; else stop after the last transaction at or before it */
-	volatile sig_atomic_t *stop; /* optional: stop cleanly once *stop is set */
-	void (*tick)(void *arg);     /* optional: called about every 100 ms (lag events) */
-	void *tick_arg;
+	volatile sig_atomic_t *stop; /* optional (a signal handler's flag): stop once *stop is set */
+	stream_tick_fn tick;         /* optional: lag events, the cutover, limits */
+	void *tick_arg;              /* borrowed: tick's argument */
 } stream_opts;
 
 typedef enum stream_end
 {
-	STREAM_ENDPOS,  /* --endpos reached */
-	STREAM_STOPPED, /* *stop was set */
+	STREAM_ENDPOS,  /* the end position reached */
+	STREAM_STOPPED, /* *stop was set, or the tick said STREAM_STOP */
 	STREAM_CLOSED,  /* the receiver ended (its error, if any, is in errbuf) */
 	STREAM_FAILED   /* decoding or applying failed: errbuf */
 } stream_end;
 
 /*
- * Run until endpos, *stop, the end of the stream, or a failure. Whatever
+ * Run until endpos (o's, or one a tick set), *stop or a tick's STREAM_STOP,
+ * the end of the stream, or a failure. Whatever
  * ends it, every group that can be committed is, and the receiver is told
  * the final flush position.
  */

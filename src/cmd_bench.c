@@ -342,15 +342,11 @@ cmd_bench(int argc, char **argv)
 	start.slot = opts.slot;
 	/* restart after what the target has (the slot may be behind it) */
 	start.start_lsn = pl.app.progress_lsn;
-	start.proto_version = pipeline_proto_version(&pl);
 	start.publications = opts.publications;
 	start.messages = true;
-	start.client_encoding = pl.app.encoding[0] ? pl.app.encoding : NULL;
-	if (!replconn_start(&rc, &start, err, sizeof(err)))
+	if (!pipeline_stream(&pl, &rc, &start, opts.status_interval_ms, 0, err, sizeof(err)))
 		goto error;
 	t0 = cli_now_ms();
-	if (!pipeline_start(&pl, &rc, opts.status_interval_ms, 0, err, sizeof(err)))
-		goto error;
 	so.endpos = opts.endpos;
 	so.stop = &bench_interrupted;
 	end = pipeline_apply(&pl, &so, err, sizeof(err));
@@ -369,13 +365,9 @@ cmd_bench(int argc, char **argv)
 	             pl.app.committed_lsn);
 	ok = true;
 error:
+	/* on a failed path, the receiver thread's own error if the run failed because of it */
+	pipeline_close(&pl, &rc, ok ? NULL : err, sizeof(err));
 	if (!ok)
-	{
-		pipeline_abandon(&pl, err, sizeof(err));
 		fprintf(stderr, "pg_dbmigrator bench: %s\n", err);
-	}
-	pipeline_abandon(&pl, NULL, 0);
-	replconn_close(&rc);
-	pipeline_free(&pl);
 	return ok ? EXIT_OK : EXIT_ERROR;
 }

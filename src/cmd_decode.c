@@ -459,13 +459,12 @@ decode_loop(decode_run *run, receiver *rcv, ring *rg, pgo_decoder *dec, relcache
 	}
 }
 
-/* Connect, create or find the slot, load type names, start streaming. */
+/* Connect, create or find the slot, load type names. */
 static bool
 decode_connect(decode_opts *o, replconn *rc, relcache *cache, char *errbuf, size_t errlen)
 {
 	replslot slot;
 	bool found;
-	replstart start = {0};
 
 	if (!replconn_open(rc, o->source, errbuf, errlen))
 		return false;
@@ -489,14 +488,7 @@ decode_connect(decode_opts *o, replconn *rc, relcache *cache, char *errbuf, size
 	}
 	if (o->create_slot && !replconn_create_slot(rc, o->slot, false, &slot, errbuf, errlen))
 		return false;
-	if (!decode_load_types(rc, cache, errbuf, errlen))
-		return false;
-	start.slot = o->slot;
-	start.start_lsn = o->start;
-	start.proto_version = o->proto_version;
-	start.publications = o->publications;
-	start.messages = true;
-	return replconn_start(rc, &start, errbuf, errlen);
+	return decode_load_types(rc, cache, errbuf, errlen);
 }
 
 /* Drop the slot after the stream ended (the connection is back in command mode). */
@@ -517,6 +509,7 @@ cmd_decode(int argc, char **argv)
 	decode_opts opts;
 	decode_run run = {0};
 	replconn rc = {0};
+	replstart start = {0};
 	static pipeline pl; /* big: the decoder's column storage */
 	struct sigaction sa;
 	bool help;
@@ -552,7 +545,11 @@ cmd_decode(int argc, char **argv)
 	                                         : replconn_max_proto_version(rc.server_version),
 	                      err, sizeof(err)))
 		goto error;
-	if (!pipeline_start(&pl, &rc, opts.status_interval_ms, 0, err, sizeof(err)))
+	start.slot = opts.slot;
+	start.start_lsn = opts.start;
+	start.publications = opts.publications;
+	start.messages = true;
+	if (!pipeline_stream(&pl, &rc, &start, opts.status_interval_ms, 0, err, sizeof(err)))
 		goto error;
 	run.last_flush_ms = cli_now_ms();
 	if (!decode_loop(&run, &pl.rcv, &pl.ring, &pl.sd.dec, &pl.cache, err, sizeof(err)))
@@ -563,15 +560,10 @@ cmd_decode(int argc, char **argv)
 		goto error;
 	ok = true;
 error:
+	/* on a failed path, the receiver thread's own error if the run failed because of it */
+	pipeline_close(&pl, &rc, ok ? NULL : err, sizeof(err));
 	if (!ok)
-	{
-		/* keep the thread's own error if the loop failed because of it */
-		pipeline_abandon(&pl, err, sizeof(err));
 		fprintf(stderr, "pg_dbmigrator decode: %s\n", err);
-	}
-	pipeline_abandon(&pl, NULL, 0);
-	replconn_close(&rc);
-	pipeline_free(&pl);
 	strbuf_free(&run.out);
 	if (run.fd > STDOUT_FILENO)
 		close(run.fd);

@@ -3,20 +3,27 @@
  * keyless watch, and on Ctrl+C (or --max-runtime-seconds) the cutover's end
  * position, past every commit acknowledged before that moment.
  *
- * Owns: nothing. Never: acknowledges anything to the source (the receiver
- * does, from the applier's commits).
+ * Three parts: cutover_decide, a pure function from what the tick sees
+ * (signals, clock, cutover state) to a step; the monitor, a thread that runs
+ * the queries on the source (the keyless watch and the lag poll, the end
+ * position), one job at a time; and cutover_tick, on the apply thread, which
+ * asks the monitor for a job, takes its result at a later tick, reports the
+ * events and answers the loop with an action (stream.h). So the apply
+ * thread never waits for the source; the order stays as it was: the end
+ * position is read after the Ctrl+C, no lag is polled once it is asked for.
+ *
+ * Threads: the monitor owns m->src from cutover_monitor_start to
+ * cutover_monitor_stop; a job and its result pass under the monitor's lock,
+ * which is never held across a query. Events are reported by the tick only.
+ *
+ * Owns: the monitor thread. Never: acknowledges anything to the source (the
+ * receiver does, from the applier's commits), writes into the loop's
+ * options, or reports an event from the monitor thread.
  */
 #include "config.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -33,29 +40,30 @@
  * can send everything below it. Never waits for a synchronous standby.
  */
 static bool
-cutover_end_position(mig *m, pgo_lsn *out, char *errbuf, size_t errlen)
+cutover_end_position(cutover_monitor *mon, pgo_lsn *out, char *errbuf, size_t errlen)
 {
+	PGconn *src = mon->src;
 	char text[64], flush_text[64];
 	pgo_lsn insert, flush = 0;
 	bool ok;
 
-	if (!mig_exec(m->src, "BEGIN", errbuf, errlen))
+	if (!mig_exec(src, "BEGIN", errbuf, errlen))
 		return false;
-	ok = mig_exec(m->src, "SET LOCAL synchronous_commit = local", errbuf, errlen) &&
-	     mig_value(m->src, "SELECT pg_catalog.pg_current_wal_insert_lsn()", text, sizeof(text),
-	               errbuf, errlen);
-	if (ok && !mig_exec(m->src,
+	ok = mig_exec(src, "SET LOCAL synchronous_commit = local", errbuf, errlen) &&
+	     mig_value(src, "SELECT pg_catalog.pg_current_wal_insert_lsn()", text, sizeof(text), errbuf,
+	               errlen);
+	if (ok && !mig_exec(src,
 	                    "SELECT pg_catalog.pg_logical_emit_message(true, 'pg_dbmigrator', "
 	                    "'cutover')",
 	                    errbuf, errlen))
 	{
 		/* not allowed to this role: the WAL writer flushes by itself, we wait for it below */
-		PQclear(PQexec(m->src, "ROLLBACK"));
-		ok = mig_exec(m->src, "BEGIN", errbuf, errlen);
+		PQclear(PQexec(src, "ROLLBACK"));
+		ok = mig_exec(src, "BEGIN", errbuf, errlen);
 	}
-	if (!ok || !mig_exec(m->src, "COMMIT", errbuf, errlen))
+	if (!ok || !mig_exec(src, "COMMIT", errbuf, errlen))
 	{
-		PQclear(PQexec(m->src, "ROLLBACK"));
+		PQclear(PQexec(src, "ROLLBACK"));
 		return false;
 	}
 	if (!pgo_lsn_parse(text, &insert))
@@ -68,7 +76,12 @@ cutover_end_position(mig *m, pgo_lsn *out, char *errbuf, size_t errlen)
 	{
 		if (i > 0)
 			usleep(100 * 1000);
-		if (!mig_value(m->src, "SELECT pg_catalog.pg_current_wal_flush_lsn()", flush_text,
+		if (atomic_load(&mon->quitting))
+		{
+			snprintf(errbuf, errlen, "stopped");
+			return false;
+		}
+		if (!mig_value(src, "SELECT pg_catalog.pg_current_wal_flush_lsn()", flush_text,
 		               sizeof(flush_text), errbuf, errlen) ||
 		    !pgo_lsn_parse(flush_text, &flush))
 			return false;
@@ -82,100 +95,284 @@ cutover_end_position(mig *m, pgo_lsn *out, char *errbuf, size_t errlen)
 	return true;
 }
 
-/* Called from the stream loop about every 100 ms: lag events, cutover, limits. */
-void
-cutover_tick(void *arg)
+/* The step for what the tick sees; the order is the order of precedence. */
+cutover_step
+cutover_decide(const cutover_view *v)
 {
-	mig *m = arg;
-	int64_t now = cli_now_ms();
-	char flush_text[64], err[512];
-	pgo_lsn flush = 0, applied, received;
-	char a[PGO_LSN_STRLEN], r[PGO_LSN_STRLEN], f[PGO_LSN_STRLEN];
+	int64_t since;
 
-	if (mig_abort)
+	if (v->aborted)
+		return CUTOVER_ABORT;
+	if (!v->cutting_over &&
+	    (v->signalled ||
+	     (v->max_runtime_secs && v->now_ms - v->start_ms >= (int64_t)v->max_runtime_secs * 1000)))
+		return CUTOVER_BEGIN;
+	if (v->cutting_over)
 	{
-		m->so->stop = &mig_abort;
-		return;
+		since = v->now_ms - v->cutover_ms;
+		if (since > (int64_t)v->cutover_timeout_secs * 1000)
+			return CUTOVER_TIMED_OUT;
+		/* the tick comes about every 100 ms: this is about once a second */
+		return since % 1000 < 100 ? CUTOVER_NUDGE : CUTOVER_NOTHING;
 	}
-	if (!m->cutover && (mig_signals || (m->o.max_runtime &&
-	                                    now - m->start_ms >= (int64_t)m->o.max_runtime * 1000)))
+	return v->now_ms < v->next_poll_ms ? CUTOVER_NOTHING : CUTOVER_POLL;
+}
+
+/* Run one job on the source. */
+static void
+cutover_monitor_run(cutover_monitor *mon, cutover_job job, cutover_result *r)
+{
+	char text[64];
+
+	memset(r, 0, sizeof(*r));
+	r->begun_ms = cli_now_ms();
+	if (job == CUTOVER_JOB_END)
 	{
 		/* everything committed on the source before now is applied, then we stop */
-		if (!cutover_end_position(m, &flush, err, sizeof(err)))
-		{
-			/* tried again at the next tick, on a fresh connection */
-			event_say("Cutover", "warning", "cannot read the source's WAL position: %s", err);
-			pgsession_refresh(m->src, PGSESSION_SOURCE);
-			return;
-		}
-		m->cutover = true;
-		m->cutover_ms = now;
-		m->cutover_lsn = flush;
-		m->so->endpos = flush;
-		receiver_request_reply(m->rcv);
-		event_say("Cutover", "info",
-		          "%s: applying everything up to the source's WAL position %s, then cutting over "
-		          "(Ctrl+C again aborts)",
-		          mig_signals ? "interrupt" : "--max-runtime-seconds reached",
-		          pgo_lsn_format(flush, flush_text));
+		r->ok = cutover_end_position(mon, &r->lsn, r->err, sizeof(r->err));
+		/* tried again at a later tick, on a fresh connection */
+		if (!r->ok && !atomic_load(&mon->quitting))
+			pgsession_refresh(mon->src, PGSESSION_SOURCE);
 		return;
 	}
-	if (m->cutover)
-	{
-		if (now - m->cutover_ms > (int64_t)m->o.cutover_timeout * 1000)
-		{
-			m->timed_out = true;
-			m->so->stop = &mig_signals; /* set: the loop stops */
-		}
-		else if ((now - m->cutover_ms) % 1000 < 100)
-			receiver_request_reply(m->rcv);
-		return;
-	}
-	if (now < m->next_poll_ms)
-		return;
-	m->next_poll_ms = now + (int64_t)m->o.poll_secs * 1000;
-	if (m->plan.nkeyless > 0 && srcplan_watch(&m->plan, m->src, err, sizeof(err)) == 1)
+	if (mon->plan->nkeyless > 0 && srcplan_watch(mon->plan, mon->src, r->err, sizeof(r->err)) == 1)
 	{
 		/* an UPDATE or DELETE the stream cannot carry: stop before any cutover */
-		snprintf(m->halt_msg, sizeof(m->halt_msg), "%s", err);
-		m->restart = true;
-		m->so->stop = &mig_halt;
+		r->halt = true;
 		return;
 	}
-	if (!mig_value(m->src, "SELECT pg_current_wal_flush_lsn()", flush_text, sizeof(flush_text), err,
-	               sizeof(err)) ||
-	    !pgo_lsn_parse(flush_text, &flush))
-		return;
-	applied = receiver_flush_lsn(m->rcv);
-	received = atomic_load(&m->rcv->received_lsn);
+	/* a failed read is no event: the next poll tries again */
+	r->ok = mig_value(mon->src, "SELECT pg_current_wal_flush_lsn()", text, sizeof(text), r->err,
+	                  sizeof(r->err)) &&
+	        pgo_lsn_parse(text, &r->lsn);
+}
+
+/* The monitor thread: one job at a time, until cutover_monitor_stop. */
+static void *
+cutover_monitor_main(void *arg)
+{
+	cutover_monitor *mon = arg;
+	cutover_result r;
+
+	pthread_mutex_lock(&mon->lock);
+	for (;;)
 	{
-		long long lag = flush > applied ? (long long)(flush - applied) : 0;
-		event e;
+		cutover_job job;
 
-		double lag_secs = 0;
-
-		/* how old the oldest change not yet applied is, roughly: the last commit seen */
-		if (received > applied && m->app->last_commit_time > 0)
-			lag_secs = (double)(replconn_now() - m->app->last_commit_time) / 1e6;
-		if (lag_secs < 0)
-			lag_secs = 0;
-		event_begin(&e, "Lag");
-		event_int(&e, "lag_bytes", lag);
-		event_num(&e, "lag_seconds", lag_secs);
-		event_str(&e, "source_lsn", pgo_lsn_format(flush, f));
-		event_str(&e, "received_lsn", pgo_lsn_format(received, r));
-		event_str(&e, "applied_lsn", pgo_lsn_format(applied, a));
-		event_int(&e, "row_changes",
-		          (int64_t)(m->app->stats.inserts + m->app->stats.updates + m->app->stats.deletes));
-		event_int(&e, "transactions", (int64_t)m->app->stats.txns);
-		event_end(&e, "replication lag %lld bytes", lag);
-		if (!m->caught_up && lag <= m->o.lag_threshold)
-		{
-			m->caught_up = true;
-			event_begin(&e, "CaughtUp");
-			event_int(&e, "lag_bytes", lag);
-			event_end(&e, "the target caught up (lag %lld bytes <= %lld): press Ctrl+C to cut over",
-			          lag, m->o.lag_threshold);
-		}
+		while (!mon->quit && mon->asked == CUTOVER_JOB_NONE)
+			pthread_cond_wait(&mon->wake, &mon->lock);
+		if (mon->quit)
+			break;
+		job = mon->asked;
+		mon->asked = CUTOVER_JOB_NONE;
+		mon->running = job;
+		pthread_mutex_unlock(&mon->lock);
+		cutover_monitor_run(mon, job, &r);
+		pthread_mutex_lock(&mon->lock);
+		mon->running = CUTOVER_JOB_NONE;
+		mon->done = job;
+		mon->result = r;
 	}
+	pthread_mutex_unlock(&mon->lock);
+	return NULL;
+}
+
+/* Start the monitor on m->src. */
+bool
+cutover_monitor_start(cutover_monitor *mon, mig *m, char *errbuf, size_t errlen)
+{
+	int rc;
+
+	memset(mon, 0, sizeof(*mon));
+	mon->src = m->src;
+	mon->plan = &m->plan;
+	atomic_init(&mon->quitting, false);
+	pthread_mutex_init(&mon->lock, NULL);
+	pthread_cond_init(&mon->wake, NULL);
+	rc = pthread_create(&mon->thread, NULL, cutover_monitor_main, mon);
+	if (rc != 0)
+	{
+		snprintf(errbuf, errlen, "could not start the source monitor thread: %s", strerror(rc));
+		pthread_cond_destroy(&mon->wake);
+		pthread_mutex_destroy(&mon->lock);
+		return false;
+	}
+	mon->started = true;
+	m->monitor = mon;
+	return true;
+}
+
+/* Stop the monitor and wait for it; m->src is the caller's again. */
+void
+cutover_monitor_stop(cutover_monitor *mon, mig *m)
+{
+	if (!mon->started)
+		return;
+	pthread_mutex_lock(&mon->lock);
+	mon->quit = true;
+	atomic_store(&mon->quitting, true);
+	pthread_cond_signal(&mon->wake);
+	pthread_mutex_unlock(&mon->lock);
+	pthread_join(mon->thread, NULL);
+	pthread_cond_destroy(&mon->wake);
+	pthread_mutex_destroy(&mon->lock);
+	mon->started = false;
+	m->monitor = NULL;
+}
+
+/* Ask for a job; false when one is asked, running or not yet taken. */
+static bool
+cutover_monitor_ask(cutover_monitor *mon, cutover_job job)
+{
+	bool idle;
+
+	pthread_mutex_lock(&mon->lock);
+	idle = mon->asked == CUTOVER_JOB_NONE && mon->running == CUTOVER_JOB_NONE &&
+	       mon->done == CUTOVER_JOB_NONE;
+	if (idle)
+	{
+		mon->asked = job;
+		pthread_cond_signal(&mon->wake);
+	}
+	pthread_mutex_unlock(&mon->lock);
+	return idle;
+}
+
+/* Take the result of a finished job into r; CUTOVER_JOB_NONE when there is none. */
+static cutover_job
+cutover_monitor_take(cutover_monitor *mon, cutover_result *r)
+{
+	cutover_job job;
+
+	pthread_mutex_lock(&mon->lock);
+	job = mon->done;
+	if (job != CUTOVER_JOB_NONE)
+	{
+		*r = mon->result;
+		mon->done = CUTOVER_JOB_NONE;
+	}
+	pthread_mutex_unlock(&mon->lock);
+	return job;
+}
+
+/* The end position is read (r): stream up to it. */
+static void
+cutover_begin(mig *m, const cutover_result *r)
+{
+	char text[PGO_LSN_STRLEN];
+
+	m->cutover = true;
+	m->cutover_ms = r->begun_ms;
+	m->cutover_lsn = r->lsn;
+	receiver_request_reply(m->rcv);
+	event_say("Cutover", "info",
+	          "%s: applying everything up to the source's WAL position %s, then cutting over "
+	          "(Ctrl+C again aborts)",
+	          mig_signals ? "interrupt" : "--max-runtime-seconds reached",
+	          pgo_lsn_format(r->lsn, text));
+}
+
+/* The Lag event for the source's position flush, and CaughtUp the first time it is small. */
+static void
+cutover_report_lag(mig *m, pgo_lsn flush)
+{
+	pgo_lsn applied = receiver_flush_lsn(m->rcv);
+	pgo_lsn received = atomic_load(&m->rcv->received_lsn);
+	long long lag = flush > applied ? (long long)(flush - applied) : 0;
+	double lag_secs = 0;
+	char a[PGO_LSN_STRLEN], r[PGO_LSN_STRLEN], f[PGO_LSN_STRLEN];
+	event e;
+
+	/* how old the oldest change not yet applied is, roughly: the last commit seen */
+	if (received > applied && m->app->last_commit_time > 0)
+		lag_secs = (double)(replconn_now() - m->app->last_commit_time) / 1e6;
+	if (lag_secs < 0)
+		lag_secs = 0;
+	event_begin(&e, "Lag");
+	event_int(&e, "lag_bytes", lag);
+	event_num(&e, "lag_seconds", lag_secs);
+	event_str(&e, "source_lsn", pgo_lsn_format(flush, f));
+	event_str(&e, "received_lsn", pgo_lsn_format(received, r));
+	event_str(&e, "applied_lsn", pgo_lsn_format(applied, a));
+	event_int(&e, "row_changes",
+	          (int64_t)(m->app->stats.inserts + m->app->stats.updates + m->app->stats.deletes));
+	event_int(&e, "transactions", (int64_t)m->app->stats.txns);
+	event_end(&e, "replication lag %lld bytes", lag);
+	if (!m->caught_up && lag <= m->o.lag_threshold)
+	{
+		m->caught_up = true;
+		event_begin(&e, "CaughtUp");
+		event_int(&e, "lag_bytes", lag);
+		event_end(&e, "the target caught up (lag %lld bytes <= %lld): press Ctrl+C to cut over",
+		          lag, m->o.lag_threshold);
+	}
+}
+
+/*
+ * Called from the stream loop about every 100 ms: lag events, cutover,
+ * limits. It never waits for the source: it asks the monitor for a query
+ * and acts on the answer at a later tick.
+ */
+stream_action
+cutover_tick(void *arg, pgo_lsn *endpos)
+{
+	mig *m = arg;
+	cutover_result r = {0};
+	cutover_job took = cutover_monitor_take(m->monitor, &r);
+	cutover_view v = {
+	    .signalled = mig_signals != 0,
+	    .aborted = mig_abort != 0,
+	    .now_ms = cli_now_ms(),
+	    .start_ms = m->start_ms,
+	    .max_runtime_secs = m->o.max_runtime,
+	    .cutting_over = m->cutover,
+	    .cutover_ms = m->cutover_ms,
+	    .cutover_timeout_secs = m->o.cutover_timeout,
+	    .next_poll_ms = m->next_poll_ms,
+	};
+	cutover_step step = cutover_decide(&v);
+
+	if (step != CUTOVER_ABORT && took == CUTOVER_JOB_POLL && r.halt)
+	{
+		snprintf(m->halt_msg, sizeof(m->halt_msg), "%s", r.err);
+		m->restart = true;
+		return STREAM_STOP;
+	}
+	/*
+	 * Jobs run one at a time and the end position is asked for only once the
+	 * last poll's result is taken: no poll result arrives during the cutover.
+	 */
+	if (took == CUTOVER_JOB_POLL && r.ok)
+		cutover_report_lag(m, r.lsn);
+	switch (step)
+	{
+		case CUTOVER_NOTHING:
+			return STREAM_GO_ON;
+		case CUTOVER_ABORT:
+			return STREAM_STOP; /* follow_run: neither restart nor timed_out, so aborted */
+		case CUTOVER_BEGIN:
+			if (took == CUTOVER_JOB_END && r.ok)
+			{
+				cutover_begin(m, &r);
+				*endpos = r.lsn;
+				return STREAM_SET_ENDPOS;
+			}
+			if (took == CUTOVER_JOB_END)
+				/* the monitor refreshed its connection: asked again at the next tick */
+				event_say("Cutover", "warning", "cannot read the source's WAL position: %s", r.err);
+			else
+				(void)cutover_monitor_ask(m->monitor, CUTOVER_JOB_END);
+			return STREAM_GO_ON;
+		case CUTOVER_TIMED_OUT:
+			m->timed_out = true;
+			return STREAM_STOP;
+		case CUTOVER_NUDGE:
+			receiver_request_reply(m->rcv);
+			return STREAM_GO_ON;
+		case CUTOVER_POLL:
+			if (cutover_monitor_ask(m->monitor, CUTOVER_JOB_POLL))
+				m->next_poll_ms = v.now_ms + (int64_t)m->o.poll_secs * 1000;
+			return STREAM_GO_ON;
+	}
+	return STREAM_GO_ON;
 }

@@ -23,7 +23,6 @@
 
 volatile sig_atomic_t mig_signals = 0; /* SIGINT/SIGTERM received */
 volatile sig_atomic_t mig_abort = 0;   /* a second one: stop now */
-volatile sig_atomic_t mig_halt = 1;    /* always set: stream_opts.stop for a halt */
 
 /* Fail a check: one event, one message saying what to change. */
 bool __attribute__((format(printf, 2, 0)))

@@ -61,9 +61,9 @@ typedef struct mig
 	int src_version;
 	char bindir[512];
 	/* streaming */
-	receiver *rcv;
-	applier *app;
-	stream_opts *so;
+	receiver *rcv; /* borrowed from follow_run's pipeline while a stream runs, else NULL */
+	applier *app;  /* likewise */
+	struct cutover_monitor *monitor; /* borrowed from follow_run while it runs, else NULL */
 	int64_t next_poll_ms, start_ms, cutover_ms;
 	bool caught_up, cutover, timed_out;
 	pgo_lsn cutover_lsn;
@@ -106,7 +106,6 @@ typedef enum mig_verified
 /* ---- mig.c: signal flags and SQL helpers */
 extern volatile sig_atomic_t mig_signals; /* SIGINT/SIGTERM received */
 extern volatile sig_atomic_t mig_abort;   /* a second one: stop now */
-extern volatile sig_atomic_t mig_halt;    /* always set: stream_opts.stop for a halt */
 
 /* Fail a check: one Validate event at level error; always false. */
 bool __attribute__((format(printf, 2, 0)))
@@ -174,8 +173,111 @@ PGDBM_MUST_CHECK bool guardrun_validate(mig *m, const char *stage, char *errbuf,
 /* ---- follow.c: StreamApply until the cutover; an exit code (cmd.h) */
 PGDBM_MUST_CHECK int follow_run(mig *m, char *errbuf, size_t errlen);
 
+/*
+ * The reconnect budget: --reconnect-max-wait counts from the last progress
+ * (WAL received or a target commit past anything before, or a connection
+ * that held for the whole window), so a reconnect that succeeds and dies
+ * again before getting anywhere does not start the window over.
+ */
+typedef struct follow_retry
+{
+	int64_t max_wait_ms;      /* --reconnect-max-wait */
+	int backoff_ms;           /* the next wait before a reconnect: 1 s, doubling up to 10 s */
+	int64_t last_progress_ms; /* when the stream last got further */
+	int64_t attempt_ms;       /* when the current connection started streaming */
+	pgo_lsn furthest;         /* the furthest position received or committed */
+} follow_retry;
+
+/* The budget at the first connection, which starts streaming at start_lsn at now_ms. */
+void follow_retry_init(follow_retry *r, int max_wait_secs, pgo_lsn start_lsn, int64_t now_ms);
+/* Has there been no progress for longer than --reconnect-max-wait? */
+bool follow_retry_gives_up(const follow_retry *r, int64_t now_ms);
+/* The wait before the next reconnect; the one after it is twice as long, up to 10 s. */
+int follow_retry_next_backoff(follow_retry *r);
+/* A connection that started streaming ended having reached reached (received or committed). */
+void follow_retry_attempt_ended(follow_retry *r, pgo_lsn reached, int64_t now_ms);
+
 /* ---- cutover.c: the stream loop's tick (arg is the mig) */
-void cutover_tick(void *arg);
+
+/* What the tick sees: the signals, the clock and where the cutover is. */
+typedef struct cutover_view
+{
+	bool signalled;           /* a first SIGINT/SIGTERM */
+	bool aborted;             /* a second one */
+	int64_t now_ms;           /* cli_now_ms() */
+	int64_t start_ms;         /* when streaming started */
+	int max_runtime_secs;     /* --max-runtime-seconds; 0: none */
+	bool cutting_over;        /* the cutover's end position is set */
+	int64_t cutover_ms;       /* since when */
+	int cutover_timeout_secs; /* --cutover-timeout */
+	int64_t next_poll_ms;     /* when the lag poll (and the keyless watch) is due */
+} cutover_view;
+
+/* What the tick has to do. */
+typedef enum cutover_step
+{
+	CUTOVER_NOTHING,   /* keep streaming */
+	CUTOVER_ABORT,     /* a second Ctrl+C: stop, nothing is cut over */
+	CUTOVER_BEGIN,     /* read the end position of the cutover, then stream up to it */
+	CUTOVER_TIMED_OUT, /* the end position was not reached within --cutover-timeout: stop */
+	CUTOVER_NUDGE,     /* cutting over: ask the source for a keepalive (once a second) */
+	CUTOVER_POLL       /* the keyless watch, then the lag and CaughtUp events */
+} cutover_step;
+
+/* The step for what the tick sees (pure: no clock, no signal, no query of its own). */
+cutover_step cutover_decide(const cutover_view *v);
+
+/* A job of the monitor thread. */
+typedef enum cutover_job
+{
+	CUTOVER_JOB_NONE,
+	CUTOVER_JOB_POLL, /* the keyless watch, then the source's WAL flush position */
+	CUTOVER_JOB_END   /* the cutover's end position (see cutover.c) */
+} cutover_job;
+
+/* What a job of the monitor found. */
+typedef struct cutover_result
+{
+	bool ok;          /* it succeeded ... */
+	bool halt;        /* ... the keyless watch saw what the stream cannot carry (err) */
+	pgo_lsn lsn;      /* ... the flush position (poll) or the end position (end) */
+	int64_t begun_ms; /* ... when the thread began it */
+	char err[1024];   /* ... or why not */
+} cutover_result;
+
+/*
+ * The monitor: a thread that runs the tick's queries on the source, so that
+ * the apply thread never waits for them. The tick asks for one job at a
+ * time and takes its result at a later tick. The fields are cutover.c's
+ * (pthread and the atomics come with receiver.h).
+ */
+typedef struct cutover_monitor
+{
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock; /* guards what follows, never held across a query */
+	pthread_cond_t wake;
+	bool quit;             /* cutover_monitor_stop: end the thread */
+	cutover_job asked;     /* the tick's job, until the thread takes it */
+	cutover_job running;   /* the thread's job */
+	cutover_job done;      /* the job whose result is in result, until the tick takes it */
+	cutover_result result; /* done's */
+	atomic_bool quitting;  /* quit, readable without the lock (the flush wait checks it) */
+	PGconn *src;           /* borrowed: m->src, the apply thread leaves it alone meanwhile */
+	const srcplan *plan;   /* borrowed: m->plan */
+} cutover_monitor;
+
+/*
+ * Start the monitor on m->src for the length of follow_run (m->monitor =
+ * mon); until cutover_monitor_stop, nothing else may use m->src.
+ */
+PGDBM_MUST_CHECK bool cutover_monitor_start(cutover_monitor *mon, mig *m, char *errbuf,
+                                            size_t errlen);
+/* Stop the monitor: waits for a job that runs (the end position's wait is cut short). */
+void cutover_monitor_stop(cutover_monitor *mon, mig *m);
+
+/* The stream loop's tick (stream_tick_fn): acts on cutover_decide's step. */
+stream_action cutover_tick(void *arg, pgo_lsn *endpos);
 
 /* ---- sequences.c: SequenceSync (warnings only) */
 void sequences_sync(mig *m);

@@ -2,8 +2,9 @@
  * pipeline.c — assembles and tears down the streaming pipeline (relation
  * cache, applier, ring, decoder, receiver) for bench, decode and migrate.
  *
- * Owns: the parts inside struct pipeline. Never: touches the replication
- * connection beyond handing it to the receiver, or reports events.
+ * Owns: the parts inside struct pipeline. Never: uses the replication
+ * connection but to start streaming on it, hand it to the receiver and close
+ * it; never reports events.
  */
 #include "config.h"
 
@@ -61,6 +62,19 @@ pipeline_start(pipeline *p, replconn *rc, int status_interval_ms, int timeout_ms
 	return receiver_start(&p->rcv, rc, &p->ring, status_interval_ms, timeout_ms, errbuf, errlen);
 }
 
+/* START_REPLICATION with what the pipeline was set up for, then the receiver. */
+bool
+pipeline_stream(pipeline *p, replconn *rc, const replstart *start, int status_interval_ms,
+                int timeout_ms, char *errbuf, size_t errlen)
+{
+	replstart s = *start;
+
+	s.proto_version = pipeline_proto_version(p);
+	s.client_encoding = p->app_open && p->app.encoding[0] ? p->app.encoding : NULL;
+	return replconn_start(rc, &s, errbuf, errlen) &&
+	       pipeline_start(p, rc, status_interval_ms, timeout_ms, errbuf, errlen);
+}
+
 /* Run the applier on the stream. */
 stream_end
 pipeline_apply(pipeline *p, const stream_opts *o, char *errbuf, size_t errlen)
@@ -101,4 +115,13 @@ pipeline_free(pipeline *p)
 	if (p->cache_ready)
 		relcache_free(&p->cache);
 	p->cache_ready = false;
+}
+
+/* Stop, close the replication connection, free: the end of streaming on any path. */
+void
+pipeline_close(pipeline *p, replconn *rc, char *errbuf, size_t errlen)
+{
+	pipeline_abandon(p, errbuf, errlen);
+	replconn_close(rc);
+	pipeline_free(p);
 }

@@ -22,6 +22,7 @@
 typedef struct stream_state
 {
 	const stream_opts *o;
+	pgo_lsn endpos; /* o->endpos, or where a tick moved it */
 	receiver *rcv;
 	ring *rg;
 	applier *a;
@@ -39,19 +40,30 @@ stream_ack(stream_state *s, pgo_lsn lsn)
 	}
 }
 
-static void
+/* Call the tick when it is due and act on its answer; true: stop now. */
+static bool
 stream_tick(stream_state *s)
 {
 	int64_t now;
+	pgo_lsn endpos = 0;
 
 	if (s->o->tick == NULL)
-		return;
+		return false;
 	now = cli_now_ms();
-	if (now - s->last_tick >= STREAM_TICK_MS)
+	if (now - s->last_tick < STREAM_TICK_MS)
+		return false;
+	s->last_tick = now;
+	switch (s->o->tick(s->o->tick_arg, &endpos))
 	{
-		s->last_tick = now;
-		s->o->tick(s->o->tick_arg);
+		case STREAM_GO_ON:
+			return false;
+		case STREAM_SET_ENDPOS:
+			s->endpos = endpos;
+			return false;
+		case STREAM_STOP:
+			return true;
 	}
+	return false;
 }
 
 /* Send what is collected and give the held records back. */
@@ -86,7 +98,7 @@ stream_end
 stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, relcache *rels,
              applier *a, char *errbuf, size_t errlen)
 {
-	stream_state s = {.o = o, .rcv = rcv, .rg = rg, .a = a, .acked = 0};
+	stream_state s = {.o = o, .endpos = o->endpos, .rcv = rcv, .rg = rg, .a = a, .acked = 0};
 
 	s.last_tick = cli_now_ms();
 	stream_ack(&s, a->committed_lsn);
@@ -96,9 +108,8 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 		ring_status st;
 		pgo_message msg;
 
-		if (o->stop && *o->stop)
+		if ((o->stop && *o->stop) || stream_tick(&s))
 			return stream_finish(&s) ? STREAM_STOPPED : stream_fail(&s, errbuf, errlen);
-		stream_tick(&s);
 		st = ring_peek(rg, 0, &rec);
 		if (st == RING_TIMEOUT)
 		{
@@ -137,12 +148,12 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 			ring_hold(rg, &rec);
 			if (!apply_has_pending(a))
 				ring_release_held(rg);
-			if (o->endpos && wal_end > o->endpos)
-				wal_end = o->endpos;
+			if (s.endpos && wal_end > s.endpos)
+				wal_end = s.endpos;
 			/* nothing received is uncommitted: the server's WAL end may be acknowledged */
 			if (!apply_busy(a))
 				stream_ack(&s, wal_end > a->committed_lsn ? wal_end : a->committed_lsn);
-			if (o->endpos && rec.tag >= o->endpos && !a->in_txn)
+			if (s.endpos && rec.tag >= s.endpos && !a->in_txn)
 				return stream_finish(&s) ? STREAM_ENDPOS : stream_fail(&s, errbuf, errlen);
 			continue;
 		}
@@ -166,7 +177,7 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 			         pgo_lsn_format(rec.tag, where), detail);
 			return STREAM_FAILED;
 		}
-		if (msg.type == PGO_MSG_BEGIN && o->endpos && msg.u.begin.final_lsn > o->endpos)
+		if (msg.type == PGO_MSG_BEGIN && s.endpos && msg.u.begin.final_lsn > s.endpos)
 		{
 			/* the first transaction past endpos ends the run, unapplied */
 			return stream_finish(&s) ? STREAM_ENDPOS : stream_fail(&s, errbuf, errlen);

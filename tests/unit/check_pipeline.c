@@ -2,7 +2,8 @@
  * check_pipeline.c — setting up and tearing down the streaming pipeline
  * without a server: teardown is safe from nothing, after each partial
  * set-up, and twice; a failed step says why; a torn-down pipeline can be set
- * up again (what migrate does on every reconnect).
+ * up again (what migrate does on every reconnect); START_REPLICATION asks
+ * for what the pipeline was set up for.
  */
 #include <check.h>
 #include <stdio.h>
@@ -77,6 +78,46 @@ START_TEST(set_up_again_after_teardown)
 }
 END_TEST
 
+/* bench and decode close everything in one call on any path, keeping the first message. */
+START_TEST(close_from_any_point_keeps_the_message)
+{
+	char err[256] = "replication slot \"s\" does not exist on the source";
+	replconn rc = {0};
+
+	memset(&pl, 0, sizeof(pl));
+	pipeline_close(&pl, &rc, err, sizeof(err));
+	ck_assert(pipeline_init(&pl, NULL, err, sizeof(err)));
+	ck_assert(pipeline_prepare(&pl, 64 * 1024, 1, err, sizeof(err)));
+	pipeline_close(&pl, &rc, err, sizeof(err));
+	pipeline_close(&pl, &rc, NULL, 0);
+	ck_assert_str_eq(err, "replication slot \"s\" does not exist on the source");
+	ck_assert(!pl.cache_ready && !pl.ring_ready && !pl.rcv.started && rc.conn == NULL);
+}
+END_TEST
+
+/*
+ * A decoder set up for protocol version 3 streams with version 3: a
+ * PostgreSQL 14 source (up to 2) refuses it before anything is sent, and no
+ * receiver starts.
+ */
+START_TEST(streaming_asks_for_the_decoders_protocol_version)
+{
+	char err[256] = "";
+	replconn rc = {0};
+	replstart start = {.slot = "s", .publications = (const char *[]){"p", NULL}};
+
+	rc.server_version = 140000;
+	memset(&pl, 0, sizeof(pl));
+	ck_assert(pipeline_init(&pl, NULL, err, sizeof(err)));
+	ck_assert(pipeline_prepare(&pl, 64 * 1024, 3, err, sizeof(err)));
+	ck_assert(!pipeline_stream(&pl, &rc, &start, 10000, 0, err, sizeof(err)));
+	ck_assert_str_eq(err, "protocol version 3 is not available: this server (140000) supports "
+	                      "pgoutput protocol versions 1 to 2");
+	ck_assert(!pl.rcv.started);
+	pipeline_close(&pl, &rc, NULL, 0);
+}
+END_TEST
+
 /* All the cases. */
 static Suite *
 pipeline_suite(void)
@@ -88,6 +129,8 @@ pipeline_suite(void)
 	tcase_add_test(tc, teardown_after_the_cache_only);
 	tcase_add_test(tc, decoder_failure_is_reported_and_freed);
 	tcase_add_test(tc, set_up_again_after_teardown);
+	tcase_add_test(tc, close_from_any_point_keeps_the_message);
+	tcase_add_test(tc, streaming_asks_for_the_decoders_protocol_version);
 	suite_add_tcase(s, tc);
 	return s;
 }
