@@ -508,10 +508,10 @@ tablecopy_run(const tablecopy_opts *o, const tablecopy_table *tables, const tabl
 	bool ok;
 
 	memset(r, 0, sizeof(*r));
+	if (nitems <= 0)
+		return true;
 	if (nworkers > nitems)
 		nworkers = nitems;
-	if (nitems == 0)
-		return true;
 	memset(&sh, 0, sizeof(sh));
 	sh.o = o;
 	sh.tables = tables;
@@ -521,7 +521,7 @@ tablecopy_run(const tablecopy_opts *o, const tablecopy_table *tables, const tabl
 	for (int i = 0; i < nitems; i++)
 		sh.bytes_total += items[i].bytes;
 	pthread_mutex_init(&sh.mu, NULL);
-	w = calloc((size_t)nworkers, sizeof(*w));
+	w = calloc((size_t)(unsigned)nworkers, sizeof(*w));
 	if (w == NULL)
 	{
 		pthread_mutex_destroy(&sh.mu);

@@ -218,31 +218,45 @@ START_TEST(an_online_direct_copy_with_writers_cut_over_by_ctrl_c)
 }
 END_TEST
 
-START_TEST(killed_during_the_copy_the_resume_starts_the_copy_over)
+/* A source in database db with a big table, and a direct copy of it started. */
+typedef struct big_copy
 {
 	char src[256], tgt[256], dump[512];
+	PGconn *s; /* owned by the story */
+} big_copy;
+
+static void
+big_copy_start(big_copy *b, const char *db, const char *mode, const char *jobs, pgt_proc *tool)
+{
+	story_app_databases(&sv, db);
+	story_connstrs(&sv, db, b->src, b->tgt, sizeof(b->src));
+	b->s = pgt_connect(&sv.src, db);
+	build_source(b->s, 400000);
+	pgt_scratch(db, b->dump, sizeof(b->dump));
+	story_migrate(tool, mode, b->src, b->tgt, b->dump,
+	              (const char *const[]){"--copy-method", "direct", "--jobs", jobs,
+	                                    "--split-tables-larger-than", "1MB", "--no-owner", NULL},
+	              NULL);
+}
+
+START_TEST(killed_during_the_copy_the_resume_starts_the_copy_over)
+{
+	big_copy b;
 	PGconn *s, *t;
 	pgt_proc tool;
 	char *out, *err;
 	int rc;
 
-	story_app_databases(&sv, "direct_kill");
-	story_connstrs(&sv, "direct_kill", src, tgt, sizeof(src));
-	s = pgt_connect(&sv.src, "direct_kill");
-	build_source(s, 400000);
-	pgt_scratch("direct-kill-dump", dump, sizeof(dump));
 	/* one job, small ranges: the kill lands with part of big copied */
-	story_migrate(&tool, "online", src, tgt, dump,
-	              (const char *const[]){"--copy-method", "direct", "--jobs", "1",
-	                                    "--split-tables-larger-than", "1MB", "--no-owner", NULL},
-	              NULL);
+	big_copy_start(&b, "direct_kill", "online", "1", &tool);
+	s = b.s;
 	story_expect(&tool, "stage=Copy", 120);
 	story_expect(&tool, "parts_done=", 120);
 	story_kill_9(&tool);
 	/* the application goes on meanwhile */
 	pgt_exec(s, "INSERT INTO big VALUES (-7, 'while nobody ran'); UPDATE gen SET a = -1 "
 	            "WHERE id < 5");
-	story_migrate(&tool, "online", src, tgt, dump,
+	story_migrate(&tool, "online", b.src, b.tgt, b.dump,
 	              (const char *const[]){"--copy-method", "direct", "--jobs", "1",
 	                                    "--split-tables-larger-than", "1MB", "--no-owner",
 	                                    "--resume", "--cutover-poll-secs", "1", NULL},
@@ -265,21 +279,13 @@ END_TEST
 
 START_TEST(ctrl_c_during_the_copy_exits_3_and_leaves_no_session_running)
 {
-	char src[256], tgt[256], dump[512], n[64];
-	PGconn *s;
+	big_copy b;
+	char n[64];
 	pgt_proc tool;
 	char *out, *err;
 	int rc;
 
-	story_app_databases(&sv, "direct_stop");
-	story_connstrs(&sv, "direct_stop", src, tgt, sizeof(src));
-	s = pgt_connect(&sv.src, "direct_stop");
-	build_source(s, 400000);
-	pgt_scratch("direct-stop-dump", dump, sizeof(dump));
-	story_migrate(&tool, "offline", src, tgt, dump,
-	              (const char *const[]){"--copy-method", "direct", "--jobs", "2",
-	                                    "--split-tables-larger-than", "1MB", "--no-owner", NULL},
-	              NULL);
+	big_copy_start(&b, "direct_stop", "offline", "2", &tool);
 	story_expect(&tool, "copying", 120);
 	kill(tool.pid, SIGINT);
 	rc = story_finish(&tool, 60, &out, &err);
@@ -304,7 +310,7 @@ START_TEST(ctrl_c_during_the_copy_exits_3_and_leaves_no_session_running)
 	                 "0");
 	free(out);
 	free(err);
-	PQfinish(s);
+	PQfinish(b.s);
 }
 END_TEST
 
