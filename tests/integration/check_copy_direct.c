@@ -169,6 +169,44 @@ START_TEST(an_offline_direct_copy_equals_the_source_and_copies_again_over_it)
 }
 END_TEST
 
+START_TEST(filters_copy_only_the_tables_in_scope)
+{
+	char src[256], tgt[256], dump[512], v[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_filt");
+	story_connstrs(&sv, "direct_filt", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_filt");
+	pgt_exec(s, "CREATE SCHEMA app; CREATE SCHEMA scratch;"
+	            "CREATE TABLE app.keep (id int PRIMARY KEY, v text);"
+	            "CREATE TABLE app.skip (id int PRIMARY KEY);"
+	            "CREATE TABLE scratch.junk (id int);"
+	            "INSERT INTO app.keep SELECT g, 'v' || g FROM generate_series(1, 5000) g;"
+	            "INSERT INTO app.skip VALUES (1); INSERT INTO scratch.junk VALUES (1)");
+	pgt_scratch("direct-filt-dump", dump, sizeof(dump));
+	story_migrate(&tool, "offline", src, tgt, dump,
+	              (const char *const[]){"--copy-method", "direct", "--schema", "app",
+	                                    "--exclude-table", "app.skip", "--no-owner", NULL},
+	              NULL);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "filtered direct migration exited %d: %s", rc, story_tail(err));
+	t = pgt_connect_as(&sv.tgt, "direct_filt", "app");
+	pgt_assert_same(s, t, "app.keep");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY 1) "
+	                           "FROM pg_tables WHERE schemaname IN ('app', 'scratch')",
+	                           v, sizeof(v)),
+	                 "app.keep");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 START_TEST(an_online_direct_copy_with_writers_cut_over_by_ctrl_c)
 {
 	char src[256], tgt[256], dump[512], script[512];
@@ -320,9 +358,11 @@ main(void)
 	const story_plan plan = {"copy_direct", "direct", 400, &sv, STORY_SOURCE_CONF};
 	const TTest *const stories[] = {
 	    an_offline_direct_copy_equals_the_source_and_copies_again_over_it,
+	    filters_copy_only_the_tables_in_scope,
 	    an_online_direct_copy_with_writers_cut_over_by_ctrl_c,
 	    killed_during_the_copy_the_resume_starts_the_copy_over,
-	    ctrl_c_during_the_copy_exits_3_and_leaves_no_session_running, NULL};
+	    ctrl_c_during_the_copy_exits_3_and_leaves_no_session_running,
+	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
 }
