@@ -112,6 +112,7 @@ typedef struct migplan_failure
 	bool created_slot, created_publication;
 	bool verify_failed; /* --verify strict found the target not equal */
 	bool guard_applied; /* the guard was (found) in force on the target */
+	bool copy_direct;   /* --copy-method direct: the target may hold a partial copy */
 } migplan_failure;
 
 /* What the runner does at the end of a failed run, in this order. */

@@ -170,6 +170,10 @@ migplan_phases_line(const migplan *p, char *buf, size_t size)
 #define HINT_KEPT_OFFLINE                                                                         \
 	"the dump is kept: fix the cause and run again with --resume (the restore starts again from " \
 	"the dump), or start over with --force-clean"
+#define HINT_COPY_STOPPED                                                                     \
+	"the copy was interrupted (its snapshot is gone): run again with --resume to start over " \
+	"(the partial copy on the target is dropped first), or with --force-clean "               \
+	"--drop-target-first"
 #define HINT_NOTHING_KEPT                                                                  \
 	"nothing could be kept (the dump had not finished): fix the cause and run again with " \
 	"--resume to start over, or with --force-clean"
@@ -204,6 +208,12 @@ migplan_outcome_of(const migplan_failure *f, migplan_outcome *out)
 	}
 	else if (f->exit_code == EXIT_ERROR && (f->created_slot || f->created_publication))
 		out->drop_created = true;
+	else if (f->exit_code == EXIT_ABORTED && f->have_token && !dumped && f->copy_direct)
+	{
+		/* the target may hold rows of the copy: the token stays so --resume cleans them */
+		out->drop_created = true;
+		out->hint = HINT_COPY_STOPPED;
+	}
 	else if (f->exit_code == EXIT_ABORTED && f->have_token && !dumped)
 	{
 		/* aborted before the dump finished: its snapshot is gone, nothing to resume */

@@ -202,6 +202,7 @@ migrun_failed(mig *m, const migrun_state *s, int rc, const char *err)
 	                     .created_slot = m->created_slot,
 	                     .created_publication = m->created_publication,
 	                     .verify_failed = s->verify_failed,
+	                     .copy_direct = m->o.copy_direct,
 	                     .guard_applied = m->guard_applied};
 	migplan_outcome o;
 	char gerr[2048];

@@ -115,6 +115,30 @@ START_TEST(a_fresh_online_run_takes_a_snapshot_streams_and_cuts_over)
 }
 END_TEST
 
+START_TEST(a_direct_copy_is_resumable_only_once_its_rows_are_on_the_target)
+{
+	migplan_input in = {.online = true, .sequence_sync = true, .verify = true, .copy_direct = true};
+	migplan p;
+
+	migplan_build(&in, &p);
+	ck_assert_str_eq(ran(&p), "Validate Recover PrepareSnapshot Dump Copy Restore Guard "
+	                          "StreamApply " ONLINE_FINISH);
+	/* the dump holds no rows: Dumped is saved after the Copy phase, not after pg_dump */
+	ck_assert_int_eq(p.steps[MIGPLAN_DUMP].save_after, RESUME_NONE);
+	ck_assert_int_eq(p.steps[MIGPLAN_COPY].save_after, RESUME_DUMPED);
+	/* killed during the post-data restore: the copy is not done again */
+	in.resume = true;
+	in.token_stage = RESUME_DUMPED;
+	migplan_build(&in, &p);
+	ck_assert_int_eq(p.steps[MIGPLAN_COPY].action, MIGPLAN_RESUMED);
+	ck_assert_int_eq(p.steps[MIGPLAN_RESTORE].action, MIGPLAN_RUN);
+	/* the dump method has no Copy phase */
+	in.copy_direct = false;
+	migplan_build(&in, &p);
+	ck_assert_int_eq(p.steps[MIGPLAN_COPY].action, MIGPLAN_LEFT_OUT);
+}
+END_TEST
+
 START_TEST(an_online_run_killed_after_its_dump_resumes_at_restore)
 {
 	migplan p;
@@ -369,6 +393,10 @@ END_TEST
 #define HINT_KEPT_OFFLINE                                                                         \
 	"the dump is kept: fix the cause and run again with --resume (the restore starts again from " \
 	"the dump), or start over with --force-clean"
+#define HINT_COPY_STOPPED                                                                     \
+	"the copy was interrupted (its snapshot is gone): run again with --resume to start over " \
+	"(the partial copy on the target is dropped first), or with --force-clean "               \
+	"--drop-target-first"
 #define HINT_NOTHING_KEPT                                                                  \
 	"nothing could be kept (the dump had not finished): fix the cause and run again with " \
 	"--resume to start over, or with --force-clean"
@@ -462,6 +490,15 @@ static const struct
       .wrote_token = true,
       .created_slot = true},
      {.failed = true, .stage = "Aborted", .drop_created = true, .remove_token = true}},
+    {"Ctrl+C during a direct copy drops the slot, keeps the token and says --resume starts over",
+     {.exit_code = EXIT_ABORTED,
+      .online = true,
+      .have_token = true,
+      .token_stage = RESUME_SNAPSHOT,
+      .wrote_token = true,
+      .created_slot = true,
+      .copy_direct = true},
+     {.failed = true, .stage = "Aborted", .drop_created = true, .hint = HINT_COPY_STOPPED}},
     {"Ctrl+C while streaming keeps everything and says the guard stays",
      {.exit_code = EXIT_ABORTED,
       .online = true,
@@ -566,6 +603,7 @@ main(void)
 
 	tcase_add_test(plan, a_fresh_offline_run_dumps_restores_and_saves_each_stage);
 	tcase_add_test(plan, a_fresh_online_run_takes_a_snapshot_streams_and_cuts_over);
+	tcase_add_test(plan, a_direct_copy_is_resumable_only_once_its_rows_are_on_the_target);
 	tcase_add_test(plan, an_online_run_killed_after_its_dump_resumes_at_restore);
 	tcase_add_test(plan, an_offline_run_killed_after_its_dump_restores_again_from_it);
 	tcase_add_test(plan, a_run_killed_while_streaming_streams_again_without_restoring);
