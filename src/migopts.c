@@ -42,10 +42,12 @@ migopts_usage(FILE *f)
 	    "  --table NAME, --exclude-table NAME       (repeatable; schema.table)\n"
 	    "\n"
 	    "Dump and restore:\n"
-	    "  --copy-method dump|direct     dump: pg_dump's data into --dump-path, restored by\n"
-	    "                                pg_restore (default); direct: the schema by pg_dump and\n"
-	    "                                pg_restore, every table's rows by COPY from the source\n"
-	    "                                to the target in the same snapshot, no data file\n"
+	    "  --copy-method direct|dump     direct (default): the schema by pg_dump and pg_restore,\n"
+	    "                                every table's rows by COPY from the source to the\n"
+	    "                                target in the same snapshot, no data file; dump (the\n"
+	    "                                default with --dump-scope schema-only or data-only or\n"
+	    "                                --fast-restore-settings): pg_dump's data into\n"
+	    "                                --dump-path, restored by pg_restore\n"
 	    "  --split-tables-larger-than SIZE   direct: copy a larger table in ranges of SIZE by\n"
 	    "                                several jobs at once (default 256MB; 0: never)\n"
 	    "  --jobs N                      parallel pg_dump/pg_restore jobs and copy workers\n"
@@ -288,6 +290,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
+	bool method_given = false;
 	int c, v;
 
 	memset(o, 0, sizeof(*o));
@@ -584,6 +587,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 					return false;
 				}
 				o->copy_direct = strcmp(optarg, "direct") == 0;
+				method_given = true;
 				break;
 			case O_SPLITSIZE:
 				if (strcmp(optarg, "0") == 0)
@@ -648,6 +652,9 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		         "copy needs no replica identity)");
 		return false;
 	}
+	/* direct by default, where it can do the whole job; the dump where it cannot */
+	if (!method_given)
+		o->copy_direct = strcmp(o->scope, "all") == 0 && !o->fast_restore;
 	if (o->copy_direct && strcmp(o->scope, "all") != 0)
 	{
 		snprintf(errbuf, errlen,
