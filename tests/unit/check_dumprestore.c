@@ -19,7 +19,11 @@
 
 #define MAX_ARGS 64
 
-/* Parse the migrate command line (the program name and the connections are added). */
+/*
+ * Parse the migrate command line (the program name, the connections and
+ * --copy-method dump are added: these are the dump method's command lines;
+ * a later --copy-method wins).
+ */
 static void
 parse(migopts *o, const char *const *args)
 {
@@ -33,6 +37,8 @@ parse(migopts *o, const char *const *args)
 	argv[argc++] = (char *)"host=src";
 	argv[argc++] = (char *)"--target";
 	argv[argc++] = (char *)"host=tgt";
+	argv[argc++] = (char *)"--copy-method";
+	argv[argc++] = (char *)"dump";
 	for (int i = 0; args[i]; i++)
 		argv[argc++] = (char *)args[i];
 	argv[argc] = NULL;
@@ -249,6 +255,88 @@ START_TEST(owner_and_privileges_can_be_left_out)
 }
 END_TEST
 
+START_TEST(a_direct_copy_dumps_the_schema_in_its_snapshot_and_leaves_the_rows_out)
+{
+	const char *const args[] = {"--mode", "offline", "--copy-method", "direct",
+	                            "--jobs", "3",       "--no-owner",    NULL};
+	char *no_data[] = {(char[]){"public.big"}, (char[]){"\"Sch ema\".\"T\""}, NULL};
+	dumprestore_source s = {.bindir = "/bin",
+	                        .conninfo = "host=src",
+	                        .snapshot = "00000003-1",
+	                        .no_data = no_data,
+	                        .nno_data = 2};
+	dumprestore_dump d;
+	dumprestore_restore r;
+	char e[256];
+	migopts o;
+
+	parse(&o, args);
+	ck_assert(o.copy_direct);
+	ck_assert_msg(dumprestore_dump_argv(&d, &o, &s, e, sizeof(e)), "%s", e);
+	/* offline too: the rows are read later in the same snapshot */
+	ck_assert_str_eq(joined(d.argv), DUMP_BASE " --jobs=3 --file pg_dbmigrator_dump "
+	                                           "--snapshot=00000003-1 " DUMP_DEFAULTS
+	                                           " --exclude-table-data public.big "
+	                                           "--exclude-table-data \"Sch ema\".\"T\"");
+	dumprestore_dump_free(&d);
+	/* before the copy: the schema and the data section (sequence values, large objects) */
+	dumprestore_restore_direct(&r, &o, "/bin", "host=tgt", false, true, false);
+	ck_assert_int_eq(r.npasses, 1);
+	ck_assert_str_eq(joined(r.argv[0]), "/bin/pg_restore --dbname=host=tgt --jobs=3 "
+	                                    "--section=pre-data --section=data --no-owner "
+	                                    "pg_dbmigrator_dump");
+	/* a clean one drops what is there first */
+	dumprestore_restore_direct(&r, &o, "/bin", "host=tgt", false, true, true);
+	ck_assert_str_eq(joined(r.argv[0]), "/bin/pg_restore --dbname=host=tgt --jobs=3 "
+	                                    "--section=pre-data --section=data --clean --if-exists "
+	                                    "--no-owner pg_dbmigrator_dump");
+	/* after it: the post-data, on the copied rows */
+	dumprestore_restore_direct(&r, &o, "/bin", "host=tgt", false, false, false);
+	ck_assert_str_eq(joined(r.argv[0]), "/bin/pg_restore --dbname=host=tgt --jobs=3 "
+	                                    "--section=post-data --no-owner pg_dbmigrator_dump");
+}
+END_TEST
+
+/* Parse the command line as given (only the program name added); false with err. */
+static bool
+parse_as_given(migopts *o, const char *const *args, char *err, size_t errlen)
+{
+	char *argv[MAX_ARGS + 2];
+	bool help;
+	int argc = 0;
+
+	argv[argc++] = (char *)"pg_dbmigrator";
+	for (int i = 0; args[i]; i++)
+		argv[argc++] = (char *)args[i];
+	argv[argc] = NULL;
+	return migopts_parse(argc, argv, o, &help, err, errlen);
+}
+
+START_TEST(the_direct_copy_is_the_default_where_it_can_do_the_whole_job)
+{
+	migopts o;
+	char err[512];
+
+	ck_assert(parse_as_given(
+	    &o, (const char *const[]){"--mode", "online", "--source", "s", "--target", "t", NULL}, err,
+	    sizeof(err)));
+	ck_assert(o.copy_direct);
+	/* the dump method where the direct copy cannot do the job */
+	ck_assert(parse_as_given(&o,
+	                         (const char *const[]){"--mode", "offline", "--source", "s", "--target",
+	                                               "t", "--dump-scope", "schema-only", NULL},
+	                         err, sizeof(err)));
+	ck_assert(!o.copy_direct);
+	/* asked for where it cannot: said so, with the way out */
+	ck_assert(!parse_as_given(&o,
+	                          (const char *const[]){"--mode", "offline", "--source", "s",
+	                                                "--target", "t", "--dump-scope", "data-only",
+	                                                "--copy-method", "direct", NULL},
+	                          err, sizeof(err)));
+	ck_assert_msg(strstr(err, "--copy-method dump"), "%s", err);
+}
+END_TEST
+
 START_TEST(force_clean_takes_only_what_pg_dump_writes)
 {
 	const char *ours[] = {"toc.dat",   "blobs.toc", "1234.dat",   "5.dat.gz",
@@ -276,6 +364,8 @@ main(void)
 	tcase_add_test(tc, an_offline_dump_is_a_directory_with_the_default_switches);
 	tcase_add_test(tc, an_online_dump_reads_the_exported_snapshot);
 	tcase_add_test(tc, scope_compression_and_verbosity_reach_pg_dump);
+	tcase_add_test(tc, a_direct_copy_dumps_the_schema_in_its_snapshot_and_leaves_the_rows_out);
+	tcase_add_test(tc, the_direct_copy_is_the_default_where_it_can_do_the_whole_job);
 	tcase_add_test(tc, each_with_flag_drops_its_default_switch);
 	tcase_add_test(tc, schemas_go_quoted_and_a_dry_run_gives_the_tables_as_named);
 	tcase_add_test(tc, a_run_dumps_the_tables_as_they_resolved_on_the_source);
