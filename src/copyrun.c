@@ -124,6 +124,55 @@ copyrun_drop_foreign_keys(mig *m, char *errbuf, size_t errlen)
 	return ok;
 }
 
+/*
+ * Only the tables the schema pass created are copied: a partition in a
+ * schema the filters leave out is not in the dump (as with the dump method,
+ * its rows stay behind), though its partitioned table is. Said once; the
+ * kept tables first in m->copy_tables, *nkept of them.
+ */
+static bool
+copyrun_keep_restored(mig *m, int *nkept, char *errbuf, size_t errlen)
+{
+	strbuf left;
+	int kept = 0, nleft = 0;
+	bool ok = true;
+
+	strbuf_init(&left);
+	for (int i = 0; ok && i < m->ncopy_tables; i++)
+	{
+		const char *params[1] = {m->copy_tables[i].qname};
+		PGresult *res = PQexecParams(m->tgt, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1,
+		                             NULL, params, NULL, NULL, 0);
+
+		ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+		if (!ok)
+			snprintf(errbuf, errlen, "could not look for %s on the target: %s",
+			         m->copy_tables[i].qname, PQerrorMessage(m->tgt));
+		else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		{
+			tablecopy_table keep = m->copy_tables[i];
+
+			m->copy_tables[i] = m->copy_tables[kept];
+			m->copy_tables[kept++] = keep;
+		}
+		else if (nleft++ < 20)
+			ok = strbuf_appendf(&left, "%s%s", nleft > 1 ? ", " : "", m->copy_tables[i].qname);
+		PQclear(res);
+	}
+	if (ok && nleft > 0)
+		event_say("Copy", "warning",
+		          "%d partition%s outside the migrated schemas %s not copied, as the dump "
+		          "leaves %s out: %s%s",
+		          nleft, nleft == 1 ? "" : "s", nleft == 1 ? "is" : "are",
+		          nleft == 1 ? "it" : "them", strbuf_data(&left), nleft > 20 ? ", ..." : "");
+	strbuf_free(&left);
+	if (!ok)
+		return false;
+	/* the ones left out stay in the array past the kept ones, to be freed with it */
+	*nkept = kept;
+	return true;
+}
+
 /* Progress: one Copy event a second at most (called serialised by tablecopy). */
 typedef struct copyrun_meter
 {
@@ -159,7 +208,7 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 {
 	dumprestore_restore r;
 	tablecopy_item *items = NULL;
-	int nitems = 0;
+	int nitems = 0, ncopy = 0;
 	tablecopy_result res;
 	copyrun_meter meter = {0};
 	bool clean = m->clean_target || m->o.drop_target_first, warned, ok;
@@ -185,21 +234,22 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 	          clean ? " (dropping what is there first)" : "");
 	if (!dumprun_child(m, "Restore", r.argv[0], m->tgt_ci.password, &warned, errbuf, errlen))
 		return false;
-	if (!tablecopy_plan(m->copy_tables, m->ncopy_tables, (int64_t)(m->o.split_bytes / 8192), &items,
-	                    &nitems))
+	if (!copyrun_keep_restored(m, &ncopy, errbuf, errlen))
+		return false;
+	if (!tablecopy_plan(m->copy_tables, ncopy, (int64_t)(m->o.split_bytes / 8192), &items, &nitems))
 	{
 		snprintf(errbuf, errlen, "out of memory");
 		return false;
 	}
-	event_say("Copy", "info", "copying %d table%s in %d part%s with %d job%s%s", m->ncopy_tables,
-	          m->ncopy_tables == 1 ? "" : "s", nitems, nitems == 1 ? "" : "s", m->o.jobs,
+	event_say("Copy", "info", "copying %d table%s in %d part%s with %d job%s%s", ncopy,
+	          ncopy == 1 ? "" : "s", nitems, nitems == 1 ? "" : "s", m->o.jobs,
 	          m->o.jobs == 1 ? "" : "s", to.binary ? " (binary where the types allow)" : "");
 	ok = tablecopy_run(&to, m->copy_tables, items, nitems, &res, errbuf, errlen);
 	free(items);
 	if (!ok)
 		return false;
 	event_begin(&e, "Copy");
-	event_int(&e, "tables", m->ncopy_tables);
+	event_int(&e, "tables", ncopy);
 	event_int(&e, "parts", res.items);
 	event_int(&e, "rows", res.rows);
 	event_int(&e, "bytes", res.bytes);
