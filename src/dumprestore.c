@@ -114,6 +114,15 @@ dumprestore_dump_argv(dumprestore_dump *d, const migopts *o, const dumprestore_s
 		d->argv[n++] = "--no-table-access-method";
 	if (o->verbose || src->progress)
 		d->argv[n++] = "--verbose";
+	/*
+	 * the names below were read as UTF-8 (or typed so): pg_dump must match
+	 * them in UTF-8 too, not in the source database's encoding (a LATIN1
+	 * source's "größe" would match nothing); the dump is then UTF-8 and
+	 * pg_restore converts it to the target's encoding
+	 */
+	if (o->nschemas + o->nex_schemas + src->ntables + src->nex_tables + src->nno_data > 0 ||
+	    (o->dry_run && (o->ntables + o->nex_tables > 0 || o->copy_direct)))
+		d->argv[n++] = "--encoding=UTF8";
 	if (!dump_filters(d, o, src, &n))
 		goto oom;
 	d->argv[n] = NULL;

@@ -144,12 +144,14 @@ END_TEST
 
 START_TEST(schemas_go_quoted_and_a_dry_run_gives_the_tables_as_named)
 {
+	/* names go to pg_dump as UTF-8, whatever the source database's encoding */
 	DUMP_IS(DUMP_BASE " --jobs=1 --file pg_dbmigrator_dump " DUMP_DEFAULTS
-	                  " --schema \"Sales\" --schema \"hr\" --exclude-schema \"tmp\"",
+	                  " --encoding=UTF8 --schema \"Sales\" --schema \"hr\" --exclude-schema "
+	                  "\"tmp\"",
 	        false, "--mode", "offline", "--schema", "Sales", "--schema", "hr", "--exclude-schema",
 	        "tmp");
 	DUMP_IS(DUMP_BASE " --jobs=1 --file pg_dbmigrator_dump " DUMP_DEFAULTS
-	                  " --table public.Orders --exclude-table public.log",
+	                  " --encoding=UTF8 --table public.Orders --exclude-table public.log",
 	        false, "--mode", "offline", "--dry-run", "--table", "public.Orders", "--exclude-table",
 	        "public.log");
 }
@@ -176,7 +178,8 @@ START_TEST(a_run_dumps_the_tables_as_they_resolved_on_the_source)
 	ck_assert(dumprestore_dump_argv(&d, &o, &s, e, sizeof(e)));
 	ck_assert_str_eq(joined(d.argv),
 	                 DUMP_BASE " --jobs=1 --file pg_dbmigrator_dump " DUMP_DEFAULTS
-	                           " --schema \"public\" --table public.\"Orders\" --table "
+	                           " --encoding=UTF8 --schema \"public\" --table public.\"Orders\" "
+	                           "--table "
 	                           "public.items --exclude-table public.log");
 	dumprestore_dump_free(&d);
 	dumprestore_dump_free(&d); /* a second free is harmless */
@@ -276,7 +279,7 @@ START_TEST(a_direct_copy_dumps_the_schema_in_its_snapshot_and_leaves_the_rows_ou
 	/* offline too: the rows are read later in the same snapshot */
 	ck_assert_str_eq(joined(d.argv), DUMP_BASE " --jobs=3 --file pg_dbmigrator_dump "
 	                                           "--snapshot=00000003-1 " DUMP_DEFAULTS
-	                                           " --exclude-table-data public.big "
+	                                           " --encoding=UTF8 --exclude-table-data public.big "
 	                                           "--exclude-table-data \"Sch ema\".\"T\"");
 	dumprestore_dump_free(&d);
 	/* before the copy: the schema and the data section (sequence values, large objects) */
