@@ -44,25 +44,12 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$BIN" ] || { echo "apply-vs-native.sh: no pg_dbmigrator at $BIN (build first, or --binary PATH)" >&2; exit 2; }
 
-PGBIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
-export PATH="$PGBIN:$PATH"
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then RUNAS=(runuser -u postgres --); fi
-
-dir=$(mktemp -d /tmp/pgdbm-applybench.XXXXXX)
-[ "$(id -u)" = 0 ] && chown postgres "$dir"
-cleanup() {
-	for c in src tgt; do "${RUNAS[@]}" pg_ctl -D "$dir/$c" -m immediate stop >/dev/null 2>&1 || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-
-start_cluster() { # name port
-	"${RUNAS[@]}" initdb -D "$dir/$1" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
-	cat >>"$dir/$1/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $2
-unix_socket_directories = '$dir'
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+bench_init applybench
+sport=$(( 20000 + RANDOM % 20000 )); tport=$(( sport + 1 ))
+for c in src:$sport tgt:$tport; do
+	bench_cluster "${c%%:*}" "${c##*:}" <<CONF
 wal_level = logical
 max_replication_slots = 20
 max_wal_senders = 20
@@ -73,11 +60,7 @@ shared_buffers = 256MB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
 CONF
-	"${RUNAS[@]}" pg_ctl -D "$dir/$1" -l "$dir/$1.log" -w start >/dev/null
-}
-sport=$(( 20000 + RANDOM % 20000 )); tport=$(( sport + 1 ))
-start_cluster src $sport
-start_cluster tgt $tport
+done
 SRC="host=127.0.0.1 port=$sport user=postgres dbname=postgres"
 tgt() { echo "host=127.0.0.1 port=$tport user=postgres dbname=$1"; }
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }

@@ -28,22 +28,11 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$BIN" ] || { echo "decode-drain.sh: no pg_dbmigrator at $BIN (build first, or --binary PATH)" >&2; exit 2; }
 
-PGBIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
-export PATH="$PGBIN:$PATH"
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then RUNAS=(runuser -u postgres --); fi
-
-dir=$(mktemp -d /tmp/pgdbm-bench.XXXXXX)
-[ "$(id -u)" = 0 ] && chown postgres "$dir"
-cleanup() { "${RUNAS[@]}" pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
-trap cleanup EXIT INT TERM
-
-"${RUNAS[@]}" initdb -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+bench_init bench
 port=$(( 20000 + RANDOM % 20000 ))
-cat >>"$dir/data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $port
-unix_socket_directories = '$dir'
+bench_cluster data "$port" <<CONF
 wal_level = logical
 max_replication_slots = 10
 max_wal_senders = 10
@@ -52,7 +41,6 @@ synchronous_commit = off
 shared_buffers = 256MB
 max_wal_size = 4GB
 CONF
-"${RUNAS[@]}" pg_ctl -D "$dir/data" -l "$dir/log" -w start >/dev/null
 CONN="host=127.0.0.1 port=$port user=postgres dbname=postgres"
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$CONN" -c "$1"; }
 

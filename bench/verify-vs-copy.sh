@@ -24,23 +24,15 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$BIN" ] || { echo "verify-vs-copy.sh: no pg_dbmigrator at $BIN (build first, or --binary PATH)" >&2; exit 2; }
 
-PGBIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
-export PATH="$PGBIN:$PATH"
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then RUNAS=(runuser -u postgres --); fi
-dir=$(mktemp -d /tmp/pgdbm-verifybench.XXXXXX)
-[ "$(id -u)" = 0 ] && chown postgres "$dir"
-cleanup() {
-	for c in a b; do "${RUNAS[@]}" pg_ctl -D "$dir/$c" -m immediate stop >/dev/null 2>&1 || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+bench_init verifybench
 port=$(( 20000 + RANDOM % 20000 ))
 for c in a b; do
-	"${RUNAS[@]}" initdb -D "$dir/$c" -U postgres -A trust --no-sync >/dev/null
-	printf "listen_addresses='127.0.0.1'\nport=%d\nunix_socket_directories='%s'\nfsync=off\nshared_buffers=256MB\n" \
-		"$port" "$dir" >>"$dir/$c/postgresql.conf"
-	"${RUNAS[@]}" pg_ctl -D "$dir/$c" -l "$dir/$c.log" -w start >/dev/null
+	bench_cluster "$c" "$port" <<CONF
+fsync = off
+shared_buffers = 256MB
+CONF
 	eval "conn_$c='host=127.0.0.1 port=$port user=postgres dbname=postgres'"
 	port=$(( port + 1 ))
 done

@@ -144,6 +144,25 @@ dumprestore_dump_free(dumprestore_dump *d)
 	d->npatterns = 0;
 }
 
+/* The end of one pg_restore argv from its n-th entry: --clean, verbosity, ownership, the dump. */
+static void
+restore_tail(const char **argv, int n, const migopts *o, bool clean, bool verbose)
+{
+	if (clean)
+	{
+		argv[n++] = "--clean";
+		argv[n++] = "--if-exists";
+	}
+	if (o->verbose || verbose)
+		argv[n++] = "--verbose";
+	if (o->no_owner)
+		argv[n++] = "--no-owner";
+	if (o->no_privileges)
+		argv[n++] = "--no-privileges";
+	argv[n++] = o->dump_path;
+	argv[n] = NULL;
+}
+
 void
 dumprestore_restore_argv(dumprestore_restore *r, const migopts *o, const char *bindir,
                          const char *conninfo, bool progress)
@@ -175,19 +194,7 @@ dumprestore_restore_argv(dumprestore_restore *r, const migopts *o, const char *b
 		argv[n++] = r->jobs;
 		if (split)
 			argv[n++] = sections[s];
-		if (clean)
-		{
-			argv[n++] = "--clean";
-			argv[n++] = "--if-exists";
-		}
-		if (o->verbose || (progress && s == (split ? 1 : 0)))
-			argv[n++] = "--verbose";
-		if (o->no_owner)
-			argv[n++] = "--no-owner";
-		if (o->no_privileges)
-			argv[n++] = "--no-privileges";
-		argv[n++] = o->dump_path;
-		argv[n] = NULL;
+		restore_tail(argv, n, o, clean, progress && s == (split ? 1 : 0));
 	}
 }
 
@@ -214,19 +221,7 @@ dumprestore_restore_direct(dumprestore_restore *r, const migopts *o, const char 
 	}
 	else
 		argv[n++] = "--section=post-data";
-	if (schema ? clean : o->resume)
-	{
-		argv[n++] = "--clean";
-		argv[n++] = "--if-exists";
-	}
-	if (o->verbose || (progress && !schema))
-		argv[n++] = "--verbose";
-	if (o->no_owner)
-		argv[n++] = "--no-owner";
-	if (o->no_privileges)
-		argv[n++] = "--no-privileges";
-	argv[n++] = o->dump_path;
-	argv[n] = NULL;
+	restore_tail(argv, n, o, schema ? clean : o->resume, progress && !schema);
 }
 
 bool

@@ -35,22 +35,10 @@ static void
 build_source(PGconn *s, int big_rows)
 {
 	char sql[8192];
-	size_t len = 0;
 
 	pgt_exec(s, COLTYPES_DDL);
-	len += (size_t)snprintf(sql + len, sizeof(sql) - len, "CREATE TABLE t_types (");
-	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s%s %s", i ? ", " : "",
-		                        columns[i].name, columns[i].type);
-	snprintf(sql + len, sizeof(sql) - len, ")");
-	pgt_exec(s, sql);
-	len = 0;
-	len += (size_t)snprintf(sql + len, sizeof(sql) - len, "INSERT INTO t_types VALUES (");
-	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s%s", i ? ", " : "",
-		                        columns[i].literal);
-	snprintf(sql + len, sizeof(sql) - len, ")");
-	pgt_exec(s, sql);
+	pgt_exec(s, coltypes_sql(sql, sizeof(sql), "t_types", false));
+	pgt_exec(s, coltypes_sql(sql, sizeof(sql), "t_types", true));
 	pgt_exec(s, "INSERT INTO t_types (id) VALUES (2)");
 	snprintf(sql, sizeof(sql),
 	         "CREATE TABLE big (id int PRIMARY KEY, pad text);"

@@ -48,28 +48,16 @@ static void
 create_types_table(PGconn *c)
 {
 	char sql[4096];
-	size_t len = 0;
 
-	len += (size_t)snprintf(sql + len, sizeof(sql) - len, "CREATE TABLE t_types (");
-	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s%s %s", i ? ", " : "",
-		                        columns[i].name, columns[i].type);
-	snprintf(sql + len, sizeof(sql) - len, ")");
-	pgt_exec(c, sql);
+	pgt_exec(c, coltypes_sql(sql, sizeof(sql), "t_types", false));
 }
 
 static void
 fill_source(void)
 {
 	char sql[8192];
-	size_t len = 0;
 
-	len += (size_t)snprintf(sql + len, sizeof(sql) - len, "INSERT INTO t_types VALUES (");
-	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s%s", i ? ", " : "",
-		                        columns[i].literal);
-	snprintf(sql + len, sizeof(sql) - len, ")");
-	pgt_exec(src, sql);
+	pgt_exec(src, coltypes_sql(sql, sizeof(sql), "t_types", true));
 	pgt_exec(src, "INSERT INTO t_types (id) VALUES (2)"); /* and every column NULL */
 	pgt_exec(src, "INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g");
 	pgt_exec(src, "INSERT INTO parts SELECT g, (ARRAY['eu','us','asia'])[g % 3 + 1], g / 7.0 "

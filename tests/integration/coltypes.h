@@ -7,7 +7,9 @@
 #ifndef COLTYPES_H
 #define COLTYPES_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define COLTYPES_DDL \
 	"CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE TYPE pair AS (a int, b text)"
@@ -43,5 +45,25 @@ static const struct coltype
     {"nul", "text", "NULL"},
 };
 #define NCOLUMNS (sizeof(columns) / sizeof(columns[0]))
+
+/*
+ * Into sql (size bytes): "CREATE TABLE <table> (<each column> <its type>)"
+ * when values is false, "INSERT INTO <table> VALUES (<each literal>)" when
+ * true. Returns sql.
+ */
+static inline const char *
+coltypes_sql(char *sql, size_t size, const char *table, bool values)
+{
+	size_t len = (size_t)snprintf(sql, size,
+	                              values ? "INSERT INTO %s VALUES (" : "CREATE TABLE %s (", table);
+
+	for (size_t i = 0; i < NCOLUMNS && len < size; i++)
+		len += (size_t)snprintf(sql + len, size - len, "%s%s%s%s", i ? ", " : "",
+		                        values ? columns[i].literal : columns[i].name, values ? "" : " ",
+		                        values ? "" : columns[i].type);
+	if (len < size)
+		snprintf(sql + len, size - len, ")");
+	return sql;
+}
 
 #endif /* COLTYPES_H */

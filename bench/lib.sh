@@ -1,0 +1,39 @@
+# lib.sh — what the bench scripts share, sourced by them: PostgreSQL's
+# binaries on PATH, a scratch directory removed at exit (with every cluster
+# started in it stopped), and throwaway clusters.
+#
+#   bench_init NAME              PATH, RUNAS (runuser as postgres when root),
+#                                $dir (/tmp/pgdbm-NAME.XXXXXX), the exit trap
+#   bench_cluster DIR PORT <<CONF   initdb $dir/DIR, listen on 127.0.0.1:PORT
+#                                (socket in $dir), the lines of CONF added to
+#                                postgresql.conf, started (log in $dir/DIR.log)
+
+bench_init() {
+	PGBIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+	export PATH="$PGBIN:$PATH"
+	RUNAS=()
+	if [ "$(id -u)" = 0 ]; then RUNAS=(runuser -u postgres --); fi
+	dir=$(mktemp -d "/tmp/pgdbm-$1.XXXXXX")
+	if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
+	BENCH_CLUSTERS=()
+	trap bench_cleanup EXIT INT TERM
+}
+
+bench_cleanup() {
+	for c in "${BENCH_CLUSTERS[@]}"; do
+		"${RUNAS[@]}" pg_ctl -D "$dir/$c" -m immediate stop >/dev/null 2>&1 || true
+	done
+	rm -rf "$dir"
+}
+
+bench_cluster() {
+	"${RUNAS[@]}" initdb -D "$dir/$1" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
+	{
+		echo "listen_addresses = '127.0.0.1'"
+		echo "port = $2"
+		echo "unix_socket_directories = '$dir'"
+		cat
+	} >>"$dir/$1/postgresql.conf"
+	BENCH_CLUSTERS+=("$1")
+	"${RUNAS[@]}" pg_ctl -D "$dir/$1" -l "$dir/$1.log" -w start >/dev/null
+}
