@@ -236,7 +236,10 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 		return false;
 	if (!copyrun_keep_restored(m, &ncopy, errbuf, errlen))
 		return false;
-	if (!tablecopy_plan(m->copy_tables, ncopy, (int64_t)(m->o.split_bytes / 8192), &items, &nitems))
+	/* ranges only where a TID range scan reads them in place (PostgreSQL 14+) */
+	if (!tablecopy_plan(m->copy_tables, ncopy,
+	                    PQserverVersion(m->src) >= 140000 ? (int64_t)(m->o.split_bytes / 8192) : 0,
+	                    &items, &nitems))
 	{
 		snprintf(errbuf, errlen, "out of memory");
 		return false;
