@@ -9,6 +9,9 @@
 # command:
 #   pg_dump|pg_restore  pg_dump -Fc | pg_restore (one stream, no file)
 #   pg_dump|psql        pg_dump | psql
+#   by hand             the floor a script reaches: pg_dump --section=pre-data | psql,
+#                       then per table COPY TO STDOUT | COPY FROM STDIN, --jobs at a
+#                       time, then pg_restore --section=post-data --jobs
 #   ours dump           pg_dbmigrator --mode offline --copy-method dump --verify off
 #   ours direct         pg_dbmigrator --mode offline --copy-method direct --verify off
 #   ours direct+verify  the same with --verify warn (the default)
@@ -36,7 +39,7 @@ while [ $# -gt 0 ]; do
 		--jobs) JOBS=$2; shift 2 ;;
 		--repeat) REPEAT=$2; shift 2 ;;
 		--binary) BIN=$2; shift 2 ;;
-		-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+		-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
 		*) echo "copy-methods.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -94,6 +97,17 @@ timed() { # name command...
 
 dump_restore() { pg_dump -Fc "$SRC" | pg_restore --no-owner -d "$1"; }
 dump_psql() { pg_dump "$SRC" | psql -X -q -d "$1" >/dev/null; }
+by_hand() { # target
+	local t=$1
+	pg_dump --section=pre-data "$SRC" | psql -X -q -d "$t" >/dev/null
+	sql "$SRC" "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
+		WHERE schemaname NOT IN ('pg_catalog', 'information_schema')" |
+		xargs -P "$JOBS" -I{} sh -c "psql -X -q -d \"\$1\" -c 'COPY {} TO STDOUT' |
+			psql -X -q -d \"\$2\" -c 'COPY {} FROM STDIN'" sh "$SRC" "$t"
+	rm -rf "$dir/post"
+	pg_dump -Fd -f "$dir/post" --section=post-data "$SRC"
+	pg_restore -j "$JOBS" -d "$t" "$dir/post"
+}
 ours() { # method verify target
 	rm -rf "$dir/dump" "$dir/dump.resume.json"
 	"$BIN" --mode offline --source "$SRC" --target "$3" --copy-method "$1" --verify "$2" \
@@ -106,6 +120,7 @@ ours_direct_verify() { ours direct warn "$1"; }
 for r in $(seq 1 "$REPEAT"); do
 	timed "pg_dump|pg_restore" dump_restore
 	timed "pg_dump|psql" dump_psql
+	timed "by hand (--jobs $JOBS)" by_hand
 	timed "ours dump (--jobs $JOBS)" ours_dump
 	timed "ours direct (--jobs $JOBS)" ours_direct
 	timed "ours direct+verify (--jobs $JOBS)" ours_direct_verify
