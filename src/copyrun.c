@@ -173,11 +173,18 @@ copyrun_keep_restored(mig *m, int *nkept, char *errbuf, size_t errlen)
 	return true;
 }
 
-/* Progress: one Copy event a second at most (called serialised by tablecopy). */
+/*
+ * Progress (called serialised by tablecopy after each part). On a terminal
+ * (as dumprun_progress decides: not --json, not --verbose), one bar updated
+ * in place; else one Copy event a second at most.
+ */
 typedef struct copyrun_meter
 {
 	int64_t last_ms;
+	bool bar; /* a terminal: the bar, no per-part events */
 } copyrun_meter;
+
+#define COPYRUN_BAR 30
 
 static void
 copyrun_progress(void *arg, const tablecopy_progress *p)
@@ -187,6 +194,25 @@ copyrun_progress(void *arg, const tablecopy_progress *p)
 	double rate = p->seconds > 0 ? (double)p->bytes / p->seconds : 0;
 	event e;
 
+	if (meter->bar)
+	{
+		/* the sizes are the source's on-disk sizes, an estimate of the COPY bytes */
+		bool done = p->items_done == p->items_total;
+		int64_t total = done || p->bytes > p->bytes_total ? p->bytes : p->bytes_total;
+		int filled = total > 0 ? (int)(COPYRUN_BAR * p->bytes / total) : COPYRUN_BAR;
+
+		fprintf(stderr, "\rCopy [%.*s%*s] %d/%d parts, %.0f/%.0f MB, %.1f MB/s", filled,
+		        "##############################", COPYRUN_BAR - filled, "", p->items_done,
+		        p->items_total, (double)p->bytes / 1048576.0, (double)total / 1048576.0,
+		        rate / 1048576.0);
+		if (rate > 0 && total > p->bytes)
+			fprintf(stderr, ", ETA %.0f s   ", (double)(total - p->bytes) / rate);
+		else
+			fputs("          ", stderr);
+		if (p->items_done == p->items_total)
+			fputc('\n', stderr);
+		return;
+	}
 	if (p->items_done < p->items_total && now - meter->last_ms < 1000)
 		return;
 	meter->last_ms = now;
@@ -210,7 +236,7 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 	tablecopy_item *items = NULL;
 	int nitems = 0, ncopy = 0;
 	tablecopy_result res;
-	copyrun_meter meter = {0};
+	copyrun_meter meter = {.bar = dumprun_progress(m)};
 	bool clean = m->clean_target || m->o.drop_target_first, warned, ok;
 	tablecopy_opts to = {.source = m->o.source,
 	                     .target = m->o.target,
