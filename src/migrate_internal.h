@@ -1,9 +1,10 @@
 /*
  * migrate_internal.h — what the phases of a migration share: the run
  * context (mig) and each phase module's entry points. The phases are
- * src/preflight.c, snapshot.c, dumprun.c, fastrestore.c, guardrun.c,
- * follow.c, cutover.c, sequences.c, finish.c, runtoken.c, dryrun.c and
- * wholeserver.c; migrun.c walks them; cmd_migrate.c parses the command line
+ * src/preflight.c, snapshot.c, dumprun.c, copyrun.c, fastrestore.c,
+ * guardrun.c, follow.c, cutover.c, sequences.c, finish.c, runtoken.c,
+ * dryrun.c and wholeserver.c; migrun.c walks them (the order and the resume
+ * rules are migplan.c's table); cmd_migrate.c parses the command line
  * and calls migrun_run. Kept out of include/ as pg_dump keeps
  * pg_backup_archiver.h apart from its public headers: nothing outside the
  * migrate command needs it.

@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,16 +278,17 @@ tablecopy_stopping(tablecopy_shared *sh)
 }
 
 /* Record the first failure; the others stop at their next chunk. */
-static void
-tablecopy_fail(tablecopy_shared *sh, const char *fmt, const char *a, const char *b)
+static void __attribute__((format(printf, 2, 3)))
+tablecopy_fail(tablecopy_shared *sh, const char *fmt, ...)
 {
+	va_list ap;
+
 	pthread_mutex_lock(&sh->mu);
 	if (!sh->failed && !sh->interrupted)
 	{
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-		snprintf(sh->errmsg, sizeof(sh->errmsg), fmt, a, b);
-#pragma GCC diagnostic pop
+		va_start(ap, fmt);
+		vsnprintf(sh->errmsg, sizeof(sh->errmsg), fmt, ap);
+		va_end(ap);
 		sh->failed = true;
 	}
 	pthread_mutex_unlock(&sh->mu);
@@ -330,7 +332,7 @@ tablecopy_connect(tablecopy_worker *w)
 	snap = PQescapeLiteral(w->src, sh->o->snapshot, strlen(sh->o->snapshot));
 	if (snap == NULL)
 	{
-		tablecopy_fail(sh, "the copy could not quote the snapshot %s%s", sh->o->snapshot, "");
+		tablecopy_fail(sh, "the copy could not quote the snapshot %s", sh->o->snapshot);
 		return false;
 	}
 	snprintf(sql, sizeof(sql), "SET TRANSACTION SNAPSHOT %s", snap);
@@ -355,7 +357,7 @@ tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
 
 	if (!tablecopy_target_sql(t, sh->o->binary, sql))
 	{
-		tablecopy_fail(sh, "out of memory%s%s", "", "");
+		tablecopy_fail(sh, "out of memory");
 		return false;
 	}
 	res = PQexec(w->tgt, strbuf_data(sql));
@@ -371,7 +373,7 @@ tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
 	{
 		(void)PQputCopyEnd(w->tgt, "out of memory");
 		PQclear(PQgetResult(w->tgt));
-		tablecopy_fail(sh, "out of memory%s%s", "", "");
+		tablecopy_fail(sh, "out of memory");
 		return false;
 	}
 	res = PQexec(w->src, strbuf_data(sql));
@@ -534,7 +536,7 @@ tablecopy_run(const tablecopy_opts *o, const tablecopy_table *tables, const tabl
 		w[i].started = pthread_create(&w[i].thread, NULL, tablecopy_work, &w[i]) == 0;
 		if (!w[i].started)
 		{
-			tablecopy_fail(&sh, "could not start a copy worker%s%s", "", "");
+			tablecopy_fail(&sh, "could not start a copy worker");
 			break;
 		}
 	}
