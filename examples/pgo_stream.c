@@ -122,46 +122,48 @@ print_message(const pgo_message *m)
 	printf("%s", pgo_msgtype_name(m->type));
 	switch (m->type)
 	{
-	case PGO_MSG_BEGIN:
-		printf(" xid %" PRIu32 " final_lsn %s", m->u.begin.xid,
-		       pgo_lsn_format(m->u.begin.final_lsn, a));
-		break;
-	case PGO_MSG_COMMIT:
-		printf(" end_lsn %s", pgo_lsn_format(m->u.commit.end_lsn, a));
-		break;
-	case PGO_MSG_RELATION:
-		printf(" %s.%s", m->u.relation.nspname.len ? m->u.relation.nspname.ptr : "pg_catalog",
-		       m->u.relation.relname.ptr);
-		printf(" (%u columns, replica identity %c)", m->u.relation.ncols, m->u.relation.replident);
-		break;
-	case PGO_MSG_TYPE:
-		printf(" %s.%s oid %" PRIu32, m->u.type.nspname.ptr, m->u.type.typname.ptr, m->u.type.oid);
-		break;
-	case PGO_MSG_INSERT:
-		print_relname(m->u.insert.relid);
-		print_tuple("new", m->u.insert.relid, &m->u.insert.newtup);
-		break;
-	case PGO_MSG_UPDATE:
-		print_relname(m->u.update.relid);
-		if (m->u.update.old_kind)
-			print_tuple(m->u.update.old_kind == 'K' ? "key" : "old", m->u.update.relid,
-			            &m->u.update.oldtup);
-		print_tuple("new", m->u.update.relid, &m->u.update.newtup);
-		break;
-	case PGO_MSG_DELETE:
-		print_relname(m->u.del.relid);
-		print_tuple(m->u.del.old_kind == 'K' ? "key" : "old", m->u.del.relid, &m->u.del.oldtup);
-		break;
-	case PGO_MSG_TRUNCATE:
-		for (uint32_t i = 0; i < m->u.truncate.nrelids; i++)
-			print_relname(pgo_truncate_relid(&m->u.truncate, i));
-		break;
-	case PGO_MSG_MESSAGE:
-		printf(" prefix %s: '%.*s'", m->u.message.prefix.ptr, (int)m->u.message.content_len,
-		       m->u.message.content);
-		break;
-	default:
-		break;
+		case PGO_MSG_BEGIN:
+			printf(" xid %" PRIu32 " final_lsn %s", m->u.begin.xid,
+			       pgo_lsn_format(m->u.begin.final_lsn, a));
+			break;
+		case PGO_MSG_COMMIT:
+			printf(" end_lsn %s", pgo_lsn_format(m->u.commit.end_lsn, a));
+			break;
+		case PGO_MSG_RELATION:
+			printf(" %s.%s", m->u.relation.nspname.len ? m->u.relation.nspname.ptr : "pg_catalog",
+			       m->u.relation.relname.ptr);
+			printf(" (%u columns, replica identity %c)", m->u.relation.ncols,
+			       m->u.relation.replident);
+			break;
+		case PGO_MSG_TYPE:
+			printf(" %s.%s oid %" PRIu32, m->u.type.nspname.ptr, m->u.type.typname.ptr,
+			       m->u.type.oid);
+			break;
+		case PGO_MSG_INSERT:
+			print_relname(m->u.insert.relid);
+			print_tuple("new", m->u.insert.relid, &m->u.insert.newtup);
+			break;
+		case PGO_MSG_UPDATE:
+			print_relname(m->u.update.relid);
+			if (m->u.update.old_kind)
+				print_tuple(m->u.update.old_kind == 'K' ? "key" : "old", m->u.update.relid,
+				            &m->u.update.oldtup);
+			print_tuple("new", m->u.update.relid, &m->u.update.newtup);
+			break;
+		case PGO_MSG_DELETE:
+			print_relname(m->u.del.relid);
+			print_tuple(m->u.del.old_kind == 'K' ? "key" : "old", m->u.del.relid, &m->u.del.oldtup);
+			break;
+		case PGO_MSG_TRUNCATE:
+			for (uint32_t i = 0; i < m->u.truncate.nrelids; i++)
+				print_relname(pgo_truncate_relid(&m->u.truncate, i));
+			break;
+		case PGO_MSG_MESSAGE:
+			printf(" prefix %s: '%.*s'", m->u.message.prefix.ptr, (int)m->u.message.content_len,
+			       m->u.message.content);
+			break;
+		default:
+			break;
 	}
 	printf("\n");
 }
@@ -244,7 +246,8 @@ main(int argc, char **argv)
 	cfg.natts = relation_natts;
 	if (pgo_decoder_init(&dec, &cfg) != PGO_ERR_OK)
 	{
-		fprintf(stderr, "%s: protocol version %d is not one libpgoutput decodes\n", argv[0], buf[7]);
+		fprintf(stderr, "%s: protocol version %d is not one libpgoutput decodes\n", argv[0],
+		        buf[7]);
 		free(buf);
 		return 1;
 	}
