@@ -248,6 +248,20 @@ pty_finish(pty_run *r, int timeout_s)
 	return !r->eof ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* What the terminal showed, into the scratch file name (for a reader of a failure). */
+static void
+pty_keep(const pty_run *r, const char *name)
+{
+	char path[512];
+	FILE *f = fopen(pgt_scratch(name, path, sizeof(path)), "w");
+
+	if (f)
+	{
+		fwrite(r->text, 1, r->len, f);
+		fclose(f);
+	}
+}
+
 /* How many times needle is in text. */
 static int
 occurrences(const char *text, const char *needle)
@@ -310,17 +324,7 @@ START_TEST(the_rust_tools_online_command_line_on_a_terminal_shows_one_live_statu
 	pty_expect(&run, "row changes/s", 5);
 	kill(run.pid, SIGINT);
 	rc = pty_finish(&run, 120);
-	{
-		/* what the terminal showed, kept for a reader of a failure */
-		char path[512];
-		FILE *f = fopen(pgt_scratch("compat-on-terminal.txt", path, sizeof(path)), "w");
-
-		if (f)
-		{
-			fwrite(run.text, 1, run.len, f);
-			fclose(f);
-		}
-	}
+	pty_keep(&run, "compat-on-terminal.txt");
 	ck_assert_msg(rc == 0, "the README's online command line exited %d: %s", rc,
 	              story_tail(run.text));
 	ck_assert_msg(occurrences(run.text, "creates no subscription") == 1,
@@ -341,6 +345,41 @@ START_TEST(the_rust_tools_online_command_line_on_a_terminal_shows_one_live_statu
 	/* the hand-made publication is the operator's: kept; the slot is gone */
 	story_assert_nothing_left(s, t, "pg_dbmigrator_pub");
 	pgt_exec(s, "DROP PUBLICATION pg_dbmigrator_pub");
+	free(run.text);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+/* An offline run through a dump on a terminal: a bar for the Dump and one for the Restore. */
+START_TEST(a_dump_and_restore_on_a_terminal_show_their_bars)
+{
+	char src[256], tgt[256], dump[512];
+	PGconn *s, *t;
+	pty_run run;
+	int rc;
+
+	story_app_databases(&sv, "compat_bars");
+	uris("compat_bars", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "compat_bars");
+	build_source(s);
+	pgt_scratch("compat-bars-dump", dump, sizeof(dump));
+	pty_start(&run, (const char *const[]){pgt_tool(), "--mode", "offline", "--source", src,
+	                                      "--target", tgt, "--copy-method", "dump", "--jobs", "2",
+	                                      "--dump-path", dump, "--no-owner", NULL});
+	rc = pty_finish(&run, 120);
+	pty_keep(&run, "compat-bars-terminal.txt");
+	ck_assert_msg(rc == 0, "the offline run exited %d: %s", rc, story_tail(run.text));
+	/* each bar ends full, on a line of its own, with the bytes the dump wrote */
+	ck_assert_msg(strstr(run.text, "\rDump [##############################] 4/4 tables begun, ") &&
+	                  strstr(run.text, " MB written, "),
+	              "no full Dump bar: %s", story_tail(run.text));
+	ck_assert_msg(strstr(run.text, "\rRestore [##############################] 4/4 tables begun, "),
+	              "no full Restore bar: %s", story_tail(run.text));
+	ck_assert_msg(strstr(run.text, "of 4 tables") == NULL, "the old counter too: %s",
+	              story_tail(run.text));
+	t = pgt_connect_as(&sv.tgt, "compat_bars", "app");
+	pgt_assert_same(s, t, "orders");
 	free(run.text);
 	PQfinish(s);
 	PQfinish(t);
@@ -401,7 +440,9 @@ main(void)
 	    the_rust_tools_offline_command_line_migrates_with_its_filters_and_compression,
 	    a_compression_the_installed_pg_dump_cannot_do_is_refused_with_what_to_use,
 	    the_rust_tools_online_command_line_on_a_terminal_shows_one_live_status_line,
-	    pg_migrates_connection_options_name_the_servers_and_hide_the_password, NULL};
+	    pg_migrates_connection_options_name_the_servers_and_hide_the_password,
+	    a_dump_and_restore_on_a_terminal_show_their_bars,
+	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
 }
