@@ -27,7 +27,9 @@
 bool
 dumprun_progress(const mig *m)
 {
-	return !m->o.verbose && !m->o.json && isatty(STDERR_FILENO) && m->ntables > 0;
+	/* not in a whole-server child: its siblings share the terminal (issue 19) */
+	return !m->o.verbose && !m->o.json && m->o.event_tag == NULL && isatty(STDERR_FILENO) &&
+	       m->ntables > 0;
 }
 
 /*
