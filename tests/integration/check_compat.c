@@ -18,7 +18,11 @@
  *    publication alone;
  *  - pg-migrate's --from-host/--from-port/--from-user/--from-pass/--from-db,
  *    --to-*, --dump-root and -j name the servers; the password reaches no
- *    child's argv and no log line.
+ *    child's argv and no log line;
+ *  - an offline run through a dump on a terminal draws a Dump bar and a
+ *    Restore bar, each ending full on its own line;
+ *  - --json on a terminal: the same events as before, Lag included, and no
+ *    line drawn in place.
  */
 #include "config.h"
 
@@ -351,6 +355,35 @@ START_TEST(the_rust_tools_online_command_line_on_a_terminal_shows_one_live_statu
 }
 END_TEST
 
+/* --json on a terminal: the events as before, Lag included, and no line drawn in place. */
+START_TEST(json_on_a_terminal_is_unchanged)
+{
+	char src[256], tgt[256], dump[512];
+	PGconn *s;
+	pty_run run;
+	int rc;
+
+	story_app_databases(&sv, "compat_json");
+	uris("compat_json", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "compat_json");
+	build_source(s);
+	pgt_scratch("compat-json-dump", dump, sizeof(dump));
+	pty_start(&run, (const char *const[]){pgt_tool(), "--mode", "online", "--source", src,
+	                                      "--target", tgt, "--json", "--cutover-poll-secs", "1",
+	                                      "--max-runtime-seconds", "4", "--dump-path", dump,
+	                                      "--no-owner", NULL});
+	rc = pty_finish(&run, 120);
+	pty_keep(&run, "compat-json-terminal.txt");
+	ck_assert_msg(rc == 0, "the --json run exited %d: %s", rc, story_tail(run.text));
+	ck_assert_msg(strstr(run.text, "\"stage\":\"Lag\"") && strstr(run.text, "INFO stage=Lag"),
+	              "no Lag events with --json: %s", story_tail(run.text));
+	ck_assert_msg(strstr(run.text, "\033[K") == NULL && strstr(run.text, "Streaming:") == NULL,
+	              "a status line with --json: %s", story_tail(run.text));
+	free(run.text);
+	PQfinish(s);
+}
+END_TEST
+
 /* An offline run through a dump on a terminal: a bar for the Dump and one for the Restore. */
 START_TEST(a_dump_and_restore_on_a_terminal_show_their_bars)
 {
@@ -442,6 +475,7 @@ main(void)
 	    the_rust_tools_online_command_line_on_a_terminal_shows_one_live_status_line,
 	    pg_migrates_connection_options_name_the_servers_and_hide_the_password,
 	    a_dump_and_restore_on_a_terminal_show_their_bars,
+	    json_on_a_terminal_is_unchanged,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
