@@ -5,7 +5,7 @@
  * draw brings it back.
  *
  * Owns: the state of the one line stderr shows (the terminal is one, so the
- * state is too: file-static, used from one thread at a time). Never: draws
+ * state is too: file-static; draws come from one thread at a time). Never: draws
  * when stderr is not a terminal (callers decide, with termline_wanted), or
  * lets the line wrap (it is cut to the terminal's width, so \r returns to its
  * start).

@@ -10,13 +10,15 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "termline.h"
 
-static bool termline_shown; /* a line is on the screen, its cursor at its end */
+/* a line is on the screen, its cursor at its end (atomic: events may come from any thread) */
+static atomic_bool termline_shown;
 
 /* Whether stderr is a terminal, where a line may be redrawn in place. */
 bool
@@ -51,26 +53,24 @@ termline_draw(const char *fmt, ...)
 		width = (int)sizeof(text) - 1;
 	fprintf(stderr, "\r%.*s\033[K", width, text);
 	fflush(stderr);
-	termline_shown = true;
+	atomic_store(&termline_shown, true);
 }
 
 /* Erase the line if one is shown; the next draw shows it again. */
 void
 termline_clear(void)
 {
-	if (!termline_shown)
+	if (!atomic_exchange(&termline_shown, false))
 		return;
 	fputs("\r\033[K", stderr);
-	termline_shown = false;
 }
 
 /* Keep the line and end it with a newline. */
 void
 termline_done(void)
 {
-	if (!termline_shown)
+	if (!atomic_exchange(&termline_shown, false))
 		return;
 	fputc('\n', stderr);
 	fflush(stderr);
-	termline_shown = false;
 }
