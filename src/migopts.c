@@ -151,10 +151,10 @@ migopts_build_conninfo(const char *const parts[MIGOPTS_PARTS], const char *prefi
 		         prefix, prefix);
 		return false;
 	}
-	if (parts[1] && !cli_parse_int(parts[1], 1, 65535, &port))
+	if (parts[MIGOPTS_PART_PORT] && !cli_parse_int(parts[MIGOPTS_PART_PORT], 1, 65535, &port))
 	{
 		snprintf(errbuf, errlen, "invalid %s-port \"%s\": use a number from 1 to 65535", prefix,
-		         parts[1]);
+		         parts[MIGOPTS_PART_PORT]);
 		return false;
 	}
 	buf[0] = '\0';
