@@ -29,6 +29,10 @@ typedef struct child_spec
 	const char *progress_match; /* NULL: none */
 	const char *progress_label;
 	int progress_total;
+	/* or, when set, called with the lines counted so far at each one and about every
+	 * 500 ms (the caller draws; child_run then prints no progress itself) */
+	void (*on_progress)(void *arg, int counted);
+	void *progress_arg; /* borrowed: on_progress's */
 } child_spec;
 
 typedef struct child_result

@@ -23,6 +23,17 @@
 
 #define MIGOPTS_MAX_LIST 64 /* one more slot holds the NULL of a scope list */
 
+/* pg-migrate's connection parts, in the order of migopts.from and migopts.to */
+enum
+{
+	MIGOPTS_PART_HOST,
+	MIGOPTS_PART_PORT,
+	MIGOPTS_PART_USER,
+	MIGOPTS_PART_PASS,
+	MIGOPTS_PART_DB,
+	MIGOPTS_PARTS
+};
+
 typedef struct migopts
 {
 	bool online;
@@ -39,7 +50,7 @@ typedef struct migopts
 	bool allow_restore_errors;
 	bool sequence_sync;
 	const char *dump_path; /* borrowed from argv, or a static default */
-	int compress;          /* -1: pg_dump's default */
+	const char *compress;  /* --compress as given (borrowed); NULL: pg_dump's default */
 	bool json;
 	const char *scope; /* all, schema-only, data-only (borrowed) */
 	bool split_sections;
@@ -77,6 +88,16 @@ typedef struct migopts
 	bool no_privileges; /* pg_restore --no-privileges: no GRANT/REVOKE */
 	bool copy_direct; /* --copy-method direct: rows by COPY between the servers, no dump of them */
 	size_t split_bytes; /* --split-tables-larger-than: direct copy ranges (0: never split) */
+	/* issue 19: the other tools' names */
+	char compress_arg[80];         /* pg_dump's --compress=... for o->compress; "" with none */
+	int compress_min_major;        /* the oldest pg_dump that takes compress_arg (0: any) */
+	const char *subscription_name; /* --subscription-name (borrowed): accepted, no effect */
+	bool keep_subscription;        /* --keep-subscription: accepted, no effect */
+	/* pg-migrate's --from-host/port/user/pass/db and --to-*, borrowed from argv (NULL: not
+	 * given); given, they build source_built / target_built, which source / target then
+	 * point into (so a migopts is parsed in place and never copied) */
+	const char *from[MIGOPTS_PARTS], *to[MIGOPTS_PARTS];
+	char source_built[1200], target_built[1200];
 } migopts;
 
 /*
@@ -90,6 +111,21 @@ PGDBM_MUST_CHECK bool migopts_parse(int argc, char **argv, migopts *o, bool *hel
 
 /* The --help text, to f. */
 void migopts_usage(FILE *f);
+
+/*
+ * Whether the installed pg_dump (its major version; 0: unknown, then pg_dump
+ * itself judges) takes o->compress: lz4 and zstd need 16. False with the
+ * reason and what to use instead in errbuf.
+ */
+PGDBM_MUST_CHECK bool migopts_compress_check(const migopts *o, int pg_dump_major, char *errbuf,
+                                             size_t errlen);
+
+/*
+ * What a run says once about the other tools' flags that change nothing here
+ * (--subscription-name, --keep-subscription) or are risky (--from-pass): true
+ * with the note in buf.
+ */
+bool migopts_compat_note(const migopts *o, char *buf, size_t size);
 
 /* Whether any --schema/--table/--exclude-* narrows the migration. */
 bool migopts_has_filters(const migopts *o);

@@ -105,6 +105,7 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 	int status = 0;
 	bool eof = false, reaped = false, group_killed = false;
 	int progress = 0;
+	int64_t progress_ms = 0; /* when on_progress was last called by the clock */
 
 	memset(res, 0, sizeof(*res));
 	strbuf_init(&res->summary);
@@ -205,9 +206,15 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 					if (spec->progress_match && strstr(line, spec->progress_match))
 					{
 						progress++;
-						fprintf(stderr, "\r%s: %d of %d tables", spec->progress_label, progress,
-						        spec->progress_total > progress ? spec->progress_total : progress);
-						fflush(stderr);
+						if (spec->on_progress)
+							spec->on_progress(spec->progress_arg, progress);
+						else
+						{
+							fprintf(stderr, "\r%s: %d of %d tables", spec->progress_label, progress,
+							        spec->progress_total > progress ? spec->progress_total
+							                                        : progress);
+							fflush(stderr);
+						}
 					}
 					if (strstr(line, "error: "))
 					{
@@ -222,6 +229,11 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 		}
 		else if (eof)
 			usleep(20000); /* EOF before exit: wait for it */
+		if (spec->on_progress && cli_now_ms() - progress_ms >= 500)
+		{
+			progress_ms = cli_now_ms();
+			spec->on_progress(spec->progress_arg, progress);
+		}
 		if (!reaped && waitpid(pid, &status, WNOHANG) == pid)
 			reaped = true;
 		if (reaped && !group_killed)
@@ -232,7 +244,7 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 		}
 	}
 	close(pipefd[0]);
-	if (progress > 0)
+	if (progress > 0 && !spec->on_progress)
 		fputc('\n', stderr);
 	res->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	for (int i = 0; i < kinds.n; i++)

@@ -65,6 +65,8 @@ cmd_migrate(int argc, char **argv)
 	events_init(m.o.json);
 	if (m.o.event_tag)
 		events_set_tag(m.o.event_tag);
+	if (migopts_compat_note(&m.o, err, sizeof(err))) /* the other tools' flags, said once */
+		event_say("Validate", "info", "%s", err);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = mig_on_signal;
 	sigemptyset(&sa.sa_mask);

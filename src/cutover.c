@@ -28,6 +28,7 @@
 
 #include "cmd.h"
 #include "migrate_internal.h"
+#include "termline.h"
 
 /*
  * The end position of a cutover: past the commit record of every source
@@ -214,6 +215,7 @@ cutover_monitor_stop(cutover_monitor *mon, mig *m)
 	pthread_cond_signal(&mon->wake);
 	pthread_mutex_unlock(&mon->lock);
 	pthread_join(mon->thread, NULL);
+	termline_clear(); /* the streaming status line ends with the stream */
 	pthread_cond_destroy(&mon->wake);
 	pthread_mutex_destroy(&mon->lock);
 	mon->started = false;
@@ -272,6 +274,122 @@ cutover_begin(mig *m, const cutover_result *r)
 	          pgo_lsn_format(r->lsn, text));
 }
 
+/*
+ * The streaming status line (issue 19): on a terminal, one line redrawn
+ * about every second (lag in bytes and seconds, row changes a second, what
+ * is being applied) stands in for the Lag lines; not with --json or
+ * --verbose, nor in a whole-server child, whose lines would mix with its
+ * siblings'. File-static: one stream runs per process, on the apply thread.
+ */
+typedef struct cutover_watch
+{
+	pgo_lsn source_lsn;     /* the last lag poll's position of the source (0: none yet) */
+	int64_t drawn_ms;       /* when the line was last drawn (0: never) */
+	uint64_t drawn_changes; /* row changes applied by then */
+} cutover_watch;
+
+static cutover_watch cutover_watching;
+
+#define CUTOVER_DRAW_MS 1000
+
+/* Whether this run shows the status line rather than Lag lines. */
+static bool
+cutover_status_line(const mig *m)
+{
+	return !m->o.json && !m->o.verbose && m->o.event_tag == NULL && termline_wanted();
+}
+
+/* bytes as "512 B", "12.3 kB", "4.0 MB" or "1.2 GB". */
+static const char *
+cutover_size(long long bytes, char *buf, size_t size)
+{
+	if (bytes < 1024)
+		snprintf(buf, size, "%lld B", bytes);
+	else if (bytes < 1024 * 1024)
+		snprintf(buf, size, "%.1f kB", (double)bytes / 1024.0);
+	else if (bytes < 1024LL * 1024 * 1024)
+		snprintf(buf, size, "%.1f MB", (double)bytes / 1048576.0);
+	else
+		snprintf(buf, size, "%.1f GB", (double)bytes / 1073741824.0);
+	return buf;
+}
+
+/* What the applier is at, for the status line. */
+static const char *
+cutover_applying(const applier *a, char *buf, size_t size)
+{
+	char lsn[PGO_LSN_STRLEN];
+
+	if (a->copy_rel)
+	{
+		snprintf(buf, size, "applying %s.%s (COPY of %llu inserts)", a->copy_rel->nspname,
+		         a->copy_rel->relname, (unsigned long long)a->copy_rows);
+		return buf;
+	}
+	if (!a->in_txn)
+		return "waiting for changes";
+	if (a->skipping)
+	{
+		snprintf(buf, size, "skipping the transaction at %s (applied before)",
+		         pgo_lsn_format(a->txn_lsn, lsn));
+		return buf;
+	}
+	for (int i = 0; i < APPLY_MAX_BATCHES; i++)
+		if (a->batches[i].rel)
+		{
+			snprintf(buf, size, "applying %s.%s (transaction at %s)", a->batches[i].rel->nspname,
+			         a->batches[i].rel->relname, pgo_lsn_format(a->txn_lsn, lsn));
+			return buf;
+		}
+	snprintf(buf, size, "applying the transaction at %s", pgo_lsn_format(a->txn_lsn, lsn));
+	return buf;
+}
+
+/* Lag in seconds, roughly: how old the last commit seen is, while changes wait. */
+static double
+cutover_lag_seconds(const mig *m, pgo_lsn received, pgo_lsn applied)
+{
+	double secs = 0;
+
+	if (received > applied && m->app->last_commit_time > 0)
+		secs = (double)(replconn_now() - m->app->last_commit_time) / 1e6;
+	return secs < 0 ? 0 : secs;
+}
+
+/* Redraw the status line when a second has passed since the last time. */
+static void
+cutover_draw_status(mig *m, int64_t now_ms)
+{
+	cutover_watch *w = &cutover_watching;
+	pgo_lsn applied, received, source;
+	uint64_t changes;
+	double rate;
+	char lag[32], what[320];
+
+	if (now_ms - w->drawn_ms < CUTOVER_DRAW_MS || !cutover_status_line(m))
+		return;
+	applied = receiver_flush_lsn(m->rcv);
+	received = atomic_load(&m->rcv->received_lsn);
+	/* the source is at least where the stream has come to since the last poll */
+	source = w->source_lsn > received ? w->source_lsn : received;
+	changes = m->app->stats.inserts + m->app->stats.updates + m->app->stats.deletes;
+	rate = w->drawn_ms && now_ms > w->drawn_ms && changes >= w->drawn_changes
+	           ? (double)(changes - w->drawn_changes) * 1000.0 / (double)(now_ms - w->drawn_ms)
+	           : 0;
+	termline_draw("%s lag %s, %.1f s | %.0f row changes/s, %llu applied | %s%s",
+	              m->cutover     ? "Cutting over:"
+	              : m->caught_up ? "Streaming (caught up):"
+	                             : "Streaming:",
+	              w->source_lsn ? cutover_size(source > applied ? (long long)(source - applied) : 0,
+	                                           lag, sizeof(lag))
+	                            : "?",
+	              cutover_lag_seconds(m, received, applied), rate, (unsigned long long)changes,
+	              cutover_applying(m->app, what, sizeof(what)),
+	              m->cutover ? "" : " | Ctrl+C cuts over");
+	w->drawn_ms = now_ms;
+	w->drawn_changes = changes;
+}
+
 /* The Lag event for the source's position flush, and CaughtUp the first time it is small. */
 static void
 cutover_report_lag(mig *m, pgo_lsn flush)
@@ -279,25 +397,26 @@ cutover_report_lag(mig *m, pgo_lsn flush)
 	pgo_lsn applied = receiver_flush_lsn(m->rcv);
 	pgo_lsn received = atomic_load(&m->rcv->received_lsn);
 	long long lag = flush > applied ? (long long)(flush - applied) : 0;
-	double lag_secs = 0;
+	/* how old the oldest change not yet applied is, roughly: the last commit seen */
+	double lag_secs = cutover_lag_seconds(m, received, applied);
 	char a[PGO_LSN_STRLEN], r[PGO_LSN_STRLEN], f[PGO_LSN_STRLEN];
 	event e;
 
-	/* how old the oldest change not yet applied is, roughly: the last commit seen */
-	if (received > applied && m->app->last_commit_time > 0)
-		lag_secs = (double)(replconn_now() - m->app->last_commit_time) / 1e6;
-	if (lag_secs < 0)
-		lag_secs = 0;
-	event_begin(&e, "Lag");
-	event_int(&e, "lag_bytes", lag);
-	event_num(&e, "lag_seconds", lag_secs);
-	event_str(&e, "source_lsn", pgo_lsn_format(flush, f));
-	event_str(&e, "received_lsn", pgo_lsn_format(received, r));
-	event_str(&e, "applied_lsn", pgo_lsn_format(applied, a));
-	event_int(&e, "row_changes",
-	          (int64_t)(m->app->stats.inserts + m->app->stats.updates + m->app->stats.deletes));
-	event_int(&e, "transactions", (int64_t)m->app->stats.txns);
-	event_end(&e, "replication lag %lld bytes", lag);
+	cutover_watching.source_lsn = flush;
+	/* on a terminal the status line shows the lag (cutover_draw_status): no Lag lines there */
+	if (!cutover_status_line(m))
+	{
+		event_begin(&e, "Lag");
+		event_int(&e, "lag_bytes", lag);
+		event_num(&e, "lag_seconds", lag_secs);
+		event_str(&e, "source_lsn", pgo_lsn_format(flush, f));
+		event_str(&e, "received_lsn", pgo_lsn_format(received, r));
+		event_str(&e, "applied_lsn", pgo_lsn_format(applied, a));
+		event_int(&e, "row_changes",
+		          (int64_t)(m->app->stats.inserts + m->app->stats.updates + m->app->stats.deletes));
+		event_int(&e, "transactions", (int64_t)m->app->stats.txns);
+		event_end(&e, "replication lag %lld bytes", lag);
+	}
 	if (!m->caught_up && lag <= m->o.lag_threshold)
 	{
 		m->caught_up = true;
@@ -344,6 +463,7 @@ cutover_tick(void *arg, pgo_lsn *endpos)
 	 */
 	if (took == CUTOVER_JOB_POLL && r.ok)
 		cutover_report_lag(m, r.lsn);
+	cutover_draw_status(m, v.now_ms);
 	switch (step)
 	{
 		case CUTOVER_NOTHING:

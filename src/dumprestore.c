@@ -95,11 +95,8 @@ dumprestore_dump_argv(dumprestore_dump *d, const migopts *o, const dumprestore_s
 		d->argv[n++] = "--schema-only";
 	else if (strcmp(o->scope, "data-only") == 0)
 		d->argv[n++] = "--data-only";
-	if (o->compress >= 0)
-	{
-		snprintf(d->compress, sizeof(d->compress), "--compress=%d", o->compress);
-		d->argv[n++] = d->compress;
-	}
+	if (o->compress_arg[0]) /* pg_dump's own spec, from migopts */
+		d->argv[n++] = o->compress_arg;
 	if (o->no_publications)
 		d->argv[n++] = "--no-publications";
 	if (o->no_subscriptions)

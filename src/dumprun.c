@@ -21,12 +21,91 @@
 
 #include "cmd.h"
 #include "migrate_internal.h"
+#include "termline.h"
 
 /* Progress lines on a terminal (from the children's --verbose output). */
 bool
 dumprun_progress(const mig *m)
 {
-	return !m->o.verbose && !m->o.json && isatty(STDERR_FILENO) && m->ntables > 0;
+	/* not in a whole-server child: its siblings share the terminal (issue 19) */
+	return !m->o.verbose && !m->o.json && m->o.event_tag == NULL && isatty(STDERR_FILENO) &&
+	       m->ntables > 0;
+}
+
+/*
+ * The bar of a Dump or Restore on a terminal (issue 19): the tables begun
+ * (pg_dump's and pg_restore's --verbose lines) of those in scope, the bytes
+ * in the dump directory while pg_dump writes it, the rate and an ETA from the
+ * share of tables begun. Drawn from the first table on, so a schema-only
+ * dump draws none.
+ */
+typedef struct dumprun_meter
+{
+	const char *stage; /* borrowed: "Dump" or "Restore" */
+	const char *dir;   /* borrowed: the dump directory, measured during Dump (NULL: not) */
+	int total;         /* tables in scope */
+	int begun;         /* tables begun at the last call */
+	int64_t start_ms, drawn_ms;
+	bool drawn;
+} dumprun_meter;
+
+#define DUMPRUN_BAR 30
+
+/* The bytes of the files in dir (a directory-format dump is one level deep). */
+static int64_t
+dumprun_dir_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int64_t sum = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+	{
+		char path[1200];
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+			sum += (int64_t)st.st_size;
+	}
+	closedir(d);
+	return sum;
+}
+
+/* child_spec.on_progress: redraw the bar (at most about twice a second, and at each table). */
+static void
+dumprun_meter_tick(void *arg, int begun)
+{
+	dumprun_meter *mt = arg;
+	int64_t now = cli_now_ms();
+	int total = mt->total > begun ? mt->total : begun;
+	double secs = (double)(now - mt->start_ms) / 1000.0;
+	int filled = total > 0 ? DUMPRUN_BAR * begun / total : 0;
+	char bytes[64] = "", eta[32] = "";
+
+	mt->begun = begun;
+	if (begun == 0 || (mt->drawn && now - mt->drawn_ms < 200))
+		return;
+	if (mt->dir)
+	{
+		double mb = (double)dumprun_dir_bytes(mt->dir) / 1048576.0;
+
+		snprintf(bytes, sizeof(bytes), ", %.1f MB written, %.1f MB/s", mb,
+		         secs > 0 ? mb / secs : 0);
+	}
+	else
+		snprintf(bytes, sizeof(bytes), ", %.1f tables/s", secs > 0 ? begun / secs : 0);
+	if (begun < total && secs > 0)
+		snprintf(eta, sizeof(eta), ", ETA %.0f s", secs * (total - begun) / begun);
+	termline_draw("%s [%.*s%*s] %d/%d tables begun%s%s, %.0f s elapsed", mt->stage, filled,
+	              "##############################", DUMPRUN_BAR - filled, "", begun, total, bytes,
+	              eta, secs);
+	mt->drawn = true;
+	mt->drawn_ms = now;
 }
 
 bool
@@ -37,6 +116,7 @@ dumprun_child(mig *m, const char *stage, const char *const *argv, const char *pa
 	                   .password = password,
 	                   .interrupted = &mig_signals,
 	                   .show_stderr = m->o.verbose};
+	dumprun_meter meter = {.stage = stage, .total = m->ntables, .start_ms = cli_now_ms()};
 
 	if (dumprun_progress(m))
 	{
@@ -44,6 +124,10 @@ dumprun_child(mig *m, const char *stage, const char *const *argv, const char *pa
 		    strcmp(stage, "Dump") == 0 ? "dumping contents of table" : "processing data for table";
 		spec.progress_label = stage;
 		spec.progress_total = m->ntables;
+		/* issue 19: a bar, with the bytes pg_dump has written */
+		meter.dir = strcmp(stage, "Dump") == 0 ? m->o.dump_path : NULL;
+		spec.on_progress = dumprun_meter_tick;
+		spec.progress_arg = &meter;
 	}
 	child_result res;
 	bool ok;
@@ -51,6 +135,13 @@ dumprun_child(mig *m, const char *stage, const char *const *argv, const char *pa
 	*warned = false;
 	if (!child_run(&spec, &res, errbuf, errlen))
 		return false;
+	if (meter.drawn)
+	{
+		meter.drawn_ms = 0; /* the last state, kept on its line */
+		dumprun_meter_tick(&meter, res.exit_code == 0 && meter.total > meter.begun ? meter.total
+		                                                                           : meter.begun);
+		termline_done();
+	}
 	if (res.interrupted)
 	{
 		snprintf(errbuf, errlen, "interrupted during %s", stage);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "events.h"
+#include "termline.h"
 
 static bool events_json = false;
 static const char *events_tag = NULL; /* borrowed: the database of a whole-server run */
@@ -85,6 +86,7 @@ event_emit(event *e, const char *fmt, va_list ap)
 		upper[i] =
 		    (char)(e->level[i] >= 'a' && e->level[i] <= 'z' ? e->level[i] - 32 : e->level[i]);
 	upper[i] = '\0';
+	termline_clear(); /* a status line on the terminal gives way; the next draw restores it */
 	fprintf(stderr, "%s%s%s%s stage=%s %s%s\n", events_tag ? "[" : "", events_tag ? events_tag : "",
 	        events_tag ? "] " : "", upper, e->stage, msg,
 	        strbuf_len(&e->human) ? strbuf_data(&e->human) : "");

@@ -21,6 +21,177 @@
 #include "migopts.h"
 #include "replconn.h"
 
+/* ------------------------------------------- the other tools' names (issue 19) */
+
+/*
+ * --compress SPEC into o->compress_arg, pg_dump's own argument. A level, none
+ * and gzip[:LEVEL] become --compress=LEVEL, which every pg_dump takes (15
+ * knows only gzip levels); lz4 and zstd go through as given and need pg_dump
+ * 16 (o->compress_min_major, checked by migopts_compress_check).
+ */
+static bool
+migopts_compress_parse(migopts *o, const char *spec, char *errbuf, size_t errlen)
+{
+	const char *colon = strchr(spec, ':');
+	size_t mlen = colon ? (size_t)(colon - spec) : strlen(spec);
+	const char *detail = colon ? colon + 1 : NULL;
+	int level;
+
+	o->compress = spec;
+	o->compress_min_major = 0;
+	if (cli_parse_int(spec, 0, 9, &level))
+		;
+	else if (strcmp(spec, "none") == 0)
+		level = 0;
+	else if (mlen == 4 && strncmp(spec, "gzip", 4) == 0)
+	{
+		if (detail && strncmp(detail, "level=", 6) == 0)
+			detail += 6;
+		if (detail == NULL)
+			level = 6; /* zlib's default level, as pg_dump's plain gzip */
+		else if (!cli_parse_int(detail, 0, 9, &level))
+		{
+			snprintf(errbuf, errlen,
+			         "invalid --compress \"%s\": gzip takes a level from 0 to 9, "
+			         "like gzip:5",
+			         spec);
+			return false;
+		}
+	}
+	else if ((mlen == 3 && strncmp(spec, "lz4", 3) == 0) ||
+	         (mlen == 4 && strncmp(spec, "zstd", 4) == 0))
+	{
+		/* pg_dump 16+ checks the detail itself (levels, long, workers) */
+		if ((detail && (*detail == '\0' || strspn(detail, "abcdefghijklmnopqrstuvwxyz"
+		                                                  "0123456789=,-") != strlen(detail))) ||
+		    strlen(spec) + sizeof("--compress=") > sizeof(o->compress_arg))
+		{
+			snprintf(errbuf, errlen, "invalid --compress \"%s\": use %.*s or %.*s:LEVEL", spec,
+			         (int)mlen, spec, (int)mlen, spec);
+			return false;
+		}
+		snprintf(o->compress_arg, sizeof(o->compress_arg), "--compress=%s", spec);
+		o->compress_min_major = 16;
+		return true;
+	}
+	else
+	{
+		snprintf(errbuf, errlen,
+		         "invalid --compress \"%s\": use a level from 0 to 9, none, gzip[:LEVEL], "
+		         "lz4[:LEVEL] or zstd[:LEVEL] (lz4 and zstd need pg_dump 16 or newer)",
+		         spec);
+		return false;
+	}
+	snprintf(o->compress_arg, sizeof(o->compress_arg), "--compress=%d", level);
+	return true;
+}
+
+/* Whether the installed pg_dump (major; 0: unknown) takes o's --compress; else why not. */
+bool
+migopts_compress_check(const migopts *o, int pg_dump_major, char *errbuf, size_t errlen)
+{
+	if (o->compress_min_major == 0 || pg_dump_major == 0 || pg_dump_major >= o->compress_min_major)
+		return true;
+	snprintf(errbuf, errlen,
+	         "--compress %s needs pg_dump %d or newer, and the installed pg_dump is %d (it "
+	         "compresses with gzip only): use --compress gzip:LEVEL (or a level 0-9, or none), "
+	         "or install PostgreSQL %d+ client tools and set PG_BINDIR",
+	         o->compress, o->compress_min_major, pg_dump_major, o->compress_min_major);
+	return false;
+}
+
+/* Append " key='value'" to buf (libpq quoting); false when it does not fit. */
+static bool
+migopts_conninfo_add(char *buf, size_t size, size_t *len, const char *key, const char *value)
+{
+	int w = snprintf(buf + *len, size - *len, "%s%s='", *len ? " " : "", key);
+
+	if (w < 0 || (size_t)w >= size - *len)
+		return false;
+	*len += (size_t)w;
+	for (const char *p = value; *p; p++)
+	{
+		if (*len + 3 >= size)
+			return false;
+		if (*p == '\'' || *p == '\\')
+			buf[(*len)++] = '\\';
+		buf[(*len)++] = *p;
+	}
+	if (*len + 2 >= size)
+		return false;
+	buf[(*len)++] = '\'';
+	buf[*len] = '\0';
+	return true;
+}
+
+/*
+ * pg-migrate's --from-host/-port/-user/-pass/-db (or --to-*), parts[] in that
+ * order, as a conninfo in buf for *conn. Conflicts with the URI flag
+ * (flag_given); the environment's is replaced. Parts not given: libpq's
+ * defaults (PG* variables, ~/.pgpass).
+ */
+static bool
+migopts_build_conninfo(const char *const parts[MIGOPTS_PARTS], const char *prefix,
+                       const char *uri_flag, bool flag_given, char *buf, size_t size,
+                       const char **conn, char *errbuf, size_t errlen)
+{
+	static const char *const keys[MIGOPTS_PARTS] = {"host", "port", "user", "password", "dbname"};
+	static const char *const names[MIGOPTS_PARTS] = {"host", "port", "user", "pass", "db"};
+	size_t len = 0;
+	bool any = false;
+	int port;
+
+	for (int i = 0; i < MIGOPTS_PARTS; i++)
+		any |= parts[i] != NULL;
+	if (!any)
+		return true;
+	if (flag_given)
+	{
+		snprintf(errbuf, errlen, "give %s or the %s-host/%s-port/... options, not both", uri_flag,
+		         prefix, prefix);
+		return false;
+	}
+	if (parts[MIGOPTS_PART_PORT] && !cli_parse_int(parts[MIGOPTS_PART_PORT], 1, 65535, &port))
+	{
+		snprintf(errbuf, errlen, "invalid %s-port \"%s\": use a number from 1 to 65535", prefix,
+		         parts[MIGOPTS_PART_PORT]);
+		return false;
+	}
+	buf[0] = '\0';
+	for (int i = 0; i < MIGOPTS_PARTS; i++)
+		if (parts[i] && !migopts_conninfo_add(buf, size, &len, keys[i], parts[i]))
+		{
+			snprintf(errbuf, errlen, "%s-%s is too long", prefix, names[i]);
+			return false;
+		}
+	*conn = buf;
+	return true;
+}
+
+/* What the run says once about flags of the other tools that change nothing here. */
+bool
+migopts_compat_note(const migopts *o, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (o->subscription_name || o->keep_subscription)
+		n += (size_t)snprintf(buf, size,
+		                      "%s ignored: pg_dbmigrator creates no subscription on the target (it "
+		                      "decodes the slot's changes itself and applies them over libpq); the "
+		                      "slot is --slot-name, kept after cutover with --keep-slot",
+		                      o->subscription_name && o->keep_subscription
+		                          ? "--subscription-name and --keep-subscription"
+		                      : o->subscription_name ? "--subscription-name"
+		                                             : "--keep-subscription");
+	if ((o->from[MIGOPTS_PART_PASS] || o->to[MIGOPTS_PART_PASS]) && n < size)
+		snprintf(buf + n, size - n,
+		         "%s--from-pass/--to-pass: other users of this machine can read the password in "
+		         "the process list while this runs; put it in ~/.pgpass or PGPASSWORD instead",
+		         n ? "; " : "");
+	return buf[0] != '\0';
+}
+
 /* The --help text, to f. */
 void
 migopts_usage(FILE *f)
@@ -35,6 +206,11 @@ migopts_usage(FILE *f)
 	    "Connections (any libpq connection string or URI; PG* variables and ~/.pgpass apply):\n"
 	    "  --source URI                  the database to migrate (or PG_DBMIGRATOR_SOURCE)\n"
 	    "  --target URI                  where it goes (or PG_DBMIGRATOR_TARGET)\n"
+	    "  --from-host H, --from-port P, --from-user U, --from-db D, --from-pass PW\n"
+	    "  --to-host H, --to-port P, --to-user U, --to-db D, --to-pass PW\n"
+	    "                                instead of --source and --target (pg-migrate's\n"
+	    "                                names); prefer ~/.pgpass to --from-pass/--to-pass,\n"
+	    "                                which ps shows\n"
 	    "\n"
 	    "What to migrate:\n"
 	    "  --dump-scope all|schema-only|data-only   default all\n"
@@ -50,10 +226,12 @@ migopts_usage(FILE *f)
 	    "                                --dump-path, restored by pg_restore\n"
 	    "  --split-tables-larger-than SIZE   direct: copy a larger table in ranges of SIZE by\n"
 	    "                                several jobs at once (default 256MB; 0: never)\n"
-	    "  --jobs N                      parallel pg_dump/pg_restore jobs and copy workers\n"
+	    "  -j, --jobs N                  parallel pg_dump/pg_restore jobs and copy workers\n"
 	    "                                (default 1)\n"
-	    "  --dump-path PATH              dump directory (default ./pg_dbmigrator_dump)\n"
-	    "  --compress N                  pg_dump compression level\n"
+	    "  --dump-path PATH              dump directory (default ./pg_dbmigrator_dump;\n"
+	    "                                --dump-root is the same)\n"
+	    "  --compress SPEC               pg_dump's compression: a level 0-9, none, gzip[:LEVEL],\n"
+	    "                                lz4[:LEVEL] or zstd[:LEVEL] (lz4 and zstd: pg_dump 16+)\n"
 	    "  --drop-target-first           drop existing objects on the target first\n"
 	    "  --allow-restore-errors        pg_restore errors are warnings when data was restored\n"
 	    "  --split-sections / --no-split-sections   restore pre-data, data, post-data\n"
@@ -67,6 +245,10 @@ migopts_usage(FILE *f)
 	    "                                large max_wal_size (ALTER SYSTEM; superuser), and put\n"
 	    "                                the previous values back afterwards, also on failure\n"
 	    "  --force-clean                 remove a previous run's dump directory first\n"
+	    "  --resume                      continue an interrupted run from its resume token\n"
+	    "                                (<dump-path>.resume.json): the phases done are\n"
+	    "                                skipped; online: streaming goes on from the slot\n"
+	    "  --resume-file PATH            the resume token's path\n"
 	    "  --no-owner                    restore every object owned by the target role\n"
 	    "                                (pg_restore --no-owner; for a target role that cannot\n"
 	    "                                become the source's owners, e.g. on a managed service)\n"
@@ -84,6 +266,9 @@ migopts_usage(FILE *f)
 	    "                                stream, and an UPDATE or DELETE on one stops the run\n"
 	    "                                (ALTER TABLE locks each briefly: 2 s at most a try)\n"
 	    "  --keep-slot                   keep the slot after cutover\n"
+	    "  --subscription-name NAME, --keep-subscription   accepted and ignored (the Rust\n"
+	    "                                pg_dbmigrator's): no subscription is created, the\n"
+	    "                                slot is streamed and applied by this program\n"
 	    "  --lag-threshold-bytes N       CaughtUp when lag is at most N bytes (default 1048576)\n"
 	    "  --cutover-poll-secs N         Lag event interval (default 5)\n"
 	    "  --cutover-fast-poll-ms N      accepted for compatibility (lag is polled every 100 ms)\n"
@@ -112,10 +297,11 @@ migopts_usage(FILE *f)
 	    "  --all-databases               every user database (not templates; postgres only\n"
 	    "                                with --include-postgres-db), created on the target as\n"
 	    "                                needed, each with its own slot; one Ctrl+C cuts all over\n"
-	    "  --max-parallel N              offline: databases at a time (default 2); online: all\n"
+	    "  -m, --max-parallel N          offline: databases at a time (default 2); online: all\n"
 	    "                                stream at once\n"
-	    "  --migrate-globals / --no-migrate-globals   roles and memberships (pg_dumpall\n"
-	    "                                --globals-only; default on with --all-databases)\n"
+	    "  --migrate-globals[=true|false] / --no-migrate-globals   roles and\n"
+	    "                                memberships (pg_dumpall --globals-only; default on\n"
+	    "                                with --all-databases)\n"
 	    "  --with-role-passwords         copy role passwords too\n"
 	    "\n"
 	    "Planning:\n"
@@ -169,6 +355,20 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	enum
 	{
 		O_MODE = 256,
+		/* the other tools' names (issue 19) */
+		O_SUBNAME,
+		O_KEEPSUB,
+		O_FROM_HOST,
+		O_FROM_PORT,
+		O_FROM_USER,
+		O_FROM_PASS,
+		O_FROM_DB,
+		O_TO_HOST,
+		O_TO_PORT,
+		O_TO_USER,
+		O_TO_PASS,
+		O_TO_DB,
+		O_DUMPROOT,
 		O_SOURCE,
 		O_TARGET,
 		O_JOBS,
@@ -230,6 +430,20 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	};
 	static const struct option longopts[] = {
 	    {"mode", required_argument, NULL, O_MODE},
+	    /* the other tools' names (issue 19) */
+	    {"subscription-name", required_argument, NULL, O_SUBNAME},
+	    {"keep-subscription", no_argument, NULL, O_KEEPSUB},
+	    {"from-host", required_argument, NULL, O_FROM_HOST},
+	    {"from-port", required_argument, NULL, O_FROM_PORT},
+	    {"from-user", required_argument, NULL, O_FROM_USER},
+	    {"from-pass", required_argument, NULL, O_FROM_PASS},
+	    {"from-db", required_argument, NULL, O_FROM_DB},
+	    {"to-host", required_argument, NULL, O_TO_HOST},
+	    {"to-port", required_argument, NULL, O_TO_PORT},
+	    {"to-user", required_argument, NULL, O_TO_USER},
+	    {"to-pass", required_argument, NULL, O_TO_PASS},
+	    {"to-db", required_argument, NULL, O_TO_DB},
+	    {"dump-root", required_argument, NULL, O_DUMPROOT},
 	    {"source", required_argument, NULL, O_SOURCE},
 	    {"target", required_argument, NULL, O_TARGET},
 	    {"jobs", required_argument, NULL, O_JOBS},
@@ -272,7 +486,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	    {"dry-run", no_argument, NULL, O_DRYRUN},
 	    {"all-databases", no_argument, NULL, O_ALLDB},
 	    {"max-parallel", required_argument, NULL, O_MAXPAR},
-	    {"migrate-globals", no_argument, NULL, O_GLOBALS},
+	    {"migrate-globals", optional_argument, NULL, O_GLOBALS},
 	    {"no-migrate-globals", no_argument, NULL, O_NOGLOBALS},
 	    {"with-role-passwords", no_argument, NULL, O_ROLEPW},
 	    {"include-postgres-db", no_argument, NULL, O_INCLPG},
@@ -290,6 +504,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
+	const char *env_source, *env_target; /* issue 19: --from-* replace these, not --source */
 	bool method_given = false;
 	int c, v;
 
@@ -304,7 +519,6 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	o->poll_secs = 5;
 	o->sequence_sync = true;
 	o->dump_path = "pg_dbmigrator_dump";
-	o->compress = -1;
 	o->scope = "all";
 	o->split_sections = true;
 	o->split_bytes = (size_t)256 * 1024 * 1024;
@@ -320,14 +534,43 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	o->reconnect_max_wait = 300;
 	o->receiver_timeout = 60;
 	o->migrate_globals = -1;
+	env_source = o->source;
+	env_target = o->target;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "j:m:", longopts, NULL)) != -1)
 	{
+		/* pg-migrate's -j and -m (issue 19) */
+		if (c == 'j' || c == 'm')
+			c = c == 'j' ? O_JOBS : O_MAXPAR;
 		switch (c)
 		{
 			case O_MODE:
 				mode = optarg;
+				break;
+			/* the other tools' names (issue 19) */
+			case O_SUBNAME:
+				o->subscription_name = optarg;
+				break;
+			case O_KEEPSUB:
+				o->keep_subscription = true;
+				break;
+			case O_FROM_HOST:
+			case O_FROM_PORT:
+			case O_FROM_USER:
+			case O_FROM_PASS:
+			case O_FROM_DB:
+				o->from[c - O_FROM_HOST] = optarg;
+				break;
+			case O_TO_HOST:
+			case O_TO_PORT:
+			case O_TO_USER:
+			case O_TO_PASS:
+			case O_TO_DB:
+				o->to[c - O_TO_HOST] = optarg;
+				break;
+			case O_DUMPROOT:
+				o->dump_path = optarg;
 				break;
 			case O_SOURCE:
 				o->source = optarg;
@@ -409,7 +652,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 				o->dump_path = optarg;
 				break;
 			case O_COMPRESS:
-				if (!migopts_int_arg("--compress", optarg, 0, 9, &o->compress, errbuf, errlen))
+				if (!migopts_compress_parse(o, optarg, errbuf, errlen))
 					return false;
 				break;
 			case O_JSON:
@@ -522,7 +765,16 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 					return false;
 				break;
 			case O_GLOBALS:
-				o->migrate_globals = 1;
+				/* pg-migrate's --migrate-globals=true|false too */
+				if (optarg && strcmp(optarg, "true") && strcmp(optarg, "false"))
+				{
+					snprintf(errbuf, errlen,
+					         "invalid --migrate-globals=%s: use --migrate-globals or "
+					         "--no-migrate-globals",
+					         optarg);
+					return false;
+				}
+				o->migrate_globals = optarg == NULL || strcmp(optarg, "true") == 0;
 				break;
 			case O_NOGLOBALS:
 				o->migrate_globals = 0;
@@ -638,6 +890,13 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		return false;
 	}
 
+	/* the whole-server migrator's --from-* and --to-* (issue 19) */
+	if (!migopts_build_conninfo(o->from, "--from", "--source", o->source != env_source,
+	                            o->source_built, sizeof(o->source_built), &o->source, errbuf,
+	                            errlen) ||
+	    !migopts_build_conninfo(o->to, "--to", "--target", o->target != env_target, o->target_built,
+	                            sizeof(o->target_built), &o->target, errbuf, errlen))
+		return false;
 	if (!o->source || !o->target)
 	{
 		snprintf(errbuf, errlen,
@@ -744,11 +1003,16 @@ migopts_child_init(migopts_child *c, const migopts *o, int argc, char **argv, co
 {
 	int n = 0;
 	static const char *const drop_with_value[] = {
-	    "--source",       "--target",    "--dump-path",   "--slot-name",
-	    "--max-parallel", "--event-tag", "--resume-file", NULL};
-	static const char *const drop_flags[] = {"--all-databases",       "--migrate-globals",
-	                                         "--no-migrate-globals",  "--with-role-passwords",
-	                                         "--include-postgres-db", NULL};
+	    "--source", "--target", "--dump-path", "--slot-name", "--max-parallel", "--event-tag",
+	    "--resume-file",
+	    /* issue 19: the parent says these once; the connections go in the environment */
+	    "--subscription-name", "--from-host", "--from-port", "--from-user", "--from-pass",
+	    "--from-db", "-m", "--to-host", "--to-port", "--to-user", "--to-pass", "--to-db",
+	    "--dump-root", NULL};
+	static const char *const drop_flags[] = {
+	    "--all-databases",        "--migrate-globals",       "--no-migrate-globals",
+	    "--with-role-passwords",  "--include-postgres-db",   "--keep-subscription",
+	    "--migrate-globals=true", "--migrate-globals=false", NULL};
 
 	migopts_slot_for(db, c->slot, sizeof(c->slot));
 	snprintf(c->dump_path, sizeof(c->dump_path), "%s/%s", o->dump_path, c->slot);

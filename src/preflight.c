@@ -403,6 +403,8 @@ preflight_run(mig *m, char *errbuf, size_t errlen)
 	if (!preflight_tool(m, "pg_dump", path, sizeof(path)))
 		return false;
 	major = preflight_tool_major(path);
+	if (!migopts_compress_check(&m->o, major, buf, sizeof(buf)))
+		return mig_check_failed("client_tools", "%s", buf);
 	if (!preflight_tool(m, "pg_restore", path, sizeof(path)))
 		return false;
 	if ((m->src = mig_connect(m->o.source, "source", errbuf, errlen)) == NULL)

@@ -69,7 +69,10 @@ START_TEST(a_plain_run_gets_the_documented_defaults)
 	ck_assert(!o.allow_restore_errors);
 	ck_assert(o.sequence_sync);
 	ck_assert_str_eq(o.dump_path, "pg_dbmigrator_dump");
-	ck_assert_int_eq(o.compress, -1);
+	ck_assert_ptr_null(o.compress);
+	ck_assert_str_eq(o.compress_arg, "");
+	ck_assert_ptr_null(o.subscription_name);
+	ck_assert(!o.keep_subscription);
 	ck_assert(!o.json);
 	ck_assert_str_eq(o.scope, "all");
 	ck_assert(o.split_sections);
@@ -148,7 +151,8 @@ START_TEST(every_flag_lands_in_its_field)
 	ck_assert(!o.sequence_sync);
 	ck_assert(o.resume);
 	ck_assert_str_eq(o.dump_path, "/tmp/d");
-	ck_assert_int_eq(o.compress, 0);
+	ck_assert_str_eq(o.compress, "0");
+	ck_assert_str_eq(o.compress_arg, "--compress=0");
 	ck_assert(o.json);
 	ck_assert_str_eq(o.scope, "data-only");
 	ck_assert(!o.split_sections);
@@ -234,7 +238,24 @@ static const struct
     {{ONLINE, "--lag-threshold-bytes", "1k"}, "invalid --lag-threshold-bytes \"1k\""},
     {{ONLINE, "--cutover-poll-secs", "0"},
      "invalid --cutover-poll-secs \"0\": use a number from 1 to 3600"},
-    {{RUN, "--compress", "10"}, "invalid --compress \"10\": use a number from 0 to 9"},
+    {{RUN, "--compress", "10"},
+     "invalid --compress \"10\": use a level from 0 to 9, none, gzip[:LEVEL], lz4[:LEVEL] or "
+     "zstd[:LEVEL] (lz4 and zstd need pg_dump 16 or newer)"},
+    {{RUN, "--compress", "brotli:3"},
+     "invalid --compress \"brotli:3\": use a level from 0 to 9, none, gzip[:LEVEL], lz4[:LEVEL] "
+     "or zstd[:LEVEL] (lz4 and zstd need pg_dump 16 or newer)"},
+    {{RUN, "--compress", "gzip:11"},
+     "invalid --compress \"gzip:11\": gzip takes a level from 0 to 9, like gzip:5"},
+    {{RUN, "--compress", "zstd:"}, "invalid --compress \"zstd:\": use zstd or zstd:LEVEL"},
+    {{RUN, "--compress", "lz4:1;rm"}, "invalid --compress \"lz4:1;rm\": use lz4 or lz4:LEVEL"},
+    {{"--mode", "offline", "--source", "a", "--target", "b", "--from-host", "h"},
+     "give --source or the --from-host/--from-port/... options, not both"},
+    {{"--mode", "offline", "--target", "b", "--to-user", "u"},
+     "give --target or the --to-host/--to-port/... options, not both"},
+    {{"--mode", "offline", "--from-port", "65536", "--to-host", "t"},
+     "invalid --from-port \"65536\": use a number from 1 to 65535"},
+    {{RUN, "--migrate-globals=maybe"},
+     "invalid --migrate-globals=maybe: use --migrate-globals or --no-migrate-globals"},
     {{RUN, "--dump-scope", "tables"},
      "invalid --dump-scope \"tables\": use all, schema-only or data-only"},
     {{ONLINE, "--max-runtime-seconds", "0"},
@@ -364,6 +385,12 @@ START_TEST(help_asks_for_nothing_else_and_prints_the_usage)
 	ck_assert_ptr_nonnull(strstr(text, "Exit codes: 0 done, 1 error, 2 bad usage, 3 aborted"));
 	ck_assert_ptr_nonnull(strstr(text, "--replica-identity-full TABLE|all-keyless"));
 	ck_assert_ptr_nonnull(strstr(text, "--no-privileges"));
+	/* issue 19: --resume was missing, and the other tools' names are listed */
+	ck_assert_ptr_nonnull(strstr(text, "  --resume "));
+	ck_assert_ptr_nonnull(strstr(text, "--compress SPEC"));
+	ck_assert_ptr_nonnull(strstr(text, "--subscription-name NAME, --keep-subscription"));
+	ck_assert_ptr_nonnull(strstr(text, "--from-host"));
+	ck_assert_ptr_nonnull(strstr(text, "--dump-root"));
 	ck_assert(text[n - 1] == '\n');
 }
 END_TEST
@@ -482,6 +509,169 @@ START_TEST(a_whole_server_child_gets_its_own_slot_dump_and_tag)
 }
 END_TEST
 
+/*
+ * A pg-migrate command line under --all-databases: the children get their
+ * connections in the environment, so no --from-pass (nor any --from-* or
+ * --to-*, nor --dump-root or --subscription-name) reaches a child's argv.
+ */
+START_TEST(a_whole_server_child_gets_no_connection_part_of_pg_migrate)
+{
+	static const char *const args[] = {"pg_dbmigrator",
+	                                   "--mode",
+	                                   "offline",
+	                                   "--all-databases",
+	                                   "--from-host",
+	                                   "src",
+	                                   "--from-pass",
+	                                   "secret123",
+	                                   "--from-user",
+	                                   "postgres",
+	                                   "--to-host",
+	                                   "dst",
+	                                   "--to-pass",
+	                                   "newsecret456",
+	                                   "--to-port=5433",
+	                                   "--dump-root",
+	                                   "/srv/dumps",
+	                                   "-j",
+	                                   "4",
+	                                   "--max-parallel",
+	                                   "2",
+	                                   "--subscription-name",
+	                                   "s",
+	                                   "--keep-subscription",
+	                                   NULL};
+	char *argv[sizeof(args) / sizeof(args[0])];
+	int argc = (int)(sizeof(args) / sizeof(args[0])) - 1;
+	char err[4096];
+	migopts o;
+	migopts_child c;
+	bool help;
+
+	for (int i = 0; i <= argc; i++)
+		argv[i] = (char *)args[i];
+	ck_assert_msg(migopts_parse(argc, argv, &o, &help, err, sizeof(err)), "%s", err);
+	ck_assert_int_eq(o.jobs, 4);
+	ck_assert_str_eq(o.dump_path, "/srv/dumps");
+	migopts_child_init(&c, &o, argc, argv, "app");
+	for (int i = 0; c.argv[i]; i++)
+	{
+		ck_assert_msg(strstr(c.argv[i], "secret") == NULL, "a password in argv[%d]", i);
+		ck_assert_msg(strncmp(c.argv[i], "--from-", 7) && strncmp(c.argv[i], "--to-", 5) &&
+		                  strcmp(c.argv[i], "--dump-root") && strcmp(c.argv[i], "/srv/dumps") &&
+		                  strncmp(c.argv[i], "--subscription", 14) &&
+		                  strcmp(c.argv[i], "--keep-subscription"),
+		              "argv[%d] = %s", i, c.argv[i]);
+	}
+	ck_assert(strncmp(c.dump_path, "/srv/dumps/pg_dbmigrator_app_", 29) == 0);
+}
+END_TEST
+
+/* The Rust pg_dbmigrator's documented online command line, as its README has it. */
+START_TEST(the_rust_tools_online_command_line_parses_and_says_what_it_ignores)
+{
+	migopts o;
+	char note[1024];
+
+	PARSE_OK(&o, "--mode", "online", "--source", "postgres://user:pw@src/db", "--target",
+	         "postgres://user:pw@dst/db", "--slot-name", "pg_dbmigrator_slot", "--publication",
+	         "pg_dbmigrator_pub", "--subscription-name", "pg_dbmigrator_sub", "--jobs", "4",
+	         "--lag-threshold-bytes", "8192", "--cutover-poll-secs", "5");
+	ck_assert_str_eq(o.subscription_name, "pg_dbmigrator_sub");
+	ck_assert_str_eq(o.slot, "pg_dbmigrator_slot");
+	ck_assert(migopts_compat_note(&o, note, sizeof(note)));
+	ck_assert_msg(strncmp(note,
+	                      "--subscription-name ignored: pg_dbmigrator creates no "
+	                      "subscription on the target",
+	                      70) == 0,
+	              "%s", note);
+	PARSE_OK(&o, "--mode", "online", "--source", "a", "--target", "b", "--keep-subscription");
+	ck_assert(o.keep_subscription);
+	ck_assert(migopts_compat_note(&o, note, sizeof(note)));
+	ck_assert(strncmp(note, "--keep-subscription ignored", 27) == 0);
+	PARSE_OK(&o, "--mode", "offline", "--source", "a", "--target", "b", "--jobs", "4",
+	         "--drop-target-first", "--exclude-schema", "audit", "--exclude-table",
+	         "public.large_log", "--allow-restore-errors", "--no-sequence-sync");
+	ck_assert(!migopts_compat_note(&o, note, sizeof(note)));
+	ck_assert_str_eq(note, "");
+}
+END_TEST
+
+/* Every --compress form: pg_dump's argument, and the oldest pg_dump that takes it. */
+static const struct
+{
+	const char *spec, *arg;
+	int min_major;
+} compress_specs[] = {
+    {"0", "--compress=0", 0},
+    {"9", "--compress=9", 0},
+    {"none", "--compress=0", 0},
+    {"gzip", "--compress=6", 0},
+    {"gzip:1", "--compress=1", 0},
+    {"gzip:level=9", "--compress=9", 0},
+    {"lz4", "--compress=lz4", 16},
+    {"lz4:1", "--compress=lz4:1", 16},
+    {"zstd:3", "--compress=zstd:3", 16},
+    {"zstd:level=19,long", "--compress=zstd:level=19,long", 16},
+};
+
+START_TEST(each_compression_spec_becomes_pg_dumps_own)
+{
+	migopts o;
+	char err[512];
+
+	PARSE_OK(&o, "--mode", "offline", "--source", "a", "--target", "b", "--compress",
+	         compress_specs[_i].spec);
+	ck_assert_str_eq(o.compress, compress_specs[_i].spec);
+	ck_assert_str_eq(o.compress_arg, compress_specs[_i].arg);
+	ck_assert_int_eq(o.compress_min_major, compress_specs[_i].min_major);
+	ck_assert(migopts_compress_check(&o, 16, err, sizeof(err)));
+	ck_assert(migopts_compress_check(&o, 0, err, sizeof(err))); /* unknown: pg_dump judges */
+	ck_assert(migopts_compress_check(&o, 15, err, sizeof(err)) ==
+	          (compress_specs[_i].min_major <= 15));
+}
+END_TEST
+
+START_TEST(pg_dump_15_is_told_what_it_can_do_instead_of_zstd)
+{
+	migopts o;
+	char err[512];
+
+	PARSE_OK(&o, "--mode", "offline", "--source", "a", "--target", "b", "--compress", "zstd:3");
+	ck_assert(!migopts_compress_check(&o, 15, err, sizeof(err)));
+	ck_assert_str_eq(err, "--compress zstd:3 needs pg_dump 16 or newer, and the installed pg_dump "
+	                      "is 15 (it compresses with gzip only): use --compress gzip:LEVEL (or a "
+	                      "level 0-9, or none), or install PostgreSQL 16+ client tools and set "
+	                      "PG_BINDIR");
+}
+END_TEST
+
+/* pg-migrate's connection options build the conninfo; the environment's gives way. */
+START_TEST(pg_migrates_connection_options_build_the_conninfo)
+{
+	migopts o;
+	char note[1024];
+
+	setenv("PG_DBMIGRATOR_SOURCE", "host=env-src", 1);
+	PARSE_OK(&o, "--mode", "offline", "--all-databases", "--from-host", "source-db.example.com",
+	         "--from-user", "postgres", "--from-pass", "it's\\secret", "--to-host",
+	         "target-db.example.com", "--to-port", "5433", "--to-db", "postgres", "-j", "4", "-m",
+	         "2", "--dump-root", "pg_dumps", "--migrate-globals=false");
+	ck_assert_str_eq(o.source, "host='source-db.example.com' user='postgres' "
+	                           "password='it\\'s\\\\secret'");
+	ck_assert_str_eq(o.target, "host='target-db.example.com' port='5433' dbname='postgres'");
+	ck_assert_int_eq(o.jobs, 4);
+	ck_assert_int_eq(o.max_parallel, 2);
+	ck_assert_str_eq(o.dump_path, "pg_dumps");
+	ck_assert_int_eq(o.migrate_globals, 0);
+	ck_assert(migopts_compat_note(&o, note, sizeof(note)));
+	ck_assert_ptr_nonnull(strstr(note, "~/.pgpass"));
+	PARSE_OK(&o, "--mode", "offline", "--target", "host=t", "--migrate-globals=true");
+	ck_assert_str_eq(o.source, "host=env-src");
+	ck_assert_int_eq(o.migrate_globals, 1);
+}
+END_TEST
+
 START_TEST(database_names_map_to_distinct_valid_slot_names)
 {
 	char a[80], b[80], lng[80];
@@ -522,6 +712,12 @@ main(void)
 	tcase_add_test(tc, the_config_hash_moves_with_what_defines_the_migration);
 	tcase_add_test(tc, a_whole_server_child_gets_its_own_slot_dump_and_tag);
 	tcase_add_test(tc, database_names_map_to_distinct_valid_slot_names);
+	tcase_add_test(tc, a_whole_server_child_gets_no_connection_part_of_pg_migrate);
+	tcase_add_test(tc, the_rust_tools_online_command_line_parses_and_says_what_it_ignores);
+	tcase_add_loop_test(tc, each_compression_spec_becomes_pg_dumps_own, 0,
+	                    (int)(sizeof(compress_specs) / sizeof(compress_specs[0])));
+	tcase_add_test(tc, pg_dump_15_is_told_what_it_can_do_instead_of_zstd);
+	tcase_add_test(tc, pg_migrates_connection_options_build_the_conninfo);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
