@@ -103,6 +103,13 @@ typedef struct tablecopy_opts
 	volatile sig_atomic_t *interrupted; /* optional: stop at the next chunk once set */
 	void (*progress)(void *arg, const tablecopy_progress *p); /* optional */
 	void *progress_arg;
+	/*
+	 * optional: every part of tables[table] is in (called from the worker that
+	 * finished the last one, serialised, so keep it short); false stops the
+	 * copy as a failure whose message is the caller's to give
+	 */
+	bool (*table_done)(void *arg, int table);
+	void *table_done_arg;
 } tablecopy_opts;
 
 typedef struct tablecopy_result

@@ -246,6 +246,7 @@ typedef struct tablecopy_shared
 	int nitems;
 	int64_t bytes_total;
 	int64_t t0_ms;
+	int *parts_left; /* per table: its parts not yet copied (owned, ntables) */
 	pthread_mutex_t mu;
 	int next;         /* the next item to take */
 	int done;         /* items finished */
@@ -468,6 +469,12 @@ tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
 
 		sh->o->progress(sh->o->progress_arg, &p);
 	}
+	if (--sh->parts_left[it->table] == 0 && sh->o->table_done &&
+	    !sh->o->table_done(sh->o->table_done_arg, it->table) && !sh->failed)
+	{
+		snprintf(sh->errmsg, sizeof(sh->errmsg), "the copy was stopped after %s", t->qname);
+		sh->failed = true;
+	}
 	pthread_mutex_unlock(&sh->mu);
 	return true;
 }
@@ -506,7 +513,7 @@ tablecopy_run(const tablecopy_opts *o, const tablecopy_table *tables, const tabl
 {
 	tablecopy_shared sh;
 	tablecopy_worker *w;
-	int nworkers = o->jobs < 1 ? 1 : o->jobs;
+	int nworkers = o->jobs < 1 ? 1 : o->jobs, ntables = 0;
 	bool ok;
 
 	memset(r, 0, sizeof(*r));
@@ -521,11 +528,20 @@ tablecopy_run(const tablecopy_opts *o, const tablecopy_table *tables, const tabl
 	sh.nitems = nitems;
 	sh.t0_ms = cli_now_ms();
 	for (int i = 0; i < nitems; i++)
+	{
 		sh.bytes_total += items[i].bytes;
+		if (items[i].table >= ntables)
+			ntables = items[i].table + 1;
+	}
+	sh.parts_left = calloc((size_t)ntables, sizeof(int));
+	for (int i = 0; sh.parts_left && i < nitems; i++)
+		sh.parts_left[items[i].table]++;
 	pthread_mutex_init(&sh.mu, NULL);
 	w = calloc((size_t)(unsigned)nworkers, sizeof(*w));
-	if (w == NULL)
+	if (w == NULL || sh.parts_left == NULL)
 	{
+		free(w);
+		free(sh.parts_left);
 		pthread_mutex_destroy(&sh.mu);
 		snprintf(errbuf, errlen, "out of memory");
 		return false;
@@ -544,6 +560,7 @@ tablecopy_run(const tablecopy_opts *o, const tablecopy_table *tables, const tabl
 		if (w[i].started)
 			pthread_join(w[i].thread, NULL);
 	free(w);
+	free(sh.parts_left);
 	pthread_mutex_destroy(&sh.mu);
 	r->rows = sh.rows;
 	r->bytes = sh.bytes;

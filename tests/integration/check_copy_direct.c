@@ -72,6 +72,79 @@ build_source(PGconn *s, int big_rows)
 	            "FROM orders GROUP BY customer;"
 	            "CREATE SEQUENCE invoice_no START 1000; SELECT setval('invoice_no', 4242);"
 	            "SELECT lo_from_bytea(0, 'a large object')");
+	/* more post-data, of one table and across tables, built while or after the rows copy */
+	pgt_exec(s, "ALTER TABLE customers ADD CONSTRAINT customers_name_key UNIQUE (name);"
+	            "ALTER TABLE orders ADD CONSTRAINT orders_total_positive CHECK (total > 0) "
+	            "NOT VALID;"
+	            "CREATE INDEX big_pad ON big (pad) WHERE id % 100 = 0;"
+	            "COMMENT ON INDEX big_pad IS 'one row in a hundred';"
+	            "CREATE UNIQUE INDEX parts_id ON parts (id, region);"
+	            "CREATE INDEX gen_doubled ON gen (doubled);"
+	            "CREATE STATISTICS orders_stats ON customer, total FROM orders;"
+	            "ALTER TABLE audit ENABLE ROW LEVEL SECURITY;"
+	            "CREATE POLICY audit_all ON audit USING (true);"
+	            "CREATE RULE big_no_delete AS ON DELETE TO big WHERE old.id = -42 DO INSTEAD "
+	            "NOTHING;"
+	            "ALTER TABLE audit ADD COLUMN order_id int REFERENCES orders (id) "
+	            "DEFERRABLE INITIALLY DEFERRED");
+}
+
+/* pg_dump --schema-only of the database a connection string names, without owners or grants. */
+static char *
+schema_of(const char *connstr)
+{
+	char pg_dump[512];
+	const char *argv[] = {pgt_bin("pg_dump", pg_dump, sizeof(pg_dump)),
+	                      "--schema-only",
+	                      "--no-owner",
+	                      "--no-privileges",
+	                      "--dbname",
+	                      connstr,
+	                      NULL};
+	pgt_proc p;
+	char *out, *err, *w;
+	int rc;
+
+	pgt_spawn(&p, argv, NULL);
+	rc = story_finish(&p, 60, &out, &err);
+	ck_assert_msg(rc == 0, "pg_dump --schema-only exited %d: %s", rc, story_tail(err));
+	free(err);
+	/* without its comments and the random key of \restrict (newer pg_dump) */
+	w = out;
+	for (char *line = out; *line;)
+	{
+		char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+
+		if (strncmp(line, "--", 2) != 0 && strncmp(line, "\\restrict", 9) != 0 &&
+		    strncmp(line, "\\unrestrict", 11) != 0 && line[0] != '\n')
+		{
+			memmove(w, line, len);
+			w += len;
+		}
+		line += len;
+	}
+	*w = '\0';
+	return out;
+}
+
+/* The target's schema is the source's: every post-data entry restored, each once. */
+static void
+assert_same_schema(const char *src, const char *tgt)
+{
+	char *a = schema_of(src), *b = schema_of(tgt);
+
+	ck_assert_msg(strstr(a, "CREATE POLICY audit_all") && strstr(a, "big_no_delete"),
+	              "the source's schema lacks what the test built");
+	size_t at = 0;
+
+	while (a[at] && a[at] == b[at])
+		at++;
+	at = at > 300 ? at - 300 : 0;
+	ck_assert_msg(strcmp(a, b) == 0, "the schemas differ:\n--- source\n%.600s\n--- target\n%.600s",
+	              a + at, b + at);
+	free(a);
+	free(b);
 }
 
 static const char *const tables[] = {
@@ -124,7 +197,7 @@ START_TEST(an_offline_direct_copy_equals_the_source_and_copies_again_over_it)
 	story_migrate(&tool, "offline", src, tgt, dump,
 	              (const char *const[]){"--copy-method", "direct", "--jobs", "3",
 	                                    "--split-tables-larger-than", "1MB", "--no-owner",
-	                                    "--verify", "strict", NULL},
+	                                    "--with-comments", "--verify", "strict", NULL},
 	              NULL);
 	rc = story_finish(&tool, 240, &out, &err);
 	ck_assert_msg(rc == 0, "direct offline migration exited %d: %s", rc, story_tail(err));
@@ -132,6 +205,7 @@ START_TEST(an_offline_direct_copy_equals_the_source_and_copies_again_over_it)
 	ck_assert_msg(strstr(err, "verified=equal"), "not verified equal: %s", story_tail(err));
 	t = pgt_connect_as(&sv.tgt, "direct_off", "app");
 	assert_equal(s, t);
+	assert_same_schema(src, tgt);
 	/* the cascade and the trigger work on the target */
 	pgt_exec(t, "INSERT INTO orders (customer, total) VALUES (1, 1); DELETE FROM customers "
 	            "WHERE id = 1");
@@ -143,13 +217,15 @@ START_TEST(an_offline_direct_copy_equals_the_source_and_copies_again_over_it)
 	pgt_scratch("direct-off-dump2", dump2, sizeof(dump2));
 	story_migrate(&tool, "offline", src, tgt, dump2,
 	              (const char *const[]){"--copy-method", "direct", "--jobs", "2",
-	                                    "--drop-target-first", "--no-owner", NULL},
+	                                    "--drop-target-first", "--no-owner", "--with-comments",
+	                                    NULL},
 	              NULL);
 	rc = story_finish(&tool, 240, &out, &err);
 	ck_assert_msg(rc == 0, "second direct migration exited %d: %s", rc, story_tail(err));
 	PQfinish(t);
 	t = pgt_connect_as(&sv.tgt, "direct_off", "app");
 	assert_equal(s, t);
+	assert_same_schema(src, tgt);
 	free(out);
 	free(err);
 	PQfinish(s);
@@ -261,7 +337,8 @@ big_copy_start(big_copy *b, const char *db, const char *mode, const char *jobs, 
 	pgt_scratch(db, b->dump, sizeof(b->dump));
 	story_migrate(tool, mode, b->src, b->tgt, b->dump,
 	              (const char *const[]){"--copy-method", "direct", "--jobs", jobs,
-	                                    "--split-tables-larger-than", "1MB", "--no-owner", NULL},
+	                                    "--split-tables-larger-than", "1MB", "--no-owner",
+	                                    "--with-comments", NULL},
 	              NULL);
 }
 
@@ -285,7 +362,8 @@ START_TEST(killed_during_the_copy_the_resume_starts_the_copy_over)
 	story_migrate(&tool, "online", b.src, b.tgt, b.dump,
 	              (const char *const[]){"--copy-method", "direct", "--jobs", "1",
 	                                    "--split-tables-larger-than", "1MB", "--no-owner",
-	                                    "--resume", "--cutover-poll-secs", "1", NULL},
+	                                    "--with-comments", "--resume", "--cutover-poll-secs", "1",
+	                                    NULL},
 	              NULL);
 	story_expect(&tool, "stage=CaughtUp", 180);
 	kill(tool.pid, SIGINT);
@@ -295,6 +373,7 @@ START_TEST(killed_during_the_copy_the_resume_starts_the_copy_over)
 	              story_tail(err));
 	t = pgt_connect_as(&sv.tgt, "direct_kill", "app");
 	assert_equal(s, t);
+	assert_same_schema(b.src, b.tgt);
 	story_assert_nothing_left(s, t, "");
 	free(out);
 	free(err);
