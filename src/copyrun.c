@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -484,15 +485,29 @@ copyrun_post_close(copyrun_post *pp)
 }
 
 /*
- * Progress (called serialised by tablecopy after each part). On a terminal
- * (as dumprun_progress decides: not --json, not --verbose), one bar updated
- * in place; else one Copy event a second at most.
+ * Progress (called serialised by tablecopy at the end of each part and, as
+ * the bytes pass, at most 4 times a second). On a terminal (as
+ * dumprun_progress decides: not --json, not --verbose), one bar updated in
+ * place on every call; else one Copy event a second at most, and the last.
+ * The sizes are the source's on-disk sizes: an estimate of the COPY bytes.
  */
 typedef struct copyrun_meter
 {
 	int64_t last_ms;
-	bool bar; /* a terminal: the bar, no per-part events */
+	bool bar;     /* a terminal: the bar, no per-part events */
+	int prev_len; /* of the bar last written */
 } copyrun_meter;
+
+/* The terminal's width (80 when it cannot be told). */
+static int
+copyrun_columns(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
+		return ws.ws_col;
+	return 80;
+}
 
 #define COPYRUN_BAR 30
 
@@ -502,41 +517,62 @@ copyrun_progress(void *arg, const tablecopy_progress *p)
 	copyrun_meter *meter = arg;
 	int64_t now = cli_now_ms();
 	double rate = p->seconds > 0 ? (double)p->bytes / p->seconds : 0;
+	bool last = p->part_done && p->items_done == p->items_total;
+	/* past the estimate: the estimate was low, the bytes so far are the floor */
+	int64_t total = last || p->bytes > p->bytes_total ? p->bytes : p->bytes_total;
+	int64_t ttotal = p->table_done || p->table_bytes > p->table_bytes_total ? p->table_bytes
+	                                                                        : p->table_bytes_total;
+	int tpct = ttotal > 0 ? (int)(100 * p->table_bytes / ttotal) : 100;
 	event e;
 
 	if (meter->bar)
 	{
-		/* the sizes are the source's on-disk sizes, an estimate of the COPY bytes */
-		bool done = p->items_done == p->items_total;
-		int64_t total = done || p->bytes > p->bytes_total ? p->bytes : p->bytes_total;
+		char line[256];
 		int filled = total > 0 ? (int)(COPYRUN_BAR * p->bytes / total) : COPYRUN_BAR;
+		int len;
 
-		fprintf(stderr, "\rCopy [%.*s%*s] %d/%d parts, %.0f/%.0f MB, %.1f MB/s", filled,
-		        "##############################", COPYRUN_BAR - filled, "", p->items_done,
-		        p->items_total, (double)p->bytes / 1048576.0, (double)total / 1048576.0,
-		        rate / 1048576.0);
-		if (rate > 0 && total > p->bytes)
-			fprintf(stderr, ", ETA %.0f s   ", (double)(total - p->bytes) / rate);
-		else
-			fputs("          ", stderr);
-		if (p->items_done == p->items_total)
+		len = snprintf(line, sizeof(line),
+		               "Copy [%.*s%*s] %d/%d parts, %.0f/%.0f MB, %lld rows, %.1f MB/s", filled,
+		               "##############################", COPYRUN_BAR - filled, "", p->items_done,
+		               p->items_total, (double)p->bytes / 1048576.0, (double)total / 1048576.0,
+		               (long long)p->rows, rate / 1048576.0);
+		if (len > 0 && (size_t)len < sizeof(line) && rate > 0 && total > p->bytes)
+			len += snprintf(line + len, sizeof(line) - (size_t)len, ", ETA %.0f s",
+			                (double)(total - p->bytes) / rate);
+		if (len > 0 && (size_t)len < sizeof(line) && !last)
+			snprintf(line + len, sizeof(line) - (size_t)len, " | %.40s %d%%", p->table, tpct);
+		/* one line of the terminal (a wrapped one would not go back in place), padded so
+		   that a shorter line wipes the end of the one before */
+		len = (int)strlen(line);
+		if (len >= copyrun_columns())
+			len = copyrun_columns() - 1;
+		fprintf(stderr, "\r%.*s%*s", len, line, meter->prev_len > len ? meter->prev_len - len : 0,
+		        "");
+		meter->prev_len = len;
+		if (last)
 			fputc('\n', stderr);
+		fflush(stderr);
 		return;
 	}
-	if (p->items_done < p->items_total && now - meter->last_ms < 1000)
+	if (!last && now - meter->last_ms < 1000)
 		return;
 	meter->last_ms = now;
 	event_begin(&e, "Copy");
 	event_str(&e, "table", p->table);
+	event_int(&e, "table_rows", p->table_rows);
+	event_int(&e, "table_bytes", p->table_bytes);
+	event_int(&e, "table_bytes_expected", ttotal);
 	event_int(&e, "parts_done", p->items_done);
 	event_int(&e, "parts", p->items_total);
 	event_int(&e, "rows", p->rows);
 	event_int(&e, "bytes", p->bytes);
+	event_int(&e, "bytes_expected", total);
 	event_num(&e, "mb_per_second", rate / 1048576.0);
-	if (rate > 0 && p->bytes_total > p->bytes)
-		event_num(&e, "eta_seconds", (double)(p->bytes_total - p->bytes) / rate);
-	event_end(&e, "copied %d of %d parts (%s done), %.1f MB/s", p->items_done, p->items_total,
-	          p->table, rate / 1048576.0);
+	if (rate > 0 && total > p->bytes)
+		event_num(&e, "eta_seconds", (double)(total - p->bytes) / rate);
+	event_end(&e, "copied %.0f of %.0f MB, %d of %d parts (%s: %d%%), %.1f MB/s",
+	          (double)p->bytes / 1048576.0, (double)total / 1048576.0, p->items_done,
+	          p->items_total, p->table, tpct, rate / 1048576.0);
 }
 
 /* After the copy: the runner joined, the final pass's list written for the Restore phase. */
