@@ -509,7 +509,7 @@ copyrun_columns(void)
 	return 80;
 }
 
-#define COPYRUN_BAR 30
+#define COPYRUN_BAR 20
 
 static void
 copyrun_progress(void *arg, const tablecopy_progress *p)
@@ -531,14 +531,17 @@ copyrun_progress(void *arg, const tablecopy_progress *p)
 		int filled = total > 0 ? (int)(COPYRUN_BAR * p->bytes / total) : COPYRUN_BAR;
 		int len;
 
-		len = snprintf(line, sizeof(line),
-		               "Copy [%.*s%*s] %d/%d parts, %.0f/%.0f MB, %lld rows, %.1f MB/s", filled,
-		               "##############################", COPYRUN_BAR - filled, "", p->items_done,
+		/* what matters most first: a narrow terminal cuts the end */
+		len = snprintf(line, sizeof(line), "Copy [%.*s%*s] %d/%d parts, %.0f/%.0f MB, %.1f MB/s",
+		               filled, "####################", COPYRUN_BAR - filled, "", p->items_done,
 		               p->items_total, (double)p->bytes / 1048576.0, (double)total / 1048576.0,
-		               (long long)p->rows, rate / 1048576.0);
+		               rate / 1048576.0);
 		if (len > 0 && (size_t)len < sizeof(line) && rate > 0 && total > p->bytes)
 			len += snprintf(line + len, sizeof(line) - (size_t)len, ", ETA %.0f s",
 			                (double)(total - p->bytes) / rate);
+		if (len > 0 && (size_t)len < sizeof(line))
+			len +=
+			    snprintf(line + len, sizeof(line) - (size_t)len, ", %lld rows", (long long)p->rows);
 		if (len > 0 && (size_t)len < sizeof(line) && !last)
 			snprintf(line + len, sizeof(line) - (size_t)len, " | %.40s %d%%", p->table, tpct);
 		/* one line of the terminal (a wrapped one would not go back in place), padded so

@@ -13,7 +13,9 @@
  *  - online with writers, cut over by Ctrl+C: equal, nothing left behind;
  *  - kill -9 during the copy, then --resume: the copy starts over and the
  *    target ends equal, no row twice;
- *  - Ctrl+C during the copy: exit 3, no session of the copy left running.
+ *  - Ctrl+C during the copy: exit 3, no session of the copy left running;
+ *  - the progress: under a pseudo-terminal the bar moves in place within one
+ *    big part; with --json, Copy events within the part, with their fields.
  */
 #include "config.h"
 
@@ -419,16 +421,96 @@ START_TEST(ctrl_c_during_the_copy_exits_3_and_leaves_no_session_running)
 }
 END_TEST
 
+/* How many times text holds needle. */
+static int
+occurrences(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+START_TEST(the_copy_shows_its_progress_within_a_part_on_a_terminal_and_in_json)
+{
+	char src[256], tgt[256], dump[512], dump2[512], cmd[2048];
+	PGconn *s;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_prog");
+	story_connstrs(&sv, "direct_prog", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_prog");
+	/* one table of about 100 MB, copied as one part by one job */
+	pgt_exec(s, "CREATE TABLE big (id int PRIMARY KEY, pad text);"
+	            "INSERT INTO big SELECT g, repeat('x', 500) FROM generate_series(1, 200000) g");
+	pgt_scratch("direct-prog-dump", dump, sizeof(dump));
+	/* under a pseudo-terminal (160 columns wide), as an operator runs it */
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "stty cols 160; '%s' --mode offline --source '%s' --target '%s' --dump-path '%s' --jobs 1 "
+	    "--split-tables-larger-than 1GB --no-owner --verify off",
+	    pgt_tool(), src, tgt, dump);
+	/* script(1) of util-linux: the tool's terminal is a pseudo-terminal, its output ours */
+	pgt_spawn(&tool,
+	          (const char *const[]){access("/usr/bin/script", X_OK) == 0 ? "/usr/bin/script"
+	                                                                     : "/bin/script",
+	                                "-qec", cmd, "/dev/null", NULL},
+	          NULL);
+	rc = story_finish(&tool, 180, &out, &err);
+	ck_assert_msg(rc == 0, "the run under a terminal exited %d: %s", rc, story_tail(out));
+	/* the bar is written over itself (carriage returns), more than once within the one part */
+	ck_assert_msg(occurrences(out, "\rCopy [") >= 3 && occurrences(out, "0/1 parts") >= 2,
+	              "the bar did not move within the part: %s", story_tail(out));
+	ck_assert_msg(strstr(out, "| public.big ") && strstr(out, "MB/s") && strstr(out, "ETA"),
+	              "the bar lacks the table, the rate or the ETA: %s", story_tail(out));
+	ck_assert_msg(strstr(out, "1/1 parts") && strstr(out, "200000 rows"),
+	              "the bar did not end with the rows: %s", story_tail(out));
+	free(out);
+	free(err);
+
+	/* --json: Copy events within the part and at its end, with the fields */
+	pgt_scratch("direct-prog-dump2", dump2, sizeof(dump2));
+	story_migrate(&tool, "offline", src, tgt, dump2,
+	              (const char *const[]){"--json", "--jobs", "1", "--split-tables-larger-than",
+	                                    "1GB", "--no-owner", "--verify", "off",
+	                                    "--drop-target-first", NULL},
+	              NULL);
+	rc = story_finish(&tool, 180, &out, &err);
+	ck_assert_msg(rc == 0, "the --json run exited %d: %s", rc, story_tail(err));
+	{
+		const char *events = strstr(out, "\"stage\":\"Copy\"") ? out : err;
+		const char *tick = strstr(events, "\"parts_done\":0,");
+
+		ck_assert_msg(tick != NULL, "no Copy event within the part: %s", story_tail(events));
+		ck_assert_msg(
+		    strstr(events, "\"table\":\"public.big\"") && strstr(events, "\"table_bytes\":") &&
+		        strstr(events, "\"table_bytes_expected\":") &&
+		        strstr(events, "\"table_rows\":200000") && strstr(events, "\"bytes_expected\":") &&
+		        strstr(events, "\"rows\":") && strstr(events, "\"mb_per_second\":") &&
+		        strstr(events, "\"eta_seconds\":"),
+		    "the Copy events lack fields: %s", story_tail(events));
+	}
+	free(out);
+	free(err);
+	PQfinish(s);
+}
+END_TEST
+
 int
 main(void)
 {
-	const story_plan plan = {"copy_direct", "direct", 400, &sv, STORY_SOURCE_CONF};
+	const story_plan plan = {"copy_direct", "direct", 400,  &sv,  STORY_SOURCE_CONF,
+	                         NULL,          NULL,     NULL, NULL, "PGDBM_DIRECT_ONLY"};
 	const TTest *const stories[] = {
 	    an_offline_direct_copy_equals_the_source_and_copies_again_over_it,
 	    filters_copy_only_the_tables_in_scope,
 	    an_online_direct_copy_with_writers_cut_over_by_ctrl_c,
 	    killed_during_the_copy_the_resume_starts_the_copy_over,
 	    ctrl_c_during_the_copy_exits_3_and_leaves_no_session_running,
+	    the_copy_shows_its_progress_within_a_part_on_a_terminal_and_in_json,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
