@@ -121,8 +121,13 @@ typedef struct tablecopy_opts
 	 * copy as a failure whose message is the caller's to give
 	 */
 	bool (*table_done)(void *arg, int table);
+	/* optional, with table_done_arg: a worker found no part left to take (its share of the
+	   machine is free from now on); called once per worker, serialised */
+	void (*worker_idle)(void *arg);
 	void *table_done_arg;
 } tablecopy_opts;
+
+#define TABLECOPY_BUSY_REPORTED 16
 
 typedef struct tablecopy_result
 {
@@ -131,6 +136,10 @@ typedef struct tablecopy_result
 	int items;     /* items copied */
 	double seconds;
 	bool interrupted; /* stopped by *interrupted */
+	int workers;      /* worker threads run */
+	/* the seconds each of the first TABLECOPY_BUSY_REPORTED workers spent copying parts
+	   (the rest of its time it waited for nothing: it had no part left) */
+	double busy_seconds[TABLECOPY_BUSY_REPORTED];
 } tablecopy_result;
 
 /*

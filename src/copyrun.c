@@ -179,11 +179,14 @@ copyrun_keep_restored(mig *m, int *nkept, char *errbuf, size_t errlen)
 
 /*
  * Post-data overlap: a table's own post-data (postdata.h) is restored by a
- * pg_restore --use-list as soon as all its parts are in, by one runner
- * thread, one table after the other, while the workers copy the rest. When
- * the copy ends the runner stops after the table it is on, and what is left
- * (what spans tables, and the tables the runner did not reach) goes to the
- * Restore phase as one list (m->postdata_list) run with --jobs.
+ * pg_restore --use-list once all its parts are in and a copy worker has
+ * nothing left to take (so the index builds use the share of the machine the
+ * copy's tail leaves free, never slowing a copy that keeps every worker
+ * busy), by one runner thread, one table after the other, with as many
+ * pg_restore jobs as there are idle workers. When the copy ends the runner
+ * stops after the table it is on, and what is left (what spans tables, and
+ * the tables the runner did not reach) goes to the Restore phase as one list
+ * (m->postdata_list) run with --jobs.
  */
 typedef struct copyrun_post
 {
@@ -196,6 +199,7 @@ typedef struct copyrun_post
 	int *queue; /* owned: tables whose rows are in, in order (ntables at most) */
 	int qhead, qlen;
 	bool closing; /* the copy is over: stop after the current table */
+	int idle;     /* copy workers with no part left to take */
 	bool failed;
 	bool warned; /* pg_restore reported errors accepted by --allow-restore-errors */
 	int tables_done;
@@ -250,11 +254,13 @@ copyrun_post_work(void *arg)
 		char path[1200], err[1024];
 		dumprestore_restore r;
 		bool warned = false, ok;
-		int t;
+		int t, jobs;
 		int64_t t0;
 
 		pthread_mutex_lock(&pp->mu);
-		while (pp->qhead == pp->qlen && !pp->closing)
+		/* a table's post-data waits for a worker with nothing left to copy: while every
+		   worker copies, an index build would only slow the copy down */
+		while ((pp->qhead == pp->qlen || pp->idle == 0) && !pp->closing)
 			pthread_cond_wait(&pp->cv, &pp->mu);
 		if (pp->closing || pp->failed)
 		{
@@ -262,13 +268,14 @@ copyrun_post_work(void *arg)
 			break;
 		}
 		t = pp->queue[pp->qhead++];
+		jobs = pp->idle; /* as many jobs as workers have nothing left to copy */
 		pthread_mutex_unlock(&pp->mu);
 		t0 = cli_now_ms();
 		copyrun_list_path(m, t, path, sizeof(path));
 		ok = copyrun_write_list(pp, t, path, err, sizeof(err));
 		if (ok)
 		{
-			dumprestore_restore_listed(&r, &m->o, m->bindir, m->tgt_ci.safe, path, 1, false);
+			dumprestore_restore_listed(&r, &m->o, m->bindir, m->tgt_ci.safe, path, jobs, false);
 			ok = dumprun_child(m, "Restore", r.argv[0], m->tgt_ci.password, &warned, err,
 			                   sizeof(err));
 			(void)unlink(path);
@@ -310,6 +317,18 @@ copyrun_post_table_done(void *arg, int table)
 	}
 	pthread_mutex_unlock(&pp->mu);
 	return ok;
+}
+
+/* tablecopy's worker_idle: a worker's share of the machine is free for the post-data. */
+static void
+copyrun_post_worker_idle(void *arg)
+{
+	copyrun_post *pp = arg;
+
+	pthread_mutex_lock(&pp->mu);
+	pp->idle++;
+	pthread_cond_signal(&pp->cv);
+	pthread_mutex_unlock(&pp->mu);
 }
 
 /* Which copied table each entry of one table belongs to, asked of the source. */
@@ -578,6 +597,29 @@ copyrun_progress(void *arg, const tablecopy_progress *p)
 	          p->items_total, p->table, tpct, rate / 1048576.0);
 }
 
+/*
+ * For the figures: the tables copied in more than one part ("name:parts",
+ * comma-separated, the first 10) and each worker's busy seconds.
+ */
+static bool
+copyrun_split(const tablecopy_table *tables, int ntables, const tablecopy_item *items, int nitems,
+              const tablecopy_result *res, strbuf *split, strbuf *busy)
+{
+	int *parts = calloc((size_t)ntables + 1, sizeof(int));
+	int shown = 0;
+	bool ok = parts != NULL;
+
+	for (int i = 0; ok && i < nitems; i++)
+		parts[items[i].table]++;
+	for (int t = 0; ok && t < ntables && shown < 10; t++)
+		if (parts[t] > 1)
+			ok = strbuf_appendf(split, "%s%s:%d", shown++ ? "," : "", tables[t].qname, parts[t]);
+	for (int i = 0; ok && i < res->workers && i < TABLECOPY_BUSY_REPORTED; i++)
+		ok = strbuf_appendf(busy, "%s%.1f", i ? "," : "", res->busy_seconds[i]);
+	free(parts);
+	return ok;
+}
+
 /* After the copy: the runner joined, the final pass's list written for the Restore phase. */
 static bool
 copyrun_post_finish(mig *m, copyrun_post *pp, char *errbuf, size_t errlen)
@@ -611,6 +653,7 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 	tablecopy_result res;
 	copyrun_meter meter = {.bar = dumprun_progress(m)};
 	copyrun_post post;
+	strbuf split, busy;
 	bool clean = m->clean_target || m->o.drop_target_first, warned, ok;
 	tablecopy_opts to = {.source = m->o.source,
 	                     .target = m->o.target,
@@ -623,11 +666,15 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 	                     .progress = copyrun_progress,
 	                     .progress_arg = &meter,
 	                     .table_done = copyrun_post_table_done,
+	                     .worker_idle = copyrun_post_worker_idle,
 	                     .table_done_arg = &post};
 	event e;
 
 	m->postdata_list[0] = '\0';
 	memset(&post, 0, sizeof(post));
+	strbuf_init(&split);
+	strbuf_init(&busy);
+	errbuf[0] = '\0';
 	if (m->copy_tables == NULL && !copyrun_prepare(m, errbuf, errlen))
 		return false;
 	if (clean && !copyrun_drop_foreign_keys(m, errbuf, errlen))
@@ -659,22 +706,35 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 	          m->o.jobs == 1 ? "" : "s", to.binary ? " (binary where the types allow)" : "");
 	post.started = pthread_create(&post.thread, NULL, copyrun_post_work, &post) == 0;
 	if (!post.started)
+	{
 		to.table_done = NULL; /* no runner: all the post-data in the Restore phase */
+		to.worker_idle = NULL;
+	}
 	ok = tablecopy_run(&to, m->copy_tables, items, nitems, &res, errbuf, errlen);
-	free(items);
 	if (!ok)
 	{
+		free(items);
 		copyrun_post_close(&post);
 		if (post.failed)
 			snprintf(errbuf, errlen, "%s", post.errmsg);
 		copyrun_post_free(&post);
 		return false;
 	}
-	ok = copyrun_post_finish(m, &post, errbuf, errlen);
+	ok = copyrun_post_finish(m, &post, errbuf, errlen) &&
+	     copyrun_split(m->copy_tables, ncopy, items, nitems, &res, &split, &busy);
 	copyrun_post_free(&post);
+	free(items);
 	if (!ok)
+	{
+		strbuf_free(&split);
+		strbuf_free(&busy);
+		if (errbuf[0] == '\0')
+			snprintf(errbuf, errlen, "out of memory");
 		return false;
+	}
 	event_begin(&e, "Copy");
+	event_str(&e, "split", strbuf_data(&split));
+	event_str(&e, "worker_busy_seconds", strbuf_data(&busy));
 	event_int(&e, "tables", ncopy);
 	event_int(&e, "parts", res.items);
 	event_int(&e, "rows", res.rows);
@@ -683,6 +743,8 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 	event_num(&e, "mb_per_second",
 	          res.seconds > 0 ? (double)res.bytes / 1048576.0 / res.seconds : 0);
 	event_end(&e, "copy done: %lld rows", (long long)res.rows);
+	strbuf_free(&split);
+	strbuf_free(&busy);
 	/* the exported snapshot is no longer needed: an offline run lets it go */
 	copyrun_release(m);
 	return true;

@@ -265,6 +265,7 @@ typedef struct tablecopy_worker
 	pthread_t thread;
 	bool started;
 	PGconn *src, *tgt; /* owned by the worker while it runs */
+	int64_t busy_ms;   /* spent copying parts */
 } tablecopy_worker;
 
 static bool
@@ -531,7 +532,23 @@ tablecopy_work(void *arg)
 			pthread_mutex_lock(&sh->mu);
 			i = sh->next < sh->nitems ? sh->next++ : -1;
 			pthread_mutex_unlock(&sh->mu);
-			if (i < 0 || !tablecopy_item_run(w, &sh->items[i], &sql))
+			int64_t t0;
+			bool ok;
+
+			if (i < 0)
+			{
+				if (sh->o->worker_idle)
+				{
+					pthread_mutex_lock(&sh->mu);
+					sh->o->worker_idle(sh->o->table_done_arg);
+					pthread_mutex_unlock(&sh->mu);
+				}
+				break;
+			}
+			t0 = cli_now_ms();
+			ok = tablecopy_item_run(w, &sh->items[i], &sql);
+			w->busy_ms += cli_now_ms() - t0;
+			if (!ok)
 				break;
 		}
 	strbuf_free(&sql);
@@ -609,6 +626,9 @@ tablecopy_run(const tablecopy_opts *o, const tablecopy_table *tables, const tabl
 	for (int i = 0; i < nworkers; i++)
 		if (w[i].started)
 			pthread_join(w[i].thread, NULL);
+	r->workers = nworkers;
+	for (int i = 0; i < nworkers && i < TABLECOPY_BUSY_REPORTED; i++)
+		r->busy_seconds[i] = (double)w[i].busy_ms / 1000.0;
 	free(w);
 	tablecopy_free_shared(&sh);
 	r->rows = sh.rows;
