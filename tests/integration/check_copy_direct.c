@@ -15,7 +15,13 @@
  *    target ends equal, no row twice;
  *  - Ctrl+C during the copy: exit 3, no session of the copy left running;
  *  - the progress: under a pseudo-terminal the bar moves in place within one
- *    big part; with --json, Copy events within the part, with their fields.
+ *    big part; with --json, Copy events within the part, with their fields;
+ *  - offline, on a LATIN1 source with non-ASCII names: kill -9 during the
+ *    copy, then --resume: started over, equal, nothing left;
+ *  - online with --schema: Ctrl+C during the copy exits 3 with no COPY left
+ *    running, and the --resume copies again, streams and cuts over, equal.
+ * Every story that ends equal also compares pg_dump --schema-only of both
+ * sides where it builds post-data: each entry restored once.
  */
 #include "config.h"
 
@@ -499,6 +505,169 @@ START_TEST(the_copy_shows_its_progress_within_a_part_on_a_terminal_and_in_json)
 }
 END_TEST
 
+/* A table's rows as UTF-8, in id order, hashed: comparable across database encodings. */
+static const char *
+utf8_rows(PGconn *c, const char *table, char *buf, size_t size)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) || ' ' || coalesce(md5(string_agg(convert_to(x::text, 'UTF8'), "
+	         "'\\x0a'::bytea ORDER BY x.id)), '') FROM %s x",
+	         table);
+	return pgt_value(c, sql, buf, size);
+}
+
+START_TEST(offline_on_a_latin1_source_killed_during_the_copy_the_resume_ends_equal)
+{
+	char src[256], tgt[256], dump[512], a[128], b[128];
+	const char *const more[] = {
+	    "--copy-method", "direct",     "--jobs", "1", "--split-tables-larger-than",
+	    "1MB",           "--no-owner", NULL};
+	const char *const resume[] = {
+	    "--copy-method", "direct",     "--jobs",   "1", "--split-tables-larger-than",
+	    "1MB",           "--no-owner", "--resume", NULL};
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_latin"); /* the role app on both sides */
+	pgt_exec(sv.src_admin, "DROP DATABASE IF EXISTS direct_latin WITH (FORCE)");
+	pgt_exec(sv.src_admin, "CREATE DATABASE direct_latin ENCODING 'LATIN1' LC_COLLATE 'C' "
+	                       "LC_CTYPE 'C' TEMPLATE template0 OWNER app");
+	story_connstrs(&sv, "direct_latin", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_latin");
+	pgt_exec(s, "SET client_encoding TO 'UTF8'");
+	pgt_exec(s, "CREATE TABLE \"größe\" (id int PRIMARY KEY, \"maß\" text);"
+	            "INSERT INTO \"größe\" SELECT g, repeat('groß ä ', 30) || g FROM "
+	            "generate_series(1, 300000) g;"
+	            "CREATE INDEX \"größe_maß\" ON \"größe\" (\"maß\");"
+	            "CREATE TABLE menu (id int PRIMARY KEY, place text, dish text);"
+	            "INSERT INTO menu VALUES (1, 'café', 'crème brûlée'), (2, 'Zürich', 'rösti')");
+	pgt_scratch("direct-latin-dump", dump, sizeof(dump));
+	story_migrate(&tool, "offline", src, tgt, dump, more, NULL);
+	/* one job, 1MB ranges: the kill lands with part of "größe" copied */
+	story_expect(&tool, "parts_done=", 120);
+	story_kill_9(&tool);
+	pgt_exec(s, "INSERT INTO menu VALUES (3, 'Genève', 'fondue')");
+	story_migrate(&tool, "offline", src, tgt, dump, resume, NULL);
+	rc = story_finish(&tool, 240, &out, &err);
+	ck_assert_msg(rc == 0, "the resumed run exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "starting from the beginning"), "not started over: %s",
+	              story_tail(err));
+	t = pgt_connect_as(&sv.tgt, "direct_latin", "app");
+	pgt_exec(t, "SET client_encoding TO 'UTF8'");
+	ck_assert_str_eq(utf8_rows(t, "\"größe\"", a, sizeof(a)),
+	                 utf8_rows(s, "\"größe\"", b, sizeof(b)));
+	ck_assert_str_eq(utf8_rows(t, "menu", a, sizeof(a)), utf8_rows(s, "menu", b, sizeof(b)));
+	ck_assert_str_eq(pgt_value(t, "SELECT dish FROM menu WHERE id = 3", a, sizeof(a)), "fondue");
+	ck_assert_str_eq(
+	    pgt_value(t, "SELECT count(*) FROM pg_indexes WHERE indexname = 'größe_maß'", a, sizeof(a)),
+	    "1");
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(online_filtered_ctrl_c_during_the_copy_exits_3_and_the_resume_ends_equal)
+{
+	char src[256], tgt[256], dump[512], v[128], n[64];
+	const char *const more[] = {"--copy-method",
+	                            "direct",
+	                            "--jobs",
+	                            "2",
+	                            "--split-tables-larger-than",
+	                            "1MB",
+	                            "--no-owner",
+	                            "--schema",
+	                            "app",
+	                            "--cutover-poll-secs",
+	                            "1",
+	                            NULL};
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_onstop");
+	story_connstrs(&sv, "direct_onstop", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_onstop");
+	pgt_exec(s, "CREATE SCHEMA app; CREATE SCHEMA scratch;"
+	            "CREATE TABLE app.big (id int PRIMARY KEY, pad text);"
+	            "INSERT INTO app.big SELECT g, repeat('x', 200) FROM generate_series(1, 400000) g;"
+	            "CREATE TABLE app.small (id int PRIMARY KEY, big int REFERENCES app.big);"
+	            "INSERT INTO app.small SELECT g, g FROM generate_series(1, 1000) g;"
+	            "CREATE TABLE scratch.junk (id int); INSERT INTO scratch.junk VALUES (1)");
+	pgt_scratch("direct-onstop-dump", dump, sizeof(dump));
+	story_migrate(&tool, "online", src, tgt, dump, more, NULL);
+	story_expect(&tool, "copying", 120);
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 60, &out, &err);
+	ck_assert_msg(rc == 3, "Ctrl+C during the online copy exited %d: %s", rc, story_tail(err));
+	free(out);
+	free(err);
+	/* no COPY left running on either side */
+	for (int i = 0; i < 50; i++)
+	{
+		pgt_value(sv.src_admin,
+		          "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY%' AND pid <> "
+		          "pg_backend_pid() AND datname = 'direct_onstop'",
+		          n, sizeof(n));
+		if (strcmp(n, "0") == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	ck_assert_str_eq(n, "0");
+	ck_assert_str_eq(pgt_value(sv.tgt_admin,
+	                           "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY%' "
+	                           "AND state = 'active' AND datname = 'direct_onstop'",
+	                           n, sizeof(n)),
+	                 "0");
+	/* the resume starts the copy over, streams what came meanwhile, and cuts over */
+	pgt_exec(s, "INSERT INTO app.big VALUES (-1, 'meanwhile'); INSERT INTO app.small VALUES "
+	            "(-1, -1)");
+	{
+		const char *const resume[] = {"--copy-method",
+		                              "direct",
+		                              "--jobs",
+		                              "2",
+		                              "--split-tables-larger-than",
+		                              "1MB",
+		                              "--no-owner",
+		                              "--schema",
+		                              "app",
+		                              "--cutover-poll-secs",
+		                              "1",
+		                              "--resume",
+		                              NULL};
+
+		story_migrate(&tool, "online", src, tgt, dump, resume, NULL);
+	}
+	story_expect(&tool, "stage=CaughtUp", 180);
+	pgt_exec(s, "UPDATE app.big SET pad = 'after' WHERE id = 7");
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "the resumed online run exited %d: %s", rc, story_tail(err));
+	t = pgt_connect_as(&sv.tgt, "direct_onstop", "app");
+	pgt_assert_same(s, t, "app.big");
+	pgt_assert_same(s, t, "app.small");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY 1) "
+	                           "FROM pg_tables WHERE schemaname IN ('app', 'scratch')",
+	                           v, sizeof(v)),
+	                 "app.big,app.small");
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -511,6 +680,8 @@ main(void)
 	    killed_during_the_copy_the_resume_starts_the_copy_over,
 	    ctrl_c_during_the_copy_exits_3_and_leaves_no_session_running,
 	    the_copy_shows_its_progress_within_a_part_on_a_terminal_and_in_json,
+	    offline_on_a_latin1_source_killed_during_the_copy_the_resume_ends_equal,
+	    online_filtered_ctrl_c_during_the_copy_exits_3_and_the_resume_ends_equal,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
