@@ -14,6 +14,7 @@
 #                       time, then pg_restore --section=post-data --jobs
 #   ours dump           pg_dbmigrator --mode offline --copy-method dump --verify off
 #   ours direct         pg_dbmigrator --mode offline --copy-method direct --verify off
+#                       (with --jobs 1, and with --jobs)
 #   ours direct+verify  the same with --verify warn (the default)
 #   default before 15   --copy-method dump with the tool's default --jobs, --compress
 #                       and --verify: what users got before issue 15
@@ -159,12 +160,14 @@ ours_direct() { ours --copy-method direct --verify off --jobs "$JOBS" "$1"; }
 ours_direct_verify() { ours --copy-method direct --verify warn --jobs "$JOBS" "$1"; }
 ours_default_before() { ours --copy-method dump "$1"; }
 ours_defaults() { ours "$1"; }
+ours_direct_1() { ours --copy-method direct --verify off --jobs 1 "$1"; }
 
 for r in $(seq 1 "$REPEAT"); do
 	timed "pg_dump|pg_restore" dump_restore
 	timed "pg_dump|psql" dump_psql
 	timed "by hand (--jobs $JOBS)" by_hand
 	timed "ours dump (--jobs $JOBS)" ours_dump
+	timed "ours direct (--jobs 1)" ours_direct_1
 	timed "ours direct (--jobs $JOBS)" ours_direct
 	timed "ours direct+verify (--jobs $JOBS)" ours_direct_verify
 	timed "default before 15 (dump, defaults)" ours_default_before

@@ -658,7 +658,7 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 	tablecopy_opts to = {.source = m->o.source,
 	                     .target = m->o.target,
 	                     .snapshot = m->slot.snapshot,
-	                     .jobs = m->o.jobs,
+	                     .jobs = migopts_copy_jobs(&m->o),
 	                     /* binary COPY between servers of the same major version only */
 	                     .binary =
 	                         PQserverVersion(m->src) / 10000 == PQserverVersion(m->tgt) / 10000,
@@ -702,8 +702,8 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 		return false;
 	}
 	event_say("Copy", "info", "copying %d table%s in %d part%s with %d job%s%s", ncopy,
-	          ncopy == 1 ? "" : "s", nitems, nitems == 1 ? "" : "s", m->o.jobs,
-	          m->o.jobs == 1 ? "" : "s", to.binary ? " (binary where the types allow)" : "");
+	          ncopy == 1 ? "" : "s", nitems, nitems == 1 ? "" : "s", to.jobs,
+	          to.jobs == 1 ? "" : "s", to.binary ? " (binary where the types allow)" : "");
 	post.started = pthread_create(&post.thread, NULL, copyrun_post_work, &post) == 0;
 	if (!post.started)
 	{

@@ -263,7 +263,7 @@ dumprun_restore_sections(mig *m, char *errbuf, size_t errlen)
 
 	if (m->o.copy_direct && m->postdata_list[0]) /* what the Copy phase left */
 		dumprestore_restore_listed(&r, &m->o, m->bindir, m->tgt_ci.safe, m->postdata_list,
-		                           m->o.jobs, m->o.resume);
+		                           migopts_copy_jobs(&m->o), m->o.resume);
 	else if (m->o.copy_direct) /* the rows are in: the post-data is what is left */
 		dumprestore_restore_direct(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m), false,
 		                           false);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "migopts.h"
 #include "postdata.h"
 #include "tablecopy.h"
 
@@ -259,6 +260,22 @@ START_TEST(every_entry_is_restored_once_by_its_table_or_by_the_final_pass)
 }
 END_TEST
 
+START_TEST(the_direct_copy_uses_the_machine_unless_jobs_is_given)
+{
+	migopts o = {.jobs = 1};
+	int n = migopts_copy_jobs(&o);
+
+	/* not given: 2 to 4 workers, whatever the CPUs */
+	ck_assert_int_ge(n, 2);
+	ck_assert_int_le(n, 4);
+	/* given: what the operator said, 1 included */
+	o.jobs_given = true;
+	ck_assert_int_eq(migopts_copy_jobs(&o), 1);
+	o.jobs = 16;
+	ck_assert_int_eq(migopts_copy_jobs(&o), 16);
+}
+END_TEST
+
 static Suite *
 tablecopy_suite(void)
 {
@@ -275,6 +292,7 @@ tablecopy_suite(void)
 	tcase_add_test(tc, a_table_without_columns_is_copied_without_a_column_list);
 	tcase_add_test(tc, the_post_data_of_one_table_is_told_from_what_spans_tables);
 	tcase_add_test(tc, every_entry_is_restored_once_by_its_table_or_by_the_final_pass);
+	tcase_add_test(tc, the_direct_copy_uses_the_machine_unless_jobs_is_given);
 	suite_add_tcase(s, tc);
 	return s;
 }
