@@ -94,7 +94,8 @@ PGDBM_MUST_CHECK bool migopts_parse(int argc, char **argv, migopts *o, bool *hel
 void migopts_usage(FILE *f);
 
 /*
- * The direct copy's workers: --jobs when given, else as many as the machine
+ * The direct copy's workers (and its post-data passes and the verification
+ * after it): --jobs when given, else as many as the machine
  * has CPUs, at least 2 (the servers do most of the work, and a copy's ranges
  * keep two busy even with one big table) and at most 4.
  */
