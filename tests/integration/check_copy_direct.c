@@ -20,6 +20,9 @@
  *    copy, then --resume: started over, equal, nothing left;
  *  - online with --schema: Ctrl+C during the copy exits 3 with no COPY left
  *    running, and the --resume copies again, streams and cuts over, equal.
+ *  - a post-data entry that fails (a name taken on the target) stops the run
+ *    with pg_restore's error, during the copy or after it; with
+ *    --allow-restore-errors the run completes with a warning.
  * Every story that ends equal also compares pg_dump --schema-only of both
  * sides where it builds post-data: each entry restored once.
  */
@@ -668,6 +671,59 @@ START_TEST(online_filtered_ctrl_c_during_the_copy_exits_3_and_the_resume_ends_eq
 }
 END_TEST
 
+START_TEST(a_post_data_error_stops_the_run_unless_restore_errors_are_allowed)
+{
+	char src[256], tgt[256], dump[512], dump2[512], v[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_posterr");
+	story_connstrs(&sv, "direct_posterr", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_posterr");
+	pgt_exec(s, "CREATE TABLE big (id int PRIMARY KEY, pad text);"
+	            "INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 30000) g;"
+	            "CREATE TABLE victim (id int PRIMARY KEY, v text);"
+	            "INSERT INTO victim SELECT g, 'v' || g FROM generate_series(1, 100) g;"
+	            "CREATE INDEX victim_v ON victim (v)");
+	/* the target already has something by the index's name (a sequence is not a table) */
+	t = pgt_connect_as(&sv.tgt, "direct_posterr", "app");
+	pgt_exec(t, "CREATE SEQUENCE victim_v");
+	pgt_scratch("direct-posterr-dump", dump, sizeof(dump));
+	story_migrate(&tool, "offline", src, tgt, dump,
+	              (const char *const[]){"--jobs", "2", "--split-tables-larger-than", "1MB",
+	                                    "--no-owner", NULL},
+	              NULL);
+	rc = story_finish(&tool, 120, &out, &err);
+	/* while the copy goes on or after it, as the timing falls: the same error */
+	ck_assert_msg(rc == 1, "a failed post-data exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "exited with 1") && strstr(err, "--allow-restore-errors"),
+	              "no word of pg_restore's error: %s", story_tail(err));
+	free(out);
+	free(err);
+	/* accepted: the run completes, the rows are there, the index is not */
+	pgt_scratch("direct-posterr-dump2", dump2, sizeof(dump2));
+	story_migrate(&tool, "offline", src, tgt, dump2,
+	              (const char *const[]){"--jobs", "2", "--split-tables-larger-than", "1MB",
+	                                    "--no-owner", "--allow-restore-errors",
+	                                    "--drop-target-first", "--verify", "off", NULL},
+	              NULL);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "with --allow-restore-errors exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "--allow-restore-errors"), "no warning: %s", story_tail(err));
+	pgt_assert_same(s, t, "big");
+	pgt_assert_same(s, t, "victim");
+	ck_assert_str_eq(
+	    pgt_value(t, "SELECT count(*) FROM pg_indexes WHERE tablename = 'victim'", v, sizeof(v)),
+	    "1"); /* its primary key */
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -682,6 +738,7 @@ main(void)
 	    the_copy_shows_its_progress_within_a_part_on_a_terminal_and_in_json,
 	    offline_on_a_latin1_source_killed_during_the_copy_the_resume_ends_equal,
 	    online_filtered_ctrl_c_during_the_copy_exits_3_and_the_resume_ends_equal,
+	    a_post_data_error_stops_the_run_unless_restore_errors_are_allowed,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
