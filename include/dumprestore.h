@@ -98,7 +98,16 @@ void dumprestore_restore_argv(dumprestore_restore *r, const migopts *o, const ch
 void dumprestore_restore_direct(dumprestore_restore *r, const migopts *o, const char *bindir,
                                 const char *conninfo, bool progress, bool schema, bool clean);
 
-/* Is name a file pg_dump's directory format writes (toc.dat, 1234.dat.gz, blob_5.dat...)? */
+/*
+ * --copy-method direct: a post-data pass restoring only the entries of the
+ * list file (pg_restore --use-list; list borrowed, written by copyrun.c), with
+ * jobs parallel jobs; --clean --if-exists with clean. Into *r, one pass.
+ */
+void dumprestore_restore_listed(dumprestore_restore *r, const migopts *o, const char *bindir,
+                                const char *conninfo, const char *list, int jobs, bool clean);
+
+/* Is name a file pg_dump's directory format writes (toc.dat, 1234.dat.gz, blob_5.dat...),
+ * or a post-data list of copyrun.c (postdata-*.list)? */
 bool dumprestore_is_dump_file(const char *name);
 
 #endif

@@ -39,6 +39,8 @@ typedef struct migopts
 	bool online;
 	const char *source, *target; /* borrowed from argv or the environment */
 	int jobs;
+	bool
+	    jobs_given; /* --jobs was given (else the direct copy picks its workers: migopts_copy_jobs) */
 	bool drop_target_first;
 	const char *slot, *publication; /* borrowed from argv, or static defaults */
 	long long lag_threshold;
@@ -126,6 +128,14 @@ PGDBM_MUST_CHECK bool migopts_compress_check(const migopts *o, int pg_dump_major
  * with the note in buf.
  */
 bool migopts_compat_note(const migopts *o, char *buf, size_t size);
+
+/*
+ * The direct copy's workers (and its post-data passes and the verification
+ * after it): --jobs when given, else as many as the machine
+ * has CPUs, at least 2 (the servers do most of the work, and a copy's ranges
+ * keep two busy even with one big table) and at most 4.
+ */
+int migopts_copy_jobs(const migopts *o);
 
 /* Whether any --schema/--table/--exclude-* narrows the migration. */
 bool migopts_has_filters(const migopts *o);

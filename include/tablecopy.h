@@ -81,17 +81,29 @@ PGDBM_MUST_CHECK bool tablecopy_source_sql(const tablecopy_table *t, const table
                                            bool binary, strbuf *out);
 PGDBM_MUST_CHECK bool tablecopy_target_sql(const tablecopy_table *t, bool binary, strbuf *out);
 
-/* What a worker reports after each item (called from the worker threads, serialised). */
+/*
+ * What the workers report (called from the worker threads, serialised): at
+ * the end of each part, and within a part at most every TABLECOPY_TICK_MS as
+ * the bytes pass through. Memory: a few counters per table, whatever the size.
+ */
 typedef struct tablecopy_progress
 {
-	const char *table; /* borrowed: the item's table */
+	const char *table; /* borrowed: the reporting worker's table */
+	bool part_done;    /* the end of a part (else a tick within one) */
 	int items_done;    /* items finished so far, of items_total */
 	int items_total;
-	int64_t rows;        /* rows copied so far, all items */
-	int64_t bytes;       /* COPY data bytes passed through so far */
+	int64_t rows;        /* rows copied so far, all items (counted as parts end) */
+	int64_t bytes;       /* COPY data bytes passed through so far, all items */
 	int64_t bytes_total; /* the expected total (sizes on the source) */
-	double seconds;      /* since the start */
+	int64_t table_rows;  /* the same for the reporting worker's table */
+	int64_t table_bytes;
+	int64_t table_bytes_total;
+	bool table_done; /* every part of that table is in */
+	double seconds;  /* since the start */
 } tablecopy_progress;
+
+/* At most this often a tick within a part (per copy, not per worker). */
+#define TABLECOPY_TICK_MS 250
 
 typedef struct tablecopy_opts
 {
@@ -103,7 +115,19 @@ typedef struct tablecopy_opts
 	volatile sig_atomic_t *interrupted; /* optional: stop at the next chunk once set */
 	void (*progress)(void *arg, const tablecopy_progress *p); /* optional */
 	void *progress_arg;
+	/*
+	 * optional: every part of tables[table] is in (called from the worker that
+	 * finished the last one, serialised, so keep it short); false stops the
+	 * copy as a failure whose message is the caller's to give
+	 */
+	bool (*table_done)(void *arg, int table);
+	/* optional, with table_done_arg: a worker found no part left to take (its share of the
+	   machine is free from now on); called once per worker, serialised */
+	void (*worker_idle)(void *arg);
+	void *table_done_arg;
 } tablecopy_opts;
+
+#define TABLECOPY_BUSY_REPORTED 16
 
 typedef struct tablecopy_result
 {
@@ -112,6 +136,10 @@ typedef struct tablecopy_result
 	int items;     /* items copied */
 	double seconds;
 	bool interrupted; /* stopped by *interrupted */
+	int workers;      /* worker threads run */
+	/* the seconds each of the first TABLECOPY_BUSY_REPORTED workers spent copying parts
+	   (the rest of its time it waited for nothing: it had no part left) */
+	double busy_seconds[TABLECOPY_BUSY_REPORTED];
 } tablecopy_result;
 
 /*

@@ -75,7 +75,8 @@ dryrun_print_commands(mig *m, char *errbuf, size_t errlen)
 		dryrun_print_argv(r.argv[0], m->tgt_ci.password);
 		printf("  COPY every table from the source to the target in the dump's snapshot, %d "
 		       "job%s, tables larger than %zu MB in ranges\n",
-		       m->o.jobs, m->o.jobs == 1 ? "" : "s", m->o.split_bytes / 1048576);
+		       migopts_copy_jobs(&m->o), migopts_copy_jobs(&m->o) == 1 ? "" : "s",
+		       m->o.split_bytes / 1048576);
 		printf("restore:\n");
 		dumprestore_restore_direct(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m), false,
 		                           false);

@@ -221,12 +221,38 @@ dumprestore_restore_direct(dumprestore_restore *r, const migopts *o, const char 
 	restore_tail(argv, n, o, schema ? clean : o->resume, progress && !schema);
 }
 
+void
+dumprestore_restore_listed(dumprestore_restore *r, const migopts *o, const char *bindir,
+                           const char *conninfo, const char *list, int jobs, bool clean)
+{
+	const char **argv = r->argv[0];
+	int n = 0;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->path, sizeof(r->path), "%s/pg_restore", bindir);
+	snprintf(r->dbname, sizeof(r->dbname), "--dbname=%s", conninfo);
+	snprintf(r->jobs, sizeof(r->jobs), "--jobs=%d", jobs < 1 ? 1 : jobs);
+	r->npasses = 1;
+	r->section[0] = "post-data";
+	argv[n++] = r->path;
+	argv[n++] = r->dbname;
+	argv[n++] = r->jobs;
+	argv[n++] = "--section=post-data";
+	argv[n++] = "--use-list";
+	argv[n++] = list;
+	restore_tail(argv, n, o, clean, false);
+}
+
 bool
 dumprestore_is_dump_file(const char *name)
 {
 	const char *p = name;
 
 	if (strcmp(name, "toc.dat") == 0 || strcmp(name, "blobs.toc") == 0)
+		return true;
+	/* the post-data lists of --copy-method direct (copyrun.c) */
+	if (strncmp(name, "postdata-", 9) == 0 && strlen(name) > 14 &&
+	    strcmp(name + strlen(name) - 5, ".list") == 0)
 		return true;
 	if (strncmp(p, "blob_", 5) == 0)
 		p += 5;

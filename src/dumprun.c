@@ -352,7 +352,10 @@ dumprun_restore_sections(mig *m, char *errbuf, size_t errlen)
 	int64_t t0 = cli_now_ms();
 	event e;
 
-	if (m->o.copy_direct) /* the rows are in: the post-data is what is left */
+	if (m->o.copy_direct && m->postdata_list[0]) /* what the Copy phase left */
+		dumprestore_restore_listed(&r, &m->o, m->bindir, m->tgt_ci.safe, m->postdata_list,
+		                           migopts_copy_jobs(&m->o), m->o.resume);
+	else if (m->o.copy_direct) /* the rows are in: the post-data is what is left */
 		dumprestore_restore_direct(&r, &m->o, m->bindir, m->tgt_ci.safe, dumprun_progress(m), false,
 		                           false);
 	else

@@ -87,7 +87,8 @@ finish_verify(mig *m, int *differences, char *errbuf, size_t errlen)
 	vo.tables = f.tables;
 	vo.exclude_schemas = f.exclude_schemas;
 	vo.exclude_tables = f.exclude_tables;
-	vo.jobs = m->o.jobs;
+	/* after a direct copy, as many readers as its workers (--jobs when given) */
+	vo.jobs = m->o.copy_direct ? migopts_copy_jobs(&m->o) : m->o.jobs;
 	vo.schema_only = strcmp(m->o.scope, "schema-only") == 0;
 	*differences = 0;
 	event_say("Verify", "info", "%s",

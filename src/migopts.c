@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -227,7 +228,8 @@ migopts_usage(FILE *f)
 	    "  --split-tables-larger-than SIZE   direct: copy a larger table in ranges of SIZE by\n"
 	    "                                several jobs at once (default 256MB; 0: never)\n"
 	    "  -j, --jobs N                  parallel pg_dump/pg_restore jobs and copy workers\n"
-	    "                                (default 1)\n"
+	    "                                (default 1; the direct copy's workers, post-data\n"
+	    "                                and verify: the CPUs, 2 to 4)\n"
 	    "  --dump-path PATH              dump directory (default ./pg_dbmigrator_dump;\n"
 	    "                                --dump-root is the same)\n"
 	    "  --compress SPEC               pg_dump's compression: a level 0-9, none, gzip[:LEVEL],\n"
@@ -581,6 +583,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 			case O_JOBS:
 				if (!migopts_int_arg("--jobs", optarg, 1, 128, &o->jobs, errbuf, errlen))
 					return false;
+				o->jobs_given = true;
 				break;
 			case O_DROP:
 				o->drop_target_first = true;
@@ -1045,4 +1048,15 @@ migopts_child_init(migopts_child *c, const migopts *o, int argc, char **argv, co
 	c->argv[n++] = "--event-tag";
 	c->argv[n++] = db;
 	c->argv[n] = NULL;
+}
+
+int
+migopts_copy_jobs(const migopts *o)
+{
+	long cpus;
+
+	if (o->jobs_given)
+		return o->jobs;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return cpus < 2 ? 2 : cpus > 4 ? 4 : (int)cpus;
 }

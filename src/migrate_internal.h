@@ -86,6 +86,9 @@ typedef struct mig
 	PGconn *snap_conn; /* owned: offline, the session whose exported snapshot
 	                      (slot.snapshot) the dump and the copy read in */
 	bool clean_target; /* the Copy phase's schema pass drops what is there first */
+	/* the post-data the Copy phase left for the Restore phase (a pg_restore --use-list
+	   file in the dump directory); "": all of it (as when the Copy phase was resumed past) */
+	char postdata_list[1200];
 } mig;
 
 /* What the comparison before Complete found. */

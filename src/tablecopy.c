@@ -24,8 +24,8 @@
 #include "pgsession.h"
 #include "tablecopy.h"
 
-/* How often (bytes passed through) a worker looks for a stop. */
-#define TABLECOPY_CHECK_BYTES (8 * 1024 * 1024)
+/* How often (bytes passed through) a worker adds to the shared counters and looks for a stop. */
+#define TABLECOPY_CHECK_BYTES (256 * 1024)
 
 /* ---------------------------------------------------------------- describe */
 
@@ -246,6 +246,9 @@ typedef struct tablecopy_shared
 	int nitems;
 	int64_t bytes_total;
 	int64_t t0_ms;
+	int *parts_left; /* per table: its parts not yet copied (owned, ntables) */
+	int64_t *table_rows, *table_bytes, *table_total; /* per table (owned, ntables) */
+	int64_t last_tick_ms;
 	pthread_mutex_t mu;
 	int next;         /* the next item to take */
 	int done;         /* items finished */
@@ -262,6 +265,7 @@ typedef struct tablecopy_worker
 	pthread_t thread;
 	bool started;
 	PGconn *src, *tgt; /* owned by the worker while it runs */
+	int64_t busy_ms;   /* spent copying parts */
 } tablecopy_worker;
 
 static bool
@@ -343,6 +347,48 @@ tablecopy_connect(tablecopy_worker *w)
 	       tablecopy_exec(w->tgt, "SET synchronous_commit = off", sh, "target");
 }
 
+/* With sh->mu held: tell the caller where the copy stands. */
+static void
+tablecopy_report(tablecopy_shared *sh, int table, bool part_done)
+{
+	tablecopy_progress p = {.table = sh->tables[table].qname,
+	                        .part_done = part_done,
+	                        .items_done = sh->done,
+	                        .items_total = sh->nitems,
+	                        .rows = sh->rows,
+	                        .bytes = sh->bytes,
+	                        .bytes_total = sh->bytes_total,
+	                        .table_rows = sh->table_rows[table],
+	                        .table_bytes = sh->table_bytes[table],
+	                        .table_bytes_total = sh->table_total[table],
+	                        .table_done = sh->parts_left[table] == 0};
+	int64_t now = cli_now_ms();
+
+	if (sh->o->progress == NULL || (!part_done && now - sh->last_tick_ms < TABLECOPY_TICK_MS))
+		return;
+	sh->last_tick_ms = now;
+	p.seconds = (double)(now - sh->t0_ms) / 1000.0;
+	sh->o->progress(sh->o->progress_arg, &p);
+}
+
+/* Bytes passed through for table: counted, a tick maybe; true to go on. */
+static bool
+tablecopy_passed(tablecopy_shared *sh, int table, int64_t bytes)
+{
+	bool stop;
+
+	pthread_mutex_lock(&sh->mu);
+	sh->bytes += bytes;
+	sh->table_bytes[table] += bytes;
+	if (sh->o->interrupted && *sh->o->interrupted)
+		sh->interrupted = true;
+	stop = sh->failed || sh->interrupted;
+	if (!stop)
+		tablecopy_report(sh, table, false);
+	pthread_mutex_unlock(&sh->mu);
+	return !stop;
+}
+
 /* Copy one item; false (with the failure recorded) or when stopping. */
 static bool
 tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
@@ -350,7 +396,7 @@ tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
 	tablecopy_shared *sh = w->sh;
 	const tablecopy_table *t = &sh->tables[it->table];
 	PGresult *res;
-	int64_t bytes = 0, since_check = 0, rows;
+	int64_t bytes = 0, counted = 0, rows;
 	int got;
 	char *buf;
 	bool ok = true, out_ok;
@@ -392,22 +438,20 @@ tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
 		ok = PQputCopyData(w->tgt, buf, got) == 1;
 		PQfreemem(buf);
 		bytes += got;
-		since_check += got;
 		if (!ok)
 		{
 			tablecopy_fail(sh, "could not copy into %s on the target: %s", t->qname,
 			               PQerrorMessage(w->tgt));
 			break;
 		}
-		/* every 8 MB: another worker's failure or the operator's Ctrl+C stops this one */
-		if (since_check >= TABLECOPY_CHECK_BYTES)
+		/* every 256 kB: counted for the progress; another worker's failure or the
+		   operator's Ctrl+C stops this one */
+		if (bytes - counted >= TABLECOPY_CHECK_BYTES)
 		{
-			since_check = 0;
-			if (tablecopy_stopping(sh))
-			{
-				ok = false;
+			ok = tablecopy_passed(sh, it->table, bytes - counted);
+			counted = bytes;
+			if (!ok)
 				break;
-			}
 		}
 	}
 	if (!ok)
@@ -455,18 +499,16 @@ tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
 	pthread_mutex_lock(&sh->mu);
 	sh->done++;
 	sh->rows += rows;
-	sh->bytes += bytes;
-	if (sh->o->progress)
+	sh->bytes += bytes - counted;
+	sh->table_rows[it->table] += rows;
+	sh->table_bytes[it->table] += bytes - counted;
+	sh->parts_left[it->table]--;
+	tablecopy_report(sh, it->table, true);
+	if (sh->parts_left[it->table] == 0 && sh->o->table_done &&
+	    !sh->o->table_done(sh->o->table_done_arg, it->table) && !sh->failed)
 	{
-		tablecopy_progress p = {.table = t->qname,
-		                        .items_done = sh->done,
-		                        .items_total = sh->nitems,
-		                        .rows = sh->rows,
-		                        .bytes = sh->bytes,
-		                        .bytes_total = sh->bytes_total,
-		                        .seconds = (double)(cli_now_ms() - sh->t0_ms) / 1000.0};
-
-		sh->o->progress(sh->o->progress_arg, &p);
+		snprintf(sh->errmsg, sizeof(sh->errmsg), "the copy was stopped after %s", t->qname);
+		sh->failed = true;
 	}
 	pthread_mutex_unlock(&sh->mu);
 	return true;
@@ -490,7 +532,23 @@ tablecopy_work(void *arg)
 			pthread_mutex_lock(&sh->mu);
 			i = sh->next < sh->nitems ? sh->next++ : -1;
 			pthread_mutex_unlock(&sh->mu);
-			if (i < 0 || !tablecopy_item_run(w, &sh->items[i], &sql))
+			int64_t t0;
+			bool ok;
+
+			if (i < 0)
+			{
+				if (sh->o->worker_idle)
+				{
+					pthread_mutex_lock(&sh->mu);
+					sh->o->worker_idle(sh->o->table_done_arg);
+					pthread_mutex_unlock(&sh->mu);
+				}
+				break;
+			}
+			t0 = cli_now_ms();
+			ok = tablecopy_item_run(w, &sh->items[i], &sql);
+			w->busy_ms += cli_now_ms() - t0;
+			if (!ok)
 				break;
 		}
 	strbuf_free(&sql);
@@ -500,13 +558,23 @@ tablecopy_work(void *arg)
 	return NULL;
 }
 
+static void
+tablecopy_free_shared(tablecopy_shared *sh)
+{
+	free(sh->parts_left);
+	free(sh->table_rows);
+	free(sh->table_bytes);
+	free(sh->table_total);
+	pthread_mutex_destroy(&sh->mu);
+}
+
 bool
 tablecopy_run(const tablecopy_opts *o, const tablecopy_table *tables, const tablecopy_item *items,
               int nitems, tablecopy_result *r, char *errbuf, size_t errlen)
 {
 	tablecopy_shared sh;
 	tablecopy_worker *w;
-	int nworkers = o->jobs < 1 ? 1 : o->jobs;
+	int nworkers = o->jobs < 1 ? 1 : o->jobs, ntables = 0;
 	bool ok;
 
 	memset(r, 0, sizeof(*r));
@@ -521,12 +589,27 @@ tablecopy_run(const tablecopy_opts *o, const tablecopy_table *tables, const tabl
 	sh.nitems = nitems;
 	sh.t0_ms = cli_now_ms();
 	for (int i = 0; i < nitems; i++)
+	{
 		sh.bytes_total += items[i].bytes;
+		if (items[i].table >= ntables)
+			ntables = items[i].table + 1;
+	}
+	sh.parts_left = calloc((size_t)ntables, sizeof(int));
+	sh.table_rows = calloc((size_t)ntables, sizeof(int64_t));
+	sh.table_bytes = calloc((size_t)ntables, sizeof(int64_t));
+	sh.table_total = calloc((size_t)ntables, sizeof(int64_t));
+	for (int i = 0; sh.parts_left && sh.table_total && i < nitems; i++)
+	{
+		sh.parts_left[items[i].table]++;
+		sh.table_total[items[i].table] += items[i].bytes;
+	}
 	pthread_mutex_init(&sh.mu, NULL);
 	w = calloc((size_t)(unsigned)nworkers, sizeof(*w));
-	if (w == NULL)
+	if (w == NULL || sh.parts_left == NULL || sh.table_rows == NULL || sh.table_bytes == NULL ||
+	    sh.table_total == NULL)
 	{
-		pthread_mutex_destroy(&sh.mu);
+		free(w);
+		tablecopy_free_shared(&sh);
 		snprintf(errbuf, errlen, "out of memory");
 		return false;
 	}
@@ -543,8 +626,11 @@ tablecopy_run(const tablecopy_opts *o, const tablecopy_table *tables, const tabl
 	for (int i = 0; i < nworkers; i++)
 		if (w[i].started)
 			pthread_join(w[i].thread, NULL);
+	r->workers = nworkers;
+	for (int i = 0; i < nworkers && i < TABLECOPY_BUSY_REPORTED; i++)
+		r->busy_seconds[i] = (double)w[i].busy_ms / 1000.0;
 	free(w);
-	pthread_mutex_destroy(&sh.mu);
+	tablecopy_free_shared(&sh);
 	r->rows = sh.rows;
 	r->bytes = sh.bytes;
 	r->items = sh.done;

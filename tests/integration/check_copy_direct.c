@@ -13,7 +13,18 @@
  *  - online with writers, cut over by Ctrl+C: equal, nothing left behind;
  *  - kill -9 during the copy, then --resume: the copy starts over and the
  *    target ends equal, no row twice;
- *  - Ctrl+C during the copy: exit 3, no session of the copy left running.
+ *  - Ctrl+C during the copy: exit 3, no session of the copy left running;
+ *  - the progress: under a pseudo-terminal the bar moves in place within one
+ *    big part; with --json, Copy events within the part, with their fields;
+ *  - offline, on a LATIN1 source with non-ASCII names: kill -9 during the
+ *    copy, then --resume: started over, equal, nothing left;
+ *  - online with --schema: Ctrl+C during the copy exits 3 with no COPY left
+ *    running, and the --resume copies again, streams and cuts over, equal.
+ *  - a post-data entry that fails (a name taken on the target) stops the run
+ *    with pg_restore's error, during the copy or after it; with
+ *    --allow-restore-errors the run completes with a warning.
+ * Every story that ends equal also compares pg_dump --schema-only of both
+ * sides where it builds post-data: each entry restored once.
  */
 #include "config.h"
 
@@ -72,6 +83,79 @@ build_source(PGconn *s, int big_rows)
 	            "FROM orders GROUP BY customer;"
 	            "CREATE SEQUENCE invoice_no START 1000; SELECT setval('invoice_no', 4242);"
 	            "SELECT lo_from_bytea(0, 'a large object')");
+	/* more post-data, of one table and across tables, built while or after the rows copy */
+	pgt_exec(s, "ALTER TABLE customers ADD CONSTRAINT customers_name_key UNIQUE (name);"
+	            "ALTER TABLE orders ADD CONSTRAINT orders_total_positive CHECK (total > 0) "
+	            "NOT VALID;"
+	            "CREATE INDEX big_pad ON big (pad) WHERE id % 100 = 0;"
+	            "COMMENT ON INDEX big_pad IS 'one row in a hundred';"
+	            "CREATE UNIQUE INDEX parts_id ON parts (id, region);"
+	            "CREATE INDEX gen_doubled ON gen (doubled);"
+	            "CREATE STATISTICS orders_stats ON customer, total FROM orders;"
+	            "ALTER TABLE audit ENABLE ROW LEVEL SECURITY;"
+	            "CREATE POLICY audit_all ON audit USING (true);"
+	            "CREATE RULE big_no_delete AS ON DELETE TO big WHERE old.id = -42 DO INSTEAD "
+	            "NOTHING;"
+	            "ALTER TABLE audit ADD COLUMN order_id int REFERENCES orders (id) "
+	            "DEFERRABLE INITIALLY DEFERRED");
+}
+
+/* pg_dump --schema-only of the database a connection string names, without owners or grants. */
+static char *
+schema_of(const char *connstr)
+{
+	char pg_dump[512];
+	const char *argv[] = {pgt_bin("pg_dump", pg_dump, sizeof(pg_dump)),
+	                      "--schema-only",
+	                      "--no-owner",
+	                      "--no-privileges",
+	                      "--dbname",
+	                      connstr,
+	                      NULL};
+	pgt_proc p;
+	char *out, *err, *w;
+	int rc;
+
+	pgt_spawn(&p, argv, NULL);
+	rc = story_finish(&p, 60, &out, &err);
+	ck_assert_msg(rc == 0, "pg_dump --schema-only exited %d: %s", rc, story_tail(err));
+	free(err);
+	/* without its comments and the random key of \restrict (newer pg_dump) */
+	w = out;
+	for (char *line = out; *line;)
+	{
+		char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+
+		if (strncmp(line, "--", 2) != 0 && strncmp(line, "\\restrict", 9) != 0 &&
+		    strncmp(line, "\\unrestrict", 11) != 0 && line[0] != '\n')
+		{
+			memmove(w, line, len);
+			w += len;
+		}
+		line += len;
+	}
+	*w = '\0';
+	return out;
+}
+
+/* The target's schema is the source's: every post-data entry restored, each once. */
+static void
+assert_same_schema(const char *src, const char *tgt)
+{
+	char *a = schema_of(src), *b = schema_of(tgt);
+
+	ck_assert_msg(strstr(a, "CREATE POLICY audit_all") && strstr(a, "big_no_delete"),
+	              "the source's schema lacks what the test built");
+	size_t at = 0;
+
+	while (a[at] && a[at] == b[at])
+		at++;
+	at = at > 300 ? at - 300 : 0;
+	ck_assert_msg(strcmp(a, b) == 0, "the schemas differ:\n--- source\n%.600s\n--- target\n%.600s",
+	              a + at, b + at);
+	free(a);
+	free(b);
 }
 
 static const char *const tables[] = {
@@ -124,7 +208,7 @@ START_TEST(an_offline_direct_copy_equals_the_source_and_copies_again_over_it)
 	story_migrate(&tool, "offline", src, tgt, dump,
 	              (const char *const[]){"--copy-method", "direct", "--jobs", "3",
 	                                    "--split-tables-larger-than", "1MB", "--no-owner",
-	                                    "--verify", "strict", NULL},
+	                                    "--with-comments", "--verify", "strict", NULL},
 	              NULL);
 	rc = story_finish(&tool, 240, &out, &err);
 	ck_assert_msg(rc == 0, "direct offline migration exited %d: %s", rc, story_tail(err));
@@ -132,6 +216,7 @@ START_TEST(an_offline_direct_copy_equals_the_source_and_copies_again_over_it)
 	ck_assert_msg(strstr(err, "verified=equal"), "not verified equal: %s", story_tail(err));
 	t = pgt_connect_as(&sv.tgt, "direct_off", "app");
 	assert_equal(s, t);
+	assert_same_schema(src, tgt);
 	/* the cascade and the trigger work on the target */
 	pgt_exec(t, "INSERT INTO orders (customer, total) VALUES (1, 1); DELETE FROM customers "
 	            "WHERE id = 1");
@@ -143,13 +228,15 @@ START_TEST(an_offline_direct_copy_equals_the_source_and_copies_again_over_it)
 	pgt_scratch("direct-off-dump2", dump2, sizeof(dump2));
 	story_migrate(&tool, "offline", src, tgt, dump2,
 	              (const char *const[]){"--copy-method", "direct", "--jobs", "2",
-	                                    "--drop-target-first", "--no-owner", NULL},
+	                                    "--drop-target-first", "--no-owner", "--with-comments",
+	                                    NULL},
 	              NULL);
 	rc = story_finish(&tool, 240, &out, &err);
 	ck_assert_msg(rc == 0, "second direct migration exited %d: %s", rc, story_tail(err));
 	PQfinish(t);
 	t = pgt_connect_as(&sv.tgt, "direct_off", "app");
 	assert_equal(s, t);
+	assert_same_schema(src, tgt);
 	free(out);
 	free(err);
 	PQfinish(s);
@@ -261,7 +348,8 @@ big_copy_start(big_copy *b, const char *db, const char *mode, const char *jobs, 
 	pgt_scratch(db, b->dump, sizeof(b->dump));
 	story_migrate(tool, mode, b->src, b->tgt, b->dump,
 	              (const char *const[]){"--copy-method", "direct", "--jobs", jobs,
-	                                    "--split-tables-larger-than", "1MB", "--no-owner", NULL},
+	                                    "--split-tables-larger-than", "1MB", "--no-owner",
+	                                    "--with-comments", NULL},
 	              NULL);
 }
 
@@ -285,7 +373,8 @@ START_TEST(killed_during_the_copy_the_resume_starts_the_copy_over)
 	story_migrate(&tool, "online", b.src, b.tgt, b.dump,
 	              (const char *const[]){"--copy-method", "direct", "--jobs", "1",
 	                                    "--split-tables-larger-than", "1MB", "--no-owner",
-	                                    "--resume", "--cutover-poll-secs", "1", NULL},
+	                                    "--with-comments", "--resume", "--cutover-poll-secs", "1",
+	                                    NULL},
 	              NULL);
 	story_expect(&tool, "stage=CaughtUp", 180);
 	kill(tool.pid, SIGINT);
@@ -295,6 +384,7 @@ START_TEST(killed_during_the_copy_the_resume_starts_the_copy_over)
 	              story_tail(err));
 	t = pgt_connect_as(&sv.tgt, "direct_kill", "app");
 	assert_equal(s, t);
+	assert_same_schema(b.src, b.tgt);
 	story_assert_nothing_left(s, t, "");
 	free(out);
 	free(err);
@@ -340,16 +430,315 @@ START_TEST(ctrl_c_during_the_copy_exits_3_and_leaves_no_session_running)
 }
 END_TEST
 
+/* How many times text holds needle. */
+static int
+occurrences(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+START_TEST(the_copy_shows_its_progress_within_a_part_on_a_terminal_and_in_json)
+{
+	char src[256], tgt[256], dump[512], dump2[512], cmd[2048];
+	PGconn *s;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_prog");
+	story_connstrs(&sv, "direct_prog", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_prog");
+	/* one table of about 100 MB, copied as one part by one job */
+	pgt_exec(s, "CREATE TABLE big (id int PRIMARY KEY, pad text);"
+	            "INSERT INTO big SELECT g, repeat('x', 500) FROM generate_series(1, 200000) g");
+	pgt_scratch("direct-prog-dump", dump, sizeof(dump));
+	/* under a pseudo-terminal (160 columns wide), as an operator runs it */
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "stty cols 160; '%s' --mode offline --source '%s' --target '%s' --dump-path '%s' --jobs 1 "
+	    "--split-tables-larger-than 1GB --no-owner --verify off",
+	    pgt_tool(), src, tgt, dump);
+	/* script(1) of util-linux: the tool's terminal is a pseudo-terminal, its output ours */
+	pgt_spawn(&tool,
+	          (const char *const[]){access("/usr/bin/script", X_OK) == 0 ? "/usr/bin/script"
+	                                                                     : "/bin/script",
+	                                "-qec", cmd, "/dev/null", NULL},
+	          NULL);
+	rc = story_finish(&tool, 180, &out, &err);
+	ck_assert_msg(rc == 0, "the run under a terminal exited %d: %s", rc, story_tail(out));
+	/* the bar is written over itself (carriage returns), more than once within the one part */
+	ck_assert_msg(occurrences(out, "\rCopy [") >= 3 && occurrences(out, "0/1 parts") >= 2,
+	              "the bar did not move within the part: %s", story_tail(out));
+	ck_assert_msg(strstr(out, "| public.big ") && strstr(out, "MB/s") && strstr(out, "ETA"),
+	              "the bar lacks the table, the rate or the ETA: %s", story_tail(out));
+	ck_assert_msg(strstr(out, "1/1 parts") && strstr(out, "200000 rows"),
+	              "the bar did not end with the rows: %s", story_tail(out));
+	free(out);
+	free(err);
+
+	/* --json: Copy events within the part and at its end, with the fields */
+	pgt_scratch("direct-prog-dump2", dump2, sizeof(dump2));
+	story_migrate(&tool, "offline", src, tgt, dump2,
+	              (const char *const[]){"--json", "--jobs", "1", "--split-tables-larger-than",
+	                                    "1GB", "--no-owner", "--verify", "off",
+	                                    "--drop-target-first", NULL},
+	              NULL);
+	rc = story_finish(&tool, 180, &out, &err);
+	ck_assert_msg(rc == 0, "the --json run exited %d: %s", rc, story_tail(err));
+	{
+		const char *events = strstr(out, "\"stage\":\"Copy\"") ? out : err;
+		const char *tick = strstr(events, "\"parts_done\":0,");
+
+		ck_assert_msg(tick != NULL, "no Copy event within the part: %s", story_tail(events));
+		ck_assert_msg(
+		    strstr(events, "\"table\":\"public.big\"") && strstr(events, "\"table_bytes\":") &&
+		        strstr(events, "\"table_bytes_expected\":") &&
+		        strstr(events, "\"table_rows\":200000") && strstr(events, "\"bytes_expected\":") &&
+		        strstr(events, "\"rows\":") && strstr(events, "\"mb_per_second\":") &&
+		        strstr(events, "\"eta_seconds\":"),
+		    "the Copy events lack fields: %s", story_tail(events));
+	}
+	free(out);
+	free(err);
+	PQfinish(s);
+}
+END_TEST
+
+/* A table's rows as UTF-8, in id order, hashed: comparable across database encodings. */
+static const char *
+utf8_rows(PGconn *c, const char *table, char *buf, size_t size)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) || ' ' || coalesce(md5(string_agg(convert_to(x::text, 'UTF8'), "
+	         "'\\x0a'::bytea ORDER BY x.id)), '') FROM %s x",
+	         table);
+	return pgt_value(c, sql, buf, size);
+}
+
+START_TEST(offline_on_a_latin1_source_killed_during_the_copy_the_resume_ends_equal)
+{
+	char src[256], tgt[256], dump[512], a[128], b[128];
+	const char *const more[] = {
+	    "--copy-method", "direct",     "--jobs", "1", "--split-tables-larger-than",
+	    "1MB",           "--no-owner", NULL};
+	const char *const resume[] = {
+	    "--copy-method", "direct",     "--jobs",   "1", "--split-tables-larger-than",
+	    "1MB",           "--no-owner", "--resume", NULL};
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_latin"); /* the role app on both sides */
+	pgt_exec(sv.src_admin, "DROP DATABASE IF EXISTS direct_latin WITH (FORCE)");
+	pgt_exec(sv.src_admin, "CREATE DATABASE direct_latin ENCODING 'LATIN1' LC_COLLATE 'C' "
+	                       "LC_CTYPE 'C' TEMPLATE template0 OWNER app");
+	story_connstrs(&sv, "direct_latin", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_latin");
+	pgt_exec(s, "SET client_encoding TO 'UTF8'");
+	pgt_exec(s, "CREATE TABLE \"größe\" (id int PRIMARY KEY, \"maß\" text);"
+	            "INSERT INTO \"größe\" SELECT g, repeat('groß ä ', 30) || g FROM "
+	            "generate_series(1, 300000) g;"
+	            "CREATE INDEX \"größe_maß\" ON \"größe\" (\"maß\");"
+	            "CREATE TABLE menu (id int PRIMARY KEY, place text, dish text);"
+	            "INSERT INTO menu VALUES (1, 'café', 'crème brûlée'), (2, 'Zürich', 'rösti')");
+	pgt_scratch("direct-latin-dump", dump, sizeof(dump));
+	story_migrate(&tool, "offline", src, tgt, dump, more, NULL);
+	/* one job, 1MB ranges: the kill lands with part of "größe" copied */
+	story_expect(&tool, "parts_done=", 120);
+	story_kill_9(&tool);
+	pgt_exec(s, "INSERT INTO menu VALUES (3, 'Genève', 'fondue')");
+	story_migrate(&tool, "offline", src, tgt, dump, resume, NULL);
+	rc = story_finish(&tool, 240, &out, &err);
+	ck_assert_msg(rc == 0, "the resumed run exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "starting from the beginning"), "not started over: %s",
+	              story_tail(err));
+	t = pgt_connect_as(&sv.tgt, "direct_latin", "app");
+	pgt_exec(t, "SET client_encoding TO 'UTF8'");
+	ck_assert_str_eq(utf8_rows(t, "\"größe\"", a, sizeof(a)),
+	                 utf8_rows(s, "\"größe\"", b, sizeof(b)));
+	ck_assert_str_eq(utf8_rows(t, "menu", a, sizeof(a)), utf8_rows(s, "menu", b, sizeof(b)));
+	ck_assert_str_eq(pgt_value(t, "SELECT dish FROM menu WHERE id = 3", a, sizeof(a)), "fondue");
+	ck_assert_str_eq(
+	    pgt_value(t, "SELECT count(*) FROM pg_indexes WHERE indexname = 'größe_maß'", a, sizeof(a)),
+	    "1");
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(online_filtered_ctrl_c_during_the_copy_exits_3_and_the_resume_ends_equal)
+{
+	char src[256], tgt[256], dump[512], v[128], n[64];
+	const char *const more[] = {"--copy-method",
+	                            "direct",
+	                            "--jobs",
+	                            "2",
+	                            "--split-tables-larger-than",
+	                            "1MB",
+	                            "--no-owner",
+	                            "--schema",
+	                            "app",
+	                            "--cutover-poll-secs",
+	                            "1",
+	                            NULL};
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_onstop");
+	story_connstrs(&sv, "direct_onstop", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_onstop");
+	pgt_exec(s, "CREATE SCHEMA app; CREATE SCHEMA scratch;"
+	            "CREATE TABLE app.big (id int PRIMARY KEY, pad text);"
+	            "INSERT INTO app.big SELECT g, repeat('x', 200) FROM generate_series(1, 400000) g;"
+	            "CREATE TABLE app.small (id int PRIMARY KEY, big int REFERENCES app.big);"
+	            "INSERT INTO app.small SELECT g, g FROM generate_series(1, 1000) g;"
+	            "CREATE TABLE scratch.junk (id int); INSERT INTO scratch.junk VALUES (1)");
+	pgt_scratch("direct-onstop-dump", dump, sizeof(dump));
+	story_migrate(&tool, "online", src, tgt, dump, more, NULL);
+	story_expect(&tool, "copying", 120);
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 60, &out, &err);
+	ck_assert_msg(rc == 3, "Ctrl+C during the online copy exited %d: %s", rc, story_tail(err));
+	free(out);
+	free(err);
+	/* no COPY left running on either side */
+	for (int i = 0; i < 50; i++)
+	{
+		pgt_value(sv.src_admin,
+		          "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY%' AND pid <> "
+		          "pg_backend_pid() AND datname = 'direct_onstop'",
+		          n, sizeof(n));
+		if (strcmp(n, "0") == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	ck_assert_str_eq(n, "0");
+	ck_assert_str_eq(pgt_value(sv.tgt_admin,
+	                           "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY%' "
+	                           "AND state = 'active' AND datname = 'direct_onstop'",
+	                           n, sizeof(n)),
+	                 "0");
+	/* the resume starts the copy over, streams what came meanwhile, and cuts over */
+	pgt_exec(s, "INSERT INTO app.big VALUES (-1, 'meanwhile'); INSERT INTO app.small VALUES "
+	            "(-1, -1)");
+	{
+		const char *const resume[] = {"--copy-method",
+		                              "direct",
+		                              "--jobs",
+		                              "2",
+		                              "--split-tables-larger-than",
+		                              "1MB",
+		                              "--no-owner",
+		                              "--schema",
+		                              "app",
+		                              "--cutover-poll-secs",
+		                              "1",
+		                              "--resume",
+		                              NULL};
+
+		story_migrate(&tool, "online", src, tgt, dump, resume, NULL);
+	}
+	story_expect(&tool, "stage=CaughtUp", 180);
+	pgt_exec(s, "UPDATE app.big SET pad = 'after' WHERE id = 7");
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "the resumed online run exited %d: %s", rc, story_tail(err));
+	t = pgt_connect_as(&sv.tgt, "direct_onstop", "app");
+	pgt_assert_same(s, t, "app.big");
+	pgt_assert_same(s, t, "app.small");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY 1) "
+	                           "FROM pg_tables WHERE schemaname IN ('app', 'scratch')",
+	                           v, sizeof(v)),
+	                 "app.big,app.small");
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+START_TEST(a_post_data_error_stops_the_run_unless_restore_errors_are_allowed)
+{
+	char src[256], tgt[256], dump[512], dump2[512], v[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_posterr");
+	story_connstrs(&sv, "direct_posterr", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_posterr");
+	pgt_exec(s, "CREATE TABLE big (id int PRIMARY KEY, pad text);"
+	            "INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 30000) g;"
+	            "CREATE TABLE victim (id int PRIMARY KEY, v text);"
+	            "INSERT INTO victim SELECT g, 'v' || g FROM generate_series(1, 100) g;"
+	            "CREATE INDEX victim_v ON victim (v)");
+	/* the target already has something by the index's name (a sequence is not a table) */
+	t = pgt_connect_as(&sv.tgt, "direct_posterr", "app");
+	pgt_exec(t, "CREATE SEQUENCE victim_v");
+	pgt_scratch("direct-posterr-dump", dump, sizeof(dump));
+	story_migrate(&tool, "offline", src, tgt, dump,
+	              (const char *const[]){"--jobs", "2", "--split-tables-larger-than", "1MB",
+	                                    "--no-owner", NULL},
+	              NULL);
+	rc = story_finish(&tool, 120, &out, &err);
+	/* while the copy goes on or after it, as the timing falls: the same error */
+	ck_assert_msg(rc == 1, "a failed post-data exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "exited with 1") && strstr(err, "--allow-restore-errors"),
+	              "no word of pg_restore's error: %s", story_tail(err));
+	free(out);
+	free(err);
+	/* accepted: the run completes, the rows are there, the index is not */
+	pgt_scratch("direct-posterr-dump2", dump2, sizeof(dump2));
+	story_migrate(&tool, "offline", src, tgt, dump2,
+	              (const char *const[]){"--jobs", "2", "--split-tables-larger-than", "1MB",
+	                                    "--no-owner", "--allow-restore-errors",
+	                                    "--drop-target-first", "--verify", "off", NULL},
+	              NULL);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "with --allow-restore-errors exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "--allow-restore-errors"), "no warning: %s", story_tail(err));
+	pgt_assert_same(s, t, "big");
+	pgt_assert_same(s, t, "victim");
+	ck_assert_str_eq(
+	    pgt_value(t, "SELECT count(*) FROM pg_indexes WHERE tablename = 'victim'", v, sizeof(v)),
+	    "1"); /* its primary key */
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 int
 main(void)
 {
-	const story_plan plan = {"copy_direct", "direct", 400, &sv, STORY_SOURCE_CONF};
+	const story_plan plan = {"copy_direct", "direct", 400,  &sv,  STORY_SOURCE_CONF,
+	                         NULL,          NULL,     NULL, NULL, "PGDBM_DIRECT_ONLY"};
 	const TTest *const stories[] = {
 	    an_offline_direct_copy_equals_the_source_and_copies_again_over_it,
 	    filters_copy_only_the_tables_in_scope,
 	    an_online_direct_copy_with_writers_cut_over_by_ctrl_c,
 	    killed_during_the_copy_the_resume_starts_the_copy_over,
 	    ctrl_c_during_the_copy_exits_3_and_leaves_no_session_running,
+	    the_copy_shows_its_progress_within_a_part_on_a_terminal_and_in_json,
+	    offline_on_a_latin1_source_killed_during_the_copy_the_resume_ends_equal,
+	    online_filtered_ctrl_c_during_the_copy_exits_3_and_the_resume_ends_equal,
+	    a_post_data_error_stops_the_run_unless_restore_errors_are_allowed,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));

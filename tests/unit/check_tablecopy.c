@@ -7,9 +7,12 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "migopts.h"
+#include "postdata.h"
 #include "tablecopy.h"
 
 static tablecopy_table
@@ -171,6 +174,108 @@ START_TEST(a_table_without_columns_is_copied_without_a_column_list)
 }
 END_TEST
 
+/* What pg_restore --list --section=post-data writes for a small schema (PostgreSQL 15). */
+static const char toc[] = ";\n; Archive created at 2026-12-02 10:00:00 UTC\n;\n"
+                          "3216; 2606 16391 CONSTRAINT public a a_pkey postgres\n"
+                          "3219; 1259 16394 INDEX public a_w_idx postgres\n"
+                          "3388; 0 0 COMMENT public INDEX a_w_idx postgres\n"
+                          "3222; 1259 16413 INDEX public p_id_idx postgres\n"
+                          "3228; 0 0 INDEX ATTACH public p1_id_idx postgres\n"
+                          "3230; 3381 16425 STATISTICS public s postgres\n"
+                          "3232; 2620 16406 TRIGGER public b t postgres\n"
+                          "3231; 2606 16400 FK CONSTRAINT public b b_a_id_fkey postgres\n"
+                          "3376; 0 16384 ROW SECURITY public a postgres\n"
+                          "3377; 3256 16426 POLICY public a pol postgres\n"
+                          "3380; 0 16419 MATERIALIZED VIEW DATA public mv postgres\n";
+
+START_TEST(the_post_data_of_one_table_is_told_from_what_spans_tables)
+{
+	postdata_entry *e;
+	int n;
+	char err[256];
+	/* of one table: the constraint, the indexes, statistics, trigger, row security, policy */
+	static const bool one[] = {true, true,  false, true, false, true,
+	                           true, false, true,  true, false};
+
+	ck_assert(postdata_parse(toc, &e, &n, err, sizeof(err)));
+	ck_assert_int_eq(n, 11);
+	for (int i = 0; i < n; i++)
+	{
+		ck_assert_msg(e[i].of_one_table == one[i], "entry %d: %s", i, e[i].line);
+		ck_assert_int_eq(e[i].table, -1);
+	}
+	ck_assert_uint_eq(e[0].catalog, 2606);
+	ck_assert_uint_eq(e[0].oid, 16391);
+	ck_assert_uint_eq(e[8].oid, 16384); /* row security: the table's own OID */
+	ck_assert(e[2].follows);            /* the comment goes with its index */
+	ck_assert(!e[4].follows);
+	postdata_free(e, n);
+	ck_assert(
+	    !postdata_parse("3216 CONSTRAINT public a a_pkey postgres\n", &e, &n, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "table of contents"));
+}
+END_TEST
+
+/* The lines of a list file written by postdata_write_list. */
+static int
+lines_of(const postdata_entry *e, int n, int table, const bool *done, char *buf, size_t size)
+{
+	FILE *f = fmemopen(buf, size, "w");
+	int written = postdata_write_list(f, e, n, table, done);
+
+	fclose(f);
+	return written;
+}
+
+START_TEST(every_entry_is_restored_once_by_its_table_or_by_the_final_pass)
+{
+	postdata_entry *e;
+	int n;
+	char err[256], buf[4096];
+	bool done[2] = {true, false};
+	int total = 0;
+
+	ck_assert(postdata_parse(toc, &e, &n, err, sizeof(err)));
+	/* table 0 is "a", table 1 is "b" (as the source would answer) */
+	e[0].table = e[1].table = e[8].table = e[9].table = 0;
+	e[6].table = 1;
+	postdata_attach(e, n);
+	ck_assert_int_eq(e[2].table, 0); /* the comment on a_w_idx */
+	total += lines_of(e, n, 0, NULL, buf, sizeof(buf));
+	ck_assert_ptr_nonnull(strstr(buf, "COMMENT public INDEX a_w_idx"));
+	ck_assert_ptr_null(strstr(buf, "FK CONSTRAINT"));
+	/* table 1's pass was not done: its trigger goes to the final pass */
+	total += lines_of(e, n, -1, done, buf, sizeof(buf));
+	ck_assert_ptr_nonnull(strstr(buf, "TRIGGER public b t"));
+	ck_assert_ptr_nonnull(strstr(buf, "FK CONSTRAINT"));
+	ck_assert_ptr_null(strstr(buf, "a_pkey"));
+	ck_assert_int_eq(total, n);
+	/* had it been done, the final pass leaves it out */
+	done[1] = true;
+	ck_assert_int_eq(lines_of(e, n, 1, NULL, buf, sizeof(buf)) +
+	                     lines_of(e, n, -1, done, buf, sizeof(buf)) +
+	                     lines_of(e, n, 0, NULL, buf, sizeof(buf)),
+	                 n);
+	postdata_free(e, n);
+}
+END_TEST
+
+START_TEST(the_direct_copy_uses_the_machine_unless_jobs_is_given)
+{
+	migopts o = {.jobs = 1};
+	int n = migopts_copy_jobs(&o);
+
+	/* not given: 2 to 4 workers, whatever the CPUs */
+	ck_assert_int_ge(n, 2);
+	ck_assert_int_le(n, 4);
+	/* given: what the operator said, 1 included */
+	o.jobs_given = true;
+	ck_assert_int_eq(migopts_copy_jobs(&o), 1);
+	o.jobs = 16;
+	ck_assert_int_eq(migopts_copy_jobs(&o), 16);
+}
+END_TEST
+
 static Suite *
 tablecopy_suite(void)
 {
@@ -185,6 +290,9 @@ tablecopy_suite(void)
 	tcase_add_test(tc, a_range_reads_its_pages_by_ctid);
 	tcase_add_test(tc, a_table_of_user_composites_is_copied_as_text_even_when_binary_is_asked);
 	tcase_add_test(tc, a_table_without_columns_is_copied_without_a_column_list);
+	tcase_add_test(tc, the_post_data_of_one_table_is_told_from_what_spans_tables);
+	tcase_add_test(tc, every_entry_is_restored_once_by_its_table_or_by_the_final_pass);
+	tcase_add_test(tc, the_direct_copy_uses_the_machine_unless_jobs_is_given);
 	suite_add_tcase(s, tc);
 	return s;
 }
