@@ -36,6 +36,7 @@ typedef enum migplan_phase
 	MIGPLAN_RESTORE,        /* pg_restore (and ANALYZE) on the target */
 	MIGPLAN_GUARD,          /* online: triggers, keys, identities held back */
 	MIGPLAN_STREAM_APPLY,   /* online: stream and apply until the cutover */
+	MIGPLAN_LARGE_OBJECTS,  /* online: large objects changed since the snapshot carried over */
 	MIGPLAN_GUARD_UNDO,     /* online: what the guard held back put back */
 	MIGPLAN_SEQUENCE_SYNC,  /* online: the sequences set to the source's values */
 	MIGPLAN_CLEANUP,        /* the slot (but --keep-slot) and publications dropped */
@@ -62,6 +63,7 @@ typedef struct migplan_input
 	bool sequence_sync;
 	bool verify;      /* --verify warn or strict */
 	bool copy_direct; /* --copy-method direct: the Copy phase, the dump holds no rows */
+	bool large_objects; /* the dump copies large objects (nothing filtered, not schema-only) */
 	bool resume;      /* --resume, with a token found */
 	/*
 	 * the token's stage when resuming (ignored otherwise); a token before

@@ -1,0 +1,587 @@
+/*
+ * lobsync.c — large objects carried from the source to the target at the
+ * cutover (see lobsync.h).
+ *
+ * The walk, per batch of up to o->batch objects in OID order:
+ *
+ *   source OIDs ─┐ lobsync_merge_step   ┌─ only on the source: lo_from_bytea / lo_create,
+ *   target OIDs ─┘  (keyset pages)      │  then the chunks copied (lo_get → lo_put)
+ *                                       ├─ only on the target: lo_unlink
+ *                                       └─ on both: chunk 0's length and MD5 for the whole
+ *                                          batch in one query per side; a longer object's
+ *                                          next chunks in pages of LOBSYNC_PAGE; a differing
+ *                                          chunk copied, a longer target cut (lo_truncate64)
+ *
+ * The server hashes (md5 of each 1 MB lo_get): an unchanged 100 MB object
+ * costs 100 × 33 bytes on the wire per side instead of 100 MB.
+ *
+ * Owns: the results it reads, for the length of a call. Never: writes to
+ * the source; never holds more than one chunk of an object's data.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "events.h"
+#include "lobsync.h"
+#include "strbuf.h"
+
+#define LOBSYNC_PAGE      64   /* chunk hashes asked for at a time, per object and side */
+#define LOBSYNC_OIDS      "1000" /* OIDs listed at a time, per side */
+#define LOBSYNC_NAMELEN   64   /* NAMEDATALEN */
+#define LOBSYNC_INV_WRITE "131072" /* INV_WRITE (0x20000), libpq/libpq-fs.h */
+
+/* 1 MB as SQL text, for the queries below */
+#define CHUNK_SQL "1048576"
+
+lobsync_side
+lobsync_merge_step(bool have_src, uint32_t src, bool have_tgt, uint32_t tgt)
+{
+	if (!have_src && !have_tgt)
+		return LOBSYNC_DONE;
+	if (have_src && (!have_tgt || src < tgt))
+		return LOBSYNC_SOURCE_ONLY;
+	if (have_tgt && (!have_src || tgt < src))
+		return LOBSYNC_TARGET_ONLY;
+	return LOBSYNC_BOTH;
+}
+
+bool
+lobsync_chunk_differs(const lobsync_chunk *s, const lobsync_chunk *t)
+{
+	/* nothing on the source to write: a longer target is cut, not rewritten */
+	if (s->len <= 0)
+		return false;
+	return t->len != s->len || strcmp(s->md5, t->md5) != 0;
+}
+
+bool
+lobsync_chunk_is_last(int64_t len)
+{
+	return len < LOBSYNC_CHUNK;
+}
+
+/* ------------------------------------------------------------ OID lists */
+
+/* One side's large objects in OID order, read in keyset pages. */
+typedef struct lobsync_list
+{
+	PGconn *conn;   /* borrowed */
+	const char *side; /* "source" or "target", for messages */
+	PGresult *page; /* owned: the current page */
+	int row;        /* next row of page */
+	uint32_t last;  /* the last OID handed out */
+	bool done;      /* no more OIDs (or failed: see failed) */
+	bool failed;
+	int64_t count;
+} lobsync_list;
+
+/* The next OID and its owner's name (copied into owner); false at the end or on an error. */
+static bool
+lobsync_list_next(lobsync_list *l, uint32_t *oid, char *owner, char *errbuf, size_t errlen)
+{
+	if (l->done)
+		return false;
+	if (l->page == NULL || l->row >= PQntuples(l->page))
+	{
+		char after[16];
+		const char *params[1] = {after};
+
+		PQclear(l->page);
+		snprintf(after, sizeof(after), "%" PRIu32, l->last);
+		l->page = PQexecParams(l->conn,
+		                       "SELECT oid, pg_catalog.pg_get_userbyid(lomowner) "
+		                       "FROM pg_catalog.pg_largeobject_metadata WHERE oid > $1::oid "
+		                       "ORDER BY oid LIMIT " LOBSYNC_OIDS,
+		                       1, NULL, params, NULL, NULL, 0);
+		l->row = 0;
+		if (PQresultStatus(l->page) != PGRES_TUPLES_OK)
+		{
+			snprintf(errbuf, errlen, "cannot list the %s's large objects: %s", l->side,
+			         PQerrorMessage(l->conn));
+			l->failed = l->done = true;
+			return false;
+		}
+		if (PQntuples(l->page) == 0)
+		{
+			l->done = true;
+			return false;
+		}
+	}
+	*oid = (uint32_t)strtoul(PQgetvalue(l->page, l->row, 0), NULL, 10);
+	snprintf(owner, LOBSYNC_NAMELEN, "%s", PQgetvalue(l->page, l->row, 1));
+	l->row++;
+	l->last = *oid;
+	l->count++;
+	return true;
+}
+
+/* ------------------------------------------------------------ the work */
+
+/* One object of a batch. */
+typedef struct lobsync_item
+{
+	uint32_t oid;
+	lobsync_side side;
+	char src_owner[LOBSYNC_NAMELEN], tgt_owner[LOBSYNC_NAMELEN];
+	lobsync_chunk s0, t0; /* chunk 0 on each side (BOTH only) */
+} lobsync_item;
+
+/* The state of one run. */
+typedef struct lobsync_run_state
+{
+	PGconn *src, *tgt;      /* borrowed */
+	const lobsync_opts *o;  /* borrowed */
+	lobsync_result *r;      /* borrowed */
+	char me[LOBSYNC_NAMELEN]; /* the target role, owner of what it creates */
+	int64_t t0, last_event;
+	char *errbuf;
+	size_t errlen;
+} lobsync_run_state;
+
+/* The error of a statement on conn about object oid. */
+static bool
+lobsync_fail(lobsync_run_state *st, PGconn *conn, uint32_t oid, const char *what)
+{
+	char msg[1024];
+	size_t n;
+
+	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	snprintf(st->errbuf, st->errlen, "large object %" PRIu32 ": %s failed on the %s: %s", oid, what,
+	         conn == st->src ? "source" : "target", msg);
+	return false;
+}
+
+/* Run a statement with text parameters; false with the message in st. */
+static bool
+lobsync_exec(lobsync_run_state *st, PGconn *conn, uint32_t oid, const char *what, const char *sql,
+             int n, const char *const *params)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	PQclear(res);
+	return ok ? true : lobsync_fail(st, conn, oid, what);
+}
+
+/*
+ * Chunk 0 (length and MD5) of each item of the batch that is on both sides,
+ * on one side, in one query: into s0 (source) or t0 (target).
+ */
+static bool
+lobsync_first_chunks(lobsync_run_state *st, PGconn *conn, lobsync_item *items, int n)
+{
+	strbuf arr;
+	const char *params[1];
+	PGresult *res;
+	int row = 0;
+	bool ok;
+
+	strbuf_init(&arr);
+	ok = strbuf_append_cstr(&arr, "{");
+	for (int i = 0; ok && i < n; i++)
+		if (items[i].side == LOBSYNC_BOTH)
+			ok = strbuf_appendf(&arr, "%s%" PRIu32, row++ ? "," : "", items[i].oid);
+	if (ok)
+		ok = strbuf_append_cstr(&arr, "}");
+	if (!ok)
+	{
+		strbuf_free(&arr);
+		snprintf(st->errbuf, st->errlen, "out of memory");
+		return false;
+	}
+	if (row == 0)
+	{
+		strbuf_free(&arr);
+		return true;
+	}
+	params[0] = strbuf_data(&arr);
+	res = PQexecParams(conn,
+	                   "SELECT length(d), pg_catalog.md5(d) FROM pg_catalog.unnest($1::oid[]) "
+	                   "WITH ORDINALITY AS u(o, n), LATERAL pg_catalog.lo_get(u.o, 0, " CHUNK_SQL
+	                   ") AS d ORDER BY u.n",
+	                   1, NULL, params, NULL, NULL, 0);
+	strbuf_free(&arr);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != row)
+	{
+		PQclear(res);
+		return lobsync_fail(st, conn, items[0].oid, "reading the first chunks of a batch");
+	}
+	row = 0;
+	for (int i = 0; i < n; i++)
+		if (items[i].side == LOBSYNC_BOTH)
+		{
+			lobsync_chunk *c = conn == st->src ? &items[i].s0 : &items[i].t0;
+
+			c->len = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+			snprintf(c->md5, sizeof(c->md5), "%s", PQgetvalue(res, row, 1));
+			row++;
+		}
+	PQclear(res);
+	return true;
+}
+
+/*
+ * Chunks [first, first + LOBSYNC_PAGE) of object oid on one side into out;
+ * those after the object's last chunk (ended already, or within the page)
+ * get len -1.
+ */
+static bool
+lobsync_chunk_page(lobsync_run_state *st, PGconn *conn, uint32_t oid, int64_t first, bool *ended,
+                   lobsync_chunk *out)
+{
+	char o[16], a[24], b[24];
+	const char *params[3] = {o, a, b};
+	PGresult *res;
+
+	for (int k = 0; k < LOBSYNC_PAGE; k++)
+	{
+		out[k].len = -1;
+		out[k].md5[0] = '\0';
+	}
+	if (*ended)
+		return true;
+	snprintf(o, sizeof(o), "%" PRIu32, oid);
+	snprintf(a, sizeof(a), "%" PRId64, first);
+	snprintf(b, sizeof(b), "%" PRId64, first + LOBSYNC_PAGE - 1);
+	res = PQexecParams(conn,
+	                   "SELECT length(d), pg_catalog.md5(d) FROM "
+	                   "pg_catalog.generate_series($2::bigint, $3::bigint) AS i, LATERAL "
+	                   "pg_catalog.lo_get($1::oid, i * " CHUNK_SQL ", " CHUNK_SQL ") AS d "
+	                   "ORDER BY i",
+	                   3, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != LOBSYNC_PAGE)
+	{
+		PQclear(res);
+		return lobsync_fail(st, conn, oid, "reading chunk hashes");
+	}
+	for (int k = 0; k < LOBSYNC_PAGE && !*ended; k++)
+	{
+		out[k].len = strtoll(PQgetvalue(res, k, 0), NULL, 10);
+		snprintf(out[k].md5, sizeof(out[k].md5), "%s", PQgetvalue(res, k, 1));
+		*ended = lobsync_chunk_is_last(out[k].len);
+	}
+	PQclear(res);
+	return true;
+}
+
+/*
+ * Copy chunk i of oid from the source to the target; with create, the
+ * object is made by this write (lo_from_bytea, the same OID). Its length in
+ * *len.
+ */
+static bool
+lobsync_copy_chunk(lobsync_run_state *st, uint32_t oid, int64_t i, bool create, int64_t *len)
+{
+	char o[16], off[24];
+	const char *rp[2] = {o, off};
+	const char *wp[3];
+	int wlen[3] = {0, 0, 0}, wfmt[3] = {0, 0, 1};
+	PGresult *res, *w;
+	bool ok;
+
+	snprintf(o, sizeof(o), "%" PRIu32, oid);
+	snprintf(off, sizeof(off), "%" PRId64, i * (int64_t)LOBSYNC_CHUNK);
+	res = PQexecParams(st->src,
+	                   "SELECT pg_catalog.lo_get($1::oid, $2::bigint, " CHUNK_SQL ")", 2, NULL,
+	                   rp, NULL, NULL, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	{
+		PQclear(res);
+		return lobsync_fail(st, st->src, oid, "lo_get");
+	}
+	*len = PQgetlength(res, 0, 0);
+	if (*len == 0 && !create)
+	{
+		PQclear(res);
+		return true;
+	}
+	wp[0] = o;
+	wp[1] = off;
+	wp[2] = PQgetvalue(res, 0, 0);
+	wlen[2] = (int)*len;
+	if (create)
+		w = PQexecParams(st->tgt, "SELECT pg_catalog.lo_from_bytea($1::oid, $3::bytea)", 3, NULL,
+		                 wp, wlen, wfmt, 0);
+	else
+		w = PQexecParams(st->tgt, "SELECT pg_catalog.lo_put($1::oid, $2::bigint, $3::bytea)", 3,
+		                 NULL, wp, wlen, wfmt, 0);
+	PQclear(res);
+	ok = PQresultStatus(w) == PGRES_TUPLES_OK;
+	PQclear(w);
+	if (!ok)
+		return lobsync_fail(st, st->tgt, oid, create ? "lo_from_bytea" : "lo_put");
+	st->r->chunks_written++;
+	st->r->bytes_written += *len;
+	return true;
+}
+
+/* With owners kept: the target's owner of oid set to the source's. */
+static bool
+lobsync_set_owner(lobsync_run_state *st, const lobsync_item *it, const char *tgt_owner)
+{
+	char *name;
+	char sql[256];
+	bool ok;
+
+	if (!st->o->owners || strcmp(it->src_owner, tgt_owner) == 0)
+		return true;
+	name = PQescapeIdentifier(st->tgt, it->src_owner, strlen(it->src_owner));
+	if (name == NULL)
+		return lobsync_fail(st, st->tgt, it->oid, "quoting the owner's name");
+	snprintf(sql, sizeof(sql), "ALTER LARGE OBJECT %" PRIu32 " OWNER TO %s", it->oid, name);
+	PQfreemem(name);
+	ok = lobsync_exec(st, st->tgt, it->oid, "setting the owner", sql, 0, NULL);
+	if (ok)
+		st->r->owners_set++;
+	return ok;
+}
+
+/* An object only on the source: created with its OID, every chunk copied. */
+static bool
+lobsync_create(lobsync_run_state *st, const lobsync_item *it)
+{
+	int64_t len = LOBSYNC_CHUNK;
+
+	for (int64_t i = 0; !lobsync_chunk_is_last(len); i++)
+		if (!lobsync_copy_chunk(st, it->oid, i, i == 0, &len))
+			return false;
+	st->r->created++;
+	return lobsync_set_owner(st, it, st->me);
+}
+
+/* The target's object cut to len bytes. */
+static bool
+lobsync_truncate(lobsync_run_state *st, uint32_t oid, int64_t len)
+{
+	char o[16], l[24];
+	const char *params[2] = {o, l};
+
+	snprintf(o, sizeof(o), "%" PRIu32, oid);
+	snprintf(l, sizeof(l), "%" PRId64, len);
+	st->r->truncated++;
+	return lobsync_exec(st, st->tgt, oid, "lo_truncate64",
+	                    "SELECT pg_catalog.lo_truncate64(pg_catalog.lo_open($1::oid, "
+	                    LOBSYNC_INV_WRITE "), $2::bigint)",
+	                    2, params);
+}
+
+/* One chunk compared (i, s against t): copied when it differs; sizes summed. */
+static bool
+lobsync_compare_chunk(lobsync_run_state *st, uint32_t oid, int64_t i, const lobsync_chunk *s,
+                      const lobsync_chunk *t, int64_t *src_size, int64_t *tgt_size, bool *changed)
+{
+	int64_t len;
+
+	if (s->len > 0)
+		*src_size += s->len;
+	if (t->len > 0)
+		*tgt_size += t->len;
+	if (!lobsync_chunk_differs(s, t))
+		return true;
+	*changed = true;
+	return lobsync_copy_chunk(st, oid, i, false, &len);
+}
+
+/*
+ * An object on both sides: compared chunk by chunk (chunk 0 from the batch's
+ * query, then pages), the differing chunks copied, a longer target cut.
+ */
+static bool
+lobsync_compare(lobsync_run_state *st, const lobsync_item *it)
+{
+	lobsync_chunk sp[LOBSYNC_PAGE], tp[LOBSYNC_PAGE];
+	int64_t src_size = 0, tgt_size = 0;
+	bool s_end = lobsync_chunk_is_last(it->s0.len), t_end = lobsync_chunk_is_last(it->t0.len);
+	bool changed = false;
+
+	st->r->compared++;
+	if (!lobsync_compare_chunk(st, it->oid, 0, &it->s0, &it->t0, &src_size, &tgt_size, &changed))
+		return false;
+	for (int64_t first = 1; !s_end || !t_end; first += LOBSYNC_PAGE)
+	{
+		if (!lobsync_chunk_page(st, st->src, it->oid, first, &s_end, sp) ||
+		    !lobsync_chunk_page(st, st->tgt, it->oid, first, &t_end, tp))
+			return false;
+		for (int k = 0; k < LOBSYNC_PAGE; k++)
+			if (!lobsync_compare_chunk(st, it->oid, first + k, &sp[k], &tp[k], &src_size,
+			                           &tgt_size, &changed))
+				return false;
+	}
+	if (tgt_size > src_size)
+	{
+		changed = true;
+		if (!lobsync_truncate(st, it->oid, src_size))
+			return false;
+	}
+	if (changed)
+		st->r->rewritten++;
+	return lobsync_set_owner(st, it, it->tgt_owner);
+}
+
+/* A progress event, at most every o->progress_ms. */
+static void
+lobsync_progress(lobsync_run_state *st, bool force)
+{
+	int64_t now = cli_now_ms();
+	int every = st->o->progress_ms > 0 ? st->o->progress_ms : 1000;
+	event e;
+
+	if (!force && now - st->last_event < every)
+		return;
+	st->last_event = now;
+	event_begin(&e, st->o->stage);
+	event_int(&e, "compared", st->r->compared);
+	event_int(&e, "created", st->r->created);
+	event_int(&e, "rewritten", st->r->rewritten);
+	event_int(&e, "unlinked", st->r->unlinked);
+	event_num(&e, "mb_written", (double)st->r->bytes_written / (1024.0 * 1024.0));
+	event_end(&e, "large objects: %" PRId64 " compared, %" PRId64 " created, %" PRId64
+	              " rewritten, %" PRId64 " unlinked so far",
+	          st->r->compared, st->r->created, st->r->rewritten, st->r->unlinked);
+}
+
+/* One batch: chunk 0 of each object on both sides, then each object, in one target transaction. */
+static bool
+lobsync_batch(lobsync_run_state *st, lobsync_item *items, int n)
+{
+	char o[16];
+	const char *params[1] = {o};
+
+	if (!lobsync_first_chunks(st, st->src, items, n) || !lobsync_first_chunks(st, st->tgt, items, n))
+		return false;
+	if (!lobsync_exec(st, st->tgt, items[0].oid, "BEGIN", "BEGIN", 0, NULL))
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		const lobsync_item *it = &items[i];
+		bool ok = true;
+
+		snprintf(o, sizeof(o), "%" PRIu32, it->oid);
+		switch (it->side)
+		{
+			case LOBSYNC_SOURCE_ONLY:
+				ok = lobsync_create(st, it);
+				break;
+			case LOBSYNC_TARGET_ONLY:
+				ok = lobsync_exec(st, st->tgt, it->oid, "lo_unlink",
+				                  "SELECT pg_catalog.lo_unlink($1::oid)", 1, params);
+				st->r->unlinked += ok;
+				break;
+			case LOBSYNC_BOTH:
+				ok = lobsync_compare(st, it);
+				break;
+			case LOBSYNC_DONE:
+				break;
+		}
+		if (!ok)
+		{
+			PQclear(PQexec(st->tgt, "ROLLBACK"));
+			return false;
+		}
+		lobsync_progress(st, false);
+	}
+	return lobsync_exec(st, st->tgt, items[n - 1].oid, "COMMIT", "COMMIT", 0, NULL);
+}
+
+/* The merge of both sides' lists, a batch at a time. */
+static bool
+lobsync_walk(lobsync_run_state *st, lobsync_item *items, int batch)
+{
+	lobsync_list ls = {.conn = st->src, .side = "source"}, lt = {.conn = st->tgt, .side = "target"};
+	uint32_t so = 0, to = 0;
+	char sown[LOBSYNC_NAMELEN] = "", town[LOBSYNC_NAMELEN] = "";
+	bool have_s, have_t, ok = true;
+	int n = 0;
+
+	have_s = lobsync_list_next(&ls, &so, sown, st->errbuf, st->errlen);
+	have_t = lobsync_list_next(&lt, &to, town, st->errbuf, st->errlen);
+	while (ok && !ls.failed && !lt.failed)
+	{
+		lobsync_side side = lobsync_merge_step(have_s, so, have_t, to);
+		lobsync_item *it = &items[n];
+
+		if (side != LOBSYNC_DONE)
+		{
+			memset(it, 0, sizeof(*it));
+			it->side = side;
+			it->oid = side == LOBSYNC_TARGET_ONLY ? to : so;
+			if (side != LOBSYNC_TARGET_ONLY)
+				memcpy(it->src_owner, sown, sizeof(sown));
+			if (side != LOBSYNC_SOURCE_ONLY)
+				memcpy(it->tgt_owner, town, sizeof(town));
+			n++;
+			if (side != LOBSYNC_TARGET_ONLY)
+				have_s = lobsync_list_next(&ls, &so, sown, st->errbuf, st->errlen);
+			if (side != LOBSYNC_SOURCE_ONLY)
+				have_t = lobsync_list_next(&lt, &to, town, st->errbuf, st->errlen);
+		}
+		if (n > 0 && (n == batch || side == LOBSYNC_DONE))
+		{
+			ok = lobsync_batch(st, items, n);
+			n = 0;
+		}
+		if (side == LOBSYNC_DONE)
+			break;
+		if (st->o->stop && *st->o->stop)
+		{
+			snprintf(st->errbuf, st->errlen,
+			         "interrupted while carrying large objects over (what was committed stays)");
+			ok = false;
+		}
+	}
+	ok = ok && !ls.failed && !lt.failed;
+	st->r->src_objects = ls.count;
+	st->r->tgt_objects = lt.count;
+	PQclear(ls.page);
+	PQclear(lt.page);
+	return ok;
+}
+
+bool
+lobsync_run(PGconn *src, PGconn *tgt, const lobsync_opts *o, lobsync_result *r, char *errbuf,
+            size_t errlen)
+{
+	lobsync_run_state st = {.src = src, .tgt = tgt, .o = o, .r = r, .errbuf = errbuf,
+	                        .errlen = errlen};
+	int batch = o->batch > 0 ? o->batch : 256;
+	lobsync_item *items;
+	PGresult *res;
+	bool ok;
+
+	memset(r, 0, sizeof(*r));
+	st.t0 = st.last_event = cli_now_ms();
+	res = PQexec(tgt, "SELECT current_user");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	{
+		snprintf(errbuf, errlen, "cannot read the target's role: %s", PQerrorMessage(tgt));
+		PQclear(res);
+		return false;
+	}
+	snprintf(st.me, sizeof(st.me), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	items = calloc((size_t)batch, sizeof(*items));
+	if (items == NULL)
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
+	/* one view of the source: a write that comes late is either all in or all out */
+	ok = lobsync_exec(&st, src, 0, "BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0,
+	                  NULL);
+	if (ok)
+	{
+		ok = lobsync_walk(&st, items, batch);
+		PQclear(PQexec(src, ok ? "COMMIT" : "ROLLBACK"));
+	}
+	free(items);
+	r->seconds = (double)(cli_now_ms() - st.t0) / 1000.0;
+	return ok;
+}
