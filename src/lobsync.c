@@ -34,6 +34,8 @@
 #define LOBSYNC_OIDS      "1000" /* OIDs listed at a time, per side */
 #define LOBSYNC_NAMELEN   64   /* NAMEDATALEN */
 #define LOBSYNC_INV_WRITE "131072" /* INV_WRITE (0x20000), libpq/libpq-fs.h */
+/* bytes written in one target transaction before it is committed (a kill keeps them) */
+#define LOBSYNC_TXN_BYTES (32 * 1024 * 1024)
 
 /* 1 MB as SQL text, for the queries below */
 #define CHUNK_SQL "1048576"
@@ -211,8 +213,18 @@ lobsync_first_chunks(lobsync_run_state *st, PGconn *conn, lobsync_item *items, i
 	strbuf_free(&arr);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != row)
 	{
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+		msg[strcspn(msg, "\n")] = '\0';
 		PQclear(res);
-		return lobsync_fail(st, conn, items[0].oid, "reading the first chunks of a batch");
+		snprintf(st->errbuf, st->errlen,
+		         "cannot read the %s's large objects %" PRIu32 " to %" PRIu32 ": %s%s",
+		         conn == st->src ? "source" : "target", items[0].oid, items[n - 1].oid, msg,
+		         conn == st->tgt ? " (the target role must own the large objects, or hold "
+		                           "SELECT and UPDATE on them)"
+		                         : "");
+		return false;
 	}
 	row = 0;
 	for (int i = 0; i < n; i++)
@@ -308,8 +320,9 @@ lobsync_copy_chunk(lobsync_run_state *st, uint32_t oid, int64_t i, bool create, 
 	wp[2] = PQgetvalue(res, 0, 0);
 	wlen[2] = (int)*len;
 	if (create)
-		w = PQexecParams(st->tgt, "SELECT pg_catalog.lo_from_bytea($1::oid, $3::bytea)", 3, NULL,
-		                 wp, wlen, wfmt, 0);
+		w = PQexecParams(st->tgt, "SELECT pg_catalog.lo_from_bytea($1::oid, $2::bytea)", 2, NULL,
+		                 (const char *const[]){o, wp[2]}, (const int[]){0, wlen[2]},
+		                 (const int[]){0, 1}, 0);
 	else
 		w = PQexecParams(st->tgt, "SELECT pg_catalog.lo_put($1::oid, $2::bigint, $3::bytea)", 3,
 		                 NULL, wp, wlen, wfmt, 0);
@@ -454,6 +467,7 @@ lobsync_batch(lobsync_run_state *st, lobsync_item *items, int n)
 {
 	char o[16];
 	const char *params[1] = {o};
+	int64_t since = st->r->bytes_written;
 
 	if (!lobsync_first_chunks(st, st->src, items, n) || !lobsync_first_chunks(st, st->tgt, items, n))
 		return false;
@@ -487,6 +501,14 @@ lobsync_batch(lobsync_run_state *st, lobsync_item *items, int n)
 			return false;
 		}
 		lobsync_progress(st, false);
+		/* many big objects: what is written is committed as it goes */
+		if (st->r->bytes_written - since > LOBSYNC_TXN_BYTES && i + 1 < n)
+		{
+			if (!lobsync_exec(st, st->tgt, it->oid, "COMMIT", "COMMIT", 0, NULL) ||
+			    !lobsync_exec(st, st->tgt, it->oid, "BEGIN", "BEGIN", 0, NULL))
+				return false;
+			since = st->r->bytes_written;
+		}
 	}
 	return lobsync_exec(st, st->tgt, items[n - 1].oid, "COMMIT", "COMMIT", 0, NULL);
 }
