@@ -57,8 +57,8 @@ lobsync_side lobsync_merge_step(bool have_src, uint32_t src, bool have_tgt, uint
 /* One chunk of one object on one side, as the server describes it. */
 typedef struct lobsync_chunk
 {
-	int64_t len;   /* bytes in it: LOBSYNC_CHUNK but in the last chunk; -1: no such chunk */
-	char md5[33];  /* its MD5 in hex, NUL-terminated ("" when len is -1) */
+	int64_t len;  /* bytes in it: LOBSYNC_CHUNK but in the last chunk; -1: no such chunk */
+	char md5[33]; /* its MD5 in hex, NUL-terminated ("" when len is -1) */
 } lobsync_chunk;
 
 /* Must the target's chunk t be rewritten from the source's chunk s? */
@@ -71,10 +71,10 @@ bool lobsync_chunk_is_last(int64_t len);
 
 typedef struct lobsync_opts
 {
-	bool owners;      /* compare and set owners (the restore kept them: no --no-owner) */
-	int batch;        /* objects per batch and per target transaction (<= 0: 256) */
-	int progress_ms;  /* a progress event at most this often (<= 0: 1000) */
-	const char *stage; /* the events' stage, e.g. "LargeObjects" (borrowed) */
+	bool owners;                 /* compare and set owners (the restore kept them: no --no-owner) */
+	int batch;                   /* objects per batch and per target transaction (<= 0: 256) */
+	int progress_ms;             /* a progress event at most this often (<= 0: 1000) */
+	const char *stage;           /* the events' stage, e.g. "LargeObjects" (borrowed) */
 	volatile sig_atomic_t *stop; /* borrowed, may be NULL: nonzero stops at the next object */
 } lobsync_opts;
 

@@ -61,10 +61,10 @@ typedef struct migplan_input
 	bool online;
 	bool dry_run;
 	bool sequence_sync;
-	bool verify;      /* --verify warn or strict */
-	bool copy_direct; /* --copy-method direct: the Copy phase, the dump holds no rows */
+	bool verify;        /* --verify warn or strict */
+	bool copy_direct;   /* --copy-method direct: the Copy phase, the dump holds no rows */
 	bool large_objects; /* the dump copies large objects (nothing filtered, not schema-only) */
-	bool resume;      /* --resume, with a token found */
+	bool resume;        /* --resume, with a token found */
 	/*
 	 * the token's stage when resuming (ignored otherwise); a token before
 	 * RESUME_DUMPED cannot be resumed: the run starts from the beginning

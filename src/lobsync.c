@@ -30,9 +30,9 @@
 #include "lobsync.h"
 #include "strbuf.h"
 
-#define LOBSYNC_PAGE      64   /* chunk hashes asked for at a time, per object and side */
-#define LOBSYNC_OIDS      "1000" /* OIDs listed at a time, per side */
-#define LOBSYNC_NAMELEN   64   /* NAMEDATALEN */
+#define LOBSYNC_PAGE      64       /* chunk hashes asked for at a time, per object and side */
+#define LOBSYNC_OIDS      "1000"   /* OIDs listed at a time, per side */
+#define LOBSYNC_NAMELEN   64       /* NAMEDATALEN */
 #define LOBSYNC_INV_WRITE "131072" /* INV_WRITE (0x20000), libpq/libpq-fs.h */
 /* bytes written in one target transaction before it is committed (a kill keeps them) */
 #define LOBSYNC_TXN_BYTES (32 * 1024 * 1024)
@@ -72,12 +72,12 @@ lobsync_chunk_is_last(int64_t len)
 /* One side's large objects in OID order, read in keyset pages. */
 typedef struct lobsync_list
 {
-	PGconn *conn;   /* borrowed */
+	PGconn *conn;     /* borrowed */
 	const char *side; /* "source" or "target", for messages */
-	PGresult *page; /* owned: the current page */
-	int row;        /* next row of page */
-	uint32_t last;  /* the last OID handed out */
-	bool done;      /* no more OIDs (or failed: see failed) */
+	PGresult *page;   /* owned: the current page */
+	int row;          /* next row of page */
+	uint32_t last;    /* the last OID handed out */
+	bool done;        /* no more OIDs (or failed: see failed) */
 	bool failed;
 	int64_t count;
 } lobsync_list;
@@ -136,9 +136,9 @@ typedef struct lobsync_item
 /* The state of one run. */
 typedef struct lobsync_run_state
 {
-	PGconn *src, *tgt;      /* borrowed */
-	const lobsync_opts *o;  /* borrowed */
-	lobsync_result *r;      /* borrowed */
+	PGconn *src, *tgt;        /* borrowed */
+	const lobsync_opts *o;    /* borrowed */
+	lobsync_result *r;        /* borrowed */
 	char me[LOBSYNC_NAMELEN]; /* the target role, owner of what it creates */
 	int64_t t0, last_event;
 	char *errbuf;
@@ -301,9 +301,8 @@ lobsync_copy_chunk(lobsync_run_state *st, uint32_t oid, int64_t i, bool create, 
 
 	snprintf(o, sizeof(o), "%" PRIu32, oid);
 	snprintf(off, sizeof(off), "%" PRId64, i * (int64_t)LOBSYNC_CHUNK);
-	res = PQexecParams(st->src,
-	                   "SELECT pg_catalog.lo_get($1::oid, $2::bigint, " CHUNK_SQL ")", 2, NULL,
-	                   rp, NULL, NULL, 1);
+	res = PQexecParams(st->src, "SELECT pg_catalog.lo_get($1::oid, $2::bigint, " CHUNK_SQL ")", 2,
+	                   NULL, rp, NULL, NULL, 1);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 	{
 		PQclear(res);
@@ -380,10 +379,11 @@ lobsync_truncate(lobsync_run_state *st, uint32_t oid, int64_t len)
 	snprintf(o, sizeof(o), "%" PRIu32, oid);
 	snprintf(l, sizeof(l), "%" PRId64, len);
 	st->r->truncated++;
-	return lobsync_exec(st, st->tgt, oid, "lo_truncate64",
-	                    "SELECT pg_catalog.lo_truncate64(pg_catalog.lo_open($1::oid, "
-	                    LOBSYNC_INV_WRITE "), $2::bigint)",
-	                    2, params);
+	return lobsync_exec(
+	    st, st->tgt, oid, "lo_truncate64",
+	    "SELECT pg_catalog.lo_truncate64(pg_catalog.lo_open($1::oid, " LOBSYNC_INV_WRITE
+	    "), $2::bigint)",
+	    2, params);
 }
 
 /* One chunk compared (i, s against t): copied when it differs; sizes summed. */
@@ -424,8 +424,8 @@ lobsync_compare(lobsync_run_state *st, const lobsync_item *it)
 		    !lobsync_chunk_page(st, st->tgt, it->oid, first, &t_end, tp))
 			return false;
 		for (int k = 0; k < LOBSYNC_PAGE; k++)
-			if (!lobsync_compare_chunk(st, it->oid, first + k, &sp[k], &tp[k], &src_size,
-			                           &tgt_size, &changed))
+			if (!lobsync_compare_chunk(st, it->oid, first + k, &sp[k], &tp[k], &src_size, &tgt_size,
+			                           &changed))
 				return false;
 	}
 	if (tgt_size > src_size)
@@ -456,8 +456,9 @@ lobsync_progress(lobsync_run_state *st, bool force)
 	event_int(&e, "rewritten", st->r->rewritten);
 	event_int(&e, "unlinked", st->r->unlinked);
 	event_num(&e, "mb_written", (double)st->r->bytes_written / (1024.0 * 1024.0));
-	event_end(&e, "large objects: %" PRId64 " compared, %" PRId64 " created, %" PRId64
-	              " rewritten, %" PRId64 " unlinked so far",
+	event_end(&e,
+	          "large objects: %" PRId64 " compared, %" PRId64 " created, %" PRId64
+	          " rewritten, %" PRId64 " unlinked so far",
 	          st->r->compared, st->r->created, st->r->rewritten, st->r->unlinked);
 }
 
@@ -469,7 +470,8 @@ lobsync_batch(lobsync_run_state *st, lobsync_item *items, int n)
 	const char *params[1] = {o};
 	int64_t since = st->r->bytes_written;
 
-	if (!lobsync_first_chunks(st, st->src, items, n) || !lobsync_first_chunks(st, st->tgt, items, n))
+	if (!lobsync_first_chunks(st, st->src, items, n) ||
+	    !lobsync_first_chunks(st, st->tgt, items, n))
 		return false;
 	if (!lobsync_exec(st, st->tgt, items[0].oid, "BEGIN", "BEGIN", 0, NULL))
 		return false;
@@ -571,8 +573,8 @@ bool
 lobsync_run(PGconn *src, PGconn *tgt, const lobsync_opts *o, lobsync_result *r, char *errbuf,
             size_t errlen)
 {
-	lobsync_run_state st = {.src = src, .tgt = tgt, .o = o, .r = r, .errbuf = errbuf,
-	                        .errlen = errlen};
+	lobsync_run_state st = {
+	    .src = src, .tgt = tgt, .o = o, .r = r, .errbuf = errbuf, .errlen = errlen};
 	int batch = o->batch > 0 ? o->batch : 256;
 	lobsync_item *items;
 	PGresult *res;

@@ -171,9 +171,10 @@ lob_finish(lob_run *r, char **out, char **err)
 static void
 lob_migrate(lob_run *r, const char *const more[])
 {
-	const char *const args[] = {"--mode",         "online",   "--source",      r->src,
-	                            "--target",       r->tgt,     "--dump-path",   r->dump,
-	                            "--cutover-poll-secs", "1",   "--verify",      "strict",
+	const char *const args[] = {"--mode",      "online",   "--source",
+	                            r->src,        "--target", r->tgt,
+	                            "--dump-path", r->dump,    "--cutover-poll-secs",
+	                            "1",           "--verify", "strict",
 	                            NULL};
 
 	story_tool_start(&r->tool, args, more, NULL);

@@ -78,7 +78,8 @@ plan_of(migplan *p, bool online, bool resume, resume_stage stage)
 	migplan_build(&in, p);
 }
 
-#define ONLINE_FINISH  "LargeObjects GuardUndo SequenceSync Cleanup GuardValidate DropProgress Verify Complete"
+#define ONLINE_FINISH \
+	"LargeObjects GuardUndo SequenceSync Cleanup GuardValidate DropProgress Verify Complete"
 #define OFFLINE_FINISH "Cleanup DropProgress Verify Complete"
 
 START_TEST(a_fresh_offline_run_dumps_restores_and_saves_each_stage)
@@ -397,15 +398,17 @@ START_TEST(a_dry_run_lists_the_phases_of_its_mode)
 	in.sequence_sync = false;
 	migplan_build(&in, &p);
 	ck_assert(migplan_phases_line(&p, line, sizeof(line)));
-	ck_assert_str_eq(line, "Validate -> PrepareSnapshot -> Dump -> Restore -> StreamApply -> "
-	                       "(Lag ...) -> CaughtUp -> Cutover on Ctrl+C -> LargeObjects -> Complete");
+	ck_assert_str_eq(line,
+	                 "Validate -> PrepareSnapshot -> Dump -> Restore -> StreamApply -> "
+	                 "(Lag ...) -> CaughtUp -> Cutover on Ctrl+C -> LargeObjects -> Complete");
 	/* a dry run of a resume lists the whole migration, as one of a fresh run does */
 	in.resume = true;
 	in.token_stage = RESUME_CUTOVER;
 	migplan_build(&in, &p);
 	ck_assert(migplan_phases_line(&p, line, sizeof(line)));
-	ck_assert_str_eq(line, "Validate -> PrepareSnapshot -> Dump -> Restore -> StreamApply -> "
-	                       "(Lag ...) -> CaughtUp -> Cutover on Ctrl+C -> LargeObjects -> Complete");
+	ck_assert_str_eq(line,
+	                 "Validate -> PrepareSnapshot -> Dump -> Restore -> StreamApply -> "
+	                 "(Lag ...) -> CaughtUp -> Cutover on Ctrl+C -> LargeObjects -> Complete");
 	/* too small a buffer is said, not a cut line passed on */
 	ck_assert(!migplan_phases_line(&p, line, 20));
 	ck_assert_uint_lt(strlen(line), 20);
