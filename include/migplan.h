@@ -61,15 +61,16 @@ typedef struct migplan_input
 	bool online;
 	bool dry_run;
 	bool sequence_sync;
-	bool verify;        /* --verify warn or strict */
-	bool copy_direct;   /* --copy-method direct: the Copy phase, the dump holds no rows */
-	bool large_objects; /* the dump copies large objects (nothing filtered, not schema-only) */
-	bool resume;        /* --resume, with a token found */
+	bool verify;      /* --verify warn or strict */
+	bool copy_direct; /* --copy-method direct: the Copy phase, the dump holds no rows */
+	bool resume;      /* --resume, with a token found */
 	/*
 	 * the token's stage when resuming (ignored otherwise); a token before
 	 * RESUME_DUMPED cannot be resumed: the run starts from the beginning
 	 */
 	resume_stage token_stage;
+	/* the dump copies large objects (nothing filtered, not schema-only): LargeObjects runs */
+	bool large_objects;
 } migplan_input;
 
 typedef struct migplan_step
