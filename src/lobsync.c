@@ -173,6 +173,29 @@ lobsync_exec(lobsync_run_state *st, PGconn *conn, uint32_t oid, const char *what
 	return ok ? true : lobsync_fail(st, conn, oid, what);
 }
 
+/* A progress event, at most every o->progress_ms. */
+static void
+lobsync_progress(lobsync_run_state *st)
+{
+	int64_t now = cli_now_ms();
+	int every = st->o->progress_ms > 0 ? st->o->progress_ms : 1000;
+	event e;
+
+	if (now - st->last_event < every)
+		return;
+	st->last_event = now;
+	event_begin(&e, st->o->stage);
+	event_int(&e, "compared", st->r->compared);
+	event_int(&e, "created", st->r->created);
+	event_int(&e, "rewritten", st->r->rewritten);
+	event_int(&e, "unlinked", st->r->unlinked);
+	event_num(&e, "mb_written", (double)st->r->bytes_written / (1024.0 * 1024.0));
+	event_end(&e,
+	          "large objects: %" PRId64 " compared, %" PRId64 " created, %" PRId64
+	          " rewritten, %" PRId64 " unlinked so far",
+	          st->r->compared, st->r->created, st->r->rewritten, st->r->unlinked);
+}
+
 /*
  * Chunk 0 (length and MD5) of each item of the batch that is on both sides,
  * on one side, in one query: into s0 (source) or t0 (target).
@@ -332,6 +355,7 @@ lobsync_copy_chunk(lobsync_run_state *st, uint32_t oid, int64_t i, bool create, 
 		return lobsync_fail(st, st->tgt, oid, create ? "lo_from_bytea" : "lo_put");
 	st->r->chunks_written++;
 	st->r->bytes_written += *len;
+	lobsync_progress(st);
 	return true;
 }
 
@@ -423,6 +447,7 @@ lobsync_compare(lobsync_run_state *st, const lobsync_item *it)
 		if (!lobsync_chunk_page(st, st->src, it->oid, first, &s_end, sp) ||
 		    !lobsync_chunk_page(st, st->tgt, it->oid, first, &t_end, tp))
 			return false;
+		lobsync_progress(st);
 		for (int k = 0; k < LOBSYNC_PAGE; k++)
 			if (!lobsync_compare_chunk(st, it->oid, first + k, &sp[k], &tp[k], &src_size, &tgt_size,
 			                           &changed))
@@ -437,29 +462,6 @@ lobsync_compare(lobsync_run_state *st, const lobsync_item *it)
 	if (changed)
 		st->r->rewritten++;
 	return lobsync_set_owner(st, it, it->tgt_owner);
-}
-
-/* A progress event, at most every o->progress_ms. */
-static void
-lobsync_progress(lobsync_run_state *st, bool force)
-{
-	int64_t now = cli_now_ms();
-	int every = st->o->progress_ms > 0 ? st->o->progress_ms : 1000;
-	event e;
-
-	if (!force && now - st->last_event < every)
-		return;
-	st->last_event = now;
-	event_begin(&e, st->o->stage);
-	event_int(&e, "compared", st->r->compared);
-	event_int(&e, "created", st->r->created);
-	event_int(&e, "rewritten", st->r->rewritten);
-	event_int(&e, "unlinked", st->r->unlinked);
-	event_num(&e, "mb_written", (double)st->r->bytes_written / (1024.0 * 1024.0));
-	event_end(&e,
-	          "large objects: %" PRId64 " compared, %" PRId64 " created, %" PRId64
-	          " rewritten, %" PRId64 " unlinked so far",
-	          st->r->compared, st->r->created, st->r->rewritten, st->r->unlinked);
 }
 
 /* One batch: chunk 0 of each object on both sides, then each object, in one target transaction. */
@@ -502,7 +504,16 @@ lobsync_batch(lobsync_run_state *st, lobsync_item *items, int n)
 			PQclear(PQexec(st->tgt, "ROLLBACK"));
 			return false;
 		}
-		lobsync_progress(st, false);
+		lobsync_progress(st);
+		if (st->o->stop && *st->o->stop)
+		{
+			/* a second Ctrl+C: keep what is written, stop */
+			PQclear(PQexec(st->tgt, "COMMIT"));
+			snprintf(st->errbuf, st->errlen,
+			         "interrupted while carrying large objects over (what was written stays): "
+			         "run again with --resume to finish");
+			return false;
+		}
 		/* many big objects: what is written is committed as it goes */
 		if (st->r->bytes_written - since > LOBSYNC_TXN_BYTES && i + 1 < n)
 		{
@@ -515,7 +526,12 @@ lobsync_batch(lobsync_run_state *st, lobsync_item *items, int n)
 	return lobsync_exec(st, st->tgt, items[n - 1].oid, "COMMIT", "COMMIT", 0, NULL);
 }
 
-/* The merge of both sides' lists, a batch at a time. */
+/*
+ * The merge of both sides' lists, a batch at a time. The target's list never
+ * sees an object this run creates: an object is created only once the merge
+ * has passed its OID, which is below the target's next OID already read
+ * (every later page starts above that) or the target's list has ended.
+ */
 static bool
 lobsync_walk(lobsync_run_state *st, lobsync_item *items, int batch)
 {
@@ -557,7 +573,8 @@ lobsync_walk(lobsync_run_state *st, lobsync_item *items, int batch)
 		if (st->o->stop && *st->o->stop)
 		{
 			snprintf(st->errbuf, st->errlen,
-			         "interrupted while carrying large objects over (what was committed stays)");
+			         "interrupted while carrying large objects over (what was written stays): "
+			         "run again with --resume to finish");
 			ok = false;
 		}
 	}
