@@ -77,6 +77,8 @@ typedef struct migopts
 	bool no_privileges; /* pg_restore --no-privileges: no GRANT/REVOKE */
 	bool copy_direct; /* --copy-method direct: rows by COPY between the servers, no dump of them */
 	size_t split_bytes; /* --split-tables-larger-than: direct copy ranges (0: never split) */
+	/* --large-objects skip: not carried at the cutover (the Validate warning instead) */
+	bool skip_large_objects;
 } migopts;
 
 /*

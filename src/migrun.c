@@ -293,8 +293,8 @@ migrun_run(mig *m, int argc, char **argv)
 			                    .verify = m->o.verify != 0,
 			                    .copy_direct = m->o.copy_direct,
 			                    /* pg_dump copies them only when nothing is filtered */
-			                    .large_objects =
-			                        !scope_filtered(&f) && strcmp(m->o.scope, "schema-only") != 0,
+			                    .large_objects = !m->o.skip_large_objects && !scope_filtered(&f) &&
+			                                     strcmp(m->o.scope, "schema-only") != 0,
 			                    .resume = m->o.resume,
 			                    .token_stage = m->token.stage};
 
