@@ -196,51 +196,39 @@ lobsync_progress(lobsync_run_state *st)
 	          st->r->compared, st->r->created, st->r->rewritten, st->r->unlinked);
 }
 
-/*
- * Chunk 0 (length and MD5) of each item of the batch that is on both sides,
- * on one side, in one query: into s0 (source) or t0 (target).
- */
-static bool
-lobsync_first_chunks(lobsync_run_state *st, PGconn *conn, lobsync_item *items, int n)
+/* The result of the one query sent on conn (any further result read and dropped). */
+static PGresult *
+lobsync_collect(PGconn *conn)
 {
-	strbuf arr;
-	const char *params[1];
-	PGresult *res;
-	int row = 0;
-	bool ok;
+	PGresult *res = NULL, *r;
 
-	strbuf_init(&arr);
-	ok = strbuf_append_cstr(&arr, "{");
-	for (int i = 0; ok && i < n; i++)
-		if (items[i].side == LOBSYNC_BOTH)
-			ok = strbuf_appendf(&arr, "%s%" PRIu32, row++ ? "," : "", items[i].oid);
-	if (ok)
-		ok = strbuf_append_cstr(&arr, "}");
-	if (!ok)
-	{
-		strbuf_free(&arr);
-		snprintf(st->errbuf, st->errlen, "out of memory");
-		return false;
-	}
-	if (row == 0)
-	{
-		strbuf_free(&arr);
-		return true;
-	}
-	params[0] = strbuf_data(&arr);
-	res = PQexecParams(conn,
-	                   "SELECT length(d), pg_catalog.md5(d) FROM pg_catalog.unnest($1::oid[]) "
-	                   "WITH ORDINALITY AS u(o, n), LATERAL pg_catalog.lo_get(u.o, 0, " CHUNK_SQL
-	                   ") AS d ORDER BY u.n",
-	                   1, NULL, params, NULL, NULL, 0);
-	strbuf_free(&arr);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != row)
+	while ((r = PQgetResult(conn)) != NULL)
+		if (res == NULL)
+			res = r;
+		else
+			PQclear(r);
+	return res;
+}
+
+/* The query's text, for the message of a send that failed. */
+static const char lobsync_first_sql[] =
+    "SELECT length(d), pg_catalog.md5(d) FROM pg_catalog.unnest($1::oid[]) "
+    "WITH ORDINALITY AS u(o, n), LATERAL pg_catalog.lo_get(u.o, 0, " CHUNK_SQL
+    ") AS d ORDER BY u.n";
+
+/* One side's answer to lobsync_first_sql (res, may be NULL): into s0 or t0. */
+static bool
+lobsync_first_take(lobsync_run_state *st, PGconn *conn, PGresult *res, lobsync_item *items, int n,
+                   int rows)
+{
+	int row = 0;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != rows)
 	{
 		char msg[1024];
 
 		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
 		msg[strcspn(msg, "\n")] = '\0';
-		PQclear(res);
 		snprintf(st->errbuf, st->errlen,
 		         "cannot read the %s's large objects %" PRIu32 " to %" PRIu32 ": %s%s",
 		         conn == st->src ? "source" : "target", items[0].oid, items[n - 1].oid, msg,
@@ -249,7 +237,6 @@ lobsync_first_chunks(lobsync_run_state *st, PGconn *conn, lobsync_item *items, i
 		                         : "");
 		return false;
 	}
-	row = 0;
 	for (int i = 0; i < n; i++)
 		if (items[i].side == LOBSYNC_BOTH)
 		{
@@ -259,104 +246,204 @@ lobsync_first_chunks(lobsync_run_state *st, PGconn *conn, lobsync_item *items, i
 			snprintf(c->md5, sizeof(c->md5), "%s", PQgetvalue(res, row, 1));
 			row++;
 		}
-	PQclear(res);
 	return true;
 }
 
 /*
- * Chunks [first, first + LOBSYNC_PAGE) of object oid on one side into out;
- * those after the object's last chunk (ended already, or within the page)
- * get len -1.
+ * Chunk 0 (length and MD5) of each item of the batch that is on both sides:
+ * one query per side, both servers at work at once; into s0 and t0.
  */
 static bool
-lobsync_chunk_page(lobsync_run_state *st, PGconn *conn, uint32_t oid, int64_t first, bool *ended,
-                   lobsync_chunk *out)
+lobsync_first_chunks(lobsync_run_state *st, lobsync_item *items, int n)
+{
+	strbuf arr;
+	const char *params[1];
+	PGresult *rs = NULL, *rt = NULL;
+	int rows = 0;
+	bool ok, sent_s, sent_t;
+
+	strbuf_init(&arr);
+	ok = strbuf_append_cstr(&arr, "{");
+	for (int i = 0; ok && i < n; i++)
+		if (items[i].side == LOBSYNC_BOTH)
+			ok = strbuf_appendf(&arr, "%s%" PRIu32, rows++ ? "," : "", items[i].oid);
+	if (ok)
+		ok = strbuf_append_cstr(&arr, "}");
+	if (!ok || rows == 0)
+	{
+		strbuf_free(&arr);
+		if (!ok)
+			snprintf(st->errbuf, st->errlen, "out of memory");
+		return ok;
+	}
+	params[0] = strbuf_data(&arr);
+	sent_s = PQsendQueryParams(st->src, lobsync_first_sql, 1, NULL, params, NULL, NULL, 0);
+	sent_t = PQsendQueryParams(st->tgt, lobsync_first_sql, 1, NULL, params, NULL, NULL, 0);
+	strbuf_free(&arr);
+	if (sent_s)
+		rs = lobsync_collect(st->src);
+	if (sent_t)
+		rt = lobsync_collect(st->tgt);
+	ok = lobsync_first_take(st, st->src, rs, items, n, rows) &&
+	     lobsync_first_take(st, st->tgt, rt, items, n, rows);
+	PQclear(rs);
+	PQclear(rt);
+	return ok;
+}
+
+/* One page of chunk hashes of one object. */
+typedef struct lobsync_page
+{
+	PGconn *conn;                    /* borrowed: the side */
+	bool ended;                      /* the object's last chunk was seen */
+	bool sent;                       /* a query is out */
+	lobsync_chunk out[LOBSYNC_PAGE]; /* the page's chunks; -1 after the object's end */
+} lobsync_page;
+
+/* Ask for chunks [first, first + LOBSYNC_PAGE) of oid, unless the side has ended. */
+static bool
+lobsync_page_send(lobsync_run_state *st, lobsync_page *p, uint32_t oid, int64_t first)
 {
 	char o[16], a[24], b[24];
 	const char *params[3] = {o, a, b};
-	PGresult *res;
 
 	for (int k = 0; k < LOBSYNC_PAGE; k++)
 	{
-		out[k].len = -1;
-		out[k].md5[0] = '\0';
+		p->out[k].len = -1;
+		p->out[k].md5[0] = '\0';
 	}
-	if (*ended)
+	p->sent = false;
+	if (p->ended)
 		return true;
 	snprintf(o, sizeof(o), "%" PRIu32, oid);
 	snprintf(a, sizeof(a), "%" PRId64, first);
 	snprintf(b, sizeof(b), "%" PRId64, first + LOBSYNC_PAGE - 1);
-	res = PQexecParams(conn,
-	                   "SELECT length(d), pg_catalog.md5(d) FROM "
-	                   "pg_catalog.generate_series($2::bigint, $3::bigint) AS i, LATERAL "
-	                   "pg_catalog.lo_get($1::oid, i * " CHUNK_SQL ", " CHUNK_SQL ") AS d "
-	                   "ORDER BY i",
-	                   3, NULL, params, NULL, NULL, 0);
+	p->sent = PQsendQueryParams(p->conn,
+	                            "SELECT length(d), pg_catalog.md5(d) FROM "
+	                            "pg_catalog.generate_series($2::bigint, $3::bigint) AS i, LATERAL "
+	                            "pg_catalog.lo_get($1::oid, i * " CHUNK_SQL ", " CHUNK_SQL
+	                            ") AS d ORDER BY i",
+	                            3, NULL, params, NULL, NULL, 0);
+	return p->sent ? true : lobsync_fail(st, p->conn, oid, "reading chunk hashes");
+}
+
+/* The page asked for (if any): its chunks, those after the object's last one at -1. */
+static bool
+lobsync_page_take(lobsync_run_state *st, lobsync_page *p, uint32_t oid)
+{
+	PGresult *res;
+
+	if (!p->sent)
+		return true;
+	p->sent = false;
+	res = lobsync_collect(p->conn);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != LOBSYNC_PAGE)
 	{
 		PQclear(res);
-		return lobsync_fail(st, conn, oid, "reading chunk hashes");
+		return lobsync_fail(st, p->conn, oid, "reading chunk hashes");
 	}
-	for (int k = 0; k < LOBSYNC_PAGE && !*ended; k++)
+	for (int k = 0; k < LOBSYNC_PAGE && !p->ended; k++)
 	{
-		out[k].len = strtoll(PQgetvalue(res, k, 0), NULL, 10);
-		snprintf(out[k].md5, sizeof(out[k].md5), "%s", PQgetvalue(res, k, 1));
-		*ended = lobsync_chunk_is_last(out[k].len);
+		p->out[k].len = strtoll(PQgetvalue(res, k, 0), NULL, 10);
+		snprintf(p->out[k].md5, sizeof(p->out[k].md5), "%s", PQgetvalue(res, k, 1));
+		p->ended = lobsync_chunk_is_last(p->out[k].len);
 	}
 	PQclear(res);
 	return true;
 }
 
-/*
- * Copy chunk i of oid from the source to the target; with create, the
- * object is made by this write (lo_from_bytea, the same OID). Its length in
- * *len.
- */
+/* Both sides' next page of oid's chunk hashes, both servers at work at once. */
 static bool
-lobsync_copy_chunk(lobsync_run_state *st, uint32_t oid, int64_t i, bool create, int64_t *len)
+lobsync_pages(lobsync_run_state *st, lobsync_page *sp, lobsync_page *tp, uint32_t oid,
+              int64_t first)
+{
+	bool ok = lobsync_page_send(st, sp, oid, first);
+
+	ok = ok && lobsync_page_send(st, tp, oid, first);
+	/* take both, whatever failed: each connection is left with nothing pending */
+	if (!lobsync_page_take(st, sp, oid))
+		ok = false;
+	if (!lobsync_page_take(st, tp, oid))
+		ok = false;
+	return ok;
+}
+
+/* Ask the source for chunk i of oid (binary), without waiting. */
+static bool
+lobsync_read_send(lobsync_run_state *st, uint32_t oid, int64_t i)
 {
 	char o[16], off[24];
-	const char *rp[2] = {o, off};
-	const char *wp[3];
-	int wlen[3] = {0, 0, 0}, wfmt[3] = {0, 0, 1};
-	PGresult *res, *w;
-	bool ok;
+	const char *params[2] = {o, off};
 
 	snprintf(o, sizeof(o), "%" PRIu32, oid);
 	snprintf(off, sizeof(off), "%" PRId64, i * (int64_t)LOBSYNC_CHUNK);
-	res = PQexecParams(st->src, "SELECT pg_catalog.lo_get($1::oid, $2::bigint, " CHUNK_SQL ")", 2,
-	                   NULL, rp, NULL, NULL, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-	{
-		PQclear(res);
-		return lobsync_fail(st, st->src, oid, "lo_get");
-	}
-	*len = PQgetlength(res, 0, 0);
-	if (*len == 0 && !create)
-	{
-		PQclear(res);
+	if (PQsendQueryParams(st->src, "SELECT pg_catalog.lo_get($1::oid, $2::bigint, " CHUNK_SQL ")",
+	                      2, NULL, params, NULL, NULL, 1))
 		return true;
-	}
-	wp[0] = o;
-	wp[1] = off;
-	wp[2] = PQgetvalue(res, 0, 0);
-	wlen[2] = (int)*len;
+	return lobsync_fail(st, st->src, oid, "lo_get");
+}
+
+/* The chunk asked for by lobsync_read_send (the caller clears it); NULL with the message. */
+static PGresult *
+lobsync_read_take(lobsync_run_state *st, uint32_t oid)
+{
+	PGresult *res = lobsync_collect(st->src);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		return res;
+	PQclear(res);
+	lobsync_fail(st, st->src, oid, "lo_get");
+	return NULL;
+}
+
+/*
+ * Write chunk i of oid (data, as lo_get returned it in binary) to the
+ * target; with create, the object is made by this write (lo_from_bytea, the
+ * same OID).
+ */
+static bool
+lobsync_write(lobsync_run_state *st, uint32_t oid, int64_t i, bool create, const PGresult *data)
+{
+	char o[16], off[24];
+	int len = PQgetlength(data, 0, 0);
+	const char *params[3] = {o, off, PQgetvalue(data, 0, 0)};
+	const int lens[3] = {0, 0, len}, fmts[3] = {0, 0, 1};
+	PGresult *w;
+	bool ok;
+
+	if (len == 0 && !create)
+		return true;
+	snprintf(o, sizeof(o), "%" PRIu32, oid);
+	snprintf(off, sizeof(off), "%" PRId64, i * (int64_t)LOBSYNC_CHUNK);
 	if (create)
 		w = PQexecParams(st->tgt, "SELECT pg_catalog.lo_from_bytea($1::oid, $2::bytea)", 2, NULL,
-		                 (const char *const[]){o, wp[2]}, (const int[]){0, wlen[2]},
+		                 (const char *const[]){o, params[2]}, (const int[]){0, len},
 		                 (const int[]){0, 1}, 0);
 	else
 		w = PQexecParams(st->tgt, "SELECT pg_catalog.lo_put($1::oid, $2::bigint, $3::bytea)", 3,
-		                 NULL, wp, wlen, wfmt, 0);
-	PQclear(res);
+		                 NULL, params, lens, fmts, 0);
 	ok = PQresultStatus(w) == PGRES_TUPLES_OK;
 	PQclear(w);
 	if (!ok)
 		return lobsync_fail(st, st->tgt, oid, create ? "lo_from_bytea" : "lo_put");
 	st->r->chunks_written++;
-	st->r->bytes_written += *len;
+	st->r->bytes_written += len;
 	lobsync_progress(st);
 	return true;
+}
+
+/* Copy chunk i of oid from the source to the target (an object both sides have). */
+static bool
+lobsync_copy_chunk(lobsync_run_state *st, uint32_t oid, int64_t i)
+{
+	PGresult *data;
+	bool ok;
+
+	if (!lobsync_read_send(st, oid, i) || (data = lobsync_read_take(st, oid)) == NULL)
+		return false;
+	ok = lobsync_write(st, oid, i, false, data);
+	PQclear(data);
+	return ok;
 }
 
 /* With owners kept: the target's owner of oid set to the source's. */
@@ -380,15 +467,38 @@ lobsync_set_owner(lobsync_run_state *st, const lobsync_item *it, const char *tgt
 	return ok;
 }
 
-/* An object only on the source: created with its OID, every chunk copied. */
+/*
+ * An object only on the source: created with its OID, every chunk copied;
+ * the source reads chunk i + 1 while the target writes chunk i.
+ */
 static bool
 lobsync_create(lobsync_run_state *st, const lobsync_item *it)
 {
-	int64_t len = LOBSYNC_CHUNK;
+	PGresult *data;
+	bool more = true, ok = true;
 
-	for (int64_t i = 0; !lobsync_chunk_is_last(len); i++)
-		if (!lobsync_copy_chunk(st, it->oid, i, i == 0, &len))
+	if (!lobsync_read_send(st, it->oid, 0))
+		return false;
+	for (int64_t i = 0; ok && more; i++)
+	{
+		if ((data = lobsync_read_take(st, it->oid)) == NULL)
 			return false;
+		more = !lobsync_chunk_is_last(PQgetlength(data, 0, 0));
+		if (more && !lobsync_read_send(st, it->oid, i + 1))
+		{
+			PQclear(data);
+			return false;
+		}
+		ok = lobsync_write(st, it->oid, i, i == 0, data);
+		PQclear(data);
+	}
+	if (!ok)
+	{
+		/* the next chunk asked for: read and dropped, so the source's session is clean */
+		if (more)
+			PQclear(lobsync_collect(st->src));
+		return false;
+	}
 	st->r->created++;
 	return lobsync_set_owner(st, it, st->me);
 }
@@ -415,8 +525,6 @@ static bool
 lobsync_compare_chunk(lobsync_run_state *st, uint32_t oid, int64_t i, const lobsync_chunk *s,
                       const lobsync_chunk *t, int64_t *src_size, int64_t *tgt_size, bool *changed)
 {
-	int64_t len;
-
 	if (s->len > 0)
 		*src_size += s->len;
 	if (t->len > 0)
@@ -424,7 +532,7 @@ lobsync_compare_chunk(lobsync_run_state *st, uint32_t oid, int64_t i, const lobs
 	if (!lobsync_chunk_differs(s, t))
 		return true;
 	*changed = true;
-	return lobsync_copy_chunk(st, oid, i, false, &len);
+	return lobsync_copy_chunk(st, oid, i);
 }
 
 /*
@@ -434,23 +542,22 @@ lobsync_compare_chunk(lobsync_run_state *st, uint32_t oid, int64_t i, const lobs
 static bool
 lobsync_compare(lobsync_run_state *st, const lobsync_item *it)
 {
-	lobsync_chunk sp[LOBSYNC_PAGE], tp[LOBSYNC_PAGE];
+	lobsync_page sp = {.conn = st->src, .ended = lobsync_chunk_is_last(it->s0.len)};
+	lobsync_page tp = {.conn = st->tgt, .ended = lobsync_chunk_is_last(it->t0.len)};
 	int64_t src_size = 0, tgt_size = 0;
-	bool s_end = lobsync_chunk_is_last(it->s0.len), t_end = lobsync_chunk_is_last(it->t0.len);
 	bool changed = false;
 
 	st->r->compared++;
 	if (!lobsync_compare_chunk(st, it->oid, 0, &it->s0, &it->t0, &src_size, &tgt_size, &changed))
 		return false;
-	for (int64_t first = 1; !s_end || !t_end; first += LOBSYNC_PAGE)
+	for (int64_t first = 1; !sp.ended || !tp.ended; first += LOBSYNC_PAGE)
 	{
-		if (!lobsync_chunk_page(st, st->src, it->oid, first, &s_end, sp) ||
-		    !lobsync_chunk_page(st, st->tgt, it->oid, first, &t_end, tp))
+		if (!lobsync_pages(st, &sp, &tp, it->oid, first))
 			return false;
 		lobsync_progress(st);
 		for (int k = 0; k < LOBSYNC_PAGE; k++)
-			if (!lobsync_compare_chunk(st, it->oid, first + k, &sp[k], &tp[k], &src_size, &tgt_size,
-			                           &changed))
+			if (!lobsync_compare_chunk(st, it->oid, first + k, &sp.out[k], &tp.out[k], &src_size,
+			                           &tgt_size, &changed))
 				return false;
 	}
 	if (tgt_size > src_size)
@@ -472,8 +579,7 @@ lobsync_batch(lobsync_run_state *st, lobsync_item *items, int n)
 	const char *params[1] = {o};
 	int64_t since = st->r->bytes_written;
 
-	if (!lobsync_first_chunks(st, st->src, items, n) ||
-	    !lobsync_first_chunks(st, st->tgt, items, n))
+	if (!lobsync_first_chunks(st, items, n))
 		return false;
 	if (!lobsync_exec(st, st->tgt, items[0].oid, "BEGIN", "BEGIN", 0, NULL))
 		return false;

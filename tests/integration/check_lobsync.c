@@ -16,8 +16,8 @@
  *    target behind the tool's back) and that the source changed: the run is
  *    not a clean success (exit 1, naming the object and how to go on);
  *    the operator fixes the target, --resume carries it, equal, exit 0;
- *  - kill -9 while the large objects are being written, then --resume:
- *    every object ends equal, exit 0.
+ *  - kill -9 while the large objects are being written (some committed,
+ *    not all), then --resume: every object ends equal, exit 0.
  */
 #include "config.h"
 
@@ -271,19 +271,19 @@ START_TEST(killed_while_writing_large_objects_the_resume_ends_equal)
 	}
 	kill(r.tool.pid, SIGINT);
 	story_expect(&r.tool, "stage=Cutover", 60);
-	for (int i = 0; i < 3000 && !seen; i++)
+	/* the phase commits every 32 MB: wait for a commit with scans in it, then crash */
+	for (int i = 0; i < 6000 && !seen; i++)
 	{
-		pgt_value(sv.tgt_admin,
-		          "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND "
-		          "(query LIKE '%lo_put%' OR query LIKE '%lo_from_bytea%')",
-		          n, sizeof(n));
-		seen = strcmp(n, "0") != 0;
+		pgt_value(r.t, "SELECT count(*) FROM pg_largeobject_metadata", n, sizeof(n));
+		seen = atoi(n) > 11;
 		if (!seen)
 			usleep(5 * 1000);
 	}
 	ck_assert_msg(seen, "the large objects were never seen being written");
 	story_kill_9(&r.tool);
 	/* some are on the target, not all */
+	ck_assert_int_lt(
+	    atoi(pgt_value(r.t, "SELECT count(*) FROM pg_largeobject_metadata", n, sizeof(n))), 34);
 	lob_migrate(&r, (const char *const[]){"--resume", NULL});
 	rc = lob_finish(&r, &out, &err);
 	ck_assert_msg(rc == 0, "the resumed run exited %d: %s", rc, story_tail(err));
