@@ -12,7 +12,9 @@
  * objects only on the source are created with the same OID (lo_create),
  * differing chunks are written (lo_put), a longer target object is cut
  * (lo_truncate64), objects only on the target are unlinked; with owners
- * kept (no --no-owner) a differing owner is set (ALTER LARGE OBJECT). The
+ * kept (no --no-owner) a differing owner is set (ALTER LARGE OBJECT), with
+ * privileges kept (no --no-privileges) differing grants are set (REVOKE,
+ * GRANT: compared by an MD5 of each side's GRANT statements). The
  * source is read in one repeatable-read, read-only transaction; the target
  * is written in one transaction per batch of objects, so a kill leaves every
  * object either as it was or as the source has it, and running again
@@ -72,6 +74,7 @@ bool lobsync_chunk_is_last(int64_t len);
 typedef struct lobsync_opts
 {
 	bool owners;                 /* compare and set owners (the restore kept them: no --no-owner) */
+	bool privileges;             /* compare and set grants (no --no-privileges) */
 	int batch;                   /* objects per batch and per target transaction (<= 0: 256) */
 	int progress_ms;             /* a progress event at most this often (<= 0: 1000) */
 	const char *stage;           /* the events' stage, e.g. "LargeObjects" (borrowed) */
@@ -82,7 +85,7 @@ typedef struct lobsync_result
 {
 	int64_t src_objects, tgt_objects; /* on each side before the run */
 	int64_t compared;                 /* on both sides, compared */
-	int64_t created, rewritten, unlinked, owners_set;
+	int64_t created, rewritten, unlinked, owners_set, grants_set;
 	int64_t chunks_written;
 	int64_t bytes_written; /* bytes written to the target */
 	int64_t truncated;     /* target objects cut to the source's length */

@@ -37,6 +37,26 @@
 /* bytes written in one target transaction before it is committed (a kill keeps them) */
 #define LOBSYNC_TXN_BYTES (32 * 1024 * 1024)
 
+/*
+ * The GRANT statements that re-create the access privileges of large object
+ * m (pg_largeobject_metadata AS m), the owner's own entries aside, sorted:
+ * the same text on both sides when they grant the same; "" for none.
+ */
+#define LOBSYNC_GRANTS_SQL                                                                        \
+	"(SELECT coalesce(string_agg(g, '; ' ORDER BY g), '') FROM (SELECT pg_catalog.format("        \
+	"'GRANT %s ON LARGE OBJECT %s TO %s%s', e.privilege_type, m.oid, CASE WHEN e.grantee = 0 "    \
+	"THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(e.grantee)) END, CASE " \
+	"WHEN e.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS g FROM "                       \
+	"pg_catalog.aclexplode(m.lomacl) AS e WHERE e.grantee <> m.lomowner) AS q)"
+/* The REVOKE that takes every privilege granted on m away (the owner's aside); "" for none. */
+#define LOBSYNC_REVOKES_SQL                                                                        \
+	"(SELECT coalesce('REVOKE ALL ON LARGE OBJECT ' || m.oid || ' FROM ' || string_agg(DISTINCT "  \
+	"CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE "                                                  \
+	"pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(e.grantee)) END, ', ') || ' CASCADE', '') " \
+	"FROM pg_catalog.aclexplode(m.lomacl) AS e WHERE e.grantee <> m.lomowner)"
+/* The MD5 of "": an object without grants */
+#define LOBSYNC_NO_GRANTS "d41d8cd98f00b204e9800998ecf8427e"
+
 /* 1 MB as SQL text, for the queries below */
 #define CHUNK_SQL "1048576"
 
@@ -82,9 +102,13 @@ typedef struct lobsync_list
 	int64_t count;
 } lobsync_list;
 
-/* The next OID and its owner's name (copied into owner); false at the end or on an error. */
+/*
+ * The next OID, its owner's name (copied into owner) and the MD5 of its
+ * grants (into acl, 33 bytes); false at the end or on an error.
+ */
 static bool
-lobsync_list_next(lobsync_list *l, uint32_t *oid, char *owner, char *errbuf, size_t errlen)
+lobsync_list_next(lobsync_list *l, uint32_t *oid, char *owner, char *acl, char *errbuf,
+                  size_t errlen)
 {
 	if (l->done)
 		return false;
@@ -96,9 +120,10 @@ lobsync_list_next(lobsync_list *l, uint32_t *oid, char *owner, char *errbuf, siz
 		PQclear(l->page);
 		snprintf(after, sizeof(after), "%" PRIu32, l->last);
 		l->page = PQexecParams(l->conn,
-		                       "SELECT oid, pg_catalog.pg_get_userbyid(lomowner) "
-		                       "FROM pg_catalog.pg_largeobject_metadata WHERE oid > $1::oid "
-		                       "ORDER BY oid LIMIT " LOBSYNC_OIDS,
+		                       "SELECT m.oid, pg_catalog.pg_get_userbyid(m.lomowner), "
+		                       "pg_catalog.md5(" LOBSYNC_GRANTS_SQL ") "
+		                       "FROM pg_catalog.pg_largeobject_metadata AS m WHERE m.oid > $1::oid "
+		                       "ORDER BY m.oid LIMIT " LOBSYNC_OIDS,
 		                       1, NULL, params, NULL, NULL, 0);
 		l->row = 0;
 		if (PQresultStatus(l->page) != PGRES_TUPLES_OK)
@@ -116,6 +141,7 @@ lobsync_list_next(lobsync_list *l, uint32_t *oid, char *owner, char *errbuf, siz
 	}
 	*oid = (uint32_t)strtoul(PQgetvalue(l->page, l->row, 0), NULL, 10);
 	snprintf(owner, LOBSYNC_NAMELEN, "%s", PQgetvalue(l->page, l->row, 1));
+	snprintf(acl, 33, "%s", PQgetvalue(l->page, l->row, 2));
 	l->row++;
 	l->last = *oid;
 	l->count++;
@@ -130,7 +156,8 @@ typedef struct lobsync_item
 	uint32_t oid;
 	lobsync_side side;
 	char src_owner[LOBSYNC_NAMELEN], tgt_owner[LOBSYNC_NAMELEN];
-	lobsync_chunk s0, t0; /* chunk 0 on each side (BOTH only) */
+	char src_acl[33], tgt_acl[33]; /* MD5 of each side's grants (LOBSYNC_GRANTS_SQL) */
+	lobsync_chunk s0, t0;          /* chunk 0 on each side (BOTH only) */
 } lobsync_item;
 
 /* The state of one run. */
@@ -161,12 +188,14 @@ lobsync_fail(lobsync_run_state *st, PGconn *conn, uint32_t oid, const char *what
 	return false;
 }
 
-/* Run a statement with text parameters; false with the message in st. */
+/* Run a statement with text parameters (or statements without); false with the message in st. */
 static bool
 lobsync_exec(lobsync_run_state *st, PGconn *conn, uint32_t oid, const char *what, const char *sql,
              int n, const char *const *params)
 {
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	/* without parameters, a simple query: it may hold several statements (the grants) */
+	PGresult *res =
+	    n == 0 ? PQexec(conn, sql) : PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
 	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK;
 
 	PQclear(res);
@@ -446,10 +475,69 @@ lobsync_copy_chunk(lobsync_run_state *st, uint32_t oid, int64_t i)
 	return ok;
 }
 
+/* One value of a query about object oid on conn, into a malloc'd string; NULL with the message. */
+static char *
+lobsync_value(lobsync_run_state *st, PGconn *conn, uint32_t oid, const char *what, const char *sql)
+{
+	char o[16];
+	const char *params[1] = {o};
+	PGresult *res;
+	char *v;
+
+	snprintf(o, sizeof(o), "%" PRIu32, oid);
+	res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	{
+		PQclear(res);
+		lobsync_fail(st, conn, oid, what);
+		return NULL;
+	}
+	v = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (v == NULL)
+		snprintf(st->errbuf, st->errlen, "out of memory");
+	return v;
+}
+
+/*
+ * With privileges kept (no --no-privileges): when the grants differ, the
+ * target's taken away and the source's given (before the owner changes,
+ * while the target role may still grant).
+ */
+static bool
+lobsync_set_grants(lobsync_run_state *st, const lobsync_item *it)
+{
+	char *revokes = NULL, *grants = NULL;
+	bool ok;
+
+	if (!st->o->privileges || strcmp(it->src_acl, it->tgt_acl) == 0)
+		return true;
+	grants = lobsync_value(st, st->src, it->oid, "reading the grants",
+	                       "SELECT " LOBSYNC_GRANTS_SQL
+	                       " FROM pg_catalog.pg_largeobject_metadata AS m WHERE m.oid = $1::oid");
+	revokes = grants
+	              ? lobsync_value(st, st->tgt, it->oid, "reading the grants",
+	                              "SELECT " LOBSYNC_REVOKES_SQL " FROM "
+	                              "pg_catalog.pg_largeobject_metadata AS m WHERE m.oid = $1::oid")
+	              : NULL;
+	ok = revokes != NULL;
+	if (ok && revokes[0])
+		ok = lobsync_exec(st, st->tgt, it->oid, "taking its grants away", revokes, 0, NULL);
+	if (ok && grants[0])
+		ok = lobsync_exec(st, st->tgt, it->oid, "granting as on the source", grants, 0, NULL);
+	if (ok)
+		st->r->grants_set++;
+	free(grants);
+	free(revokes);
+	return ok;
+}
+
 /* With owners kept: the target's owner of oid set to the source's. */
 static bool
-lobsync_set_owner(lobsync_run_state *st, const lobsync_item *it, const char *tgt_owner)
+lobsync_set_owner(lobsync_run_state *st, const lobsync_item *it)
 {
+	const char *tgt_owner = it->tgt_owner;
+
 	char *name;
 	char sql[256];
 	bool ok;
@@ -500,7 +588,7 @@ lobsync_create(lobsync_run_state *st, const lobsync_item *it)
 		return false;
 	}
 	st->r->created++;
-	return lobsync_set_owner(st, it, st->me);
+	return lobsync_set_grants(st, it) && lobsync_set_owner(st, it);
 }
 
 /* The target's object cut to len bytes. */
@@ -568,7 +656,7 @@ lobsync_compare(lobsync_run_state *st, const lobsync_item *it)
 	}
 	if (changed)
 		st->r->rewritten++;
-	return lobsync_set_owner(st, it, it->tgt_owner);
+	return lobsync_set_grants(st, it) && lobsync_set_owner(st, it);
 }
 
 /* One batch: chunk 0 of each object on both sides, then each object, in one target transaction. */
@@ -643,12 +731,12 @@ lobsync_walk(lobsync_run_state *st, lobsync_item *items, int batch)
 {
 	lobsync_list ls = {.conn = st->src, .side = "source"}, lt = {.conn = st->tgt, .side = "target"};
 	uint32_t so = 0, to = 0;
-	char sown[LOBSYNC_NAMELEN] = "", town[LOBSYNC_NAMELEN] = "";
+	char sown[LOBSYNC_NAMELEN] = "", town[LOBSYNC_NAMELEN] = "", sacl[33] = "", tacl[33] = "";
 	bool have_s, have_t, ok = true;
 	int n = 0;
 
-	have_s = lobsync_list_next(&ls, &so, sown, st->errbuf, st->errlen);
-	have_t = lobsync_list_next(&lt, &to, town, st->errbuf, st->errlen);
+	have_s = lobsync_list_next(&ls, &so, sown, sacl, st->errbuf, st->errlen);
+	have_t = lobsync_list_next(&lt, &to, town, tacl, st->errbuf, st->errlen);
 	while (ok && !ls.failed && !lt.failed)
 	{
 		lobsync_side side = lobsync_merge_step(have_s, so, have_t, to);
@@ -659,15 +747,21 @@ lobsync_walk(lobsync_run_state *st, lobsync_item *items, int batch)
 			memset(it, 0, sizeof(*it));
 			it->side = side;
 			it->oid = side == LOBSYNC_TARGET_ONLY ? to : so;
-			if (side != LOBSYNC_TARGET_ONLY)
-				memcpy(it->src_owner, sown, sizeof(sown));
-			if (side != LOBSYNC_SOURCE_ONLY)
-				memcpy(it->tgt_owner, town, sizeof(town));
+			memcpy(it->src_owner, sown, sizeof(sown));
+			memcpy(it->src_acl, sacl, sizeof(sacl));
+			memcpy(it->tgt_owner, town, sizeof(town));
+			memcpy(it->tgt_acl, tacl, sizeof(tacl));
+			if (side == LOBSYNC_SOURCE_ONLY)
+			{
+				/* what lo_from_bytea makes: owned by the target role, no grants */
+				snprintf(it->tgt_owner, sizeof(it->tgt_owner), "%s", st->me);
+				snprintf(it->tgt_acl, sizeof(it->tgt_acl), "%s", LOBSYNC_NO_GRANTS);
+			}
 			n++;
 			if (side != LOBSYNC_TARGET_ONLY)
-				have_s = lobsync_list_next(&ls, &so, sown, st->errbuf, st->errlen);
+				have_s = lobsync_list_next(&ls, &so, sown, sacl, st->errbuf, st->errlen);
 			if (side != LOBSYNC_SOURCE_ONLY)
-				have_t = lobsync_list_next(&lt, &to, town, st->errbuf, st->errlen);
+				have_t = lobsync_list_next(&lt, &to, town, tacl, st->errbuf, st->errlen);
 		}
 		if (n > 0 && (n == batch || side == LOBSYNC_DONE))
 		{

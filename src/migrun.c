@@ -81,7 +81,10 @@ migrun_stream_apply(mig *m, char *errbuf, size_t errlen)
 static int
 migrun_large_objects(mig *m, char *errbuf, size_t errlen)
 {
-	const lobsync_opts o = {.owners = !m->o.no_owner, .stage = "LargeObjects", .stop = &mig_abort};
+	const lobsync_opts o = {.owners = !m->o.no_owner,
+	                        .privileges = !m->o.no_privileges,
+	                        .stage = "LargeObjects",
+	                        .stop = &mig_abort};
 	lobsync_result r;
 	event e;
 
@@ -93,6 +96,7 @@ migrun_large_objects(mig *m, char *errbuf, size_t errlen)
 	event_int(&e, "rewritten", r.rewritten);
 	event_int(&e, "unlinked", r.unlinked);
 	event_int(&e, "owners_set", r.owners_set);
+	event_int(&e, "grants_set", r.grants_set);
 	event_num(&e, "mb_written", (double)r.bytes_written / (1024.0 * 1024.0));
 	event_num(&e, "seconds", r.seconds);
 	event_end(&e,

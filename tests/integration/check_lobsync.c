@@ -11,7 +11,8 @@
  *    the first chunk and in a later one), grows one, truncates one, unlinks
  *    one, and leaves others untouched; after the cutover both sides hold the
  *    same objects with the same bytes (compared directly, and --verify
- *    strict finds no difference), exit 0;
+ *    strict finds no difference), and the grants given and taken away
+ *    meanwhile are those of the source, exit 0;
  *  - an object the target role may not write (its owner changed on the
  *    target behind the tool's back) and that the source changed: the run is
  *    not a clean success (exit 1, naming the object and how to go on);
@@ -107,6 +108,19 @@ lob_digest(PGconn *c, char *buf, size_t size)
 	                 buf, size);
 }
 
+/* Every grant on a large object (its owner's aside): OID, grantee, privilege; one MD5. */
+static const char *
+lob_grants(PGconn *c, char *buf, size_t size)
+{
+	return pgt_value(c,
+	                 "SELECT count(*) || ' ' || coalesce(md5(string_agg(x, ',' ORDER BY x)), '-') "
+	                 "FROM (SELECT m.oid::text || ':' || CASE WHEN e.grantee = 0 THEN 'PUBLIC' "
+	                 "ELSE pg_get_userbyid(e.grantee) END || ':' || e.privilege_type AS x "
+	                 "FROM pg_largeobject_metadata m, aclexplode(m.lomacl) e "
+	                 "WHERE e.grantee <> m.lomowner) q",
+	                 buf, size);
+}
+
 /* Both sides hold the same large objects, byte for byte. */
 static void
 assert_los_equal(lob_run *r, const char *when)
@@ -117,6 +131,9 @@ assert_los_equal(lob_run *r, const char *when)
 	lob_digest(s, a, sizeof(a));
 	lob_digest(r->t, b, sizeof(b));
 	ck_assert_msg(strcmp(a, b) == 0, "%s: large objects differ: source %s, target %s", when, a, b);
+	lob_grants(s, a, sizeof(a));
+	lob_grants(r->t, b, sizeof(b));
+	ck_assert_msg(strcmp(a, b) == 0, "%s: grants differ: source %s, target %s", when, a, b);
 	PQfinish(s);
 }
 
@@ -188,16 +205,27 @@ START_TEST(large_objects_changed_while_streaming_are_equal_after_the_cutover)
 
 	lob_begin(&r, "lob_stream");
 	lob_initial(&r);
+	/* a reader may see one document; the role is on both servers */
+	pgt_exec(sv.src_admin, "DO $$BEGIN CREATE ROLE lob_reader NOLOGIN; EXCEPTION WHEN "
+	                       "duplicate_object THEN NULL; END$$");
+	pgt_exec(sv.tgt_admin, "DO $$BEGIN CREATE ROLE lob_reader NOLOGIN; EXCEPTION WHEN "
+	                       "duplicate_object THEN NULL; END$$");
+	doc_do(&r, "untouched", "GRANT SELECT ON LARGE OBJECT $1 TO lob_reader");
 	lob_migrate(&r, NULL);
 	story_expect(&r.tool, "stage=CaughtUp", 120);
 	lob_changes(&r);
+	/* and then another one instead, and everyone may read a third */
+	doc_do(&r, "untouched", "REVOKE SELECT ON LARGE OBJECT $1 FROM lob_reader");
+	doc_do(&r, "created", "GRANT SELECT, UPDATE ON LARGE OBJECT $1 TO lob_reader");
+	doc_do(&r, "rewritten_big", "GRANT SELECT ON LARGE OBJECT $1 TO PUBLIC");
 	kill(r.tool.pid, SIGINT);
 	rc = lob_finish(&r, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
 	/* Validate says they are carried; the phase says what it did */
 	ck_assert_msg(strstr(err, "carried over at the cutover"), "%s", story_tail(err));
 	ck_assert_msg(strstr(err, "stage=LargeObjects") && strstr(err, "created=3") &&
-	                  strstr(err, "rewritten=5") && strstr(err, "unlinked=1"),
+	                  strstr(err, "rewritten=5") && strstr(err, "unlinked=1") &&
+	                  strstr(err, "grants_set=3"),
 	              "%s", story_tail(err));
 	/* only what differed was written: 1 + 1 + 2.5 MB, not the untouched 2 x 2.5 MB */
 	ck_assert_msg(strstr(err, "verified=equal") || strstr(err, "migration complete"), "%s",
