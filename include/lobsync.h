@@ -16,12 +16,12 @@
  * privileges kept (no --no-privileges) differing grants are set (REVOKE,
  * GRANT: compared by an MD5 of each side's GRANT statements). The
  * source is read in one repeatable-read, read-only transaction; the target
- * is written in one transaction per batch of objects, so a kill leaves every
- * object either as it was or as the source has it, and running again
- * finishes the job (the comparison is the plan).
+ * is written in transactions of whole objects (a batch, cut after 32 MB),
+ * so a kill leaves every object either as it was or as the source has it,
+ * and running again finishes the job (the comparison is the plan).
  *
  * Memory is bounded: one batch of OIDs, one page of chunk hashes per side,
- * one chunk of data.
+ * two chunks of data (the one written, the next one read).
  *
  * Owns: nothing past a call. Never: writes to the source, nor makes a write
  * on the source wait (it only reads, in a snapshot); never holds a whole

@@ -13,10 +13,14 @@
  *                                          chunk copied, a longer target cut (lo_truncate64)
  *
  * The server hashes (md5 of each 1 MB lo_get): an unchanged 100 MB object
- * costs 100 × 33 bytes on the wire per side instead of 100 MB.
+ * costs 100 × 33 bytes on the wire per side instead of 100 MB. Both servers
+ * work at once: each hash query goes to both before either answer is read,
+ * and while the target writes chunk i the source already reads chunk i + 1
+ * (bench/large-objects.sh: server-side MD5 is slower than sending the bytes
+ * to the client on a loopback, but it costs no network).
  *
  * Owns: the results it reads, for the length of a call. Never: writes to
- * the source; never holds more than one chunk of an object's data.
+ * the source; never holds more than two chunks of an object's data.
  */
 #include "config.h"
 
