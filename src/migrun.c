@@ -89,7 +89,16 @@ migrun_large_objects(mig *m, char *errbuf, size_t errlen)
 	event e;
 
 	if (!lobsync_run(m->src, m->tgt, &o, &r, errbuf, errlen))
+	{
+		size_t n = strlen(errbuf);
+
+		/* the way out when the cause cannot be fixed: the objects as the dump copied them */
+		if (!mig_abort)
+			snprintf(errbuf + n, errlen - n,
+			         "; after fixing it, --resume carries them (or --resume --large-objects skip "
+			         "leaves them as the dump copied them, and the verification says so)");
 		return mig_abort ? EXIT_ABORTED : EXIT_ERROR;
+	}
 	event_begin(&e, "LargeObjects");
 	event_int(&e, "source_objects", r.src_objects);
 	event_int(&e, "created", r.created);
