@@ -17,8 +17,9 @@
  *    target behind the tool's back) and that the source changed: the run is
  *    not a clean success (exit 1, naming the object and how to go on);
  *    the operator fixes the target, --resume carries it, equal, exit 0;
- *  - kill -9 while the large objects are being written (some committed,
- *    not all), then --resume: every object ends equal, exit 0.
+ *  - kill -9 while streaming, --resume, and then kill -9 again while the
+ *    large objects are being written at its cutover (some committed, not
+ *    all), then --resume: every object ends equal, exit 0.
  */
 #include "config.h"
 
@@ -289,6 +290,10 @@ START_TEST(killed_while_writing_large_objects_the_resume_ends_equal)
 	lob_migrate(&r, NULL);
 	story_expect(&r.tool, "stage=CaughtUp", 120);
 	lob_changes(&r);
+	/* a crash while streaming: the resumed run streams on, and cuts over */
+	story_kill_9(&r.tool);
+	lob_migrate(&r, (const char *const[]){"--resume", NULL});
+	story_expect(&r.tool, "stage=CaughtUp", 120);
 	/* 24 new scans of 2.5 MB: enough writing to be caught in the middle of it */
 	for (int i = 0; i < 24; i++)
 	{
