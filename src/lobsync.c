@@ -40,6 +40,8 @@
 #define LOBSYNC_INV_WRITE "131072" /* INV_WRITE (0x20000), libpq/libpq-fs.h */
 /* bytes written in one target transaction before it is committed (a kill keeps them) */
 #define LOBSYNC_TXN_BYTES (32 * 1024 * 1024)
+/* small objects made on the target by one statement: at most this many bytes of them */
+#define LOBSYNC_BULK_BYTES (8 * 1024 * 1024)
 
 /*
  * The GRANT statements that re-create the access privileges of large object
@@ -161,7 +163,8 @@ typedef struct lobsync_item
 	lobsync_side side;
 	char src_owner[LOBSYNC_NAMELEN], tgt_owner[LOBSYNC_NAMELEN];
 	char src_acl[33], tgt_acl[33]; /* MD5 of each side's grants (LOBSYNC_GRANTS_SQL) */
-	lobsync_chunk s0, t0;          /* chunk 0 on each side (BOTH only) */
+	lobsync_chunk s0, t0;          /* chunk 0 on each side (t0: BOTH only) */
+	bool written;                  /* SOURCE_ONLY: made, with its bytes, by lobsync_bulk_create */
 } lobsync_item;
 
 /* The state of one run. */
@@ -249,6 +252,26 @@ static const char lobsync_first_sql[] =
     "WITH ORDINALITY AS u(o, n), LATERAL pg_catalog.lo_get(u.o, 0, " CHUNK_SQL
     ") AS d ORDER BY u.n";
 
+/* Is chunk 0 of the item read on that side: both sides' objects, and the source's own. */
+static bool
+lobsync_reads_first(const lobsync_item *it, bool source)
+{
+	return it->side == LOBSYNC_BOTH || (source && it->side == LOBSYNC_SOURCE_ONLY);
+}
+
+/* The OIDs of the items read on that side as an oid[] literal into arr; their count in *rows. */
+static bool
+lobsync_first_oids(const lobsync_item *items, int n, bool source, strbuf *arr, int *rows)
+{
+	bool ok = strbuf_append_cstr(arr, "{");
+
+	*rows = 0;
+	for (int i = 0; ok && i < n; i++)
+		if (lobsync_reads_first(&items[i], source))
+			ok = strbuf_appendf(arr, "%s%" PRIu32, (*rows)++ ? "," : "", items[i].oid);
+	return ok && strbuf_append_cstr(arr, "}");
+}
+
 /* One side's answer to lobsync_first_sql (res, may be NULL): into s0 or t0. */
 static bool
 lobsync_first_take(lobsync_run_state *st, PGconn *conn, PGresult *res, lobsync_item *items, int n,
@@ -271,7 +294,7 @@ lobsync_first_take(lobsync_run_state *st, PGconn *conn, PGresult *res, lobsync_i
 		return false;
 	}
 	for (int i = 0; i < n; i++)
-		if (items[i].side == LOBSYNC_BOTH)
+		if (lobsync_reads_first(&items[i], conn == st->src))
 		{
 			lobsync_chunk *c = conn == st->src ? &items[i].s0 : &items[i].t0;
 
@@ -283,42 +306,41 @@ lobsync_first_take(lobsync_run_state *st, PGconn *conn, PGresult *res, lobsync_i
 }
 
 /*
- * Chunk 0 (length and MD5) of each item of the batch that is on both sides:
- * one query per side, both servers at work at once; into s0 and t0.
+ * Chunk 0 (length and MD5) of each item of the batch: on both sides for the
+ * objects both have (into s0 and t0), on the source for those only there
+ * (s0: their length says which are small); one query per side, both
+ * servers at work at once.
  */
 static bool
 lobsync_first_chunks(lobsync_run_state *st, lobsync_item *items, int n)
 {
-	strbuf arr;
-	const char *params[1];
+	strbuf as, at;
 	PGresult *rs = NULL, *rt = NULL;
-	int rows = 0;
-	bool ok, sent_s, sent_t;
+	int rows_s = 0, rows_t = 0;
+	bool ok, sent_s = false, sent_t = false;
 
-	strbuf_init(&arr);
-	ok = strbuf_append_cstr(&arr, "{");
-	for (int i = 0; ok && i < n; i++)
-		if (items[i].side == LOBSYNC_BOTH)
-			ok = strbuf_appendf(&arr, "%s%" PRIu32, rows++ ? "," : "", items[i].oid);
-	if (ok)
-		ok = strbuf_append_cstr(&arr, "}");
-	if (!ok || rows == 0)
-	{
-		strbuf_free(&arr);
-		if (!ok)
-			snprintf(st->errbuf, st->errlen, "out of memory");
-		return ok;
-	}
-	params[0] = strbuf_data(&arr);
-	sent_s = PQsendQueryParams(st->src, lobsync_first_sql, 1, NULL, params, NULL, NULL, 0);
-	sent_t = PQsendQueryParams(st->tgt, lobsync_first_sql, 1, NULL, params, NULL, NULL, 0);
-	strbuf_free(&arr);
+	strbuf_init(&as);
+	strbuf_init(&at);
+	ok = lobsync_first_oids(items, n, true, &as, &rows_s) &&
+	     lobsync_first_oids(items, n, false, &at, &rows_t);
+	if (!ok)
+		snprintf(st->errbuf, st->errlen, "out of memory");
+	if (ok && rows_s > 0)
+		sent_s = PQsendQueryParams(st->src, lobsync_first_sql, 1, NULL,
+		                           (const char *const[]){strbuf_data(&as)}, NULL, NULL, 0);
+	if (ok && rows_t > 0)
+		sent_t = PQsendQueryParams(st->tgt, lobsync_first_sql, 1, NULL,
+		                           (const char *const[]){strbuf_data(&at)}, NULL, NULL, 0);
+	strbuf_free(&as);
+	strbuf_free(&at);
 	if (sent_s)
 		rs = lobsync_collect(st->src);
 	if (sent_t)
 		rt = lobsync_collect(st->tgt);
-	ok = lobsync_first_take(st, st->src, rs, items, n, rows) &&
-	     lobsync_first_take(st, st->tgt, rt, items, n, rows);
+	if (ok && rows_s > 0)
+		ok = lobsync_first_take(st, st->src, rs, items, n, rows_s);
+	if (ok && rows_t > 0)
+		ok = lobsync_first_take(st, st->tgt, rt, items, n, rows_t);
 	PQclear(rs);
 	PQclear(rt);
 	return ok;
@@ -559,6 +581,115 @@ lobsync_set_owner(lobsync_run_state *st, const lobsync_item *it)
 	return ok;
 }
 
+/* Is the item a small object only on the source, not yet made (lobsync_bulk_create's)? */
+static bool
+lobsync_bulk_member(const lobsync_item *it)
+{
+	return it->side == LOBSYNC_SOURCE_ONLY && !it->written && lobsync_chunk_is_last(it->s0.len);
+}
+
+/* A big-endian 32-bit integer appended to b. */
+static bool
+lobsync_put_int32(strbuf *b, uint32_t v)
+{
+	const char be[4] = {(char)(v >> 24), (char)(v >> 16), (char)(v >> 8), (char)v};
+
+	return strbuf_append(b, be, 4);
+}
+
+/*
+ * Items [from, to) of the batch (small objects only on the source): their
+ * bytes read in one query, and made on the target in one statement (an
+ * oid[] and a bytea[] in binary, lo_from_bytea of each pair).
+ */
+static bool
+lobsync_bulk_group(lobsync_run_state *st, lobsync_item *items, int from, int to)
+{
+	strbuf oids, arr;
+	PGresult *res = NULL, *w = NULL;
+	int count = 0, row = 0;
+	bool ok;
+
+	strbuf_init(&oids);
+	strbuf_init(&arr);
+	ok = strbuf_append_cstr(&oids, "{");
+	for (int i = from; ok && i < to; i++)
+		if (lobsync_bulk_member(&items[i]))
+			ok = strbuf_appendf(&oids, "%s%" PRIu32, count++ ? "," : "", items[i].oid);
+	ok = ok && strbuf_append_cstr(&oids, "}");
+	if (!ok)
+		snprintf(st->errbuf, st->errlen, "out of memory");
+	if (ok && count > 0)
+	{
+		res = PQexecParams(st->src,
+		                   "SELECT pg_catalog.lo_get(u.o, 0, " CHUNK_SQL ") FROM "
+		                   "pg_catalog.unnest($1::oid[]) WITH ORDINALITY AS u(o, n) ORDER BY u.n",
+		                   1, NULL, (const char *const[]){strbuf_data(&oids)}, NULL, NULL, 1);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != count)
+			ok = lobsync_fail(st, st->src, items[from].oid, "reading small objects");
+	}
+	/* the bytea[] in binary: 1 dimension, no NULLs, element type bytea (17), 1-based */
+	if (ok && count > 0 &&
+	    !(lobsync_put_int32(&arr, 1) && lobsync_put_int32(&arr, 0) && lobsync_put_int32(&arr, 17) &&
+	      lobsync_put_int32(&arr, (uint32_t)count) && lobsync_put_int32(&arr, 1)))
+		ok = false;
+	for (int k = 0; ok && k < count; k++)
+		ok = lobsync_put_int32(&arr, (uint32_t)PQgetlength(res, k, 0)) &&
+		     strbuf_append(&arr, PQgetvalue(res, k, 0), (size_t)PQgetlength(res, k, 0));
+	if (!ok && st->errbuf[0] == '\0')
+		snprintf(st->errbuf, st->errlen, "out of memory");
+	if (ok && count > 0)
+	{
+		w = PQexecParams(
+		    st->tgt,
+		    "SELECT count(pg_catalog.lo_from_bytea(u.o, u.d)) FROM "
+		    "ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::bytea[])) AS u(o, d)",
+		    2, NULL, (const char *const[]){strbuf_data(&oids), strbuf_data(&arr)},
+		    (const int[]){0, (int)strbuf_len(&arr)}, (const int[]){0, 1}, 0);
+		if (PQresultStatus(w) != PGRES_TUPLES_OK)
+			ok = lobsync_fail(st, st->tgt, items[from].oid, "lo_from_bytea of small objects");
+	}
+	for (int i = from; ok && i < to; i++)
+		if (lobsync_bulk_member(&items[i]))
+		{
+			items[i].written = true;
+			st->r->chunks_written++;
+			st->r->bytes_written += PQgetlength(res, row++, 0);
+		}
+	PQclear(res);
+	PQclear(w);
+	strbuf_free(&oids);
+	strbuf_free(&arr);
+	return ok;
+}
+
+/*
+ * The batch's small objects only on the source (chunk 0 is all of them),
+ * made on the target in groups of at most LOBSYNC_BULK_BYTES: one query per
+ * side and group instead of two per object.
+ */
+static bool
+lobsync_bulk_create(lobsync_run_state *st, lobsync_item *items, int n)
+{
+	int from = 0;
+	int64_t bytes = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (!lobsync_bulk_member(&items[i]))
+			continue;
+		if (bytes + items[i].s0.len > LOBSYNC_BULK_BYTES)
+		{
+			if (!lobsync_bulk_group(st, items, from, i))
+				return false;
+			from = i;
+			bytes = 0;
+		}
+		bytes += items[i].s0.len;
+	}
+	return lobsync_bulk_group(st, items, from, n);
+}
+
 /*
  * An object only on the source: created with its OID, every chunk copied;
  * the source reads chunk i + 1 while the target writes chunk i.
@@ -569,6 +700,11 @@ lobsync_create(lobsync_run_state *st, const lobsync_item *it)
 	PGresult *data;
 	bool more = true, ok = true;
 
+	if (it->written) /* by lobsync_bulk_create */
+	{
+		st->r->created++;
+		return lobsync_set_grants(st, it) && lobsync_set_owner(st, it);
+	}
 	if (!lobsync_read_send(st, it->oid, 0))
 		return false;
 	for (int64_t i = 0; ok && more; i++)
@@ -675,6 +811,11 @@ lobsync_batch(lobsync_run_state *st, lobsync_item *items, int n)
 		return false;
 	if (!lobsync_exec(st, st->tgt, items[0].oid, "BEGIN", "BEGIN", 0, NULL))
 		return false;
+	if (!lobsync_bulk_create(st, items, n))
+	{
+		PQclear(PQexec(st->tgt, "ROLLBACK"));
+		return false;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		const lobsync_item *it = &items[i];
