@@ -4,8 +4,9 @@
  *
  * The walk, per batch of up to o->batch objects in OID order:
  *
- *   source OIDs ─┐ lobsync_merge_step   ┌─ only on the source: lo_from_bytea / lo_create,
- *   target OIDs ─┘  (keyset pages)      │  then the chunks copied (lo_get → lo_put)
+ *   source OIDs ─┐ lobsync_merge_step   ┌─ only on the source: lo_from_bytea with chunk 0,
+ *   target OIDs ─┘  (keyset pages)      │  then the chunks copied (lo_get → lo_put); the
+ *                                       │  small ones (one chunk) in bulk, per 8 MB
  *                                       ├─ only on the target: lo_unlink
  *                                       └─ on both: chunk 0's length and MD5 for the whole
  *                                          batch in one query per side; a longer object's
