@@ -100,6 +100,8 @@ typedef struct migopts
 	 * point into (so a migopts is parsed in place and never copied) */
 	const char *from[MIGOPTS_PARTS], *to[MIGOPTS_PARTS];
 	char source_built[1200], target_built[1200];
+	/* --large-objects skip: not carried at the cutover (the Validate warning instead) */
+	bool skip_large_objects;
 } migopts;
 
 /*

@@ -36,6 +36,7 @@ typedef enum migplan_phase
 	MIGPLAN_RESTORE,        /* pg_restore (and ANALYZE) on the target */
 	MIGPLAN_GUARD,          /* online: triggers, keys, identities held back */
 	MIGPLAN_STREAM_APPLY,   /* online: stream and apply until the cutover */
+	MIGPLAN_LARGE_OBJECTS,  /* online: large objects changed since the snapshot carried over */
 	MIGPLAN_GUARD_UNDO,     /* online: what the guard held back put back */
 	MIGPLAN_SEQUENCE_SYNC,  /* online: the sequences set to the source's values */
 	MIGPLAN_CLEANUP,        /* the slot (but --keep-slot) and publications dropped */
@@ -68,6 +69,8 @@ typedef struct migplan_input
 	 * RESUME_DUMPED cannot be resumed: the run starts from the beginning
 	 */
 	resume_stage token_stage;
+	/* the dump copies large objects (nothing filtered, not schema-only): LargeObjects runs */
+	bool large_objects;
 } migplan_input;
 
 typedef struct migplan_step

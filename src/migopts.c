@@ -277,6 +277,8 @@ migopts_usage(FILE *f)
 	    "  --cutover-timeout SECS        give up draining after SECS (default 300)\n"
 	    "  --max-runtime-seconds N       cut over by itself after N seconds of streaming\n"
 	    "  --no-sequence-sync            do not copy sequence values at cutover\n"
+	    "  --large-objects copy|skip     carry the large objects changed since the snapshot\n"
+	    "                                over at cutover (default copy)\n"
 	    "  --group-commit N              source transactions per target transaction\n"
 	    "  --ring-size SIZE              replication buffer (default 64MB)\n"
 	    "  --reconnect-max-wait SECS     keep reconnecting to a lost source or target for\n"
@@ -428,6 +430,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		O_NOPRIV,
 		O_COPYMETHOD,
 		O_SPLITSIZE,
+		O_LARGEOBJ,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -460,6 +463,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	    {"exclude-table", required_argument, NULL, O_XTABLE},
 	    {"allow-restore-errors", no_argument, NULL, O_ALLOWERR},
 	    {"no-sequence-sync", no_argument, NULL, O_NOSEQ},
+	    {"large-objects", required_argument, NULL, O_LARGEOBJ},
 	    {"resume", no_argument, NULL, O_RESUME},
 	    {"force-clean", no_argument, NULL, O_FORCE},
 	    {"dump-path", required_argument, NULL, O_DUMPPATH},
@@ -830,6 +834,15 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 				break;
 			case O_NOOWNER:
 				o->no_owner = true;
+				break;
+			case O_LARGEOBJ:
+				if (strcmp(optarg, "copy") != 0 && strcmp(optarg, "skip") != 0)
+				{
+					snprintf(errbuf, errlen, "invalid --large-objects \"%s\": use copy or skip",
+					         optarg);
+					return false;
+				}
+				o->skip_large_objects = strcmp(optarg, "skip") == 0;
 				break;
 			case O_NOPRIV:
 				o->no_privileges = true;

@@ -28,6 +28,7 @@
 #define W_SEQSYNC 0x08u /* only with the sequence sync */
 #define W_VERIFY  0x10u /* only with --verify */
 #define W_DIRECT  0x20u /* only with --copy-method direct */
+#define W_LOBS    0x40u /* only when the dump copies large objects */
 
 typedef struct migplan_def
 {
@@ -55,6 +56,7 @@ static const migplan_def migplan_table[MIGPLAN_NPHASES] = {
 	{MIGPLAN_RESTORE,                "Restore",              "Restore",         W_ANY,                N,              RESUME_RESTORED, N,               RESUME_RESTORED},
 	{MIGPLAN_GUARD,                  "Guard",                NULL,              W_ONLINE,             N,              RESUME_CUTOVER,  N,               N},
 	{MIGPLAN_STREAM_APPLY,           "StreamApply",          STREAMING,         W_ONLINE,             N,              RESUME_CUTOVER,  N,               RESUME_CUTOVER},
+	{MIGPLAN_LARGE_OBJECTS,          "LargeObjects",         "LargeObjects",    W_ONLINE | W_LOBS,    N,              RESUME_COMPLETE, N,               N},
 	{MIGPLAN_GUARD_UNDO,             "GuardUndo",            NULL,              W_ONLINE,             N,              RESUME_COMPLETE, N,               N},
 	{MIGPLAN_SEQUENCE_SYNC,          "SequenceSync",         "SequenceSync",    W_ONLINE | W_SEQSYNC, N,              RESUME_COMPLETE, N,               N},
 	{MIGPLAN_CLEANUP,                "Cleanup",              NULL,              W_ANY,                N,              RESUME_COMPLETE, N,               N},
@@ -79,7 +81,8 @@ migplan_wanted(const migplan_input *in, unsigned when)
 {
 	return (when & (in->online ? W_ONLINE : W_OFFLINE)) != 0 &&
 	       (!(when & W_DRY_RUN) || in->dry_run) && (!(when & W_SEQSYNC) || in->sequence_sync) &&
-	       (!(when & W_VERIFY) || in->verify) && (!(when & W_DIRECT) || in->copy_direct);
+	       (!(when & W_VERIFY) || in->verify) && (!(when & W_DIRECT) || in->copy_direct) &&
+	       (!(when & W_LOBS) || in->large_objects);
 }
 
 /* The info a resumed run gives when it reaches phase, skipped at stage. */

@@ -12,9 +12,11 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cmd.h"
+#include "lobsync.h"
 #include "migplan.h"
 #include "migrate_internal.h"
 
@@ -69,6 +71,49 @@ migrun_stream_apply(mig *m, char *errbuf, size_t errlen)
 	pgsession_refresh(m->tgt, PGSESSION_TARGET);
 	/* every change is on the target: a kill from here on only needs the finishing */
 	return rc == EXIT_OK ? MIGRUN_GO_ON : rc;
+}
+
+/*
+ * Large objects created, changed or unlinked on the source since the
+ * snapshot, carried over now that the source is quiet (logical decoding
+ * does not carry them). Run again by a --resume after the cutover.
+ */
+static int
+migrun_large_objects(mig *m, char *errbuf, size_t errlen)
+{
+	const lobsync_opts o = {.owners = !m->o.no_owner,
+	                        .privileges = !m->o.no_privileges,
+	                        .stage = "LargeObjects",
+	                        .stop = &mig_abort};
+	lobsync_result r;
+	event e;
+
+	if (!lobsync_run(m->src, m->tgt, &o, &r, errbuf, errlen))
+	{
+		size_t n = strlen(errbuf);
+
+		/* the way out when the cause cannot be fixed: the objects as the dump copied them */
+		if (!mig_abort)
+			snprintf(errbuf + n, errlen - n,
+			         "; after fixing it, --resume carries them (or --resume --large-objects skip "
+			         "leaves them as the dump copied them, and the verification says so)");
+		return mig_abort ? EXIT_ABORTED : EXIT_ERROR;
+	}
+	event_begin(&e, "LargeObjects");
+	event_int(&e, "source_objects", r.src_objects);
+	event_int(&e, "created", r.created);
+	event_int(&e, "rewritten", r.rewritten);
+	event_int(&e, "unlinked", r.unlinked);
+	event_int(&e, "owners_set", r.owners_set);
+	event_int(&e, "grants_set", r.grants_set);
+	event_num(&e, "mb_written", (double)r.bytes_written / (1024.0 * 1024.0));
+	event_num(&e, "seconds", r.seconds);
+	event_end(&e,
+	          "large objects carried over: %lld on the source, %lld created, %lld rewritten, "
+	          "%lld unlinked, %.1f MB written in %.1f s",
+	          (long long)r.src_objects, (long long)r.created, (long long)r.rewritten,
+	          (long long)r.unlinked, (double)r.bytes_written / (1024.0 * 1024.0), r.seconds);
+	return MIGRUN_GO_ON;
 }
 
 /* --verify: compare; strict, a target not known equal fails the run. */
@@ -137,6 +182,8 @@ migrun_phase(mig *m, migrun_state *s, migplan_phase phase, char *errbuf, size_t 
 			return migrun_go_on(guardrun_apply(m, errbuf, errlen));
 		case MIGPLAN_STREAM_APPLY:
 			return migrun_stream_apply(m, errbuf, errlen);
+		case MIGPLAN_LARGE_OBJECTS:
+			return migrun_large_objects(m, errbuf, errlen);
 		case MIGPLAN_GUARD_UNDO:
 			/* the target's triggers and identity columns back, foreign keys NOT VALID */
 			return migrun_go_on(guardrun_undo(m, "Guard", errbuf, errlen));
@@ -252,11 +299,15 @@ migrun_run(mig *m, int argc, char **argv)
 			resume_path(m->o.dump_path, m->token_path, sizeof(m->token_path));
 		if (runtoken_check(m, err, sizeof(err)))
 		{
+			scope_filters f = mig_scope(m);
 			migplan_input in = {.online = m->o.online,
 			                    .dry_run = m->o.dry_run,
 			                    .sequence_sync = m->o.sequence_sync,
 			                    .verify = m->o.verify != 0,
 			                    .copy_direct = m->o.copy_direct,
+			                    /* pg_dump copies them only when nothing is filtered */
+			                    .large_objects = !m->o.skip_large_objects && !scope_filtered(&f) &&
+			                                     strcmp(m->o.scope, "schema-only") != 0,
 			                    .resume = m->o.resume,
 			                    .token_stage = m->token.stage};
 

@@ -60,9 +60,10 @@ preflight_tool_major(const char *path)
 
 /*
  * Online: what the dump copies but the stream never carries. Unlogged tables
- * write no WAL, and logical decoding does not decode large objects; their
- * changes after the snapshot never reach the target. Said once, up front,
- * with the way out; the verification compares both.
+ * write no WAL: their changes after the snapshot never reach the target
+ * (a warning, with the way out). Logical decoding does not decode large
+ * objects either: the LargeObjects phase carries them at the cutover (an
+ * info). Said once, up front; the verification compares both.
  */
 static void
 preflight_warn_unstreamed(mig *m)
@@ -116,13 +117,23 @@ preflight_warn_unstreamed(mig *m)
 		long long count = atoll(buf);
 
 		event_begin(&e, "Validate");
-		event_level(&e, "warning");
 		event_int(&e, "large_objects", count);
+		if (m->o.skip_large_objects)
+		{
+			event_level(&e, "warning");
+			event_end(&e,
+			          "%lld large object%s copied by the dump, but with --large-objects skip "
+			          "their changes after the snapshot are lost (logical decoding does not "
+			          "carry them): stop changing them before the migration, or leave out "
+			          "--large-objects skip; the verification compares them",
+			          count, count == 1 ? "" : "s");
+			return;
+		}
 		event_end(&e,
-		          "%lld large object%s copied by the dump, but changes to large objects are "
-		          "never streamed (logical decoding does not carry them): stop changing them "
-		          "before the migration, or copy them again after the cutover; the verification "
-		          "compares them",
+		          "%lld large object%s copied by the dump; logical decoding does not carry "
+		          "large objects, so those created, changed or unlinked later are carried over "
+		          "at the cutover (phase LargeObjects, once writes have stopped: only what "
+		          "differs is copied); the verification compares them",
 		          count, count == 1 ? "" : "s");
 	}
 }

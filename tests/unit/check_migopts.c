@@ -269,6 +269,7 @@ static const struct
     {{ONLINE, "--ring-size", "512kB"}, "invalid --ring-size \"512kB\": use at least 1MB"},
     {{ONLINE, "--ring-size", "lots"}, "invalid --ring-size \"lots\": use at least 1MB"},
     {{RUN, "--verify", "maybe"}, "invalid --verify \"maybe\": use off, warn or strict"},
+    {{ONLINE, "--large-objects", "later"}, "invalid --large-objects \"later\": use copy or skip"},
     {{RUN, "--max-parallel", "65"}, "invalid --max-parallel \"65\": use a number from 1 to 64"},
     {{ONLINE, "--reconnect-max-wait", "-1"},
      "invalid --reconnect-max-wait \"-1\": use a number from 0 to 604800"},
@@ -669,6 +670,18 @@ START_TEST(pg_migrates_connection_options_build_the_conninfo)
 	PARSE_OK(&o, "--mode", "offline", "--target", "host=t", "--migrate-globals=true");
 	ck_assert_str_eq(o.source, "host=env-src");
 	ck_assert_int_eq(o.migrate_globals, 1);
+START_TEST(large_objects_are_carried_unless_skip_is_asked_for)
+{
+	migopts o;
+
+	PARSE_OK(&o, "--mode", "online", "--source", "host=a", "--target", "host=b");
+	ck_assert(!o.skip_large_objects);
+	PARSE_OK(&o, "--mode", "online", "--source", "host=a", "--target", "host=b", "--large-objects",
+	         "skip");
+	ck_assert(o.skip_large_objects);
+	PARSE_OK(&o, "--mode", "online", "--source", "host=a", "--target", "host=b",
+	         "--large-objects=skip", "--large-objects", "copy");
+	ck_assert(!o.skip_large_objects);
 }
 END_TEST
 
@@ -711,6 +724,7 @@ main(void)
 	tcase_add_test(tc, help_asks_for_nothing_else_and_prints_the_usage);
 	tcase_add_test(tc, the_config_hash_moves_with_what_defines_the_migration);
 	tcase_add_test(tc, a_whole_server_child_gets_its_own_slot_dump_and_tag);
+	tcase_add_test(tc, large_objects_are_carried_unless_skip_is_asked_for);
 	tcase_add_test(tc, database_names_map_to_distinct_valid_slot_names);
 	tcase_add_test(tc, a_whole_server_child_gets_no_connection_part_of_pg_migrate);
 	tcase_add_test(tc, the_rust_tools_online_command_line_parses_and_says_what_it_ignores);

@@ -69,6 +69,7 @@ static void
 plan_of(migplan *p, bool online, bool resume, resume_stage stage)
 {
 	migplan_input in = {.online = online,
+	                    .large_objects = true,
 	                    .sequence_sync = true,
 	                    .verify = true,
 	                    .resume = resume,
@@ -77,7 +78,8 @@ plan_of(migplan *p, bool online, bool resume, resume_stage stage)
 	migplan_build(&in, p);
 }
 
-#define ONLINE_FINISH  "GuardUndo SequenceSync Cleanup GuardValidate DropProgress Verify Complete"
+#define ONLINE_FINISH \
+	"LargeObjects GuardUndo SequenceSync Cleanup GuardValidate DropProgress Verify Complete"
 #define OFFLINE_FINISH "Cleanup DropProgress Verify Complete"
 
 START_TEST(a_fresh_offline_run_dumps_restores_and_saves_each_stage)
@@ -117,7 +119,11 @@ END_TEST
 
 START_TEST(a_direct_copy_is_resumable_only_once_its_rows_are_on_the_target)
 {
-	migplan_input in = {.online = true, .sequence_sync = true, .verify = true, .copy_direct = true};
+	migplan_input in = {.online = true,
+	                    .sequence_sync = true,
+	                    .verify = true,
+	                    .copy_direct = true,
+	                    .large_objects = true};
 	migplan p;
 
 	migplan_build(&in, &p);
@@ -340,9 +346,43 @@ START_TEST(the_options_add_and_leave_out_their_phases)
 }
 END_TEST
 
+START_TEST(large_objects_are_carried_at_the_cutover_when_the_dump_copied_them)
+{
+	migplan_input in = {.online = true, .sequence_sync = true, .large_objects = true};
+	migplan p;
+
+	migplan_build(&in, &p);
+	/* after the final drain, before the sequences: the source is quiet by then */
+	ck_assert_int_eq(p.steps[MIGPLAN_LARGE_OBJECTS].action, MIGPLAN_RUN);
+	ck_assert_int_lt(MIGPLAN_STREAM_APPLY, MIGPLAN_LARGE_OBJECTS);
+	ck_assert_int_lt(MIGPLAN_LARGE_OBJECTS, MIGPLAN_SEQUENCE_SYNC);
+	/* it saves no stage: a run killed during it resumes at Cutover and carries them again */
+	ck_assert_int_eq(p.steps[MIGPLAN_LARGE_OBJECTS].save_before, RESUME_NONE);
+	ck_assert_int_eq(p.steps[MIGPLAN_LARGE_OBJECTS].save_after, RESUME_NONE);
+	in.resume = true;
+	in.token_stage = RESUME_CUTOVER;
+	migplan_build(&in, &p);
+	ck_assert_int_eq(p.steps[MIGPLAN_LARGE_OBJECTS].action, MIGPLAN_RUN);
+	/* a completed run does not touch them again */
+	in.token_stage = RESUME_COMPLETE;
+	migplan_build(&in, &p);
+	ck_assert_int_eq(p.steps[MIGPLAN_LARGE_OBJECTS].action, MIGPLAN_RESUMED);
+	/* filtered or schema-only, the dump copied none: there are none to carry */
+	in.resume = false;
+	in.large_objects = false;
+	migplan_build(&in, &p);
+	ck_assert_int_eq(p.steps[MIGPLAN_LARGE_OBJECTS].action, MIGPLAN_LEFT_OUT);
+	/* offline, the dump copies them at the end state: nothing to carry */
+	in.large_objects = true;
+	in.online = false;
+	migplan_build(&in, &p);
+	ck_assert_int_eq(p.steps[MIGPLAN_LARGE_OBJECTS].action, MIGPLAN_LEFT_OUT);
+}
+END_TEST
+
 START_TEST(a_dry_run_lists_the_phases_of_its_mode)
 {
-	migplan_input in = {.dry_run = true, .sequence_sync = true};
+	migplan_input in = {.dry_run = true, .sequence_sync = true, .large_objects = true};
 	migplan p;
 	char line[512];
 
@@ -353,20 +393,22 @@ START_TEST(a_dry_run_lists_the_phases_of_its_mode)
 	migplan_build(&in, &p);
 	ck_assert(migplan_phases_line(&p, line, sizeof(line)));
 	ck_assert_str_eq(line, "Validate -> PrepareSnapshot -> Dump -> Restore -> StreamApply -> "
-	                       "(Lag ...) -> CaughtUp -> Cutover on Ctrl+C -> SequenceSync -> "
-	                       "Complete");
+	                       "(Lag ...) -> CaughtUp -> Cutover on Ctrl+C -> LargeObjects -> "
+	                       "SequenceSync -> Complete");
 	in.sequence_sync = false;
 	migplan_build(&in, &p);
 	ck_assert(migplan_phases_line(&p, line, sizeof(line)));
-	ck_assert_str_eq(line, "Validate -> PrepareSnapshot -> Dump -> Restore -> StreamApply -> "
-	                       "(Lag ...) -> CaughtUp -> Cutover on Ctrl+C -> Complete");
+	ck_assert_str_eq(line,
+	                 "Validate -> PrepareSnapshot -> Dump -> Restore -> StreamApply -> "
+	                 "(Lag ...) -> CaughtUp -> Cutover on Ctrl+C -> LargeObjects -> Complete");
 	/* a dry run of a resume lists the whole migration, as one of a fresh run does */
 	in.resume = true;
 	in.token_stage = RESUME_CUTOVER;
 	migplan_build(&in, &p);
 	ck_assert(migplan_phases_line(&p, line, sizeof(line)));
-	ck_assert_str_eq(line, "Validate -> PrepareSnapshot -> Dump -> Restore -> StreamApply -> "
-	                       "(Lag ...) -> CaughtUp -> Cutover on Ctrl+C -> Complete");
+	ck_assert_str_eq(line,
+	                 "Validate -> PrepareSnapshot -> Dump -> Restore -> StreamApply -> "
+	                 "(Lag ...) -> CaughtUp -> Cutover on Ctrl+C -> LargeObjects -> Complete");
 	/* too small a buffer is said, not a cut line passed on */
 	ck_assert(!migplan_phases_line(&p, line, 20));
 	ck_assert_uint_lt(strlen(line), 20);
@@ -615,6 +657,7 @@ main(void)
 	tcase_add_loop_test(plan, every_stage_in_both_modes_resumes_where_its_token_says, 0,
 	                    (int)(sizeof(resumes) / sizeof(resumes[0])));
 	tcase_add_test(plan, the_options_add_and_leave_out_their_phases);
+	tcase_add_test(plan, large_objects_are_carried_at_the_cutover_when_the_dump_copied_them);
 	tcase_add_test(plan, a_dry_run_lists_the_phases_of_its_mode);
 	tcase_add_loop_test(outcome, each_way_a_run_ends_gets_its_cleanup_and_hint, 0,
 	                    (int)(sizeof(outcomes) / sizeof(outcomes[0])));
