@@ -670,6 +670,9 @@ START_TEST(pg_migrates_connection_options_build_the_conninfo)
 	PARSE_OK(&o, "--mode", "offline", "--target", "host=t", "--migrate-globals=true");
 	ck_assert_str_eq(o.source, "host=env-src");
 	ck_assert_int_eq(o.migrate_globals, 1);
+}
+END_TEST
+
 START_TEST(large_objects_are_carried_unless_skip_is_asked_for)
 {
 	migopts o;
