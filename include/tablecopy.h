@@ -72,6 +72,17 @@ PGDBM_MUST_CHECK bool tablecopy_plan(const tablecopy_table *tables, int ntables,
                                      int64_t range_pages, tablecopy_item **items, int *nitems);
 
 /*
+ * The range size to plan with: range_pages, or smaller when a table holds
+ * more than its workers' share of the whole (all pages / jobs, when that is
+ * at least TABLECOPY_MIN_RANGE_PAGES): one table that dominates is then split
+ * in at least jobs ranges, so every worker copies it. 0 stays 0 (never
+ * split). Pure.
+ */
+#define TABLECOPY_MIN_RANGE_PAGES 1024 /* 8 MB of 8 kB pages */
+int64_t tablecopy_range_pages(const tablecopy_table *tables, int ntables, int64_t range_pages,
+                              int jobs);
+
+/*
  * The statements of an item: the source's COPY ... TO STDOUT (a range reads
  * through a TID range condition, which PostgreSQL 14+ scans in place) and
  * the target's COPY ... FROM STDIN; binary only when asked and the table's

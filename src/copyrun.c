@@ -692,9 +692,14 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 		copyrun_post_free(&post);
 		return false;
 	}
-	/* ranges only where a TID range scan reads them in place (PostgreSQL 14+) */
+	/* ranges only where a TID range scan reads them in place (PostgreSQL 14+); a table
+	   larger than the workers' share is split too */
 	if (!tablecopy_plan(m->copy_tables, ncopy,
-	                    PQserverVersion(m->src) >= 140000 ? (int64_t)(m->o.split_bytes / 8192) : 0,
+	                    tablecopy_range_pages(m->copy_tables, ncopy,
+	                                          PQserverVersion(m->src) >= 140000
+	                                              ? (int64_t)(m->o.split_bytes / 8192)
+	                                              : 0,
+	                                          to.jobs),
 	                    &items, &nitems))
 	{
 		copyrun_post_free(&post);

@@ -202,6 +202,19 @@ tablecopy_plan(const tablecopy_table *tables, int ntables, int64_t range_pages,
 	return true;
 }
 
+int64_t
+tablecopy_range_pages(const tablecopy_table *tables, int ntables, int64_t range_pages, int jobs)
+{
+	int64_t pages = 0, share;
+
+	if (range_pages <= 0 || jobs <= 1)
+		return range_pages;
+	for (int i = 0; i < ntables; i++)
+		pages += tables[i].pages;
+	share = (pages + jobs - 1) / jobs;
+	return share >= TABLECOPY_MIN_RANGE_PAGES && share < range_pages ? share : range_pages;
+}
+
 /* ---------------------------------------------------------------- statements */
 
 bool

@@ -276,6 +276,28 @@ START_TEST(the_direct_copy_uses_the_machine_unless_jobs_is_given)
 }
 END_TEST
 
+START_TEST(a_table_that_dominates_is_split_for_every_worker_even_below_the_range_size)
+{
+	/* 160 MB and 40 MB: the range size of 256 MB would leave the big one whole */
+	tablecopy_table t[2] = {table("big", "x", 20480), table("small", "x", 5120)};
+	tablecopy_item *items;
+	int n, big = 0;
+
+	ck_assert_int_eq(tablecopy_range_pages(t, 2, 32768, 2), 12800);
+	ck_assert(tablecopy_plan(t, 2, tablecopy_range_pages(t, 2, 32768, 2), &items, &n));
+	for (int i = 0; i < n; i++)
+		big += items[i].table == 0;
+	ck_assert_int_eq(big, 2);
+	free(items);
+	/* one job, never split, or a share below 8 MB: the range size as given */
+	ck_assert_int_eq(tablecopy_range_pages(t, 2, 32768, 1), 32768);
+	ck_assert_int_eq(tablecopy_range_pages(t, 2, 0, 4), 0);
+	t[0].pages = 1000;
+	t[1].pages = 10;
+	ck_assert_int_eq(tablecopy_range_pages(t, 2, 32768, 2), 32768);
+}
+END_TEST
+
 static Suite *
 tablecopy_suite(void)
 {
@@ -293,6 +315,7 @@ tablecopy_suite(void)
 	tcase_add_test(tc, the_post_data_of_one_table_is_told_from_what_spans_tables);
 	tcase_add_test(tc, every_entry_is_restored_once_by_its_table_or_by_the_final_pass);
 	tcase_add_test(tc, the_direct_copy_uses_the_machine_unless_jobs_is_given);
+	tcase_add_test(tc, a_table_that_dominates_is_split_for_every_worker_even_below_the_range_size);
 	suite_add_tcase(s, tc);
 	return s;
 }
