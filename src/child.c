@@ -30,6 +30,23 @@ typedef struct child_kinds
 	int n;
 } child_kinds;
 
+/*
+ * In the forked child, before or instead of execve: say what failed on the
+ * pipe (stderr) and exit 127. The tool has threads (the direct copy's), so
+ * only async-signal-safe calls here: write(2), no stdio, no strerror's locale.
+ */
+static void
+child_fail(const char *what, const char *name, int err)
+{
+	const char *desc = strerrordesc_np(err);
+	const char *parts[] = {"error: ", what, name, ": ", desc ? desc : "unknown error", "\n"};
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		if (write(STDERR_FILENO, parts[i], strlen(parts[i])) < 0)
+			break;
+	_exit(127);
+}
+
 /* Count an error line under its kind: the text after "error: ", up to a quote or digit. */
 static void
 child_count_error(child_kinds *k, const char *line)
@@ -155,16 +172,13 @@ child_run(const child_spec *spec, child_result *res, char *errbuf, size_t errlen
 
 			if (out < 0)
 			{
-				fprintf(stderr, "error: could not create %s: %s\n", spec->stdout_path,
-				        strerror(errno));
-				_exit(127);
+				child_fail("could not create ", spec->stdout_path, errno);
 			}
 			dup2(out, STDOUT_FILENO);
 			close(out);
 		}
 		execve(spec->argv[0], (char *const *)spec->argv, env);
-		fprintf(stderr, "error: could not run %s: %s\n", spec->argv[0], strerror(errno));
-		_exit(127);
+		child_fail("could not run ", spec->argv[0], errno);
 	}
 	setpgid(pid, pid); /* also here: no race with the child's own call */
 	close(pipefd[1]);
