@@ -101,6 +101,10 @@ migopts_usage(FILE *f)
 	    "                                committed at LSN (the one an apply error named)\n"
 	    "  --on-missing-row error|skip   an UPDATE/DELETE that finds no row on the target\n"
 	    "                                stops the run (default), or is counted and skipped\n"
+	    "  --ddl replicate|stop          schema changes on the source during the migration:\n"
+	    "                                replayed on the target in stream order (default when\n"
+	    "                                the source role may create event triggers), or the\n"
+	    "                                apply stops at the first changed table\n"
 	    "\n"
 	    "Verification:\n"
 	    "  --verify off|warn|strict      compare source and target before Complete (default\n"
@@ -226,6 +230,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		O_NOPRIV,
 		O_COPYMETHOD,
 		O_SPLITSIZE,
+		O_DDL,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -287,6 +292,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	    {"no-privileges", no_argument, NULL, O_NOPRIV},
 	    {"copy-method", required_argument, NULL, O_COPYMETHOD},
 	    {"split-tables-larger-than", required_argument, NULL, O_SPLITSIZE},
+	    {"ddl", required_argument, NULL, O_DDL},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -318,6 +324,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	o->verify = 1;
 	o->max_parallel = 2;
 	o->reconnect_max_wait = 300;
+	o->ddl = -1;
 	o->receiver_timeout = 60;
 	o->migrate_globals = -1;
 	opterr = 0;
@@ -601,6 +608,14 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 					return false;
 				}
 				break;
+			case O_DDL:
+				if (strcmp(optarg, "replicate") != 0 && strcmp(optarg, "stop") != 0)
+				{
+					snprintf(errbuf, errlen, "invalid --ddl \"%s\": use replicate or stop", optarg);
+					return false;
+				}
+				o->ddl = strcmp(optarg, "replicate") == 0;
+				break;
 			case O_HELP:
 				*help = true;
 				return true;
@@ -623,6 +638,13 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		return false;
 	}
 	o->online = strcmp(mode, "online") == 0;
+	if (!o->online && o->ddl == 1)
+	{
+		snprintf(errbuf, errlen,
+		         "--ddl replicate is for --mode online (an offline copy has no stream to "
+		         "replay schema changes in)");
+		return false;
+	}
 	if (!o->online && (o->skip_lsn || o->skip_missing))
 	{
 		snprintf(errbuf, errlen,

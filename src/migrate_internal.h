@@ -57,6 +57,8 @@ typedef struct mig
 	bool created_slot, created_publication;
 	srcplan plan;                     /* online: publications, keyless tables (srcplan_free) */
 	bool created_keyless_publication; /* plan.keyless_publication is ours to drop */
+	bool ddl;                         /* online: DDL replicated (decided at Validate, ddl.h) */
+	char ddl_why[512];                /* why not, when --ddl was not given and it cannot be */
 	bool restart;                     /* nothing can be resumed: drop what we made, start over */
 	char halt_msg[1024];              /* why the stream was halted (with restart) */
 	int src_version;
@@ -128,6 +130,8 @@ PGDBM_MUST_CHECK bool preflight_run(mig *m, char *errbuf, size_t errlen);
 
 /* ---- snapshot.c: PrepareSnapshot, or re-attach on --resume */
 PGDBM_MUST_CHECK bool snapshot_prepare(mig *m, char *errbuf, size_t errlen);
+/* Drop the DDL capture (ddl.h) from the source if it is there; a warning of phase if it fails. */
+void snapshot_ddl_remove(mig *m, const char *phase);
 PGDBM_MUST_CHECK bool snapshot_reattach(mig *m, char *errbuf, size_t errlen);
 PGDBM_MUST_CHECK bool snapshot_reattach_after_cutover(mig *m, char *errbuf, size_t errlen);
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "ddl.h"
 #include "migrate_internal.h"
 
 /* A client tool's path, checked to exist. */
@@ -393,6 +394,49 @@ preflight_grantees(mig *m, char *errbuf, size_t errlen)
 	return true;
 }
 
+/*
+ * --ddl: replicate when asked or, when not said, when the source role may
+ * create the capture's event triggers (a superuser on PostgreSQL up to 16),
+ * with the reason said when it falls back to stop; asked for and not
+ * allowed, the check fails.
+ */
+static bool
+preflight_ddl(mig *m)
+{
+	PGresult *res;
+	bool allowed;
+
+	m->ddl = false;
+	m->ddl_why[0] = '\0';
+	if (!m->o.online || m->o.ddl == 0)
+		return true;
+	res = PQexec(m->src, ddl_allowed_sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		snprintf(m->ddl_why, sizeof(m->ddl_why), "could not ask the source: %s",
+		         PQerrorMessage(m->src));
+	else
+		snprintf(m->ddl_why, sizeof(m->ddl_why), "%s", PQgetvalue(res, 0, 1));
+	allowed = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	          strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (allowed)
+	{
+		m->ddl = true;
+		return true;
+	}
+	for (size_t n = strlen(m->ddl_why); n > 0 && m->ddl_why[n - 1] == '\n'; n--)
+		m->ddl_why[n - 1] = '\0';
+	if (m->o.ddl == 1)
+		return mig_check_failed("source_ddl_capture",
+		                        "--ddl replicate: %s; use a superuser source role, or --ddl stop",
+		                        m->ddl_why);
+	event_say("Validate", "warning",
+	          "--ddl stop: schema changes on the source will not be replayed (%s); a changed table "
+	          "stops the apply, to be fixed by hand on the target and resumed",
+	          m->ddl_why);
+	return true;
+}
+
 bool
 preflight_run(mig *m, char *errbuf, size_t errlen)
 {
@@ -491,10 +535,14 @@ preflight_run(mig *m, char *errbuf, size_t errlen)
 		return false;
 	if (m->o.online)
 		preflight_warn_unstreamed(m);
+	if (!preflight_ddl(m))
+		return false;
 	if (!preflight_target_role(m, errbuf, errlen) || !preflight_grantees(m, errbuf, errlen))
 		return false;
 	event_begin(&e, "Validate");
 	event_str(&e, "mode", m->o.online ? "online" : "offline");
+	if (m->o.online)
+		event_str(&e, "ddl", m->ddl ? "replicate" : "stop");
 	event_int(&e, "tables", m->ntables);
 	event_str(&e, "source", m->src_ci.safe);
 	event_str(&e, "target", m->tgt_ci.safe);

@@ -20,7 +20,97 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "ddl.h"
 #include "migrate_internal.h"
+
+/* Run sql on the source in one transaction; false with the server's message in errbuf. */
+static bool
+snapshot_ddl_exec(PGconn *src, const char *sql, char *errbuf, size_t errlen)
+{
+	PGresult *res = PQexec(src, "BEGIN");
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	PQclear(res);
+	if (ok)
+	{
+		res = PQexec(src, sql);
+		ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+		if (!ok)
+			snprintf(errbuf, errlen, "%s", PQerrorMessage(src));
+		PQclear(res);
+		res = PQexec(src, ok ? "COMMIT" : "ROLLBACK");
+		if (ok && PQresultStatus(res) != PGRES_COMMAND_OK)
+		{
+			snprintf(errbuf, errlen, "%s", PQerrorMessage(src));
+			ok = false;
+		}
+		PQclear(res);
+	}
+	else
+		snprintf(errbuf, errlen, "%s", PQerrorMessage(src));
+	for (size_t n = strlen(errbuf); !ok && n > 0 && errbuf[n - 1] == '\n'; n--)
+		errbuf[n - 1] = '\0';
+	return ok;
+}
+
+/* Is the DDL capture installed on the source? */
+static bool
+snapshot_ddl_present(mig *m)
+{
+	char buf[32], err[512];
+
+	return m->src && mig_value(m->src, ddl_present_sql, buf, sizeof(buf), err, sizeof(err)) &&
+	       atoi(buf) > 0;
+}
+
+void
+snapshot_ddl_remove(mig *m, const char *phase)
+{
+	char err[1024];
+
+	if (m->src == NULL || !snapshot_ddl_present(m))
+		return;
+	if (!snapshot_ddl_exec(m->src, ddl_remove_sql, err, sizeof(err)))
+		event_say(phase, "warning",
+		          "could not drop the DDL capture (event triggers " DDL_TRIGGER_END
+		          ", " DDL_TRIGGER_DROP ") on the source: %s; drop them by hand",
+		          err);
+	else
+		event_say(phase, "info", "the DDL capture (event triggers) is dropped from the source");
+}
+
+/*
+ * Install the DDL capture before the slot exists, so that no command falls
+ * between the snapshot and the capture. A failure stops the run when
+ * --ddl replicate was asked for; else the run goes on with --ddl stop.
+ */
+static bool
+snapshot_ddl_install(mig *m, char *errbuf, size_t errlen)
+{
+	char err[1024];
+
+	if (!m->ddl)
+		return true;
+	if (snapshot_ddl_exec(m->src, ddl_install_sql, err, sizeof(err)))
+	{
+		event_say("PrepareSnapshot", "info",
+		          "DDL capture installed on the source (event triggers " DDL_TRIGGER_END
+		          " and " DDL_TRIGGER_DROP "): schema changes are replayed in stream order");
+		return true;
+	}
+	m->ddl = false;
+	if (m->o.ddl == 1)
+	{
+		snprintf(errbuf, errlen,
+		         "--ddl replicate: could not install the DDL capture on the source: %s", err);
+		return false;
+	}
+	event_say("PrepareSnapshot", "warning",
+	          "--ddl stop: could not install the DDL capture on the source (%s); a table changed "
+	          "on the source stops the apply",
+	          err);
+	return true;
+}
 
 /*
  * Resume after the cutover: the target has every change; the slot (if the
@@ -73,6 +163,8 @@ snapshot_reattach(mig *m, char *errbuf, size_t errlen)
 	m->created_slot = true;
 	m->created_publication = m->token.created_publication;
 	m->created_keyless_publication = m->token.created_keyless_publication;
+	/* the interrupted run's capture, if it had one, goes on; none is added now */
+	m->ddl = snapshot_ddl_present(m);
 	event_say("PrepareSnapshot", "info", "resuming: slot %s found (confirmed up to %s)",
 	          m->slot.name, pgo_lsn_format(m->slot.consistent_point, lsn));
 	return true;
@@ -117,8 +209,13 @@ snapshot_prepare(mig *m, char *errbuf, size_t errlen)
 		         m->o.slot, m->o.slot);
 		return false;
 	}
-	if (!replconn_create_slot(&m->rc, m->o.slot, false, &m->slot, errbuf, errlen))
+	if (!snapshot_ddl_install(m, errbuf, errlen))
 		return false;
+	if (!replconn_create_slot(&m->rc, m->o.slot, false, &m->slot, errbuf, errlen))
+	{
+		snapshot_ddl_remove(m, "PrepareSnapshot");
+		return false;
+	}
 	m->created_slot = true;
 	event_begin(&e, "PrepareSnapshot");
 	event_str(&e, "slot", m->slot.name);

@@ -1,0 +1,200 @@
+/*
+ * check_ddl.c — schema changes on the source during an online migration
+ * (--ddl replicate), between real servers: the source's superuser runs the
+ * application's DDL, the target is a NOSUPERUSER role that owns its database.
+ *
+ * The stories:
+ *  - while writers run, the application deploys: ADD COLUMN with a default,
+ *    DROP COLUMN, ALTER COLUMN TYPE, RENAME, CREATE TABLE and rows,
+ *    CREATE INDEX CONCURRENTLY, a new view and function, DROP TABLE, a DDL
+ *    inside a transaction with DML before and after it, a DDL in a function
+ *    the application calls, and one query holding an ALTER and an INSERT;
+ *    after the cutover the target's data and `pg_dump --schema-only` equal
+ *    the source's, and the capture is gone;
+ *  - a command the target role cannot run (a GRANT to a role the target
+ *    lacks) stops the apply naming the command and its LSN; the operator
+ *    creates the role and resumes: the rest arrives, once;
+ *  - kill -9 while a DDL waits on the target, before its commit; --resume
+ *    applies it and the rows around it exactly once.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pgtest.h"
+#include "story.h"
+
+static story_servers sv;
+
+/* `pg_dump --schema-only` of db on c, without what differs by nature (comments, SET lines). */
+static char *
+schema_of(const pgt_cluster *c, const char *db)
+{
+	char conn[256], bin[512];
+	pgt_proc p;
+	char *out, *norm, *o;
+	const char *argv[] = {pgt_bin("pg_dump", bin, sizeof(bin)), "--schema-only", "--no-owner",
+	                      "--no-privileges", pgt_connstr(c, db, conn, sizeof(conn)), NULL};
+
+	pgt_spawn(&p, argv, NULL);
+	out = pgt_slurp(&p);
+	ck_assert_int_eq(pgt_wait(&p, 60), 0);
+	norm = o = calloc(strlen(out) + 1, 1);
+	ck_assert_ptr_nonnull(norm);
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
+	{
+		if (strncmp(line, "--", 2) == 0 || strncmp(line, "SET ", 4) == 0 ||
+		    strncmp(line, "SELECT pg_catalog.set_config", 28) == 0 ||
+		    strncmp(line, "\\restrict", 9) == 0 || strncmp(line, "\\unrestrict", 11) == 0 ||
+		    line[0] == '\0')
+			continue;
+		o += sprintf(o, "%s\n", line);
+	}
+	free(out);
+	return norm;
+}
+
+/* The schemas of db on both sides are the same. */
+static void
+assert_same_schema(const char *db)
+{
+	char *a = schema_of(&sv.src, db), *b = schema_of(&sv.tgt, db);
+
+	if (strcmp(a, b) != 0)
+	{
+		size_t i = 0;
+
+		while (a[i] && a[i] == b[i])
+			i++;
+		while (i > 0 && a[i - 1] != '\n')
+			i--;
+		ck_abort_msg("the schemas differ from:\nsource: %.300s\ntarget: %.300s", a + i, b + i);
+	}
+	free(a);
+	free(b);
+}
+
+/* Nothing of the DDL capture is left on the source. */
+static void
+assert_capture_gone(PGconn *s)
+{
+	char buf[64];
+
+	ck_assert_str_eq(pgt_value(s,
+	                           "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE "
+	                           "'pg\\_dbmigrator%'",
+	                           buf, sizeof(buf)),
+	                 "0");
+	ck_assert_str_eq(pgt_value(s,
+	                           "SELECT count(*) FROM pg_namespace WHERE nspname = '_pg_dbmigrator'",
+	                           buf, sizeof(buf)),
+	                 "0");
+}
+
+START_TEST(the_application_deploys_during_the_migration)
+{
+	char src[256], tgt[256], dump[512], script[512];
+	PGconn *s, *t;
+	pgt_proc writers, tool;
+	char *out, *err;
+	int rc;
+
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "deploy");
+	pgt_owned_database(sv.tgt_admin, "deploy", "app");
+	story_connstrs(&sv, "deploy", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "deploy");
+	t = pgt_connect(&sv.tgt, "deploy");
+	pgt_exec(s, "CREATE TABLE accounts (id int PRIMARY KEY, name text, balance int NOT NULL)");
+	pgt_exec(s, "INSERT INTO accounts SELECT g, 'n' || g, g FROM generate_series(1, 200) g");
+	pgt_exec(s, "CREATE TABLE gone (id int PRIMARY KEY, v text)");
+	pgt_exec(s, "INSERT INTO gone SELECT g, 'v' FROM generate_series(1, 10) g");
+	pgt_exec(s, "CREATE TABLE ticks (id bigserial PRIMARY KEY, n int, at timestamptz)");
+	story_file("ticks.sql",
+	           "\\set n random(1, 1000)\n"
+	           "INSERT INTO ticks (n, at) VALUES (:n, now());\n"
+	           "UPDATE ticks SET n = n + 1 WHERE id = (SELECT max(id) FROM ticks);\n",
+	           script, sizeof(script));
+	story_pgbench_start(
+	    &writers, (const char *const[]){"-n", "-c", "2", "-T", "12", "-f", script, src, NULL},
+	    NULL);
+	pgt_scratch("deploy-dump", dump, sizeof(dump));
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--json", "--cutover-poll-secs", "1", "--verify", "strict",
+	                                    "--no-owner", "--ddl", "replicate", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+
+	/* the deployment, between rows written under the old and the new shape */
+	pgt_exec(s, "ALTER TABLE accounts ADD COLUMN tier int NOT NULL DEFAULT 1");
+	pgt_exec(s, "UPDATE accounts SET tier = 2 WHERE id % 3 = 0");
+	pgt_exec(s, "INSERT INTO accounts (id, name, balance, tier) VALUES (201, 'x', 5, 3)");
+	pgt_exec(s, "ALTER TABLE accounts DROP COLUMN name");
+	pgt_exec(s, "INSERT INTO accounts (id, balance) VALUES (202, 6)");
+	pgt_exec(s, "ALTER TABLE accounts ALTER COLUMN balance TYPE bigint");
+	pgt_exec(s, "UPDATE accounts SET balance = balance * 10000000000 WHERE id <= 10");
+	pgt_exec(s, "ALTER TABLE accounts RENAME COLUMN balance TO amount");
+	pgt_exec(s, "UPDATE accounts SET amount = amount + 1 WHERE id > 190");
+	pgt_exec(s, "CREATE TABLE orders (id serial PRIMARY KEY, account int REFERENCES accounts, "
+	            "total numeric(10,2))");
+	pgt_exec(s, "INSERT INTO orders (account, total) SELECT g % 200 + 1, g FROM "
+	            "generate_series(1, 300) g");
+	pgt_exec(s, "CREATE INDEX CONCURRENTLY orders_total ON orders (total)");
+	pgt_exec(s, "CREATE VIEW rich AS SELECT id, amount FROM accounts WHERE amount > 1000");
+	pgt_exec(s, "CREATE FUNCTION order_count(int) RETURNS bigint LANGUAGE sql AS "
+	            "$$ SELECT count(*) FROM orders WHERE account = $1 $$");
+	pgt_exec(s, "DROP TABLE gone");
+	/* in a transaction, with rows before and after */
+	pgt_exec(s, "BEGIN; INSERT INTO orders (account, total) VALUES (1, 1.5); "
+	            "ALTER TABLE orders ADD COLUMN note text DEFAULT 'none'; "
+	            "INSERT INTO orders (account, total, note) VALUES (2, 2.5, 'after'); "
+	            "UPDATE orders SET note = 'touched' WHERE id < 5; COMMIT");
+	/* in a function the application calls: the outer text is not the command */
+	pgt_exec(s, "CREATE FUNCTION deploy() RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+	            "ALTER TABLE orders ADD COLUMN shipped boolean NOT NULL DEFAULT false; "
+	            "CREATE TABLE shipments (id serial PRIMARY KEY, order_id int NOT NULL, "
+	            "at timestamptz DEFAULT now()); "
+	            "CREATE INDEX orders_account ON orders (account); "
+	            "INSERT INTO shipments (order_id) VALUES (1); "
+	            "UPDATE orders SET shipped = true WHERE id = 1; END $$");
+	pgt_exec(s, "SELECT deploy()");
+	pgt_exec(s, "INSERT INTO shipments (order_id) SELECT g FROM generate_series(2, 20) g");
+	/* one query, two statements: replaying its text would insert twice */
+	pgt_exec(s, "ALTER TABLE accounts ADD COLUMN flag int; "
+	            "INSERT INTO accounts (id, amount, tier, flag) VALUES (203, 7, 1, 9)");
+	pgt_exec(s, "UPDATE accounts SET flag = 1 WHERE id = 1");
+
+	story_pgbench_done(&writers, 60);
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(out, "\"differences\":0"), "no clean Verify: %s", story_tail(out));
+	ck_assert_msg(strstr(err, "replayed the source's ALTER TABLE") &&
+	                  strstr(err, "rebuilt from the source's catalog"),
+	              "%s", story_tail(err));
+	pgt_assert_same(s, t, "accounts");
+	pgt_assert_same(s, t, "orders");
+	pgt_assert_same(s, t, "shipments");
+	pgt_assert_same(s, t, "ticks");
+	assert_same_schema("deploy");
+	assert_capture_gone(s);
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+int
+main(void)
+{
+	const story_plan plan = {"ddl", "ddl", 240, &sv, STORY_SOURCE_CONF};
+	const TTest *const stories[] = {the_application_deploys_during_the_migration, NULL};
+
+	return story_run_suite(story_suite(&plan, stories));
+}
