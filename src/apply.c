@@ -470,8 +470,8 @@ apply_ddl_stop(applier *a, const ddl_msg *m, pgo_lsn lsn, const char *why, const
 	         "the source's DDL command %s at %s (source transaction committed at %s) %s%s%s: "
 	         "%s%s; command text: %.300s",
 	         m && m->tag ? m->tag : "(unknown)", pgo_lsn_format(lsn, at),
-	         pgo_lsn_format(a->txn_lsn, txn), detail ? "failed on the target (" : "was not replayed (",
-	         detail ? detail : why, ")",
+	         pgo_lsn_format(a->txn_lsn, txn),
+	         detail ? "failed on the target (" : "was not replayed (", detail ? detail : why, ")",
 	         fixable ? "fix its cause on the target (for example create the missing role or "
 	                   "grant the privilege), then run again with --resume; or run it on the "
 	                   "target by hand and skip it with --resume --skip-lsn "
@@ -571,8 +571,8 @@ apply_ddl(applier *a, const pgo_logical_message *lm, pgo_lsn lsn)
 	{
 		const char *path[1] = {m.search_path ? m.search_path : ""};
 
-		ok = apply_ddl_exec(a, &m, lsn, "SELECT pg_catalog.current_setting('search_path')", 0,
-		                    NULL, saved_path, sizeof(saved_path)) &&
+		ok = apply_ddl_exec(a, &m, lsn, "SELECT pg_catalog.current_setting('search_path')", 0, NULL,
+		                    saved_path, sizeof(saved_path)) &&
 		     apply_ddl_exec(a, &m, lsn, "SELECT pg_catalog.set_config('search_path', $1, true)", 1,
 		                    path, NULL, 0);
 	}

@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "cmd.h"
+#include "ddl.h"
 #include "guard.h"
 #include "resume.h"
 #include "strbuf.h"
@@ -65,6 +66,7 @@ cmd_status(int argc, char **argv)
 	int guard_rows = 0;
 	/* what the servers say */
 	bool slot_present = false, slot_active = false, have_progress = false;
+	int ddl_triggers = 0; /* the DDL capture's event triggers on the source (ddl.h) */
 	char confirmed[32] = "", lag[32] = "", wal_status[32] = "", applied[32] = "",
 	     applied_at[64] = "";
 
@@ -130,6 +132,10 @@ cmd_status(int argc, char **argv)
 		else if (PQresultStatus(res) != PGRES_TUPLES_OK)
 			snprintf(src_err, sizeof(src_err), "%s", PQerrorMessage(src));
 		PQclear(res);
+		res = PQexec(src, ddl_present_sql);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			ddl_triggers = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
 	}
 	if ((tgt = status_connect(t.target, tgt_err, sizeof(tgt_err))) != NULL)
 	{
@@ -164,6 +170,7 @@ cmd_status(int argc, char **argv)
 		    (!slot_present ||
 		     strbuf_appendf(&sb, ",\"confirmed_lsn\":\"%s\",\"lag_bytes\":%s,\"wal_status\":\"%s\"",
 		                    confirmed, lag[0] ? lag : "null", wal_status)) &&
+		    (!src || strbuf_appendf(&sb, ",\"ddl_capture\":%s", ddl_triggers ? "true" : "false")) &&
 		    strbuf_appendf(&sb, ",\"target_reachable\":%s", tgt ? "true" : "false") &&
 		    (!have_progress || strbuf_appendf(&sb, ",\"applied_lsn\":\"%s\",\"applied_at\":\"%s\"",
 		                                      applied, applied_at)) &&
@@ -189,6 +196,10 @@ cmd_status(int argc, char **argv)
 				       "source%s%s\n",
 				       t.slot, slot_active ? "streaming" : "not in use", confirmed, lag,
 				       wal_status[0] ? ", WAL " : "", wal_status);
+			if (src && ddl_triggers)
+				printf("ddl capture:  installed on the source (event triggers " DDL_TRIGGER_END
+				       ", " DDL_TRIGGER_DROP "): it stays while the slot does; --resume to the "
+				       "end or --force-clean drops it\n");
 		}
 		if (tgt == NULL)
 			printf("target:       unreachable (%s)\n", tgt_err);

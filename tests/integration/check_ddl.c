@@ -38,8 +38,12 @@ schema_of(const pgt_cluster *c, const char *db)
 	char conn[256], bin[512];
 	pgt_proc p;
 	char *out, *norm, *o;
-	const char *argv[] = {pgt_bin("pg_dump", bin, sizeof(bin)), "--schema-only", "--no-owner",
-	                      "--no-privileges", pgt_connstr(c, db, conn, sizeof(conn)), NULL};
+	const char *argv[] = {pgt_bin("pg_dump", bin, sizeof(bin)),
+	                      "--schema-only",
+	                      "--no-owner",
+	                      "--no-privileges",
+	                      pgt_connstr(c, db, conn, sizeof(conn)),
+	                      NULL};
 
 	pgt_spawn(&p, argv, NULL);
 	out = pgt_slurp(&p);
@@ -119,9 +123,9 @@ START_TEST(the_application_deploys_during_the_migration)
 	           "INSERT INTO ticks (n, at) VALUES (:n, now());\n"
 	           "UPDATE ticks SET n = n + 1 WHERE id = (SELECT max(id) FROM ticks);\n",
 	           script, sizeof(script));
-	story_pgbench_start(
-	    &writers, (const char *const[]){"-n", "-c", "2", "-T", "12", "-f", script, src, NULL},
-	    NULL);
+	story_pgbench_start(&writers,
+	                    (const char *const[]){"-n", "-c", "2", "-T", "12", "-f", script, src, NULL},
+	                    NULL);
 	pgt_scratch("deploy-dump", dump, sizeof(dump));
 	story_migrate(&tool, "online", src, tgt, dump,
 	              (const char *const[]){"--json", "--cutover-poll-secs", "1", "--verify", "strict",
@@ -201,11 +205,176 @@ START_TEST(the_application_deploys_during_the_migration)
 }
 END_TEST
 
+START_TEST(a_command_the_target_role_cannot_run_stops_then_resumes)
+{
+	char src[256], tgt[256], dump[512], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "grants");
+	pgt_owned_database(sv.tgt_admin, "grants", "app");
+	pgt_exec(sv.tgt_admin, "DROP ROLE IF EXISTS reporting");
+	pgt_exec(sv.src_admin, "DROP ROLE IF EXISTS reporting");
+	pgt_exec(sv.src_admin, "CREATE ROLE reporting");
+	story_connstrs(&sv, "grants", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "grants");
+	t = pgt_connect(&sv.tgt, "grants");
+	pgt_exec(s, "CREATE TABLE sales (id int PRIMARY KEY, amount int)");
+	pgt_exec(s, "INSERT INTO sales SELECT g, g FROM generate_series(1, 100) g");
+	pgt_scratch("grants-dump", dump, sizeof(dump));
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", NULL}, NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	/* the application grants to a role the target does not have, between rows */
+	pgt_exec(s, "BEGIN");
+	pgt_exec(s, "INSERT INTO sales VALUES (101, 1)");
+	pgt_exec(s, "GRANT SELECT ON sales TO reporting");
+	pgt_exec(s, "INSERT INTO sales VALUES (102, 2)");
+	pgt_exec(s, "COMMIT");
+	pgt_exec(s, "INSERT INTO sales VALUES (103, 3)");
+	rc = story_finish(&tool, 60, &out, &err);
+	ck_assert_msg(rc != 0, "the run went on past a GRANT the target refused: %s", story_tail(err));
+	ck_assert_msg(
+	    strstr(err, "DDL command GRANT at 0/") &&
+	        strstr(err, "failed on the target (ERROR:  role \"reporting\" does not exist") &&
+	        strstr(err, "--resume") && strstr(err, "--skip-lsn"),
+	    "%s", story_tail(err));
+	/* nothing of that transaction reached the target */
+	ck_assert_int_eq(story_count(t, "sales"), 100);
+	free(out);
+	free(err);
+
+	/* status shows the capture still on the source, with the slot */
+	{
+		pgt_proc st;
+		const char *argv[] = {pgt_tool(), "status", "--dump-path", dump, NULL};
+
+		pgt_spawn(&st, argv, NULL);
+		ck_assert_int_eq(story_finish(&st, 30, &out, NULL), 0);
+		ck_assert_msg(strstr(out, "ddl capture:  installed"), "%s", out);
+		free(out);
+	}
+
+	/* the operator creates the role on the target, and resumes */
+	pgt_exec(sv.tgt_admin, "CREATE ROLE reporting");
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--cutover-poll-secs", "1", "--resume", "--no-owner", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "resumed migration exited %d: %s", rc, story_tail(err));
+	ck_assert_int_eq(story_count(t, "sales"), 103);
+	pgt_assert_same(s, t, "sales");
+	ck_assert_str_eq(pgt_value(t, "SELECT has_table_privilege('reporting', 'sales', 'SELECT')", buf,
+	                           sizeof(buf)),
+	                 "t");
+	assert_capture_gone(s);
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+	pgt_exec(sv.tgt_admin, "DROP DATABASE grants WITH (FORCE)");
+	pgt_exec(sv.tgt_admin, "DROP ROLE reporting");
+}
+END_TEST
+
+/* Wait up to 30 s until the tool's ALTER TABLE waits for a lock on the target. */
+static void
+wait_for_blocked_ddl(PGconn *admin)
+{
+	char buf[64];
+
+	for (int i = 0; i < 300; i++)
+	{
+		if (strcmp(pgt_value(admin,
+		                     "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE "
+		                     "items%' AND wait_event_type = 'Lock' AND usename = 'app'",
+		                     buf, sizeof(buf)),
+		           "0") != 0)
+			return;
+		usleep(100 * 1000);
+	}
+	ck_abort_msg("the replayed ALTER TABLE never waited on the target");
+}
+
+START_TEST(kill_9_before_the_ddl_commits_on_the_target_applies_it_once)
+{
+	char src[256], tgt[256], dump[512], buf[64];
+	PGconn *s, *t, *locker;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "crash");
+	pgt_owned_database(sv.tgt_admin, "crash", "app");
+	story_connstrs(&sv, "crash", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "crash");
+	t = pgt_connect(&sv.tgt, "crash");
+	pgt_exec(s, "CREATE TABLE items (id int PRIMARY KEY, v int)");
+	pgt_exec(s, "INSERT INTO items SELECT g, g FROM generate_series(1, 50) g");
+	pgt_scratch("crash-dump", dump, sizeof(dump));
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", NULL}, NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	/* someone reads the table on the target: the replayed ALTER waits behind them */
+	locker = pgt_connect(&sv.tgt, "crash");
+	pgt_exec(locker, "BEGIN");
+	pgt_exec(locker, "LOCK TABLE items IN ACCESS SHARE MODE");
+	pgt_exec(s, "BEGIN");
+	pgt_exec(s, "INSERT INTO items VALUES (51, 51)");
+	pgt_exec(s, "ALTER TABLE items ADD COLUMN extra int NOT NULL DEFAULT 7");
+	pgt_exec(s, "INSERT INTO items VALUES (52, 52, 8)");
+	pgt_exec(s, "UPDATE items SET v = v + 100");
+	pgt_exec(s, "COMMIT");
+	wait_for_blocked_ddl(sv.tgt_admin);
+	story_kill_9(&tool);
+	pgt_exec(locker, "ROLLBACK");
+	PQfinish(locker);
+	ck_assert_str_eq(
+	    pgt_value(t,
+	              "SELECT count(*) FROM pg_attribute WHERE attrelid = 'items'::regclass "
+	              "AND attname = 'extra'",
+	              buf, sizeof(buf)),
+	    "0");
+
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--cutover-poll-secs", "1", "--resume", "--no-owner", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "resumed migration exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "replayed the source's ALTER TABLE"), "%s", story_tail(err));
+	ck_assert_int_eq(story_count(t, "items"), 52);
+	ck_assert_int_eq(story_count(t, "items WHERE v > 100"), 52);
+	pgt_assert_same(s, t, "items");
+	assert_same_schema("crash");
+	assert_capture_gone(s);
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+/* Before each story: no slot of an earlier (failed) story in the way. */
+static void
+no_slots(void)
+{
+	story_drop_slots(&sv.src);
+}
+
 int
 main(void)
 {
-	const story_plan plan = {"ddl", "ddl", 240, &sv, STORY_SOURCE_CONF};
-	const TTest *const stories[] = {the_application_deploys_during_the_migration, NULL};
+	const story_plan plan = {"ddl", "ddl", 240, &sv, STORY_SOURCE_CONF, NULL, NULL, no_slots, NULL};
+	const TTest *const stories[] = {the_application_deploys_during_the_migration,
+	                                a_command_the_target_role_cannot_run_stops_then_resumes,
+	                                kill_9_before_the_ddl_commits_on_the_target_applies_it_once,
+	                                NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
 }
