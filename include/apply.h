@@ -59,6 +59,9 @@ typedef struct apply_opts
 	bool resuming;   /* a stranger's row is an error (else: reset, with a note) */
 	bool no_copy;    /* long runs of inserts as multi-row INSERTs, not COPY */
 	bool ddl;        /* replay the source's captured DDL (--ddl replicate, ddl.h) */
+	/* the DDL in scope: the --schema and --exclude-schema lists (borrowed) */
+	const char *const *schemas, *const *ex_schemas;
+	int nschemas, nex_schemas;
 } apply_opts;
 
 typedef struct apply_stats

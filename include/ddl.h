@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "pgdbm_attr.h"
+#include "strbuf.h"
 
 /* The logical decoding message prefix of a captured DDL command. */
 #define DDL_MSG_PREFIX "pg_dbmigrator.ddl"
@@ -35,11 +36,30 @@
 #define DDL_TRIGGER_DROP "pg_dbmigrator_ddl_drop"
 
 /*
+ * With a list publication, the capture calls this function of the source
+ * (when it exists) for each new table: see ddl_publish_hook_sql.
+ */
+#define DDL_PUBLISH_HOOK DDL_SCHEMA ".ddl_publish_new"
+
+/*
  * The statements that install the capture on the source, to run in one
  * transaction before the slot exists. The objects are made members of the
  * plpgsql extension so that pg_dump (and so the target) never sees them.
  */
 extern const char ddl_install_sql[];
+
+/*
+ * Into sql (reset first): the statements that create the publish hook, for a
+ * list publication (its name as a quoted literal lpub) covering the schemas
+ * lschemas (n quoted literals, as PQescapeLiteral makes them): a new table
+ * in one of them that has a replica identity key joins the publication in
+ * the transaction that created it (SECURITY DEFINER: the application's role
+ * need not own the publication). A keyless one is left out: publishing its
+ * updates would make the application's UPDATE and DELETE fail. False when
+ * out of memory.
+ */
+PGDBM_MUST_CHECK bool ddl_publish_hook_sql(strbuf *sql, const char *lpub,
+                                           const char *const *lschemas, int n);
 
 /* Remove the capture (idempotent: nothing happens when it is not there). */
 extern const char ddl_remove_sql[];
@@ -65,6 +85,8 @@ typedef struct ddl_msg
 	char *error;       /* the capture failed on the source with this message; or NULL */
 	char **defs;       /* ndefs statements rebuilt from the catalog (each owned) */
 	int ndefs;
+	char **schemas; /* the schema of each object touched ("" for none; each owned) */
+	int nschemas;
 } ddl_msg;
 
 /*
@@ -108,5 +130,13 @@ typedef enum ddl_replay
  * object touched has one; else none, with the reason in why.
  */
 ddl_replay ddl_decide(const ddl_msg *m, char *why, size_t whylen);
+
+/*
+ * Does m touch anything in the migration's scope: a schema of schemas (all
+ * when nschemas is 0) that ex_schemas does not exclude, or an object of no
+ * schema? True when the message names no schema (an older capture).
+ */
+bool ddl_in_scope(const ddl_msg *m, const char *const *schemas, int nschemas,
+                  const char *const *ex_schemas, int nex_schemas);
 
 #endif /* DDL_H */

@@ -541,6 +541,18 @@ apply_ddl(applier *a, const pgo_logical_message *lm, pgo_lsn lsn)
 	}
 	if (!ddl_msg_parse(lm->content, lm->content_len, &m, why, sizeof(why)))
 		return apply_ddl_stop(a, NULL, lsn, why, NULL, false);
+	if (!ddl_in_scope(&m, a->opts.schemas, a->opts.nschemas, a->opts.ex_schemas,
+	                  a->opts.nex_schemas))
+	{
+		char at[PGO_LSN_STRLEN];
+
+		if (!a->opts.quiet)
+			event_say("StreamApply", "info",
+			          "the source's %s at %s touches only schemas outside the migration: not "
+			          "replayed",
+			          m.tag, pgo_lsn_format(lsn, at));
+		goto done;
+	}
 	if (!a->opts.ddl)
 	{
 		ok = apply_ddl_stop(a, &m, lsn, "--ddl stop: the tool does not replay DDL", NULL, false);

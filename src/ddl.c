@@ -34,6 +34,11 @@
 	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                               \
 	"    DROP EVENT TRIGGER " DDL_TRIGGER_DROP ";\n"                                            \
 	"  END IF;\n"                                                                               \
+	"  IF pg_catalog.to_regprocedure('" DDL_PUBLISH_HOOK "(oid)') IS NOT NULL THEN\n"           \
+	"    BEGIN ALTER EXTENSION plpgsql DROP FUNCTION " DDL_PUBLISH_HOOK "(oid);\n"              \
+	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                               \
+	"    DROP FUNCTION " DDL_PUBLISH_HOOK "(oid);\n"                                            \
+	"  END IF;\n"                                                                               \
 	"  IF pg_catalog.to_regprocedure('" DDL_FUNCTION "()') IS NOT NULL THEN\n"                  \
 	"    BEGIN ALTER EXTENSION plpgsql DROP FUNCTION " DDL_FUNCTION "();\n"                     \
 	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                               \
@@ -75,6 +80,7 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "  drops jsonb := '[]';\n"
     "  nodef text;\n"
     "  temps boolean := false;\n"
+    "  schemas jsonb := '[]';\n"
     "  payload text;\n"
     "  d text;\n"
     "  spec jsonb;\n"
@@ -111,10 +117,12 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "r.object_identity);\n"
     "        END IF;\n"
     "        drops := drops || pg_catalog.to_jsonb(d);\n"
+    "        schemas := schemas || pg_catalog.to_jsonb(COALESCE(r.schema_name,\n"
+    "                     CASE WHEN r.object_type = 'schema' THEN r.object_name END, ''));\n"
     "      END LOOP;\n"
     "      PERFORM pg_catalog.set_config('pg_dbmigrator.ddl_drops', "
     "pg_catalog.jsonb_build_object(\n"
-    "        'defs', drops, 'nodef', nodef, 'temps', temps)::text, true);\n"
+    "        'defs', drops, 'nodef', nodef, 'temps', temps, 'schemas', schemas)::text, true);\n"
     "      RETURN;\n"
     "    END IF;\n"
     "    d := pg_catalog.current_setting('pg_dbmigrator.ddl_drops', true);\n"
@@ -122,6 +130,7 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "    IF spec IS NOT NULL THEN\n"
     "      PERFORM pg_catalog.set_config('pg_dbmigrator.ddl_drops', '', true);\n"
     "      defs := spec->'defs';\n"
+    "      schemas := spec->'schemas';\n"
     "      nodef := spec->>'nodef';\n"
     "      temps := (spec->>'temps')::boolean;\n"
     "    END IF;\n"
@@ -131,9 +140,19 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "        temps := true;\n"
     "        CONTINUE;\n"
     "      END IF;\n"
+    "      schemas := schemas || pg_catalog.to_jsonb(COALESCE(r.schema_name,\n"
+    "                   CASE WHEN r.object_type = 'schema' THEN r.object_identity END, ''));\n"
     "      cmds := cmds || pg_catalog.jsonb_build_array(r.command_tag || ' ' || r.object_type || ' "
     "' || COALESCE(r.object_identity, ''));\n"
     "      d := NULL;\n"
+    "      IF r.object_type = 'table' AND r.command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', "
+    "'SELECT INTO')\n"
+    "         AND pg_catalog.to_regprocedure('_pg_dbmigrator.ddl_publish_new(oid)') IS NOT NULL "
+    "THEN\n"
+    "        -- a list publication: a new table in the migration's schemas joins it in this "
+    "transaction\n"
+    "        EXECUTE 'SELECT _pg_dbmigrator.ddl_publish_new($1)' USING r.objid;\n"
+    "      END IF;\n"
     "      IF r.object_type = 'table' AND r.command_tag IN ('CREATE TABLE', 'ALTER TABLE') THEN\n"
     "        SELECT pg_catalog.jsonb_build_object(\n"
     "                 'cols', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(\n"
@@ -284,7 +303,8 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "      'v', 1, 'tag', TG_TAG, 'query', pg_catalog.current_query(),\n"
     "      'search_path', (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(s), ', ') FROM "
     "pg_catalog.unnest(pg_catalog.current_schemas(false)) s),\n"
-    "      'role', current_user, 'commands', cmds, 'defs', defs, 'nodef', nodef)::text;\n"
+    "      'role', current_user, 'commands', cmds, 'defs', defs, 'nodef', nodef,\n"
+    "      'schemas', schemas)::text;\n"
     "  EXCEPTION WHEN OTHERS THEN\n"
     "    payload := pg_catalog.jsonb_build_object('v', 1, 'tag', TG_TAG, 'error', SQLERRM)::text;\n"
     "  END;\n"
@@ -675,6 +695,8 @@ ddl_msg_parse(const char *content, size_t len, ddl_msg *m, char *errbuf, size_t 
 				ok = ddl_json_text(&j, &m->error);
 			else if (strcmp(key, "defs") == 0)
 				ok = m->ndefs == 0 && ddl_json_strings(&j, &m->defs, &m->ndefs, NULL);
+			else if (strcmp(key, "schemas") == 0)
+				ok = m->nschemas == 0 && ddl_json_strings(&j, &m->schemas, &m->nschemas, NULL);
 			else if (strcmp(key, "commands") == 0)
 				ok = m->commands == NULL && ddl_json_strings(&j, NULL, NULL, &m->commands);
 			else
@@ -719,6 +741,9 @@ ddl_msg_free(ddl_msg *m)
 	for (int i = 0; i < m->ndefs; i++)
 		free(m->defs[i]);
 	free(m->defs);
+	for (int i = 0; i < m->nschemas; i++)
+		free(m->schemas[i]);
+	free(m->schemas);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -967,4 +992,69 @@ ddl_decide(const ddl_msg *m, char *why, size_t whylen)
 		return DDL_REPLAY_NONE;
 	}
 	return DDL_REPLAY_DEFS;
+}
+
+/* ------------------------------------------------------- the publish hook */
+
+bool
+ddl_publish_hook_sql(strbuf *sql, const char *lpub, const char *const *lschemas, int n)
+{
+	bool ok;
+
+	strbuf_reset(sql);
+	ok = strbuf_append_cstr(sql, "CREATE FUNCTION " DDL_PUBLISH_HOOK "(rel oid) RETURNS void "
+	                             "LANGUAGE plpgsql SECURITY DEFINER "
+	                             "SET search_path = pg_catalog, pg_temp AS $pgdbm_hook$\n"
+	                             "BEGIN\n"
+	                             "  IF EXISTS (SELECT FROM pg_class c "
+	                             "JOIN pg_namespace s ON s.oid = c.relnamespace "
+	                             "WHERE c.oid = rel AND c.relkind IN ('r', 'p') "
+	                             "AND c.relpersistence = 'p' AND NOT c.relispartition "
+	                             "AND s.nspname IN (");
+	for (int i = 0; ok && i < n; i++)
+		ok = strbuf_appendf(sql, "%s%s", i ? ", " : "", lschemas[i]);
+	ok = ok && strbuf_appendf(
+	               sql,
+	               ") AND (c.relreplident = 'f' OR EXISTS (SELECT FROM pg_index i "
+	               "WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident)))) "
+	               "THEN\n"
+	               "    EXECUTE format('ALTER PUBLICATION %%I ADD TABLE %%s', %s, rel::regclass);\n"
+	               "  END IF;\n"
+	               "END\n"
+	               "$pgdbm_hook$;\n"
+	               "ALTER EXTENSION plpgsql ADD FUNCTION " DDL_PUBLISH_HOOK "(oid);\n",
+	               lpub);
+	return ok;
+}
+
+/* ------------------------------------------------------------ the scope */
+
+/* Is name among the n names of list? */
+static bool
+ddl_listed(const char *name, const char *const *list, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(name, list[i]) == 0)
+			return true;
+	return false;
+}
+
+bool
+ddl_in_scope(const ddl_msg *m, const char *const *schemas, int nschemas,
+             const char *const *ex_schemas, int nex_schemas)
+{
+	if (m->nschemas == 0 || (nschemas == 0 && nex_schemas == 0))
+		return true;
+	for (int i = 0; i < m->nschemas; i++)
+	{
+		const char *s = m->schemas[i];
+
+		/* an object of no schema (a role, an extension...) is everyone's */
+		if (s[0] == '\0')
+			return true;
+		if ((nschemas == 0 || ddl_listed(s, schemas, nschemas)) &&
+		    !ddl_listed(s, ex_schemas, nex_schemas))
+			return true;
+	}
+	return false;
 }

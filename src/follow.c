@@ -337,6 +337,10 @@ follow_run(mig *m, char *errbuf, size_t errlen)
 	ao.skip_missing = m->o.skip_missing;
 	ao.skip_lsn = m->o.skip_lsn;
 	ao.ddl = m->ddl;
+	ao.schemas = m->o.schemas;
+	ao.nschemas = m->o.nschemas;
+	ao.ex_schemas = m->o.ex_schemas;
+	ao.nex_schemas = m->o.nex_schemas;
 	/* the progress row is this source's and this run's (the slot as created) */
 	ao.source_system = m->rc.system_id;
 	ao.run_lsn = m->token.consistent_lsn;

@@ -80,6 +80,41 @@ snapshot_ddl_remove(mig *m, const char *phase)
 }
 
 /*
+ * Our list publication of --schema's schemas: a table created in one of
+ * them during the migration joins it in the same transaction (ddl.h's
+ * publish hook). Without it, its rows would never be streamed; a warning
+ * says so when the hook cannot be made.
+ */
+static void
+snapshot_ddl_publish_hook(mig *m)
+{
+	char *lit[MIGOPTS_MAX_LIST + 1] = {NULL}, *lpub, err[1024];
+	strbuf sql;
+	bool ok;
+
+	if (!m->created_publication || m->plan.all_tables || m->o.nschemas == 0)
+		return;
+	lpub = PQescapeLiteral(m->src, m->plan.publication, strlen(m->plan.publication));
+	ok = lpub != NULL;
+	for (int i = 0; ok && i < m->o.nschemas; i++)
+		ok = (lit[i] = PQescapeLiteral(m->src, m->o.schemas[i], strlen(m->o.schemas[i]))) != NULL;
+	strbuf_init(&sql);
+	if (!ok || !ddl_publish_hook_sql(&sql, lpub, (const char *const *)lit, m->o.nschemas))
+		snprintf(err, sizeof(err), "out of memory");
+	else
+		ok = snapshot_ddl_exec(m->src, strbuf_data(&sql), err, sizeof(err));
+	if (!ok)
+		event_say("PrepareSnapshot", "warning",
+		          "tables created on the source during the migration will not join the "
+		          "publication %s (%s): their rows are not streamed, and verify will say so",
+		          m->plan.publication, err);
+	strbuf_free(&sql);
+	PQfreemem(lpub);
+	for (int i = 0; i < m->o.nschemas; i++)
+		PQfreemem(lit[i]);
+}
+
+/*
  * Install the DDL capture before the slot exists, so that no command falls
  * between the snapshot and the capture. A failure stops the run when
  * --ddl replicate was asked for; else the run goes on with --ddl stop.
@@ -93,6 +128,7 @@ snapshot_ddl_install(mig *m, char *errbuf, size_t errlen)
 		return true;
 	if (snapshot_ddl_exec(m->src, ddl_install_sql, err, sizeof(err)))
 	{
+		snapshot_ddl_publish_hook(m);
 		event_say("PrepareSnapshot", "info",
 		          "DDL capture installed on the source (event triggers " DDL_TRIGGER_END
 		          " and " DDL_TRIGGER_DROP "): schema changes are replayed in stream order");

@@ -360,6 +360,59 @@ START_TEST(kill_9_before_the_ddl_commits_on_the_target_applies_it_once)
 }
 END_TEST
 
+START_TEST(a_new_table_joins_a_list_publication_and_other_schemas_are_left_alone)
+{
+	char src[256], tgt[256], dump[512], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "scoped");
+	pgt_owned_database(sv.tgt_admin, "scoped", "app");
+	story_connstrs(&sv, "scoped", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "scoped");
+	t = pgt_connect(&sv.tgt, "scoped");
+	pgt_exec(s, "CREATE SCHEMA shop");
+	pgt_exec(s, "CREATE SCHEMA misc");
+	pgt_exec(s, "CREATE TABLE shop.carts (id int PRIMARY KEY, n int)");
+	pgt_exec(s, "CREATE TABLE misc.notes (id int PRIMARY KEY, body text)");
+	pgt_exec(s, "INSERT INTO shop.carts SELECT g, g FROM generate_series(1, 20) g");
+	pgt_scratch("scoped-dump", dump, sizeof(dump));
+	story_migrate(
+	    &tool, "online", src, tgt, dump,
+	    (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", "--schema", "shop", NULL},
+	    NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	/* the publication lists the tables: the new one joins it in its own transaction */
+	pgt_exec(s, "BEGIN");
+	pgt_exec(s, "CREATE TABLE shop.coupons (code text PRIMARY KEY, off int)");
+	pgt_exec(s, "INSERT INTO shop.coupons VALUES ('A', 5)");
+	pgt_exec(s, "COMMIT");
+	pgt_exec(s, "INSERT INTO shop.coupons SELECT 'c' || g, g FROM generate_series(1, 30) g");
+	pgt_exec(s, "UPDATE shop.coupons SET off = off + 1 WHERE code = 'A'");
+	/* outside the migration's schemas: not replayed (the target has no misc) */
+	pgt_exec(s, "ALTER TABLE misc.notes ADD COLUMN at timestamptz");
+	pgt_exec(s, "INSERT INTO shop.carts VALUES (21, 21)");
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "touches only schemas outside the migration"), "%s", story_tail(err));
+	pgt_assert_same(s, t, "shop.coupons");
+	pgt_assert_same(s, t, "shop.carts");
+	ck_assert_int_eq(story_count(t, "shop.coupons"), 31);
+	ck_assert_str_eq(
+	    pgt_value(t, "SELECT count(*) FROM pg_namespace WHERE nspname = 'misc'", buf, sizeof(buf)),
+	    "0");
+	assert_capture_gone(s);
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 /* Before each story: no slot of an earlier (failed) story in the way. */
 static void
 no_slots(void)
@@ -371,10 +424,11 @@ int
 main(void)
 {
 	const story_plan plan = {"ddl", "ddl", 240, &sv, STORY_SOURCE_CONF, NULL, NULL, no_slots, NULL};
-	const TTest *const stories[] = {the_application_deploys_during_the_migration,
-	                                a_command_the_target_role_cannot_run_stops_then_resumes,
-	                                kill_9_before_the_ddl_commits_on_the_target_applies_it_once,
-	                                NULL};
+	const TTest *const stories[] = {
+	    the_application_deploys_during_the_migration,
+	    a_command_the_target_role_cannot_run_stops_then_resumes,
+	    kill_9_before_the_ddl_commits_on_the_target_applies_it_once,
+	    a_new_table_joins_a_list_publication_and_other_schemas_are_left_alone, NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
 }

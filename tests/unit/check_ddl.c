@@ -98,7 +98,8 @@ static const char full_msg[] =
     "$x$\", "
     "\"CREATE INDEX i ON public.t USING btree (a)\"], \"role\": \"postgres\", \"nodef\": null, "
     "\"query\": \"select f();\\n\", \"commands\": [\"ALTER TABLE table public.t\", \"CREATE "
-    "INDEX index public.i\"], \"search_path\": \"public, \\\"My\\\"\", \"future\": {\"a\": [1, "
+    "INDEX index public.i\"], \"schemas\": [\"public\", \"\"], \"search_path\": \"public, "
+    "\\\"My\\\"\", \"future\": {\"a\": [1, "
     "2.5e3, true, false, null, {}]}}";
 
 START_TEST(a_message_is_parsed_and_every_prefix_refused)
@@ -116,6 +117,9 @@ START_TEST(a_message_is_parsed_and_every_prefix_refused)
 	ck_assert_int_eq(m.ndefs, 2);
 	ck_assert_str_eq(m.defs[0], "DO $x$ \"q\" \xc3\xa9\xf0\x9f\x98\x80 $x$");
 	ck_assert_str_eq(m.commands, "ALTER TABLE table public.t; CREATE INDEX index public.i");
+	ck_assert_int_eq(m.nschemas, 2);
+	ck_assert_str_eq(m.schemas[0], "public");
+	ck_assert_str_eq(m.schemas[1], "");
 	ck_assert_int_eq(ddl_decide(&m, err, sizeof(err)), DDL_REPLAY_DEFS);
 	ddl_msg_free(&m);
 	ddl_msg_free(&m); /* safe twice */
@@ -189,6 +193,48 @@ START_TEST(the_replay_is_decided_by_the_text_then_the_definitions)
 }
 END_TEST
 
+START_TEST(only_commands_touching_the_scope_are_replayed)
+{
+	char shop[] = "shop", misc[] = "misc", none[] = "";
+	char *both[2] = {misc, shop}, *only_misc[1] = {misc}, *no_schema[1] = {none};
+	const char *inc[] = {"shop"}, *ex[] = {"misc"};
+	ddl_msg m;
+
+	memset(&m, 0, sizeof(m));
+	/* a message without schemas, or a run without filters: replayed */
+	ck_assert(ddl_in_scope(&m, inc, 1, NULL, 0));
+	m.schemas = only_misc;
+	m.nschemas = 1;
+	ck_assert(ddl_in_scope(&m, NULL, 0, NULL, 0));
+	ck_assert(!ddl_in_scope(&m, inc, 1, NULL, 0));
+	ck_assert(!ddl_in_scope(&m, NULL, 0, ex, 1));
+	m.schemas = both;
+	m.nschemas = 2;
+	ck_assert(ddl_in_scope(&m, inc, 1, NULL, 0));
+	ck_assert(ddl_in_scope(&m, NULL, 0, ex, 1));
+	ck_assert(!ddl_in_scope(&m, inc, 1, inc, 1));
+	/* an object of no schema (a role, an extension) concerns every run */
+	m.schemas = no_schema;
+	m.nschemas = 1;
+	ck_assert(ddl_in_scope(&m, inc, 1, ex, 1));
+}
+END_TEST
+
+START_TEST(the_publish_hook_names_its_publication_and_schemas)
+{
+	strbuf sql;
+	const char *schemas[] = {"'shop'", "'it''s'"};
+
+	strbuf_init(&sql);
+	ck_assert(ddl_publish_hook_sql(&sql, "'my pub'", schemas, 2));
+	ck_assert(strstr(strbuf_data(&sql), "s.nspname IN ('shop', 'it''s')") != NULL);
+	ck_assert(strstr(strbuf_data(&sql), "ADD TABLE %s', 'my pub', rel::regclass)") != NULL);
+	ck_assert(strstr(strbuf_data(&sql), "SECURITY DEFINER") != NULL);
+	ck_assert(strstr(strbuf_data(&sql), "ALTER EXTENSION plpgsql ADD FUNCTION") != NULL);
+	strbuf_free(&sql);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -202,6 +248,8 @@ main(void)
 	tcase_add_test(tc, a_message_is_parsed_and_every_prefix_refused);
 	tcase_add_test(tc, bad_messages_are_refused);
 	tcase_add_test(tc, the_replay_is_decided_by_the_text_then_the_definitions);
+	tcase_add_test(tc, only_commands_touching_the_scope_are_replayed);
+	tcase_add_test(tc, the_publish_hook_names_its_publication_and_schemas);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
