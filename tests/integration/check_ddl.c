@@ -257,6 +257,32 @@ START_TEST(a_command_the_target_role_cannot_run_stops_then_resumes)
 		free(out);
 	}
 
+	/* decode prints the captured commands readably (on a slot of its own) */
+	{
+		char lsn[64];
+
+		pgt_exec(s, "SELECT pg_create_logical_replication_slot('peek', 'pgoutput')");
+		pgt_exec(s, "ALTER TABLE sales ADD COLUMN memo text");
+		pgt_exec(s, "DO $$ BEGIN EXECUTE 'CREATE INDEX sales_memo ON sales (memo)'; END $$");
+		pgt_value(s, "SELECT pg_current_wal_lsn()", lsn, sizeof(lsn));
+		ck_assert_int_eq(
+		    story_run((const char *const[]){"decode", "--source", src, "--slot", "peek",
+		                                    "--publication", "pg_dbmigrator_pub", "--endpos", lsn,
+		                                    NULL},
+		              NULL, 60, &out, &err),
+		    0);
+		ck_assert_msg(strstr(out, "ddl: ALTER TABLE (replay: its text) search_path: public "
+		                          "objects: ALTER TABLE table public.sales query: ALTER TABLE "
+		                          "sales ADD COLUMN memo text") &&
+		                  strstr(out, "ddl: CREATE INDEX (replay: rebuilt from the catalog)") &&
+		                  strstr(out, "def1: CREATE INDEX sales_memo ON public.sales USING btree "
+		                              "(memo)"),
+		              "%s", story_tail(out));
+		free(out);
+		free(err);
+		pgt_exec(s, "SELECT pg_drop_replication_slot('peek')");
+	}
+
 	/* the operator creates the role on the target, and resumes */
 	pgt_exec(sv.tgt_admin, "CREATE ROLE reporting");
 	story_migrate(&tool, "online", src, tgt, dump,
