@@ -328,14 +328,18 @@ const char ddl_present_sql[] = "SELECT pg_catalog.count(*) FROM pg_catalog.pg_ev
                                "WHERE evtname IN ('" DDL_TRIGGER_END "', '" DDL_TRIGGER_DROP "')";
 
 const char ddl_allowed_sql[] =
-    "SELECT r.rolsuper AND e.oid IS NOT NULL, "
-    "  CASE WHEN NOT r.rolsuper THEN 'the source role ' || pg_catalog.quote_ident(r.rolname) || "
+    "SELECT r.rolsuper AND e.oid IS NOT NULL AND v.n >= 110000, "
+    "  CASE WHEN v.n < 110000 THEN 'the source runs PostgreSQL ' || "
+    "    pg_catalog.current_setting('server_version') || ', older than 11, which the DDL capture "
+    "needs' "
+    "  WHEN NOT r.rolsuper THEN 'the source role ' || pg_catalog.quote_ident(r.rolname) || "
     "    ' is not a superuser, and PostgreSQL ' || pg_catalog.current_setting('server_version') || "
     "    ' lets only superusers create the event triggers that capture DDL' "
     "  WHEN e.oid IS NULL THEN 'the source database has no plpgsql extension, which the DDL "
     "capture is written in' "
     "  ELSE '' END "
-    "FROM pg_catalog.pg_roles r LEFT JOIN pg_catalog.pg_extension e ON e.extname = 'plpgsql' "
+    "FROM pg_catalog.pg_roles r LEFT JOIN pg_catalog.pg_extension e ON e.extname = 'plpgsql', "
+    "  (SELECT pg_catalog.current_setting('server_version_num')::int AS n) v "
     "WHERE r.rolname = current_user";
 
 /* ------------------------------------------------------ the message (JSON) */

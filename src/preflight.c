@@ -507,6 +507,8 @@ preflight_run(mig *m, char *errbuf, size_t errlen)
 			                        "REPLICATION (or use a role that may)",
 			                        NULL);
 	}
+	if (!preflight_ddl(m))
+		return false;
 	if (!m->o.drop_target_first && !m->clean_target && !m->o.resume &&
 	    strcmp(m->o.scope, "data-only") != 0)
 	{
@@ -535,8 +537,6 @@ preflight_run(mig *m, char *errbuf, size_t errlen)
 		return false;
 	if (m->o.online)
 		preflight_warn_unstreamed(m);
-	if (!preflight_ddl(m))
-		return false;
 	if (!preflight_target_role(m, errbuf, errlen) || !preflight_grantees(m, errbuf, errlen))
 		return false;
 	event_begin(&e, "Validate");
