@@ -1,7 +1,8 @@
 /*
  * ddl.h — schema changes replicated in stream order (--ddl replicate).
  *
- * On the source, two event triggers of ours (ddl_command_end, sql_drop) call
+ * On the source, three event triggers of ours (ddl_command_end, sql_drop,
+ * table_rewrite) call
  * one function that emits a transactional logical decoding message, prefix
  * DDL_MSG_PREFIX, for every DDL command: a JSON object with the command tag,
  * the top-level query text, the search_path and role in force, the objects
@@ -29,11 +30,12 @@
 /* The logical decoding message prefix of a captured DDL command. */
 #define DDL_MSG_PREFIX "pg_dbmigrator.ddl"
 
-/* The source's objects of the capture: a schema, a function, two event triggers. */
-#define DDL_SCHEMA       "_pg_dbmigrator"
-#define DDL_FUNCTION     DDL_SCHEMA ".ddl_capture"
-#define DDL_TRIGGER_END  "pg_dbmigrator_ddl_end"
-#define DDL_TRIGGER_DROP "pg_dbmigrator_ddl_drop"
+/* The source's objects of the capture: a schema, a function, three event triggers. */
+#define DDL_SCHEMA          "_pg_dbmigrator"
+#define DDL_FUNCTION        DDL_SCHEMA ".ddl_capture"
+#define DDL_TRIGGER_END     "pg_dbmigrator_ddl_end"
+#define DDL_TRIGGER_DROP    "pg_dbmigrator_ddl_drop"
+#define DDL_TRIGGER_REWRITE "pg_dbmigrator_ddl_rewrite"
 
 /*
  * With a list publication, the capture calls this function of the source
@@ -76,14 +78,15 @@ extern const char ddl_allowed_sql[];
 /* A captured command, as parsed from its message. Every string is owned (malloc'd). */
 typedef struct ddl_msg
 {
-	char *tag;         /* the command tag, e.g. "ALTER TABLE" */
-	char *query;       /* current_query() on the source: the top-level text; or NULL */
-	char *search_path; /* the schemas in force, quoted and comma-separated; or NULL */
-	char *role;        /* current_user on the source; or NULL */
-	char *commands;    /* the objects touched, "; "-separated; or NULL */
-	char *nodef;       /* objects that no statement could be rebuilt for; or NULL */
-	char *error;       /* the capture failed on the source with this message; or NULL */
-	char **defs;       /* ndefs statements rebuilt from the catalog (each owned) */
+	char *tag;             /* the command tag, e.g. "ALTER TABLE" */
+	char *query;           /* current_query() on the source: the top-level text; or NULL */
+	char *search_path;     /* the schemas in force, quoted and comma-separated; or NULL */
+	char *role;            /* current_user on the source; or NULL */
+	char *commands;        /* the objects touched, "; "-separated; or NULL */
+	char *nodef;           /* objects that no statement could be rebuilt for; or NULL */
+	char *error;           /* the capture failed on the source with this message; or NULL */
+	char *volatile_tables; /* tables with rows rewritten by a volatile default; or NULL */
+	char **defs;           /* ndefs statements rebuilt from the catalog (each owned) */
 	int ndefs;
 	char **schemas; /* the schema of each object touched ("" for none; each owned) */
 	int nschemas;
@@ -124,7 +127,8 @@ typedef enum ddl_replay
 } ddl_replay;
 
 /*
- * Decide how to replay m: the text when it is one statement of the command's
+ * Decide how to replay m: none when it computed a volatile default for rows
+ * already there (the stream does not carry those values); the text when it is one statement of the command's
  * kind (a CONCURRENTLY index is rebuilt from its definition instead: it cannot
  * run inside the apply's transaction); else the rebuilt statements when every
  * object touched has one; else none, with the reason in why.

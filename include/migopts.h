@@ -77,7 +77,8 @@ typedef struct migopts
 	bool no_privileges; /* pg_restore --no-privileges: no GRANT/REVOKE */
 	bool copy_direct; /* --copy-method direct: rows by COPY between the servers, no dump of them */
 	int ddl; /* --ddl: 1 replicate, 0 stop, -1 not given (replicate where the source role may) */
-	size_t split_bytes; /* --split-tables-larger-than: direct copy ranges (0: never split) */
+	pgo_lsn skip_ddl_lsn; /* --skip-ddl: the LSN of one captured DDL command not to replay */
+	size_t split_bytes;   /* --split-tables-larger-than: direct copy ranges (0: never split) */
 } migopts;
 
 /*

@@ -474,8 +474,8 @@ apply_ddl_stop(applier *a, const ddl_msg *m, pgo_lsn lsn, const char *why, const
 	         detail ? "failed on the target (" : "was not replayed (", detail ? detail : why, ")",
 	         fixable ? "fix its cause on the target (for example create the missing role or "
 	                   "grant the privilege), then run again with --resume; or run it on the "
-	                   "target by hand and skip it with --resume --skip-lsn "
-	                 : "run it on the target by hand, then skip it with --resume --skip-lsn ",
+	                   "target by hand and skip it with --resume --skip-ddl "
+	                 : "run it on the target by hand, then skip it with --resume --skip-ddl ",
 	         at, m && m->query ? m->query : "(none)");
 	return apply_fail(a, text, NULL);
 }
@@ -530,12 +530,16 @@ apply_ddl(applier *a, const pgo_logical_message *lm, pgo_lsn lsn)
 		                  NULL);
 	if (a->skipping)
 		return true;
-	if (a->opts.skip_lsn && a->opts.skip_lsn == lsn)
+	/*
+	 * Its own option: a message's LSN (the end of its record) may be the
+	 * commit LSN of a transaction, which --skip-lsn would skip whole.
+	 */
+	if (a->opts.skip_ddl_lsn && a->opts.skip_ddl_lsn == lsn)
 	{
 		char at[PGO_LSN_STRLEN];
 
 		if (!a->opts.quiet)
-			event_say("StreamApply", "info", "skipping the DDL command at %s (--skip-lsn)",
+			event_say("StreamApply", "info", "skipping the DDL command at %s (--skip-ddl)",
 			          pgo_lsn_format(lsn, at));
 		return true;
 	}

@@ -198,7 +198,8 @@ cmd_status(int argc, char **argv)
 				       wal_status[0] ? ", WAL " : "", wal_status);
 			if (src && ddl_triggers)
 				printf("ddl capture:  installed on the source (event triggers " DDL_TRIGGER_END
-				       ", " DDL_TRIGGER_DROP "): it stays while the slot does; --resume to the "
+				       ", " DDL_TRIGGER_DROP ", " DDL_TRIGGER_REWRITE
+				       "): it stays while the slot does; --resume to the "
 				       "end or --force-clean drops it\n");
 		}
 		if (tgt == NULL)

@@ -18,38 +18,44 @@
 /* ------------------------------------------------------- the source's SQL */
 
 /* Drop one capture object, first taking it out of plpgsql when it is a member. */
-#define DDL_REMOVE_BODY                                                                         \
-	"SET LOCAL pg_dbmigrator.ddl_off = on;\n"                                                   \
-	"DO $pgdbm$\n"                                                                              \
-	"BEGIN\n"                                                                                   \
-	"  IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = '" DDL_TRIGGER_END    \
-	"') THEN\n"                                                                                 \
-	"    BEGIN ALTER EXTENSION plpgsql DROP EVENT TRIGGER " DDL_TRIGGER_END ";\n"               \
-	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                               \
-	"    DROP EVENT TRIGGER " DDL_TRIGGER_END ";\n"                                             \
-	"  END IF;\n"                                                                               \
-	"  IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = '" DDL_TRIGGER_DROP   \
-	"') THEN\n"                                                                                 \
-	"    BEGIN ALTER EXTENSION plpgsql DROP EVENT TRIGGER " DDL_TRIGGER_DROP ";\n"              \
-	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                               \
-	"    DROP EVENT TRIGGER " DDL_TRIGGER_DROP ";\n"                                            \
-	"  END IF;\n"                                                                               \
-	"  IF pg_catalog.to_regprocedure('" DDL_PUBLISH_HOOK "(oid)') IS NOT NULL THEN\n"           \
-	"    BEGIN ALTER EXTENSION plpgsql DROP FUNCTION " DDL_PUBLISH_HOOK "(oid);\n"              \
-	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                               \
-	"    DROP FUNCTION " DDL_PUBLISH_HOOK "(oid);\n"                                            \
-	"  END IF;\n"                                                                               \
-	"  IF pg_catalog.to_regprocedure('" DDL_FUNCTION "()') IS NOT NULL THEN\n"                  \
-	"    BEGIN ALTER EXTENSION plpgsql DROP FUNCTION " DDL_FUNCTION "();\n"                     \
-	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                               \
-	"    DROP FUNCTION " DDL_FUNCTION "();\n"                                                   \
-	"  END IF;\n"                                                                               \
-	"  IF EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = '" DDL_SCHEMA "') THEN\n" \
-	"    BEGIN ALTER EXTENSION plpgsql DROP SCHEMA " DDL_SCHEMA ";\n"                           \
-	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                               \
-	"    DROP SCHEMA " DDL_SCHEMA ";\n"                                                         \
-	"  END IF;\n"                                                                               \
-	"END\n"                                                                                     \
+#define DDL_REMOVE_BODY                                                                          \
+	"SET LOCAL pg_dbmigrator.ddl_off = on;\n"                                                    \
+	"DO $pgdbm$\n"                                                                               \
+	"BEGIN\n"                                                                                    \
+	"  IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = '" DDL_TRIGGER_END     \
+	"') THEN\n"                                                                                  \
+	"    BEGIN ALTER EXTENSION plpgsql DROP EVENT TRIGGER " DDL_TRIGGER_END ";\n"                \
+	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                                \
+	"    DROP EVENT TRIGGER " DDL_TRIGGER_END ";\n"                                              \
+	"  END IF;\n"                                                                                \
+	"  IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = '" DDL_TRIGGER_DROP    \
+	"') THEN\n"                                                                                  \
+	"    BEGIN ALTER EXTENSION plpgsql DROP EVENT TRIGGER " DDL_TRIGGER_DROP ";\n"               \
+	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                                \
+	"    DROP EVENT TRIGGER " DDL_TRIGGER_DROP ";\n"                                             \
+	"  END IF;\n"                                                                                \
+	"  IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = '" DDL_TRIGGER_REWRITE \
+	"') THEN\n"                                                                                  \
+	"    BEGIN ALTER EXTENSION plpgsql DROP EVENT TRIGGER " DDL_TRIGGER_REWRITE ";\n"            \
+	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                                \
+	"    DROP EVENT TRIGGER " DDL_TRIGGER_REWRITE ";\n"                                          \
+	"  END IF;\n"                                                                                \
+	"  IF pg_catalog.to_regprocedure('" DDL_PUBLISH_HOOK "(oid)') IS NOT NULL THEN\n"            \
+	"    BEGIN ALTER EXTENSION plpgsql DROP FUNCTION " DDL_PUBLISH_HOOK "(oid);\n"               \
+	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                                \
+	"    DROP FUNCTION " DDL_PUBLISH_HOOK "(oid);\n"                                             \
+	"  END IF;\n"                                                                                \
+	"  IF pg_catalog.to_regprocedure('" DDL_FUNCTION "()') IS NOT NULL THEN\n"                   \
+	"    BEGIN ALTER EXTENSION plpgsql DROP FUNCTION " DDL_FUNCTION "();\n"                      \
+	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                                \
+	"    DROP FUNCTION " DDL_FUNCTION "();\n"                                                    \
+	"  END IF;\n"                                                                                \
+	"  IF EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = '" DDL_SCHEMA "') THEN\n"  \
+	"    BEGIN ALTER EXTENSION plpgsql DROP SCHEMA " DDL_SCHEMA ";\n"                            \
+	"    EXCEPTION WHEN OTHERS THEN NULL; END;\n"                                                \
+	"    DROP SCHEMA " DDL_SCHEMA ";\n"                                                          \
+	"  END IF;\n"                                                                                \
+	"END\n"                                                                                      \
 	"$pgdbm$;\n"
 
 const char ddl_remove_sql[] = DDL_REMOVE_BODY;
@@ -82,6 +88,7 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "  temps boolean := false;\n"
     "  schemas jsonb := '[]';\n"
     "  payload text;\n"
+    "  volatile text;\n"
     "  d text;\n"
     "  spec jsonb;\n"
     "BEGIN\n"
@@ -94,6 +101,25 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "    RETURN;\n"
     "  END IF;\n"
     "  BEGIN\n"
+    "    IF TG_EVENT = 'table_rewrite' THEN\n"
+    "      -- a volatile default computed for the rows already there: values the stream never "
+    "carries\n"
+    "      IF pg_catalog.pg_event_trigger_table_rewrite_reason() & 2 <> 0 THEN\n"
+    "        EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM %s)',\n"
+    "                                  "
+    "pg_catalog.pg_event_trigger_table_rewrite_oid()::pg_catalog.regclass)\n"
+    "          INTO temps;\n"
+    "        IF temps THEN\n"
+    "          volatile := pg_catalog.current_setting('pg_dbmigrator.ddl_volatile', true);\n"
+    "          PERFORM pg_catalog.set_config('pg_dbmigrator.ddl_volatile', pg_catalog.concat_ws(', "
+    "',\n"
+    "            CASE WHEN volatile <> '' THEN volatile END,\n"
+    "            pg_catalog.pg_event_trigger_table_rewrite_oid()::pg_catalog.regclass::text), "
+    "true);\n"
+    "        END IF;\n"
+    "      END IF;\n"
+    "      RETURN;\n"
+    "    END IF;\n"
     "    IF TG_EVENT = 'sql_drop' THEN\n"
     "      FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects()\n"
     "               WHERE original LOOP\n"
@@ -124,6 +150,12 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "pg_catalog.jsonb_build_object(\n"
     "        'defs', drops, 'nodef', nodef, 'temps', temps, 'schemas', schemas)::text, true);\n"
     "      RETURN;\n"
+    "    END IF;\n"
+    "    volatile := pg_catalog.current_setting('pg_dbmigrator.ddl_volatile', true);\n"
+    "    IF volatile = '' THEN\n"
+    "      volatile := NULL;\n"
+    "    ELSE\n"
+    "      PERFORM pg_catalog.set_config('pg_dbmigrator.ddl_volatile', '', true);\n"
     "    END IF;\n"
     "    d := pg_catalog.current_setting('pg_dbmigrator.ddl_drops', true);\n"
     "    spec := CASE WHEN d <> '' THEN d::jsonb END;\n"
@@ -312,7 +344,7 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "      'search_path', (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(s), ', ') FROM "
     "pg_catalog.unnest(pg_catalog.current_schemas(false)) s),\n"
     "      'role', current_user, 'commands', cmds, 'defs', defs, 'nodef', nodef,\n"
-    "      'schemas', schemas)::text;\n"
+    "      'schemas', schemas, 'volatile', volatile)::text;\n"
     "  EXCEPTION WHEN OTHERS THEN\n"
     "    payload := pg_catalog.jsonb_build_object('v', 1, 'tag', TG_TAG, 'error', SQLERRM)::text;\n"
     "  END;\n"
@@ -324,13 +356,17 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "_pg_dbmigrator.ddl_capture();\n"
     "CREATE EVENT TRIGGER pg_dbmigrator_ddl_drop ON sql_drop EXECUTE FUNCTION "
     "_pg_dbmigrator.ddl_capture();\n"
+    "CREATE EVENT TRIGGER pg_dbmigrator_ddl_rewrite ON table_rewrite EXECUTE FUNCTION "
+    "_pg_dbmigrator.ddl_capture();\n"
     "ALTER EXTENSION plpgsql ADD EVENT TRIGGER pg_dbmigrator_ddl_end;\n"
     "ALTER EXTENSION plpgsql ADD EVENT TRIGGER pg_dbmigrator_ddl_drop;\n"
+    "ALTER EXTENSION plpgsql ADD EVENT TRIGGER pg_dbmigrator_ddl_rewrite;\n"
     "ALTER EXTENSION plpgsql ADD FUNCTION _pg_dbmigrator.ddl_capture();\n"
     "ALTER EXTENSION plpgsql ADD SCHEMA _pg_dbmigrator;\n";
 
-const char ddl_present_sql[] = "SELECT pg_catalog.count(*) FROM pg_catalog.pg_event_trigger "
-                               "WHERE evtname IN ('" DDL_TRIGGER_END "', '" DDL_TRIGGER_DROP "')";
+const char ddl_present_sql[] =
+    "SELECT pg_catalog.count(*) FROM pg_catalog.pg_event_trigger "
+    "WHERE evtname IN ('" DDL_TRIGGER_END "', '" DDL_TRIGGER_DROP "', '" DDL_TRIGGER_REWRITE "')";
 
 const char ddl_allowed_sql[] =
     "SELECT r.rolsuper AND e.oid IS NOT NULL AND v.n >= 110000, "
@@ -705,6 +741,8 @@ ddl_msg_parse(const char *content, size_t len, ddl_msg *m, char *errbuf, size_t 
 				ok = ddl_json_text(&j, &m->nodef);
 			else if (strcmp(key, "error") == 0)
 				ok = ddl_json_text(&j, &m->error);
+			else if (strcmp(key, "volatile") == 0)
+				ok = ddl_json_text(&j, &m->volatile_tables);
 			else if (strcmp(key, "defs") == 0)
 				ok = m->ndefs == 0 && ddl_json_strings(&j, &m->defs, &m->ndefs, NULL);
 			else if (strcmp(key, "schemas") == 0)
@@ -750,6 +788,7 @@ ddl_msg_free(ddl_msg *m)
 	free(m->commands);
 	free(m->nodef);
 	free(m->error);
+	free(m->volatile_tables);
 	for (int i = 0; i < m->ndefs; i++)
 		free(m->defs[i]);
 	free(m->defs);
@@ -983,6 +1022,17 @@ ddl_decide(const ddl_msg *m, char *why, size_t whylen)
 	if (m->error)
 	{
 		snprintf(why, whylen, "the source could not capture it (%s)", m->error);
+		return DDL_REPLAY_NONE;
+	}
+	if (m->volatile_tables)
+	{
+		snprintf(
+		    why, whylen,
+		    "it rewrote %s with a volatile default (random(), nextval(), "
+		    "gen_random_uuid()...): the values the source computed for the rows already there "
+		    "are not in the stream, and the target would compute others. Add the column on the "
+		    "target by hand, copy those values from the source, then skip the command",
+		    m->volatile_tables);
 		return DDL_REPLAY_NONE;
 	}
 	if (ddl_text_is_command(m->query, m->tag, &concurrently) && !concurrently)

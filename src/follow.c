@@ -337,6 +337,7 @@ follow_run(mig *m, char *errbuf, size_t errlen)
 	ao.skip_missing = m->o.skip_missing;
 	ao.skip_lsn = m->o.skip_lsn;
 	ao.ddl = m->ddl;
+	ao.skip_ddl_lsn = m->o.skip_ddl_lsn;
 	ao.schemas = m->o.schemas;
 	ao.nschemas = m->o.nschemas;
 	ao.ex_schemas = m->o.ex_schemas;

@@ -105,6 +105,9 @@ migopts_usage(FILE *f)
 	    "                                replayed on the target in stream order (default when\n"
 	    "                                the source role may create event triggers), or the\n"
 	    "                                apply stops at the first changed table\n"
+	    "  --skip-ddl LSN                with --resume: do not replay the captured DDL command\n"
+	    "                                at LSN (the one a stopped apply named); the rest of its\n"
+	    "                                transaction is applied\n"
 	    "\n"
 	    "Verification:\n"
 	    "  --verify off|warn|strict      compare source and target before Complete (default\n"
@@ -231,6 +234,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		O_COPYMETHOD,
 		O_SPLITSIZE,
 		O_DDL,
+		O_SKIPDDL,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -293,6 +297,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	    {"copy-method", required_argument, NULL, O_COPYMETHOD},
 	    {"split-tables-larger-than", required_argument, NULL, O_SPLITSIZE},
 	    {"ddl", required_argument, NULL, O_DDL},
+	    {"skip-ddl", required_argument, NULL, O_SKIPDDL},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -616,6 +621,16 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 				}
 				o->ddl = strcmp(optarg, "replicate") == 0;
 				break;
+			case O_SKIPDDL:
+				if (!pgo_lsn_parse(optarg, &o->skip_ddl_lsn) || o->skip_ddl_lsn == 0)
+				{
+					snprintf(errbuf, errlen,
+					         "invalid --skip-ddl \"%s\": give the LSN a stopped DDL command named, "
+					         "like 0/1A2B3C4",
+					         optarg);
+					return false;
+				}
+				break;
 			case O_HELP:
 				*help = true;
 				return true;
@@ -638,6 +653,11 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		return false;
 	}
 	o->online = strcmp(mode, "online") == 0;
+	if (!o->online && o->skip_ddl_lsn)
+	{
+		snprintf(errbuf, errlen, "--skip-ddl applies to the DDL streamed by --mode online");
+		return false;
+	}
 	if (!o->online && o->ddl == 1)
 	{
 		snprintf(errbuf, errlen,

@@ -73,7 +73,8 @@ snapshot_ddl_remove(mig *m, const char *phase)
 	if (!snapshot_ddl_exec(m->src, ddl_remove_sql, err, sizeof(err)))
 		event_say(phase, "warning",
 		          "could not drop the DDL capture (event triggers " DDL_TRIGGER_END
-		          ", " DDL_TRIGGER_DROP ") on the source: %s; drop them by hand",
+		          ", " DDL_TRIGGER_DROP ", " DDL_TRIGGER_REWRITE
+		          ") on the source: %s; drop them by hand",
 		          err);
 	else
 		event_say(phase, "info", "the DDL capture (event triggers) is dropped from the source");
@@ -131,7 +132,8 @@ snapshot_ddl_install(mig *m, char *errbuf, size_t errlen)
 		snapshot_ddl_publish_hook(m);
 		event_say("PrepareSnapshot", "info",
 		          "DDL capture installed on the source (event triggers " DDL_TRIGGER_END
-		          " and " DDL_TRIGGER_DROP "): schema changes are replayed in stream order");
+		          ", " DDL_TRIGGER_DROP ", " DDL_TRIGGER_REWRITE
+		          "): schema changes are replayed in stream order");
 		return true;
 	}
 	m->ddl = false;

@@ -152,6 +152,24 @@ START_TEST(the_application_deploys_during_the_migration)
 	pgt_exec(s, "CREATE FUNCTION order_count(int) RETURNS bigint LANGUAGE sql AS "
 	            "$$ SELECT count(*) FROM orders WHERE account = $1 $$");
 	pgt_exec(s, "DROP TABLE gone");
+	/* renames of a table and a schema, a type, a comment, a sequence */
+	pgt_exec(s, "CREATE TABLE staging (id int PRIMARY KEY, v text)");
+	pgt_exec(s, "INSERT INTO staging VALUES (1, 'a')");
+	pgt_exec(s, "ALTER TABLE staging RENAME TO archive");
+	pgt_exec(s, "INSERT INTO archive VALUES (2, 'b')");
+	pgt_exec(s, "CREATE SCHEMA old_ns");
+	pgt_exec(s, "CREATE TABLE old_ns.things (id int PRIMARY KEY)");
+	pgt_exec(s, "ALTER SCHEMA old_ns RENAME TO new_ns");
+	pgt_exec(s, "INSERT INTO new_ns.things VALUES (1), (2)");
+	pgt_exec(s, "CREATE TYPE mood AS ENUM ('sad', 'ok')");
+	pgt_exec(s, "ALTER TYPE mood ADD VALUE 'happy'");
+	pgt_exec(s, "ALTER TABLE archive ADD COLUMN m mood");
+	pgt_exec(s, "UPDATE archive SET m = 'happy' WHERE id = 2");
+	pgt_exec(s, "COMMENT ON TABLE archive IS 'kept for the auditors'");
+	pgt_exec(s, "CREATE SEQUENCE invoice_no START 1000");
+	pgt_exec(s, "ALTER TABLE archive ADD COLUMN inv bigint");
+	pgt_exec(s, "ALTER TABLE archive ALTER COLUMN inv SET DEFAULT nextval('invoice_no')");
+	pgt_exec(s, "INSERT INTO archive (id, v) VALUES (3, 'c')");
 	/* in a transaction, with rows before and after */
 	pgt_exec(s, "BEGIN; INSERT INTO orders (account, total) VALUES (1, 1.5); "
 	            "ALTER TABLE orders ADD COLUMN note text DEFAULT 'none'; "
@@ -195,6 +213,8 @@ START_TEST(the_application_deploys_during_the_migration)
 	pgt_assert_same(s, t, "orders");
 	pgt_assert_same(s, t, "shipments");
 	pgt_assert_same(s, t, "ticks");
+	pgt_assert_same(s, t, "archive");
+	pgt_assert_same(s, t, "new_ns.things");
 	assert_same_schema("deploy");
 	assert_capture_gone(s);
 	story_assert_nothing_left(s, t, "");
@@ -236,10 +256,11 @@ START_TEST(a_command_the_target_role_cannot_run_stops_then_resumes)
 	pgt_exec(s, "INSERT INTO sales VALUES (103, 3)");
 	rc = story_finish(&tool, 60, &out, &err);
 	ck_assert_msg(rc != 0, "the run went on past a GRANT the target refused: %s", story_tail(err));
+	ck_assert_msg(rc == 1, "the stopped run exited %d: %s", rc, story_tail(err));
 	ck_assert_msg(
 	    strstr(err, "DDL command GRANT at 0/") &&
 	        strstr(err, "failed on the target (ERROR:  role \"reporting\" does not exist") &&
-	        strstr(err, "--resume") && strstr(err, "--skip-lsn"),
+	        strstr(err, "--resume") && strstr(err, "--skip-ddl"),
 	    "%s", story_tail(err));
 	/* nothing of that transaction reached the target */
 	ck_assert_int_eq(story_count(t, "sales"), 100);
@@ -264,6 +285,8 @@ START_TEST(a_command_the_target_role_cannot_run_stops_then_resumes)
 		pgt_exec(s, "SELECT pg_create_logical_replication_slot('peek', 'pgoutput')");
 		pgt_exec(s, "ALTER TABLE sales ADD COLUMN memo text");
 		pgt_exec(s, "DO $$ BEGIN EXECUTE 'CREATE INDEX sales_memo ON sales (memo)'; END $$");
+		/* a volatile default fills the rows already there with values the stream lacks */
+		pgt_exec(s, "ALTER TABLE sales ADD COLUMN r float8 DEFAULT random()");
 		pgt_value(s, "SELECT pg_current_wal_lsn()", lsn, sizeof(lsn));
 		ck_assert_int_eq(
 		    story_run((const char *const[]){"decode", "--source", src, "--slot", "peek",
@@ -276,7 +299,9 @@ START_TEST(a_command_the_target_role_cannot_run_stops_then_resumes)
 		                          "sales ADD COLUMN memo text") &&
 		                  strstr(out, "ddl: CREATE INDEX (replay: rebuilt from the catalog)") &&
 		                  strstr(out, "def1: CREATE INDEX sales_memo ON public.sales USING btree "
-		                              "(memo)"),
+		                              "(memo)") &&
+		                  strstr(out, "ddl: ALTER TABLE (replay: none, the apply stops: it rewrote "
+		                              "sales with a volatile default"),
 		              "%s", story_tail(out));
 		free(out);
 		free(err);
@@ -288,11 +313,44 @@ START_TEST(a_command_the_target_role_cannot_run_stops_then_resumes)
 	story_migrate(&tool, "online", src, tgt, dump,
 	              (const char *const[]){"--cutover-poll-secs", "1", "--resume", "--no-owner", NULL},
 	              NULL);
+	/* the GRANT goes through; the volatile default stops the run, naming its LSN */
+	rc = story_finish(&tool, 60, &out, &err);
+	ck_assert_msg(rc != 0 && strstr(err, "rewrote sales with a volatile default"), "%s",
+	              story_tail(err));
+	{
+		const char *at = strstr(err, "skip it with --resume --skip-ddl ");
+		char skip[32], *values = NULL;
+
+		ck_assert_ptr_nonnull(at);
+		ck_assert_int_eq(
+		    sscanf(at + strlen("skip it with --resume --skip-ddl "), "%31[0-9A-F/]", skip), 1);
+		/* the operator adds the column and copies the source's values, then skips it */
+		values = malloc(8192);
+		pgt_value(s, "SELECT string_agg(format('(%s, %s)', id, r), ', ') FROM sales", values, 8192);
+		pgt_exec(t, "ALTER TABLE sales ADD COLUMN r float8 DEFAULT random()");
+		{
+			char sql[9000];
+
+			snprintf(sql, sizeof(sql),
+			         "UPDATE sales SET r = v.r FROM (VALUES %s) v(id, r) WHERE sales.id = v.id",
+			         values);
+			pgt_exec(t, sql);
+		}
+		free(values);
+		free(out);
+		free(err);
+		story_migrate(&tool, "online", src, tgt, dump,
+		              (const char *const[]){"--cutover-poll-secs", "1", "--resume", "--skip-ddl",
+		                                    skip, "--no-owner", NULL},
+		              NULL);
+	}
 	story_expect(&tool, "stage=CaughtUp", 60);
+	pgt_exec(s, "INSERT INTO sales (id, amount) VALUES (104, 4)");
 	kill(tool.pid, SIGINT);
 	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "resumed migration exited %d: %s", rc, story_tail(err));
-	ck_assert_int_eq(story_count(t, "sales"), 103);
+	ck_assert_msg(strstr(err, "skipping the DDL command at"), "%s", story_tail(err));
+	ck_assert_int_eq(story_count(t, "sales"), 104);
 	pgt_assert_same(s, t, "sales");
 	ck_assert_str_eq(pgt_value(t, "SELECT has_table_privilege('reporting', 'sales', 'SELECT')", buf,
 	                           sizeof(buf)),
@@ -498,7 +556,8 @@ no_slots(void)
 int
 main(void)
 {
-	const story_plan plan = {"ddl", "ddl", 240, &sv, STORY_SOURCE_CONF, NULL, NULL, no_slots, NULL};
+	const story_plan plan = {"ddl", "ddl", 240,      &sv,  STORY_SOURCE_CONF,
+	                         NULL,  NULL,  no_slots, NULL, "PGDBM_DDL_ONLY"};
 	const TTest *const stories[] = {
 	    the_application_deploys_during_the_migration,
 	    a_command_the_target_role_cannot_run_stops_then_resumes,
