@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ddl.h"
+#include "migopts.h"
 
 START_TEST(statements_are_counted_outside_quotes_and_comments)
 {
@@ -235,6 +236,49 @@ START_TEST(the_publish_hook_names_its_publication_and_schemas)
 }
 END_TEST
 
+START_TEST(the_ddl_options_are_parsed)
+{
+	static const struct
+	{
+		const char *args[4];
+		bool ok;
+		int ddl;
+	} cases[] = {
+	    {{"--mode", "online", NULL}, true, -1},
+	    {{"--mode", "online", "--ddl", "replicate"}, true, 1},
+	    {{"--mode", "online", "--ddl", "stop"}, true, 0},
+	    {{"--mode", "online", "--ddl", "maybe"}, false, 0},
+	    {{"--mode", "offline", "--ddl", "replicate"}, false, 0},
+	    {{"--mode", "offline", "--ddl", "stop"}, true, 0},
+	    {{"--mode", "online", "--skip-ddl", "0/1A2B"}, true, -1},
+	    {{"--mode", "online", "--skip-ddl", "nope"}, false, 0},
+	    {{"--mode", "offline", "--skip-ddl", "0/1A2B"}, false, 0},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		char *argv[10];
+		int argc = 0;
+		migopts o;
+		bool help;
+		char err[512] = "";
+
+		argv[argc++] = (char *)"pg_dbmigrator";
+		for (int k = 0; k < 4 && cases[i].args[k]; k++)
+			argv[argc++] = (char *)cases[i].args[k];
+		argv[argc++] = (char *)"--source=host=a";
+		argv[argc++] = (char *)"--target=host=b";
+		argv[argc] = NULL;
+		ck_assert_msg(migopts_parse(argc, argv, &o, &help, err, sizeof(err)) == cases[i].ok,
+		              "case %zu: %s", i, err);
+		if (cases[i].ok)
+			ck_assert_int_eq(o.ddl, cases[i].ddl);
+		else
+			ck_assert(strstr(err, "ddl") != NULL);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -250,6 +294,7 @@ main(void)
 	tcase_add_test(tc, the_replay_is_decided_by_the_text_then_the_definitions);
 	tcase_add_test(tc, only_commands_touching_the_scope_are_replayed);
 	tcase_add_test(tc, the_publish_hook_names_its_publication_and_schemas);
+	tcase_add_test(tc, the_ddl_options_are_parsed);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
