@@ -88,6 +88,8 @@ typedef struct ddl_msg
 	char *volatile_tables; /* tables with rows rewritten by a volatile default; or NULL */
 	char **defs;           /* ndefs statements rebuilt from the catalog (each owned) */
 	int ndefs;
+	char **after; /* nafter statements run after the replay, whichever way (each owned) */
+	int nafter;
 	char **schemas; /* the schema of each object touched ("" for none; each owned) */
 	int nschemas;
 } ddl_msg;

@@ -596,6 +596,9 @@ apply_ddl(applier *a, const pgo_logical_message *lm, pgo_lsn lsn)
 		ok = ok && apply_ddl_exec(a, &m, lsn, m.query, 0, NULL, NULL, 0);
 	for (int i = 0; ok && how == DDL_REPLAY_DEFS && i < m.ndefs; i++)
 		ok = apply_ddl_exec(a, &m, lsn, m.defs[i], 0, NULL, NULL, 0);
+	/* what the capture did on the source besides (a keyless table's REPLICA IDENTITY FULL) */
+	for (int i = 0; ok && i < m.nafter; i++)
+		ok = apply_ddl_exec(a, &m, lsn, m.after[i], 0, NULL, NULL, 0);
 	if (ok)
 	{
 		const char *path[1] = {saved_path};

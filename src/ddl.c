@@ -71,6 +71,13 @@ const char ddl_remove_sql[] = DDL_REMOVE_BODY;
  * DO block that brings the target's table to the source's columns, defaults,
  * NOT NULL and constraints (and refuses when the target has a column the
  * source no longer has: a rename cannot be told from a drop there).
+ * Never break the source: a published table left without a key by the command
+ * (CREATE TABLE of a keyless table under FOR ALL TABLES, a dropped primary
+ * key) would make the application's UPDATE and DELETE fail; the capture sets
+ * its REPLICA IDENTITY FULL in the same transaction, only under an
+ * ACCESS EXCLUSIVE lock the command already holds (a new table, or an ALTER
+ * that took it: nothing waits), and the message's "after" list replays that
+ * on the target.
  */
 const char ddl_install_sql[] = DDL_REMOVE_BODY
     "SET LOCAL pg_dbmigrator.ddl_off = on;\n"
@@ -91,6 +98,7 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "  volatile text;\n"
     "  d text;\n"
     "  spec jsonb;\n"
+    "  after jsonb := '[]';\n"
     "BEGIN\n"
     "  IF pg_catalog.current_setting('pg_dbmigrator.ddl_off', true) = 'on' THEN\n"
     "    RETURN;\n"
@@ -131,6 +139,10 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "          d := pg_catalog.format('ALTER TABLE %I.%I DROP COLUMN IF EXISTS %I',\n"
     "                                 r.address_names[1], r.address_names[2], "
     "r.address_names[3]);\n"
+    "        ELSIF r.object_type = 'table constraint' THEN\n"
+    "          d := pg_catalog.format('ALTER TABLE %I.%I DROP CONSTRAINT IF EXISTS %I',\n"
+    "                                 r.address_names[1], r.address_names[2], "
+    "r.address_names[3]);\n"
     "        ELSIF r.object_type IN ('table', 'view', 'materialized view', 'index', 'sequence',\n"
     "                                'function', 'procedure', 'aggregate', 'type', 'schema',\n"
     "                                'foreign table', 'domain collation') THEN\n"
@@ -142,7 +154,9 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "          nodef := pg_catalog.concat_ws(', ', nodef, r.object_type || ' ' || "
     "r.object_identity);\n"
     "        END IF;\n"
-    "        drops := drops || pg_catalog.to_jsonb(d);\n"
+    "        IF d IS NOT NULL THEN\n"
+    "          drops := drops || pg_catalog.to_jsonb(d);\n"
+    "        END IF;\n"
     "        schemas := schemas || pg_catalog.to_jsonb(COALESCE(r.schema_name,\n"
     "                     CASE WHEN r.object_type = 'schema' THEN r.object_name END, ''));\n"
     "      END LOOP;\n"
@@ -329,6 +343,37 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "      ELSIF r.object_type IN ('function', 'procedure') AND r.command_tag LIKE 'CREATE%' THEN\n"
     "        d := pg_catalog.pg_get_functiondef(r.objid);\n"
     "      END IF;\n"
+    "      IF r.object_type = 'table' AND r.command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', "
+    "'SELECT INTO', 'ALTER TABLE')\n"
+    "         AND EXISTS (SELECT FROM pg_catalog.pg_class pc JOIN pg_catalog.pg_namespace pn ON "
+    "pn.oid = pc.relnamespace\n"
+    "                     WHERE pc.oid = r.objid AND pc.relkind = 'r' AND pc.relpersistence = "
+    "'p'\n"
+    "                       AND pc.relreplident IN ('d', 'i')\n"
+    "                       AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = "
+    "pc.oid\n"
+    "                                         AND CASE WHEN pc.relreplident = 'd' THEN "
+    "i.indisprimary ELSE i.indisreplident END)\n"
+    "                       AND EXISTS (SELECT FROM pg_catalog.pg_publication_tables pt\n"
+    "                                     JOIN pg_catalog.pg_publication p ON p.pubname = "
+    "pt.pubname\n"
+    "                                    WHERE (p.pubupdate OR p.pubdelete) AND pt.schemaname = "
+    "pn.nspname\n"
+    "                                      AND pt.tablename = pc.relname))\n"
+    "         AND (r.command_tag <> 'ALTER TABLE' OR EXISTS (SELECT FROM pg_catalog.pg_locks l\n"
+    "                WHERE l.locktype = 'relation' AND l.relation = r.objid AND l.pid = "
+    "pg_catalog.pg_backend_pid()\n"
+    "                  AND l.mode = 'AccessExclusiveLock' AND l.granted)) THEN\n"
+    "        -- a published table without a key: the application's UPDATE and DELETE on it would\n"
+    "        -- fail. FULL in this transaction (under a lock it holds: nothing waits), on the\n"
+    "        -- target too\n"
+    "        PERFORM pg_catalog.set_config('pg_dbmigrator.ddl_off', 'on', true);\n"
+    "        EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', "
+    "r.objid::pg_catalog.regclass);\n"
+    "        PERFORM pg_catalog.set_config('pg_dbmigrator.ddl_off', 'off', true);\n"
+    "        after := after || pg_catalog.to_jsonb(pg_catalog.format('ALTER TABLE %s REPLICA "
+    "IDENTITY FULL', r.object_identity));\n"
+    "      END IF;\n"
     "      IF d IS NULL THEN\n"
     "        nodef := pg_catalog.concat_ws(', ', nodef, r.command_tag || ' ' || r.object_type || ' "
     "' || COALESCE(r.object_identity, ''));\n"
@@ -344,7 +389,7 @@ const char ddl_install_sql[] = DDL_REMOVE_BODY
     "      'search_path', (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(s), ', ') FROM "
     "pg_catalog.unnest(pg_catalog.current_schemas(false)) s),\n"
     "      'role', current_user, 'commands', cmds, 'defs', defs, 'nodef', nodef,\n"
-    "      'schemas', schemas, 'volatile', volatile)::text;\n"
+    "      'schemas', schemas, 'volatile', volatile, 'after', after)::text;\n"
     "  EXCEPTION WHEN OTHERS THEN\n"
     "    payload := pg_catalog.jsonb_build_object('v', 1, 'tag', TG_TAG, 'error', SQLERRM)::text;\n"
     "  END;\n"
@@ -745,6 +790,8 @@ ddl_msg_parse(const char *content, size_t len, ddl_msg *m, char *errbuf, size_t 
 				ok = ddl_json_text(&j, &m->volatile_tables);
 			else if (strcmp(key, "defs") == 0)
 				ok = m->ndefs == 0 && ddl_json_strings(&j, &m->defs, &m->ndefs, NULL);
+			else if (strcmp(key, "after") == 0)
+				ok = m->nafter == 0 && ddl_json_strings(&j, &m->after, &m->nafter, NULL);
 			else if (strcmp(key, "schemas") == 0)
 				ok = m->nschemas == 0 && ddl_json_strings(&j, &m->schemas, &m->nschemas, NULL);
 			else if (strcmp(key, "commands") == 0)
@@ -792,6 +839,9 @@ ddl_msg_free(ddl_msg *m)
 	for (int i = 0; i < m->ndefs; i++)
 		free(m->defs[i]);
 	free(m->defs);
+	for (int i = 0; i < m->nafter; i++)
+		free(m->after[i]);
+	free(m->after);
 	for (int i = 0; i < m->nschemas; i++)
 		free(m->schemas[i]);
 	free(m->schemas);

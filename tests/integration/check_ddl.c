@@ -553,6 +553,82 @@ no_slots(void)
 	story_drop_slots(&sv.src);
 }
 
+/*
+ * Never break the source: under the FOR ALL TABLES publication, a table made
+ * without a key during the migration (or one whose primary key is dropped)
+ * would make the application's UPDATE and DELETE on it fail ("does not have a
+ * replica identity and publishes updates"). The capture gives it REPLICA
+ * IDENTITY FULL in the same transaction; the applier matches whole rows, one
+ * of duplicates at a time; the target gets the same identity.
+ */
+START_TEST(a_keyless_table_made_during_the_migration_never_breaks_the_source)
+{
+	char src[256], tgt[256], dump[512], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "keyless");
+	pgt_owned_database(sv.tgt_admin, "keyless", "app");
+	story_connstrs(&sv, "keyless", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "keyless");
+	t = pgt_connect(&sv.tgt, "keyless");
+	pgt_exec(s, "CREATE TABLE legacy (id int PRIMARY KEY, v text)");
+	pgt_exec(s, "INSERT INTO legacy SELECT g, 'v' || g FROM generate_series(1, 20) g");
+	pgt_scratch("keyless-dump", dump, sizeof(dump));
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", "--verify",
+	                                    "strict", "--json", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	ck_assert_str_eq(pgt_value(s,
+	                           "SELECT puballtables FROM pg_publication WHERE pubname = "
+	                           "'pg_dbmigrator_pub'",
+	                           buf, sizeof(buf)),
+	                 "t");
+	/* the application's new table has no key; each of its writes must succeed */
+	pgt_exec(s, "CREATE TABLE audit (who text, what text, n int)");
+	pgt_exec(s, "INSERT INTO audit SELECT 'u' || (g % 5), 'x', g FROM generate_series(1, 50) g");
+	pgt_exec(s, "INSERT INTO audit VALUES ('dup', 'same', 0), ('dup', 'same', 0), (NULL, 'n', 1)");
+	pgt_exec(s, "UPDATE audit SET what = 'y' WHERE n % 7 = 0");
+	pgt_exec(s, "UPDATE audit SET n = 1 WHERE ctid = (SELECT min(ctid) FROM audit WHERE who = "
+	            "'dup')");
+	pgt_exec(s, "UPDATE audit SET what = 'null-who' WHERE who IS NULL");
+	pgt_exec(s, "DELETE FROM audit WHERE n % 10 = 3");
+	/* in one transaction with its rows */
+	pgt_exec(s, "BEGIN; CREATE TABLE scratch (a int, b int); INSERT INTO scratch VALUES (1, 1), "
+	            "(2, 2); UPDATE scratch SET b = 20 WHERE a = 2; DELETE FROM scratch WHERE a = 1; "
+	            "COMMIT");
+	/* an existing table loses its primary key */
+	pgt_exec(s, "ALTER TABLE legacy DROP CONSTRAINT legacy_pkey");
+	pgt_exec(s, "UPDATE legacy SET v = 'changed' WHERE id <= 5");
+	pgt_exec(s, "DELETE FROM legacy WHERE id > 15");
+	pgt_exec(s, "INSERT INTO legacy VALUES (1, 'again')");
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(out, "\"differences\":0"), "no clean Verify: %s", story_tail(out));
+	pgt_assert_same(s, t, "audit");
+	pgt_assert_same(s, t, "scratch");
+	pgt_assert_same(s, t, "legacy");
+	ck_assert_str_eq(
+	    pgt_value(t,
+	              "SELECT string_agg(relname || '=' || relreplident::text, ',' ORDER BY "
+	              "relname) FROM pg_class WHERE relname IN ('audit', 'legacy', "
+	              "'scratch')",
+	              buf, sizeof(buf)),
+	    "audit=f,legacy=f,scratch=f");
+	assert_same_schema("keyless");
+	assert_capture_gone(s);
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -564,6 +640,7 @@ main(void)
 	    kill_9_before_the_ddl_commits_on_the_target_applies_it_once,
 	    a_new_table_joins_a_list_publication_and_other_schemas_are_left_alone,
 	    a_source_role_that_may_not_capture_falls_back_to_stop,
+	    a_keyless_table_made_during_the_migration_never_breaks_the_source,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));

@@ -100,7 +100,8 @@ static const char full_msg[] =
     "\"CREATE INDEX i ON public.t USING btree (a)\"], \"role\": \"postgres\", \"nodef\": null, "
     "\"query\": \"select f();\\n\", \"commands\": [\"ALTER TABLE table public.t\", \"CREATE "
     "INDEX index public.i\"], \"schemas\": [\"public\", \"\"], \"search_path\": \"public, "
-    "\\\"My\\\"\", \"future\": {\"a\": [1, "
+    "\\\"My\\\"\", \"after\": [\"ALTER TABLE public.t REPLICA IDENTITY FULL\"], \"future\": "
+    "{\"a\": [1, "
     "2.5e3, true, false, null, {}]}}";
 
 START_TEST(a_message_is_parsed_and_every_prefix_refused)
@@ -121,6 +122,8 @@ START_TEST(a_message_is_parsed_and_every_prefix_refused)
 	ck_assert_int_eq(m.nschemas, 2);
 	ck_assert_str_eq(m.schemas[0], "public");
 	ck_assert_str_eq(m.schemas[1], "");
+	ck_assert_int_eq(m.nafter, 1);
+	ck_assert_str_eq(m.after[0], "ALTER TABLE public.t REPLICA IDENTITY FULL");
 	ck_assert_int_eq(ddl_decide(&m, err, sizeof(err)), DDL_REPLAY_DEFS);
 	ddl_msg_free(&m);
 	ddl_msg_free(&m); /* safe twice */
