@@ -70,6 +70,15 @@ extern const char ddl_remove_sql[];
 extern const char ddl_present_sql[];
 
 /*
+ * One row: the tables ("schema.table", ", "-separated; NULL for none) that the
+ * publication named by $1 publishes updates or deletes of although they have
+ * no replica identity: the application's UPDATE and DELETE on them fail on
+ * the source. A FOR ALL TABLES publication without the capture (--ddl stop)
+ * gets them when the application creates a keyless table.
+ */
+extern const char ddl_unkeyed_sql[];
+
+/*
  * One row, two columns: may the connected role install the capture ("t" or
  * "f"), and if not, why (text for the operator).
  */

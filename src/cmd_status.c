@@ -66,7 +66,8 @@ cmd_status(int argc, char **argv)
 	int guard_rows = 0;
 	/* what the servers say */
 	bool slot_present = false, slot_active = false, have_progress = false;
-	int ddl_triggers = 0; /* the DDL capture's event triggers on the source (ddl.h) */
+	int ddl_triggers = 0;   /* the DDL capture's event triggers on the source (ddl.h) */
+	char unkeyed[512] = ""; /* published tables whose updates fail on the source (ddl.h) */
 	char confirmed[32] = "", lag[32] = "", wal_status[32] = "", applied[32] = "",
 	     applied_at[64] = "";
 
@@ -136,6 +137,11 @@ cmd_status(int argc, char **argv)
 		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 			ddl_triggers = atoi(PQgetvalue(res, 0, 0));
 		PQclear(res);
+		params[0] = t.publication;
+		res = PQexecParams(src, ddl_unkeyed_sql, 1, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			snprintf(unkeyed, sizeof(unkeyed), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
 	}
 	if ((tgt = status_connect(t.target, tgt_err, sizeof(tgt_err))) != NULL)
 	{
@@ -171,6 +177,8 @@ cmd_status(int argc, char **argv)
 		     strbuf_appendf(&sb, ",\"confirmed_lsn\":\"%s\",\"lag_bytes\":%s,\"wal_status\":\"%s\"",
 		                    confirmed, lag[0] ? lag : "null", wal_status)) &&
 		    (!src || strbuf_appendf(&sb, ",\"ddl_capture\":%s", ddl_triggers ? "true" : "false")) &&
+		    (!unkeyed[0] || (strbuf_append_cstr(&sb, ",\"unkeyed_published\":") &&
+		                     strbuf_append_json_string(&sb, unkeyed, strlen(unkeyed)))) &&
 		    strbuf_appendf(&sb, ",\"target_reachable\":%s", tgt ? "true" : "false") &&
 		    (!have_progress || strbuf_appendf(&sb, ",\"applied_lsn\":\"%s\",\"applied_at\":\"%s\"",
 		                                      applied, applied_at)) &&
@@ -201,6 +209,13 @@ cmd_status(int argc, char **argv)
 				       ", " DDL_TRIGGER_DROP ", " DDL_TRIGGER_REWRITE
 				       "): it stays while the slot does; --resume to the "
 				       "end or --force-clean drops it\n");
+			if (src && unkeyed[0])
+				printf(
+				    "WARNING:      publication %s publishes the updates of %s, which have no "
+				    "replica identity: the application's UPDATE and DELETE on them FAIL on the "
+				    "source. Give them a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL on "
+				    "the source\n",
+				    t.publication, unkeyed);
 		}
 		if (tgt == NULL)
 			printf("target:       unreachable (%s)\n", tgt_err);

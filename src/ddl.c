@@ -413,6 +413,17 @@ const char ddl_present_sql[] =
     "SELECT pg_catalog.count(*) FROM pg_catalog.pg_event_trigger "
     "WHERE evtname IN ('" DDL_TRIGGER_END "', '" DDL_TRIGGER_DROP "', '" DDL_TRIGGER_REWRITE "')";
 
+const char ddl_unkeyed_sql[] =
+    "SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('%I.%I', n.nspname, c.relname), ', ') "
+    "FROM pg_catalog.pg_publication p "
+    "JOIN pg_catalog.pg_publication_tables pt ON pt.pubname = p.pubname "
+    "JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname "
+    "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+    "WHERE p.pubname = $1 AND (p.pubupdate OR p.pubdelete) AND c.relkind = 'r' "
+    "AND (c.relreplident = 'n' OR (c.relreplident IN ('d', 'i') AND NOT EXISTS ("
+    "SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid "
+    "AND CASE WHEN c.relreplident = 'd' THEN i.indisprimary ELSE i.indisreplident END)))";
+
 const char ddl_allowed_sql[] =
     "SELECT r.rolsuper AND e.oid IS NOT NULL AND v.n >= 110000, "
     "  CASE WHEN v.n < 110000 THEN 'the source runs PostgreSQL ' || "

@@ -196,6 +196,16 @@ preflight_source(mig *m, char *errbuf, size_t errlen)
 		                        "publication \"%s\" does not exist on the source: create it, "
 		                        "or drop --no-auto-create-publication",
 		                        m->o.publication);
+	if (m->plan.all_tables && !m->ddl)
+		event_say("Validate", "warning",
+		          "the publication will be FOR ALL TABLES and the DDL capture is not installed "
+		          "(--ddl stop): a table the application creates without a primary key during the "
+		          "migration, or whose primary key it drops, is published at once, and the source "
+		          "then REFUSES the application's UPDATE and DELETE on it (\"does not have a "
+		          "replica identity and publishes updates\") until it has a key or REPLICA "
+		          "IDENTITY FULL; `pg_dbmigrator status` names such tables. Give new tables a "
+		          "primary key, or run with --ddl replicate (a superuser source role), whose "
+		          "capture sets REPLICA IDENTITY FULL on them in the same transaction");
 	list = srcplan_keyless_list(&m->plan, false);
 	if (list && list[0])
 		event_say("Validate", "warning",

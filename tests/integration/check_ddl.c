@@ -629,6 +629,52 @@ START_TEST(a_keyless_table_made_during_the_migration_never_breaks_the_source)
 }
 END_TEST
 
+/*
+ * Without the capture (--ddl stop) under FOR ALL TABLES, nothing stops a new
+ * keyless table from being published: Validate says what can happen, and
+ * `status` names such a table while the run goes on.
+ */
+START_TEST(with_ddl_stop_validate_and_status_warn_of_keyless_tables)
+{
+	char src[256], tgt[256], dump[512];
+	PGconn *s;
+	pgt_proc tool, st;
+	char *out, *err;
+	const char *argv[] = {pgt_tool(), "status", "--dump-path", NULL, NULL};
+
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "nocapture");
+	pgt_owned_database(sv.tgt_admin, "nocapture", "app");
+	story_connstrs(&sv, "nocapture", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "nocapture");
+	pgt_exec(s, "CREATE TABLE items (id int PRIMARY KEY)");
+	pgt_scratch("nocapture-dump", dump, sizeof(dump));
+	story_migrate(
+	    &tool, "online", src, tgt, dump,
+	    (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", "--ddl", "stop", NULL},
+	    NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	/* the application's keyless table is published: its UPDATE now fails on the source */
+	pgt_exec(s, "CREATE TABLE scratch (a int)");
+	pgt_exec(s, "INSERT INTO scratch VALUES (1)");
+	argv[3] = dump;
+	pgt_spawn(&st, argv, NULL);
+	ck_assert_int_eq(story_finish(&st, 30, &out, NULL), 0);
+	ck_assert_msg(strstr(out, "WARNING:      publication pg_dbmigrator_pub publishes the "
+	                          "updates of public.scratch") &&
+	                  strstr(out, "FAIL on the source"),
+	              "%s", out);
+	free(out);
+	kill(tool.pid, SIGINT);
+	(void)story_finish(&tool, 60, &out, &err);
+	ck_assert_msg(strstr(err, "DDL capture is not installed (--ddl stop): a table the "
+	                          "application creates without a primary key"),
+	              "%s", story_tail(err));
+	free(out);
+	free(err);
+	PQfinish(s);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -641,6 +687,7 @@ main(void)
 	    a_new_table_joins_a_list_publication_and_other_schemas_are_left_alone,
 	    a_source_role_that_may_not_capture_falls_back_to_stop,
 	    a_keyless_table_made_during_the_migration_never_breaks_the_source,
+	    with_ddl_stop_validate_and_status_warn_of_keyless_tables,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
