@@ -63,6 +63,20 @@ extern const char ddl_install_sql[];
 PGDBM_MUST_CHECK bool ddl_publish_hook_sql(strbuf *sql, const char *lpub,
                                            const char *const *lschemas, int n);
 
+/*
+ * The comment on the capture's schema names the migration that installed it
+ * (and drops it): this prefix, then its slot. Two migrations of one database
+ * cannot share the capture's fixed names: the second is refused (or falls
+ * back to --ddl stop), and neither drops the other's.
+ */
+#define DDL_OWNER_PREFIX "pg_dbmigrator DDL capture of slot "
+
+/*
+ * One row when the capture's schema exists: its comment ("" when it has none,
+ * as an older version of the tool left it).
+ */
+extern const char ddl_owner_sql[];
+
 /* Remove the capture (idempotent: nothing happens when it is not there). */
 extern const char ddl_remove_sql[];
 

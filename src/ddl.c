@@ -413,6 +413,10 @@ const char ddl_present_sql[] =
     "SELECT pg_catalog.count(*) FROM pg_catalog.pg_event_trigger "
     "WHERE evtname IN ('" DDL_TRIGGER_END "', '" DDL_TRIGGER_DROP "', '" DDL_TRIGGER_REWRITE "')";
 
+const char ddl_owner_sql[] =
+    "SELECT COALESCE(pg_catalog.obj_description(n.oid, 'pg_namespace'), '') "
+    "FROM pg_catalog.pg_namespace n WHERE n.nspname = '" DDL_SCHEMA "'";
+
 const char ddl_unkeyed_sql[] =
     "SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('%I.%I', n.nspname, c.relname), ', ') "
     "FROM pg_catalog.pg_publication p "

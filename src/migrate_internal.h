@@ -132,6 +132,12 @@ PGDBM_MUST_CHECK bool preflight_run(mig *m, char *errbuf, size_t errlen);
 PGDBM_MUST_CHECK bool snapshot_prepare(mig *m, char *errbuf, size_t errlen);
 /* Drop the DDL capture (ddl.h) from the source if it is there; a warning of phase if it fails. */
 void snapshot_ddl_remove(mig *m, const char *phase);
+/*
+ * Is the source's DDL capture absent, or this run's (its schema's comment
+ * names m->o.slot, or nothing: an older version's)? If another migration's,
+ * false with its comment in other.
+ */
+bool snapshot_ddl_ours(mig *m, char *other, size_t otherlen);
 PGDBM_MUST_CHECK bool snapshot_reattach(mig *m, char *errbuf, size_t errlen);
 PGDBM_MUST_CHECK bool snapshot_reattach_after_cutover(mig *m, char *errbuf, size_t errlen);
 

@@ -431,6 +431,22 @@ preflight_ddl(mig *m)
 	PQclear(res);
 	if (allowed)
 	{
+		char other[256];
+
+		/* the capture's names are fixed: one migration of a database may have it */
+		if (!snapshot_ddl_ours(m, other, sizeof(other)))
+		{
+			allowed = false;
+			snprintf(m->ddl_why, sizeof(m->ddl_why),
+			         "the source database already has the DDL capture of another migration "
+			         "(\"%s\"), and two migrations of one database cannot both capture DDL "
+			         "(the first to end would drop it). Run this one after that one ends, or "
+			         "with --ddl stop",
+			         other);
+		}
+	}
+	if (allowed)
+	{
 		m->ddl = true;
 		return true;
 	}
@@ -438,7 +454,10 @@ preflight_ddl(mig *m)
 		m->ddl_why[n - 1] = '\0';
 	if (m->o.ddl == 1)
 		return mig_check_failed("source_ddl_capture",
-		                        "--ddl replicate: %s; use a superuser source role, or --ddl stop",
+		                        strstr(m->ddl_why, "another migration")
+		                            ? "--ddl replicate: %s"
+		                            : "--ddl replicate: %s; use a superuser source role, or --ddl "
+		                              "stop",
 		                        m->ddl_why);
 	event_say("Validate", "warning",
 	          "--ddl stop: schema changes on the source will not be replayed (%s); a changed table "

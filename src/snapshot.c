@@ -63,6 +63,29 @@ snapshot_ddl_present(mig *m)
 	       atoi(buf) > 0;
 }
 
+bool
+snapshot_ddl_ours(mig *m, char *other, size_t otherlen)
+{
+	PGresult *res;
+	bool ours = true;
+
+	other[0] = '\0';
+	if (m->src == NULL)
+		return true;
+	res = PQexec(m->src, ddl_owner_sql);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+	{
+		const char *c = PQgetvalue(res, 0, 0);
+
+		ours = c[0] == '\0' || (strncmp(c, DDL_OWNER_PREFIX, strlen(DDL_OWNER_PREFIX)) == 0 &&
+		                        strcmp(c + strlen(DDL_OWNER_PREFIX), m->o.slot) == 0);
+		if (!ours)
+			snprintf(other, otherlen, "%s", c);
+	}
+	PQclear(res);
+	return ours;
+}
+
 void
 snapshot_ddl_remove(mig *m, const char *phase)
 {
@@ -70,6 +93,12 @@ snapshot_ddl_remove(mig *m, const char *phase)
 
 	if (m->src == NULL || !snapshot_ddl_present(m))
 		return;
+	if (!snapshot_ddl_ours(m, err, sizeof(err)))
+	{
+		event_say(phase, "info",
+		          "the DDL capture on the source is another migration's (%s): left in place", err);
+		return;
+	}
 	if (!snapshot_ddl_exec(m->src, ddl_remove_sql, err, sizeof(err)))
 		event_say(phase, "warning",
 		          "could not drop the DDL capture (event triggers " DDL_TRIGGER_END
@@ -123,11 +152,25 @@ snapshot_ddl_publish_hook(mig *m)
 static bool
 snapshot_ddl_install(mig *m, char *errbuf, size_t errlen)
 {
-	char err[1024];
+	char err[1024], *lowner;
+	strbuf sql;
+	bool ok;
 
 	if (!m->ddl)
 		return true;
-	if (snapshot_ddl_exec(m->src, ddl_install_sql, err, sizeof(err)))
+	/* the schema's comment names this run's slot: no other run drops it */
+	snprintf(err, sizeof(err), DDL_OWNER_PREFIX "%s", m->o.slot);
+	lowner = PQescapeLiteral(m->src, err, strlen(err));
+	strbuf_init(&sql);
+	ok = lowner && strbuf_appendf(&sql, "%sCOMMENT ON SCHEMA " DDL_SCHEMA " IS %s;\n",
+	                              ddl_install_sql, lowner);
+	PQfreemem(lowner);
+	if (!ok)
+		snprintf(err, sizeof(err), "out of memory");
+	else
+		ok = snapshot_ddl_exec(m->src, strbuf_data(&sql), err, sizeof(err));
+	strbuf_free(&sql);
+	if (ok)
 	{
 		snapshot_ddl_publish_hook(m);
 		event_say("PrepareSnapshot", "info",

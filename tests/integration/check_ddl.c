@@ -675,6 +675,79 @@ START_TEST(with_ddl_stop_validate_and_status_warn_of_keyless_tables)
 }
 END_TEST
 
+/*
+ * Two migrations of one source database: the capture's names are fixed, so
+ * the second may not install it (refused with --ddl replicate, --ddl stop by
+ * default, said by Validate and the dry run), and the first keeps its own.
+ */
+START_TEST(a_second_migration_of_the_database_does_not_take_the_capture)
+{
+	char src[256], tgt[256], src2[256], tgt2[256], dump[512], dump2[512];
+	PGconn *s, *t;
+	pgt_proc tool, dry;
+	char *out, *err;
+	int rc;
+
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "twice");
+	pgt_owned_database(sv.tgt_admin, "twice", "app");
+	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "twice_b");
+	pgt_owned_database(sv.tgt_admin, "twice_b", "app");
+	story_connstrs(&sv, "twice", src, tgt, sizeof(src));
+	story_connstrs(&sv, "twice_b", src2, tgt2, sizeof(src2));
+	s = pgt_connect(&sv.src, "twice");
+	t = pgt_connect(&sv.tgt, "twice");
+	pgt_exec(s, "CREATE TABLE items (id int PRIMARY KEY, v int)");
+	pgt_scratch("twice-dump", dump, sizeof(dump));
+	pgt_scratch("twice-b-dump", dump2, sizeof(dump2));
+	/* the dry run says what it would install */
+	story_migrate(&dry, "online", src, tgt, dump,
+	              (const char *const[]){"--no-owner", "--dry-run", NULL}, NULL);
+	ck_assert_int_eq(story_finish(&dry, 60, &out, NULL), 0);
+	ck_assert_msg(strstr(out, "on the source: install the DDL capture before the slot") &&
+	                  strstr(out, "owned by slot pg_dbmigrator)"),
+	              "%s", story_tail(out));
+	free(out);
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", NULL}, NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+
+	/* a second migration of the same database, to another target, slot and publication */
+	story_migrate(&dry, "online", src, tgt2, dump2,
+	              (const char *const[]){"--no-owner", "--slot", "second", "--publication",
+	                                    "second_pub", "--ddl", "replicate", "--dry-run", NULL},
+	              NULL);
+	rc = story_finish(&dry, 60, NULL, &err);
+	ck_assert_msg(rc != 0 && strstr(err, "already has the DDL capture of another migration "
+	                                     "(\"pg_dbmigrator DDL capture of slot pg_dbmigrator\")"),
+	              "exit %d: %s", rc, story_tail(err));
+	free(err);
+	story_migrate(&dry, "online", src, tgt2, dump2,
+	              (const char *const[]){"--no-owner", "--slot", "second", "--publication",
+	                                    "second_pub", "--dry-run", NULL},
+	              NULL);
+	ck_assert_int_eq(story_finish(&dry, 60, &out, &err), 0);
+	ck_assert_msg(strstr(out, "on the source: no DDL capture (--ddl stop: the source database "
+	                          "already has the DDL capture of another migration"),
+	              "%s", story_tail(out));
+	free(out);
+	free(err);
+
+	/* the first one still captures */
+	pgt_exec(s, "ALTER TABLE items ADD COLUMN w int");
+	pgt_exec(s, "INSERT INTO items VALUES (1, 2, 3)");
+	kill(tool.pid, SIGINT);
+	rc = story_finish(&tool, 120, &out, &err);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
+	pgt_assert_same(s, t, "items");
+	assert_capture_gone(s);
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+	(void)src2;
+}
+END_TEST
+
 int
 main(void)
 {
@@ -688,6 +761,7 @@ main(void)
 	    a_source_role_that_may_not_capture_falls_back_to_stop,
 	    a_keyless_table_made_during_the_migration_never_breaks_the_source,
 	    with_ddl_stop_validate_and_status_warn_of_keyless_tables,
+	    a_second_migration_of_the_database_does_not_take_the_capture,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
