@@ -563,7 +563,7 @@ no_slots(void)
  */
 START_TEST(a_keyless_table_made_during_the_migration_never_breaks_the_source)
 {
-	char src[256], tgt[256], dump[512], buf[64];
+	char src[256], tgt[256], dump[512], buf[128];
 	PGconn *s, *t;
 	pgt_proc tool;
 	char *out, *err;
@@ -576,6 +576,10 @@ START_TEST(a_keyless_table_made_during_the_migration_never_breaks_the_source)
 	t = pgt_connect(&sv.tgt, "keyless");
 	pgt_exec(s, "CREATE TABLE legacy (id int PRIMARY KEY, v text)");
 	pgt_exec(s, "INSERT INTO legacy SELECT g, 'v' || g FROM generate_series(1, 20) g");
+	pgt_exec(s, "CREATE TABLE parts (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)");
+	pgt_exec(s, "CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (100)");
+	pgt_exec(s, "CREATE TABLE parts_high PARTITION OF parts FOR VALUES FROM (100) TO (200)");
+	pgt_exec(s, "INSERT INTO parts SELECT g, 'p' FROM generate_series(1, 199, 7) g");
 	pgt_scratch("keyless-dump", dump, sizeof(dump));
 	story_migrate(&tool, "online", src, tgt, dump,
 	              (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", "--verify",
@@ -605,6 +609,13 @@ START_TEST(a_keyless_table_made_during_the_migration_never_breaks_the_source)
 	pgt_exec(s, "UPDATE legacy SET v = 'changed' WHERE id <= 5");
 	pgt_exec(s, "DELETE FROM legacy WHERE id > 15");
 	pgt_exec(s, "INSERT INTO legacy VALUES (1, 'again')");
+	/* a partitioned table loses its key: its partitions are what is published */
+	pgt_exec(s, "ALTER TABLE parts DROP CONSTRAINT parts_pkey");
+	pgt_exec(s, "UPDATE parts SET v = 'q' WHERE id % 3 = 0");
+	pgt_exec(s, "DELETE FROM parts WHERE id % 5 = 0");
+	pgt_exec(s, "CREATE TABLE parts_more PARTITION OF parts FOR VALUES FROM (200) TO (300)");
+	pgt_exec(s, "INSERT INTO parts VALUES (250, 'm'), (250, 'm')");
+	pgt_exec(s, "UPDATE parts SET v = 'n' WHERE id = 250");
 	kill(tool.pid, SIGINT);
 	rc = story_finish(&tool, 120, &out, &err);
 	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
@@ -612,13 +623,14 @@ START_TEST(a_keyless_table_made_during_the_migration_never_breaks_the_source)
 	pgt_assert_same(s, t, "audit");
 	pgt_assert_same(s, t, "scratch");
 	pgt_assert_same(s, t, "legacy");
+	pgt_assert_same(s, t, "parts");
 	ck_assert_str_eq(
 	    pgt_value(t,
 	              "SELECT string_agg(relname || '=' || relreplident::text, ',' ORDER BY "
 	              "relname) FROM pg_class WHERE relname IN ('audit', 'legacy', "
-	              "'scratch')",
+	              "'scratch', 'parts_low', 'parts_high', 'parts_more')",
 	              buf, sizeof(buf)),
-	    "audit=f,legacy=f,scratch=f");
+	    "audit=f,legacy=f,parts_high=f,parts_low=f,parts_more=f,scratch=f");
 	assert_same_schema("keyless");
 	assert_capture_gone(s);
 	story_assert_nothing_left(s, t, "");
