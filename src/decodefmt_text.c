@@ -208,6 +208,9 @@ decodefmt_text_ddl(decodefmt_ctx *c, const pgo_logical_message *lm)
 	for (int i = 0; ok && how == DDL_REPLAY_DEFS && i < d.ndefs; i++)
 		ok = strbuf_appendf(c->out, " def%d: ", i + 1) &&
 		     strbuf_append_escaped(c->out, d.defs[i], strlen(d.defs[i]));
+	for (int i = 0; ok && how != DDL_REPLAY_NONE && i < d.nafter; i++)
+		ok = strbuf_appendf(c->out, " then%d: ", i + 1) &&
+		     strbuf_append_escaped(c->out, d.after[i], strlen(d.after[i]));
 	ddl_msg_free(&d);
 	return ok;
 }

@@ -285,6 +285,7 @@ START_TEST(a_command_the_target_role_cannot_run_stops_then_resumes)
 		pgt_exec(s, "SELECT pg_create_logical_replication_slot('peek', 'pgoutput')");
 		pgt_exec(s, "ALTER TABLE sales ADD COLUMN memo text");
 		pgt_exec(s, "DO $$ BEGIN EXECUTE 'CREATE INDEX sales_memo ON sales (memo)'; END $$");
+		pgt_exec(s, "CREATE TABLE loose (a int)");
 		/* a volatile default fills the rows already there with values the stream lacks */
 		pgt_exec(s, "ALTER TABLE sales ADD COLUMN r float8 DEFAULT random()");
 		pgt_value(s, "SELECT pg_current_wal_lsn()", lsn, sizeof(lsn));
@@ -300,6 +301,8 @@ START_TEST(a_command_the_target_role_cannot_run_stops_then_resumes)
 		                  strstr(out, "ddl: CREATE INDEX (replay: rebuilt from the catalog)") &&
 		                  strstr(out, "def1: CREATE INDEX sales_memo ON public.sales USING btree "
 		                              "(memo)") &&
+		                  strstr(out, "query: CREATE TABLE loose (a int) then1: ALTER TABLE "
+		                              "public.loose REPLICA IDENTITY FULL") &&
 		                  strstr(out, "ddl: ALTER TABLE (replay: none, the apply stops: it rewrote "
 		                              "sales with a volatile default"),
 		              "%s", story_tail(out));
