@@ -747,6 +747,18 @@ START_TEST(a_second_migration_of_the_database_does_not_take_the_capture)
 	free(out);
 	free(err);
 
+	/* the second one runs to its end without the capture, and leaves the first one's */
+	story_migrate(&dry, "online", src, tgt2, dump2,
+	              (const char *const[]){"--no-owner", "--slot", "second", "--publication",
+	                                    "second_pub", "--cutover-poll-secs", "1", NULL},
+	              NULL);
+	story_expect(&dry, "stage=CaughtUp", 60);
+	kill(dry.pid, SIGINT);
+	rc = story_finish(&dry, 60, NULL, &err);
+	ck_assert_msg(rc == 0 && strstr(err, "is another migration's (pg_dbmigrator DDL capture of "
+	                                     "slot pg_dbmigrator): left in place"),
+	              "exit %d: %s", rc, story_tail(err));
+	free(err);
 	/* the first one still captures */
 	pgt_exec(s, "ALTER TABLE items ADD COLUMN w int");
 	pgt_exec(s, "INSERT INTO items VALUES (1, 2, 3)");
