@@ -134,7 +134,8 @@ PGDBM_MUST_CHECK bool snapshot_prepare(mig *m, char *errbuf, size_t errlen);
 void snapshot_ddl_remove(mig *m, const char *phase);
 /*
  * Is the source's DDL capture absent, or this run's (its schema's comment
- * names m->o.slot, or nothing: an older version's)? If another migration's,
+ * names m->o.slot or the slot of this --dump-path's resume token, or nothing:
+ * an older version's)? If another migration's,
  * false with its comment in other.
  */
 bool snapshot_ddl_ours(mig *m, char *other, size_t otherlen);

@@ -77,8 +77,14 @@ snapshot_ddl_ours(mig *m, char *other, size_t otherlen)
 	{
 		const char *c = PQgetvalue(res, 0, 0);
 
-		ours = c[0] == '\0' || (strncmp(c, DDL_OWNER_PREFIX, strlen(DDL_OWNER_PREFIX)) == 0 &&
-		                        strcmp(c + strlen(DDL_OWNER_PREFIX), m->o.slot) == 0);
+		const char *slot = strncmp(c, DDL_OWNER_PREFIX, strlen(DDL_OWNER_PREFIX)) == 0
+		                       ? c + strlen(DDL_OWNER_PREFIX)
+		                       : NULL;
+
+		/* this run's slot, or the one of the run this --dump-path's token is of */
+		ours = c[0] == '\0' ||
+		       (slot && (strcmp(slot, m->o.slot) == 0 ||
+		                 (m->have_token && m->token.online && strcmp(slot, m->token.slot) == 0)));
 		if (!ours)
 			snprintf(other, otherlen, "%s", c);
 	}
