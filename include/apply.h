@@ -55,9 +55,14 @@ typedef struct apply_opts
 	 * it (apply_open says so in progress_note).
 	 */
 	const char *source_system; /* borrowed: IDENTIFY_SYSTEM's systemid */
-	pgo_lsn run_lsn; /* the slot's consistent point at creation (0: any run of the slot) */
-	bool resuming;   /* a stranger's row is an error (else: reset, with a note) */
-	bool no_copy;    /* long runs of inserts as multi-row INSERTs, not COPY */
+	pgo_lsn run_lsn;      /* the slot's consistent point at creation (0: any run of the slot) */
+	bool resuming;        /* a stranger's row is an error (else: reset, with a note) */
+	bool no_copy;         /* long runs of inserts as multi-row INSERTs, not COPY */
+	bool ddl;             /* replay the source's captured DDL (--ddl replicate, ddl.h) */
+	pgo_lsn skip_ddl_lsn; /* --skip-ddl: the LSN of one captured command not to replay (0: none) */
+	/* the DDL in scope: the --schema and --exclude-schema lists (borrowed) */
+	const char *const *schemas, *const *ex_schemas;
+	int nschemas, nex_schemas;
 } apply_opts;
 
 typedef struct apply_stats
@@ -70,6 +75,7 @@ typedef struct apply_stats
 	uint64_t missing_rows;                         /* with skip_missing */
 	uint64_t groups;                               /* target transactions committed */
 	uint64_t statements;                           /* statements sent */
+	uint64_t ddl;                                  /* DDL commands replayed */
 } apply_stats;
 
 /* One statement sent and not yet answered (see apply_internal.h). */
@@ -124,6 +130,7 @@ typedef struct applier
 	pgo_lsn txn_lsn; /* its commit LSN (Begin's final_lsn) */
 	pgo_xid txn_xid;
 	pgo_lsn change_lsn; /* WAL start of the change being applied, for errors */
+	bool ddl_in_txn;    /* it replayed a DDL command: its group ends with it */
 
 	/* the target transaction (group) being built */
 	bool group_open;       /* BEGIN sent */

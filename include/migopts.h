@@ -102,6 +102,8 @@ typedef struct migopts
 	char source_built[1200], target_built[1200];
 	/* --large-objects skip: not carried at the cutover (the Validate warning instead) */
 	bool skip_large_objects;
+	int ddl; /* --ddl: 1 replicate, 0 stop, -1 not given (replicate where the source role may) */
+	pgo_lsn skip_ddl_lsn; /* --skip-ddl: the LSN of one captured DDL command not to replay */
 } migopts;
 
 /*

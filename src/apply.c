@@ -31,6 +31,7 @@
 
 #include "apply.h"
 #include "apply_internal.h"
+#include "ddl.h"
 #include "events.h"
 
 /* ---------------------------------------------------------------- errors */
@@ -456,6 +457,178 @@ apply_unsupported(applier *a, const pgo_message *msg)
 	return apply_fail(a, text, NULL);
 }
 
+/* ------------------------------------------------------------------- DDL */
+
+/* Stop on a DDL command: name it, its place, and what the operator can do. */
+static bool
+apply_ddl_stop(applier *a, const ddl_msg *m, pgo_lsn lsn, const char *why, const char *detail,
+               bool fixable)
+{
+	char text[2048], at[PGO_LSN_STRLEN], txn[PGO_LSN_STRLEN];
+
+	snprintf(text, sizeof(text),
+	         "the source's DDL command %s at %s (source transaction committed at %s) %s%s%s: "
+	         "%s%s; command text: %.300s",
+	         m && m->tag ? m->tag : "(unknown)", pgo_lsn_format(lsn, at),
+	         pgo_lsn_format(a->txn_lsn, txn),
+	         detail ? "failed on the target (" : "was not replayed (", detail ? detail : why, ")",
+	         fixable ? "fix its cause on the target (for example create the missing role or "
+	                   "grant the privilege), then run again with --resume; or run it on the "
+	                   "target by hand and skip it with --resume --skip-ddl "
+	                 : "run it on the target by hand, then skip it with --resume --skip-ddl ",
+	         at, m && m->query ? m->query : "(none)");
+	return apply_fail(a, text, NULL);
+}
+
+/* Run one statement of a DDL replay; on failure stop with the command named. */
+static bool
+apply_ddl_exec(applier *a, const ddl_msg *m, pgo_lsn lsn, const char *sql, int nparams,
+               const char *const *values, char *out, size_t outlen)
+{
+	PGresult *res = nparams ? PQexecParams(a->conn, sql, nparams, NULL, values, NULL, NULL, 0)
+	                        : PQexec(a->conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+
+	if (!ok)
+	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		char detail[1024];
+
+		snprintf(a->sqlstate, sizeof(a->sqlstate), "%s", state ? state : "");
+		snprintf(detail, sizeof(detail), "%s", PQresultErrorMessage(res));
+		for (size_t n = strlen(detail); n > 0 && detail[n - 1] == '\n'; n--)
+			detail[n - 1] = '\0';
+		apply_ddl_stop(a, m, lsn, NULL, detail, true);
+	}
+	else if (out && st == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) >= 1)
+		snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return ok;
+}
+
+/*
+ * A captured DDL command (ddl.h): the batches and any COPY before it are sent,
+ * then, in the open target transaction and outside pipeline mode, the command
+ * runs with the source's search_path; everything the applier knew of the
+ * target's relations is forgotten (they are looked up again at their next
+ * change), and the transaction's group ends at its COMMIT. Exactly once: the
+ * command commits with the progress row, like every change.
+ */
+static bool
+apply_ddl(applier *a, const pgo_logical_message *lm, pgo_lsn lsn)
+{
+	ddl_msg m;
+	char why[1024], saved_path[1024] = "";
+	ddl_replay how;
+	bool ok = true;
+
+	if (!a->in_txn || !(lm->flags & PGO_MESSAGE_TRANSACTIONAL))
+		return apply_fail(a,
+		                  "the source sent a " DDL_MSG_PREFIX " message outside a transaction: "
+		                  "something other than the tool's capture emitted it",
+		                  NULL);
+	if (a->skipping)
+		return true;
+	/*
+	 * Its own option: a message's LSN (the end of its record) may be the
+	 * commit LSN of a transaction, which --skip-lsn would skip whole.
+	 */
+	if (a->opts.skip_ddl_lsn && a->opts.skip_ddl_lsn == lsn)
+	{
+		char at[PGO_LSN_STRLEN];
+
+		if (!a->opts.quiet)
+			event_say("StreamApply", "info", "skipping the DDL command at %s (--skip-ddl)",
+			          pgo_lsn_format(lsn, at));
+		return true;
+	}
+	if (!ddl_msg_parse(lm->content, lm->content_len, &m, why, sizeof(why)))
+		return apply_ddl_stop(a, NULL, lsn, why, NULL, false);
+	if (!ddl_in_scope(&m, a->opts.schemas, a->opts.nschemas, a->opts.ex_schemas,
+	                  a->opts.nex_schemas))
+	{
+		char at[PGO_LSN_STRLEN];
+
+		if (!a->opts.quiet)
+			event_say("StreamApply", "info",
+			          "the source's %s at %s touches only schemas outside the migration: not "
+			          "replayed",
+			          m.tag, pgo_lsn_format(lsn, at));
+		goto done;
+	}
+	if (!a->opts.ddl)
+	{
+		ok = apply_ddl_stop(a, &m, lsn, "--ddl stop: the tool does not replay DDL", NULL, false);
+		goto done;
+	}
+	how = ddl_decide(&m, why, sizeof(why));
+	if (how == DDL_REPLAY_NONE)
+	{
+		ok = apply_ddl_stop(a, &m, lsn, why, NULL, false);
+		goto done;
+	}
+	if (!a->replica_role &&
+	    (strcmp(m.tag, "CREATE TRIGGER") == 0 || strcmp(m.tag, "CREATE RULE") == 0))
+	{
+		/* the applier's own changes would fire it on the target, twice with the source's */
+		ok = apply_ddl_stop(a, &m, lsn,
+		                    "a trigger or rule would fire on the target for the rows the tool "
+		                    "applies, and the target role cannot set session_replication_role",
+		                    NULL, false);
+		goto done;
+	}
+	/* everything before the command is sent and answered; the group stays open */
+	if (!apply_open_group(a) || !apply_send_pending(a) || !apply_pipe_leave(a))
+	{
+		ok = false;
+		goto done;
+	}
+	{
+		const char *path[1] = {m.search_path ? m.search_path : ""};
+
+		ok = apply_ddl_exec(a, &m, lsn, "SELECT pg_catalog.current_setting('search_path')", 0, NULL,
+		                    saved_path, sizeof(saved_path)) &&
+		     apply_ddl_exec(a, &m, lsn, "SELECT pg_catalog.set_config('search_path', $1, true)", 1,
+		                    path, NULL, 0);
+	}
+	if (how == DDL_REPLAY_TEXT)
+		ok = ok && apply_ddl_exec(a, &m, lsn, m.query, 0, NULL, NULL, 0);
+	for (int i = 0; ok && how == DDL_REPLAY_DEFS && i < m.ndefs; i++)
+		ok = apply_ddl_exec(a, &m, lsn, m.defs[i], 0, NULL, NULL, 0);
+	/* what the capture did on the source besides (a keyless table's REPLICA IDENTITY FULL) */
+	for (int i = 0; ok && i < m.nafter; i++)
+		ok = apply_ddl_exec(a, &m, lsn, m.after[i], 0, NULL, NULL, 0);
+	if (ok)
+	{
+		const char *path[1] = {saved_path};
+
+		ok = apply_ddl_exec(a, &m, lsn, "SELECT pg_catalog.set_config('search_path', $1, true)", 1,
+		                    path, NULL, 0);
+	}
+	/* the target's relations may have changed shape: look each up again at its next change */
+	for (size_t i = 0; ok && i < a->rels->rel_cap; i++)
+		if (a->rels->rels[i] && a->rels->rels[i]->user)
+			apply_rel_free(a->rels->rels[i]);
+	if (ok)
+	{
+		a->ddl_in_txn = true;
+		a->stats.ddl++;
+		if (!a->opts.quiet)
+		{
+			char at[PGO_LSN_STRLEN];
+
+			event_say("StreamApply", "info", "replayed the source's %s at %s (%s)", m.tag,
+			          pgo_lsn_format(lsn, at),
+			          how == DDL_REPLAY_TEXT ? "its text" : "rebuilt from the source's catalog");
+		}
+		ok = apply_pipe_enter(a);
+	}
+done:
+	ddl_msg_free(&m);
+	return ok;
+}
+
 bool
 apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start, size_t msg_len)
 {
@@ -468,6 +641,7 @@ apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start, size_t msg_len)
 	{
 		case PGO_MSG_BEGIN:
 			a->in_txn = true;
+			a->ddl_in_txn = false;
 			a->txn_lsn = msg->u.begin.final_lsn;
 			a->txn_xid = msg->u.begin.xid;
 			/* already applied before a restart, or skipped by the operator */
@@ -496,7 +670,9 @@ apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start, size_t msg_len)
 			if (!a->group_open)
 				return apply_advance(a, msg->u.commit.end_lsn);
 			a->group_txns++;
-			if (a->group_txns >= a->opts.group_txns || a->group_bytes >= a->opts.group_bytes)
+			/* a transaction that changed the schema commits on its own */
+			if (a->ddl_in_txn || a->group_txns >= a->opts.group_txns ||
+			    a->group_bytes >= a->opts.group_bytes)
 				return apply_end_group(a);
 			return true;
 		case PGO_MSG_ORIGIN:
@@ -509,6 +685,9 @@ apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start, size_t msg_len)
 			return true; /* the caller's relcache has it; mapping happens at first use */
 		case PGO_MSG_MESSAGE:
 			a->stats.messages++;
+			if (msg->u.message.prefix.len == strlen(DDL_MSG_PREFIX) &&
+			    memcmp(msg->u.message.prefix.ptr, DDL_MSG_PREFIX, strlen(DDL_MSG_PREFIX)) == 0)
+				return apply_ddl(a, &msg->u.message, wal_start);
 			return true;
 		case PGO_MSG_INSERT:
 		case PGO_MSG_UPDATE:

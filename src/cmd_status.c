@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "cmd.h"
+#include "ddl.h"
 #include "guard.h"
 #include "resume.h"
 #include "strbuf.h"
@@ -65,6 +66,8 @@ cmd_status(int argc, char **argv)
 	int guard_rows = 0;
 	/* what the servers say */
 	bool slot_present = false, slot_active = false, have_progress = false;
+	int ddl_triggers = 0;   /* the DDL capture's event triggers on the source (ddl.h) */
+	char unkeyed[512] = ""; /* published tables whose updates fail on the source (ddl.h) */
 	char confirmed[32] = "", lag[32] = "", wal_status[32] = "", applied[32] = "",
 	     applied_at[64] = "";
 
@@ -130,6 +133,15 @@ cmd_status(int argc, char **argv)
 		else if (PQresultStatus(res) != PGRES_TUPLES_OK)
 			snprintf(src_err, sizeof(src_err), "%s", PQerrorMessage(src));
 		PQclear(res);
+		res = PQexec(src, ddl_present_sql);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			ddl_triggers = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		params[0] = t.publication;
+		res = PQexecParams(src, ddl_unkeyed_sql, 1, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			snprintf(unkeyed, sizeof(unkeyed), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
 	}
 	if ((tgt = status_connect(t.target, tgt_err, sizeof(tgt_err))) != NULL)
 	{
@@ -164,6 +176,9 @@ cmd_status(int argc, char **argv)
 		    (!slot_present ||
 		     strbuf_appendf(&sb, ",\"confirmed_lsn\":\"%s\",\"lag_bytes\":%s,\"wal_status\":\"%s\"",
 		                    confirmed, lag[0] ? lag : "null", wal_status)) &&
+		    (!src || strbuf_appendf(&sb, ",\"ddl_capture\":%s", ddl_triggers ? "true" : "false")) &&
+		    (!unkeyed[0] || (strbuf_append_cstr(&sb, ",\"unkeyed_published\":") &&
+		                     strbuf_append_json_string(&sb, unkeyed, strlen(unkeyed)))) &&
 		    strbuf_appendf(&sb, ",\"target_reachable\":%s", tgt ? "true" : "false") &&
 		    (!have_progress || strbuf_appendf(&sb, ",\"applied_lsn\":\"%s\",\"applied_at\":\"%s\"",
 		                                      applied, applied_at)) &&
@@ -189,6 +204,18 @@ cmd_status(int argc, char **argv)
 				       "source%s%s\n",
 				       t.slot, slot_active ? "streaming" : "not in use", confirmed, lag,
 				       wal_status[0] ? ", WAL " : "", wal_status);
+			if (src && ddl_triggers)
+				printf("ddl capture:  installed on the source (event triggers " DDL_TRIGGER_END
+				       ", " DDL_TRIGGER_DROP ", " DDL_TRIGGER_REWRITE
+				       "): it stays while the slot does; --resume to the "
+				       "end or --force-clean drops it\n");
+			if (src && unkeyed[0])
+				printf(
+				    "WARNING:      publication %s publishes the updates of %s, which have no "
+				    "replica identity: the application's UPDATE and DELETE on them FAIL on the "
+				    "source. Give them a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL on "
+				    "the source\n",
+				    t.publication, unkeyed);
 		}
 		if (tgt == NULL)
 			printf("target:       unreachable (%s)\n", tgt_err);

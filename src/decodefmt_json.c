@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ddl.h"
 #include "decodefmt_internal.h"
 
 /* Append v in decimal (the hot path of every JSON line: no printf). */
@@ -136,6 +137,36 @@ decodefmt_json_relation(decodefmt_ctx *c)
 	return strbuf_append_char(c->out, ']');
 }
 
+/*
+ * The tool's DDL capture (ddl.h): ,"ddl":{"tag":..,"replay":"text|definitions|none"
+ * [,"why":..]} after its content; nothing for other messages or a bad one.
+ */
+static bool
+decodefmt_json_ddl(decodefmt_ctx *c, const pgo_logical_message *m)
+{
+	ddl_msg d;
+	char why[1024];
+	ddl_replay how;
+	bool ok;
+
+	if (m->prefix.len != strlen(DDL_MSG_PREFIX) ||
+	    memcmp(m->prefix.ptr, DDL_MSG_PREFIX, m->prefix.len) != 0 ||
+	    !ddl_msg_parse(m->content, m->content_len, &d, why, sizeof(why)))
+		return true;
+	how = ddl_decide(&d, why, sizeof(why));
+	ok = strbuf_append_cstr(c->out, ",\"ddl\":{\"tag\":") &&
+	     strbuf_append_json_string(c->out, d.tag, strlen(d.tag)) &&
+	     strbuf_appendf(c->out, ",\"replay\":\"%s\"",
+	                    how == DDL_REPLAY_TEXT   ? "text"
+	                    : how == DDL_REPLAY_DEFS ? "definitions"
+	                                             : "none") &&
+	     (how != DDL_REPLAY_NONE || (strbuf_append_cstr(c->out, ",\"why\":") &&
+	                                 strbuf_append_json_string(c->out, why, strlen(why)))) &&
+	     strbuf_append_char(c->out, '}');
+	ddl_msg_free(&d);
+	return ok;
+}
+
 /* ,"transactional":..,"prefix":..,"content":.. (or "content_hex" when not UTF-8) */
 static bool
 decodefmt_json_message(decodefmt_ctx *c)
@@ -147,7 +178,8 @@ decodefmt_json_message(decodefmt_ctx *c)
 	    !decodefmt__field_name(c, "prefix", m->prefix.ptr, m->prefix.len))
 		return false;
 	if (strbuf_utf8_valid(m->content, m->content_len))
-		return decodefmt__field_name(c, "content", m->content, m->content_len);
+		return decodefmt__field_name(c, "content", m->content, m->content_len) &&
+		       decodefmt_json_ddl(c, m);
 	return strbuf_append_cstr(c->out, ",\"content_hex\":\"") &&
 	       strbuf_append_hex(c->out, m->content, m->content_len) && strbuf_append_char(c->out, '"');
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ddl.h"
 #include "decodefmt_internal.h"
 
 /* Type oids printed without quotes (pg_type.dat). */
@@ -174,12 +175,61 @@ decodefmt_text_relation(decodefmt_ctx *c)
 	return true;
 }
 
+/*
+ * A captured DDL command (ddl.h), readable: "ddl: ALTER TABLE (replay: its
+ * text) search_path: public query: ALTER TABLE t ADD c int"; how the applier
+ * would replay it, and why not when it would stop.
+ */
+static bool
+decodefmt_text_ddl(decodefmt_ctx *c, const pgo_logical_message *lm)
+{
+	ddl_msg d;
+	char why[1024];
+	ddl_replay how;
+	bool ok;
+
+	if (!ddl_msg_parse(lm->content, lm->content_len, &d, why, sizeof(why)))
+		return false;
+	how = ddl_decide(&d, why, sizeof(why));
+	ok =
+	    strbuf_append_cstr(c->out, "ddl: ") &&
+	    strbuf_append_escaped(c->out, d.tag, strlen(d.tag)) &&
+	    strbuf_appendf(c->out, " (replay: %s%s%s)",
+	                   how == DDL_REPLAY_TEXT   ? "its text"
+	                   : how == DDL_REPLAY_DEFS ? "rebuilt from the catalog"
+	                                            : "none, the apply stops",
+	                   how == DDL_REPLAY_NONE ? ": " : "", how == DDL_REPLAY_NONE ? why : "") &&
+	    (!d.search_path || (strbuf_append_cstr(c->out, " search_path: ") &&
+	                        strbuf_append_escaped(c->out, d.search_path, strlen(d.search_path)))) &&
+	    (!d.commands || (strbuf_append_cstr(c->out, " objects: ") &&
+	                     strbuf_append_escaped(c->out, d.commands, strlen(d.commands)))) &&
+	    (!d.query || (strbuf_append_cstr(c->out, " query: ") &&
+	                  strbuf_append_escaped(c->out, d.query, strlen(d.query))));
+	for (int i = 0; ok && how == DDL_REPLAY_DEFS && i < d.ndefs; i++)
+		ok = strbuf_appendf(c->out, " def%d: ", i + 1) &&
+		     strbuf_append_escaped(c->out, d.defs[i], strlen(d.defs[i]));
+	for (int i = 0; ok && how != DDL_REPLAY_NONE && i < d.nafter; i++)
+		ok = strbuf_appendf(c->out, " then%d: ", i + 1) &&
+		     strbuf_append_escaped(c->out, d.after[i], strlen(d.after[i]));
+	ddl_msg_free(&d);
+	return ok;
+}
+
 /* "message: transactional: 1 prefix: x, sz: 5 content:hello" */
 static bool
 decodefmt_text_message(decodefmt_ctx *c)
 {
 	const pgo_logical_message *m = &c->msg->u.message;
+	size_t mark = strbuf_len(c->out);
 
+	/* the tool's DDL capture reads as what it is; anything else, or a bad one, as sent */
+	if (m->prefix.len == strlen(DDL_MSG_PREFIX) &&
+	    memcmp(m->prefix.ptr, DDL_MSG_PREFIX, m->prefix.len) == 0)
+	{
+		if (decodefmt_text_ddl(c, m))
+			return true;
+		strbuf_truncate(c->out, mark);
+	}
 	return strbuf_appendf(c->out, "message: transactional: %d prefix: ",
 	                      (m->flags & PGO_MESSAGE_TRANSACTIONAL) ? 1 : 0) &&
 	       strbuf_append_escaped(c->out, m->prefix.ptr, m->prefix.len) &&

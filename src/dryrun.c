@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "ddl.h"
 #include "migplan.h"
 #include "migrate_internal.h"
 
@@ -142,6 +143,16 @@ dryrun_print(mig *m, const migplan *plan, char *errbuf, size_t errlen)
 			if (m->plan.tables[i].set_full)
 				printf("on the source: ALTER TABLE %s REPLICA IDENTITY FULL\n",
 				       m->plan.tables[i].name);
+		if (m->ddl)
+			printf("on the source: install the DDL capture before the slot (schema " DDL_SCHEMA
+			       ", function " DDL_FUNCTION ", event triggers " DDL_TRIGGER_END
+			       ", " DDL_TRIGGER_DROP ", " DDL_TRIGGER_REWRITE
+			       ", owned by slot %s); dropped with the slot\n",
+			       m->o.slot);
+		else
+			printf("on the source: no DDL capture (--ddl stop%s%s): a schema change on the source "
+			       "stops the apply\n",
+			       m->ddl_why[0] ? ": " : "", m->ddl_why);
 		printf("at cutover: drop slot %s%s%s; drop " PGDBM_SCHEMA " on the target\n",
 		       m->o.keep_slot ? "(no: --keep-slot)" : m->o.slot,
 		       pub_exists ? "" : ", drop publication ", pub_exists ? "" : m->o.publication);

@@ -30,6 +30,9 @@ finish_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress
 	char err[1024];
 
 	replconn_close(&m->rc);
+	/* the DDL capture lives as long as the slot whose stream carries its messages */
+	if (m->src && m->o.online && drop_slot)
+		snapshot_ddl_remove(m, "Complete");
 	if (m->src && m->created_slot && drop_slot)
 	{
 		const char *params[1] = {m->o.slot};

@@ -195,7 +195,7 @@ follow_start(mig *m, pipeline *pl, apply_opts *ao, const char **pubs, int attemp
 		follow_retry_init(retry, m->o.reconnect_max_wait, start.start_lsn, cli_now_ms());
 	m->stream_start_lsn = start.start_lsn;
 	start.publications = pubs;
-	start.messages = false;
+	start.messages = m->ddl; /* the DDL capture's messages (ddl.h) */
 	if (!pipeline_stream(pl, &m->rc, &start, 10000, m->o.receiver_timeout * 1000, errbuf, errlen))
 		return attempt == 0 && !m->rc.slot_busy ? FOLLOW_FAILED : FOLLOW_RETRY;
 	m->rcv = &pl->rcv;
@@ -336,6 +336,12 @@ follow_run(mig *m, char *errbuf, size_t errlen)
 	ao.group_txns = m->o.group_commit;
 	ao.skip_missing = m->o.skip_missing;
 	ao.skip_lsn = m->o.skip_lsn;
+	ao.ddl = m->ddl;
+	ao.skip_ddl_lsn = m->o.skip_ddl_lsn;
+	ao.schemas = m->o.schemas;
+	ao.nschemas = m->o.nschemas;
+	ao.ex_schemas = m->o.ex_schemas;
+	ao.nex_schemas = m->o.nex_schemas;
 	/* the progress row is this source's and this run's (the slot as created) */
 	ao.source_system = m->rc.system_id;
 	ao.run_lsn = m->token.consistent_lsn;

@@ -290,6 +290,13 @@ migopts_usage(FILE *f)
 	    "                                committed at LSN (the one an apply error named)\n"
 	    "  --on-missing-row error|skip   an UPDATE/DELETE that finds no row on the target\n"
 	    "                                stops the run (default), or is counted and skipped\n"
+	    "  --ddl replicate|stop          schema changes on the source during the migration:\n"
+	    "                                replayed on the target in stream order (default when\n"
+	    "                                the source role may create event triggers), or the\n"
+	    "                                apply stops at the first changed table\n"
+	    "  --skip-ddl LSN                with --resume: do not replay the captured DDL command\n"
+	    "                                at LSN (the one a stopped apply named); the rest of its\n"
+	    "                                transaction is applied\n"
 	    "\n"
 	    "Verification:\n"
 	    "  --verify off|warn|strict      compare source and target before Complete (default\n"
@@ -431,6 +438,8 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		O_COPYMETHOD,
 		O_SPLITSIZE,
 		O_LARGEOBJ,
+		O_DDL,
+		O_SKIPDDL,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -507,6 +516,8 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	    {"no-privileges", no_argument, NULL, O_NOPRIV},
 	    {"copy-method", required_argument, NULL, O_COPYMETHOD},
 	    {"split-tables-larger-than", required_argument, NULL, O_SPLITSIZE},
+	    {"ddl", required_argument, NULL, O_DDL},
+	    {"skip-ddl", required_argument, NULL, O_SKIPDDL},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *mode = NULL;
@@ -538,6 +549,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	o->verify = 1;
 	o->max_parallel = 2;
 	o->reconnect_max_wait = 300;
+	o->ddl = -1;
 	o->receiver_timeout = 60;
 	o->migrate_globals = -1;
 	env_source = o->source;
@@ -869,6 +881,24 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 					return false;
 				}
 				break;
+			case O_DDL:
+				if (strcmp(optarg, "replicate") != 0 && strcmp(optarg, "stop") != 0)
+				{
+					snprintf(errbuf, errlen, "invalid --ddl \"%s\": use replicate or stop", optarg);
+					return false;
+				}
+				o->ddl = strcmp(optarg, "replicate") == 0;
+				break;
+			case O_SKIPDDL:
+				if (!pgo_lsn_parse(optarg, &o->skip_ddl_lsn) || o->skip_ddl_lsn == 0)
+				{
+					snprintf(errbuf, errlen,
+					         "invalid --skip-ddl \"%s\": give the LSN a stopped DDL command named, "
+					         "like 0/1A2B3C4",
+					         optarg);
+					return false;
+				}
+				break;
 			case O_HELP:
 				*help = true;
 				return true;
@@ -891,6 +921,18 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		return false;
 	}
 	o->online = strcmp(mode, "online") == 0;
+	if (!o->online && o->skip_ddl_lsn)
+	{
+		snprintf(errbuf, errlen, "--skip-ddl applies to the DDL streamed by --mode online");
+		return false;
+	}
+	if (!o->online && o->ddl == 1)
+	{
+		snprintf(errbuf, errlen,
+		         "--ddl replicate is for --mode online (an offline copy has no stream to "
+		         "replay schema changes in)");
+		return false;
+	}
 	if (!o->online && (o->skip_lsn || o->skip_missing))
 	{
 		snprintf(errbuf, errlen,

@@ -57,6 +57,8 @@ typedef struct mig
 	bool created_slot, created_publication;
 	srcplan plan;                     /* online: publications, keyless tables (srcplan_free) */
 	bool created_keyless_publication; /* plan.keyless_publication is ours to drop */
+	bool ddl;                         /* online: DDL replicated (decided at Validate, ddl.h) */
+	char ddl_why[512];                /* why not, when --ddl was not given and it cannot be */
 	bool restart;                     /* nothing can be resumed: drop what we made, start over */
 	char halt_msg[1024];              /* why the stream was halted (with restart) */
 	int src_version;
@@ -131,6 +133,15 @@ PGDBM_MUST_CHECK bool preflight_run(mig *m, char *errbuf, size_t errlen);
 
 /* ---- snapshot.c: PrepareSnapshot, or re-attach on --resume */
 PGDBM_MUST_CHECK bool snapshot_prepare(mig *m, char *errbuf, size_t errlen);
+/* Drop the DDL capture (ddl.h) from the source if it is there; a warning of phase if it fails. */
+void snapshot_ddl_remove(mig *m, const char *phase);
+/*
+ * Is the source's DDL capture absent, or this run's (its schema's comment
+ * names m->o.slot or the slot of this --dump-path's resume token, or nothing:
+ * an older version's)? If another migration's,
+ * false with its comment in other.
+ */
+bool snapshot_ddl_ours(mig *m, char *other, size_t otherlen);
 PGDBM_MUST_CHECK bool snapshot_reattach(mig *m, char *errbuf, size_t errlen);
 PGDBM_MUST_CHECK bool snapshot_reattach_after_cutover(mig *m, char *errbuf, size_t errlen);
 

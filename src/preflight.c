@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "ddl.h"
 #include "migrate_internal.h"
 
 /* A client tool's path, checked to exist. */
@@ -206,6 +207,16 @@ preflight_source(mig *m, char *errbuf, size_t errlen)
 		                        "publication \"%s\" does not exist on the source: create it, "
 		                        "or drop --no-auto-create-publication",
 		                        m->o.publication);
+	if (m->plan.all_tables && !m->ddl)
+		event_say("Validate", "warning",
+		          "the publication will be FOR ALL TABLES and the DDL capture is not installed "
+		          "(--ddl stop): a table the application creates without a primary key during the "
+		          "migration, or whose primary key it drops, is published at once, and the source "
+		          "then REFUSES the application's UPDATE and DELETE on it (\"does not have a "
+		          "replica identity and publishes updates\") until it has a key or REPLICA "
+		          "IDENTITY FULL; `pg_dbmigrator status` names such tables. Give new tables a "
+		          "primary key, or run with --ddl replicate (a superuser source role), whose "
+		          "capture sets REPLICA IDENTITY FULL on them in the same transaction");
 	list = srcplan_keyless_list(&m->plan, false);
 	if (list && list[0])
 		event_say("Validate", "warning",
@@ -404,6 +415,68 @@ preflight_grantees(mig *m, char *errbuf, size_t errlen)
 	return true;
 }
 
+/*
+ * --ddl: replicate when asked or, when not said, when the source role may
+ * create the capture's event triggers (a superuser on PostgreSQL up to 16),
+ * with the reason said when it falls back to stop; asked for and not
+ * allowed, the check fails.
+ */
+static bool
+preflight_ddl(mig *m)
+{
+	PGresult *res;
+	bool allowed;
+
+	m->ddl = false;
+	m->ddl_why[0] = '\0';
+	if (!m->o.online || m->o.ddl == 0)
+		return true;
+	res = PQexec(m->src, ddl_allowed_sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		snprintf(m->ddl_why, sizeof(m->ddl_why), "could not ask the source: %s",
+		         PQerrorMessage(m->src));
+	else
+		snprintf(m->ddl_why, sizeof(m->ddl_why), "%s", PQgetvalue(res, 0, 1));
+	allowed = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	          strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (allowed)
+	{
+		char other[256];
+
+		/* the capture's names are fixed: one migration of a database may have it */
+		if (!snapshot_ddl_ours(m, other, sizeof(other)))
+		{
+			allowed = false;
+			snprintf(m->ddl_why, sizeof(m->ddl_why),
+			         "the source database already has the DDL capture of another migration "
+			         "(\"%s\"), and two migrations of one database cannot both capture DDL "
+			         "(the first to end would drop it). Run this one after that one ends, or "
+			         "with --ddl stop",
+			         other);
+		}
+	}
+	if (allowed)
+	{
+		m->ddl = true;
+		return true;
+	}
+	for (size_t n = strlen(m->ddl_why); n > 0 && m->ddl_why[n - 1] == '\n'; n--)
+		m->ddl_why[n - 1] = '\0';
+	if (m->o.ddl == 1)
+		return mig_check_failed("source_ddl_capture",
+		                        strstr(m->ddl_why, "another migration")
+		                            ? "--ddl replicate: %s"
+		                            : "--ddl replicate: %s; use a superuser source role, or --ddl "
+		                              "stop",
+		                        m->ddl_why);
+	event_say("Validate", "warning",
+	          "--ddl stop: schema changes on the source will not be replayed (%s); a changed table "
+	          "stops the apply, to be fixed by hand on the target and resumed",
+	          m->ddl_why);
+	return true;
+}
+
 bool
 preflight_run(mig *m, char *errbuf, size_t errlen)
 {
@@ -476,6 +549,8 @@ preflight_run(mig *m, char *errbuf, size_t errlen)
 			                        "REPLICATION (or use a role that may)",
 			                        NULL);
 	}
+	if (!preflight_ddl(m))
+		return false;
 	if (!m->o.drop_target_first && !m->clean_target && !m->o.resume &&
 	    strcmp(m->o.scope, "data-only") != 0)
 	{
@@ -508,6 +583,8 @@ preflight_run(mig *m, char *errbuf, size_t errlen)
 		return false;
 	event_begin(&e, "Validate");
 	event_str(&e, "mode", m->o.online ? "online" : "offline");
+	if (m->o.online)
+		event_str(&e, "ddl", m->ddl ? "replicate" : "stop");
 	event_int(&e, "tables", m->ntables);
 	event_str(&e, "source", m->src_ci.safe);
 	event_str(&e, "target", m->tgt_ci.safe);

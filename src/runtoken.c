@@ -121,6 +121,8 @@ runtoken_force_clean(mig *m)
 {
 	char err[1024], cmd[1200];
 
+	/* the DDL capture of an earlier online run (ddl.h), with or without its token */
+	snapshot_ddl_remove(m, "Validate");
 	if (m->have_token && m->token.online)
 	{
 		const char *params[1] = {m->token.slot};
