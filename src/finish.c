@@ -32,7 +32,7 @@ finish_cleanup(mig *m, bool drop_slot, bool drop_publication, bool drop_progress
 	replconn_close(&m->rc);
 	/* the DDL capture lives as long as the slot whose stream carries its messages */
 	if (m->src && m->o.online && drop_slot)
-		snapshot_ddl_remove(m, "Complete");
+		snapshot_ddl_remove(m, "Cleanup"); /* not "Complete": that stage means the run is done */
 	if (m->src && m->created_slot && drop_slot)
 	{
 		const char *params[1] = {m->o.slot};
