@@ -545,16 +545,18 @@ START_TEST(an_invalidated_slot_is_a_clear_fatal_error)
 }
 END_TEST
 
-START_TEST(a_column_added_on_the_source_stops_the_apply_with_the_fix)
+START_TEST(with_ddl_stop_a_column_added_on_the_source_stops_the_apply_with_the_fix)
 {
 	run r;
 	char *err, lsn_before[64], confirmed[64], buf[200];
-	const char *resume[] = {"--resume", NULL};
+	/* --ddl stop: the behaviour when the source role may not capture DDL (else it is replayed) */
+	const char *stop[] = {"--ddl", "stop", NULL};
+	const char *resume[] = {"--resume", "--ddl", "stop", NULL};
 	int rc;
 	PGconn *t;
 
 	run_begin(&r, "f_ddl", 1);
-	tool_start(&r, NULL);
+	tool_start(&r, stop);
 	story_expect(&r.tool, "stage=CaughtUp", 120);
 	pgt_exec(r.s, "INSERT INTO log (client, note) VALUES (1, 'before the DDL')");
 	pgt_exec(r.s, "ALTER TABLE counters ADD COLUMN \"Last Seen\" timestamptz DEFAULT now()");
@@ -795,17 +797,18 @@ main(void)
 	                         seed,
 	                         .only_env = minutes > 0 ? NULL : "PGDBM_FAULTS_ONLY"};
 	const TTest *const soak[] = {soak_with_faults_every_few_minutes, NULL};
-	const TTest *const stories[] = {the_walsender_is_terminated_and_the_tool_carries_on,
-	                                the_target_restarts_mid_group_and_nothing_is_applied_twice,
-	                                the_source_restarts_and_the_tool_reattaches_to_its_slot,
-	                                a_stalled_source_is_noticed_and_a_stalled_target_only_waits,
-	                                kill_9_in_every_phase_then_resume_completes,
-	                                a_dropped_slot_is_a_clear_fatal_error,
-	                                an_invalidated_slot_is_a_clear_fatal_error,
-	                                a_column_added_on_the_source_stops_the_apply_with_the_fix,
-	                                a_row_the_target_rejects_stops_with_relation_key_and_lsn,
-	                                a_full_disk_during_the_dump_is_a_clear_error_and_resume_works,
-	                                NULL};
+	const TTest *const stories[] = {
+	    the_walsender_is_terminated_and_the_tool_carries_on,
+	    the_target_restarts_mid_group_and_nothing_is_applied_twice,
+	    the_source_restarts_and_the_tool_reattaches_to_its_slot,
+	    a_stalled_source_is_noticed_and_a_stalled_target_only_waits,
+	    kill_9_in_every_phase_then_resume_completes,
+	    a_dropped_slot_is_a_clear_fatal_error,
+	    an_invalidated_slot_is_a_clear_fatal_error,
+	    with_ddl_stop_a_column_added_on_the_source_stops_the_apply_with_the_fix,
+	    a_row_the_target_rejects_stops_with_relation_key_and_lsn,
+	    a_full_disk_during_the_dump_is_a_clear_error_and_resume_works,
+	    NULL};
 
 	return story_run_suite(story_suite(&plan, minutes > 0 ? soak : stories));
 }
