@@ -21,12 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "cmd.h"
 #include "migrate_internal.h"
 #include "postdata.h"
+#include "termline.h"
 
 /* Offline: a session exports the snapshot, and holds it until the copy is done. */
 static bool
@@ -513,20 +513,8 @@ copyrun_post_close(copyrun_post *pp)
 typedef struct copyrun_meter
 {
 	int64_t last_ms;
-	bool bar;     /* a terminal: the bar, no per-part events */
-	int prev_len; /* of the bar last written */
+	bool bar; /* a terminal: the bar, no per-part events */
 } copyrun_meter;
-
-/* The terminal's width (80 when it cannot be told). */
-static int
-copyrun_columns(void)
-{
-	struct winsize ws;
-
-	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
-		return ws.ws_col;
-	return 80;
-}
 
 #define COPYRUN_BAR 20
 
@@ -563,17 +551,10 @@ copyrun_progress(void *arg, const tablecopy_progress *p)
 			    snprintf(line + len, sizeof(line) - (size_t)len, ", %lld rows", (long long)p->rows);
 		if (len > 0 && (size_t)len < sizeof(line) && !last)
 			snprintf(line + len, sizeof(line) - (size_t)len, " | %.40s %d%%", p->table, tpct);
-		/* one line of the terminal (a wrapped one would not go back in place), padded so
-		   that a shorter line wipes the end of the one before */
-		len = (int)strlen(line);
-		if (len >= copyrun_columns())
-			len = copyrun_columns() - 1;
-		fprintf(stderr, "\r%.*s%*s", len, line, meter->prev_len > len ? meter->prev_len - len : 0,
-		        "");
-		meter->prev_len = len;
+		/* one line of the terminal, redrawn in place; an event printed meanwhile clears it */
+		termline_draw("%s", line);
 		if (last)
-			fputc('\n', stderr);
-		fflush(stderr);
+			termline_done();
 		return;
 	}
 	if (!last && now - meter->last_ms < 1000)
