@@ -116,6 +116,27 @@ sh_now_ts(char out[SHADOWSQL_TS])
 
 /* ---- the state files ---- */
 
+static void sh_state_path(const char *dir, const char *ts, char *buf, size_t size);
+
+/*
+ * A new migration's timestamp: now, but later than every state in dir (two
+ * runs within one second wait for the next one, so no two share a name).
+ */
+static void
+sh_new_ts(const char *dir, const char *after, char out[SHADOWSQL_TS])
+{
+	for (int i = 0; i < 30; i++)
+	{
+		char path[4096];
+
+		sh_now_ts(out);
+		sh_state_path(dir, out, path, sizeof(path));
+		if ((after == NULL || strcmp(out, after) > 0) && access(path, F_OK) != 0)
+			return;
+		usleep(100000);
+	}
+}
+
 static void
 sh_state_path(const char *dir, const char *ts, char *buf, size_t size)
 {
@@ -435,7 +456,7 @@ shadow_prepare(const shadow_opts *o)
 			return EXIT_ERROR;
 		}
 		memset(st, 0, sizeof(*st));
-		sh_now_ts(st->ts);
+		sh_new_ts(o->state_dir, NULL, st->ts);
 	}
 	snprintf(st->schema, sizeof(st->schema), "%s", o->schema);
 	snprintf(st->origin, sizeof(st->origin), "prepare");
@@ -792,7 +813,11 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 	{
 		const char *p[4] = {strbuf_data(&arr), schema, in, strbuf_data(&pres)};
 
+		if (getenv("PGDBM_SHADOW_TRACE"))
+			fprintf(stderr, "trace: locked after %lld ms\n", (long long)(cli_now_ms() - t0));
 		r = sh_query(t, SH_AROUND_SQL, 4, p, "cannot read the catalog for the swap");
+		if (getenv("PGDBM_SHADOW_TRACE"))
+			fprintf(stderr, "trace: catalog read after %lld ms\n", (long long)(cli_now_ms() - t0));
 		if (r == NULL)
 		{
 			sh_exec(t, "ROLLBACK", NULL);
@@ -846,6 +871,8 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 		goto done;
 	}
 	if (!sh_exec(t, strbuf_data(&q), "the swap failed, nothing was changed") ||
+	    (getenv("PGDBM_SHADOW_TRACE") &&
+	     fprintf(stderr, "trace: moved after %lld ms\n", (long long)(cli_now_ms() - t0)) < 0) ||
 	    !sh_exec(t, "COMMIT", "the swap's commit failed, nothing was changed"))
 	{
 		sh_exec(t, "ROLLBACK", NULL);
@@ -1099,11 +1126,10 @@ shadow_rollback(const shadow_opts *o)
 		}
 	shadowsql_backup_schema(st->ts, bk, sizeof(bk));
 	/* the tables rolled back over are kept as a new backup */
-	sh_now_ts(now->ts);
+	sh_new_ts(o->state_dir, st->ts, now->ts);
 	if (strcmp(now->ts, st->ts) <= 0)
 	{
-		sh_error("the clock says it is not later than the backup's time; try again in a second",
-		         NULL);
+		sh_error("the clock says it is not later than the backup's time; is it right?", NULL);
 		goto error;
 	}
 	shadowsql_backup_schema(now->ts, nbk, sizeof(nbk));
@@ -1299,10 +1325,12 @@ shadow_cleanup(const shadow_opts *o)
 		ok = strbuf_append_cstr(&q, "BEGIN;\n");
 		for (int s = 0; ok && s < 2; s++)
 		{
+			/* one statement: the foreign keys between them go with them */
+			ok = ok && strbuf_append_cstr(&q, "DROP TABLE IF EXISTS ");
 			for (int k = 0; ok && k < st->ntables; k++)
-				ok = strbuf_append_cstr(&q, "DROP TABLE IF EXISTS ") &&
-				     shadowsql_ident(&q, sch[s]) && strbuf_append_char(&q, '.') &&
-				     shadowsql_ident(&q, st->tables[k].name) && strbuf_append_cstr(&q, ";\n");
+				ok = (k == 0 || strbuf_append_cstr(&q, ", ")) && shadowsql_ident(&q, sch[s]) &&
+				     strbuf_append_char(&q, '.') && shadowsql_ident(&q, st->tables[k].name);
+			ok = ok && strbuf_append_cstr(&q, ";\n");
 			/* the shadow schema holds our sync functions too: they go with their triggers */
 			ok = ok && strbuf_appendf(&q, "DROP SCHEMA IF EXISTS \"%s\"%s;\n", sch[s],
 			                          s == 1 ? " CASCADE" : "");

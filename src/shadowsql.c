@@ -102,12 +102,13 @@ bool
 shadowsql_sync_sql(strbuf *sb, const char *live, const char *shadow, const char *table,
                    const char *const keys[], int nkeys, const char *ts)
 {
-	char trig[SHADOWSQL_NAME + 16], fn[SHADOWSQL_NAME + 16];
+	char trig[SHADOWSQL_NAME + 16], trig_t[SHADOWSQL_NAME + 20], fn[SHADOWSQL_NAME + 16];
 	bool ok = true;
 
 	if (nkeys < 1)
 		return false;
 	shadowsql_trigger_name(ts, trig, sizeof(trig));
+	snprintf(trig_t, sizeof(trig_t), "%s_t", trig);
 	snprintf(fn, sizeof(fn), "sync_%s", table);
 	ok = ok && strbuf_append_cstr(sb, "CREATE FUNCTION ") && qualified(sb, shadow, fn) &&
 	     strbuf_append_cstr(sb, "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
@@ -132,8 +133,7 @@ shadowsql_sync_sql(strbuf *sb, const char *live, const char *shadow, const char 
 	     strbuf_append_cstr(sb, " AFTER INSERT OR UPDATE OR DELETE ON ") &&
 	     qualified(sb, live, table) &&
 	     strbuf_append_cstr(sb, " FOR EACH ROW EXECUTE FUNCTION ") && qualified(sb, shadow, fn) &&
-	     strbuf_append_cstr(sb, "();\nCREATE TRIGGER ") && shadowsql_ident(sb, trig) &&
-	     strbuf_append_cstr(sb, "_t AFTER TRUNCATE ON ") && qualified(sb, live, table) &&
+	     strbuf_append_cstr(sb, "();\nCREATE TRIGGER ") && shadowsql_ident(sb, trig_t) && strbuf_append_cstr(sb, " AFTER TRUNCATE ON ") && qualified(sb, live, table) &&
 	     strbuf_append_cstr(sb, " FOR EACH STATEMENT EXECUTE FUNCTION ") &&
 	     qualified(sb, shadow, fn) && strbuf_append_cstr(sb, "();\n");
 	return ok;
