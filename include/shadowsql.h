@@ -90,6 +90,9 @@ void shadowsql_trigger_name(const char *ts, char *buf, size_t size);
 PGDBM_MUST_CHECK bool shadowsql_move_sql(strbuf *sb, const char *from, const char *table,
                                          const char *to);
 
+/* A text[] literal of n names: {"a","b\\\"c"} (quotes and backslashes escaped). */
+PGDBM_MUST_CHECK bool shadowsql_array_literal(strbuf *sb, const char *const names[], int n);
+
 /* The state as JSON (one object, ends with a newline). */
 PGDBM_MUST_CHECK bool shadowsql_state_json(strbuf *sb, const shadowsql_state *st);
 

@@ -754,24 +754,18 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 	strbuf_init(&q);
 	strbuf_init(&arr);
 	strbuf_init(&pres);
-	if (!strbuf_append_char(&arr, '{') || !strbuf_append_char(&pres, '{'))
-		goto done;
-	for (int i = 0; i < ntables; i++)
 	{
-		const shadowsql_table *tb = NULL;
+		const char *pres_names[SHADOWSQL_MAX_TABLES];
+		int npres = 0;
 
-		for (int j = 0; j < st->ntables; j++)
-			if (strcmp(st->tables[j].name, tables[i]) == 0)
-				tb = &st->tables[j];
-		if ((i && !strbuf_append_char(&arr, ',')) || !shadowsql_ident(&arr, tables[i]))
-			goto done;
-		if (tb && tb->preserved && set_sequences &&
-		    ((strbuf_len(&pres) > 1 && !strbuf_append_char(&pres, ',')) ||
-		     !shadowsql_ident(&pres, tables[i])))
+		for (int i = 0; i < ntables; i++)
+			for (int j = 0; set_sequences && j < st->ntables; j++)
+				if (strcmp(st->tables[j].name, tables[i]) == 0 && st->tables[j].preserved)
+					pres_names[npres++] = tables[i];
+		if (!shadowsql_array_literal(&arr, tables, ntables) ||
+		    !shadowsql_array_literal(&pres, pres_names, npres))
 			goto done;
 	}
-	if (!strbuf_append_char(&arr, '}') || !strbuf_append_char(&pres, '}'))
-		goto done;
 	if (!strbuf_appendf(&q, "BEGIN; SET LOCAL lock_timeout = '%dms'; SET LOCAL search_path = ",
 	                    lock_ms) ||
 	    !shadowsql_ident(&q, schema))

@@ -148,6 +148,26 @@ shadowsql_move_sql(strbuf *sb, const char *from, const char *table, const char *
 	       strbuf_append_cstr(sb, ";\n");
 }
 
+/* {"a","b"}: each element in double quotes, " and \\ escaped with a backslash. */
+bool
+shadowsql_array_literal(strbuf *sb, const char *const names[], int n)
+{
+	if (!strbuf_append_char(sb, '{'))
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		if ((i && !strbuf_append_char(sb, ',')) || !strbuf_append_char(sb, '"'))
+			return false;
+		for (const char *p = names[i]; *p; p++)
+			if (((*p == '"' || *p == '\\') && !strbuf_append_char(sb, '\\')) ||
+			    !strbuf_append_char(sb, *p))
+				return false;
+		if (!strbuf_append_char(sb, '"'))
+			return false;
+	}
+	return strbuf_append_char(sb, '}');
+}
+
 /* "key": "value" */
 static bool
 json_field(strbuf *sb, const char *key, const char *value, bool comma)
