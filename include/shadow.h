@@ -25,10 +25,10 @@
 
 typedef struct shadow_opts
 {
-	const char *source;    /* borrowed conninfo; prepare and start only */
-	const char *dest;      /* borrowed conninfo of the live target */
-	const char *state_dir; /* borrowed: where the state files are */
-	const char *schema;    /* borrowed: the live schema (default public) */
+	const char *source;                         /* borrowed conninfo; prepare and start only */
+	const char *dest;                           /* borrowed conninfo of the live target */
+	const char *state_dir;                      /* borrowed: where the state files are */
+	const char *schema;                         /* borrowed: the live schema (default public) */
 	const char *preserved[SHADOW_MAX_LIST + 1]; /* borrowed, NULL-terminated */
 	const char *keep[SHADOW_MAX_LIST + 1];      /* rollback --keep-tables, NULL-terminated */
 	const char *timestamp;                      /* borrowed; NULL: the one the command finds */

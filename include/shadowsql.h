@@ -17,9 +17,9 @@
 #include "strbuf.h"
 
 #define SHADOWSQL_MAX_TABLES 512
-#define SHADOWSQL_MAX_SEQS 512
-#define SHADOWSQL_NAME 64 /* NAMEDATALEN */
-#define SHADOWSQL_TS 15   /* YYYYMMDDHHMMSS and the NUL */
+#define SHADOWSQL_MAX_SEQS   512
+#define SHADOWSQL_NAME       64 /* NAMEDATALEN */
+#define SHADOWSQL_TS         15 /* YYYYMMDDHHMMSS and the NUL */
 
 /* One table of a migration, and its manifest entry once it is a backup. */
 typedef struct shadowsql_table

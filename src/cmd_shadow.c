@@ -17,38 +17,39 @@
 static void
 shadow_usage(FILE *f)
 {
-	fprintf(f,
-	        "pg_dbmigrator shadow refreshes a live target from a source: the source's tables are\n"
-	        "copied into shadow tables on the target while the application goes on, then swapped\n"
-	        "in, all at once, in one short transaction; the replaced tables are kept as a backup.\n"
-	        "\n"
-	        "Usage:\n"
-	        "  pg_dbmigrator shadow prepare --source URI --dest URI [--preserved-tables a,b]\n"
-	        "  pg_dbmigrator shadow swap --dest URI [--timestamp TS]\n"
-	        "  pg_dbmigrator shadow start --source URI --dest URI [--preserved-tables a,b]\n"
-	        "                             prepare, then swap\n"
-	        "  pg_dbmigrator shadow rollback --dest URI --latest|--timestamp TS [--keep-tables a,b]\n"
-	        "  pg_dbmigrator shadow list --dest URI [--json]       the backups\n"
-	        "  pg_dbmigrator shadow status [--dest URI] [--timestamp TS] [--json]\n"
-	        "  pg_dbmigrator shadow cleanup --dest URI --before DATE|now\n"
-	        "  pg_dbmigrator shadow verify --dest URI --timestamp TS\n"
-	        "\n"
-	        "Options:\n"
-	        "  --source URI, --dest URI     (or PG_DBMIGRATOR_SOURCE / PG_DBMIGRATOR_TARGET;\n"
-	        "                               --target is the same as --dest)\n"
-	        "  --schema NAME                the live schema refreshed (default public)\n"
-	        "  --preserved-tables a,b       target tables that keep their own rows (and every\n"
-	        "                               write until the swap); each needs a primary key\n"
-	        "  --keep-tables a,b            rollback: tables that keep their current rows\n"
-	        "  --timestamp TS               the migration (YYYYMMDDHHMMSS, UTC)\n"
-	        "  --state-dir DIR              where the state files are (default ./pgdbm-shadow)\n"
-	        "  --lock-timeout MS            the swap's wait for each lock try (default 50)\n"
-	        "  --lock-retries N             swap tries before giving up (default 20)\n"
-	        "  --dry-run                    print the plan and statements, change nothing\n"
-	        "  --json                       JSON on stdout\n"
-	        "\n"
-	        "Exit codes: 0 done, 1 failed (the live tables untouched; the message says why),\n"
-	        "2 bad usage, 4 verify found a backup that differs from its manifest.\n");
+	fprintf(
+	    f,
+	    "pg_dbmigrator shadow refreshes a live target from a source: the source's tables are\n"
+	    "copied into shadow tables on the target while the application goes on, then swapped\n"
+	    "in, all at once, in one short transaction; the replaced tables are kept as a backup.\n"
+	    "\n"
+	    "Usage:\n"
+	    "  pg_dbmigrator shadow prepare --source URI --dest URI [--preserved-tables a,b]\n"
+	    "  pg_dbmigrator shadow swap --dest URI [--timestamp TS]\n"
+	    "  pg_dbmigrator shadow start --source URI --dest URI [--preserved-tables a,b]\n"
+	    "                             prepare, then swap\n"
+	    "  pg_dbmigrator shadow rollback --dest URI --latest|--timestamp TS [--keep-tables a,b]\n"
+	    "  pg_dbmigrator shadow list --dest URI [--json]       the backups\n"
+	    "  pg_dbmigrator shadow status [--dest URI] [--timestamp TS] [--json]\n"
+	    "  pg_dbmigrator shadow cleanup --dest URI --before DATE|now\n"
+	    "  pg_dbmigrator shadow verify --dest URI --timestamp TS\n"
+	    "\n"
+	    "Options:\n"
+	    "  --source URI, --dest URI     (or PG_DBMIGRATOR_SOURCE / PG_DBMIGRATOR_TARGET;\n"
+	    "                               --target is the same as --dest)\n"
+	    "  --schema NAME                the live schema refreshed (default public)\n"
+	    "  --preserved-tables a,b       target tables that keep their own rows (and every\n"
+	    "                               write until the swap); each needs a primary key\n"
+	    "  --keep-tables a,b            rollback: tables that keep their current rows\n"
+	    "  --timestamp TS               the migration (YYYYMMDDHHMMSS, UTC)\n"
+	    "  --state-dir DIR              where the state files are (default ./pgdbm-shadow)\n"
+	    "  --lock-timeout MS            the swap's wait for each lock try (default 50)\n"
+	    "  --lock-retries N             swap tries before giving up (default 20)\n"
+	    "  --dry-run                    print the plan and statements, change nothing\n"
+	    "  --json                       JSON on stdout\n"
+	    "\n"
+	    "Exit codes: 0 done, 1 failed (the live tables untouched; the message says why),\n"
+	    "2 bad usage, 4 verify found a backup that differs from its manifest.\n");
 }
 
 /* Split a,b,c (copied into store) into list (NULL-terminated); false if too many or empty. */
@@ -95,23 +96,23 @@ cmd_shadow(int argc, char **argv)
 		O_JSON,
 		O_HELP
 	};
-	static const struct option longopts[] = {{"source", required_argument, NULL, O_SOURCE},
-	                                         {"dest", required_argument, NULL, O_DEST},
-	                                         {"target", required_argument, NULL, O_DEST},
-	                                         {"schema", required_argument, NULL, O_SCHEMA},
-	                                         {"preserved-tables", required_argument, NULL,
-	                                          O_PRESERVED},
-	                                         {"keep-tables", required_argument, NULL, O_KEEP},
-	                                         {"timestamp", required_argument, NULL, O_TS},
-	                                         {"latest", no_argument, NULL, O_LATEST},
-	                                         {"before", required_argument, NULL, O_BEFORE},
-	                                         {"state-dir", required_argument, NULL, O_STATE},
-	                                         {"lock-timeout", required_argument, NULL, O_LOCKTO},
-	                                         {"lock-retries", required_argument, NULL, O_TRIES},
-	                                         {"dry-run", no_argument, NULL, O_DRY},
-	                                         {"json", no_argument, NULL, O_JSON},
-	                                         {"help", no_argument, NULL, O_HELP},
-	                                         {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+	    {"source", required_argument, NULL, O_SOURCE},
+	    {"dest", required_argument, NULL, O_DEST},
+	    {"target", required_argument, NULL, O_DEST},
+	    {"schema", required_argument, NULL, O_SCHEMA},
+	    {"preserved-tables", required_argument, NULL, O_PRESERVED},
+	    {"keep-tables", required_argument, NULL, O_KEEP},
+	    {"timestamp", required_argument, NULL, O_TS},
+	    {"latest", no_argument, NULL, O_LATEST},
+	    {"before", required_argument, NULL, O_BEFORE},
+	    {"state-dir", required_argument, NULL, O_STATE},
+	    {"lock-timeout", required_argument, NULL, O_LOCKTO},
+	    {"lock-retries", required_argument, NULL, O_TRIES},
+	    {"dry-run", no_argument, NULL, O_DRY},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"help", no_argument, NULL, O_HELP},
+	    {NULL, 0, NULL, 0}};
 	static char preserved_store[4096], keep_store[4096];
 	shadow_opts o = {0};
 	const char *verb;
@@ -134,70 +135,71 @@ cmd_shadow(int argc, char **argv)
 	{
 		switch (c)
 		{
-		case O_SOURCE:
-			o.source = optarg;
-			break;
-		case O_DEST:
-			o.dest = optarg;
-			break;
-		case O_SCHEMA:
-			o.schema = optarg;
-			break;
-		case O_PRESERVED:
-			if (!split_list(optarg, preserved_store, sizeof(preserved_store), o.preserved))
-			{
-				fprintf(stderr, "pg_dbmigrator shadow: --preserved-tables wants a,b (at most %d)\n",
-				        SHADOW_MAX_LIST);
+			case O_SOURCE:
+				o.source = optarg;
+				break;
+			case O_DEST:
+				o.dest = optarg;
+				break;
+			case O_SCHEMA:
+				o.schema = optarg;
+				break;
+			case O_PRESERVED:
+				if (!split_list(optarg, preserved_store, sizeof(preserved_store), o.preserved))
+				{
+					fprintf(stderr,
+					        "pg_dbmigrator shadow: --preserved-tables wants a,b (at most %d)\n",
+					        SHADOW_MAX_LIST);
+					return EXIT_USAGE;
+				}
+				break;
+			case O_KEEP:
+				if (!split_list(optarg, keep_store, sizeof(keep_store), o.keep))
+				{
+					fprintf(stderr, "pg_dbmigrator shadow: --keep-tables wants a,b (at most %d)\n",
+					        SHADOW_MAX_LIST);
+					return EXIT_USAGE;
+				}
+				break;
+			case O_TS:
+				o.timestamp = optarg;
+				break;
+			case O_LATEST:
+				o.latest = true;
+				break;
+			case O_BEFORE:
+				o.before = optarg;
+				break;
+			case O_STATE:
+				o.state_dir = optarg;
+				break;
+			case O_LOCKTO:
+				if (!cli_parse_int(optarg, 1, 60000, &o.lock_timeout_ms))
+				{
+					fprintf(stderr, "pg_dbmigrator shadow: --lock-timeout wants milliseconds, 1 to "
+					                "60000\n");
+					return EXIT_USAGE;
+				}
+				break;
+			case O_TRIES:
+				if (!cli_parse_int(optarg, 1, 1000, &o.lock_tries))
+				{
+					fprintf(stderr, "pg_dbmigrator shadow: --lock-retries wants 1 to 1000\n");
+					return EXIT_USAGE;
+				}
+				break;
+			case O_DRY:
+				o.dry_run = true;
+				break;
+			case O_JSON:
+				o.json = true;
+				break;
+			case O_HELP:
+				shadow_usage(stdout);
+				return EXIT_OK;
+			default:
+				fprintf(stderr, "Try \"pg_dbmigrator shadow --help\".\n");
 				return EXIT_USAGE;
-			}
-			break;
-		case O_KEEP:
-			if (!split_list(optarg, keep_store, sizeof(keep_store), o.keep))
-			{
-				fprintf(stderr, "pg_dbmigrator shadow: --keep-tables wants a,b (at most %d)\n",
-				        SHADOW_MAX_LIST);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_TS:
-			o.timestamp = optarg;
-			break;
-		case O_LATEST:
-			o.latest = true;
-			break;
-		case O_BEFORE:
-			o.before = optarg;
-			break;
-		case O_STATE:
-			o.state_dir = optarg;
-			break;
-		case O_LOCKTO:
-			if (!cli_parse_int(optarg, 1, 60000, &o.lock_timeout_ms))
-			{
-				fprintf(stderr, "pg_dbmigrator shadow: --lock-timeout wants milliseconds, 1 to "
-				                "60000\n");
-				return EXIT_USAGE;
-			}
-			break;
-		case O_TRIES:
-			if (!cli_parse_int(optarg, 1, 1000, &o.lock_tries))
-			{
-				fprintf(stderr, "pg_dbmigrator shadow: --lock-retries wants 1 to 1000\n");
-				return EXIT_USAGE;
-			}
-			break;
-		case O_DRY:
-			o.dry_run = true;
-			break;
-		case O_JSON:
-			o.json = true;
-			break;
-		case O_HELP:
-			shadow_usage(stdout);
-			return EXIT_OK;
-		default:
-			fprintf(stderr, "Try \"pg_dbmigrator shadow --help\".\n");
-			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc)

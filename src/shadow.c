@@ -269,10 +269,10 @@ sh_state_find(const shadow_opts *o, const char *phases, shadowsql_state *st)
 
 /* ---- prepare ---- */
 
-#define SH_TABLES_SQL                                                                              \
-	"SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "              \
-	"WHERE n.nspname = $1 AND c.relkind = 'r' AND NOT c.relispartition "                           \
-	"AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "            \
+#define SH_TABLES_SQL                                                                   \
+	"SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "   \
+	"WHERE n.nspname = $1 AND c.relkind = 'r' AND NOT c.relispartition "                \
+	"AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass " \
 	"AND d.objid = c.oid AND d.deptype = 'e') ORDER BY c.relname"
 
 /* The columns COPY carries for live.table on the target, quoted and comma-separated. */
@@ -311,8 +311,8 @@ sh_copy_table(PGconn *s, PGconn *t, const char *schema, const char *shadow, cons
 	snprintf(what, sizeof(what), "cannot copy table %s.%s", schema, table);
 	ok = sh_columns(t, schema, table, &cols) && strbuf_append_cstr(&q, "COPY (SELECT ") &&
 	     strbuf_append_cstr(&q, strbuf_data(&cols)) && strbuf_append_cstr(&q, " FROM ") &&
-	     shadowsql_ident(&q, schema) && strbuf_append_char(&q, '.') &&
-	     shadowsql_ident(&q, table) && strbuf_append_cstr(&q, ") TO STDOUT");
+	     shadowsql_ident(&q, schema) && strbuf_append_char(&q, '.') && shadowsql_ident(&q, table) &&
+	     strbuf_append_cstr(&q, ") TO STDOUT");
 	if (!ok)
 		goto error;
 	r = PQexec(s, strbuf_data(&q));
@@ -397,14 +397,15 @@ static bool
 sh_seq_of_preserved(PGconn *t, const char *schema, const char *seq, const shadow_opts *o)
 {
 	const char *p[2] = {schema, seq};
-	PGresult *r = sh_query(t,
-	                       "SELECT tc.relname FROM pg_depend d JOIN pg_class sc ON sc.oid = d.objid "
-	                       "JOIN pg_namespace n ON n.oid = sc.relnamespace "
-	                       "JOIN pg_class tc ON tc.oid = d.refobjid "
-	                       "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = "
-	                       "'pg_class'::regclass AND d.deptype IN ('a', 'i') AND sc.relkind = 'S' "
-	                       "AND n.nspname = $1 AND sc.relname = $2",
-	                       2, p, "cannot read the sequences' owners");
+	PGresult *r =
+	    sh_query(t,
+	             "SELECT tc.relname FROM pg_depend d JOIN pg_class sc ON sc.oid = d.objid "
+	             "JOIN pg_namespace n ON n.oid = sc.relnamespace "
+	             "JOIN pg_class tc ON tc.oid = d.refobjid "
+	             "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = "
+	             "'pg_class'::regclass AND d.deptype IN ('a', 'i') AND sc.relkind = 'S' "
+	             "AND n.nspname = $1 AND sc.relname = $2",
+	             2, p, "cannot read the sequences' owners");
 	bool yes = false;
 
 	for (int i = 0; r && i < PQntuples(r); i++)
@@ -439,8 +440,9 @@ shadow_prepare(const shadow_opts *o)
 		return EXIT_ERROR;
 	/* a prepare killed before its end is done again under its own timestamp */
 	if (sh_state_find(o, "preparing", st))
-		fprintf(stderr, "pg_dbmigrator shadow: migration %s was not fully prepared: preparing it "
-		                "again\n",
+		fprintf(stderr,
+		        "pg_dbmigrator shadow: migration %s was not fully prepared: preparing it "
+		        "again\n",
 		        st->ts);
 	else
 	{
@@ -672,72 +674,64 @@ error:
  * the schema the in-tables come from, $4 the preserved tables. Read with
  * search_path = the live schema, so definitions name live tables unqualified.
  */
-#define SH_AROUND_SQL                                                                              \
-	"WITH outs AS (SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "        \
-	"c.relnamespace WHERE n.nspname = $2 AND c.relname = ANY($1::text[])), "                       \
-	"ins AS (SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "              \
-	"c.relnamespace WHERE n.nspname = $3 AND c.relname = ANY($1::text[])) "                       \
-	/* our sync triggers on the out-tables */                                                      \
-	"SELECT 1 AS ph, format('DROP TRIGGER %I ON %I.%I;', t.tgname, $2, o.relname) FROM "           \
-	"pg_trigger t JOIN outs o ON o.oid = t.tgrelid WHERE t.tgname LIKE '\\_pgdbm\\_sync\\_%' "      \
-	"UNION ALL "                                                                                   \
-	/* the in-tables' foreign keys and triggers (they get the live tables' ones) */                \
-	"SELECT 1, format('ALTER TABLE %I.%I DROP CONSTRAINT %I;', $3, i.relname, con.conname) FROM "  \
-	"pg_constraint con JOIN ins i ON i.oid = con.conrelid WHERE con.contype = 'f' "                \
-	"UNION ALL "                                                                                   \
-	"SELECT 1, format('DROP TRIGGER %I ON %I.%I;', t.tgname, $3, i.relname) FROM pg_trigger t "    \
-	"JOIN ins i ON i.oid = t.tgrelid WHERE NOT t.tgisinternal "                                    \
-	"UNION ALL "                                                                                   \
-	/* foreign keys of other tables pointing at out-tables: dropped, then added back */            \
-	"SELECT 1, format('ALTER TABLE %s DROP CONSTRAINT %I;', con.conrelid::regclass, con.conname) " \
-	"FROM pg_constraint con JOIN outs o ON o.oid = con.confrelid WHERE con.contype = 'f' AND "     \
-	"con.conrelid NOT IN (SELECT oid FROM outs) "                                                  \
-	"UNION ALL "                                                                                   \
-	"SELECT 3, format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID;', con.conrelid::regclass, "  \
-	"con.conname, pg_get_constraintdef(con.oid)) FROM pg_constraint con JOIN outs o ON o.oid = "   \
-	"con.confrelid WHERE con.contype = 'f' AND con.conrelid NOT IN (SELECT oid FROM outs) "        \
-	"UNION ALL "                                                                                   \
-	/* the out-tables' foreign keys, on the in-tables */                                           \
-	"SELECT 3, format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s NOT VALID;', $2, o.relname, "        \
-	"con.conname, pg_get_constraintdef(con.oid)) FROM pg_constraint con JOIN outs o ON o.oid = "   \
-	"con.conrelid WHERE con.contype = 'f' "                                                        \
-	"UNION ALL "                                                                                   \
-	/* the out-tables' own triggers (not ours), on the in-tables */                                \
-	"SELECT 3, pg_get_triggerdef(t.oid) || ';' FROM pg_trigger t JOIN outs o ON o.oid = "          \
-	"t.tgrelid WHERE NOT t.tgisinternal AND t.tgname NOT LIKE '\\_pgdbm\\_sync\\_%' "               \
-	"UNION ALL "                                                                                   \
-	/* sequences owned by out-table columns (serial) stay live: let go, then taken back */         \
-	"SELECT 1, format('ALTER SEQUENCE %I.%I OWNED BY NONE;', $2, s.relname) FROM pg_depend d "     \
-	"JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = d.objid WHERE d.classid = "      \
-	"'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' AND "        \
-	"s.relkind = 'S' "                                                                             \
-	"UNION ALL "                                                                                   \
-	"SELECT 3, format('ALTER SEQUENCE %I.%I OWNED BY %I.%I.%I;', $2, s.relname, $2, o.relname, "   \
-	"a.attname) FROM pg_depend d JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = "    \
-	"d.objid JOIN pg_attribute a ON a.attrelid = o.oid AND a.attnum = d.refobjsubid WHERE "        \
-	"d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = "    \
-	"'a' AND s.relkind = 'S' "                                                                     \
-	"UNION ALL "                                                                                   \
-	/* the preserved tables' identity sequences keep counting where the live ones are */           \
-	"SELECT 3, format('SELECT setval(pg_get_serial_sequence(%L, %L), %s);', "                      \
-	"quote_ident($2) || '.' || quote_ident(o.relname), a.attname, ps.last_value) FROM pg_depend d " \
-	"JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = d.objid JOIN pg_attribute a ON " \
-	"a.attrelid = o.oid AND a.attnum = d.refobjsubid JOIN pg_namespace sn ON sn.oid = "            \
-	"s.relnamespace JOIN pg_sequences ps ON ps.schemaname = sn.nspname AND ps.sequencename = "     \
-	"s.relname WHERE d.deptype = 'i' AND s.relkind = 'S' AND ps.last_value IS NOT NULL AND "       \
-	"o.relname = ANY($4::text[]) "                                                                 \
-	"UNION ALL "                                                                                   \
-	/* views on out-tables: the same text, now naming the in-tables */                             \
-	"SELECT 3, format('CREATE OR REPLACE VIEW %s AS %s', v.oid::regclass, "                        \
-	"pg_get_viewdef(v.oid)) FROM (SELECT DISTINCT r.ev_class AS oid FROM pg_depend d JOIN "        \
-	"pg_rewrite r ON r.oid = d.objid JOIN outs o ON o.oid = d.refobjid WHERE d.classid = "         \
-	"'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass) v JOIN pg_class vc ON "       \
-	"vc.oid = v.oid WHERE vc.relkind = 'v' "                                                       \
-	"UNION ALL "                                                                                   \
-	/* grants of the out-tables, on the in-tables */                                               \
-	"SELECT 3, format('GRANT %s ON %I.%I TO %s;', g.privilege_type, $2, o.relname, CASE WHEN "     \
-	"g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END) FROM outs o "   \
-	"JOIN pg_class c ON c.oid = o.oid, aclexplode(c.relacl) g WHERE g.grantee <> c.relowner "      \
+#define SH_AROUND_SQL                                                                                                 \
+	"WITH outs AS (SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "                           \
+	"c.relnamespace WHERE n.nspname = $2 AND c.relname = ANY($1::text[])), "                                          \
+	"ins AS (SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "                                 \
+	"c.relnamespace WHERE n.nspname = $3 AND c.relname = ANY($1::text[])) " /* our sync triggers on the out-tables */ \
+	"SELECT 1 AS ph, format('DROP TRIGGER %I ON %I.%I;', t.tgname, $2, o.relname) FROM "                              \
+	"pg_trigger t JOIN outs o ON o.oid = t.tgrelid WHERE t.tgname LIKE '\\_pgdbm\\_sync\\_%' "                        \
+	"UNION ALL " /* the in-tables' foreign keys and triggers (they get the live tables' ones) */                      \
+	"SELECT 1, format('ALTER TABLE %I.%I DROP CONSTRAINT %I;', $3, i.relname, con.conname) FROM "                     \
+	"pg_constraint con JOIN ins i ON i.oid = con.conrelid WHERE con.contype = 'f' "                                   \
+	"UNION ALL "                                                                                                      \
+	"SELECT 1, format('DROP TRIGGER %I ON %I.%I;', t.tgname, $3, i.relname) FROM pg_trigger t "                       \
+	"JOIN ins i ON i.oid = t.tgrelid WHERE NOT t.tgisinternal "                                                       \
+	"UNION ALL " /* foreign keys of other tables pointing at out-tables: dropped, then added back */                  \
+	"SELECT 1, format('ALTER TABLE %s DROP CONSTRAINT %I;', con.conrelid::regclass, con.conname) "                    \
+	"FROM pg_constraint con JOIN outs o ON o.oid = con.confrelid WHERE con.contype = 'f' AND "                        \
+	"con.conrelid NOT IN (SELECT oid FROM outs) "                                                                     \
+	"UNION ALL "                                                                                                      \
+	"SELECT 3, format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID;', con.conrelid::regclass, "                     \
+	"con.conname, pg_get_constraintdef(con.oid)) FROM pg_constraint con JOIN outs o ON o.oid = "                      \
+	"con.confrelid WHERE con.contype = 'f' AND con.conrelid NOT IN (SELECT oid FROM outs) "                           \
+	"UNION ALL " /* the out-tables' foreign keys, on the in-tables */                                                 \
+	"SELECT 3, format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s NOT VALID;', $2, o.relname, "                           \
+	"con.conname, pg_get_constraintdef(con.oid)) FROM pg_constraint con JOIN outs o ON o.oid = "                      \
+	"con.conrelid WHERE con.contype = 'f' "                                                                           \
+	"UNION ALL " /* the out-tables' own triggers (not ours), on the in-tables */                                      \
+	"SELECT 3, pg_get_triggerdef(t.oid) || ';' FROM pg_trigger t JOIN outs o ON o.oid = "                             \
+	"t.tgrelid WHERE NOT t.tgisinternal AND t.tgname NOT LIKE '\\_pgdbm\\_sync\\_%' "                                 \
+	"UNION ALL " /* sequences owned by out-table columns (serial) stay live: let go, then taken back */               \
+	"SELECT 1, format('ALTER SEQUENCE %I.%I OWNED BY NONE;', $2, s.relname) FROM pg_depend d "                        \
+	"JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = d.objid WHERE d.classid = "                         \
+	"'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' AND "                           \
+	"s.relkind = 'S' "                                                                                                \
+	"UNION ALL "                                                                                                      \
+	"SELECT 3, format('ALTER SEQUENCE %I.%I OWNED BY %I.%I.%I;', $2, s.relname, $2, o.relname, "                      \
+	"a.attname) FROM pg_depend d JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = "                       \
+	"d.objid JOIN pg_attribute a ON a.attrelid = o.oid AND a.attnum = d.refobjsubid WHERE "                           \
+	"d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = "                       \
+	"'a' AND s.relkind = 'S' "                                                                                        \
+	"UNION ALL " /* the preserved tables' identity sequences keep counting where the live ones are */                 \
+	"SELECT 3, format('SELECT setval(pg_get_serial_sequence(%L, %L), %s);', "                                         \
+	"quote_ident($2) || '.' || quote_ident(o.relname), a.attname, ps.last_value) FROM pg_depend "                     \
+	"d "                                                                                                              \
+	"JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = d.objid JOIN pg_attribute a ON "                    \
+	"a.attrelid = o.oid AND a.attnum = d.refobjsubid JOIN pg_namespace sn ON sn.oid = "                               \
+	"s.relnamespace JOIN pg_sequences ps ON ps.schemaname = sn.nspname AND ps.sequencename = "                        \
+	"s.relname WHERE d.deptype = 'i' AND s.relkind = 'S' AND ps.last_value IS NOT NULL AND "                          \
+	"o.relname = ANY($4::text[]) "                                                                                    \
+	"UNION ALL " /* views on out-tables: the same text, now naming the in-tables */                                   \
+	"SELECT 3, format('CREATE OR REPLACE VIEW %s AS %s', v.oid::regclass, "                                           \
+	"pg_get_viewdef(v.oid)) FROM (SELECT DISTINCT r.ev_class AS oid FROM pg_depend d JOIN "                           \
+	"pg_rewrite r ON r.oid = d.objid JOIN outs o ON o.oid = d.refobjid WHERE d.classid = "                            \
+	"'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass) v JOIN pg_class vc ON "                          \
+	"vc.oid = v.oid WHERE vc.relkind = 'v' "                                                                          \
+	"UNION ALL " /* grants of the out-tables, on the in-tables */                                                     \
+	"SELECT 3, format('GRANT %s ON %I.%I TO %s;', g.privilege_type, $2, o.relname, CASE WHEN "                        \
+	"g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END) FROM outs o "                      \
+	"JOIN pg_class c ON c.oid = o.oid, aclexplode(c.relacl) g WHERE g.grantee <> c.relowner "                         \
 	"ORDER BY 1"
 
 /* The catalog read of SH_AROUND_SQL, prepared by sh_exchange (a generic plan, made once). */
@@ -907,8 +901,8 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 	 * else can be in it; a rollback's backup schema must be empty.
 	 */
 	strbuf_reset(&q);
-	if (drop_in_schema && strbuf_appendf(&q, "DROP SCHEMA IF EXISTS \"%s\"%s", in,
-	                                     set_sequences ? " CASCADE" : ""))
+	if (drop_in_schema &&
+	    strbuf_appendf(&q, "DROP SCHEMA IF EXISTS \"%s\"%s", in, set_sequences ? " CASCADE" : ""))
 		(void)sh_exec(t, strbuf_data(&q), NULL);
 done:
 	PQclear(r);
@@ -967,8 +961,8 @@ sh_table_sum(PGconn *t, const char *schema, const char *table, long long *rows, 
 	strbuf_init(&q);
 	ok = strbuf_append_cstr(&q, "SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), "
 	                            "'') FROM (SELECT md5(x::text) AS h FROM ") &&
-	     shadowsql_ident(&q, schema) && strbuf_append_char(&q, '.') &&
-	     shadowsql_ident(&q, table) && strbuf_append_cstr(&q, " x) s");
+	     shadowsql_ident(&q, schema) && strbuf_append_char(&q, '.') && shadowsql_ident(&q, table) &&
+	     strbuf_append_cstr(&q, " x) s");
 	r = ok ? sh_query(t, strbuf_data(&q), 0, NULL, "cannot sum a backup table") : NULL;
 	ok = r != NULL;
 	if (ok)
@@ -1066,8 +1060,9 @@ shadow_swap(const shadow_opts *o)
 	{
 		char drop[SHADOWSQL_NAME + 64];
 
-		fprintf(stderr, "pg_dbmigrator shadow: migration %s was swapped before the tool "
-		                "stopped: finishing its record\n",
+		fprintf(stderr,
+		        "pg_dbmigrator shadow: migration %s was swapped before the tool "
+		        "stopped: finishing its record\n",
 		        st->ts);
 		snprintf(drop, sizeof(drop), "DROP SCHEMA IF EXISTS \"%s\" CASCADE", shadow);
 		(void)sh_exec(t, drop, NULL);
@@ -1154,8 +1149,9 @@ shadow_rollback(const shadow_opts *o)
 	}
 	if (strcmp(st->phase, "swapped") != 0)
 	{
-		fprintf(stderr, "pg_dbmigrator shadow: migration %s is %s: it has no backup to roll "
-		                "back to\n",
+		fprintf(stderr,
+		        "pg_dbmigrator shadow: migration %s is %s: it has no backup to roll "
+		        "back to\n",
 		        st->ts, st->phase);
 		goto error;
 	}
@@ -1165,8 +1161,9 @@ shadow_rollback(const shadow_opts *o)
 	for (int i = 0; o->keep[i]; i++)
 		if (shadowsql_state_table(st, o->keep[i]) == NULL)
 		{
-			fprintf(stderr, "pg_dbmigrator shadow: --keep-tables names %s, not a table of "
-			                "migration %s\n",
+			fprintf(stderr,
+			        "pg_dbmigrator shadow: --keep-tables names %s, not a table of "
+			        "migration %s\n",
 			        o->keep[i], st->ts);
 			goto error;
 		}
@@ -1345,8 +1342,9 @@ shadow_cleanup(const shadow_opts *o)
 	}
 	else if (!shadowsql_date_key(o->before, key))
 	{
-		fprintf(stderr, "pg_dbmigrator shadow: --before \"%s\" is not a date (2026-12-02, "
-		                "2026-12-02T10:30 or \"now\")\n",
+		fprintf(stderr,
+		        "pg_dbmigrator shadow: --before \"%s\" is not a date (2026-12-02, "
+		        "2026-12-02T10:30 or \"now\")\n",
 		        o->before);
 		free(st);
 		return EXIT_USAGE;
@@ -1461,8 +1459,9 @@ shadow_verify(const shadow_opts *o)
 	}
 	if (bad)
 	{
-		fprintf(stderr, "pg_dbmigrator shadow: backup %s: %d of %d tables differ from the "
-		                "manifest\n",
+		fprintf(stderr,
+		        "pg_dbmigrator shadow: backup %s: %d of %d tables differ from the "
+		        "manifest\n",
 		        st->ts, bad, st->ntables);
 		rc = EXIT_DIFFERS;
 	}

@@ -89,8 +89,7 @@ shadowsql_trigger_name(const char *ts, char *buf, size_t size)
 static bool
 qualified(strbuf *sb, const char *schema, const char *name)
 {
-	return shadowsql_ident(sb, schema) && strbuf_append_char(sb, '.') &&
-	       shadowsql_ident(sb, name);
+	return shadowsql_ident(sb, schema) && strbuf_append_char(sb, '.') && shadowsql_ident(sb, name);
 }
 
 /*
@@ -124,16 +123,18 @@ shadowsql_sync_sql(strbuf *sb, const char *live, const char *shadow, const char 
 	for (int i = 0; ok && i < nkeys; i++)
 		ok = (i == 0 || strbuf_append_cstr(sb, ", ")) && strbuf_append_cstr(sb, "OLD.") &&
 		     shadowsql_ident(sb, keys[i]);
-	ok = ok && strbuf_append_cstr(sb, ");\n  END IF;\n"
-	                                  "  IF TG_OP IN ('INSERT', 'UPDATE') THEN\n    INSERT INTO ") &&
+	ok = ok &&
+	     strbuf_append_cstr(sb, ");\n  END IF;\n"
+	                            "  IF TG_OP IN ('INSERT', 'UPDATE') THEN\n    INSERT INTO ") &&
 	     qualified(sb, shadow, table) &&
 	     strbuf_append_cstr(sb, " OVERRIDING SYSTEM VALUE SELECT (NEW).*;\n  END IF;\n"
 	                            "  RETURN NULL;\nEND\n$pgdbm$;\n") &&
 	     strbuf_append_cstr(sb, "CREATE TRIGGER ") && shadowsql_ident(sb, trig) &&
 	     strbuf_append_cstr(sb, " AFTER INSERT OR UPDATE OR DELETE ON ") &&
+	     qualified(sb, live, table) && strbuf_append_cstr(sb, " FOR EACH ROW EXECUTE FUNCTION ") &&
+	     qualified(sb, shadow, fn) && strbuf_append_cstr(sb, "();\nCREATE TRIGGER ") &&
+	     shadowsql_ident(sb, trig_t) && strbuf_append_cstr(sb, " AFTER TRUNCATE ON ") &&
 	     qualified(sb, live, table) &&
-	     strbuf_append_cstr(sb, " FOR EACH ROW EXECUTE FUNCTION ") && qualified(sb, shadow, fn) &&
-	     strbuf_append_cstr(sb, "();\nCREATE TRIGGER ") && shadowsql_ident(sb, trig_t) && strbuf_append_cstr(sb, " AFTER TRUNCATE ON ") && qualified(sb, live, table) &&
 	     strbuf_append_cstr(sb, " FOR EACH STATEMENT EXECUTE FUNCTION ") &&
 	     qualified(sb, shadow, fn) && strbuf_append_cstr(sb, "();\n");
 	return ok;
@@ -180,11 +181,10 @@ json_field(strbuf *sb, const char *key, const char *value, bool comma)
 bool
 shadowsql_state_json(strbuf *sb, const shadowsql_state *st)
 {
-	bool ok = strbuf_append_cstr(sb, "{\n") && json_field(sb, "timestamp", st->ts, false) &&
-	          json_field(sb, "phase", st->phase, true) &&
-	          json_field(sb, "schema", st->schema, true) &&
-	          json_field(sb, "origin", st->origin, true) &&
-	          strbuf_append_cstr(sb, ",\n  \"tables\": [");
+	bool ok =
+	    strbuf_append_cstr(sb, "{\n") && json_field(sb, "timestamp", st->ts, false) &&
+	    json_field(sb, "phase", st->phase, true) && json_field(sb, "schema", st->schema, true) &&
+	    json_field(sb, "origin", st->origin, true) && strbuf_append_cstr(sb, ",\n  \"tables\": [");
 
 	for (int i = 0; ok && i < st->ntables; i++)
 	{
@@ -256,29 +256,29 @@ jstring(jcur *c, char *out, size_t size)
 			c->p++;
 			switch (*c->p)
 			{
-			case '"':
-			case '\\':
-			case '/':
-				ch = *c->p;
-				break;
-			case 'n':
-				ch = '\n';
-				break;
-			case 't':
-				ch = '\t';
-				break;
-			case 'u':
-			{
-				unsigned v = 0;
+				case '"':
+				case '\\':
+				case '/':
+					ch = *c->p;
+					break;
+				case 'n':
+					ch = '\n';
+					break;
+				case 't':
+					ch = '\t';
+					break;
+				case 'u':
+				{
+					unsigned v = 0;
 
-				if (sscanf(c->p + 1, "%4x", &v) != 1 || v == 0 || v >= 0x80)
-					return jfail(c, "an escape this state never holds");
-				ch = (char)v;
-				c->p += 4;
-				break;
-			}
-			default:
-				return jfail(c, "a bad escape");
+					if (sscanf(c->p + 1, "%4x", &v) != 1 || v == 0 || v >= 0x80)
+						return jfail(c, "an escape this state never holds");
+					ch = (char)v;
+					c->p += 4;
+					break;
+				}
+				default:
+					return jfail(c, "a bad escape");
 			}
 		}
 		if (n + 1 >= size)
@@ -331,7 +331,7 @@ jtable(jcur *c, shadowsql_table *t)
 	{
 		if (!jstring(c, key, sizeof(key)) || !jchar(c, ':'))
 			return jfail(c, "a key expected");
-		if (strcmp(key, "name") == 0 ? !jstring(c, t->name, sizeof(t->name))
+		if (strcmp(key, "name") == 0        ? !jstring(c, t->name, sizeof(t->name))
 		    : strcmp(key, "preserved") == 0 ? !jbool(c, &t->preserved)
 		    : strcmp(key, "rows") == 0      ? !jnumber(c, &t->rows)
 		    : strcmp(key, "sum") == 0       ? !jstring(c, t->sum, sizeof(t->sum))
@@ -354,7 +354,7 @@ jseq(jcur *c, shadowsql_seq *s)
 	{
 		if (!jstring(c, key, sizeof(key)) || !jchar(c, ':'))
 			return jfail(c, "a key expected");
-		if (strcmp(key, "name") == 0 ? !jstring(c, s->name, sizeof(s->name))
+		if (strcmp(key, "name") == 0     ? !jstring(c, s->name, sizeof(s->name))
 		    : strcmp(key, "value") == 0  ? !jnumber(c, &s->value)
 		    : strcmp(key, "called") == 0 ? !jbool(c, &s->called)
 		                                 : !jfail(c, "an unknown sequence key"))

@@ -289,11 +289,11 @@ START_TEST(a_live_target_is_refreshed_by_a_swap_while_the_application_reads_and_
 		if (round == 0)
 		{
 			/* a dry run of the swap changes nothing */
-			rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir,
-			                                          "--dry-run", NULL},
+			rc = shadow("swap",
+			            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--dry-run", NULL},
 			            &out, &err);
-			ck_assert_msg(rc == 0 && strstr(out, "SET SCHEMA"), "swap --dry-run: %d %s %s", rc,
-			              out, story_tail(err));
+			ck_assert_msg(rc == 0 && strstr(out, "SET SCHEMA"), "swap --dry-run: %d %s %s", rc, out,
+			              story_tail(err));
 			ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
 			free(out);
 			free(err);
@@ -329,11 +329,10 @@ START_TEST(a_live_target_is_refreshed_by_a_swap_while_the_application_reads_and_
 		          "SELECT coalesce(string_agg(id || ':' || name, ',' ORDER BY id) || ',', '') "
 		          "FROM users WHERE name LIKE 'w%'",
 		          got, sizeof(got));
-		ck_assert_msg(strcmp(got, expect) == 0, "users is not the writer's: %s",
-		              story_tail(got));
-		ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM users WHERE name LIKE 'tgt-user%'",
-		                           v, sizeof(v)),
-		                 "100");
+		ck_assert_msg(strcmp(got, expect) == 0, "users is not the writer's: %s", story_tail(got));
+		ck_assert_str_eq(
+		    pgt_value(t, "SELECT count(*) FROM users WHERE name LIKE 'tgt-user%'", v, sizeof(v)),
+		    "100");
 		app_free(&reader);
 		app_free(&writer);
 	}
@@ -351,8 +350,7 @@ START_TEST(a_live_target_is_refreshed_by_a_swap_while_the_application_reads_and_
 	            "total) VALUES (1, 1)");
 	pgt_value(s, "SELECT max(id) FROM customers", v, sizeof(v));
 	pgt_value(t, "SELECT id FROM customers WHERE name = 'after'", v2, sizeof(v2));
-	ck_assert_msg(atoi(v2) > atoi(v), "customers_id_seq not set from the source: %s <= %s", v2,
-	              v);
+	ck_assert_msg(atoi(v2) > atoi(v), "customers_id_seq not set from the source: %s <= %s", v2, v);
 	ck_assert_str_eq(pgt_value(t,
 	                           "SELECT string_agg(DISTINCT d.refobjid::regclass::text, ',') FROM "
 	                           "pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class "
@@ -393,8 +391,8 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	pgt_scratch("shadow-back-state", dir, sizeof(dir));
 	for (int i = 0; i < 3; i++)
 		digest(t, tables[i], before[i], sizeof(before[i]));
-	rc = shadow("start", (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir,
-	                                           NULL},
+	rc = shadow("start",
+	            (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, NULL},
 	            &out, &err);
 	ck_assert_msg(rc == 0, "start exited %d: %s", rc, story_tail(err));
 	ts_of(err, ts);
@@ -408,17 +406,17 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	              "list: %d %s", rc, out);
 	free(out);
 	free(err);
-	rc = shadow("verify", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--timestamp",
-	                                            ts, NULL},
+	rc = shadow("verify",
+	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--timestamp", ts, NULL},
 	            &out, &err);
 	ck_assert_msg(rc == 0, "verify of a good backup exited %d: %s", rc, story_tail(err));
 	free(out);
 	free(err);
 
 	/* the previous data is back, exactly; the source's rows become a backup of their own */
-	rc = shadow("rollback", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--latest",
-	                                              NULL},
-	            &out, &err);
+	rc = shadow("rollback",
+	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--latest", NULL}, &out,
+	            &err);
 	ck_assert_msg(rc == 0, "rollback exited %d: %s", rc, story_tail(err));
 	free(out);
 	free(err);
@@ -431,8 +429,8 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	pgt_exec(t, "INSERT INTO customers (name) VALUES ('after rollback')");
 
 	/* a tampered backup: verify names it */
-	rc = shadow("start", (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir,
-	                                           NULL},
+	rc = shadow("start",
+	            (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, NULL},
 	            &out, &err);
 	ck_assert_msg(rc == 0, "a second start exited %d: %s", rc, story_tail(err));
 	ts_of(err, ts);
@@ -445,8 +443,8 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 		         ts);
 		pgt_exec(t, sql);
 	}
-	rc = shadow("verify", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--timestamp",
-	                                            ts, NULL},
+	rc = shadow("verify",
+	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--timestamp", ts, NULL},
 	            &out, &err);
 	ck_assert_msg(rc == 4 && strstr(err, "customers differs"), "verify of a tampered backup: %d %s",
 	              rc, story_tail(err));
@@ -454,8 +452,9 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	free(err);
 
 	/* cleanup: a dry run keeps them, then every backup older than now goes */
-	rc = shadow("cleanup", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before",
-	                                             "now", "--dry-run", NULL},
+	rc = shadow("cleanup",
+	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now",
+	                                  "--dry-run", NULL},
 	            &out, &err);
 	ck_assert_msg(rc == 0 && strstr(out, "DROP TABLE"), "cleanup --dry-run: %d %s", rc, out);
 	ck_assert_str_ne(pgt_value(t,
@@ -465,8 +464,8 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	                 "0");
 	free(out);
 	free(err);
-	rc = shadow("cleanup", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before",
-	                                             "now", NULL},
+	rc = shadow("cleanup",
+	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now", NULL},
 	            &out, &err);
 	ck_assert_msg(rc == 0, "cleanup exited %d: %s", rc, story_tail(err));
 	free(out);
@@ -475,8 +474,7 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	                           "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '\\_pgdbm%'",
 	                           v, sizeof(v)),
 	                 "0");
-	rc = shadow("list", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out,
-	            &err);
+	rc = shadow("list", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out, &err);
 	ck_assert_msg(rc == 0 && strstr(out, "no backups"), "list after cleanup: %s", out);
 	free(out);
 	free(err);
@@ -516,8 +514,8 @@ START_TEST(a_busy_swap_gives_up_unchanged_and_killed_runs_are_run_again)
 	usleep(150000);
 	story_kill_9(&p);
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
-	rc = shadow("prepare", (const char *const[]){"--source", src, "--dest", tgt, "--state-dir",
-	                                             dir, NULL},
+	rc = shadow("prepare",
+	            (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, NULL},
 	            &out, &err);
 	ck_assert_msg(rc == 0 && strstr(err, "again"), "prepare after kill -9: %d %s", rc,
 	              story_tail(err));
@@ -528,21 +526,22 @@ START_TEST(a_busy_swap_gives_up_unchanged_and_killed_runs_are_run_again)
 	/* an application transaction holds a table: the swap tries, then gives up, nothing changed */
 	blocker = pgt_connect_as(&sv.tgt, "shadow_kill", "app");
 	pgt_exec(blocker, "BEGIN; SELECT count(*) FROM customers");
-	rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--lock-retries",
-	                                          "2", NULL},
-	            &out, &err);
-	ck_assert_msg(rc == 1 && strstr(err, "gave up after 2 tries") && strstr(err, "nothing was "
-	                                                                              "changed"),
+	rc = shadow(
+	    "swap",
+	    (const char *const[]){"--dest", tgt, "--state-dir", dir, "--lock-retries", "2", NULL}, &out,
+	    &err);
+	ck_assert_msg(rc == 1 && strstr(err, "gave up after 2 tries") &&
+	                  strstr(err, "nothing was "
+	                              "changed"),
 	              "a busy swap: %d %s", rc, story_tail(err));
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
 	free(out);
 	free(err);
 
 	/* kill -9 while it retries, then the same command again once the table is free */
-	story_tool_start(&p,
-	                 (const char *const[]){"shadow", "swap", "--dest", tgt, "--state-dir", dir,
-	                                       NULL},
-	                 NULL, NULL);
+	story_tool_start(
+	    &p, (const char *const[]){"shadow", "swap", "--dest", tgt, "--state-dir", dir, NULL}, NULL,
+	    NULL);
 	story_expect(&p, "trying again", 30);
 	story_kill_9(&p);
 	snprintf(state, sizeof(state), "%s/shadow-%s.json", dir, ts);
@@ -550,15 +549,13 @@ START_TEST(a_busy_swap_gives_up_unchanged_and_killed_runs_are_run_again)
 	pgt_exec(blocker, "COMMIT");
 	PQfinish(blocker);
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
-	rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out,
-	            &err);
+	rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out, &err);
 	ck_assert_msg(rc == 0, "swap after kill -9: %d %s", rc, story_tail(err));
 	free(out);
 	free(err);
 	pgt_assert_same(s, t, "orders");
 	pgt_assert_same(s, t, "customers");
-	rc = shadow("status", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--json",
-	                                            NULL},
+	rc = shadow("status", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--json", NULL},
 	            &out, &err);
 	ck_assert_msg(rc == 0 && strstr(out, "\"swapped\""), "status: %s", out);
 	free(out);
@@ -643,8 +640,8 @@ END_TEST
 int
 main(void)
 {
-	const story_plan plan = {"shadow", "shadow", 120, &sv, NULL, NULL, NULL, NULL, NULL,
-	                         "PGDBM_SHADOW_ONLY"};
+	const story_plan plan = {"shadow", "shadow", 120,  &sv,  NULL,
+	                         NULL,     NULL,     NULL, NULL, "PGDBM_SHADOW_ONLY"};
 	const TTest *const stories[] = {
 	    a_live_target_is_refreshed_by_a_swap_while_the_application_reads_and_writes,
 	    a_backup_is_listed_verified_rolled_back_and_cleaned_up,
