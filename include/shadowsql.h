@@ -21,6 +21,13 @@
 #define SHADOWSQL_NAME       64 /* NAMEDATALEN */
 #define SHADOWSQL_TS         15 /* YYYYMMDDHHMMSS and the NUL */
 
+/*
+ * The table in the shadow schema where the sync triggers note a write they
+ * could not carry over (the application's write itself goes through): a swap
+ * refuses while it has a row.
+ */
+#define SHADOWSQL_SYNC_ERRORS "_pgdbm_sync_errors"
+
 /* One table of a migration, and its manifest entry once it is a backup. */
 typedef struct shadowsql_table
 {
@@ -77,7 +84,8 @@ PGDBM_MUST_CHECK bool shadowsql_ident(strbuf *sb, const char *name);
  * The function and trigger that carry every write to live.table into
  * shadow.table (row triggers keyed by the primary key columns keys, and a
  * TRUNCATE trigger). The function runs as its owner, so an application
- * role that cannot see the shadow schema still writes.
+ * role that cannot see the shadow schema still writes; a write it cannot
+ * carry over is noted in shadow.SHADOWSQL_SYNC_ERRORS, never refused.
  */
 PGDBM_MUST_CHECK bool shadowsql_sync_sql(strbuf *sb, const char *live, const char *shadow,
                                          const char *table, const char *const keys[], int nkeys,

@@ -566,7 +566,10 @@ shadow_prepare(const shadow_opts *o)
 		    !strbuf_append_char(&q, '.') || !shadowsql_ident(&q, st->tables[i].name) ||
 		    !strbuf_append_cstr(&q, " INCLUDING ALL);\n"))
 			goto error;
-	if (!strbuf_append_cstr(&q, "COMMIT") ||
+	if (!strbuf_append_cstr(&q, "CREATE TABLE ") || !shadowsql_ident(&q, shadow) ||
+	    !strbuf_append_cstr(&q, "." SHADOWSQL_SYNC_ERRORS " (at timestamptz NOT NULL DEFAULT "
+	                            "now(), tbl text, op text, message text);\n") ||
+	    !strbuf_append_cstr(&q, "COMMIT") ||
 	    !sh_exec(t, strbuf_data(&q), "cannot create the shadow tables"))
 		goto error;
 
@@ -734,6 +737,52 @@ error:
 	"JOIN pg_class c ON c.oid = o.oid, aclexplode(c.relacl) g WHERE g.grantee <> c.relowner "                         \
 	"ORDER BY 1"
 
+/* The number of writes the sync triggers could not carry into schema in (-1: unknown). */
+static long long
+sh_sync_errors(PGconn *t, const char *in, char *first, size_t size)
+{
+	strbuf q;
+	PGresult *r;
+	long long n = -1;
+
+	strbuf_init(&q);
+	if (strbuf_append_cstr(&q, "SELECT count(*), min(tbl || ' (' || op || '): ' || message) "
+	                           "FROM ") &&
+	    shadowsql_ident(&q, in) && strbuf_append_cstr(&q, "." SHADOWSQL_SYNC_ERRORS))
+	{
+		r = PQexec(t, strbuf_data(&q));
+		if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		{
+			n = atoll(PQgetvalue(r, 0, 0));
+			snprintf(first, size, "%s", PQgetvalue(r, 0, 1));
+		}
+		PQclear(r);
+	}
+	strbuf_free(&q);
+	return n;
+}
+
+/* Whether the preserved tables' shadows hold every write; says why not. */
+static bool
+sh_sync_clean(PGconn *t, const char *in)
+{
+	char first[512] = "";
+	long long n = sh_sync_errors(t, in, first, sizeof(first));
+
+	if (n == 0)
+		return true;
+	if (n < 0)
+		sh_error("cannot read the sync triggers' errors", PQerrorMessage(t));
+	else
+		fprintf(stderr,
+		        "pg_dbmigrator shadow: %lld writes to preserved tables could not be carried into "
+		        "the shadow (the first: %s): the shadow would lose them, so the swap is refused "
+		        "and nothing was changed; drop this migration (shadow cleanup --before now) and "
+		        "prepare again\n",
+		        n, first);
+	return false;
+}
+
 /* The catalog read of SH_AROUND_SQL, prepared by sh_exchange (a generic plan, made once). */
 static PGresult *
 sh_around(PGconn *t, const char *arr, const char *schema, const char *in, const char *pres)
@@ -829,9 +878,16 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 			goto done;
 		}
 		PQclear(r);
+		r = NULL;
 	}
 	if (getenv("PGDBM_SHADOW_TRACE"))
 		fprintf(stderr, "trace: locked after %lld ms\n", (long long)(cli_now_ms() - t0));
+	/* a swap: every write to a preserved table must be in its shadow (none comes now) */
+	if (set_sequences && !sh_sync_clean(t, in))
+	{
+		sh_exec(t, "ROLLBACK", NULL);
+		goto done;
+	}
 	r = sh_around(t, strbuf_data(&arr), schema, in, strbuf_data(&pres));
 	if (getenv("PGDBM_SHADOW_TRACE"))
 		fprintf(stderr, "trace: catalog read after %lld ms\n", (long long)(cli_now_ms() - t0));
@@ -1269,7 +1325,7 @@ sh_report(const shadow_opts *o, bool backups_only)
 	for (int i = n - 1; i >= 0; i--)
 	{
 		char sch[SHADOWSQL_NAME + 32];
-		long long size;
+		long long size, sync_errors;
 		int preserved = 0;
 
 		if (!sh_state_load(o->state_dir, ts[i], st) || strcmp(st->phase, "cleaned") == 0 ||
@@ -1284,20 +1340,34 @@ sh_report(const shadow_opts *o, bool backups_only)
 		else
 			shadowsql_shadow_schema(st->ts, sch, sizeof(sch));
 		size = sh_schema_size(t, sch);
+		{
+			char first[256];
+
+			sync_errors =
+			    t && (strcmp(st->phase, "prepared") == 0 || strcmp(st->phase, "swapping") == 0)
+			        ? sh_sync_errors(t, sch, first, sizeof(first))
+			        : -1;
+			if (sync_errors < 0)
+				PQclear(PQexec(t, "SELECT 1")); /* the session goes on */
+		}
 		if (o->json)
 		{
 			printf("%s{\"timestamp\": \"%s\", \"phase\": \"%s\", \"origin\": \"%s\", "
-			       "\"schema\": \"%s\", \"tables\": %d, \"preserved_tables\": %d, \"bytes\": %lld}",
+			       "\"schema\": \"%s\", \"tables\": %d, \"preserved_tables\": %d, \"bytes\": "
+			       "%lld, \"sync_errors\": %lld}",
 			       shown ? ", " : "", st->ts, st->phase, st->origin, sch, st->ntables, preserved,
-			       size);
+			       size, sync_errors);
 		}
 		else
 		{
 			if (shown == 0)
 				printf("%-15s %-12s %-9s %6s %9s %12s  %s\n", "TIMESTAMP", "PHASE", "ORIGIN",
 				       "TABLES", "PRESERVED", "BYTES", "SCHEMA");
-			printf("%-15s %-12s %-9s %6d %9d %12lld  %s\n", st->ts, st->phase, st->origin,
+			printf("%-15s %-12s %-9s %6d %9d %12lld  %s", st->ts, st->phase, st->origin,
 			       st->ntables, preserved, size, sch);
+			if (sync_errors > 0)
+				printf("  (%lld writes not carried into the shadow: prepare again)", sync_errors);
+			printf("\n");
 		}
 		shown++;
 	}

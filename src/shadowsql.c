@@ -128,7 +128,11 @@ shadowsql_sync_sql(strbuf *sb, const char *live, const char *shadow, const char 
 	                            "  IF TG_OP IN ('INSERT', 'UPDATE') THEN\n    INSERT INTO ") &&
 	     qualified(sb, shadow, table) &&
 	     strbuf_append_cstr(sb, " OVERRIDING SYSTEM VALUE SELECT (NEW).*;\n  END IF;\n"
-	                            "  RETURN NULL;\nEND\n$pgdbm$;\n") &&
+	                            "  RETURN NULL;\n"
+	                            "EXCEPTION WHEN OTHERS THEN\n    INSERT INTO ") &&
+	     qualified(sb, shadow, SHADOWSQL_SYNC_ERRORS) &&
+	     strbuf_append_cstr(sb, " (tbl, op, message) VALUES (TG_TABLE_NAME, TG_OP, SQLERRM);\n"
+	                            "    RETURN NULL;\nEND\n$pgdbm$;\n") &&
 	     strbuf_append_cstr(sb, "CREATE TRIGGER ") && shadowsql_ident(sb, trig) &&
 	     strbuf_append_cstr(sb, " AFTER INSERT OR UPDATE OR DELETE ON ") &&
 	     qualified(sb, live, table) && strbuf_append_cstr(sb, " FOR EACH ROW EXECUTE FUNCTION ") &&

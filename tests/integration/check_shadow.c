@@ -637,6 +637,67 @@ START_TEST(a_swap_of_100_tables_pauses_the_application_briefly)
 }
 END_TEST
 
+/*
+ * A write to a preserved table that its shadow cannot take (here the shadow
+ * was changed by hand, so the row's key is already there) goes through for
+ * the application; it is noted, status shows it, and the swap refuses with
+ * nothing changed rather than lose it. cleanup of the unswapped migration
+ * takes its sync triggers away with its schema.
+ */
+START_TEST(a_write_the_shadow_cannot_take_never_fails_and_stops_the_swap)
+{
+	char src[256], tgt[256], dir[512], ts[15], sql[512], v[256];
+	char *out, *err;
+	PGconn *s, *t;
+	int rc;
+
+	two_sides("shadow_sync", src, tgt, sizeof(src), &s, &t);
+	pgt_scratch("shadow-sync-state", dir, sizeof(dir));
+	rc = shadow("prepare",
+	            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables", "users",
+	                                  "--state-dir", dir, NULL},
+	            &out, &err);
+	ck_assert_msg(rc == 0, "prepare exited %d: %s", rc, story_tail(err));
+	ts_of(err, ts);
+	free(out);
+	free(err);
+	snprintf(sql, sizeof(sql), "INSERT INTO _pgdbm_shadow_%s.users VALUES (5000, 'by hand')", ts);
+	pgt_exec(t, sql);
+	/* the application's write goes through */
+	pgt_exec(t, "INSERT INTO users VALUES (5000, 'app')");
+	rc = shadow("status", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--json", NULL},
+	            &out, &err);
+	ck_assert_msg(rc == 0 && strstr(out, "\"sync_errors\": 1"), "status: %s", out);
+	free(out);
+	free(err);
+	rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out, &err);
+	ck_assert_msg(rc == 1 && strstr(err, "could not be carried") && strstr(err, "users"),
+	              "swap over a sync error: %d %s", rc, story_tail(err));
+	free(out);
+	free(err);
+	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
+	rc = shadow("cleanup",
+	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now", NULL},
+	            &out, &err);
+	ck_assert_msg(rc == 0 && strstr(err, "dropped migration"), "cleanup: %d %s", rc,
+	              story_tail(err));
+	free(out);
+	free(err);
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid "
+	                           "= 'users'::regclass",
+	                           v, sizeof(v)),
+	                 "0");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '\\_pgdbm%'",
+	                           v, sizeof(v)),
+	                 "0");
+	pgt_exec(t, "INSERT INTO users VALUES (5001, 'app')");
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -646,7 +707,9 @@ main(void)
 	    a_live_target_is_refreshed_by_a_swap_while_the_application_reads_and_writes,
 	    a_backup_is_listed_verified_rolled_back_and_cleaned_up,
 	    a_busy_swap_gives_up_unchanged_and_killed_runs_are_run_again,
-	    a_swap_of_100_tables_pauses_the_application_briefly, NULL};
+	    a_swap_of_100_tables_pauses_the_application_briefly,
+	    a_write_the_shadow_cannot_take_never_fails_and_stops_the_swap,
+	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
 }
