@@ -880,8 +880,6 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 		PQclear(r);
 		r = NULL;
 	}
-	if (getenv("PGDBM_SHADOW_TRACE"))
-		fprintf(stderr, "trace: locked after %lld ms\n", (long long)(cli_now_ms() - t0));
 	/* a swap: every write to a preserved table must be in its shadow (none comes now) */
 	if (set_sequences && !sh_sync_clean(t, in))
 	{
@@ -889,8 +887,6 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 		goto done;
 	}
 	r = sh_around(t, strbuf_data(&arr), schema, in, strbuf_data(&pres));
-	if (getenv("PGDBM_SHADOW_TRACE"))
-		fprintf(stderr, "trace: catalog read after %lld ms\n", (long long)(cli_now_ms() - t0));
 	if (r == NULL)
 	{
 		sh_exec(t, "ROLLBACK", NULL);
@@ -941,8 +937,6 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 		goto done;
 	}
 	if (!sh_exec(t, strbuf_data(&q), "the swap failed, nothing was changed") ||
-	    (getenv("PGDBM_SHADOW_TRACE") &&
-	     fprintf(stderr, "trace: moved after %lld ms\n", (long long)(cli_now_ms() - t0)) < 0) ||
 	    !sh_exec(t, "COMMIT", "the swap's commit failed, nothing was changed"))
 	{
 		sh_exec(t, "ROLLBACK", NULL);
