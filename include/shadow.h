@@ -22,6 +22,7 @@
 #include "pgdbm_attr.h"
 
 #define SHADOW_MAX_LIST 64
+#define SHADOW_MAX_JOBS 64
 
 typedef struct shadow_opts
 {
@@ -38,6 +39,7 @@ typedef struct shadow_opts
 	bool json;
 	int lock_timeout_ms; /* the swap's lock_timeout per try */
 	int lock_tries;      /* tries before the swap gives up */
+	int jobs;            /* prepare: tables copied at once (1..SHADOW_MAX_JOBS) */
 } shadow_opts;
 
 /* Exit codes are cmd.h's. Each prints its own one-line errors on stderr. */

@@ -25,6 +25,7 @@ shadow_usage(FILE *f)
 	    "\n"
 	    "Usage:\n"
 	    "  pg_dbmigrator shadow prepare --source URI --dest URI [--preserved-tables a,b]\n"
+	    "                               [--jobs N]\n"
 	    "  pg_dbmigrator shadow swap --dest URI [--timestamp TS]\n"
 	    "  pg_dbmigrator shadow start --source URI --dest URI [--preserved-tables a,b]\n"
 	    "                             prepare, then swap\n"
@@ -43,6 +44,8 @@ shadow_usage(FILE *f)
 	    "  --keep-tables a,b            rollback: tables that keep their current rows\n"
 	    "  --timestamp TS               the migration (YYYYMMDDHHMMSS, UTC)\n"
 	    "  --state-dir DIR              where the state files are (default ./pgdbm-shadow)\n"
+	    "  --jobs N                     prepare: tables copied at once (default 1), each\n"
+	    "                               with one source and one target session\n"
 	    "  --lock-timeout MS            the swap's wait for each lock try (default 50)\n"
 	    "  --lock-retries N             swap tries before giving up (default 20)\n"
 	    "  --dry-run                    print the plan and statements, change nothing\n"
@@ -93,6 +96,7 @@ cmd_shadow(int argc, char **argv)
 		O_LOCKTO,
 		O_TRIES,
 		O_DRY,
+		O_JOBS,
 		O_JSON,
 		O_HELP
 	};
@@ -110,6 +114,7 @@ cmd_shadow(int argc, char **argv)
 	    {"lock-timeout", required_argument, NULL, O_LOCKTO},
 	    {"lock-retries", required_argument, NULL, O_TRIES},
 	    {"dry-run", no_argument, NULL, O_DRY},
+	    {"jobs", required_argument, NULL, O_JOBS},
 	    {"json", no_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
@@ -130,6 +135,7 @@ cmd_shadow(int argc, char **argv)
 	o.state_dir = "pgdbm-shadow";
 	o.lock_timeout_ms = 50;
 	o.lock_tries = 20;
+	o.jobs = 1;
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
 	{
@@ -190,6 +196,14 @@ cmd_shadow(int argc, char **argv)
 				break;
 			case O_DRY:
 				o.dry_run = true;
+				break;
+			case O_JOBS:
+				if (!cli_parse_int(optarg, 1, SHADOW_MAX_JOBS, &o.jobs))
+				{
+					fprintf(stderr, "pg_dbmigrator shadow: --jobs wants 1 to %d\n",
+					        SHADOW_MAX_JOBS);
+					return EXIT_USAGE;
+				}
 				break;
 			case O_JSON:
 				o.json = true;

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,6 +415,105 @@ sh_seq_of_preserved(PGconn *t, const char *schema, const char *seq, const shadow
 	return yes;
 }
 
+/* What the copy workers share: the next table to take, the first failure, the bytes. */
+typedef struct sh_copy_work
+{
+	const shadow_opts *o;
+	shadowsql_state *st;   /* borrowed */
+	const char *shadow;    /* borrowed */
+	const char *snapshot;  /* borrowed: the source's exported snapshot */
+	pthread_mutex_t mutex; /* guards next, failed, bytes */
+	int next;
+	bool failed;
+	long long bytes;
+} sh_copy_work;
+
+/* The next table a worker copies (not preserved), or -1. */
+static int
+sh_copy_take(sh_copy_work *w)
+{
+	int i = -1;
+
+	pthread_mutex_lock(&w->mutex);
+	while (!w->failed && w->next < w->st->ntables && w->st->tables[w->next].preserved)
+		w->next++;
+	if (!w->failed && w->next < w->st->ntables)
+		i = w->next++;
+	pthread_mutex_unlock(&w->mutex);
+	return i;
+}
+
+/* One worker: its own source session in the snapshot and its own target session. */
+static void *
+sh_copy_worker(void *arg)
+{
+	sh_copy_work *w = arg;
+	PGconn *s = sh_connect(w->o->source, PGSESSION_SOURCE, "source");
+	PGconn *t = sh_connect(w->o->dest, PGSESSION_TARGET, "target");
+	strbuf q;
+	bool ok = s && t;
+	long long bytes = 0;
+	int i;
+
+	strbuf_init(&q);
+	ok = ok &&
+	     strbuf_append_cstr(&q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+	                            "SET TRANSACTION SNAPSHOT ") &&
+	     strbuf_append_sql_literal(&q, w->snapshot, strlen(w->snapshot)) &&
+	     sh_exec(s, strbuf_data(&q), "cannot share the source's snapshot");
+	while (ok && (i = sh_copy_take(w)) >= 0)
+		ok = sh_copy_table(s, t, w->o->schema, w->shadow, w->st->tables[i].name, &bytes);
+	pthread_mutex_lock(&w->mutex);
+	w->failed = w->failed || !ok;
+	w->bytes += bytes;
+	pthread_mutex_unlock(&w->mutex);
+	strbuf_free(&q);
+	if (s)
+		PQfinish(s);
+	if (t)
+		PQfinish(t);
+	return NULL;
+}
+
+/*
+ * Every table but the preserved ones copied from the source (its transaction
+ * open on s) into the shadow: on s and t with --jobs 1, else by --jobs
+ * workers sharing s's snapshot (one source and one target session each: the
+ * load on both servers is bounded by --jobs).
+ */
+static bool
+sh_copy_all(const shadow_opts *o, PGconn *s, PGconn *t, shadowsql_state *st, const char *shadow,
+            long long *bytes)
+{
+	sh_copy_work w = {o, st, shadow, NULL, PTHREAD_MUTEX_INITIALIZER, 0, false, 0};
+	pthread_t th[SHADOW_MAX_JOBS];
+	PGresult *r;
+	int started = 0;
+
+	if (o->jobs <= 1)
+	{
+		for (int i = 0; i < st->ntables; i++)
+			if (!st->tables[i].preserved &&
+			    !sh_copy_table(s, t, o->schema, shadow, st->tables[i].name, bytes))
+				return false;
+		return true;
+	}
+	r = sh_query(s, "SELECT pg_export_snapshot()", 0, NULL, "cannot export the source's snapshot");
+	if (r == NULL)
+		return false;
+	w.snapshot = PQgetvalue(r, 0, 0);
+	for (int j = 0; j < o->jobs; j++)
+		if (pthread_create(&th[j], NULL, sh_copy_worker, &w) == 0)
+			started++;
+	for (int j = 0; j < started; j++)
+		pthread_join(th[j], NULL);
+	PQclear(r);
+	*bytes += w.bytes;
+	if (started == 0)
+		sh_error("cannot start the copy workers", NULL);
+	return started > 0 && !w.failed;
+}
+
 /* Print a statement for a dry run. */
 static void
 sh_show(const char *sql)
@@ -593,10 +693,8 @@ shadow_prepare(const shadow_opts *o)
 		st->nseqs++;
 	}
 
-	for (int i = 0; i < st->ntables; i++)
-		if (!st->tables[i].preserved &&
-		    !sh_copy_table(s, t, o->schema, shadow, st->tables[i].name, &bytes))
-			goto error;
+	if (!sh_copy_all(o, s, t, st, shadow, &bytes))
+		goto error;
 	if (!sh_exec(s, "COMMIT", "cannot end the source's transaction"))
 		goto error;
 

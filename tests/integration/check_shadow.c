@@ -13,7 +13,7 @@
  *    foreign key, the grant and the sequences are right on the new tables;
  *    the longest statement wait during the swap is printed (several swaps,
  *    median and worst);
- *  - list shows the backup, verify passes, rollback brings the previous data
+ *  - start (with --jobs 3) prepares and swaps; list shows the backup, verify passes, rollback brings the previous data
  *    back exactly, a tampered backup fails verify, cleanup drops old backups;
  *  - a swap that cannot get its locks gives up with nothing changed; a swap
  *    killed while it retries and a prepare killed halfway are run again and
@@ -391,8 +391,10 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	pgt_scratch("shadow-back-state", dir, sizeof(dir));
 	for (int i = 0; i < 3; i++)
 		digest(t, tables[i], before[i], sizeof(before[i]));
+	/* start: prepare (three tables copied at once) and swap */
 	rc = shadow("start",
-	            (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, NULL},
+	            (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, "--jobs",
+	                                  "3", NULL},
 	            &out, &err);
 	ck_assert_msg(rc == 0, "start exited %d: %s", rc, story_tail(err));
 	ts_of(err, ts);
