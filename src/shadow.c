@@ -656,8 +656,11 @@ shadow_prepare(const shadow_opts *o)
 		goto error;
 	/* the shadow schema from scratch (a killed prepare's remains go with it) */
 	strbuf_reset(&q);
-	if (!strbuf_appendf(&q, "BEGIN; DROP SCHEMA IF EXISTS \"%s\" CASCADE; CREATE SCHEMA \"%s\";\n",
-	                    shadow, shadow))
+	if (!strbuf_appendf(
+	        &q,
+	        "BEGIN; SET LOCAL lock_timeout = '5s'; DROP SCHEMA IF EXISTS \"%s\" CASCADE; "
+	        "CREATE SCHEMA \"%s\";\n",
+	        shadow, shadow))
 		goto error;
 	for (int i = 0; i < st->ntables; i++)
 		if (!strbuf_append_cstr(&q, "CREATE TABLE ") || !shadowsql_ident(&q, shadow) ||
@@ -1528,7 +1531,8 @@ shadow_cleanup(const shadow_opts *o)
 		strbuf_init(&q);
 		/* tables by name, never CASCADE: an object of the application's that still uses one
 		 * stops the drop */
-		ok = strbuf_append_cstr(&q, "BEGIN;\n");
+		/* an unswapped shadow's sync triggers go with it: never a long wait on a live table */
+		ok = strbuf_append_cstr(&q, "BEGIN; SET LOCAL lock_timeout = '5s';\n");
 		for (int s = 0; ok && s < 2; s++)
 		{
 			/* one statement: the foreign keys between them go with them */
