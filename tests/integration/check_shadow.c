@@ -415,6 +415,17 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	free(out);
 	free(err);
 
+	/* a dry run of the rollback prints its statements and changes nothing */
+	rc = shadow(
+	    "rollback",
+	    (const char *const[]){"--dest", tgt, "--state-dir", dir, "--latest", "--dry-run", NULL},
+	    &out, &err);
+	ck_assert_msg(rc == 0 && strstr(out, "SET SCHEMA"), "rollback --dry-run: %d %s %s", rc, out,
+	              story_tail(err));
+	free(out);
+	free(err);
+	pgt_assert_same(s, t, "orders");
+
 	/* the previous data is back, exactly; the source's rows become a backup of their own */
 	rc = shadow("rollback",
 	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--latest", NULL}, &out,
