@@ -951,7 +951,12 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 	t0 = cli_now_ms();
 	/* every table of both sides locked first, out-tables first, as the application meets them */
 	strbuf_reset(&q);
-	if (!strbuf_append_cstr(&q, "LOCK TABLE "))
+	/*
+	 * lock_timeout bounds each lock's wait; the statement's timeout bounds
+	 * them all together, so the application never waits behind the swap's
+	 * queue for more than about lock_ms, however many tables are busy.
+	 */
+	if (!strbuf_appendf(&q, "SET LOCAL statement_timeout = '%dms'; LOCK TABLE ", lock_ms))
 		goto done;
 	for (int i = 0; i < ntables; i++)
 		if ((i && !strbuf_append_cstr(&q, ", ")) || !shadowsql_ident(&q, schema) ||
@@ -961,7 +966,7 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 		if (!strbuf_append_cstr(&q, ", ") || !shadowsql_ident(&q, in) ||
 		    !strbuf_append_char(&q, '.') || !shadowsql_ident(&q, tables[i]))
 			goto done;
-	if (!strbuf_append_cstr(&q, " IN ACCESS EXCLUSIVE MODE"))
+	if (!strbuf_append_cstr(&q, " IN ACCESS EXCLUSIVE MODE; SET LOCAL statement_timeout = 0"))
 		goto done;
 	if (!dry)
 	{
@@ -970,7 +975,8 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 		{
 			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 
-			rc = state && strcmp(state, "55P03") == 0 ? 0 : -1;
+			/* lock_not_available, or query_canceled by the statement's timeout */
+			rc = state && (strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0) ? 0 : -1;
 			if (rc < 0)
 				sh_error("the swap could not lock the tables", PQerrorMessage(t));
 			PQclear(r);
