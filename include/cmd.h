@@ -35,6 +35,9 @@ PGDBM_MUST_CHECK int cmd_verify(int argc, char **argv);
 /* pg_dbmigrator status: where a migration is. */
 PGDBM_MUST_CHECK int cmd_status(int argc, char **argv);
 
+/* pg_dbmigrator shadow VERB: refresh a live target through shadow tables and a swap. */
+PGDBM_MUST_CHECK int cmd_shadow(int argc, char **argv);
+
 /* pg_dbmigrator --mode offline|online: the migration (argv[0] is the program). */
 PGDBM_MUST_CHECK int cmd_migrate(int argc, char **argv);
 

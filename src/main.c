@@ -29,6 +29,8 @@ usage(FILE *f)
 	        "                             compare every table, sequence and object\n"
 	        "  pg_dbmigrator status --dump-path PATH [--json]\n"
 	        "                             where a running or interrupted migration is\n"
+	        "  pg_dbmigrator shadow prepare|swap|start|rollback|list|status|cleanup|verify ...\n"
+	        "                             refresh a live target through shadow tables and a swap\n"
 	        "  pg_dbmigrator --help       show this help\n"
 	        "  pg_dbmigrator --version    show the version\n"
 	        "\n"
@@ -51,6 +53,8 @@ main(int argc, char **argv)
 		return cmd_verify(argc - 1, argv + 1);
 	if (strcmp(argv[1], "status") == 0)
 		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(argv[1], "shadow") == 0)
+		return cmd_shadow(argc - 1, argv + 1);
 	/* --mode verify, as in the tool this one re-implements */
 	for (int i = 1; i + 1 < argc; i++)
 		if (strcmp(argv[i], "--mode") == 0 && strcmp(argv[i + 1], "verify") == 0)
