@@ -2,13 +2,16 @@
 # run-test.sh — LOG_COMPILER for make check: runs one test program, keeps its
 # whole output for the .log file, and copies Check's summary lines
 # ("100%: Checks: 12, Failures: 0, Errors: 0") to fd 9, the terminal.
-# PGDBM_SKIP_FAULTS=1 (scripts/test sets it for distcheck, which runs the whole
-# suite a second time): the fault and production suites already ran in the
-# sanitizer build.
+# PGDBM_SKIP_SERVER_SUITES=1 (scripts/test sets it for distcheck, which would
+# run the whole suite a second time): the real-server suites (integration,
+# faults, production) already ran in the sanitizer build minutes before;
+# distcheck still builds the tarball, runs the unit tests, the example and the
+# header check, installs, and runs installcheck. A plain `make distcheck` runs
+# everything.
 case "$1" in
-*/faults/* | */production/*)
-	if [ "${PGDBM_SKIP_FAULTS:-}" = 1 ]; then
-		echo "skipped: PGDBM_SKIP_FAULTS=1"
+*/integration/* | */faults/* | */production/*)
+	if [ "${PGDBM_SKIP_SERVER_SUITES:-}" = 1 ]; then
+		echo "skipped: PGDBM_SKIP_SERVER_SUITES=1"
 		exit 77
 	fi
 	;;
