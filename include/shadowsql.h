@@ -114,4 +114,24 @@ PGDBM_MUST_CHECK bool shadowsql_state_parse(const char *text, shadowsql_state *s
 /* The table named name in st, or NULL. */
 shadowsql_table *shadowsql_state_table(shadowsql_state *st, const char *name);
 
+/*
+ * What must follow the tables in an exchange (the swap and the rollback),
+ * read from the target's catalog: one part per kind of object, each a
+ * SELECT of (phase, statements). Phase 1 runs before the tables move, 3
+ * after, 4 after 3. The parameters: $1 the tables (text[]), $2 the live
+ * schema, $3 the schema the in-tables come from, $4 the preserved tables
+ * (text[]). Read it with search_path = $2.
+ */
+typedef struct shadowsql_around
+{
+	const char *what; /* static: what the part carries, for people */
+	const char *sql;  /* static: the part's SELECT */
+} shadowsql_around;
+
+size_t shadowsql_around_count(void);
+/* Part i (NULL past the end). */
+const shadowsql_around *shadowsql_around_part(size_t i);
+/* The whole query: every part, UNION ALL, ORDER BY the phase. */
+PGDBM_MUST_CHECK bool shadowsql_around_sql(strbuf *sb);
+
 #endif /* SHADOWSQL_H */

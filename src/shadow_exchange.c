@@ -24,76 +24,6 @@
 #include "shadowsql.h"
 #include "strbuf.h"
 
-/*
- * What the catalog says must be done around the moves, as statements: phase
- * 1 before them (sync triggers, the in-tables' own foreign keys, foreign keys
- * pointing at the out-tables from other tables, owned sequences let go),
- * phase 3 after them (foreign keys and triggers of the out-tables on the
- * in-tables, views re-pointed, grants, owned sequences taken back, the
- * preserved tables' identity values). $1 the tables, $2 the live schema, $3
- * the schema the in-tables come from, $4 the preserved tables. Read with
- * search_path = the live schema, so definitions name live tables unqualified.
- */
-#define SH_AROUND_SQL                                                                                                 \
-	"WITH outs AS (SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "                           \
-	"c.relnamespace WHERE n.nspname = $2 AND c.relname = ANY($1::text[])), "                                          \
-	"ins AS (SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "                                 \
-	"c.relnamespace WHERE n.nspname = $3 AND c.relname = ANY($1::text[])) " /* our sync triggers on the out-tables */ \
-	"SELECT 1 AS ph, format('DROP TRIGGER %I ON %I.%I;', t.tgname, $2, o.relname) FROM "                              \
-	"pg_trigger t JOIN outs o ON o.oid = t.tgrelid WHERE t.tgname LIKE '\\_pgdbm\\_sync\\_%' "                        \
-	"UNION ALL " /* the in-tables' foreign keys and triggers (they get the live tables' ones) */                      \
-	"SELECT 1, format('ALTER TABLE %I.%I DROP CONSTRAINT %I;', $3, i.relname, con.conname) FROM "                     \
-	"pg_constraint con JOIN ins i ON i.oid = con.conrelid WHERE con.contype = 'f' "                                   \
-	"UNION ALL "                                                                                                      \
-	"SELECT 1, format('DROP TRIGGER %I ON %I.%I;', t.tgname, $3, i.relname) FROM pg_trigger t "                       \
-	"JOIN ins i ON i.oid = t.tgrelid WHERE NOT t.tgisinternal "                                                       \
-	"UNION ALL " /* foreign keys of other tables pointing at out-tables: dropped, then added back */                  \
-	"SELECT 1, format('ALTER TABLE %s DROP CONSTRAINT %I;', con.conrelid::regclass, con.conname) "                    \
-	"FROM pg_constraint con JOIN outs o ON o.oid = con.confrelid WHERE con.contype = 'f' AND "                        \
-	"con.conrelid NOT IN (SELECT oid FROM outs) "                                                                     \
-	"UNION ALL "                                                                                                      \
-	"SELECT 3, format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID;', con.conrelid::regclass, "                     \
-	"con.conname, pg_get_constraintdef(con.oid)) FROM pg_constraint con JOIN outs o ON o.oid = "                      \
-	"con.confrelid WHERE con.contype = 'f' AND con.conrelid NOT IN (SELECT oid FROM outs) "                           \
-	"UNION ALL " /* the out-tables' foreign keys, on the in-tables */                                                 \
-	"SELECT 3, format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s NOT VALID;', $2, o.relname, "                           \
-	"con.conname, pg_get_constraintdef(con.oid)) FROM pg_constraint con JOIN outs o ON o.oid = "                      \
-	"con.conrelid WHERE con.contype = 'f' "                                                                           \
-	"UNION ALL " /* the out-tables' own triggers (not ours), on the in-tables */                                      \
-	"SELECT 3, pg_get_triggerdef(t.oid) || ';' FROM pg_trigger t JOIN outs o ON o.oid = "                             \
-	"t.tgrelid WHERE NOT t.tgisinternal AND t.tgname NOT LIKE '\\_pgdbm\\_sync\\_%' "                                 \
-	"UNION ALL " /* sequences owned by out-table columns (serial) stay live: let go, then taken back */               \
-	"SELECT 1, format('ALTER SEQUENCE %I.%I OWNED BY NONE;', $2, s.relname) FROM pg_depend d "                        \
-	"JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = d.objid WHERE d.classid = "                         \
-	"'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' AND "                           \
-	"s.relkind = 'S' "                                                                                                \
-	"UNION ALL "                                                                                                      \
-	"SELECT 3, format('ALTER SEQUENCE %I.%I OWNED BY %I.%I.%I;', $2, s.relname, $2, o.relname, "                      \
-	"a.attname) FROM pg_depend d JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = "                       \
-	"d.objid JOIN pg_attribute a ON a.attrelid = o.oid AND a.attnum = d.refobjsubid WHERE "                           \
-	"d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = "                       \
-	"'a' AND s.relkind = 'S' "                                                                                        \
-	"UNION ALL " /* the preserved tables' identity sequences keep counting where the live ones are */                 \
-	"SELECT 3, format('SELECT setval(pg_get_serial_sequence(%L, %L), %s);', "                                         \
-	"quote_ident($2) || '.' || quote_ident(o.relname), a.attname, ps.last_value) FROM pg_depend "                     \
-	"d "                                                                                                              \
-	"JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = d.objid JOIN pg_attribute a ON "                    \
-	"a.attrelid = o.oid AND a.attnum = d.refobjsubid JOIN pg_namespace sn ON sn.oid = "                               \
-	"s.relnamespace JOIN pg_sequences ps ON ps.schemaname = sn.nspname AND ps.sequencename = "                        \
-	"s.relname WHERE d.deptype = 'i' AND s.relkind = 'S' AND ps.last_value IS NOT NULL AND "                          \
-	"o.relname = ANY($4::text[]) "                                                                                    \
-	"UNION ALL " /* views on out-tables: the same text, now naming the in-tables */                                   \
-	"SELECT 3, format('CREATE OR REPLACE VIEW %s AS %s', v.oid::regclass, "                                           \
-	"pg_get_viewdef(v.oid)) FROM (SELECT DISTINCT r.ev_class AS oid FROM pg_depend d JOIN "                           \
-	"pg_rewrite r ON r.oid = d.objid JOIN outs o ON o.oid = d.refobjid WHERE d.classid = "                            \
-	"'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass) v JOIN pg_class vc ON "                          \
-	"vc.oid = v.oid WHERE vc.relkind = 'v' "                                                                          \
-	"UNION ALL " /* grants of the out-tables, on the in-tables */                                                     \
-	"SELECT 3, format('GRANT %s ON %I.%I TO %s;', g.privilege_type, $2, o.relname, CASE WHEN "                        \
-	"g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END) FROM outs o "                      \
-	"JOIN pg_class c ON c.oid = o.oid, aclexplode(c.relacl) g WHERE g.grantee <> c.relowner "                         \
-	"ORDER BY 1"
-
 /* The number of writes the sync triggers could not carry into schema in (-1: unknown). */
 long long
 sh_sync_errors(PGconn *t, const char *in, char *first, size_t size)
@@ -140,7 +70,7 @@ sh_sync_clean(PGconn *t, const char *in)
 	return false;
 }
 
-/* The catalog read of SH_AROUND_SQL, prepared by sh_exchange (a generic plan, made once). */
+/* The catalog read of shadowsql_around_sql, prepared by sh_exchange (a generic plan, made once). */
 static PGresult *
 sh_around(PGconn *t, const char *arr, const char *schema, const char *in, const char *pres)
 {
@@ -269,7 +199,7 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 		if (!shadowsql_move_sql(&q, in, tables[i], schema))
 			goto done;
 	for (int i = 0; i < PQntuples(r); i++)
-		if (atoi(PQgetvalue(r, i, 0)) == 3 &&
+		if (atoi(PQgetvalue(r, i, 0)) >= 3 &&
 		    (!strbuf_append_cstr(&q, PQgetvalue(r, i, 1)) || !strbuf_append_char(&q, '\n')))
 			goto done;
 	for (int i = 0; set_sequences && i < st->nseqs; i++)
@@ -332,8 +262,19 @@ sh_exchange(PGconn *t, const shadow_opts *o, const char *schema, const char *in,
             bool drop_in_schema, int64_t *held_ms, int *tries)
 {
 	int pause_ms = 100;
-	PGresult *prep = PQprepare(t, "pgdbm_shadow_around", SH_AROUND_SQL, 4, NULL);
+	PGresult *prep;
+	strbuf sql;
 
+	/* what follows the tables (shadowsql_around_sql), prepared once: a generic plan */
+	strbuf_init(&sql);
+	if (!shadowsql_around_sql(&sql))
+	{
+		strbuf_free(&sql);
+		sh_error("out of memory", NULL);
+		return false;
+	}
+	prep = PQprepare(t, "pgdbm_shadow_around", strbuf_data(&sql), 4, NULL);
+	strbuf_free(&sql);
 	if (PQresultStatus(prep) != PGRES_COMMAND_OK)
 	{
 		sh_error("cannot prepare the swap's catalog read", PQerrorMessage(t));
@@ -370,10 +311,10 @@ sh_validate_fks(PGconn *t, const char *schema)
 	const char *p[1] = {schema};
 	PGresult *r = sh_query(t,
 	                       "SELECT format('ALTER TABLE %s VALIDATE CONSTRAINT %I', "
-	                       "conrelid::regclass, conname) FROM pg_constraint con JOIN pg_class c "
-	                       "ON c.oid = con.confrelid JOIN pg_namespace n ON n.oid = "
-	                       "c.relnamespace WHERE NOT con.convalidated AND con.contype = 'f' AND "
-	                       "n.nspname = $1",
+	                       "conrelid::regclass, conname) FROM pg_constraint con WHERE NOT "
+	                       "con.convalidated AND con.contype = 'f' AND EXISTS (SELECT 1 FROM "
+	                       "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
+	                       "c.oid IN (con.conrelid, con.confrelid) AND n.nspname = $1)",
 	                       1, p, "cannot list the foreign keys to validate");
 
 	for (int i = 0; r && i < PQntuples(r); i++)

@@ -451,3 +451,145 @@ shadowsql_state_table(shadowsql_state *st, const char *name)
 			return &st->tables[i];
 	return NULL;
 }
+
+/*
+ * ---- what follows the tables in an exchange ----
+ *
+ * Each part is one SELECT of (phase, statement) over the catalog. outs are
+ * the tables moving out of the live schema $2, ins those moving in from $3
+ * (same names, $1); $4 the preserved tables. Read with search_path = $2, so
+ * the definitions read back (views, policies, constraints) name the live
+ * tables unqualified and, run after the moves, resolve to the new ones.
+ */
+static const shadowsql_around around_parts[] = {
+    {"our sync triggers on the out-tables", /* they go with the old tables' role */
+     "SELECT 1 AS ph, format('DROP TRIGGER %I ON %I.%I;', t.tgname, $2, o.relname) FROM "
+     "pg_trigger t JOIN outs o ON o.oid = t.tgrelid WHERE t.tgname LIKE '\\_pgdbm\\_sync\\_%'"},
+    {"the in-tables' foreign keys (they get the live tables' ones)",
+     "SELECT 1, format('ALTER TABLE %I.%I DROP CONSTRAINT %I;', $3, i.relname, con.conname) "
+     "FROM pg_constraint con JOIN ins i ON i.oid = con.conrelid WHERE con.contype = 'f'"},
+    {"the in-tables' triggers",
+     "SELECT 1, format('DROP TRIGGER %I ON %I.%I;', t.tgname, $3, i.relname) FROM pg_trigger t "
+     "JOIN ins i ON i.oid = t.tgrelid WHERE NOT t.tgisinternal"},
+    {"the in-tables' row-level security policies",
+     "SELECT 1, format('DROP POLICY %I ON %I.%I;', p.polname, $3, i.relname) FROM pg_policy p "
+     "JOIN ins i ON i.oid = p.polrelid"},
+    {"foreign keys of other tables (any schema) pointing at out-tables: dropped",
+     "SELECT 1, format('ALTER TABLE %s DROP CONSTRAINT %I;', con.conrelid::regclass, "
+     "con.conname) FROM pg_constraint con JOIN outs o ON o.oid = con.confrelid WHERE "
+     "con.contype = 'f' AND con.conrelid NOT IN (SELECT oid FROM outs)"},
+    {"... and added back, on the in-tables",
+     "SELECT 3, format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID;', con.conrelid::regclass, "
+     "con.conname, pg_get_constraintdef(con.oid)) FROM pg_constraint con JOIN outs o ON o.oid = "
+     "con.confrelid WHERE con.contype = 'f' AND con.conrelid NOT IN (SELECT oid FROM outs)"},
+    {"the out-tables' foreign keys (to any schema), on the in-tables",
+     "SELECT 3, format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s NOT VALID;', $2, o.relname, "
+     "con.conname, pg_get_constraintdef(con.oid)) FROM pg_constraint con JOIN outs o ON o.oid = "
+     "con.conrelid WHERE con.contype = 'f'"},
+    {"the out-tables' own triggers (not ours), on the in-tables",
+     "SELECT 3, pg_get_triggerdef(t.oid) || ';' FROM pg_trigger t JOIN outs o ON o.oid = "
+     "t.tgrelid WHERE NOT t.tgisinternal AND t.tgname NOT LIKE '\\_pgdbm\\_sync\\_%'"},
+    {"... disabled or replica-only as they were (after they are made)",
+     "SELECT 4, format('ALTER TABLE %I.%I %s TRIGGER %I;', $2, o.relname, CASE t.tgenabled WHEN "
+     "'D' THEN 'DISABLE' WHEN 'R' THEN 'ENABLE REPLICA' ELSE 'ENABLE ALWAYS' END, t.tgname) FROM "
+     "pg_trigger t JOIN outs o ON o.oid = t.tgrelid WHERE NOT t.tgisinternal AND t.tgenabled <> "
+     "'O' AND t.tgname NOT LIKE '\\_pgdbm\\_sync\\_%'"},
+    {"sequences owned by out-table columns (serial) stay live: let go",
+     "SELECT 1, format('ALTER SEQUENCE %I.%I OWNED BY NONE;', $2, s.relname) FROM pg_depend d "
+     "JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = d.objid WHERE d.classid = "
+     "'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' AND "
+     "s.relkind = 'S'"},
+    {"... then taken back by the in-tables' columns",
+     "SELECT 3, format('ALTER SEQUENCE %I.%I OWNED BY %I.%I.%I;', $2, s.relname, $2, o.relname, "
+     "a.attname) FROM pg_depend d JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = "
+     "d.objid JOIN pg_attribute a ON a.attrelid = o.oid AND a.attnum = d.refobjsubid WHERE "
+     "d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = "
+     "'a' AND s.relkind = 'S'"},
+    {"the preserved tables' identity sequences keep counting where the live ones are",
+     "SELECT 3, format('SELECT setval(pg_get_serial_sequence(%L, %L), %s);', "
+     "quote_ident($2) || '.' || quote_ident(o.relname), a.attname, ps.last_value) FROM pg_depend "
+     "d JOIN outs o ON o.oid = d.refobjid JOIN pg_class s ON s.oid = d.objid JOIN pg_attribute a "
+     "ON a.attrelid = o.oid AND a.attnum = d.refobjsubid JOIN pg_namespace sn ON sn.oid = "
+     "s.relnamespace JOIN pg_sequences ps ON ps.schemaname = sn.nspname AND ps.sequencename = "
+     "s.relname WHERE d.deptype = 'i' AND s.relkind = 'S' AND ps.last_value IS NOT NULL AND "
+     "o.relname = ANY($4::text[])"},
+    {"views on out-tables: the same text, now naming the in-tables",
+     "SELECT 3, format('CREATE OR REPLACE VIEW %s AS %s', v.oid::regclass, pg_get_viewdef(v.oid)) "
+     "FROM (SELECT DISTINCT r.ev_class AS oid FROM pg_depend d JOIN pg_rewrite r ON r.oid = "
+     "d.objid JOIN outs o ON o.oid = d.refobjid WHERE d.classid = 'pg_rewrite'::regclass AND "
+     "d.refclassid = 'pg_class'::regclass) v JOIN pg_class vc ON vc.oid = v.oid WHERE "
+     "vc.relkind = 'v'"},
+    {"materialized views on out-tables: rebuilt on the in-tables (their rows computed anew), "
+     "with their indexes, grants and owner, in one row so that they run in this order",
+     "SELECT 3, format('DROP MATERIALIZED VIEW %s; CREATE MATERIALIZED VIEW %s AS %s%s;', "
+     "vc.oid::regclass, vc.oid::regclass, rtrim(pg_get_viewdef(vc.oid), E'; \\n'), CASE WHEN "
+     "vc.relispopulated THEN '' ELSE ' WITH NO DATA' END) || coalesce((SELECT string_agg(' ' || "
+     "pg_get_indexdef(x.indexrelid) || ';', '' ORDER BY x.indexrelid) FROM pg_index x WHERE "
+     "x.indrelid = vc.oid), '') || coalesce((SELECT string_agg(format(' GRANT %s ON %s TO "
+     "%s%s;', g.privilege_type, vc.oid::regclass, CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE "
+     "quote_ident(pg_get_userbyid(g.grantee)) END, CASE WHEN g.is_grantable THEN ' WITH GRANT "
+     "OPTION' ELSE '' END), '') FROM aclexplode(vc.relacl) g WHERE g.grantee <> vc.relowner), "
+     "'') || CASE WHEN pg_get_userbyid(vc.relowner) <> current_user THEN format(' ALTER "
+     "MATERIALIZED VIEW %s OWNER TO %I;', vc.oid::regclass, pg_get_userbyid(vc.relowner)) ELSE "
+     "'' END FROM (SELECT DISTINCT r.ev_class AS oid FROM pg_depend d JOIN pg_rewrite r ON r.oid "
+     "= d.objid JOIN outs o ON o.oid = d.refobjid WHERE d.classid = 'pg_rewrite'::regclass AND "
+     "d.refclassid = 'pg_class'::regclass) v JOIN pg_class vc ON vc.oid = v.oid WHERE "
+     "vc.relkind = 'm'"},
+    {"grants of the out-tables, on the in-tables (one statement per grantee)",
+     "SELECT 3, format('GRANT %s ON %I.%I TO %s%s;', string_agg(g.privilege_type, ', '), $2, "
+     "o.relname, CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE "
+     "quote_ident(pg_get_userbyid(g.grantee)) END, CASE WHEN g.is_grantable THEN ' WITH GRANT "
+     "OPTION' ELSE '' END) FROM outs o JOIN pg_class c ON c.oid = o.oid, aclexplode(c.relacl) g "
+     "WHERE g.grantee <> c.relowner GROUP BY o.relname, g.grantee, g.is_grantable"},
+    {"column-level grants of the out-tables, on the in-tables' columns",
+     "SELECT 3, format('GRANT %s ON %I.%I TO %s%s;', string_agg(format('%s (%I)', "
+     "g.privilege_type, a.attname), ', '), $2, o.relname, CASE WHEN g.grantee = 0 THEN 'PUBLIC' "
+     "ELSE quote_ident(pg_get_userbyid(g.grantee)) END, CASE WHEN g.is_grantable THEN ' WITH "
+     "GRANT OPTION' ELSE '' END) FROM outs o JOIN pg_class c ON c.oid = o.oid JOIN pg_attribute "
+     "a ON a.attrelid = o.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL, "
+     "aclexplode(a.attacl) g WHERE g.grantee <> c.relowner GROUP BY o.relname, g.grantee, "
+     "g.is_grantable"},
+    {"row-level security switched as on the out-tables (ENABLE, FORCE), where it differs",
+     "SELECT 3, format('ALTER TABLE %I.%I %s ROW LEVEL SECURITY, %s ROW LEVEL SECURITY;', $2, "
+     "o.relname, CASE WHEN oc.relrowsecurity THEN 'ENABLE' ELSE 'DISABLE' END, CASE WHEN "
+     "oc.relforcerowsecurity THEN 'FORCE' ELSE 'NO FORCE' END) FROM outs o JOIN pg_class oc ON "
+     "oc.oid = o.oid JOIN ins i ON i.relname = o.relname JOIN pg_class ic ON ic.oid = i.oid "
+     "WHERE oc.relrowsecurity <> ic.relrowsecurity OR oc.relforcerowsecurity <> "
+     "ic.relforcerowsecurity"},
+    {"the out-tables' policies, on the in-tables",
+     "SELECT 3, format('CREATE POLICY %I ON %I.%I AS %s FOR %s TO %s%s%s;', p.policyname, $2, "
+     "o.relname, p.permissive, p.cmd, (SELECT string_agg(CASE WHEN r = 'public' THEN 'PUBLIC' "
+     "ELSE quote_ident(r) END, ', ') FROM unnest(p.roles) r), ' USING (' || p.qual || ')', ' "
+     "WITH CHECK (' || p.with_check || ')') FROM pg_policies p JOIN outs o ON p.schemaname = $2 "
+     "AND p.tablename = o.relname"},
+};
+
+size_t
+shadowsql_around_count(void)
+{
+	return sizeof(around_parts) / sizeof(around_parts[0]);
+}
+
+const shadowsql_around *
+shadowsql_around_part(size_t i)
+{
+	return i < shadowsql_around_count() ? &around_parts[i] : NULL;
+}
+
+/* The whole catalog read: outs and ins, then every part, ordered by phase. */
+bool
+shadowsql_around_sql(strbuf *sb)
+{
+	if (!strbuf_append_cstr(sb, "WITH outs AS (SELECT c.oid, c.relname FROM pg_class c JOIN "
+	                            "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $2 "
+	                            "AND c.relname = ANY($1::text[])), ins AS (SELECT c.oid, "
+	                            "c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
+	                            "c.relnamespace WHERE n.nspname = $3 AND c.relname = "
+	                            "ANY($1::text[]))\n"))
+		return false;
+	for (size_t i = 0; i < shadowsql_around_count(); i++)
+		if ((i > 0 && !strbuf_append_cstr(sb, "\nUNION ALL\n")) ||
+		    !strbuf_append_cstr(sb, around_parts[i].sql))
+			return false;
+	return strbuf_append_cstr(sb, "\nORDER BY 1");
+}

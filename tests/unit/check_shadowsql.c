@@ -174,6 +174,60 @@ START_TEST(dates_names_and_arrays)
 }
 END_TEST
 
+/*
+ * The catalog read of an exchange: every part is a SELECT of one phase
+ * (1, 3 or 4) that names only the four parameters, and the kinds of objects
+ * an operator expects after a swap each have their part.
+ */
+START_TEST(the_exchange_carries_every_kind_of_object)
+{
+	const char *kinds[] = {"DROP TRIGGER",
+	                       "DROP POLICY",
+	                       "DROP CONSTRAINT",
+	                       "ADD CONSTRAINT",
+	                       "pg_get_triggerdef",
+	                       "TRIGGER %I",
+	                       "OWNED BY NONE",
+	                       "setval",
+	                       "CREATE OR REPLACE VIEW",
+	                       "MATERIALIZED VIEW",
+	                       "pg_get_indexdef",
+	                       "a.attacl",
+	                       "c.relacl",
+	                       "ROW LEVEL SECURITY",
+	                       "CREATE POLICY",
+	                       "WITH GRANT OPTION",
+	                       "relforcerowsecurity",
+	                       "WITH NO DATA"};
+	strbuf sb;
+	size_t n = shadowsql_around_count();
+
+	ck_assert_uint_ge(n, 15);
+	ck_assert_ptr_null(shadowsql_around_part(n));
+	for (size_t i = 0; i < n; i++)
+	{
+		const shadowsql_around *p = shadowsql_around_part(i);
+
+		ck_assert_ptr_nonnull(p);
+		ck_assert(p->what[0] != '\0');
+		ck_assert_msg(strncmp(p->sql, "SELECT 1", 8) == 0 ||
+		                  strncmp(p->sql, "SELECT 3, ", 10) == 0 ||
+		                  strncmp(p->sql, "SELECT 4, ", 10) == 0,
+		              "part %zu has no phase: %.60s", i, p->sql);
+		ck_assert_msg(strstr(p->sql, "$5") == NULL, "part %zu names $5", i);
+	}
+	strbuf_init(&sb);
+	ck_assert(shadowsql_around_sql(&sb));
+	ck_assert(strncmp(strbuf_data(&sb), "WITH outs AS", 12) == 0);
+	ck_assert(strstr(strbuf_data(&sb), "ORDER BY 1") != NULL);
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+		ck_assert_msg(strstr(strbuf_data(&sb), kinds[k]) != NULL, "nothing carries %s", kinds[k]);
+	/* the first part names the phase column; the rest follow it */
+	ck_assert(strstr(shadowsql_around_part(0)->sql, "AS ph") != NULL);
+	strbuf_free(&sb);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -187,6 +241,7 @@ main(void)
 	tcase_add_test(tc, a_state_this_version_never_writes_is_refused);
 	tcase_add_test(tc, the_sync_trigger_quotes_every_name_and_keys_by_the_primary_key);
 	tcase_add_test(tc, dates_names_and_arrays);
+	tcase_add_test(tc, the_exchange_carries_every_kind_of_object);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
