@@ -25,6 +25,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "events.h"
 #include "pgsession.h"
 #include "shadow.h"
 #include "shadow_internal.h"
@@ -281,7 +282,10 @@ sh_copy_all(const shadow_opts *o, PGconn *s, PGconn *t, shadowsql_state *st, con
 void
 sh_show(const char *sql)
 {
-	printf("%s%s", sql, sql[0] && sql[strlen(sql) - 1] == '\n' ? "" : "\n");
+	if (sh_json())
+		event_say("ShadowPlan", "info", "%s", sql);
+	else
+		printf("%s%s", sql, sql[0] && sql[strlen(sql) - 1] == '\n' ? "" : "\n");
 }
 
 /* prepare: the shadow schema, its tables, the source's rows, the preserved tables in step. */
@@ -298,6 +302,7 @@ shadow_prepare(const shadow_opts *o)
 	long long bytes = 0;
 	int64_t t0 = cli_now_ms();
 
+	sh_events_init(o, "ShadowPrepare");
 	strbuf_init(&q);
 	if (st == NULL)
 		return EXIT_ERROR;
@@ -505,14 +510,20 @@ shadow_prepare(const shadow_opts *o)
 	snprintf(st->phase, sizeof(st->phase), "prepared");
 	if (!sh_state_save(o->state_dir, st))
 		goto error;
-	if (o->json)
-		printf("{\"event\": \"ShadowPrepared\", \"timestamp\": \"%s\", \"tables\": %d, "
-		       "\"bytes\": %lld, \"seconds\": %.1f}\n",
-		       st->ts, st->ntables, bytes, (double)(cli_now_ms() - t0) / 1000.0);
-	fprintf(stderr,
-	        "pg_dbmigrator shadow: prepared migration %s: %d tables in schema %s (%lld bytes "
-	        "copied in %.1f s); swap with: shadow swap --timestamp %s\n",
-	        st->ts, st->ntables, shadow, bytes, (double)(cli_now_ms() - t0) / 1000.0, st->ts);
+	{
+		event e;
+		double secs = (double)(cli_now_ms() - t0) / 1000.0;
+
+		event_begin(&e, "ShadowPrepared");
+		event_str(&e, "timestamp", st->ts);
+		event_int(&e, "tables", st->ntables);
+		event_int(&e, "bytes", bytes);
+		event_num(&e, "seconds", secs);
+		sh_event_end(&e,
+		             "prepared migration %s: %d tables in schema %s (%lld bytes copied in %.1f "
+		             "s); swap with: shadow swap --timestamp %s",
+		             st->ts, st->ntables, shadow, bytes, secs, st->ts);
+	}
 	rc = EXIT_OK;
 error:
 	if (rc != EXIT_OK && !o->dry_run)
@@ -553,6 +564,7 @@ shadow_swap(const shadow_opts *o)
 	int rc = EXIT_ERROR, tries = 0, exists;
 	int64_t held = 0;
 
+	sh_events_init(o, "ShadowSwap");
 	if (st == NULL)
 		return EXIT_ERROR;
 	if (o->timestamp ? !sh_state_load(o->state_dir, o->timestamp, st)
@@ -564,8 +576,7 @@ shadow_swap(const shadow_opts *o)
 	}
 	if (strcmp(st->phase, "prepared") != 0 && strcmp(st->phase, "swapping") != 0)
 	{
-		fprintf(stderr, "pg_dbmigrator shadow: migration %s is %s, not prepared: nothing to swap\n",
-		        st->ts, st->phase);
+		sh_say("error", "migration %s is %s, not prepared: nothing to swap", st->ts, st->phase);
 		goto error;
 	}
 	shadowsql_shadow_schema(st->ts, shadow, sizeof(shadow));
@@ -582,10 +593,10 @@ shadow_swap(const shadow_opts *o)
 	{
 		char drop[SHADOWSQL_NAME + 64];
 
-		fprintf(stderr,
-		        "pg_dbmigrator shadow: migration %s was swapped before the tool "
-		        "stopped: finishing its record\n",
-		        st->ts);
+		sh_say("info",
+		       "migration %s was swapped before the tool "
+		       "stopped: finishing its record",
+		       st->ts);
 		snprintf(drop, sizeof(drop), "DROP SCHEMA IF EXISTS \"%s\" CASCADE", shadow);
 		(void)sh_exec(t, drop, NULL);
 	}
@@ -593,10 +604,10 @@ shadow_swap(const shadow_opts *o)
 		goto error;
 	else if (exists == 0)
 	{
-		fprintf(stderr,
-		        "pg_dbmigrator shadow: the shadow schema %s of migration %s is gone: prepare "
-		        "again\n",
-		        shadow, st->ts);
+		sh_say("error",
+		       "the shadow schema %s of migration %s is gone: prepare "
+		       "again",
+		       shadow, st->ts);
 		goto error;
 	}
 	else
@@ -608,9 +619,9 @@ shadow_swap(const shadow_opts *o)
 				goto error;
 		}
 		else
-			printf("Plan (dry run, nothing changed): swap migration %s, %d tables; the live "
-			       "tables of %s go to %s:\n",
-			       st->ts, st->ntables, st->schema, bk);
+			sh_plan("Plan (dry run, nothing changed): swap migration %s, %d tables; the live "
+			        "tables of %s go to %s:",
+			        st->ts, st->ntables, st->schema, bk);
 		if (!sh_exchange(t, o, st->schema, shadow, bk, st, tables, st->ntables, true, true, &held,
 		                 &tries))
 		{
@@ -626,10 +637,6 @@ shadow_swap(const shadow_opts *o)
 			rc = EXIT_OK;
 			goto error;
 		}
-		fprintf(stderr,
-		        "pg_dbmigrator shadow: swapped migration %s: %d tables; the tables were locked "
-		        "for %lld ms (try %d); the previous tables are in schema %s\n",
-		        st->ts, st->ntables, (long long)held, tries, bk);
 	}
 	sh_validate_fks(t, st->schema);
 	if (!sh_manifest(t, bk, st))
@@ -637,10 +644,21 @@ shadow_swap(const shadow_opts *o)
 	snprintf(st->phase, sizeof(st->phase), "swapped");
 	if (!sh_state_save(o->state_dir, st))
 		goto error;
-	if (o->json)
-		printf("{\"event\": \"ShadowSwapped\", \"timestamp\": \"%s\", \"tables\": %d, "
-		       "\"locked_ms\": %lld, \"tries\": %d, \"backup_schema\": \"%s\"}\n",
-		       st->ts, st->ntables, (long long)held, tries, bk);
+	{
+		event e;
+
+		/* the swap's measured pause: how long the application's tables were locked */
+		event_begin(&e, "ShadowSwapped");
+		event_str(&e, "timestamp", st->ts);
+		event_int(&e, "tables", st->ntables);
+		event_int(&e, "locked_ms", held);
+		event_int(&e, "tries", tries);
+		event_str(&e, "backup_schema", bk);
+		sh_event_end(&e,
+		             "swapped migration %s: %d tables; the tables were locked for %lld ms (try "
+		             "%d); the previous tables are in schema %s",
+		             st->ts, st->ntables, (long long)held, tries, bk);
+	}
 	rc = EXIT_OK;
 error:
 	if (t)

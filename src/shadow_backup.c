@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "events.h"
 #include "pgsession.h"
 #include "shadow.h"
 #include "shadow_internal.h"
@@ -66,6 +67,7 @@ shadow_rollback(const shadow_opts *o)
 	int rc = EXIT_ERROR, n = 0, tries = 0;
 	int64_t held = 0;
 
+	sh_events_init(o, "ShadowRollback");
 	if (st == NULL || now == NULL)
 		goto error;
 	if (o->timestamp ? !sh_state_load(o->state_dir, o->timestamp, st)
@@ -77,10 +79,10 @@ shadow_rollback(const shadow_opts *o)
 	}
 	if (strcmp(st->phase, "swapped") != 0)
 	{
-		fprintf(stderr,
-		        "pg_dbmigrator shadow: migration %s is %s: it has no backup to roll "
-		        "back to\n",
-		        st->ts, st->phase);
+		sh_say("error",
+		       "migration %s is %s: it has no backup to roll "
+		       "back to",
+		       st->ts, st->phase);
 		goto error;
 	}
 	for (int i = 0; i < st->ntables; i++)
@@ -89,10 +91,10 @@ shadow_rollback(const shadow_opts *o)
 	for (int i = 0; o->keep[i]; i++)
 		if (shadowsql_state_table(st, o->keep[i]) == NULL)
 		{
-			fprintf(stderr,
-			        "pg_dbmigrator shadow: --keep-tables names %s, not a table of "
-			        "migration %s\n",
-			        o->keep[i], st->ts);
+			sh_say("error",
+			       "--keep-tables names %s, not a table of "
+			       "migration %s",
+			       o->keep[i], st->ts);
 			goto error;
 		}
 	shadowsql_backup_schema(st->ts, bk, sizeof(bk));
@@ -117,9 +119,9 @@ shadow_rollback(const shadow_opts *o)
 	if ((t = sh_connect(o->dest, PGSESSION_TARGET, "target")) == NULL)
 		goto error;
 	if (o->dry_run)
-		printf("Plan (dry run, nothing changed): roll back to migration %s: %d tables from %s, "
-		       "the live ones to %s:\n",
-		       st->ts, n, bk, nbk);
+		sh_plan("Plan (dry run, nothing changed): roll back to migration %s: %d tables from %s, "
+		        "the live ones to %s:",
+		        st->ts, n, bk, nbk);
 	if (!sh_exchange(t, o, st->schema, bk, nbk, st, tables, n, false, o->keep[0] == NULL, &held,
 	                 &tries))
 		goto error;
@@ -141,17 +143,23 @@ shadow_rollback(const shadow_opts *o)
 	}
 	if (!sh_state_save(o->state_dir, st))
 		goto error;
-	fprintf(stderr,
-	        "pg_dbmigrator shadow: rolled back to migration %s: %d tables; the tables were locked "
-	        "for %lld ms (try %d); the replaced tables are backup %s\n",
-	        st->ts, n, (long long)held, tries, now->ts);
 	sh_validate_fks(t, st->schema);
 	if (!sh_manifest(t, nbk, now) || !sh_state_save(o->state_dir, now))
 		goto error;
-	if (o->json)
-		printf("{\"event\": \"ShadowRolledBack\", \"timestamp\": \"%s\", \"tables\": %d, "
-		       "\"locked_ms\": %lld, \"new_backup\": \"%s\"}\n",
-		       st->ts, n, (long long)held, now->ts);
+	{
+		event e;
+
+		event_begin(&e, "ShadowRolledBack");
+		event_str(&e, "timestamp", st->ts);
+		event_int(&e, "tables", n);
+		event_int(&e, "locked_ms", held);
+		event_int(&e, "tries", tries);
+		event_str(&e, "new_backup", now->ts);
+		sh_event_end(&e,
+		             "rolled back to migration %s: %d tables; the tables were locked for %lld ms "
+		             "(try %d); the replaced tables are backup %s",
+		             st->ts, n, (long long)held, tries, now->ts);
+	}
 	rc = EXIT_OK;
 error:
 	if (t)
@@ -275,6 +283,7 @@ shadow_cleanup(const shadow_opts *o)
 	PGconn *t = NULL;
 	int n, dropped = 0, rc = EXIT_ERROR;
 
+	sh_events_init(o, "ShadowCleanup");
 	if (st == NULL)
 		return EXIT_ERROR;
 	if (strcmp(o->before, "now") == 0)
@@ -284,10 +293,10 @@ shadow_cleanup(const shadow_opts *o)
 	}
 	else if (!shadowsql_date_key(o->before, key))
 	{
-		fprintf(stderr,
-		        "pg_dbmigrator shadow: --before \"%s\" is not a date (2026-12-02, "
-		        "2026-12-02T10:30 or \"now\")\n",
-		        o->before);
+		sh_say("error",
+		       "--before \"%s\" is not a date (2026-12-02, "
+		       "2026-12-02T10:30 or \"now\")",
+		       o->before);
 		free(st);
 		return EXIT_USAGE;
 	}
@@ -337,15 +346,23 @@ shadow_cleanup(const shadow_opts *o)
 			snprintf(st->phase, sizeof(st->phase), "cleaned");
 			if (!sh_state_save(o->state_dir, st))
 				goto error;
-			fprintf(stderr, "pg_dbmigrator shadow: dropped migration %s's tables\n", st->ts);
+			sh_say("info", "dropped migration %s's tables", st->ts);
 		}
 		dropped++;
 	}
-	if (o->json)
-		printf("{\"event\": \"ShadowCleanedUp\", \"migrations\": %d, \"dry_run\": %s}\n", dropped,
-		       o->dry_run ? "true" : "false");
-	else if (dropped == 0)
-		fprintf(stderr, "pg_dbmigrator shadow: nothing older than %s\n", o->before);
+	{
+		event e;
+
+		event_begin(&e, "ShadowCleanedUp");
+		event_int(&e, "migrations", dropped);
+		event_str(&e, "dry_run", o->dry_run ? "true" : "false");
+		if (dropped == 0)
+			sh_event_end(&e, "nothing older than %s", o->before);
+		else
+			sh_event_end(&e, "%s %d migration%s older than %s",
+			             o->dry_run ? "would drop" : "dropped", dropped, dropped == 1 ? "" : "s",
+			             o->before);
+	}
 	rc = EXIT_OK;
 error:
 	if (t)
@@ -363,14 +380,14 @@ shadow_verify(const shadow_opts *o)
 	PGconn *t = NULL;
 	int rc = EXIT_ERROR, bad = 0;
 
+	sh_events_init(o, "ShadowVerify");
 	if (st == NULL)
 		return EXIT_ERROR;
 	if (!sh_state_load(o->state_dir, o->timestamp, st))
 		goto error;
 	if (strcmp(st->phase, "swapped") != 0)
 	{
-		fprintf(stderr, "pg_dbmigrator shadow: migration %s is %s: it has no backup to verify\n",
-		        st->ts, st->phase);
+		sh_say("error", "migration %s is %s: it has no backup to verify", st->ts, st->phase);
 		goto error;
 	}
 	shadowsql_backup_schema(st->ts, bk, sizeof(bk));
@@ -389,29 +406,37 @@ shadow_verify(const shadow_opts *o)
 		}
 		if (rows != tb->rows || strcmp(sum, tb->sum) != 0)
 		{
-			fprintf(stderr,
-			        "pg_dbmigrator shadow: backup table %s.%s differs from its manifest: %lld "
-			        "rows (manifest %lld), sum %s (manifest %s)\n",
-			        bk, tb->name, rows, tb->rows, sum, tb->sum);
+			sh_say("error",
+			       "backup table %s.%s differs from its manifest: %lld "
+			       "rows (manifest %lld), sum %s (manifest %s)",
+			       bk, tb->name, rows, tb->rows, sum, tb->sum);
 			bad++;
 		}
 		if (o->json)
-			printf("{\"table\": \"%s\", \"rows\": %lld, \"manifest_rows\": %lld, \"ok\": %s}\n",
-			       tb->name, rows, tb->rows,
-			       rows == tb->rows && strcmp(sum, tb->sum) == 0 ? "true" : "false");
+		{
+			event e;
+
+			event_begin(&e, "ShadowVerifyTable");
+			if (rows != tb->rows || strcmp(sum, tb->sum) != 0)
+				event_level(&e, "error");
+			event_str(&e, "table", tb->name);
+			event_int(&e, "rows", rows);
+			event_int(&e, "manifest_rows", tb->rows);
+			event_str(&e, "ok", rows == tb->rows && strcmp(sum, tb->sum) == 0 ? "true" : "false");
+			sh_event_end(&e, "backup table %s.%s: %lld rows", bk, tb->name, rows);
+		}
 	}
 	if (bad)
 	{
-		fprintf(stderr,
-		        "pg_dbmigrator shadow: backup %s: %d of %d tables differ from the "
-		        "manifest\n",
-		        st->ts, bad, st->ntables);
+		sh_say("error",
+		       "backup %s: %d of %d tables differ from the "
+		       "manifest",
+		       st->ts, bad, st->ntables);
 		rc = EXIT_DIFFERS;
 	}
 	else
 	{
-		fprintf(stderr, "pg_dbmigrator shadow: backup %s: %d tables match the manifest\n", st->ts,
-		        st->ntables);
+		sh_say("info", "backup %s: %d tables match the manifest", st->ts, st->ntables);
 		rc = EXIT_OK;
 	}
 error:

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +22,90 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "events.h"
 #include "pgsession.h"
 #include "shadow.h"
 #include "shadow_internal.h"
 #include "shadowsql.h"
 #include "strbuf.h"
 
-/* Print one error line. */
+/* With --json: the command's events also as JSON lines on stdout (events.h). */
+static bool sh_json_on = false;
+static const char *sh_stage = "Shadow"; /* static string: the running command's stage */
+
+/* The command's events: its stage name, and JSON or not. */
+void
+sh_events_init(const shadow_opts *o, const char *stage)
+{
+	sh_json_on = o->json;
+	sh_stage = stage;
+	events_init(o->json);
+}
+
+bool
+sh_json(void)
+{
+	return sh_json_on;
+}
+
+/* One line for the operator: "pg_dbmigrator shadow: msg", or with --json an event. */
+void
+sh_say(const char *level, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (sh_json_on)
+		event_say(sh_stage, level, "%s", msg);
+	else
+		fprintf(stderr, "pg_dbmigrator shadow: %s%s\n",
+		        strcmp(level, "warning") == 0 ? "warning: " : "", msg);
+}
+
+/* A plan line of a dry run: on stdout, or with --json an event. */
+void
+sh_plan(const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (sh_json_on)
+		event_say("ShadowPlan", "info", "%s", msg);
+	else
+		printf("%s\n", msg);
+}
+
+/* Emit a phase event e with its fields (--json), or only its line on stderr; frees e. */
+void
+sh_event_end(event *e, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (sh_json_on)
+		event_end(e, "%s", msg);
+	else
+	{
+		fprintf(stderr, "pg_dbmigrator shadow: %s\n", msg);
+		strbuf_free(&e->json);
+		strbuf_free(&e->human);
+	}
+}
+
+/* Print one error line (an error event with --json). */
 void
 sh_error(const char *what, const char *why)
 {
-	fprintf(stderr, "pg_dbmigrator shadow: %s%s%s\n", what, why ? ": " : "", why ? why : "");
+	sh_say("error", "%s%s%s", what, why ? ": " : "", why ? why : "");
 }
 
 /* A session on conninfo; NULL after saying why. */

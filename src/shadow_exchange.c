@@ -61,12 +61,12 @@ sh_sync_clean(PGconn *t, const char *in)
 	if (n < 0)
 		sh_error("cannot read the sync triggers' errors", PQerrorMessage(t));
 	else
-		fprintf(stderr,
-		        "pg_dbmigrator shadow: %lld writes to preserved tables could not be carried into "
-		        "the shadow (the first: %s): the shadow would lose them, so the swap is refused "
-		        "and nothing was changed; drop this migration (shadow cleanup --before now) and "
-		        "prepare again\n",
-		        n, first);
+		sh_say("error",
+		       "%lld writes to preserved tables could not be carried into "
+		       "the shadow (the first: %s): the shadow would lose them, so the swap is refused "
+		       "and nothing was changed; drop this migration (shadow cleanup --before now) and "
+		       "prepare again",
+		       n, first);
 	return false;
 }
 
@@ -289,18 +289,18 @@ sh_exchange(PGconn *t, const shadow_opts *o, const char *schema, const char *in,
 
 		if (r != 0)
 			return r > 0;
-		fprintf(stderr,
-		        "pg_dbmigrator shadow: try %d of %d: a table was busy for more than %d ms; "
-		        "trying again in %d ms\n",
-		        *tries, o->lock_tries, o->lock_timeout_ms, pause_ms);
+		sh_say("warning",
+		       "try %d of %d: a table was busy for more than %d ms; "
+		       "trying again in %d ms",
+		       *tries, o->lock_tries, o->lock_timeout_ms, pause_ms);
 		usleep((useconds_t)pause_ms * 1000);
 		pause_ms = pause_ms * 2 > 5000 ? 5000 : pause_ms * 2;
 	}
-	fprintf(stderr,
-	        "pg_dbmigrator shadow: gave up after %d tries: the tables were always busy (long "
-	        "transactions on them?); nothing was changed, the state is as before: run the same "
-	        "command again later, or raise --lock-timeout/--lock-retries\n",
-	        o->lock_tries);
+	sh_say("error",
+	       "gave up after %d tries: the tables were always busy (long "
+	       "transactions on them?); nothing was changed, the state is as before: run the same "
+	       "command again later, or raise --lock-timeout/--lock-retries",
+	       o->lock_tries);
 	return false;
 }
 
@@ -319,10 +319,14 @@ sh_validate_fks(PGconn *t, const char *schema)
 
 	for (int i = 0; r && i < PQntuples(r); i++)
 		if (!sh_exec(t, PQgetvalue(r, i, 0), NULL))
-			fprintf(stderr,
-			        "pg_dbmigrator shadow: warning: %s failed (it stays NOT VALID, new rows are "
-			        "checked): %s",
-			        PQgetvalue(r, i, 0), PQerrorMessage(t));
+		{
+			char msg[SH_ERR];
+
+			snprintf(msg, sizeof(msg), "%s", PQerrorMessage(t));
+			msg[strcspn(msg, "\n")] = '\0';
+			sh_say("warning", "%s failed (it stays NOT VALID, new rows are checked): %s",
+			       PQgetvalue(r, i, 0), msg);
+		}
 	PQclear(r);
 }
 

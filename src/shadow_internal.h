@@ -16,6 +16,7 @@
 
 #include <libpq-fe.h>
 
+#include "events.h"
 #include "pgsession.h"
 #include "shadow.h"
 #include "shadowsql.h"
@@ -23,6 +24,20 @@
 #define SH_ERR 1024
 
 /* ---- shadow_common.c ---- */
+
+/*
+ * Every command's first call: its stage name (a static string, such as
+ * "ShadowSwap") and whether its events are JSON lines on stdout (--json,
+ * the shape of events.h) or the "pg_dbmigrator shadow: ..." lines on stderr.
+ */
+void sh_events_init(const shadow_opts *o, const char *stage);
+bool sh_json(void);
+/* One line for the operator at level ("info", "warning", "error"). */
+void sh_say(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A dry run's plan line (stdout, or a ShadowPlan event). */
+void sh_plan(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Emit the phase event e (begun with event_begin, fields added) with its line; frees e. */
+void sh_event_end(event *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Print one error line: "pg_dbmigrator shadow: what: why". */
 void sh_error(const char *what, const char *why);

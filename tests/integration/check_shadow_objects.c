@@ -112,6 +112,29 @@ shadow_ok(const char *verb, const char *const more[], int want)
 	free(err);
 }
 
+/* Every line of out is one event in the migration's JSON shape; the count of those of stage. */
+static int
+events_of(const char *out, const char *stage)
+{
+	char want[128];
+	int n = 0;
+
+	snprintf(want, sizeof(want), "\"stage\":\"%s\"", stage);
+	for (const char *l = out; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+	{
+		const char *end = strchr(l, '\n');
+		size_t len = end ? (size_t)(end - l) : strlen(l);
+
+		if (len == 0)
+			continue;
+		ck_assert_msg(strncmp(l, "{\"ts\":\"", 7) == 0 && l[len - 1] == '}', "not an event: %.*s",
+		              (int)len, l);
+		if (memmem(l, len, want, strlen(want)) != NULL)
+			n++;
+	}
+	return n;
+}
+
 /*
  * The target's catalog as far as the swap could change it: every relation of
  * the application's schemas and ours with its kind, RLS flags and grants,
@@ -227,7 +250,9 @@ the_application_works(PGconn *t, PGconn *web, PGconn *ref, const char *tag)
 START_TEST(a_swap_carries_what_the_application_relies_on_and_leaves_extensions_alone)
 {
 	char src[256], tgt[256], dir[512], v[256], before_mv[512], rows[512];
+	char *out, *err;
 	PGconn *s, *t, *web;
+	int rc;
 
 	story_app_databases(&sv, "shadow_objects");
 	story_connstrs(&sv, "shadow_objects", src, tgt, sizeof(src));
@@ -247,10 +272,18 @@ START_TEST(a_swap_carries_what_the_application_relies_on_and_leaves_extensions_a
 	          before_mv, sizeof(before_mv));
 	pgt_scratch("shadow-objects-state", dir, sizeof(dir));
 
-	shadow_ok("start",
-	          (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
-	                                "sessions,audit_log", "--state-dir", dir, NULL},
-	          0);
+	/* with --json, each phase is an event on stdout; the swap's says how long it locked */
+	rc = shadow("start",
+	            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
+	                                  "sessions,audit_log", "--state-dir", dir, "--json", NULL},
+	            &out, &err);
+	ck_assert_msg(rc == 0, "start exited %d: %s", rc, story_tail(err));
+	ck_assert_int_eq(events_of(out, "ShadowPrepared"), 1);
+	ck_assert_int_eq(events_of(out, "ShadowSwapped"), 1);
+	ck_assert_msg(strstr(out, "\"locked_ms\":") && strstr(out, "\"backup_schema\":"),
+	              "no pause in the events: %s", out);
+	free(out);
+	free(err);
 	pgt_assert_same(s, t, "accounts");
 	pgt_assert_same(s, t, "account_summary");
 	the_application_works(t, web, s, "src");
@@ -260,8 +293,14 @@ START_TEST(a_swap_carries_what_the_application_relies_on_and_leaves_extensions_a
 	    "tgt1");
 
 	/* the rollback: the old rows with the same objects around them */
-	shadow_ok("rollback",
-	          (const char *const[]){"--dest", tgt, "--state-dir", dir, "--latest", NULL}, 0);
+	rc =
+	    shadow("rollback",
+	           (const char *const[]){"--dest", tgt, "--state-dir", dir, "--latest", "--json", NULL},
+	           &out, &err);
+	ck_assert_msg(rc == 0 && events_of(out, "ShadowRolledBack") == 1, "rollback --json: %d %s %s",
+	              rc, out, story_tail(err));
+	free(out);
+	free(err);
 	ck_assert_str_eq(pgt_value(t,
 	                           "SELECT string_agg(t::text, ',' ORDER BY tenant) FROM "
 	                           "account_summary t",
@@ -315,10 +354,12 @@ START_TEST(dry_runs_and_a_swap_that_cannot_lock_change_nothing)
 	pgt_exec(blocker, "BEGIN; SELECT count(*) FROM accounts");
 	rc = shadow("swap",
 	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--lock-retries", "2",
-	                                  "--lock-timeout", "50", NULL},
+	                                  "--lock-timeout", "50", "--json", NULL},
 	            &out, &err);
-	ck_assert_msg(rc == 1 && strstr(err, "nothing was changed"), "a busy swap: %d %s", rc,
-	              story_tail(err));
+	ck_assert_msg(rc == 1 && strstr(out, "nothing was changed") &&
+	                  strstr(out, "\"stage\":\"ShadowSwap\",\"level\":\"error\"") &&
+	                  events_of(out, "ShadowSwap") == 3,
+	              "a busy swap with --json: %d %s %s", rc, out, story_tail(err));
 	free(out);
 	free(err);
 	pgt_exec(blocker, "COMMIT");
