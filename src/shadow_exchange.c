@@ -229,8 +229,30 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 		rc = 1;
 		goto done;
 	}
-	if (!sh_exec(t, strbuf_data(&q), "the swap failed, nothing was changed") ||
-	    !sh_exec(t, "COMMIT", "the swap's commit failed, nothing was changed"))
+	/*
+	 * The statements may lock more than the tables (a table of another schema
+	 * whose foreign key is made again, a materialized view rebuilt): one of
+	 * those busy past lock_timeout is a try to make again, like the tables.
+	 */
+	PQclear(r);
+	r = PQexec(t, strbuf_data(&q));
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+	{
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+		rc = state && strcmp(state, "55P03") == 0 ? 0 : -1;
+		if (rc < 0)
+		{
+			char msg[SH_ERR];
+
+			snprintf(msg, sizeof(msg), "%s", PQerrorMessage(t));
+			msg[strcspn(msg, "\n")] = '\0';
+			sh_error("the swap failed, nothing was changed", msg);
+		}
+		sh_exec(t, "ROLLBACK", NULL);
+		goto done;
+	}
+	if (!sh_exec(t, "COMMIT", "the swap's commit failed, nothing was changed"))
 	{
 		sh_exec(t, "ROLLBACK", NULL);
 		goto done;

@@ -363,6 +363,22 @@ START_TEST(dry_runs_and_a_swap_that_cannot_lock_change_nothing)
 	free(out);
 	free(err);
 	pgt_exec(blocker, "COMMIT");
+	/*
+	 * a table of another schema, whose foreign key to a swapped table is made
+	 * again inside the swap, is being read: its lock is waited for as
+	 * briefly, and tried again, as the swapped tables' (it used to fail the
+	 * swap at once)
+	 */
+	pgt_exec(blocker, "BEGIN; SELECT count(*) FROM crm.notes");
+	rc = shadow(
+	    "swap",
+	    (const char *const[]){"--dest", tgt, "--state-dir", dir, "--lock-retries", "2", NULL}, &out,
+	    &err);
+	ck_assert_msg(rc == 1 && strstr(err, "gave up after 2 tries"), "a busy crm.notes: %d %s", rc,
+	              story_tail(err));
+	free(out);
+	free(err);
+	pgt_exec(blocker, "COMMIT");
 	PQfinish(blocker);
 	catalog(t, after);
 	ck_assert_str_eq(after, before);
