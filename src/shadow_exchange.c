@@ -96,6 +96,7 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 	strbuf q, arr, pres;
 	PGresult *r = NULL;
 	int rc = -1;
+	bool in_tx = false; /* the transaction is open: ended by ROLLBACK at done */
 	int64_t t0;
 
 	strbuf_init(&q);
@@ -121,6 +122,7 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 		goto done;
 	if (!sh_exec(t, strbuf_data(&q), "cannot begin the swap"))
 		goto done;
+	in_tx = true;
 	/*
 	 * The catalog read once before the locks, its result thrown away: the
 	 * plan and the server's catalog caches are warm when it runs again under
@@ -128,10 +130,7 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 	 */
 	r = sh_around(t, strbuf_data(&arr), schema, in, strbuf_data(&pres));
 	if (r == NULL)
-	{
-		sh_exec(t, "ROLLBACK", NULL);
 		goto done;
-	}
 	PQclear(r);
 	r = NULL;
 	t0 = cli_now_ms();
@@ -167,7 +166,6 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 				sh_error("the swap could not lock the tables", PQerrorMessage(t));
 			PQclear(r);
 			r = NULL;
-			sh_exec(t, "ROLLBACK", NULL);
 			goto done;
 		}
 		PQclear(r);
@@ -175,16 +173,10 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 	}
 	/* a swap: every write to a preserved table must be in its shadow (none comes now) */
 	if (set_sequences && !sh_sync_clean(t, in))
-	{
-		sh_exec(t, "ROLLBACK", NULL);
 		goto done;
-	}
 	r = sh_around(t, strbuf_data(&arr), schema, in, strbuf_data(&pres));
 	if (r == NULL)
-	{
-		sh_exec(t, "ROLLBACK", NULL);
 		goto done;
-	}
 	strbuf_reset(&q);
 	for (int i = 0; i < PQntuples(r); i++)
 		if (atoi(PQgetvalue(r, i, 0)) == 1 &&
@@ -225,7 +217,6 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 	if (dry)
 	{
 		sh_show(strbuf_data(&q));
-		sh_exec(t, "ROLLBACK", NULL);
 		rc = 1;
 		goto done;
 	}
@@ -249,14 +240,11 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 			msg[strcspn(msg, "\n")] = '\0';
 			sh_error("the swap failed, nothing was changed", msg);
 		}
-		sh_exec(t, "ROLLBACK", NULL);
 		goto done;
 	}
+	in_tx = false; /* a COMMIT that fails ends the transaction too */
 	if (!sh_exec(t, "COMMIT", "the swap's commit failed, nothing was changed"))
-	{
-		sh_exec(t, "ROLLBACK", NULL);
 		goto done;
-	}
 	*held_ms = cli_now_ms() - t0;
 	rc = 1;
 	/*
@@ -270,6 +258,8 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 	    strbuf_appendf(&q, "DROP SCHEMA IF EXISTS \"%s\"%s", in, set_sequences ? " CASCADE" : ""))
 		(void)sh_exec(t, strbuf_data(&q), NULL);
 done:
+	if (in_tx)
+		(void)sh_exec(t, "ROLLBACK", NULL); /* nothing changed: a failed try, or a dry run */
 	PQclear(r);
 	strbuf_free(&q);
 	strbuf_free(&arr);
