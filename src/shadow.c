@@ -308,20 +308,20 @@ shadow_prepare(const shadow_opts *o)
 		return EXIT_ERROR;
 	/* a prepare killed before its end is done again under its own timestamp */
 	if (sh_state_find(o, "preparing", st))
-		fprintf(stderr,
-		        "pg_dbmigrator shadow: migration %s was not fully prepared: preparing it "
-		        "again\n",
-		        st->ts);
+		sh_say("info",
+		       "migration %s was not fully prepared: preparing it "
+		       "again",
+		       st->ts);
 	else
 	{
 		shadowsql_state other;
 
 		if (sh_state_find(o, "prepared swapping", &other))
 		{
-			fprintf(stderr,
-			        "pg_dbmigrator shadow: migration %s is prepared and not swapped yet: swap it "
-			        "(shadow swap --timestamp %s) or drop it (shadow cleanup --before now)\n",
-			        other.ts, other.ts);
+			sh_say("error",
+			       "migration %s is prepared and not swapped yet: swap it "
+			       "(shadow swap --timestamp %s) or drop it (shadow cleanup --before now)",
+			       other.ts, other.ts);
 			free(st);
 			return EXIT_ERROR;
 		}
@@ -353,10 +353,10 @@ shadow_prepare(const shadow_opts *o)
 			on_source = strcmp(PQgetvalue(rs, j, 0), name) == 0;
 		if (!on_source && !in_list(o->preserved, name))
 		{
-			fprintf(stderr,
-			        "pg_dbmigrator shadow: table %s.%s is on the target only: name it in "
-			        "--preserved-tables to keep its rows, or drop it first\n",
-			        o->schema, name);
+			sh_say("error",
+			       "table %s.%s is on the target only: name it in "
+			       "--preserved-tables to keep its rows, or drop it first",
+			       o->schema, name);
 			goto error;
 		}
 		if (st->ntables == SHADOWSQL_MAX_TABLES)
@@ -373,10 +373,10 @@ shadow_prepare(const shadow_opts *o)
 	for (int j = 0; j < PQntuples(rs); j++)
 		if (shadowsql_state_table(st, PQgetvalue(rs, j, 0)) == NULL)
 		{
-			fprintf(stderr,
-			        "pg_dbmigrator shadow: table %s.%s is on the source only: create it on the "
-			        "target first (the shadow tables take the target's definitions)\n",
-			        o->schema, PQgetvalue(rs, j, 0));
+			sh_say("error",
+			       "table %s.%s is on the source only: create it on the "
+			       "target first (the shadow tables take the target's definitions)",
+			       o->schema, PQgetvalue(rs, j, 0));
 			goto error;
 		}
 	for (int i = 0; o->preserved[i]; i++)
@@ -386,8 +386,8 @@ shadow_prepare(const shadow_opts *o)
 
 		if (shadowsql_state_table(st, o->preserved[i]) == NULL)
 		{
-			fprintf(stderr, "pg_dbmigrator shadow: preserved table %s.%s is not on the target\n",
-			        o->schema, o->preserved[i]);
+			sh_say("error", "preserved table %s.%s is not on the target", o->schema,
+			       o->preserved[i]);
 			goto error;
 		}
 		nk = sh_keys(t, o->schema, o->preserved[i], keys, 32);
@@ -395,10 +395,10 @@ shadow_prepare(const shadow_opts *o)
 			free(keys[k]);
 		if (nk == 0)
 		{
-			fprintf(stderr,
-			        "pg_dbmigrator shadow: preserved table %s.%s has no primary key: its writes "
-			        "cannot be carried into the shadow; add one first\n",
-			        o->schema, o->preserved[i]);
+			sh_say("error",
+			       "preserved table %s.%s has no primary key: its writes "
+			       "cannot be carried into the shadow; add one first",
+			       o->schema, o->preserved[i]);
 			goto error;
 		}
 	}
@@ -407,15 +407,15 @@ shadow_prepare(const shadow_opts *o)
 
 	if (o->dry_run)
 	{
-		printf("Plan (dry run, nothing changed): migration %s, %d tables of schema %s into "
-		       "shadow schema %s\n",
-		       st->ts, st->ntables, o->schema, shadow);
-		printf("CREATE SCHEMA \"%s\";\n", shadow);
+		sh_plan("Plan (dry run, nothing changed): migration %s, %d tables of schema %s into "
+		        "shadow schema %s",
+		        st->ts, st->ntables, o->schema, shadow);
+		sh_plan("CREATE SCHEMA \"%s\";", shadow);
 		for (int i = 0; i < st->ntables; i++)
-			printf("CREATE TABLE \"%s\".\"%s\" (LIKE \"%s\".\"%s\" INCLUDING ALL);  -- rows from "
-			       "the %s\n",
-			       shadow, st->tables[i].name, o->schema, st->tables[i].name,
-			       st->tables[i].preserved ? "target, kept in step by triggers" : "source");
+			sh_plan("CREATE TABLE \"%s\".\"%s\" (LIKE \"%s\".\"%s\" INCLUDING ALL);  -- rows from "
+			        "the %s",
+			        shadow, st->tables[i].name, o->schema, st->tables[i].name,
+			        st->tables[i].preserved ? "target, kept in step by triggers" : "source");
 		rc = EXIT_OK;
 		goto error;
 	}
@@ -527,8 +527,8 @@ shadow_prepare(const shadow_opts *o)
 	rc = EXIT_OK;
 error:
 	if (rc != EXIT_OK && !o->dry_run)
-		fprintf(stderr, "pg_dbmigrator shadow: the live tables are untouched; run the same "
-		                "command again to prepare anew\n");
+		sh_say("error", "the live tables are untouched; run the same "
+		                "command again to prepare anew");
 	PQclear(r);
 	PQclear(rs);
 	strbuf_free(&q);

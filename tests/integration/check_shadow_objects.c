@@ -332,6 +332,19 @@ START_TEST(dry_runs_and_a_swap_that_cannot_lock_change_nothing)
 	build(s, "src", 40);
 	build(t, "tgt", 20);
 	pgt_scratch("shadow-dry-state", dir, sizeof(dir));
+	/* prepare --dry-run --json: its plan as events, nothing else on stdout, nothing made */
+	catalog(t, before);
+	rc = shadow("prepare",
+	            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
+	                                  "sessions,audit_log", "--state-dir", dir, "--dry-run",
+	                                  "--json", NULL},
+	            &out, &err);
+	ck_assert_msg(rc == 0 && events_of(out, "ShadowPlan") == 5, "prepare --dry-run --json: %d %s",
+	              rc, out);
+	free(out);
+	free(err);
+	catalog(t, after);
+	ck_assert_str_eq(after, before);
 	shadow_ok("prepare",
 	          (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
 	                                "sessions,audit_log", "--state-dir", dir, NULL},
