@@ -13,8 +13,13 @@
  *    an extension's objects in the same schema (hstore, and a table that
  *    belongs to it, as PostGIS's spatial_ref_sys does) are left alone and
  *    keep working; a rollback brings the same back around the old rows;
- *  - dry runs of swap, rollback and cleanup change nothing in the catalog,
- *    and neither does a swap that cannot get its locks.
+ *    with --json, start and rollback report their phases as events, the
+ *    swap's with how long it locked the tables;
+ *  - dry runs of prepare, swap, rollback and cleanup change nothing in the
+ *    catalog, and neither does a swap that cannot get its locks: neither
+ *    those of the swapped tables (its --json events say why, at level
+ *    error) nor that of another schema's table whose foreign key it makes
+ *    again (that one used to fail the swap at once instead of trying again).
  */
 #include "config.h"
 
