@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "pgsession.h"
 #include "shadow.h"
 #include "shadowsql.h"
+#include "shadowstream.h"
 #include "strbuf.h"
 
 #define SH_ERR 1024
@@ -521,6 +523,210 @@ sh_show(const char *sql)
 	printf("%s%s", sql, sql[0] && sql[strlen(sql) - 1] == '\n' ? "" : "\n");
 }
 
+/* ---- --online: the stream into the shadow (shadowstream.h) ---- */
+
+static volatile sig_atomic_t sh_stop_streaming = 0;
+
+static void
+sh_on_stop_signal(int sig)
+{
+	(void)sig;
+	sh_stop_streaming = 1;
+}
+
+/*
+ * prepare --online, once the source's rows are in: stream into the shadow
+ * until Ctrl+C (or SIGTERM, the swap's word). The state names this process
+ * while it streams, so the swap can stop it; rc is shstream_create's.
+ */
+static int
+sh_online_stream(const shadow_opts *o, shadowsql_state *st, replconn *rc)
+{
+	struct sigaction sa = {0}, old_int, old_term;
+	shstream_opts so = {0};
+	shstream_result res;
+	shadowsql_state now;
+	char shadow[SHADOWSQL_NAME + 32], err[2048], lsn[PGO_LSN_STRLEN];
+	bool ok;
+
+	shadowsql_shadow_schema(st->ts, shadow, sizeof(shadow));
+	st->pid = (long long)getpid();
+	if (!sh_state_save(o->state_dir, st))
+	{
+		replconn_close(rc);
+		return EXIT_ERROR;
+	}
+	sa.sa_handler = sh_on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	so.source = o->source;
+	so.dest = o->dest;
+	so.name = st->slot;
+	so.shadow_schema = shadow;
+	so.source_system = st->source_system;
+	if (!pgo_lsn_parse(st->consistent_lsn, &so.run_lsn))
+		so.run_lsn = 0;
+	so.stop = &sh_stop_streaming;
+	ok = shstream_run(&so, rc, &res, err, sizeof(err));
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	/* this process no longer streams; a swap that took over meanwhile owns the state */
+	if (sh_state_load(o->state_dir, st->ts, &now) && now.pid == st->pid &&
+	    strcmp(now.phase, "prepared") == 0)
+	{
+		now.pid = 0;
+		(void)sh_state_save(o->state_dir, &now);
+	}
+	if (!ok)
+	{
+		sh_error("the stream into the shadow stopped", err);
+		fprintf(stderr,
+		        "pg_dbmigrator shadow: migration %s stays prepared and its slot %s keeps the "
+		        "source's changes: run prepare --online again is not needed; shadow swap "
+		        "--timestamp %s drains them\n",
+		        st->ts, st->slot, st->ts);
+		return EXIT_ERROR;
+	}
+	fprintf(stderr,
+	        "pg_dbmigrator shadow: stopped streaming migration %s: applied up to %s (%llu "
+	        "transactions); the slot %s keeps the source's later changes for the swap\n",
+	        st->ts, pgo_lsn_format(res.applied_lsn, lsn), res.txns, st->slot);
+	return EXIT_OK;
+}
+
+/* Is pid a live pg_dbmigrator (not a zombie)? Linux's /proc; elsewhere: assume not. */
+static bool
+sh_pid_is_ours(long long pid)
+{
+	char path[64], buf[4096];
+	FILE *f;
+	size_t n;
+	bool ours = false;
+
+	if (pid <= 0 || kill((pid_t)pid, 0) != 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%lld/cmdline", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* argv[0] first; a zombie has an empty command line */
+	ours = n > 0 && strstr(buf, "pg_dbmigrator") != NULL;
+	return ours;
+}
+
+/*
+ * The swap of an online migration, before the exchange: stop the streaming
+ * prepare (SIGTERM: it commits what it has and confirms it), then drain the
+ * slot up to the source's current position into the shadow and take the
+ * source's sequence values of that moment. Nothing live is touched.
+ */
+static bool
+sh_online_drain(const shadow_opts *o, shadowsql_state *st, const char *shadow)
+{
+	shstream_opts so = {0};
+	shstream_result res;
+	replconn rc = {0};
+	char err[2048], lsn[PGO_LSN_STRLEN], end[PGO_LSN_STRLEN];
+	bool active;
+	PGconn *s;
+	PGresult *r;
+	const char *p1[1] = {st->schema};
+
+	if (o->dry_run)
+	{
+		printf("-- drain: stop the streaming prepare%s, stream slot %s up to the source's "
+		       "pg_current_wal_lsn() into schema %s, read the source's sequences\n",
+		       st->pid ? "" : " (none runs)", st->slot, shadow);
+		return true;
+	}
+	if (sh_pid_is_ours(st->pid))
+	{
+		fprintf(stderr, "pg_dbmigrator shadow: stopping the streaming prepare (pid %lld)\n",
+		        st->pid);
+		if (kill((pid_t)st->pid, SIGTERM) == 0)
+			for (int i = 0; i < 600 && sh_pid_is_ours(st->pid); i++)
+				usleep(100 * 1000);
+	}
+	if (!shstream_wait_free(o->source, st->slot, 30, &active, err, sizeof(err)))
+	{
+		sh_error("cannot check the slot", err);
+		return false;
+	}
+	if (active)
+	{
+		fprintf(stderr,
+		        "pg_dbmigrator shadow: the slot %s is still streaming (a prepare --online runs "
+		        "elsewhere?): stop it with Ctrl+C, then swap again\n",
+		        st->slot);
+		return false;
+	}
+	so.source = o->source;
+	so.dest = o->dest;
+	so.name = st->slot;
+	so.shadow_schema = shadow;
+	so.source_system = st->source_system;
+	if (!pgo_lsn_parse(st->consistent_lsn, &so.run_lsn))
+		so.run_lsn = 0;
+	so.resuming = true;
+	so.drain = true;
+	if (!shstream_run(&so, &rc, &res, err, sizeof(err)))
+	{
+		sh_error("the drain of the stream failed", err);
+		return false;
+	}
+	fprintf(stderr,
+	        "pg_dbmigrator shadow: drained the stream: applied up to %s (the source was at %s "
+	        "when the swap began; %llu transactions now)\n",
+	        pgo_lsn_format(res.applied_lsn, lsn), pgo_lsn_format(res.endpos, end), res.txns);
+	/* the sequences as the source has them now (the ones read at the snapshot are behind) */
+	if ((s = sh_connect(o->source, PGSESSION_SOURCE, "source")) == NULL)
+		return false;
+	r = sh_query(s,
+	             "SELECT sequencename, coalesce(last_value, start_value), last_value IS NOT NULL "
+	             "FROM pg_sequences WHERE schemaname = $1",
+	             1, p1, "cannot read the source's sequences");
+	for (int i = 0; r && i < PQntuples(r); i++)
+		for (int j = 0; j < st->nseqs; j++)
+			if (strcmp(st->seqs[j].name, PQgetvalue(r, i, 0)) == 0)
+			{
+				st->seqs[j].value = atoll(PQgetvalue(r, i, 1));
+				st->seqs[j].called = PQgetvalue(r, i, 2)[0] == 't';
+			}
+	PQfinish(s);
+	if (r == NULL)
+		return false;
+	PQclear(r);
+	st->pid = 0;
+	return sh_state_save(o->state_dir, st);
+}
+
+/* After the swap: the slot and publication go (a kept slot would hold the source's WAL). */
+static bool
+sh_online_forget(const shadow_opts *o, PGconn *t, const shadowsql_state *st)
+{
+	char err[1024];
+	const char *p[1] = {st->slot};
+	PGresult *r;
+
+	if (!shstream_drop(o->source, st->slot, err, sizeof(err)))
+	{
+		fprintf(stderr,
+		        "pg_dbmigrator shadow: the swap is done, but %s; drop them on the source now "
+		        "(SELECT pg_drop_replication_slot('%s'); DROP PUBLICATION %s;): the slot holds "
+		        "the source's WAL\n",
+		        err, st->slot, st->slot);
+		return false;
+	}
+	r = sh_query(t, "DELETE FROM _pg_dbmigrator.apply_progress WHERE slot_name = $1", 1, p,
+	             "cannot drop the stream's progress row on the target");
+	PQclear(r);
+	fprintf(stderr, "pg_dbmigrator shadow: dropped the slot and the publication %s\n", st->slot);
+	return true;
+}
+
 /* prepare: the shadow schema, its tables, the source's rows, the preserved tables in step. */
 int
 shadow_prepare(const shadow_opts *o)
@@ -534,6 +740,8 @@ shadow_prepare(const shadow_opts *o)
 	int rc = EXIT_ERROR;
 	long long bytes = 0;
 	int64_t t0 = cli_now_ms();
+	replconn rcn = {0};   /* --online: the slot's replication connection */
+	bool created = false; /* --online: the slot and publication are ours to drop on failure */
 
 	strbuf_init(&q);
 	if (st == NULL)
@@ -568,8 +776,9 @@ shadow_prepare(const shadow_opts *o)
 	if ((t = sh_connect(o->dest, PGSESSION_TARGET, "target")) == NULL ||
 	    (s = sh_connect(o->source, PGSESSION_SOURCE, "source")) == NULL)
 		goto error;
-	/* the source read in one snapshot, read only */
-	if (!sh_exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "cannot read the source"))
+	/* the source read in one snapshot, read only (--online: the slot's, once it exists) */
+	if (!o->online &&
+	    !sh_exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "cannot read the source"))
 		goto error;
 	if ((r = sh_query(t, SH_TABLES_SQL, 1, p1, "cannot list the target's tables")) == NULL ||
 	    (rs = sh_query(s, SH_TABLES_SQL, 1, p1, "cannot list the source's tables")) == NULL)
@@ -648,12 +857,52 @@ shadow_prepare(const shadow_opts *o)
 			       "the %s\n",
 			       shadow, st->tables[i].name, o->schema, st->tables[i].name,
 			       st->tables[i].preserved ? "target, kept in step by triggers" : "source");
+		if (o->online)
+		{
+			char name[SHSTREAM_NAME];
+
+			shstream_name(st->ts, name, sizeof(name));
+			printf("-- on the source:\nCREATE PUBLICATION %s FOR TABLE ...;  -- the tables "
+			       "not preserved\nCREATE_REPLICATION_SLOT %s LOGICAL pgoutput (EXPORT_SNAPSHOT)"
+			       ";  -- the copy reads at its snapshot\n-- then the source's changes stream "
+			       "into %s until Ctrl+C or the swap\n",
+			       name, name, shadow);
+		}
 		rc = EXIT_OK;
 		goto error;
 	}
 
+	if (o->online)
+		shstream_name(st->ts, st->slot, sizeof(st->slot));
 	if (!sh_state_save(o->state_dir, st))
 		goto error;
+	if (o->online)
+	{
+		/* the publication and the slot; the copy reads at the slot's exported snapshot */
+		const char *names[SHADOWSQL_MAX_TABLES];
+		replslot slot;
+		char err[2048], set[128];
+		int n = 0;
+
+		for (int i = 0; i < st->ntables; i++)
+			if (!st->tables[i].preserved)
+				names[n++] = st->tables[i].name;
+		if (!shstream_create(o->source, s, st->slot, o->schema, names, n, &rcn, &slot, err,
+		                     sizeof(err)))
+		{
+			sh_error("cannot set up the stream on the source", err);
+			goto error;
+		}
+		created = true;
+		snprintf(st->source_system, sizeof(st->source_system), "%s", rcn.system_id);
+		pgo_lsn_format(slot.consistent_point, st->consistent_lsn);
+		snprintf(set, sizeof(set), "SET TRANSACTION SNAPSHOT '%s'", slot.snapshot);
+		if (!sh_state_save(o->state_dir, st) ||
+		    !sh_exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+		             "cannot read the source") ||
+		    !sh_exec(s, set, "cannot read the source at the slot's snapshot"))
+			goto error;
+	}
 	/* the shadow schema from scratch (a killed prepare's remains go with it) */
 	strbuf_reset(&q);
 	if (!strbuf_appendf(
@@ -748,13 +997,32 @@ shadow_prepare(const shadow_opts *o)
 		       st->ts, st->ntables, bytes, (double)(cli_now_ms() - t0) / 1000.0);
 	fprintf(stderr,
 	        "pg_dbmigrator shadow: prepared migration %s: %d tables in schema %s (%lld bytes "
-	        "copied in %.1f s); swap with: shadow swap --timestamp %s\n",
-	        st->ts, st->ntables, shadow, bytes, (double)(cli_now_ms() - t0) / 1000.0, st->ts);
+	        "copied in %.1f s); swap with: shadow swap --timestamp %s%s\n",
+	        st->ts, st->ntables, shadow, bytes, (double)(cli_now_ms() - t0) / 1000.0, st->ts,
+	        o->online ? " --source URI" : "");
 	rc = EXIT_OK;
+	if (o->online && !o->then_swap)
+	{
+		/* the copy is done: the target's sessions go, the stream takes over */
+		PQfinish(s);
+		PQfinish(t);
+		s = t = NULL;
+		rc = sh_online_stream(o, st, &rcn);
+	}
 error:
 	if (rc != EXIT_OK && !o->dry_run)
 		fprintf(stderr, "pg_dbmigrator shadow: the live tables are untouched; run the same "
 		                "command again to prepare anew\n");
+	if (rc != EXIT_OK && created && (rcn.conn != NULL || strcmp(st->phase, "preparing") == 0))
+	{
+		char err[1024];
+
+		/* a prepare that failed before its end keeps no slot (the next one makes its own) */
+		replconn_close(&rcn);
+		if (!shstream_drop(o->source, st->slot, err, sizeof(err)))
+			sh_error("cannot drop the slot and the publication on the source", err);
+	}
+	replconn_close(&rcn);
 	PQclear(r);
 	PQclear(rs);
 	strbuf_free(&q);
@@ -1203,6 +1471,14 @@ shadow_swap(const shadow_opts *o)
 		        st->ts, st->phase);
 		goto error;
 	}
+	if (st->slot[0] && (o->source == NULL || o->source[0] == '\0'))
+	{
+		fprintf(stderr,
+		        "pg_dbmigrator shadow: migration %s streams from the source (prepare --online): "
+		        "give --source URI, to drain its stream and drop its slot %s\n",
+		        st->ts, st->slot);
+		goto error;
+	}
 	shadowsql_shadow_schema(st->ts, shadow, sizeof(shadow));
 	shadowsql_backup_schema(st->ts, bk, sizeof(bk));
 	if ((t = sh_connect(o->dest, PGSESSION_TARGET, "target")) == NULL)
@@ -1236,6 +1512,13 @@ shadow_swap(const shadow_opts *o)
 	}
 	else
 	{
+		/* online: the source's changes up to now into the shadow, before any lock */
+		if (st->slot[0] && !sh_online_drain(o, st, shadow))
+		{
+			fprintf(stderr, "pg_dbmigrator shadow: the live tables are untouched; run the same "
+			                "swap again\n");
+			goto error;
+		}
 		if (!o->dry_run)
 		{
 			snprintf(st->phase, sizeof(st->phase), "swapping");
@@ -1277,6 +1560,8 @@ shadow_swap(const shadow_opts *o)
 		       "\"locked_ms\": %lld, \"tries\": %d, \"backup_schema\": \"%s\"}\n",
 		       st->ts, st->ntables, (long long)held, tries, bk);
 	rc = EXIT_OK;
+	if (st->slot[0] && !sh_online_forget(o, t, st))
+		rc = EXIT_ERROR;
 error:
 	if (t)
 		PQfinish(t);
