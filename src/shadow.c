@@ -720,8 +720,10 @@ sh_online_forget(const shadow_opts *o, PGconn *t, const shadowsql_state *st)
 		        err, st->slot, st->slot);
 		return false;
 	}
-	r = sh_query(t, "DELETE FROM _pg_dbmigrator.apply_progress WHERE slot_name = $1", 1, p,
-	             "cannot drop the stream's progress row on the target");
+	r = PQexecParams(t, "DELETE FROM _pg_dbmigrator.apply_progress WHERE slot_name = $1", 1, NULL,
+	                 p, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		sh_error("cannot drop the stream's progress row on the target", PQerrorMessage(t));
 	PQclear(r);
 	fprintf(stderr, "pg_dbmigrator shadow: dropped the slot and the publication %s\n", st->slot);
 	return true;
