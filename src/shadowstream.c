@@ -84,21 +84,30 @@ shs_drop_on(PGconn *c, const char *name, char *errbuf, size_t errlen)
 	return ok;
 }
 
-bool
-shstream_drop(const char *source, const char *name, char *errbuf, size_t errlen)
+/* shs_drop_on, again for up to 10 s: a walsender that is just ending lets go of the slot soon */
+static bool
+shs_drop_retrying(PGconn *c, const char *name, char *errbuf, size_t errlen)
 {
-	PGconn *c = shs_connect(source, errbuf, errlen);
 	bool ok = false;
 
-	if (c == NULL)
-		return false;
-	/* a walsender that is just ending lets go of the slot within moments */
 	for (int i = 0; i < 50 && !ok; i++)
 	{
 		ok = shs_drop_on(c, name, errbuf, errlen);
 		if (!ok)
 			usleep(200 * 1000);
 	}
+	return ok;
+}
+
+bool
+shstream_drop(const char *source, const char *name, char *errbuf, size_t errlen)
+{
+	PGconn *c = shs_connect(source, errbuf, errlen);
+	bool ok;
+
+	if (c == NULL)
+		return false;
+	ok = shs_drop_retrying(c, name, errbuf, errlen);
 	PQfinish(c);
 	return ok;
 }
@@ -114,7 +123,7 @@ shstream_create(const char *source, PGconn *src, const char *name, const char *s
 	bool ok;
 
 	/* a killed prepare of this migration left them: they are ours, by name */
-	if (!shs_drop_on(src, name, errbuf, errlen))
+	if (!shs_drop_retrying(src, name, errbuf, errlen))
 		return false;
 	strbuf_init(&sql);
 	q = PQescapeIdentifier(src, name, strlen(name));

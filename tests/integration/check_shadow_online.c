@@ -15,8 +15,12 @@
  *    the source's, the slot and the publication are gone from the source;
  *  - a streaming prepare killed with kill -9 while the source's counters
  *    are being incremented: a swap without --source refuses with nothing
- *    changed; the swap with it drains from the slot: every counter equals
- *    the source's (nothing lost, nothing applied twice), the slot is gone.
+ *    changed; the swap with it drains from the slot: every counter, order
+ *    and customer equals the source's (a change lost would show as a
+ *    difference; one applied twice as a failed swap: its insert's key is
+ *    taken, its delete's row is gone), the slot is gone;
+ *  - start --online prepares and swaps in one run while the source writes;
+ *    nothing is left on the source.
  */
 #include "config.h"
 
@@ -323,6 +327,37 @@ START_TEST(a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice)
 }
 END_TEST
 
+/* start --online: prepare at the slot's snapshot, then the swap drains at once. */
+START_TEST(start_online_prepares_drains_and_swaps_in_one_run)
+{
+	char src[256], tgt[256], dir[512], v[64];
+	char *out, *err;
+	PGconn *s, *t;
+	worker sw;
+	int rc;
+
+	two_sides("shadow_online_start", src, tgt, sizeof(src), &s, &t);
+	pgt_scratch("shadow-online-start-state", dir, sizeof(dir));
+	worker_start(&sw, 's', "shadow_online_start");
+	usleep(300 * 1000);
+	rc = shadow("start",
+	            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables", "users",
+	                                  "--state-dir", dir, "--online", NULL},
+	            &out, &err);
+	worker_stop(&sw);
+	ck_assert_msg(rc == 0, "start --online exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "drained") && strstr(err, "swapped migration"), "start: %s",
+	              story_tail(err));
+	free(out);
+	free(err);
+	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM users", v, sizeof(v)), "100");
+	ck_assert_str_eq(pgt_value(t, "SELECT sum(n) > 0 FROM counters", v, sizeof(v)), "t");
+	source_clean(s);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -331,7 +366,8 @@ main(void)
 	    "PGDBM_SHADOW_ONLY"};
 	const TTest *const stories[] = {
 	    an_online_shadow_follows_the_source_until_the_swap,
-	    a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice, NULL};
+	    a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice,
+	    start_online_prepares_drains_and_swaps_in_one_run, NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
 }
