@@ -604,7 +604,9 @@ sh_pid_is_ours(long long pid)
 	size_t n;
 	bool ours = false;
 
-	if (pid <= 0 || kill((pid_t)pid, 0) != 0)
+	bool shadow = false, online = false;
+
+	if (pid <= 0 || pid == (long long)getpid() || kill((pid_t)pid, 0) != 0)
 		return false;
 	snprintf(path, sizeof(path), "/proc/%lld/cmdline", pid);
 	if ((f = fopen(path, "r")) == NULL)
@@ -612,9 +614,18 @@ sh_pid_is_ours(long long pid)
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
-	/* argv[0] first; a zombie has an empty command line */
-	ours = n > 0 && strstr(buf, "pg_dbmigrator") != NULL;
-	return ours;
+	/*
+	 * the words, NUL-separated (a zombie has none): a reused PID must not be
+	 * signalled, so it must be a pg_dbmigrator shadow ... --online
+	 */
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+	{
+		if (i == 0)
+			ours = strstr(buf, "pg_dbmigrator") != NULL;
+		shadow = shadow || strcmp(buf + i, "shadow") == 0;
+		online = online || strcmp(buf + i, "--online") == 0;
+	}
+	return ours && shadow && online;
 }
 
 /*
