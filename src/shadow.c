@@ -1565,6 +1565,9 @@ shadow_swap(const shadow_opts *o)
 	sh_validate_fks(t, st->schema);
 	if (!sh_manifest(t, bk, st))
 		goto error;
+	/* online: the slot goes before the record says swapped (killed here: the same swap again) */
+	if (st->slot[0] && !sh_online_forget(o, t, st))
+		goto error;
 	snprintf(st->phase, sizeof(st->phase), "swapped");
 	if (!sh_state_save(o->state_dir, st))
 		goto error;
@@ -1573,8 +1576,6 @@ shadow_swap(const shadow_opts *o)
 		       "\"locked_ms\": %lld, \"tries\": %d, \"backup_schema\": \"%s\"}\n",
 		       st->ts, st->ntables, (long long)held, tries, bk);
 	rc = EXIT_OK;
-	if (st->slot[0] && !sh_online_forget(o, t, st))
-		rc = EXIT_ERROR;
 error:
 	if (t)
 		PQfinish(t);

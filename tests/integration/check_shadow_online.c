@@ -19,7 +19,8 @@
  *    and customer equals the source's (a change lost would show as a
  *    difference; one applied twice as a failed swap: its insert's key is
  *    taken, its delete's row is gone), the slot is gone;
- *  - start --online prepares and swaps in one run while the source writes;
+ *  - start --online (--jobs 2: the workers share the slot's snapshot)
+ *    prepares and swaps in one run while the source writes;
  *    nothing is left on the source.
  */
 #include "config.h"
@@ -342,11 +343,14 @@ START_TEST(start_online_prepares_drains_and_swaps_in_one_run)
 	usleep(300 * 1000);
 	rc = shadow("start",
 	            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables", "users",
-	                                  "--state-dir", dir, "--online", NULL},
+	                                  "--state-dir", dir, "--online", "--jobs", "2", NULL},
 	            &out, &err);
 	worker_stop(&sw);
 	ck_assert_msg(rc == 0, "start --online exited %d: %s", rc, story_tail(err));
 	ck_assert_msg(strstr(err, "drained") && strstr(err, "swapped migration"), "start: %s",
+	              story_tail(err));
+	/* the source's writes during the copy came through the slot */
+	ck_assert_msg(strstr(err, "; 0 transactions now") == NULL, "nothing drained: %s",
 	              story_tail(err));
 	free(out);
 	free(err);
