@@ -12,8 +12,9 @@
  *
  * Owns: the connections and the state it opens during a call; with --online,
  * the migration's slot and publication on the source. Never: writes to the
- * source (but to create and drop that slot and publication), touches a live table outside the swap's transaction but to
- * add and drop the sync triggers of preserved tables, prints a password.
+ * source (but to create and drop that slot and publication), touches a live
+ * table outside the swap's transaction but to add and drop the sync triggers
+ * of preserved tables, prints a password.
  */
 #ifndef SHADOW_H
 #define SHADOW_H

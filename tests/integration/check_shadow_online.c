@@ -7,18 +7,20 @@
  *
  * The stories:
  *  - a dry run of prepare --online creates nothing on either server; then
- *    prepare --online streams while writers change the source and a reader
- *    and a writer use the target's live tables; the writers stop, swap
- *    stops the streaming prepare (which exits 0), drains and swaps: the live
+ *    prepare --online streams while a writer changes the source and a
+ *    reader and a writer use the target's live tables; the source's writer
+ *    stops, swap stops the streaming prepare (which exits 0), drains and
+ *    swaps while the target's reader and writer go on: the live
  *    tables equal the source, the preserved table holds the target's own
  *    latest rows, the reader never saw an error, the sequences count on from
  *    the source's, the slot and the publication are gone from the source;
  *  - a streaming prepare killed with kill -9 while the source's counters
- *    are being incremented: a swap without --source refuses with nothing
- *    changed; the swap with it drains from the slot: every counter, order
- *    and customer equals the source's (a change lost would show as a
- *    difference; one applied twice as a failed swap: its insert's key is
- *    taken, its delete's row is gone), the slot is gone;
+ *    are being incremented: a swap without --source, and one whose source
+ *    cannot be reached, fail with nothing changed; the swap with it drains
+ *    from the slot: every counter, order and customer equals the source's
+ *    (a change lost would show as a difference; one applied twice as a
+ *    failed swap: its insert's key is taken, its delete's row is gone), the
+ *    slot is gone;
  *  - start --online (--jobs 2: the workers share the slot's snapshot)
  *    prepares and swaps in one run while the source writes;
  *    nothing is left on the source.
@@ -239,6 +241,13 @@ START_TEST(an_online_shadow_follows_the_source_until_the_swap)
 	/* it applied the source's transactions while it streamed, not only the drain */
 	ck_assert_msg(strstr(log, "(0 transactions)") == NULL, "nothing streamed: %s", story_tail(log));
 	fprintf(stderr, "%s", strstr(log, "pg_dbmigrator shadow: stopped streaming"));
+	/* how far behind the source the shadow was while it streamed */
+	for (const char *l = strstr(log, "ShadowLag"); l; l = strstr(l + 1, "ShadowLag"))
+	{
+		const char *e = strchr(l, '\n');
+
+		fprintf(stderr, "%.*s\n", e ? (int)(e - l) : (int)strlen(l), l);
+	}
 	ts_of(log, ts);
 	free(log);
 	usleep(300 * 1000);
@@ -306,6 +315,17 @@ START_TEST(a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice)
 	/* the swap of an online migration needs the source: refused, nothing changed */
 	rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out, &err);
 	ck_assert_msg(rc != 0 && strstr(err, "--source"), "swap without --source: %d %s", rc,
+	              story_tail(err));
+	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
+	free(out);
+	free(err);
+	/* a failed drain (the source unreachable): the live tables untouched, the same swap again */
+	rc = shadow("swap",
+	            (const char *const[]){"--dest", tgt, "--source",
+	                                  "host=/nonexistent port=1 dbname=x connect_timeout=2",
+	                                  "--state-dir", dir, NULL},
+	            &out, &err);
+	ck_assert_msg(rc != 0 && strstr(err, "untouched"), "swap with the source away: %d %s", rc,
 	              story_tail(err));
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
 	free(out);
