@@ -381,7 +381,7 @@ shadowsql_state_parse(const char *text, shadowsql_state *st, char *err, size_t e
 {
 	jcur c = {text, err, errlen};
 	char key[32];
-	int seen = 0;
+	int seen = 0, online = 0;
 
 	memset(st, 0, sizeof(*st));
 	if (!jchar(&c, '{'))
@@ -421,12 +421,14 @@ shadowsql_state_parse(const char *text, shadowsql_state *st, char *err, size_t e
 			                                               : st->consistent_lsn;
 
 			seen--;
+			online++;
 			if (!jstring(&c, to, slot ? sizeof(st->slot) : sizeof(st->source_system)))
 				return false;
 		}
 		else if (strcmp(key, "pid") == 0)
 		{
 			seen--;
+			online++;
 			if (!jnumber(&c, &st->pid))
 				return false;
 		}
@@ -459,7 +461,9 @@ shadowsql_state_parse(const char *text, shadowsql_state *st, char *err, size_t e
 	jws(&c);
 	if (*c.p != '\0')
 		return jfail(&c, "text after the object");
-	if (seen != 6 || !shadowsql_ts_valid(st->ts) || st->phase[0] == '\0' || st->schema[0] == '\0')
+	/* an online migration's four fields come together */
+	if (seen != 6 || (online != 0 && (online != 4 || st->slot[0] == '\0')) ||
+	    !shadowsql_ts_valid(st->ts) || st->phase[0] == '\0' || st->schema[0] == '\0')
 	{
 		snprintf(err, errlen, "a field is missing or the timestamp is not 14 digits");
 		return false;
