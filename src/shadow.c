@@ -731,11 +731,18 @@ sh_online_forget(const shadow_opts *o, PGconn *t, const shadowsql_state *st)
 		        err, st->slot, st->slot);
 		return false;
 	}
+	/* its progress row; the schema too when nothing else is in it (no other run uses it) */
 	r = PQexecParams(t, "DELETE FROM _pg_dbmigrator.apply_progress WHERE slot_name = $1", 1, NULL,
 	                 p, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK)
 		sh_error("cannot drop the stream's progress row on the target", PQerrorMessage(t));
 	PQclear(r);
+	(void)sh_exec(t,
+	              "DO $$BEGIN IF NOT EXISTS (SELECT FROM _pg_dbmigrator.apply_progress) AND "
+	              "(SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+	              "c.relnamespace WHERE n.nspname = '_pg_dbmigrator' AND c.relkind <> 'i') = 1 "
+	              "THEN DROP SCHEMA _pg_dbmigrator CASCADE; END IF; END$$",
+	              "cannot drop the target's _pg_dbmigrator schema (empty)");
 	fprintf(stderr, "pg_dbmigrator shadow: dropped the slot and the publication %s\n", st->slot);
 	return true;
 }

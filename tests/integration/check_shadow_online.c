@@ -271,8 +271,13 @@ START_TEST(an_online_shadow_follows_the_source_until_the_swap)
 	pgt_value(s, "SELECT max(id) FROM orders", v, sizeof(v));
 	pgt_value(t, "SELECT max(id) FROM orders", v2, sizeof(v2));
 	ck_assert_msg(atoi(v2) > atoi(v), "orders' identity not set from the source: %s <= %s", v2, v);
-	/* nothing left on the source; the state says swapped */
+	/* nothing left on the source, nor of the stream's progress on the target */
 	source_clean(s);
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM pg_namespace WHERE nspname = '_pg_dbmigrator'",
+	                           v, sizeof(v)),
+	                 "0");
+	/* the state says swapped */
 	{
 		char path[1024];
 		char *state;
