@@ -537,10 +537,11 @@ sh_on_stop_signal(int sig)
 /*
  * prepare --online, once the source's rows are in: stream into the shadow
  * until Ctrl+C (or SIGTERM, the swap's word). The state names this process
- * while it streams, so the swap can stop it; rc is shstream_create's.
+ * while it streams, so the swap can stop it; rc is shstream_create's (or
+ * closed: resuming a stream stopped before, from the slot).
  */
 static int
-sh_online_stream(const shadow_opts *o, shadowsql_state *st, replconn *rc)
+sh_online_stream(const shadow_opts *o, shadowsql_state *st, replconn *rc, bool resuming)
 {
 	struct sigaction sa = {0}, old_int, old_term;
 	shstream_opts so = {0};
@@ -567,6 +568,7 @@ sh_online_stream(const shadow_opts *o, shadowsql_state *st, replconn *rc)
 	so.source_system = st->source_system;
 	if (!pgo_lsn_parse(st->consistent_lsn, &so.run_lsn))
 		so.run_lsn = 0;
+	so.resuming = resuming;
 	so.stop = &sh_stop_streaming;
 	ok = shstream_run(&so, rc, &res, err, sizeof(err));
 	sigaction(SIGINT, &old_int, NULL);
@@ -778,6 +780,21 @@ shadow_prepare(const shadow_opts *o)
 
 		if (sh_state_find(o, "prepared swapping", &other))
 		{
+			/* prepare --online again: a prepared online migration streams on from its slot */
+			if (o->online && !o->then_swap && !o->dry_run && other.slot[0] &&
+			    strcmp(other.phase, "prepared") == 0)
+			{
+				replconn rcs = {0};
+
+				*st = other;
+				fprintf(stderr,
+				        "pg_dbmigrator shadow: migration %s is prepared: streaming into its "
+				        "shadow again from its slot %s\n",
+				        st->ts, st->slot);
+				rc = sh_online_stream(o, st, &rcs, true);
+				free(st);
+				return rc;
+			}
 			fprintf(stderr,
 			        "pg_dbmigrator shadow: migration %s is prepared and not swapped yet: swap it "
 			        "(shadow swap --timestamp %s) or drop it (shadow cleanup --before now)\n",
@@ -1027,7 +1044,7 @@ shadow_prepare(const shadow_opts *o)
 		PQfinish(s);
 		PQfinish(t);
 		s = t = NULL;
-		rc = sh_online_stream(o, st, &rcn);
+		rc = sh_online_stream(o, st, &rcn, false);
 	}
 error:
 	if (rc != EXIT_OK && !o->dry_run)

@@ -16,8 +16,9 @@
  *    the source's, the slot and the publication are gone from the source;
  *  - a streaming prepare killed with kill -9 while the source's counters
  *    are being incremented: a swap without --source, and one whose source
- *    cannot be reached, fail with nothing changed; the swap with it drains
- *    from the slot: every counter, order and customer equals the source's
+ *    cannot be reached, fail with nothing changed; prepare --online again
+ *    streams on from the slot while the source writes again; the swap stops
+ *    it and drains from the slot: every counter, order and customer equals the source's
  *    (a change lost would show as a difference; one applied twice as a
  *    failed swap: its insert's key is taken, its delete's row is gone), the
  *    slot is gone;
@@ -335,12 +336,26 @@ START_TEST(a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice)
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
 	free(out);
 	free(err);
+	/* prepare --online again streams on from the slot (the source busy again), the swap stops it */
+	worker_start(&sw, 's', "shadow_online_kill");
+	story_tool_start(&prep, (const char *const[]){"shadow", "prepare", NULL},
+	                 (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
+	                                       "users", "--state-dir", dir, "--online", NULL},
+	                 NULL);
+	story_expect(&prep, "streaming into its shadow again", 30);
+	story_expect(&prep, "streaming from slot", 30);
+	sleep(1);
+	worker_stop(&sw);
 
 	rc = shadow("swap",
 	            (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir, NULL},
 	            &out, &err);
 	ck_assert_msg(rc == 0, "swap exited %d: %s", rc, story_tail(err));
 	free(out);
+	free(err);
+	rc = story_finish(&prep, 30, NULL, &err);
+	ck_assert_msg(rc == 0 && strstr(err, "stopped streaming"), "the resumed prepare: %d %s", rc,
+	              story_tail(err));
 	free(err);
 	/* every counter as on the source: a change lost or applied twice would show */
 	pgt_assert_same(s, t, "counters");
