@@ -546,14 +546,21 @@ sh_online_stream(const shadow_opts *o, shadowsql_state *st, replconn *rc, bool r
 	struct sigaction sa = {0}, old_int, old_term;
 	shstream_opts so = {0};
 	shstream_result res;
-	shadowsql_state now;
+	shadowsql_state *now = calloc(1, sizeof(*now));
 	char shadow[SHADOWSQL_NAME + 32], err[2048], lsn[PGO_LSN_STRLEN];
 	bool ok;
 
 	shadowsql_shadow_schema(st->ts, shadow, sizeof(shadow));
+	if (now == NULL)
+	{
+		sh_error("out of memory", NULL);
+		replconn_close(rc);
+		return EXIT_ERROR;
+	}
 	st->pid = (long long)getpid();
 	if (!sh_state_save(o->state_dir, st))
 	{
+		free(now);
 		replconn_close(rc);
 		return EXIT_ERROR;
 	}
@@ -574,19 +581,20 @@ sh_online_stream(const shadow_opts *o, shadowsql_state *st, replconn *rc, bool r
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	/* this process no longer streams; a swap that took over meanwhile owns the state */
-	if (sh_state_load(o->state_dir, st->ts, &now) && now.pid == st->pid &&
-	    strcmp(now.phase, "prepared") == 0)
+	if (sh_state_load(o->state_dir, st->ts, now) && now->pid == st->pid &&
+	    strcmp(now->phase, "prepared") == 0)
 	{
-		now.pid = 0;
-		(void)sh_state_save(o->state_dir, &now);
+		now->pid = 0;
+		(void)sh_state_save(o->state_dir, now);
 	}
+	free(now);
 	if (!ok)
 	{
 		sh_error("the stream into the shadow stopped", err);
 		fprintf(stderr,
 		        "pg_dbmigrator shadow: migration %s stays prepared and its slot %s keeps the "
-		        "source's changes: run prepare --online again is not needed; shadow swap "
-		        "--timestamp %s drains them\n",
+		        "source's changes: prepare --online again streams on from it, shadow swap "
+		        "--source URI --timestamp %s drains it and swaps\n",
 		        st->ts, st->slot, st->ts);
 		return EXIT_ERROR;
 	}
@@ -597,16 +605,18 @@ sh_online_stream(const shadow_opts *o, shadowsql_state *st, replconn *rc, bool r
 	return EXIT_OK;
 }
 
-/* Is pid a live pg_dbmigrator (not a zombie)? Linux's /proc; elsewhere: assume not. */
+/*
+ * Is pid a live (not a zombie) `pg_dbmigrator shadow ... --online`, not this
+ * process? Linux's /proc; elsewhere: assume not (the swap then waits for the
+ * slot to be free, and says what to stop).
+ */
 static bool
 sh_pid_is_ours(long long pid)
 {
 	char path[64], buf[4096];
 	FILE *f;
 	size_t n;
-	bool ours = false;
-
-	bool shadow = false, online = false;
+	bool ours = false, shadow = false, online = false;
 
 	if (pid <= 0 || pid == (long long)getpid() || kill((pid_t)pid, 0) != 0)
 		return false;
@@ -692,7 +702,7 @@ sh_online_drain(const shadow_opts *o, shadowsql_state *st, const char *shadow)
 	}
 	fprintf(stderr,
 	        "pg_dbmigrator shadow: drained the stream: applied up to %s (the source was at %s "
-	        "when the swap began; %llu transactions now)\n",
+	        "when the drain began; %llu transactions now)\n",
 	        pgo_lsn_format(res.applied_lsn, lsn), pgo_lsn_format(res.endpos, end), res.txns);
 	/* the sequences as the source has them now (the ones read at the snapshot are behind) */
 	if ((s = sh_connect(o->source, PGSESSION_SOURCE, "source")) == NULL)
@@ -721,8 +731,8 @@ static bool
 sh_online_forget(const shadow_opts *o, PGconn *t, const shadowsql_state *st)
 {
 	char err[1024];
-	const char *p[1] = {st->slot};
-	PGresult *r;
+	char *lit;
+	strbuf q;
 
 	if (!shstream_drop(o->source, st->slot, err, sizeof(err)))
 	{
@@ -733,18 +743,25 @@ sh_online_forget(const shadow_opts *o, PGconn *t, const shadowsql_state *st)
 		        err, st->slot, st->slot);
 		return false;
 	}
-	/* its progress row; the schema too when nothing else is in it (no other run uses it) */
-	r = PQexecParams(t, "DELETE FROM _pg_dbmigrator.apply_progress WHERE slot_name = $1", 1, NULL,
-	                 p, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		sh_error("cannot drop the stream's progress row on the target", PQerrorMessage(t));
-	PQclear(r);
-	(void)sh_exec(t,
-	              "DO $$BEGIN IF NOT EXISTS (SELECT FROM _pg_dbmigrator.apply_progress) AND "
-	              "(SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
-	              "c.relnamespace WHERE n.nspname = '_pg_dbmigrator' AND c.relkind <> 'i') = 1 "
-	              "THEN DROP SCHEMA _pg_dbmigrator CASCADE; END IF; END$$",
-	              "cannot drop the target's _pg_dbmigrator schema (empty)");
+	/*
+	 * its progress row (if a swap run before has not dropped it); the schema
+	 * too when nothing else is in it (no other run uses it)
+	 */
+	strbuf_init(&q);
+	lit = PQescapeLiteral(t, st->slot, strlen(st->slot));
+	if (lit &&
+	    strbuf_appendf(
+	        &q,
+	        "DO $$BEGIN IF to_regclass('_pg_dbmigrator.apply_progress') IS NULL THEN RETURN; "
+	        "END IF; DELETE FROM _pg_dbmigrator.apply_progress WHERE slot_name = %s; "
+	        "IF NOT EXISTS (SELECT FROM _pg_dbmigrator.apply_progress) AND (SELECT count(*) "
+	        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+	        "'_pg_dbmigrator' AND c.relkind <> 'i') = 1 THEN DROP SCHEMA _pg_dbmigrator "
+	        "CASCADE; END IF; END$$",
+	        lit))
+		(void)sh_exec(t, strbuf_data(&q), "cannot drop the stream's progress row on the target");
+	PQfreemem(lit);
+	strbuf_free(&q);
 	fprintf(stderr, "pg_dbmigrator shadow: dropped the slot and the publication %s\n", st->slot);
 	return true;
 }
@@ -1506,6 +1523,12 @@ shadow_swap(const shadow_opts *o)
 	{
 		fprintf(stderr, "pg_dbmigrator shadow: migration %s is %s, not prepared: nothing to swap\n",
 		        st->ts, st->phase);
+		goto error;
+	}
+	if (st->slot[0] && !replconn_valid_slot_name(st->slot, NULL, 0))
+	{
+		fprintf(stderr, "pg_dbmigrator shadow: the state of migration %s names no valid slot\n",
+		        st->ts);
 		goto error;
 	}
 	if (st->slot[0] && (o->source == NULL || o->source[0] == '\0'))
