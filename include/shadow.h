@@ -60,4 +60,12 @@ PGDBM_MUST_CHECK int shadow_status(const shadow_opts *o);
 PGDBM_MUST_CHECK int shadow_cleanup(const shadow_opts *o);
 PGDBM_MUST_CHECK int shadow_verify(const shadow_opts *o);
 
+/*
+ * Before cleanup --before: the online migrations cleanup drops that were
+ * never swapped (preparing, prepared) lose their slot and publication on the
+ * source (o->source; a streaming prepare is stopped first), which would
+ * otherwise hold the source's WAL. EXIT_USAGE when one needs --source.
+ */
+PGDBM_MUST_CHECK int shadow_online_release(const shadow_opts *o);
+
 #endif /* SHADOW_H */

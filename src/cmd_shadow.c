@@ -33,7 +33,7 @@ shadow_usage(FILE *f)
 	    "  pg_dbmigrator shadow rollback --dest URI --latest|--timestamp TS [--keep-tables a,b]\n"
 	    "  pg_dbmigrator shadow list --dest URI [--json]       the backups\n"
 	    "  pg_dbmigrator shadow status [--dest URI] [--timestamp TS] [--json]\n"
-	    "  pg_dbmigrator shadow cleanup --dest URI --before DATE|now\n"
+	    "  pg_dbmigrator shadow cleanup --dest URI --before DATE|now [--source URI]\n"
 	    "  pg_dbmigrator shadow verify --dest URI --timestamp TS\n"
 	    "\n"
 	    "Options:\n"
@@ -291,7 +291,12 @@ cmd_shadow(int argc, char **argv)
 			                "or \"now\")\n");
 			return EXIT_USAGE;
 		}
-		return shadow_cleanup(&o);
+		{
+			/* an unswapped online migration's slot goes first (the source's WAL) */
+			int rc = shadow_online_release(&o);
+
+			return rc != EXIT_OK ? rc : shadow_cleanup(&o);
+		}
 	}
 	if (strcmp(verb, "verify") == 0)
 	{

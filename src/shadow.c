@@ -766,6 +766,67 @@ sh_online_forget(const shadow_opts *o, PGconn *t, const shadowsql_state *st)
 	return true;
 }
 
+int
+shadow_online_release(const shadow_opts *o)
+{
+	static char ts[1024][SHADOWSQL_TS];
+	shadowsql_state *st = calloc(1, sizeof(*st));
+	char key[SHADOWSQL_TS], err[1024];
+	int n, rc = EXIT_OK;
+
+	if (st == NULL)
+		return EXIT_ERROR;
+	if (strcmp(o->before, "now") == 0)
+	{
+		sh_now_ts(key);
+		key[13]++; /* this very second too, as cleanup */
+	}
+	else if (!shadowsql_date_key(o->before, key))
+	{
+		free(st);
+		return EXIT_OK; /* cleanup says what is wrong with the date */
+	}
+	n = sh_state_all(o->state_dir, ts, 1024);
+	for (int i = 0; i < n && rc == EXIT_OK; i++)
+	{
+		if (strcmp(ts[i], key) >= 0 || !sh_state_load(o->state_dir, ts[i], st) ||
+		    st->slot[0] == '\0' ||
+		    (strcmp(st->phase, "preparing") != 0 && strcmp(st->phase, "prepared") != 0))
+			continue;
+		if (!replconn_valid_slot_name(st->slot, NULL, 0))
+			continue;
+		if (o->source == NULL || o->source[0] == '\0')
+		{
+			fprintf(stderr,
+			        "pg_dbmigrator shadow: migration %s streams from the source (prepare "
+			        "--online): give --source URI, to drop its slot %s with it\n",
+			        st->ts, st->slot);
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (o->dry_run)
+		{
+			printf("-- on the source: stop the streaming prepare, if one runs;\nSELECT "
+			       "pg_drop_replication_slot('%s');\nDROP PUBLICATION IF EXISTS %s;\n",
+			       st->slot, st->slot);
+			continue;
+		}
+		if (sh_pid_is_ours(st->pid) && kill((pid_t)st->pid, SIGTERM) == 0)
+			for (int w = 0; w < 600 && sh_pid_is_ours(st->pid); w++)
+				usleep(100 * 1000);
+		if (!shstream_drop(o->source, st->slot, err, sizeof(err)))
+		{
+			sh_error("cannot drop the migration's slot on the source (nothing dropped)", err);
+			rc = EXIT_ERROR;
+			break;
+		}
+		fprintf(stderr, "pg_dbmigrator shadow: dropped the slot and the publication %s\n",
+		        st->slot);
+	}
+	free(st);
+	return rc;
+}
+
 /* prepare: the shadow schema, its tables, the source's rows, the preserved tables in step. */
 int
 shadow_prepare(const shadow_opts *o)

@@ -24,7 +24,9 @@
  *    slot is gone;
  *  - start --online (--jobs 2: the workers share the slot's snapshot)
  *    prepares and swaps in one run while the source writes;
- *    nothing is left on the source.
+ *    nothing is left on the source;
+ *  - cleanup of an online migration never swapped needs --source, stops
+ *    its streaming prepare and drops its slot with its shadow.
  */
 #include "config.h"
 
@@ -402,6 +404,52 @@ START_TEST(start_online_prepares_drains_and_swaps_in_one_run)
 }
 END_TEST
 
+/* cleanup of an online migration never swapped: its streaming prepare stopped, its slot gone. */
+START_TEST(cleanup_of_an_unswapped_online_migration_drops_its_slot)
+{
+	char src[256], tgt[256], dir[512], v[64];
+	char *out, *err;
+	PGconn *s, *t;
+	pgt_proc prep;
+	int rc;
+
+	two_sides("shadow_online_clean", src, tgt, sizeof(src), &s, &t);
+	pgt_scratch("shadow-online-clean-state", dir, sizeof(dir));
+	story_tool_start(
+	    &prep, (const char *const[]){"shadow", "prepare", NULL},
+	    (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, "--online", NULL},
+	    NULL);
+	story_expect(&prep, "streaming from slot", 60);
+	/* without the source, its slot could not go: refused, nothing dropped */
+	rc = shadow("cleanup",
+	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now", NULL},
+	            &out, &err);
+	ck_assert_msg(rc != 0 && strstr(err, "--source"), "cleanup without --source: %d %s", rc,
+	              story_tail(err));
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", v, sizeof(v)), "1");
+	free(out);
+	free(err);
+	rc = shadow("cleanup",
+	            (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir,
+	                                  "--before", "now", NULL},
+	            &out, &err);
+	ck_assert_msg(rc == 0 && strstr(err, "dropped the slot"), "cleanup: %d %s", rc,
+	              story_tail(err));
+	free(out);
+	free(err);
+	rc = story_finish(&prep, 30, NULL, &err);
+	ck_assert_msg(rc == 0, "the streaming prepare: %d %s", rc, story_tail(err));
+	free(err);
+	source_clean(s);
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '\\_pgdbm%'",
+	                           v, sizeof(v)),
+	                 "0");
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -411,7 +459,8 @@ main(void)
 	const TTest *const stories[] = {
 	    an_online_shadow_follows_the_source_until_the_swap,
 	    a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice,
-	    start_online_prepares_drains_and_swaps_in_one_run, NULL};
+	    start_online_prepares_drains_and_swaps_in_one_run,
+	    cleanup_of_an_unswapped_online_migration_drops_its_slot, NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
 }
