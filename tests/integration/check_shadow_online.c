@@ -338,6 +338,17 @@ START_TEST(a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice)
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
 	free(out);
 	free(err);
+	/* a dry run of the swap says it would drain, and changes nothing */
+	rc = shadow("swap",
+	            (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir,
+	                                  "--dry-run", NULL},
+	            &out, &err);
+	ck_assert_msg(rc == 0 && strstr(out, "drain") && strstr(out, "SET SCHEMA"),
+	              "swap --dry-run: %d %s %s", rc, out, story_tail(err));
+	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", v, sizeof(v)), "1");
+	free(out);
+	free(err);
 	/* prepare --online again streams on from the slot (the source busy again), the swap stops it */
 	worker_start(&sw, 's', "shadow_online_kill");
 	story_tool_start(&prep, (const char *const[]){"shadow", "prepare", NULL},
