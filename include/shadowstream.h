@@ -81,6 +81,7 @@ typedef struct shstream_result
 	pgo_lsn endpos;      /* the drain's end (0: none) */
 	pgo_lsn applied_lsn; /* the end of the last source transaction committed on the target */
 	unsigned long long txns, changes;
+	bool retryable; /* a failure a later call may not meet (a server was away) */
 } shstream_result;
 
 /*

@@ -546,6 +546,7 @@ sh_online_stream(const shadow_opts *o, shadowsql_state *st, replconn *rc, bool r
 	struct sigaction sa = {0}, old_int, old_term;
 	shstream_opts so = {0};
 	shstream_result res;
+	pgo_lsn best;
 	shadowsql_state *now = calloc(1, sizeof(*now));
 	char shadow[SHADOWSQL_NAME + 32], err[2048], lsn[PGO_LSN_STRLEN];
 	bool ok;
@@ -578,6 +579,29 @@ sh_online_stream(const shadow_opts *o, shadowsql_state *st, replconn *rc, bool r
 	so.resuming = resuming;
 	so.stop = &sh_stop_streaming;
 	ok = shstream_run(&so, rc, &res, err, sizeof(err));
+	/* a server away: streaming again from the slot, while it makes progress within 5 min */
+	best = res.applied_lsn;
+	for (int64_t since = cli_now_ms(), wait = 1000;
+	     !ok && res.retryable && !sh_stop_streaming && cli_now_ms() - since < 300 * 1000;)
+	{
+		fprintf(stderr, "pg_dbmigrator shadow: %s; streaming again in %lld s\n", err,
+		        (long long)wait / 1000);
+		for (int64_t t0 = cli_now_ms(); cli_now_ms() - t0 < wait && !sh_stop_streaming;)
+			usleep(100 * 1000);
+		if (sh_stop_streaming)
+		{
+			/* what was applied is confirmed already: a clean stop */
+			ok = true;
+			res.applied_lsn = best;
+			break;
+		}
+		so.resuming = true;
+		ok = shstream_run(&so, rc, &res, err, sizeof(err));
+		if (res.applied_lsn > best)
+			best = res.applied_lsn, since = cli_now_ms(), wait = 1000;
+		else
+			wait = wait * 2 > 10000 ? 10000 : wait * 2;
+	}
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	/* this process no longer streams; a swap that took over meanwhile owns the state */

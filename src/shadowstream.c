@@ -5,9 +5,10 @@
  *
  * The stream reads as its story: open the applier on the target (its
  * progress row says where the shadow is), START_REPLICATION from there,
- * stream_apply until stopped or drained, a final status update. No
- * reconnect: a lost connection ends the call, and the next one (the swap's
- * drain) starts again from the slot and the progress row.
+ * stream_apply until stopped or drained, a final status update. A lost
+ * connection ends the call (shstream_result.retryable); the next one (the
+ * streaming prepare's retry, the swap's drain) starts again from the slot and
+ * the progress row.
  */
 #include "config.h"
 
@@ -320,8 +321,11 @@ shstream_run(const shstream_opts *o, replconn *rc, shstream_result *res, char *e
 	ao.target_schema = o->shadow_schema;
 	/* the shadow tables have no triggers and no foreign keys (LIKE copies none) */
 	ao.guarded = true;
-	if (!pipeline_init(&pl, apply_rel_free, errbuf, errlen) ||
-	    !pipeline_open_applier(&pl, &ao, errbuf, errlen))
+	if (!pipeline_init(&pl, apply_rel_free, errbuf, errlen))
+		goto done;
+	/* a server away (restarting, the network) may be back later: the caller may try again */
+	res->retryable = true;
+	if (!pipeline_open_applier(&pl, &ao, errbuf, errlen))
 		goto done;
 	if (pl.app.progress_note[0])
 		event_say("ShadowStream", "warning", "%s", pl.app.progress_note);
@@ -338,6 +342,7 @@ shstream_run(const shstream_opts *o, replconn *rc, shstream_result *res, char *e
 		if (rc->slot_busy)
 			snprintf(errbuf + strlen(errbuf), errlen - strlen(errbuf),
 			         " (another process streams from the slot %s: stop it first)", o->name);
+		res->retryable = !rc->slot_busy;
 		goto done;
 	}
 	ts.last_lag_ms = ts.last_reply_ms = cli_now_ms();
@@ -347,6 +352,10 @@ shstream_run(const shstream_opts *o, replconn *rc, shstream_result *res, char *e
 	if (o->drain)
 		receiver_request_reply(&pl.rcv);
 	end = pipeline_apply(&pl, &so, errbuf, errlen);
+	/* a lost connection to either server may heal; a bad message or a refused change not */
+	res->retryable = end == STREAM_CLOSED   ? !(pl.rcv.failed && pl.rcv.fatal)
+	                 : end == STREAM_FAILED ? apply_lost_target(&pl.app)
+	                                        : false;
 	res->applied_lsn =
 	    pl.app.committed_lsn > start.start_lsn ? pl.app.committed_lsn : start.start_lsn;
 	res->txns = pl.app.stats.txns;

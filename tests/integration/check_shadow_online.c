@@ -25,8 +25,9 @@
  *  - start --online (--jobs 2: the workers share the slot's snapshot)
  *    prepares and swaps in one run while the source writes;
  *    nothing is left on the source;
- *  - cleanup of an online migration never swapped needs --source, stops
- *    its streaming prepare and drops its slot with its shadow.
+ *  - a streaming prepare goes on after the source restarts; cleanup of an
+ *    online migration never swapped needs --source, stops its streaming
+ *    prepare and drops its slot with its shadow.
  */
 #include "config.h"
 
@@ -431,6 +432,26 @@ START_TEST(cleanup_of_an_unswapped_online_migration_drops_its_slot)
 	    (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, "--online", NULL},
 	    NULL);
 	story_expect(&prep, "streaming from slot", 60);
+	/* the source restarts: the prepare streams again from the slot, and the shadow follows */
+	pgt_restart(&sv.src);
+	PQreset(sv.src_admin);
+	PQfinish(s);
+	s = pgt_connect_as(&sv.src, "shadow_online_clean", "app");
+	story_expect(&prep, "streaming again in", 30);
+	pgt_exec(s, "INSERT INTO customers (name) VALUES ('after the restart')");
+	{
+		char shadow[128], sql[256];
+		int i;
+
+		pgt_value(t, "SELECT nspname FROM pg_namespace WHERE nspname LIKE '\\_pgdbm\\_shadow%'",
+		          shadow, sizeof(shadow));
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM %s.customers WHERE name = 'after the restart'", shadow);
+		for (i = 0; i < 300 && strcmp(pgt_value(t, sql, v, sizeof(v)), "1") != 0; i++)
+			usleep(100 * 1000);
+		ck_assert_msg(i < 300, "the shadow did not follow the source after its restart: %s",
+		              story_tail(pgt_stderr(&prep)));
+	}
 	/* without the source, its slot could not go: refused, nothing dropped */
 	rc = shadow("cleanup",
 	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now", NULL},
