@@ -63,6 +63,13 @@ typedef struct apply_opts
 	/* the DDL in scope: the --schema and --exclude-schema lists (borrowed) */
 	const char *const *schemas, *const *ex_schemas;
 	int nschemas, nex_schemas;
+	/*
+	 * borrowed; NULL: each change goes to the table of the source's schema and
+	 * name. Else every relation is applied to the table of the source's name in
+	 * this schema (the shadow refresh streams into _pgdbm_shadow_<ts>, see
+	 * shadowstream.h); messages still name the source's relation.
+	 */
+	const char *target_schema;
 } apply_opts;
 
 typedef struct apply_stats

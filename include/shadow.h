@@ -10,9 +10,11 @@
  * The migration's state is a JSON file <state-dir>/shadow-<ts>.json (mode
  * 0600, written atomically).
  *
- * Owns: the connections and the state it opens during a call. Never: writes
- * to the source, touches a live table outside the swap's transaction but to
- * add and drop the sync triggers of preserved tables, prints a password.
+ * Owns: the connections and the state it opens during a call; with --online,
+ * the migration's slot and publication on the source. Never: writes to the
+ * source (but to create and drop that slot and publication), touches a live
+ * table outside the swap's transaction but to add and drop the sync triggers
+ * of preserved tables, prints a password.
  */
 #ifndef SHADOW_H
 #define SHADOW_H
@@ -40,6 +42,13 @@ typedef struct shadow_opts
 	int lock_timeout_ms; /* the swap's lock_timeout per try */
 	int lock_tries;      /* tries before the swap gives up */
 	int jobs;            /* prepare: tables copied at once (1..SHADOW_MAX_JOBS) */
+	/*
+	 * prepare --online: copy at a logical slot's exported snapshot, then
+	 * stream the source's changes into the shadow until Ctrl+C or the swap
+	 * (shadowstream.h); the swap drains the slot first and drops it after.
+	 */
+	bool online;
+	bool then_swap; /* start --online: prepare does not stream, the swap drains at once */
 } shadow_opts;
 
 /* Exit codes are cmd.h's. Each prints its own one-line errors on stderr. */
@@ -50,5 +59,13 @@ PGDBM_MUST_CHECK int shadow_list(const shadow_opts *o);
 PGDBM_MUST_CHECK int shadow_status(const shadow_opts *o);
 PGDBM_MUST_CHECK int shadow_cleanup(const shadow_opts *o);
 PGDBM_MUST_CHECK int shadow_verify(const shadow_opts *o);
+
+/*
+ * Before cleanup --before: the online migrations cleanup drops that were
+ * never swapped (preparing, prepared) lose their slot and publication on the
+ * source (o->source; a streaming prepare is stopped first), which would
+ * otherwise hold the source's WAL. EXIT_USAGE when one needs --source.
+ */
+PGDBM_MUST_CHECK int shadow_online_release(const shadow_opts *o);
 
 #endif /* SHADOW_H */

@@ -59,6 +59,16 @@ typedef struct shadowsql_state
 	shadowsql_table tables[SHADOWSQL_MAX_TABLES];
 	int nseqs;
 	shadowsql_seq seqs[SHADOWSQL_MAX_SEQS];
+	/*
+	 * prepare --online (written only when slot is set): the source's logical
+	 * slot and publication (one name), the source's system identifier and the
+	 * slot's consistent point (whose progress row on the target is this
+	 * run's), and the process streaming into the shadow (0: none).
+	 */
+	char slot[SHADOWSQL_NAME];
+	char source_system[32];
+	char consistent_lsn[32];
+	long long pid;
 } shadowsql_state;
 
 /* The schema a migration's shadow tables live in: _pgdbm_shadow_<ts>. */

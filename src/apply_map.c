@@ -81,7 +81,9 @@ static const char map_sql[] =
 apply_rel *
 apply_map(applier *a, relcache_entry *e)
 {
-	const char *params[2] = {e->nspname, e->relname};
+	/* the schema the change goes to: the source's, or the one apply_opts maps every relation to */
+	const char *nspname = a->opts.target_schema ? a->opts.target_schema : e->nspname;
+	const char *params[2] = {nspname, e->relname};
 	PGresult *res = NULL;
 	apply_rel *ar;
 	char msg[1024];
@@ -113,7 +115,7 @@ apply_map(applier *a, relcache_entry *e)
 		snprintf(msg, sizeof(msg),
 		         "table %s.%s is published on the source but does not exist on the target: "
 		         "create it there (a schema restore does), or remove it from the publication",
-		         e->nspname, e->relname);
+		         nspname, e->relname);
 		PQclear(res);
 		apply_fail(a, msg, NULL);
 		return NULL;
@@ -172,7 +174,7 @@ apply_map(applier *a, relcache_entry *e)
 	}
 	PQclear(res);
 	{
-		char *nsp = apply_quote(a, e->nspname), *rel = apply_quote(a, e->relname);
+		char *nsp = apply_quote(a, nspname), *rel = apply_quote(a, e->relname);
 
 		if (nsp && rel && (ar->qname = malloc(strlen(nsp) + strlen(rel) + 2)) != NULL)
 			sprintf(ar->qname, "%s.%s", nsp, rel);

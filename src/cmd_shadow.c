@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "events.h"
 #include "shadow.h"
 
 static void
@@ -25,14 +26,14 @@ shadow_usage(FILE *f)
 	    "\n"
 	    "Usage:\n"
 	    "  pg_dbmigrator shadow prepare --source URI --dest URI [--preserved-tables a,b]\n"
-	    "                               [--jobs N]\n"
-	    "  pg_dbmigrator shadow swap --dest URI [--timestamp TS]\n"
+	    "                               [--jobs N] [--online]\n"
+	    "  pg_dbmigrator shadow swap --dest URI [--timestamp TS] [--source URI]\n"
 	    "  pg_dbmigrator shadow start --source URI --dest URI [--preserved-tables a,b]\n"
 	    "                             prepare, then swap\n"
 	    "  pg_dbmigrator shadow rollback --dest URI --latest|--timestamp TS [--keep-tables a,b]\n"
 	    "  pg_dbmigrator shadow list --dest URI [--json]       the backups\n"
 	    "  pg_dbmigrator shadow status [--dest URI] [--timestamp TS] [--json]\n"
-	    "  pg_dbmigrator shadow cleanup --dest URI --before DATE|now\n"
+	    "  pg_dbmigrator shadow cleanup --dest URI --before DATE|now [--source URI]\n"
 	    "  pg_dbmigrator shadow verify --dest URI --timestamp TS\n"
 	    "\n"
 	    "Options:\n"
@@ -48,6 +49,10 @@ shadow_usage(FILE *f)
 	    "                               with one source and one target session\n"
 	    "  --lock-timeout MS            the swap's wait for each lock try (default 50)\n"
 	    "  --lock-retries N             swap tries before giving up (default 20)\n"
+	    "  --online                     prepare: copy at a replication slot's snapshot, then\n"
+	    "                               stream the source's changes into the shadow until\n"
+	    "                               Ctrl+C or the swap (which drains the slot, needs\n"
+	    "                               --source, and drops the slot after)\n"
 	    "  --dry-run                    print the plan and statements, change nothing\n"
 	    "  --json                       JSON on stdout\n"
 	    "\n"
@@ -98,6 +103,7 @@ cmd_shadow(int argc, char **argv)
 		O_DRY,
 		O_JOBS,
 		O_JSON,
+		O_ONLINE,
 		O_HELP
 	};
 	static const struct option longopts[] = {
@@ -116,6 +122,7 @@ cmd_shadow(int argc, char **argv)
 	    {"dry-run", no_argument, NULL, O_DRY},
 	    {"jobs", required_argument, NULL, O_JOBS},
 	    {"json", no_argument, NULL, O_JSON},
+	    {"online", no_argument, NULL, O_ONLINE},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0}};
 	static char preserved_store[4096], keep_store[4096];
@@ -208,6 +215,9 @@ cmd_shadow(int argc, char **argv)
 			case O_JSON:
 				o.json = true;
 				break;
+			case O_ONLINE:
+				o.online = true;
+				break;
 			case O_HELP:
 				shadow_usage(stdout);
 				return EXIT_OK;
@@ -238,13 +248,25 @@ cmd_shadow(int argc, char **argv)
 		fprintf(stderr, "pg_dbmigrator shadow %s: --source URI is required\n", verb);
 		return EXIT_USAGE;
 	}
+	if (o.online && strcmp(verb, "prepare") != 0 && strcmp(verb, "start") != 0)
+	{
+		fprintf(stderr,
+		        "pg_dbmigrator shadow %s: --online is for prepare and start (the swap "
+		        "knows from the state)\n",
+		        verb);
+		return EXIT_USAGE;
+	}
+	events_init(o.json);
 	if (strcmp(verb, "prepare") == 0)
 		return shadow_prepare(&o);
 	if (strcmp(verb, "swap") == 0)
 		return shadow_swap(&o);
 	if (strcmp(verb, "start") == 0)
 	{
-		int rc = shadow_prepare(&o);
+		int rc;
+
+		o.then_swap = true; /* --online: no streaming in between, the swap drains at once */
+		rc = shadow_prepare(&o);
 
 		return rc != EXIT_OK || o.dry_run ? rc : shadow_swap(&o);
 	}
@@ -269,7 +291,12 @@ cmd_shadow(int argc, char **argv)
 			                "or \"now\")\n");
 			return EXIT_USAGE;
 		}
-		return shadow_cleanup(&o);
+		{
+			/* an unswapped online migration's slot goes first (the source's WAL) */
+			int rc = shadow_online_release(&o);
+
+			return rc != EXIT_OK ? rc : shadow_cleanup(&o);
+		}
 	}
 	if (strcmp(verb, "verify") == 0)
 	{

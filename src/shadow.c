@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "shadow.h"
 #include "shadow_internal.h"
 #include "shadowsql.h"
+#include "shadowstream.h"
 #include "strbuf.h"
 
 /* ---- prepare ---- */
@@ -288,6 +290,331 @@ sh_show(const char *sql)
 		printf("%s%s", sql, sql[0] && sql[strlen(sql) - 1] == '\n' ? "" : "\n");
 }
 
+/* ---- --online: the stream into the shadow (shadowstream.h) ---- */
+
+static volatile sig_atomic_t sh_stop_streaming = 0;
+
+static void
+sh_on_stop_signal(int sig)
+{
+	(void)sig;
+	sh_stop_streaming = 1;
+}
+
+/*
+ * prepare --online, once the source's rows are in: stream into the shadow
+ * until Ctrl+C (or SIGTERM, the swap's word). The state names this process
+ * while it streams, so the swap can stop it; rc is shstream_create's (or
+ * closed: resuming a stream stopped before, from the slot).
+ */
+static int
+sh_online_stream(const shadow_opts *o, shadowsql_state *st, replconn *rc, bool resuming)
+{
+	struct sigaction sa = {0}, old_int, old_term;
+	shstream_opts so = {0};
+	shstream_result res;
+	pgo_lsn best;
+	shadowsql_state *now = calloc(1, sizeof(*now));
+	char shadow[SHADOWSQL_NAME + 32], err[2048], lsn[PGO_LSN_STRLEN];
+	bool ok;
+
+	shadowsql_shadow_schema(st->ts, shadow, sizeof(shadow));
+	if (now == NULL)
+	{
+		sh_error("out of memory", NULL);
+		replconn_close(rc);
+		return EXIT_ERROR;
+	}
+	st->pid = (long long)getpid();
+	if (!sh_state_save(o->state_dir, st))
+	{
+		free(now);
+		replconn_close(rc);
+		return EXIT_ERROR;
+	}
+	sa.sa_handler = sh_on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	so.source = o->source;
+	so.dest = o->dest;
+	so.name = st->slot;
+	so.shadow_schema = shadow;
+	so.source_system = st->source_system;
+	if (!pgo_lsn_parse(st->consistent_lsn, &so.run_lsn))
+		so.run_lsn = 0;
+	so.resuming = resuming;
+	so.stop = &sh_stop_streaming;
+	ok = shstream_run(&so, rc, &res, err, sizeof(err));
+	/* a server away: streaming again from the slot, while it makes progress within 5 min */
+	best = res.applied_lsn;
+	for (int64_t since = cli_now_ms(), wait = 1000;
+	     !ok && res.retryable && !sh_stop_streaming && cli_now_ms() - since < 300 * 1000;)
+	{
+		sh_say("warning", "%s; streaming again in %lld s", err, (long long)wait / 1000);
+		for (int64_t t0 = cli_now_ms(); cli_now_ms() - t0 < wait && !sh_stop_streaming;)
+			usleep(100 * 1000);
+		if (sh_stop_streaming)
+		{
+			/* what was applied is confirmed already: a clean stop */
+			ok = true;
+			res.applied_lsn = best;
+			break;
+		}
+		so.resuming = true;
+		ok = shstream_run(&so, rc, &res, err, sizeof(err));
+		if (res.applied_lsn > best)
+			best = res.applied_lsn, since = cli_now_ms(), wait = 1000;
+		else
+			wait = wait * 2 > 10000 ? 10000 : wait * 2;
+	}
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	/* this process no longer streams; a swap that took over meanwhile owns the state */
+	if (sh_state_load(o->state_dir, st->ts, now) && now->pid == st->pid &&
+	    strcmp(now->phase, "prepared") == 0)
+	{
+		now->pid = 0;
+		(void)sh_state_save(o->state_dir, now);
+	}
+	free(now);
+	if (!ok)
+	{
+		sh_error("the stream into the shadow stopped", err);
+		sh_say("info",
+		       "migration %s stays prepared and its slot %s keeps the "
+		       "source's changes: prepare --online again streams on from it, shadow swap "
+		       "--source URI --timestamp %s drains it and swaps",
+		       st->ts, st->slot, st->ts);
+		return EXIT_ERROR;
+	}
+	sh_say("info",
+	       "stopped streaming migration %s: applied up to %s (%llu "
+	       "transactions); the slot %s keeps the source's later changes for the swap",
+	       st->ts, pgo_lsn_format(res.applied_lsn, lsn), res.txns, st->slot);
+	return EXIT_OK;
+}
+
+/*
+ * Is pid a live (not a zombie) `pg_dbmigrator shadow ... --online`, not this
+ * process? Linux's /proc; elsewhere: assume not (the swap then waits for the
+ * slot to be free, and says what to stop).
+ */
+static bool
+sh_pid_is_ours(long long pid)
+{
+	char path[64], buf[4096];
+	FILE *f;
+	size_t n;
+	bool ours = false, shadow = false, online = false;
+
+	if (pid <= 0 || pid == (long long)getpid() || kill((pid_t)pid, 0) != 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%lld/cmdline", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/*
+	 * the words, NUL-separated (a zombie has none): a reused PID must not be
+	 * signalled, so it must be a pg_dbmigrator shadow ... --online
+	 */
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+	{
+		if (i == 0)
+			ours = strstr(buf, "pg_dbmigrator") != NULL;
+		shadow = shadow || strcmp(buf + i, "shadow") == 0;
+		online = online || strcmp(buf + i, "--online") == 0;
+	}
+	return ours && shadow && online;
+}
+
+/*
+ * The swap of an online migration, before the exchange: stop the streaming
+ * prepare (SIGTERM: it commits what it has and confirms it), then drain the
+ * slot up to the source's current position into the shadow and take the
+ * source's sequence values of that moment. Nothing live is touched.
+ */
+static bool
+sh_online_drain(const shadow_opts *o, shadowsql_state *st, const char *shadow)
+{
+	shstream_opts so = {0};
+	shstream_result res;
+	replconn rc = {0};
+	char err[2048], lsn[PGO_LSN_STRLEN], end[PGO_LSN_STRLEN];
+	bool active;
+	PGconn *s;
+	PGresult *r;
+	const char *p1[1] = {st->schema};
+
+	if (o->dry_run)
+	{
+		printf("-- drain: stop the streaming prepare%s, stream slot %s up to the source's "
+		       "pg_current_wal_lsn() into schema %s, read the source's sequences\n",
+		       st->pid ? "" : " (none runs)", st->slot, shadow);
+		return true;
+	}
+	if (sh_pid_is_ours(st->pid))
+	{
+		sh_say("info", "stopping the streaming prepare (pid %lld)", st->pid);
+		if (kill((pid_t)st->pid, SIGTERM) == 0)
+			for (int i = 0; i < 600 && sh_pid_is_ours(st->pid); i++)
+				usleep(100 * 1000);
+	}
+	if (!shstream_wait_free(o->source, st->slot, 30, &active, err, sizeof(err)))
+	{
+		sh_error("cannot check the slot", err);
+		return false;
+	}
+	if (active)
+	{
+		sh_say("error",
+		       "the slot %s is still streaming (a prepare --online runs "
+		       "elsewhere?): stop it with Ctrl+C, then swap again",
+		       st->slot);
+		return false;
+	}
+	so.source = o->source;
+	so.dest = o->dest;
+	so.name = st->slot;
+	so.shadow_schema = shadow;
+	so.source_system = st->source_system;
+	if (!pgo_lsn_parse(st->consistent_lsn, &so.run_lsn))
+		so.run_lsn = 0;
+	so.resuming = true;
+	so.drain = true;
+	if (!shstream_run(&so, &rc, &res, err, sizeof(err)))
+	{
+		sh_error("the drain of the stream failed", err);
+		return false;
+	}
+	sh_say("info",
+	       "drained the stream: applied up to %s (the source was at %s "
+	       "when the drain began; %llu transactions now)",
+	       pgo_lsn_format(res.applied_lsn, lsn), pgo_lsn_format(res.endpos, end), res.txns);
+	/* the sequences as the source has them now (the ones read at the snapshot are behind) */
+	if ((s = sh_connect(o->source, PGSESSION_SOURCE, "source")) == NULL)
+		return false;
+	r = sh_query(s,
+	             "SELECT sequencename, coalesce(last_value, start_value), last_value IS NOT NULL "
+	             "FROM pg_sequences WHERE schemaname = $1",
+	             1, p1, "cannot read the source's sequences");
+	for (int i = 0; r && i < PQntuples(r); i++)
+		for (int j = 0; j < st->nseqs; j++)
+			if (strcmp(st->seqs[j].name, PQgetvalue(r, i, 0)) == 0)
+			{
+				st->seqs[j].value = atoll(PQgetvalue(r, i, 1));
+				st->seqs[j].called = PQgetvalue(r, i, 2)[0] == 't';
+			}
+	PQfinish(s);
+	if (r == NULL)
+		return false;
+	PQclear(r);
+	st->pid = 0;
+	return sh_state_save(o->state_dir, st);
+}
+
+/* After the swap: the slot and publication go (a kept slot would hold the source's WAL). */
+static bool
+sh_online_forget(const shadow_opts *o, PGconn *t, const shadowsql_state *st)
+{
+	char err[1024];
+	char *lit;
+	strbuf q;
+
+	if (!shstream_drop(o->source, st->slot, err, sizeof(err)))
+	{
+		sh_say("warning",
+		       "the swap is done, but %s; drop them on the source now "
+		       "(SELECT pg_drop_replication_slot('%s'); DROP PUBLICATION %s;): the slot holds "
+		       "the source's WAL",
+		       err, st->slot, st->slot);
+		return false;
+	}
+	/*
+	 * its progress row (if a swap run before has not dropped it); the schema
+	 * too when nothing else is in it (no other run uses it)
+	 */
+	strbuf_init(&q);
+	lit = PQescapeLiteral(t, st->slot, strlen(st->slot));
+	if (lit &&
+	    strbuf_appendf(
+	        &q,
+	        "DO $$BEGIN IF to_regclass('_pg_dbmigrator.apply_progress') IS NULL THEN RETURN; "
+	        "END IF; DELETE FROM _pg_dbmigrator.apply_progress WHERE slot_name = %s; "
+	        "IF NOT EXISTS (SELECT FROM _pg_dbmigrator.apply_progress) AND (SELECT count(*) "
+	        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+	        "'_pg_dbmigrator' AND c.relkind <> 'i') = 1 THEN DROP SCHEMA _pg_dbmigrator "
+	        "CASCADE; END IF; END$$",
+	        lit))
+		(void)sh_exec(t, strbuf_data(&q), "cannot drop the stream's progress row on the target");
+	PQfreemem(lit);
+	strbuf_free(&q);
+	sh_say("info", "dropped the slot and the publication %s", st->slot);
+	return true;
+}
+
+int
+shadow_online_release(const shadow_opts *o)
+{
+	static char ts[1024][SHADOWSQL_TS];
+	shadowsql_state *st = calloc(1, sizeof(*st));
+	char key[SHADOWSQL_TS], err[1024];
+	int n, rc = EXIT_OK;
+
+	if (st == NULL)
+		return EXIT_ERROR;
+	if (strcmp(o->before, "now") == 0)
+	{
+		sh_now_ts(key);
+		key[13]++; /* this very second too, as cleanup */
+	}
+	else if (!shadowsql_date_key(o->before, key))
+	{
+		free(st);
+		return EXIT_OK; /* cleanup says what is wrong with the date */
+	}
+	n = sh_state_all(o->state_dir, ts, 1024);
+	for (int i = 0; i < n && rc == EXIT_OK; i++)
+	{
+		if (strcmp(ts[i], key) >= 0 || !sh_state_load(o->state_dir, ts[i], st) ||
+		    st->slot[0] == '\0' ||
+		    (strcmp(st->phase, "preparing") != 0 && strcmp(st->phase, "prepared") != 0))
+			continue;
+		if (!replconn_valid_slot_name(st->slot, NULL, 0))
+			continue;
+		if (o->source == NULL || o->source[0] == '\0')
+		{
+			sh_say("error",
+			       "migration %s streams from the source (prepare "
+			       "--online): give --source URI, to drop its slot %s with it",
+			       st->ts, st->slot);
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (o->dry_run)
+		{
+			printf("-- on the source: stop the streaming prepare, if one runs;\nSELECT "
+			       "pg_drop_replication_slot('%s');\nDROP PUBLICATION IF EXISTS %s;\n",
+			       st->slot, st->slot);
+			continue;
+		}
+		if (sh_pid_is_ours(st->pid) && kill((pid_t)st->pid, SIGTERM) == 0)
+			for (int w = 0; w < 600 && sh_pid_is_ours(st->pid); w++)
+				usleep(100 * 1000);
+		if (!shstream_drop(o->source, st->slot, err, sizeof(err)))
+		{
+			sh_error("cannot drop the migration's slot on the source (nothing dropped)", err);
+			rc = EXIT_ERROR;
+			break;
+		}
+		sh_say("info", "dropped the slot and the publication %s", st->slot);
+	}
+	free(st);
+	return rc;
+}
+
 /* prepare: the shadow schema, its tables, the source's rows, the preserved tables in step. */
 int
 shadow_prepare(const shadow_opts *o)
@@ -301,6 +628,8 @@ shadow_prepare(const shadow_opts *o)
 	int rc = EXIT_ERROR;
 	long long bytes = 0;
 	int64_t t0 = cli_now_ms();
+	replconn rcn = {0};   /* --online: the slot's replication connection */
+	bool created = false; /* --online: the slot and publication are ours to drop on failure */
 
 	sh_events_init(o, "ShadowPrepare");
 	strbuf_init(&q);
@@ -318,6 +647,21 @@ shadow_prepare(const shadow_opts *o)
 
 		if (sh_state_find(o, "prepared swapping", &other))
 		{
+			/* prepare --online again: a prepared online migration streams on from its slot */
+			if (o->online && !o->then_swap && !o->dry_run && other.slot[0] &&
+			    strcmp(other.phase, "prepared") == 0)
+			{
+				replconn rcs = {0};
+
+				*st = other;
+				sh_say("info",
+				       "migration %s is prepared: streaming into its shadow again from its "
+				       "slot %s",
+				       st->ts, st->slot);
+				rc = sh_online_stream(o, st, &rcs, true);
+				free(st);
+				return rc;
+			}
 			sh_say("error",
 			       "migration %s is prepared and not swapped yet: swap it "
 			       "(shadow swap --timestamp %s) or drop it (shadow cleanup --before now)",
@@ -336,8 +680,9 @@ shadow_prepare(const shadow_opts *o)
 	if ((t = sh_connect(o->dest, PGSESSION_TARGET, "target")) == NULL ||
 	    (s = sh_connect(o->source, PGSESSION_SOURCE, "source")) == NULL)
 		goto error;
-	/* the source read in one snapshot, read only */
-	if (!sh_exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "cannot read the source"))
+	/* the source read in one snapshot, read only (--online: the slot's, once it exists) */
+	if (!o->online &&
+	    !sh_exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "cannot read the source"))
 		goto error;
 	if ((r = sh_query(t, SH_TABLES_SQL, 1, p1, "cannot list the target's tables")) == NULL ||
 	    (rs = sh_query(s, SH_TABLES_SQL, 1, p1, "cannot list the source's tables")) == NULL)
@@ -416,12 +761,53 @@ shadow_prepare(const shadow_opts *o)
 			        "the %s",
 			        shadow, st->tables[i].name, o->schema, st->tables[i].name,
 			        st->tables[i].preserved ? "target, kept in step by triggers" : "source");
+		if (o->online)
+		{
+			char name[SHSTREAM_NAME];
+
+			shstream_name(st->ts, name, sizeof(name));
+			sh_plan("-- on the source:");
+			sh_plan("CREATE PUBLICATION %s FOR TABLE ...;  -- the tables not preserved", name);
+			sh_plan("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (EXPORT_SNAPSHOT);  -- the copy "
+			        "reads at its snapshot",
+			        name);
+			sh_plan("-- then the source's changes stream into %s until Ctrl+C or the swap", shadow);
+		}
 		rc = EXIT_OK;
 		goto error;
 	}
 
+	if (o->online)
+		shstream_name(st->ts, st->slot, sizeof(st->slot));
 	if (!sh_state_save(o->state_dir, st))
 		goto error;
+	if (o->online)
+	{
+		/* the publication and the slot; the copy reads at the slot's exported snapshot */
+		const char *names[SHADOWSQL_MAX_TABLES];
+		replslot slot;
+		char err[2048], set[128];
+		int n = 0;
+
+		for (int i = 0; i < st->ntables; i++)
+			if (!st->tables[i].preserved)
+				names[n++] = st->tables[i].name;
+		if (!shstream_create(o->source, s, st->slot, o->schema, names, n, &rcn, &slot, err,
+		                     sizeof(err)))
+		{
+			sh_error("cannot set up the stream on the source", err);
+			goto error;
+		}
+		created = true;
+		snprintf(st->source_system, sizeof(st->source_system), "%s", rcn.system_id);
+		pgo_lsn_format(slot.consistent_point, st->consistent_lsn);
+		snprintf(set, sizeof(set), "SET TRANSACTION SNAPSHOT '%s'", slot.snapshot);
+		if (!sh_state_save(o->state_dir, st) ||
+		    !sh_exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+		             "cannot read the source") ||
+		    !sh_exec(s, set, "cannot read the source at the slot's snapshot"))
+			goto error;
+	}
 	/* the shadow schema from scratch (a killed prepare's remains go with it) */
 	strbuf_reset(&q);
 	if (!strbuf_appendf(
@@ -521,14 +907,33 @@ shadow_prepare(const shadow_opts *o)
 		event_num(&e, "seconds", secs);
 		sh_event_end(&e,
 		             "prepared migration %s: %d tables in schema %s (%lld bytes copied in %.1f "
-		             "s); swap with: shadow swap --timestamp %s",
-		             st->ts, st->ntables, shadow, bytes, secs, st->ts);
+		             "s); swap with: shadow swap --timestamp %s%s",
+		             st->ts, st->ntables, shadow, bytes, secs, st->ts,
+		             o->online ? " --source URI" : "");
 	}
 	rc = EXIT_OK;
+	if (o->online && !o->then_swap)
+	{
+		/* the copy is done: the target's sessions go, the stream takes over */
+		PQfinish(s);
+		PQfinish(t);
+		s = t = NULL;
+		rc = sh_online_stream(o, st, &rcn, false);
+	}
 error:
 	if (rc != EXIT_OK && !o->dry_run)
 		sh_say("error", "the live tables are untouched; run the same "
 		                "command again to prepare anew");
+	if (rc != EXIT_OK && created && (rcn.conn != NULL || strcmp(st->phase, "preparing") == 0))
+	{
+		char err[1024];
+
+		/* a prepare that failed before its end keeps no slot (the next one makes its own) */
+		replconn_close(&rcn);
+		if (!shstream_drop(o->source, st->slot, err, sizeof(err)))
+			sh_error("cannot drop the slot and the publication on the source", err);
+	}
+	replconn_close(&rcn);
 	PQclear(r);
 	PQclear(rs);
 	strbuf_free(&q);
@@ -579,6 +984,19 @@ shadow_swap(const shadow_opts *o)
 		sh_say("error", "migration %s is %s, not prepared: nothing to swap", st->ts, st->phase);
 		goto error;
 	}
+	if (st->slot[0] && !replconn_valid_slot_name(st->slot, NULL, 0))
+	{
+		sh_say("error", "the state of migration %s names no valid slot", st->ts);
+		goto error;
+	}
+	if (st->slot[0] && (o->source == NULL || o->source[0] == '\0'))
+	{
+		sh_say("error",
+		       "migration %s streams from the source (prepare --online): "
+		       "give --source URI, to drain its stream and drop its slot %s",
+		       st->ts, st->slot);
+		goto error;
+	}
 	shadowsql_shadow_schema(st->ts, shadow, sizeof(shadow));
 	shadowsql_backup_schema(st->ts, bk, sizeof(bk));
 	if ((t = sh_connect(o->dest, PGSESSION_TARGET, "target")) == NULL)
@@ -612,6 +1030,13 @@ shadow_swap(const shadow_opts *o)
 	}
 	else
 	{
+		/* online: the source's changes up to now into the shadow, before any lock */
+		if (st->slot[0] && !sh_online_drain(o, st, shadow))
+		{
+			sh_say("error", "the live tables are untouched; run the same "
+			                "swap again");
+			goto error;
+		}
 		if (!o->dry_run)
 		{
 			snprintf(st->phase, sizeof(st->phase), "swapping");
@@ -640,6 +1065,9 @@ shadow_swap(const shadow_opts *o)
 	}
 	sh_validate_fks(t, st->schema);
 	if (!sh_manifest(t, bk, st))
+		goto error;
+	/* online: the slot goes before the record says swapped (killed here: the same swap again) */
+	if (st->slot[0] && !sh_online_forget(o, t, st))
 		goto error;
 	snprintf(st->phase, sizeof(st->phase), "swapped");
 	if (!sh_state_save(o->state_dir, st))

@@ -205,7 +205,13 @@ shadowsql_state_json(strbuf *sb, const shadowsql_state *st)
 		     strbuf_append_json_string(sb, st->seqs[i].name, strlen(st->seqs[i].name)) &&
 		     strbuf_appendf(sb, ", \"value\": %lld, \"called\": %s}", st->seqs[i].value,
 		                    st->seqs[i].called ? "true" : "false");
-	return ok && strbuf_append_cstr(sb, "]\n}\n");
+	ok = ok && strbuf_append_char(sb, ']');
+	if (st->slot[0])
+		ok = ok && json_field(sb, "slot", st->slot, true) &&
+		     json_field(sb, "source_system", st->source_system, true) &&
+		     json_field(sb, "consistent_lsn", st->consistent_lsn, true) &&
+		     strbuf_appendf(sb, ",\n  \"pid\": %lld", st->pid);
+	return ok && strbuf_append_cstr(sb, "\n}\n");
 }
 
 /* ---- the reader: a cursor over the text; every getter checks what it reads ---- */
@@ -375,7 +381,7 @@ shadowsql_state_parse(const char *text, shadowsql_state *st, char *err, size_t e
 {
 	jcur c = {text, err, errlen};
 	char key[32];
-	int seen = 0;
+	int seen = 0, online = 0;
 
 	memset(st, 0, sizeof(*st));
 	if (!jchar(&c, '{'))
@@ -403,6 +409,27 @@ shadowsql_state_parse(const char *text, shadowsql_state *st, char *err, size_t e
 		else if (strcmp(key, "origin") == 0)
 		{
 			if (!jstring(&c, st->origin, sizeof(st->origin)))
+				return false;
+		}
+		/* the optional fields of an online migration (not counted) */
+		else if (strcmp(key, "slot") == 0 || strcmp(key, "source_system") == 0 ||
+		         strcmp(key, "consistent_lsn") == 0)
+		{
+			bool slot = strcmp(key, "slot") == 0;
+			char *to = slot                                ? st->slot
+			           : strcmp(key, "source_system") == 0 ? st->source_system
+			                                               : st->consistent_lsn;
+
+			seen--;
+			online++;
+			if (!jstring(&c, to, slot ? sizeof(st->slot) : sizeof(st->source_system)))
+				return false;
+		}
+		else if (strcmp(key, "pid") == 0)
+		{
+			seen--;
+			online++;
+			if (!jnumber(&c, &st->pid))
 				return false;
 		}
 		else if (strcmp(key, "tables") == 0 || strcmp(key, "sequences") == 0)
@@ -434,7 +461,9 @@ shadowsql_state_parse(const char *text, shadowsql_state *st, char *err, size_t e
 	jws(&c);
 	if (*c.p != '\0')
 		return jfail(&c, "text after the object");
-	if (seen != 6 || !shadowsql_ts_valid(st->ts) || st->phase[0] == '\0' || st->schema[0] == '\0')
+	/* an online migration's four fields come together */
+	if (seen != 6 || (online != 0 && (online != 4 || st->slot[0] == '\0')) ||
+	    !shadowsql_ts_valid(st->ts) || st->phase[0] == '\0' || st->schema[0] == '\0')
 	{
 		snprintf(err, errlen, "a field is missing or the timestamp is not 14 digits");
 		return false;

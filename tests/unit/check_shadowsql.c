@@ -115,6 +115,40 @@ START_TEST(a_state_this_version_never_writes_is_refused)
 }
 END_TEST
 
+/* prepare --online's fields: written only when there is a slot, read back, all or none */
+START_TEST(an_online_state_reads_back_and_needs_all_its_fields)
+{
+	shadowsql_state *st = sample(), *back = calloc(1, sizeof(*back));
+	strbuf sb;
+	char err[256], *text, *cut;
+
+	strbuf_init(&sb);
+	ck_assert(shadowsql_state_json(&sb, st));
+	ck_assert_ptr_null(strstr(strbuf_data(&sb), "slot"));
+	strbuf_reset(&sb);
+	strcpy(st->slot, "pgdbm_shadow_20261202113000");
+	strcpy(st->source_system, "7441234567890123456");
+	strcpy(st->consistent_lsn, "0/1A2B3C8");
+	st->pid = 4242;
+	ck_assert(shadowsql_state_json(&sb, st));
+	ck_assert_msg(shadowsql_state_parse(strbuf_data(&sb), back, err, sizeof(err)), "%s", err);
+	ck_assert_str_eq(back->slot, st->slot);
+	ck_assert_str_eq(back->source_system, st->source_system);
+	ck_assert_str_eq(back->consistent_lsn, "0/1A2B3C8");
+	ck_assert(back->pid == 4242 && back->nseqs == 1);
+	/* one of the four left out: refused */
+	text = strdup(strbuf_data(&sb));
+	cut = strstr(text, ",\n  \"pid\"");
+	ck_assert_ptr_nonnull(cut);
+	strcpy(cut, "\n}\n");
+	ck_assert(!shadowsql_state_parse(text, back, err, sizeof(err)));
+	free(text);
+	strbuf_free(&sb);
+	free(st);
+	free(back);
+}
+END_TEST
+
 START_TEST(the_sync_trigger_quotes_every_name_and_keys_by_the_primary_key)
 {
 	const char *keys[] = {"tenant", "Id"};
@@ -242,6 +276,7 @@ main(void)
 	tcase_add_test(tc, the_sync_trigger_quotes_every_name_and_keys_by_the_primary_key);
 	tcase_add_test(tc, dates_names_and_arrays);
 	tcase_add_test(tc, the_exchange_carries_every_kind_of_object);
+	tcase_add_test(tc, an_online_state_reads_back_and_needs_all_its_fields);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
