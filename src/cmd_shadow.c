@@ -32,7 +32,7 @@ shadow_usage(FILE *f)
 	    "                             prepare, then swap\n"
 	    "  pg_dbmigrator shadow rollback --dest URI --latest|--timestamp TS [--keep-tables a,b]\n"
 	    "  pg_dbmigrator shadow list --dest URI [--json]       the backups\n"
-	    "  pg_dbmigrator shadow status [--dest URI] [--timestamp TS] [--json]\n"
+	    "  pg_dbmigrator shadow status [--dest URI] [--source URI] [--timestamp TS] [--json]\n"
 	    "  pg_dbmigrator shadow cleanup --dest URI --before DATE|now [--source URI]\n"
 	    "  pg_dbmigrator shadow verify --dest URI --timestamp TS\n"
 	    "\n"

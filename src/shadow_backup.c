@@ -20,6 +20,7 @@
 #include "pgsession.h"
 #include "shadow.h"
 #include "shadow_internal.h"
+#include "shadowstream.h"
 #include "shadowsql.h"
 #include "strbuf.h"
 
@@ -193,6 +194,7 @@ sh_report(const shadow_opts *o, bool backups_only)
 	static char ts[1024][SHADOWSQL_TS];
 	shadowsql_state *st = calloc(1, sizeof(*st));
 	PGconn *t = o->dest ? sh_connect(o->dest, PGSESSION_TARGET, "target") : NULL;
+	PGconn *s = NULL; /* the source, for an online migration's lag (status --source) */
 	int n = sh_state_all(o->state_dir, ts, 1024), shown = 0;
 
 	if (st == NULL || (o->dest && t == NULL))
@@ -205,7 +207,8 @@ sh_report(const shadow_opts *o, bool backups_only)
 	for (int i = n - 1; i >= 0; i--)
 	{
 		char sch[SHADOWSQL_NAME + 32];
-		long long size, sync_errors;
+		long long size, sync_errors, lag;
+		bool streaming;
 		int preserved = 0;
 
 		if (!sh_state_load(o->state_dir, ts[i], st) || strcmp(st->phase, "cleaned") == 0 ||
@@ -230,13 +233,32 @@ sh_report(const shadow_opts *o, bool backups_only)
 			if (sync_errors < 0)
 				PQclear(PQexec(t, "SELECT 1")); /* the session goes on */
 		}
+		/* an online migration not swapped yet: how far its shadow is behind the source */
+		lag = -1;
+		streaming = false;
+		if (!backups_only && st->slot[0] && strcmp(st->phase, "prepared") == 0 && o->source)
+		{
+			char err[1024];
+
+			if (s == NULL)
+				s = sh_connect(o->source, PGSESSION_SOURCE, "source");
+			if (s == NULL || !shstream_lag(s, st->slot, &lag, err, sizeof(err)) ||
+			    !shstream_wait_free(o->source, st->slot, 0, &streaming, err, sizeof(err)))
+			{
+				sh_say("warning", "migration %s: cannot read its slot's lag: %s", st->ts,
+				       s ? err : "no source session");
+				lag = -1;
+			}
+		}
 		if (o->json)
 		{
 			printf("%s{\"timestamp\": \"%s\", \"phase\": \"%s\", \"origin\": \"%s\", "
 			       "\"schema\": \"%s\", \"tables\": %d, \"preserved_tables\": %d, \"bytes\": "
-			       "%lld, \"sync_errors\": %lld}",
+			       "%lld, \"sync_errors\": %lld, \"online\": %s, \"streaming\": %s, "
+			       "\"lag_bytes\": %lld}",
 			       shown ? ", " : "", st->ts, st->phase, st->origin, sch, st->ntables, preserved,
-			       size, sync_errors);
+			       size, sync_errors, st->slot[0] ? "true" : "false", streaming ? "true" : "false",
+			       lag);
 		}
 		else
 		{
@@ -247,6 +269,12 @@ sh_report(const shadow_opts *o, bool backups_only)
 			       st->ntables, preserved, size, sch);
 			if (sync_errors > 0)
 				printf("  (%lld writes not carried into the shadow: prepare again)", sync_errors);
+			if (lag >= 0)
+				printf("  (online: %s, %lld bytes of the source's WAL not applied yet)",
+				       streaming ? "streaming" : "not streaming: prepare --online again, or swap",
+				       lag);
+			else if (st->slot[0] && strcmp(st->phase, "prepared") == 0 && o->source == NULL)
+				printf("  (online: give --source URI for its lag)");
 			printf("\n");
 		}
 		shown++;
@@ -257,6 +285,8 @@ sh_report(const shadow_opts *o, bool backups_only)
 		printf(backups_only ? "no backups\n" : "no migrations\n");
 	if (t)
 		PQfinish(t);
+	if (s)
+		PQfinish(s);
 	free(st);
 	return EXIT_OK;
 }

@@ -224,8 +224,17 @@ START_TEST(an_online_shadow_follows_the_source_until_the_swap)
 	                 NULL);
 	story_expect(&prep, "streaming from slot", 60);
 	story_expect(&prep, "ShadowLag", 20);
-	/* the shadow follows the source while it streams */
+	/* the shadow follows the source while it streams; status tells how far behind it is */
 	sleep(1);
+	rc = shadow(
+	    "status",
+	    (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir, "--json", NULL},
+	    &out, &err);
+	ck_assert_msg(rc == 0 && strstr(out, "\"online\": true, \"streaming\": true") &&
+	                  strstr(out, "\"lag_bytes\": ") && !strstr(out, "\"lag_bytes\": -1"),
+	              "status while streaming: %d %s %s", rc, out, story_tail(err));
+	free(out);
+	free(err);
 	worker_stop(&sw);
 	usleep(1500 * 1000);
 	rc = shadow("swap",
@@ -320,6 +329,16 @@ START_TEST(a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice)
 	story_kill_9(&prep);
 	sleep(1);
 	worker_stop(&sw);
+
+	/* status: an online migration whose prepare no longer streams, and its slot's lag */
+	rc = shadow("status",
+	            (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir, NULL},
+	            &out, &err);
+	ck_assert_msg(rc == 0 && strstr(out, "online: not streaming") &&
+	                  strstr(out, "bytes of the source's WAL"),
+	              "status after the kill: %d %s %s", rc, out, story_tail(err));
+	free(out);
+	free(err);
 
 	/* the swap of an online migration needs the source: refused, nothing changed */
 	rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out, &err);
