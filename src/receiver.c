@@ -26,6 +26,12 @@
 /* While data flows: wait this long for this many bytes before reading. */
 #define RECEIVER_BATCH_WAIT_MS 5
 #define RECEIVER_BATCH_LOWAT   (64 * 1024)
+/*
+ * ...but only after a burst of at least this many bytes: a light stream
+ * (a transaction now and then, its messages in separate segments) is read
+ * as it comes, or each of its transactions would wait for the batch.
+ */
+#define RECEIVER_BATCH_MIN_BURST (16 * 1024)
 
 /* Published bytes after which the consumer is woken even within a burst. */
 #define RECEIVER_NOTIFY_BYTES (256 * 1024)
@@ -363,18 +369,23 @@ receiver_main(void *arg)
 			 * The walsender flushes every message on its own. While data flows,
 			 * wait briefly for a socket-buffer's worth (SO_RCVLOWAT) so that one
 			 * read and one consumer wakeup carry many messages; once a short wait
-			 * brings nothing, the stream is idle and we wait normally.
+			 * brings nothing, the stream is idle and we wait normally. A
+			 * small burst says the stream is light: no batch wait then.
 			 */
-			if (r->got_since_wait)
+			if (r->got_since_wait >= RECEIVER_BATCH_MIN_BURST)
 			{
-				r->got_since_wait = false;
+				r->got_since_wait = 0;
 				if (!receiver_wait_socket(
 				        r, wait < RECEIVER_BATCH_WAIT_MS ? wait : RECEIVER_BATCH_WAIT_MS,
 				        RECEIVER_BATCH_LOWAT))
 					break;
 			}
-			else if (!receiver_wait_socket(r, wait, 1))
-				break;
+			else
+			{
+				r->got_since_wait = 0;
+				if (!receiver_wait_socket(r, wait, 1))
+					break;
+			}
 			continue;
 		}
 		if (n == -1)
@@ -387,7 +398,7 @@ receiver_main(void *arg)
 			receiver_fail(r, "lost the replication connection", PQerrorMessage(conn));
 			break;
 		}
-		r->got_since_wait = true;
+		r->got_since_wait += (size_t)n;
 		r->last_heard_ms = cli_now_ms();
 		r->pinged = false;
 		if (pgo_copy_parse(buf, (size_t)n, &msg, &perr) != PGO_ERR_OK)
