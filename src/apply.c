@@ -411,8 +411,7 @@ apply_end_group(applier *a)
 	 * reaches the target in one round trip, not two.
 	 */
 	if (!a->opts.skip_missing &&
-	    (apply_pipe_holds(a, AP_UPDATE) || apply_pipe_holds(a, AP_DELETE)) &&
-	    !apply_wait(a, -1))
+	    (apply_pipe_holds(a, AP_UPDATE) || apply_pipe_holds(a, AP_DELETE)) && !apply_wait(a, -1))
 		return false;
 	params[0] = a->opts.slot_name;
 	params[1] = pgo_lsn_format(a->group_end_lsn, lsn);
