@@ -248,6 +248,8 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 	memcpy(dst, x->data, x->len);
 	((char *)dst)[x->len] = '\0';
 	ring_commit_quiet(r->ring, RECEIVER_REC_XLOGDATA, x->data_start);
+	/* pgoutput's messages before a transaction's Commit: the consumer cannot end it yet */
+	r->mid_txn = x->len > 0 && x->data[0] != 0 && strchr("BIUDRYTO", x->data[0]) != NULL;
 	r->unnotified += x->len + 16;
 	if (r->unnotified >= RECEIVER_NOTIFY_BYTES)
 	{
@@ -353,8 +355,16 @@ receiver_main(void *arg)
 		n = PQgetCopyData(conn, &buf, 1);
 		if (n == 0)
 		{
-			/* libpq has nothing more buffered: hand the burst to the consumer, then wait */
-			if (r->unnotified > 0)
+			/*
+			 * libpq has nothing more buffered: hand the burst to the consumer,
+			 * then wait. Not in the middle of a transaction: its other messages
+			 * are on their way (the walsender sends a transaction at its commit,
+			 * one message at a time), and waking the consumer for each would
+			 * cost a wakeup per message; the rest comes with the Commit (a full
+			 * ring or RECEIVER_NOTIFY_BYTES wake it sooner, and it looks by
+			 * itself every few milliseconds).
+			 */
+			if (r->unnotified > 0 && !r->mid_txn)
 			{
 				ring_notify(r->ring);
 				r->unnotified = 0;
