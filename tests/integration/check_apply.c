@@ -21,6 +21,9 @@
  *    lost, nothing applied twice;
  *  - a row missing on the target: a clear error, nothing acknowledged past
  *    the last applied transaction; then --skip-lsn and --on-missing-row skip;
+ *  - a quiet source: each of its transactions reaches the target while the
+ *    run goes on (its group commits when the ring runs dry), not once
+ *    --group-commit transactions have come;
  *  - an insert the target refuses, in a group of inserts committed without
  *    waiting for their answers: the run fails, nothing of the group is
  *    committed or acknowledged, and a rerun applies everything once.
@@ -479,6 +482,64 @@ START_TEST(a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged)
 }
 END_TEST
 
+/* Milliseconds on the monotonic clock. */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+START_TEST(a_quiet_source_s_transactions_arrive_one_by_one)
+{
+	char sql[128], buf[16];
+	pgt_proc apply;
+	char *out, *err;
+	int64_t t0, worst = 0;
+	int rc;
+
+	both("CREATE TABLE quiet (id int PRIMARY KEY, v text)");
+	story_publish(src, "quiet", "quiet", NULL);
+	bench_spawn(&apply, "quiet", NULL, NULL);
+	t0 = now_ms();
+	while (strcmp(pgt_value(src,
+	                        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
+	                        "'quiet' AND active",
+	                        buf, sizeof(buf)),
+	              "1") != 0)
+	{
+		ck_assert_msg(now_ms() - t0 < 30000, "bench did not start streaming");
+		usleep(20000);
+	}
+	/* one small transaction at a time: the default group is 1000 of them */
+	for (int i = 1; i <= 10; i++)
+	{
+		snprintf(sql, sizeof(sql), "INSERT INTO quiet VALUES (%d, 'row %d')", i, i);
+		pgt_exec(src, sql);
+		t0 = now_ms();
+		snprintf(sql, sizeof(sql), "quiet WHERE id = %d", i);
+		while (story_count(tgt, sql) == 0)
+		{
+			/* far above the few milliseconds it takes, for a loaded machine */
+			ck_assert_msg(now_ms() - t0 < 10000, "transaction %d not on the target after 10 s", i);
+			usleep(2000);
+		}
+		if (now_ms() - t0 > worst)
+			worst = now_ms() - t0;
+	}
+	fprintf(stderr, "quiet source: the slowest of 10 transactions arrived after %lld ms\n",
+	        (long long)worst);
+	kill(apply.pid, SIGINT);
+	rc = story_finish(&apply, 60, &out, &err);
+	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
+	free(out);
+	free(err);
+	assert_same("quiet");
+}
+END_TEST
+
 START_TEST(an_insert_the_target_refuses_commits_nothing_of_its_group)
 {
 	char upto[32], buf[128], sql[256], applied[64];
@@ -530,6 +591,7 @@ main(void)
 	                                a_transaction_larger_than_the_ring_applies_with_flat_memory,
 	                                kill_9_at_random_moments_loses_and_doubles_nothing,
 	                                a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged,
+	                                a_quiet_source_s_transactions_arrive_one_by_one,
 	                                an_insert_the_target_refuses_commits_nothing_of_its_group,
 	                                NULL};
 
