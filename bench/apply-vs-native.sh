@@ -117,8 +117,15 @@ ours_backend() {
 	sql "$(tgt ours)" "SELECT pid FROM pg_stat_activity WHERE datname = 'ours'
 		AND application_name = 'pg_dbmigrator apply' ORDER BY backend_start DESC LIMIT 1"
 }
-wait_marker() { # database id
-	until [ "$(sql "$(tgt "$1")" "SELECT count(*) FROM marker WHERE id = $2")" = 1 ]; do sleep 0.02; done
+wait_marker() { # database id [pid of ours, which must stay alive meanwhile]
+	until [ "$(sql "$(tgt "$1")" "SELECT count(*) FROM marker WHERE id = $2")" = 1 ]; do
+		if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+			echo "apply-vs-native.sh: pg_dbmigrator bench ended before the marker arrived:" >&2
+			cat "$dir/$name.json" >&2
+			exit 1
+		fi
+		sleep 0.02
+	done
 }
 json_field() { sed -E "s/.*\"$2\":\"?([0-9.]+).*/\1/" "$1"; }
 
@@ -233,7 +240,7 @@ run() { # name rows tables workload-function
 		if [ -n "$PROFILE$SYSCALLS" ]; then
 			# stopped like native: once the marker is on the target, its processes still alive
 			start_ours "$name" "$FAR_LSN"
-			wait_marker ours "$n"
+			wait_marker ours "$n" "$ours_pid"
 			t3=$(now)
 			ow=$(cpu_of "$(slot_pid "${name}_ours")")
 			ot=$(cpu_of "$(ours_backend)")
@@ -310,7 +317,7 @@ run_latency() {
 	PGOPTIONS="-c synchronous_commit=on" pgbench -n -c 4 -j 2 -R "$rate" -T "$LATSECS" -f "$dir/latency.sql" "$SRC" >"$dir/latency.pgbench"
 	sql "$SRC" "INSERT INTO marker VALUES ($n)"
 	wait_marker native "$n"
-	wait_marker ours "$n"
+	wait_marker ours "$n" "$ours_pid"
 	t1=$(now)
 	local nw=0 nc=0 ow=0 ot=0
 	if [ -n "$PROFILE" ]; then
