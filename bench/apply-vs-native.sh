@@ -15,18 +15,39 @@
 # both targets, and prints a table with the ratio (native seconds / ours).
 #
 # Workloads: insert (ROWS rows, 1000 per transaction), update and delete
-# (single-row, by key, pgbench -c 4), tpcb (pgbench's tpcb-like script).
+# (single-row, by key, pgbench -c 4), tpcb (pgbench's tpcb-like script), and
+# latency: a steady pgbench -R RATE load of one-row insert transactions for
+# SECS seconds, applied live by native and ours at the same time; for each
+# transaction, the time from its source commit to the target commit that
+# carries it (both commit timestamps, track_commit_timestamp on: the clusters
+# share one clock), p50 and p99 for each side. RATE defaults to half of what
+# native sustained on the update workload of this run (else 500/s).
+#
+# --profile adds a table: CPU seconds per million row changes of the
+# walsender, the client (ours) or the apply worker (native) and the target
+# backend, read from /proc/PID/stat while each is alive (ours is then stopped
+# by SIGINT once the marker is on the target, like native, instead of
+# --endpos). --syscalls runs ours under strace -f and adds, per socket
+# (source, target), the syscalls and MiB through it and the syscalls per MiB,
+# plus the client's syscalls by name (strace slows the client: its times and
+# CPU in that run are not comparable).
 #
 # Usage: bench/apply-vs-native.sh [--rows N] [--updates N] [--tpcb N]
-#                                 [--only insert,update,delete,tpcb] [--binary PATH]
+#                                 [--only insert,update,delete,tpcb,latency] [--binary PATH]
+#                                 [--rate TPS] [--latency-secs SECS]
+#                                 [--profile] [--syscalls]
 #                                 [--args "extra pg_dbmigrator bench options"] [--ours-first]
-# Needs: initdb, pg_ctl, pgbench, psql (scripts/setup installs them).
+# Needs: initdb, pg_ctl, pgbench, psql (scripts/setup installs them); strace for --syscalls.
 set -euo pipefail
 
 ROWS=1000000
 UPDATES=200000
 TPCB=100000
-ONLY=insert,update,delete,tpcb
+ONLY=insert,update,delete,tpcb,latency
+RATE=
+LATSECS=30
+PROFILE=
+SYSCALLS=
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${PGDBM_BIN:-$here/../build/pg_dbmigrator}
 while [ $# -gt 0 ]; do
@@ -38,7 +59,11 @@ while [ $# -gt 0 ]; do
 		--binary) BIN=$2; shift 2 ;;
 		--args) BENCH_ARGS=$2; shift 2 ;;
 		--ours-first) ORDER=ours-first; shift ;;
-		-h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+		--rate) RATE=$2; shift 2 ;;
+		--latency-secs) LATSECS=$2; shift 2 ;;
+		--profile) PROFILE=1; shift ;;
+		--syscalls) SYSCALLS=1; shift ;;
+		-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
 		*) echo "apply-vs-native.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -78,6 +103,110 @@ checksum() { # conninfo tables...
 }
 
 now() { date +%s.%N; }
+HZ=$(getconf CLK_TCK)
+FAR_LSN=FFFFFFFF/FFFFFFFF
+
+# CPU seconds (user + system) a live process has used so far
+cpu_of() { # pid
+	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
+	awk -v hz="$HZ" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.3f\n", (f[12] + f[13]) / hz }' \
+		"/proc/$1/stat"
+}
+slot_pid() { sql "$SRC" "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '$1'"; }
+ours_backend() {
+	sql "$(tgt ours)" "SELECT pid FROM pg_stat_activity WHERE datname = 'ours'
+		AND application_name = 'pg_dbmigrator apply' ORDER BY backend_start DESC LIMIT 1"
+}
+wait_marker() { # database id [pid of ours, which must stay alive meanwhile]
+	until [ "$(sql "$(tgt "$1")" "SELECT count(*) FROM marker WHERE id = $2")" = 1 ]; do
+		if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+			echo "apply-vs-native.sh: pg_dbmigrator bench ended before the marker arrived:" >&2
+			cat "$dir/$name.json" >&2
+			exit 1
+		fi
+		sleep 0.02
+	done
+}
+json_field() { sed -E "s/.*\"$2\":\"?([0-9.]+).*/\1/" "$1"; }
+
+echo "| workload | side | row changes | walsender CPU s | client or apply worker CPU s | target backend CPU s | walsender s/M rows | client s/M rows | target backend s/M rows | total s/M rows |" >"$dir/profile.md"
+echo "|---|---|---|---|---|---|---|---|---|---|" >>"$dir/profile.md"
+profile_row() { # workload side rows walsender client target
+	awk -v n="$1" -v s="$2" -v r="$3" -v w="$4" -v c="$5" -v t="$6" 'BEGIN {
+		m = r / 1e6; if (m <= 0) m = 1e-9
+		printf "| %s | %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
+		       n, s, r, w, c, t, w / m, c / m, t / m, (w + c + t) / m }' >>"$dir/profile.md"
+}
+
+# The client's syscalls from strace -f output: per socket (by the port it
+# connected to) the read/write calls and bytes, and every syscall by name.
+echo "| workload | socket | read/write syscalls | MiB | syscalls per MiB | all client syscalls (top by count) |" >"$dir/syscalls.md"
+echo "|---|---|---|---|---|---|" >>"$dir/syscalls.md"
+syscall_rows() { # workload strace-file
+	awk -v n="$1" -v sp="$sport" -v tp="$tport" '
+	function fdof(args) { sub(/^[^(]*\(/, "", args); sub(/,.*/, "", args); return args + 0 }
+	function io(name) { return name ~ /^(recvfrom|sendto|recvmsg|sendmsg|read|write|recv|send)$/ }
+	function account(pid, name, fd, ret) {
+		if (!io(name) || !(fd in sock) || ret !~ /^[0-9]+$/) return
+		calls[sock[fd]]++; bytes[sock[fd]] += ret
+	}
+	{
+		pid = $1; line = $0; sub(/^[0-9]+ +/, "", line)
+		if (line ~ /^<\.\.\. /) { # resumed
+			name = line; sub(/^<\.\.\. /, "", name); sub(/ resumed.*/, "", name)
+			ret = line; sub(/.*= /, "", ret); sub(/ .*/, "", ret)
+			account(pid, name, pfd[pid], ret); next
+		}
+		name = line; sub(/\(.*/, "", name)
+		if (name !~ /^[a-z_0-9]+$/) next
+		count[name]++; total++
+		if (name == "connect" && line ~ /htons\(/) {
+			port = line; sub(/.*htons\(/, "", port); sub(/\).*/, "", port)
+			fd = fdof(line)
+			if (port == sp) sock[fd] = "source"; else if (port == tp) sock[fd] = "target"
+		}
+		if (name == "close") delete sock[fdof(line)]
+		if (line ~ /<unfinished \.\.\.>$/) { pfd[pid] = fdof(line); next }
+		ret = line; sub(/.*= /, "", ret); sub(/ .*/, "", ret)
+		account(pid, name, fdof(line), ret)
+	}
+	END {
+		top = ""
+		for (k = 0; k < 6; k++) {
+			best = ""; bc = 0
+			for (c in count) if (count[c] > bc && !(c in shown)) { best = c; bc = count[c] }
+			if (best == "") break
+			shown[best] = 1; top = top (top == "" ? "" : ", ") best " " bc
+		}
+		for (s = 0; s < 2; s++) {
+			k = s ? "target" : "source"; mib = bytes[k] / 1048576
+			per = (mib > 0) ? calls[k] / mib : 0
+			printf "| %s | %s | %d | %.1f | %.0f | %s |\n", n, k, calls[k], mib, per,
+			       (s ? "" : top " (total " total ")")
+		}
+	}' "$2" >>"$dir/syscalls.md"
+}
+
+# ours, live: started now, in the background, until stop_ours (SIGINT: it
+# commits what it has and prints its JSON)
+start_ours() { # name endpos
+	if [ -n "$SYSCALLS" ]; then
+		strace -f -qq -s 0 -o "$dir/$1.strace" "$BIN" bench --source "$SRC" --target "$(tgt ours)" \
+			--slot-name "${1}_ours" --publication "pub_$1" --endpos "$2" --json ${BENCH_ARGS:-} \
+			>"$dir/$1.json" &
+		ours_job=$!
+		ours_pid=
+		until [ -n "$ours_pid" ]; do sleep 0.01; ours_pid=$(pgrep -P "$ours_job" || true); done
+	else
+		"$BIN" bench --source "$SRC" --target "$(tgt ours)" --slot-name "${1}_ours" \
+			--publication "pub_$1" --endpos "$2" --json ${BENCH_ARGS:-} >"$dir/$1.json" &
+		ours_job=$! ours_pid=$!
+	fi
+}
+stop_ours() {
+	kill -INT "$ours_pid"
+	wait "$ours_job"
+}
 
 run() { # name rows tables workload-function
 	local name=$1 rows=$2 tables=$3 workload=$4 n
@@ -89,29 +218,49 @@ run() { # name rows tables workload-function
 	sql "$SRC" "INSERT INTO marker VALUES ($n)"
 	local endpos; endpos=$(sql "$SRC" "SELECT pg_current_wal_insert_lsn()")
 
-	local t0 t1 t2 t3
+	local t0 t1 t2 t3 nw=0 nc=0 ow=0 oc=0 ot=0
 	run_native() {
 		sql "$(tgt native)" "CREATE SUBSCRIPTION sub_$name CONNECTION '$SRC' PUBLICATION pub_$name
 			WITH (copy_data = false, create_slot = false, slot_name = '${name}_native', enabled = false)"
 		t0=$(now)
 		sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name ENABLE"
-		until [ "$(sql "$(tgt native)" "SELECT count(*) FROM marker WHERE id = $n")" = 1 ]; do sleep 0.02; done
+		wait_marker native "$n"
 		t1=$(now)
+		if [ -n "$PROFILE" ]; then
+			nw=$(cpu_of "$(slot_pid "${name}_native")")
+			nc=$(cpu_of "$(sql "$(tgt native)" "SELECT pid FROM pg_stat_subscription
+				WHERE subname = 'sub_$name' AND relid IS NULL")")
+		fi
 		sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name DISABLE"
 		sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name SET (slot_name = NONE)"
 		sql "$(tgt native)" "DROP SUBSCRIPTION sub_$name"
 	}
 	run_ours() {
 		t2=$(now)
-		"$BIN" bench --source "$SRC" --target "$(tgt ours)" --slot-name "${name}_ours" \
-			--publication "pub_$name" --endpos "$endpos" --json ${BENCH_ARGS:-} >"$dir/$name.json"
-		t3=$(now)
+		if [ -n "$PROFILE$SYSCALLS" ]; then
+			# stopped like native: once the marker is on the target, its processes still alive
+			start_ours "$name" "$FAR_LSN"
+			wait_marker ours "$n" "$ours_pid"
+			t3=$(now)
+			ow=$(cpu_of "$(slot_pid "${name}_ours")")
+			ot=$(cpu_of "$(ours_backend)")
+			stop_ours
+		else
+			"$BIN" bench --source "$SRC" --target "$(tgt ours)" --slot-name "${name}_ours" \
+				--publication "pub_$name" --endpos "$endpos" --json ${BENCH_ARGS:-} >"$dir/$name.json"
+			t3=$(now)
+		fi
 	}
 	# each side once first and once second, over the workloads, so neither gains by its turn
 	if [ "${ORDER:-native-first}" = ours-first ]; then run_ours; sleep 2; run_native
 	else run_native; sleep 2; run_ours; fi
-	local rss; rss=$(sed -E 's/.*"peak_rss_kb":([0-9]+).*/\1/' "$dir/$name.json")
-	local cpu; cpu=$(sed -E 's/.*"cpu_seconds":([0-9.]+).*/\1/' "$dir/$name.json")
+	local rss; rss=$(json_field "$dir/$name.json" peak_rss_kb)
+	local cpu; cpu=$(json_field "$dir/$name.json" cpu_seconds)
+	if [ -n "$PROFILE" ]; then
+		profile_row "$name" native "$rows" "$nw" "$nc" 0
+		profile_row "$name" ours "$rows" "$ow" "$cpu" "$ot"
+	fi
+	[ -z "$SYSCALLS" ] || syscall_rows "$name" "$dir/$name.strace"
 
 	local ok=yes IFS=,
 	# shellcheck disable=SC2086
@@ -121,14 +270,93 @@ run() { # name rows tables workload-function
 	unset IFS
 	awk -v n="$name" -v r="$rows" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v ok="$ok" -v rss="$rss" -v cpu="$cpu" 'BEGIN {
 		native = b - a; ours = d - c;
-		printf "| %-7s | %9d | %8.2f | %9.0f | %8.2f | %9.0f | %5.2fx | %6.1f | %5.2f | %s |\n",
+		printf "| %-7s | %9d | %8.2f | %9.0f | %8.2f | %9.0f | %5.2fx | %6.1f | %5.2f | - | - | %s |\n",
 		       n, r, native, r / native, ours, r / ours, native / ours, rss / 1024, cpu, ok }'
+	[ "$name" != update ] || NATIVE_UPDATE_RATE=$(awk -v r="$rows" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", r / (b - a) }')
 	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_native')" >/dev/null
 	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_ours')" >/dev/null
 }
 
-echo "| workload | row changes | native s | native rows/s | pg_dbmigrator s | rows/s | ratio | peak RSS MiB | client CPU s | checksums equal |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+# when each row of lat was committed, as "id|epoch", sorted by id. On a target
+# that is the later of the row's arrival (clock_timestamp() on insert) and its
+# transaction's commit timestamp: the native worker records the source's commit
+# time as its own (replication origin) and commits right after the insert;
+# pg_dbmigrator records the real one, after every row of its group arrived.
+commit_times() { # conninfo
+	local at="pg_xact_commit_timestamp(xmin)"
+	[ "$1" = "$SRC" ] || at="greatest(arrived, $at)"
+	sql "$1" "SELECT id, extract(epoch FROM $at) FROM lat" | LC_ALL=C sort -t'|' -k1,1
+}
+lat_sum() { sql "$1" "SELECT count(*), coalesce(sum(hashtext((id, v, pad)::text)::bigint), 0) FROM lat"; }
+# p50 and p99 (ms) of target - source commit time, joined on id
+latency_pcts() { # source-file target-file
+	LC_ALL=C join -t '|' "$1" "$2" | awk -F'|' '{ print ($3 - $2) * 1000 }' | sort -n |
+		awk '{ v[NR] = $1 } END {
+			if (NR == 0) { print "- / -"; exit }
+			i50 = int(NR * 0.50 + 0.5); i99 = int(NR * 0.99 + 0.5)
+			if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1; if (i99 > NR) i99 = NR
+			printf "%.1f / %.1f\n", v[i50], v[i99] }'
+}
+
+# latency: both apply the same steady load live, at the same time
+run_latency() {
+	local name=latency n rate=${RATE:-${NATIVE_UPDATE_RATE:+$(( NATIVE_UPDATE_RATE / 2 ))}}
+	rate=${rate:-500}
+	n=$(( $(date +%s%N) % 1000000 ))
+	sql "$SRC" "CREATE PUBLICATION pub_$name FOR TABLE lat, marker"
+	sql "$SRC" "SELECT pg_create_logical_replication_slot('${name}_native', 'pgoutput')" >/dev/null
+	sql "$SRC" "SELECT pg_create_logical_replication_slot('${name}_ours', 'pgoutput')" >/dev/null
+	sql "$(tgt native)" "CREATE SUBSCRIPTION sub_$name CONNECTION '$SRC' PUBLICATION pub_$name
+		WITH (copy_data = false, create_slot = false, slot_name = '${name}_native')"
+	start_ours "$name" "$FAR_LSN"
+	# both streaming before the load starts
+	until [ -n "$(slot_pid "${name}_native")" ] && [ -n "$(slot_pid "${name}_ours")" ]; do sleep 0.05; done
+	local t0 t1; t0=$(now)
+	# the application commits durably (the clusters' default here is off): the
+	# walsender sends only flushed WAL, so otherwise wal_writer_delay is in every figure
+	PGOPTIONS="-c synchronous_commit=on" pgbench -n -c 4 -j 2 -R "$rate" -T "$LATSECS" -f "$dir/latency.sql" "$SRC" >"$dir/latency.pgbench"
+	sql "$SRC" "INSERT INTO marker VALUES ($n)"
+	wait_marker native "$n"
+	wait_marker ours "$n" "$ours_pid"
+	t1=$(now)
+	local nw=0 nc=0 ow=0 ot=0
+	if [ -n "$PROFILE" ]; then
+		nw=$(cpu_of "$(slot_pid "${name}_native")")
+		nc=$(cpu_of "$(sql "$(tgt native)" "SELECT pid FROM pg_stat_subscription
+			WHERE subname = 'sub_$name' AND relid IS NULL")")
+		ow=$(cpu_of "$(slot_pid "${name}_ours")")
+		ot=$(cpu_of "$(ours_backend)")
+	fi
+	stop_ours
+	sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name DISABLE"
+	sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name SET (slot_name = NONE)"
+	sql "$(tgt native)" "DROP SUBSCRIPTION sub_$name"
+	local rows; rows=$(sql "$SRC" "SELECT count(*) FROM lat")
+	local rss; rss=$(json_field "$dir/$name.json" peak_rss_kb)
+	local cpu; cpu=$(json_field "$dir/$name.json" cpu_seconds)
+	if [ -n "$PROFILE" ]; then
+		profile_row "$name" native "$rows" "$nw" "$nc" 0
+		profile_row "$name" ours "$rows" "$ow" "$cpu" "$ot"
+	fi
+	[ -z "$SYSCALLS" ] || syscall_rows "$name" "$dir/$name.strace"
+	commit_times "$SRC" >"$dir/lat.src"
+	commit_times "$(tgt native)" >"$dir/lat.native"
+	commit_times "$(tgt ours)" >"$dir/lat.ours"
+	local pn po ok=yes
+	pn=$(latency_pcts "$dir/lat.src" "$dir/lat.native")
+	po=$(latency_pcts "$dir/lat.src" "$dir/lat.ours")
+	local src_sum; src_sum=$(lat_sum "$SRC")
+	[ "$src_sum" = "$(lat_sum "$(tgt native)")" ] || ok="NO (native differs)"
+	[ "$src_sum" = "$(lat_sum "$(tgt ours)")" ] || ok="NO (ours differs)"
+	awk -v r="$rows" -v rate="$rate" -v a="$t0" -v b="$t1" -v rss="$rss" -v cpu="$cpu" -v pn="$pn" -v po="$po" -v ok="$ok" 'BEGIN {
+		printf "| latency | %9d | %d/s load | | %.1f s live | | | %6.1f | %5.2f | %s | %s | %s |\n",
+		       r, rate, b - a, rss / 1024, cpu, pn, po, ok }'
+	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_native')" >/dev/null
+	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_ours')" >/dev/null
+}
+
+echo "| workload | row changes | native s | native rows/s | pg_dbmigrator s | rows/s | ratio | peak RSS MiB | client CPU s | native latency p50 / p99 ms | ours latency p50 / p99 ms | checksums equal |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 case ",$ONLY," in *,insert,*)
 	everywhere "CREATE TABLE bulk (id bigint PRIMARY KEY, v int NOT NULL, pad text NOT NULL)"
@@ -173,3 +401,27 @@ case ",$ONLY," in *,tpcb,*)
 		tpcb_workload
 	;;
 esac
+
+case ",$ONLY," in *,latency,*)
+	# commit timestamps on both clusters: the source's and the target's commit of each row
+	for c in src tgt; do
+		port=$sport; [ "$c" = src ] || port=$tport
+		sql "host=127.0.0.1 port=$port user=postgres dbname=postgres" \
+			"ALTER SYSTEM SET track_commit_timestamp = on"
+		"${RUNAS[@]}" pg_ctl -D "$dir/$c" -l "$dir/$c.log" -w restart >/dev/null
+	done
+	everywhere "CREATE TABLE lat (id bigint PRIMARY KEY, v int NOT NULL, pad text NOT NULL)"
+	# when each row reached the target (filled on insert by either apply)
+	for db in native ours; do
+		sql "$(tgt $db)" "ALTER TABLE lat ADD COLUMN arrived timestamptz NOT NULL DEFAULT clock_timestamp()"
+	done
+	sql "$SRC" "CREATE SEQUENCE lat_seq"
+	# one small transaction: one row
+	printf "INSERT INTO lat VALUES (nextval('lat_seq'), :client_id, md5(random()::text));\n" \
+		>"$dir/latency.sql"
+	run_latency
+	;;
+esac
+
+if [ -n "$PROFILE" ]; then echo; cat "$dir/profile.md"; fi
+if [ -n "$SYSCALLS" ]; then echo; cat "$dir/syscalls.md"; fi

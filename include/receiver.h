@@ -50,7 +50,8 @@ typedef struct receiver
 	/* receiver thread only */
 	pgo_lsn sent_flush;        /* the flush position of the last status update sent */
 	size_t unnotified;         /* bytes published since the last ring_notify */
-	bool got_since_wait;       /* a message arrived since the last socket wait */
+	size_t got_since_wait;     /* bytes of messages since the last socket wait */
+	bool mid_txn;              /* the last message pushed opens or continues a transaction */
 	int64_t last_heard_ms;     /* when the server last sent anything */
 	bool pinged;               /* a reply was requested since then */
 	int lowat;                 /* the SO_RCVLOWAT set on the socket (0: never set) */

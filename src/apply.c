@@ -404,9 +404,14 @@ apply_end_group(applier *a)
 	/*
 	 * An UPDATE or DELETE that found no row is not an error to the server:
 	 * see every answer of the group before committing it (one round trip
-	 * per group), unless missing rows are to be skipped anyway.
+	 * per group), unless missing rows are to be skipped anyway. Without one
+	 * in flight, the COMMIT follows at once: a statement that fails makes
+	 * the server skip the rest of the pipeline, COMMIT with it (and its
+	 * answer is what moves committed_lsn), so a light stream's transaction
+	 * reaches the target in one round trip, not two.
 	 */
-	if (!a->opts.skip_missing && !apply_wait(a, -1))
+	if (!a->opts.skip_missing &&
+	    (apply_pipe_holds(a, AP_UPDATE) || apply_pipe_holds(a, AP_DELETE)) && !apply_wait(a, -1))
 		return false;
 	params[0] = a->opts.slot_name;
 	params[1] = pgo_lsn_format(a->group_end_lsn, lsn);

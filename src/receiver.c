@@ -26,6 +26,14 @@
 /* While data flows: wait this long for this many bytes before reading. */
 #define RECEIVER_BATCH_WAIT_MS 5
 #define RECEIVER_BATCH_LOWAT   (64 * 1024)
+/*
+ * ...but only after a burst of at least this many bytes (several small
+ * transactions): a light stream (a transaction now and then, its messages
+ * in separate segments) is read as it comes, or each of its transactions
+ * would wait for the batch. A backlog still batches: reading it message by
+ * message costs more than twice the CPU on single-row transactions.
+ */
+#define RECEIVER_BATCH_MIN_BURST (2 * 1024)
 
 /* Published bytes after which the consumer is woken even within a burst. */
 #define RECEIVER_NOTIFY_BYTES (256 * 1024)
@@ -242,6 +250,8 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 	memcpy(dst, x->data, x->len);
 	((char *)dst)[x->len] = '\0';
 	ring_commit_quiet(r->ring, RECEIVER_REC_XLOGDATA, x->data_start);
+	/* pgoutput's messages before a transaction's Commit: the consumer cannot end it yet */
+	r->mid_txn = x->len > 0 && x->data[0] != 0 && strchr("BIUDRYTO", x->data[0]) != NULL;
 	r->unnotified += x->len + 16;
 	if (r->unnotified >= RECEIVER_NOTIFY_BYTES)
 	{
@@ -347,8 +357,16 @@ receiver_main(void *arg)
 		n = PQgetCopyData(conn, &buf, 1);
 		if (n == 0)
 		{
-			/* libpq has nothing more buffered: hand the burst to the consumer, then wait */
-			if (r->unnotified > 0)
+			/*
+			 * libpq has nothing more buffered: hand the burst to the consumer,
+			 * then wait. Not in the middle of a transaction: its other messages
+			 * are on their way (the walsender sends a transaction at its commit,
+			 * one message at a time), and waking the consumer for each would
+			 * cost a wakeup per message; the rest comes with the Commit (a full
+			 * ring or RECEIVER_NOTIFY_BYTES wake it sooner, and it looks by
+			 * itself every few milliseconds).
+			 */
+			if (r->unnotified > 0 && !r->mid_txn)
 			{
 				ring_notify(r->ring);
 				r->unnotified = 0;
@@ -363,18 +381,23 @@ receiver_main(void *arg)
 			 * The walsender flushes every message on its own. While data flows,
 			 * wait briefly for a socket-buffer's worth (SO_RCVLOWAT) so that one
 			 * read and one consumer wakeup carry many messages; once a short wait
-			 * brings nothing, the stream is idle and we wait normally.
+			 * brings nothing, the stream is idle and we wait normally. A
+			 * small burst says the stream is light: no batch wait then.
 			 */
-			if (r->got_since_wait)
+			if (r->got_since_wait >= RECEIVER_BATCH_MIN_BURST)
 			{
-				r->got_since_wait = false;
+				r->got_since_wait = 0;
 				if (!receiver_wait_socket(
 				        r, wait < RECEIVER_BATCH_WAIT_MS ? wait : RECEIVER_BATCH_WAIT_MS,
 				        RECEIVER_BATCH_LOWAT))
 					break;
 			}
-			else if (!receiver_wait_socket(r, wait, 1))
-				break;
+			else
+			{
+				r->got_since_wait = 0;
+				if (!receiver_wait_socket(r, wait, 1))
+					break;
+			}
 			continue;
 		}
 		if (n == -1)
@@ -387,7 +410,7 @@ receiver_main(void *arg)
 			receiver_fail(r, "lost the replication connection", PQerrorMessage(conn));
 			break;
 		}
-		r->got_since_wait = true;
+		r->got_since_wait += (size_t)n;
 		r->last_heard_ms = cli_now_ms();
 		r->pinged = false;
 		if (pgo_copy_parse(buf, (size_t)n, &msg, &perr) != PGO_ERR_OK)

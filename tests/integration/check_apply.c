@@ -20,7 +20,13 @@
  *  - kill -9 at many moments of a long apply, restarting each time: nothing
  *    lost, nothing applied twice;
  *  - a row missing on the target: a clear error, nothing acknowledged past
- *    the last applied transaction; then --skip-lsn and --on-missing-row skip.
+ *    the last applied transaction; then --skip-lsn and --on-missing-row skip;
+ *  - a quiet source: each of its transactions reaches the target while the
+ *    run goes on (its group commits when the ring runs dry), not once
+ *    --group-commit transactions have come;
+ *  - an insert the target refuses, in a group of inserts committed without
+ *    waiting for their answers: the run fails, nothing of the group is
+ *    committed or acknowledged, and a rerun applies everything once.
  */
 #include "config.h"
 
@@ -476,6 +482,101 @@ START_TEST(a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged)
 }
 END_TEST
 
+/* Milliseconds on the monotonic clock. */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+START_TEST(a_quiet_source_s_transactions_arrive_one_by_one)
+{
+	char sql[128], buf[16];
+	pgt_proc apply;
+	char *out, *err;
+	int64_t t0, worst = 0;
+	int rc;
+
+	both("CREATE TABLE quiet (id int PRIMARY KEY, v text)");
+	story_publish(src, "quiet", "quiet", NULL);
+	bench_spawn(&apply, "quiet", NULL, NULL);
+	t0 = now_ms();
+	while (strcmp(pgt_value(src,
+	                        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
+	                        "'quiet' AND active",
+	                        buf, sizeof(buf)),
+	              "1") != 0)
+	{
+		ck_assert_msg(now_ms() - t0 < 30000, "bench did not start streaming");
+		usleep(20000);
+	}
+	/* one small transaction at a time: the default group is 1000 of them */
+	for (int i = 1; i <= 10; i++)
+	{
+		snprintf(sql, sizeof(sql), "INSERT INTO quiet VALUES (%d, 'row %d')", i, i);
+		pgt_exec(src, sql);
+		t0 = now_ms();
+		snprintf(sql, sizeof(sql), "quiet WHERE id = %d", i);
+		while (story_count(tgt, sql) == 0)
+		{
+			/* far above the few milliseconds it takes, for a loaded machine */
+			ck_assert_msg(now_ms() - t0 < 10000, "transaction %d not on the target after 10 s", i);
+			usleep(2000);
+		}
+		if (now_ms() - t0 > worst)
+			worst = now_ms() - t0;
+	}
+	fprintf(stderr, "quiet source: the slowest of 10 transactions arrived after %lld ms\n",
+	        (long long)worst);
+	kill(apply.pid, SIGINT);
+	rc = story_finish(&apply, 60, &out, &err);
+	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
+	free(out);
+	free(err);
+	assert_same("quiet");
+}
+END_TEST
+
+START_TEST(an_insert_the_target_refuses_commits_nothing_of_its_group)
+{
+	char upto[32], buf[128], sql[256], applied[64];
+	char *out, *err;
+	int rc;
+
+	both("CREATE TABLE refused (id int PRIMARY KEY, v int NOT NULL)");
+	/* the target alone refuses big values */
+	pgt_exec(tgt, "ALTER TABLE refused ADD CONSTRAINT small CHECK (v < 100)");
+	story_publish(src, "refused", "refused", NULL);
+	pgt_exec(src, "INSERT INTO refused VALUES (1, 1)");
+	bench_ok("refused", NULL);
+	/* inserts only: the group's COMMIT goes out behind them, unanswered */
+	pgt_exec(src, "INSERT INTO refused VALUES (2, 2)");
+	pgt_exec(src, "INSERT INTO refused VALUES (3, 500)");
+	pgt_exec(src, "INSERT INTO refused VALUES (4, 4)");
+	rc = bench("refused", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	ck_assert_int_eq(rc, 1);
+	ck_assert_msg(strstr(err, "small"), "unclear error: %s", err);
+	free(out);
+	free(err);
+	/* nothing after the refused row is committed, nothing acknowledged past the target */
+	ck_assert_int_eq(story_count(tgt, "refused WHERE id >= 3"), 0);
+	pgt_value(tgt, "SELECT lsn FROM _pg_dbmigrator.apply_progress WHERE slot_name = 'refused'",
+	          applied, sizeof(applied));
+	snprintf(sql, sizeof(sql),
+	         "SELECT confirmed_flush_lsn <= '%s' FROM pg_replication_slots "
+	         "WHERE slot_name = 'refused'",
+	         applied);
+	ck_assert_str_eq(pgt_value(src, sql, buf, sizeof(buf)), "t");
+	/* the operator lifts the constraint: every row arrives, once */
+	pgt_exec(tgt, "ALTER TABLE refused DROP CONSTRAINT small");
+	bench_ok("refused", NULL);
+	assert_same("refused");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -490,6 +591,8 @@ main(void)
 	                                a_transaction_larger_than_the_ring_applies_with_flat_memory,
 	                                kill_9_at_random_moments_loses_and_doubles_nothing,
 	                                a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged,
+	                                a_quiet_source_s_transactions_arrive_one_by_one,
+	                                an_insert_the_target_refuses_commits_nothing_of_its_group,
 	                                NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
