@@ -39,7 +39,8 @@ typedef struct tablecopy_table
 	                  columns); "" when the table has none */
 	bool binary_ok; /* every column's type reads back in binary on another server: built in
 	                   (OID below 16384), an enum, or a domain over a built-in type (a user
-	                   composite or array carries its type's OID, which differs) */
+	                   composite or array carries its type's OID, which differs), but no OID
+	                   alias (regclass, regtype...: binary carries the source's OID) */
 	int64_t pages;  /* the source's size in pages when described */
 	int64_t bytes;  /* the source's size in bytes when described */
 } tablecopy_table;

@@ -31,6 +31,17 @@
 /* ---------------------------------------------------------------- describe */
 
 /*
+ * A column's type (ty) reads back in binary on another server: built in, an
+ * enum, or a domain over a built-in type; but not an OID alias (regclass,
+ * regtype, ... and their arrays), whose binary form is the source's OID where
+ * its text is the name the target resolves again.
+ */
+#define TABLECOPY_BINARY_OK                                           \
+	"(ty.oid < 16384 AND ty.typname !~ '^_?reg') OR ty.typtype = 'e'" \
+	" OR (ty.typtype = 'd' AND ty.typbasetype < 16384"                \
+	" AND ty.typbasetype::pg_catalog.regtype::text !~ '^reg')"
+
+/*
  * Leaves of a table (itself when it is neither partitioned nor a partition:
  * pg_partition_tree lists nothing then), with columns and size.
  */
@@ -39,8 +50,7 @@ static const char describe_sql[] =
     " coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)"
     "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
     "  AND NOT a.attisdropped AND a.attgenerated = ''), ''),"
-    " coalesce((SELECT bool_and(ty.oid < 16384 OR ty.typtype = 'e'"
-    "  OR (ty.typtype = 'd' AND ty.typbasetype < 16384))"
+    " coalesce((SELECT bool_and(" TABLECOPY_BINARY_OK ")"
     "  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid"
     "  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), "
     "true),"
@@ -59,8 +69,7 @@ static const char describe_sql_11[] =
     " coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)"
     "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
     "  AND NOT a.attisdropped), ''),"
-    " coalesce((SELECT bool_and(ty.oid < 16384 OR ty.typtype = 'e'"
-    "  OR (ty.typtype = 'd' AND ty.typbasetype < 16384))"
+    " coalesce((SELECT bool_and(" TABLECOPY_BINARY_OK ")"
     "  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid"
     "  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), true),"
     " pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::bigint,"
