@@ -24,7 +24,9 @@
 # Prints seconds, the ratio against pg_dump|pg_restore, the client CPU seconds
 # of each command, the servers' CPU seconds (every process of the source and
 # the target cluster, from /proc), and for the direct copy the split: the
-# tables copied in more than one part and each copy worker's busy seconds.
+# tables copied in more than one part and each copy worker's busy seconds;
+# for a run with --verify, the verify's seconds (read_on_target_only: the
+# tables it read on the target only, against the copy's digest of the source).
 #
 # --skew sizes the wide table so that pgbench_accounts holds about 80% of the
 # data (one table dominates: does --jobs 2 still use both workers?).
@@ -50,7 +52,7 @@ while [ $# -gt 0 ]; do
 		--jobs) JOBS=$2; shift 2 ;;
 		--repeat) REPEAT=$2; shift 2 ;;
 		--binary) BIN=$2; shift 2 ;;
-		-h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+		-h|--help) sed -n '2,38p' "$0"; exit 0 ;;
 		*) echo "copy-methods.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -131,6 +133,11 @@ timed() { # name command...
 	split=$(grep 'copy done' "$dir/$db.err" | grep -o "split=[^ ]* worker_busy_seconds=[^ ]*" |
 		head -1 || true)
 	[ -n "$parts" ] && parts="$parts; $split"
+	# the verify before Complete: its seconds, and the tables read on the target only
+	local verify
+	verify=$(grep 'stage=Verify' "$dir/$db.err" | grep -o 'read_on_target_only=[0-9]* seconds=[0-9.]*\|differences=[0-9]* seconds=[0-9.]*' |
+		tail -1 || true)
+	[ -n "$verify" ] && parts="${parts:+$parts; }verify ${verify}"
 	results+=("$name;$t;$ok;$scpu;$parts")
 	sql "$(tgt postgres)" "DROP DATABASE $db" >/dev/null
 }

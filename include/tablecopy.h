@@ -34,11 +34,13 @@
 typedef struct tablecopy_table
 {
 	char *qname;    /* owned: "schema"."table", quoted */
+	char *name;     /* owned: the name it was described by (itself, or its partitioned root) */
 	char *columns;  /* owned: the quoted columns COPY carries, comma-separated (no generated
 	                  columns); "" when the table has none */
 	bool binary_ok; /* every column's type reads back in binary on another server: built in
 	                   (OID below 16384), an enum, or a domain over a built-in type (a user
-	                   composite or array carries its type's OID, which differs) */
+	                   composite or array carries its type's OID, which differs), but no OID
+	                   alias (regclass, regtype...: binary carries the source's OID) */
 	int64_t pages;  /* the source's size in pages when described */
 	int64_t bytes;  /* the source's size in bytes when described */
 } tablecopy_table;
@@ -116,6 +118,14 @@ typedef struct tablecopy_progress
 /* At most this often a tick within a part (per copy, not per worker). */
 #define TABLECOPY_TICK_MS 250
 
+/* What passed from the source for one table, digested (rowhash.h): for a one-sided verify. */
+typedef struct tablecopy_sum
+{
+	int64_t rows;
+	uint64_t sum;
+	bool binary; /* the rows passed in binary COPY format (else text) */
+} tablecopy_sum;
+
 typedef struct tablecopy_opts
 {
 	const char *source;   /* borrowed: connection string of the source (with its password) */
@@ -136,6 +146,12 @@ typedef struct tablecopy_opts
 	   machine is free from now on); called once per worker, serialised */
 	void (*worker_idle)(void *arg);
 	void *table_done_arg;
+	/*
+	 * optional, the caller's array of one per table: every part's rows digested
+	 * as they pass (rowhash.h), summed per table; both sessions then print
+	 * values in ROWHASH_TEXT_SETTINGS
+	 */
+	tablecopy_sum *sums;
 } tablecopy_opts;
 
 #define TABLECOPY_BUSY_REPORTED 16

@@ -69,8 +69,9 @@ copyrun_prepare(mig *m, char *errbuf, size_t errlen)
 	return true;
 }
 
-void
-copyrun_release(mig *m)
+/* The snapshot and the described tables let go (the digests stay for the verify). */
+static void
+copyrun_let_go(mig *m)
 {
 	if (m->snap_conn)
 	{
@@ -81,6 +82,67 @@ copyrun_release(mig *m)
 	tablecopy_free_tables(m->copy_tables, m->ncopy_tables);
 	m->copy_tables = NULL;
 	m->ncopy_tables = 0;
+}
+
+static void
+copyrun_free_copied(mig *m)
+{
+	for (int i = 0; m->copied && i < m->ncopied; i++)
+	{
+		free((char *)m->copied[i].name);
+		free((char *)m->copied[i].leaf);
+		free((char *)m->copied[i].columns);
+	}
+	free(m->copied);
+	m->copied = NULL;
+	m->ncopied = 0;
+}
+
+void
+copyrun_release(mig *m)
+{
+	copyrun_let_go(m);
+	copyrun_free_copied(m);
+}
+
+/*
+ * Keep the digest of every copied leaf of a table in scope all of whose
+ * leaves were copied (one left out, as outside the migrated schemas, leaves
+ * its table to the verify's reading of both sides). Out of memory keeps
+ * none: the verify then reads both sides.
+ */
+static void
+copyrun_keep_digests(mig *m, int ncopy, const tablecopy_sum *sums)
+{
+	int n = 0;
+
+	copyrun_free_copied(m);
+	m->copied = calloc((size_t)(ncopy ? ncopy : 1), sizeof(*m->copied));
+	if (m->copied == NULL)
+		return;
+	for (int i = 0; i < ncopy; i++)
+	{
+		const tablecopy_table *t = &m->copy_tables[i];
+		bool whole = true;
+		verify_copied *c = &m->copied[n];
+
+		for (int j = ncopy; j < m->ncopy_tables && whole; j++)
+			whole = strcmp(m->copy_tables[j].name, t->name) != 0;
+		if (!whole)
+			continue;
+		c->name = strdup(t->name);
+		c->leaf = strdup(t->qname);
+		c->columns = strdup(t->columns);
+		c->binary = sums[i].binary;
+		c->rows = sums[i].rows;
+		c->sum = sums[i].sum;
+		m->ncopied = ++n;
+		if (c->name == NULL || c->leaf == NULL || c->columns == NULL)
+		{
+			copyrun_free_copied(m);
+			return;
+		}
+	}
 }
 
 /*
@@ -649,6 +711,7 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 	                     .table_done = copyrun_post_table_done,
 	                     .worker_idle = copyrun_post_worker_idle,
 	                     .table_done_arg = &post};
+	tablecopy_sum *sums = NULL;
 	event e;
 
 	m->postdata_list[0] = '\0';
@@ -690,6 +753,11 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 	event_say("Copy", "info", "copying %d table%s in %d part%s with %d job%s%s", ncopy,
 	          ncopy == 1 ? "" : "s", nitems, nitems == 1 ? "" : "s", to.jobs,
 	          to.jobs == 1 ? "" : "s", to.binary ? " (binary where the types allow)" : "");
+	/* offline with a verify: the source's rows digested as they pass, so that the verify
+	   reads only the target (online, the stream changes the rows after the copy) */
+	if (!m->o.online && m->o.verify != 0 &&
+	    (sums = calloc((size_t)(ncopy ? ncopy : 1), sizeof(*sums))) != NULL)
+		to.sums = sums;
 	post.started = pthread_create(&post.thread, NULL, copyrun_post_work, &post) == 0;
 	if (!post.started)
 	{
@@ -697,6 +765,9 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 		to.worker_idle = NULL;
 	}
 	ok = tablecopy_run(&to, m->copy_tables, items, nitems, &res, errbuf, errlen);
+	if (ok && sums)
+		copyrun_keep_digests(m, ncopy, sums);
+	free(sums);
 	if (!ok)
 	{
 		free(items);
@@ -732,6 +803,6 @@ copyrun_copy(mig *m, char *errbuf, size_t errlen)
 	strbuf_free(&split);
 	strbuf_free(&busy);
 	/* the exported snapshot is no longer needed: an offline run lets it go */
-	copyrun_release(m);
+	copyrun_let_go(m);
 	return true;
 }

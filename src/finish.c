@@ -93,6 +93,9 @@ finish_verify(mig *m, int *differences, char *errbuf, size_t errlen)
 	/* after a direct copy, as many readers as its workers (--jobs when given) */
 	vo.jobs = m->o.copy_direct ? migopts_copy_jobs(&m->o) : m->o.jobs;
 	vo.schema_only = strcmp(m->o.scope, "schema-only") == 0;
+	/* after a direct copy in this run: the source's side as the copy digested it */
+	vo.copied = m->copied;
+	vo.ncopied = m->ncopied;
 	*differences = 0;
 	event_say("Verify", "info", "%s",
 	          vo.schema_only ? "comparing the schema (--dump-scope schema-only: no rows)"
@@ -117,6 +120,8 @@ finish_verify(mig *m, int *differences, char *errbuf, size_t errlen)
 	if (r.src_large_objects >= 0)
 		event_int(&e, "large_objects", r.src_large_objects);
 	event_int(&e, "differences", r.differences);
+	if (r.one_sided > 0)
+		event_int(&e, "read_on_target_only", r.one_sided);
 	event_num(&e, "seconds", r.seconds);
 	if (equal)
 		event_end(&e, "source and target are equal");

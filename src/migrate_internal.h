@@ -88,6 +88,11 @@ typedef struct mig
 	PGconn *snap_conn; /* owned: offline, the session whose exported snapshot
 	                      (slot.snapshot) the dump and the copy read in */
 	bool clean_target; /* the Copy phase's schema pass drops what is there first */
+	/* offline, verify on: the source's rows digested as the Copy phase passed them, per
+	   leaf, for a verify that reads the target only (owned with their strings:
+	   copyrun_release) */
+	verify_copied *copied;
+	int ncopied;
 	/* the post-data the Copy phase left for the Restore phase (a pg_restore --use-list
 	   file in the dump directory); "": all of it (as when the Copy phase was resumed past) */
 	char postdata_list[1200];

@@ -22,12 +22,24 @@
 
 #include "cli.h"
 #include "pgsession.h"
+#include "rowhash.h"
 #include "tablecopy.h"
 
 /* How often (bytes passed through) a worker adds to the shared counters and looks for a stop. */
 #define TABLECOPY_CHECK_BYTES (256 * 1024)
 
 /* ---------------------------------------------------------------- describe */
+
+/*
+ * A column's type (ty) reads back in binary on another server: built in, an
+ * enum, or a domain over a built-in type; but not an OID alias (regclass,
+ * regtype, ... and their arrays), whose binary form is the source's OID where
+ * its text is the name the target resolves again.
+ */
+#define TABLECOPY_BINARY_OK                                           \
+	"(ty.oid < 16384 AND ty.typname !~ '^_?reg') OR ty.typtype = 'e'" \
+	" OR (ty.typtype = 'd' AND ty.typbasetype < 16384"                \
+	" AND ty.typbasetype::pg_catalog.regtype::text !~ '^reg')"
 
 /*
  * Leaves of a table (itself when it is neither partitioned nor a partition:
@@ -38,8 +50,7 @@ static const char describe_sql[] =
     " coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)"
     "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
     "  AND NOT a.attisdropped AND a.attgenerated = ''), ''),"
-    " coalesce((SELECT bool_and(ty.oid < 16384 OR ty.typtype = 'e'"
-    "  OR (ty.typtype = 'd' AND ty.typbasetype < 16384))"
+    " coalesce((SELECT bool_and(" TABLECOPY_BINARY_OK ")"
     "  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid"
     "  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), "
     "true),"
@@ -58,8 +69,7 @@ static const char describe_sql_11[] =
     " coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)"
     "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
     "  AND NOT a.attisdropped), ''),"
-    " coalesce((SELECT bool_and(ty.oid < 16384 OR ty.typtype = 'e'"
-    "  OR (ty.typtype = 'd' AND ty.typbasetype < 16384))"
+    " coalesce((SELECT bool_and(" TABLECOPY_BINARY_OK ")"
     "  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid"
     "  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), true),"
     " pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::bigint,"
@@ -73,6 +83,7 @@ tablecopy_free_tables(tablecopy_table *tables, int ntables)
 	for (int i = 0; tables && i < ntables; i++)
 	{
 		free(tables[i].qname);
+		free(tables[i].name);
 		free(tables[i].columns);
 	}
 	free(tables);
@@ -119,12 +130,13 @@ tablecopy_describe(PGconn *src, const char *const *names, int nnames, tablecopy_
 				cap = ncap;
 			}
 			out[n].qname = strdup(PQgetvalue(res, r, 0));
+			out[n].name = strdup(names[i]);
 			out[n].columns = strdup(PQgetvalue(res, r, 1));
 			out[n].binary_ok = strcmp(PQgetvalue(res, r, 2), "t") == 0;
 			out[n].pages = atoll(PQgetvalue(res, r, 3));
 			out[n].bytes = atoll(PQgetvalue(res, r, 4));
 			n++;
-			if (out[n - 1].qname == NULL || out[n - 1].columns == NULL)
+			if (out[n - 1].qname == NULL || out[n - 1].name == NULL || out[n - 1].columns == NULL)
 			{
 				PQclear(res);
 				tablecopy_free_tables(out, n);
@@ -357,7 +369,10 @@ tablecopy_connect(tablecopy_worker *w)
 	return tablecopy_exec(w->src, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", sh,
 	                      "source") &&
 	       tablecopy_exec(w->src, sql, sh, "source") &&
-	       tablecopy_exec(w->tgt, "SET synchronous_commit = off", sh, "target");
+	       tablecopy_exec(w->tgt, "SET synchronous_commit = off", sh, "target") &&
+	       /* digested rows print as the verify's own read of the target will */
+	       (sh->o->sums == NULL || (tablecopy_exec(w->src, ROWHASH_TEXT_SETTINGS, sh, "source") &&
+	                                tablecopy_exec(w->tgt, ROWHASH_TEXT_SETTINGS, sh, "target")));
 }
 
 /* With sh->mu held: tell the caller where the copy stands. */
@@ -413,6 +428,7 @@ tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
 	int got;
 	char *buf;
 	bool ok = true, out_ok;
+	rowhash h;
 
 	if (!tablecopy_target_sql(t, sh->o->binary, sql))
 	{
@@ -446,8 +462,25 @@ tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
 		return false;
 	}
 	PQclear(res);
+	if (!rowhash_init(&h, sh->o->binary && t->binary_ok))
+	{
+		rowhash_free(&h);
+		(void)PQputCopyEnd(w->tgt, "out of memory");
+		PQclear(PQgetResult(w->tgt));
+		tablecopy_fail(sh, "out of memory");
+		return false;
+	}
 	while ((got = PQgetCopyData(w->src, &buf, 0)) > 0)
 	{
+		/* the rows as they pass, the very bytes the target gets */
+		if (sh->o->sums && !rowhash_feed(&h, buf, (size_t)got))
+		{
+			PQfreemem(buf);
+			tablecopy_fail(sh, "could not read the rows of %s from the source: %s", t->qname,
+			               h.error);
+			ok = false;
+			break;
+		}
 		ok = PQputCopyData(w->tgt, buf, got) == 1;
 		PQfreemem(buf);
 		bytes += got;
@@ -469,6 +502,7 @@ tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
 	}
 	if (!ok)
 	{
+		rowhash_free(&h);
 		/* the source's COPY is left unread: the session is closed without it */
 		(void)PQputCopyEnd(w->tgt, "the copy was stopped");
 		PQclear(PQgetResult(w->tgt));
@@ -480,6 +514,15 @@ tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
 	PQclear(res);
 	while ((res = PQgetResult(w->src)) != NULL)
 		PQclear(res);
+	if (out_ok && sh->o->sums && !rowhash_finish(&h))
+	{
+		rowhash_free(&h);
+		tablecopy_fail(sh, "could not read the rows of %s from the source: %s", t->qname, h.error);
+		(void)PQputCopyEnd(w->tgt, "the source's COPY data was cut");
+		PQclear(PQgetResult(w->tgt));
+		return false;
+	}
+	rowhash_free(&h);
 	if (!out_ok)
 	{
 		tablecopy_fail(sh, "could not copy %s from the source: %s", t->qname,
@@ -515,6 +558,12 @@ tablecopy_item_run(tablecopy_worker *w, const tablecopy_item *it, strbuf *sql)
 	sh->bytes += bytes - counted;
 	sh->table_rows[it->table] += rows;
 	sh->table_bytes[it->table] += bytes - counted;
+	if (sh->o->sums)
+	{
+		sh->o->sums[it->table].rows += h.rows;
+		sh->o->sums[it->table].sum += h.sum;
+		sh->o->sums[it->table].binary = h.binary;
+	}
 	sh->parts_left[it->table]--;
 	tablecopy_report(sh, it->table, true);
 	if (sh->parts_left[it->table] == 0 && sh->o->table_done &&

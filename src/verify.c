@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "pgsession.h"
 #include "replconn.h"
+#include "rowhash.h"
 #include "scope.h"
 #include "strbuf.h"
 #include "verify.h"
@@ -26,7 +27,8 @@ typedef struct verify_shared
 	const verify_opts *o;
 	char src_snapshot[64], tgt_snapshot[64];
 	verify_result *r;
-	char **columns; /* per table: the source's column list, quoted */
+	char **columns;  /* per table: the source's column list, quoted */
+	bool *one_sided; /* per table: its leaves' digests are in o->copied */
 	atomic_int next;
 	_Atomic int64_t bytes;
 } verify_shared;
@@ -51,7 +53,8 @@ verify_connect(const char *connstr, const char *snapshot, char *errbuf, size_t e
 		snprintf(errbuf, errlen, "cannot connect: %s", why);
 		return NULL;
 	}
-	res = PQexec(c, REPLCONN_FORMAT_SETTINGS);
+	/* the rules a direct copy's digest of the source was taken by, too */
+	res = PQexec(c, ROWHASH_TEXT_SETTINGS);
 	PQclear(res);
 	res = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
 	PQclear(res);
@@ -72,21 +75,16 @@ verify_connect(const char *connstr, const char *snapshot, char *errbuf, size_t e
 }
 
 /*
- * Start COPY ... TO STDOUT of table's columns. Through a SELECT: a plain
+ * Start a COPY ... TO STDOUT. A table is read through a SELECT: a plain
  * "COPY table" refuses partitioned tables ("cannot copy from partitioned
  * table"), and the SELECT reads a root with all its partitions.
  */
 static bool
-verify_copy_start(PGconn *c, const char *table, const char *cols, char **err)
+verify_copy_start(PGconn *c, const char *sql, char **err)
 {
-	strbuf sql;
-	PGresult *res;
-	bool ok;
+	PGresult *res = PQexec(c, sql);
+	bool ok = PQresultStatus(res) == PGRES_COPY_OUT;
 
-	strbuf_init(&sql);
-	ok = strbuf_appendf(&sql, "COPY (SELECT %s FROM %s) TO STDOUT", cols, table);
-	res = ok ? PQexec(c, strbuf_data(&sql)) : NULL;
-	ok = ok && PQresultStatus(res) == PGRES_COPY_OUT;
 	if (!ok && *err == NULL)
 	{
 		char buf[512];
@@ -95,19 +93,33 @@ verify_copy_start(PGconn *c, const char *table, const char *cols, char **err)
 		*err = strdup(buf);
 	}
 	PQclear(res);
-	strbuf_free(&sql);
 	return ok;
 }
 
-/* One side of one table: COPY it out, counting and hashing the rows. */
+/* One side of one table (or one leaf of it): COPY it out, counting and hashing the rows. */
 typedef struct verify_side
 {
 	PGconn *conn;
-	const char *table, *cols;
+	char *sql;   /* owned: the COPY ... TO STDOUT (NULL: out of memory) */
+	bool binary; /* it reads binary COPY data */
 	int64_t rows, bytes;
 	uint64_t sum;
 	char *error; /* malloc'd, or NULL */
 } verify_side;
+
+/* The statement reading a whole table (and its partitions) as text; NULL when out of memory. */
+static char *
+verify_table_sql(const char *table, const char *cols)
+{
+	strbuf sql;
+	char *out = NULL;
+
+	strbuf_init(&sql);
+	if (strbuf_appendf(&sql, "COPY (SELECT %s FROM %s) TO STDOUT", cols, table))
+		out = strdup(strbuf_data(&sql));
+	strbuf_free(&sql);
+	return out;
+}
 
 /* Run one statement whose result does not matter beyond success. */
 static bool
@@ -120,12 +132,24 @@ verify_command(PGconn *c, const char *sql)
 	return ok;
 }
 
-/* COPY the table out, counting and hashing its rows. */
+/* COPY the table out, counting and hashing its rows (rowhash.h: the copy's digest too). */
 static void
 verify_side_copy(verify_side *v)
 {
-	if (!verify_copy_start(v->conn, v->table, v->cols, &v->error))
+	rowhash h;
+
+	if (v->sql == NULL || !rowhash_init(&h, v->binary))
+	{
+		if (v->sql != NULL)
+			rowhash_free(&h);
+		v->error = strdup("out of memory");
 		return;
+	}
+	if (!verify_copy_start(v->conn, v->sql, &v->error))
+	{
+		rowhash_free(&h);
+		return;
+	}
 	for (;;)
 	{
 		char *buf = NULL;
@@ -133,8 +157,8 @@ verify_side_copy(verify_side *v)
 
 		if (n > 0)
 		{
-			v->sum += XXH3_64bits(buf, (size_t)n);
-			v->rows++;
+			if (!rowhash_feed(&h, buf, (size_t)n) && v->error == NULL)
+				v->error = strdup(h.error);
 			v->bytes += n;
 			PQfreemem(buf);
 			continue;
@@ -162,8 +186,13 @@ verify_side_copy(verify_side *v)
 				PQclear(res);
 			}
 		}
-		return;
+		break;
 	}
+	if (v->error == NULL && !rowhash_finish(&h))
+		v->error = strdup(h.error);
+	v->rows = h.rows;
+	v->sum = h.sum;
+	rowhash_free(&h);
 }
 
 /*
@@ -190,21 +219,69 @@ verify_side_run(void *arg)
 	return NULL;
 }
 
+/*
+ * A table whose rows a direct copy digested: its leaves read on the target
+ * only, each as the copy carried it, against the digests recorded then.
+ */
+static void
+verify_table_one_sided(verify_shared *sh, PGconn *tgt, int i)
+{
+	verify_table *t = &sh->r->tables[i];
+
+	t->one_sided = true;
+	for (int k = 0; k < sh->o->ncopied; k++)
+	{
+		const verify_copied *c = &sh->o->copied[k];
+		verify_side b = {.conn = tgt, .binary = c->binary};
+		strbuf sql;
+
+		if (strcmp(c->name, t->name) != 0)
+			continue;
+		t->src_rows += c->rows;
+		t->src_sum += c->sum;
+		if (t->error)
+			continue;
+		strbuf_init(&sql);
+		if (strbuf_appendf(&sql, "COPY (SELECT %s FROM ONLY %s) TO STDOUT%s", c->columns, c->leaf,
+		                   c->binary ? " (FORMAT binary)" : ""))
+			b.sql = strdup(strbuf_data(&sql));
+		strbuf_free(&sql);
+		verify_side_run(&b);
+		free(b.sql);
+		t->tgt_rows += b.rows;
+		t->tgt_sum += b.sum;
+		t->error = b.error;
+		atomic_fetch_add(&sh->bytes, b.bytes);
+	}
+	t->match =
+	    t->error == NULL && !t->missing && t->src_rows == t->tgt_rows && t->src_sum == t->tgt_sum;
+}
+
 /* Both sides of one table at once, each on its own thread (two cores, as two COPYs). */
 static void
 verify_table_run(verify_shared *sh, PGconn *src, PGconn *tgt, int i)
 {
 	verify_table *t = &sh->r->tables[i];
-	verify_side a = {.conn = src, .table = t->name, .cols = sh->columns[i]};
-	verify_side b = {.conn = tgt, .table = t->name, .cols = sh->columns[i]};
+	verify_side a = {.conn = src, .sql = verify_table_sql(t->name, sh->columns[i])};
+	verify_side b = {.conn = tgt, .sql = verify_table_sql(t->name, sh->columns[i])};
 	pthread_t other;
-	bool threaded = pthread_create(&other, NULL, verify_side_run, &b) == 0;
+	bool threaded;
 
+	if (sh->one_sided[i])
+	{
+		free(a.sql);
+		free(b.sql);
+		verify_table_one_sided(sh, tgt, i);
+		return;
+	}
+	threaded = pthread_create(&other, NULL, verify_side_run, &b) == 0;
 	verify_side_run(&a);
 	if (threaded)
 		pthread_join(other, NULL);
 	else
 		verify_side_run(&b);
+	free(a.sql);
+	free(b.sql);
 	t->src_rows = a.rows;
 	t->src_sum = a.sum;
 	t->tgt_rows = b.rows;
@@ -565,7 +642,8 @@ verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen)
 	r->ntables = n;
 	r->tables = calloc((size_t)(n ? n : 1), sizeof(verify_table));
 	sh.columns = calloc((size_t)(n ? n : 1), sizeof(char *));
-	if (r->tables == NULL || sh.columns == NULL)
+	sh.one_sided = calloc((size_t)(n ? n : 1), sizeof(bool));
+	if (r->tables == NULL || sh.columns == NULL || sh.one_sided == NULL)
 	{
 		snprintf(errbuf, errlen, "out of memory");
 		goto done;
@@ -588,6 +666,10 @@ verify_run(const verify_opts *o, verify_result *r, char *errbuf, size_t errlen)
 		PQclear(res);
 		if (r->tables[i].missing)
 			r->tables[i].tgt_rows = -1;
+		for (int k = 0; k < o->ncopied && !sh.one_sided[i]; k++)
+			sh.one_sided[i] = strcmp(o->copied[k].name, names[i]) == 0;
+		if (sh.one_sided[i] && !o->schema_only)
+			r->one_sided++;
 	}
 	/* the tables, in parallel */
 	atomic_init(&sh.next, 0);
@@ -686,6 +768,7 @@ done:
 	for (int i = 0; sh.columns && i < n; i++)
 		free(sh.columns[i]);
 	free(sh.columns);
+	free(sh.one_sided);
 	scope_free(names, n);
 	strbuf_free(&details);
 	strbuf_free(&inscope);

@@ -23,6 +23,11 @@
  *  - a post-data entry that fails (a name taken on the target) stops the run
  *    with pg_restore's error, during the copy or after it; with
  *    --allow-restore-errors the run completes with a warning.
+ *  - the verify after an offline direct copy reads the target only, against
+ *    the digest of the rows the copy passed from the source: on a LATIN1
+ *    source, text and binary, a table split in parts, it ends equal; a
+ *    trigger on the target that changes one row as it is copied makes the
+ *    run fail, naming the table.
  * Every story that ends equal also compares pg_dump --schema-only of both
  * sides where it builds post-data: each entry restored once.
  */
@@ -214,6 +219,10 @@ START_TEST(an_offline_direct_copy_equals_the_source_and_copies_again_over_it)
 	ck_assert_msg(rc == 0, "direct offline migration exited %d: %s", rc, story_tail(err));
 	assert_copied_in_ranges(err);
 	ck_assert_msg(strstr(err, "verified=equal"), "not verified equal: %s", story_tail(err));
+	/* every column type checked against the copy's digest: the tables but the
+	   materialized view, read on the target only */
+	ck_assert_msg(strstr(err, "read_on_target_only=8"), "not read on the target only: %s",
+	              story_tail(err));
 	t = pgt_connect_as(&sv.tgt, "direct_off", "app");
 	assert_equal(s, t);
 	assert_same_schema(src, tgt);
@@ -576,6 +585,108 @@ START_TEST(offline_on_a_latin1_source_killed_during_the_copy_the_resume_ends_equ
 }
 END_TEST
 
+/*
+ * The verify reads the target only, its rows hashed against the digest the copy
+ * took of the source's rows as it passed them: equal on a LATIN1 source (a
+ * table in binary, one in text through a composite type, one split in
+ * parts); then a trigger on the target changes one row as it is copied, and
+ * the run does not end clean: the verify names the table.
+ */
+START_TEST(the_verify_checks_the_target_against_the_copied_rows_and_finds_a_changed_one)
+{
+	char src[256], tgt[256], dump[512], dump2[512];
+	const char *const more[] = {"--copy-method",
+	                            "direct",
+	                            "--jobs",
+	                            "2",
+	                            "--split-tables-larger-than",
+	                            "1MB",
+	                            "--no-owner",
+	                            "--verify",
+	                            "strict",
+	                            "--drop-target-first",
+	                            NULL};
+	PGconn *s, *t, *tadmin;
+	pgt_proc tool;
+	char *out, *err;
+	int rc;
+
+	story_app_databases(&sv, "direct_digest");
+	pgt_exec(sv.src_admin, "DROP DATABASE IF EXISTS direct_digest WITH (FORCE)");
+	pgt_exec(sv.src_admin, "CREATE DATABASE direct_digest ENCODING 'LATIN1' LC_COLLATE 'C' "
+	                       "LC_CTYPE 'C' TEMPLATE template0 OWNER app");
+	story_connstrs(&sv, "direct_digest", src, tgt, sizeof(src));
+	s = pgt_connect(&sv.src, "direct_digest");
+	pgt_exec(s, "SET client_encoding TO 'UTF8'");
+	pgt_exec(s,
+	         "CREATE TYPE pair AS (a int, b text);"
+	         "CREATE TABLE big (id int PRIMARY KEY, pad text, at timestamptz, by bytea);"
+	         "INSERT INTO big SELECT g, repeat('groß ä ', 20) || g, '2026-12-02 10:00+01'::"
+	         "timestamptz + g * interval '1 minute', '\\x00ff'::bytea FROM "
+	         "generate_series(1, 20000) g;"
+	         "CREATE TABLE menu (id int PRIMARY KEY, place text, dish pair, iv interval, f float8);"
+	         "INSERT INTO menu VALUES (1, 'café', ROW(1, 'crème brûlée'), '1 day -02:00', 0.1),"
+	         " (2, 'Zürich', ROW(2, 'rösti'), '-3 mons', -0.0), (3, NULL, NULL, NULL, NULL);"
+	         /* OID aliases: their text is a name the target resolves again, their binary
+	               form the source's OID */
+	         "CREATE TABLE refs (id int PRIMARY KEY, r regclass, t regtype[]);"
+	         "INSERT INTO refs VALUES (1, 'big', '{pair,int4}')");
+	pgt_scratch("direct-digest-dump", dump, sizeof(dump));
+	story_migrate(&tool, "offline", src, tgt, dump, more, NULL);
+	rc = story_finish(&tool, 240, &out, &err);
+	ck_assert_msg(rc == 0, "the direct migration exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strstr(err, "verified=equal") && strstr(err, "read_on_target_only=3"),
+	              "not verified equal on the target only: %s", story_tail(err));
+	assert_copied_in_ranges(err);
+	t = pgt_connect_as(&sv.tgt, "direct_digest", "app");
+	{
+		char v[64];
+
+		ck_assert_str_eq(pgt_value(t, "SELECT r::text || ' ' || t::text FROM refs", v, sizeof(v)),
+		                 "big {pair,integer}");
+	}
+	PQfinish(t);
+	free(out);
+	free(err);
+
+	/* the target changes one row of big as it is copied: a trigger the table gets as
+	   the schema pass creates it */
+	tadmin = pgt_connect(&sv.tgt, "direct_digest");
+	pgt_exec(tadmin,
+	         "CREATE FUNCTION public.tamper_row() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+	         "IF NEW.id = 4242 THEN NEW.pad := 'changed on the target'; END IF; RETURN NEW; END$$;"
+	         "CREATE FUNCTION public.tamper_on_create() RETURNS event_trigger LANGUAGE plpgsql "
+	         "AS $$BEGIN IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands() WHERE "
+	         "object_identity = 'public.big' AND command_tag = 'CREATE TABLE') THEN EXECUTE "
+	         "'CREATE TRIGGER tamper BEFORE INSERT ON public.big FOR EACH ROW EXECUTE FUNCTION "
+	         "public.tamper_row()'; END IF; END$$;"
+	         "CREATE EVENT TRIGGER tamper ON ddl_command_end WHEN TAG IN ('CREATE TABLE') "
+	         "EXECUTE FUNCTION public.tamper_on_create()");
+	pgt_scratch("direct-digest-dump2", dump2, sizeof(dump2));
+	story_migrate(&tool, "offline", src, tgt, dump2, more, NULL);
+	rc = story_finish(&tool, 240, &out, &err);
+	ck_assert_msg(rc != 0, "a target that differs exited clean: %s", story_tail(err));
+	ck_assert_msg(strstr(err, "read_on_target_only=3") && strstr(err, "differ: public.big"),
+	              "the verify did not name big: %s", story_tail(err));
+	/* menu, copied as text, is equal: only big is named */
+	ck_assert_msg(!strstr(err, "differ: public.big, ") && !strstr(err, "public.menu, public.big"),
+	              "menu named too: %s", story_tail(err));
+	t = pgt_connect_as(&sv.tgt, "direct_digest", "app");
+	{
+		char v[64];
+
+		ck_assert_str_eq(pgt_value(t, "SELECT pad FROM big WHERE id = 4242", v, sizeof(v)),
+		                 "changed on the target");
+	}
+	pgt_exec(tadmin, "DROP EVENT TRIGGER tamper");
+	free(out);
+	free(err);
+	PQfinish(tadmin);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 START_TEST(online_filtered_ctrl_c_during_the_copy_exits_3_and_the_resume_ends_equal)
 {
 	char src[256], tgt[256], dump[512], v[128], n[64];
@@ -739,6 +850,7 @@ main(void)
 	    offline_on_a_latin1_source_killed_during_the_copy_the_resume_ends_equal,
 	    online_filtered_ctrl_c_during_the_copy_exits_3_and_the_resume_ends_equal,
 	    a_post_data_error_stops_the_run_unless_restore_errors_are_allowed,
+	    the_verify_checks_the_target_against_the_copied_rows_and_finds_a_changed_one,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
