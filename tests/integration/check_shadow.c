@@ -168,8 +168,6 @@ app_free(app_thread *a)
 static void
 build(PGconn *c, int customers, int orders, int users, const char *tag)
 {
-	char sql[2048];
-
 	pgt_exec(c, "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);"
 	            "CREATE TABLE orders (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
 	            "customer int NOT NULL REFERENCES customers, total numeric);"
@@ -177,13 +175,7 @@ build(PGconn *c, int customers, int orders, int users, const char *tag)
 	            "CREATE TABLE users (id serial PRIMARY KEY, name text);"
 	            "CREATE VIEW order_totals AS SELECT customer, sum(total) AS total FROM orders "
 	            "GROUP BY customer");
-	snprintf(sql, sizeof(sql),
-	         "INSERT INTO customers (name) SELECT '%s' || g FROM generate_series(1, %d) g;"
-	         "INSERT INTO orders (customer, total) SELECT 1 + g %% %d, g FROM "
-	         "generate_series(1, %d) g;"
-	         "INSERT INTO users (name) SELECT '%s-user' || g FROM generate_series(1, %d) g",
-	         tag, customers, customers, orders, tag, users);
-	pgt_exec(c, sql);
+	shst_app_rows(c, customers, orders, users, tag);
 }
 
 /* A table's count and content digest. */

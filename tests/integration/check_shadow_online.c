@@ -124,21 +124,13 @@ worker_stop(worker *w)
 static void
 build(PGconn *c, int customers, int orders, int users, const char *tag)
 {
-	char sql[2048];
-
 	pgt_exec(c, "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);"
 	            "CREATE TABLE orders (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
 	            "customer int NOT NULL REFERENCES customers, total numeric);"
 	            "CREATE TABLE users (id serial PRIMARY KEY, name text);"
 	            "CREATE TABLE counters (id int PRIMARY KEY, n bigint NOT NULL)");
-	snprintf(sql, sizeof(sql),
-	         "INSERT INTO customers (name) SELECT '%s' || g FROM generate_series(1, %d) g;"
-	         "INSERT INTO orders (customer, total) SELECT 1 + g %% %d, g FROM "
-	         "generate_series(1, %d) g;"
-	         "INSERT INTO users (name) SELECT '%s-user' || g FROM generate_series(1, %d) g;"
-	         "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 10) g",
-	         tag, customers, customers, orders, tag, users);
-	pgt_exec(c, sql);
+	shst_app_rows(c, customers, orders, users, tag);
+	pgt_exec(c, "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 10) g");
 }
 
 START_TEST(an_online_shadow_follows_the_source_until_the_swap)

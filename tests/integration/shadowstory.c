@@ -6,7 +6,22 @@
 #include "shadowstory.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <string.h>
+
+void
+shst_app_rows(PGconn *c, int customers, int orders, int users, const char *tag)
+{
+	char sql[2048];
+
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO customers (name) SELECT '%s' || g FROM generate_series(1, %d) g;"
+	         "INSERT INTO orders (customer, total) SELECT 1 + g %% %d, g FROM "
+	         "generate_series(1, %d) g;"
+	         "INSERT INTO users (name) SELECT '%s-user' || g FROM generate_series(1, %d) g",
+	         tag, customers, customers, orders, tag, users);
+	pgt_exec(c, sql);
+}
 
 void
 shst_two_sides(story_servers *sv, const char *db, shst_build_fn build, char *src, char *tgt,

@@ -1,9 +1,9 @@
 /*
  * shadowstory.h — what the shadow-table stories (issue 17: check_shadow,
  * check_shadow_objects, check_shadow_online) do again and again, said once:
- * make a database on both sides as the role "app", run
- * `pg_dbmigrator shadow VERB`, read the migration's timestamp from its log,
- * and say that nothing of ours is left on the source or the target.
+ * make a database on both sides as the role "app" with the application's
+ * rows, run `pg_dbmigrator shadow VERB`, read the migration's timestamp from
+ * its log, and say that nothing of ours is left on the source or the target.
  *
  * Owns: nothing past the calls. Never: decides what a story checks beyond
  * "nothing is left" (the stories assert the rest).
@@ -18,6 +18,13 @@
 
 /* A story's schema and rows on one side: customers, orders and users rows, tagged with tag. */
 typedef void (*shst_build_fn)(PGconn *c, int customers, int orders, int users, const char *tag);
+
+/*
+ * The rows of the application's tables customers (name tag || n), orders
+ * (spread over the customers, total n) and users (name tag-user || n), into
+ * the tables a story's build made.
+ */
+void shst_app_rows(PGconn *c, int customers, int orders, int users, const char *tag);
 
 /*
  * A database named db on both servers of sv, owned by app, with build's
