@@ -301,6 +301,20 @@ sh_on_stop_signal(int sig)
 	sh_stop_streaming = 1;
 }
 
+/* The stream's options for migration st, whose shadow schema is shadow (the rest left as is). */
+static void
+sh_stream_opts_of(const shadow_opts *o, const shadowsql_state *st, const char *shadow,
+                  shstream_opts *so)
+{
+	so->source = o->source;
+	so->dest = o->dest;
+	so->name = st->slot;
+	so->shadow_schema = shadow;
+	so->source_system = st->source_system;
+	if (!pgo_lsn_parse(st->consistent_lsn, &so->run_lsn))
+		so->run_lsn = 0;
+}
+
 /*
  * prepare --online, once the source's rows are in: stream into the shadow
  * until Ctrl+C (or SIGTERM, the swap's word). The state names this process
@@ -336,13 +350,7 @@ sh_online_stream(const shadow_opts *o, shadowsql_state *st, replconn *rc, bool r
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
-	so.source = o->source;
-	so.dest = o->dest;
-	so.name = st->slot;
-	so.shadow_schema = shadow;
-	so.source_system = st->source_system;
-	if (!pgo_lsn_parse(st->consistent_lsn, &so.run_lsn))
-		so.run_lsn = 0;
+	sh_stream_opts_of(o, st, shadow, &so);
 	so.resuming = resuming;
 	so.stop = &sh_stop_streaming;
 	ok = shstream_run(&so, rc, &res, err, sizeof(err));
@@ -475,13 +483,7 @@ sh_online_drain(const shadow_opts *o, shadowsql_state *st, const char *shadow)
 		       st->slot);
 		return false;
 	}
-	so.source = o->source;
-	so.dest = o->dest;
-	so.name = st->slot;
-	so.shadow_schema = shadow;
-	so.source_system = st->source_system;
-	if (!pgo_lsn_parse(st->consistent_lsn, &so.run_lsn))
-		so.run_lsn = 0;
+	sh_stream_opts_of(o, st, shadow, &so);
 	so.resuming = true;
 	so.drain = true;
 	if (!shstream_run(&so, &rc, &res, err, sizeof(err)))
@@ -565,12 +567,7 @@ shadow_online_release(const shadow_opts *o)
 
 	if (st == NULL)
 		return EXIT_ERROR;
-	if (strcmp(o->before, "now") == 0)
-	{
-		sh_now_ts(key);
-		key[13]++; /* this very second too, as cleanup */
-	}
-	else if (!shadowsql_date_key(o->before, key))
+	if (!sh_before_key(o->before, key))
 	{
 		free(st);
 		return EXIT_OK; /* cleanup says what is wrong with the date */
@@ -972,13 +969,9 @@ shadow_swap(const shadow_opts *o)
 	sh_events_init(o, "ShadowSwap");
 	if (st == NULL)
 		return EXIT_ERROR;
-	if (o->timestamp ? !sh_state_load(o->state_dir, o->timestamp, st)
-	                 : !sh_state_find(o, "prepared swapping", st))
-	{
-		if (!o->timestamp)
-			sh_error("no prepared migration to swap in the state directory", o->state_dir);
+	if (!sh_state_pick(o, "prepared swapping",
+	                   "no prepared migration to swap in the state directory", st))
 		goto error;
-	}
 	if (strcmp(st->phase, "prepared") != 0 && strcmp(st->phase, "swapping") != 0)
 	{
 		sh_say("error", "migration %s is %s, not prepared: nothing to swap", st->ts, st->phase);

@@ -71,13 +71,8 @@ shadow_rollback(const shadow_opts *o)
 	sh_events_init(o, "ShadowRollback");
 	if (st == NULL || now == NULL)
 		goto error;
-	if (o->timestamp ? !sh_state_load(o->state_dir, o->timestamp, st)
-	                 : !sh_state_find(o, "swapped", st))
-	{
-		if (!o->timestamp)
-			sh_error("no backup to roll back to in the state directory", o->state_dir);
+	if (!sh_state_pick(o, "swapped", "no backup to roll back to in the state directory", st))
 		goto error;
-	}
 	if (strcmp(st->phase, "swapped") != 0)
 	{
 		sh_say("error",
@@ -316,12 +311,7 @@ shadow_cleanup(const shadow_opts *o)
 	sh_events_init(o, "ShadowCleanup");
 	if (st == NULL)
 		return EXIT_ERROR;
-	if (strcmp(o->before, "now") == 0)
-	{
-		sh_now_ts(key);
-		key[13]++; /* this very second too */
-	}
-	else if (!shadowsql_date_key(o->before, key))
+	if (!sh_before_key(o->before, key))
 	{
 		sh_say("error",
 		       "--before \"%s\" is not a date (2026-12-02, "

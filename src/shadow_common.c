@@ -124,6 +124,15 @@ sh_connect(const char *uri, pgsession_role role, const char *side)
 	return c;
 }
 
+/* The first line of c's last error message, into msg (size bytes); msg. */
+const char *
+sh_server_message(PGconn *c, char *msg, size_t size)
+{
+	snprintf(msg, size, "%s", PQerrorMessage(c));
+	msg[strcspn(msg, "\n")] = '\0';
+	return msg;
+}
+
 /* Run sql; false after printing the server's message with what. */
 bool
 sh_exec(PGconn *c, const char *sql, const char *what)
@@ -136,9 +145,7 @@ sh_exec(PGconn *c, const char *sql, const char *what)
 	{
 		char msg[SH_ERR];
 
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
-		msg[strcspn(msg, "\n")] = '\0';
-		sh_error(what, msg);
+		sh_error(what, sh_server_message(c, msg, sizeof(msg)));
 	}
 	PQclear(r);
 	return ok;
@@ -154,9 +161,7 @@ sh_query(PGconn *c, const char *sql, int n, const char *const *params, const cha
 	{
 		char msg[SH_ERR];
 
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
-		msg[strcspn(msg, "\n")] = '\0';
-		sh_error(what, msg);
+		sh_error(what, sh_server_message(c, msg, sizeof(msg)));
 		PQclear(r);
 		return NULL;
 	}
@@ -334,4 +339,29 @@ sh_state_find(const shadow_opts *o, const char *phases, shadowsql_state *st)
 		}
 	}
 	return false;
+}
+
+/* The migration named by --timestamp, or the newest in one of phases; false after saying why. */
+bool
+sh_state_pick(const shadow_opts *o, const char *phases, const char *none, shadowsql_state *st)
+{
+	if (o->timestamp)
+		return sh_state_load(o->state_dir, o->timestamp, st);
+	if (sh_state_find(o, phases, st))
+		return true;
+	sh_error(none, o->state_dir);
+	return false;
+}
+
+/* --before as a timestamp key: "now" is this very second too; false if not a date. */
+bool
+sh_before_key(const char *before, char key[SHADOWSQL_TS])
+{
+	if (strcmp(before, "now") == 0)
+	{
+		sh_now_ts(key);
+		key[13]++; /* this very second too */
+		return true;
+	}
+	return shadowsql_date_key(before, key);
 }

@@ -236,9 +236,8 @@ sh_exchange_try(PGconn *t, const char *schema, const char *in, const char *out,
 		{
 			char msg[SH_ERR];
 
-			snprintf(msg, sizeof(msg), "%s", PQerrorMessage(t));
-			msg[strcspn(msg, "\n")] = '\0';
-			sh_error("the swap failed, nothing was changed", msg);
+			sh_error("the swap failed, nothing was changed",
+			         sh_server_message(t, msg, sizeof(msg)));
 		}
 		goto done;
 	}
@@ -334,10 +333,8 @@ sh_validate_fks(PGconn *t, const char *schema)
 		{
 			char msg[SH_ERR];
 
-			snprintf(msg, sizeof(msg), "%s", PQerrorMessage(t));
-			msg[strcspn(msg, "\n")] = '\0';
 			sh_say("warning", "%s failed (it stays NOT VALID, new rows are checked): %s",
-			       PQgetvalue(r, i, 0), msg);
+			       PQgetvalue(r, i, 0), sh_server_message(t, msg, sizeof(msg)));
 		}
 	PQclear(r);
 }

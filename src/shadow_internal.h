@@ -43,6 +43,8 @@ void sh_event_end(event *e, const char *fmt, ...) __attribute__((format(printf, 
 void sh_error(const char *what, const char *why);
 /* A session on conninfo (side names it in the error); NULL after saying why. */
 PGconn *sh_connect(const char *uri, pgsession_role role, const char *side);
+/* The first line of c's last error message, into msg (size bytes); returns msg. */
+const char *sh_server_message(PGconn *c, char *msg, size_t size);
 /* Run sql; false after printing the server's message with what (what NULL: silent). */
 bool sh_exec(PGconn *c, const char *sql, const char *what);
 /* A query with text parameters; NULL (and printed) on failure. The caller clears it. */
@@ -61,6 +63,15 @@ PGDBM_MUST_CHECK bool sh_state_load(const char *dir, const char *ts, shadowsql_s
 int sh_state_all(const char *dir, char ts[][SHADOWSQL_TS], int max);
 /* The newest state whose phase is one of phases (space-separated); false if none. */
 bool sh_state_find(const shadow_opts *o, const char *phases, shadowsql_state *st);
+/*
+ * The state a command works on: that of --timestamp, else the newest whose
+ * phase is one of phases (none: the error said with the state directory
+ * when there is none). False after saying why.
+ */
+PGDBM_MUST_CHECK bool sh_state_pick(const shadow_opts *o, const char *phases, const char *none,
+                                    shadowsql_state *st);
+/* --before ("now", or a date shadowsql_date_key reads) as a key; false if not a date. */
+PGDBM_MUST_CHECK bool sh_before_key(const char *before, char key[SHADOWSQL_TS]);
 
 /* ---- shadow.c ---- */
 

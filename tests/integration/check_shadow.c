@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "pgtest.h"
+#include "shadowstory.h"
 #include "story.h"
 
 static story_servers sv;
@@ -167,8 +168,6 @@ app_free(app_thread *a)
 static void
 build(PGconn *c, int customers, int orders, int users, const char *tag)
 {
-	char sql[2048];
-
 	pgt_exec(c, "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);"
 	            "CREATE TABLE orders (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
 	            "customer int NOT NULL REFERENCES customers, total numeric);"
@@ -176,47 +175,7 @@ build(PGconn *c, int customers, int orders, int users, const char *tag)
 	            "CREATE TABLE users (id serial PRIMARY KEY, name text);"
 	            "CREATE VIEW order_totals AS SELECT customer, sum(total) AS total FROM orders "
 	            "GROUP BY customer");
-	snprintf(sql, sizeof(sql),
-	         "INSERT INTO customers (name) SELECT '%s' || g FROM generate_series(1, %d) g;"
-	         "INSERT INTO orders (customer, total) SELECT 1 + g %% %d, g FROM "
-	         "generate_series(1, %d) g;"
-	         "INSERT INTO users (name) SELECT '%s-user' || g FROM generate_series(1, %d) g",
-	         tag, customers, customers, orders, tag, users);
-	pgt_exec(c, sql);
-}
-
-/* A database named db on both sides as app, with the schema and different rows. */
-static void
-two_sides(const char *db, char *src, char *tgt, size_t size, PGconn **s, PGconn **t)
-{
-	story_app_databases(&sv, db);
-	story_connstrs(&sv, db, src, tgt, size);
-	*s = pgt_connect_as(&sv.src, db, "app");
-	*t = pgt_connect_as(&sv.tgt, db, "app");
-	build(*s, 300, 3000, 5, "src");
-	build(*t, 50, 400, 100, "tgt");
-}
-
-/* Run `pg_dbmigrator shadow verb` with the words of more; its exit code, out and err kept. */
-static int
-shadow(const char *verb, const char *const more[], char **out, char **err)
-{
-	const char *args[] = {"shadow", verb, NULL};
-	pgt_proc p;
-
-	story_tool_start(&p, args, more, NULL);
-	return story_finish(&p, 120, out, err);
-}
-
-/* The timestamp named by "prepared migration TS" in a log, into ts. */
-static void
-ts_of(const char *err, char ts[15])
-{
-	const char *p = strstr(err, "migration ");
-
-	ck_assert_msg(p != NULL, "no migration named: %s", story_tail(err));
-	memcpy(ts, p + 10, 14);
-	ts[14] = '\0';
+	shst_app_rows(c, customers, orders, users, tag);
 }
 
 /* A table's count and content digest. */
@@ -240,23 +199,20 @@ START_TEST(a_live_target_is_refreshed_by_a_swap_while_the_application_reads_and_
 	double pauses[3][2];
 	int rc;
 
-	two_sides("shadow_live", src, tgt, sizeof(src), &s, &t);
+	shst_two_sides(&sv, "shadow_live", build, src, tgt, sizeof(src), &s, &t);
 	pgt_exec(sv.tgt_admin, "DO $$BEGIN CREATE ROLE report; EXCEPTION WHEN duplicate_object THEN "
 	                       "NULL; END$$");
 	pgt_exec(t, "GRANT SELECT ON orders TO report");
 	pgt_scratch("shadow-live-state", dir, sizeof(dir));
 
 	/* a dry run: the plan, and nothing on the target, no state */
-	rc = shadow("prepare",
-	            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables", "users",
-	                                  "--state-dir", dir, "--dry-run", NULL},
-	            &out, &err);
+	rc = shst_shadow("prepare",
+	                 (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
+	                                       "users", "--state-dir", dir, "--dry-run", NULL},
+	                 &out, &err);
 	ck_assert_msg(rc == 0, "prepare --dry-run exited %d: %s", rc, story_tail(err));
 	ck_assert_msg(strstr(out, "CREATE TABLE") && strstr(out, "users"), "no plan: %s", out);
-	ck_assert_str_eq(pgt_value(t,
-	                           "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '\\_pgdbm%'",
-	                           v, sizeof(v)),
-	                 "0");
+	shst_target_clean(t);
 	ck_assert_msg(access(dir, F_OK) != 0, "a dry run made the state directory %s", dir);
 	free(out);
 	free(err);
@@ -277,21 +233,21 @@ START_TEST(a_live_target_is_refreshed_by_a_swap_while_the_application_reads_and_
 		app_start(&reader, "shadow_live", false);
 		app_start(&writer, "shadow_live", true);
 		usleep(200000);
-		rc = shadow("prepare",
-		            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
-		                                  "users", "--state-dir", dir, NULL},
-		            &out, &err);
+		rc = shst_shadow("prepare",
+		                 (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
+		                                       "users", "--state-dir", dir, NULL},
+		                 &out, &err);
 		ck_assert_msg(rc == 0, "prepare exited %d: %s", rc, story_tail(err));
-		ts_of(err, ts);
+		shst_ts_of(err, "migration ", ts);
 		free(out);
 		free(err);
 		usleep(300000);
 		if (round == 0)
 		{
 			/* a dry run of the swap changes nothing */
-			rc = shadow("swap",
-			            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--dry-run", NULL},
-			            &out, &err);
+			rc = shst_shadow(
+			    "swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--dry-run", NULL},
+			    &out, &err);
 			ck_assert_msg(rc == 0 && strstr(out, "SET SCHEMA"), "swap --dry-run: %d %s %s", rc, out,
 			              story_tail(err));
 			ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
@@ -299,8 +255,8 @@ START_TEST(a_live_target_is_refreshed_by_a_swap_while_the_application_reads_and_
 			free(err);
 		}
 		from = story_now_us();
-		rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out,
-		            &err);
+		rc = shst_shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL},
+		                 &out, &err);
 		to = story_now_us();
 		ck_assert_msg(rc == 0, "swap exited %d: %s", rc, story_tail(err));
 		ck_assert_msg(strstr(err, "locked for"), "no pause said: %s", story_tail(err));
@@ -387,36 +343,37 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	int rc;
 	const char *tables[3] = {"customers", "orders", "users"};
 
-	two_sides("shadow_back", src, tgt, sizeof(src), &s, &t);
+	shst_two_sides(&sv, "shadow_back", build, src, tgt, sizeof(src), &s, &t);
 	pgt_scratch("shadow-back-state", dir, sizeof(dir));
 	for (int i = 0; i < 3; i++)
 		digest(t, tables[i], before[i], sizeof(before[i]));
 	/* start: prepare (three tables copied at once) and swap */
-	rc = shadow("start",
-	            (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, "--jobs",
-	                                  "3", NULL},
-	            &out, &err);
+	rc = shst_shadow("start",
+	                 (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir,
+	                                       "--jobs", "3", NULL},
+	                 &out, &err);
 	ck_assert_msg(rc == 0, "start exited %d: %s", rc, story_tail(err));
-	ts_of(err, ts);
+	shst_ts_of(err, "migration ", ts);
 	pgt_assert_same(s, t, "users");
 	free(out);
 	free(err);
 
-	rc = shadow("list", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--json", NULL},
-	            &out, &err);
+	rc = shst_shadow("list",
+	                 (const char *const[]){"--dest", tgt, "--state-dir", dir, "--json", NULL}, &out,
+	                 &err);
 	ck_assert_msg(rc == 0 && strstr(out, ts) && strstr(out, "\"phase\": \"swapped\""),
 	              "list: %d %s", rc, out);
 	free(out);
 	free(err);
-	rc = shadow("verify",
-	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--timestamp", ts, NULL},
-	            &out, &err);
+	rc = shst_shadow(
+	    "verify", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--timestamp", ts, NULL},
+	    &out, &err);
 	ck_assert_msg(rc == 0, "verify of a good backup exited %d: %s", rc, story_tail(err));
 	free(out);
 	free(err);
 
 	/* a dry run of the rollback prints its statements and changes nothing */
-	rc = shadow(
+	rc = shst_shadow(
 	    "rollback",
 	    (const char *const[]){"--dest", tgt, "--state-dir", dir, "--latest", "--dry-run", NULL},
 	    &out, &err);
@@ -427,9 +384,9 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	pgt_assert_same(s, t, "orders");
 
 	/* the previous data is back, exactly; the source's rows become a backup of their own */
-	rc = shadow("rollback",
-	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--latest", NULL}, &out,
-	            &err);
+	rc = shst_shadow("rollback",
+	                 (const char *const[]){"--dest", tgt, "--state-dir", dir, "--latest", NULL},
+	                 &out, &err);
 	ck_assert_msg(rc == 0, "rollback exited %d: %s", rc, story_tail(err));
 	free(out);
 	free(err);
@@ -442,11 +399,11 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	pgt_exec(t, "INSERT INTO customers (name) VALUES ('after rollback')");
 
 	/* a tampered backup: verify names it */
-	rc = shadow("start",
-	            (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, NULL},
-	            &out, &err);
+	rc = shst_shadow(
+	    "start", (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, NULL},
+	    &out, &err);
 	ck_assert_msg(rc == 0, "a second start exited %d: %s", rc, story_tail(err));
-	ts_of(err, ts);
+	shst_ts_of(err, "migration ", ts);
 	free(out);
 	free(err);
 	{
@@ -456,19 +413,19 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 		         ts);
 		pgt_exec(t, sql);
 	}
-	rc = shadow("verify",
-	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--timestamp", ts, NULL},
-	            &out, &err);
+	rc = shst_shadow(
+	    "verify", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--timestamp", ts, NULL},
+	    &out, &err);
 	ck_assert_msg(rc == 4 && strstr(err, "customers differs"), "verify of a tampered backup: %d %s",
 	              rc, story_tail(err));
 	free(out);
 	free(err);
 
 	/* cleanup: a dry run keeps them, then every backup older than now goes */
-	rc = shadow("cleanup",
-	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now",
-	                                  "--dry-run", NULL},
-	            &out, &err);
+	rc = shst_shadow("cleanup",
+	                 (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now",
+	                                       "--dry-run", NULL},
+	                 &out, &err);
 	ck_assert_msg(rc == 0 && strstr(out, "DROP TABLE"), "cleanup --dry-run: %d %s", rc, out);
 	ck_assert_str_ne(pgt_value(t,
 	                           "SELECT count(*) FROM pg_namespace WHERE nspname LIKE "
@@ -477,17 +434,16 @@ START_TEST(a_backup_is_listed_verified_rolled_back_and_cleaned_up)
 	                 "0");
 	free(out);
 	free(err);
-	rc = shadow("cleanup",
-	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now", NULL},
-	            &out, &err);
+	rc = shst_shadow(
+	    "cleanup",
+	    (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now", NULL}, &out,
+	    &err);
 	ck_assert_msg(rc == 0, "cleanup exited %d: %s", rc, story_tail(err));
 	free(out);
 	free(err);
-	ck_assert_str_eq(pgt_value(t,
-	                           "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '\\_pgdbm%'",
-	                           v, sizeof(v)),
-	                 "0");
-	rc = shadow("list", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out, &err);
+	shst_target_clean(t);
+	rc = shst_shadow("list", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out,
+	                 &err);
 	ck_assert_msg(rc == 0 && strstr(out, "no backups"), "list after cleanup: %s", out);
 	free(out);
 	free(err);
@@ -505,7 +461,7 @@ START_TEST(a_busy_swap_gives_up_unchanged_and_killed_runs_are_run_again)
 	pgt_proc p;
 	int rc;
 
-	two_sides("shadow_kill", src, tgt, sizeof(src), &s, &t);
+	shst_two_sides(&sv, "shadow_kill", build, src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "INSERT INTO orders (customer, total) SELECT 1 + g % 300, g FROM "
 	            "generate_series(1, 400000) g");
 	pgt_scratch("shadow-kill-state", dir, sizeof(dir));
@@ -527,19 +483,19 @@ START_TEST(a_busy_swap_gives_up_unchanged_and_killed_runs_are_run_again)
 	usleep(150000);
 	story_kill_9(&p);
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
-	rc = shadow("prepare",
-	            (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, NULL},
-	            &out, &err);
+	rc = shst_shadow(
+	    "prepare", (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, NULL},
+	    &out, &err);
 	ck_assert_msg(rc == 0 && strstr(err, "again"), "prepare after kill -9: %d %s", rc,
 	              story_tail(err));
-	ts_of(strstr(err, "prepared migration"), ts);
+	shst_ts_of(err, "prepared migration ", ts);
 	free(out);
 	free(err);
 
 	/* an application transaction holds a table: the swap tries, then gives up, nothing changed */
 	blocker = pgt_connect_as(&sv.tgt, "shadow_kill", "app");
 	pgt_exec(blocker, "BEGIN; SELECT count(*) FROM customers");
-	rc = shadow(
+	rc = shst_shadow(
 	    "swap",
 	    (const char *const[]){"--dest", tgt, "--state-dir", dir, "--lock-retries", "2", NULL}, &out,
 	    &err);
@@ -562,14 +518,16 @@ START_TEST(a_busy_swap_gives_up_unchanged_and_killed_runs_are_run_again)
 	pgt_exec(blocker, "COMMIT");
 	PQfinish(blocker);
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
-	rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out, &err);
+	rc = shst_shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out,
+	                 &err);
 	ck_assert_msg(rc == 0, "swap after kill -9: %d %s", rc, story_tail(err));
 	free(out);
 	free(err);
 	pgt_assert_same(s, t, "orders");
 	pgt_assert_same(s, t, "customers");
-	rc = shadow("status", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--json", NULL},
-	            &out, &err);
+	rc = shst_shadow("status",
+	                 (const char *const[]){"--dest", tgt, "--state-dir", dir, "--json", NULL}, &out,
+	                 &err);
 	ck_assert_msg(rc == 0 && strstr(out, "\"swapped\""), "status: %s", out);
 	free(out);
 	free(err);
@@ -610,10 +568,10 @@ START_TEST(a_swap_of_100_tables_pauses_the_application_briefly)
 		app_thread reader, writer;
 		int64_t from, to;
 
-		rc = shadow("prepare",
-		            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
-		                                  "users", "--state-dir", dir, NULL},
-		            &out, &err);
+		rc = shst_shadow("prepare",
+		                 (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
+		                                       "users", "--state-dir", dir, NULL},
+		                 &out, &err);
 		ck_assert_msg(rc == 0, "prepare exited %d: %s", rc, story_tail(err));
 		free(out);
 		free(err);
@@ -621,8 +579,8 @@ START_TEST(a_swap_of_100_tables_pauses_the_application_briefly)
 		app_start(&writer, "shadow_many", true);
 		usleep(300000);
 		from = story_now_us();
-		rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out,
-		            &err);
+		rc = shst_shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL},
+		                 &out, &err);
 		to = story_now_us();
 		ck_assert_msg(rc == 0, "swap exited %d: %s", rc, story_tail(err));
 		fprintf(stderr, "100 tables, round %d: %s", round, strstr(err, "swapped migration"));
@@ -663,34 +621,37 @@ START_TEST(a_write_the_shadow_cannot_take_never_fails_and_stops_the_swap)
 	PGconn *s, *t;
 	int rc;
 
-	two_sides("shadow_sync", src, tgt, sizeof(src), &s, &t);
+	shst_two_sides(&sv, "shadow_sync", build, src, tgt, sizeof(src), &s, &t);
 	pgt_scratch("shadow-sync-state", dir, sizeof(dir));
-	rc = shadow("prepare",
-	            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables", "users",
-	                                  "--state-dir", dir, NULL},
-	            &out, &err);
+	rc = shst_shadow("prepare",
+	                 (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
+	                                       "users", "--state-dir", dir, NULL},
+	                 &out, &err);
 	ck_assert_msg(rc == 0, "prepare exited %d: %s", rc, story_tail(err));
-	ts_of(err, ts);
+	shst_ts_of(err, "migration ", ts);
 	free(out);
 	free(err);
 	snprintf(sql, sizeof(sql), "INSERT INTO _pgdbm_shadow_%s.users VALUES (5000, 'by hand')", ts);
 	pgt_exec(t, sql);
 	/* the application's write goes through */
 	pgt_exec(t, "INSERT INTO users VALUES (5000, 'app')");
-	rc = shadow("status", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--json", NULL},
-	            &out, &err);
+	rc = shst_shadow("status",
+	                 (const char *const[]){"--dest", tgt, "--state-dir", dir, "--json", NULL}, &out,
+	                 &err);
 	ck_assert_msg(rc == 0 && strstr(out, "\"sync_errors\": 1"), "status: %s", out);
 	free(out);
 	free(err);
-	rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out, &err);
+	rc = shst_shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out,
+	                 &err);
 	ck_assert_msg(rc == 1 && strstr(err, "could not be carried") && strstr(err, "users"),
 	              "swap over a sync error: %d %s", rc, story_tail(err));
 	free(out);
 	free(err);
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
-	rc = shadow("cleanup",
-	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now", NULL},
-	            &out, &err);
+	rc = shst_shadow(
+	    "cleanup",
+	    (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now", NULL}, &out,
+	    &err);
 	ck_assert_msg(rc == 0 && strstr(err, "dropped migration"), "cleanup: %d %s", rc,
 	              story_tail(err));
 	free(out);
@@ -700,10 +661,7 @@ START_TEST(a_write_the_shadow_cannot_take_never_fails_and_stops_the_swap)
 	                           "= 'users'::regclass",
 	                           v, sizeof(v)),
 	                 "0");
-	ck_assert_str_eq(pgt_value(t,
-	                           "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '\\_pgdbm%'",
-	                           v, sizeof(v)),
-	                 "0");
+	shst_target_clean(t);
 	pgt_exec(t, "INSERT INTO users VALUES (5001, 'app')");
 	PQfinish(s);
 	PQfinish(t);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "pgtest.h"
+#include "shadowstory.h"
 #include "story.h"
 
 static story_servers sv;
@@ -93,23 +94,12 @@ build(PGconn *c, const char *tag, int accounts)
 	pgt_exec(c, sql);
 }
 
-/* Run `pg_dbmigrator shadow verb` with the words of more; its exit code, out and err kept. */
-static int
-shadow(const char *verb, const char *const more[], char **out, char **err)
-{
-	const char *args[] = {"shadow", verb, NULL};
-	pgt_proc p;
-
-	story_tool_start(&p, args, more, NULL);
-	return story_finish(&p, 120, out, err);
-}
-
 /* Run it and require exit code want; out and err freed. */
 static void
 shadow_ok(const char *verb, const char *const more[], int want)
 {
 	char *out, *err;
-	int rc = shadow(verb, more, &out, &err);
+	int rc = shst_shadow(verb, more, &out, &err);
 
 	ck_assert_msg(rc == want, "shadow %s exited %d (want %d): %s %s", verb, rc, want,
 	              story_tail(out), story_tail(err));
@@ -278,10 +268,11 @@ START_TEST(a_swap_carries_what_the_application_relies_on_and_leaves_extensions_a
 	pgt_scratch("shadow-objects-state", dir, sizeof(dir));
 
 	/* with --json, each phase is an event on stdout; the swap's says how long it locked */
-	rc = shadow("start",
-	            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
-	                                  "sessions,audit_log", "--state-dir", dir, "--json", NULL},
-	            &out, &err);
+	rc =
+	    shst_shadow("start",
+	                (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
+	                                      "sessions,audit_log", "--state-dir", dir, "--json", NULL},
+	                &out, &err);
 	ck_assert_msg(rc == 0, "start exited %d: %s", rc, story_tail(err));
 	ck_assert_int_eq(events_of(out, "ShadowPrepared"), 1);
 	ck_assert_int_eq(events_of(out, "ShadowSwapped"), 1);
@@ -298,10 +289,10 @@ START_TEST(a_swap_carries_what_the_application_relies_on_and_leaves_extensions_a
 	    "tgt1");
 
 	/* the rollback: the old rows with the same objects around them */
-	rc =
-	    shadow("rollback",
-	           (const char *const[]){"--dest", tgt, "--state-dir", dir, "--latest", "--json", NULL},
-	           &out, &err);
+	rc = shst_shadow(
+	    "rollback",
+	    (const char *const[]){"--dest", tgt, "--state-dir", dir, "--latest", "--json", NULL}, &out,
+	    &err);
 	ck_assert_msg(rc == 0 && events_of(out, "ShadowRolledBack") == 1, "rollback --json: %d %s %s",
 	              rc, out, story_tail(err));
 	free(out);
@@ -339,11 +330,11 @@ START_TEST(dry_runs_and_a_swap_that_cannot_lock_change_nothing)
 	pgt_scratch("shadow-dry-state", dir, sizeof(dir));
 	/* prepare --dry-run --json: its plan as events, nothing else on stdout, nothing made */
 	catalog(t, before);
-	rc = shadow("prepare",
-	            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
-	                                  "sessions,audit_log", "--state-dir", dir, "--dry-run",
-	                                  "--json", NULL},
-	            &out, &err);
+	rc = shst_shadow("prepare",
+	                 (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
+	                                       "sessions,audit_log", "--state-dir", dir, "--dry-run",
+	                                       "--json", NULL},
+	                 &out, &err);
 	ck_assert_msg(rc == 0 && events_of(out, "ShadowPlan") == 5, "prepare --dry-run --json: %d %s",
 	              rc, out);
 	free(out);
@@ -357,8 +348,9 @@ START_TEST(dry_runs_and_a_swap_that_cannot_lock_change_nothing)
 
 	/* swap --dry-run prints the statements and changes nothing */
 	catalog(t, before);
-	rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, "--dry-run", NULL},
-	            &out, &err);
+	rc = shst_shadow("swap",
+	                 (const char *const[]){"--dest", tgt, "--state-dir", dir, "--dry-run", NULL},
+	                 &out, &err);
 	ck_assert_msg(rc == 0 && strstr(out, "SET SCHEMA") && strstr(out, "CREATE POLICY") &&
 	                  strstr(out, "MATERIALIZED VIEW"),
 	              "swap --dry-run: %d %s %s", rc, out, story_tail(err));
@@ -370,10 +362,10 @@ START_TEST(dry_runs_and_a_swap_that_cannot_lock_change_nothing)
 	/* a swap that never gets its locks gives up and changes nothing */
 	blocker = pgt_connect_as(&sv.tgt, "shadow_dry", "app");
 	pgt_exec(blocker, "BEGIN; SELECT count(*) FROM accounts");
-	rc = shadow("swap",
-	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--lock-retries", "2",
-	                                  "--lock-timeout", "50", "--json", NULL},
-	            &out, &err);
+	rc = shst_shadow("swap",
+	                 (const char *const[]){"--dest", tgt, "--state-dir", dir, "--lock-retries", "2",
+	                                       "--lock-timeout", "50", "--json", NULL},
+	                 &out, &err);
 	ck_assert_msg(rc == 1 && strstr(out, "nothing was changed") &&
 	                  strstr(out, "\"stage\":\"ShadowSwap\",\"level\":\"error\"") &&
 	                  events_of(out, "ShadowSwap") == 3,
@@ -388,7 +380,7 @@ START_TEST(dry_runs_and_a_swap_that_cannot_lock_change_nothing)
 	 * swap at once)
 	 */
 	pgt_exec(blocker, "BEGIN; SELECT count(*) FROM crm.notes");
-	rc = shadow(
+	rc = shst_shadow(
 	    "swap",
 	    (const char *const[]){"--dest", tgt, "--state-dir", dir, "--lock-retries", "2", NULL}, &out,
 	    &err);

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "pgtest.h"
+#include "shadowstory.h"
 #include "story.h"
 
 static story_servers sv;
@@ -123,66 +124,13 @@ worker_stop(worker *w)
 static void
 build(PGconn *c, int customers, int orders, int users, const char *tag)
 {
-	char sql[2048];
-
 	pgt_exec(c, "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);"
 	            "CREATE TABLE orders (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
 	            "customer int NOT NULL REFERENCES customers, total numeric);"
 	            "CREATE TABLE users (id serial PRIMARY KEY, name text);"
 	            "CREATE TABLE counters (id int PRIMARY KEY, n bigint NOT NULL)");
-	snprintf(sql, sizeof(sql),
-	         "INSERT INTO customers (name) SELECT '%s' || g FROM generate_series(1, %d) g;"
-	         "INSERT INTO orders (customer, total) SELECT 1 + g %% %d, g FROM "
-	         "generate_series(1, %d) g;"
-	         "INSERT INTO users (name) SELECT '%s-user' || g FROM generate_series(1, %d) g;"
-	         "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 10) g",
-	         tag, customers, customers, orders, tag, users);
-	pgt_exec(c, sql);
-}
-
-static void
-two_sides(const char *db, char *src, char *tgt, size_t size, PGconn **s, PGconn **t)
-{
-	story_app_databases(&sv, db);
-	story_connstrs(&sv, db, src, tgt, size);
-	*s = pgt_connect_as(&sv.src, db, "app");
-	*t = pgt_connect_as(&sv.tgt, db, "app");
-	build(*s, 300, 3000, 5, "src");
-	build(*t, 50, 400, 100, "tgt");
-}
-
-static int
-shadow(const char *verb, const char *const more[], char **out, char **err)
-{
-	const char *args[] = {"shadow", verb, NULL};
-	pgt_proc p;
-
-	story_tool_start(&p, args, more, NULL);
-	return story_finish(&p, 120, out, err);
-}
-
-/* The timestamp named by "prepared migration TS" in a log, into ts. */
-static void
-ts_of(const char *err, char ts[15])
-{
-	const char *p = strstr(err, "prepared migration ");
-
-	ck_assert_msg(p != NULL, "no migration named: %s", story_tail(err));
-	memcpy(ts, p + 19, 14);
-	ts[14] = '\0';
-}
-
-/* The source has no slot and no publication of ours. */
-static void
-source_clean(PGconn *s)
-{
-	char v[64];
-
-	ck_assert_str_eq(pgt_value(s,
-	                           "SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT "
-	                           "count(*) FROM pg_publication)",
-	                           v, sizeof(v)),
-	                 "0");
+	shst_app_rows(c, customers, orders, users, tag);
+	pgt_exec(c, "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 10) g");
 }
 
 START_TEST(an_online_shadow_follows_the_source_until_the_swap)
@@ -194,22 +142,20 @@ START_TEST(an_online_shadow_follows_the_source_until_the_swap)
 	worker sw, tw, tr;
 	int rc;
 
-	two_sides("shadow_online", src, tgt, sizeof(src), &s, &t);
+	shst_two_sides(&sv, "shadow_online", build, src, tgt, sizeof(src), &s, &t);
 	pgt_scratch("shadow-online-state", dir, sizeof(dir));
 
 	/* a dry run: the plan, nothing on either server, no state */
-	rc = shadow("prepare",
-	            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables", "users",
-	                                  "--state-dir", dir, "--online", "--dry-run", NULL},
-	            &out, &err);
+	rc = shst_shadow("prepare",
+	                 (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
+	                                       "users", "--state-dir", dir, "--online", "--dry-run",
+	                                       NULL},
+	                 &out, &err);
 	ck_assert_msg(rc == 0, "prepare --online --dry-run exited %d: %s", rc, story_tail(err));
 	ck_assert_msg(strstr(out, "CREATE_REPLICATION_SLOT") && strstr(out, "CREATE PUBLICATION"),
 	              "no plan: %s", out);
-	ck_assert_str_eq(pgt_value(t,
-	                           "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '\\_pgdbm%'",
-	                           v, sizeof(v)),
-	                 "0");
-	source_clean(s);
+	shst_target_clean(t);
+	shst_source_clean(s);
 	ck_assert_msg(access(dir, F_OK) != 0, "a dry run made the state directory %s", dir);
 	free(out);
 	free(err);
@@ -226,7 +172,7 @@ START_TEST(an_online_shadow_follows_the_source_until_the_swap)
 	story_expect(&prep, "ShadowLag", 20);
 	/* the shadow follows the source while it streams; status tells how far behind it is */
 	sleep(1);
-	rc = shadow(
+	rc = shst_shadow(
 	    "status",
 	    (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir, "--json", NULL},
 	    &out, &err);
@@ -237,9 +183,9 @@ START_TEST(an_online_shadow_follows_the_source_until_the_swap)
 	free(err);
 	worker_stop(&sw);
 	usleep(1500 * 1000);
-	rc = shadow("swap",
-	            (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir, NULL},
-	            &out, &err);
+	rc = shst_shadow(
+	    "swap", (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir, NULL},
+	    &out, &err);
 	ck_assert_msg(rc == 0, "swap exited %d: %s", rc, story_tail(err));
 	ck_assert_msg(strstr(err, "stopping the streaming prepare") && strstr(err, "drained") &&
 	                  strstr(err, "dropped the slot"),
@@ -261,7 +207,7 @@ START_TEST(an_online_shadow_follows_the_source_until_the_swap)
 
 		fprintf(stderr, "%.*s\n", e ? (int)(e - l) : (int)strlen(l), l);
 	}
-	ts_of(log, ts);
+	shst_ts_of(log, "prepared migration ", ts);
 	free(log);
 	usleep(300 * 1000);
 	worker_stop(&tr);
@@ -285,7 +231,7 @@ START_TEST(an_online_shadow_follows_the_source_until_the_swap)
 	pgt_value(t, "SELECT max(id) FROM orders", v2, sizeof(v2));
 	ck_assert_msg(atoi(v2) > atoi(v), "orders' identity not set from the source: %s <= %s", v2, v);
 	/* nothing left on the source, nor of the stream's progress on the target */
-	source_clean(s);
+	shst_source_clean(s);
 	ck_assert_str_eq(pgt_value(t,
 	                           "SELECT count(*) FROM pg_namespace WHERE nspname = '_pg_dbmigrator'",
 	                           v, sizeof(v)),
@@ -316,7 +262,7 @@ START_TEST(a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice)
 	worker sw;
 	int rc;
 
-	two_sides("shadow_online_kill", src, tgt, sizeof(src), &s, &t);
+	shst_two_sides(&sv, "shadow_online_kill", build, src, tgt, sizeof(src), &s, &t);
 	pgt_scratch("shadow-online-kill-state", dir, sizeof(dir));
 	worker_start(&sw, 's', "shadow_online_kill");
 	story_tool_start(&prep, (const char *const[]){"shadow", "prepare", NULL},
@@ -331,9 +277,9 @@ START_TEST(a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice)
 	worker_stop(&sw);
 
 	/* status: an online migration whose prepare no longer streams, and its slot's lag */
-	rc = shadow("status",
-	            (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir, NULL},
-	            &out, &err);
+	rc = shst_shadow(
+	    "status", (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir, NULL},
+	    &out, &err);
 	ck_assert_msg(rc == 0 && strstr(out, "online: not streaming") &&
 	                  strstr(out, "bytes of the source's WAL"),
 	              "status after the kill: %d %s %s", rc, out, story_tail(err));
@@ -341,28 +287,29 @@ START_TEST(a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice)
 	free(err);
 
 	/* the swap of an online migration needs the source: refused, nothing changed */
-	rc = shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out, &err);
+	rc = shst_shadow("swap", (const char *const[]){"--dest", tgt, "--state-dir", dir, NULL}, &out,
+	                 &err);
 	ck_assert_msg(rc != 0 && strstr(err, "--source"), "swap without --source: %d %s", rc,
 	              story_tail(err));
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
 	free(out);
 	free(err);
 	/* a failed drain (the source unreachable): the live tables untouched, the same swap again */
-	rc = shadow("swap",
-	            (const char *const[]){"--dest", tgt, "--source",
-	                                  "host=/nonexistent port=1 dbname=x connect_timeout=2",
-	                                  "--state-dir", dir, NULL},
-	            &out, &err);
+	rc = shst_shadow("swap",
+	                 (const char *const[]){"--dest", tgt, "--source",
+	                                       "host=/nonexistent port=1 dbname=x connect_timeout=2",
+	                                       "--state-dir", dir, NULL},
+	                 &out, &err);
 	ck_assert_msg(rc != 0 && strstr(err, "untouched"), "swap with the source away: %d %s", rc,
 	              story_tail(err));
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
 	free(out);
 	free(err);
 	/* a dry run of the swap says it would drain, and changes nothing */
-	rc = shadow("swap",
-	            (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir,
-	                                  "--dry-run", NULL},
-	            &out, &err);
+	rc = shst_shadow("swap",
+	                 (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir,
+	                                       "--dry-run", NULL},
+	                 &out, &err);
 	ck_assert_msg(rc == 0 && strstr(out, "drain") && strstr(out, "SET SCHEMA"),
 	              "swap --dry-run: %d %s %s", rc, out, story_tail(err));
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM orders", v, sizeof(v)), "400");
@@ -380,9 +327,9 @@ START_TEST(a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice)
 	sleep(1);
 	worker_stop(&sw);
 
-	rc = shadow("swap",
-	            (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir, NULL},
-	            &out, &err);
+	rc = shst_shadow(
+	    "swap", (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir, NULL},
+	    &out, &err);
 	ck_assert_msg(rc == 0, "swap exited %d: %s", rc, story_tail(err));
 	free(out);
 	free(err);
@@ -395,7 +342,7 @@ START_TEST(a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice)
 	pgt_assert_same(s, t, "orders");
 	pgt_assert_same(s, t, "customers");
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM users", v, sizeof(v)), "100");
-	source_clean(s);
+	shst_source_clean(s);
 	PQfinish(s);
 	PQfinish(t);
 }
@@ -410,14 +357,15 @@ START_TEST(start_online_prepares_drains_and_swaps_in_one_run)
 	worker sw;
 	int rc;
 
-	two_sides("shadow_online_start", src, tgt, sizeof(src), &s, &t);
+	shst_two_sides(&sv, "shadow_online_start", build, src, tgt, sizeof(src), &s, &t);
 	pgt_scratch("shadow-online-start-state", dir, sizeof(dir));
 	worker_start(&sw, 's', "shadow_online_start");
 	usleep(300 * 1000);
-	rc = shadow("start",
-	            (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables", "users",
-	                                  "--state-dir", dir, "--online", "--jobs", "2", NULL},
-	            &out, &err);
+	rc = shst_shadow("start",
+	                 (const char *const[]){"--source", src, "--dest", tgt, "--preserved-tables",
+	                                       "users", "--state-dir", dir, "--online", "--jobs", "2",
+	                                       NULL},
+	                 &out, &err);
 	worker_stop(&sw);
 	ck_assert_msg(rc == 0, "start --online exited %d: %s", rc, story_tail(err));
 	ck_assert_msg(strstr(err, "drained") && strstr(err, "swapped migration"), "start: %s",
@@ -429,7 +377,7 @@ START_TEST(start_online_prepares_drains_and_swaps_in_one_run)
 	free(err);
 	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM users", v, sizeof(v)), "100");
 	ck_assert_str_eq(pgt_value(t, "SELECT sum(n) > 0 FROM counters", v, sizeof(v)), "t");
-	source_clean(s);
+	shst_source_clean(s);
 	PQfinish(s);
 	PQfinish(t);
 }
@@ -444,7 +392,7 @@ START_TEST(cleanup_of_an_unswapped_online_migration_drops_its_slot)
 	pgt_proc prep;
 	int rc;
 
-	two_sides("shadow_online_clean", src, tgt, sizeof(src), &s, &t);
+	shst_two_sides(&sv, "shadow_online_clean", build, src, tgt, sizeof(src), &s, &t);
 	pgt_scratch("shadow-online-clean-state", dir, sizeof(dir));
 	story_tool_start(
 	    &prep, (const char *const[]){"shadow", "prepare", NULL},
@@ -472,18 +420,19 @@ START_TEST(cleanup_of_an_unswapped_online_migration_drops_its_slot)
 		              story_tail(pgt_stderr(&prep)));
 	}
 	/* without the source, its slot could not go: refused, nothing dropped */
-	rc = shadow("cleanup",
-	            (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now", NULL},
-	            &out, &err);
+	rc = shst_shadow(
+	    "cleanup",
+	    (const char *const[]){"--dest", tgt, "--state-dir", dir, "--before", "now", NULL}, &out,
+	    &err);
 	ck_assert_msg(rc != 0 && strstr(err, "--source"), "cleanup without --source: %d %s", rc,
 	              story_tail(err));
 	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_replication_slots", v, sizeof(v)), "1");
 	free(out);
 	free(err);
-	rc = shadow("cleanup",
-	            (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir,
-	                                  "--before", "now", NULL},
-	            &out, &err);
+	rc = shst_shadow("cleanup",
+	                 (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir,
+	                                       "--before", "now", NULL},
+	                 &out, &err);
 	ck_assert_msg(rc == 0 && strstr(err, "dropped the slot"), "cleanup: %d %s", rc,
 	              story_tail(err));
 	free(out);
@@ -491,11 +440,8 @@ START_TEST(cleanup_of_an_unswapped_online_migration_drops_its_slot)
 	rc = story_finish(&prep, 30, NULL, &err);
 	ck_assert_msg(rc == 0, "the streaming prepare: %d %s", rc, story_tail(err));
 	free(err);
-	source_clean(s);
-	ck_assert_str_eq(pgt_value(t,
-	                           "SELECT count(*) FROM pg_namespace WHERE nspname LIKE '\\_pgdbm%'",
-	                           v, sizeof(v)),
-	                 "0");
+	shst_source_clean(s);
+	shst_target_clean(t);
 	PQfinish(s);
 	PQfinish(t);
 }
