@@ -39,11 +39,12 @@
  * does not publish without its messages option) with synchronous_commit =
  * local: its commit flushes WAL past the insert position, so the walsender
  * can send everything below it. Never waits for a synchronous standby.
+ * Used by the migration's cutover and by the shadow swap's drain.
  */
-static bool
-cutover_end_position(cutover_monitor *mon, pgo_lsn *out, char *errbuf, size_t errlen)
+bool
+cutover_source_end(PGconn *src, const atomic_bool *quitting, pgo_lsn *out, char *errbuf,
+                   size_t errlen)
 {
-	PGconn *src = mon->src;
 	char text[64], flush_text[64];
 	pgo_lsn insert, flush = 0;
 	bool ok;
@@ -77,7 +78,7 @@ cutover_end_position(cutover_monitor *mon, pgo_lsn *out, char *errbuf, size_t er
 	{
 		if (i > 0)
 			usleep(100 * 1000);
-		if (atomic_load(&mon->quitting))
+		if (quitting != NULL && atomic_load(quitting))
 		{
 			snprintf(errbuf, errlen, "stopped");
 			return false;
@@ -130,7 +131,7 @@ cutover_monitor_run(cutover_monitor *mon, cutover_job job, cutover_result *r)
 	if (job == CUTOVER_JOB_END)
 	{
 		/* everything committed on the source before now is applied, then we stop */
-		r->ok = cutover_end_position(mon, &r->lsn, r->err, sizeof(r->err));
+		r->ok = cutover_source_end(mon->src, &mon->quitting, &r->lsn, r->err, sizeof(r->err));
 		/* tried again at a later tick, on a fresh connection */
 		if (!r->ok && !atomic_load(&mon->quitting))
 			pgsession_refresh(mon->src, PGSESSION_SOURCE);

@@ -128,6 +128,14 @@ PGDBM_MUST_CHECK PGconn *mig_connect(const char *connstr, const char *which, cha
 PGDBM_MUST_CHECK bool mig_value(PGconn *c, const char *sql, char *buf, size_t size, char *errbuf,
                                 size_t errlen);
 PGDBM_MUST_CHECK bool mig_exec(PGconn *c, const char *sql, char *errbuf, size_t errlen);
+/*
+ * Where a drain of the source's stream ends: past the commit of every source
+ * transaction acknowledged before now, asynchronous ones included (the insert
+ * position, flushed by a commit of our own). quitting (may be NULL) stops the
+ * wait for the flush. In cutover.c.
+ */
+PGDBM_MUST_CHECK bool cutover_source_end(PGconn *src, const atomic_bool *quitting, pgo_lsn *out,
+                                         char *errbuf, size_t errlen);
 /* The filters as scope lists (borrowed from m->o, NULL-terminated). */
 scope_filters mig_scope(mig *m);
 /* The migrated tables as "schema"."table", comma-separated, and their count. */

@@ -458,9 +458,10 @@ sh_online_drain(const shadow_opts *o, shadowsql_state *st, const char *shadow)
 
 	if (o->dry_run)
 	{
-		printf("-- drain: stop the streaming prepare%s, stream slot %s up to the source's "
-		       "pg_current_wal_lsn() into schema %s, read the source's sequences\n",
-		       st->pid ? "" : " (none runs)", st->slot, shadow);
+		printf(
+		    "-- drain: stop the streaming prepare%s, stream slot %s up to the source's "
+		    "pg_current_wal_insert_lsn() (flushed) into schema %s, read the source's sequences\n",
+		    st->pid ? "" : " (none runs)", st->slot, shadow);
 		return true;
 	}
 	if (sh_pid_is_ours(st->pid))

@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "events.h"
+#include "migrate_internal.h"
 #include "pgsession.h"
 #include "pipeline.h"
 #include "shadowstream.h"
@@ -269,22 +270,20 @@ shs_tick(void *arg, pgo_lsn *endpos)
 	return STREAM_GO_ON;
 }
 
-/* The source's current WAL position: where a drain ends. */
+/*
+ * Where a drain ends: past every source commit acknowledged before the swap
+ * began, asynchronous commits included (the cutover's rule, cutover_source_end;
+ * pg_current_wal_lsn() is the write position, behind an unwritten async commit).
+ */
 static bool
 shs_current_lsn(const char *source, pgo_lsn *lsn, char *errbuf, size_t errlen)
 {
 	PGconn *c = shs_connect(source, errbuf, errlen);
-	PGresult *r;
 	bool ok;
 
 	if (c == NULL)
 		return false;
-	r = PQexec(c, "SELECT pg_current_wal_lsn()");
-	ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-	     pgo_lsn_parse(PQgetvalue(r, 0, 0), lsn);
-	if (!ok)
-		snprintf(errbuf, errlen, "cannot read the source's WAL position: %s", PQerrorMessage(c));
-	PQclear(r);
+	ok = cutover_source_end(c, NULL, lsn, errbuf, errlen);
 	PQfinish(c);
 	return ok;
 }

@@ -137,7 +137,7 @@ START_TEST(an_online_shadow_follows_the_source_until_the_swap)
 {
 	char src[256], tgt[256], dir[512], v[256], v2[256], ts[15];
 	char *out, *err, *log;
-	PGconn *s, *t;
+	PGconn *s, *t, *su;
 	pgt_proc prep;
 	worker sw, tw, tr;
 	int rc;
@@ -183,10 +183,31 @@ START_TEST(an_online_shadow_follows_the_source_until_the_swap)
 	free(err);
 	worker_stop(&sw);
 	usleep(1500 * 1000);
+	/*
+	 * The application's last commit before the swap is asynchronous and not
+	 * yet written (the source's WAL writer slowed to 10 s): acknowledged to
+	 * its client, so the swap must carry it.
+	 */
+	su = pgt_connect(&sv.src, "postgres");
+	pgt_exec(su, "ALTER SYSTEM SET wal_writer_delay = '10s'");
+	pgt_exec(su, "SELECT pg_reload_conf()");
+	usleep(500 * 1000);
+	pgt_exec(s, "SET synchronous_commit = off");
+	pgt_exec(s, "INSERT INTO customers (name) VALUES ('async-before-swap')");
+	pgt_exec(s, "RESET synchronous_commit");
 	rc = shst_shadow(
 	    "swap", (const char *const[]){"--dest", tgt, "--source", src, "--state-dir", dir, NULL},
 	    &out, &err);
+	pgt_exec(su, "ALTER SYSTEM RESET wal_writer_delay");
+	pgt_exec(su, "SELECT pg_reload_conf()");
+	PQfinish(su);
 	ck_assert_msg(rc == 0, "swap exited %d: %s", rc, story_tail(err));
+	ck_assert_msg(strcmp(pgt_value(t,
+	                               "SELECT count(*) FROM customers WHERE name = "
+	                               "'async-before-swap'",
+	                               v, sizeof(v)),
+	                     "1") == 0,
+	              "the asynchronous commit acknowledged before the swap is not on the target");
 	ck_assert_msg(strstr(err, "stopping the streaming prepare") && strstr(err, "drained") &&
 	                  strstr(err, "dropped the slot"),
 	              "swap: %s", story_tail(err));
