@@ -29,6 +29,17 @@
 
 #define SRCPLAN_ALL_KEYLESS "all-keyless" /* --replica-identity-full all-keyless */
 
+/*
+ * A table (pg_class c) without a usable replica identity: UPDATE and DELETE
+ * cannot be published; a publication that publishes them makes the
+ * application's UPDATE and DELETE of it fail.
+ */
+#define SRCPLAN_KEYLESS_SQL                                                                     \
+	"(c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (SELECT FROM "               \
+	"pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) OR (c.relreplident = " \
+	"'i' AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND "       \
+	"i.indisreplident)))"
+
 typedef struct srcplan_table
 {
 	char *name;        /* malloc'd: schema.table as format('%I.%I') gives it */

@@ -22,7 +22,9 @@
 #include "migrate_internal.h"
 #include "pgsession.h"
 #include "pipeline.h"
+#include "shadowsql.h"
 #include "shadowstream.h"
+#include "srcplan.h"
 #include "strbuf.h"
 
 #define SHS_RING_SIZE      (16 * 1024 * 1024)
@@ -114,6 +116,54 @@ shstream_drop(const char *source, const char *name, char *errbuf, size_t errlen)
 	return ok;
 }
 
+/*
+ * None of the tables lacks a replica identity: a publication of such a table
+ * publishes updates and deletes, so the application's UPDATE and DELETE of
+ * it on the source would fail while it exists. Refused before anything is
+ * created, naming the tables and what to do.
+ */
+static bool
+shs_no_keyless(PGconn *src, const char *schema, const char *const *tables, int n, char *errbuf,
+               size_t errlen)
+{
+	strbuf arr;
+	PGresult *r;
+	const char *p[2] = {schema, NULL};
+	bool ok;
+
+	strbuf_init(&arr);
+	if (!shadowsql_array_literal(&arr, tables, n))
+	{
+		strbuf_free(&arr);
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
+	p[1] = strbuf_data(&arr);
+	r = PQexecParams(src,
+	                 "SELECT string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), ', ' "
+	                 "ORDER BY c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace "
+	                 "n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = "
+	                 "ANY ($2::text[]) AND c.relkind = 'r' AND " SRCPLAN_KEYLESS_SQL,
+	                 2, NULL, p, NULL, NULL, 0);
+	strbuf_free(&arr);
+	ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	if (!ok)
+		snprintf(errbuf, errlen, "cannot read the tables' replica identity on the source: %s",
+		         PQerrorMessage(src));
+	else if (!PQgetisnull(r, 0, 0))
+	{
+		snprintf(errbuf, errlen,
+		         "%s: no primary key or replica identity on the source, so publishing it would "
+		         "make the application's UPDATE and DELETE of it fail; give it a primary key or "
+		         "run ALTER TABLE ... REPLICA IDENTITY FULL on the source, name it in "
+		         "--preserved-tables, or prepare without --online",
+		         PQgetvalue(r, 0, 0));
+		ok = false;
+	}
+	PQclear(r);
+	return ok;
+}
+
 bool
 shstream_create(const char *source, PGconn *src, const char *name, const char *schema,
                 const char *const *tables, int n, replconn *rc, replslot *out, char *errbuf,
@@ -126,6 +176,9 @@ shstream_create(const char *source, PGconn *src, const char *name, const char *s
 
 	/* a killed prepare of this migration left them: they are ours, by name */
 	if (!shs_drop_retrying(src, name, errbuf, errlen))
+		return false;
+	/* before the publication: one of a keyless table would fail the application's updates */
+	if (!shs_no_keyless(src, schema, tables, n, errbuf, errlen))
 		return false;
 	strbuf_init(&sql);
 	q = PQescapeIdentifier(src, name, strlen(name));

@@ -37,13 +37,6 @@ srcplan_array_end(strbuf *out)
 	return (strbuf_len(out) > 0 || strbuf_append_char(out, '{')) && strbuf_append_char(out, '}');
 }
 
-/* A table without a usable replica identity: UPDATE and DELETE cannot be published. */
-#define SRCPLAN_KEYLESS_SQL                                                                     \
-	"(c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (SELECT FROM "               \
-	"pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) OR (c.relreplident = " \
-	"'i' AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND "       \
-	"i.indisreplident)))"
-
 /*
  * The plan's tables from res, which it clears; a row per table: name,
  * keyless, owned, updates, deletes, covered. False when out of memory.

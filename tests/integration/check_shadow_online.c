@@ -49,7 +49,8 @@ typedef struct worker
 {
 	pthread_t th;
 	char connstr[256];
-	char kind; /* 's': source writer, 'w': target writer, 'r': target reader */
+	char kind; /* 's': source writer, 'w': target writer, 'r': target reader,
+	              'k': source, updates of a keyless table */
 	volatile bool stop;
 	long n, inserts;
 	char error[512];
@@ -77,6 +78,9 @@ worker_run(void *arg)
 			         "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer");
 		else if (w->kind == 'w')
 			snprintf(sql, sizeof(sql), "INSERT INTO users (name) VALUES ('w%ld')", w->n);
+		else if (w->kind == 'k')
+			snprintf(sql, sizeof(sql), "UPDATE events SET what = 'e%ld' WHERE at = %ld %% 50", w->n,
+			         w->n);
 		else
 			/* pgbench-like: a few statements in one transaction; counters show a double apply */
 			snprintf(sql, sizeof(sql),
@@ -93,7 +97,7 @@ worker_run(void *arg)
 			w->inserts++;
 		PQclear(r);
 		w->n++;
-		usleep(w->kind == 's' ? 1000 : 3000);
+		usleep(w->kind == 'k' ? 0 : w->kind == 's' ? 1000 : 3000);
 	}
 	PQfinish(c);
 	return NULL;
@@ -104,7 +108,7 @@ worker_start(worker *w, char kind, const char *db)
 {
 	memset(w, 0, sizeof(*w));
 	w->kind = kind;
-	if (kind == 's')
+	if (kind == 's' || kind == 'k')
 		pgt_connstr(&sv.src, db, w->connstr, sizeof(w->connstr));
 	else
 		pgt_connstr_as(&sv.tgt, db, "app", w->connstr, sizeof(w->connstr));
@@ -468,6 +472,44 @@ START_TEST(cleanup_of_an_unswapped_online_migration_drops_its_slot)
 }
 END_TEST
 
+/*
+ * An append-only log without a key on the source: a publication of it would
+ * make the application's UPDATE of it fail. prepare --online refuses before
+ * creating anything, says what to do, and the application never sees an error.
+ */
+START_TEST(a_keyless_table_is_refused_before_the_source_is_touched)
+{
+	char src[256], tgt[256], dir[512], v[64];
+	char *out, *err;
+	PGconn *s, *t;
+	worker kw;
+	int rc;
+
+	shst_two_sides(&sv, "shadow_online_keyless", build, src, tgt, sizeof(src), &s, &t);
+	pgt_scratch("shadow-online-keyless-state", dir, sizeof(dir));
+	pgt_exec(s, "CREATE TABLE events (at int, what text);"
+	            "INSERT INTO events SELECT g, 'e' FROM generate_series(0, 49) g");
+	pgt_exec(t, "CREATE TABLE events (at int, what text)");
+	worker_start(&kw, 'k', "shadow_online_keyless");
+	usleep(200 * 1000);
+	rc = shst_shadow(
+	    "prepare",
+	    (const char *const[]){"--source", src, "--dest", tgt, "--state-dir", dir, "--online", NULL},
+	    &out, &err);
+	usleep(200 * 1000);
+	worker_stop(&kw);
+	ck_assert_msg(rc != 0 && strstr(err, "public.events") && strstr(err, "REPLICA IDENTITY FULL") &&
+	                  strstr(err, "--preserved-tables"),
+	              "prepare --online with a keyless table: %d %s", rc, story_tail(err));
+	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", v, sizeof(v)), "0");
+	shst_source_clean(s);
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -478,7 +520,9 @@ main(void)
 	    an_online_shadow_follows_the_source_until_the_swap,
 	    a_killed_streaming_prepare_loses_nothing_and_applies_nothing_twice,
 	    start_online_prepares_drains_and_swaps_in_one_run,
-	    cleanup_of_an_unswapped_online_migration_drops_its_slot, NULL};
+	    a_keyless_table_is_refused_before_the_source_is_touched,
+	    cleanup_of_an_unswapped_online_migration_drops_its_slot,
+	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
 }
