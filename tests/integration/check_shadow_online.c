@@ -503,6 +503,7 @@ START_TEST(a_keyless_table_is_refused_before_the_source_is_touched)
 	              "prepare --online with a keyless table: %d %s", rc, story_tail(err));
 	ck_assert_str_eq(pgt_value(s, "SELECT count(*) FROM pg_publication", v, sizeof(v)), "0");
 	shst_source_clean(s);
+	shst_target_clean(t);
 	free(out);
 	free(err);
 	PQfinish(s);
