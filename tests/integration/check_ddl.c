@@ -108,11 +108,7 @@ START_TEST(the_application_deploys_during_the_migration)
 	char *out, *err;
 	int rc;
 
-	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "deploy");
-	pgt_owned_database(sv.tgt_admin, "deploy", "app");
-	story_connstrs(&sv, "deploy", src, tgt, sizeof(src));
-	s = pgt_connect(&sv.src, "deploy");
-	t = pgt_connect(&sv.tgt, "deploy");
+	story_fresh_sides(&sv, "deploy", src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "CREATE TABLE accounts (id int PRIMARY KEY, name text, balance int NOT NULL)");
 	pgt_exec(s, "INSERT INTO accounts SELECT g, 'n' || g, g FROM generate_series(1, 200) g");
 	pgt_exec(s, "CREATE TABLE gone (id int PRIMARY KEY, v text)");
@@ -395,11 +391,7 @@ START_TEST(kill_9_before_the_ddl_commits_on_the_target_applies_it_once)
 	char *out, *err;
 	int rc;
 
-	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "crash");
-	pgt_owned_database(sv.tgt_admin, "crash", "app");
-	story_connstrs(&sv, "crash", src, tgt, sizeof(src));
-	s = pgt_connect(&sv.src, "crash");
-	t = pgt_connect(&sv.tgt, "crash");
+	story_fresh_sides(&sv, "crash", src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "CREATE TABLE items (id int PRIMARY KEY, v int)");
 	pgt_exec(s, "INSERT INTO items SELECT g, g FROM generate_series(1, 50) g");
 	pgt_scratch("crash-dump", dump, sizeof(dump));
@@ -455,11 +447,7 @@ START_TEST(a_new_table_joins_a_list_publication_and_other_schemas_are_left_alone
 	char *out, *err;
 	int rc;
 
-	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "scoped");
-	pgt_owned_database(sv.tgt_admin, "scoped", "app");
-	story_connstrs(&sv, "scoped", src, tgt, sizeof(src));
-	s = pgt_connect(&sv.src, "scoped");
-	t = pgt_connect(&sv.tgt, "scoped");
+	story_fresh_sides(&sv, "scoped", src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "CREATE SCHEMA shop");
 	pgt_exec(s, "CREATE SCHEMA misc");
 	pgt_exec(s, "CREATE TABLE shop.carts (id int PRIMARY KEY, n int)");
@@ -572,11 +560,7 @@ START_TEST(a_keyless_table_made_during_the_migration_never_breaks_the_source)
 	char *out, *err;
 	int rc;
 
-	pgt_fresh_database(sv.src_admin, sv.tgt_admin, "keyless");
-	pgt_owned_database(sv.tgt_admin, "keyless", "app");
-	story_connstrs(&sv, "keyless", src, tgt, sizeof(src));
-	s = pgt_connect(&sv.src, "keyless");
-	t = pgt_connect(&sv.tgt, "keyless");
+	story_fresh_sides(&sv, "keyless", src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "CREATE TABLE legacy (id int PRIMARY KEY, v text)");
 	pgt_exec(s, "INSERT INTO legacy SELECT g, 'v' || g FROM generate_series(1, 20) g");
 	pgt_exec(s, "CREATE TABLE parts (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)");

@@ -54,6 +54,17 @@ story_app_databases(const story_servers *sv, const char *db)
 	pgt_owned_database(sv->tgt_admin, db, "app");
 }
 
+void
+story_fresh_sides(const story_servers *sv, const char *db, char *src, char *tgt, size_t size,
+                  PGconn **s, PGconn **t)
+{
+	pgt_fresh_database(sv->src_admin, sv->tgt_admin, db);
+	pgt_owned_database(sv->tgt_admin, db, "app");
+	story_connstrs(sv, db, src, tgt, size);
+	*s = pgt_connect(&sv->src, db);
+	*t = pgt_connect(&sv->tgt, db);
+}
+
 /* argv: first, then the words of a and of b (each NULL-terminated, may be NULL). */
 static void
 story_argv(const char *argv[STORY_MAX_ARGS], const char *first, const char *const a[],

@@ -50,6 +50,14 @@ void story_connstrs(const story_servers *sv, const char *db, char *src, char *tg
 void story_app_databases(const story_servers *sv, const char *db);
 
 /*
+ * Database db made anew on both servers (the target's owned by "app"), its
+ * connection strings into src and tgt (size bytes, as story_connstrs), and a
+ * superuser session to it on each side into *s and *t.
+ */
+void story_fresh_sides(const story_servers *sv, const char *db, char *src, char *tgt, size_t size,
+                       PGconn **s, PGconn **t);
+
+/*
  * Start pg_dbmigrator with the words of args, then of more (each
  * NULL-terminated; more may be NULL), and env (may be NULL).
  */
