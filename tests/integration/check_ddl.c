@@ -106,7 +106,6 @@ START_TEST(the_application_deploys_during_the_migration)
 	PGconn *s, *t;
 	pgt_proc writers, tool;
 	char *out, *err;
-	int rc;
 
 	story_fresh_sides(&sv, "deploy", src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "CREATE TABLE accounts (id int PRIMARY KEY, name text, balance int NOT NULL)");
@@ -187,9 +186,7 @@ START_TEST(the_application_deploys_during_the_migration)
 	pgt_exec(s, "UPDATE accounts SET flag = 1 WHERE id = 1");
 
 	story_pgbench_done(&writers, 60);
-	kill(tool.pid, SIGINT);
-	rc = story_finish(&tool, 120, &out, &err);
-	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
+	story_cut_over(&tool, 120, &out, &err);
 	ck_assert_msg(strstr(out, "\"differences\":0"), "no clean Verify: %s", story_tail(out));
 	/* the plain commands by their text; the rest rebuilt: CONCURRENTLY, the function's, the
 	 * two-statement query's */
@@ -445,7 +442,6 @@ START_TEST(a_new_table_joins_a_list_publication_and_other_schemas_are_left_alone
 	PGconn *s, *t;
 	pgt_proc tool;
 	char *out, *err;
-	int rc;
 
 	story_fresh_sides(&sv, "scoped", src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "CREATE SCHEMA shop");
@@ -469,9 +465,7 @@ START_TEST(a_new_table_joins_a_list_publication_and_other_schemas_are_left_alone
 	/* outside the migration's schemas: not replayed (the target has no misc) */
 	pgt_exec(s, "ALTER TABLE misc.notes ADD COLUMN at timestamptz");
 	pgt_exec(s, "INSERT INTO shop.carts VALUES (21, 21)");
-	kill(tool.pid, SIGINT);
-	rc = story_finish(&tool, 120, &out, &err);
-	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
+	story_cut_over(&tool, 120, &out, &err);
 	ck_assert_msg(strstr(err, "touches only schemas outside the migration"), "%s", story_tail(err));
 	pgt_assert_same(s, t, "shop.coupons");
 	pgt_assert_same(s, t, "shop.carts");
@@ -494,7 +488,6 @@ START_TEST(a_source_role_that_may_not_capture_falls_back_to_stop)
 	PGconn *s, *t;
 	pgt_proc tool;
 	char *out, *err;
-	int rc;
 
 	pgt_exec(sv.src_admin, "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
 	                       "'mover') THEN CREATE ROLE mover LOGIN REPLICATION; END IF; END$$");
@@ -522,9 +515,7 @@ START_TEST(a_source_role_that_may_not_capture_falls_back_to_stop)
 	              (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", NULL}, NULL);
 	story_expect(&tool, "stage=CaughtUp", 60);
 	pgt_exec(s, "INSERT INTO notes VALUES (11, 'late')");
-	kill(tool.pid, SIGINT);
-	rc = story_finish(&tool, 120, &out, &err);
-	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
+	story_cut_over(&tool, 120, &out, &err);
 	ck_assert_msg(strstr(err, "--ddl stop: schema changes on the source will not be replayed "
 	                          "(the source role mover is not a superuser") &&
 	                  strstr(err, "ddl=stop"),
@@ -558,7 +549,6 @@ START_TEST(a_keyless_table_made_during_the_migration_never_breaks_the_source)
 	PGconn *s, *t;
 	pgt_proc tool;
 	char *out, *err;
-	int rc;
 
 	story_fresh_sides(&sv, "keyless", src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "CREATE TABLE legacy (id int PRIMARY KEY, v text)");
@@ -603,9 +593,7 @@ START_TEST(a_keyless_table_made_during_the_migration_never_breaks_the_source)
 	pgt_exec(s, "CREATE TABLE parts_more PARTITION OF parts FOR VALUES FROM (200) TO (300)");
 	pgt_exec(s, "INSERT INTO parts VALUES (250, 'm'), (250, 'm')");
 	pgt_exec(s, "UPDATE parts SET v = 'n' WHERE id = 250");
-	kill(tool.pid, SIGINT);
-	rc = story_finish(&tool, 120, &out, &err);
-	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
+	story_cut_over(&tool, 120, &out, &err);
 	ck_assert_msg(strstr(out, "\"differences\":0"), "no clean Verify: %s", story_tail(out));
 	pgt_assert_same(s, t, "audit");
 	pgt_assert_same(s, t, "scratch");
@@ -746,9 +734,7 @@ START_TEST(a_second_migration_of_the_database_does_not_take_the_capture)
 	/* the first one still captures */
 	pgt_exec(s, "ALTER TABLE items ADD COLUMN w int");
 	pgt_exec(s, "INSERT INTO items VALUES (1, 2, 3)");
-	kill(tool.pid, SIGINT);
-	rc = story_finish(&tool, 120, &out, &err);
-	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(err));
+	story_cut_over(&tool, 120, &out, &err);
 	pgt_assert_same(s, t, "items");
 	assert_capture_gone(s);
 	free(out);

@@ -163,6 +163,16 @@ story_finish(pgt_proc *p, int timeout_s, char **out, char **err)
 	return rc;
 }
 
+void
+story_cut_over(pgt_proc *p, int timeout_s, char **out, char **err)
+{
+	int rc;
+
+	kill(p->pid, SIGINT);
+	rc = story_finish(p, timeout_s, out, err);
+	ck_assert_msg(rc == 0, "migration exited %d: %s", rc, story_tail(*err));
+}
+
 int
 story_run(const char *const args[], const char *const env[], int timeout_s, char **out, char **err)
 {

@@ -78,6 +78,9 @@ void story_migrate(pgt_proc *p, const char *mode, const char *src, const char *t
  */
 int story_finish(pgt_proc *p, int timeout_s, char **out, char **err);
 
+/* Ctrl+C to a running online migration, then its end: it must exit 0 (out and err as story_finish). */
+void story_cut_over(pgt_proc *p, int timeout_s, char **out, char **err);
+
 /* story_tool_start, then story_finish. */
 int story_run(const char *const args[], const char *const env[], int timeout_s, char **out,
               char **err);
