@@ -18,10 +18,17 @@
 # (single-row, by key, pgbench -c 4), tpcb (pgbench's tpcb-like script), and
 # latency: a steady pgbench -R RATE load of one-row insert transactions for
 # SECS seconds, applied live by native and ours at the same time; for each
-# transaction, the time from its source commit to the target commit that
-# carries it (both commit timestamps, track_commit_timestamp on: the clusters
-# share one clock), p50 and p99 for each side. RATE defaults to half of what
-# native sustained on the update workload of this run (else 500/s).
+# transaction, the time from its source commit (track_commit_timestamp) to
+# the target commit that carries it (a trigger deferred to that commit; the
+# clusters share one clock), p50 and p99 for each side. RATE defaults to half
+# of what native sustained on the update workload of this run (else 500/s).
+#
+# "stream alone" is the same backlog read from a third slot by
+# `pg_dbmigrator decode` into /dev/null, nothing applied, with the share of
+# that time the source's walsender was on a CPU: how fast the walsender can
+# stream it here. No client can apply faster than it reads, so "ceiling"
+# (native seconds / stream alone seconds) is the highest ratio any apply
+# outside the target server could reach in this run.
 #
 # --profile adds a table: CPU seconds per million row changes of the
 # walsender, the client (ours) or the apply worker (native) and the target
@@ -63,7 +70,7 @@ while [ $# -gt 0 ]; do
 		--latency-secs) LATSECS=$2; shift 2 ;;
 		--profile) PROFILE=1; shift ;;
 		--syscalls) SYSCALLS=1; shift ;;
-		-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+		-h|--help) sed -n '2,47p' "$0"; exit 0 ;;
 		*) echo "apply-vs-native.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -118,7 +125,13 @@ ours_backend() {
 		AND application_name = 'pg_dbmigrator apply' ORDER BY backend_start DESC LIMIT 1"
 }
 wait_marker() { # database id [pid of ours, which must stay alive meanwhile]
+	local give_up=$(( $(date +%s) + 900 ))
 	until [ "$(sql "$(tgt "$1")" "SELECT count(*) FROM marker WHERE id = $2")" = 1 ]; do
+		if [ "$(date +%s)" -gt "$give_up" ]; then
+			echo "apply-vs-native.sh: the marker did not reach database $1 in 15 minutes; the target's log says:" >&2
+			grep -E 'ERROR|FATAL' "$dir/tgt.log" | tail -5 >&2
+			exit 1
+		fi
 		if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
 			echo "apply-vs-native.sh: pg_dbmigrator bench ended before the marker arrived:" >&2
 			cat "$dir/$name.json" >&2
@@ -214,6 +227,7 @@ run() { # name rows tables workload-function
 	sql "$SRC" "CREATE PUBLICATION pub_$name FOR TABLE $tables, marker"
 	sql "$SRC" "SELECT pg_create_logical_replication_slot('${name}_native', 'pgoutput')" >/dev/null
 	sql "$SRC" "SELECT pg_create_logical_replication_slot('${name}_ours', 'pgoutput')" >/dev/null
+	sql "$SRC" "SELECT pg_create_logical_replication_slot('${name}_alone', 'pgoutput')" >/dev/null
 	"$workload"
 	sql "$SRC" "INSERT INTO marker VALUES ($n)"
 	local endpos; endpos=$(sql "$SRC" "SELECT pg_current_wal_insert_lsn()")
@@ -254,6 +268,8 @@ run() { # name rows tables workload-function
 	# each side once first and once second, over the workloads, so neither gains by its turn
 	if [ "${ORDER:-native-first}" = ours-first ]; then run_ours; sleep 2; run_native
 	else run_native; sleep 2; run_ours; fi
+	sleep 2
+	stream_alone "$name" "$endpos"
 	local rss; rss=$(json_field "$dir/$name.json" peak_rss_kb)
 	local cpu; cpu=$(json_field "$dir/$name.json" cpu_seconds)
 	if [ -n "$PROFILE" ]; then
@@ -268,24 +284,52 @@ run() { # name rows tables workload-function
 	[ "$src_sum" = "$(checksum "$(tgt native)" $tables)" ] || ok="NO (native differs)"
 	[ "$src_sum" = "$(checksum "$(tgt ours)" $tables)" ] || ok="NO (ours differs)"
 	unset IFS
-	awk -v n="$name" -v r="$rows" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v ok="$ok" -v rss="$rss" -v cpu="$cpu" 'BEGIN {
+	awk -v n="$name" -v r="$rows" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v ok="$ok" -v rss="$rss" -v cpu="$cpu" \
+		-v al="$alone_s" -v aw="$alone_ws" 'BEGIN {
 		native = b - a; ours = d - c;
-		printf "| %-7s | %9d | %8.2f | %9.0f | %8.2f | %9.0f | %5.2fx | %6.1f | %5.2f | - | - | %s |\n",
-		       n, r, native, r / native, ours, r / ours, native / ours, rss / 1024, cpu, ok }'
+		printf "| %-7s | %9d | %8.2f | %9.0f | %8.2f | %9.0f | %5.2fx | %6.2f (%3.0f%%) | %5.2fx | %6.1f | %5.2f | - | - | %s |\n",
+		       n, r, native, r / native, ours, r / ours, native / ours, al, 100 * aw / al, native / al,
+		       rss / 1024, cpu, ok }'
 	[ "$name" != update ] || NATIVE_UPDATE_RATE=$(awk -v r="$rows" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", r / (b - a) }')
 	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_native')" >/dev/null
 	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_ours')" >/dev/null
+	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_alone')" >/dev/null
 }
 
-# when each row of lat was committed, as "id|epoch", sorted by id. On a target
-# that is the later of the row's arrival (clock_timestamp() on insert) and its
-# transaction's commit timestamp: the native worker records the source's commit
-# time as its own (replication origin) and commits right after the insert;
-# pg_dbmigrator records the real one, after every row of its group arrived.
+# The same backlog read by `pg_dbmigrator decode` into /dev/null, with nothing
+# applied: how fast the source's walsender streams it to a client that only
+# reads. No apply of any kind can be faster than this on this machine, so
+# native seconds / these seconds is the highest ratio any client could reach.
+# Sets alone_s (wall seconds) and alone_ws (the walsender's CPU seconds then).
+stream_alone() { # name endpos
+	local t0 wp= c job
+	alone_ws=0
+	t0=$(now)
+	"$BIN" decode --source "$SRC" --slot-name "${1}_alone" --publication "pub_$1" \
+		--endpos "$2" --output /dev/null &
+	job=$!
+	while kill -0 "$job" 2>/dev/null; do
+		[ -n "$wp" ] || wp=$(slot_pid "${1}_alone")
+		c=$(cpu_of "$wp")
+		[ "$c" = 0 ] || alone_ws=$c
+		sleep 0.05
+	done
+	wait "$job"
+	alone_s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')
+}
+
+# when each row of lat was committed, as "id|epoch", sorted by id: on the
+# source its commit timestamp (track_commit_timestamp); on a target the time
+# its lat_committed trigger ran, which is deferred to the commit of the
+# target transaction that carries the row, whoever applies it (a commit
+# timestamp cannot serve there: the native worker records the source's
+# commit time as its own).
 commit_times() { # conninfo
-	local at="pg_xact_commit_timestamp(xmin)"
-	[ "$1" = "$SRC" ] || at="greatest(arrived, $at)"
-	sql "$1" "SELECT id, extract(epoch FROM $at) FROM lat" | LC_ALL=C sort -t'|' -k1,1
+	if [ "$1" = "$SRC" ]; then
+		sql "$1" "SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM lat"
+	else
+		sql "$1" "SELECT id, extract(epoch FROM at) FROM lat_commit"
+	fi | LC_ALL=C sort -t'|' -k1,1
 }
 lat_sum() { sql "$1" "SELECT count(*), coalesce(sum(hashtext((id, v, pad)::text)::bigint), 0) FROM lat"; }
 # p50 and p99 (ms) of target - source commit time, joined on id
@@ -349,14 +393,14 @@ run_latency() {
 	[ "$src_sum" = "$(lat_sum "$(tgt native)")" ] || ok="NO (native differs)"
 	[ "$src_sum" = "$(lat_sum "$(tgt ours)")" ] || ok="NO (ours differs)"
 	awk -v r="$rows" -v rate="$rate" -v a="$t0" -v b="$t1" -v rss="$rss" -v cpu="$cpu" -v pn="$pn" -v po="$po" -v ok="$ok" 'BEGIN {
-		printf "| latency | %9d | %d/s load | | %.1f s live | | | %6.1f | %5.2f | %s | %s | %s |\n",
+		printf "| latency | %9d | %d/s load | | %.1f s live | | | - | - | %6.1f | %5.2f | %s | %s | %s |\n",
 		       r, rate, b - a, rss / 1024, cpu, pn, po, ok }'
 	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_native')" >/dev/null
 	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_ours')" >/dev/null
 }
 
-echo "| workload | row changes | native s | native rows/s | pg_dbmigrator s | rows/s | ratio | peak RSS MiB | client CPU s | native latency p50 / p99 ms | ours latency p50 / p99 ms | checksums equal |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| workload | row changes | native s | native rows/s | pg_dbmigrator s | rows/s | ratio | stream alone s (walsender busy) | ceiling | peak RSS MiB | client CPU s | native latency p50 / p99 ms | ours latency p50 / p99 ms | checksums equal |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 case ",$ONLY," in *,insert,*)
 	everywhere "CREATE TABLE bulk (id bigint PRIMARY KEY, v int NOT NULL, pad text NOT NULL)"
@@ -403,17 +447,19 @@ case ",$ONLY," in *,tpcb,*)
 esac
 
 case ",$ONLY," in *,latency,*)
-	# commit timestamps on both clusters: the source's and the target's commit of each row
-	for c in src tgt; do
-		port=$sport; [ "$c" = src ] || port=$tport
-		sql "host=127.0.0.1 port=$port user=postgres dbname=postgres" \
-			"ALTER SYSTEM SET track_commit_timestamp = on"
-		"${RUNAS[@]}" pg_ctl -D "$dir/$c" -l "$dir/$c.log" -w restart >/dev/null
-	done
+	# the source's commit timestamps
+	sql "$SRC" "ALTER SYSTEM SET track_commit_timestamp = on"
+	"${RUNAS[@]}" pg_ctl -D "$dir/src" -l "$dir/src.log" -w restart >/dev/null
 	everywhere "CREATE TABLE lat (id bigint PRIMARY KEY, v int NOT NULL, pad text NOT NULL)"
-	# when each row reached the target (filled on insert by either apply)
+	# when each row's target transaction commits: a trigger deferred to the
+	# commit, fired for either apply (ALWAYS: the native worker runs as a replica)
 	for db in native ours; do
-		sql "$(tgt $db)" "ALTER TABLE lat ADD COLUMN arrived timestamptz NOT NULL DEFAULT clock_timestamp()"
+		sql "$(tgt $db)" "CREATE TABLE lat_commit (id bigint PRIMARY KEY, at timestamptz NOT NULL)"
+		sql "$(tgt $db)" "CREATE FUNCTION lat_committed() RETURNS trigger LANGUAGE plpgsql AS
+			\$\$ BEGIN INSERT INTO public.lat_commit VALUES (NEW.id, clock_timestamp()); RETURN NULL; END \$\$"
+		sql "$(tgt $db)" "CREATE CONSTRAINT TRIGGER lat_committed AFTER INSERT ON lat
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lat_committed()"
+		sql "$(tgt $db)" "ALTER TABLE lat ENABLE ALWAYS TRIGGER lat_committed"
 	done
 	sql "$SRC" "CREATE SEQUENCE lat_seq"
 	# one small transaction: one row
