@@ -7,7 +7,10 @@
 # same --endpos and writes to /dev/null. Scenarios:
 #   insert  ROWS rows inserted in one transaction         (default 1,000,000)
 #   update  UPDATES single-row updates by pgbench -c 4     (default 300,000)
-# Prints seconds, rows/s and the ratio (pg_recvlogical time / ours).
+# Prints seconds, rows/s and the ratio (pg_recvlogical time / ours), and for
+# each the CPU seconds of the source's walsender and the share of the time it
+# was busy: near 100% the walsender sets the pace, and no reader can drain
+# faster than it streams.
 #
 # Usage: bench/decode-drain.sh [--rows N] [--updates N] [--binary PATH]
 # Needs: initdb, pg_ctl, pg_recvlogical, pgbench, psql (scripts/setup installs them).
@@ -22,7 +25,7 @@ while [ $# -gt 0 ]; do
 		--rows) ROWS=$2; shift 2 ;;
 		--updates) UPDATES=$2; shift 2 ;;
 		--binary) BIN=$2; shift 2 ;;
-		-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+		-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
 		*) echo "decode-drain.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -47,6 +50,32 @@ sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$CONN" -c "$1"; }
 sql "CREATE TABLE t (id bigint PRIMARY KEY, v int NOT NULL, pad text NOT NULL)"
 sql "CREATE PUBLICATION pub FOR ALL TABLES"
 
+HZ=$(getconf CLK_TCK)
+# CPU seconds (user + system) a live process has used so far
+cpu_of() { # pid
+	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
+	awk -v hz="$HZ" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.3f\n", (f[12] + f[13]) / hz }' \
+		"/proc/$1/stat" 2>/dev/null || echo 0
+}
+# Run a client in the background until it ends; print its wall seconds, its
+# CPU seconds and the CPU seconds of the walsender serving slot $1 (sampled
+# every 50 ms while both live: the share of the time the source was busy).
+drain() { # slot command...
+	local slot=$1 t0 job wp= c cc=0 wc=0
+	shift
+	t0=$(date +%s.%N)
+	"$@" &
+	job=$!
+	while kill -0 "$job" 2>/dev/null; do
+		[ -n "$wp" ] || wp=$(sql "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '$slot'")
+		c=$(cpu_of "$wp"); [ "$c" = 0 ] || wc=$c
+		c=$(cpu_of "$job"); [ "$c" = 0 ] || cc=$c
+		sleep 0.05
+	done
+	wait "$job"
+	awk -v a="$t0" -v b="$(date +%s.%N)" -v cc="$cc" -v wc="$wc" 'BEGIN { printf "%.3f %.2f %.2f\n", b - a, cc, wc }'
+}
+
 # one scenario: make two slots, run the workload, drain each slot, print a row
 run() {
 	local name=$1 rows=$2 workload=$3
@@ -55,27 +84,18 @@ run() {
 	eval "$workload"
 	# the insert position: with synchronous_commit = off the write position lags the last commits
 	local endpos; endpos=$(sql "SELECT pg_current_wal_insert_lsn()")
-	local t0 t1 t2 cpu_theirs cpu_ours
-	# wall time, and the client's own CPU (user+sys) from bash's time keyword
-	TIMEFORMAT='%U %S'
-	t0=$(date +%s.%N)
-	cpu_theirs=$( { time pg_recvlogical -d "$CONN" --slot "${name}_recv" --start \
-		--endpos "$endpos" -f /dev/null -o proto_version=1 -o publication_names=pub \
-		--no-loop ; } 2>&1 | awk '{ print $1 + $2 }')
-	t1=$(date +%s.%N)
-	cpu_ours=$( { time "$BIN" decode --source "$CONN" --slot-name "${name}_ours" \
-		--publication pub --endpos "$endpos" --output /dev/null --proto-version 1 ; } 2>&1 |
-		awk '{ print $1 + $2 }')
-	t2=$(date +%s.%N)
-	awk -v n="$name" -v r="$rows" -v a="$t0" -v b="$t1" -v c="$t2" \
-		-v ct="$cpu_theirs" -v co="$cpu_ours" 'BEGIN {
-		theirs = b - a; ours = c - b;
-		printf "| %-7s | %9d | %8.2f | %9.0f | %6.2f | %8.2f | %9.0f | %6.2f | %5.2fx |\n",
-		       n, r, theirs, r / theirs, ct, ours, r / ours, co, theirs / ours }'
+	local theirs ours
+	theirs=$(drain "${name}_recv" pg_recvlogical -d "$CONN" --slot "${name}_recv" --start \
+		--endpos "$endpos" -f /dev/null -o proto_version=1 -o publication_names=pub --no-loop)
+	ours=$(drain "${name}_ours" "$BIN" decode --source "$CONN" --slot-name "${name}_ours" \
+		--publication pub --endpos "$endpos" --output /dev/null --proto-version 1)
+	echo "$theirs $ours" | awk -v n="$name" -v r="$rows" '{
+		printf "| %-7s | %9d | %8.2f | %9.0f | %6.2f | %6.2f (%3.0f%%) | %8.2f | %9.0f | %6.2f | %6.2f (%3.0f%%) | %5.2fx |\n",
+		       n, r, $1, r / $1, $2, $3, 100 * $3 / $1, $4, r / $4, $5, $6, 100 * $6 / $4, $1 / $4 }'
 }
 
-echo "| backlog | rows | pg_recvlogical s | rows/s | client CPU s | pg_dbmigrator s | rows/s | client CPU s | ratio |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| backlog | rows | pg_recvlogical s | rows/s | client CPU s | walsender CPU s (busy) | pg_dbmigrator s | rows/s | client CPU s | walsender CPU s (busy) | ratio |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 run insert "$ROWS" 'sql "INSERT INTO t SELECT g, 0, md5(g::text) FROM generate_series(1, $ROWS) g"'
 per_client=$(( UPDATES / 4 ))
 cat >"$dir/update.sql" <<SQL
