@@ -112,15 +112,7 @@ checksum() { # conninfo tables...
 }
 
 now() { date +%s.%N; }
-HZ=$(getconf CLK_TCK)
 FAR_LSN=FFFFFFFF/FFFFFFFF
-
-# CPU seconds (user + system) a live process has used so far
-cpu_of() { # pid
-	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
-	awk -v hz="$HZ" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.3f\n", (f[12] + f[13]) / hz }' \
-		"/proc/$1/stat" 2>/dev/null || echo 0
-}
 slot_pid() { sql "$SRC" "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '$1'"; }
 ours_backend() {
 	sql "$(tgt ours)" "SELECT pid FROM pg_stat_activity WHERE datname = 'ours'

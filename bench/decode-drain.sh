@@ -50,13 +50,6 @@ sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$CONN" -c "$1"; }
 sql "CREATE TABLE t (id bigint PRIMARY KEY, v int NOT NULL, pad text NOT NULL)"
 sql "CREATE PUBLICATION pub FOR ALL TABLES"
 
-HZ=$(getconf CLK_TCK)
-# CPU seconds (user + system) a live process has used so far
-cpu_of() { # pid
-	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
-	awk -v hz="$HZ" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.3f\n", (f[12] + f[13]) / hz }' \
-		"/proc/$1/stat" 2>/dev/null || echo 0
-}
 # Run a client in the background until it ends; print its wall seconds, its
 # CPU seconds and the CPU seconds of the walsender serving slot $1 (sampled
 # every 50 ms while both live: the share of the time the source was busy).

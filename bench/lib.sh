@@ -7,6 +7,8 @@
 #   bench_cluster DIR PORT <<CONF   initdb $dir/DIR, listen on 127.0.0.1:PORT
 #                                (socket in $dir), the lines of CONF added to
 #                                postgresql.conf, started (log in $dir/DIR.log)
+#   cpu_of PID                   the CPU seconds (user + system) a live process
+#                                has used so far; 0 when there is none (any more)
 
 bench_init() {
 	PGBIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
@@ -36,4 +38,10 @@ bench_cluster() {
 	} >>"$dir/$1/postgresql.conf"
 	BENCH_CLUSTERS+=("$1")
 	"${RUNAS[@]}" pg_ctl -D "$dir/$1" -l "$dir/$1.log" -w start >/dev/null
+}
+
+cpu_of() {
+	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.3f\n", (f[12] + f[13]) / hz }' \
+		"/proc/$1/stat" 2>/dev/null || echo 0
 }
