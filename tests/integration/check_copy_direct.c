@@ -280,7 +280,8 @@ START_TEST(filters_copy_only_the_tables_in_scope)
 	t = pgt_connect_as(&sv.tgt, "direct_filt", "app");
 	pgt_assert_same(s, t, "app.keep");
 	ck_assert_str_eq(pgt_value(t,
-	                           "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY 1) "
+	                           "SELECT string_agg(schemaname || '.' || tablename, ',' "
+	                           "ORDER BY schemaname, tablename) "
 	                           "FROM pg_tables WHERE schemaname IN ('app', 'scratch')",
 	                           v, sizeof(v)),
 	                 "app.keep");
@@ -770,7 +771,8 @@ START_TEST(online_filtered_ctrl_c_during_the_copy_exits_3_and_the_resume_ends_eq
 	pgt_assert_same(s, t, "app.big");
 	pgt_assert_same(s, t, "app.small");
 	ck_assert_str_eq(pgt_value(t,
-	                           "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY 1) "
+	                           "SELECT string_agg(schemaname || '.' || tablename, ',' "
+	                           "ORDER BY schemaname, tablename) "
 	                           "FROM pg_tables WHERE schemaname IN ('app', 'scratch')",
 	                           v, sizeof(v)),
 	                 "app.big,app.small");
