@@ -20,7 +20,10 @@
  *    accents, with accented defaults, comments and rows before and after
  *    each DDL; its last commit, a DDL and a row, is asynchronous and not yet
  *    written (the WAL writer slowed) when the operator presses Ctrl+C: the
- *    UTF8 target ends with the same schema and rows, that commit included.
+ *    UTF8 target ends with the same schema and rows, that commit included;
+ *  - an SQL_ASCII source whose DDL names a column in bytes that are not
+ *    UTF-8: the DDL goes through on the source, the migration stops saying
+ *    the source could not capture it.
  */
 #include "config.h"
 
@@ -849,6 +852,54 @@ START_TEST(a_latin1_source_deploys_accented_names_and_its_last_commit_is_asynchr
 }
 END_TEST
 
+/*
+ * A legacy SQL_ASCII source whose application writes a name in LATIN1 bytes
+ * (not UTF-8): the capture cannot make it UTF-8, yet the application's DDL
+ * must go through on the source; the migration stops, saying why.
+ */
+START_TEST(an_sql_ascii_source_s_ddl_that_is_not_utf8_never_fails_on_the_source)
+{
+	char src[256], tgt[256], dump[512], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	PGresult *res;
+	int rc;
+
+	story_fresh_sides(&sv, "legacy", src, tgt, sizeof(src), &s, &t);
+	PQfinish(s);
+	pgt_exec(sv.src_admin, "DROP DATABASE legacy WITH (FORCE)");
+	pgt_exec(sv.src_admin, "CREATE DATABASE legacy ENCODING 'SQL_ASCII' LC_COLLATE 'C' "
+	                       "LC_CTYPE 'C' TEMPLATE template0");
+	s = pgt_connect(&sv.src, "legacy");
+	pgt_exec(s, "CREATE TABLE stock (id int PRIMARY KEY, label text NOT NULL)");
+	pgt_exec(s, "INSERT INTO stock VALUES (1, 'ok')");
+	pgt_scratch("legacy-dump", dump, sizeof(dump));
+	story_migrate(
+	    &tool, "online", src, tgt, dump,
+	    (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", "--ddl", "replicate", NULL},
+	    NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	/* "café" in LATIN1: 0xe9 is not UTF-8, and SQL_ASCII takes any byte */
+	res = PQexec(s, "ALTER TABLE stock ADD COLUMN \"caf\xe9\" int");
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK,
+	              "the application's DDL failed on the source: %s", PQerrorMessage(s));
+	PQclear(res);
+	pgt_exec(s, "INSERT INTO stock VALUES (2, 'after')");
+	rc = story_finish(&tool, 60, &out, &err);
+	ck_assert_msg(rc == 1, "the run exited %d past a DDL it could not capture: %s", rc,
+	              story_tail(err));
+	ck_assert_msg(strstr(err, "the source could not capture it"), "%s", story_tail(err));
+	/* nothing of the DDL's transaction reached the target */
+	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM stock", buf, sizeof(buf)), "1");
+	story_drop_slots(&sv.src);
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -864,6 +915,7 @@ main(void)
 	    with_ddl_stop_validate_and_status_warn_of_keyless_tables,
 	    a_second_migration_of_the_database_does_not_take_the_capture,
 	    a_latin1_source_deploys_accented_names_and_its_last_commit_is_asynchronous,
+	    an_sql_ascii_source_s_ddl_that_is_not_utf8_never_fails_on_the_source,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
