@@ -526,7 +526,7 @@ apply_ddl(applier *a, const pgo_logical_message *lm, pgo_lsn lsn)
 	ddl_msg m;
 	char why[1024], saved_path[1024] = "";
 	ddl_replay how;
-	bool ok = true;
+	bool ok = true, utf8;
 
 	if (!a->in_txn || !(lm->flags & PGO_MESSAGE_TRANSACTIONAL))
 		return apply_fail(a,
@@ -589,6 +589,16 @@ apply_ddl(applier *a, const pgo_logical_message *lm, pgo_lsn lsn)
 		ok = false;
 		goto done;
 	}
+	/*
+	 * The message is UTF-8 (ddl.h), the session takes the target's encoding
+	 * (the rows'): the command runs as UTF-8, the session's own back after it
+	 */
+	utf8 = a->encoding[0] == '\0' || strcmp(a->encoding, "UTF8") == 0;
+	if (!utf8)
+		ok = apply_ddl_exec(a, &m, lsn,
+		                    "SELECT pg_catalog.set_config('client_encoding', 'UTF8', true)", 0,
+		                    NULL, NULL, 0);
+	if (ok)
 	{
 		const char *path[1] = {m.search_path ? m.search_path : ""};
 
@@ -610,6 +620,13 @@ apply_ddl(applier *a, const pgo_logical_message *lm, pgo_lsn lsn)
 
 		ok = apply_ddl_exec(a, &m, lsn, "SELECT pg_catalog.set_config('search_path', $1, true)", 1,
 		                    path, NULL, 0);
+	}
+	if (ok && !utf8)
+	{
+		const char *enc[1] = {a->encoding};
+
+		ok = apply_ddl_exec(a, &m, lsn, "SELECT pg_catalog.set_config('client_encoding', $1, true)",
+		                    1, enc, NULL, 0);
 	}
 	/* the target's relations may have changed shape: look each up again at its next change */
 	for (size_t i = 0; ok && i < a->rels->rel_cap; i++)

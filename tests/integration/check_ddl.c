@@ -15,7 +15,15 @@
  *    lacks) stops the apply naming the command and its LSN; the operator
  *    creates the role and resumes: the rest arrives, once;
  *  - kill -9 while a DDL waits on the target, before its commit; --resume
- *    applies it and the rows around it exactly once.
+ *    applies it and the rows around it exactly once;
+ *  - a LATIN1 source whose application names columns, tables and views with
+ *    accents, with accented defaults, comments and rows before and after
+ *    each DDL; its last commit, a DDL and a row, is asynchronous and not yet
+ *    written (the WAL writer slowed) when the operator presses Ctrl+C: the
+ *    UTF8 target ends with the same schema and rows, that commit included;
+ *  - an SQL_ASCII source whose DDL names a column in bytes that are not
+ *    UTF-8: the DDL goes through on the source, the migration stops saying
+ *    the source could not capture it.
  */
 #include "config.h"
 
@@ -31,7 +39,7 @@
 
 static story_servers sv;
 
-/* `pg_dump --schema-only` of db on c, without what differs by nature (comments, SET lines). */
+/* `pg_dump --schema-only` of db on c in UTF8 (a LATIN1 source compares), without what differs by nature (comments, SET lines). */
 static char *
 schema_of(const pgt_cluster *c, const char *db)
 {
@@ -40,6 +48,7 @@ schema_of(const pgt_cluster *c, const char *db)
 	char *out, *norm, *o;
 	const char *argv[] = {pgt_bin("pg_dump", bin, sizeof(bin)),
 	                      "--schema-only",
+	                      "--encoding=UTF8",
 	                      "--no-owner",
 	                      "--no-privileges",
 	                      pgt_connstr(c, db, conn, sizeof(conn)),
@@ -745,6 +754,152 @@ START_TEST(a_second_migration_of_the_database_does_not_take_the_capture)
 }
 END_TEST
 
+/*
+ * A French school's application on a LATIN1 database deploys while it
+ * migrates to a UTF8 target: accented column, table and view names, accented
+ * defaults and comments, rows written under the old and the new shapes. Its
+ * last commit, a DDL and a row, is asynchronous and not yet written when the
+ * operator presses Ctrl+C (the source's WAL writer slowed to 10 s): it was
+ * acknowledged to the application, so the cutover carries it.
+ */
+START_TEST(a_latin1_source_deploys_accented_names_and_its_last_commit_is_asynchronous)
+{
+	char src[256], tgt[256], dump[512], buf[256];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+
+	story_fresh_sides(&sv, "ecole", src, tgt, sizeof(src), &s, &t);
+	PQfinish(s);
+	pgt_exec(sv.src_admin, "DROP DATABASE ecole WITH (FORCE)");
+	pgt_exec(sv.src_admin, "CREATE DATABASE ecole ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
+	                       "TEMPLATE template0");
+	s = pgt_connect(&sv.src, "ecole");
+	pgt_exec(s, "SET client_encoding TO 'UTF8'");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE "
+	                           "datname = current_database()",
+	                           buf, sizeof(buf)),
+	                 "UTF8");
+	pgt_exec(s, "CREATE TABLE personnes (id int PRIMARY KEY, nom text NOT NULL)");
+	pgt_exec(s, "INSERT INTO personnes VALUES (1, 'Hélène'), (2, 'Jürgen'), (3, 'Ñandú')");
+	pgt_scratch("ecole-dump", dump, sizeof(dump));
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--json", "--cutover-poll-secs", "1", "--verify", "strict",
+	                                    "--no-owner", "--ddl", "replicate", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+
+	/* the deployment, between rows written under the old and the new shape */
+	pgt_exec(s, "INSERT INTO personnes VALUES (4, 'Ångström')");
+	pgt_exec(s, "ALTER TABLE personnes ADD COLUMN \"prénom\" text DEFAULT 'café'");
+	pgt_exec(s, "INSERT INTO personnes VALUES (5, 'Müller', 'Jérôme')");
+	pgt_exec(s, "INSERT INTO personnes (id, nom) VALUES (6, 'Dupré')");
+	pgt_exec(s, "UPDATE personnes SET \"prénom\" = 'Zoé', nom = 'Hélène-Éloïse' WHERE id = 1");
+	pgt_exec(s, "CREATE TABLE \"élève\" (id int PRIMARY KEY, nom text NOT NULL DEFAULT 'Zoë')");
+	pgt_exec(s, "INSERT INTO \"élève\" (id) VALUES (1)");
+	pgt_exec(s, "INSERT INTO \"élève\" VALUES (2, 'François')");
+	pgt_exec(s, "COMMENT ON COLUMN personnes.\"prénom\" IS 'le prénom usuel, « tel quel »'");
+	pgt_exec(s, "CREATE VIEW \"élèves_sans_zoë\" AS SELECT id, nom || ' (élève)' AS \"libellé\" "
+	            "FROM \"élève\" WHERE nom <> 'Zoë'");
+	pgt_exec(s, "BEGIN; UPDATE \"élève\" SET nom = 'Zoë-Maëlle' WHERE id = 1; "
+	            "ALTER TABLE \"élève\" ADD COLUMN \"âge\" int DEFAULT 12; "
+	            "INSERT INTO \"élève\" VALUES (3, 'Anaïs', 11); COMMIT");
+	pgt_exec(s, "ALTER TABLE personnes RENAME COLUMN nom TO \"nom_de_famille\"");
+	pgt_exec(s, "UPDATE personnes SET \"prénom\" = 'Loïc' WHERE id = 6");
+
+	/* the last commit before Ctrl+C: asynchronous, its WAL not yet written */
+	pgt_exec(sv.src_admin, "ALTER SYSTEM SET wal_writer_delay = '10s'");
+	pgt_exec(sv.src_admin, "SELECT pg_reload_conf()");
+	usleep(500 * 1000);
+	pgt_exec(s, "SET synchronous_commit = off");
+	pgt_exec(s, "BEGIN; ALTER TABLE \"élève\" ADD COLUMN remarque text DEFAULT 'très bien'; "
+	            "INSERT INTO \"élève\" (id, remarque) VALUES (4, 'dernière, à l''heure'); COMMIT");
+	pgt_exec(s, "RESET synchronous_commit");
+	story_cut_over(&tool, 120, &out, &err);
+	pgt_exec(sv.src_admin, "ALTER SYSTEM RESET wal_writer_delay");
+	pgt_exec(sv.src_admin, "SELECT pg_reload_conf()");
+
+	ck_assert_msg(strstr(out, "\"differences\":0"), "no clean Verify: %s", story_tail(out));
+	ck_assert_msg(strstr(err, "replayed the source's ALTER TABLE") &&
+	                  strstr(err, "replayed the source's CREATE TABLE") &&
+	                  strstr(err, "replayed the source's COMMENT") &&
+	                  strstr(err, "replayed the source's CREATE VIEW"),
+	              "%s", story_tail(err));
+	/* the asynchronous commit is there, DDL and row */
+	ck_assert_str_eq(pgt_value(t, "SELECT remarque || ' / ' || nom FROM \"élève\" WHERE id = 4",
+	                           buf, sizeof(buf)),
+	                 "dernière, à l'heure / Zoë");
+	/* the names, defaults, comment and view read as on the source */
+	ck_assert_str_eq(
+	    pgt_value(t, "SELECT col_description('personnes'::regclass, 3)", buf, sizeof(buf)),
+	    "le prénom usuel, « tel quel »");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT string_agg(\"libellé\", ', ' ORDER BY id) FROM "
+	                           "\"élèves_sans_zoë\"",
+	                           buf, sizeof(buf)),
+	                 "Zoë-Maëlle (élève), François (élève), Anaïs (élève)");
+	pgt_assert_same(s, t, "personnes");
+	pgt_assert_same(s, t, "\"élève\"");
+	pgt_assert_same(s, t, "\"élèves_sans_zoë\"");
+	assert_same_schema("ecole");
+	assert_capture_gone(s);
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
+/*
+ * A legacy SQL_ASCII source whose application writes a name in LATIN1 bytes
+ * (not UTF-8): the capture cannot make it UTF-8, yet the application's DDL
+ * must go through on the source; the migration stops, saying why.
+ */
+START_TEST(an_sql_ascii_source_s_ddl_that_is_not_utf8_never_fails_on_the_source)
+{
+	char src[256], tgt[256], dump[512], buf[64];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+	PGresult *res;
+	int rc;
+
+	story_fresh_sides(&sv, "legacy", src, tgt, sizeof(src), &s, &t);
+	PQfinish(s);
+	pgt_exec(sv.src_admin, "DROP DATABASE legacy WITH (FORCE)");
+	pgt_exec(sv.src_admin, "CREATE DATABASE legacy ENCODING 'SQL_ASCII' LC_COLLATE 'C' "
+	                       "LC_CTYPE 'C' TEMPLATE template0");
+	s = pgt_connect(&sv.src, "legacy");
+	pgt_exec(s, "CREATE TABLE stock (id int PRIMARY KEY, label text NOT NULL)");
+	pgt_exec(s, "INSERT INTO stock VALUES (1, 'ok')");
+	pgt_scratch("legacy-dump", dump, sizeof(dump));
+	story_migrate(
+	    &tool, "online", src, tgt, dump,
+	    (const char *const[]){"--cutover-poll-secs", "1", "--no-owner", "--ddl", "replicate", NULL},
+	    NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	/* "café" in LATIN1: 0xe9 is not UTF-8, and SQL_ASCII takes any byte */
+	res = PQexec(s, "ALTER TABLE stock ADD COLUMN \"caf\xe9\" int");
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK,
+	              "the application's DDL failed on the source: %s", PQerrorMessage(s));
+	PQclear(res);
+	pgt_exec(s, "INSERT INTO stock VALUES (2, 'after')");
+	rc = story_finish(&tool, 60, &out, &err);
+	ck_assert_msg(rc == 1, "the run exited %d past a DDL it could not capture: %s", rc,
+	              story_tail(err));
+	ck_assert_msg(strstr(err, "the source could not capture it"), "%s", story_tail(err));
+	/* nothing of the DDL's transaction reached the target */
+	ck_assert_str_eq(pgt_value(t, "SELECT count(*) FROM stock", buf, sizeof(buf)), "1");
+	story_drop_slots(&sv.src);
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -759,6 +914,8 @@ main(void)
 	    a_keyless_table_made_during_the_migration_never_breaks_the_source,
 	    with_ddl_stop_validate_and_status_warn_of_keyless_tables,
 	    a_second_migration_of_the_database_does_not_take_the_capture,
+	    a_latin1_source_deploys_accented_names_and_its_last_commit_is_asynchronous,
+	    an_sql_ascii_source_s_ddl_that_is_not_utf8_never_fails_on_the_source,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
