@@ -8,8 +8,9 @@
  * the top-level query text, the search_path and role in force, the objects
  * touched, and statements rebuilt from the catalog for them ("defs"), in
  * UTF-8 whatever the source database's encoding (the message's bytes reach
- * the tool unconverted, unlike the rows' values). The message sits in the source transaction at the command's place, so the
- * applier replays it between the rows before and after it.
+ * the tool unconverted, unlike the rows' values). The message sits in the
+ * source transaction at the command's place, so the applier replays it
+ * between the rows before and after it.
  *
  * This module is pure: the SQL that installs and removes the capture, the
  * parser of the message, the SQL lexer that tells whether the query text is
