@@ -329,7 +329,7 @@ shs_tick(void *arg, pgo_lsn *endpos)
  * pg_current_wal_lsn() is the write position, behind an unwritten async commit).
  */
 static bool
-shs_current_lsn(const char *source, pgo_lsn *lsn, char *errbuf, size_t errlen)
+shs_drain_end(const char *source, pgo_lsn *lsn, char *errbuf, size_t errlen)
 {
 	PGconn *c = shs_connect(source, errbuf, errlen);
 	bool ok;
@@ -357,7 +357,7 @@ shstream_run(const shstream_opts *o, replconn *rc, shstream_result *res, char *e
 
 	memset(res, 0, sizeof(*res));
 	errbuf[0] = '\0';
-	if (o->drain && !shs_current_lsn(o->source, &res->endpos, errbuf, errlen))
+	if (o->drain && !shs_drain_end(o->source, &res->endpos, errbuf, errlen))
 	{
 		replconn_close(rc);
 		return false;

@@ -769,12 +769,7 @@ START_TEST(a_latin1_source_deploys_accented_names_and_its_last_commit_is_asynchr
 	pgt_proc tool;
 	char *out, *err;
 
-	story_fresh_sides(&sv, "ecole", src, tgt, sizeof(src), &s, &t);
-	PQfinish(s);
-	pgt_exec(sv.src_admin, "DROP DATABASE ecole WITH (FORCE)");
-	pgt_exec(sv.src_admin, "CREATE DATABASE ecole ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
-	                       "TEMPLATE template0");
-	s = pgt_connect(&sv.src, "ecole");
+	story_fresh_sides_in(&sv, "ecole", "LATIN1", src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "SET client_encoding TO 'UTF8'");
 	ck_assert_str_eq(pgt_value(t,
 	                           "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE "
@@ -866,12 +861,7 @@ START_TEST(an_sql_ascii_source_s_ddl_that_is_not_utf8_never_fails_on_the_source)
 	PGresult *res;
 	int rc;
 
-	story_fresh_sides(&sv, "legacy", src, tgt, sizeof(src), &s, &t);
-	PQfinish(s);
-	pgt_exec(sv.src_admin, "DROP DATABASE legacy WITH (FORCE)");
-	pgt_exec(sv.src_admin, "CREATE DATABASE legacy ENCODING 'SQL_ASCII' LC_COLLATE 'C' "
-	                       "LC_CTYPE 'C' TEMPLATE template0");
-	s = pgt_connect(&sv.src, "legacy");
+	story_fresh_sides_in(&sv, "legacy", "SQL_ASCII", src, tgt, sizeof(src), &s, &t);
 	pgt_exec(s, "CREATE TABLE stock (id int PRIMARY KEY, label text NOT NULL)");
 	pgt_exec(s, "INSERT INTO stock VALUES (1, 'ok')");
 	pgt_scratch("legacy-dump", dump, sizeof(dump));

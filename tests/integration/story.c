@@ -58,8 +58,27 @@ void
 story_fresh_sides(const story_servers *sv, const char *db, char *src, char *tgt, size_t size,
                   PGconn **s, PGconn **t)
 {
+	story_fresh_sides_in(sv, db, NULL, src, tgt, size, s, t);
+}
+
+void
+story_fresh_sides_in(const story_servers *sv, const char *db, const char *encoding, char *src,
+                     char *tgt, size_t size, PGconn **s, PGconn **t)
+{
+	char sql[512];
+
 	pgt_fresh_database(sv->src_admin, sv->tgt_admin, db);
 	pgt_owned_database(sv->tgt_admin, db, "app");
+	if (encoding)
+	{
+		snprintf(sql, sizeof(sql), "DROP DATABASE \"%s\" WITH (FORCE)", db);
+		pgt_exec(sv->src_admin, sql);
+		snprintf(sql, sizeof(sql),
+		         "CREATE DATABASE \"%s\" ENCODING '%s' LC_COLLATE 'C' LC_CTYPE 'C' "
+		         "TEMPLATE template0",
+		         db, encoding);
+		pgt_exec(sv->src_admin, sql);
+	}
 	story_connstrs(sv, db, src, tgt, size);
 	*s = pgt_connect(&sv->src, db);
 	*t = pgt_connect(&sv->tgt, db);

@@ -56,6 +56,9 @@ void story_app_databases(const story_servers *sv, const char *db);
  */
 void story_fresh_sides(const story_servers *sv, const char *db, char *src, char *tgt, size_t size,
                        PGconn **s, PGconn **t);
+/* The same, the source's database in encoding (C locale, from template0; NULL: the default). */
+void story_fresh_sides_in(const story_servers *sv, const char *db, const char *encoding, char *src,
+                          char *tgt, size_t size, PGconn **s, PGconn **t);
 
 /*
  * Start pg_dbmigrator with the words of args, then of more (each
