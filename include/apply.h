@@ -15,9 +15,15 @@
  * pointing into their records until apply_send_pending: the caller holds
  * those records (ring_hold) while apply_has_pending is true.
  *
+ * Target commits are asynchronous unless apply_opts.synchronous_commit, as a
+ * subscription's are by default: a commit does not wait for the target's
+ * disk. At most every APPLY_SYNC_EVERY_MS one commit is synchronous, which
+ * flushes the target's WAL up to it and so makes every group before it
+ * durable; only durable source transactions count as flushed.
+ *
  * Owns: the target connection, the statement cache (through relcache user
  * pointers) and the in-flight result queue. Never: acknowledges anything
- * itself: apply_committed_lsn says what the caller may report as flushed.
+ * itself: apply_flushed_lsn says what the caller may report as flushed.
  */
 #ifndef APPLY_H
 #define APPLY_H
@@ -36,6 +42,7 @@
 #define APPLY_DEFAULT_GROUP_TXNS  1000
 #define APPLY_DEFAULT_GROUP_BYTES (8 * 1024 * 1024)
 #define APPLY_MAX_BATCH_ROWS      256 /* rows per multi-row INSERT (a power of two) */
+#define APPLY_SYNC_EVERY_MS       200 /* asynchronous commits: a synchronous one this often */
 
 typedef struct apply_opts
 {
@@ -70,6 +77,12 @@ typedef struct apply_opts
 	 * shadowstream.h); messages still name the source's relation.
 	 */
 	const char *target_schema;
+	/*
+	 * Every target commit waits for the target's disk (synchronous_commit
+	 * on). Else (the default) they do not, and what is reported flushed
+	 * waits for the next synchronous one (see above).
+	 */
+	bool synchronous_commit;
 } apply_opts;
 
 typedef struct apply_stats
@@ -125,6 +138,12 @@ typedef struct applier
 	pgo_lsn
 	    committed_lsn; /* end LSN of the last source transaction whose target commit succeeded */
 	pgo_lsn progress_written; /* what the last group sent writes into the progress row */
+	/*
+	 * end LSN of the last source transaction whose target commit is on the
+	 * target's disk: committed_lsn itself with synchronous commits
+	 */
+	pgo_lsn durable_lsn;
+	int64_t sync_commit_ms; /* when the last synchronous commit was sent (asynchronous commits) */
 	char last_origin[64];
 	pgo_timestamp last_commit_time; /* commit time of the last source transaction received */
 	/* the target database's encoding: the apply session's, and replstart.client_encoding */
@@ -234,5 +253,27 @@ bool apply_lost_target(const applier *a);
 
 /* Is anything received from the source not yet committed on the target? */
 bool apply_busy(const applier *a);
+
+/*
+ * What the caller may report to the source as flushed: the end LSN of the
+ * last source transaction whose target commit succeeded and is on the
+ * target's disk (durable_lsn).
+ */
+pgo_lsn apply_flushed_lsn(const applier *a);
+
+/*
+ * While idle, with asynchronous commits: when something committed is not
+ * yet known durable and no synchronous commit was sent for
+ * APPLY_SYNC_EVERY_MS, send one (a transaction that only rewrites the
+ * progress row); its answer comes with apply_poll.
+ */
+PGDBM_MUST_CHECK bool apply_sync_idle(applier *a);
+
+/*
+ * Make every committed group durable on the target now (a cutover, the
+ * end of a run): with asynchronous commits, a synchronous one as above,
+ * then wait for every answer: apply_flushed_lsn is then committed_lsn.
+ */
+PGDBM_MUST_CHECK bool apply_make_durable(applier *a);
 
 #endif /* APPLY_H */

@@ -4,8 +4,9 @@
  *
  * Owns: nothing; it drives the receiver's ring, the decoder, the cache and
  * the applier it is given. Never: reports a flush position beyond the
- * applier's committed_lsn, except the WAL end of an idle keepalive when
- * nothing received is uncommitted.
+ * applier's apply_flushed_lsn (committed, and on the target's disk), except
+ * the WAL end of an idle keepalive when nothing received is uncommitted or
+ * waits for the target's disk.
  */
 #ifndef STREAM_H
 #define STREAM_H

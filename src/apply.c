@@ -31,6 +31,7 @@
 
 #include "apply.h"
 #include "apply_internal.h"
+#include "cli.h"
 #include "ddl.h"
 #include "events.h"
 
@@ -389,6 +390,37 @@ apply_truncate(applier *a, const pgo_truncate *t)
 	return apply_send_sql(a, AP_TRUNCATE, strbuf_data(&a->sql), first);
 }
 
+/* ------------------------------------------------- durability of commits */
+
+/* Is a synchronous commit due (the last one is APPLY_SYNC_EVERY_MS old)? */
+static bool
+apply_sync_due(const applier *a)
+{
+	return a->opts.synchronous_commit || cli_now_ms() - a->sync_commit_ms >= APPLY_SYNC_EVERY_MS;
+}
+
+/*
+ * COMMIT the open group; synchronous: this one waits for the target's disk
+ * (which flushes every asynchronous commit before it too), and its answer
+ * moves durable_lsn (an entry with rows 1).
+ */
+static bool
+apply_send_commit(applier *a, bool synchronous)
+{
+	apply_pending d;
+
+	if (synchronous)
+	{
+		/* the session's setting is on with apply_opts.synchronous_commit */
+		if (!a->opts.synchronous_commit &&
+		    !apply_send_sql(a, AP_OTHER, "SET LOCAL synchronous_commit TO on", NULL))
+			return false;
+		a->sync_commit_ms = cli_now_ms();
+	}
+	apply_describe(a, &d, AP_COMMIT, NULL, synchronous ? 1 : 0, NULL);
+	return apply_pipe_send_sql(a, &d, "COMMIT");
+}
+
 /* Write the progress row and COMMIT the open group; ask for the answers. */
 bool
 apply_end_group(applier *a)
@@ -417,7 +449,7 @@ apply_end_group(applier *a)
 	params[1] = pgo_lsn_format(a->group_end_lsn, lsn);
 	params[2] = pgo_lsn_format(a->progress_written, prev);
 	if (!apply_send_prepared(a, AP_PROGRESS, APPLY_PROGRESS_STMT, 3, params, NULL, 0, NULL, 64) ||
-	    !apply_send_sql(a, AP_COMMIT, "COMMIT", NULL))
+	    !apply_send_commit(a, apply_sync_due(a)))
 		return false;
 	if (!apply_pipe_sync(a))
 		return false;
@@ -426,6 +458,58 @@ apply_end_group(applier *a)
 	a->group_txns = 0;
 	a->group_bytes = 0;
 	return apply_pipe_flush(a);
+}
+
+/* ------------------------------------------------- what is on the target's disk */
+
+pgo_lsn
+apply_flushed_lsn(const applier *a)
+{
+	return a->durable_lsn;
+}
+
+/*
+ * A transaction that only rewrites the progress row where it is, committed
+ * synchronously: it flushes the target's WAL past every group before it.
+ */
+static bool
+apply_send_sync_commit(applier *a)
+{
+	char lsn[PGO_LSN_STRLEN];
+	const char *params[3];
+	pgo_lsn saved = a->group_end_lsn;
+	bool ok;
+
+	params[0] = a->opts.slot_name;
+	params[1] = pgo_lsn_format(a->progress_written, lsn);
+	params[2] = params[1];
+	/* its COMMIT answers for every group sent before it: the newest one's end */
+	a->group_end_lsn = a->progress_written;
+	ok = apply_send_sql(a, AP_BEGIN, "BEGIN", NULL) &&
+	     apply_send_prepared(a, AP_PROGRESS, APPLY_PROGRESS_STMT, 3, params, NULL, 0, NULL, 64) &&
+	     apply_send_commit(a, true) && apply_pipe_sync(a) && apply_pipe_flush(a);
+	a->group_end_lsn = saved;
+	return ok;
+}
+
+bool
+apply_sync_idle(applier *a)
+{
+	if (a->failed)
+		return false;
+	if (a->durable_lsn >= a->committed_lsn || apply_busy(a) || !apply_sync_due(a))
+		return true;
+	return apply_send_sync_commit(a);
+}
+
+bool
+apply_make_durable(applier *a)
+{
+	if (a->failed || !apply_wait(a, -1))
+		return false;
+	if (a->durable_lsn >= a->committed_lsn && a->durable_lsn != 0)
+		return true;
+	return apply_send_sync_commit(a) && apply_wait(a, -1);
 }
 
 /* A source transaction that changed nothing here: acknowledge it in order. */

@@ -188,6 +188,23 @@ apply_missing_row(applier *a, const apply_pending *p, PGresult *res, int missing
 	return apply_fail(a, msg, NULL);
 }
 
+/*
+ * Source transactions up to lsn are committed on the target, by a COMMIT
+ * (wrote) or, for a mark, without writing anything there. durable_lsn
+ * follows after a synchronous COMMIT (it flushed the target's WAL past every
+ * group before it), and after a mark when everything before it was durable.
+ */
+static void
+apply_committed(applier *a, pgo_lsn lsn, bool wrote, bool synchronous)
+{
+	bool was_durable = a->durable_lsn >= a->committed_lsn;
+
+	if (lsn > a->committed_lsn)
+		a->committed_lsn = lsn;
+	if (synchronous || (!wrote && was_durable))
+		a->durable_lsn = a->committed_lsn;
+}
+
 /* Check one answer against what it answers (a mark: its transactions are committed). */
 bool
 apply_answer(applier *a, const apply_pending *p, PGresult *res)
@@ -197,7 +214,7 @@ apply_answer(applier *a, const apply_pending *p, PGresult *res)
 	if (res == NULL)
 	{
 		if (p->what == AP_ADVANCE && !a->failed)
-			a->committed_lsn = p->lsn;
+			apply_committed(a, p->lsn, false, false);
 		return true;
 	}
 	st = PQresultStatus(res);
@@ -235,7 +252,7 @@ apply_answer(applier *a, const apply_pending *p, PGresult *res)
 				return false;
 			}
 			if (!a->failed)
-				a->committed_lsn = p->lsn;
+				apply_committed(a, p->lsn, true, p->rows == 1);
 			a->stats.groups++;
 			break;
 		default:

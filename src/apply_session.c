@@ -166,9 +166,16 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 		apply_fail_conn(a, "could not set the target's client_encoding");
 		goto error;
 	}
+	/*
+	 * whatever the target's default: a commit reported to the source must be
+	 * durable on the target, which asynchronous commits become at the next
+	 * synchronous one (apply.h)
+	 */
 	if (!apply_pipe_exec(a, REPLCONN_FORMAT_SETTINGS, 0, NULL, NULL) ||
-	    /* a commit reported to the source must be durable on the target, whatever its default */
-	    !apply_pipe_exec(a, "SET synchronous_commit TO on", 0, NULL, NULL))
+	    !apply_pipe_exec(a,
+	                     a->opts.synchronous_commit ? "SET synchronous_commit TO on"
+	                                                : "SET synchronous_commit TO off",
+	                     0, NULL, NULL))
 		goto error;
 	/* as the native apply worker: no triggers, no FK checks for replicated rows */
 	res = PQexec(a->conn, "SET session_replication_role TO replica");
@@ -193,7 +200,11 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 	}
 	PQclear(res);
 	res = NULL;
-	if (!apply_pipe_enter(a))
+	/*
+	 * the row read may be an asynchronous commit of an earlier run not yet on
+	 * the target's disk: nothing is reported flushed before it is
+	 */
+	if (!apply_pipe_enter(a) || !apply_make_durable(a))
 		goto error;
 	return true;
 error:

@@ -335,6 +335,7 @@ follow_run(mig *m, char *errbuf, size_t errlen)
 	ao.slot_name = m->o.slot;
 	ao.group_txns = m->o.group_commit;
 	ao.skip_missing = m->o.skip_missing;
+	ao.synchronous_commit = m->o.synchronous_commit == 1;
 	ao.skip_lsn = m->o.skip_lsn;
 	ao.ddl = m->ddl;
 	ao.skip_ddl_lsn = m->o.skip_ddl_lsn;

@@ -280,6 +280,10 @@ migopts_usage(FILE *f)
 	    "  --large-objects copy|skip     carry the large objects changed since the snapshot\n"
 	    "                                over at cutover (default copy)\n"
 	    "  --group-commit N              source transactions per target transaction\n"
+	    "  --synchronous-commit off|on   off (default, as a subscription's): target commits\n"
+	    "                                do not wait for its disk, and the source is told a\n"
+	    "                                change is applied only once the target has flushed\n"
+	    "                                it (within 0.2 s); on: every commit waits\n"
 	    "  --ring-size SIZE              replication buffer (default 64MB)\n"
 	    "  --reconnect-max-wait SECS     keep reconnecting to a lost source or target for\n"
 	    "                                up to SECS after the last progress, resuming from\n"
@@ -417,6 +421,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		O_WITHSECLABELS,
 		O_NOTAM,
 		O_GROUP,
+		O_SYNCCOMMIT,
 		O_RING,
 		O_VERIFY,
 		O_DRYRUN,
@@ -496,6 +501,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	    {"with-security-labels", no_argument, NULL, O_WITHSECLABELS},
 	    {"no-table-access-method", no_argument, NULL, O_NOTAM},
 	    {"group-commit", required_argument, NULL, O_GROUP},
+	    {"synchronous-commit", required_argument, NULL, O_SYNCCOMMIT},
 	    {"ring-size", required_argument, NULL, O_RING},
 	    {"verify", required_argument, NULL, O_VERIFY},
 	    {"dry-run", no_argument, NULL, O_DRYRUN},
@@ -545,6 +551,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	o->no_publications = o->no_subscriptions = o->no_sync = o->no_comments = o->no_security_labels =
 	    true;
 	o->group_commit = APPLY_DEFAULT_GROUP_TXNS;
+	o->synchronous_commit = -1;
 	o->ring_size = 64 * 1024 * 1024;
 	o->verify = 1;
 	o->max_parallel = 2;
@@ -829,6 +836,15 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 					         optarg);
 					return false;
 				}
+				break;
+			case O_SYNCCOMMIT:
+				if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
+				{
+					snprintf(errbuf, errlen, "invalid --synchronous-commit \"%s\": use on or off",
+					         optarg);
+					return false;
+				}
+				o->synchronous_commit = strcmp(optarg, "on") == 0 ? 1 : 0;
 				break;
 			case O_MISSING:
 				if (strcmp(optarg, "error") != 0 && strcmp(optarg, "skip") != 0)

@@ -153,15 +153,21 @@ preflight_check_sync_standby(mig *m)
 	               sizeof(err)) ||
 	    app[0] == '\0')
 		snprintf(app, sizeof(app), "pg_dbmigrator");
-	if (srcplan_sync_standby_matches(ssn, app))
-		event_say(
-		    "Validate", "warning",
-		    "the source's synchronous_standby_names = '%s' matches this migration's "
-		    "walsender (application_name %s): while it streams it may be the synchronous "
-		    "standby, so the source's commits wait for the target's apply (it reports each "
-		    "target commit at once); to keep them off it, set application_name in --source to "
-		    "a name not listed there",
-		    ssn, app);
+	if (!srcplan_sync_standby_matches(ssn, app))
+		return;
+	/* the source's commits would wait for the next synchronous commit on the target */
+	if (m->o.synchronous_commit == -1)
+		m->o.synchronous_commit = 1;
+	event_say("Validate", "warning",
+	          "the source's synchronous_standby_names = '%s' matches this migration's "
+	          "walsender (application_name %s): while it streams it may be the synchronous "
+	          "standby, so the source's commits wait for the target's apply (%s); to keep them "
+	          "off it, set application_name in --source to a name not listed there",
+	          ssn, app,
+	          m->o.synchronous_commit == 1
+	              ? "each target commit waits for the target's disk and is reported at once"
+	              : "--synchronous-commit off: a target commit is reported once the target has "
+	                "flushed it, within 0.2 s");
 }
 
 /*

@@ -80,9 +80,9 @@ stream_release(stream_state *s)
 static bool
 stream_finish(stream_state *s)
 {
-	bool ok = stream_release(s) && apply_end_group(s->a) && apply_wait(s->a, -1);
+	bool ok = stream_release(s) && apply_end_group(s->a) && apply_make_durable(s->a);
 
-	stream_ack(s, s->a->committed_lsn);
+	stream_ack(s, apply_flushed_lsn(s->a));
 	return ok;
 }
 
@@ -90,7 +90,7 @@ static stream_end
 stream_fail(stream_state *s, char *errbuf, size_t errlen)
 {
 	snprintf(errbuf, errlen, "%s", s->a->errmsg[0] ? s->a->errmsg : "apply failed");
-	stream_ack(s, s->a->committed_lsn);
+	stream_ack(s, apply_flushed_lsn(s->a));
 	return STREAM_FAILED;
 }
 
@@ -101,7 +101,7 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 	stream_state s = {.o = o, .endpos = o->endpos, .rcv = rcv, .rg = rg, .a = a, .acked = 0};
 
 	s.last_tick = cli_now_ms();
-	stream_ack(&s, a->committed_lsn);
+	stream_ack(&s, apply_flushed_lsn(a));
 	for (;;)
 	{
 		ring_record rec;
@@ -116,7 +116,7 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 			/* the ring ran dry: send, commit between transactions, acknowledge */
 			if (!stream_release(&s) || !apply_end_group(a))
 				return stream_fail(&s, errbuf, errlen);
-			stream_ack(&s, a->committed_lsn);
+			stream_ack(&s, apply_flushed_lsn(a));
 			/*
 			 * a commit in flight is acknowledged as soon as its answer is in
 			 * (a source waiting for us as its synchronous standby waits that long)
@@ -125,9 +125,9 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 			    rg, !a->in_txn && apply_busy(a) ? STREAM_BUSY_WAIT_MS : STREAM_IDLE_WAIT_MS, &rec);
 			if (st == RING_TIMEOUT)
 			{
-				if (!apply_poll(a))
+				if (!apply_sync_idle(a) || !apply_poll(a))
 					return stream_fail(&s, errbuf, errlen);
-				stream_ack(&s, a->committed_lsn);
+				stream_ack(&s, apply_flushed_lsn(a));
 				continue;
 			}
 		}
@@ -150,8 +150,11 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 				ring_release_held(rg);
 			if (s.endpos && wal_end > s.endpos)
 				wal_end = s.endpos;
-			/* nothing received is uncommitted: the server's WAL end may be acknowledged */
-			if (!apply_busy(a))
+			/*
+			 * nothing received is uncommitted, nor waits for the target's disk:
+			 * the server's WAL end may be acknowledged
+			 */
+			if (!apply_busy(a) && apply_flushed_lsn(a) >= a->committed_lsn)
 				stream_ack(&s, wal_end > a->committed_lsn ? wal_end : a->committed_lsn);
 			if (s.endpos && rec.tag >= s.endpos && !a->in_txn)
 				return stream_finish(&s) ? STREAM_ENDPOS : stream_fail(&s, errbuf, errlen);
@@ -169,7 +172,7 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 			{
 				/* the open group stays uncommitted; answers already here may commit earlier ones */
 				if (apply_poll(a))
-					stream_ack(&s, a->committed_lsn);
+					stream_ack(&s, apply_flushed_lsn(a));
 			}
 			snprintf(errbuf, errlen,
 			         "malformed message from the source at %s: %s (the same message would come "
@@ -195,7 +198,7 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 		else if (ring_held(rg) >= rg->capacity / 4 && !stream_release(&s))
 			return stream_fail(&s, errbuf, errlen);
 		if (msg.type == PGO_MSG_COMMIT)
-			stream_ack(&s, a->committed_lsn);
+			stream_ack(&s, apply_flushed_lsn(a));
 	}
 }
 

@@ -324,6 +324,51 @@ START_TEST(the_target_restarts_mid_group_and_nothing_is_applied_twice)
 }
 END_TEST
 
+/*
+ * The target commits asynchronously (the default, as a subscription's): a
+ * commit the target has not flushed yet is gone after a crash, so the source
+ * must not have been told it was applied. The target's WAL writer is slowed
+ * to 10 s, so such commits stay unflushed until the tool's next synchronous
+ * one; the target crashes the moment the last row shows up there.
+ */
+START_TEST(the_target_crashes_with_commits_not_yet_on_its_disk_and_they_come_again)
+{
+	run r;
+	char buf[32];
+	PGconn *t;
+	int seen = 0;
+
+	run_begin(&r, "f_crash", 1);
+	exec_on(&sv.tgt, "postgres", "ALTER SYSTEM SET wal_writer_delay = '10s'");
+	exec_on(&sv.tgt, "postgres", "SELECT pg_reload_conf()");
+	tool_start(&r, NULL);
+	story_expect(&r.tool, "stage=CaughtUp", 120);
+	for (int i = 1; i <= 8; i++)
+	{
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "INSERT INTO log (client, note) VALUES (99, 'row %d')", i);
+		pgt_exec(r.s, sql);
+		sleep_ms(30);
+	}
+	t = pgt_connect(&sv.tgt, r.db);
+	for (int w = 0; w < 6000 && seen < 8; w++)
+	{
+		seen = atoi(pgt_value(t, "SELECT count(*) FROM log WHERE client = 99", buf, sizeof(buf)));
+		if (seen < 8)
+			sleep_ms(2);
+	}
+	PQfinish(t);
+	ck_assert_int_eq(seen, 8);
+	pgt_crash(&sv.tgt);
+	story_expect(&r.tool, "reconnected: streaming", 90);
+	cut_over(&r);
+	exec_on(&sv.tgt, "postgres", "ALTER SYSTEM RESET wal_writer_delay");
+	exec_on(&sv.tgt, "postgres", "SELECT pg_reload_conf()");
+	run_check_and_end(&r);
+}
+END_TEST
+
 START_TEST(the_source_restarts_and_the_tool_reattaches_to_its_slot)
 {
 	run r;
@@ -800,6 +845,7 @@ main(void)
 	const TTest *const stories[] = {
 	    the_walsender_is_terminated_and_the_tool_carries_on,
 	    the_target_restarts_mid_group_and_nothing_is_applied_twice,
+	    the_target_crashes_with_commits_not_yet_on_its_disk_and_they_come_again,
 	    the_source_restarts_and_the_tool_reattaches_to_its_slot,
 	    a_stalled_source_is_noticed_and_a_stalled_target_only_waits,
 	    kill_9_in_every_phase_then_resume_completes,

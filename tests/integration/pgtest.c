@@ -300,13 +300,13 @@ pgt_stop(pgt_cluster *c)
 	c->watchdog_fd = -1;
 }
 
-/* Restart the server. */
-void
-pgt_restart(pgt_cluster *c)
+/* pg_ctl restart in mode (fast, immediate). */
+static void
+pgt_restart_mode(pgt_cluster *c, const char *mode)
 {
 	char pg_ctl[PGT_PATH], data[PGT_PATH], log[PGT_PATH];
 	const char *argv[] = {pg_ctl, "-D", data, "-l", log,       "-m",
-	                      "fast", "-w", "-t", "60", "restart", NULL};
+	                      mode,   "-w", "-t", "60", "restart", NULL};
 
 	pgt_bin("pg_ctl", pg_ctl, sizeof(pg_ctl));
 	snprintf(data, sizeof(data), "%s/data", c->dir);
@@ -314,8 +314,20 @@ pgt_restart(pgt_cluster *c)
 	if (pgt_run(argv, NULL) != 0)
 	{
 		pgt_show_tail(log);
-		ck_abort_msg("pgtest: restart of %s failed", c->dir);
+		ck_abort_msg("pgtest: restart (-m %s) of %s failed", mode, c->dir);
 	}
+}
+
+void
+pgt_restart(pgt_cluster *c)
+{
+	pgt_restart_mode(c, "fast");
+}
+
+void
+pgt_crash(pgt_cluster *c)
+{
+	pgt_restart_mode(c, "immediate");
 }
 
 /* Append conf, replace pg_hba.conf, restart. */

@@ -39,6 +39,12 @@ void pgt_stop(pgt_cluster *c);
 void pgt_restart(pgt_cluster *c);
 
 /*
+ * Crash the cluster and start it again (pg_ctl restart -m immediate): WAL
+ * not yet written is lost, as on a power cut; crash recovery on start.
+ */
+void pgt_crash(pgt_cluster *c);
+
+/*
  * Append conf (postgresql.conf lines, may be NULL), replace pg_hba.conf with
  * hba (may be NULL: kept), then restart so that both are in force.
  */
