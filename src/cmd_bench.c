@@ -48,37 +48,36 @@ bench_on_signal(int sig)
 static void
 bench_usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "pg_dbmigrator bench drains a replication slot's backlog into a target with\n"
-	    "pg_dbmigrator's apply engine, up to --endpos, and reports the throughput.\n"
-	    "\n"
-	    "Usage:\n"
-	    "  pg_dbmigrator bench --source CONNSTR --target CONNSTR --slot-name NAME\n"
-	    "                      --publication NAME --endpos LSN [options]\n"
-	    "\n"
-	    "Options:\n"
-	    "  --source CONNSTR        source (or PG_DBMIGRATOR_SOURCE)\n"
-	    "  --target CONNSTR        target (or PG_DBMIGRATOR_TARGET)\n"
-	    "  --slot-name NAME        an existing pgoutput slot on the source\n"
-	    "  --publication NAME      publication to read (repeatable)\n"
-	    "  --endpos LSN            stop after the last transaction committed at or before LSN\n"
-	    "  --json                  print the result as one JSON object\n"
-	    "  --group-commit N        source transactions per target transaction (default %d)\n"
-	    "  --on-missing-row MODE   error (default) or skip an UPDATE/DELETE that finds no row\n"
-	    "  --synchronous-commit off|on  target commits wait for its disk: off (default; one\n"
-	    "                          commit in 0.2 s waits, as the migration's) or on (every one)\n"
-	    "  --skip-lsn LSN          skip the source transaction committed at LSN\n"
-	    "  --ring-size SIZE        buffer between receiver and apply (default 64MB)\n"
-	    "  --status-interval SECS  standby status update interval (default 10)\n"
-	    "  --proto-version N       pgoutput protocol version (default: the highest)\n"
-	    "  --insert-method M       long runs of inserts by copy (default) or values\n"
-	    "                          (multi-row INSERT)\n"
-	    "  --help                  show this help\n"
-	    "\n"
-	    "Progress is kept in " PGDBM_PROGRESS " on the target: a second run\n"
-	    "continues where the first one committed. Ctrl+C stops cleanly.\n",
-	    APPLY_DEFAULT_GROUP_TXNS);
+	fprintf(f,
+	        "pg_dbmigrator bench drains a replication slot's backlog into a target with\n"
+	        "pg_dbmigrator's apply engine, up to --endpos, and reports the throughput.\n"
+	        "\n"
+	        "Usage:\n"
+	        "  pg_dbmigrator bench --source CONNSTR --target CONNSTR --slot-name NAME\n"
+	        "                      --publication NAME --endpos LSN [options]\n"
+	        "\n"
+	        "Options:\n"
+	        "  --source CONNSTR        source (or PG_DBMIGRATOR_SOURCE)\n"
+	        "  --target CONNSTR        target (or PG_DBMIGRATOR_TARGET)\n"
+	        "  --slot-name NAME        an existing pgoutput slot on the source\n"
+	        "  --publication NAME      publication to read (repeatable)\n"
+	        "  --endpos LSN            stop after the last transaction committed at or before LSN\n"
+	        "  --json                  print the result as one JSON object\n"
+	        "  --group-commit N        source transactions per target transaction (default %d)\n"
+	        "  --on-missing-row MODE   error (default) or skip an UPDATE/DELETE that finds no row\n"
+	        "  --synchronous-commit B  on: every target commit waits for its disk; off (default):\n"
+	        "                          one in 0.2 s does, as in a migration\n"
+	        "  --skip-lsn LSN          skip the source transaction committed at LSN\n"
+	        "  --ring-size SIZE        buffer between receiver and apply (default 64MB)\n"
+	        "  --status-interval SECS  standby status update interval (default 10)\n"
+	        "  --proto-version N       pgoutput protocol version (default: the highest)\n"
+	        "  --insert-method M       long runs of inserts by copy (default) or values\n"
+	        "                          (multi-row INSERT)\n"
+	        "  --help                  show this help\n"
+	        "\n"
+	        "Progress is kept in " PGDBM_PROGRESS " on the target: a second run\n"
+	        "continues where the first one committed. Ctrl+C stops cleanly.\n",
+	        APPLY_DEFAULT_GROUP_TXNS);
 }
 
 static bool
