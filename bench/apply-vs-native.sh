@@ -41,10 +41,15 @@
 # plus the client's syscalls by name (strace slows the client: its times and
 # CPU in that run are not comparable).
 #
+# Both clusters run with fsync = off unless --fsync on (then every commit that
+# waits for the disk waits for this machine's disk, as in production: native
+# commits asynchronously, as a subscription does by default, and so does ours
+# unless --args "--synchronous-commit on").
+#
 # Usage: bench/apply-vs-native.sh [--rows N] [--updates N] [--tpcb N]
 #                                 [--only insert,update,delete,tpcb,latency] [--binary PATH]
 #                                 [--rate TPS] [--latency-secs SECS]
-#                                 [--profile] [--syscalls]
+#                                 [--profile] [--syscalls] [--fsync on|off]
 #                                 [--args "extra pg_dbmigrator bench options"] [--ours-first]
 # Needs: initdb, pg_ctl, pgbench, psql (scripts/setup installs them); strace for --syscalls.
 set -euo pipefail
@@ -57,6 +62,7 @@ RATE=
 LATSECS=30
 PROFILE=
 SYSCALLS=
+FSYNC=off
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${PGDBM_BIN:-$here/../build/pg_dbmigrator}
 while [ $# -gt 0 ]; do
@@ -72,7 +78,8 @@ while [ $# -gt 0 ]; do
 		--latency-secs) LATSECS=$2; shift 2 ;;
 		--profile) PROFILE=1; shift ;;
 		--syscalls) SYSCALLS=1; shift ;;
-		-h|--help) sed -n '2,47p' "$0"; exit 0 ;;
+		--fsync) FSYNC=$2; shift 2 ;;
+		-h|--help) sed -n '2,52p' "$0"; exit 0 ;;
 		*) echo "apply-vs-native.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -88,7 +95,7 @@ wal_level = logical
 max_replication_slots = 20
 max_wal_senders = 20
 max_logical_replication_workers = 8
-fsync = off
+fsync = $FSYNC
 synchronous_commit = off
 shared_buffers = 256MB
 max_wal_size = 8GB
