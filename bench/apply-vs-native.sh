@@ -44,12 +44,14 @@
 # Both clusters run with fsync = off unless --fsync on (then every commit that
 # waits for the disk waits for this machine's disk, as in production: native
 # commits asynchronously, as a subscription does by default, and so does ours
-# unless --args "--synchronous-commit on").
+# unless --args "--synchronous-commit on"). --flush-delay US (with --fsync on)
+# makes each WAL flush of the target wait US microseconds more (commit_delay
+# with commit_siblings = 0), as on a network volume whose flush takes that long.
 #
 # Usage: bench/apply-vs-native.sh [--rows N] [--updates N] [--tpcb N]
 #                                 [--only insert,update,delete,tpcb,latency] [--binary PATH]
 #                                 [--rate TPS] [--latency-secs SECS]
-#                                 [--profile] [--syscalls] [--fsync on|off]
+#                                 [--profile] [--syscalls] [--fsync on|off] [--flush-delay US]
 #                                 [--args "extra pg_dbmigrator bench options"] [--ours-first]
 # Needs: initdb, pg_ctl, pgbench, psql (scripts/setup installs them); strace for --syscalls.
 set -euo pipefail
@@ -63,6 +65,7 @@ LATSECS=30
 PROFILE=
 SYSCALLS=
 FSYNC=off
+FLUSH_DELAY=0
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${PGDBM_BIN:-$here/../build/pg_dbmigrator}
 while [ $# -gt 0 ]; do
@@ -79,7 +82,8 @@ while [ $# -gt 0 ]; do
 		--profile) PROFILE=1; shift ;;
 		--syscalls) SYSCALLS=1; shift ;;
 		--fsync) FSYNC=$2; shift 2 ;;
-		-h|--help) sed -n '2,52p' "$0"; exit 0 ;;
+		--flush-delay) FLUSH_DELAY=$2; shift 2 ;;
+		-h|--help) sed -n '2,55p' "$0"; exit 0 ;;
 		*) echo "apply-vs-native.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -102,6 +106,10 @@ max_wal_size = 8GB
 checkpoint_timeout = 30min
 CONF
 done
+if [ "$FLUSH_DELAY" -gt 0 ]; then
+	printf 'commit_delay = %d\ncommit_siblings = 0\n' "$FLUSH_DELAY" >>"$dir/tgt/postgresql.conf"
+	"${RUNAS[@]}" pg_ctl -D "$dir/tgt" -l "$dir/tgt.log" -w restart >/dev/null
+fi
 SRC="host=127.0.0.1 port=$sport user=postgres dbname=postgres"
 tgt() { echo "host=127.0.0.1 port=$tport user=postgres dbname=$1"; }
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
