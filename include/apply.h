@@ -144,6 +144,11 @@ typedef struct applier
 	 */
 	pgo_lsn durable_lsn;
 	int64_t sync_commit_ms; /* when the last synchronous commit was sent (asynchronous commits) */
+	/*
+	 * set by the caller: the source waits for this stream's flush position
+	 * (its synchronous standby), so every commit is synchronous meanwhile
+	 */
+	bool source_waits;
 	char last_origin[64];
 	pgo_timestamp last_commit_time; /* commit time of the last source transaction received */
 	/* the target database's encoding: the apply session's, and replstart.client_encoding */

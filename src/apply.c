@@ -392,11 +392,12 @@ apply_truncate(applier *a, const pgo_truncate *t)
 
 /* ------------------------------------------------- durability of commits */
 
-/* Is a synchronous commit due (the last one is APPLY_SYNC_EVERY_MS old)? */
+/* Is a synchronous commit due (the last one is APPLY_SYNC_EVERY_MS old, or the source waits)? */
 static bool
 apply_sync_due(const applier *a)
 {
-	return a->opts.synchronous_commit || cli_now_ms() - a->sync_commit_ms >= APPLY_SYNC_EVERY_MS;
+	return a->opts.synchronous_commit || a->source_waits ||
+	       cli_now_ms() - a->sync_commit_ms >= APPLY_SYNC_EVERY_MS;
 }
 
 /*

@@ -120,6 +120,37 @@ cutover_decide(const cutover_view *v)
 	return v->now_ms < v->next_poll_ms ? CUTOVER_NOTHING : CUTOVER_POLL;
 }
 
+/*
+ * The poll: the source's WAL flush position, and whether the slot's
+ * walsender is its synchronous standby now (pg_stat_replication.sync_state
+ * sync or quorum; the tool's own walsender is visible to its role).
+ */
+static bool
+cutover_poll_source(cutover_monitor *mon, cutover_result *r, char *text, size_t size)
+{
+	const char *params[1] = {mon->slot};
+	PGresult *res = PQexecParams(
+	    mon->src,
+	    "SELECT pg_catalog.pg_current_wal_flush_lsn(), coalesce((SELECT r.sync_state IN "
+	    "('sync', 'quorum') FROM pg_catalog.pg_stat_replication r JOIN "
+	    "pg_catalog.pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1), "
+	    "false)",
+	    1, NULL, params, NULL, NULL, 0);
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+
+	if (ok)
+	{
+		snprintf(text, size, "%s", PQgetvalue(res, 0, 0));
+		r->sync_standby = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+		ok = pgo_lsn_parse(text, &r->lsn);
+	}
+	else
+		snprintf(r->err, sizeof(r->err), "cannot read the source's WAL position: %s",
+		         PQerrorMessage(mon->src));
+	PQclear(res);
+	return ok;
+}
+
 /* Run one job on the source. */
 static void
 cutover_monitor_run(cutover_monitor *mon, cutover_job job, cutover_result *r)
@@ -144,9 +175,7 @@ cutover_monitor_run(cutover_monitor *mon, cutover_job job, cutover_result *r)
 		return;
 	}
 	/* a failed read is no event: the next poll tries again */
-	r->ok = mig_value(mon->src, "SELECT pg_current_wal_flush_lsn()", text, sizeof(text), r->err,
-	                  sizeof(r->err)) &&
-	        pgo_lsn_parse(text, &r->lsn);
+	r->ok = cutover_poll_source(mon, r, text, sizeof(text));
 }
 
 /* The monitor thread: one job at a time, until cutover_monitor_stop. */
@@ -188,6 +217,7 @@ cutover_monitor_start(cutover_monitor *mon, mig *m, char *errbuf, size_t errlen)
 	memset(mon, 0, sizeof(*mon));
 	mon->src = m->src;
 	mon->plan = &m->plan;
+	mon->slot = m->o.slot;
 	atomic_init(&mon->quitting, false);
 	pthread_mutex_init(&mon->lock, NULL);
 	pthread_cond_init(&mon->wake, NULL);
@@ -463,7 +493,21 @@ cutover_tick(void *arg, pgo_lsn *endpos)
 	 * last poll's result is taken: no poll result arrives during the cutover.
 	 */
 	if (took == CUTOVER_JOB_POLL && r.ok)
+	{
 		cutover_report_lag(m, r.lsn);
+		/* unless --synchronous-commit off: a source waiting for us gets each commit at once */
+		if (m->o.synchronous_commit != 0 && m->app && m->app->source_waits != r.sync_standby)
+		{
+			m->app->source_waits = r.sync_standby;
+			event_say("StreamApply", "info",
+			          r.sync_standby
+			              ? "the source now waits for this migration as its synchronous standby: "
+			                "every target commit waits for the target's disk and is reported at "
+			                "once"
+			              : "the source no longer waits for this migration: target commits are "
+			                "asynchronous again (one in 0.2 s waits for the disk)");
+		}
+	}
 	cutover_draw_status(m, v.now_ms);
 	switch (step)
 	{

@@ -266,11 +266,12 @@ typedef enum cutover_job
 /* What a job of the monitor found. */
 typedef struct cutover_result
 {
-	bool ok;          /* it succeeded ... */
-	bool halt;        /* ... the keyless watch saw what the stream cannot carry (err) */
-	pgo_lsn lsn;      /* ... the flush position (poll) or the end position (end) */
-	int64_t begun_ms; /* ... when the thread began it */
-	char err[1024];   /* ... or why not */
+	bool ok;           /* it succeeded ... */
+	bool halt;         /* ... the keyless watch saw what the stream cannot carry (err) */
+	pgo_lsn lsn;       /* ... the flush position (poll) or the end position (end) */
+	bool sync_standby; /* ... (poll) the slot's walsender is a synchronous standby of the source */
+	int64_t begun_ms;  /* ... when the thread began it */
+	char err[1024];    /* ... or why not */
 } cutover_result;
 
 /*
@@ -293,6 +294,7 @@ typedef struct cutover_monitor
 	atomic_bool quitting;  /* quit, readable without the lock (the flush wait checks it) */
 	PGconn *src;           /* borrowed: m->src, the apply thread leaves it alone meanwhile */
 	const srcplan *plan;   /* borrowed: m->plan */
+	const char *slot;      /* borrowed: m->o.slot */
 } cutover_monitor;
 
 /*

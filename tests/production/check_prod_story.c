@@ -6,7 +6,8 @@
  * The stories:
  *  - the whole migration while asynchronous writers touch every kind of
  *    table, with a leftover progress row on the target and the source's
- *    synchronous_standby_names = '*': the source's commits stay fast while
+ *    synchronous_standby_names = '*' (the tool notices, and makes every
+ *    target commit synchronous): the source's commits stay fast while
  *    streaming, the Ctrl+C that follows the writers' last acknowledged
  *    commit loses none of them, the target equals the source, its triggers,
  *    foreign keys and identity columns are as on the source, and the
@@ -108,6 +109,8 @@ START_TEST(a_production_database_onto_a_managed_target_loses_nothing)
 	/* an HA primary: any walsender may be its synchronous standby, the tool's too */
 	pgt_exec(sv.src_admin, "ALTER SYSTEM SET synchronous_standby_names = '*'");
 	pgt_exec(sv.src_admin, "SELECT pg_reload_conf()");
+	/* the tool sees it: each target commit now waits for the disk and is reported at once */
+	story_expect(&tool, "as its synchronous standby", 60);
 	pgt_scratch("writers.sql", script, sizeof(script));
 	prodfix_writers_script(script);
 	/* a steady load below the apply capacity: the source's commits wait on the tool's apply */

@@ -68,6 +68,8 @@ START_TEST(a_plain_run_gets_the_documented_defaults)
 	ck_assert(!migopts_has_filters(&o));
 	ck_assert(!o.allow_restore_errors);
 	ck_assert(o.sequence_sync);
+	/* not given: off, unless the source waits for the tool as its synchronous standby */
+	ck_assert_int_eq(o.synchronous_commit, -1);
 	ck_assert_str_eq(o.dump_path, "pg_dbmigrator_dump");
 	ck_assert_ptr_null(o.compress);
 	ck_assert_str_eq(o.compress_arg, "");
@@ -128,7 +130,8 @@ START_TEST(every_flag_lands_in_its_field)
 	         "--include-postgres-db", "--event-tag", "sales", "--fast-restore-settings",
 	         "--reconnect-max-wait", "0", "--wal-receiver-timeout", "0", "--skip-lsn", "0/1A2B3C4",
 	         "--on-missing-row", "skip", "--replica-identity-full", "public.log",
-	         "--replica-identity-full", "all-keyless", "--no-owner", "--no-privileges");
+	         "--replica-identity-full", "all-keyless", "--no-owner", "--no-privileges",
+	         "--synchronous-commit", "on");
 	ck_assert(o.online);
 	ck_assert_int_eq(o.jobs, 8);
 	ck_assert(o.drop_target_first);
@@ -186,6 +189,7 @@ START_TEST(every_flag_lands_in_its_field)
 	ck_assert_str_eq(o.ri_full[1], "all-keyless");
 	ck_assert(o.no_owner);
 	ck_assert(o.no_privileges);
+	ck_assert_int_eq(o.synchronous_commit, 1);
 }
 END_TEST
 
@@ -195,8 +199,10 @@ START_TEST(the_last_of_a_flag_pair_wins_and_equals_forms_parse)
 
 	PARSE_OK(&o, "--mode=offline", "--source=host=a", "--target=host=b", "--no-split-sections",
 	         "--split-sections", "--no-migrate-globals", "--migrate-globals", "--verify=off",
-	         "--verify", "warn", "--on-missing-row", "error");
+	         "--verify", "warn", "--on-missing-row", "error", "--synchronous-commit=on",
+	         "--synchronous-commit", "off");
 	ck_assert(!o.online);
+	ck_assert_int_eq(o.synchronous_commit, 0);
 	ck_assert_str_eq(o.source, "host=a");
 	ck_assert(o.split_sections);
 	ck_assert_int_eq(o.migrate_globals, 1);
@@ -282,6 +288,8 @@ static const struct
      "0/1A2B3C4"},
     {{ONLINE, "--on-missing-row", "ignore"},
      "invalid --on-missing-row \"ignore\": use error or skip"},
+    {{ONLINE, "--synchronous-commit", "local"},
+     "invalid --synchronous-commit \"local\": use on or off"},
     {{RUN, "--no-such-flag"},
      "unknown or incomplete option \"--no-such-flag\"\nTry \"pg_dbmigrator --help\"."},
     {{RUN, "--jobs"}, "unknown or incomplete option \"--jobs\"\nTry \"pg_dbmigrator --help\"."},
