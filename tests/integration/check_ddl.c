@@ -852,6 +852,71 @@ END_TEST
  * (not UTF-8): the capture cannot make it UTF-8, yet the application's DDL
  * must go through on the source; the migration stops, saying why.
  */
+/*
+ * The other way round: a UTF8 source, and a target database in LATIN1 (an
+ * older server's). The captured DDL travels as UTF-8 and is run on the target
+ * with a client_encoding of UTF8 for its transaction; the rows come converted
+ * to LATIN1 by the walsender, the session's own encoding.
+ */
+START_TEST(a_utf8_source_deploys_accented_names_onto_a_latin1_target)
+{
+	char src[256], tgt[256], dump[512], buf[256];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+
+	story_fresh_sides_in(&sv, "lycee", NULL, src, tgt, sizeof(src), &s, &t);
+	PQfinish(t);
+	pgt_exec(sv.tgt_admin, "DROP DATABASE lycee WITH (FORCE)");
+	pgt_exec(sv.tgt_admin, "CREATE DATABASE lycee OWNER app ENCODING 'LATIN1' LC_COLLATE 'C' "
+	                       "LC_CTYPE 'C' TEMPLATE template0");
+	t = pgt_connect(&sv.tgt, "lycee");
+	pgt_exec(s, "SET client_encoding TO 'UTF8'");
+	pgt_exec(t, "SET client_encoding TO 'UTF8'");
+	pgt_exec(s, "CREATE TABLE classes (id int PRIMARY KEY, nom text NOT NULL)");
+	pgt_exec(s, "INSERT INTO classes VALUES (1, 'Seconde générale'), (2, 'Première')");
+	pgt_scratch("lycee-dump", dump, sizeof(dump));
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--json", "--cutover-poll-secs", "1", "--verify", "strict",
+	                                    "--no-owner", "--ddl", "replicate", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	pgt_exec(s, "ALTER TABLE classes ADD COLUMN \"spécialité\" text DEFAULT 'mathématiques'");
+	pgt_exec(s, "INSERT INTO classes VALUES (3, 'Terminale', 'économie')");
+	pgt_exec(s, "CREATE TABLE \"élève\" (id int PRIMARY KEY, classe int REFERENCES classes, "
+	            "nom text NOT NULL DEFAULT 'Zoë')");
+	pgt_exec(s, "INSERT INTO \"élève\" VALUES (1, 3, 'Anaïs'), (2, 1, DEFAULT)");
+	pgt_exec(s, "COMMENT ON TABLE \"élève\" IS 'les élèves « inscrits »'");
+	story_cut_over(&tool, 120, &out, &err);
+
+	ck_assert_msg(strstr(out, "\"differences\":0"), "no clean Verify: %s", story_tail(out));
+	ck_assert_msg(strstr(err, "replayed the source's ALTER TABLE") &&
+	                  strstr(err, "replayed the source's CREATE TABLE") &&
+	                  strstr(err, "replayed the source's COMMENT"),
+	              "%s", story_tail(err));
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE "
+	                           "datname = current_database()",
+	                           buf, sizeof(buf)),
+	                 "LATIN1");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT string_agg(\"spécialité\", ', ' ORDER BY id) FROM classes",
+	                           buf, sizeof(buf)),
+	                 "mathématiques, mathématiques, économie");
+	ck_assert_str_eq(
+	    pgt_value(t, "SELECT obj_description('\"élève\"'::regclass, 'pg_class')", buf, sizeof(buf)),
+	    "les élèves « inscrits »");
+	pgt_assert_same(s, t, "classes");
+	pgt_assert_same(s, t, "\"élève\"");
+	assert_capture_gone(s);
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+END_TEST
+
 START_TEST(an_sql_ascii_source_s_ddl_that_is_not_utf8_never_fails_on_the_source)
 {
 	char src[256], tgt[256], dump[512], buf[64];
@@ -906,6 +971,7 @@ main(void)
 	    a_second_migration_of_the_database_does_not_take_the_capture,
 	    a_latin1_source_deploys_accented_names_and_its_last_commit_is_asynchronous,
 	    an_sql_ascii_source_s_ddl_that_is_not_utf8_never_fails_on_the_source,
+	    a_utf8_source_deploys_accented_names_onto_a_latin1_target,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
