@@ -80,6 +80,23 @@ bench_usage(FILE *f)
 	        APPLY_DEFAULT_GROUP_TXNS);
 }
 
+/*
+ * An option that takes one of two words: *out is false for first, true for
+ * second; anything else is refused, naming both.
+ */
+static bool
+bench_choice(const char *opt, const char *arg, const char *first, const char *second, bool *out)
+{
+	if (strcmp(arg, first) != 0 && strcmp(arg, second) != 0)
+	{
+		fprintf(stderr, "pg_dbmigrator bench: invalid %s \"%s\": use %s or %s\n", opt, arg, first,
+		        second);
+		return false;
+	}
+	*out = strcmp(arg, second) == 0;
+	return true;
+}
+
 static bool
 bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 {
@@ -175,27 +192,14 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 				}
 				break;
 			case OPT_SYNCCOMMIT:
-				if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
-				{
-					fprintf(stderr,
-					        "pg_dbmigrator bench: invalid --synchronous-commit \"%s\": use on or "
-					        "off\n",
-					        optarg);
+				if (!bench_choice("--synchronous-commit", optarg, "off", "on",
+				                  &o->apply.synchronous_commit))
 					return false;
-				}
-				o->apply.synchronous_commit = strcmp(optarg, "on") == 0;
 				break;
 			case OPT_MISSING:
-				if (strcmp(optarg, "error") == 0 || strcmp(optarg, "skip") == 0)
-					o->apply.skip_missing = strcmp(optarg, "skip") == 0;
-				else
-				{
-					fprintf(stderr,
-					        "pg_dbmigrator bench: invalid --on-missing-row \"%s\": use error "
-					        "or skip\n",
-					        optarg);
+				if (!bench_choice("--on-missing-row", optarg, "error", "skip",
+				                  &o->apply.skip_missing))
 					return false;
-				}
 				break;
 			case OPT_RING:
 				if (!cli_parse_size(optarg, &o->ring_size) || o->ring_size < 64 * 1024)
@@ -228,15 +232,8 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 				}
 				break;
 			case OPT_INSERT:
-				if (strcmp(optarg, "copy") && strcmp(optarg, "values"))
-				{
-					fprintf(stderr,
-					        "pg_dbmigrator bench: invalid --insert-method \"%s\": use copy "
-					        "or values\n",
-					        optarg);
+				if (!bench_choice("--insert-method", optarg, "copy", "values", &o->apply.no_copy))
 					return false;
-				}
-				o->apply.no_copy = strcmp(optarg, "values") == 0;
 				break;
 			case OPT_HELP:
 				*help = true;

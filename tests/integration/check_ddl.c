@@ -72,6 +72,21 @@ schema_of(const pgt_cluster *c, const char *db)
 	return norm;
 }
 
+/*
+ * Start an online migration that replays the source's DDL (JSON events,
+ * strict verification, objects owned by the target role); wait until it is
+ * caught up.
+ */
+static void
+migrate_replaying_ddl(pgt_proc *tool, const char *src, const char *tgt, const char *dump)
+{
+	story_migrate(tool, "online", src, tgt, dump,
+	              (const char *const[]){"--json", "--cutover-poll-secs", "1", "--verify", "strict",
+	                                    "--no-owner", "--ddl", "replicate", NULL},
+	              NULL);
+	story_expect(tool, "stage=CaughtUp", 60);
+}
+
 /* The schemas of db on both sides are the same. */
 static void
 assert_same_schema(const char *db)
@@ -131,11 +146,7 @@ START_TEST(the_application_deploys_during_the_migration)
 	                    (const char *const[]){"-n", "-c", "2", "-T", "12", "-f", script, src, NULL},
 	                    NULL);
 	pgt_scratch("deploy-dump", dump, sizeof(dump));
-	story_migrate(&tool, "online", src, tgt, dump,
-	              (const char *const[]){"--json", "--cutover-poll-secs", "1", "--verify", "strict",
-	                                    "--no-owner", "--ddl", "replicate", NULL},
-	              NULL);
-	story_expect(&tool, "stage=CaughtUp", 60);
+	migrate_replaying_ddl(&tool, src, tgt, dump);
 
 	/* the deployment, between rows written under the old and the new shape */
 	pgt_exec(s, "ALTER TABLE accounts ADD COLUMN tier int NOT NULL DEFAULT 1");
@@ -779,11 +790,7 @@ START_TEST(a_latin1_source_deploys_accented_names_and_its_last_commit_is_asynchr
 	pgt_exec(s, "CREATE TABLE personnes (id int PRIMARY KEY, nom text NOT NULL)");
 	pgt_exec(s, "INSERT INTO personnes VALUES (1, 'Hélène'), (2, 'Jürgen'), (3, 'Ñandú')");
 	pgt_scratch("ecole-dump", dump, sizeof(dump));
-	story_migrate(&tool, "online", src, tgt, dump,
-	              (const char *const[]){"--json", "--cutover-poll-secs", "1", "--verify", "strict",
-	                                    "--no-owner", "--ddl", "replicate", NULL},
-	              NULL);
-	story_expect(&tool, "stage=CaughtUp", 60);
+	migrate_replaying_ddl(&tool, src, tgt, dump);
 
 	/* the deployment, between rows written under the old and the new shape */
 	pgt_exec(s, "INSERT INTO personnes VALUES (4, 'Ångström')");
@@ -876,11 +883,7 @@ START_TEST(a_utf8_source_deploys_accented_names_onto_a_latin1_target)
 	pgt_exec(s, "CREATE TABLE classes (id int PRIMARY KEY, nom text NOT NULL)");
 	pgt_exec(s, "INSERT INTO classes VALUES (1, 'Seconde générale'), (2, 'Première')");
 	pgt_scratch("lycee-dump", dump, sizeof(dump));
-	story_migrate(&tool, "online", src, tgt, dump,
-	              (const char *const[]){"--json", "--cutover-poll-secs", "1", "--verify", "strict",
-	                                    "--no-owner", "--ddl", "replicate", NULL},
-	              NULL);
-	story_expect(&tool, "stage=CaughtUp", 60);
+	migrate_replaying_ddl(&tool, src, tgt, dump);
 	pgt_exec(s, "ALTER TABLE classes ADD COLUMN \"spécialité\" text DEFAULT 'mathématiques'");
 	pgt_exec(s, "INSERT INTO classes VALUES (3, 'Terminale', 'économie')");
 	pgt_exec(s, "CREATE TABLE \"élève\" (id int PRIMARY KEY, classe int REFERENCES classes, "
