@@ -203,7 +203,7 @@ typedef enum apply_what
 struct apply_pending
 {
 	char what;
-	int rows;        /* INSERT: rows sent */
+	int rows;        /* INSERT: rows sent; COMMIT: 1 when synchronous (moves durable_lsn) */
 	pgo_oid relid;   /* changes: the relation */
 	pgo_lsn lsn;     /* changes: WAL start of the change; COMMIT/ADVANCE: end LSN */
 	pgo_lsn txn_lsn; /* changes: commit LSN of the source transaction */
