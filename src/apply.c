@@ -508,7 +508,7 @@ apply_make_durable(applier *a)
 {
 	if (a->failed || !apply_wait(a, -1))
 		return false;
-	if (a->durable_lsn >= a->committed_lsn && a->durable_lsn != 0)
+	if (a->durable_lsn >= a->committed_lsn)
 		return true;
 	return apply_send_sync_commit(a) && apply_wait(a, -1);
 }

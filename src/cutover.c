@@ -126,7 +126,7 @@ cutover_decide(const cutover_view *v)
  * sync or quorum; the tool's own walsender is visible to its role).
  */
 static bool
-cutover_poll_source(cutover_monitor *mon, cutover_result *r, char *text, size_t size)
+cutover_poll_source(cutover_monitor *mon, cutover_result *r)
 {
 	const char *params[1] = {mon->slot};
 	PGresult *res = PQexecParams(
@@ -140,9 +140,8 @@ cutover_poll_source(cutover_monitor *mon, cutover_result *r, char *text, size_t 
 
 	if (ok)
 	{
-		snprintf(text, size, "%s", PQgetvalue(res, 0, 0));
 		r->sync_standby = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-		ok = pgo_lsn_parse(text, &r->lsn);
+		ok = pgo_lsn_parse(PQgetvalue(res, 0, 0), &r->lsn);
 	}
 	else
 		snprintf(r->err, sizeof(r->err), "cannot read the source's WAL position: %s",
@@ -155,8 +154,6 @@ cutover_poll_source(cutover_monitor *mon, cutover_result *r, char *text, size_t 
 static void
 cutover_monitor_run(cutover_monitor *mon, cutover_job job, cutover_result *r)
 {
-	char text[64];
-
 	memset(r, 0, sizeof(*r));
 	r->begun_ms = cli_now_ms();
 	if (job == CUTOVER_JOB_END)
@@ -175,7 +172,7 @@ cutover_monitor_run(cutover_monitor *mon, cutover_job job, cutover_result *r)
 		return;
 	}
 	/* a failed read is no event: the next poll tries again */
-	r->ok = cutover_poll_source(mon, r, text, sizeof(text));
+	r->ok = cutover_poll_source(mon, r);
 }
 
 /* The monitor thread: one job at a time, until cutover_monitor_stop. */
@@ -495,8 +492,8 @@ cutover_tick(void *arg, pgo_lsn *endpos)
 	if (took == CUTOVER_JOB_POLL && r.ok)
 	{
 		cutover_report_lag(m, r.lsn);
-		/* unless --synchronous-commit off: a source waiting for us gets each commit at once */
-		if (m->o.synchronous_commit != 0 && m->app && m->app->source_waits != r.sync_standby)
+		/* --synchronous-commit not given: a source waiting for us gets each commit at once */
+		if (m->o.synchronous_commit == -1 && m->app && m->app->source_waits != r.sync_standby)
 		{
 			m->app->source_waits = r.sync_standby;
 			event_say("StreamApply", "info",

@@ -124,6 +124,21 @@ assert_capture_gone(PGconn *s)
 	                 "0");
 }
 
+/*
+ * The end of a story that cut over: nothing of the DDL capture nor of the
+ * tool is left on either side; out, err and both connections are let go.
+ */
+static void
+end_with_nothing_left(PGconn *s, PGconn *t, char *out, char *err)
+{
+	assert_capture_gone(s);
+	story_assert_nothing_left(s, t, "");
+	free(out);
+	free(err);
+	PQfinish(s);
+	PQfinish(t);
+}
+
 START_TEST(the_application_deploys_during_the_migration)
 {
 	char src[256], tgt[256], dump[512], script[512];
@@ -229,12 +244,7 @@ START_TEST(the_application_deploys_during_the_migration)
 	pgt_assert_same(s, t, "archive");
 	pgt_assert_same(s, t, "new_ns.things");
 	assert_same_schema("deploy");
-	assert_capture_gone(s);
-	story_assert_nothing_left(s, t, "");
-	free(out);
-	free(err);
-	PQfinish(s);
-	PQfinish(t);
+	end_with_nothing_left(s, t, out, err);
 }
 END_TEST
 
@@ -493,12 +503,7 @@ START_TEST(a_new_table_joins_a_list_publication_and_other_schemas_are_left_alone
 	ck_assert_str_eq(
 	    pgt_value(t, "SELECT count(*) FROM pg_namespace WHERE nspname = 'misc'", buf, sizeof(buf)),
 	    "0");
-	assert_capture_gone(s);
-	story_assert_nothing_left(s, t, "");
-	free(out);
-	free(err);
-	PQfinish(s);
-	PQfinish(t);
+	end_with_nothing_left(s, t, out, err);
 }
 END_TEST
 
@@ -627,12 +632,7 @@ START_TEST(a_keyless_table_made_during_the_migration_never_breaks_the_source)
 	              buf, sizeof(buf)),
 	    "audit=f,legacy=f,parts_high=f,parts_low=f,parts_more=f,scratch=f");
 	assert_same_schema("keyless");
-	assert_capture_gone(s);
-	story_assert_nothing_left(s, t, "");
-	free(out);
-	free(err);
-	PQfinish(s);
-	PQfinish(t);
+	end_with_nothing_left(s, t, out, err);
 }
 END_TEST
 
@@ -845,12 +845,7 @@ START_TEST(a_latin1_source_deploys_accented_names_and_its_last_commit_is_asynchr
 	pgt_assert_same(s, t, "\"élève\"");
 	pgt_assert_same(s, t, "\"élèves_sans_zoë\"");
 	assert_same_schema("ecole");
-	assert_capture_gone(s);
-	story_assert_nothing_left(s, t, "");
-	free(out);
-	free(err);
-	PQfinish(s);
-	PQfinish(t);
+	end_with_nothing_left(s, t, out, err);
 }
 END_TEST
 
@@ -911,12 +906,7 @@ START_TEST(a_utf8_source_deploys_accented_names_onto_a_latin1_target)
 	    "les élèves « inscrits »");
 	pgt_assert_same(s, t, "classes");
 	pgt_assert_same(s, t, "\"élève\"");
-	assert_capture_gone(s);
-	story_assert_nothing_left(s, t, "");
-	free(out);
-	free(err);
-	PQfinish(s);
-	PQfinish(t);
+	end_with_nothing_left(s, t, out, err);
 }
 END_TEST
 
