@@ -133,21 +133,29 @@ ours_backend() {
 	sql "$(tgt ours)" "SELECT pid FROM pg_stat_activity WHERE datname = 'ours'
 		AND application_name = 'pg_dbmigrator apply' ORDER BY backend_start DESC LIMIT 1"
 }
+# The target waits for the marker itself: one session polls every 2 ms (a
+# psql started per poll took a third of a CPU from the side it timed), and
+# commits each time (a snapshot held meanwhile would keep the rows the apply
+# updates from being pruned).
 wait_marker() { # database id [pid of ours, which must stay alive meanwhile]
-	local give_up=$(( $(date +%s) + 900 ))
-	until [ "$(sql "$(tgt "$1")" "SELECT count(*) FROM marker WHERE id = $2")" = 1 ]; do
-		if [ "$(date +%s)" -gt "$give_up" ]; then
-			echo "apply-vs-native.sh: the marker did not reach database $1 in 15 minutes; the target's log says:" >&2
-			grep -E 'ERROR|FATAL' "$dir/tgt.log" | tail -5 >&2
-			exit 1
-		fi
+	psql -X -q -At -v ON_ERROR_STOP=1 -d "$(tgt "$1")" -c "SET statement_timeout = '15min'" \
+		-c "DO \$\$ BEGIN WHILE NOT EXISTS (SELECT FROM marker WHERE id = $2) LOOP
+			COMMIT; PERFORM pg_sleep(0.002); END LOOP; END \$\$" >/dev/null 2>"$dir/wait.err" &
+	local waiter=$!
+	while kill -0 "$waiter" 2>/dev/null; do
 		if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+			kill "$waiter" 2>/dev/null || true
 			echo "apply-vs-native.sh: pg_dbmigrator bench ended before the marker arrived:" >&2
 			cat "$dir/$name.json" >&2
 			exit 1
 		fi
-		sleep 0.02
+		nap 0.05
 	done
+	if ! wait "$waiter"; then
+		echo "apply-vs-native.sh: the marker did not reach database $1 in 15 minutes ($(cat "$dir/wait.err")); the target's log says:" >&2
+		grep -E 'ERROR|FATAL' "$dir/tgt.log" | tail -5 >&2
+		exit 1
+	fi
 }
 json_field() { sed -E "s/.*\"$2\":\"?([0-9.]+).*/\1/" "$1"; }
 
@@ -318,9 +326,9 @@ stream_alone() { # name endpos
 	job=$!
 	while kill -0 "$job" 2>/dev/null; do
 		[ -n "$wp" ] || wp=$(slot_pid "${1}_alone")
-		c=$(cpu_of "$wp")
-		[ "$c" = 0 ] || alone_ws=$c
-		sleep 0.05
+		cpu_of "$wp" c
+		[ "$c" = 0.000 ] || alone_ws=$c
+		nap 0.05
 	done
 	wait "$job"
 	alone_s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')

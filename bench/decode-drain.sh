@@ -61,9 +61,9 @@ drain() { # slot command...
 	job=$!
 	while kill -0 "$job" 2>/dev/null; do
 		[ -n "$wp" ] || wp=$(sql "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '$slot'")
-		c=$(cpu_of "$wp"); [ "$c" = 0 ] || wc=$c
-		c=$(cpu_of "$job"); [ "$c" = 0 ] || cc=$c
-		sleep 0.05
+		cpu_of "$wp" c; [ "$c" = 0.000 ] || wc=$c
+		cpu_of "$job" c; [ "$c" = 0.000 ] || cc=$c
+		nap 0.05
 	done
 	wait "$job"
 	awk -v a="$t0" -v b="$(date +%s.%N)" -v cc="$cc" -v wc="$wc" 'BEGIN { printf "%.3f %.2f %.2f\n", b - a, cc, wc }'

@@ -7,8 +7,14 @@
 #   bench_cluster DIR PORT <<CONF   initdb $dir/DIR, listen on 127.0.0.1:PORT
 #                                (socket in $dir), the lines of CONF added to
 #                                postgresql.conf, started (log in $dir/DIR.log)
-#   cpu_of PID                   the CPU seconds (user + system) a live process
-#                                has used so far; 0 when there is none (any more)
+#   cpu_of PID [VAR]             the CPU seconds (user + system) a live process
+#                                has used so far; 0 when there is none (any more);
+#                                into VAR if given (no subshell), else printed
+#   nap SECONDS                  sleep without starting a process
+#
+# What runs while a side is timed must cost next to nothing: on a small
+# machine a process started every few milliseconds (psql, awk, sleep) takes
+# a CPU share from the apply it times.
 
 bench_init() {
 	PGBIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
@@ -19,6 +25,13 @@ bench_init() {
 	if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
 	BENCH_CLUSTERS=()
 	trap bench_cleanup EXIT INT TERM
+	CLK_TCK=$(getconf CLK_TCK)
+	mkfifo "$dir/nap"
+	exec {NAP_FD}<>"$dir/nap"
+}
+
+nap() {
+	read -r -t "$1" -u "$NAP_FD" _ || true
 }
 
 bench_cleanup() {
@@ -41,7 +54,17 @@ bench_cluster() {
 }
 
 cpu_of() {
-	[ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
-	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.3f\n", (f[12] + f[13]) / hz }' \
-		"/proc/$1/stat" 2>/dev/null || echo 0
+	local stat t
+	if [ -z "$1" ] || ! read -r stat 2>/dev/null <"/proc/$1/stat"; then
+		t=0
+	else
+		# shellcheck disable=SC2086 # the fields after the command name, split on purpose
+		set -- "$1" "${2:-}" ${stat##*) }
+		t=$(( ${14} + ${15} ))
+	fi
+	if [ -n "${2:-}" ]; then
+		printf -v "$2" '%d.%03d' $(( t / CLK_TCK )) $(( t % CLK_TCK * 1000 / CLK_TCK ))
+	else
+		printf '%d.%03d\n' $(( t / CLK_TCK )) $(( t % CLK_TCK * 1000 / CLK_TCK ))
+	fi
 }

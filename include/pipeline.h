@@ -23,6 +23,7 @@
 
 #include "pgdbm_attr.h"
 #include "apply.h"
+#include "catchup.h"
 #include "receiver.h"
 #include "relcache.h"
 #include "replconn.h"
@@ -73,6 +74,15 @@ PGDBM_MUST_CHECK bool pipeline_start(pipeline *p, replconn *rc, int status_inter
 PGDBM_MUST_CHECK bool pipeline_stream(pipeline *p, replconn *rc, const replstart *start,
                                       int status_interval_ms, int timeout_ms, char *errbuf,
                                       size_t errlen);
+
+/*
+ * Apply the slot's backlog through SQL (catchup_run) with the pipeline's
+ * decoder, relation cache and applier, before pipeline_stream; the protocol
+ * version and encoding are the pipeline's. Needs pipeline_open_applier and
+ * pipeline_prepare.
+ */
+PGDBM_MUST_CHECK catchup_end pipeline_catch_up(pipeline *p, const catchup_opts *o,
+                                               catchup_stats *st, char *errbuf, size_t errlen);
 
 /* Run the applier on the stream (see stream_apply); needs pipeline_open_applier. */
 PGDBM_MUST_CHECK stream_end pipeline_apply(pipeline *p, const stream_opts *o, char *errbuf,

@@ -33,6 +33,7 @@ typedef struct bench_opts
 	size_t ring_size;
 	int status_interval_ms;
 	int proto_version;
+	bool catch_up_stream; /* --catch-up stream: no SQL catch-up before streaming */
 	apply_opts apply;
 } bench_opts;
 
@@ -73,6 +74,9 @@ bench_usage(FILE *f)
 	        "  --proto-version N       pgoutput protocol version (default: the highest)\n"
 	        "  --insert-method M       long runs of inserts by copy (default) or values\n"
 	        "                          (multi-row INSERT)\n"
+	        "  --catch-up MODE         sql (default): read the backlog through SQL\n"
+	        "                          (pg_logical_slot_peek_binary_changes), then stream;\n"
+	        "                          stream: the replication stream only\n"
 	        "  --help                  show this help\n"
 	        "\n"
 	        "Progress is kept in " PGDBM_PROGRESS " on the target: a second run\n"
@@ -116,6 +120,7 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 		OPT_PROTO,
 		OPT_INSERT,
 		OPT_SYNCCOMMIT,
+		OPT_CATCHUP,
 		OPT_HELP
 	};
 	static const struct option longopts[] = {
@@ -133,6 +138,7 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 	    {"proto-version", required_argument, NULL, OPT_PROTO},
 	    {"insert-method", required_argument, NULL, OPT_INSERT},
 	    {"synchronous-commit", required_argument, NULL, OPT_SYNCCOMMIT},
+	    {"catch-up", required_argument, NULL, OPT_CATCHUP},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0}};
 	int c, secs;
@@ -190,6 +196,10 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 					        optarg);
 					return false;
 				}
+				break;
+			case OPT_CATCHUP:
+				if (!bench_choice("--catch-up", optarg, "sql", "stream", &o->catch_up_stream))
+					return false;
 				break;
 			case OPT_SYNCCOMMIT:
 				if (!bench_choice("--synchronous-commit", optarg, "off", "on",
@@ -356,12 +366,37 @@ cmd_bench(int argc, char **argv)
 	start.start_lsn = pl.app.progress_lsn;
 	start.publications = opts.publications;
 	start.messages = true;
+	t0 = cli_now_ms();
+	if (!opts.catch_up_stream)
+	{
+		catchup_opts co = {.source = opts.source,
+		                   .slot = opts.slot,
+		                   .publications = opts.publications,
+		                   .messages = true,
+		                   .endpos = opts.endpos,
+		                   .stop = &bench_interrupted};
+		catchup_stats cs;
+
+		switch (pipeline_catch_up(&pl, &co, &cs, err, sizeof(err)))
+		{
+			case CATCHUP_DONE:
+				break;
+			case CATCHUP_FAILED:
+				goto error;
+			case CATCHUP_STOPPED:
+			case CATCHUP_ENDPOS:
+				end = STREAM_ENDPOS;
+				goto applied;
+		}
+		if (pl.app.durable_lsn > start.start_lsn)
+			start.start_lsn = pl.app.durable_lsn;
+	}
 	if (!pipeline_stream(&pl, &rc, &start, opts.status_interval_ms, 0, err, sizeof(err)))
 		goto error;
-	t0 = cli_now_ms();
 	so.endpos = opts.endpos;
 	so.stop = &bench_interrupted;
 	end = pipeline_apply(&pl, &so, err, sizeof(err));
+applied:
 	if (end == STREAM_FAILED || (end == STREAM_CLOSED && err[0]))
 		goto error;
 	if (end == STREAM_CLOSED)
@@ -369,7 +404,7 @@ cmd_bench(int argc, char **argv)
 		snprintf(err, sizeof(err), "the source ended the replication stream before --endpos");
 		goto error;
 	}
-	if (!pipeline_stop(&pl, err, sizeof(err)))
+	if (pl.rcv.started && !pipeline_stop(&pl, err, sizeof(err)))
 		goto error;
 	bench_report(&opts, &pl.app, (double)(cli_now_ms() - t0) / 1000.0,
 	             slot.consistent_point > pl.app.progress_lsn ? slot.consistent_point

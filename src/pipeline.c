@@ -4,7 +4,8 @@
  *
  * Owns: the parts inside struct pipeline. Never: uses the replication
  * connection but to start streaming on it, hand it to the receiver and close
- * it; never reports events.
+ * it; never reports events. The SQL catch-up (catchup.h) opens its own
+ * connection to the source.
  */
 #include "config.h"
 
@@ -73,6 +74,18 @@ pipeline_stream(pipeline *p, replconn *rc, const replstart *start, int status_in
 	s.client_encoding = p->app_open && p->app.encoding[0] ? p->app.encoding : NULL;
 	return replconn_start(rc, &s, errbuf, errlen) &&
 	       pipeline_start(p, rc, status_interval_ms, timeout_ms, errbuf, errlen);
+}
+
+/* Apply the slot's backlog through SQL, as streaming would decode and apply it. */
+catchup_end
+pipeline_catch_up(pipeline *p, const catchup_opts *o, catchup_stats *st, char *errbuf,
+                  size_t errlen)
+{
+	catchup_opts c = *o;
+
+	c.proto_version = pipeline_proto_version(p);
+	c.client_encoding = p->app.encoding[0] ? p->app.encoding : NULL;
+	return catchup_run(&c, &p->sd.dec, &p->cache, &p->app, st, errbuf, errlen);
 }
 
 /* Run the applier on the stream. */
