@@ -27,16 +27,22 @@
 # `pg_dbmigrator decode` into /dev/null, nothing applied, with the share of
 # that time the source's walsender was on a CPU: how fast the walsender
 # streams it here to a reader that only reads, and "native / alone" the ratio
-# that pace would give. It is a reference, not a bound: the walsender sends
-# every message on its own, and those sends cost it less when its reader
-# falls behind (they pile up in the socket instead of each going out), so an
-# apply can end sooner than the bare read.
+# that pace would give. The walsender makes a recv() for every WAL record it
+# reads and a send() for every message, and that is most of its time on small
+# changes: native is bound by it. Ours reads such a backlog through SQL
+# first (--catch-up sql, its default), which the walsender does not pace;
+# --args "--catch-up stream" times ours on the stream alone.
+#
+# Each side is timed until the marker is visible on its target (native; the
+# target's own session polls every 2 ms) or until `bench --endpos` exits
+# (ours): nothing is started while a side runs.
 #
 # --profile adds a table: CPU seconds per million row changes of the
-# walsender, the client (ours) or the apply worker (native) and the target
-# backend, read from /proc/PID/stat while each is alive (ours is then stopped
-# by SIGINT once the marker is on the target, like native, instead of
-# --endpos). --syscalls runs ours under strace -f and adds, per socket
+# walsender, of the source cluster as a whole (every process, ended ones
+# too: the walsender, or ours' catch-up backend), the client (ours) or the
+# apply worker (native) and the target backend, read from /proc/PID/stat
+# while each is alive (ours is then stopped by SIGINT once the marker is on
+# the target, like native, instead of --endpos). --syscalls runs ours under strace -f and adds, per socket
 # (source, target), the syscalls and MiB through it and the syscalls per MiB,
 # plus the client's syscalls by name (strace slows the client: its times and
 # CPU in that run are not comparable).
@@ -159,13 +165,13 @@ wait_marker() { # database id [pid of ours, which must stay alive meanwhile]
 }
 json_field() { sed -E "s/.*\"$2\":\"?([0-9.]+).*/\1/" "$1"; }
 
-echo "| workload | side | row changes | walsender CPU s | client or apply worker CPU s | target backend CPU s | walsender s/M rows | client s/M rows | target backend s/M rows | total s/M rows |" >"$dir/profile.md"
-echo "|---|---|---|---|---|---|---|---|---|---|" >>"$dir/profile.md"
-profile_row() { # workload side rows walsender client target
-	awk -v n="$1" -v s="$2" -v r="$3" -v w="$4" -v c="$5" -v t="$6" 'BEGIN {
+echo "| workload | side | row changes | walsender CPU s | source CPU s (all processes) | client or apply worker CPU s | target backend CPU s | walsender s/M rows | source s/M rows | client s/M rows | target backend s/M rows | source + client + target s/M rows |" >"$dir/profile.md"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|" >>"$dir/profile.md"
+profile_row() { # workload side rows walsender source client target
+	awk -v n="$1" -v s="$2" -v r="$3" -v w="$4" -v sc="$5" -v c="$6" -v t="$7" 'BEGIN {
 		m = r / 1e6; if (m <= 0) m = 1e-9
-		printf "| %s | %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
-		       n, s, r, w, c, t, w / m, c / m, t / m, (w + c + t) / m }' >>"$dir/profile.md"
+		printf "| %s | %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
+		       n, s, r, w, sc, c, t, w / m, sc / m, c / m, t / m, (sc + c + t) / m }' >>"$dir/profile.md"
 }
 
 # The client's syscalls from strace -f output: per socket (by the port it
@@ -249,14 +255,17 @@ run() { # name rows tables workload-function
 	sql "$SRC" "INSERT INTO marker VALUES ($n)"
 	local endpos; endpos=$(sql "$SRC" "SELECT pg_current_wal_insert_lsn()")
 
-	local t0 t1 t2 t3 nw=0 nc=0 ow=0 oc=0 ot=0
+	local t0 t1 t2 t3 nw=0 nc=0 ow=0 oc=0 ot=0 s0 s1 ns=0 os=0
 	run_native() {
+		cluster_cpu src s0
 		sql "$(tgt native)" "CREATE SUBSCRIPTION sub_$name CONNECTION '$SRC' PUBLICATION pub_$name
 			WITH (copy_data = false, create_slot = false, slot_name = '${name}_native', enabled = false)"
 		t0=$(now)
 		sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name ENABLE"
 		wait_marker native "$n"
 		t1=$(now)
+		cluster_cpu src s1
+		ns=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.2f", b - a }')
 		if [ -n "$PROFILE" ]; then
 			nw=$(cpu_of "$(slot_pid "${name}_native")")
 			nc=$(cpu_of "$(sql "$(tgt native)" "SELECT pid FROM pg_stat_subscription
@@ -267,12 +276,14 @@ run() { # name rows tables workload-function
 		sql "$(tgt native)" "DROP SUBSCRIPTION sub_$name"
 	}
 	run_ours() {
+		cluster_cpu src s0
 		t2=$(now)
 		if [ -n "$PROFILE$SYSCALLS" ]; then
 			# stopped like native: once the marker is on the target, its processes still alive
 			start_ours "$name" "$FAR_LSN"
 			wait_marker ours "$n" "$ours_pid"
 			t3=$(now)
+			cluster_cpu src s1
 			ow=$(cpu_of "$(slot_pid "${name}_ours")")
 			ot=$(cpu_of "$(ours_backend)")
 			stop_ours
@@ -280,7 +291,9 @@ run() { # name rows tables workload-function
 			"$BIN" bench --source "$SRC" --target "$(tgt ours)" --slot-name "${name}_ours" \
 				--publication "pub_$name" --endpos "$endpos" --json ${BENCH_ARGS:-} >"$dir/$name.json"
 			t3=$(now)
+			cluster_cpu src s1
 		fi
+		os=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.2f", b - a }')
 	}
 	# each side once first and once second, over the workloads, so neither gains by its turn
 	if [ "${ORDER:-native-first}" = ours-first ]; then run_ours; sleep 2; run_native
@@ -290,8 +303,8 @@ run() { # name rows tables workload-function
 	local rss; rss=$(json_field "$dir/$name.json" peak_rss_kb)
 	local cpu; cpu=$(json_field "$dir/$name.json" cpu_seconds)
 	if [ -n "$PROFILE" ]; then
-		profile_row "$name" native "$rows" "$nw" "$nc" 0
-		profile_row "$name" ours "$rows" "$ow" "$cpu" "$ot"
+		profile_row "$name" native "$rows" "$nw" "$ns" "$nc" 0
+		profile_row "$name" ours "$rows" "$ow" "$os" "$cpu" "$ot"
 	fi
 	[ -z "$SYSCALLS" ] || syscall_rows "$name" "$dir/$name.strace"
 
@@ -395,8 +408,8 @@ run_latency() {
 	local rss; rss=$(json_field "$dir/$name.json" peak_rss_kb)
 	local cpu; cpu=$(json_field "$dir/$name.json" cpu_seconds)
 	if [ -n "$PROFILE" ]; then
-		profile_row "$name" native "$rows" "$nw" "$nc" 0
-		profile_row "$name" ours "$rows" "$ow" "$cpu" "$ot"
+		profile_row "$name" native "$rows" "$nw" "$nw" "$nc" 0
+		profile_row "$name" ours "$rows" "$ow" "$ow" "$cpu" "$ot"
 	fi
 	[ -z "$SYSCALLS" ] || syscall_rows "$name" "$dir/$name.strace"
 	commit_times "$SRC" >"$dir/lat.src"

@@ -10,6 +10,10 @@
 #   cpu_of PID [VAR]             the CPU seconds (user + system) a live process
 #                                has used so far; 0 when there is none (any more);
 #                                into VAR if given (no subshell), else printed
+#   cluster_cpu DIR [VAR]        the CPU seconds every process of cluster DIR
+#                                has used so far, ended ones included (the
+#                                postmaster's children's times): a difference of
+#                                two readings is what the cluster spent between
 #   nap SECONDS                  sleep without starting a process
 #
 # What runs while a side is timed must cost next to nothing: on a small
@@ -62,6 +66,26 @@ cpu_of() {
 		set -- "$1" "${2:-}" ${stat##*) }
 		t=$(( ${14} + ${15} ))
 	fi
+	if [ -n "${2:-}" ]; then
+		printf -v "$2" '%d.%03d' $(( t / CLK_TCK )) $(( t % CLK_TCK * 1000 / CLK_TCK ))
+	else
+		printf '%d.%03d\n' $(( t / CLK_TCK )) $(( t % CLK_TCK * 1000 / CLK_TCK ))
+	fi
+}
+
+cluster_cpu() {
+	local pm stat p t=0
+	read -r pm <"$dir/$1/postmaster.pid" || { cpu_of "" "${2:-}"; return; }
+	for p in /proc/[0-9]*; do
+		read -r stat 2>/dev/null <"$p/stat" || continue
+		# shellcheck disable=SC2086 # the fields after the command name, split on purpose
+		set -- "$1" "${2:-}" ${stat##*) }
+		if [ "${p#/proc/}" = "$pm" ]; then
+			t=$(( t + ${14} + ${15} + ${16} + ${17} ))
+		elif [ "$4" = "$pm" ]; then
+			t=$(( t + ${14} + ${15} ))
+		fi
+	done
 	if [ -n "${2:-}" ]; then
 		printf -v "$2" '%d.%03d' $(( t / CLK_TCK )) $(( t % CLK_TCK * 1000 / CLK_TCK ))
 	else

@@ -85,7 +85,8 @@ typedef struct migopts
 	bool skip_missing;    /* --on-missing-row skip */
 	/* --synchronous-commit: 1 on (every target commit waits for its disk), 0 off, -1 not given */
 	int synchronous_commit;
-	pgo_lsn skip_lsn; /* --skip-lsn: one source transaction not to apply (0: none) */
+	bool catch_up_stream; /* --catch-up stream: no SQL catch-up of the backlog (catchup.h) */
+	pgo_lsn skip_lsn;     /* --skip-lsn: one source transaction not to apply (0: none) */
 	const char *ri_full[MIGOPTS_MAX_LIST + 1]; /* --replica-identity-full TABLE|all-keyless */
 	int nri_full;
 	bool no_owner;      /* pg_restore --no-owner: every object owned by the target role */

@@ -164,6 +164,52 @@ follow_reconnect(mig *m, pipeline *pl, follow_retry *retry, char *errbuf, size_t
 }
 
 /*
+ * Before the first START_REPLICATION: apply the backlog through SQL (see
+ * catchup.h), the slot advanced as the target keeps it, and stream after
+ * it. Not on a source older than 11 (no pg_replication_slot_advance), nor
+ * with --catch-up stream (set too when the source may take this migration
+ * for its synchronous standby: its commits would wait without a walsender).
+ * A Ctrl+C stops it at the next commit; the stream then cuts over.
+ */
+static bool
+follow_catch_up(mig *m, pipeline *pl, const char **pubs, replstart *start, char *errbuf,
+                size_t errlen)
+{
+	catchup_opts co = {.source = m->o.source,
+	                   .slot = m->o.slot,
+	                   .publications = pubs,
+	                   .messages = m->ddl,
+	                   .stop = &mig_signals};
+	catchup_stats st;
+	char lsn[PGO_LSN_STRLEN];
+	int64_t t0 = cli_now_ms();
+
+	if (m->o.catch_up_stream || m->rc.server_version < 110000)
+		return true;
+	if (pipeline_catch_up(pl, &co, &st, errbuf, errlen) == CATCHUP_FAILED)
+	{
+		char why[1024];
+
+		snprintf(why, sizeof(why), "%s", errbuf);
+		snprintf(errbuf, errlen,
+		         "%s; the slot is kept at what the target has: run again with --resume (or "
+		         "--resume --catch-up stream)",
+		         why);
+		return false;
+	}
+	if (pl->app.durable_lsn > start->start_lsn)
+		start->start_lsn = pl->app.durable_lsn;
+	if (st.messages > 0)
+		event_say("StreamApply", "info",
+		          "applied the backlog through SQL: %llu messages (%.1f MB) in %llu chunk%s, "
+		          "%.1f s, up to %s; streaming from there",
+		          (unsigned long long)st.messages, (double)st.bytes / (1024.0 * 1024.0),
+		          (unsigned long long)st.chunks, st.chunks == 1 ? "" : "s",
+		          (double)(cli_now_ms() - t0) / 1000.0, pgo_lsn_format(pl->app.durable_lsn, lsn));
+	return true;
+}
+
+/*
  * Set up one attempt: the pipeline, the applier on the target (which finds
  * the progress row), START_REPLICATION after what the target has, the
  * receiver. A failure of the first attempt ends the run, but for a slot
@@ -191,6 +237,8 @@ follow_start(mig *m, pipeline *pl, apply_opts *ao, const char **pubs, int attemp
 	start.slot = m->o.slot;
 	start.start_lsn = pl->app.progress_lsn > m->slot.consistent_point ? pl->app.progress_lsn
 	                                                                  : m->slot.consistent_point;
+	if (attempt == 0 && !follow_catch_up(m, pl, pubs, &start, errbuf, errlen))
+		return FOLLOW_FAILED;
 	if (attempt == 0)
 		follow_retry_init(retry, m->o.reconnect_max_wait, start.start_lsn, cli_now_ms());
 	m->stream_start_lsn = start.start_lsn;

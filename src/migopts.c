@@ -284,6 +284,10 @@ migopts_usage(FILE *f)
 	    "                                do not wait for its disk, and the source is told a\n"
 	    "                                change is applied only once the target has flushed\n"
 	    "                                it (within 0.2 s); on: every commit waits\n"
+	    "  --catch-up sql|stream         sql (default): the backlog at the start of streaming\n"
+	    "                                is read through SQL (several times faster than a\n"
+	    "                                walsender), then the stream takes over; stream:\n"
+	    "                                the replication stream only\n"
 	    "  --ring-size SIZE              replication buffer (default 64MB)\n"
 	    "  --reconnect-max-wait SECS     keep reconnecting to a lost source or target for\n"
 	    "                                up to SECS after the last progress, resuming from\n"
@@ -422,6 +426,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 		O_NOTAM,
 		O_GROUP,
 		O_SYNCCOMMIT,
+		O_CATCHUP,
 		O_RING,
 		O_VERIFY,
 		O_DRYRUN,
@@ -502,6 +507,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 	    {"no-table-access-method", no_argument, NULL, O_NOTAM},
 	    {"group-commit", required_argument, NULL, O_GROUP},
 	    {"synchronous-commit", required_argument, NULL, O_SYNCCOMMIT},
+	    {"catch-up", required_argument, NULL, O_CATCHUP},
 	    {"ring-size", required_argument, NULL, O_RING},
 	    {"verify", required_argument, NULL, O_VERIFY},
 	    {"dry-run", no_argument, NULL, O_DRYRUN},
@@ -836,6 +842,15 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 					         optarg);
 					return false;
 				}
+				break;
+			case O_CATCHUP:
+				if (strcmp(optarg, "sql") != 0 && strcmp(optarg, "stream") != 0)
+				{
+					snprintf(errbuf, errlen, "invalid --catch-up \"%s\": use sql or stream",
+					         optarg);
+					return false;
+				}
+				o->catch_up_stream = strcmp(optarg, "stream") == 0;
 				break;
 			case O_SYNCCOMMIT:
 				if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)

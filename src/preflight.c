@@ -158,6 +158,8 @@ preflight_check_sync_standby(mig *m)
 	/* the source's commits would wait for the next synchronous commit on the target */
 	if (m->o.synchronous_commit == -1)
 		m->o.synchronous_commit = 1;
+	/* and must not wait for a catch-up without a walsender: stream from the start */
+	m->o.catch_up_stream = true;
 	event_say("Validate", "warning",
 	          "the source's synchronous_standby_names = '%s' matches this migration's "
 	          "walsender (application_name %s): while it streams it may be the synchronous "

@@ -70,6 +70,8 @@ START_TEST(a_plain_run_gets_the_documented_defaults)
 	ck_assert(o.sequence_sync);
 	/* not given: off, unless the source waits for the tool as its synchronous standby */
 	ck_assert_int_eq(o.synchronous_commit, -1);
+	/* the backlog through SQL, unless told otherwise */
+	ck_assert(!o.catch_up_stream);
 	ck_assert_str_eq(o.dump_path, "pg_dbmigrator_dump");
 	ck_assert_ptr_null(o.compress);
 	ck_assert_str_eq(o.compress_arg, "");
@@ -200,8 +202,9 @@ START_TEST(the_last_of_a_flag_pair_wins_and_equals_forms_parse)
 	PARSE_OK(&o, "--mode=offline", "--source=host=a", "--target=host=b", "--no-split-sections",
 	         "--split-sections", "--no-migrate-globals", "--migrate-globals", "--verify=off",
 	         "--verify", "warn", "--on-missing-row", "error", "--synchronous-commit=on",
-	         "--synchronous-commit", "off");
+	         "--synchronous-commit", "off", "--catch-up=stream", "--catch-up", "sql");
 	ck_assert(!o.online);
+	ck_assert(!o.catch_up_stream);
 	ck_assert_int_eq(o.synchronous_commit, 0);
 	ck_assert_str_eq(o.source, "host=a");
 	ck_assert(o.split_sections);
@@ -290,6 +293,7 @@ static const struct
      "invalid --on-missing-row \"ignore\": use error or skip"},
     {{ONLINE, "--synchronous-commit", "local"},
      "invalid --synchronous-commit \"local\": use on or off"},
+    {{ONLINE, "--catch-up", "walsender"}, "invalid --catch-up \"walsender\": use sql or stream"},
     {{RUN, "--no-such-flag"},
      "unknown or incomplete option \"--no-such-flag\"\nTry \"pg_dbmigrator --help\"."},
     {{RUN, "--jobs"}, "unknown or incomplete option \"--jobs\"\nTry \"pg_dbmigrator --help\"."},

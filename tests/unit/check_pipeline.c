@@ -118,6 +118,21 @@ START_TEST(streaming_asks_for_the_decoders_protocol_version)
 }
 END_TEST
 
+/* The SQL catch-up names its publications as START_REPLICATION does, quoted. */
+START_TEST(catch_up_quotes_publication_names)
+{
+	char buf[64];
+
+	ck_assert(catchup_publication_names((const char *[]){"pub", NULL}, buf, sizeof(buf)));
+	ck_assert_str_eq(buf, "\"pub\"");
+	ck_assert(
+	    catchup_publication_names((const char *[]){"a\"b", "Ünï, x", NULL}, buf, sizeof(buf)));
+	ck_assert_str_eq(buf, "\"a\"\"b\",\"Ünï, x\"");
+	/* too long for the buffer: refused, not cut */
+	ck_assert(!catchup_publication_names((const char *[]){"abcdefgh", NULL}, buf, 8));
+}
+END_TEST
+
 /* All the cases. */
 static Suite *
 pipeline_suite(void)
@@ -126,6 +141,7 @@ pipeline_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, teardown_of_nothing_keeps_the_message);
+	tcase_add_test(tc, catch_up_quotes_publication_names);
 	tcase_add_test(tc, teardown_after_the_cache_only);
 	tcase_add_test(tc, decoder_failure_is_reported_and_freed);
 	tcase_add_test(tc, set_up_again_after_teardown);
