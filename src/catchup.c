@@ -128,7 +128,11 @@ catchup_abandon_query(catchup_state *s)
 		PQclear(res);
 }
 
-/* pg_replication_slot_advance to what the target keeps, if that moved. */
+/*
+ * pg_replication_slot_advance to what the target keeps, if that is ahead of
+ * the slot (a stream's keepalive may have confirmed the slot up to the WAL's
+ * end, past the last commit: the server refuses to move a slot back).
+ */
 static bool
 catchup_advance(catchup_state *s, applier *a, catchup_stats *st)
 {
@@ -142,8 +146,11 @@ catchup_advance(catchup_state *s, applier *a, catchup_stats *st)
 		return true;
 	params[0] = s->o->slot;
 	params[1] = pgo_lsn_format(durable, lsn);
-	res = PQexecParams(s->conn, "SELECT pg_catalog.pg_replication_slot_advance($1, $2::pg_lsn)", 2,
-	                   NULL, params, NULL, NULL, 0);
+	res = PQexecParams(s->conn,
+	                   "SELECT pg_catalog.pg_replication_slot_advance(slot_name, $2::pg_lsn) "
+	                   "FROM pg_catalog.pg_replication_slots "
+	                   "WHERE slot_name = $1 AND confirmed_flush_lsn < $2::pg_lsn",
+	                   2, NULL, params, NULL, NULL, 0);
 	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 	PQclear(res);
 	if (!ok)
