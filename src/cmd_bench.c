@@ -367,7 +367,8 @@ cmd_bench(int argc, char **argv)
 	start.publications = opts.publications;
 	start.messages = true;
 	t0 = cli_now_ms();
-	if (!opts.catch_up_stream)
+	/* pg_replication_slot_advance is 11's */
+	if (!opts.catch_up_stream && rc.server_version >= 110000)
 	{
 		catchup_opts co = {.source = opts.source,
 		                   .slot = opts.slot,
