@@ -99,15 +99,23 @@ catchup_send(catchup_state *s, applier *a)
 	return true;
 }
 
+/* The length of a server message without its trailing newline and blanks. */
+static int
+catchup_trimmed(const char *m)
+{
+	size_t n = strlen(m);
+
+	while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
+		n--;
+	return (int)n;
+}
+
 static void
 catchup_fail_pq(catchup_state *s, const char *what)
 {
 	const char *detail = PQerrorMessage(s->conn);
-	size_t n = strlen(detail);
 
-	while (n > 0 && (detail[n - 1] == '\n' || detail[n - 1] == ' '))
-		n--;
-	snprintf(s->errbuf, s->errlen, "%s: %.*s", what, (int)n, detail);
+	snprintf(s->errbuf, s->errlen, "%s: %.*s", what, catchup_trimmed(detail), detail);
 }
 
 /* Drop the rest of a result the server is still sending (after a stop or a failure). */
@@ -315,7 +323,8 @@ catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, relc
 	{
 		ExecStatusType rs = PQresultStatus(res);
 
-		if (rs == PGRES_SINGLE_TUPLE && !failed && !endpos && !stopping)
+		/* the loop is left at a failure, endpos or a stop: a row here is one to apply */
+		if (rs == PGRES_SINGLE_TUPLE)
 		{
 			rows++;
 			if (!catchup_row(s, res, dec, rels, a, st, &endpos))
@@ -337,12 +346,9 @@ catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, relc
 		if (rs != PGRES_TUPLES_OK && rs != PGRES_SINGLE_TUPLE && !failed)
 		{
 			const char *m = PQresultErrorMessage(res);
-			size_t n = strlen(m);
 
-			while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
-				n--;
 			snprintf(s->errbuf, s->errlen, "could not read the changes of the slot \"%s\": %.*s",
-			         s->o->slot, (int)n, m);
+			         s->o->slot, catchup_trimmed(m), m);
 			failed = true;
 		}
 		PQclear(res);
