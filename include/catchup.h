@@ -9,20 +9,29 @@
  * backend returns the changes as rows in large network writes: several
  * times faster on the same machine (see bench/apply-vs-native.sh).
  *
- * How: the backlog is read in chunks of whole transactions, each decoded by
- * the same decoder and applied by the same applier as the stream's. When a
+ * How: the backlog is read in chunks: the transactions that commit in the
+ * next CATCHUP_DEFAULT_CHUNK_BYTES of WAL (upto_lsn), each decoded by the
+ * same decoder and applied by the same applier as the stream's. When a
  * chunk is applied, its last commit is made durable on the target and only
  * then is the slot advanced to it (pg_replication_slot_advance): the slot
  * never moves past what the target keeps, so a crash at any point repeats
- * the chunk, and the applier's progress row skips what it already has. A
- * chunk that comes back shorter than asked for means the backlog is read:
- * streaming takes over from there.
+ * the chunk, and the applier's progress row skips what it already has. The
+ * chunk that reaches the WAL the source had flushed when it began ends the
+ * catch-up (bounding chunks by WAL, not by a count of changes, says so
+ * without asking again: every peek decodes again from the slot's
+ * restart_lsn, a large transaction included). So does a chunk in which
+ * nothing committed: a transaction longer than a chunk is under way, and
+ * the stream reads it as it comes. Streaming takes over from there.
+ *
+ * Who consumes the messages is a sink: the applier (catchup_run) or any
+ * other consumer that can say what it keeps for good, such as `decode`
+ * writing and fsyncing its output (catchup_run_sink).
  *
  * Owns: its connection to the source (opened and closed by catchup_run),
- * the results it holds while the applier points into them. Borrows: the
- * decoder, relation cache and applier of the pipeline. Never: runs while
- * the slot is streaming (the slot is in use then), or advances the slot
- * beyond apply_flushed_lsn.
+ * the results it holds while the sink points into them. Borrows: the
+ * decoder, and the sink with what it consumes into (the pipeline's relation
+ * cache and applier). Never: runs while the slot is streaming (the slot is
+ * in use then), or advances the slot beyond what the sink says it keeps.
  */
 #ifndef CATCHUP_H
 #define CATCHUP_H
@@ -36,8 +45,11 @@
 #include "pgoutput.h"
 #include "relcache.h"
 
-/* Changes (messages) asked for per chunk. */
-#define CATCHUP_DEFAULT_CHUNK 1000000
+/*
+ * WAL read per chunk: the source materializes a chunk's changes (in
+ * work_mem, then a temporary file) before it sends the first one.
+ */
+#define CATCHUP_DEFAULT_CHUNK_BYTES ((pgo_lsn)256 * 1024 * 1024)
 
 typedef struct catchup_opts
 {
@@ -47,7 +59,7 @@ typedef struct catchup_opts
 	int proto_version;               /* pgoutput's protocol version, as the decoder's */
 	bool messages;                   /* ask for logical decoding messages (the DDL capture) */
 	const char *client_encoding;     /* borrowed; NULL: the server's default */
-	long chunk;                      /* changes per chunk; 0: CATCHUP_DEFAULT_CHUNK */
+	uint64_t chunk_bytes;            /* WAL per chunk; 0: CATCHUP_DEFAULT_CHUNK_BYTES */
 	pgo_lsn endpos;                  /* 0: none; else stop before a transaction past it */
 	volatile sig_atomic_t *stop;     /* borrowed, may be NULL: stop at the next commit */
 } catchup_opts;
@@ -67,6 +79,34 @@ typedef struct catchup_stats
 	uint64_t bytes;    /* their bytes */
 	pgo_lsn advanced;  /* where the slot was last advanced to (0: not moved) */
 } catchup_stats;
+
+/*
+ * A consumer of the backlog's messages. Every function returns false with
+ * errbuf set when it fails; the catch-up then stops, and the slot stays
+ * where the last settle put it.
+ */
+typedef struct catchup_sink
+{
+	void *arg; /* borrowed: passed to each function */
+	/* consume one message (the sink may change msg); its data lives until release, or until holds says no */
+	bool (*message)(void *arg, pgo_message *msg, pgo_lsn lsn, size_t len, char *errbuf,
+	                size_t errlen);
+	/* does the sink still point into messages it was given? NULL: never */
+	bool (*holds)(void *arg);
+	/* stop pointing into them (send what was collected); NULL: nothing to do */
+	bool (*release)(void *arg, char *errbuf, size_t errlen);
+	/* between transactions: keep everything consumed for good; *kept is its end */
+	bool (*settle)(void *arg, pgo_lsn *kept, char *errbuf, size_t errlen);
+} catchup_sink;
+
+/*
+ * Hand the slot's backlog, read through SQL, to a sink until a chunk comes
+ * back short (or stop, or endpos); after each chunk the slot is advanced to
+ * what the sink keeps. The slot must not be streaming.
+ */
+PGDBM_MUST_CHECK catchup_end catchup_run_sink(const catchup_opts *o, pgo_decoder *dec,
+                                              const catchup_sink *sink, catchup_stats *st,
+                                              char *errbuf, size_t errlen);
 
 /*
  * Apply the slot's backlog through SQL until a chunk comes back short (or

@@ -3,10 +3,12 @@
  *
  * One chunk: SELECT lsn, data FROM pg_logical_slot_peek_binary_changes(...)
  * in single-row mode, binary results; every row is one pgoutput message,
- * decoded and applied as the stream's are. A row stays allocated while the
- * applier still points into it (apply_has_pending), as the ring's records
- * are held in stream.c. At the chunk's end: commit, make durable, advance
- * the slot to what is durable, and go on while chunks come back full.
+ * decoded and handed to the sink (the applier, as the stream's are applied,
+ * or decode's printer). A row stays allocated while the sink still points
+ * into it (the applier's collected INSERT), as the ring's records are held
+ * in stream.c. At the chunk's end: settle (commit and make durable, or
+ * write and fsync), advance the slot to what the sink keeps, and go on
+ * while chunks come back full.
  */
 #include "config.h"
 
@@ -20,16 +22,19 @@
 /* The session's work_mem: a chunk's rows are kept in it before they are sent. */
 #define CATCHUP_WORK_MEM "64MB"
 
-/* Bytes of rows held for the applier before the collected statements are sent. */
+/* Bytes of rows held for the sink before it is asked to let go of them. */
 #define CATCHUP_HOLD_BYTES (8 * 1024 * 1024)
 
 typedef struct catchup_state
 {
 	const catchup_opts *o;
-	PGconn *conn;    /* owned */
-	PGresult **held; /* owned: rows the applier may still point into */
+	const catchup_sink *sink; /* borrowed */
+	PGconn *conn;             /* owned */
+	PGresult **held;          /* owned: rows the sink may still point into */
 	size_t nheld, capheld;
 	size_t held_bytes;
+	bool in_txn;  /* between a Begin and its Commit */
+	pgo_lsn upto; /* where the last chunk read to */
 	char *errbuf;
 	size_t errlen;
 } catchup_state;
@@ -60,7 +65,7 @@ catchup_publication_names(const char *const *pubs, char *buf, size_t size)
 	return true;
 }
 
-/* Free the rows held for the applier. */
+/* Free the rows held for the sink. */
 static void
 catchup_release(catchup_state *s)
 {
@@ -70,7 +75,7 @@ catchup_release(catchup_state *s)
 	s->held_bytes = 0;
 }
 
-/* Keep a row while the applier points into it; false: out of memory. */
+/* Keep a row while the sink points into it; false: out of memory. */
 static bool
 catchup_hold(catchup_state *s, PGresult *row, size_t len)
 {
@@ -89,11 +94,11 @@ catchup_hold(catchup_state *s, PGresult *row, size_t len)
 	return true;
 }
 
-/* Send what the applier collected, then the rows it pointed into may go. */
+/* The sink lets go of the rows it points into (the applier sends what it collected); they go. */
 static bool
-catchup_send(catchup_state *s, applier *a)
+catchup_send(catchup_state *s)
 {
-	if (!apply_send_pending(a))
+	if (s->sink->release && !s->sink->release(s->sink->arg, s->errbuf, s->errlen))
 		return false;
 	catchup_release(s);
 	return true;
@@ -137,16 +142,15 @@ catchup_abandon_query(catchup_state *s)
 }
 
 /*
- * pg_replication_slot_advance to what the target keeps, if that is ahead of
+ * pg_replication_slot_advance to what the sink keeps, if that is ahead of
  * the slot (a stream's keepalive may have confirmed the slot up to the WAL's
  * end, past the last commit: the server refuses to move a slot back).
  */
 static bool
-catchup_advance(catchup_state *s, applier *a, catchup_stats *st)
+catchup_advance(catchup_state *s, pgo_lsn durable, catchup_stats *st)
 {
 	char lsn[PGO_LSN_STRLEN];
 	const char *params[2];
-	pgo_lsn durable = apply_flushed_lsn(a);
 	PGresult *res;
 	bool ok;
 
@@ -173,16 +177,15 @@ catchup_advance(catchup_state *s, applier *a, catchup_stats *st)
 	return true;
 }
 
-/* Commit what is complete, make it durable, advance the slot. */
+/* The sink keeps what is complete for good; the slot is advanced to it. */
 static bool
-catchup_settle(catchup_state *s, applier *a, catchup_stats *st)
+catchup_settle(catchup_state *s, catchup_stats *st)
 {
-	if (!catchup_send(s, a) || !apply_end_group(a) || !apply_make_durable(a))
-	{
-		snprintf(s->errbuf, s->errlen, "%s", a->errmsg[0] ? a->errmsg : "apply failed");
+	pgo_lsn kept = 0;
+
+	if (!catchup_send(s) || !s->sink->settle(s->sink->arg, &kept, s->errbuf, s->errlen))
 		return false;
-	}
-	return catchup_advance(s, a, st);
+	return catchup_advance(s, kept, st);
 }
 
 typedef enum
@@ -194,10 +197,9 @@ typedef enum
 	CHUNK_FAILED,
 } catchup_chunk;
 
-/* Apply one row (one message; the row is ours to keep or free); false with errbuf set. */
+/* Hand one row (one message; the row is ours to keep or free) to the sink; false with errbuf set. */
 static bool
-catchup_row(catchup_state *s, PGresult *row, pgo_decoder *dec, relcache *rels, applier *a,
-            catchup_stats *st, bool *endpos)
+catchup_row(catchup_state *s, PGresult *row, pgo_decoder *dec, catchup_stats *st, bool *endpos)
 {
 	pgo_message msg;
 	const char *lsnbytes = PQgetvalue(row, 0, 0);
@@ -230,15 +232,17 @@ catchup_row(catchup_state *s, PGresult *row, pgo_decoder *dec, relcache *rels, a
 		return true;
 	}
 	/* a changed Relation frees the statements a collected INSERT still uses */
-	if (msg.type == PGO_MSG_RELATION && !catchup_send(s, a))
-		goto apply_failed;
-	if (!relcache_observe(rels, &msg, s->errbuf, s->errlen))
+	if (msg.type == PGO_MSG_RELATION && !catchup_send(s))
 		goto failed;
-	if (!apply_message(a, &msg, lsn, len + 1))
-		goto apply_failed;
+	if (!s->sink->message(s->sink->arg, &msg, lsn, len, s->errbuf, s->errlen))
+		goto failed;
+	if (msg.type == PGO_MSG_BEGIN)
+		s->in_txn = true;
+	else if (msg.type == PGO_MSG_COMMIT)
+		s->in_txn = false;
 	st->messages++;
 	st->bytes += len;
-	if (!apply_has_pending(a))
+	if (s->sink->holds == NULL || !s->sink->holds(s->sink->arg))
 	{
 		catchup_release(s);
 		PQclear(row);
@@ -248,45 +252,70 @@ catchup_row(catchup_state *s, PGresult *row, pgo_decoder *dec, relcache *rels, a
 		snprintf(s->errbuf, s->errlen, "out of memory");
 		goto failed;
 	}
-	else if (s->held_bytes >= CATCHUP_HOLD_BYTES && !catchup_send(s, a))
-	{
-		snprintf(s->errbuf, s->errlen, "%s", a->errmsg[0] ? a->errmsg : "apply failed");
+	else if (s->held_bytes >= CATCHUP_HOLD_BYTES && !catchup_send(s))
 		return false; /* the row is held: freed with the others */
-	}
 	return true;
-apply_failed:
-	snprintf(s->errbuf, s->errlen, "%s", a->errmsg[0] ? a->errmsg : "apply failed");
 failed:
 	PQclear(row);
 	return false;
 }
 
 /*
- * Is endpos already in the source's flushed WAL? Then a short chunk read up
- * to endpos has everything before it (a later endpos may still be coming).
+ * Where the next chunk reads to: the source's flushed WAL, at most
+ * o->chunk bytes of WAL past where the last chunk ended (or the slot's
+ * position, if that is ahead), and not past endpos. *to_end: that is the
+ * flushed WAL's end (nothing committed before it is left after this
+ * chunk); *to_endpos: it is endpos, which is flushed.
  */
 static bool
-catchup_endpos_flushed(catchup_state *s, bool *flushed)
+catchup_bounds(catchup_state *s, pgo_lsn *upto, bool *to_end, bool *to_endpos)
 {
-	PGresult *res = PQexec(s->conn, "SELECT pg_catalog.pg_current_wal_flush_lsn()");
-	pgo_lsn flush = 0;
-	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-	          pgo_lsn_parse(PQgetvalue(res, 0, 0), &flush);
+	const char *params[1] = {s->o->slot};
+	PGresult *res =
+	    PQexecParams(s->conn,
+	                 "SELECT pg_catalog.pg_current_wal_flush_lsn(), confirmed_flush_lsn "
+	                 "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+	                 1, NULL, params, NULL, NULL, 0);
+	pgo_lsn flush = 0, confirmed = 0, from, chunk;
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 
+	if (ok && PQntuples(res) != 1)
+	{
+		snprintf(s->errbuf, s->errlen, "the replication slot \"%s\" no longer exists on the source",
+		         s->o->slot);
+		PQclear(res);
+		return false;
+	}
+	ok = ok && pgo_lsn_parse(PQgetvalue(res, 0, 0), &flush) &&
+	     (PQgetisnull(res, 0, 1) || pgo_lsn_parse(PQgetvalue(res, 0, 1), &confirmed));
 	PQclear(res);
 	if (!ok)
 	{
 		catchup_fail_pq(s, "could not read the source's WAL position");
 		return false;
 	}
-	*flushed = s->o->endpos <= flush;
+	chunk = s->o->chunk_bytes > 0 ? (pgo_lsn)s->o->chunk_bytes : CATCHUP_DEFAULT_CHUNK_BYTES;
+	from = s->upto > confirmed ? s->upto : confirmed;
+	*upto = flush - from > chunk ? from + chunk : flush;
+	*to_end = *upto == flush;
+	*to_endpos = false;
+	/*
+	 * endpos + 1: the server stops after the record that reaches upto_lsn,
+	 * so a commit record that starts at endpos is still read (the stream
+	 * applies it too); one that starts after endpos is left by catchup_row
+	 */
+	if (s->o->endpos && s->o->endpos < *upto)
+	{
+		*upto = s->o->endpos + 1;
+		*to_end = false;
+		*to_endpos = true;
+	}
 	return true;
 }
 
-/* Peek one chunk and apply it. */
+/* Peek one chunk and hand it to the sink. */
 static catchup_chunk
-catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, relcache *rels,
-                  applier *a, catchup_stats *st)
+catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, catchup_stats *st)
 {
 	static const char sql_msgs[] =
 	    "SELECT lsn, data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, "
@@ -294,21 +323,20 @@ catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, relc
 	static const char sql_plain[] =
 	    "SELECT lsn, data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, "
 	    "$3::int, 'proto_version', $4, 'publication_names', $5)";
-	char upto[PGO_LSN_STRLEN], chunk[24], proto[12];
+	char upto[PGO_LSN_STRLEN], proto[12];
 	const char *params[5];
 	long rows = 0;
-	long want = s->o->chunk > 0 ? s->o->chunk : CATCHUP_DEFAULT_CHUNK;
-	bool endpos = false, stopping = false, failed = false, endpos_flushed = false;
+	pgo_lsn to;
+	bool to_end, to_endpos;
+	bool endpos = false, stopping = false, failed = false;
 	PGresult *res;
 
-	if (s->o->endpos && !catchup_endpos_flushed(s, &endpos_flushed))
+	if (!catchup_bounds(s, &to, &to_end, &to_endpos))
 		return CHUNK_FAILED;
-
-	snprintf(chunk, sizeof(chunk), "%ld", want);
 	snprintf(proto, sizeof(proto), "%d", s->o->proto_version);
 	params[0] = s->o->slot;
-	params[1] = s->o->endpos ? pgo_lsn_format(s->o->endpos, upto) : NULL;
-	params[2] = chunk;
+	params[1] = pgo_lsn_format(to, upto);
+	params[2] = NULL; /* bounded by WAL, not by changes: see catchup_bounds */
 	params[3] = proto;
 	params[4] = pubnames;
 	if (!PQsendQueryParams(s->conn, s->o->messages ? sql_msgs : sql_plain, 5, NULL, params, NULL,
@@ -327,14 +355,14 @@ catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, relc
 		if (rs == PGRES_SINGLE_TUPLE)
 		{
 			rows++;
-			if (!catchup_row(s, res, dec, rels, a, st, &endpos))
+			if (!catchup_row(s, res, dec, st, &endpos))
 			{
 				failed = true;
 				catchup_abandon_query(s);
 				break;
 			}
 			/* catchup_row kept or freed the row; stop between transactions only */
-			if (s->o->stop && *s->o->stop && !a->in_txn)
+			if (s->o->stop && *s->o->stop && !s->in_txn)
 				stopping = true;
 			if (endpos || stopping)
 			{
@@ -355,29 +383,37 @@ catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, relc
 	}
 	if (failed)
 		return CHUNK_FAILED;
-	if (a->in_txn)
+	if (s->in_txn)
 	{
 		snprintf(s->errbuf, s->errlen,
 		         "the source's changes ended inside a transaction (after %ld rows)", rows);
 		return CHUNK_FAILED;
 	}
-	if (!catchup_settle(s, a, st))
+	if (!catchup_settle(s, st))
 		return CHUNK_FAILED;
 	if (endpos)
 		return CHUNK_ENDPOS;
 	if (stopping)
 		return CHUNK_STOP;
-	if (rows >= want)
-		return CHUNK_FULL;
-	/* read up to endpos, and it was there to read: nothing before it is left */
-	return endpos_flushed ? CHUNK_ENDPOS : CHUNK_SHORT;
+	s->upto = to;
+	if (to_endpos)
+		return CHUNK_ENDPOS; /* read up to endpos, and it was there to read */
+	/*
+	 * Read up to the flushed end: the stream goes on from there. Nothing
+	 * committed in a whole chunk of WAL: a transaction longer than that is
+	 * under way, and the stream reads it as it comes rather than the source
+	 * decoding it again for every chunk until it ends.
+	 */
+	if (to_end || rows == 0)
+		return CHUNK_SHORT;
+	return CHUNK_FULL;
 }
 
 catchup_end
-catchup_run(const catchup_opts *o, pgo_decoder *dec, relcache *rels, applier *a, catchup_stats *st,
-            char *errbuf, size_t errlen)
+catchup_run_sink(const catchup_opts *o, pgo_decoder *dec, const catchup_sink *sink,
+                 catchup_stats *st, char *errbuf, size_t errlen)
 {
-	catchup_state s = {.o = o, .errbuf = errbuf, .errlen = errlen};
+	catchup_state s = {.o = o, .sink = sink, .errbuf = errbuf, .errlen = errlen};
 	pgsession_opts so = {
 	    .conninfo = o->source, .role = PGSESSION_SOURCE, .client_encoding = o->client_encoding};
 	char pubnames[4096];
@@ -404,7 +440,7 @@ catchup_run(const catchup_opts *o, pgo_decoder *dec, relcache *rels, applier *a,
 			end = CATCHUP_STOPPED;
 			break;
 		}
-		c = catchup_chunk_run(&s, pubnames, dec, rels, a, st);
+		c = catchup_chunk_run(&s, pubnames, dec, st);
 		if (c == CHUNK_FULL)
 			continue;
 		end = c == CHUNK_SHORT    ? CATCHUP_DONE
@@ -421,4 +457,70 @@ catchup_run(const catchup_opts *o, pgo_decoder *dec, relcache *rels, applier *a,
 	free(s.held);
 	PQfinish(s.conn);
 	return end;
+}
+
+/* ---- the applier as a sink ---- */
+
+typedef struct catchup_apply_sink
+{
+	relcache *rels; /* borrowed */
+	applier *a;     /* borrowed */
+} catchup_apply_sink;
+
+static bool
+catchup_apply_failed(applier *a, char *errbuf, size_t errlen)
+{
+	snprintf(errbuf, errlen, "%s", a->errmsg[0] ? a->errmsg : "apply failed");
+	return false;
+}
+
+static bool
+catchup_apply_message(void *arg, pgo_message *msg, pgo_lsn lsn, size_t len, char *errbuf,
+                      size_t errlen)
+{
+	catchup_apply_sink *k = arg;
+
+	if (!relcache_observe(k->rels, msg, errbuf, errlen))
+		return false;
+	/* the stream counts the CopyData's leading 'w' in a record's length */
+	return apply_message(k->a, msg, lsn, len + 1) || catchup_apply_failed(k->a, errbuf, errlen);
+}
+
+static bool
+catchup_apply_holds(void *arg)
+{
+	return apply_has_pending(((catchup_apply_sink *)arg)->a);
+}
+
+static bool
+catchup_apply_release(void *arg, char *errbuf, size_t errlen)
+{
+	catchup_apply_sink *k = arg;
+
+	return apply_send_pending(k->a) || catchup_apply_failed(k->a, errbuf, errlen);
+}
+
+static bool
+catchup_apply_settle(void *arg, pgo_lsn *kept, char *errbuf, size_t errlen)
+{
+	catchup_apply_sink *k = arg;
+
+	if (!apply_end_group(k->a) || !apply_make_durable(k->a))
+		return catchup_apply_failed(k->a, errbuf, errlen);
+	*kept = apply_flushed_lsn(k->a);
+	return true;
+}
+
+catchup_end
+catchup_run(const catchup_opts *o, pgo_decoder *dec, relcache *rels, applier *a, catchup_stats *st,
+            char *errbuf, size_t errlen)
+{
+	catchup_apply_sink k = {.rels = rels, .a = a};
+	catchup_sink sink = {.arg = &k,
+	                     .message = catchup_apply_message,
+	                     .holds = catchup_apply_holds,
+	                     .release = catchup_apply_release,
+	                     .settle = catchup_apply_settle};
+
+	return catchup_run_sink(o, dec, &sink, st, errbuf, errlen);
 }

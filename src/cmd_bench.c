@@ -33,7 +33,8 @@ typedef struct bench_opts
 	size_t ring_size;
 	int status_interval_ms;
 	int proto_version;
-	bool catch_up_stream; /* --catch-up stream: no SQL catch-up before streaming */
+	bool catch_up_stream;  /* --catch-up stream: no SQL catch-up before streaming */
+	size_t catch_up_chunk; /* --catch-up-chunk: WAL per SQL chunk; 0: the default */
 	apply_opts apply;
 } bench_opts;
 
@@ -77,6 +78,8 @@ bench_usage(FILE *f)
 	        "  --catch-up MODE         sql (default): read the backlog through SQL\n"
 	        "                          (pg_logical_slot_peek_binary_changes), then stream;\n"
 	        "                          stream: the replication stream only\n"
+	        "  --catch-up-chunk SIZE   WAL read per SQL chunk (default 256MB): the source\n"
+	        "                          decodes a chunk before it sends its first change\n"
 	        "  --help                  show this help\n"
 	        "\n"
 	        "Progress is kept in " PGDBM_PROGRESS " on the target: a second run\n"
@@ -121,6 +124,7 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 		OPT_INSERT,
 		OPT_SYNCCOMMIT,
 		OPT_CATCHUP,
+		OPT_CATCHUP_CHUNK,
 		OPT_HELP
 	};
 	static const struct option longopts[] = {
@@ -139,6 +143,7 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 	    {"insert-method", required_argument, NULL, OPT_INSERT},
 	    {"synchronous-commit", required_argument, NULL, OPT_SYNCCOMMIT},
 	    {"catch-up", required_argument, NULL, OPT_CATCHUP},
+	    {"catch-up-chunk", required_argument, NULL, OPT_CATCHUP_CHUNK},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0}};
 	int c, secs;
@@ -200,6 +205,16 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 			case OPT_CATCHUP:
 				if (!bench_choice("--catch-up", optarg, "sql", "stream", &o->catch_up_stream))
 					return false;
+				break;
+			case OPT_CATCHUP_CHUNK:
+				if (!cli_parse_size(optarg, &o->catch_up_chunk) || o->catch_up_chunk < 64 * 1024)
+				{
+					fprintf(stderr,
+					        "pg_dbmigrator bench: invalid --catch-up-chunk \"%s\": use a size "
+					        "of at least 64kB, e.g. 256MB\n",
+					        optarg);
+					return false;
+				}
 				break;
 			case OPT_SYNCCOMMIT:
 				if (!bench_choice("--synchronous-commit", optarg, "off", "on",
@@ -375,6 +390,7 @@ cmd_bench(int argc, char **argv)
 		                   .publications = opts.publications,
 		                   .messages = true,
 		                   .endpos = opts.endpos,
+		                   .chunk_bytes = opts.catch_up_chunk,
 		                   .stop = &bench_interrupted};
 		catchup_stats cs;
 

@@ -2,6 +2,9 @@
  * cmd_decode.c — `pg_dbmigrator decode`: print the decoded stream of a slot,
  * like pg_recvlogical, through our own replication client and decoder.
  *
+ * The slot's backlog is read through SQL first (catchup.h, unless
+ * --catch-up stream), then the stream takes over from where that ended.
+ *
  * Owns: the output file and the pipeline (ring, relation cache, decoder
  * state, receiver: see pipeline.h) of one run. The receiver thread owns the connection while streaming.
  * Never: acknowledges a transaction before its lines are written out (and
@@ -21,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catchup.h"
 #include "cli.h"
 #include "cmd.h"
 #include "decodefmt.h"
@@ -51,12 +55,15 @@ typedef struct decode_opts
 	int proto_version; /* 0: highest the server supports */
 	size_t ring_size;
 	int status_interval_ms;
+	bool catch_up_stream;  /* --catch-up stream: no SQL catch-up before streaming */
+	size_t catch_up_chunk; /* --catch-up-chunk: WAL per SQL chunk; 0: the default */
 } decode_opts;
 
 /* One run's state. */
 typedef struct decode_run
 {
 	decode_opts *opts;   /* borrowed */
+	relcache *cache;     /* borrowed: the pipeline's */
 	int fd;              /* output; owned unless it is stdout */
 	bool fd_is_file;     /* regular file: fsync before acknowledging */
 	strbuf out;          /* owned: lines not yet written */
@@ -101,6 +108,11 @@ decode_usage(FILE *f)
 	       "  --proto-version N      pgoutput protocol version (default: highest supported)\n"
 	       "  --ring-size SIZE       buffer between receiver and printer (default 64MB)\n"
 	       "  --status-interval SECS standby status update interval (default 10)\n"
+	       "  --catch-up MODE        sql (default): read the slot's backlog through SQL\n"
+	       "                         (pg_logical_slot_peek_binary_changes), then stream;\n"
+	       "                         stream: the replication stream only\n"
+	       "  --catch-up-chunk SIZE  WAL read per SQL chunk (default 256MB): the source\n"
+	       "                         decodes a chunk before it sends its first change\n"
 	       "  --help                 show this help\n"
 	       "\n"
 	       "Only what has been written out is acknowledged to the source. Ctrl+C stops cleanly.\n");
@@ -124,6 +136,8 @@ decode_parse_args(int argc, char **argv, decode_opts *o, bool *help)
 		OPT_PROTO,
 		OPT_RING,
 		OPT_STATUS,
+		OPT_CATCHUP,
+		OPT_CATCHUP_CHUNK,
 		OPT_HELP
 	};
 	static const struct option longopts[] = {
@@ -140,6 +154,8 @@ decode_parse_args(int argc, char **argv, decode_opts *o, bool *help)
 	    {"proto-version", required_argument, NULL, OPT_PROTO},
 	    {"ring-size", required_argument, NULL, OPT_RING},
 	    {"status-interval", required_argument, NULL, OPT_STATUS},
+	    {"catch-up", required_argument, NULL, OPT_CATCHUP},
+	    {"catch-up-chunk", required_argument, NULL, OPT_CATCHUP_CHUNK},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0}};
 	int c;
@@ -237,6 +253,26 @@ decode_parse_args(int argc, char **argv, decode_opts *o, bool *help)
 				}
 				o->status_interval_ms = secs * 1000;
 				break;
+			case OPT_CATCHUP:
+				if (strcmp(optarg, "sql") != 0 && strcmp(optarg, "stream") != 0)
+				{
+					fprintf(stderr,
+					        "pg_dbmigrator decode: invalid --catch-up \"%s\": use sql or stream\n",
+					        optarg);
+					return false;
+				}
+				o->catch_up_stream = strcmp(optarg, "stream") == 0;
+				break;
+			case OPT_CATCHUP_CHUNK:
+				if (!cli_parse_size(optarg, &o->catch_up_chunk) || o->catch_up_chunk < 64 * 1024)
+				{
+					fprintf(stderr,
+					        "pg_dbmigrator decode: invalid --catch-up-chunk \"%s\": use a size "
+					        "of at least 64kB, such as 256MB\n",
+					        optarg);
+					return false;
+				}
+				break;
 			case OPT_HELP:
 				*help = true;
 				return true;
@@ -282,9 +318,9 @@ decode_parse_args(int argc, char **argv, decode_opts *o, bool *help)
 	return true;
 }
 
-/* Write out what is buffered, fsync a file, then acknowledge it. */
+/* Write out what is buffered; with sync, fsync a file if it holds something unacknowledged. */
 static bool
-decode_flush(decode_run *run, receiver *rcv, char *errbuf, size_t errlen)
+decode_write_out(decode_run *run, bool sync, char *errbuf, size_t errlen)
 {
 	const char *p = strbuf_data(&run->out);
 	size_t left = strbuf_len(&run->out);
@@ -305,11 +341,20 @@ decode_flush(decode_run *run, receiver *rcv, char *errbuf, size_t errlen)
 		left -= (size_t)n;
 	}
 	strbuf_reset(&run->out);
-	if (run->fd_is_file && run->pending_ack > run->acked && fsync(run->fd) != 0)
+	if (sync && run->fd_is_file && run->pending_ack > run->acked && fsync(run->fd) != 0)
 	{
 		snprintf(errbuf, errlen, "could not fsync %s: %s", run->opts->output, strerror(errno));
 		return false;
 	}
+	return true;
+}
+
+/* Write out what is buffered, fsync a file, then acknowledge it. */
+static bool
+decode_flush(decode_run *run, receiver *rcv, char *errbuf, size_t errlen)
+{
+	if (!decode_write_out(run, true, errbuf, errlen))
+		return false;
 	if (run->pending_ack > run->acked)
 	{
 		receiver_set_flush(rcv, run->pending_ack);
@@ -459,6 +504,72 @@ decode_loop(decode_run *run, receiver *rcv, ring *rg, pgo_decoder *dec, relcache
 	}
 }
 
+/* ---- the SQL catch-up's sink: print, write out, fsync ---- */
+
+static bool
+decode_sink_message(void *arg, pgo_message *msg, pgo_lsn lsn, size_t len, char *errbuf,
+                    size_t errlen)
+{
+	decode_run *run = arg;
+
+	(void)len;
+	if (!decodefmt_handle(&run->out, run->opts->format, msg, lsn, run->cache, errbuf, errlen))
+		return false;
+	if (msg->type == PGO_MSG_COMMIT)
+		run->pending_ack = msg->u.commit.end_lsn;
+	/* written as it comes; fsync'd (and the slot advanced) at the end of each chunk */
+	return strbuf_len(&run->out) < DECODE_FLUSH_BYTES ||
+	       decode_write_out(run, false, errbuf, errlen);
+}
+
+static bool
+decode_sink_settle(void *arg, pgo_lsn *kept, char *errbuf, size_t errlen)
+{
+	decode_run *run = arg;
+
+	if (!decode_write_out(run, true, errbuf, errlen))
+		return false;
+	run->acked = run->pending_ack;
+	*kept = run->acked;
+	return true;
+}
+
+/*
+ * Print the slot's backlog read through SQL (see catchup.h): the walsender
+ * makes a system call per WAL record it reads, and on a backlog of small
+ * changes that, not the printing, sets the pace. The slot is advanced to
+ * what is written out (and fsync'd), as the stream acknowledges it.
+ */
+static catchup_end
+decode_catch_up(decode_run *run, pipeline *pl, int proto_version, char *errbuf, size_t errlen)
+{
+	catchup_opts co = {.source = run->opts->source,
+	                   .slot = run->opts->slot,
+	                   .publications = run->opts->publications,
+	                   .proto_version = proto_version,
+	                   .messages = true,
+	                   .endpos = run->opts->endpos,
+	                   .chunk_bytes = run->opts->catch_up_chunk,
+	                   .stop = &decode_interrupted};
+	catchup_sink sink = {.arg = run, .message = decode_sink_message, .settle = decode_sink_settle};
+	catchup_stats st;
+	int64_t t0 = cli_now_ms();
+	catchup_end end = catchup_run_sink(&co, &pl->sd.dec, &sink, &st, errbuf, errlen);
+
+	if (st.messages > 0)
+	{
+		char lsn[PGO_LSN_STRLEN];
+
+		fprintf(stderr,
+		        "pg_dbmigrator decode: read the backlog through SQL: %llu messages (%.1f MB) in "
+		        "%llu chunk%s, %.1f s, up to %s\n",
+		        (unsigned long long)st.messages, (double)st.bytes / (1024.0 * 1024.0),
+		        (unsigned long long)st.chunks, st.chunks == 1 ? "" : "s",
+		        (double)(cli_now_ms() - t0) / 1000.0, pgo_lsn_format(run->acked, lsn));
+	}
+	return end;
+}
+
 /* Connect, create or find the slot, load type names. */
 static bool
 decode_connect(decode_opts *o, replconn *rc, relcache *cache, char *errbuf, size_t errlen)
@@ -514,6 +625,7 @@ cmd_decode(int argc, char **argv)
 	struct sigaction sa;
 	bool help;
 	bool ok = false;
+	int proto;
 	char err[2048] = "";
 
 	if (!decode_parse_args(argc, argv, &opts, &help))
@@ -540,11 +652,36 @@ cmd_decode(int argc, char **argv)
 	if (!decode_connect(&opts, &rc, &pl.cache, err, sizeof(err)))
 		goto error;
 	/* the protocol version is checked by decode_parse_args, or the server's highest */
-	if (!pipeline_prepare(&pl, opts.ring_size,
-	                      opts.proto_version ? opts.proto_version
-	                                         : replconn_max_proto_version(rc.server_version),
-	                      err, sizeof(err)))
+	proto = opts.proto_version ? opts.proto_version : replconn_max_proto_version(rc.server_version);
+	if (!pipeline_prepare(&pl, opts.ring_size, proto, err, sizeof(err)))
 		goto error;
+	run.cache = &pl.cache;
+	/*
+	 * The backlog through SQL first: not from a --start of the user's (the
+	 * SQL functions read from the slot's position), nor from a new slot (no
+	 * backlog), nor before 11 (no pg_replication_slot_advance).
+	 */
+	if (!opts.catch_up_stream && !opts.create_slot && opts.start == 0 &&
+	    rc.server_version >= 110000)
+	{
+		switch (decode_catch_up(&run, &pl, proto, err, sizeof(err)))
+		{
+			case CATCHUP_DONE:
+				break;
+			case CATCHUP_FAILED:
+				goto error;
+			case CATCHUP_STOPPED:
+				fprintf(stderr, "pg_dbmigrator decode: interrupted, stopping\n");
+				goto done;
+			case CATCHUP_ENDPOS:
+				goto done;
+		}
+		if (decode_interrupted)
+		{
+			fprintf(stderr, "pg_dbmigrator decode: interrupted, stopping\n");
+			goto done;
+		}
+	}
 	start.slot = opts.slot;
 	start.start_lsn = opts.start;
 	start.publications = opts.publications;
@@ -556,6 +693,7 @@ cmd_decode(int argc, char **argv)
 		goto error;
 	if (!pipeline_stop(&pl, err, sizeof(err)))
 		goto error;
+done:
 	if (opts.drop_slot && !decode_drop_slot(&opts, &rc, err, sizeof(err)))
 		goto error;
 	ok = true;

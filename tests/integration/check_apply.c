@@ -412,7 +412,9 @@ START_TEST(kill_9_at_random_moments_loses_and_doubles_nothing)
 		pgt_proc p;
 		useconds_t delay = (useconds_t)(50000 + rand() % 400000);
 
-		bench_spawn(&p, "crash", upto, (const char *const[]){"--group-commit", "7", NULL});
+		/* the backlog through SQL in chunks of 1 MB of WAL: a kill falls between advances too */
+		bench_spawn(&p, "crash", upto,
+		            (const char *const[]){"--group-commit", "7", "--catch-up-chunk", "1MB", NULL});
 		usleep(delay);
 		story_kill_9(&p);
 	}

@@ -4,7 +4,9 @@
  * The stories:
  *  - an operator watches a slot: every change made on the source appears,
  *    exactly, one line each (inserts, key and full-row updates and deletes,
- *    unchanged TOAST columns, a two-table TRUNCATE, logical messages);
+ *    unchanged TOAST columns, a two-table TRUNCATE, logical messages); the
+ *    backlog read through SQL prints exactly what the stream prints, in
+ *    one chunk or in chunks smaller than a transaction;
  *  - they stop at --endpos, come back later, and see only what they had not
  *    seen (nothing acknowledged is shown twice, nothing unshown is lost);
  *  - their terminal stops reading for longer than wal_sender_timeout while
@@ -15,6 +17,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +139,44 @@ last_commit_end(const char *out)
 	return lsn;
 }
 
+/* Skip RELATION lines: one comes again whenever the server's cache of it was invalidated. */
+static const char *
+skip_relations(const char *p)
+{
+	while (strncmp(p, "RELATION ", 9) == 0)
+	{
+		const char *nl = strchr(p, '\n');
+
+		p = nl ? nl + 1 : p + strlen(p);
+	}
+	return p;
+}
+
+/*
+ * a is b, byte for byte but for RELATION lines (they are too long for
+ * ck_assert_str_eq: show where they part)
+ */
+static void
+assert_same_output(const char *a, const char *b)
+{
+	const char *pa = skip_relations(a), *pb = skip_relations(b);
+
+	while (*pa && *pa == *pb)
+	{
+		bool eol = *pa == '\n';
+
+		pa++;
+		pb++;
+		if (eol)
+		{
+			pa = skip_relations(pa);
+			pb = skip_relations(pb);
+		}
+	}
+	ck_assert_msg(*pa == *pb, "outputs differ at byte %zu: \"%.120s\" against \"%.120s\"",
+	              (size_t)(pa - a), pa, pb);
+}
+
 START_TEST(every_change_appears_exactly)
 {
 	char endpos[32];
@@ -161,6 +202,8 @@ START_TEST(every_change_appears_exactly)
 	    "table public.t, public.f: TRUNCATE: restart_seqs\n";
 
 	pgt_exec(conn, "SELECT pg_create_logical_replication_slot('kinds', 'pgoutput')");
+	pgt_exec(conn, "SELECT pg_create_logical_replication_slot('kinds_stream', 'pgoutput')");
+	pgt_exec(conn, "SELECT pg_create_logical_replication_slot('kinds_chunks', 'pgoutput')");
 	pgt_exec(conn, "INSERT INTO t VALUES (1, 'it''s', NULL), (2, 'two', 'small')");
 	pgt_exec(conn, "UPDATE t SET name = 'deux' WHERE id = 2");
 	pgt_exec(conn, "UPDATE t SET id = 10 WHERE id = 1");
@@ -179,6 +222,28 @@ START_TEST(every_change_appears_exactly)
 
 	rc = run_decode("kinds", extra, &out, &err);
 	ck_assert_msg(rc == 0, "decode exited %d: %s", rc, err);
+	ck_assert_msg(strstr(err, "read the backlog through SQL: ") && strstr(err, " in 1 chunk, "),
+	              "the backlog was not read through SQL: %s", err);
+	/* the stream, and SQL in chunks smaller than the 200 kB update, print the same bytes */
+	{
+		const char *stream[] = {"--endpos", endpos, "--catch-up", "stream", NULL};
+		const char *chunks[] = {"--endpos", endpos, "--catch-up-chunk", "64kB", NULL};
+		char *out2, *err2;
+
+		rc = run_decode("kinds_stream", stream, &out2, &err2);
+		ck_assert_msg(rc == 0, "decode --catch-up stream exited %d: %s", rc, err2);
+		ck_assert_msg(strstr(err2, "through SQL") == NULL, "read through SQL: %s", err2);
+		assert_same_output(out2, out);
+		free(out2);
+		free(err2);
+		rc = run_decode("kinds_chunks", chunks, &out2, &err2);
+		ck_assert_msg(rc == 0, "decode --catch-up-chunk 64kB exited %d: %s", rc, err2);
+		ck_assert_msg(strstr(err2, "read the backlog through SQL: ") && strstr(err2, " chunks, "),
+		              "not through SQL in chunks: %s", err2);
+		assert_same_output(out2, out);
+		free(out2);
+		free(err2);
+	}
 	ck_assert_ptr_nonnull(changes);
 	change_lines(out, changes, 512 * 1024);
 	/* the 200 kB update is printed in full: compare the rest around it */
@@ -255,9 +320,9 @@ END_TEST
 START_TEST(a_stalled_reader_outlives_wal_sender_timeout)
 {
 	char endpos[32];
-	const char *argv[] = {pgt_tool(),    "decode",        "--source", source,     "--slot-name",
-	                      "stall",       "--publication", "pub",      "--endpos", endpos,
-	                      "--ring-size", "64kB",          "--output", "-",        NULL};
+	const char *argv[] = {pgt_tool(),      "decode", "--source",   source,   "--slot-name", "stall",
+	                      "--publication", "pub",    "--endpos",   endpos,   "--ring-size", "64kB",
+	                      "--output",      "-",      "--catch-up", "stream", NULL};
 	pgt_proc p;
 	char *out, *err;
 	int rc, rows = 20000;
