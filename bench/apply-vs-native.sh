@@ -24,7 +24,7 @@
 # of what native sustained on the update workload of this run (else 500/s).
 #
 # "stream alone" is the same backlog read from a third slot by
-# `pg_dbmigrator decode` into /dev/null, nothing applied, with the share of
+# `pg_dbmigrator decode --catch-up stream` into /dev/null, nothing applied, with the share of
 # that time the source's walsender was on a CPU: how fast the walsender
 # streams it here to a reader that only reads, and "native / alone" the ratio
 # that pace would give. The walsender makes a recv() for every WAL record it
@@ -335,7 +335,7 @@ stream_alone() { # name endpos
 	alone_ws=0
 	t0=$(now)
 	"$BIN" decode --source "$SRC" --slot-name "${1}_alone" --publication "pub_$1" \
-		--endpos "$2" --output /dev/null &
+		--endpos "$2" --output /dev/null --catch-up stream &
 	job=$!
 	while kill -0 "$job" 2>/dev/null; do
 		[ -n "$wp" ] || wp=$(slot_pid "${1}_alone")

@@ -9,8 +9,11 @@
 #   update  UPDATES single-row updates by pgbench -c 4     (default 300,000)
 # Prints seconds, rows/s and the ratio (pg_recvlogical time / ours), and for
 # each the CPU seconds of the source's walsender and the share of the time it
-# was busy: near 100% the walsender sets the pace, and no reader can drain
-# faster than it streams.
+# was busy: near 100% the walsender sets the pace, and no reader of the stream
+# can drain faster than it streams. Ours reads such a backlog through SQL
+# (decode's --catch-up sql, its default), and its "walsender" column is then
+# the backend that serves that catch-up (the slot's active process);
+# DECODE_ARGS="--catch-up stream" times ours on the stream alone.
 #
 # Usage: bench/decode-drain.sh [--rows N] [--updates N] [--binary PATH]
 # Needs: initdb, pg_ctl, pg_recvlogical, pgbench, psql (scripts/setup installs them).
@@ -25,7 +28,7 @@ while [ $# -gt 0 ]; do
 		--rows) ROWS=$2; shift 2 ;;
 		--updates) UPDATES=$2; shift 2 ;;
 		--binary) BIN=$2; shift 2 ;;
-		-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+		-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
 		*) echo "decode-drain.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -81,7 +84,7 @@ run() {
 	theirs=$(drain "${name}_recv" pg_recvlogical -d "$CONN" --slot "${name}_recv" --start \
 		--endpos "$endpos" -f /dev/null -o proto_version=1 -o publication_names=pub --no-loop)
 	ours=$(drain "${name}_ours" "$BIN" decode --source "$CONN" --slot-name "${name}_ours" \
-		--publication pub --endpos "$endpos" --output /dev/null --proto-version 1)
+		--publication pub --endpos "$endpos" --output /dev/null --proto-version 1 ${DECODE_ARGS:-})
 	echo "$theirs $ours" | awk -v n="$name" -v r="$rows" '{
 		printf "| %-7s | %9d | %8.2f | %9.0f | %6.2f | %6.2f (%3.0f%%) | %8.2f | %9.0f | %6.2f | %6.2f (%3.0f%%) | %5.2fx |\n",
 		       n, r, $1, r / $1, $2, $3, 100 * $3 / $1, $4, r / $4, $5, $6, 100 * $6 / $4, $1 / $4 }'
