@@ -78,6 +78,8 @@ typedef struct catchup_stats
 	uint64_t messages; /* messages applied */
 	uint64_t bytes;    /* their bytes */
 	pgo_lsn advanced;  /* where the slot was last advanced to (0: not moved) */
+	bool pipelined;    /* read from a temporary copy of the slot, the next chunk decoded
+	                    * while one is applied (12 and later) */
 } catchup_stats;
 
 /*

@@ -25,6 +25,35 @@
 /* Bytes of rows held for the sink before it is asked to let go of them. */
 #define CATCHUP_HOLD_BYTES (8 * 1024 * 1024)
 
+/* Room for a slot's name (NAMEDATALEN). */
+#define NAMEDATALEN_MAX 64
+
+/*
+ * The pipelined mode's first chunk of WAL; each next one is twice as large,
+ * up to the chunk size: the source decodes the next chunk while this one is
+ * applied, and the first one is all the apply waits for.
+ */
+#define CATCHUP_FIRST_CHUNK_BYTES ((pgo_lsn)4 * 1024 * 1024)
+
+/* Bytes of a received chunk kept in memory; the rest of a larger one is applied as it comes. */
+#define CATCHUP_ARENA_MAX ((size_t)64 * 1024 * 1024)
+
+/* One message of a received chunk: where its bytes are in the arena. */
+typedef struct catchup_rec
+{
+	pgo_lsn lsn;
+	size_t off, len;
+} catchup_rec;
+
+/* A received chunk's messages, copied out of their results. */
+typedef struct catchup_arena
+{
+	char *data; /* owned */
+	size_t used, cap;
+	catchup_rec *recs; /* owned */
+	size_t nrecs, caprecs;
+} catchup_arena;
+
 typedef struct catchup_state
 {
 	const catchup_opts *o;
@@ -33,8 +62,11 @@ typedef struct catchup_state
 	PGresult **held;          /* owned: rows the sink may still point into */
 	size_t nheld, capheld;
 	size_t held_bytes;
-	bool in_txn;  /* between a Begin and its Commit */
-	pgo_lsn upto; /* where the last chunk read to */
+	bool in_txn;                /* between a Begin and its Commit */
+	pgo_lsn upto;               /* where the last chunk read to */
+	pgo_lsn kept;               /* what the sink keeps: the end of its last settle */
+	char temp[NAMEDATALEN_MAX]; /* the temporary copy of the slot the pipelined mode consumes */
+	catchup_arena arena;        /* owned: the pipelined mode's received chunk */
 	char *errbuf;
 	size_t errlen;
 } catchup_state;
@@ -177,15 +209,24 @@ catchup_advance(catchup_state *s, pgo_lsn durable, catchup_stats *st)
 	return true;
 }
 
-/* The sink keeps what is complete for good; the slot is advanced to it. */
+/* The sink keeps what is complete for good (s->kept); the slot is not moved yet. */
 static bool
-catchup_settle(catchup_state *s, catchup_stats *st)
+catchup_keep(catchup_state *s)
 {
 	pgo_lsn kept = 0;
 
 	if (!catchup_send(s) || !s->sink->settle(s->sink->arg, &kept, s->errbuf, s->errlen))
 		return false;
-	return catchup_advance(s, kept, st);
+	if (kept > s->kept)
+		s->kept = kept;
+	return true;
+}
+
+/* The sink keeps what is complete for good; the slot is advanced to it. */
+static bool
+catchup_settle(catchup_state *s, catchup_stats *st)
+{
+	return catchup_keep(s) && catchup_advance(s, s->kept, st);
 }
 
 typedef enum
@@ -197,23 +238,36 @@ typedef enum
 	CHUNK_FAILED,
 } catchup_chunk;
 
-/* Hand one row (one message; the row is ours to keep or free) to the sink; false with errbuf set. */
+/* The position and the message of a row of the slot's changes; false with errbuf set. */
 static bool
-catchup_row(catchup_state *s, PGresult *row, pgo_decoder *dec, catchup_stats *st, bool *endpos)
+catchup_row_fields(catchup_state *s, PGresult *row, pgo_lsn *lsn, char **data, size_t *len)
 {
-	pgo_message msg;
 	const char *lsnbytes = PQgetvalue(row, 0, 0);
-	char *data = PQgetvalue(row, 0, 1);
-	size_t len = (size_t)PQgetlength(row, 0, 1);
-	pgo_lsn lsn = 0;
 
 	if (PQnfields(row) != 2 || PQgetlength(row, 0, 0) != 8 || PQgetisnull(row, 0, 1))
 	{
-		snprintf(s->errbuf, s->errlen, "unexpected row from pg_logical_slot_peek_binary_changes");
-		goto failed;
+		snprintf(s->errbuf, s->errlen, "unexpected row from the changes of the slot \"%s\"",
+		         s->o->slot);
+		return false;
 	}
+	*lsn = 0;
 	for (int i = 0; i < 8; i++)
-		lsn = lsn << 8 | (uint8_t)lsnbytes[i];
+		*lsn = *lsn << 8 | (uint8_t)lsnbytes[i];
+	*data = PQgetvalue(row, 0, 1);
+	*len = (size_t)PQgetlength(row, 0, 1);
+	return true;
+}
+
+/*
+ * Decode one message and hand it to the sink; *endpos instead when it
+ * begins a transaction past endpos. False with errbuf set.
+ */
+static bool
+catchup_message(catchup_state *s, char *data, size_t len, pgo_lsn lsn, pgo_decoder *dec,
+                catchup_stats *st, bool *endpos)
+{
+	pgo_message msg;
+
 	if (pgo_decode(dec, data, len, &msg) != PGO_ERR_OK)
 	{
 		char where[PGO_LSN_STRLEN], detail[512];
@@ -223,26 +277,39 @@ catchup_row(catchup_state *s, PGresult *row, pgo_decoder *dec, catchup_stats *st
 		         "malformed message from the source at %s: %s (the same message would come "
 		         "again: please report this)",
 		         pgo_lsn_format(lsn, where), detail);
-		goto failed;
+		return false;
 	}
 	if (msg.type == PGO_MSG_BEGIN && s->o->endpos && msg.u.begin.final_lsn > s->o->endpos)
 	{
 		*endpos = true;
-		PQclear(row);
 		return true;
 	}
 	/* a changed Relation frees the statements a collected INSERT still uses */
 	if (msg.type == PGO_MSG_RELATION && !catchup_send(s))
-		goto failed;
+		return false;
 	if (!s->sink->message(s->sink->arg, &msg, lsn, len, s->errbuf, s->errlen))
-		goto failed;
+		return false;
 	if (msg.type == PGO_MSG_BEGIN)
 		s->in_txn = true;
 	else if (msg.type == PGO_MSG_COMMIT)
 		s->in_txn = false;
 	st->messages++;
 	st->bytes += len;
-	if (s->sink->holds == NULL || !s->sink->holds(s->sink->arg))
+	return true;
+}
+
+/* Hand one row (one message; the row is ours to keep or free) to the sink; false with errbuf set. */
+static bool
+catchup_row(catchup_state *s, PGresult *row, pgo_decoder *dec, catchup_stats *st, bool *endpos)
+{
+	char *data;
+	size_t len;
+	pgo_lsn lsn;
+
+	if (!catchup_row_fields(s, row, &lsn, &data, &len) ||
+	    !catchup_message(s, data, len, lsn, dec, st, endpos))
+		goto failed;
+	if (*endpos || s->sink->holds == NULL || !s->sink->holds(s->sink->arg))
 	{
 		catchup_release(s);
 		PQclear(row);
@@ -262,13 +329,13 @@ failed:
 
 /*
  * Where the next chunk reads to: the source's flushed WAL, at most
- * o->chunk bytes of WAL past where the last chunk ended (or the slot's
+ * chunk bytes of WAL past where the last chunk ended (or the slot's
  * position, if that is ahead), and not past endpos. *to_end: that is the
  * flushed WAL's end (nothing committed before it is left after this
  * chunk); *to_endpos: it is endpos, which is flushed.
  */
 static bool
-catchup_bounds(catchup_state *s, pgo_lsn *upto, bool *to_end, bool *to_endpos)
+catchup_bounds(catchup_state *s, pgo_lsn chunk, pgo_lsn *upto, bool *to_end, bool *to_endpos)
 {
 	const char *params[1] = {s->o->slot};
 	PGresult *res =
@@ -276,7 +343,7 @@ catchup_bounds(catchup_state *s, pgo_lsn *upto, bool *to_end, bool *to_endpos)
 	                 "SELECT pg_catalog.pg_current_wal_flush_lsn(), confirmed_flush_lsn "
 	                 "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
 	                 1, NULL, params, NULL, NULL, 0);
-	pgo_lsn flush = 0, confirmed = 0, from, chunk;
+	pgo_lsn flush = 0, confirmed = 0, from;
 	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 
 	if (ok && PQntuples(res) != 1)
@@ -294,7 +361,6 @@ catchup_bounds(catchup_state *s, pgo_lsn *upto, bool *to_end, bool *to_endpos)
 		catchup_fail_pq(s, "could not read the source's WAL position");
 		return false;
 	}
-	chunk = s->o->chunk_bytes > 0 ? (pgo_lsn)s->o->chunk_bytes : CATCHUP_DEFAULT_CHUNK_BYTES;
 	from = s->upto > confirmed ? s->upto : confirmed;
 	*upto = flush - from > chunk ? from + chunk : flush;
 	*to_end = *upto == flush;
@@ -313,39 +379,56 @@ catchup_bounds(catchup_state *s, pgo_lsn *upto, bool *to_end, bool *to_endpos)
 	return true;
 }
 
+/* The largest chunk of WAL: --catch-up-chunk, or the default. */
+static pgo_lsn
+catchup_max_chunk(const catchup_state *s)
+{
+	return s->o->chunk_bytes > 0 ? (pgo_lsn)s->o->chunk_bytes : CATCHUP_DEFAULT_CHUNK_BYTES;
+}
+
+/*
+ * Ask for slot's changes up to upto (peek, or get: consume them), binary
+ * results in single-row mode; the answer is read with PQgetResult.
+ */
+static bool
+catchup_send_query(catchup_state *s, const char *slot, bool consume, pgo_lsn upto,
+                   const char *pubnames)
+{
+	char sql[320], lsn[PGO_LSN_STRLEN], proto[12];
+	const char *params[4];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT lsn, data FROM pg_catalog.pg_logical_slot_%s_binary_changes($1, $2::pg_lsn, "
+	         "NULL, 'proto_version', $3, 'publication_names', $4%s)",
+	         consume ? "get" : "peek", s->o->messages ? ", 'messages', 'true'" : "");
+	snprintf(proto, sizeof(proto), "%d", s->o->proto_version);
+	params[0] = slot;
+	params[1] = pgo_lsn_format(upto, lsn);
+	params[2] = proto;
+	params[3] = pubnames;
+	if (!PQsendQueryParams(s->conn, sql, 4, NULL, params, NULL, NULL, 1) ||
+	    !PQsetSingleRowMode(s->conn))
+	{
+		catchup_fail_pq(s, "could not read the slot's changes");
+		return false;
+	}
+	return true;
+}
+
 /* Peek one chunk and hand it to the sink. */
 static catchup_chunk
 catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, catchup_stats *st)
 {
-	static const char sql_msgs[] =
-	    "SELECT lsn, data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, "
-	    "$3::int, 'proto_version', $4, 'publication_names', $5, 'messages', 'true')";
-	static const char sql_plain[] =
-	    "SELECT lsn, data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, "
-	    "$3::int, 'proto_version', $4, 'publication_names', $5)";
-	char upto[PGO_LSN_STRLEN], proto[12];
-	const char *params[5];
 	long rows = 0;
 	pgo_lsn to;
 	bool to_end, to_endpos;
 	bool endpos = false, stopping = false, failed = false;
 	PGresult *res;
 
-	if (!catchup_bounds(s, &to, &to_end, &to_endpos))
+	/* bounded by WAL, not by changes: see catchup_bounds */
+	if (!catchup_bounds(s, catchup_max_chunk(s), &to, &to_end, &to_endpos) ||
+	    !catchup_send_query(s, s->o->slot, false, to, pubnames))
 		return CHUNK_FAILED;
-	snprintf(proto, sizeof(proto), "%d", s->o->proto_version);
-	params[0] = s->o->slot;
-	params[1] = pgo_lsn_format(to, upto);
-	params[2] = NULL; /* bounded by WAL, not by changes: see catchup_bounds */
-	params[3] = proto;
-	params[4] = pubnames;
-	if (!PQsendQueryParams(s->conn, s->o->messages ? sql_msgs : sql_plain, 5, NULL, params, NULL,
-	                       NULL, 1) ||
-	    !PQsetSingleRowMode(s->conn))
-	{
-		catchup_fail_pq(s, "could not read the slot's changes");
-		return CHUNK_FAILED;
-	}
 	st->chunks++;
 	while ((res = PQgetResult(s->conn)) != NULL)
 	{
@@ -409,6 +492,310 @@ catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 	return CHUNK_FULL;
 }
 
+/* The serial catch-up: peek a chunk of the slot itself, apply it, advance, again. */
+static catchup_end
+catchup_serial(catchup_state *s, const char *pubnames, pgo_decoder *dec, catchup_stats *st)
+{
+	for (;;)
+	{
+		catchup_chunk c;
+
+		if (s->o->stop && *s->o->stop)
+			return CATCHUP_STOPPED;
+		c = catchup_chunk_run(s, pubnames, dec, st);
+		if (c != CHUNK_FULL)
+			return c == CHUNK_SHORT    ? CATCHUP_DONE
+			       : c == CHUNK_STOP   ? CATCHUP_STOPPED
+			       : c == CHUNK_ENDPOS ? CATCHUP_ENDPOS
+			                           : CATCHUP_FAILED;
+	}
+}
+
+/* ---- pipelined: the source decodes the next chunk while this one is applied ---- */
+
+static void
+catchup_arena_reset(catchup_arena *ar)
+{
+	ar->used = 0;
+	ar->nrecs = 0;
+}
+
+/* Copy a message into the arena; false: out of memory. */
+static bool
+catchup_arena_add(catchup_arena *ar, pgo_lsn lsn, const char *data, size_t len)
+{
+	if (ar->nrecs == ar->caprecs)
+	{
+		size_t cap = ar->caprecs ? 2 * ar->caprecs : 4096;
+		catchup_rec *n = realloc(ar->recs, cap * sizeof(*n));
+
+		if (n == NULL)
+			return false;
+		ar->recs = n;
+		ar->caprecs = cap;
+	}
+	/* and a byte after it, as libpq and the ring leave: the decoder may end a value there */
+	if (ar->used + len + 1 > ar->cap)
+	{
+		size_t cap = ar->cap ? ar->cap : 1024 * 1024;
+		char *n;
+
+		while (cap < ar->used + len + 1)
+			cap *= 2;
+		n = realloc(ar->data, cap);
+		if (n == NULL)
+			return false;
+		ar->data = n;
+		ar->cap = cap;
+	}
+	memcpy(ar->data + ar->used, data, len);
+	ar->data[ar->used + len] = '\0';
+	ar->recs[ar->nrecs++] = (catchup_rec){.lsn = lsn, .off = ar->used, .len = len};
+	ar->used += len + 1;
+	return true;
+}
+
+/*
+ * Hand the arena's messages to the sink, until a transaction past endpos
+ * or a stop (between transactions). They stay where they are until the
+ * arena is reset: only after the sink has let go of them (catchup_keep).
+ */
+static bool
+catchup_apply_arena(catchup_state *s, pgo_decoder *dec, catchup_stats *st, bool *endpos,
+                    bool *stopping)
+{
+	catchup_arena *ar = &s->arena;
+
+	for (size_t i = 0; i < ar->nrecs; i++)
+	{
+		const catchup_rec *r = &ar->recs[i];
+
+		if (!catchup_message(s, ar->data + r->off, r->len, r->lsn, dec, st, endpos))
+			return false;
+		if (*endpos)
+			return true;
+		if (s->o->stop && *s->o->stop && !s->in_txn)
+		{
+			*stopping = true;
+			return true;
+		}
+	}
+	return true;
+}
+
+/*
+ * Read the chunk in flight into the arena. Past CATCHUP_ARENA_MAX (a large
+ * transaction), what the arena holds goes to the sink and the rest as it
+ * comes (*direct), as the serial mode reads. False with errbuf set.
+ */
+static bool
+catchup_receive(catchup_state *s, pgo_decoder *dec, catchup_stats *st, long *rows, bool *direct,
+                bool *endpos, bool *stopping)
+{
+	PGresult *res;
+	bool failed = false;
+
+	*rows = 0;
+	*direct = false;
+	while ((res = PQgetResult(s->conn)) != NULL)
+	{
+		ExecStatusType rs = PQresultStatus(res);
+
+		if (rs == PGRES_SINGLE_TUPLE)
+		{
+			pgo_lsn lsn;
+			char *data;
+			size_t len;
+
+			(*rows)++;
+			if (!*direct)
+			{
+				if (!catchup_row_fields(s, res, &lsn, &data, &len))
+					goto failed_row;
+				if (s->arena.used + len <= CATCHUP_ARENA_MAX)
+				{
+					if (!catchup_arena_add(&s->arena, lsn, data, len))
+					{
+						snprintf(s->errbuf, s->errlen, "out of memory");
+						goto failed_row;
+					}
+					PQclear(res);
+					continue;
+				}
+				*direct = true;
+				if (!catchup_apply_arena(s, dec, st, endpos, stopping))
+					goto failed_row;
+				if (*endpos || *stopping)
+				{
+					PQclear(res);
+					catchup_abandon_query(s);
+					break;
+				}
+			}
+			if (!catchup_row(s, res, dec, st, endpos))
+			{
+				failed = true;
+				catchup_abandon_query(s);
+				break;
+			}
+			if (s->o->stop && *s->o->stop && !s->in_txn)
+				*stopping = true;
+			if (*endpos || *stopping)
+			{
+				catchup_abandon_query(s);
+				break;
+			}
+			continue;
+		failed_row:
+			PQclear(res);
+			failed = true;
+			catchup_abandon_query(s);
+			break;
+		}
+		if (rs != PGRES_TUPLES_OK && !failed)
+		{
+			const char *m = PQresultErrorMessage(res);
+
+			snprintf(s->errbuf, s->errlen, "could not read the changes of the slot \"%s\": %.*s",
+			         s->o->slot, catchup_trimmed(m), m);
+			failed = true;
+		}
+		PQclear(res);
+	}
+	return !failed;
+}
+
+/*
+ * A temporary copy of the slot, at the slot's position, for this session
+ * to consume chunk after chunk: the slot itself stays where the sink's
+ * settles move it. False when the source cannot make one (before 12, no
+ * free slot): the serial mode reads the slot itself then.
+ */
+static bool
+catchup_temp_slot(catchup_state *s)
+{
+	const char *params[2];
+	PGresult *res;
+	bool ok;
+
+	if (PQserverVersion(s->conn) < 120000)
+		return false;
+	snprintf(s->temp, sizeof(s->temp), "pg_dbmigrator_catchup_%d", PQbackendPID(s->conn));
+	params[0] = s->o->slot;
+	params[1] = s->temp;
+	res = PQexecParams(s->conn,
+	                   "SELECT 1 FROM pg_catalog.pg_copy_logical_replication_slot($1, $2, true)", 2,
+	                   NULL, params, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	PQclear(res);
+	if (!ok)
+		s->temp[0] = '\0';
+	return ok;
+}
+
+/* Nothing is left open inside a transaction at the end of a chunk. */
+static bool
+catchup_between_transactions(catchup_state *s, long rows)
+{
+	if (!s->in_txn)
+		return true;
+	snprintf(s->errbuf, s->errlen,
+	         "the source's changes ended inside a transaction (after %ld rows)", rows);
+	return false;
+}
+
+/*
+ * The pipelined catch-up: the chunk in flight on the temporary slot is
+ * decoded by the source while the arena's chunk is applied, then read into
+ * the arena. The slot itself is advanced to what the sink keeps, between
+ * queries.
+ */
+static catchup_end
+catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catchup_stats *st)
+{
+	pgo_lsn max = catchup_max_chunk(s);
+	pgo_lsn chunk = max < CATCHUP_FIRST_CHUNK_BYTES ? max : CATCHUP_FIRST_CHUNK_BYTES;
+	bool have = false, last = false, last_endpos = false;
+	long have_rows = 0;
+
+	for (;;)
+	{
+		pgo_lsn to = 0;
+		bool to_end = false, to_endpos = false, inflight = false;
+		bool endpos = false, stopping = false, direct = false;
+		long rows = 0;
+
+		/* the connection is idle: the slot follows what the sink keeps */
+		if (!catchup_advance(s, s->kept, st))
+			return CATCHUP_FAILED;
+		if (!last)
+		{
+			/* a stop before the next chunk: the one received is dropped, unapplied */
+			if (s->o->stop && *s->o->stop)
+				return CATCHUP_STOPPED;
+			if (!catchup_bounds(s, chunk, &to, &to_end, &to_endpos) ||
+			    !catchup_send_query(s, s->temp, true, to, pubnames))
+				return CATCHUP_FAILED;
+			inflight = true;
+			st->chunks++;
+		}
+		if (have)
+		{
+			bool ok = catchup_apply_arena(s, dec, st, &endpos, &stopping) &&
+			          ((endpos || stopping) || catchup_between_transactions(s, have_rows)) &&
+			          catchup_keep(s);
+
+			catchup_arena_reset(&s->arena);
+			have = false;
+			if (!ok || endpos || stopping)
+			{
+				if (inflight)
+					catchup_abandon_query(s);
+				if (!ok || !catchup_advance(s, s->kept, st))
+					return CATCHUP_FAILED;
+				return endpos ? CATCHUP_ENDPOS : CATCHUP_STOPPED;
+			}
+		}
+		if (!inflight)
+		{
+			/* the last chunk is applied */
+			if (!catchup_advance(s, s->kept, st))
+				return CATCHUP_FAILED;
+			return last_endpos ? CATCHUP_ENDPOS : CATCHUP_DONE;
+		}
+		if (!catchup_receive(s, dec, st, &rows, &direct, &endpos, &stopping))
+			return CATCHUP_FAILED;
+		s->upto = to;
+		if (direct)
+		{
+			/* the chunk went to the sink as it came */
+			bool ok =
+			    ((endpos || stopping) || catchup_between_transactions(s, rows)) && catchup_keep(s);
+
+			catchup_arena_reset(&s->arena);
+			if (!ok || !catchup_advance(s, s->kept, st))
+				return CATCHUP_FAILED;
+			if (endpos || stopping)
+				return endpos ? CATCHUP_ENDPOS : CATCHUP_STOPPED;
+		}
+		else
+		{
+			have = rows > 0;
+			have_rows = rows;
+		}
+		/*
+		 * The last: read up to the flushed end or to endpos, or nothing
+		 * committed in a chunk of the largest size (a transaction longer
+		 * than that: see catchup_chunk_run). Nothing committed in a smaller
+		 * one: the next is of the largest size at once, as each decodes
+		 * that transaction again from its start.
+		 */
+		last = to_end || to_endpos || (rows == 0 && chunk == max);
+		last_endpos = to_endpos;
+		chunk = rows == 0 || chunk * 2 > max ? max : chunk * 2;
+	}
+}
+
 catchup_end
 catchup_run_sink(const catchup_opts *o, pgo_decoder *dec, const catchup_sink *sink,
                  catchup_stats *st, char *errbuf, size_t errlen)
@@ -431,30 +818,22 @@ catchup_run_sink(const catchup_opts *o, pgo_decoder *dec, const catchup_sink *si
 	/* named in pg_stat_activity; a chunk's rows kept in memory rather than a temporary file */
 	PQclear(PQexec(s.conn, "SET application_name = 'pg_dbmigrator catch-up'"));
 	PQclear(PQexec(s.conn, "SET work_mem = '" CATCHUP_WORK_MEM "'"));
-	for (;;)
+	if (catchup_temp_slot(&s))
 	{
-		catchup_chunk c;
-
-		if (o->stop && *o->stop)
-		{
-			end = CATCHUP_STOPPED;
-			break;
-		}
-		c = catchup_chunk_run(&s, pubnames, dec, st);
-		if (c == CHUNK_FULL)
-			continue;
-		end = c == CHUNK_SHORT    ? CATCHUP_DONE
-		      : c == CHUNK_STOP   ? CATCHUP_STOPPED
-		      : c == CHUNK_ENDPOS ? CATCHUP_ENDPOS
-		                          : CATCHUP_FAILED;
-		break;
+		st->pipelined = true;
+		end = catchup_pipelined(&s, pubnames, dec, st);
 	}
+	else
+		end = catchup_serial(&s, pubnames, dec, st);
 	/*
 	 * On a failure the slot stays where it was last advanced: the next run
 	 * reads the rest again and the progress row skips what the target has.
 	 */
 	catchup_release(&s);
 	free(s.held);
+	free(s.arena.data);
+	free(s.arena.recs);
+	/* the temporary slot goes with the session */
 	PQfinish(s.conn);
 	return end;
 }

@@ -562,10 +562,11 @@ decode_catch_up(decode_run *run, pipeline *pl, int proto_version, char *errbuf, 
 
 		fprintf(stderr,
 		        "pg_dbmigrator decode: read the backlog through SQL: %llu messages (%.1f MB) in "
-		        "%llu chunk%s, %.1f s, up to %s\n",
+		        "%llu chunk%s%s, %.1f s, up to %s\n",
 		        (unsigned long long)st.messages, (double)st.bytes / (1024.0 * 1024.0),
 		        (unsigned long long)st.chunks, st.chunks == 1 ? "" : "s",
-		        (double)(cli_now_ms() - t0) / 1000.0, pgo_lsn_format(run->acked, lsn));
+		        st.pipelined ? " (pipelined)" : "", (double)(cli_now_ms() - t0) / 1000.0,
+		        pgo_lsn_format(run->acked, lsn));
 	}
 	return end;
 }
