@@ -110,6 +110,9 @@ synchronous_commit = off
 shared_buffers = 256MB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
+# no vacuum started in the background: after one side's run it would work on
+# that side's tables (or the source's) while the other side is timed
+autovacuum = off
 CONF
 done
 if [ "$FLUSH_DELAY" -gt 0 ]; then

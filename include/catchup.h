@@ -23,12 +23,25 @@
  * nothing committed: a transaction longer than a chunk is under way, and
  * the stream reads it as it comes. Streaming takes over from there.
  *
+ * Pipelined (12 and later): peeking is serial, since the source decodes a
+ * chunk in full before it sends its first change, and the slot cannot be
+ * read past what is applied. So the catch-up makes a temporary copy of the
+ * slot (pg_copy_logical_replication_slot: it goes with the session) and
+ * consumes that one (pg_logical_slot_get_binary_changes): the next chunk is
+ * asked for before the one just received is applied, and the source
+ * decodes it meanwhile. Chunks start at 4 MB and double up to the chunk
+ * size; a received chunk is kept in an arena of up to 64 MB, and the rest
+ * of a larger one is applied as it comes. The slot itself is still only
+ * advanced to what the sink keeps. Without a free replication slot for the
+ * copy the serial mode runs.
+ *
  * Who consumes the messages is a sink: the applier (catchup_run) or any
  * other consumer that can say what it keeps for good, such as `decode`
  * writing and fsyncing its output (catchup_run_sink).
  *
- * Owns: its connection to the source (opened and closed by catchup_run),
- * the results it holds while the sink points into them. Borrows: the
+ * Owns: its connection to the source (opened and closed by catchup_run)
+ * and the temporary slot, the results and the arena it holds while the
+ * sink points into them. Borrows: the
  * decoder, and the sink with what it consumes into (the pipeline's relation
  * cache and applier). Never: runs while the slot is streaming (the slot is
  * in use then), or advances the slot beyond what the sink says it keeps.
@@ -97,8 +110,12 @@ typedef struct catchup_sink
 	bool (*holds)(void *arg);
 	/* stop pointing into them (send what was collected); NULL: nothing to do */
 	bool (*release)(void *arg, char *errbuf, size_t errlen);
-	/* between transactions: keep everything consumed for good; *kept is its end */
-	bool (*settle)(void *arg, pgo_lsn *kept, char *errbuf, size_t errlen);
+	/*
+	 * Between transactions: keep everything consumed for good, and wait for
+	 * it with wait, else without waiting; *kept: the end of what is kept
+	 * for good so far
+	 */
+	bool (*settle)(void *arg, bool wait, pgo_lsn *kept, char *errbuf, size_t errlen);
 } catchup_sink;
 
 /*

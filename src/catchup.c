@@ -209,13 +209,16 @@ catchup_advance(catchup_state *s, pgo_lsn durable, catchup_stats *st)
 	return true;
 }
 
-/* The sink keeps what is complete for good (s->kept); the slot is not moved yet. */
+/*
+ * The sink keeps what is complete for good (s->kept: all of it with wait,
+ * else what it already has); the slot is not moved yet.
+ */
 static bool
-catchup_keep(catchup_state *s)
+catchup_keep(catchup_state *s, bool wait)
 {
 	pgo_lsn kept = 0;
 
-	if (!catchup_send(s) || !s->sink->settle(s->sink->arg, &kept, s->errbuf, s->errlen))
+	if (!catchup_send(s) || !s->sink->settle(s->sink->arg, wait, &kept, s->errbuf, s->errlen))
 		return false;
 	if (kept > s->kept)
 		s->kept = kept;
@@ -226,7 +229,7 @@ catchup_keep(catchup_state *s)
 static bool
 catchup_settle(catchup_state *s, catchup_stats *st)
 {
-	return catchup_keep(s) && catchup_advance(s, s->kept, st);
+	return catchup_keep(s, true) && catchup_advance(s, s->kept, st);
 }
 
 typedef enum
@@ -705,10 +708,23 @@ catchup_between_transactions(catchup_state *s, long rows)
 }
 
 /*
+ * The end of the pipelined catch-up: everything handed to the sink kept
+ * for good, the slot advanced to it; end, or CATCHUP_FAILED.
+ */
+static catchup_end
+catchup_finish(catchup_state *s, catchup_stats *st, catchup_end end)
+{
+	if (!catchup_keep(s, true) || !catchup_advance(s, s->kept, st))
+		return CATCHUP_FAILED;
+	return end;
+}
+
+/*
  * The pipelined catch-up: the chunk in flight on the temporary slot is
  * decoded by the source while the arena's chunk is applied, then read into
- * the arena. The slot itself is advanced to what the sink keeps, between
- * queries.
+ * the arena. Between chunks the sink settles without waiting (the target
+ * goes on with the last statements while the next chunk is read), and the
+ * slot itself is advanced to what the sink keeps so far, between queries.
  */
 static catchup_end
 catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catchup_stats *st)
@@ -732,7 +748,7 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 		{
 			/* a stop before the next chunk: the one received is dropped, unapplied */
 			if (s->o->stop && *s->o->stop)
-				return CATCHUP_STOPPED;
+				return catchup_finish(s, st, CATCHUP_STOPPED);
 			if (!catchup_bounds(s, chunk, &to, &to_end, &to_endpos) ||
 			    !catchup_send_query(s, s->temp, true, to, pubnames))
 				return CATCHUP_FAILED;
@@ -743,40 +759,35 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 		{
 			bool ok = catchup_apply_arena(s, dec, st, &endpos, &stopping) &&
 			          ((endpos || stopping) || catchup_between_transactions(s, have_rows)) &&
-			          catchup_keep(s);
+			          catchup_keep(s, false);
 
 			catchup_arena_reset(&s->arena);
 			have = false;
-			if (!ok || endpos || stopping)
+			if (!ok)
+				return CATCHUP_FAILED;
+			if (endpos || stopping)
 			{
 				if (inflight)
 					catchup_abandon_query(s);
-				if (!ok || !catchup_advance(s, s->kept, st))
-					return CATCHUP_FAILED;
-				return endpos ? CATCHUP_ENDPOS : CATCHUP_STOPPED;
+				return catchup_finish(s, st, endpos ? CATCHUP_ENDPOS : CATCHUP_STOPPED);
 			}
 		}
-		if (!inflight)
-		{
-			/* the last chunk is applied */
-			if (!catchup_advance(s, s->kept, st))
-				return CATCHUP_FAILED;
-			return last_endpos ? CATCHUP_ENDPOS : CATCHUP_DONE;
-		}
+		if (!inflight) /* the last chunk is applied */
+			return catchup_finish(s, st, last_endpos ? CATCHUP_ENDPOS : CATCHUP_DONE);
 		if (!catchup_receive(s, dec, st, &rows, &direct, &endpos, &stopping))
 			return CATCHUP_FAILED;
 		s->upto = to;
 		if (direct)
 		{
 			/* the chunk went to the sink as it came */
-			bool ok =
-			    ((endpos || stopping) || catchup_between_transactions(s, rows)) && catchup_keep(s);
+			bool ok = ((endpos || stopping) || catchup_between_transactions(s, rows)) &&
+			          catchup_keep(s, false);
 
 			catchup_arena_reset(&s->arena);
-			if (!ok || !catchup_advance(s, s->kept, st))
+			if (!ok)
 				return CATCHUP_FAILED;
 			if (endpos || stopping)
-				return endpos ? CATCHUP_ENDPOS : CATCHUP_STOPPED;
+				return catchup_finish(s, st, endpos ? CATCHUP_ENDPOS : CATCHUP_STOPPED);
 		}
 		else
 		{
@@ -880,11 +891,13 @@ catchup_apply_release(void *arg, char *errbuf, size_t errlen)
 }
 
 static bool
-catchup_apply_settle(void *arg, pgo_lsn *kept, char *errbuf, size_t errlen)
+catchup_apply_settle(void *arg, bool wait, pgo_lsn *kept, char *errbuf, size_t errlen)
 {
 	catchup_apply_sink *k = arg;
 
-	if (!apply_end_group(k->a) || !apply_make_durable(k->a))
+	/* without waiting: commit, and from time to time a commit that waits for the disk */
+	if (!apply_end_group(k->a) ||
+	    !(wait ? apply_make_durable(k->a) : apply_sync_idle(k->a) && apply_poll(k->a)))
 		return catchup_apply_failed(k->a, errbuf, errlen);
 	*kept = apply_flushed_lsn(k->a);
 	return true;

@@ -523,10 +523,11 @@ decode_sink_message(void *arg, pgo_message *msg, pgo_lsn lsn, size_t len, char *
 }
 
 static bool
-decode_sink_settle(void *arg, pgo_lsn *kept, char *errbuf, size_t errlen)
+decode_sink_settle(void *arg, bool wait, pgo_lsn *kept, char *errbuf, size_t errlen)
 {
 	decode_run *run = arg;
 
+	(void)wait; /* a write and an fsync: always kept at once */
 	if (!decode_write_out(run, true, errbuf, errlen))
 		return false;
 	run->acked = run->pending_ack;
