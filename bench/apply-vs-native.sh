@@ -17,7 +17,8 @@
 # Workloads: insert (ROWS rows, 1000 per transaction), update and delete
 # (single-row, by key, pgbench -c 4), tpcb (pgbench's tpcb-like script), and
 # latency: a steady pgbench -R RATE load of one-row insert transactions for
-# SECS seconds, applied live by native and ours at the same time; for each
+# SECS seconds, applied live by native, then the same load by ours (each
+# alone: at the same time each would take the other's CPU); for each
 # transaction, the time from its source commit (track_commit_timestamp) to
 # the target commit that carries it (a trigger deferred to that commit; the
 # clusters share one clock), p50 and p99 for each side. RATE defaults to half
@@ -363,7 +364,11 @@ commit_times() { # conninfo
 		sql "$1" "SELECT id, extract(epoch FROM at) FROM lat_commit"
 	fi | LC_ALL=C sort -t'|' -k1,1
 }
-lat_sum() { sql "$1" "SELECT count(*), coalesce(sum(hashtext((id, v, pad)::text)::bigint), 0) FROM lat"; }
+
+lat_sum() { # conninfo first-id last-id
+	sql "$1" "SELECT count(*), coalesce(sum(hashtext((id, v, pad)::text)::bigint), 0) FROM lat
+		WHERE id BETWEEN $2 AND $3"
+}
 # p50 and p99 (ms) of target - source commit time, joined on id
 latency_pcts() { # source-file target-file
 	LC_ALL=C join -t '|' "$1" "$2" | awk -F'|' '{ print ($3 - $2) * 1000 }' | sort -n |
@@ -374,61 +379,89 @@ latency_pcts() { # source-file target-file
 			printf "%.1f / %.1f\n", v[i50], v[i99] }'
 }
 
-# latency: both apply the same steady load live, at the same time
-run_latency() {
-	local name=latency n rate=${RATE:-${NATIVE_UPDATE_RATE:+$(( NATIVE_UPDATE_RATE / 2 ))}}
-	rate=${rate:-500}
+# latency: each side alone applies the same steady load live, one after the
+# other (at the same time, each would take CPU from the other: on a small
+# machine that, not the apply, would set both figures). Each side's slot is
+# made just before its load, so it sees only its own rows. Sets lat_<side>
+# (p50 / p99), lat_ok_<side>, lat_rows_<side>, lat_secs_<side>, and for ours
+# its peak RSS and CPU.
+latency_side() { # side rate
+	local side=$1 rate=$2 slot=latency_$1 first last t0 t1 n
 	n=$(( $(date +%s%N) % 1000000 ))
-	sql "$SRC" "CREATE PUBLICATION pub_$name FOR TABLE lat, marker"
-	sql "$SRC" "SELECT pg_create_logical_replication_slot('${name}_native', 'pgoutput')" >/dev/null
-	sql "$SRC" "SELECT pg_create_logical_replication_slot('${name}_ours', 'pgoutput')" >/dev/null
-	sql "$(tgt native)" "CREATE SUBSCRIPTION sub_$name CONNECTION '$SRC' PUBLICATION pub_$name
-		WITH (copy_data = false, create_slot = false, slot_name = '${name}_native')"
-	start_ours "$name" "$FAR_LSN"
-	# both streaming before the load starts
-	until [ -n "$(slot_pid "${name}_native")" ] && [ -n "$(slot_pid "${name}_ours")" ]; do sleep 0.05; done
-	local t0 t1; t0=$(now)
+	sql "$SRC" "SELECT pg_create_logical_replication_slot('$slot', 'pgoutput')" >/dev/null
+	if [ "$side" = native ]; then
+		sql "$(tgt native)" "CREATE SUBSCRIPTION sub_latency CONNECTION '$SRC' PUBLICATION pub_latency
+			WITH (copy_data = false, create_slot = false, slot_name = '$slot')"
+	else
+		start_ours latency "$FAR_LSN"
+	fi
+	# streaming before the load starts
+	until [ -n "$(slot_pid "$slot")" ]; do sleep 0.05; done
+	first=$(sql "$SRC" "SELECT nextval('lat_seq') + 1")
+	t0=$(now)
 	# the application commits durably (the clusters' default here is off): the
 	# walsender sends only flushed WAL, so otherwise wal_writer_delay is in every figure
-	PGOPTIONS="-c synchronous_commit=on" pgbench -n -c 4 -j 2 -R "$rate" -T "$LATSECS" -f "$dir/latency.sql" "$SRC" >"$dir/latency.pgbench"
+	PGOPTIONS="-c synchronous_commit=on" pgbench -n -c 4 -j 2 -R "$rate" -T "$LATSECS" \
+		-f "$dir/latency.sql" "$SRC" >"$dir/latency.$side.pgbench"
+	last=$(sql "$SRC" "SELECT nextval('lat_seq') - 1")
 	sql "$SRC" "INSERT INTO marker VALUES ($n)"
-	wait_marker native "$n"
-	wait_marker ours "$n" "$ours_pid"
+	if [ "$side" = native ]; then
+		wait_marker native "$n"
+	else
+		wait_marker ours "$n" "$ours_pid"
+	fi
 	t1=$(now)
-	local nw=0 nc=0 ow=0 ot=0
+	local wp cw=0 cc=0 ct=0
 	if [ -n "$PROFILE" ]; then
-		nw=$(cpu_of "$(slot_pid "${name}_native")")
-		nc=$(cpu_of "$(sql "$(tgt native)" "SELECT pid FROM pg_stat_subscription
-			WHERE subname = 'sub_$name' AND relid IS NULL")")
-		ow=$(cpu_of "$(slot_pid "${name}_ours")")
-		ot=$(cpu_of "$(ours_backend)")
+		wp=$(slot_pid "$slot")
+		cw=$(cpu_of "$wp")
+		if [ "$side" = native ]; then
+			cc=$(cpu_of "$(sql "$(tgt native)" "SELECT pid FROM pg_stat_subscription
+				WHERE subname = 'sub_latency' AND relid IS NULL")")
+		else
+			ct=$(cpu_of "$(ours_backend)")
+		fi
 	fi
-	stop_ours
-	sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name DISABLE"
-	sql "$(tgt native)" "ALTER SUBSCRIPTION sub_$name SET (slot_name = NONE)"
-	sql "$(tgt native)" "DROP SUBSCRIPTION sub_$name"
-	local rows; rows=$(sql "$SRC" "SELECT count(*) FROM lat")
-	local rss; rss=$(json_field "$dir/$name.json" peak_rss_kb)
-	local cpu; cpu=$(json_field "$dir/$name.json" cpu_seconds)
-	if [ -n "$PROFILE" ]; then
-		profile_row "$name" native "$rows" "$nw" "$nw" "$nc" 0
-		profile_row "$name" ours "$rows" "$ow" "$ow" "$cpu" "$ot"
+	if [ "$side" = native ]; then
+		sql "$(tgt native)" "ALTER SUBSCRIPTION sub_latency DISABLE"
+		sql "$(tgt native)" "ALTER SUBSCRIPTION sub_latency SET (slot_name = NONE)"
+		sql "$(tgt native)" "DROP SUBSCRIPTION sub_latency"
+	else
+		stop_ours
+		lat_rss=$(json_field "$dir/latency.json" peak_rss_kb)
+		lat_cpu=$(json_field "$dir/latency.json" cpu_seconds)
+		cc=$lat_cpu
 	fi
-	[ -z "$SYSCALLS" ] || syscall_rows "$name" "$dir/$name.strace"
-	commit_times "$SRC" >"$dir/lat.src"
-	commit_times "$(tgt native)" >"$dir/lat.native"
-	commit_times "$(tgt ours)" >"$dir/lat.ours"
-	local pn po ok=yes
-	pn=$(latency_pcts "$dir/lat.src" "$dir/lat.native")
-	po=$(latency_pcts "$dir/lat.src" "$dir/lat.ours")
-	local src_sum; src_sum=$(lat_sum "$SRC")
-	[ "$src_sum" = "$(lat_sum "$(tgt native)")" ] || ok="NO (native differs)"
-	[ "$src_sum" = "$(lat_sum "$(tgt ours)")" ] || ok="NO (ours differs)"
-	awk -v r="$rows" -v rate="$rate" -v a="$t0" -v b="$t1" -v rss="$rss" -v cpu="$cpu" -v pn="$pn" -v po="$po" -v ok="$ok" 'BEGIN {
-		printf "| latency | %9d | %d/s load | | %.1f s live | | | - | - | %6.1f | %5.2f | %s | %s | %s |\n",
-		       r, rate, b - a, rss / 1024, cpu, pn, po, ok }'
-	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_native')" >/dev/null
-	sql "$SRC" "SELECT pg_drop_replication_slot('${name}_ours')" >/dev/null
+	sql "$SRC" "SELECT pg_drop_replication_slot('$slot')" >/dev/null
+	local rows=$(( last - first + 1 ))
+	[ -z "$PROFILE" ] || profile_row latency "$side" "$rows" "$cw" "$cw" "$cc" "$ct"
+	sql "$SRC" "SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM lat
+		WHERE id BETWEEN $first AND $last" | LC_ALL=C sort -t'|' -k1,1 >"$dir/lat.src.$side"
+	commit_times "$(tgt "$side")" >"$dir/lat.$side"
+	printf -v "lat_$side" '%s' "$(latency_pcts "$dir/lat.src.$side" "$dir/lat.$side")"
+	printf -v "lat_rows_$side" '%s' "$rows"
+	printf -v "lat_secs_$side" '%s' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+	if [ "$(lat_sum "$SRC" "$first" "$last")" = "$(lat_sum "$(tgt "$side")" "$first" "$last")" ]; then
+		printf -v "lat_ok_$side" yes
+	else
+		printf -v "lat_ok_$side" 'NO (%s differs)' "$side"
+	fi
+}
+
+run_latency() {
+	local rate=${RATE:-${NATIVE_UPDATE_RATE:+$(( NATIVE_UPDATE_RATE / 2 ))}}
+	rate=${rate:-500}
+	sql "$SRC" "CREATE PUBLICATION pub_latency FOR TABLE lat, marker"
+	latency_side native "$rate"
+	sleep 2
+	latency_side ours "$rate"
+	local ok=yes
+	[ "$lat_ok_native" = yes ] || ok=$lat_ok_native
+	[ "$lat_ok_ours" = yes ] || ok=$lat_ok_ours
+	awk -v r="$lat_rows_native/$lat_rows_ours" -v rate="$rate" -v a="$lat_secs_native" -v b="$lat_secs_ours" \
+		-v rss="$lat_rss" -v cpu="$lat_cpu" -v pn="$lat_native" -v po="$lat_ours" -v ok="$ok" 'BEGIN {
+		printf "| latency | %s | %d/s load | | %s s / %s s live, one side at a time | | | - | - | %6.1f | %5.2f | %s | %s | %s |\n",
+		       r, rate, a, b, rss / 1024, cpu, pn, po, ok }'
 }
 
 echo "| workload | row changes | native s | native rows/s | pg_dbmigrator s | rows/s | ratio | stream alone s (walsender busy) | native / alone | peak RSS MiB | client CPU s | native latency p50 / p99 ms | ours latency p50 / p99 ms | checksums equal |"
