@@ -369,11 +369,13 @@ catchup_bounds(catchup_state *s, pgo_lsn chunk, pgo_lsn *upto, bool *to_end, boo
 	*to_end = *upto == flush;
 	*to_endpos = false;
 	/*
-	 * endpos + 1: the server stops after the record that reaches upto_lsn,
-	 * so a commit record that starts at endpos is still read (the stream
-	 * applies it too); one that starts after endpos is left by catchup_row
+	 * endpos within this chunk (so flushed; it may be the flushed end
+	 * itself): endpos + 1, as the server stops after the record that
+	 * reaches upto_lsn, so a commit record that starts at endpos is still
+	 * read (the stream applies it too), and one that starts after endpos is
+	 * left by catchup_row. The server reads no further than its flushed WAL.
 	 */
-	if (s->o->endpos && s->o->endpos < *upto)
+	if (s->o->endpos && s->o->endpos <= *upto)
 	{
 		*upto = s->o->endpos + 1;
 		*to_end = false;
