@@ -420,103 +420,7 @@ catchup_send_query(catchup_state *s, const char *slot, bool consume, pgo_lsn upt
 	return true;
 }
 
-/* Peek one chunk and hand it to the sink. */
-static catchup_chunk
-catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, catchup_stats *st)
-{
-	long rows = 0;
-	pgo_lsn to;
-	bool to_end, to_endpos;
-	bool endpos = false, stopping = false, failed = false;
-	PGresult *res;
-
-	/* bounded by WAL, not by changes: see catchup_bounds */
-	if (!catchup_bounds(s, catchup_max_chunk(s), &to, &to_end, &to_endpos) ||
-	    !catchup_send_query(s, s->o->slot, false, to, pubnames))
-		return CHUNK_FAILED;
-	st->chunks++;
-	while ((res = PQgetResult(s->conn)) != NULL)
-	{
-		ExecStatusType rs = PQresultStatus(res);
-
-		/* the loop is left at a failure, endpos or a stop: a row here is one to apply */
-		if (rs == PGRES_SINGLE_TUPLE)
-		{
-			rows++;
-			if (!catchup_row(s, res, dec, st, &endpos))
-			{
-				failed = true;
-				catchup_abandon_query(s);
-				break;
-			}
-			/* catchup_row kept or freed the row; stop between transactions only */
-			if (s->o->stop && *s->o->stop && !s->in_txn)
-				stopping = true;
-			if (endpos || stopping)
-			{
-				catchup_abandon_query(s);
-				break;
-			}
-			continue;
-		}
-		if (rs != PGRES_TUPLES_OK && rs != PGRES_SINGLE_TUPLE && !failed)
-		{
-			const char *m = PQresultErrorMessage(res);
-
-			snprintf(s->errbuf, s->errlen, "could not read the changes of the slot \"%s\": %.*s",
-			         s->o->slot, catchup_trimmed(m), m);
-			failed = true;
-		}
-		PQclear(res);
-	}
-	if (failed)
-		return CHUNK_FAILED;
-	if (s->in_txn)
-	{
-		snprintf(s->errbuf, s->errlen,
-		         "the source's changes ended inside a transaction (after %ld rows)", rows);
-		return CHUNK_FAILED;
-	}
-	if (!catchup_settle(s, st))
-		return CHUNK_FAILED;
-	if (endpos)
-		return CHUNK_ENDPOS;
-	if (stopping)
-		return CHUNK_STOP;
-	s->upto = to;
-	if (to_endpos)
-		return CHUNK_ENDPOS; /* read up to endpos, and it was there to read */
-	/*
-	 * Read up to the flushed end: the stream goes on from there. Nothing
-	 * committed in a whole chunk of WAL: a transaction longer than that is
-	 * under way, and the stream reads it as it comes rather than the source
-	 * decoding it again for every chunk until it ends.
-	 */
-	if (to_end || rows == 0)
-		return CHUNK_SHORT;
-	return CHUNK_FULL;
-}
-
-/* The serial catch-up: peek a chunk of the slot itself, apply it, advance, again. */
-static catchup_end
-catchup_serial(catchup_state *s, const char *pubnames, pgo_decoder *dec, catchup_stats *st)
-{
-	for (;;)
-	{
-		catchup_chunk c;
-
-		if (s->o->stop && *s->o->stop)
-			return CATCHUP_STOPPED;
-		c = catchup_chunk_run(s, pubnames, dec, st);
-		if (c != CHUNK_FULL)
-			return c == CHUNK_SHORT    ? CATCHUP_DONE
-			       : c == CHUNK_STOP   ? CATCHUP_STOPPED
-			       : c == CHUNK_ENDPOS ? CATCHUP_ENDPOS
-			                           : CATCHUP_FAILED;
-	}
-}
-
-/* ---- pipelined: the source decodes the next chunk while this one is applied ---- */
+/* ---- reading a chunk ---- */
 
 static void
 catchup_arena_reset(catchup_arena *ar)
@@ -589,13 +493,15 @@ catchup_apply_arena(catchup_state *s, pgo_decoder *dec, catchup_stats *st, bool 
 }
 
 /*
- * Read the chunk in flight into the arena. Past CATCHUP_ARENA_MAX (a large
- * transaction), what the arena holds goes to the sink and the rest as it
- * comes (*direct), as the serial mode reads. False with errbuf set.
+ * Read the chunk in flight: up to hold bytes of it into the arena (the
+ * pipelined mode), past that (a large transaction; from the first row with
+ * 0, the serial mode) what the arena holds goes to the sink and the rest as
+ * it comes (*direct), until a transaction past endpos or a stop. False with
+ * errbuf set.
  */
 static bool
-catchup_receive(catchup_state *s, pgo_decoder *dec, catchup_stats *st, long *rows, bool *direct,
-                bool *endpos, bool *stopping)
+catchup_receive(catchup_state *s, pgo_decoder *dec, catchup_stats *st, size_t hold, long *rows,
+                bool *direct, bool *endpos, bool *stopping)
 {
 	PGresult *res;
 	bool failed = false;
@@ -617,7 +523,7 @@ catchup_receive(catchup_state *s, pgo_decoder *dec, catchup_stats *st, long *row
 			{
 				if (!catchup_row_fields(s, res, &lsn, &data, &len))
 					goto failed_row;
-				if (s->arena.used + len <= CATCHUP_ARENA_MAX)
+				if (hold > 0 && s->arena.used + len <= hold)
 				{
 					if (!catchup_arena_add(&s->arena, lsn, data, len))
 					{
@@ -670,6 +576,75 @@ catchup_receive(catchup_state *s, pgo_decoder *dec, catchup_stats *st, long *row
 	return !failed;
 }
 
+/* Nothing is left open inside a transaction at the end of a chunk. */
+static bool
+catchup_between_transactions(catchup_state *s, long rows)
+{
+	if (!s->in_txn)
+		return true;
+	snprintf(s->errbuf, s->errlen,
+	         "the source's changes ended inside a transaction (after %ld rows)", rows);
+	return false;
+}
+
+/* Peek one chunk and hand it to the sink. */
+static catchup_chunk
+catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, catchup_stats *st)
+{
+	long rows = 0;
+	pgo_lsn to;
+	bool to_end, to_endpos;
+	bool direct, endpos = false, stopping = false;
+
+	/* bounded by WAL, not by changes: see catchup_bounds */
+	if (!catchup_bounds(s, catchup_max_chunk(s), &to, &to_end, &to_endpos) ||
+	    !catchup_send_query(s, s->o->slot, false, to, pubnames))
+		return CHUNK_FAILED;
+	st->chunks++;
+	/* every row to the sink as it comes */
+	if (!catchup_receive(s, dec, st, 0, &rows, &direct, &endpos, &stopping) ||
+	    !catchup_between_transactions(s, rows))
+		return CHUNK_FAILED;
+	if (!catchup_settle(s, st))
+		return CHUNK_FAILED;
+	if (endpos)
+		return CHUNK_ENDPOS;
+	if (stopping)
+		return CHUNK_STOP;
+	s->upto = to;
+	if (to_endpos)
+		return CHUNK_ENDPOS; /* read up to endpos, and it was there to read */
+	/*
+	 * Read up to the flushed end: the stream goes on from there. Nothing
+	 * committed in a whole chunk of WAL: a transaction longer than that is
+	 * under way, and the stream reads it as it comes rather than the source
+	 * decoding it again for every chunk until it ends.
+	 */
+	if (to_end || rows == 0)
+		return CHUNK_SHORT;
+	return CHUNK_FULL;
+}
+
+/* The serial catch-up: peek a chunk of the slot itself, apply it, advance, again. */
+static catchup_end
+catchup_serial(catchup_state *s, const char *pubnames, pgo_decoder *dec, catchup_stats *st)
+{
+	for (;;)
+	{
+		catchup_chunk c;
+
+		if (s->o->stop && *s->o->stop)
+			return CATCHUP_STOPPED;
+		c = catchup_chunk_run(s, pubnames, dec, st);
+		if (c != CHUNK_FULL)
+			return c == CHUNK_SHORT    ? CATCHUP_DONE
+			       : c == CHUNK_STOP   ? CATCHUP_STOPPED
+			       : c == CHUNK_ENDPOS ? CATCHUP_ENDPOS
+			                           : CATCHUP_FAILED;
+	}
+}
+
+/* ---- pipelined: the source decodes the next chunk while this one is applied ---- */
 /*
  * A temporary copy of the slot, at the slot's position, for this session
  * to consume chunk after chunk: the slot itself stays where the sink's
@@ -696,17 +671,6 @@ catchup_temp_slot(catchup_state *s)
 	if (!ok)
 		s->temp[0] = '\0';
 	return ok;
-}
-
-/* Nothing is left open inside a transaction at the end of a chunk. */
-static bool
-catchup_between_transactions(catchup_state *s, long rows)
-{
-	if (!s->in_txn)
-		return true;
-	snprintf(s->errbuf, s->errlen,
-	         "the source's changes ended inside a transaction (after %ld rows)", rows);
-	return false;
 }
 
 /*
@@ -776,7 +740,7 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 		}
 		if (!inflight) /* the last chunk is applied */
 			return catchup_finish(s, st, last_endpos ? CATCHUP_ENDPOS : CATCHUP_DONE);
-		if (!catchup_receive(s, dec, st, &rows, &direct, &endpos, &stopping))
+		if (!catchup_receive(s, dec, st, CATCHUP_ARENA_MAX, &rows, &direct, &endpos, &stopping))
 			return CATCHUP_FAILED;
 		s->upto = to;
 		if (direct)
