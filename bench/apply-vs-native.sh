@@ -108,7 +108,9 @@ max_wal_senders = 20
 max_logical_replication_workers = 8
 fsync = $FSYNC
 synchronous_commit = off
-shared_buffers = 256MB
+# room for both targets' tables (tpcb's are 150 MB each): with less, the side
+# timed second wrote the first side's dirty pages out as it evicted them
+shared_buffers = 1GB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
 # no vacuum started in the background: after one side's run it would work on
