@@ -54,16 +54,17 @@ extern const char ddl_install_sql[];
 
 /*
  * Into sql (reset first): the statements that create the publish hook, for a
- * list publication (its name as a quoted literal lpub) covering the schemas
- * lschemas (n quoted literals, as PQescapeLiteral makes them): a new table
- * in one of them that has a replica identity key joins the publication in
- * the transaction that created it (SECURITY DEFINER: the application's role
- * need not own the publication). A keyless one is left out: publishing its
- * updates would make the application's UPDATE and DELETE fail. False when
- * out of memory.
+ * list publication (its name as a quoted literal lpub): a new table for
+ * which in_scope (an SQL condition on s.nspname and c.relname: see
+ * scope_predicate) holds, and that has a replica identity key or a full
+ * one, joins the publication in the transaction that created it (SECURITY
+ * DEFINER: the application's role need not own the publication). A keyless
+ * one is left out: publishing its updates would make the application's
+ * UPDATE and DELETE fail. The capture calls it inside its protected block:
+ * an error there never fails the application's DDL, it reaches the tool.
+ * False when out of memory.
  */
-PGDBM_MUST_CHECK bool ddl_publish_hook_sql(strbuf *sql, const char *lpub,
-                                           const char *const *lschemas, int n);
+PGDBM_MUST_CHECK bool ddl_publish_hook_sql(strbuf *sql, const char *lpub, const char *in_scope);
 
 /*
  * The comment on the capture's schema names the migration that installed it

@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 
 #include "pgdbm_attr.h"
+#include "strbuf.h"
 
 typedef struct scope_filters
 {
@@ -32,6 +33,16 @@ typedef struct scope_filters
  */
 PGDBM_MUST_CHECK bool scope_list_tables(PGconn *conn, const scope_filters *f, char ***names, int *n,
                                         char *errbuf, size_t errlen);
+
+/*
+ * Append to out an SQL boolean expression, for conn, that is true when the
+ * table whose schema name is the SQL expression nsp and whose name is rel
+ * is in f's scope (the system schemas and the tool's own never are): the
+ * rule scope_list_tables applies, for a table that does not exist yet. False
+ * when out of memory.
+ */
+PGDBM_MUST_CHECK bool scope_predicate(PGconn *conn, const scope_filters *f, const char *nsp,
+                                      const char *rel, strbuf *out);
 
 /*
  * A schema name (matched exactly) as a pg_dump --schema / --exclude-schema

@@ -1143,34 +1143,28 @@ ddl_decide(const ddl_msg *m, char *why, size_t whylen)
 /* ------------------------------------------------------- the publish hook */
 
 bool
-ddl_publish_hook_sql(strbuf *sql, const char *lpub, const char *const *lschemas, int n)
+ddl_publish_hook_sql(strbuf *sql, const char *lpub, const char *in_scope)
 {
-	bool ok;
-
 	strbuf_reset(sql);
-	ok = strbuf_append_cstr(sql, "CREATE FUNCTION " DDL_PUBLISH_HOOK "(rel oid) RETURNS void "
-	                             "LANGUAGE plpgsql SECURITY DEFINER "
-	                             "SET search_path = pg_catalog, pg_temp AS $pgdbm_hook$\n"
-	                             "BEGIN\n"
-	                             "  IF EXISTS (SELECT FROM pg_class c "
-	                             "JOIN pg_namespace s ON s.oid = c.relnamespace "
-	                             "WHERE c.oid = rel AND c.relkind IN ('r', 'p') "
-	                             "AND c.relpersistence = 'p' AND NOT c.relispartition "
-	                             "AND s.nspname IN (");
-	for (int i = 0; ok && i < n; i++)
-		ok = strbuf_appendf(sql, "%s%s", i ? ", " : "", lschemas[i]);
-	ok = ok && strbuf_appendf(
-	               sql,
-	               ") AND (c.relreplident = 'f' OR EXISTS (SELECT FROM pg_index i "
-	               "WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident)))) "
-	               "THEN\n"
-	               "    EXECUTE format('ALTER PUBLICATION %%I ADD TABLE %%s', %s, rel::regclass);\n"
-	               "  END IF;\n"
-	               "END\n"
-	               "$pgdbm_hook$;\n"
-	               "ALTER EXTENSION plpgsql ADD FUNCTION " DDL_PUBLISH_HOOK "(oid);\n",
-	               lpub);
-	return ok;
+	return strbuf_appendf(
+	    sql,
+	    "CREATE FUNCTION " DDL_PUBLISH_HOOK "(rel oid) RETURNS void "
+	    "LANGUAGE plpgsql SECURITY DEFINER "
+	    "SET search_path = pg_catalog, pg_temp AS $pgdbm_hook$\n"
+	    "BEGIN\n"
+	    "  IF EXISTS (SELECT FROM pg_class c "
+	    "JOIN pg_namespace s ON s.oid = c.relnamespace "
+	    "WHERE c.oid = rel AND c.relkind IN ('r', 'p') "
+	    "AND c.relpersistence = 'p' AND NOT c.relispartition AND %s "
+	    "AND (c.relreplident = 'f' OR EXISTS (SELECT FROM pg_index i "
+	    "WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident)))) "
+	    "THEN\n"
+	    "    EXECUTE format('ALTER PUBLICATION %%I ADD TABLE %%s', %s, rel::regclass);\n"
+	    "  END IF;\n"
+	    "END\n"
+	    "$pgdbm_hook$;\n"
+	    "ALTER EXTENSION plpgsql ADD FUNCTION " DDL_PUBLISH_HOOK "(oid);\n",
+	    in_scope, lpub);
 }
 
 /* ------------------------------------------------------------ the scope */

@@ -68,33 +68,46 @@ scope_filtered(const scope_filters *f)
 }
 
 bool
-scope_list_tables(PGconn *conn, const scope_filters *f, char ***names, int *n, char *errbuf,
-                  size_t errlen)
+scope_predicate(PGconn *conn, const scope_filters *f, const char *nsp, const char *rel, strbuf *out)
 {
 	char *s = scope_array(conn, f->schemas), *t = scope_array(conn, f->tables);
 	char *xs = scope_array(conn, f->exclude_schemas), *xt = scope_array(conn, f->exclude_tables);
+	bool ok =
+	    s && t && xs && xt &&
+	    strbuf_appendf(out,
+	                   "(%s NOT IN ('pg_catalog', 'information_schema', '" PGDBM_SCHEMA "') "
+	                   "AND %s NOT LIKE 'pg\\_%%' "
+	                   "AND (cardinality(%s::text[]) = 0 OR %s = ANY (%s::text[])) "
+	                   "AND (cardinality(%s::text[]) = 0 OR %s = ANY (%s::text[]) "
+	                   "     OR %s || '.' || %s = ANY (%s::text[])) "
+	                   "AND NOT %s = ANY (%s::text[]) "
+	                   "AND NOT (%s = ANY (%s::text[]) OR %s || '.' || %s = ANY (%s::text[])))",
+	                   nsp, nsp, s, nsp, s, t, rel, t, nsp, rel, t, nsp, xs, rel, xt, nsp, rel, xt);
+
+	PQfreemem(s);
+	PQfreemem(t);
+	PQfreemem(xs);
+	PQfreemem(xt);
+	return ok;
+}
+
+bool
+scope_list_tables(PGconn *conn, const scope_filters *f, char ***names, int *n, char *errbuf,
+                  size_t errlen)
+{
 	strbuf sql;
 	PGresult *res = NULL;
-	bool ok = s && t && xs && xt;
+	bool ok;
 
 	*names = NULL;
 	*n = 0;
 	strbuf_init(&sql);
-	ok = ok && strbuf_appendf(
-	               &sql,
-	               "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+	ok = strbuf_append_cstr(
+	         &sql, "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
 	               "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-	               "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
-	               "AND n.nspname NOT IN ('pg_catalog', 'information_schema', '" PGDBM_SCHEMA "') "
-	               "AND n.nspname NOT LIKE 'pg\\_%%' "
-	               "AND (cardinality(%s::text[]) = 0 OR n.nspname = ANY (%s::text[])) "
-	               "AND (cardinality(%s::text[]) = 0 OR c.relname = ANY (%s::text[]) "
-	               "     OR n.nspname || '.' || c.relname = ANY (%s::text[])) "
-	               "AND NOT n.nspname = ANY (%s::text[]) "
-	               "AND NOT (c.relname = ANY (%s::text[]) OR n.nspname || '.' || c.relname = ANY "
-	               "(%s::text[])) "
-	               "ORDER BY 1",
-	               s, s, t, t, t, xs, xt, xt);
+	               "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND ") &&
+	     scope_predicate(conn, f, "n.nspname", "c.relname", &sql) &&
+	     strbuf_append_cstr(&sql, " ORDER BY 1");
 	if (ok)
 	{
 		res = PQexec(conn, strbuf_data(&sql));
@@ -119,10 +132,6 @@ scope_list_tables(PGconn *conn, const scope_filters *f, char ***names, int *n, c
 			snprintf(errbuf, errlen, "out of memory");
 	}
 	PQclear(res);
-	PQfreemem(s);
-	PQfreemem(t);
-	PQfreemem(xs);
-	PQfreemem(xt);
 	strbuf_free(&sql);
 	if (!ok)
 	{

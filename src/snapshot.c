@@ -116,26 +116,28 @@ snapshot_ddl_remove(mig *m, const char *phase)
 }
 
 /*
- * Our list publication of --schema's schemas: a table created in one of
- * them during the migration joins it in the same transaction (ddl.h's
- * publish hook). Without it, its rows would never be streamed; a warning
- * says so when the hook cannot be made.
+ * Our list publication (made for --schema, --table or --exclude-..., or
+ * beside the insert-only one of keyless tables): a table created in scope
+ * during the migration joins it in the same transaction (ddl.h's publish
+ * hook). Without it, its rows would never be streamed; a warning says so
+ * when the hook cannot be made.
  */
 static void
 snapshot_ddl_publish_hook(mig *m)
 {
-	char *lit[MIGOPTS_MAX_LIST + 1] = {NULL}, *lpub, err[1024];
-	strbuf sql;
+	scope_filters f = mig_scope(m);
+	char *lpub, err[1024];
+	strbuf sql, cond;
 	bool ok;
 
-	if (!m->created_publication || m->plan.all_tables || m->o.nschemas == 0)
+	if (!m->created_publication || m->plan.all_tables)
 		return;
 	lpub = PQescapeLiteral(m->src, m->plan.publication, strlen(m->plan.publication));
-	ok = lpub != NULL;
-	for (int i = 0; ok && i < m->o.nschemas; i++)
-		ok = (lit[i] = PQescapeLiteral(m->src, m->o.schemas[i], strlen(m->o.schemas[i]))) != NULL;
 	strbuf_init(&sql);
-	if (!ok || !ddl_publish_hook_sql(&sql, lpub, (const char *const *)lit, m->o.nschemas))
+	strbuf_init(&cond);
+	ok = lpub != NULL && scope_predicate(m->src, &f, "s.nspname", "c.relname", &cond) &&
+	     ddl_publish_hook_sql(&sql, lpub, strbuf_data(&cond));
+	if (!ok)
 		snprintf(err, sizeof(err), "out of memory");
 	else
 		ok = snapshot_ddl_exec(m->src, strbuf_data(&sql), err, sizeof(err));
@@ -145,9 +147,8 @@ snapshot_ddl_publish_hook(mig *m)
 		          "publication %s (%s): their rows are not streamed, and verify will say so",
 		          m->plan.publication, err);
 	strbuf_free(&sql);
+	strbuf_free(&cond);
 	PQfreemem(lpub);
-	for (int i = 0; i < m->o.nschemas; i++)
-		PQfreemem(lit[i]);
 }
 
 /*

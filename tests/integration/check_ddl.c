@@ -21,6 +21,12 @@
  *    each DDL; its last commit, a DDL and a row, is asynchronous and not yet
  *    written (the WAL writer slowed) when the operator presses Ctrl+C: the
  *    UTF8 target ends with the same schema and rows, that commit included;
+ *  - the tool killed on a LATIN1 source with a keyless journal (so the
+ *    publication is a list), the application's accented rows, DDL and a new
+ *    table written while it is down: the resumed run reads that backlog
+ *    through the pipelined SQL catch-up, in more than one chunk, and the
+ *    target ends the same (the new table's rows were never published before
+ *    the publish hook served every list publication, not only --schema's);
  *  - an SQL_ASCII source whose DDL names a column in bytes that are not
  *    UTF-8: the DDL goes through on the source, the migration stops saying
  *    the source could not capture it.
@@ -850,6 +856,80 @@ START_TEST(a_latin1_source_deploys_accented_names_and_its_last_commit_is_asynchr
 END_TEST
 
 /*
+ * The tool is killed on a LATIN1 source, and the workshop's application goes
+ * on while it is down: accented rows, a column and a table with accented
+ * names (its DDL between the rows), a keyless journal it only appends to.
+ * The resumed run reads that backlog through SQL, pipelined and in more
+ * than one chunk, before it streams: the rows come converted to the
+ * target's UTF8, each DDL in its place between them.
+ */
+START_TEST(a_latin1_backlog_with_ddl_comes_through_the_pipelined_catch_up)
+{
+	char src[256], tgt[256], dump[512], buf[256];
+	PGconn *s, *t;
+	pgt_proc tool;
+	char *out, *err;
+
+	story_fresh_sides_in(&sv, "atelier", "LATIN1", src, tgt, sizeof(src), &s, &t);
+	pgt_exec(s, "SET client_encoding TO 'UTF8'");
+	pgt_exec(s, "CREATE TABLE \"pièces\" (id int PRIMARY KEY, nom text NOT NULL)");
+	pgt_exec(s, "INSERT INTO \"pièces\" SELECT g, 'pièce n°' || g FROM generate_series(1, 100) g");
+	pgt_exec(s, "CREATE TABLE journal (n serial, quoi text NOT NULL)");
+	pgt_exec(s, "INSERT INTO journal (quoi) VALUES ('créé')");
+	pgt_scratch("atelier-dump", dump, sizeof(dump));
+	migrate_replaying_ddl(&tool, src, tgt, dump);
+	story_kill_9(&tool);
+
+	/* while the tool is down */
+	pgt_exec(s, "INSERT INTO \"pièces\" SELECT g, 'réédition ' || g FROM generate_series(101, "
+	            "3000) g");
+	pgt_exec(s, "ALTER TABLE \"pièces\" ADD COLUMN \"matériau\" text DEFAULT 'chêne'");
+	pgt_exec(s, "INSERT INTO \"pièces\" VALUES (3001, 'étagère', 'hêtre')");
+	pgt_exec(s, "UPDATE \"pièces\" SET nom = nom || ' (révisée)' WHERE id % 10 = 0");
+	pgt_exec(s, "CREATE TABLE \"façonnage\" (id int PRIMARY KEY, \"pièce\" int REFERENCES "
+	            "\"pièces\", \"étape\" text NOT NULL)");
+	pgt_exec(s, "INSERT INTO \"façonnage\" SELECT g, g, 'ébauche' FROM generate_series(1, 500) g");
+	/* in transactions of 2000 rows, past the catch-up's first chunk (4 MB of WAL) */
+	for (int i = 0; i < 30; i++)
+		pgt_exec(s, "INSERT INTO journal (quoi) SELECT 'entrée à ' || g FROM generate_series(1, "
+		            "2000) g");
+	pgt_exec(s, "DELETE FROM \"pièces\" WHERE id BETWEEN 2000 AND 2100");
+	pgt_exec(s, "UPDATE \"façonnage\" SET \"étape\" = 'finition' WHERE id <= 250");
+
+	story_migrate(&tool, "online", src, tgt, dump,
+	              (const char *const[]){"--json", "--cutover-poll-secs", "1", "--verify", "strict",
+	                                    "--no-owner", "--ddl", "replicate", "--resume", NULL},
+	              NULL);
+	story_expect(&tool, "stage=CaughtUp", 60);
+	story_cut_over(&tool, 120, &out, &err);
+
+	ck_assert_msg(strstr(err, "applied the backlog through SQL: ") &&
+	                  strstr(err, " (pipelined), ") && !strstr(err, " in 1 chunk"),
+	              "the backlog did not come through the pipelined catch-up in chunks: %s",
+	              story_tail(err));
+	ck_assert_msg(strstr(out, "\"differences\":0"), "no clean Verify: %s", story_tail(out));
+	ck_assert_msg(strstr(err, "replayed the source's ALTER TABLE") &&
+	                  strstr(err, "replayed the source's CREATE TABLE"),
+	              "%s", story_tail(err));
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT nom || ' / ' || \"matériau\" FROM \"pièces\" WHERE id = "
+	                           "3001",
+	                           buf, sizeof(buf)),
+	                 "étagère / hêtre");
+	ck_assert_str_eq(pgt_value(t,
+	                           "SELECT nom || ' / ' || \"matériau\" FROM \"pièces\" WHERE id = 10",
+	                           buf, sizeof(buf)),
+	                 "pièce n°10 (révisée) / chêne");
+	ck_assert_int_eq(story_count(t, "journal"), 60001);
+	pgt_assert_same(s, t, "\"pièces\"");
+	pgt_assert_same(s, t, "\"façonnage\"");
+	pgt_assert_same(s, t, "journal");
+	assert_same_schema("atelier");
+	end_with_nothing_left(s, t, out, err);
+}
+END_TEST
+
+/*
  * A legacy SQL_ASCII source whose application writes a name in LATIN1 bytes
  * (not UTF-8): the capture cannot make it UTF-8, yet the application's DDL
  * must go through on the source; the migration stops, saying why.
@@ -963,6 +1043,7 @@ main(void)
 	    with_ddl_stop_validate_and_status_warn_of_keyless_tables,
 	    a_second_migration_of_the_database_does_not_take_the_capture,
 	    a_latin1_source_deploys_accented_names_and_its_last_commit_is_asynchronous,
+	    a_latin1_backlog_with_ddl_comes_through_the_pipelined_catch_up,
 	    an_sql_ascii_source_s_ddl_that_is_not_utf8_never_fails_on_the_source,
 	    a_utf8_source_deploys_accented_names_onto_a_latin1_target,
 	    NULL};
