@@ -224,14 +224,16 @@ START_TEST(only_commands_touching_the_scope_are_replayed)
 }
 END_TEST
 
-START_TEST(the_publish_hook_names_its_publication_and_schemas)
+START_TEST(the_publish_hook_names_its_publication_and_tests_the_scope)
 {
 	strbuf sql;
-	const char *schemas[] = {"'shop'", "'it''s'"};
 
 	strbuf_init(&sql);
-	ck_assert(ddl_publish_hook_sql(&sql, "'my pub'", schemas, 2));
-	ck_assert(strstr(strbuf_data(&sql), "s.nspname IN ('shop', 'it''s')") != NULL);
+	ck_assert(ddl_publish_hook_sql(&sql, "'my pub'", "(s.nspname = ANY ('{shop}'::text[]))"));
+	ck_assert(strstr(strbuf_data(&sql), "AND (s.nspname = ANY ('{shop}'::text[])) AND") != NULL);
+	/* only a table with a key or a full identity, of its own (not a partition) */
+	ck_assert(strstr(strbuf_data(&sql), "c.relreplident = 'f' OR EXISTS") != NULL);
+	ck_assert(strstr(strbuf_data(&sql), "NOT c.relispartition") != NULL);
 	ck_assert(strstr(strbuf_data(&sql), "ADD TABLE %s', 'my pub', rel::regclass)") != NULL);
 	ck_assert(strstr(strbuf_data(&sql), "SECURITY DEFINER") != NULL);
 	ck_assert(strstr(strbuf_data(&sql), "ALTER EXTENSION plpgsql ADD FUNCTION") != NULL);
@@ -296,7 +298,7 @@ main(void)
 	tcase_add_test(tc, bad_messages_are_refused);
 	tcase_add_test(tc, the_replay_is_decided_by_the_text_then_the_definitions);
 	tcase_add_test(tc, only_commands_touching_the_scope_are_replayed);
-	tcase_add_test(tc, the_publish_hook_names_its_publication_and_schemas);
+	tcase_add_test(tc, the_publish_hook_names_its_publication_and_tests_the_scope);
 	tcase_add_test(tc, the_ddl_options_are_parsed);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
