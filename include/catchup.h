@@ -64,6 +64,8 @@
  */
 #define CATCHUP_DEFAULT_CHUNK_BYTES ((pgo_lsn)256 * 1024 * 1024)
 
+struct catchup_stats;
+
 typedef struct catchup_opts
 {
 	const char *source;              /* borrowed: the source's connection string */
@@ -75,6 +77,14 @@ typedef struct catchup_opts
 	uint64_t chunk_bytes;            /* WAL per chunk; 0: CATCHUP_DEFAULT_CHUNK_BYTES */
 	pgo_lsn endpos;                  /* 0: none; else stop before a transaction past it */
 	volatile sig_atomic_t *stop;     /* borrowed, may be NULL: stop at the next commit */
+	/*
+	 * May be NULL: called between chunks, after one is handed to the sink,
+	 * with where it ended (applied), the source's flushed WAL when the last
+	 * chunk was asked for (target), and the statistics so far (a long
+	 * backlog is read for minutes: the caller says how far it has come)
+	 */
+	void (*progress)(void *arg, pgo_lsn applied, pgo_lsn target, const struct catchup_stats *st);
+	void *progress_arg; /* borrowed: passed to progress */
 } catchup_opts;
 
 typedef enum catchup_end

@@ -64,6 +64,7 @@ typedef struct catchup_state
 	size_t held_bytes;
 	bool in_txn;                /* between a Begin and its Commit */
 	pgo_lsn upto;               /* where the last chunk read to */
+	pgo_lsn flush;              /* the source's flushed WAL when the last chunk was asked for */
 	pgo_lsn kept;               /* what the sink keeps: the end of its last settle */
 	char temp[NAMEDATALEN_MAX]; /* the temporary copy of the slot the pipelined mode consumes */
 	catchup_arena arena;        /* owned: the pipelined mode's received chunk */
@@ -364,6 +365,7 @@ catchup_bounds(catchup_state *s, pgo_lsn chunk, pgo_lsn *upto, bool *to_end, boo
 		catchup_fail_pq(s, "could not read the source's WAL position");
 		return false;
 	}
+	s->flush = flush;
 	from = s->upto > confirmed ? s->upto : confirmed;
 	*upto = flush - from > chunk ? from + chunk : flush;
 	*to_end = *upto == flush;
@@ -587,6 +589,14 @@ catchup_between_transactions(catchup_state *s, long rows)
 	return false;
 }
 
+/* Say how far the catch-up has come: up to the end of the chunk the sink was handed. */
+static void
+catchup_report(const catchup_state *s, pgo_lsn applied, const catchup_stats *st)
+{
+	if (s->o->progress)
+		s->o->progress(s->o->progress_arg, applied, s->flush, st);
+}
+
 /* Peek one chunk and hand it to the sink. */
 static catchup_chunk
 catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, catchup_stats *st)
@@ -622,6 +632,7 @@ catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 	 */
 	if (to_end || rows == 0)
 		return CHUNK_SHORT;
+	catchup_report(s, to, st);
 	return CHUNK_FULL;
 }
 
@@ -737,6 +748,8 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 					catchup_abandon_query(s);
 				return catchup_finish(s, st, endpos ? CATCHUP_ENDPOS : CATCHUP_STOPPED);
 			}
+			if (inflight)
+				catchup_report(s, s->upto, st);
 		}
 		if (!inflight) /* the last chunk is applied */
 			return catchup_finish(s, st, last_endpos ? CATCHUP_ENDPOS : CATCHUP_DONE);
@@ -754,6 +767,7 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 				return CATCHUP_FAILED;
 			if (endpos || stopping)
 				return catchup_finish(s, st, endpos ? CATCHUP_ENDPOS : CATCHUP_STOPPED);
+			catchup_report(s, to, st);
 		}
 		else
 		{

@@ -163,6 +163,50 @@ follow_reconnect(mig *m, pipeline *pl, follow_retry *retry, char *errbuf, size_t
 	return FOLLOW_OK;
 }
 
+/* The catch-up's Lag events: the first chunk's at once, then one a --cutover-poll-secs. */
+typedef struct follow_progress
+{
+	const mig *m;     /* borrowed */
+	const applier *a; /* borrowed */
+	int64_t last_ms;  /* when the last one was said (0: none yet) */
+} follow_progress;
+
+/*
+ * A Lag event between two chunks of the catch-up, as the stream's say how far
+ * it has come: a backlog of gigabytes is read for minutes before streaming.
+ */
+static void
+follow_catch_up_progress(void *arg, pgo_lsn applied, pgo_lsn target, const catchup_stats *st)
+{
+	follow_progress *fp = arg;
+	int64_t now = cli_now_ms();
+	long long lag = target > applied ? (long long)(target - applied) : 0;
+	double secs = 0;
+	char a[PGO_LSN_STRLEN], f[PGO_LSN_STRLEN];
+	event e;
+
+	if (fp->last_ms && now - fp->last_ms < (int64_t)fp->m->o.poll_secs * 1000)
+		return;
+	fp->last_ms = now;
+	/* how old the last commit applied is: the changes after it wait */
+	if (lag > 0 && fp->a->last_commit_time > 0)
+		secs = (double)(replconn_now() - fp->a->last_commit_time) / 1e6;
+	event_begin(&e, "Lag");
+	event_int(&e, "lag_bytes", lag);
+	event_num(&e, "lag_seconds", secs < 0 ? 0 : secs);
+	event_str(&e, "source_lsn", pgo_lsn_format(target, f));
+	event_str(&e, "applied_lsn", pgo_lsn_format(applied, a));
+	event_int(&e, "row_changes",
+	          (int64_t)(fp->a->stats.inserts + fp->a->stats.updates + fp->a->stats.deletes));
+	event_int(&e, "transactions", (int64_t)fp->a->stats.txns);
+	event_str(&e, "through", "sql");
+	event_int(&e, "chunks", (int64_t)st->chunks);
+	event_end(
+	    &e, "replication lag %lld bytes (the backlog through SQL: %.1f MB in %llu chunk%s so far)",
+	    lag, (double)st->bytes / (1024.0 * 1024.0), (unsigned long long)st->chunks,
+	    st->chunks == 1 ? "" : "s");
+}
+
 /*
  * Before the first START_REPLICATION: apply the backlog through SQL (see
  * catchup.h), the slot advanced as the target keeps it, and stream after
@@ -175,11 +219,14 @@ static bool
 follow_catch_up(mig *m, pipeline *pl, const char **pubs, replstart *start, char *errbuf,
                 size_t errlen)
 {
+	follow_progress fp = {.m = m, .a = &pl->app, .last_ms = 0};
 	catchup_opts co = {.source = m->o.source,
 	                   .slot = m->o.slot,
 	                   .publications = pubs,
 	                   .messages = m->ddl,
-	                   .stop = &mig_signals};
+	                   .stop = &mig_signals,
+	                   .progress = follow_catch_up_progress,
+	                   .progress_arg = &fp};
 	catchup_stats st;
 	char lsn[PGO_LSN_STRLEN];
 	int64_t t0 = cli_now_ms();

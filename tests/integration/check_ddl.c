@@ -907,6 +907,9 @@ START_TEST(a_latin1_backlog_with_ddl_comes_through_the_pipelined_catch_up)
 	                  strstr(err, " (pipelined), ") && !strstr(err, " in 1 chunk"),
 	              "the backlog did not come through the pipelined catch-up in chunks: %s",
 	              story_tail(err));
+	/* between its chunks, how far it had come */
+	ck_assert_msg(strstr(out, "\"stage\":\"Lag\"") && strstr(out, "\"through\":\"sql\""),
+	              "no Lag event during the catch-up: %s", story_tail(out));
 	ck_assert_msg(strstr(out, "\"differences\":0"), "no clean Verify: %s", story_tail(out));
 	ck_assert_msg(strstr(err, "replayed the source's ALTER TABLE") &&
 	                  strstr(err, "replayed the source's CREATE TABLE"),
