@@ -235,7 +235,7 @@ catchup_settle(catchup_state *s, catchup_stats *st)
 
 typedef enum
 {
-	CHUNK_FULL,  /* as many changes as asked for: more may follow */
+	CHUNK_FULL,  /* read up to its bound, short of the end: more may follow */
 	CHUNK_SHORT, /* the backlog ended within it */
 	CHUNK_STOP,
 	CHUNK_ENDPOS,
@@ -691,9 +691,7 @@ catchup_temp_slot(catchup_state *s)
 static catchup_end
 catchup_finish(catchup_state *s, catchup_stats *st, catchup_end end)
 {
-	if (!catchup_keep(s, true) || !catchup_advance(s, s->kept, st))
-		return CATCHUP_FAILED;
-	return end;
+	return catchup_settle(s, st) ? end : CATCHUP_FAILED;
 }
 
 /*

@@ -375,13 +375,49 @@ cutover_applying(const applier *a, char *buf, size_t size)
 
 /* Lag in seconds, roughly: how old the last commit seen is, while changes wait. */
 static double
-cutover_lag_seconds(const mig *m, pgo_lsn received, pgo_lsn applied)
+cutover_lag_seconds(const applier *a, bool waiting)
 {
 	double secs = 0;
 
-	if (received > applied && m->app->last_commit_time > 0)
-		secs = (double)(replconn_now() - m->app->last_commit_time) / 1e6;
+	if (waiting && a->last_commit_time > 0)
+		secs = (double)(replconn_now() - a->last_commit_time) / 1e6;
 	return secs < 0 ? 0 : secs;
+}
+
+/*
+ * The Lag event: the source's position, what was received and what the
+ * target keeps; with sql (the catch-up's statistics), between the SQL
+ * catch-up's chunks, which receive nothing but what they apply.
+ */
+static void
+cutover_lag_event(const applier *a, pgo_lsn source, pgo_lsn received, pgo_lsn applied,
+                  const catchup_stats *sql)
+{
+	long long lag = source > applied ? (long long)(source - applied) : 0;
+	char l[PGO_LSN_STRLEN];
+	event e;
+
+	event_begin(&e, "Lag");
+	event_int(&e, "lag_bytes", lag);
+	/* how old the oldest change not yet applied is, roughly: the last commit seen */
+	event_num(&e, "lag_seconds", cutover_lag_seconds(a, sql ? lag > 0 : received > applied));
+	event_str(&e, "source_lsn", pgo_lsn_format(source, l));
+	if (!sql)
+		event_str(&e, "received_lsn", pgo_lsn_format(received, l));
+	event_str(&e, "applied_lsn", pgo_lsn_format(applied, l));
+	event_int(&e, "row_changes", (int64_t)(a->stats.inserts + a->stats.updates + a->stats.deletes));
+	event_int(&e, "transactions", (int64_t)a->stats.txns);
+	if (!sql)
+	{
+		event_end(&e, "replication lag %lld bytes", lag);
+		return;
+	}
+	event_str(&e, "through", "sql");
+	event_int(&e, "chunks", (int64_t)sql->chunks);
+	event_end(
+	    &e, "replication lag %lld bytes (the backlog through SQL: %.1f MB in %llu chunk%s so far)",
+	    lag, (double)sql->bytes / (1024.0 * 1024.0), (unsigned long long)sql->chunks,
+	    sql->chunks == 1 ? "" : "s");
 }
 
 /* Redraw the status line when a second has passed since the last time. */
@@ -411,8 +447,8 @@ cutover_draw_status(mig *m, int64_t now_ms)
 	              w->source_lsn ? cutover_size(source > applied ? (long long)(source - applied) : 0,
 	                                           lag, sizeof(lag))
 	                            : "?",
-	              cutover_lag_seconds(m, received, applied), rate, (unsigned long long)changes,
-	              cutover_applying(m->app, what, sizeof(what)),
+	              cutover_lag_seconds(m->app, received > applied), rate,
+	              (unsigned long long)changes, cutover_applying(m->app, what, sizeof(what)),
 	              m->cutover ? "" : " | Ctrl+C cuts over");
 	w->drawn_ms = now_ms;
 	w->drawn_changes = changes;
@@ -423,28 +459,13 @@ static void
 cutover_report_lag(mig *m, pgo_lsn flush)
 {
 	pgo_lsn applied = receiver_flush_lsn(m->rcv);
-	pgo_lsn received = atomic_load(&m->rcv->received_lsn);
 	long long lag = flush > applied ? (long long)(flush - applied) : 0;
-	/* how old the oldest change not yet applied is, roughly: the last commit seen */
-	double lag_secs = cutover_lag_seconds(m, received, applied);
-	char a[PGO_LSN_STRLEN], r[PGO_LSN_STRLEN], f[PGO_LSN_STRLEN];
 	event e;
 
 	cutover_watching.source_lsn = flush;
 	/* on a terminal the status line shows the lag (cutover_draw_status): no Lag lines there */
 	if (!cutover_status_line(m))
-	{
-		event_begin(&e, "Lag");
-		event_int(&e, "lag_bytes", lag);
-		event_num(&e, "lag_seconds", lag_secs);
-		event_str(&e, "source_lsn", pgo_lsn_format(flush, f));
-		event_str(&e, "received_lsn", pgo_lsn_format(received, r));
-		event_str(&e, "applied_lsn", pgo_lsn_format(applied, a));
-		event_int(&e, "row_changes",
-		          (int64_t)(m->app->stats.inserts + m->app->stats.updates + m->app->stats.deletes));
-		event_int(&e, "transactions", (int64_t)m->app->stats.txns);
-		event_end(&e, "replication lag %lld bytes", lag);
-	}
+		cutover_lag_event(m->app, flush, atomic_load(&m->rcv->received_lsn), applied, NULL);
 	if (!m->caught_up && lag <= m->o.lag_threshold)
 	{
 		m->caught_up = true;
@@ -453,6 +474,25 @@ cutover_report_lag(mig *m, pgo_lsn flush)
 		event_end(&e, "the target caught up (lag %lld bytes <= %lld): press Ctrl+C to cut over",
 		          lag, m->o.lag_threshold);
 	}
+}
+
+void
+cutover_catch_up_lag(const mig *m, const applier *a, pgo_lsn source, pgo_lsn applied,
+                     const catchup_stats *st)
+{
+	char lag[32];
+
+	if (!cutover_status_line(m))
+	{
+		cutover_lag_event(a, source, 0, applied, st);
+		return;
+	}
+	termline_draw(
+	    "Catching up through SQL: lag %s | %llu row changes applied, %llu chunk%s | "
+	    "Ctrl+C cuts over",
+	    cutover_size(source > applied ? (long long)(source - applied) : 0, lag, sizeof(lag)),
+	    (unsigned long long)(a->stats.inserts + a->stats.updates + a->stats.deletes),
+	    (unsigned long long)st->chunks, st->chunks == 1 ? "" : "s");
 }
 
 /*

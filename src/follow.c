@@ -168,43 +168,21 @@ typedef struct follow_progress
 {
 	const mig *m;     /* borrowed */
 	const applier *a; /* borrowed */
-	int64_t last_ms;  /* when the last one was said (0: none yet) */
+	int64_t every_ms;
+	int64_t last_ms; /* when the last one was said (0: none yet) */
 } follow_progress;
 
-/*
- * A Lag event between two chunks of the catch-up, as the stream's say how far
- * it has come: a backlog of gigabytes is read for minutes before streaming.
- */
+/* Between two chunks of the catch-up: a backlog of gigabytes is read for minutes. */
 static void
 follow_catch_up_progress(void *arg, pgo_lsn applied, pgo_lsn target, const catchup_stats *st)
 {
 	follow_progress *fp = arg;
 	int64_t now = cli_now_ms();
-	long long lag = target > applied ? (long long)(target - applied) : 0;
-	double secs = 0;
-	char a[PGO_LSN_STRLEN], f[PGO_LSN_STRLEN];
-	event e;
 
-	if (fp->last_ms && now - fp->last_ms < (int64_t)fp->m->o.poll_secs * 1000)
+	if (fp->last_ms && now - fp->last_ms < fp->every_ms)
 		return;
 	fp->last_ms = now;
-	/* how old the last commit applied is: the changes after it wait */
-	if (lag > 0 && fp->a->last_commit_time > 0)
-		secs = (double)(replconn_now() - fp->a->last_commit_time) / 1e6;
-	event_begin(&e, "Lag");
-	event_int(&e, "lag_bytes", lag);
-	event_num(&e, "lag_seconds", secs < 0 ? 0 : secs);
-	event_str(&e, "source_lsn", pgo_lsn_format(target, f));
-	event_str(&e, "applied_lsn", pgo_lsn_format(applied, a));
-	event_int(&e, "row_changes",
-	          (int64_t)(fp->a->stats.inserts + fp->a->stats.updates + fp->a->stats.deletes));
-	event_int(&e, "transactions", (int64_t)fp->a->stats.txns);
-	event_str(&e, "through", "sql");
-	event_int(&e, "chunks", (int64_t)st->chunks);
-	event_end(
-	    &e, "replication lag %lld bytes (the backlog through SQL: %.1f MB in %llu chunk%s so far)",
-	    lag, (double)st->bytes / (1024.0 * 1024.0), (unsigned long long)st->chunks,
-	    st->chunks == 1 ? "" : "s");
+	cutover_catch_up_lag(fp->m, fp->a, target, applied, st);
 }
 
 /*
@@ -219,7 +197,8 @@ static bool
 follow_catch_up(mig *m, pipeline *pl, const char **pubs, replstart *start, char *errbuf,
                 size_t errlen)
 {
-	follow_progress fp = {.m = m, .a = &pl->app, .last_ms = 0};
+	follow_progress fp = {
+	    .m = m, .a = &pl->app, .every_ms = (int64_t)m->o.poll_secs * 1000, .last_ms = 0};
 	catchup_opts co = {.source = m->o.source,
 	                   .slot = m->o.slot,
 	                   .publications = pubs,

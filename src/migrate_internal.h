@@ -306,6 +306,15 @@ PGDBM_MUST_CHECK bool cutover_monitor_start(cutover_monitor *mon, mig *m, char *
 /* Stop the monitor: waits for a job that runs (the end position's wait is cut short). */
 void cutover_monitor_stop(cutover_monitor *mon, mig *m);
 
+/*
+ * Between the SQL catch-up's chunks: how far it has come (source: the
+ * source's flushed WAL when the last chunk was asked for; applied: the end
+ * of the chunk the applier a was handed), as a Lag event, or on a terminal
+ * the status line, as while streaming.
+ */
+void cutover_catch_up_lag(const mig *m, const applier *a, pgo_lsn source, pgo_lsn applied,
+                          const catchup_stats *st);
+
 /* The stream loop's tick (stream_tick_fn): acts on cutover_decide's step. */
 stream_action cutover_tick(void *arg, pgo_lsn *endpos);
 
