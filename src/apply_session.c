@@ -1,20 +1,23 @@
 /*
  * apply_session.c — the applier's target session: connect (named "pg_dbmigrator
  * apply" in pg_stat_activity unless the connection string names it), set
- * the session up, make and read this slot's row of the progress table, and
- * close it all again.
+ * the session up, hold this slot's advisory lock (one applier a slot), make
+ * and read this slot's row of the progress table, and close it all again.
  *
  * Owns: the connection (a->conn) and what apply_open allocates. Never:
  * trusts a progress row of another source or run (apply_opts).
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "apply.h"
 #include "apply_internal.h"
+#include "cli.h"
 #include "events.h"
 #include "pgdbm_schema.h"
 #include "pgsession.h"
@@ -110,6 +113,160 @@ apply_read_progress(applier *a)
 }
 
 /*
+ * One applier a slot on the target: a session-level advisory lock, taken
+ * before the progress row is read. A run killed with kill -9 leaves its
+ * target session behind, and that session goes on with the statements
+ * already sent (whole groups, with their commits) until it reads the end of
+ * the connection; a progress row read meanwhile is about to move, and the
+ * changes after it would come twice. So the lock is waited for while its
+ * holder works (APPLY_LOCK_WAIT_MS at most). A holder idle for
+ * APPLY_LOCK_IDLE_S has nothing left to run (a killed run's session would
+ * have read the end of its connection and gone): it is a session whose
+ * connection was lost without a word, or another run of this slot between
+ * two groups; it is ended (its open group, never committed, rolls back).
+ */
+#define APPLY_LOCK_CLASS   0x70676462 /* "pgdb": the first key of our advisory locks */
+#define APPLY_LOCK_WAIT_MS 60000
+#define APPLY_LOCK_SAY_MS  2000 /* a wait this long is said */
+#define APPLY_LOCK_IDLE_S  5
+
+/* The second key: FNV-1a of the slot name, as a signed 32-bit value. */
+static int32_t
+apply_lock_key(const char *slot)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)slot; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return (int32_t)h;
+}
+
+/* The lock's holder: who (for the messages), and its pid if it has been idle long. */
+typedef struct apply_lock_holder
+{
+	char who[256];
+	char idle_pid[16]; /* "" unless idle for APPLY_LOCK_IDLE_S */
+} apply_lock_holder;
+
+static void
+apply_lock_find_holder(applier *a, const char *const *keys, apply_lock_holder *h)
+{
+	char idle[16];
+	const char *params[3] = {keys[0], keys[1], idle};
+	PGresult *res;
+
+	snprintf(idle, sizeof(idle), "%d", APPLY_LOCK_IDLE_S);
+	res = PQexecParams(
+	    a->conn,
+	    "SELECT l.pid, coalesce(nullif(s.application_name, ''), '?'), "
+	    "coalesce(s.state, '?'), s.state <> 'active' AND s.state_change < now() - "
+	    "make_interval(secs => $3::int) "
+	    "FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity s USING (pid) "
+	    "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+	    "(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
+	    "AND l.classid::int = $1::int AND l.objid::int = $2::int AND l.objsubid = 2",
+	    3, NULL, params, NULL, NULL, 0);
+
+	h->idle_pid[0] = '\0';
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+	{
+		snprintf(h->who, sizeof(h->who), "pid %s, application_name \"%s\", %s",
+		         PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+		if (PQgetvalue(res, 0, 3)[0] == 't')
+			snprintf(h->idle_pid, sizeof(h->idle_pid), "%s", PQgetvalue(res, 0, 0));
+	}
+	else
+		snprintf(h->who, sizeof(h->who), "a session that has just ended");
+	PQclear(res);
+}
+
+/* Try the lock once: 1 taken, 0 held by another, -1 failed (a->errmsg). */
+static int
+apply_lock_try(applier *a, const char *const *keys)
+{
+	PGresult *res = NULL;
+	bool got;
+
+	if (!apply_pipe_exec(a, "SELECT pg_catalog.pg_try_advisory_lock($1::int, $2::int)", 2, keys,
+	                     &res))
+		return -1;
+	got = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return got ? 1 : 0;
+}
+
+/* End an idle holder (once); false with why when the target refuses. */
+static bool
+apply_lock_end_holder(applier *a, const apply_lock_holder *h, char *why, size_t size)
+{
+	const char *pid[1] = {h->idle_pid};
+	PGresult *res;
+	bool ok;
+
+	if (!a->opts.quiet)
+		event_say("StreamApply", "warning",
+		          "ending the target session that holds slot \"%s\" (%s): idle for over %d s, "
+		          "it has nothing left to commit",
+		          a->opts.slot_name, h->who, APPLY_LOCK_IDLE_S);
+	res = PQexecParams(a->conn, "SELECT pg_catalog.pg_terminate_backend($1::int)", 1, NULL, pid,
+	                   NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		snprintf(why, size, "; it could not be ended: %s", PQresultErrorMessage(res));
+	PQclear(res);
+	return ok;
+}
+
+static bool
+apply_lock_slot(applier *a)
+{
+	char k1[16], k2[16], msg[1024], ended[16] = "", why[512] = "";
+	const char *keys[2] = {k1, k2};
+	int64_t start = cli_now_ms();
+	bool said = false;
+	apply_lock_holder h;
+
+	snprintf(k1, sizeof(k1), "%d", (int)APPLY_LOCK_CLASS);
+	snprintf(k2, sizeof(k2), "%d", (int)apply_lock_key(a->opts.slot_name));
+	for (;;)
+	{
+		int got = apply_lock_try(a, keys);
+		int64_t waited = cli_now_ms() - start;
+
+		if (got != 0)
+			return got == 1;
+		apply_lock_find_holder(a, keys, &h);
+		if (h.idle_pid[0] && strcmp(h.idle_pid, ended) != 0)
+		{
+			snprintf(ended, sizeof(ended), "%s", h.idle_pid);
+			if (apply_lock_end_holder(a, &h, why, sizeof(why)))
+				continue;
+		}
+		if (waited >= APPLY_LOCK_WAIT_MS)
+		{
+			for (size_t n = strlen(why); n > 0 && why[n - 1] == '\n'; n--)
+				why[n - 1] = '\0';
+			snprintf(msg, sizeof(msg),
+			         "another session applies the changes of slot \"%s\" to the target (%s) "
+			         "and has not ended in %d s%s: if it is another pg_dbmigrator, stop it; if "
+			         "it is left from a run that was killed, it ends when its last statements "
+			         "are done (or pg_terminate_backend it); then run again",
+			         a->opts.slot_name, h.who, APPLY_LOCK_WAIT_MS / 1000, why);
+			return apply_fail(a, msg, NULL);
+		}
+		if (!said && waited >= APPLY_LOCK_SAY_MS && !a->opts.quiet)
+		{
+			event_say("StreamApply", "info",
+			          "waiting for the target session that applied slot \"%s\" before (%s) to "
+			          "end: it finishes what it was sent first",
+			          a->opts.slot_name, h.who);
+			said = true;
+		}
+		usleep(50 * 1000);
+	}
+}
+
+/*
  * Move the progress row from $3 to $2; a division by zero (rolling the group
  * back) when the row is not at $3.
  */
@@ -187,7 +344,8 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 		          "the target role may not set session_replication_role "
 		          "(it needs superuser): triggers and foreign keys on the target fire for every "
 		          "applied change, which is slower and may reject rows");
-	if (!apply_pipe_exec(a, progress_ddl, 0, NULL, NULL) || !apply_read_progress(a))
+	if (!apply_lock_slot(a) || !apply_pipe_exec(a, progress_ddl, 0, NULL, NULL) ||
+	    !apply_read_progress(a))
 		goto error;
 	a->progress_written = a->progress_lsn;
 	a->committed_lsn = a->progress_lsn;
