@@ -278,6 +278,9 @@ PGDBM_MUST_CHECK bool apply_sync_idle(applier *a);
  * Make every committed group durable on the target now (a cutover, the
  * end of a run): with asynchronous commits, a synchronous one as above,
  * then wait for every answer: apply_flushed_lsn is then committed_lsn.
+ * Not with a group open in the middle of a source transaction (a stop
+ * there): that group is left to roll back with the session, nothing of
+ * it committed, and apply_flushed_lsn stays where the disk is.
  */
 PGDBM_MUST_CHECK bool apply_make_durable(applier *a);
 

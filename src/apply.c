@@ -481,6 +481,9 @@ apply_send_sync_commit(applier *a)
 	pgo_lsn saved = a->group_end_lsn;
 	bool ok;
 
+	/* never into an open group: its COMMIT would commit the group too */
+	if (a->group_open)
+		return apply_fail(a, "internal error: a synchronous commit inside an open group", NULL);
 	params[0] = a->opts.slot_name;
 	params[1] = pgo_lsn_format(a->progress_written, lsn);
 	params[2] = params[1];
@@ -508,7 +511,15 @@ apply_make_durable(applier *a)
 {
 	if (a->failed || !apply_wait(a, -1))
 		return false;
-	if (a->durable_lsn >= a->committed_lsn)
+	/*
+	 * A group still open is in the middle of a source transaction (a stop, or
+	 * the source gone, while it streamed in): it cannot be committed, and a
+	 * synchronous commit sent into it would commit that half transaction with
+	 * the progress row before it. It rolls back with the session; the groups
+	 * before it become durable with the target's next WAL flush, and are
+	 * acknowledged by the next run (their progress row skips them).
+	 */
+	if (a->group_open || a->durable_lsn >= a->committed_lsn)
 		return true;
 	return apply_send_sync_commit(a) && apply_wait(a, -1);
 }

@@ -549,6 +549,93 @@ START_TEST(an_idle_leftover_session_holding_the_slot_is_ended)
 }
 END_TEST
 
+/*
+ * Ctrl+C while a large transaction streams in, right after small ones the
+ * target committed asynchronously: the stop makes those durable, and must
+ * not commit the half of the large one that was sent (its rows would be
+ * on the target with the progress row before them, and come again).
+ */
+START_TEST(a_stop_in_the_middle_of_a_transaction_commits_none_of_it)
+{
+	char upto[32], buf[64];
+	char *out, *err;
+	pgt_proc apply;
+	PGconn *big = pgt_connect(&sv.src, "postgres");
+	int rc, w;
+
+	both("CREATE TABLE halves (id int PRIMARY KEY, note text)");
+	story_publish(src, "halves", "halves", NULL);
+	bench_spawn(&apply, "halves", NULL, (const char *const[]){"--catch-up", "stream", NULL});
+	for (w = 0; w < 300; w++)
+	{
+		pgt_value(src,
+		          "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'halves' "
+		          "AND active",
+		          buf, sizeof(buf));
+		if (strcmp(buf, "1") == 0)
+			break;
+		usleep(50 * 1000);
+	}
+	ck_assert_msg(w < 300, "bench never streamed");
+	/* the large transaction is written, not yet committed */
+	pgt_exec(big, "BEGIN");
+	pgt_exec(big, "INSERT INTO halves SELECT g, 'large' FROM generate_series(1001, 1001000) g");
+	/* the walsender has read it (decoded, held back until its commit) */
+	{
+		char sql[256];
+
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM pg_stat_replication WHERE sent_lsn >= '%s'",
+		         endpos(upto, sizeof(upto)));
+		for (w = 0; w < 600; w++)
+		{
+			pgt_value(src, sql, buf, sizeof(buf));
+			if (strcmp(buf, "0") != 0)
+				break;
+			usleep(50 * 1000);
+		}
+		ck_assert_msg(w < 600, "the walsender never read the large transaction");
+	}
+	/*
+	 * two small ones, each applied on its own: the first group commit waits
+	 * for the disk, the next one (within 200 ms) does not
+	 */
+	pgt_exec(src, "INSERT INTO halves VALUES (1, 'small')");
+	for (w = 0; w < 2000 && story_count(tgt, "halves WHERE id = 1") == 0; w++)
+		usleep(1000);
+	pgt_exec(src, "INSERT INTO halves VALUES (2, 'small')");
+	for (w = 0; w < 2000 && story_count(tgt, "halves WHERE id = 2") == 0; w++)
+		usleep(1000);
+	pgt_exec(big, "COMMIT");
+	/* the large one is being loaded on the target: stop now */
+	for (w = 0; w < 2000; w++)
+	{
+		pgt_value(tgt, "SELECT count(*) FROM pg_stat_progress_copy WHERE tuples_processed > 0", buf,
+		          sizeof(buf));
+		if (strcmp(buf, "0") != 0)
+			break;
+		usleep(5 * 1000);
+	}
+	ck_assert_msg(w < 2000, "the large transaction was never seen loading");
+	kill(apply.pid, SIGINT);
+	rc = story_finish(&apply, 120, &out, &err);
+	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
+	free(out);
+	free(err);
+	/* all of it or none of it */
+	pgt_value(tgt, "SELECT count(*) FROM halves WHERE id > 1000", buf, sizeof(buf));
+	ck_assert_msg(strcmp(buf, "0") == 0 || strcmp(buf, "1000000") == 0,
+	              "%s rows of a 1000000-row transaction are on the target after the stop", buf);
+	/* and the run after it applies the rest, once */
+	rc = bench("halves", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	ck_assert_msg(rc == 0, "the run after the stop exited %d: %s", rc, err);
+	free(out);
+	free(err);
+	assert_same("halves");
+	PQfinish(big);
+}
+END_TEST
+
 START_TEST(a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged)
 {
 	char upto[32], skip[64], before3[32];
@@ -715,6 +802,7 @@ main(void)
 	    kill_9_at_random_moments_loses_and_doubles_nothing,
 	    a_killed_runs_target_session_ends_before_the_next_run_reads_its_progress,
 	    an_idle_leftover_session_holding_the_slot_is_ended,
+	    a_stop_in_the_middle_of_a_transaction_commits_none_of_it,
 	    a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged,
 	    a_quiet_source_s_transactions_arrive_one_by_one,
 	    an_insert_the_target_refuses_commits_nothing_of_its_group,
