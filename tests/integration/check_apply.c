@@ -119,6 +119,21 @@ assert_same(const char *table)
 	pgt_assert_same(src, tgt, table);
 }
 
+/* Poll a count(*) query every step_ms until it reaches at_least; false after timeout_ms. */
+static bool
+wait_count(PGconn *conn, const char *sql, long at_least, int timeout_ms, int step_ms)
+{
+	char buf[32];
+
+	for (int waited = 0; waited < timeout_ms; waited += step_ms)
+	{
+		if (atol(pgt_value(conn, sql, buf, sizeof(buf))) >= at_least)
+			return true;
+		usleep((useconds_t)step_ms * 1000);
+	}
+	return false;
+}
+
 /*
  * Nothing the target lacks is acknowledged: the slot's confirmed position
  * is at most lsn, taken before the first transaction the target does not
@@ -454,11 +469,11 @@ END_TEST
  */
 START_TEST(a_killed_runs_target_session_ends_before_the_next_run_reads_its_progress)
 {
-	char upto[32], buf[64];
+	char upto[32];
 	char *out, *err;
 	pgt_proc p;
 	PGconn *locker = pgt_connect(&sv.tgt, "postgres");
-	int rc, w;
+	int rc;
 
 	both("CREATE TABLE orders (id int PRIMARY KEY, note text)");
 	story_publish(src, "leftover", "orders", NULL);
@@ -472,31 +487,19 @@ START_TEST(a_killed_runs_target_session_ends_before_the_next_run_reads_its_progr
 	pgt_exec(locker, "BEGIN");
 	pgt_exec(locker, "INSERT INTO orders VALUES (120, 'uncommitted')");
 	bench_spawn(&p, "leftover", upto, NULL);
-	for (w = 0; w < 300; w++)
-	{
-		pgt_value(tgt,
-		          "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-		          "AND application_name = 'pg_dbmigrator apply'",
-		          buf, sizeof(buf));
-		if (strcmp(buf, "0") != 0)
-			break;
-		usleep(100 * 1000);
-	}
-	ck_assert_msg(w < 300, "the tool's target session never waited for the lock");
+	ck_assert_msg(wait_count(tgt,
+	                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+	                         "AND application_name = 'pg_dbmigrator apply'",
+	                         1, 30000, 100),
+	              "the tool's target session never waited for the lock");
 	usleep(500 * 1000); /* the rest of the group, its COMMIT too, follows it */
 	story_kill_9(&p);
 	/* the operator runs the same command again at once */
 	bench_spawn(&p, "leftover", upto, NULL);
-	for (w = 0; w < 300; w++)
-	{
-		pgt_value(tgt,
-		          "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-		          "'pg_dbmigrator apply'",
-		          buf, sizeof(buf));
-		if (strcmp(buf, "2") == 0)
-			break;
-		usleep(100 * 1000);
-	}
+	(void)wait_count(tgt,
+	                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+	                 "'pg_dbmigrator apply'",
+	                 2, 30000, 100);
 	sleep(3); /* the new run says that it waits */
 	pgt_exec(locker, "ROLLBACK");
 	rc = story_finish(&p, 120, &out, &err);
@@ -561,22 +564,16 @@ START_TEST(a_stop_in_the_middle_of_a_transaction_commits_none_of_it)
 	char *out, *err;
 	pgt_proc apply;
 	PGconn *big = pgt_connect(&sv.src, "postgres");
-	int rc, w;
+	int rc;
 
 	both("CREATE TABLE halves (id int PRIMARY KEY, note text)");
 	story_publish(src, "halves", "halves", NULL);
 	bench_spawn(&apply, "halves", NULL, (const char *const[]){"--catch-up", "stream", NULL});
-	for (w = 0; w < 300; w++)
-	{
-		pgt_value(src,
-		          "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'halves' "
-		          "AND active",
-		          buf, sizeof(buf));
-		if (strcmp(buf, "1") == 0)
-			break;
-		usleep(50 * 1000);
-	}
-	ck_assert_msg(w < 300, "bench never streamed");
+	ck_assert_msg(wait_count(src,
+	                         "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
+	                         "'halves' AND active",
+	                         1, 15000, 50),
+	              "bench never streamed");
 	/* the large transaction is written, not yet committed */
 	pgt_exec(big, "BEGIN");
 	pgt_exec(big, "INSERT INTO halves SELECT g, 'large' FROM generate_series(1001, 1001000) g");
@@ -587,36 +584,23 @@ START_TEST(a_stop_in_the_middle_of_a_transaction_commits_none_of_it)
 		snprintf(sql, sizeof(sql),
 		         "SELECT count(*) FROM pg_stat_replication WHERE sent_lsn >= '%s'",
 		         endpos(upto, sizeof(upto)));
-		for (w = 0; w < 600; w++)
-		{
-			pgt_value(src, sql, buf, sizeof(buf));
-			if (strcmp(buf, "0") != 0)
-				break;
-			usleep(50 * 1000);
-		}
-		ck_assert_msg(w < 600, "the walsender never read the large transaction");
+		ck_assert_msg(wait_count(src, sql, 1, 30000, 50),
+		              "the walsender never read the large transaction");
 	}
 	/*
 	 * two small ones, each applied on its own: the first group commit waits
 	 * for the disk, the next one (within 200 ms) does not
 	 */
 	pgt_exec(src, "INSERT INTO halves VALUES (1, 'small')");
-	for (w = 0; w < 2000 && story_count(tgt, "halves WHERE id = 1") == 0; w++)
-		usleep(1000);
+	(void)wait_count(tgt, "SELECT count(*) FROM halves WHERE id = 1", 1, 2000, 1);
 	pgt_exec(src, "INSERT INTO halves VALUES (2, 'small')");
-	for (w = 0; w < 2000 && story_count(tgt, "halves WHERE id = 2") == 0; w++)
-		usleep(1000);
+	(void)wait_count(tgt, "SELECT count(*) FROM halves WHERE id = 2", 1, 2000, 1);
 	pgt_exec(big, "COMMIT");
 	/* the large one is being loaded on the target: stop now */
-	for (w = 0; w < 2000; w++)
-	{
-		pgt_value(tgt, "SELECT count(*) FROM pg_stat_progress_copy WHERE tuples_processed > 0", buf,
-		          sizeof(buf));
-		if (strcmp(buf, "0") != 0)
-			break;
-		usleep(5 * 1000);
-	}
-	ck_assert_msg(w < 2000, "the large transaction was never seen loading");
+	ck_assert_msg(
+	    wait_count(tgt, "SELECT count(*) FROM pg_stat_progress_copy WHERE tuples_processed > 0", 1,
+	               10000, 5),
+	    "the large transaction was never seen loading");
 	kill(apply.pid, SIGINT);
 	rc = story_finish(&apply, 120, &out, &err);
 	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
