@@ -62,8 +62,14 @@ typedef struct apply_opts
 	 * it (apply_open says so in progress_note).
 	 */
 	const char *source_system; /* borrowed: IDENTIFY_SYSTEM's systemid */
-	pgo_lsn run_lsn;      /* the slot's consistent point at creation (0: any run of the slot) */
-	bool resuming;        /* a stranger's row is an error (else: reset, with a note) */
+	pgo_lsn run_lsn; /* the slot's consistent point at creation (0: any run of the slot) */
+	bool resuming;   /* a stranger's row is an error (else: reset, with a note) */
+	/*
+	 * the target backend of this process's previous applier of the slot (a
+	 * reconnect: that session is lost to us, whatever the server thinks), or
+	 * 0; if it still holds the slot's lock, apply_open ends it at once
+	 */
+	int previous_backend_pid;
 	bool no_copy;         /* long runs of inserts as multi-row INSERTs, not COPY */
 	bool ddl;             /* replay the source's captured DDL (--ddl replicate, ddl.h) */
 	pgo_lsn skip_ddl_lsn; /* --skip-ddl: the LSN of one captured command not to replay (0: none) */

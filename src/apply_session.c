@@ -119,11 +119,14 @@ apply_read_progress(applier *a)
  * already sent (whole groups, with their commits) until it reads the end of
  * the connection; a progress row read meanwhile is about to move, and the
  * changes after it would come twice. So the lock is waited for while its
- * holder works (APPLY_LOCK_WAIT_MS at most). A holder idle for
- * APPLY_LOCK_IDLE_S has nothing left to run (a killed run's session would
- * have read the end of its connection and gone): it is a session whose
- * connection was lost without a word, or another run of this slot between
- * two groups; it is ended (its open group, never committed, rolls back).
+ * holder may still commit (APPLY_LOCK_WAIT_MS at most, then an error that
+ * names it: another run of the same slot is not fought over). Two holders
+ * are ended at once instead: this process's own previous session (a
+ * reconnect after the target's connection was lost: it will never hear from
+ * us again), and a session idle in a transaction for APPLY_LOCK_IDLE_S (an
+ * open group whose client is gone: a killed run's session would have read
+ * the end of its connection, a live one sends its group in one go); what
+ * they hold was never committed and rolls back.
  */
 #define APPLY_LOCK_CLASS   0x70676462 /* "pgdb": the first key of our advisory locks */
 #define APPLY_LOCK_WAIT_MS 60000
@@ -141,39 +144,40 @@ apply_lock_key(const char *slot)
 	return (int32_t)h;
 }
 
-/* The lock's holder: who (for the messages), and its pid if it has been idle long. */
+/* The lock's holder: who (for the messages), and its pid if it is to be ended. */
 typedef struct apply_lock_holder
 {
 	char who[256];
-	char idle_pid[16]; /* "" unless idle for APPLY_LOCK_IDLE_S */
+	char end_pid[16]; /* "" unless ours from before, or idle in a transaction long */
 } apply_lock_holder;
 
 static void
 apply_lock_find_holder(applier *a, const char *const *keys, apply_lock_holder *h)
 {
-	char idle[16];
-	const char *params[3] = {keys[0], keys[1], idle};
+	char idle[16], mine[16];
+	const char *params[4] = {keys[0], keys[1], idle, mine};
 	PGresult *res;
 
 	snprintf(idle, sizeof(idle), "%d", APPLY_LOCK_IDLE_S);
+	snprintf(mine, sizeof(mine), "%d", a->opts.previous_backend_pid);
 	res = PQexecParams(
 	    a->conn,
 	    "SELECT l.pid, coalesce(nullif(s.application_name, ''), '?'), "
-	    "coalesce(s.state, '?'), s.state <> 'active' AND s.state_change < now() - "
-	    "make_interval(secs => $3::int) "
+	    "coalesce(s.state, '?'), l.pid = $4::int OR (s.state LIKE 'idle in transaction%' "
+	    "AND s.state_change < now() - make_interval(secs => $3::int)) "
 	    "FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity s USING (pid) "
 	    "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
 	    "(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
 	    "AND l.classid::int = $1::int AND l.objid::int = $2::int AND l.objsubid = 2",
-	    3, NULL, params, NULL, NULL, 0);
+	    4, NULL, params, NULL, NULL, 0);
 
-	h->idle_pid[0] = '\0';
+	h->end_pid[0] = '\0';
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
 	{
 		snprintf(h->who, sizeof(h->who), "pid %s, application_name \"%s\", %s",
 		         PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
 		if (PQgetvalue(res, 0, 3)[0] == 't')
-			snprintf(h->idle_pid, sizeof(h->idle_pid), "%s", PQgetvalue(res, 0, 0));
+			snprintf(h->end_pid, sizeof(h->end_pid), "%s", PQgetvalue(res, 0, 0));
 	}
 	else
 		snprintf(h->who, sizeof(h->who), "a session that has just ended");
@@ -195,19 +199,22 @@ apply_lock_try(applier *a, const char *const *keys)
 	return got ? 1 : 0;
 }
 
-/* End an idle holder (once); false with why when the target refuses. */
+/* End a holder that will never commit (once); false with why when the target refuses. */
 static bool
 apply_lock_end_holder(applier *a, const apply_lock_holder *h, char *why, size_t size)
 {
-	const char *pid[1] = {h->idle_pid};
+	const char *pid[1] = {h->end_pid};
 	PGresult *res;
 	bool ok;
 
 	if (!a->opts.quiet)
 		event_say("StreamApply", "warning",
-		          "ending the target session that holds slot \"%s\" (%s): idle for over %d s, "
-		          "it has nothing left to commit",
-		          a->opts.slot_name, h->who, APPLY_LOCK_IDLE_S);
+		          "ending the target session that holds slot \"%s\" (%s): %s, it has "
+		          "nothing left to commit",
+		          a->opts.slot_name, h->who,
+		          atoi(h->end_pid) == a->opts.previous_backend_pid
+		              ? "this run's session before the reconnect"
+		              : "its client gone with a transaction open");
 	res = PQexecParams(a->conn, "SELECT pg_catalog.pg_terminate_backend($1::int)", 1, NULL, pid,
 	                   NULL, NULL, 0);
 	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
@@ -236,9 +243,9 @@ apply_lock_slot(applier *a)
 		if (got != 0)
 			return got == 1;
 		apply_lock_find_holder(a, keys, &h);
-		if (h.idle_pid[0] && strcmp(h.idle_pid, ended) != 0)
+		if (h.end_pid[0] && strcmp(h.end_pid, ended) != 0)
 		{
-			snprintf(ended, sizeof(ended), "%s", h.idle_pid);
+			snprintf(ended, sizeof(ended), "%s", h.end_pid);
 			if (apply_lock_end_holder(a, &h, why, sizeof(why)))
 				continue;
 		}

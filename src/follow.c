@@ -430,7 +430,12 @@ follow_run(mig *m, char *errbuf, size_t errlen)
 		follow_next next = FOLLOW_OK;
 
 		if (attempt > 0)
+		{
+			/* that session is lost to us: the next applier need not wait for it */
+			if (pl.app_open && pl.app.conn)
+				ao.previous_backend_pid = PQbackendPID(pl.app.conn);
 			next = follow_reconnect(m, &pl, &retry, errbuf, errlen);
+		}
 		if (next == FOLLOW_OK)
 			next = follow_start(m, &pl, &ao, pubs, attempt, &retry, errbuf, errlen);
 		if (next == FOLLOW_ABORTED)

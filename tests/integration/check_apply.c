@@ -515,9 +515,9 @@ END_TEST
 
 /*
  * A target session of an earlier run whose connection was lost without a
- * word (a network cut: the server never hears the end) sits idle with the
- * slot's lock: it has nothing left to commit, and is ended rather than
- * waited for until the kernel gives it up hours later.
+ * word (a network cut: the server never hears the end) sits idle in its
+ * open group with the slot's lock: it can never commit, and is ended rather
+ * than waited for until the kernel gives it up hours later.
  */
 START_TEST(an_idle_leftover_session_holding_the_slot_is_ended)
 {
