@@ -553,70 +553,94 @@ START_TEST(an_idle_leftover_session_holding_the_slot_is_ended)
 END_TEST
 
 /*
- * Ctrl+C while a large transaction streams in, right after small ones the
- * target committed asynchronously: the stop makes those durable, and must
- * not commit the half of the large one that was sent (its rows would be
- * on the target with the progress row before them, and come again).
+ * A large transaction streams in right after small ones the target
+ * committed asynchronously, and the stream stops while it loads: by Ctrl+C,
+ * or because the walsender is gone (then a reconnect). The stop makes the
+ * small ones durable, and must not commit the half of the large one that
+ * was sent (its rows would be on the target with the progress row before
+ * them, and come again: CI's duplicate key after a Reconnect).
  */
-START_TEST(a_stop_in_the_middle_of_a_transaction_commits_none_of_it)
+static void
+halves_story(const char *name, bool walsender_gone)
 {
-	char upto[32], buf[64];
+	char upto[32], buf[64], sql[256];
 	char *out, *err;
 	pgt_proc apply;
 	PGconn *big = pgt_connect(&sv.src, "postgres");
 	int rc;
 
-	both("CREATE TABLE halves (id int PRIMARY KEY, note text)");
-	story_publish(src, "halves", "halves", NULL);
-	bench_spawn(&apply, "halves", NULL, (const char *const[]){"--catch-up", "stream", NULL});
-	ck_assert_msg(wait_count(src,
-	                         "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
-	                         "'halves' AND active",
-	                         1, 15000, 50),
-	              "bench never streamed");
+	snprintf(sql, sizeof(sql), "CREATE TABLE %s (id int PRIMARY KEY, note text)", name);
+	both(sql);
+	story_publish(src, name, name, NULL);
+	bench_spawn(&apply, name, NULL, (const char *const[]){"--catch-up", "stream", NULL});
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s' AND active", name);
+	ck_assert_msg(wait_count(src, sql, 1, 15000, 50), "bench never streamed");
 	/* the large transaction is written, not yet committed */
 	pgt_exec(big, "BEGIN");
-	pgt_exec(big, "INSERT INTO halves SELECT g, 'large' FROM generate_series(1001, 1001000) g");
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO %s SELECT g, 'large' FROM generate_series(1001, 1001000) g", name);
+	pgt_exec(big, sql);
 	/* the walsender has read it (decoded, held back until its commit) */
-	{
-		char sql[256];
-
-		snprintf(sql, sizeof(sql),
-		         "SELECT count(*) FROM pg_stat_replication WHERE sent_lsn >= '%s'",
-		         endpos(upto, sizeof(upto)));
-		ck_assert_msg(wait_count(src, sql, 1, 30000, 50),
-		              "the walsender never read the large transaction");
-	}
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_replication WHERE sent_lsn >= '%s'",
+	         endpos(upto, sizeof(upto)));
+	ck_assert_msg(wait_count(src, sql, 1, 30000, 50),
+	              "the walsender never read the large transaction");
 	/*
 	 * two small ones, each applied on its own: the first group commit waits
 	 * for the disk, the next one (within 200 ms) does not
 	 */
-	pgt_exec(src, "INSERT INTO halves VALUES (1, 'small')");
-	(void)wait_count(tgt, "SELECT count(*) FROM halves WHERE id = 1", 1, 2000, 1);
-	pgt_exec(src, "INSERT INTO halves VALUES (2, 'small')");
-	(void)wait_count(tgt, "SELECT count(*) FROM halves WHERE id = 2", 1, 2000, 1);
+	for (int id = 1; id <= 2; id++)
+	{
+		snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (%d, 'small')", name, id);
+		pgt_exec(src, sql);
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = %d", name, id);
+		(void)wait_count(tgt, sql, 1, 2000, 1);
+	}
 	pgt_exec(big, "COMMIT");
 	/* the large one is being loaded on the target: stop now */
 	ck_assert_msg(
 	    wait_count(tgt, "SELECT count(*) FROM pg_stat_progress_copy WHERE tuples_processed > 0", 1,
 	               10000, 5),
 	    "the large transaction was never seen loading");
-	kill(apply.pid, SIGINT);
+	if (walsender_gone)
+	{
+		snprintf(sql, sizeof(sql),
+		         "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+		         "WHERE slot_name = '%s'",
+		         name);
+		pgt_value(src, sql, buf, sizeof(buf));
+	}
+	else
+		kill(apply.pid, SIGINT);
 	rc = story_finish(&apply, 120, &out, &err);
-	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
+	/* bench does not reconnect: the stream's end is its error (a migration reconnects) */
+	ck_assert_msg(walsender_gone ? rc != 0 : rc == 0, "bench exited %d: %s", rc, err);
 	free(out);
 	free(err);
 	/* all of it or none of it */
-	pgt_value(tgt, "SELECT count(*) FROM halves WHERE id > 1000", buf, sizeof(buf));
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id > 1000", name);
+	pgt_value(tgt, sql, buf, sizeof(buf));
 	ck_assert_msg(strcmp(buf, "0") == 0 || strcmp(buf, "1000000") == 0,
 	              "%s rows of a 1000000-row transaction are on the target after the stop", buf);
 	/* and the run after it applies the rest, once */
-	rc = bench("halves", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	rc = bench(name, endpos(upto, sizeof(upto)), NULL, &out, &err);
 	ck_assert_msg(rc == 0, "the run after the stop exited %d: %s", rc, err);
 	free(out);
 	free(err);
-	assert_same("halves");
+	assert_same(name);
 	PQfinish(big);
+}
+
+START_TEST(a_stop_in_the_middle_of_a_transaction_commits_none_of_it)
+{
+	halves_story("halves", false);
+}
+END_TEST
+
+START_TEST(a_lost_walsender_in_the_middle_of_a_transaction_commits_none_of_it)
+{
+	halves_story("halves_ws", true);
 }
 END_TEST
 
@@ -787,6 +811,7 @@ main(void)
 	    a_killed_runs_target_session_ends_before_the_next_run_reads_its_progress,
 	    an_idle_leftover_session_holding_the_slot_is_ended,
 	    a_stop_in_the_middle_of_a_transaction_commits_none_of_it,
+	    a_lost_walsender_in_the_middle_of_a_transaction_commits_none_of_it,
 	    a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged,
 	    a_quiet_source_s_transactions_arrive_one_by_one,
 	    an_insert_the_target_refuses_commits_nothing_of_its_group,
