@@ -373,6 +373,13 @@ cutover_applying(const applier *a, char *buf, size_t size)
 	return buf;
 }
 
+/* Lag in bytes: how far what the target keeps is behind the source's position. */
+static long long
+cutover_lag_bytes(pgo_lsn source, pgo_lsn applied)
+{
+	return source > applied ? (long long)(source - applied) : 0;
+}
+
 /* Lag in seconds, roughly: how old the last commit seen is, while changes wait. */
 static double
 cutover_lag_seconds(const applier *a, bool waiting)
@@ -393,7 +400,7 @@ static void
 cutover_lag_event(const applier *a, pgo_lsn source, pgo_lsn received, pgo_lsn applied,
                   const catchup_stats *sql)
 {
-	long long lag = source > applied ? (long long)(source - applied) : 0;
+	long long lag = cutover_lag_bytes(source, applied);
 	char l[PGO_LSN_STRLEN];
 	event e;
 
@@ -440,16 +447,14 @@ cutover_draw_status(mig *m, int64_t now_ms)
 	rate = w->drawn_ms && now_ms > w->drawn_ms && changes >= w->drawn_changes
 	           ? (double)(changes - w->drawn_changes) * 1000.0 / (double)(now_ms - w->drawn_ms)
 	           : 0;
-	termline_draw("%s lag %s, %.1f s | %.0f row changes/s, %llu applied | %s%s",
-	              m->cutover     ? "Cutting over:"
-	              : m->caught_up ? "Streaming (caught up):"
-	                             : "Streaming:",
-	              w->source_lsn ? cutover_size(source > applied ? (long long)(source - applied) : 0,
-	                                           lag, sizeof(lag))
-	                            : "?",
-	              cutover_lag_seconds(m->app, received > applied), rate,
-	              (unsigned long long)changes, cutover_applying(m->app, what, sizeof(what)),
-	              m->cutover ? "" : " | Ctrl+C cuts over");
+	termline_draw(
+	    "%s lag %s, %.1f s | %.0f row changes/s, %llu applied | %s%s",
+	    m->cutover     ? "Cutting over:"
+	    : m->caught_up ? "Streaming (caught up):"
+	                   : "Streaming:",
+	    w->source_lsn ? cutover_size(cutover_lag_bytes(source, applied), lag, sizeof(lag)) : "?",
+	    cutover_lag_seconds(m->app, received > applied), rate, (unsigned long long)changes,
+	    cutover_applying(m->app, what, sizeof(what)), m->cutover ? "" : " | Ctrl+C cuts over");
 	w->drawn_ms = now_ms;
 	w->drawn_changes = changes;
 }
@@ -459,7 +464,7 @@ static void
 cutover_report_lag(mig *m, pgo_lsn flush)
 {
 	pgo_lsn applied = receiver_flush_lsn(m->rcv);
-	long long lag = flush > applied ? (long long)(flush - applied) : 0;
+	long long lag = cutover_lag_bytes(flush, applied);
 	event e;
 
 	cutover_watching.source_lsn = flush;
@@ -487,12 +492,11 @@ cutover_catch_up_lag(const mig *m, const applier *a, pgo_lsn source, pgo_lsn app
 		cutover_lag_event(a, source, 0, applied, st);
 		return;
 	}
-	termline_draw(
-	    "Catching up through SQL: lag %s | %llu row changes applied, %llu chunk%s | "
-	    "Ctrl+C cuts over",
-	    cutover_size(source > applied ? (long long)(source - applied) : 0, lag, sizeof(lag)),
-	    (unsigned long long)(a->stats.inserts + a->stats.updates + a->stats.deletes),
-	    (unsigned long long)st->chunks, st->chunks == 1 ? "" : "s");
+	termline_draw("Catching up through SQL: lag %s | %llu row changes applied, %llu chunk%s | "
+	              "Ctrl+C cuts over",
+	              cutover_size(cutover_lag_bytes(source, applied), lag, sizeof(lag)),
+	              (unsigned long long)(a->stats.inserts + a->stats.updates + a->stats.deletes),
+	              (unsigned long long)st->chunks, st->chunks == 1 ? "" : "s");
 }
 
 /*
