@@ -184,10 +184,11 @@ typedef struct applier
 	/* statements in flight, answered in order */
 	apply_pending *pending; /* owned: a ring of pending_cap entries */
 	size_t pending_cap, pending_head, pending_count;
-	bool awaiting_null;  /* the head entry got its result; NULL comes next */
-	size_t unflushed;    /* bytes queued since the last full flush */
-	uint64_t stmt_seq;   /* for unique statement names */
-	const char **params; /* owned: scratch parameter array */
+	size_t commits_pending; /* COMMITs among them (apply_commit_in_flight) */
+	bool awaiting_null;     /* the head entry got its result; NULL comes next */
+	size_t unflushed;       /* bytes queued since the last full flush */
+	uint64_t stmt_seq;      /* for unique statement names */
+	const char **params;    /* owned: scratch parameter array */
 	size_t params_cap;
 	Oid *ptypes; /* owned: scratch parameter types for PREPARE */
 	size_t ptypes_cap;
@@ -249,6 +250,19 @@ PGDBM_MUST_CHECK bool apply_end_group(applier *a);
 
 /* Read answers that have arrived, without waiting. */
 PGDBM_MUST_CHECK bool apply_poll(applier *a);
+
+/*
+ * Read the answers that have arrived; while a COMMIT is still unanswered,
+ * wait up to timeout_ms for the target to answer something more.
+ */
+PGDBM_MUST_CHECK bool apply_await_commit(applier *a, int timeout_ms);
+
+/* Is a COMMIT sent and not yet answered? */
+static inline bool
+apply_commit_in_flight(const applier *a)
+{
+	return a->commits_pending > 0;
+}
 
 /* Wait until every statement sent is answered (at most timeout_ms; -1: no limit). */
 PGDBM_MUST_CHECK bool apply_wait(applier *a, int timeout_ms);

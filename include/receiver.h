@@ -46,7 +46,9 @@ typedef struct receiver
 	_Atomic pgo_lsn server_wal_end;
 	/* the thread waits in select() on the socket and wake_fd[0]; set_flush writes to wake_fd[1] */
 	int wake_fd[2];
-	atomic_bool sleeping; /* the thread is (about to be) in select() */
+	atomic_bool sleeping;      /* the thread is (about to be) in select() */
+	atomic_bool batch_waiting; /* ...for a batch (SO_RCVLOWAT): the idle consumer pokes it */
+	atomic_bool consumer_idle; /* the consumer waits for records (receiver_consumer_idle) */
 	/* receiver thread only */
 	pgo_lsn sent_flush;        /* the flush position of the last status update sent */
 	size_t unnotified;         /* bytes published since the last ring_notify */
@@ -93,6 +95,13 @@ void receiver_abandon(receiver *r);
 
 /* Ask the server to send a keepalive (with its WAL position) as soon as possible. */
 void receiver_request_reply(receiver *r);
+
+/*
+ * The consumer is about to wait for records (idle true), or has work again.
+ * While it waits, what arrives is handed over at once, not batched: a batch
+ * saves wakeups only while the consumer is busy anyway.
+ */
+void receiver_consumer_idle(receiver *r, bool idle);
 
 /* The flush position the consumer last set (what the source is told). */
 pgo_lsn receiver_flush_lsn(receiver *r);

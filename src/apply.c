@@ -858,7 +858,7 @@ bool
 apply_busy(const applier *a)
 {
 	return a->in_txn || a->group_open || apply_has_pending(a) || a->copy_rel ||
-	       apply_pipe_holds(a, AP_COMMIT) || apply_pipe_holds(a, AP_ADVANCE);
+	       apply_commit_in_flight(a) || apply_pipe_holds(a, AP_ADVANCE);
 }
 
 bool

@@ -64,6 +64,8 @@ apply_pipe_queue(applier *a, apply_pending *d)
 	}
 	a->pending[(a->pending_head + a->pending_count) % a->pending_cap] = *d;
 	a->pending_count++;
+	if (d->what == AP_COMMIT)
+		a->commits_pending++;
 	if (d->what != AP_ADVANCE)
 		a->stats.statements++;
 	return true;
@@ -179,6 +181,8 @@ apply_pipe_mark(applier *a, apply_pending *d)
 static void
 apply_pipe_pop(applier *a)
 {
+	if (a->pending[a->pending_head].what == AP_COMMIT)
+		a->commits_pending--;
 	apply_pipe_forget(&a->pending[a->pending_head]);
 	a->pending_head = (a->pending_head + 1) % a->pending_cap;
 	a->pending_count--;
@@ -268,6 +272,20 @@ apply_wait(applier *a, int timeout_ms)
 		waited += 100;
 	}
 	return !a->failed;
+}
+
+bool
+apply_await_commit(applier *a, int timeout_ms)
+{
+	if (a->failed)
+		return false;
+	if (a->unflushed > 0 && !apply_pipe_flush(a))
+		return false;
+	if (!apply_pipe_take(a))
+		return false;
+	if (a->commits_pending == 0)
+		return true;
+	return apply_pipe_wait_socket(a, false, timeout_ms) && apply_pipe_take(a);
 }
 
 int

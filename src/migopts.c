@@ -279,7 +279,7 @@ migopts_usage(FILE *f)
 	    "  --no-sequence-sync            do not copy sequence values at cutover\n"
 	    "  --large-objects copy|skip     carry the large objects changed since the snapshot\n"
 	    "                                over at cutover (default copy)\n"
-	    "  --group-commit N              source transactions per target transaction\n"
+	    "  --group-commit N              source transactions per target transaction, at most\n"
 	    "  --synchronous-commit off|on   off (default, as a subscription's): target commits\n"
 	    "                                do not wait for its disk, and the source is told a\n"
 	    "                                change is applied only once the target has flushed\n"

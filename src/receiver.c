@@ -165,6 +165,26 @@ receiver_wait_socket(receiver *r, int64_t ms, int lowat)
 	return true;
 }
 
+/*
+ * Wait for a batch? Only after a burst (a backlog, or a busy stream), and not
+ * while the consumer waits for records: it would wait with them. When true,
+ * batch_waiting is set, and a consumer going idle wakes the batch wait.
+ */
+static bool
+receiver_batch_due(receiver *r)
+{
+	if (r->got_since_wait < RECEIVER_BATCH_MIN_BURST)
+		return false;
+	atomic_store(&r->batch_waiting, true);
+	/* after the store: either we see the consumer idle or it sees us batching */
+	if (atomic_load(&r->consumer_idle))
+	{
+		atomic_store(&r->batch_waiting, false);
+		return false;
+	}
+	return true;
+}
+
 /* Report why the server ended the COPY (an error, or a clean end). */
 static void
 receiver_fail_copy_end(receiver *r)
@@ -382,14 +402,20 @@ receiver_main(void *arg)
 			 * wait briefly for a socket-buffer's worth (SO_RCVLOWAT) so that one
 			 * read and one consumer wakeup carry many messages; once a short wait
 			 * brings nothing, the stream is idle and we wait normally. A
-			 * small burst says the stream is light: no batch wait then.
+			 * small burst says the stream is light, and a consumer waiting for
+			 * records would wait with them: no batch wait then (see
+			 * receiver_batch_due; a consumer going idle ends one under way).
 			 */
-			if (r->got_since_wait >= RECEIVER_BATCH_MIN_BURST)
+			if (receiver_batch_due(r))
 			{
+				bool ok;
+
 				r->got_since_wait = 0;
-				if (!receiver_wait_socket(
-				        r, wait < RECEIVER_BATCH_WAIT_MS ? wait : RECEIVER_BATCH_WAIT_MS,
-				        RECEIVER_BATCH_LOWAT))
+				ok = receiver_wait_socket(
+				    r, wait < RECEIVER_BATCH_WAIT_MS ? wait : RECEIVER_BATCH_WAIT_MS,
+				    RECEIVER_BATCH_LOWAT);
+				atomic_store(&r->batch_waiting, false);
+				if (!ok)
 					break;
 			}
 			else
@@ -508,6 +534,19 @@ receiver_set_flush(receiver *r, pgo_lsn lsn)
 		;
 	/* after the store: either the thread sees the new position or we see it sleeping */
 	if (lsn > cur && atomic_load(&r->sleeping))
+	{
+		char one = 1;
+
+		(void)!write(r->wake_fd[1], &one, 1); /* a full pipe wakes it just as well */
+	}
+}
+
+void
+receiver_consumer_idle(receiver *r, bool idle)
+{
+	atomic_store(&r->consumer_idle, idle);
+	/* after the store: either the thread sees us idle or we see it batching */
+	if (idle && atomic_load(&r->batch_waiting))
 	{
 		char one = 1;
 

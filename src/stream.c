@@ -4,7 +4,11 @@
  * Records are held in the ring while the applier's multi-row INSERT points
  * into them, and given back as soon as it has been sent; when the ring runs
  * dry, the collected rows are sent and the open group committed, so a quiet
- * source is never left waiting on an uncommitted target transaction.
+ * source is never left waiting on an uncommitted target transaction. While
+ * the target is still committing the group before, the open one gathers
+ * what comes meanwhile and is committed as soon as that answer is in: one
+ * commit in flight while the stream is busy (fewer, larger groups, so the
+ * target keeps up), none waiting for anything when it is light.
  */
 #include "config.h"
 
@@ -114,15 +118,28 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 		if (st == RING_TIMEOUT)
 		{
 			/* the ring ran dry: send, commit between transactions, acknowledge */
-			if (!stream_release(&s) || !apply_end_group(a))
+			if (!stream_release(&s) || !apply_poll(a))
+				return stream_fail(&s, errbuf, errlen);
+			if (a->group_open && !a->in_txn && apply_commit_in_flight(a))
+			{
+				/* the commit before is unanswered: gather until it is */
+				if (!apply_await_commit(a, STREAM_BUSY_WAIT_MS))
+					return stream_fail(&s, errbuf, errlen);
+				stream_ack(&s, apply_flushed_lsn(a));
+				continue;
+			}
+			if (!apply_end_group(a))
 				return stream_fail(&s, errbuf, errlen);
 			stream_ack(&s, apply_flushed_lsn(a));
 			/*
 			 * a commit in flight is acknowledged as soon as its answer is in
 			 * (a source waiting for us as its synchronous standby waits that long)
 			 */
+			/* nothing to do until more comes: the receiver hands it over at once */
+			receiver_consumer_idle(rcv, true);
 			st = ring_peek(
 			    rg, !a->in_txn && apply_busy(a) ? STREAM_BUSY_WAIT_MS : STREAM_IDLE_WAIT_MS, &rec);
+			receiver_consumer_idle(rcv, false);
 			if (st == RING_TIMEOUT)
 			{
 				if (!apply_sync_idle(a) || !apply_poll(a))

@@ -23,7 +23,9 @@
  *    the last applied transaction; then --skip-lsn and --on-missing-row skip;
  *  - a quiet source: each of its transactions reaches the target while the
  *    run goes on (its group commits when the ring runs dry), not once
- *    --group-commit transactions have come;
+ *    --group-commit transactions have come; and a burst of them, most
+ *    arriving while the target still commits the one before, is committed
+ *    in full once the burst is over, without anything more coming;
  *  - an insert the target refuses, in a group of inserts committed without
  *    waiting for their answers: the run fails, nothing of the group is
  *    committed or acknowledged, and a rerun applies everything once.
@@ -706,9 +708,20 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Wait until the slot is streamed. */
+static void
+wait_streaming(const char *slot)
+{
+	char sql[160];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s' AND active", slot);
+	ck_assert_msg(wait_count(src, sql, 1, 30000, 20), "bench did not start streaming %s", slot);
+}
+
 START_TEST(a_quiet_source_s_transactions_arrive_one_by_one)
 {
-	char sql[128], buf[16];
+	char sql[128];
 	pgt_proc apply;
 	char *out, *err;
 	int64_t t0, worst = 0;
@@ -717,16 +730,7 @@ START_TEST(a_quiet_source_s_transactions_arrive_one_by_one)
 	both("CREATE TABLE quiet (id int PRIMARY KEY, v text)");
 	story_publish(src, "quiet", "quiet", NULL);
 	bench_spawn(&apply, "quiet", NULL, NULL);
-	t0 = now_ms();
-	while (strcmp(pgt_value(src,
-	                        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
-	                        "'quiet' AND active",
-	                        buf, sizeof(buf)),
-	              "1") != 0)
-	{
-		ck_assert_msg(now_ms() - t0 < 30000, "bench did not start streaming");
-		usleep(20000);
-	}
+	wait_streaming("quiet");
 	/* one small transaction at a time: the default group is 1000 of them */
 	for (int i = 1; i <= 10; i++)
 	{
@@ -751,6 +755,38 @@ START_TEST(a_quiet_source_s_transactions_arrive_one_by_one)
 	free(out);
 	free(err);
 	assert_same("quiet");
+}
+END_TEST
+
+START_TEST(a_burst_on_a_quiet_source_is_committed_without_more_coming)
+{
+	pgt_proc apply;
+	char *out, *err;
+	int rc;
+
+	both("CREATE TABLE burst (id int PRIMARY KEY, v text)");
+	story_publish(src, "burst", "burst", NULL);
+	bench_spawn(&apply, "burst", NULL, NULL);
+	wait_streaming("burst");
+	/*
+	 * 1500 transactions back to back (not a multiple of --group-commit, so
+	 * no group ends full): most of them arrive while the target still
+	 * commits the group before, and gather into the next one; the last
+	 * group must be committed when that answer is in, the source quiet
+	 */
+	pgt_exec(src, "DO $$ BEGIN FOR i IN 1..1500 LOOP "
+	              "INSERT INTO burst VALUES (i, 'row ' || i); COMMIT; END LOOP; END $$");
+	/* far above the milliseconds it takes, for a loaded machine */
+	ck_assert_msg(wait_count(tgt, "SELECT count(*) FROM burst", 1500, 10000, 5),
+	              "%s of a burst of 1500 transactions on the target 10 s after it, the source "
+	              "quiet since",
+	              story_count(tgt, "burst") == 0 ? "none" : "only part");
+	kill(apply.pid, SIGINT);
+	rc = story_finish(&apply, 60, &out, &err);
+	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
+	free(out);
+	free(err);
+	assert_same("burst");
 }
 END_TEST
 
@@ -814,6 +850,7 @@ main(void)
 	    a_lost_walsender_in_the_middle_of_a_transaction_commits_none_of_it,
 	    a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged,
 	    a_quiet_source_s_transactions_arrive_one_by_one,
+	    a_burst_on_a_quiet_source_is_committed_without_more_coming,
 	    an_insert_the_target_refuses_commits_nothing_of_its_group,
 	    NULL};
 
