@@ -123,6 +123,7 @@ receiver_wait_socket(receiver *r, int64_t ms, int lowat)
 	int fd = PQsocket(conn);
 	fd_set rfds;
 	struct timeval tv;
+	bool woken = true; /* without a select() that says otherwise, the pipe may hold bytes */
 
 	if (fd < 0)
 	{
@@ -142,16 +143,23 @@ receiver_wait_socket(receiver *r, int64_t ms, int lowat)
 	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
 	/* a flush position published after this store wakes us (receiver_set_flush) */
 	atomic_store(&r->sleeping, true);
-	if (!receiver_flush_moved(r) &&
-	    select((fd > r->wake_fd[0] ? fd : r->wake_fd[0]) + 1, &rfds, NULL, NULL, &tv) < 0 &&
-	    errno != EINTR)
+	if (!receiver_flush_moved(r))
 	{
-		atomic_store(&r->sleeping, false);
-		receiver_fail(r, "select() on the replication connection failed", strerror(errno));
-		return false;
+		int n = select((fd > r->wake_fd[0] ? fd : r->wake_fd[0]) + 1, &rfds, NULL, NULL, &tv);
+
+		if (n < 0 && errno != EINTR)
+		{
+			atomic_store(&r->sleeping, false);
+			receiver_fail(r, "select() on the replication connection failed", strerror(errno));
+			return false;
+		}
+		if (n >= 0)
+			woken = FD_ISSET(r->wake_fd[0], &rfds);
 	}
 	atomic_store(&r->sleeping, false);
+	if (woken)
 	{
+		/* a read that finds the pipe empty is a syscall per wait: only when woken */
 		char drain[64];
 
 		while (read(r->wake_fd[0], drain, sizeof(drain)) > 0)
@@ -524,6 +532,15 @@ receiver_start(receiver *r, replconn *rc, ring *rg, int status_interval_ms, int 
 	return true;
 }
 
+/* Wake the thread from its select() (from another thread). */
+static void
+receiver_wake(receiver *r)
+{
+	char one = 1;
+
+	(void)!write(r->wake_fd[1], &one, 1); /* a full pipe wakes it just as well */
+}
+
 /* Publish the flush position; it only moves forward. */
 void
 receiver_set_flush(receiver *r, pgo_lsn lsn)
@@ -534,11 +551,7 @@ receiver_set_flush(receiver *r, pgo_lsn lsn)
 		;
 	/* after the store: either the thread sees the new position or we see it sleeping */
 	if (lsn > cur && atomic_load(&r->sleeping))
-	{
-		char one = 1;
-
-		(void)!write(r->wake_fd[1], &one, 1); /* a full pipe wakes it just as well */
-	}
+		receiver_wake(r);
 }
 
 void
@@ -547,11 +560,7 @@ receiver_consumer_idle(receiver *r, bool idle)
 	atomic_store(&r->consumer_idle, idle);
 	/* after the store: either the thread sees us idle or we see it batching */
 	if (idle && atomic_load(&r->batch_waiting))
-	{
-		char one = 1;
-
-		(void)!write(r->wake_fd[1], &one, 1); /* a full pipe wakes it just as well */
-	}
+		receiver_wake(r);
 }
 
 /* Stop and join the thread; false (with its error) if the thread failed. */

@@ -118,11 +118,11 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 		if (st == RING_TIMEOUT)
 		{
 			/* the ring ran dry: send, commit between transactions, acknowledge */
-			if (!stream_release(&s) || !apply_poll(a))
+			if (!stream_release(&s))
 				return stream_fail(&s, errbuf, errlen);
 			if (a->group_open && !a->in_txn && apply_commit_in_flight(a))
 			{
-				/* the commit before is unanswered: gather until it is */
+				/* the commit before is unanswered: gather until it is (then round again) */
 				if (!apply_await_commit(a, STREAM_BUSY_WAIT_MS))
 					return stream_fail(&s, errbuf, errlen);
 				stream_ack(&s, apply_flushed_lsn(a));
