@@ -136,6 +136,20 @@ wait_count(PGconn *conn, const char *sql, long at_least, int timeout_ms, int ste
 	return false;
 }
 
+/* Ctrl+C a streaming bench: it must end cleanly (exit 0) within a minute. */
+static void
+stop_with_ctrl_c(pgt_proc *apply)
+{
+	char *out, *err;
+	int rc;
+
+	kill(apply->pid, SIGINT);
+	rc = story_finish(apply, 60, &out, &err);
+	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
+	free(out);
+	free(err);
+}
+
 /*
  * Nothing the target lacks is acknowledged: the slot's confirmed position
  * is at most lsn, taken before the first transaction the target does not
@@ -293,11 +307,7 @@ START_TEST(concurrent_writers_applied_while_they_write)
 	sleep(1);
 	bench_spawn(&apply, "writers", NULL, NULL);
 	sleep(3);
-	kill(apply.pid, SIGINT);
-	rc = story_finish(&apply, 60, &out, &err);
-	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
-	free(out);
-	free(err);
+	stop_with_ctrl_c(&apply);
 	story_pgbench_done(&writers, 60);
 	rc = bench("writers", endpos(upto, sizeof(upto)), NULL, &out, &err);
 	ck_assert_msg(rc == 0, "resumed bench exited %d: %s", rc, err);
@@ -723,9 +733,7 @@ START_TEST(a_quiet_source_s_transactions_arrive_one_by_one)
 {
 	char sql[128];
 	pgt_proc apply;
-	char *out, *err;
 	int64_t t0, worst = 0;
-	int rc;
 
 	both("CREATE TABLE quiet (id int PRIMARY KEY, v text)");
 	story_publish(src, "quiet", "quiet", NULL);
@@ -749,11 +757,7 @@ START_TEST(a_quiet_source_s_transactions_arrive_one_by_one)
 	}
 	fprintf(stderr, "quiet source: the slowest of 10 transactions arrived after %lld ms\n",
 	        (long long)worst);
-	kill(apply.pid, SIGINT);
-	rc = story_finish(&apply, 60, &out, &err);
-	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
-	free(out);
-	free(err);
+	stop_with_ctrl_c(&apply);
 	assert_same("quiet");
 }
 END_TEST
@@ -761,8 +765,6 @@ END_TEST
 START_TEST(a_burst_on_a_quiet_source_is_committed_without_more_coming)
 {
 	pgt_proc apply;
-	char *out, *err;
-	int rc;
 
 	both("CREATE TABLE burst (id int PRIMARY KEY, v text)");
 	story_publish(src, "burst", "burst", NULL);
@@ -781,11 +783,7 @@ START_TEST(a_burst_on_a_quiet_source_is_committed_without_more_coming)
 	              "%s of a burst of 1500 transactions on the target 10 s after it, the source "
 	              "quiet since",
 	              story_count(tgt, "burst") == 0 ? "none" : "only part");
-	kill(apply.pid, SIGINT);
-	rc = story_finish(&apply, 60, &out, &err);
-	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
-	free(out);
-	free(err);
+	stop_with_ctrl_c(&apply);
 	assert_same("burst");
 }
 END_TEST
