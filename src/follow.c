@@ -396,7 +396,8 @@ int
 follow_run(mig *m, char *errbuf, size_t errlen)
 {
 	static pipeline pl; /* big: the decoder's column storage */
-	stream_opts so = {.tick = cutover_tick, .tick_arg = m};
+	/* a second Ctrl+C stops the stream at once (the tick says so too, at its next turn) */
+	stream_opts so = {.tick = cutover_tick, .tick_arg = m, .stop = &mig_abort};
 	apply_opts ao = {0};
 	const char *pubs[3] = {m->o.publication, NULL, NULL};
 	follow_retry retry = {0};

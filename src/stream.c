@@ -98,6 +98,19 @@ stream_fail(stream_state *s, char *errbuf, size_t errlen)
 	return STREAM_FAILED;
 }
 
+/*
+ * The end position is reached: commit, and wait for the target. A stop that
+ * came while it waited (a second Ctrl+C while a lock on the target held the
+ * last commit) still wins: the caller was told to stop, not to go on.
+ */
+static stream_end
+stream_endpos(stream_state *s, char *errbuf, size_t errlen)
+{
+	if (!stream_finish(s))
+		return stream_fail(s, errbuf, errlen);
+	return s->o->stop && *s->o->stop ? STREAM_STOPPED : STREAM_ENDPOS;
+}
+
 stream_end
 stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, relcache *rels,
              applier *a, char *errbuf, size_t errlen)
@@ -174,7 +187,7 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 			if (!apply_busy(a) && apply_flushed_lsn(a) >= a->committed_lsn)
 				stream_ack(&s, wal_end > a->committed_lsn ? wal_end : a->committed_lsn);
 			if (s.endpos && rec.tag >= s.endpos && !a->in_txn)
-				return stream_finish(&s) ? STREAM_ENDPOS : stream_fail(&s, errbuf, errlen);
+				return stream_endpos(&s, errbuf, errlen);
 			continue;
 		}
 		if (pgo_decode(dec, rec.data, rec.len - 1, &msg) != PGO_ERR_OK)
@@ -200,7 +213,7 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 		if (msg.type == PGO_MSG_BEGIN && s.endpos && msg.u.begin.final_lsn > s.endpos)
 		{
 			/* the first transaction past endpos ends the run, unapplied */
-			return stream_finish(&s) ? STREAM_ENDPOS : stream_fail(&s, errbuf, errlen);
+			return stream_endpos(&s, errbuf, errlen);
 		}
 		/* a changed Relation frees the statements a collected INSERT still uses */
 		if (msg.type == PGO_MSG_RELATION && !stream_release(&s))
