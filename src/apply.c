@@ -162,7 +162,7 @@ apply_open_group(applier *a)
 	if (a->group_open)
 		return true;
 	a->group_open = true;
-	return apply_send_sql(a, AP_BEGIN, "BEGIN", NULL);
+	return apply_send_prepared(a, AP_BEGIN, APPLY_BEGIN_STMT, 0, NULL, NULL, 0, NULL, 0);
 }
 
 /* An INSERT: into its relation's batch, or the COPY in progress. */
@@ -419,7 +419,7 @@ apply_send_commit(applier *a, bool synchronous)
 		a->sync_commit_ms = cli_now_ms();
 	}
 	apply_describe(a, &d, AP_COMMIT, NULL, synchronous ? 1 : 0, NULL);
-	return apply_pipe_send_sql(a, &d, "COMMIT");
+	return apply_pipe_send_prepared(a, &d, APPLY_COMMIT_STMT, 0, NULL, 0);
 }
 
 /* Write the progress row and COMMIT the open group; ask for the answers. */
@@ -489,7 +489,7 @@ apply_send_sync_commit(applier *a)
 	params[2] = params[1];
 	/* its COMMIT answers for every group sent before it: the newest one's end */
 	a->group_end_lsn = a->progress_written;
-	ok = apply_send_sql(a, AP_BEGIN, "BEGIN", NULL) &&
+	ok = apply_send_prepared(a, AP_BEGIN, APPLY_BEGIN_STMT, 0, NULL, NULL, 0, NULL, 0) &&
 	     apply_send_prepared(a, AP_PROGRESS, APPLY_PROGRESS_STMT, 3, params, NULL, 0, NULL, 64) &&
 	     apply_send_commit(a, true) && apply_pipe_sync(a) && apply_pipe_flush(a);
 	a->group_end_lsn = saved;

@@ -273,6 +273,12 @@ void apply_describe(applier *a, apply_pending *d, char what, const relcache_entr
 
 /* The name of the prepared statement that moves the progress row (apply_session.c). */
 #define APPLY_PROGRESS_STMT "pgdbm_progress"
+/*
+ * BEGIN and COMMIT, prepared once (apply_session.c): a group of one small
+ * transaction costs the target a fifth less CPU than with both parsed anew.
+ */
+#define APPLY_BEGIN_STMT  "pgdbm_begin"
+#define APPLY_COMMIT_STMT "pgdbm_commit"
 
 /* The target's description of e, looked up on first use (leaves and re-enters the pipeline). */
 apply_rel *apply_map(applier *a, relcache_entry *e);

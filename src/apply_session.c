@@ -356,15 +356,25 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 		goto error;
 	a->progress_written = a->progress_lsn;
 	a->committed_lsn = a->progress_lsn;
-	res = PQprepare(a->conn, APPLY_PROGRESS_STMT, progress_sql, 3, NULL);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
-		apply_fail(a, "could not prepare the progress statement on the target",
-		           PQresultErrorMessage(res));
-		goto error;
+		static const char *const stmts[][2] = {{APPLY_PROGRESS_STMT, NULL},
+		                                       {APPLY_BEGIN_STMT, "BEGIN"},
+		                                       {APPLY_COMMIT_STMT, "COMMIT"}};
+
+		for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
+		{
+			res = PQprepare(a->conn, stmts[i][0], stmts[i][1] ? stmts[i][1] : progress_sql,
+			                stmts[i][1] ? 0 : 3, NULL);
+			if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			{
+				apply_fail(a, "could not prepare the apply's statements on the target",
+				           PQresultErrorMessage(res));
+				goto error;
+			}
+			PQclear(res);
+			res = NULL;
+		}
 	}
-	PQclear(res);
-	res = NULL;
 	/*
 	 * the row read may be an asynchronous commit of an earlier run not yet on
 	 * the target's disk: nothing is reported flushed before it is
