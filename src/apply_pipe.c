@@ -277,11 +277,7 @@ apply_wait(applier *a, int timeout_ms)
 bool
 apply_await_commit(applier *a, int timeout_ms)
 {
-	if (a->failed)
-		return false;
-	if (a->unflushed > 0 && !apply_pipe_flush(a))
-		return false;
-	if (!apply_pipe_take(a))
+	if (!apply_poll(a))
 		return false;
 	if (a->commits_pending == 0)
 		return true;

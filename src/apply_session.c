@@ -357,14 +357,14 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 	a->progress_written = a->progress_lsn;
 	a->committed_lsn = a->progress_lsn;
 	{
-		static const char *const stmts[][2] = {{APPLY_PROGRESS_STMT, NULL},
+		/* name, text (the progress statement's parameter types come from its casts) */
+		static const char *const stmts[][2] = {{APPLY_PROGRESS_STMT, progress_sql},
 		                                       {APPLY_BEGIN_STMT, "BEGIN"},
 		                                       {APPLY_COMMIT_STMT, "COMMIT"}};
 
 		for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
 		{
-			res = PQprepare(a->conn, stmts[i][0], stmts[i][1] ? stmts[i][1] : progress_sql,
-			                stmts[i][1] ? 0 : 3, NULL);
+			res = PQprepare(a->conn, stmts[i][0], stmts[i][1], 0, NULL);
 			if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			{
 				apply_fail(a, "could not prepare the apply's statements on the target",

@@ -145,10 +145,11 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 				return stream_fail(&s, errbuf, errlen);
 			stream_ack(&s, apply_flushed_lsn(a));
 			/*
-			 * a commit in flight is acknowledged as soon as its answer is in
-			 * (a source waiting for us as its synchronous standby waits that long)
+			 * nothing to do until more comes (the receiver hands it over at
+			 * once); a commit in flight is acknowledged as soon as its answer
+			 * is in (a source waiting for us as its synchronous standby waits
+			 * that long)
 			 */
-			/* nothing to do until more comes: the receiver hands it over at once */
 			receiver_consumer_idle(rcv, true);
 			st = ring_peek(
 			    rg, !a->in_txn && apply_busy(a) ? STREAM_BUSY_WAIT_MS : STREAM_IDLE_WAIT_MS, &rec);
