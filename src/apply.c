@@ -266,11 +266,14 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 		goto done;
 	for (uint16_t i = 0; i < ar->ncols; i++)
 		width += (mask[i] & MASK_SET ? 1 : 0) + (mask[i] & MASK_WHERE ? 1 : 0);
-	if (e->replident == PGO_REPLIDENT_FULL || old_kind == 'K')
+	if (e->replident == PGO_REPLIDENT_FULL || (kind == 'U' && old_kind == 'K'))
 	{
 		/*
-		 * One at a time: a row among duplicates, found by a subquery; or a
-		 * key that changes (batched, one row's new key could be another's old).
+		 * One at a time: a row among duplicates, found by a subquery; or an
+		 * UPDATE whose key changes (batched, one row's new key could be
+		 * another's old). A DELETE by key always carries the old key ('K')
+		 * and is batched: its keys are distinct until a row comes back,
+		 * and an INSERT or UPDATE of the relation sends the batch first.
 		 */
 		char key[APPLY_KEY_TEXT];
 		apply_stmt *s;

@@ -307,13 +307,14 @@ bench_report(const bench_opts *o, const applier *a, double secs, pgo_lsn from, p
 		       "\"transactions\":%llu,\"transactions_per_sec\":%.0f,\"wal_mib\":%.1f,"
 		       "\"wal_mib_per_sec\":%.2f,\"peak_rss_kb\":%ld,\"inserts\":%llu,\"updates\":%llu,"
 		       "\"deletes\":%llu,\"truncated_tables\":%llu,\"target_transactions\":%llu,"
-		       "\"skipped_transactions\":%llu,\"cpu_seconds\":%.2f,\"applied_lsn\":\"%s\"}\n",
+		       "\"target_statements\":%llu,\"skipped_transactions\":%llu,\"cpu_seconds\":%.2f,"
+		       "\"applied_lsn\":\"%s\"}\n",
 		       secs, (unsigned long long)rows, rows / secs, (unsigned long long)st->txns,
 		       st->txns / secs, wal_mib, wal_mib / secs, ru.ru_maxrss,
 		       (unsigned long long)st->inserts, (unsigned long long)st->updates,
 		       (unsigned long long)st->deletes, (unsigned long long)st->truncates,
-		       (unsigned long long)st->groups, (unsigned long long)st->skipped_txns, cpu,
-		       pgo_lsn_format(a->committed_lsn, lsn));
+		       (unsigned long long)st->groups, (unsigned long long)st->statements,
+		       (unsigned long long)st->skipped_txns, cpu, pgo_lsn_format(a->committed_lsn, lsn));
 	else
 		printf("applied %llu row changes in %llu transactions in %.2f s: %.0f rows/s, %.0f "
 		       "transactions/s, %.2f WAL MiB/s; peak RSS %ld kB; applied up to %s\n",

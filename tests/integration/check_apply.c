@@ -28,7 +28,10 @@
  *    in full once the burst is over, without anything more coming;
  *  - an insert the target refuses, in a group of inserts committed without
  *    waiting for their answers: the run fails, nothing of the group is
- *    committed or acknowledged, and a rerun applies everything once.
+ *    committed or acknowledged, and a rerun applies everything once;
+ *  - a thousand one-row DELETE transactions reach the target as a few
+ *    multi-row statements, and a row the target lost among them is named
+ *    with its own transaction, which --skip-lsn then skips alone.
  */
 #include "config.h"
 
@@ -822,6 +825,72 @@ START_TEST(an_insert_the_target_refuses_commits_nothing_of_its_group)
 }
 END_TEST
 
+/* A field of bench's --json line, as a number. */
+static long
+json_number(const char *json, const char *field)
+{
+	char key[64];
+	const char *at;
+
+	snprintf(key, sizeof(key), "\"%s\":", field);
+	at = strstr(json, key);
+	ck_assert_msg(at != NULL, "no %s in %s", field, json);
+	return atol(at + strlen(key));
+}
+
+START_TEST(single_row_deletes_are_applied_in_batches_and_a_missing_one_is_named)
+{
+	char upto[32], skip[64];
+	char *out, *err, *at;
+	int rc;
+
+	both("CREATE TABLE gone (id int PRIMARY KEY, v text)");
+	both("INSERT INTO gone SELECT g, 'row ' || g FROM generate_series(1, 2000) g");
+	story_publish(src, "gone", "gone", NULL);
+	/*
+	 * 1000 one-row DELETE transactions in a scattered order (7919 is prime to
+	 * 1000), and one key deleted, inserted again and deleted again: the batch
+	 * of deletes is sent before the insert of a key it holds
+	 */
+	pgt_exec(src, "DO $$ BEGIN FOR i IN 1..1000 LOOP "
+	              "DELETE FROM gone WHERE id = (i * 7919) % 1000 + 1; COMMIT; END LOOP; END $$");
+	pgt_exec(src, "INSERT INTO gone VALUES (500, 'back')");
+	pgt_exec(src, "DELETE FROM gone WHERE id = 500");
+	rc = bench("gone", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	ck_assert_msg(rc == 0, "bench exited %d: %s", rc, err);
+	ck_assert_int_eq(json_number(out, "deletes"), 1001);
+	/* a few multi-row statements, not one per row (before: 1,000 DELETEs and more) */
+	ck_assert_msg(json_number(out, "target_statements") < 100,
+	              "1001 deletes by key took %ld statements on the target",
+	              json_number(out, "target_statements"));
+	assert_same("gone");
+	free(out);
+	free(err);
+
+	/* a row the target lost, among a batch of deletes: named, with its own transaction */
+	pgt_exec(tgt, "DELETE FROM gone WHERE id = 1500");
+	pgt_exec(src, "DO $$ BEGIN FOR i IN 1001..2000 LOOP "
+	              "DELETE FROM gone WHERE id = i; COMMIT; END LOOP; END $$");
+	rc = bench("gone", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	ck_assert_int_eq(rc, 1);
+	ck_assert_msg(strstr(err, "a DELETE on public.gone found no row with id=1500") &&
+	                  strstr(err, "--skip-lsn"),
+	              "unclear error: %s", err);
+	free(out);
+	at = strstr(err, "--skip-lsn ");
+	ck_assert_ptr_nonnull(at);
+	snprintf(skip, sizeof(skip), "%.*s", (int)strcspn(at + 11, " \n"), at + 11);
+	free(err);
+	/* skipping that one transaction (not its batch's first) makes the tables equal */
+	rc = bench("gone", upto, (const char *const[]){"--skip-lsn", skip, NULL}, &out, &err);
+	ck_assert_msg(rc == 0, "bench --skip-lsn %s exited %d: %s", skip, rc, err);
+	ck_assert_int_eq(story_count(tgt, "gone"), 0);
+	assert_same("gone");
+	free(out);
+	free(err);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -850,6 +919,7 @@ main(void)
 	    a_quiet_source_s_transactions_arrive_one_by_one,
 	    a_burst_on_a_quiet_source_is_committed_without_more_coming,
 	    an_insert_the_target_refuses_commits_nothing_of_its_group,
+	    single_row_deletes_are_applied_in_batches_and_a_missing_one_is_named,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
