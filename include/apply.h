@@ -138,6 +138,13 @@ typedef struct applier
 	PGconn *conn;      /* owned: PQfinish in apply_close */
 	relcache *rels;    /* borrowed: the caller's relation cache (user pointers are ours) */
 	bool replica_role; /* session_replication_role = replica could be set */
+	/*
+	 * changes to different tables may be sent in any order, one batch per
+	 * table open: replica mode, or nothing enabled on the target that fires
+	 * for a table's rows (no trigger, foreign key or rule; checked at open,
+	 * and no longer after a replayed DDL command)
+	 */
+	bool any_order;
 
 	/* where the target is */
 	pgo_lsn progress_lsn; /* from apply_progress at open: skip transactions below it */

@@ -735,6 +735,8 @@ apply_ddl(applier *a, const pgo_logical_message *lm, pgo_lsn lsn)
 	{
 		a->ddl_in_txn = true;
 		a->stats.ddl++;
+		/* it may have made a trigger or a foreign key fire: the source's order from now on */
+		a->any_order = a->replica_role;
 		if (!a->opts.quiet)
 		{
 			char at[PGO_LSN_STRLEN];

@@ -200,7 +200,7 @@ apply_batch_row(applier *a, relcache_entry *e, apply_rel *ar, char kind, const u
 			b = &a->batches[i];
 		else if (a->batches[i].rel == NULL && free_slot == NULL)
 			free_slot = &a->batches[i];
-		else if (a->batches[i].rel && !a->replica_role && !apply_send_batch(a, &a->batches[i]))
+		else if (a->batches[i].rel && !a->any_order && !apply_send_batch(a, &a->batches[i]))
 			return false; /* triggers may look at other tables: keep the source's order */
 	}
 	/* one relation's changes stay in order: a different kind or column set sends the batch */

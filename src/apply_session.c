@@ -277,6 +277,16 @@ apply_lock_slot(applier *a)
  * Move the progress row from $3 to $2; a division by zero (rolling the group
  * back) when the row is not at $3.
  */
+/*
+ * Does nothing on the target fire for one table's rows that could look at
+ * another's? No enabled trigger in the database (a foreign key is a pair of
+ * triggers) and no rule on a table: what the guard leaves (guard.h).
+ */
+static const char nothing_fires_sql[] =
+    "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgenabled <> 'D') "
+    "AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c "
+    "ON c.oid = r.ev_class WHERE c.relkind IN ('r', 'p') AND r.ev_enabled <> 'D')";
+
 static const char progress_sql[] =
     "WITH moved AS (UPDATE " PGDBM_PROGRESS " SET lsn = $2::pg_lsn, applied_at = now() "
     "WHERE slot_name = $1 AND lsn = $3::pg_lsn RETURNING 1) "
@@ -346,7 +356,17 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 	a->replica_role = PQresultStatus(res) == PGRES_COMMAND_OK;
 	PQclear(res);
 	res = NULL;
-	if (!a->replica_role && !opts->quiet && !opts->guarded)
+	/* batches of different tables may then go in any order (apply.h) */
+	a->any_order = a->replica_role;
+	if (!a->replica_role)
+	{
+		if (!apply_pipe_exec(a, nothing_fires_sql, 0, NULL, &res))
+			goto error;
+		a->any_order = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		res = NULL;
+	}
+	if (!a->any_order && !opts->quiet && !opts->guarded)
 		event_say("StreamApply", "info",
 		          "the target role may not set session_replication_role "
 		          "(it needs superuser): triggers and foreign keys on the target fire for every "

@@ -31,7 +31,11 @@
  *    committed or acknowledged, and a rerun applies everything once;
  *  - a thousand one-row DELETE transactions reach the target as a few
  *    multi-row statements, and a row the target lost among them is named
- *    with its own transaction, which --skip-lsn then skips alone.
+ *    with its own transaction, which --skip-lsn then skips alone;
+ *  - a NOSUPERUSER target role (no replica mode) with nothing that fires on
+ *    the target gets transactions changing two tables as one batch per
+ *    table; with a foreign key on the target, the source's order is kept
+ *    and every row is accepted.
  */
 #include "config.h"
 
@@ -891,6 +895,63 @@ START_TEST(single_row_deletes_are_applied_in_batches_and_a_missing_one_is_named)
 }
 END_TEST
 
+START_TEST(a_target_role_without_replica_mode_batches_tables_together_unless_something_fires)
+{
+	char app_conn[256], upto[32];
+	const char *const tables[] = {"ledger_acct", "ledger_hist"};
+	PGconn *app;
+	char *out, *err;
+	long statements;
+	int rc;
+
+	/* a NOSUPERUSER role owning its database, as on a managed service: no replica mode */
+	pgt_owned_database(sv.tgt_admin, "ledger", "app");
+	pgt_connstr_as(&sv.tgt, "ledger", "app", app_conn, sizeof(app_conn));
+	app = pgt_connect_as(&sv.tgt, "ledger", "app");
+	for (int side = 0; side < 2; side++)
+	{
+		PGconn *c = side ? app : src;
+
+		pgt_exec(c, "CREATE TABLE ledger_acct (id int PRIMARY KEY, bal int NOT NULL)");
+		pgt_exec(c, "CREATE TABLE ledger_hist (id int PRIMARY KEY, acct int NOT NULL, delta int)");
+		pgt_exec(c, "INSERT INTO ledger_acct SELECT g, 0 FROM generate_series(1, 100) g");
+	}
+	story_publish(src, "ledger", "ledger_acct, ledger_hist", NULL);
+	/* 300 transactions, each changing an account and writing its history: the tables alternate */
+	pgt_exec(src, "DO $$ BEGIN FOR i IN 1..300 LOOP "
+	              "UPDATE ledger_acct SET bal = bal + i WHERE id = i % 100 + 1; "
+	              "INSERT INTO ledger_hist VALUES (i, i % 100 + 1, i); COMMIT; END LOOP; END $$");
+	rc = story_bench(src_conn, app_conn, "ledger", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	ck_assert_msg(rc == 0, "bench exited %d: %s", rc, err);
+	/* nothing fires on the target: one batch per table (before: a statement per change) */
+	statements = json_number(out, "target_statements");
+	ck_assert_msg(statements < 60, "600 changes to two tables took %ld statements", statements);
+	for (int i = 0; i < 2; i++)
+		pgt_assert_same(src, app, tables[i]);
+	free(out);
+	free(err);
+
+	/*
+	 * A foreign key on the target fires for every row: the source's order is
+	 * kept. A history row of an old account first, then accounts opened with
+	 * their first history row: sent table by table, the history of a new
+	 * account would reach the target before the account
+	 */
+	pgt_exec(app, "ALTER TABLE ledger_hist ADD FOREIGN KEY (acct) REFERENCES ledger_acct");
+	pgt_exec(src, "INSERT INTO ledger_hist VALUES (1000, 1, 0)");
+	pgt_exec(src, "DO $$ BEGIN FOR i IN 101..400 LOOP "
+	              "INSERT INTO ledger_acct VALUES (i, 0); "
+	              "INSERT INTO ledger_hist VALUES (i + 1000, i, 0); COMMIT; END LOOP; END $$");
+	rc = story_bench(src_conn, app_conn, "ledger", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	ck_assert_msg(rc == 0, "bench with a foreign key on the target exited %d: %s", rc, err);
+	for (int i = 0; i < 2; i++)
+		pgt_assert_same(src, app, tables[i]);
+	free(out);
+	free(err);
+	PQfinish(app);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -920,6 +981,7 @@ main(void)
 	    a_burst_on_a_quiet_source_is_committed_without_more_coming,
 	    an_insert_the_target_refuses_commits_nothing_of_its_group,
 	    single_row_deletes_are_applied_in_batches_and_a_missing_one_is_named,
+	    a_target_role_without_replica_mode_batches_tables_together_unless_something_fires,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
