@@ -183,6 +183,14 @@ START_TEST(the_application_deploys_during_the_migration)
 	            "total numeric(10,2))");
 	pgt_exec(s, "INSERT INTO orders (account, total) SELECT g % 200 + 1, g FROM "
 	            "generate_series(1, 300) g");
+	/*
+	 * the new foreign key fires on the target: an order of an old account,
+	 * then an account with its first order; sent table by table, that order
+	 * would reach the target before its account
+	 */
+	pgt_exec(s, "INSERT INTO orders (account, total) VALUES (1, 0)");
+	pgt_exec(s, "BEGIN; INSERT INTO accounts (id, amount) VALUES (300, 1); "
+	            "INSERT INTO orders (account, total) VALUES (300, 1); COMMIT");
 	pgt_exec(s, "CREATE INDEX CONCURRENTLY orders_total ON orders (total)");
 	pgt_exec(s, "CREATE VIEW rich AS SELECT id, amount FROM accounts WHERE amount > 1000");
 	pgt_exec(s, "CREATE FUNCTION order_count(int) RETURNS bigint LANGUAGE sql AS "
