@@ -53,6 +53,11 @@
 # plus the client's syscalls by name (strace slows the client: its times and
 # CPU in that run are not comparable).
 #
+# --target-role ROLE: ours connects to its target as ROLE, a NOSUPERUSER role
+# that owns the target database and its tables, as on a managed service: it
+# may not set session_replication_role = replica (native's subscription stays
+# a superuser's, as it must).
+#
 # Both clusters run with fsync = off unless --fsync on (then every commit that
 # waits for the disk waits for this machine's disk, as in production: native
 # commits asynchronously, as a subscription does by default, and so does ours
@@ -65,6 +70,7 @@
 #                                 [--rate TPS] [--latency-secs SECS]
 #                                 [--profile] [--syscalls] [--fsync on|off] [--flush-delay US]
 #                                 [--args "extra pg_dbmigrator bench options"] [--ours-first]
+#                                 [--target-role ROLE]
 # Needs: initdb, pg_ctl, pgbench, psql (scripts/setup installs them); strace for --syscalls.
 set -euo pipefail
 
@@ -78,6 +84,7 @@ PROFILE=
 SYSCALLS=
 FSYNC=off
 FLUSH_DELAY=0
+TROLE=
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${PGDBM_BIN:-$here/../build/pg_dbmigrator}
 while [ $# -gt 0 ]; do
@@ -95,7 +102,8 @@ while [ $# -gt 0 ]; do
 		--syscalls) SYSCALLS=1; shift ;;
 		--fsync) FSYNC=$2; shift 2 ;;
 		--flush-delay) FLUSH_DELAY=$2; shift 2 ;;
-		-h|--help) sed -n '2,55p' "$0"; exit 0 ;;
+		--target-role) TROLE=$2; shift 2 ;;
+		-h|--help) sed -n '2,74p' "$0"; exit 0 ;;
 		*) echo "apply-vs-native.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -132,6 +140,19 @@ tgt() { echo "host=127.0.0.1 port=$tport user=postgres dbname=$1"; }
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 sql "$(tgt postgres)" "CREATE DATABASE native" >/dev/null
 sql "$(tgt postgres)" "CREATE DATABASE ours" >/dev/null
+if [ -n "$TROLE" ]; then
+	sql "$(tgt postgres)" "CREATE ROLE \"$TROLE\" LOGIN NOSUPERUSER" >/dev/null
+	sql "$(tgt postgres)" "ALTER DATABASE ours OWNER TO \"$TROLE\"" >/dev/null
+fi
+# ours' --target: postgres, or --target-role's role
+ours_target() { echo "host=127.0.0.1 port=$tport user=${TROLE:-postgres} dbname=ours"; }
+# with --target-role, ours' tables are that role's (set up as postgres, then handed over)
+hand_over() {
+	[ -n "$TROLE" ] || return 0
+	sql "$(tgt ours)" "DO \$\$ DECLARE t text; BEGIN
+		FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+			EXECUTE format('ALTER TABLE public.%I OWNER TO %I', t, '$TROLE'); END LOOP; END \$\$"
+}
 sql "$SRC" "CREATE TABLE marker (id int PRIMARY KEY)"
 for db in native ours; do sql "$(tgt $db)" "CREATE TABLE marker (id int PRIMARY KEY)"; done
 
@@ -238,14 +259,14 @@ syscall_rows() { # workload strace-file
 # commits what it has and prints its JSON)
 start_ours() { # name endpos
 	if [ -n "$SYSCALLS" ]; then
-		strace -f -qq -s 0 -o "$dir/$1.strace" "$BIN" bench --source "$SRC" --target "$(tgt ours)" \
+		strace -f -qq -s 0 -o "$dir/$1.strace" "$BIN" bench --source "$SRC" --target "$(ours_target)" \
 			--slot-name "${1}_ours" --publication "pub_$1" --endpos "$2" --json ${BENCH_ARGS:-} \
 			>"$dir/$1.json" &
 		ours_job=$!
 		ours_pid=
 		until [ -n "$ours_pid" ]; do sleep 0.01; ours_pid=$(pgrep -P "$ours_job" || true); done
 	else
-		"$BIN" bench --source "$SRC" --target "$(tgt ours)" --slot-name "${1}_ours" \
+		"$BIN" bench --source "$SRC" --target "$(ours_target)" --slot-name "${1}_ours" \
 			--publication "pub_$1" --endpos "$2" --json ${BENCH_ARGS:-} >"$dir/$1.json" &
 		ours_job=$! ours_pid=$!
 	fi
@@ -257,6 +278,7 @@ stop_ours() {
 
 run() { # name rows tables workload-function
 	local name=$1 rows=$2 tables=$3 workload=$4 n
+	hand_over
 	n=$(( $(date +%s%N) % 1000000 ))
 	sql "$SRC" "CREATE PUBLICATION pub_$name FOR TABLE $tables, marker"
 	sql "$SRC" "SELECT pg_create_logical_replication_slot('${name}_native', 'pgoutput')" >/dev/null
@@ -299,7 +321,7 @@ run() { # name rows tables workload-function
 			ot=$(cpu_of "$(ours_backend)")
 			stop_ours
 		else
-			"$BIN" bench --source "$SRC" --target "$(tgt ours)" --slot-name "${name}_ours" \
+			"$BIN" bench --source "$SRC" --target "$(ours_target)" --slot-name "${name}_ours" \
 				--publication "pub_$name" --endpos "$endpos" --json ${BENCH_ARGS:-} >"$dir/$name.json"
 			t3=$(now)
 			cluster_cpu src s1
@@ -534,6 +556,7 @@ case ",$ONLY," in *,latency,*)
 			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lat_committed()"
 		sql "$(tgt $db)" "ALTER TABLE lat ENABLE ALWAYS TRIGGER lat_committed"
 	done
+	hand_over
 	sql "$SRC" "CREATE SEQUENCE lat_seq"
 	# one small transaction: one row
 	printf "INSERT INTO lat VALUES (nextval('lat_seq'), :client_id, md5(random()::text));\n" \

@@ -274,10 +274,6 @@ apply_lock_slot(applier *a)
 }
 
 /*
- * Move the progress row from $3 to $2; a division by zero (rolling the group
- * back) when the row is not at $3.
- */
-/*
  * Does nothing on the target fire for one table's rows that could look at
  * another's? No enabled trigger in the database (a foreign key is a pair of
  * triggers) and no rule on a table: what the guard leaves (guard.h).
@@ -287,6 +283,10 @@ static const char nothing_fires_sql[] =
     "AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c "
     "ON c.oid = r.ev_class WHERE c.relkind IN ('r', 'p') AND r.ev_enabled <> 'D')";
 
+/*
+ * Move the progress row from $3 to $2; a division by zero (rolling the group
+ * back) when the row is not at $3.
+ */
 static const char progress_sql[] =
     "WITH moved AS (UPDATE " PGDBM_PROGRESS " SET lsn = $2::pg_lsn, applied_at = now() "
     "WHERE slot_name = $1 AND lsn = $3::pg_lsn RETURNING 1) "
