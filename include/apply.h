@@ -141,8 +141,8 @@ typedef struct applier
 	/*
 	 * changes to different tables may be sent in any order, one batch per
 	 * table open: replica mode, or nothing enabled on the target that fires
-	 * for a table's rows (no trigger, foreign key or rule; checked at open,
-	 * and no longer after a replayed DDL command)
+	 * for a table's rows (no trigger, foreign key or rule; asked at open and
+	 * after each replayed DDL command: APPLY_NOTHING_FIRES_SQL)
 	 */
 	bool any_order;
 

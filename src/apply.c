@@ -713,6 +713,14 @@ apply_ddl(applier *a, const pgo_logical_message *lm, pgo_lsn lsn)
 	/* what the capture did on the source besides (a keyless table's REPLICA IDENTITY FULL) */
 	for (int i = 0; ok && i < m.nafter; i++)
 		ok = apply_ddl_exec(a, &m, lsn, m.after[i], 0, NULL, NULL, 0);
+	/* it may have made a trigger or a foreign key: ask again, in its transaction */
+	if (ok && !a->replica_role)
+	{
+		char fires[8] = "";
+
+		ok = apply_ddl_exec(a, &m, lsn, APPLY_NOTHING_FIRES_SQL, 0, NULL, fires, sizeof(fires));
+		a->any_order = ok && strcmp(fires, "t") == 0;
+	}
 	if (ok)
 	{
 		const char *path[1] = {saved_path};
@@ -735,8 +743,6 @@ apply_ddl(applier *a, const pgo_logical_message *lm, pgo_lsn lsn)
 	{
 		a->ddl_in_txn = true;
 		a->stats.ddl++;
-		/* it may have made a trigger or a foreign key fire: the source's order from now on */
-		a->any_order = a->replica_role;
 		if (!a->opts.quiet)
 		{
 			char at[PGO_LSN_STRLEN];

@@ -280,6 +280,18 @@ void apply_describe(applier *a, apply_pending *d, char what, const relcache_entr
 #define APPLY_BEGIN_STMT  "pgdbm_begin"
 #define APPLY_COMMIT_STMT "pgdbm_commit"
 
+/*
+ * "t" when nothing on the target fires for one table's rows that could look
+ * at another's: no enabled trigger in the database (a foreign key is a pair
+ * of triggers) and no enabled rule on a table, what the guard leaves
+ * (guard.h). Asked at open and after each replayed DDL command: then the
+ * applier's batches of different tables may go in any order (apply.h).
+ */
+#define APPLY_NOTHING_FIRES_SQL                                                       \
+	"SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgenabled <> 'D') "   \
+	"AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c " \
+	"ON c.oid = r.ev_class WHERE c.relkind IN ('r', 'p') AND r.ev_enabled <> 'D')"
+
 /* The target's description of e, looked up on first use (leaves and re-enters the pipeline). */
 apply_rel *apply_map(applier *a, relcache_entry *e);
 

@@ -274,16 +274,6 @@ apply_lock_slot(applier *a)
 }
 
 /*
- * Does nothing on the target fire for one table's rows that could look at
- * another's? No enabled trigger in the database (a foreign key is a pair of
- * triggers) and no rule on a table: what the guard leaves (guard.h).
- */
-static const char nothing_fires_sql[] =
-    "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgenabled <> 'D') "
-    "AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c "
-    "ON c.oid = r.ev_class WHERE c.relkind IN ('r', 'p') AND r.ev_enabled <> 'D')";
-
-/*
  * Move the progress row from $3 to $2; a division by zero (rolling the group
  * back) when the row is not at $3.
  */
@@ -360,7 +350,7 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 	a->any_order = a->replica_role;
 	if (!a->replica_role)
 	{
-		if (!apply_pipe_exec(a, nothing_fires_sql, 0, NULL, &res))
+		if (!apply_pipe_exec(a, APPLY_NOTHING_FIRES_SQL, 0, NULL, &res))
 			goto error;
 		a->any_order = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 		PQclear(res);

@@ -26,7 +26,8 @@
  *    table written while it is down: the resumed run reads that backlog
  *    through the pipelined SQL catch-up, in more than one chunk, and the
  *    target ends the same (the new table's rows were never published before
- *    the publish hook served every list publication, not only --schema's);
+ *    the publish hook served every list publication, not only --schema's),
+ *    a row of the new table after its new foreign key's parent row included;
  *  - an SQL_ASCII source whose DDL names a column in bytes that are not
  *    UTF-8: the DDL goes through on the source, the migration stops saying
  *    the source could not capture it.
@@ -897,6 +898,19 @@ START_TEST(a_latin1_backlog_with_ddl_comes_through_the_pipelined_catch_up)
 	pgt_exec(s, "CREATE TABLE \"façonnage\" (id int PRIMARY KEY, \"pièce\" int REFERENCES "
 	            "\"pièces\", \"étape\" text NOT NULL)");
 	pgt_exec(s, "INSERT INTO \"façonnage\" SELECT g, g, 'ébauche' FROM generate_series(1, 500) g");
+	/*
+	 * the new foreign key fires on the target (asked again after the CREATE
+	 * TABLE). In one transaction: pièces looked up again (after a DDL, a
+	 * lookup sends every open batch) by an update, a journal row (it ends the
+	 * COPY of the rows above), a step of an old part that opens façonnage's
+	 * batch, then a new part and its first step: sent table by table, that
+	 * step would reach the target before its part
+	 */
+	pgt_exec(s, "BEGIN; UPDATE \"pièces\" SET nom = nom || '.' WHERE id = 2; "
+	            "INSERT INTO journal (quoi) VALUES ('façonnage repris'); "
+	            "INSERT INTO \"façonnage\" VALUES (501, 1, 'reprise'); "
+	            "INSERT INTO \"pièces\" VALUES (4001, 'établi', 'frêne'); "
+	            "INSERT INTO \"façonnage\" VALUES (502, 4001, 'ébauche'); COMMIT");
 	/* in transactions of 2000 rows, past the catch-up's first chunk (4 MB of WAL) */
 	for (int i = 0; i < 30; i++)
 		pgt_exec(s, "INSERT INTO journal (quoi) SELECT 'entrée à ' || g FROM generate_series(1, "
@@ -931,7 +945,7 @@ START_TEST(a_latin1_backlog_with_ddl_comes_through_the_pipelined_catch_up)
 	                           "SELECT nom || ' / ' || \"matériau\" FROM \"pièces\" WHERE id = 10",
 	                           buf, sizeof(buf)),
 	                 "pièce n°10 (révisée) / chêne");
-	ck_assert_int_eq(story_count(t, "journal"), 60001);
+	ck_assert_int_eq(story_count(t, "journal"), 60002);
 	pgt_assert_same(s, t, "\"pièces\"");
 	pgt_assert_same(s, t, "\"façonnage\"");
 	pgt_assert_same(s, t, "journal");
