@@ -266,12 +266,14 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 		goto done;
 	for (uint16_t i = 0; i < ar->ncols; i++)
 		width += (mask[i] & MASK_SET ? 1 : 0) + (mask[i] & MASK_WHERE ? 1 : 0);
-	if (e->replident == PGO_REPLIDENT_FULL || (kind == 'U' && old_kind == 'K'))
+	if (e->replident == PGO_REPLIDENT_FULL ||
+	    (kind == 'U' && (old_kind == 'K' || ar->order_updates)))
 	{
 		/*
-		 * One at a time: a row among duplicates, found by a subquery; or an
+		 * One at a time: a row among duplicates, found by a subquery; an
 		 * UPDATE whose key changes (batched, one row's new key could be
-		 * another's old). A DELETE by key always carries the old key ('K')
+		 * another's old); or an UPDATE of a table with another unique index
+		 * (apply_rel.order_updates). A DELETE by key always carries the old key ('K')
 		 * and is batched: its keys are distinct until a row comes back,
 		 * and an INSERT or UPDATE of the relation sends the batch first.
 		 */

@@ -61,6 +61,13 @@ typedef struct apply_rel
 	char **qtypes; /* owned: the target column's type, for casts in VALUES lists */
 	Oid *types;    /* owned: the target column's type OID, for every parameter */
 	int touch;     /* a column "SET c = c" may name (not GENERATED ALWAYS), or -1 */
+	/*
+	 * a unique or exclusion index on the target not on key columns alone: its
+	 * UPDATEs go one at a time, in the source's order (a batch would merge a
+	 * key's updates and run the rest in any order: a swap of unique values
+	 * through a third one would collide)
+	 */
+	bool order_updates;
 	uint16_t ncols;
 	apply_stmt *stmts; /* owned list */
 } apply_rel;

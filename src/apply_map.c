@@ -16,6 +16,7 @@
 
 #include "apply.h"
 #include "apply_internal.h"
+#include "guard.h"
 
 void
 apply_rel_free(relcache_entry *entry)
@@ -67,7 +68,12 @@ static const char map_sql[] =
     "SELECT c.relkind, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
     "  NOT EXISTS (SELECT 1 FROM pg_catalog.pg_operator o "
     "              WHERE o.oprname = '=' AND o.oprleft = b.t AND o.oprright = b.t), "
-    "  a.atttypid, a.attidentity = 'a' "
+    "  a.atttypid, a.attidentity = 'a', "
+    /* a unique or exclusion index not on key columns alone: see apply_rel.order_updates */
+    "  EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid "
+    "    AND (i.indisunique OR i.indisexclusion) AND (i.indexprs IS NOT NULL "
+    "    OR EXISTS (SELECT FROM pg_catalog.pg_attribute k WHERE k.attrelid = c.oid "
+    "      AND k.attnum = ANY (i.indkey) AND k.attname <> ALL ($3::text[])))) "
     "FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "LEFT JOIN pg_catalog.pg_attribute a "
@@ -83,16 +89,41 @@ apply_map(applier *a, relcache_entry *e)
 {
 	/* the schema the change goes to: the source's, or the one apply_opts maps every relation to */
 	const char *nspname = a->opts.target_schema ? a->opts.target_schema : e->nspname;
-	const char *params[2] = {nspname, e->relname};
+	const char *params[3] = {nspname, e->relname, NULL};
+	const char **keys;
 	PGresult *res = NULL;
 	apply_rel *ar;
 	char msg[1024];
+	strbuf keylist = {0};
+	int nkeys = 0;
+	bool ok;
 
 	if (e->user)
 		return e->user;
 	if (!apply_send_pending(a) || !apply_pipe_leave(a))
 		return NULL;
-	if (!apply_pipe_exec(a, map_sql, 2, params, &res))
+	/* the key columns' names, as a text[] literal */
+	keys = calloc(e->ncols ? e->ncols : 1, sizeof(*keys));
+	if (keys == NULL)
+	{
+		apply_fail(a, "out of memory", NULL);
+		return NULL;
+	}
+	for (uint16_t i = 0; i < e->ncols; i++)
+		if (e->cols[i].key)
+			keys[nkeys++] = e->cols[i].name;
+	ok = guard_array_literal(keys, nkeys, &keylist);
+	free(keys);
+	if (!ok)
+	{
+		strbuf_free(&keylist);
+		apply_fail(a, "out of memory", NULL);
+		return NULL;
+	}
+	params[2] = strbuf_data(&keylist);
+	ok = apply_pipe_exec(a, map_sql, 3, params, &res);
+	strbuf_free(&keylist);
+	if (!ok)
 		return NULL;
 	ar = calloc(1, sizeof(*ar));
 	if (ar == NULL || (e->ncols && ((ar->qcols = calloc(e->ncols, sizeof(char *))) == NULL ||
@@ -121,6 +152,7 @@ apply_map(applier *a, relcache_entry *e)
 		return NULL;
 	}
 	ar->relkind = PQgetvalue(res, 0, 0)[0];
+	ar->order_updates = PQgetvalue(res, 0, 6)[0] == 't';
 	for (uint16_t i = 0; i < e->ncols; i++)
 	{
 		int row = -1;

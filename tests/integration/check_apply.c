@@ -35,7 +35,10 @@
  *  - a NOSUPERUSER target role (no replica mode) with nothing that fires on
  *    the target gets transactions changing two tables as one batch per
  *    table; with a foreign key on the target, the source's order is kept
- *    and every row is accepted.
+ *    and every row is accepted;
+ *  - two rows swap the values of a unique column through a placeholder, and
+ *    two positions unique within a list likewise: applied in order, as the
+ *    source made them.
  */
 #include "config.h"
 
@@ -952,6 +955,35 @@ START_TEST(a_target_role_without_replica_mode_batches_tables_together_unless_som
 }
 END_TEST
 
+START_TEST(a_swap_of_unique_values_through_a_third_is_applied_in_order)
+{
+	char upto[32];
+	char *out, *err;
+	int rc;
+
+	/* a unique column besides the key, and a position unique within its list */
+	both("CREATE TABLE member (id int PRIMARY KEY, email text NOT NULL UNIQUE, "
+	     "list int NOT NULL, pos int NOT NULL, UNIQUE (list, pos))");
+	both("INSERT INTO member SELECT g, 'm' || g || '@example.org', g % 2, g / 2 "
+	     "FROM generate_series(1, 100) g");
+	story_publish(src, "member", "member", NULL);
+	/* two members swap their emails through a placeholder, in one transaction */
+	pgt_exec(src, "BEGIN; UPDATE member SET email = 'swap' WHERE id = 1; "
+	              "UPDATE member SET email = 'm1@example.org' WHERE id = 2; "
+	              "UPDATE member SET email = 'm2@example.org' WHERE id = 1; COMMIT");
+	/* and two positions of a list, one transaction for each step */
+	pgt_exec(src, "UPDATE member SET pos = -1 WHERE id = 4");
+	pgt_exec(src, "UPDATE member SET pos = 2 WHERE id = 6");
+	pgt_exec(src, "UPDATE member SET pos = 3 WHERE id = 4");
+	rc = bench("member", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	/* before: "duplicate key value violates unique constraint "member_email_key"" */
+	ck_assert_msg(rc == 0, "bench exited %d: %s", rc, err);
+	assert_same("member");
+	free(out);
+	free(err);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -982,6 +1014,7 @@ main(void)
 	    an_insert_the_target_refuses_commits_nothing_of_its_group,
 	    single_row_deletes_are_applied_in_batches_and_a_missing_one_is_named,
 	    a_target_role_without_replica_mode_batches_tables_together_unless_something_fires,
+	    a_swap_of_unique_values_through_a_third_is_applied_in_order,
 	    NULL};
 
 	return story_run_suite(story_suite(&plan, stories));
