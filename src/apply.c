@@ -272,10 +272,11 @@ apply_change_row(applier *a, relcache_entry *e, char kind, char old_kind, const 
 		/*
 		 * One at a time: a row among duplicates, found by a subquery; an
 		 * UPDATE whose key changes (batched, one row's new key could be
-		 * another's old); or an UPDATE of a table with another unique index
-		 * (apply_rel.order_updates). A DELETE by key always carries the old key ('K')
-		 * and is batched: its keys are distinct until a row comes back,
-		 * and an INSERT or UPDATE of the relation sends the batch first.
+		 * another's old); or an UPDATE of a table with another unique
+		 * index (apply_rel.order_updates). A DELETE by key always carries
+		 * the old key ('K') and is batched: its keys are distinct until a
+		 * row comes back, and an INSERT or UPDATE of the relation sends
+		 * the batch first.
 		 */
 		char key[APPLY_KEY_TEXT];
 		apply_stmt *s;
