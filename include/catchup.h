@@ -29,10 +29,12 @@
  * slot (pg_copy_logical_replication_slot: it goes with the session) and
  * consumes that one (pg_logical_slot_get_binary_changes): the next chunk is
  * asked for before the one just received is applied, and the source
- * decodes it meanwhile. Chunks start at 4 MB and double up to the chunk
- * size; a received chunk is kept in an arena of up to 64 MB, and the rest
- * of a larger one is applied as it comes. The slot itself is still only
- * advanced to what the sink keeps. Without a free replication slot for the
+ * decodes it meanwhile, and its rows are read while the one before is
+ * applied. Chunks start at 1 MB and double up to the chunk size; a
+ * received chunk is kept in an arena of up to 64 MB, and the rest of a
+ * larger one is applied as it comes. The slot itself is still only
+ * advanced to what the sink keeps (between chunks once that is a chunk
+ * size ahead, and at the end). Without a free replication slot for the
  * copy the serial mode runs.
  *
  * Who consumes the messages is a sink: the applier (catchup_run) or any
@@ -99,11 +101,19 @@ typedef struct catchup_stats
 {
 	uint64_t chunks;   /* peeks run */
 	uint64_t messages; /* messages applied */
+	uint64_t early;    /* of them, read while the chunk before was applied (pipelined) */
 	uint64_t bytes;    /* their bytes */
 	pgo_lsn advanced;  /* where the slot was last advanced to (0: not moved) */
 	bool pipelined;    /* read from a temporary copy of the slot, the next chunk decoded
 	                    * while one is applied (12 and later) */
 } catchup_stats;
+
+/*
+ * How the backlog was read, for a report: "" (serial), or " (pipelined, N %
+ * read ahead)": the share of the messages read while the chunk before was
+ * applied. Returns buf.
+ */
+const char *catchup_mode_text(const catchup_stats *st, char *buf, size_t size);
 
 /*
  * A consumer of the backlog's messages. Every function returns false with

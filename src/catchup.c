@@ -33,10 +33,13 @@
  * up to the chunk size: the source decodes the next chunk while this one is
  * applied, and the first one is all the apply waits for.
  */
-#define CATCHUP_FIRST_CHUNK_BYTES ((pgo_lsn)4 * 1024 * 1024)
+#define CATCHUP_FIRST_CHUNK_BYTES ((pgo_lsn)1 * 1024 * 1024)
 
 /* Bytes of a received chunk kept in memory; the rest of a larger one is applied as it comes. */
 #define CATCHUP_ARENA_MAX ((size_t)64 * 1024 * 1024)
+
+/* While a chunk is applied, the next one's rows are read in every this many messages. */
+#define CATCHUP_PREFETCH_EVERY 128
 
 /* One message of a received chunk: where its bytes are in the arena. */
 typedef struct catchup_rec
@@ -67,7 +70,19 @@ typedef struct catchup_state
 	pgo_lsn flush;              /* the source's flushed WAL when the last chunk was asked for */
 	pgo_lsn kept;               /* what the sink keeps: the end of its last settle */
 	char temp[NAMEDATALEN_MAX]; /* the temporary copy of the slot the pipelined mode consumes */
-	catchup_arena arena;        /* owned: the pipelined mode's received chunk */
+	pgo_lsn start;              /* the slot's position when the first chunk was asked for */
+	catchup_arena arena;        /* owned: the pipelined mode's chunk being applied */
+	/*
+	 * The chunk in flight, read while the arena is applied (catchup_prefetch)
+	 * and then by catchup_receive: its rows so far (owned), the one that did
+	 * not fit (owned), whether its last result is in, and a failure to report.
+	 */
+	catchup_arena next;
+	PGresult *rx_pending;
+	long rx_rows;
+	uint64_t rx_early; /* rows catchup_prefetch read, every chunk's */
+	bool rx_active, rx_done, rx_failed;
+	char rx_err[512];
 	char *errbuf;
 	size_t errlen;
 } catchup_state;
@@ -96,6 +111,19 @@ catchup_publication_names(const char *const *pubs, char *buf, size_t size)
 		return false;
 	buf[pos] = '\0';
 	return true;
+}
+
+const char *
+catchup_mode_text(const catchup_stats *st, char *buf, size_t size)
+{
+	uint64_t early = st->early < st->messages ? st->early : st->messages;
+
+	if (!st->pipelined)
+		snprintf(buf, size, "%s", "");
+	else
+		snprintf(buf, size, " (pipelined, %.0f %% read ahead)",
+		         st->messages ? 100.0 * (double)early / (double)st->messages : 0.0);
+	return buf;
 }
 
 /* Free the rows held for the sink. */
@@ -172,6 +200,9 @@ catchup_abandon_query(catchup_state *s)
 	}
 	while ((res = PQgetResult(s->conn)) != NULL)
 		PQclear(res);
+	PQclear(s->rx_pending);
+	s->rx_pending = NULL;
+	s->rx_active = false;
 }
 
 /*
@@ -366,6 +397,8 @@ catchup_bounds(catchup_state *s, pgo_lsn chunk, pgo_lsn *upto, bool *to_end, boo
 		return false;
 	}
 	s->flush = flush;
+	if (s->start == 0)
+		s->start = confirmed;
 	from = s->upto > confirmed ? s->upto : confirmed;
 	*upto = flush - from > chunk ? from + chunk : flush;
 	*to_end = *upto == flush;
@@ -419,6 +452,9 @@ catchup_send_query(catchup_state *s, const char *slot, bool consume, pgo_lsn upt
 		catchup_fail_pq(s, "could not read the slot's changes");
 		return false;
 	}
+	s->rx_active = true;
+	s->rx_done = s->rx_failed = false;
+	s->rx_rows = 0;
 	return true;
 }
 
@@ -466,20 +502,97 @@ catchup_arena_add(catchup_arena *ar, pgo_lsn lsn, const char *data, size_t len)
 	return true;
 }
 
+/* A failure reading the chunk in flight, said when it is received (catchup_receive). */
+static void
+catchup_rx_fail(catchup_state *s, const char *what, const char *detail)
+{
+	snprintf(s->rx_err, sizeof(s->rx_err), "%s%s%.*s", what, detail ? ": " : "",
+	         detail ? catchup_trimmed(detail) : 0, detail ? detail : "");
+	s->rx_failed = true;
+}
+
+/*
+ * Read what has come of the chunk in flight into s->next, without
+ * waiting: the source's rows cross the network while the target applies
+ * the arena, not after it (a chunk of small changes is hundreds of
+ * thousands of rows). Stops at the first row that does not fit in
+ * CATCHUP_ARENA_MAX (kept in rx_pending for catchup_receive), at the
+ * result's end, or at a failure (kept for catchup_receive to report).
+ */
+static void
+catchup_prefetch(catchup_state *s)
+{
+	if (!s->rx_active || s->rx_done || s->rx_failed || s->rx_pending)
+		return;
+	if (PQconsumeInput(s->conn) == 0)
+	{
+		catchup_rx_fail(s, "could not read the changes of the slot", PQerrorMessage(s->conn));
+		return;
+	}
+	while (!PQisBusy(s->conn))
+	{
+		PGresult *res = PQgetResult(s->conn);
+		ExecStatusType rs;
+		pgo_lsn lsn;
+		char *data;
+		size_t len;
+
+		if (res == NULL)
+		{
+			s->rx_done = true;
+			return;
+		}
+		rs = PQresultStatus(res);
+		if (rs == PGRES_SINGLE_TUPLE)
+		{
+			if (!catchup_row_fields(s, res, &lsn, &data, &len))
+			{
+				catchup_rx_fail(s, s->errbuf, NULL);
+				PQclear(res);
+				return;
+			}
+			if (s->next.used + len > CATCHUP_ARENA_MAX)
+			{
+				s->rx_pending = res;
+				return;
+			}
+			if (!catchup_arena_add(&s->next, lsn, data, len))
+			{
+				catchup_rx_fail(s, "out of memory", NULL);
+				PQclear(res);
+				return;
+			}
+			s->rx_rows++;
+			s->rx_early++;
+		}
+		else if (rs != PGRES_TUPLES_OK)
+		{
+			char what[160];
+
+			snprintf(what, sizeof(what), "could not read the changes of the slot \"%s\"",
+			         s->o->slot);
+			catchup_rx_fail(s, what, PQresultErrorMessage(res));
+		}
+		PQclear(res);
+	}
+}
+
 /*
  * Hand the arena's messages to the sink, until a transaction past endpos
  * or a stop (between transactions). They stay where they are until the
  * arena is reset: only after the sink has let go of them (catchup_keep).
+ * Applying s->arena, the chunk in flight is read meanwhile (catchup_prefetch).
  */
 static bool
-catchup_apply_arena(catchup_state *s, pgo_decoder *dec, catchup_stats *st, bool *endpos,
-                    bool *stopping)
+catchup_apply_arena(catchup_state *s, catchup_arena *ar, pgo_decoder *dec, catchup_stats *st,
+                    bool *endpos, bool *stopping)
 {
-	catchup_arena *ar = &s->arena;
-
 	for (size_t i = 0; i < ar->nrecs; i++)
 	{
 		const catchup_rec *r = &ar->recs[i];
+
+		if (ar == &s->arena && i % CATCHUP_PREFETCH_EVERY == CATCHUP_PREFETCH_EVERY - 1)
+			catchup_prefetch(s);
 
 		if (!catchup_message(s, ar->data + r->off, r->len, r->lsn, dec, st, endpos))
 			return false;
@@ -494,11 +607,26 @@ catchup_apply_arena(catchup_state *s, pgo_decoder *dec, catchup_stats *st, bool 
 	return true;
 }
 
+/* The next result of the chunk in flight: the row prefetching left, else libpq's. */
+static PGresult *
+catchup_next_result(catchup_state *s)
+{
+	PGresult *res = s->rx_pending;
+
+	if (res)
+	{
+		s->rx_pending = NULL;
+		return res;
+	}
+	return s->rx_done ? NULL : PQgetResult(s->conn);
+}
+
 /*
- * Read the chunk in flight: up to hold bytes of it into the arena (the
- * pipelined mode), past that (a large transaction; from the first row with
- * 0, the serial mode) what the arena holds goes to the sink and the rest as
- * it comes (*direct), until a transaction past endpos or a stop. False with
+ * Read the chunk in flight: up to hold bytes of it into s->next (the
+ * pipelined mode; what catchup_prefetch read is there already), past that
+ * (a large transaction; from the first row with 0, the serial mode) what
+ * s->next holds goes to the sink and the rest as it comes (*direct), until
+ * a transaction past endpos or a stop. *rows: the chunk's rows. False with
  * errbuf set.
  */
 static bool
@@ -508,9 +636,15 @@ catchup_receive(catchup_state *s, pgo_decoder *dec, catchup_stats *st, size_t ho
 	PGresult *res;
 	bool failed = false;
 
-	*rows = 0;
+	*rows = s->rx_rows;
 	*direct = false;
-	while ((res = PQgetResult(s->conn)) != NULL)
+	if (s->rx_failed)
+	{
+		snprintf(s->errbuf, s->errlen, "%s", s->rx_err);
+		catchup_abandon_query(s);
+		return false;
+	}
+	while ((res = catchup_next_result(s)) != NULL)
 	{
 		ExecStatusType rs = PQresultStatus(res);
 
@@ -525,9 +659,9 @@ catchup_receive(catchup_state *s, pgo_decoder *dec, catchup_stats *st, size_t ho
 			{
 				if (!catchup_row_fields(s, res, &lsn, &data, &len))
 					goto failed_row;
-				if (hold > 0 && s->arena.used + len <= hold)
+				if (hold > 0 && s->next.used + len <= hold)
 				{
-					if (!catchup_arena_add(&s->arena, lsn, data, len))
+					if (!catchup_arena_add(&s->next, lsn, data, len))
 					{
 						snprintf(s->errbuf, s->errlen, "out of memory");
 						goto failed_row;
@@ -536,7 +670,7 @@ catchup_receive(catchup_state *s, pgo_decoder *dec, catchup_stats *st, size_t ho
 					continue;
 				}
 				*direct = true;
-				if (!catchup_apply_arena(s, dec, st, endpos, stopping))
+				if (!catchup_apply_arena(s, &s->next, dec, st, endpos, stopping))
 					goto failed_row;
 				if (*endpos || *stopping)
 				{
@@ -575,6 +709,7 @@ catchup_receive(catchup_state *s, pgo_decoder *dec, catchup_stats *st, size_t ho
 		}
 		PQclear(res);
 	}
+	s->rx_active = false;
 	return !failed;
 }
 
@@ -696,10 +831,12 @@ catchup_finish(catchup_state *s, catchup_stats *st, catchup_end end)
 
 /*
  * The pipelined catch-up: the chunk in flight on the temporary slot is
- * decoded by the source while the arena's chunk is applied, then read into
- * the arena. Between chunks the sink settles without waiting (the target
- * goes on with the last statements while the next chunk is read), and the
- * slot itself is advanced to what the sink keeps so far, between queries.
+ * decoded by the source while the arena's chunk is applied, and its rows
+ * are read into s->next as they come meanwhile (catchup_prefetch), the rest
+ * after. Between chunks the sink settles without waiting (the target goes
+ * on with the last statements while the next chunk is asked for), and the
+ * slot itself is advanced to what the sink keeps, between queries, once
+ * that is a largest chunk ahead of it, and at the end.
  */
 static catchup_end
 catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catchup_stats *st)
@@ -716,8 +853,15 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 		bool endpos = false, stopping = false, direct = false;
 		long rows = 0;
 
-		/* the connection is idle: the slot follows what the sink keeps */
-		if (!catchup_advance(s, s->kept, st))
+		/*
+		 * The connection is idle: the slot follows what the sink keeps, once
+		 * that is a largest chunk ahead of it (the source decodes the WAL
+		 * between again to advance it, and the apply waits meanwhile: at
+		 * every small chunk that was a tenth of the time; the end of the
+		 * catch-up advances it in any case).
+		 */
+		if (s->kept >= (st->advanced ? st->advanced : s->start) + max &&
+		    !catchup_advance(s, s->kept, st))
 			return CATCHUP_FAILED;
 		if (!last)
 		{
@@ -732,7 +876,7 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 		}
 		if (have)
 		{
-			bool ok = catchup_apply_arena(s, dec, st, &endpos, &stopping) &&
+			bool ok = catchup_apply_arena(s, &s->arena, dec, st, &endpos, &stopping) &&
 			          ((endpos || stopping) || catchup_between_transactions(s, have_rows)) &&
 			          catchup_keep(s, false);
 
@@ -760,7 +904,7 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 			bool ok = ((endpos || stopping) || catchup_between_transactions(s, rows)) &&
 			          catchup_keep(s, false);
 
-			catchup_arena_reset(&s->arena);
+			catchup_arena_reset(&s->next);
 			if (!ok)
 				return CATCHUP_FAILED;
 			if (endpos || stopping)
@@ -769,6 +913,11 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 		}
 		else
 		{
+			/* the chunk received is the one to apply; the applied one's memory receives the next */
+			catchup_arena spare = s->arena;
+
+			s->arena = s->next;
+			s->next = spare;
 			have = rows > 0;
 			have_rows = rows;
 		}
@@ -811,6 +960,7 @@ catchup_run_sink(const catchup_opts *o, pgo_decoder *dec, const catchup_sink *si
 	{
 		st->pipelined = true;
 		end = catchup_pipelined(&s, pubnames, dec, st);
+		st->early = s.rx_early;
 	}
 	else
 		end = catchup_serial(&s, pubnames, dec, st);
@@ -822,6 +972,9 @@ catchup_run_sink(const catchup_opts *o, pgo_decoder *dec, const catchup_sink *si
 	free(s.held);
 	free(s.arena.data);
 	free(s.arena.recs);
+	free(s.next.data);
+	free(s.next.recs);
+	PQclear(s.rx_pending);
 	/* the temporary slot goes with the session */
 	PQfinish(s.conn);
 	return end;

@@ -559,14 +559,14 @@ decode_catch_up(decode_run *run, pipeline *pl, int proto_version, char *errbuf, 
 
 	if (st.messages > 0)
 	{
-		char lsn[PGO_LSN_STRLEN];
+		char lsn[PGO_LSN_STRLEN], mode[64];
 
 		fprintf(stderr,
 		        "pg_dbmigrator decode: read the backlog through SQL: %llu messages (%.1f MB) in "
 		        "%llu chunk%s%s, %.1f s, up to %s\n",
 		        (unsigned long long)st.messages, (double)st.bytes / (1024.0 * 1024.0),
 		        (unsigned long long)st.chunks, st.chunks == 1 ? "" : "s",
-		        st.pipelined ? " (pipelined)" : "", (double)(cli_now_ms() - t0) / 1000.0,
+		        catchup_mode_text(&st, mode, sizeof(mode)), (double)(cli_now_ms() - t0) / 1000.0,
 		        pgo_lsn_format(run->acked, lsn));
 	}
 	return end;

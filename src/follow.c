@@ -226,13 +226,17 @@ follow_catch_up(mig *m, pipeline *pl, const char **pubs, replstart *start, char 
 	if (pl->app.durable_lsn > start->start_lsn)
 		start->start_lsn = pl->app.durable_lsn;
 	if (st.messages > 0)
+	{
+		char mode[64];
+
 		event_say("StreamApply", "info",
 		          "applied the backlog through SQL: %llu messages (%.1f MB) in %llu chunk%s%s, "
 		          "%.1f s, up to %s; streaming from there",
 		          (unsigned long long)st.messages, (double)st.bytes / (1024.0 * 1024.0),
 		          (unsigned long long)st.chunks, st.chunks == 1 ? "" : "s",
-		          st.pipelined ? " (pipelined)" : "", (double)(cli_now_ms() - t0) / 1000.0,
+		          catchup_mode_text(&st, mode, sizeof(mode)), (double)(cli_now_ms() - t0) / 1000.0,
 		          pgo_lsn_format(pl->app.durable_lsn, lsn));
+	}
 	return true;
 }
 

@@ -222,7 +222,7 @@ START_TEST(every_change_appears_exactly)
 
 	rc = run_decode("kinds", extra, &out, &err);
 	ck_assert_msg(rc == 0, "decode exited %d: %s", rc, err);
-	ck_assert_msg(strstr(err, "read the backlog through SQL: ") && strstr(err, " (pipelined), "),
+	ck_assert_msg(strstr(err, "read the backlog through SQL: ") && strstr(err, " (pipelined, "),
 	              "the backlog was not read through SQL, pipelined: %s", err);
 	/* the stream, and SQL in chunks smaller than the 200 kB update, print the same bytes */
 	{
