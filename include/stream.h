@@ -38,6 +38,27 @@ typedef struct stream_decoder
 PGDBM_MUST_CHECK bool stream_decoder_init(stream_decoder *sd, int proto, relcache *cache,
                                           char *errbuf, size_t errlen);
 
+/*
+ * Is the stream behind the source? Told from the delay between a source
+ * commit and the moment its transaction is looked at, against the least
+ * such delay seen lately: the clocks' skew plus the path's own delay. The
+ * least is taken over windows of STREAM_LAG_WINDOW_MS, and the floor is
+ * the last window's, so a drift of either clock passes. The caller owns it;
+ * zeroed: nothing seen yet.
+ */
+#define STREAM_BEHIND_US     2000 /* this far above the floor: behind */
+#define STREAM_LAG_WINDOW_MS 5000
+
+typedef struct stream_lag
+{
+	int64_t floor_us;        /* the least delay of the last window (or less, seen since) */
+	int64_t window_min_us;   /* the least delay of the window under way */
+	int64_t window_start_ms; /* 0: nothing seen yet */
+} stream_lag;
+
+/* Note delay_us seen at now_ms; true when it is STREAM_BEHIND_US or more above the floor. */
+bool stream_lag_behind(stream_lag *l, int64_t delay_us, int64_t now_ms);
+
 /* What the loop does after a tick (see stream_tick_fn). */
 typedef enum stream_action
 {

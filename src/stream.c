@@ -8,7 +8,9 @@
  * the target is still committing the group before, the open one gathers
  * what comes meanwhile and is committed as soon as that answer is in: one
  * commit in flight while the stream is busy (fewer, larger groups, so the
- * target keeps up), none waiting for anything when it is light.
+ * target keeps up), none waiting for anything when it is light. Behind
+ * the source when the ring runs dry, the group waits a moment for more
+ * (stream_hold).
  */
 #include "config.h"
 
@@ -17,11 +19,19 @@
 #include <time.h>
 
 #include "cli.h"
+#include "replconn.h"
 #include "stream.h"
 
 #define STREAM_IDLE_WAIT_MS 10
 #define STREAM_BUSY_WAIT_MS 1 /* while the target's answer to a commit is awaited */
 #define STREAM_TICK_MS      100
+/*
+ * Behind the source (stream_lag_behind), a group waits up to STREAM_HOLD_MS
+ * for more before it commits, while it has fewer than STREAM_HOLD_MAX_TXNS
+ * transactions.
+ */
+#define STREAM_HOLD_MS       1
+#define STREAM_HOLD_MAX_TXNS 64
 
 typedef struct stream_state
 {
@@ -32,6 +42,7 @@ typedef struct stream_state
 	applier *a;
 	pgo_lsn acked;
 	int64_t last_tick;
+	stream_lag lag;
 } stream_state;
 
 static void
@@ -68,6 +79,41 @@ stream_tick(stream_state *s)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Hold the group open for more? Only while the stream is behind the source:
+ * a backlog that the walsender hands over one transaction at a time (it
+ * is short of CPU) would otherwise be committed one transaction per group,
+ * and each commit costs the target more than the transaction does, which
+ * keeps the stream behind. A stream that keeps up commits at once.
+ */
+static bool
+stream_hold(stream_state *s)
+{
+	const applier *a = s->a;
+
+	/* a source waiting for us as its synchronous standby is not kept waiting longer */
+	if (!a->group_open || a->in_txn || a->group_txns >= STREAM_HOLD_MAX_TXNS ||
+	    a->last_commit_time <= 0 || a->source_waits)
+		return false;
+	return stream_lag_behind(&s->lag, replconn_now() - a->last_commit_time, cli_now_ms());
+}
+
+bool
+stream_lag_behind(stream_lag *l, int64_t delay_us, int64_t now_ms)
+{
+	if (l->window_start_ms == 0 || now_ms - l->window_start_ms >= STREAM_LAG_WINDOW_MS)
+	{
+		l->floor_us = l->window_start_ms == 0 ? delay_us : l->window_min_us;
+		l->window_min_us = delay_us;
+		l->window_start_ms = now_ms;
+	}
+	if (delay_us < l->window_min_us)
+		l->window_min_us = delay_us;
+	if (delay_us < l->floor_us)
+		l->floor_us = delay_us;
+	return delay_us - l->floor_us >= STREAM_BEHIND_US;
 }
 
 /* Send what is collected and give the held records back. */
@@ -141,25 +187,36 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 				stream_ack(&s, apply_flushed_lsn(a));
 				continue;
 			}
-			if (!apply_end_group(a))
-				return stream_fail(&s, errbuf, errlen);
-			stream_ack(&s, apply_flushed_lsn(a));
-			/*
-			 * nothing to do until more comes (the receiver hands it over at
-			 * once); a commit in flight is acknowledged as soon as its answer
-			 * is in (a source waiting for us as its synchronous standby waits
-			 * that long)
-			 */
-			receiver_consumer_idle(rcv, true);
-			st = ring_peek(
-			    rg, !a->in_txn && apply_busy(a) ? STREAM_BUSY_WAIT_MS : STREAM_IDLE_WAIT_MS, &rec);
-			receiver_consumer_idle(rcv, false);
+			if (stream_hold(&s))
+			{
+				/* behind: what comes within STREAM_HOLD_MS joins this group */
+				receiver_consumer_idle(rcv, true);
+				st = ring_peek(rg, STREAM_HOLD_MS, &rec);
+				receiver_consumer_idle(rcv, false);
+			}
 			if (st == RING_TIMEOUT)
 			{
-				if (!apply_sync_idle(a) || !apply_poll(a))
+				if (!apply_end_group(a))
 					return stream_fail(&s, errbuf, errlen);
 				stream_ack(&s, apply_flushed_lsn(a));
-				continue;
+				/*
+				 * nothing to do until more comes (the receiver hands it over
+				 * at once); a commit in flight is acknowledged as soon as its
+				 * answer is in (a source waiting for us as its synchronous
+				 * standby waits that long)
+				 */
+				receiver_consumer_idle(rcv, true);
+				st = ring_peek(
+				    rg, !a->in_txn && apply_busy(a) ? STREAM_BUSY_WAIT_MS : STREAM_IDLE_WAIT_MS,
+				    &rec);
+				receiver_consumer_idle(rcv, false);
+				if (st == RING_TIMEOUT)
+				{
+					if (!apply_sync_idle(a) || !apply_poll(a))
+						return stream_fail(&s, errbuf, errlen);
+					stream_ack(&s, apply_flushed_lsn(a));
+					continue;
+				}
 			}
 		}
 		if (st != RING_OK)
