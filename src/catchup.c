@@ -522,11 +522,14 @@ catchup_rx_fail(catchup_state *s, const char *what, const char *detail)
 static void
 catchup_prefetch(catchup_state *s)
 {
+	char what[160];
+
 	if (!s->rx_active || s->rx_done || s->rx_failed || s->rx_pending)
 		return;
+	snprintf(what, sizeof(what), "could not read the changes of the slot \"%s\"", s->o->slot);
 	if (PQconsumeInput(s->conn) == 0)
 	{
-		catchup_rx_fail(s, "could not read the changes of the slot", PQerrorMessage(s->conn));
+		catchup_rx_fail(s, what, PQerrorMessage(s->conn));
 		return;
 	}
 	while (!PQisBusy(s->conn))
@@ -566,13 +569,7 @@ catchup_prefetch(catchup_state *s)
 			s->rx_early++;
 		}
 		else if (rs != PGRES_TUPLES_OK)
-		{
-			char what[160];
-
-			snprintf(what, sizeof(what), "could not read the changes of the slot \"%s\"",
-			         s->o->slot);
 			catchup_rx_fail(s, what, PQresultErrorMessage(res));
-		}
 		PQclear(res);
 	}
 }
