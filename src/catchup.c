@@ -502,6 +502,33 @@ catchup_arena_add(catchup_arena *ar, pgo_lsn lsn, const char *data, size_t len)
 	return true;
 }
 
+/*
+ * Copy a row of the chunk in flight into s->next if it fits within hold
+ * bytes: 1 copied (and the row freed), 0 it does not fit, -1 a failure
+ * (errbuf set); with 0 and -1 the row is still the caller's.
+ */
+static int
+catchup_next_add(catchup_state *s, PGresult *row, size_t hold)
+{
+	pgo_lsn lsn;
+	char *data;
+	size_t len;
+
+	if (hold == 0)
+		return 0;
+	if (!catchup_row_fields(s, row, &lsn, &data, &len))
+		return -1;
+	if (s->next.used + len > hold)
+		return 0;
+	if (!catchup_arena_add(&s->next, lsn, data, len))
+	{
+		snprintf(s->errbuf, s->errlen, "out of memory");
+		return -1;
+	}
+	PQclear(row);
+	return 1;
+}
+
 /* A failure reading the chunk in flight, said when it is received (catchup_receive). */
 static void
 catchup_rx_fail(catchup_state *s, const char *what, const char *detail)
@@ -536,9 +563,6 @@ catchup_prefetch(catchup_state *s)
 	{
 		PGresult *res = PQgetResult(s->conn);
 		ExecStatusType rs;
-		pgo_lsn lsn;
-		char *data;
-		size_t len;
 
 		if (res == NULL)
 		{
@@ -548,27 +572,22 @@ catchup_prefetch(catchup_state *s)
 		rs = PQresultStatus(res);
 		if (rs == PGRES_SINGLE_TUPLE)
 		{
-			if (!catchup_row_fields(s, res, &lsn, &data, &len))
+			int added = catchup_next_add(s, res, CATCHUP_ARENA_MAX);
+
+			if (added == 0)
+				s->rx_pending = res;
+			else if (added < 0)
 			{
 				catchup_rx_fail(s, s->errbuf, NULL);
 				PQclear(res);
-				return;
 			}
-			if (s->next.used + len > CATCHUP_ARENA_MAX)
-			{
-				s->rx_pending = res;
+			if (added <= 0)
 				return;
-			}
-			if (!catchup_arena_add(&s->next, lsn, data, len))
-			{
-				catchup_rx_fail(s, "out of memory", NULL);
-				PQclear(res);
-				return;
-			}
 			s->rx_rows++;
 			s->rx_early++;
+			continue;
 		}
-		else if (rs != PGRES_TUPLES_OK)
+		if (rs != PGRES_TUPLES_OK)
 			catchup_rx_fail(s, what, PQresultErrorMessage(res));
 		PQclear(res);
 	}
@@ -647,25 +666,15 @@ catchup_receive(catchup_state *s, pgo_decoder *dec, catchup_stats *st, size_t ho
 
 		if (rs == PGRES_SINGLE_TUPLE)
 		{
-			pgo_lsn lsn;
-			char *data;
-			size_t len;
-
 			(*rows)++;
 			if (!*direct)
 			{
-				if (!catchup_row_fields(s, res, &lsn, &data, &len))
+				int added = catchup_next_add(s, res, hold);
+
+				if (added < 0)
 					goto failed_row;
-				if (hold > 0 && s->next.used + len <= hold)
-				{
-					if (!catchup_arena_add(&s->next, lsn, data, len))
-					{
-						snprintf(s->errbuf, s->errlen, "out of memory");
-						goto failed_row;
-					}
-					PQclear(res);
+				if (added > 0)
 					continue;
-				}
 				*direct = true;
 				if (!catchup_apply_arena(s, &s->next, dec, st, endpos, stopping))
 					goto failed_row;
