@@ -67,6 +67,7 @@ typedef struct migopts
 	bool no_publications, no_subscriptions, no_sync, no_comments, no_security_labels;
 	bool no_table_access_method;
 	int group_commit;
+	bool group_commit_given; /* else the SQL catch-up groups APPLY_CATCHUP_GROUP_TXNS */
 	size_t ring_size;
 	bool resume;
 	const char *resume_file; /* borrowed; NULL: <dump_path>.resume.json */

@@ -185,11 +185,16 @@ apply_insert(applier *a, relcache_entry *e, const pgo_tuple *t)
 		apply_batch *b = apply_batch_of(a, e);
 
 		/*
-		 * A full batch of inserts into one table: a long run is likely, and COPY
-		 * loads it faster than INSERT (the other batches go first: COPY leaves
-		 * pipeline mode).
+		 * A full batch of inserts into one table, nothing else in between: a
+		 * long run is likely, and COPY loads it faster than INSERT (the other
+		 * batches go first: COPY leaves pipeline mode, waiting for every
+		 * answer). Rows gathered among other tables' changes (one insert per
+		 * transaction into a history table) go as a multi-row INSERT: their
+		 * COPY would end at the next change, every few hundred transactions
+		 * a wait for the target.
 		 */
-		if (b && b->rows == APPLY_MAX_BATCH_ROWS && !a->opts.no_copy && ar->ncols > 0)
+		if (b && b->rows == APPLY_MAX_BATCH_ROWS && !a->opts.no_copy && ar->ncols > 0 &&
+		    a->change_seq - b->first_change + 1 == (uint64_t)b->rows)
 			return apply_copy_take_batch(a, e, ar, b);
 	}
 	return apply_batch_done(a, e);
@@ -833,6 +838,7 @@ apply_message(applier *a, pgo_message *msg, pgo_lsn wal_start, size_t msg_len)
 		return apply_fail(a, "the source sent a change outside a transaction", NULL);
 	if (a->skipping)
 		return true;
+	a->change_seq++;
 	if (msg->type != PGO_MSG_TRUNCATE)
 	{
 		pgo_oid relid = msg->type == PGO_MSG_INSERT   ? msg->u.insert.relid

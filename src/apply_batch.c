@@ -259,6 +259,7 @@ apply_batch_row(applier *a, relcache_entry *e, apply_rel *ar, char kind, const u
 		b->rows = 0;
 		b->change_lsn = a->change_lsn;
 		b->seq = ++a->batch_seq;
+		b->first_change = a->change_seq;
 		if (mask)
 			memcpy(b->mask, mask, ar->ncols);
 		if (key)

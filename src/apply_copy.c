@@ -104,6 +104,7 @@ apply_copy_begin(applier *a, relcache_entry *e, apply_rel *ar)
 	a->copy_lsn = a->change_lsn;
 	a->copy_txn_lsn = a->txn_lsn;
 	a->stats.statements++;
+	a->stats.copies++;
 	return true;
 }
 

@@ -292,6 +292,8 @@ apply_open(applier *a, const apply_opts *opts, relcache *rels, char *errbuf, siz
 	a->opts = *opts;
 	if (a->opts.group_txns < 1)
 		a->opts.group_txns = APPLY_DEFAULT_GROUP_TXNS;
+	if (a->opts.catchup_group_txns < 1)
+		a->opts.catchup_group_txns = APPLY_CATCHUP_GROUP_TXNS;
 	if (a->opts.group_bytes == 0)
 		a->opts.group_bytes = APPLY_DEFAULT_GROUP_BYTES;
 	a->rels = rels;

@@ -65,8 +65,8 @@ bench_usage(FILE *f)
 	        "  --publication NAME      publication to read (repeatable)\n"
 	        "  --endpos LSN            stop after the last transaction committed at or before LSN\n"
 	        "  --json                  print the result as one JSON object\n"
-	        "  --group-commit N        source transactions per target transaction, at most "
-	        "(default %d)\n"
+	        "  --group-commit N        source transactions per target transaction, at most\n"
+	        "                          (default %d; %d while the backlog is read through SQL)\n"
 	        "  --on-missing-row MODE   error (default) or skip an UPDATE/DELETE that finds no row\n"
 	        "  --synchronous-commit B  on: every target commit waits for its disk; off (default):\n"
 	        "                          one in 0.2 s does, as in a migration\n"
@@ -85,7 +85,7 @@ bench_usage(FILE *f)
 	        "\n"
 	        "Progress is kept in " PGDBM_PROGRESS " on the target: a second run\n"
 	        "continues where the first one committed. Ctrl+C stops cleanly.\n",
-	        APPLY_DEFAULT_GROUP_TXNS);
+	        APPLY_DEFAULT_GROUP_TXNS, APPLY_CATCHUP_GROUP_TXNS);
 }
 
 /*
@@ -194,7 +194,8 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 				o->json = true;
 				break;
 			case OPT_GROUP:
-				if (!cli_parse_int(optarg, 1, 1000000, &o->apply.group_txns))
+				if (!cli_parse_int(optarg, 1, 1000000, &o->apply.group_txns) ||
+				    !cli_parse_int(optarg, 1, 1000000, &o->apply.catchup_group_txns))
 				{
 					fprintf(stderr,
 					        "pg_dbmigrator bench: invalid --group-commit \"%s\": use 1 to "
@@ -307,14 +308,15 @@ bench_report(const bench_opts *o, const applier *a, double secs, pgo_lsn from, p
 		       "\"transactions\":%llu,\"transactions_per_sec\":%.0f,\"wal_mib\":%.1f,"
 		       "\"wal_mib_per_sec\":%.2f,\"peak_rss_kb\":%ld,\"inserts\":%llu,\"updates\":%llu,"
 		       "\"deletes\":%llu,\"truncated_tables\":%llu,\"target_transactions\":%llu,"
-		       "\"target_statements\":%llu,\"skipped_transactions\":%llu,\"cpu_seconds\":%.2f,"
-		       "\"applied_lsn\":\"%s\"}\n",
+		       "\"target_statements\":%llu,\"target_copies\":%llu,\"skipped_transactions\":%llu,"
+		       "\"cpu_seconds\":%.2f,\"applied_lsn\":\"%s\"}\n",
 		       secs, (unsigned long long)rows, rows / secs, (unsigned long long)st->txns,
 		       st->txns / secs, wal_mib, wal_mib / secs, ru.ru_maxrss,
 		       (unsigned long long)st->inserts, (unsigned long long)st->updates,
 		       (unsigned long long)st->deletes, (unsigned long long)st->truncates,
 		       (unsigned long long)st->groups, (unsigned long long)st->statements,
-		       (unsigned long long)st->skipped_txns, cpu, pgo_lsn_format(a->committed_lsn, lsn));
+		       (unsigned long long)st->copies, (unsigned long long)st->skipped_txns, cpu,
+		       pgo_lsn_format(a->committed_lsn, lsn));
 	else
 		printf("applied %llu row changes in %llu transactions in %.2f s: %.0f rows/s, %.0f "
 		       "transactions/s, %.2f WAL MiB/s; peak RSS %ld kB; applied up to %s\n",

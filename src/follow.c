@@ -414,6 +414,7 @@ follow_run(mig *m, char *errbuf, size_t errlen)
 	ao.target = m->o.target;
 	ao.slot_name = m->o.slot;
 	ao.group_txns = m->o.group_commit;
+	ao.catchup_group_txns = m->o.group_commit_given ? m->o.group_commit : 0;
 	ao.skip_missing = m->o.skip_missing;
 	ao.synchronous_commit = m->o.synchronous_commit == 1;
 	ao.skip_lsn = m->o.skip_lsn;

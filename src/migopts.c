@@ -280,6 +280,8 @@ migopts_usage(FILE *f)
 	    "  --large-objects copy|skip     carry the large objects changed since the snapshot\n"
 	    "                                over at cutover (default copy)\n"
 	    "  --group-commit N              source transactions per target transaction, at most\n"
+	    "                                (default 1000; 10000 while a backlog is read\n"
+	    "                                through SQL)\n"
 	    "  --synchronous-commit off|on   off (default, as a subscription's): target commits\n"
 	    "                                do not wait for its disk, and the source is told a\n"
 	    "                                change is applied only once the target has flushed\n"
@@ -760,6 +762,7 @@ migopts_parse(int argc, char **argv, migopts *o, bool *help, char *errbuf, size_
 				if (!migopts_int_arg("--group-commit", optarg, 1, 1000000, &o->group_commit, errbuf,
 				                     errlen))
 					return false;
+				o->group_commit_given = true;
 				break;
 			case O_RING:
 				if (!cli_parse_size(optarg, &o->ring_size) || o->ring_size < 1024 * 1024)

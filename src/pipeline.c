@@ -82,10 +82,16 @@ pipeline_catch_up(pipeline *p, const catchup_opts *o, catchup_stats *st, char *e
                   size_t errlen)
 {
 	catchup_opts c = *o;
+	int stream_group = p->app.opts.group_txns;
+	catchup_end end;
 
 	c.proto_version = pipeline_proto_version(p);
 	c.client_encoding = p->app.encoding[0] ? p->app.encoding : NULL;
-	return catchup_run(&c, &p->sd.dec, &p->cache, &p->app, st, errbuf, errlen);
+	/* a backlog is grouped larger than a live stream (APPLY_CATCHUP_GROUP_TXNS) */
+	p->app.opts.group_txns = p->app.opts.catchup_group_txns;
+	end = catchup_run(&c, &p->sd.dec, &p->cache, &p->app, st, errbuf, errlen);
+	p->app.opts.group_txns = stream_group;
+	return end;
 }
 
 /* Run the applier on the stream. */

@@ -29,6 +29,10 @@
  *  - an insert the target refuses, in a group of inserts committed without
  *    waiting for their answers: the run fails, nothing of the group is
  *    committed or acknowledged, and a rerun applies everything once;
+ *  - a backlog read through SQL is committed 10000 transactions to a
+ *    target transaction (--group-commit, when given, holds for it too);
+ *  - one history row per transaction among updates goes as multi-row
+ *    INSERTs, a long run of inserts into one table as COPY;
  *  - a thousand one-row DELETE transactions reach the target as a few
  *    multi-row statements, and a row the target lost among them is named
  *    with its own transaction, which --skip-lsn then skips alone;
@@ -845,6 +849,93 @@ json_number(const char *json, const char *field)
 	return atol(at + strlen(key));
 }
 
+/*
+ * 25000 one-row UPDATE transactions wait on the source: read through SQL,
+ * nothing waits for their commits, so they go up to 10000 to a target
+ * transaction (a page a group changes many times is pruned once); a
+ * --group-commit given holds for the backlog too.
+ */
+START_TEST(a_backlog_read_through_sql_is_committed_in_large_groups)
+{
+	char upto[32];
+	char *out, *err;
+	int rc;
+
+	both("CREATE TABLE backlog (id int PRIMARY KEY, v int NOT NULL)");
+	both("INSERT INTO backlog SELECT g, 0 FROM generate_series(1, 1000) g");
+	story_publish(src, "backlog", "backlog", NULL);
+	pgt_exec(src, "DO $$ BEGIN FOR i IN 1..25000 LOOP "
+	              "UPDATE backlog SET v = v + i WHERE id = i % 1000 + 1; COMMIT; END LOOP; END $$");
+	rc = bench("backlog", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	ck_assert_msg(rc == 0, "bench exited %d: %s", rc, err);
+	/*
+	 * three groups, one more where a chunk ends, and a synchronous commit
+	 * every 0.2 s (groups of 1000: 25 and more)
+	 */
+	ck_assert_msg(json_number(out, "target_transactions") <= 12,
+	              "25000 backlog transactions took %ld target transactions",
+	              json_number(out, "target_transactions"));
+	assert_same("backlog");
+	free(out);
+	free(err);
+
+	pgt_exec(src, "DO $$ BEGIN FOR i IN 1..3000 LOOP "
+	              "UPDATE backlog SET v = v - i WHERE id = i % 1000 + 1; COMMIT; END LOOP; END $$");
+	rc = bench("backlog", endpos(upto, sizeof(upto)),
+	           (const char *const[]){"--group-commit", "100", NULL}, &out, &err);
+	ck_assert_msg(rc == 0, "bench --group-commit 100 exited %d: %s", rc, err);
+	ck_assert_msg(json_number(out, "target_transactions") >= 30,
+	              "3000 backlog transactions with --group-commit 100 took only %ld target "
+	              "transactions",
+	              json_number(out, "target_transactions"));
+	assert_same("backlog");
+	free(out);
+	free(err);
+}
+END_TEST
+
+/*
+ * 600 transactions that each update an account and insert one history row
+ * (pgbench's shape): the history rows gather into full batches among the
+ * updates, and go as multi-row INSERTs (a COPY would end at the next
+ * update: a wait for every answer of the target each 256 transactions);
+ * 1000 rows inserted into one table with nothing in between still go as
+ * COPY.
+ */
+START_TEST(inserts_among_other_changes_go_as_insert_and_a_long_run_as_copy)
+{
+	char upto[32];
+	char *out, *err;
+	int rc;
+
+	both("CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL)");
+	both("INSERT INTO acct SELECT g, 0 FROM generate_series(1, 100) g");
+	both("CREATE TABLE hist (id int PRIMARY KEY, acct int NOT NULL, delta int NOT NULL)");
+	story_publish(src, "hist", "acct, hist", NULL);
+	pgt_exec(src, "DO $$ BEGIN FOR i IN 1..600 LOOP "
+	              "UPDATE acct SET bal = bal + i WHERE id = i % 100 + 1; "
+	              "INSERT INTO hist VALUES (i, i % 100 + 1, i); COMMIT; END LOOP; END $$");
+	rc = bench("hist", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	ck_assert_msg(rc == 0, "bench exited %d: %s", rc, err);
+	ck_assert_msg(json_number(out, "target_copies") == 0,
+	              "one history row per transaction among updates went as %ld COPY runs",
+	              json_number(out, "target_copies"));
+	assert_same("acct");
+	assert_same("hist");
+	free(out);
+	free(err);
+
+	pgt_exec(src, "INSERT INTO hist SELECT g, 1, g FROM generate_series(1001, 2000) g");
+	rc = bench("hist", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	ck_assert_msg(rc == 0, "bench exited %d: %s", rc, err);
+	ck_assert_msg(json_number(out, "target_copies") >= 1,
+	              "1000 rows inserted into one table went without COPY");
+	assert_same("hist");
+	free(out);
+	free(err);
+}
+END_TEST
+
 START_TEST(single_row_deletes_are_applied_in_batches_and_a_missing_one_is_named)
 {
 	char upto[32], skip[64];
@@ -1013,6 +1104,8 @@ main(void)
 	    a_burst_on_a_quiet_source_is_committed_without_more_coming,
 	    an_insert_the_target_refuses_commits_nothing_of_its_group,
 	    single_row_deletes_are_applied_in_batches_and_a_missing_one_is_named,
+	    a_backlog_read_through_sql_is_committed_in_large_groups,
+	    inserts_among_other_changes_go_as_insert_and_a_long_run_as_copy,
 	    a_target_role_without_replica_mode_batches_tables_together_unless_something_fires,
 	    a_swap_of_unique_values_through_a_third_is_applied_in_order,
 	    NULL};
