@@ -60,7 +60,7 @@
 #include "story.h"
 
 /* many slots: each story publishes its own */
-#define SOURCE_CONF "max_replication_slots = 20\nmax_wal_senders = 20\n"
+#define SOURCE_CONF "max_replication_slots = 30\nmax_wal_senders = 30\n"
 
 static story_servers sv;
 static PGconn *src, *tgt; /* the postgres databases as postgres: sv's admin sessions */
@@ -891,6 +891,7 @@ START_TEST(a_backlog_read_through_sql_is_committed_in_large_groups)
 	assert_same("backlog");
 	free(out);
 	free(err);
+	pgt_exec(src, "SELECT pg_drop_replication_slot('backlog')");
 }
 END_TEST
 
@@ -908,31 +909,32 @@ START_TEST(inserts_among_other_changes_go_as_insert_and_a_long_run_as_copy)
 	char *out, *err;
 	int rc;
 
-	both("CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL)");
-	both("INSERT INTO acct SELECT g, 0 FROM generate_series(1, 100) g");
-	both("CREATE TABLE hist (id int PRIMARY KEY, acct int NOT NULL, delta int NOT NULL)");
-	story_publish(src, "hist", "acct, hist", NULL);
+	both("CREATE TABLE hacct (id int PRIMARY KEY, bal int NOT NULL)");
+	both("INSERT INTO hacct SELECT g, 0 FROM generate_series(1, 100) g");
+	both("CREATE TABLE hrows (id int PRIMARY KEY, hacct int NOT NULL, delta int NOT NULL)");
+	story_publish(src, "hrows", "hacct, hrows", NULL);
 	pgt_exec(src, "DO $$ BEGIN FOR i IN 1..600 LOOP "
-	              "UPDATE acct SET bal = bal + i WHERE id = i % 100 + 1; "
-	              "INSERT INTO hist VALUES (i, i % 100 + 1, i); COMMIT; END LOOP; END $$");
-	rc = bench("hist", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	              "UPDATE hacct SET bal = bal + i WHERE id = i % 100 + 1; "
+	              "INSERT INTO hrows VALUES (i, i % 100 + 1, i); COMMIT; END LOOP; END $$");
+	rc = bench("hrows", endpos(upto, sizeof(upto)), NULL, &out, &err);
 	ck_assert_msg(rc == 0, "bench exited %d: %s", rc, err);
 	ck_assert_msg(json_number(out, "target_copies") == 0,
 	              "one history row per transaction among updates went as %ld COPY runs",
 	              json_number(out, "target_copies"));
-	assert_same("acct");
-	assert_same("hist");
+	assert_same("hacct");
+	assert_same("hrows");
 	free(out);
 	free(err);
 
-	pgt_exec(src, "INSERT INTO hist SELECT g, 1, g FROM generate_series(1001, 2000) g");
-	rc = bench("hist", endpos(upto, sizeof(upto)), NULL, &out, &err);
+	pgt_exec(src, "INSERT INTO hrows SELECT g, 1, g FROM generate_series(1001, 2000) g");
+	rc = bench("hrows", endpos(upto, sizeof(upto)), NULL, &out, &err);
 	ck_assert_msg(rc == 0, "bench exited %d: %s", rc, err);
 	ck_assert_msg(json_number(out, "target_copies") >= 1,
 	              "1000 rows inserted into one table went without COPY");
-	assert_same("hist");
+	assert_same("hrows");
 	free(out);
 	free(err);
+	pgt_exec(src, "SELECT pg_drop_replication_slot('hrows')");
 }
 END_TEST
 
