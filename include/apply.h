@@ -39,14 +39,15 @@
 #include "relcache.h"
 #include "strbuf.h"
 
-#define APPLY_DEFAULT_GROUP_TXNS 1000
 /*
- * ... while the SQL catch-up applies a backlog (nothing waits for a commit
- * then): a page a group changes many times is pruned once a group, not
- * once a change; on a table of 200k rows the target's CPU for 200k
+ * Source transactions per target transaction, at most: on the stream, and
+ * while the SQL catch-up applies a backlog. Nothing waits for a catch-up
+ * commit, and a page a group changes many times is pruned once per group,
+ * not once per change: on a table of 200k rows the target's CPU for 200k
  * single-row updates fell by a quarter from 1000 to 10000 (and rose again
- * at 50000: a group's own dead versions fill the pages)
+ * at 50000: a group's own dead row versions fill the pages).
  */
+#define APPLY_DEFAULT_GROUP_TXNS  1000
 #define APPLY_CATCHUP_GROUP_TXNS  10000
 #define APPLY_DEFAULT_GROUP_BYTES (8 * 1024 * 1024)
 #define APPLY_MAX_BATCH_ROWS      256 /* rows per multi-row INSERT (a power of two) */
