@@ -194,8 +194,7 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 				o->json = true;
 				break;
 			case OPT_GROUP:
-				if (!cli_parse_int(optarg, 1, 1000000, &o->apply.group_txns) ||
-				    !cli_parse_int(optarg, 1, 1000000, &o->apply.catchup_group_txns))
+				if (!cli_parse_int(optarg, 1, 1000000, &o->apply.group_txns))
 				{
 					fprintf(stderr,
 					        "pg_dbmigrator bench: invalid --group-commit \"%s\": use 1 to "
@@ -203,6 +202,8 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 					        optarg);
 					return false;
 				}
+				/* a value given holds for the backlog too */
+				o->apply.catchup_group_txns = o->apply.group_txns;
 				break;
 			case OPT_CATCHUP:
 				if (!bench_choice("--catch-up", optarg, "sql", "stream", &o->catch_up_stream))
