@@ -3,9 +3,16 @@
  * START_REPLICATION succeeded, copies each XLogData payload once into the
  * ring, answers keepalives, and sends standby status updates.
  *
+ * While the stream is light and the consumer waits for it, the thread
+ * hands the connection to the consumer (it parks): the consumer then reads
+ * in its own thread (receiver_pump), one wakeup and one thread handoff less
+ * per transaction. The thread takes the connection back as soon as the
+ * consumer stops reading for RECEIVER_PARK_STALE_MS (busy with the target)
+ * or cannot keep what came (a full ring).
+ *
  * Owns: the thread. Borrows the replconn and the ring. Never: reports a
- * flush position the consumer did not publish, or lets a full ring stop the
- * status updates (a slow consumer must not make the walsender time out).
+ * flush position the consumer did not publish, or lets a full ring or a
+ * busy consumer stop the status updates (the walsender must not time out).
  */
 #ifndef RECEIVER_H
 #define RECEIVER_H
@@ -49,7 +56,21 @@ typedef struct receiver
 	atomic_bool sleeping;      /* the thread is (about to be) in select() */
 	atomic_bool batch_waiting; /* ...for a batch (SO_RCVLOWAT): the idle consumer pokes it */
 	atomic_bool consumer_idle; /* the consumer waits for records (receiver_consumer_idle) */
-	/* receiver thread only */
+	/*
+	 * Held by whoever reads the connection and fills the ring: the thread,
+	 * except while it is parked (then the consumer, in receiver_pump).
+	 */
+	pthread_mutex_t conn_lock;
+	atomic_bool hand_over;            /* the consumer pumps when handed the connection */
+	atomic_bool parked;               /* the thread has handed it over */
+	atomic_bool take_back;            /* the consumer asks the thread to take it back */
+	_Atomic int64_t consumer_read_ms; /* when the consumer last read (parked) */
+	_Atomic uint64_t handovers;       /* times the thread parked */
+	/* a message the consumer read but had no room for: the thread pushes it first */
+	char *held_buf;        /* owned (libpq's buffer) */
+	pgo_xlogdata held_msg; /* points into held_buf */
+	/* whoever holds conn_lock */
+	int64_t last_status_ms;    /* when the last status update went out */
 	pgo_lsn sent_flush;        /* the flush position of the last status update sent */
 	size_t unnotified;         /* bytes published since the last ring_notify */
 	size_t got_since_wait;     /* bytes of messages since the last socket wait */
@@ -102,6 +123,24 @@ void receiver_request_reply(receiver *r);
  * saves wakeups only while the consumer is busy anyway.
  */
 void receiver_consumer_idle(receiver *r, bool idle);
+
+/*
+ * The consumer (one thread) will read the connection itself when the thread
+ * hands it over (receiver_pump); without this call the thread never does.
+ */
+void receiver_allow_hand_over(receiver *r);
+
+/*
+ * The consumer's turn to read, its ring empty: when the thread has handed
+ * the connection over, read what has come into the ring, or wait up to
+ * wait_ms for it on the socket. Returns RECEIVER_PUMP_NOT_HANDED when the
+ * thread has the connection (wait on the ring instead), else the number of
+ * records put into the ring (0: nothing came); -1 when the connection
+ * failed (the ring is closed, the error is the thread's, as from
+ * receiver_stop).
+ */
+#define RECEIVER_PUMP_NOT_HANDED (-2)
+int receiver_pump(receiver *r, int wait_ms);
 
 /* The flush position the consumer last set (what the source is told). */
 pgo_lsn receiver_flush_lsn(receiver *r);

@@ -1,6 +1,6 @@
 /*
- * ring.h — the single-producer single-consumer ring buffer between the
- * receiver thread and the decode/apply thread.
+ * ring.h — the ring buffer between the receiver thread and the
+ * decode/apply thread: one producer at a time, one consumer.
  *
  * Records are contiguous and never wrap: when a record does not fit before
  * the end, the producer writes a pad record and starts again at offset 0, so
@@ -10,7 +10,9 @@
  *
  * Owns: the data area (malloc'd by ring_init, freed by ring_free). Never:
  * allocates per record, copies a record, or blocks without a timeout.
- * Exactly one thread may produce and one consume.
+ * One thread may consume; one thread at a time may produce (producers hand
+ * over through a mutex of theirs, which orders their writes: the receiver's
+ * conn_lock; the consumer itself may be the producer meanwhile).
  */
 #ifndef RING_H
 #define RING_H
@@ -69,6 +71,7 @@ typedef struct ring
 	atomic_bool producer_waiting;
 	_Atomic size_t producer_need; /* bytes the sleeping producer waits for */
 	atomic_bool consumer_waiting;
+	atomic_bool kicked; /* ring_kick: the consumer's wait ends without a record */
 } ring;
 
 /* Allocate a ring of about size bytes (rounded down to RING_ALIGN). */
@@ -99,6 +102,12 @@ void ring_commit_quiet(ring *r, uint8_t kind, uint64_t tag);
 
 /* Producer: wake the consumer if it sleeps (after ring_commit_quiet). */
 void ring_notify(ring *r);
+
+/*
+ * End the consumer's wait now, without a record: its ring_peek returns
+ * RING_TIMEOUT (once). For a producer that hands its work to the consumer.
+ */
+void ring_kick(ring *r);
 
 /* Producer: no more records; the consumer reads what is left, then RING_CLOSED. */
 void ring_close(ring *r);

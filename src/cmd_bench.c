@@ -290,7 +290,8 @@ bench_parse_args(int argc, char **argv, bench_opts *o, bool *help)
 
 /* Print the result as a line or a JSON object. */
 static void
-bench_report(const bench_opts *o, const applier *a, double secs, pgo_lsn from, pgo_lsn to)
+bench_report(const bench_opts *o, const applier *a, uint64_t handovers, double secs, pgo_lsn from,
+             pgo_lsn to)
 {
 	struct rusage ru;
 	const apply_stats *st = &a->stats;
@@ -310,14 +311,14 @@ bench_report(const bench_opts *o, const applier *a, double secs, pgo_lsn from, p
 		       "\"wal_mib_per_sec\":%.2f,\"peak_rss_kb\":%ld,\"inserts\":%llu,\"updates\":%llu,"
 		       "\"deletes\":%llu,\"truncated_tables\":%llu,\"target_transactions\":%llu,"
 		       "\"target_statements\":%llu,\"target_copies\":%llu,\"skipped_transactions\":%llu,"
-		       "\"cpu_seconds\":%.2f,\"applied_lsn\":\"%s\"}\n",
+		       "\"receiver_handovers\":%llu,\"cpu_seconds\":%.2f,\"applied_lsn\":\"%s\"}\n",
 		       secs, (unsigned long long)rows, rows / secs, (unsigned long long)st->txns,
 		       st->txns / secs, wal_mib, wal_mib / secs, ru.ru_maxrss,
 		       (unsigned long long)st->inserts, (unsigned long long)st->updates,
 		       (unsigned long long)st->deletes, (unsigned long long)st->truncates,
 		       (unsigned long long)st->groups, (unsigned long long)st->statements,
-		       (unsigned long long)st->copies, (unsigned long long)st->skipped_txns, cpu,
-		       pgo_lsn_format(a->committed_lsn, lsn));
+		       (unsigned long long)st->copies, (unsigned long long)st->skipped_txns,
+		       (unsigned long long)handovers, cpu, pgo_lsn_format(a->committed_lsn, lsn));
 	else
 		printf("applied %llu row changes in %llu transactions in %.2f s: %.0f rows/s, %.0f "
 		       "transactions/s, %.2f WAL MiB/s; peak RSS %ld kB; applied up to %s\n",
@@ -428,10 +429,10 @@ applied:
 	}
 	if (pl.rcv.started && !pipeline_stop(&pl, err, sizeof(err)))
 		goto error;
-	bench_report(&opts, &pl.app, (double)(cli_now_ms() - t0) / 1000.0,
-	             slot.consistent_point > pl.app.progress_lsn ? slot.consistent_point
-	                                                         : pl.app.progress_lsn,
-	             pl.app.committed_lsn);
+	bench_report(
+	    &opts, &pl.app, atomic_load(&pl.rcv.handovers), (double)(cli_now_ms() - t0) / 1000.0,
+	    slot.consistent_point > pl.app.progress_lsn ? slot.consistent_point : pl.app.progress_lsn,
+	    pl.app.committed_lsn);
 	ok = true;
 error:
 	/* on a failed path, the receiver thread's own error if the run failed because of it */

@@ -5,9 +5,14 @@
  * select() on the socket with a timeout taken from the next status update
  * when nothing is buffered. CopyData headers go through pgo_copy_parse.
  *
- * Owns: the thread, the libpq buffer of the message in hand. Never: touches
- * the decoded stream (the apply side does), reports a flush position the
- * consumer did not publish, or blocks longer than a status interval.
+ * Parked (a light stream, see receiver.h), the same reading is done by the
+ * consumer in receiver_pump, under the same conn_lock, never waiting for
+ * room in the ring.
+ *
+ * Owns: the thread, the libpq buffer of the message in hand (and held_buf,
+ * a message the consumer had no room for). Never: touches the decoded
+ * stream (the apply side does), reports a flush position the consumer did
+ * not publish, or blocks longer than a status interval.
  */
 #include "config.h"
 
@@ -42,6 +47,13 @@
 #define RECEIVER_STALLED_STATUS_MS 1000
 /* The longest single wait, so a stop request is seen promptly. */
 #define RECEIVER_MAX_WAIT_MS 100
+/*
+ * Parked (the consumer reads), the thread looks every RECEIVER_PARK_CHECK_MS
+ * whether the consumer has read within RECEIVER_PARK_STALE_MS; if not (it
+ * is busy with the target), the thread takes the connection back.
+ */
+#define RECEIVER_PARK_CHECK_MS 20
+#define RECEIVER_PARK_STALE_MS 50
 /* How long the end of the stream may take after CopyDone. */
 #define RECEIVER_END_TIMEOUT_MS 10000
 
@@ -229,10 +241,14 @@ receiver_until_status(int64_t last, int64_t interval)
 	return left < 0 ? 0 : left;
 }
 
+static void receiver_put(receiver *r, const pgo_xlogdata *x, void *dst);
+static void receiver_wake(receiver *r);
+
 /* Put one XLogData payload into the ring, waiting for space; false to end the loop. */
 static bool
-receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
+receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x)
 {
+	int64_t *last_status = &r->last_status_ms;
 	void *dst;
 
 	for (;;)
@@ -275,6 +291,14 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 	}
 	/* time spent waiting for the consumer is not the server's silence */
 	r->last_heard_ms = cli_now_ms();
+	receiver_put(r, x, dst);
+	return true;
+}
+
+/* Copy a reserved XLogData record into the ring and publish it (quietly: see ring_notify). */
+static void
+receiver_put(receiver *r, const pgo_xlogdata *x, void *dst)
+{
 	memcpy(dst, x->data, x->len);
 	((char *)dst)[x->len] = '\0';
 	ring_commit_quiet(r->ring, RECEIVER_REC_XLOGDATA, x->data_start);
@@ -289,7 +313,6 @@ receiver_push_xlogdata(receiver *r, const pgo_xlogdata *x, int64_t *last_status)
 	atomic_store(&r->received_lsn, x->data_start);
 	atomic_fetch_add(&r->bytes, x->len);
 	atomic_fetch_add(&r->messages, 1);
-	return true;
 }
 
 /* End the stream politely: final status, CopyDone, drain what is in flight. */
@@ -359,28 +382,166 @@ receiver_check_silence(receiver *r)
 	return true;
 }
 
+/*
+ * One CopyData message (buf, n bytes) from the server: a keepalive noted
+ * (and answered when asked), XLogData into the ring. The thread waits for
+ * room (receiver_push_xlogdata); the consumer (!wait) does not: a message
+ * it has no room for is held for the thread (1, *held set). Frees buf
+ * unless held. 1: taken; 0: the loop ends (a stop, the ring closed); -1: a
+ * failure (r->failed).
+ */
+static int
+receiver_take(receiver *r, char *buf, int n, bool wait, bool *held)
+{
+	pgo_copymsg msg;
+	pgo_error perr;
+
+	r->got_since_wait += (size_t)n;
+	r->last_heard_ms = cli_now_ms();
+	r->pinged = false;
+	if (pgo_copy_parse(buf, (size_t)n, &msg, &perr) != PGO_ERR_OK)
+	{
+		char line[256];
+
+		pgo_error_format(&perr, line, sizeof(line));
+		/* the same bytes come again after a reconnect */
+		receiver_fail_as(r, true, "malformed replication message from the source", line);
+		PQfreemem(buf);
+		return -1;
+	}
+	if (msg.type == PGO_COPY_KEEPALIVE)
+	{
+		void *dst;
+
+		atomic_store(&r->server_wal_end, msg.u.keepalive.wal_end);
+		/* in order with the data, so the consumer knows when it is idle; skipped when full */
+		if (ring_try_reserve(r->ring, 0, &dst) == RING_OK)
+		{
+			ring_commit_quiet(r->ring, RECEIVER_REC_KEEPALIVE, msg.u.keepalive.wal_end);
+			r->unnotified++;
+		}
+		PQfreemem(buf);
+		if (msg.u.keepalive.reply_requested)
+		{
+			if (!receiver_send_status(r, false))
+				return -1;
+			r->last_status_ms = cli_now_ms();
+		}
+		return 1;
+	}
+	if (!wait)
+	{
+		void *dst;
+
+		if (ring_try_reserve(r->ring, msg.u.xlog.len + 1, &dst) != RING_OK)
+		{
+			/* the thread pushes it, waiting for room (or saying it never fits) */
+			r->held_buf = buf;
+			r->held_msg = msg.u.xlog;
+			*held = true;
+			return 1;
+		}
+		receiver_put(r, &msg.u.xlog, dst);
+		PQfreemem(buf);
+		return 1;
+	}
+	if (!receiver_push_xlogdata(r, &msg.u.xlog))
+	{
+		PQfreemem(buf);
+		return r->failed ? -1 : 0;
+	}
+	PQfreemem(buf);
+	return 1;
+}
+/*
+ * Hand the connection to the consumer? Only when it has asked to read
+ * (receiver_allow_hand_over), waits for records now, and the stream is
+ * light (no burst since the last wait), with nothing left to hand it.
+ */
+static bool
+receiver_may_park(receiver *r)
+{
+	return atomic_load(&r->hand_over) && atomic_load(&r->consumer_idle) &&
+	       r->got_since_wait < RECEIVER_BATCH_MIN_BURST && r->unnotified == 0 &&
+	       r->held_buf == NULL && !atomic_load(&r->take_back);
+}
+
+/* Wait up to ms on the wake-up pipe alone (parked: the socket is the consumer's). */
+static void
+receiver_wait_pipe(receiver *r, int64_t ms)
+{
+	fd_set rfds;
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+	FD_ZERO(&rfds);
+	FD_SET(r->wake_fd[0], &rfds);
+	if (select(r->wake_fd[0] + 1, &rfds, NULL, NULL, &tv) > 0)
+	{
+		char drain[64];
+
+		while (read(r->wake_fd[0], drain, sizeof(drain)) > 0)
+			;
+	}
+}
+
+/*
+ * Park: hand the connection to the consumer, and take it back when it
+ * stops reading for RECEIVER_PARK_STALE_MS (busy: the status updates must
+ * go on), asks for it (a message it had no room for), or at a stop. The
+ * consumer ends its ring wait (ring_kick) to read at once.
+ */
+static void
+receiver_park(receiver *r)
+{
+	atomic_store(&r->consumer_read_ms, cli_now_ms());
+	atomic_fetch_add(&r->handovers, 1);
+	atomic_store(&r->parked, true);
+	pthread_mutex_unlock(&r->conn_lock);
+	ring_kick(r->ring);
+	for (;;)
+	{
+		receiver_wait_pipe(r, RECEIVER_PARK_CHECK_MS);
+		if (atomic_load(&r->stop) || atomic_load(&r->take_back) ||
+		    cli_now_ms() - atomic_load(&r->consumer_read_ms) >= RECEIVER_PARK_STALE_MS)
+			break;
+	}
+	pthread_mutex_lock(&r->conn_lock);
+	atomic_store(&r->parked, false);
+	atomic_store(&r->take_back, false);
+	r->got_since_wait = 0;
+}
+
 /* The thread body. */
 static void *
 receiver_main(void *arg)
 {
 	receiver *r = arg;
 	PGconn *conn = r->rc->conn;
-	int64_t last_status = 0;
 
+	pthread_mutex_lock(&r->conn_lock);
 	while (!atomic_load(&r->stop))
 	{
 		char *buf = NULL;
-		int n;
-		pgo_copymsg msg;
-		pgo_error perr;
+		bool held = false;
+		int n, took;
 
-		if (receiver_until_status(last_status, r->status_interval_ms) == 0 ||
+		if (r->held_buf)
+		{
+			/* what the consumer read but had no room for, before anything after it */
+			bool ok = receiver_push_xlogdata(r, &r->held_msg);
+
+			PQfreemem(r->held_buf);
+			r->held_buf = NULL;
+			if (!ok)
+				break;
+		}
+		if (receiver_until_status(r->last_status_ms, r->status_interval_ms) == 0 ||
 		    atomic_load(&r->want_reply) || receiver_flush_moved(r))
 		{
 			/* a requested reply comes back as a keepalive with the server's position */
 			if (!receiver_send_status(r, atomic_exchange(&r->want_reply, false)))
 				break;
-			last_status = cli_now_ms();
+			r->last_status_ms = cli_now_ms();
 		}
 		n = PQgetCopyData(conn, &buf, 1);
 		if (n == 0)
@@ -401,7 +562,12 @@ receiver_main(void *arg)
 			}
 			if (!receiver_check_silence(r))
 				break;
-			int64_t wait = receiver_until_status(last_status, r->status_interval_ms);
+			if (receiver_may_park(r))
+			{
+				receiver_park(r);
+				continue;
+			}
+			int64_t wait = receiver_until_status(r->last_status_ms, r->status_interval_ms);
 
 			if (wait > RECEIVER_MAX_WAIT_MS)
 				wait = RECEIVER_MAX_WAIT_MS;
@@ -444,50 +610,111 @@ receiver_main(void *arg)
 			receiver_fail(r, "lost the replication connection", PQerrorMessage(conn));
 			break;
 		}
-		r->got_since_wait += (size_t)n;
-		r->last_heard_ms = cli_now_ms();
-		r->pinged = false;
-		if (pgo_copy_parse(buf, (size_t)n, &msg, &perr) != PGO_ERR_OK)
-		{
-			char line[256];
-
-			pgo_error_format(&perr, line, sizeof(line));
-			/* the same bytes come again after a reconnect */
-			receiver_fail_as(r, true, "malformed replication message from the source", line);
-			PQfreemem(buf);
+		took = receiver_take(r, buf, n, true, &held);
+		if (took <= 0)
 			break;
-		}
-		if (msg.type == PGO_COPY_KEEPALIVE)
-		{
-			void *dst;
-
-			atomic_store(&r->server_wal_end, msg.u.keepalive.wal_end);
-			/* in order with the data, so the consumer knows when it is idle; skipped when full */
-			if (ring_try_reserve(r->ring, 0, &dst) == RING_OK)
-			{
-				ring_commit_quiet(r->ring, RECEIVER_REC_KEEPALIVE, msg.u.keepalive.wal_end);
-				r->unnotified++;
-			}
-			PQfreemem(buf);
-			if (msg.u.keepalive.reply_requested)
-			{
-				if (!receiver_send_status(r, false))
-					break;
-				last_status = cli_now_ms();
-			}
-			continue;
-		}
-		if (!receiver_push_xlogdata(r, &msg.u.xlog, &last_status))
-		{
-			PQfreemem(buf);
-			break;
-		}
-		PQfreemem(buf);
 	}
 	if (!r->failed)
 		receiver_finish(r);
 	ring_close(r->ring);
+	pthread_mutex_unlock(&r->conn_lock);
 	return NULL;
+}
+
+void
+receiver_allow_hand_over(receiver *r)
+{
+	atomic_store(&r->hand_over, true);
+}
+
+/* A failure while the consumer reads: as the thread's, the ring closed after it. */
+static int
+receiver_pump_failed(receiver *r)
+{
+	ring_close(r->ring);
+	pthread_mutex_unlock(&r->conn_lock);
+	return -1;
+}
+
+int
+receiver_pump(receiver *r, int wait_ms)
+{
+	PGconn *conn = r->rc->conn;
+	int put = 0;
+
+	if (!atomic_load(&r->parked) || pthread_mutex_trylock(&r->conn_lock) != 0)
+		return RECEIVER_PUMP_NOT_HANDED;
+	if (!atomic_load(&r->parked) || r->failed || atomic_load(&r->take_back))
+	{
+		/* taken back meanwhile (or about to be) */
+		pthread_mutex_unlock(&r->conn_lock);
+		return r->failed ? -1 : RECEIVER_PUMP_NOT_HANDED;
+	}
+	atomic_store(&r->consumer_read_ms, cli_now_ms());
+	r->got_since_wait = 0;
+	for (int round = 0; round < 2; round++)
+	{
+		if (round == 0 && PQconsumeInput(conn) == 0)
+		{
+			receiver_fail(r, "lost the replication connection", PQerrorMessage(conn));
+			return receiver_pump_failed(r);
+		}
+		if (receiver_until_status(r->last_status_ms, r->status_interval_ms) == 0 ||
+		    atomic_load(&r->want_reply) || receiver_flush_moved(r))
+		{
+			if (!receiver_send_status(r, atomic_exchange(&r->want_reply, false)))
+				return receiver_pump_failed(r);
+			r->last_status_ms = cli_now_ms();
+		}
+		for (;;)
+		{
+			char *buf = NULL;
+			bool held = false;
+			int n = PQgetCopyData(conn, &buf, 1);
+
+			if (n == 0)
+				break;
+			if (n == -1)
+			{
+				receiver_fail_copy_end(r);
+				return receiver_pump_failed(r);
+			}
+			if (n < 0)
+			{
+				receiver_fail(r, "lost the replication connection", PQerrorMessage(conn));
+				return receiver_pump_failed(r);
+			}
+			if (receiver_take(r, buf, n, false, &held) < 0)
+				return receiver_pump_failed(r);
+			if (held)
+			{
+				/* no room: the thread takes the connection back and pushes it */
+				atomic_store(&r->take_back, true);
+				receiver_wake(r);
+				pthread_mutex_unlock(&r->conn_lock);
+				return put;
+			}
+			put++;
+		}
+		if (put > 0 || wait_ms <= 0 || round == 1)
+			break;
+		/* nothing yet: wait for it here, the status update's due time permitting */
+		if (!receiver_check_silence(r))
+			return receiver_pump_failed(r);
+		int64_t due = receiver_until_status(r->last_status_ms, r->status_interval_ms);
+
+		r->got_since_wait = 0;
+		if (!receiver_wait_socket(r, due < wait_ms ? due : wait_ms, 1))
+			return receiver_pump_failed(r);
+	}
+	if (r->got_since_wait >= RECEIVER_BATCH_MIN_BURST)
+	{
+		/* a burst: the thread reads ahead while the consumer applies it */
+		atomic_store(&r->take_back, true);
+		receiver_wake(r);
+	}
+	pthread_mutex_unlock(&r->conn_lock);
+	return put;
 }
 
 /* Start the receiver thread. */
@@ -512,6 +739,12 @@ receiver_start(receiver *r, replconn *rc, ring *rg, int status_interval_ms, int 
 	atomic_init(&r->messages, 0);
 	atomic_init(&r->status_sent, 0);
 	atomic_init(&r->sleeping, false);
+	atomic_init(&r->hand_over, false);
+	atomic_init(&r->parked, false);
+	atomic_init(&r->take_back, false);
+	atomic_init(&r->consumer_read_ms, 0);
+	atomic_init(&r->handovers, 0);
+	pthread_mutex_init(&r->conn_lock, NULL);
 	if (pipe(r->wake_fd) != 0)
 	{
 		snprintf(errbuf, errlen, "could not create the receiver's wake-up pipe: %s",
@@ -526,6 +759,7 @@ receiver_start(receiver *r, replconn *rc, ring *rg, int status_interval_ms, int 
 		snprintf(errbuf, errlen, "could not start the receiver thread: %s", strerror(err));
 		close(r->wake_fd[0]);
 		close(r->wake_fd[1]);
+		pthread_mutex_destroy(&r->conn_lock);
 		return false;
 	}
 	r->started = true;
@@ -571,10 +805,17 @@ receiver_stop(receiver *r, char *errbuf, size_t errlen)
 		return true;
 	atomic_store(&r->stop, true);
 	ring_abort(r->ring); /* wake a producer blocked on a full ring */
+	receiver_wake(r);    /* ...or a parked thread */
 	pthread_join(r->thread, NULL);
 	r->started = false;
 	close(r->wake_fd[0]);
 	close(r->wake_fd[1]);
+	pthread_mutex_destroy(&r->conn_lock);
+	if (r->held_buf)
+	{
+		PQfreemem(r->held_buf);
+		r->held_buf = NULL;
+	}
 	if (r->failed)
 	{
 		snprintf(errbuf, errlen, "%s", r->errmsg);

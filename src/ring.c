@@ -1,5 +1,5 @@
 /*
- * ring.c — the SPSC ring buffer (see ring.h).
+ * ring.c — the ring buffer, one producer at a time and one consumer (see ring.h).
  *
  * head and tail are byte counters that only grow; a position in the data
  * area is counter % capacity. The producer alone writes head and the record
@@ -70,6 +70,7 @@ ring_init(ring *r, size_t size, char *errbuf, size_t errlen)
 	atomic_init(&r->producer_waiting, false);
 	atomic_init(&r->producer_need, 0);
 	atomic_init(&r->consumer_waiting, false);
+	atomic_init(&r->kicked, false);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->producer_cv, NULL);
 	pthread_cond_init(&r->consumer_cv, NULL);
@@ -274,6 +275,13 @@ ring_notify(ring *r)
 	ring_wake(r, &r->consumer_waiting, &r->consumer_cv);
 }
 
+void
+ring_kick(ring *r)
+{
+	atomic_store(&r->kicked, true);
+	ring_wake(r, &r->consumer_waiting, &r->consumer_cv);
+}
+
 /* Producer is done. */
 void
 ring_close(ring *r)
@@ -287,7 +295,7 @@ static bool
 ring_data_ready(ring *r, size_t unused)
 {
 	(void)unused;
-	return atomic_load(&r->closed) ||
+	return atomic_load(&r->closed) || atomic_load(&r->kicked) ||
 	       atomic_load_explicit(&r->head, memory_order_acquire) != r->read;
 }
 
@@ -331,7 +339,7 @@ ring_peek(ring *r, int timeout_ms, ring_record *rec)
 		}
 		if (closed)
 			return RING_CLOSED;
-		if (timeout_ms <= 0)
+		if (atomic_exchange(&r->kicked, false) || timeout_ms <= 0)
 			return RING_TIMEOUT;
 		if (!have_deadline)
 		{

@@ -55,6 +55,26 @@ stream_ack(stream_state *s, pgo_lsn lsn)
 	}
 }
 
+/*
+ * The next record, waiting up to ms: from the ring, or, when the receiver
+ * has handed the connection over (a light stream), read from the socket
+ * here (receiver_pump).
+ */
+static ring_status
+stream_peek(stream_state *s, int ms, ring_record *rec)
+{
+	ring_status st = ring_peek(s->rg, 0, rec);
+	int put;
+
+	if (st != RING_TIMEOUT)
+		return st;
+	put = receiver_pump(s->rcv, ms);
+	if (put == RECEIVER_PUMP_NOT_HANDED)
+		return ms > 0 ? ring_peek(s->rg, ms, rec) : RING_TIMEOUT;
+	/* what was read, or the end (a failure closed the ring) */
+	return ring_peek(s->rg, 0, rec);
+}
+
 /* Call the tick when it is due and act on its answer; true: stop now. */
 static bool
 stream_tick(stream_state *s)
@@ -164,6 +184,8 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 	stream_state s = {.o = o, .endpos = o->endpos, .rcv = rcv, .rg = rg, .a = a, .acked = 0};
 
 	s.last_tick = cli_now_ms();
+	/* a light stream is read here, not handed over by the receiver thread */
+	receiver_allow_hand_over(rcv);
 	stream_ack(&s, apply_flushed_lsn(a));
 	for (;;)
 	{
@@ -173,7 +195,7 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 
 		if ((o->stop && *o->stop) || stream_tick(&s))
 			return stream_finish(&s) ? STREAM_STOPPED : stream_fail(&s, errbuf, errlen);
-		st = ring_peek(rg, 0, &rec);
+		st = stream_peek(&s, 0, &rec);
 		if (st == RING_TIMEOUT)
 		{
 			/* the ring ran dry: send, commit between transactions, acknowledge */
@@ -191,7 +213,7 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 			{
 				/* behind: what comes within STREAM_HOLD_MS joins this group */
 				receiver_consumer_idle(rcv, true);
-				st = ring_peek(rg, STREAM_HOLD_MS, &rec);
+				st = stream_peek(&s, STREAM_HOLD_MS, &rec);
 				receiver_consumer_idle(rcv, false);
 			}
 			if (st == RING_TIMEOUT)
@@ -206,8 +228,8 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 				 * standby waits that long)
 				 */
 				receiver_consumer_idle(rcv, true);
-				st = ring_peek(
-				    rg, !a->in_txn && apply_busy(a) ? STREAM_BUSY_WAIT_MS : STREAM_IDLE_WAIT_MS,
+				st = stream_peek(
+				    &s, !a->in_txn && apply_busy(a) ? STREAM_BUSY_WAIT_MS : STREAM_IDLE_WAIT_MS,
 				    &rec);
 				receiver_consumer_idle(rcv, false);
 				if (st == RING_TIMEOUT)

@@ -850,6 +850,95 @@ json_number(const char *json, const char *field)
 }
 
 /*
+ * The walsender of slot, and when it last heard from us (epoch seconds), as
+ * "pid|seconds" ("none|0" when nobody streams it).
+ */
+static const char *
+walsender_reply(const char *slot, char *buf, size_t size)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT coalesce((SELECT r.pid || '|' || coalesce(extract(epoch FROM r.reply_time), "
+	         "0) FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid "
+	         "WHERE s.slot_name = '%s'), 'none|0')",
+	         slot);
+	return pgt_value(src, sql, buf, size);
+}
+
+/*
+ * A light stream: its transactions are read by the apply thread itself
+ * (the receiver thread hands the connection over: one wakeup less per
+ * transaction). Then a session on the target locks the table while an
+ * UPDATE streams in, and the apply thread waits for the target's answer
+ * for five seconds: the receiver thread takes the connection back and
+ * keeps telling the walsender it is alive (wal_sender_timeout 2 s here), so
+ * the same walsender streams on once the lock goes.
+ */
+START_TEST(a_light_stream_is_read_by_the_apply_thread_and_a_held_target_keeps_the_source_content)
+{
+	char sql[128], before[64], during[64], after[64];
+	PGconn *hold = pgt_connect(&sv.tgt, "postgres");
+	pgt_proc apply;
+	char *out, *err;
+	int rc;
+
+	pgt_exec(src, "ALTER SYSTEM SET wal_sender_timeout = '2s'");
+	pgt_exec(src, "SELECT pg_reload_conf()");
+	both("CREATE TABLE handed (id int PRIMARY KEY, v int NOT NULL)");
+	both("INSERT INTO handed SELECT g, 0 FROM generate_series(1, 20) g");
+	story_publish(src, "handed", "handed", NULL);
+	bench_spawn(&apply, "handed", NULL, NULL);
+	wait_streaming("handed");
+	/* a light stream: one small transaction every 20 ms */
+	for (int i = 1; i <= 20; i++)
+	{
+		snprintf(sql, sizeof(sql), "UPDATE handed SET v = %d WHERE id = %d", i, i);
+		pgt_exec(src, sql);
+		usleep(20 * 1000);
+	}
+	ck_assert_msg(wait_count(tgt, "SELECT count(*) FROM handed WHERE v = id", 20, 10000, 5),
+	              "the light stream's 20 updates are not on the target after 10 s");
+
+	/* the target holds the next update for 5 s: the apply thread waits for its answer */
+	pgt_exec(hold, "BEGIN");
+	pgt_exec(hold, "LOCK TABLE handed IN SHARE MODE");
+	walsender_reply("handed", before, sizeof(before));
+	pgt_exec(src, "UPDATE handed SET v = 100 WHERE id = 1");
+	sleep(3);
+	walsender_reply("handed", during, sizeof(during));
+	sleep(2);
+	ck_assert_int_eq(story_count(tgt, "handed WHERE v = 100"), 0);
+	pgt_exec(hold, "COMMIT");
+	ck_assert_msg(wait_count(tgt, "SELECT count(*) FROM handed WHERE v = 100", 1, 10000, 5),
+	              "the update held by the lock is not on the target 10 s after it");
+	walsender_reply("handed", after, sizeof(after));
+	/* the same walsender all along, and it heard from us while the target held the apply */
+	ck_assert_msg(strcspn(before, "|") == strcspn(after, "|") &&
+	                  strncmp(before, after, strcspn(before, "|")) == 0,
+	              "the walsender changed while the target held the apply (before %s, after %s): "
+	              "nobody answered it",
+	              before, after);
+	ck_assert_msg(atof(strchr(during, '|') + 1) > atof(strchr(before, '|') + 1),
+	              "no status update reached the walsender while the target held the apply "
+	              "(reply times %s, then %s)",
+	              before, during);
+
+	pgt_exec(src, "ALTER SYSTEM RESET wal_sender_timeout");
+	pgt_exec(src, "SELECT pg_reload_conf()");
+	kill(apply.pid, SIGINT);
+	rc = story_finish(&apply, 60, &out, &err);
+	ck_assert_msg(rc == 0, "bench stopped with Ctrl+C exited %d: %s", rc, err);
+	ck_assert_msg(json_number(out, "receiver_handovers") >= 1,
+	              "the light stream was never handed to the apply thread: %s", out);
+	free(out);
+	free(err);
+	PQfinish(hold);
+	assert_same("handed");
+}
+END_TEST
+
+/*
  * 25000 one-row UPDATE transactions wait on the source: read through SQL,
  * nothing waits for their commits, so they go up to 10000 to a target
  * transaction (a page a group changes many times is pruned once); a
@@ -1104,6 +1193,7 @@ main(void)
 	    a_missing_row_is_a_clear_error_and_nothing_is_overacknowledged,
 	    a_quiet_source_s_transactions_arrive_one_by_one,
 	    a_burst_on_a_quiet_source_is_committed_without_more_coming,
+	    a_light_stream_is_read_by_the_apply_thread_and_a_held_target_keeps_the_source_content,
 	    an_insert_the_target_refuses_commits_nothing_of_its_group,
 	    single_row_deletes_are_applied_in_batches_and_a_missing_one_is_named,
 	    a_backlog_read_through_sql_is_committed_in_large_groups,
