@@ -398,14 +398,15 @@ lat_sum() { # conninfo first-id last-id
 	sql "$1" "SELECT count(*), coalesce(sum(hashtext((id, v, pad)::text)::bigint), 0) FROM lat
 		WHERE id BETWEEN $2 AND $3"
 }
-# p50 and p99 (ms) of target - source commit time, joined on id
+# p50 and p99 (ms) of target - source commit time, joined on id; two decimals: on a
+# light load both sides are below a millisecond
 latency_pcts() { # source-file target-file
 	LC_ALL=C join -t '|' "$1" "$2" | awk -F'|' '{ print ($3 - $2) * 1000 }' | sort -n |
 		awk '{ v[NR] = $1 } END {
 			if (NR == 0) { print "- / -"; exit }
 			i50 = int(NR * 0.50 + 0.5); i99 = int(NR * 0.99 + 0.5)
 			if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1; if (i99 > NR) i99 = NR
-			printf "%.1f / %.1f\n", v[i50], v[i99] }'
+			printf "%.2f / %.2f\n", v[i50], v[i99] }'
 }
 
 # latency: each side alone applies the same steady load live, one after the
