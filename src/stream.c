@@ -261,6 +261,16 @@ stream_apply(const stream_opts *o, receiver *rcv, ring *rg, pgo_decoder *dec, re
 			if (s.endpos && wal_end > s.endpos)
 				wal_end = s.endpos;
 			/*
+			 * Between transactions, take the target's answers that are in
+			 * and make the last commits durable when that is due: a stream
+			 * of keepalives alone (a source shutting down asks for a reply
+			 * to each, and waits until its WAL end is acknowledged) must
+			 * not keep the idle work below from ever running.
+			 */
+			if (!a->in_txn && !a->group_open &&
+			    (!apply_poll(a) || !apply_sync_idle(a) || !apply_poll(a)))
+				return stream_fail(&s, errbuf, errlen);
+			/*
 			 * nothing received is uncommitted, nor waits for the target's disk:
 			 * the server's WAL end may be acknowledged
 			 */
