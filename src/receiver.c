@@ -383,6 +383,23 @@ receiver_check_silence(receiver *r)
 }
 
 /*
+ * A status update when one is due: the interval passed, a reply asked for
+ * (it comes back as a keepalive with the server's position), or the
+ * consumer finished more. False when it could not be sent.
+ */
+static bool
+receiver_status_if_due(receiver *r)
+{
+	if (receiver_until_status(r->last_status_ms, r->status_interval_ms) > 0 &&
+	    !atomic_load(&r->want_reply) && !receiver_flush_moved(r))
+		return true;
+	if (!receiver_send_status(r, atomic_exchange(&r->want_reply, false)))
+		return false;
+	r->last_status_ms = cli_now_ms();
+	return true;
+}
+
+/*
  * One CopyData message (buf, n bytes) from the server: a keepalive noted
  * (and answered when asked), XLogData into the ring. The thread waits for
  * room (receiver_push_xlogdata); the consumer (!wait) does not: a message
@@ -535,14 +552,8 @@ receiver_main(void *arg)
 			if (!ok)
 				break;
 		}
-		if (receiver_until_status(r->last_status_ms, r->status_interval_ms) == 0 ||
-		    atomic_load(&r->want_reply) || receiver_flush_moved(r))
-		{
-			/* a requested reply comes back as a keepalive with the server's position */
-			if (!receiver_send_status(r, atomic_exchange(&r->want_reply, false)))
-				break;
-			r->last_status_ms = cli_now_ms();
-		}
+		if (!receiver_status_if_due(r))
+			break;
 		n = PQgetCopyData(conn, &buf, 1);
 		if (n == 0)
 		{
@@ -659,13 +670,8 @@ receiver_pump(receiver *r, int wait_ms)
 			receiver_fail(r, "lost the replication connection", PQerrorMessage(conn));
 			return receiver_pump_failed(r);
 		}
-		if (receiver_until_status(r->last_status_ms, r->status_interval_ms) == 0 ||
-		    atomic_load(&r->want_reply) || receiver_flush_moved(r))
-		{
-			if (!receiver_send_status(r, atomic_exchange(&r->want_reply, false)))
-				return receiver_pump_failed(r);
-			r->last_status_ms = cli_now_ms();
-		}
+		if (!receiver_status_if_due(r))
+			return receiver_pump_failed(r);
 		for (;;)
 		{
 			char *buf = NULL;
