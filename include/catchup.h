@@ -30,7 +30,8 @@
  * consumes that one (pg_logical_slot_get_binary_changes): the next chunk is
  * asked for before the one just received is applied, and the source
  * decodes it meanwhile, and its rows are read while the one before is
- * applied. Chunks start at 1 MB and double up to the chunk size; a
+ * applied. Chunks start at 1 MB and double up to the chunk size, and
+ * taper towards the end (catchup_taper: the last is applied alone); a
  * received chunk is kept in an arena of up to 64 MB, and the rest of a
  * larger one is applied as it comes. The slot itself is still only
  * advanced to what the sink keeps (between chunks once that is a chunk
@@ -65,6 +66,20 @@
  * work_mem, then a temporary file) before it sends the first one.
  */
 #define CATCHUP_DEFAULT_CHUNK_BYTES ((pgo_lsn)256 * 1024 * 1024)
+
+/*
+ * The pipelined mode's first chunk of WAL; each next one is twice as large,
+ * up to the chunk size: the source decodes the next chunk while this one is
+ * applied, and the first one is all the apply waits for.
+ */
+#define CATCHUP_FIRST_CHUNK_BYTES ((pgo_lsn)1 * 1024 * 1024)
+
+/*
+ * The pipelined mode's chunks taper towards the end of the WAL to read:
+ * none is cut below this share of the WAL read so far (1 / this), nor below
+ * the first chunk (see catchup_taper).
+ */
+#define CATCHUP_TAPER_FLOOR_DIV 8
 
 struct catchup_stats;
 
@@ -155,6 +170,21 @@ PGDBM_MUST_CHECK catchup_end catchup_run_sink(const catchup_opts *o, pgo_decoder
 PGDBM_MUST_CHECK catchup_end catchup_run(const catchup_opts *o, pgo_decoder *dec, relcache *rels,
                                          applier *a, catchup_stats *st, char *errbuf,
                                          size_t errlen);
+
+/*
+ * The size of the pipelined mode's next chunk from `from`, when `end` is
+ * where the reading stops and `start` where it began: chunk, but at most
+ * half of what is left, so that the chunks taper towards the end. Why: the
+ * last chunk is applied with nothing decoded meanwhile (the source decodes
+ * a chunk whole before it sends its first row), and with chunks that only
+ * double it was up to half of the backlog. But each chunk costs the source
+ * a decoding of the WAL again from the slot's restart point, which a
+ * backlog written faster than running-transaction records are logged never
+ * moves: so no chunk is cut below 1 / CATCHUP_TAPER_FLOOR_DIV of what was
+ * read already, nor below the first chunk (the one before the end then
+ * takes the rest).
+ */
+PGDBM_MUST_CHECK pgo_lsn catchup_taper(pgo_lsn chunk, pgo_lsn from, pgo_lsn end, pgo_lsn start);
 
 /*
  * The publication_names option's value: "a","b" (double quotes doubled).

@@ -28,13 +28,6 @@
 /* Room for a slot's name (NAMEDATALEN). */
 #define NAMEDATALEN_MAX 64
 
-/*
- * The pipelined mode's first chunk of WAL; each next one is twice as large,
- * up to the chunk size: the source decodes the next chunk while this one is
- * applied, and the first one is all the apply waits for.
- */
-#define CATCHUP_FIRST_CHUNK_BYTES ((pgo_lsn)1 * 1024 * 1024)
-
 /* Bytes of a received chunk kept in memory; the rest of a larger one is applied as it comes. */
 #define CATCHUP_ARENA_MAX ((size_t)64 * 1024 * 1024)
 
@@ -362,15 +355,30 @@ failed:
 	return false;
 }
 
+pgo_lsn
+catchup_taper(pgo_lsn chunk, pgo_lsn from, pgo_lsn end, pgo_lsn start)
+{
+	pgo_lsn floor = from > start ? (from - start) / CATCHUP_TAPER_FLOOR_DIV : 0;
+	pgo_lsn half = end > from ? (end - from) / 2 : 0;
+
+	if (floor < CATCHUP_FIRST_CHUNK_BYTES)
+		floor = CATCHUP_FIRST_CHUNK_BYTES;
+	if (half < floor)
+		half = floor;
+	return chunk < half ? chunk : half;
+}
+
 /*
  * Where the next chunk reads to: the source's flushed WAL, at most
  * chunk bytes of WAL past where the last chunk ended (or the slot's
- * position, if that is ahead), and not past endpos. *to_end: that is the
- * flushed WAL's end (nothing committed before it is left after this
- * chunk); *to_endpos: it is endpos, which is flushed.
+ * position, if that is ahead; tapered towards the end when taper), and
+ * not past endpos. *to_end: that is the flushed WAL's end (nothing
+ * committed before it is left after this chunk); *to_endpos: it is
+ * endpos, which is flushed.
  */
 static bool
-catchup_bounds(catchup_state *s, pgo_lsn chunk, pgo_lsn *upto, bool *to_end, bool *to_endpos)
+catchup_bounds(catchup_state *s, pgo_lsn chunk, bool taper, pgo_lsn *upto, bool *to_end,
+               bool *to_endpos)
 {
 	const char *params[1] = {s->o->slot};
 	PGresult *res =
@@ -400,6 +408,9 @@ catchup_bounds(catchup_state *s, pgo_lsn chunk, pgo_lsn *upto, bool *to_end, boo
 	if (s->start == 0)
 		s->start = confirmed;
 	from = s->upto > confirmed ? s->upto : confirmed;
+	if (taper)
+		chunk = catchup_taper(
+		    chunk, from, s->o->endpos && s->o->endpos < flush ? s->o->endpos : flush, s->start);
 	*upto = flush - from > chunk ? from + chunk : flush;
 	*to_end = *upto == flush;
 	*to_endpos = false;
@@ -748,7 +759,7 @@ catchup_chunk_run(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 	bool direct, endpos = false, stopping = false;
 
 	/* bounded by WAL, not by changes: see catchup_bounds */
-	if (!catchup_bounds(s, catchup_max_chunk(s), &to, &to_end, &to_endpos) ||
+	if (!catchup_bounds(s, catchup_max_chunk(s), false, &to, &to_end, &to_endpos) ||
 	    !catchup_send_query(s, s->o->slot, false, to, pubnames))
 		return CHUNK_FAILED;
 	st->chunks++;
@@ -850,6 +861,8 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 	pgo_lsn max = catchup_max_chunk(s);
 	pgo_lsn chunk = max < CATCHUP_FIRST_CHUNK_BYTES ? max : CATCHUP_FIRST_CHUNK_BYTES;
 	bool have = false, last = false, last_endpos = false;
+	/* no tapering after a chunk with nothing committed: a long transaction is decoded again by each */
+	bool taper = true;
 	long have_rows = 0;
 
 	for (;;)
@@ -874,7 +887,7 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 			/* a stop before the next chunk: the one received is dropped, unapplied */
 			if (s->o->stop && *s->o->stop)
 				return catchup_finish(s, st, CATCHUP_STOPPED);
-			if (!catchup_bounds(s, chunk, &to, &to_end, &to_endpos) ||
+			if (!catchup_bounds(s, chunk, taper, &to, &to_end, &to_endpos) ||
 			    !catchup_send_query(s, s->temp, true, to, pubnames))
 				return CATCHUP_FAILED;
 			inflight = true;
@@ -936,6 +949,7 @@ catchup_pipelined(catchup_state *s, const char *pubnames, pgo_decoder *dec, catc
 		 */
 		last = to_end || to_endpos || (rows == 0 && chunk == max);
 		last_endpos = to_endpos;
+		taper = rows > 0;
 		chunk = rows == 0 || chunk * 2 > max ? max : chunk * 2;
 	}
 }
