@@ -478,7 +478,10 @@ catchup_arena_reset(catchup_arena *ar)
 	ar->nrecs = 0;
 }
 
-/* Copy a message into the arena; false: out of memory. */
+/*
+ * Copy a message into the arena; false: out of memory, or more than the
+ * room left (the caller adds only what fits in CATCHUP_ARENA_MAX).
+ */
 static bool
 catchup_arena_add(catchup_arena *ar, pgo_lsn lsn, const char *data, size_t len)
 {
@@ -507,18 +510,7 @@ catchup_arena_add(catchup_arena *ar, pgo_lsn lsn, const char *data, size_t len)
 	}
 	/* and a byte after it, as libpq and the ring leave: the decoder may end a value there */
 	if (ar->used + len + 1 > ar->cap)
-	{
-		size_t cap = ar->cap ? ar->cap : 1024 * 1024;
-		char *n;
-
-		while (cap < ar->used + len + 1)
-			cap *= 2;
-		n = realloc(ar->data, cap);
-		if (n == NULL)
-			return false;
-		ar->data = n;
-		ar->cap = cap;
-	}
+		return false;
 	memcpy(ar->data + ar->used, data, len);
 	ar->data[ar->used + len] = '\0';
 	ar->recs[ar->nrecs++] = (catchup_rec){.lsn = lsn, .off = ar->used, .len = len};
