@@ -27,7 +27,11 @@
 # machine the first rate may be more than it can carry with the load, and
 # then both sides queue: the light row measures the apply, not the queue);
 # the row says the rate pgbench reached for each side (on a small machine
-# the load itself may take every CPU, and the rate asked is not reached).
+# the load itself may take every CPU, and the rate asked is not reached),
+# and how the source's walsender spent the load: the share of it on a CPU
+# and the share waiting in a run queue for one (/proc/PID/schedstat). A
+# walsender waiting for a CPU much of the time says the machine is full,
+# and the figures then measure its scheduler as much as either apply.
 #
 # "stream alone" is the same backlog read from a third slot by
 # `pg_dbmigrator decode --catch-up stream` into /dev/null, nothing applied, with the share of
@@ -427,7 +431,10 @@ latency_side() { # side rate label
 	fi
 	# streaming before the load starts
 	until [ -n "$(slot_pid "$slot")" ]; do sleep 0.05; done
+	local ws ws0 ws1
+	ws=$(slot_pid "$slot")
 	first=$(sql "$SRC" "SELECT nextval('lat_seq') + 1")
+	sched_of "$ws" ws0
 	t0=$(now)
 	# the application commits durably (the clusters' default here is off): the
 	# walsender sends only flushed WAL, so otherwise wal_writer_delay is in every figure
@@ -441,6 +448,7 @@ latency_side() { # side rate label
 		wait_marker ours "$n" "$ours_pid"
 	fi
 	t1=$(now)
+	sched_of "$ws" ws1
 	local wp cw=0 cc=0 ct=0
 	if [ -n "$PROFILE" ]; then
 		wp=$(slot_pid "$slot")
@@ -469,6 +477,11 @@ latency_side() { # side rate label
 		WHERE id BETWEEN $first AND $last" | LC_ALL=C sort -t'|' -k1,1 >"$dir/lat.src.$side"
 	commit_times "$(tgt "$side")" >"$dir/lat.$side"
 	printf -v "lat_$side" '%s' "$(latency_pcts "$dir/lat.src.$side" "$dir/lat.$side")"
+	printf -v "lat_ws_$side" '%s' "$(awk -v a="$ws0" -v b="$ws1" -v t0="$t0" -v t1="$t1" 'BEGIN {
+		# unknown: no schedstat, or not the same walsender at the end
+		if (split(a, x, " ") < 2 || split(b, y, " ") < 2 || y[1] < x[1]) { print "- / -"; exit }
+		ns = (t1 - t0) * 1e9
+		printf "%.0f%% / %.0f%%", (y[1] - x[1]) * 100 / ns, (y[2] - x[2]) * 100 / ns }')"
 	printf -v "lat_rows_$side" '%s' "$rows"
 	printf -v "lat_secs_$side" '%s' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
 	if [ "$(lat_sum "$SRC" "$first" "$last")" = "$(lat_sum "$(tgt "$side")" "$first" "$last")" ]; then
@@ -490,9 +503,10 @@ run_latency() { # label rate
 	# below it, every process short of CPU: the figures then say so)
 	awk -v label="$label" -v r="$lat_rows_native/$lat_rows_ours" -v rate="$rate" -v a="$lat_secs_native" -v b="$lat_secs_ours" \
 		-v rn="$lat_rows_native" -v ro="$lat_rows_ours" -v secs="$LATSECS" \
-		-v rss="$lat_rss" -v cpu="$lat_cpu" -v pn="$lat_native" -v po="$lat_ours" -v ok="$ok" 'BEGIN {
-		printf "| %s | %s | %d/s asked, %d/s / %d/s reached | | %s s / %s s live, one side at a time | | | - | - | %6.1f | %5.2f | %s | %s | %s |\n",
-		       label, r, rate, rn / secs, ro / secs, a, b, rss / 1024, cpu, pn, po, ok }'
+		-v rss="$lat_rss" -v cpu="$lat_cpu" -v pn="$lat_native" -v po="$lat_ours" -v ok="$ok" \
+		-v wn="$lat_ws_native" -v wo="$lat_ws_ours" 'BEGIN {
+		printf "| %s | %s | %d/s asked, %d/s / %d/s reached | | %s s / %s s live, one side at a time | | | walsender on a CPU / waiting for one: %s native, %s ours | - | %6.1f | %5.2f | %s | %s | %s |\n",
+		       label, r, rate, rn / secs, ro / secs, a, b, wn, wo, rss / 1024, cpu, pn, po, ok }'
 }
 
 echo "| workload | row changes | native s | native rows/s | pg_dbmigrator s | rows/s | ratio | stream alone s (walsender busy) | native / alone | peak RSS MiB | client CPU s | native latency p50 / p99 ms | ours latency p50 / p99 ms | checksums equal |"

@@ -14,6 +14,10 @@
 #                                has used so far, ended ones included (the
 #                                postmaster's children's times): a difference of
 #                                two readings is what the cluster spent between
+#   sched_of PID VAR             "RUN WAIT": the nanoseconds a live process has
+#                                spent on a CPU and waiting in a run queue for
+#                                one (/proc/PID/schedstat); empty when there is
+#                                none (or the kernel does not keep them)
 #   nap SECONDS                  sleep without starting a process
 #
 # What runs while a side is timed must cost next to nothing: on a small
@@ -71,6 +75,12 @@ cpu_of() {
 	else
 		printf '%d.%03d\n' $(( t / CLK_TCK )) $(( t % CLK_TCK * 1000 / CLK_TCK ))
 	fi
+}
+
+sched_of() {
+	local s=
+	if [ -n "$1" ] && read -r s 2>/dev/null <"/proc/$1/schedstat"; then s=${s% *}; else s=; fi
+	printf -v "$2" '%s' "$s"
 }
 
 cluster_cpu() {
