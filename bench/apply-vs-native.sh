@@ -31,7 +31,10 @@
 # and how the source's walsender spent the load: the share of it on a CPU
 # and the share waiting in a run queue for one (/proc/PID/schedstat). A
 # walsender waiting for a CPU much of the time says the machine is full,
-# and the figures then measure its scheduler as much as either apply.
+# and the figures then measure its scheduler as much as either apply; when
+# either side's pgbench fell more than 5 % short of the rate asked, the
+# row's label says so (the load was no steady one below the apply's
+# capacity, which is what the latency goal is about).
 #
 # "stream alone" is the same backlog read from a third slot by
 # `pg_dbmigrator decode --catch-up stream` into /dev/null, nothing applied, with the share of
@@ -500,11 +503,14 @@ run_latency() { # label rate
 	[ "$lat_ok_native" = yes ] || ok=$lat_ok_native
 	[ "$lat_ok_ours" = yes ] || ok=$lat_ok_ours
 	# the load pgbench reached (a machine too small for the rate asked runs
-	# below it, every process short of CPU: the figures then say so)
+	# below it, every process short of CPU: the figures then say so, and the
+	# row says it is no steady load when either side fell 5 % short)
 	awk -v label="$label" -v r="$lat_rows_native/$lat_rows_ours" -v rate="$rate" -v a="$lat_secs_native" -v b="$lat_secs_ours" \
 		-v rn="$lat_rows_native" -v ro="$lat_rows_ours" -v secs="$LATSECS" \
 		-v rss="$lat_rss" -v cpu="$lat_cpu" -v pn="$lat_native" -v po="$lat_ours" -v ok="$ok" \
 		-v wn="$lat_ws_native" -v wo="$lat_ws_ours" 'BEGIN {
+		if (rn / secs < 0.95 * rate || ro / secs < 0.95 * rate)
+			label = label " (rate not reached: the machine is full, no steady load)"
 		printf "| %s | %s | %d/s asked, %d/s / %d/s reached | | %s s / %s s live, one side at a time | | | walsender on a CPU / waiting for one: %s native, %s ours | - | %6.1f | %5.2f | %s | %s | %s |\n",
 		       label, r, rate, rn / secs, ro / secs, a, b, wn, wo, rss / 1024, cpu, pn, po, ok }'
 }
