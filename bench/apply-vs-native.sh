@@ -433,9 +433,8 @@ latency_side() { # side rate label
 		start_ours latency "$FAR_LSN"
 	fi
 	# streaming before the load starts
-	until [ -n "$(slot_pid "$slot")" ]; do sleep 0.05; done
 	local ws ws0 ws1
-	ws=$(slot_pid "$slot")
+	until ws=$(slot_pid "$slot"); [ -n "$ws" ]; do sleep 0.05; done
 	first=$(sql "$SRC" "SELECT nextval('lat_seq') + 1")
 	sched_of "$ws" ws0
 	t0=$(now)

@@ -79,7 +79,7 @@ cpu_of() {
 
 sched_of() {
 	local s=
-	if [ -n "$1" ] && read -r s 2>/dev/null <"/proc/$1/schedstat"; then s=${s% *}; else s=; fi
+	[ -z "$1" ] || ! read -r s 2>/dev/null <"/proc/$1/schedstat" || s=${s% *}
 	printf -v "$2" '%s' "$s"
 }
 

@@ -44,8 +44,8 @@ typedef struct catchup_rec
 /* A received chunk's messages, copied out of their results. */
 typedef struct catchup_arena
 {
-	char *data; /* owned */
-	size_t used, cap;
+	char *data; /* owned: CATCHUP_ARENA_MAX + 1 bytes, taken at the first message */
+	size_t used;
 	catchup_rec *recs; /* owned */
 	size_t nrecs, caprecs;
 } catchup_arena;
@@ -506,10 +506,9 @@ catchup_arena_add(catchup_arena *ar, pgo_lsn lsn, const char *data, size_t len)
 		ar->data = malloc(CATCHUP_ARENA_MAX + 1);
 		if (ar->data == NULL)
 			return false;
-		ar->cap = CATCHUP_ARENA_MAX + 1;
 	}
 	/* and a byte after it, as libpq and the ring leave: the decoder may end a value there */
-	if (ar->used + len + 1 > ar->cap)
+	if (ar->used + len > CATCHUP_ARENA_MAX)
 		return false;
 	memcpy(ar->data + ar->used, data, len);
 	ar->data[ar->used + len] = '\0';
