@@ -184,8 +184,14 @@ START_TEST(killed_while_streaming_then_resumed_loses_and_doubles_nothing)
 	sleep(4);
 	story_kill_9(&tool);
 	story_pgbench_done(&writers, 60);
-	/* their last asynchronous commits flushed (the WAL writer here waits 10 s) */
-	pgt_exec(s, "SELECT pg_current_xact_id()");
+	/*
+	 * Their asynchronous commits flushed: the WAL writer here waits 10 s, and
+	 * a commit that wrote nothing else (SELECT pg_current_xact_id()) is
+	 * asynchronous itself. Unflushed, the catch-up (up to the flushed end)
+	 * had nothing to read and the stream took the backlog when the WAL writer
+	 * woke: the story then waited for the catch-up's event in vain.
+	 */
+	pgt_exec(s, "SELECT pg_switch_wal()");
 	spawn_tool(&tool, src, tgt, dump, "shop2", true);
 	/* what the writers did meanwhile is a backlog: read through SQL, then streamed */
 	story_expect(&tool, "applied the backlog through SQL", 120);
